@@ -1,0 +1,59 @@
+//! The typed column value carried by row changes.
+//!
+//! One variant per physical representation, not per SQL type: the column's [`ColumnType`]
+//! says how a value is rendered by each codec. The mapping is fixed:
+//!
+//! | SQL types                                         | variant            |
+//! |---------------------------------------------------|--------------------|
+//! | TINYINT..BIGINT (signed), YEAR                    | `Int`              |
+//! | TINYINT..BIGINT UNSIGNED, BIT                     | `UInt`             |
+//! | FLOAT                                             | `Float`            |
+//! | DOUBLE                                            | `Double`           |
+//! | DECIMAL                                           | `Decimal` (text)   |
+//! | CHAR, VARCHAR, *TEXT, JSON                        | `String`           |
+//! | DATE, TIME, DATETIME, TIMESTAMP                   | `String` (MySQL text form, e.g. `2024-01-02 03:04:05.123`) |
+//! | ENUM, SET                                         | `String` (element name; set members comma-joined) |
+//! | BINARY, VARBINARY, *BLOB                          | `Bytes`            |
+//!
+//! [`ColumnType`]: crate::table::ColumnType
+
+use serde::{Deserialize, Serialize};
+
+/// One column's value in a row image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// Signed integers and YEAR.
+    Int(i64),
+    /// Unsigned integers and BIT.
+    UInt(u64),
+    /// FLOAT.
+    Float(f32),
+    /// DOUBLE.
+    Double(f64),
+    /// DECIMAL, as its exact decimal text.
+    Decimal(String),
+    /// Character, JSON, temporal, ENUM and SET columns, as text.
+    String(String),
+    /// Binary columns.
+    Bytes(Vec<u8>),
+}
+
+impl Value {
+    /// True for [`Value::Null`].
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// Approximate encoded size in bytes, used for batching and quota estimates.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Value::Null => 2,
+            Value::Int(_) | Value::UInt(_) | Value::Double(_) => 8,
+            Value::Float(_) => 4,
+            Value::Decimal(s) | Value::String(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+        }
+    }
+}
