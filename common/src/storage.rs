@@ -1,4 +1,482 @@
-//! (in progress)
+//! Storage URIs, turned into `object_store` stores.
+//!
+//! | URI                                   | store                                             |
+//! |---------------------------------------|---------------------------------------------------|
+//! | `file:///abs/path` (or `/abs/path`)   | local directory (created if missing)              |
+//! | `memory://[name]`                     | in-memory; one shared store per name per process |
+//! | `s3://bucket[/prefix]`                | S3 or an S3-compatible server                     |
+//! | `gcs://bucket[/prefix]` (`gs://`)     | Google Cloud Storage                              |
+//! | `azure://container[/prefix]` (`azblob://`) | Azure Blob Storage or Azurite                |
+//!
+//! Storage parameters ride in the query next to the sink options (TiCDC's names where TiCDC has
+//! one): S3 `endpoint`, `region`, `access-key`, `secret-access-key`, `session-token`,
+//! `force-path-style` (default true: virtual-hosted style when false), `allow-http`; GCS
+//! `credentials-file`, `endpoint`; Azure `account-name`, `account-key`, `sas-token`, `endpoint`,
+//! `use-emulator`, `allow-http`. Credentials the URI does not give come from the usual
+//! environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Every other query parameter must be a
+//! sink option ([`crate::options::SINK_PARAMS`]) or the caller's own; unknown names are errors.
+//!
+//! Secrets (`secret-access-key`, `session-token`, `account-key`, `sas-token`, URI passwords)
+//! never appear in `Debug`/`Display` output or error messages: see [`redact_uri`] and [`Secret`].
+
+use crate::error::{Error, Result};
+use crate::options::{Params, SinkOptions, SINK_PARAMS};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Names of query parameters whose values are secrets.
+pub const SECRET_PARAMS: &[&str] = &[
+    "secret-access-key",
+    "session-token",
+    "account-key",
+    "sas-token",
+    "password",
+];
+/// Storage parameter names understood by [`StorageUri::parse`].
+pub const STORAGE_PARAMS: &[&str] = &[
+    "endpoint",
+    "region",
+    "access-key",
+    "secret-access-key",
+    "session-token",
+    "force-path-style",
+    "allow-http",
+    "credentials-file",
+    "account-name",
+    "account-key",
+    "sas-token",
+    "use-emulator",
+];
+
+/// A string that never shows itself in `Debug` or `Display`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The secret itself, for handing to a client.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Which store a URI names, with its connection settings.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum StorageKind {
+    /// A local directory.
+    Local {
+        /// Absolute root directory.
+        root: PathBuf,
+    },
+    /// A process-wide in-memory store, shared by name.
+    Memory {
+        /// The store's name (`memory://name`); empty for the default.
+        name: String,
+    },
+    /// S3 or S3-compatible.
+    S3 {
+        /// Bucket.
+        bucket: String,
+        /// Endpoint URL for S3-compatible servers.
+        endpoint: Option<String>,
+        /// Region.
+        region: Option<String>,
+        /// Access key id.
+        access_key: Option<String>,
+        /// Secret access key.
+        secret_key: Option<Secret>,
+        /// Session token.
+        session_token: Option<Secret>,
+        /// Path-style requests (`endpoint/bucket/key`) rather than virtual-hosted style.
+        force_path_style: bool,
+        /// Allow plain http endpoints.
+        allow_http: bool,
+    },
+    /// Google Cloud Storage.
+    Gcs {
+        /// Bucket.
+        bucket: String,
+        /// Service account file.
+        credentials_file: Option<String>,
+        /// Base URL override.
+        endpoint: Option<String>,
+    },
+    /// Azure Blob Storage (or Azurite).
+    Azure {
+        /// Container.
+        container: String,
+        /// Storage account.
+        account: Option<String>,
+        /// Account key.
+        key: Option<Secret>,
+        /// SAS token.
+        sas_token: Option<Secret>,
+        /// Endpoint URL (for Azurite: `http://127.0.0.1:<port>`; the account is appended).
+        endpoint: Option<String>,
+        /// Talk to the Azurite emulator with its well-known account.
+        use_emulator: bool,
+        /// Allow plain http endpoints.
+        allow_http: bool,
+    },
+}
+
+/// A parsed storage URI: the store and the key prefix inside it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StorageUri {
+    /// The store.
+    pub kind: StorageKind,
+    /// Key prefix inside the store (no leading or trailing `/`), empty for the root.
+    pub prefix: String,
+    redacted: String,
+}
+
+impl fmt::Display for StorageUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// The Azurite emulator's published account name.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+/// The Azurite emulator's published account key (public, documented by Microsoft).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl StorageUri {
+    /// Parses a URI; storage parameters are taken from its query and the rest returned for the
+    /// caller (sink options etc.).
+    pub fn parse(uri: &str) -> Result<(StorageUri, Params)> {
+        let redacted = redact_uri(uri);
+        let bad = |reason: String| Error::InvalidUri {
+            uri: redacted.clone(),
+            reason,
+        };
+        if uri.starts_with('/') {
+            return StorageUri::parse(&format!("file://{uri}"));
+        }
+        let url = url::Url::parse(uri).map_err(|e| bad(format!("not a URI ({e})")))?;
+        let mut params = Params::from_query(url.query().unwrap_or(""))?;
+        let host = url.host_str().unwrap_or("").to_string();
+        let path = percent_encoding::percent_decode_str(url.path())
+            .decode_utf8()
+            .map_err(|_| bad("path is not UTF-8".into()))?
+            .into_owned();
+        let prefix = path.trim_matches('/').to_string();
+        // The URL parser already resolves `.`/`..` (even percent-encoded); what it keeps must
+        // still be a safe key prefix.
+        if !prefix.is_empty() {
+            for seg in prefix.split('/') {
+                crate::layout::validate_name(seg).map_err(|e| bad(format!("path segment: {e}")))?;
+            }
+        }
+        let opt_bool = |params: &mut Params, name: &str, default: bool| -> Result<bool> {
+            params
+                .take(name)
+                .map(|v| crate::options::parse_bool(name, &v))
+                .transpose()
+                .map(|b| b.unwrap_or(default))
+        };
+        let need_bucket = |what: &str| -> Result<String> {
+            if host.is_empty() {
+                Err(bad(format!("missing {what} name (scheme://{what}/prefix)")))
+            } else {
+                Ok(host.clone())
+            }
+        };
+        let (kind, prefix) = match url.scheme() {
+            "file" | "local" => {
+                if !host.is_empty() && host != "localhost" {
+                    return Err(bad(format!(
+                        "file URIs take an absolute path (file:///dir), got host `{host}`"
+                    )));
+                }
+                if path.is_empty() || path == "/" {
+                    return Err(bad("file URI needs a directory path".into()));
+                }
+                (
+                    StorageKind::Local {
+                        root: PathBuf::from(&path),
+                    },
+                    String::new(),
+                )
+            }
+            "memory" | "noop" => (StorageKind::Memory { name: host.clone() }, prefix),
+            "s3" => {
+                let endpoint = params.take("endpoint");
+                let allow_default = endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://"));
+                let kind = StorageKind::S3 {
+                    bucket: need_bucket("bucket")?,
+                    region: params.take("region"),
+                    access_key: params.take("access-key"),
+                    secret_key: params.take("secret-access-key").map(Secret),
+                    session_token: params.take("session-token").map(Secret),
+                    force_path_style: opt_bool(&mut params, "force-path-style", true)?,
+                    allow_http: opt_bool(&mut params, "allow-http", allow_default)?,
+                    endpoint,
+                };
+                (kind, prefix)
+            }
+            "gcs" | "gs" => (
+                StorageKind::Gcs {
+                    bucket: need_bucket("bucket")?,
+                    credentials_file: params.take("credentials-file"),
+                    endpoint: params.take("endpoint"),
+                },
+                prefix,
+            ),
+            "azure" | "azblob" => {
+                let endpoint = params.take("endpoint");
+                let allow_default = endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://"));
+                let use_emulator = opt_bool(&mut params, "use-emulator", false)?;
+                let kind = StorageKind::Azure {
+                    container: need_bucket("container")?,
+                    account: params.take("account-name"),
+                    key: params.take("account-key").map(Secret),
+                    sas_token: params.take("sas-token").map(Secret),
+                    allow_http: opt_bool(&mut params, "allow-http", allow_default || use_emulator)?,
+                    use_emulator,
+                    endpoint,
+                };
+                (kind, prefix)
+            }
+            other => {
+                return Err(bad(format!(
+                    "unknown scheme `{other}`; expected file, memory, s3, gcs or azure"
+                )))
+            }
+        };
+        Ok((
+            StorageUri {
+                kind,
+                prefix,
+                redacted,
+            },
+            params,
+        ))
+    }
+
+    /// Parses a sink URI: storage plus every sink option, nothing else allowed.
+    pub fn parse_sink(uri: &str) -> Result<(StorageUri, SinkOptions)> {
+        let (s, mut params) = StorageUri::parse(uri)?;
+        let o = SinkOptions::take_from(&mut params)?;
+        params.finish(&[STORAGE_PARAMS, SINK_PARAMS].concat())?;
+        Ok((s, o))
+    }
+
+    /// Builds the store, rooted at the prefix.
+    pub fn build(&self) -> Result<Arc<dyn ObjectStore>> {
+        let err = |e: object_store::Error| Error::InvalidUri {
+            uri: self.redacted.clone(),
+            reason: e.to_string(),
+        };
+        let store: Arc<dyn ObjectStore> = match &self.kind {
+            StorageKind::Local { root } => {
+                std::fs::create_dir_all(root).map_err(|e| Error::InvalidUri {
+                    uri: self.redacted.clone(),
+                    reason: format!("cannot create directory {}: {e}", root.display()),
+                })?;
+                let fs = object_store::local::LocalFileSystem::new_with_prefix(root)
+                    .map_err(err)?
+                    .with_automatic_cleanup(true);
+                Arc::new(fs)
+            }
+            StorageKind::Memory { name } => memory_store(name),
+            StorageKind::S3 {
+                bucket,
+                endpoint,
+                region,
+                access_key,
+                secret_key,
+                session_token,
+                force_path_style,
+                allow_http,
+            } => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(bucket)
+                    .with_allow_http(*allow_http)
+                    .with_virtual_hosted_style_request(!force_path_style)
+                    .with_region(region.clone().unwrap_or_else(|| "us-east-1".into()));
+                if let Some(e) = endpoint {
+                    b = b.with_endpoint(e);
+                }
+                if let Some(k) = access_key {
+                    b = b.with_access_key_id(k);
+                }
+                if let Some(s) = secret_key {
+                    b = b.with_secret_access_key(s.expose());
+                }
+                if let Some(t) = session_token {
+                    b = b.with_token(t.expose());
+                }
+                Arc::new(b.build().map_err(err)?)
+            }
+            StorageKind::Gcs {
+                bucket,
+                credentials_file,
+                endpoint,
+            } => {
+                let mut b = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                    .with_bucket_name(bucket);
+                if let Some(f) = credentials_file {
+                    b = b.with_service_account_path(f);
+                }
+                if let Some(e) = endpoint {
+                    b = b.with_base_url(e);
+                }
+                Arc::new(b.build().map_err(err)?)
+            }
+            StorageKind::Azure {
+                container,
+                account,
+                key,
+                sas_token,
+                endpoint,
+                use_emulator,
+                allow_http,
+            } => {
+                let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
+                    .with_container_name(container)
+                    .with_allow_http(*allow_http);
+                let account = account
+                    .clone()
+                    .or_else(|| use_emulator.then(|| AZURITE_ACCOUNT.to_string()));
+                let key = key
+                    .clone()
+                    .or_else(|| use_emulator.then(|| Secret::new(AZURITE_KEY)));
+                match (use_emulator, endpoint) {
+                    // An emulator on another port: address it as a plain endpoint whose path
+                    // carries the account, which is exactly the emulator's URL scheme.
+                    (true, Some(e)) => {
+                        let acct = account.clone().unwrap_or_default();
+                        b = b.with_endpoint(format!("{}/{acct}", e.trim_end_matches('/')));
+                    }
+                    (true, None) => b = b.with_use_emulator(true),
+                    (false, Some(e)) => b = b.with_endpoint(e.clone()),
+                    (false, None) => {}
+                }
+                if let Some(a) = account {
+                    b = b.with_account(a);
+                }
+                if let Some(k) = key {
+                    b = b.with_access_key(k.expose());
+                }
+                if let Some(s) = sas_token {
+                    let pairs: Vec<(String, String)> =
+                        url::form_urlencoded::parse(s.expose().as_bytes())
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                    b = b.with_sas_authorization(pairs);
+                }
+                Arc::new(b.build().map_err(err)?)
+            }
+        };
+        if self.prefix.is_empty() {
+            return Ok(store);
+        }
+        let prefix = Path::parse(&self.prefix).map_err(|e| Error::InvalidUri {
+            uri: self.redacted.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(Arc::new(object_store::prefix::PrefixStore::new(
+            store, prefix,
+        )))
+    }
+}
+
+fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
+    static STORES: OnceLock<Mutex<HashMap<String, Arc<dyn ObjectStore>>>> = OnceLock::new();
+    let mut map = STORES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    map.entry(name.to_string())
+        .or_insert_with(|| Arc::new(object_store::memory::InMemory::new()))
+        .clone()
+}
+
+/// Reads a whole object, mapping "not found" to `Ok(None)`.
+pub async fn get_opt(store: &dyn ObjectStore, path: &str) -> Result<Option<bytes::Bytes>> {
+    let p = Path::parse(path).map_err(|e| Error::path(path, e.to_string()))?;
+    match store.get(&p).await {
+        Ok(r) => Ok(Some(r.bytes().await?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The URI with every secret replaced by `***` (query secrets and a userinfo password), for
+/// logs and errors. Works on any URI-ish text, parseable or not.
+pub fn redact_uri(uri: &str) -> String {
+    let (base, query) = match uri.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (uri, None),
+    };
+    // userinfo password: scheme://user:password@host
+    let base = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let (auth, tail) = match rest.find('/') {
+                Some(i) => rest.split_at(i),
+                None => (rest, ""),
+            };
+            match auth.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo
+                        .split_once(':')
+                        .map(|(u, _)| format!("{u}:***"))
+                        .unwrap_or(userinfo.into());
+                    format!("{scheme}://{user}@{host}{tail}")
+                }
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    match query {
+        None => base,
+        Some(q) => {
+            let parts: Vec<String> = q
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _))
+                        if SECRET_PARAMS.contains(&k)
+                            || k.ends_with("secret")
+                            || k.ends_with("key") && k != "access-key" =>
+                    {
+                        format!("{k}=***")
+                    }
+                    _ => kv.to_string(),
+                })
+                .collect();
+            format!("{base}?{}", parts.join("&"))
+        }
+    }
+}
+
 /// True when an object_store error is worth retrying.
 pub fn is_retryable(e: &object_store::Error) -> bool {
     !matches!(
@@ -13,4 +491,144 @@ pub fn is_retryable(e: &object_store::Error) -> bool {
             | object_store::Error::UnknownConfigurationKey { .. }
             | object_store::Error::NotImplemented { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_each_scheme() {
+        let (s, _) = StorageUri::parse("file:///tmp/cdc-x").unwrap();
+        assert_eq!(
+            s.kind,
+            StorageKind::Local {
+                root: "/tmp/cdc-x".into()
+            }
+        );
+        let (s, _) = StorageUri::parse("memory://t1/a/b").unwrap();
+        assert_eq!(
+            (s.kind, s.prefix.as_str()),
+            (StorageKind::Memory { name: "t1".into() }, "a/b")
+        );
+        let (s, rest) = StorageUri::parse(
+            "s3://bkt/pre/fix?endpoint=http://127.0.0.1:9000&access-key=AK&secret-access-key=SK&protocol=csv",
+        )
+        .unwrap();
+        assert_eq!(s.prefix, "pre/fix");
+        match &s.kind {
+            StorageKind::S3 {
+                bucket,
+                endpoint,
+                allow_http,
+                force_path_style,
+                secret_key,
+                ..
+            } => {
+                assert_eq!(bucket, "bkt");
+                assert_eq!(endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+                assert!(*allow_http && *force_path_style);
+                assert_eq!(secret_key.as_ref().unwrap().expose(), "SK");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!rest.is_empty());
+        let (s, _) = StorageUri::parse("azure://ctr/p?use-emulator=true").unwrap();
+        assert!(matches!(
+            s.kind,
+            StorageKind::Azure {
+                use_emulator: true,
+                allow_http: true,
+                ..
+            }
+        ));
+        let (s, _) = StorageUri::parse("gcs://b/p?credentials-file=/x.json").unwrap();
+        assert!(matches!(s.kind, StorageKind::Gcs { .. }));
+    }
+
+    #[test]
+    fn rejects_bad_uris_and_unknown_parameters() {
+        for uri in [
+            "ftp://x",
+            "s3:///nobucket",
+            "file://host/x",
+            "not a uri",
+            "memory://m/a%00b",
+            "memory://m/a//b",
+            "file:///",
+        ] {
+            assert!(
+                matches!(StorageUri::parse(uri), Err(Error::InvalidUri { .. })),
+                "{uri}"
+            );
+        }
+        assert!(matches!(
+            StorageUri::parse_sink("s3://b/p?bogus=1"),
+            Err(Error::InvalidParameter { ref name, .. }) if name == "bogus"
+        ));
+        assert!(matches!(
+            StorageUri::parse_sink("s3://b/p?file-index-width=30"),
+            Err(Error::InvalidParameter { ref name, .. }) if name == "file-index-width"
+        ));
+        assert!(matches!(
+            StorageUri::parse("s3://b/p?force-path-style=maybe"),
+            Err(Error::InvalidParameter { .. })
+        ));
+    }
+
+    #[test]
+    fn secrets_never_show() {
+        let uri = "s3://b/p?access-key=AK&secret-access-key=TOPSECRET&endpoint=http://h";
+        let (s, _) = StorageUri::parse(uri).unwrap();
+        assert!(!format!("{s:?}").contains("TOPSECRET"));
+        assert!(!s.to_string().contains("TOPSECRET"));
+        let err = StorageUri::parse("s3://b/p?secret-access-key=TOPSECRET&force-path-style=x")
+            .unwrap_err();
+        assert!(!err.to_string().contains("TOPSECRET"));
+        let err = StorageUri::parse("bogus://b/p?account-key=TOPSECRET").unwrap_err();
+        assert!(!err.to_string().contains("TOPSECRET"), "{err}");
+        assert_eq!(
+            redact_uri("postgres://u:pw@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            redact_uri("azure://c?account-key=k&x=1"),
+            "azure://c?account-key=***&x=1"
+        );
+    }
+
+    #[tokio::test]
+    async fn local_and_memory_stores_work_with_prefixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let uri = format!("file://{}/sub", dir.path().display());
+        let store = StorageUri::parse(&uri).unwrap().0.build().unwrap();
+        let (s, _) = StorageUri::parse("memory://m/a/../../x").unwrap();
+        assert_eq!(s.prefix, "x", "dot segments are resolved inside the store");
+        store
+            .put(&Path::from("a/b.txt"), "hi".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("sub/a/b.txt")).unwrap(),
+            "hi"
+        );
+        assert_eq!(
+            get_opt(store.as_ref(), "a/b.txt").await.unwrap().unwrap(),
+            "hi"
+        );
+        assert_eq!(get_opt(store.as_ref(), "a/missing").await.unwrap(), None);
+
+        let m1 = StorageUri::parse("memory://shared/x")
+            .unwrap()
+            .0
+            .build()
+            .unwrap();
+        let m2 = StorageUri::parse("memory://shared")
+            .unwrap()
+            .0
+            .build()
+            .unwrap();
+        m1.put(&Path::from("k"), "v".into()).await.unwrap();
+        assert_eq!(get_opt(m2.as_ref(), "x/k").await.unwrap().unwrap(), "v");
+    }
 }
