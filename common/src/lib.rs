@@ -21,6 +21,7 @@ pub mod options;
 pub mod schema_file;
 pub mod storage;
 pub mod table;
+pub mod testing;
 pub mod ts;
 pub mod value;
 

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts the real servers the test suite talks to, all on 127.0.0.1:
+#   - s3s-fs      S3-compatible server (crate, cargo install; signatures and conditional create checked)
+#   - Azurite     Azure Blob emulator (npm)
+#   - PostgreSQL  15 (Debian package), run as the `postgres` user in a temporary directory
+#   - MariaDB     10.11 (Debian package), run as root in a temporary directory
+# Usage: source scripts/servers.sh; servers_start; ... ; servers_stop
+# After servers_start the environment holds CDC_TEST_S3_URI, CDC_TEST_AZURE_URI,
+# CDC_TEST_POSTGRES_URI and CDC_TEST_MYSQL_URI (the tests read them; under CI=true a test whose
+# server is missing fails instead of skipping). Tools are cached in $CDC_TOOLS_DIR.
+set -euo pipefail
+
+CDC_TOOLS_DIR=${CDC_TOOLS_DIR:-$HOME/.cache/cdc-storage-tools}
+S3S_VERSION=0.14.1
+AZURITE_VERSION=3.37.0
+
+log() { echo "[servers] $*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+wait_port() { # host port seconds
+  local i
+  for ((i = 0; i < $3 * 10; i++)); do
+    if python3 -c "import socket,sys; s=socket.create_connection(('$1',$2),0.2)" 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+
+install_debian_packages() {
+  local missing=()
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+  command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_s3s() {
+  if [ ! -x "$CDC_TOOLS_DIR/bin/s3s-fs" ]; then
+    log "installing s3s-fs $S3S_VERSION (cargo install, a few minutes the first time)"
+    cargo install s3s-fs --version "$S3S_VERSION" --locked --features binary --root "$CDC_TOOLS_DIR" -q
+  fi
+}
+
+install_azurite() {
+  if [ ! -x "$CDC_TOOLS_DIR/azurite/node_modules/.bin/azurite-blob" ]; then
+    log "installing azurite $AZURITE_VERSION (npm)"
+    mkdir -p "$CDC_TOOLS_DIR/azurite"
+    npm install --prefix "$CDC_TOOLS_DIR/azurite" --no-audit --no-fund --silent "azurite@$AZURITE_VERSION" >/dev/null
+  fi
+}
+
+start_s3() {
+  local port dir
+  port=$(free_port)
+  dir="$SERVERS_DIR/s3"
+  mkdir -p "$dir/cdc-test"
+  "$CDC_TOOLS_DIR/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key cdcaccess --secret-key cdcsecret \
+    "$dir" >"$SERVERS_DIR/s3.log" 2>&1 &
+  echo $! >>"$SERVERS_DIR/pids"
+  wait_port 127.0.0.1 "$port" 30 || { log "s3s-fs did not start"; cat "$SERVERS_DIR/s3.log" >&2; return 1; }
+  export CDC_TEST_S3_URI="s3://cdc-test?endpoint=http://127.0.0.1:$port&access-key=cdcaccess&secret-access-key=cdcsecret&region=us-east-1"
+  export CDC_TEST_S3_ROOT="$dir/cdc-test"
+  log "s3s-fs on 127.0.0.1:$port"
+}
+
+create_azure_container() { # port container
+  python3 - "$1" "$2" <<'PY'
+import base64, hashlib, hmac, sys, urllib.request
+from email.utils import formatdate
+port, container = sys.argv[1], sys.argv[2]
+account = "devstoreaccount1"
+key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+date, version = formatdate(usegmt=True), "2021-10-04"
+ctype = "application/octet-stream"
+to_sign = "\n".join(["PUT", "", "", "0", "", ctype, "", "", "", "", "", "",
+                     f"x-ms-date:{date}", f"x-ms-version:{version}",
+                     f"/{account}/{account}/{container}", "restype:container"])
+sig = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+req = urllib.request.Request(f"http://127.0.0.1:{port}/{account}/{container}?restype=container", method="PUT",
+    data=b"", headers={"x-ms-date": date, "x-ms-version": version, "Content-Type": ctype,
+                       "Content-Length": "0", "Authorization": f"SharedKey {account}:{sig}"})
+try:
+    urllib.request.urlopen(req)
+except urllib.error.HTTPError as e:
+    if e.code != 409:  # 409: exists already
+        raise
+PY
+}
+
+start_azurite() {
+  local port
+  port=$(free_port)
+  "$CDC_TOOLS_DIR/azurite/node_modules/.bin/azurite-blob" --blobHost 127.0.0.1 --blobPort "$port" \
+    --inMemoryPersistence --silent --disableTelemetry >"$SERVERS_DIR/azurite.log" 2>&1 &
+  echo $! >>"$SERVERS_DIR/pids"
+  wait_port 127.0.0.1 "$port" 30 || { log "azurite did not start"; cat "$SERVERS_DIR/azurite.log" >&2; return 1; }
+  create_azure_container "$port" cdc-test
+  export CDC_TEST_AZURE_URI="azure://cdc-test?use-emulator=true&endpoint=http://127.0.0.1:$port"
+  log "azurite on 127.0.0.1:$port"
+}
+
+start_postgres() {
+  local port bin dir
+  port=$(free_port)
+  bin=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n1)")
+  dir="$SERVERS_DIR/pg"
+  mkdir -p "$dir"
+  chown postgres:postgres "$dir"
+  runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$SERVERS_DIR/pg-init.log" 2>&1
+  runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null
+  echo "pg:$bin:$dir/data" >>"$SERVERS_DIR/pids"
+  runuser -u postgres -- "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE cdc" >/dev/null
+  export CDC_TEST_POSTGRES_URI="postgres://postgres@127.0.0.1:$port/cdc"
+  log "postgres on 127.0.0.1:$port"
+}
+
+start_mariadb() {
+  local port dir i
+  port=$(free_port)
+  dir="$SERVERS_DIR/mariadb"
+  mkdir -p "$dir"
+  mariadb-install-db --user=root --datadir="$dir/data" --auth-root-authentication-method=socket \
+    --skip-test-db >"$SERVERS_DIR/mariadb-init.log" 2>&1
+  mariadbd --no-defaults --user=root --datadir="$dir/data" --bind-address=127.0.0.1 --port="$port" \
+    --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-log-bin \
+    --max-connections=300 >/dev/null 2>&1 &
+  echo $! >>"$SERVERS_DIR/pids"
+  for ((i = 0; i < 300; i++)); do
+    mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+  mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot -e \
+    "CREATE DATABASE cdc; CREATE USER 'cdc'@'127.0.0.1' IDENTIFIED BY 'cdc'; GRANT ALL ON *.* TO 'cdc'@'127.0.0.1';"
+  export CDC_TEST_MYSQL_URI="mysql://cdc:cdc@127.0.0.1:$port/cdc"
+  log "mariadb on 127.0.0.1:$port"
+}
+
+servers_start() {
+  SERVERS_DIR=$(mktemp -d /tmp/cdc-servers.XXXXXX)
+  export SERVERS_DIR
+  chmod 755 "$SERVERS_DIR"
+  : >"$SERVERS_DIR/pids"
+  install_debian_packages
+  install_s3s
+  install_azurite
+  start_s3
+  start_azurite
+  start_postgres
+  start_mariadb
+  env | grep '^CDC_TEST_' | sed 's/^/export /' >"$SERVERS_DIR/env"
+}
+
+servers_stop() {
+  [ -n "${SERVERS_DIR:-}" ] && [ -f "$SERVERS_DIR/pids" ] || return 0
+  while read -r entry; do
+    case "$entry" in
+      pg:*)
+        IFS=: read -r _ bin data <<<"$entry"
+        runuser -u postgres -- "$bin/pg_ctl" -D "$data" -m immediate stop >/dev/null 2>&1 || true ;;
+      *) kill "$entry" 2>/dev/null || true ;;
+    esac
+  done <"$SERVERS_DIR/pids"
+  sleep 0.5
+  rm -rf "$SERVERS_DIR"
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The one command that runs every test: formatting and lints, then the whole workspace's tests
+# against real servers this script installs (when missing) and starts on 127.0.0.1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/servers.sh
+trap servers_stop EXIT
+servers_start
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -q -- -D warnings
+echo "== cargo test"
+cargo test --workspace -q "$@"
