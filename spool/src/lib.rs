@@ -1,6 +1,110 @@
 //! cdc-spool: the memory-quota spool between the sink's encoding pool and its writers.
 //!
-//! It will hold encoded messages in memory up to a quota, spill the rest to append-only
-//! `segment-<id>.log` files, and hold or release dispatcher wake callbacks with high/low
-//! watermark hysteresis. (Built out by the spool issue.)
+//! Encoded messages wait here until a writer has made them durable in object storage. The spool
+//! keeps them in memory up to a quota and spills the rest to append-only segment files on local
+//! disk, so that a slow or stalled object store never grows the process's memory without bound.
+//! It also decides when dispatchers are woken (the first stage of the two-stage acknowledgement).
+//!
+//! # Constraints
+//!
+//! - **Enqueue never blocks** the dispatcher's hot path. [`Spool::try_enqueue`] answers at once:
+//!   [`Enqueued::InMemory`], [`Enqueued::Spilled`], [`Enqueued::Oversized`] (a record larger
+//!   than the whole disk quota, admitted when the disk holds nothing, so it can never wait
+//!   forever) or [`Enqueued::WaitForDiskQuota`], which hands data and callbacks back; the caller
+//!   flushes, waits ([`Spool::wait_for_space_since`] on a thread, [`Spool::notify_on_space`] from
+//!   async code) and retries.
+//! - **Memory is bounded**: memory bytes never exceed the memory quota; everything else is on
+//!   disk. Disk bytes stay within the disk quota, except for one oversized record alone.
+//! - **Reads do not scan**: an entry addresses `(segment, offset, length)`; a read is one
+//!   positioned read, verified by length and CRC-32C. Damage is an error
+//!   ([`SpoolError::Corrupt`] with segment, offset and [`CorruptReason`]), never decoded.
+//! - **Accounting never leaks**: an [`Entry`] frees its bytes when released or dropped.
+//! - **No lock across I/O**: one mutex guards the bookkeeping; record writes and reads happen
+//!   outside it (a spill reserves its region under the lock, then writes with a positioned
+//!   write); callbacks run after it is dropped. The only I/O under the lock is creating an
+//!   empty segment file at rotation.
+//!
+//! # Segment record layout (frozen)
+//!
+//! ```text
+//!  segment-<id>.log  (id zero-padded to 20 digits)
+//!  +----------------+----------------+---------------------+----------------+---
+//!  | len: u32 LE    | crc: u32 LE    | payload (len bytes) | len: u32 LE    | ...
+//!  +----------------+----------------+---------------------+----------------+---
+//!  ^ record offset    crc = CRC-32C (Castagnoli) of payload  ^ next record = offset + 8 + len
+//! ```
+//!
+//! Do not change it: the test `record_framing_bytes_are_pinned` fails when a byte moves.
+//!
+//! # Files: who creates and who deletes
+//!
+//! | file | created by | deleted by |
+//! |------|------------|------------|
+//! | `<dir>/<changefeed>/` | [`Spool::open`] (after removing any leftover) | [`Spool::close`], or the drop of the last handle and entry |
+//! | `segment-<id>.log` | the first spill after open or after a rotation | the release (or drop) of its last entry once it is not the active segment; [`Spool::rotate`] of a fully released active segment; close |
+//!
+//! A segment rotates when the next record would take it past the segment size (64 MiB by
+//! default); the previous one is made read-only. When the active segment has no live entry its
+//! next write starts again at offset 0, so a spool that spills and drains in turn reuses one file.
+//!
+//! # Why the directory is scratch
+//!
+//! The spool is **not a checkpoint boundary**. An entry's flush callback runs only when its data
+//! and index files are durable in storage, and only then may the checkpoint pass it; nothing in
+//! the spool was ever acknowledged as flushed. After a crash the upstream replays from the
+//! checkpoint, which re-delivers everything that was in the spool. Replaying segment files would
+//! duplicate (or reorder) those events, so [`Spool::open`] removes what a previous process left
+//! and [`Spool::close`] removes the directory. Only one process may use a given
+//! `<dir>/<changefeed>` at a time (a changefeed has one owner).
+//!
+//! # Watermark state machine (wake control)
+//!
+//! ```text
+//!                 enqueue, total > high
+//!   +---------+ ------------------------> +---------+
+//!   | Flowing |                           | Holding |  wakes queue in arrival order
+//!   +---------+ <------------------------ +---------+
+//!    wakes run      release, total <= low
+//!    at once        (held wakes run, in order)
+//! ```
+//!
+//! `total` is memory bytes + disk bytes after the enqueue or release. While holding, every wake
+//! is held even if the total is back between the watermarks (hysteresis). The held wakes run on
+//! the thread of the release that crosses the low watermark, oldest first. The number held is the
+//! `cdc_spool_held_wakes` gauge.
+//!
+//! # Release and flush
+//!
+//! [`Spool::release`] runs the entry's flush callback, then frees its bytes, deletes its segment
+//! if that was the last live entry of a non-active segment, advances the space generation
+//! (waking disk-quota waiters) and runs the held wakes if the low watermark was reached.
+//! Dropping an entry does the same except the flush callback, which is dropped unrun.
+//!
+//! # Metrics
+//!
+//! Registered on the registry passed to [`Spool::open`] with a constant `changefeed` label:
+//! `cdc_spool_memory_bytes`, `cdc_spool_disk_bytes`, `cdc_spool_entries`,
+//! `cdc_spool_segments`, `cdc_spool_held_wakes`, `cdc_spool_disk_quota_waiters` (gauges),
+//! `cdc_spool_spill_bytes_total`, `cdc_spool_disk_quota_rejections_total` (counters),
+//! `cdc_spool_disk_quota_wait_seconds` (histogram).
+//!
+//! # Configuration
+//!
+//! [`SpoolConfig::from_options`] resolves the sink's [`cdc_common::SpoolOptions`]; unset values
+//! derive from the machine (see [`config`] for each rule and why).
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+mod metrics;
+mod quota;
+pub mod segment;
+mod spool;
+mod watermark;
+
+pub use config::{MachineInfo, SpoolConfig, SpoolConfigBuilder};
+pub use error::{CorruptReason, Result, SpoolError};
+pub use metrics::CHANGEFEED_LABEL;
+pub use spool::{changefeed_dir_name, Enqueued, Entry, EntryLocation, Spool, SpoolStats};
+pub use watermark::Callback;

@@ -1,0 +1,129 @@
+//! The crate error of cdc-spool.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Result alias of the spool.
+pub type Result<T, E = SpoolError> = std::result::Result<T, E>;
+
+/// Why a record read back from a segment is rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CorruptReason {
+    /// The CRC-32C of the payload does not match the checksum stored in the record header.
+    ChecksumMismatch {
+        /// The checksum stored in the header.
+        stored: u32,
+        /// The checksum of the payload bytes as read.
+        computed: u32,
+    },
+    /// The file ends before the record does (a truncated header or payload).
+    Truncated {
+        /// Bytes the record needs from its offset (header plus payload).
+        needed: u64,
+        /// Bytes the file holds from that offset.
+        available: u64,
+    },
+    /// The length field of the header differs from the length the entry was written with.
+    LengthMismatch {
+        /// The payload length the entry addresses.
+        expected: u64,
+        /// The payload length stored in the header.
+        found: u64,
+    },
+}
+
+impl fmt::Display for CorruptReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CorruptReason::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "checksum mismatch: header says {stored:#010x}, payload hashes to {computed:#010x}"
+            ),
+            CorruptReason::Truncated { needed, available } => write!(
+                f,
+                "truncated record: needs {needed} bytes, the file holds {available}"
+            ),
+            CorruptReason::LengthMismatch { expected, found } => write!(
+                f,
+                "length mismatch: entry has {expected} payload bytes, header says {found}"
+            ),
+        }
+    }
+}
+
+/// Errors of the spool.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpoolError {
+    /// A file system operation on the spool directory or a segment file failed.
+    #[error("spool I/O on `{}`: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record read back from a segment file does not verify. Never decoded further.
+    #[error("corrupt spool segment {segment} at offset {offset}: {reason}")]
+    Corrupt {
+        /// The segment id (`segment-<id>.log`).
+        segment: u64,
+        /// Byte offset of the record start in the segment.
+        offset: u64,
+        /// What is wrong.
+        reason: CorruptReason,
+    },
+    /// A spool option has a value out of range or the combination is inconsistent.
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter {
+        /// The option's name as the user writes it (`spool-low-watermark` ...).
+        name: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// The spool's metrics cannot be registered (a spool for the same changefeed is already
+    /// registered on that registry).
+    #[error("cannot register spool metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The spool was closed; its entries can no longer be read and nothing can be enqueued.
+    #[error("the spool is closed")]
+    Closed,
+}
+
+impl SpoolError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> SpoolError {
+        SpoolError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn param(name: &str, reason: impl Into<String>) -> SpoolError {
+        SpoolError::InvalidParameter {
+            name: name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the error says the spooled bytes are damaged (a checksum, length or
+    /// truncation failure); the changefeed must restart from its checkpoint.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, SpoolError::Corrupt { .. })
+    }
+}
+
+impl From<cdc_common::Error> for SpoolError {
+    fn from(e: cdc_common::Error) -> SpoolError {
+        match e {
+            cdc_common::Error::InvalidParameter { name, reason } => {
+                SpoolError::InvalidParameter { name, reason }
+            }
+            other => SpoolError::InvalidParameter {
+                name: "spool".to_string(),
+                reason: other.to_string(),
+            },
+        }
+    }
+}

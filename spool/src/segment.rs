@@ -1,0 +1,460 @@
+//! Segment files: append-only `segment-<id>.log` files holding framed records.
+//!
+//! # Record layout (FROZEN)
+//!
+//! ```text
+//! offset  size  field
+//! 0       4     len    payload length in bytes, u32 little-endian
+//! 4       4     crc    CRC-32C (Castagnoli) of the payload, u32 little-endian
+//! 8       len   payload
+//! ```
+//!
+//! Records follow each other with no padding. An entry is addressed by
+//! `(segment id, offset of the record start, payload length)` and read back with one positioned
+//! read of `8 + len` bytes; the reader checks that the stored `len` equals the addressed length,
+//! that the file holds the whole record and that the checksum matches, and reports a
+//! [`SpoolError::Corrupt`] naming the segment and offset otherwise.
+//!
+//! **Warning:** do not change the field order, widths or endianness. Segment files are scratch
+//! (never read across process restarts), but the diagnostics scanner ([`scan_segment`]) and the
+//! byte-pinning test `record_framing_bytes_are_pinned` rely on this exact layout.
+//!
+//! This module holds the file-level operations and the table of live segments ([`Segments`]):
+//! which segment is active, how many live entries each holds, the next write offset. The table
+//! is kept under the spool's lock; the I/O itself (positioned writes and reads) happens outside it.
+
+use crate::error::{CorruptReason, Result, SpoolError};
+use bytes::Bytes;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Bytes of the record header: `len: u32 LE` then `crc: u32 LE`.
+pub const RECORD_HEADER_LEN: u64 = 8;
+
+/// Largest payload a record can frame (the `len` field is a u32).
+pub const MAX_RECORD_PAYLOAD: u64 = u32::MAX as u64;
+
+/// The file name of segment `id`: `segment-<id>.log`, the id zero-padded to 20 digits so that
+/// a directory listing sorts in creation order.
+pub fn segment_file_name(id: u64) -> String {
+    format!("segment-{id:020}.log")
+}
+
+/// Bytes a payload of `payload_len` bytes occupies on disk.
+pub fn record_len(payload_len: u64) -> u64 {
+    RECORD_HEADER_LEN + payload_len
+}
+
+/// The 8-byte header framing `payload`.
+pub fn encode_header(payload: &[u8]) -> [u8; RECORD_HEADER_LEN as usize] {
+    let mut h = [0u8; RECORD_HEADER_LEN as usize];
+    h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[4..].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    h
+}
+
+/// Verifies a whole record buffer (`header + payload`) read at `offset` of `segment` and returns
+/// the payload range. `buf` must hold exactly `8 + expected_len` bytes.
+fn verify_record(segment: u64, offset: u64, expected_len: u64, buf: &[u8]) -> Result<()> {
+    let found = u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
+    if found != expected_len {
+        return Err(SpoolError::Corrupt {
+            segment,
+            offset,
+            reason: CorruptReason::LengthMismatch {
+                expected: expected_len,
+                found,
+            },
+        });
+    }
+    let stored = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
+    let computed = crc32c::crc32c(&buf[RECORD_HEADER_LEN as usize..]);
+    if stored != computed {
+        return Err(SpoolError::Corrupt {
+            segment,
+            offset,
+            reason: CorruptReason::ChecksumMismatch { stored, computed },
+        });
+    }
+    Ok(())
+}
+
+/// One open segment file. Shared (`Arc`) by the segment table and by every entry stored in it,
+/// so a read needs no lock.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    id: u64,
+    path: PathBuf,
+    file: File,
+}
+
+impl Segment {
+    /// Creates `segment-<id>.log` in `dir`; fails if it already exists.
+    pub(crate) fn create(dir: &Path, id: u64) -> Result<Segment> {
+        let path = dir.join(segment_file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| SpoolError::io(&path, e))?;
+        Ok(Segment { id, path, file })
+    }
+
+    /// The segment id.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The segment file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes one framed record at `offset` (a region reserved through [`Segments::reserve`]).
+    /// Header and payload go out in one positioned write.
+    pub(crate) fn write_record(&self, offset: u64, payload: &[u8]) -> Result<()> {
+        let mut buf = Vec::with_capacity(RECORD_HEADER_LEN as usize + payload.len());
+        buf.extend_from_slice(&encode_header(payload));
+        buf.extend_from_slice(payload);
+        self.file
+            .write_all_at(&buf, offset)
+            .map_err(|e| SpoolError::io(&self.path, e))
+    }
+
+    /// Reads and verifies the record at `offset` whose payload is `len` bytes: one positioned
+    /// read, no scanning.
+    pub(crate) fn read_record(&self, offset: u64, len: u64) -> Result<Bytes> {
+        read_record_at(&self.file, &self.path, self.id, offset, len)
+    }
+
+    /// Makes the file read-only once it is no longer the active segment. Open handles keep
+    /// their access (writes already reserved still land); the mode documents that no new
+    /// record will be appended and stops anything else from writing to it.
+    pub(crate) fn seal(&self) {
+        let res = self.file.metadata().and_then(|m| {
+            let mut p = m.permissions();
+            p.set_readonly(true);
+            self.file.set_permissions(p)
+        });
+        if let Err(e) = res {
+            tracing::warn!(path = %self.path.display(), error = %e, "cannot make spool segment read-only");
+        }
+    }
+}
+
+fn file_len(file: &File, path: &Path) -> Result<u64> {
+    file.metadata()
+        .map(|m| m.len())
+        .map_err(|e| SpoolError::io(path, e))
+}
+
+/// One positioned read of the record at `offset`, verified. On a short read the file's length is
+/// looked up to report how many bytes it really holds.
+fn read_record_at(file: &File, path: &Path, segment: u64, offset: u64, len: u64) -> Result<Bytes> {
+    let total = record_len(len);
+    let mut buf = vec![0u8; total as usize];
+    match file.read_exact_at(&mut buf, offset) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
+            let available = file_len(file, path)?.saturating_sub(offset);
+            return Err(SpoolError::Corrupt {
+                segment,
+                offset,
+                reason: CorruptReason::Truncated {
+                    needed: total,
+                    available,
+                },
+            });
+        }
+        Err(e) => return Err(SpoolError::io(path, e)),
+    }
+    verify_record(segment, offset, len, &buf)?;
+    Ok(Bytes::from(buf).slice(RECORD_HEADER_LEN as usize..))
+}
+
+/// Address of one record found by [`scan_segment`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordAddress {
+    /// Offset of the record start.
+    pub offset: u64,
+    /// Payload length.
+    pub len: u64,
+}
+
+/// Diagnostics: walks a segment file from offset 0 to `end` (or the end of the file) and checks
+/// every record. The spool itself never scans (entries carry their address); this exists for
+/// tests and for inspecting a segment by hand. Garbage after the last record is reported as
+/// [`SpoolError::Corrupt`] at the garbage's offset, never skipped.
+pub fn scan_segment(path: &Path, segment: u64, end: Option<u64>) -> Result<Vec<RecordAddress>> {
+    let file = File::open(path).map_err(|e| SpoolError::io(path, e))?;
+    let end = match end {
+        Some(e) => e,
+        None => file_len(&file, path)?,
+    };
+    let mut out = Vec::new();
+    let mut offset = 0u64;
+    while offset < end {
+        let available = end - offset;
+        if available < RECORD_HEADER_LEN {
+            return Err(SpoolError::Corrupt {
+                segment,
+                offset,
+                reason: CorruptReason::Truncated {
+                    needed: RECORD_HEADER_LEN,
+                    available,
+                },
+            });
+        }
+        let mut header = [0u8; RECORD_HEADER_LEN as usize];
+        file.read_exact_at(&mut header, offset)
+            .map_err(|e| SpoolError::io(path, e))?;
+        let len = u64::from(u32::from_le_bytes([
+            header[0], header[1], header[2], header[3],
+        ]));
+        if record_len(len) > available {
+            return Err(SpoolError::Corrupt {
+                segment,
+                offset,
+                reason: CorruptReason::Truncated {
+                    needed: record_len(len),
+                    available,
+                },
+            });
+        }
+        read_record_at(&file, path, segment, offset, len)?;
+        out.push(RecordAddress { offset, len });
+        offset += record_len(len);
+    }
+    Ok(out)
+}
+
+/// Bookkeeping of one live segment.
+#[derive(Debug)]
+struct Slot {
+    segment: Arc<Segment>,
+    /// Entries addressing this segment that are not released yet (including reserved regions
+    /// whose write is still in flight).
+    live: u64,
+    /// Next write offset (end of the last reserved record).
+    end: u64,
+}
+
+/// What the caller must do with segment files once the spool lock is dropped.
+#[derive(Debug, Default)]
+#[must_use]
+pub(crate) struct FileActions {
+    /// Segments that stopped being active: make them read-only.
+    pub(crate) seal: Vec<Arc<Segment>>,
+    /// Segments fully released and not active: delete their files.
+    pub(crate) delete: Vec<Arc<Segment>>,
+}
+
+impl FileActions {
+    /// Runs the actions; errors are logged (a leftover file is removed with the directory at
+    /// close or at the next open).
+    pub(crate) fn run(self) {
+        for s in self.seal {
+            s.seal();
+        }
+        for s in self.delete {
+            if let Err(e) = std::fs::remove_file(s.path()) {
+                if e.kind() != ErrorKind::NotFound {
+                    tracing::warn!(path = %s.path().display(), error = %e, "cannot delete spool segment");
+                }
+            }
+        }
+    }
+}
+
+/// The table of segment files of one spool: creation, reservation of write regions, rotation
+/// and deletion decisions. Kept under the spool's lock.
+///
+/// Rules:
+/// - a spill reserves `record_len` bytes at the active segment's end; if the active segment
+///   already holds bytes and the record would cross `segment_size`, the active segment is
+///   rotated first (a record larger than `segment_size` gets a segment of its own);
+/// - the active segment is created lazily by the first spill after open or rotation;
+/// - when the active segment has no live entry, its next write starts again at offset 0 (the
+///   bytes there belong to released entries, nobody can address them any more), so a spool that
+///   spills and drains in turn reuses one file instead of growing it;
+/// - a segment that is not active is deleted as soon as its last entry is released.
+#[derive(Debug)]
+pub(crate) struct Segments {
+    dir: PathBuf,
+    segment_size: u64,
+    slots: BTreeMap<u64, Slot>,
+    active: Option<u64>,
+    next_id: u64,
+}
+
+impl Segments {
+    pub(crate) fn new(dir: PathBuf, segment_size: u64) -> Segments {
+        Segments {
+            dir,
+            segment_size,
+            slots: BTreeMap::new(),
+            active: None,
+            next_id: 0,
+        }
+    }
+
+    /// Segment files that exist.
+    pub(crate) fn count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Id of the active segment, if one exists.
+    pub(crate) fn active(&self) -> Option<u64> {
+        self.active
+    }
+
+    /// Reserves a region of `rec_len` bytes for a new record, creating or rotating the active
+    /// segment as needed. Returns the segment and the record's offset; the entry counts as live
+    /// from now on. The only I/O under the lock is creating a new (empty) file at rotation.
+    pub(crate) fn reserve(
+        &mut self,
+        rec_len: u64,
+        actions: &mut FileActions,
+    ) -> Result<(Arc<Segment>, u64)> {
+        if let Some(id) = self.active {
+            let slot = self.slots.get_mut(&id).expect("active segment has a slot");
+            if slot.live == 0 {
+                slot.end = 0;
+            }
+            if slot.end > 0 && slot.end.saturating_add(rec_len) > self.segment_size {
+                self.rotate(actions);
+            }
+        }
+        let id = match self.active {
+            Some(id) => id,
+            None => {
+                let id = self.next_id;
+                let segment = Arc::new(Segment::create(&self.dir, id)?);
+                self.next_id += 1;
+                self.slots.insert(
+                    id,
+                    Slot {
+                        segment,
+                        live: 0,
+                        end: 0,
+                    },
+                );
+                self.active = Some(id);
+                id
+            }
+        };
+        let slot = self.slots.get_mut(&id).expect("active segment has a slot");
+        let offset = slot.end;
+        slot.end += rec_len;
+        slot.live += 1;
+        Ok((Arc::clone(&slot.segment), offset))
+    }
+
+    /// Ends the active segment: it becomes read-only, or is deleted at once if nothing in it is
+    /// live. No-op when there is no active segment or it holds no bytes.
+    pub(crate) fn rotate(&mut self, actions: &mut FileActions) {
+        let Some(id) = self.active else { return };
+        let slot = self.slots.get(&id).expect("active segment has a slot");
+        if slot.end == 0 {
+            return;
+        }
+        self.active = None;
+        if slot.live == 0 {
+            let slot = self.slots.remove(&id).expect("slot exists");
+            actions.delete.push(slot.segment);
+        } else {
+            actions.seal.push(Arc::clone(&slot.segment));
+        }
+    }
+
+    /// One entry of segment `id` is released; the segment is queued for deletion when that was
+    /// its last live entry and it is not the active one.
+    pub(crate) fn release(&mut self, id: u64, actions: &mut FileActions) {
+        let Some(slot) = self.slots.get_mut(&id) else {
+            debug_assert!(false, "release of an entry in unknown segment {id}");
+            return;
+        };
+        slot.live = slot.live.saturating_sub(1);
+        if slot.live == 0 && self.active != Some(id) {
+            let slot = self.slots.remove(&id).expect("slot exists");
+            actions.delete.push(slot.segment);
+        }
+    }
+
+    /// Forgets every segment (the spool is closing and removes the directory as a whole).
+    pub(crate) fn clear(&mut self) {
+        self.slots.clear();
+        self.active = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_framing_bytes_are_pinned() {
+        // FROZEN: if this test fails, the on-disk record layout changed.
+        let h = encode_header(b"hello");
+        assert_eq!(h, [5, 0, 0, 0, 0x4c, 0xbb, 0x71, 0x9a]);
+        // the standard CRC-32C check value: the checksum is Castagnoli, not IEEE
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(encode_header(b""), [0; 8]);
+        assert_eq!(segment_file_name(7), "segment-00000000000000000007.log");
+    }
+
+    #[test]
+    fn written_record_reads_back_and_scans() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = Segment::create(dir.path(), 3).unwrap();
+        seg.write_record(0, b"abc").unwrap();
+        seg.write_record(11, b"").unwrap();
+        seg.write_record(19, b"xyzw").unwrap();
+        assert_eq!(&seg.read_record(0, 3).unwrap()[..], b"abc");
+        assert_eq!(&seg.read_record(11, 0).unwrap()[..], b"");
+        assert_eq!(&seg.read_record(19, 4).unwrap()[..], b"xyzw");
+        let raw = std::fs::read(seg.path()).unwrap();
+        assert_eq!(
+            &raw[..11],
+            &[3, 0, 0, 0, 0xb7, 0x3f, 0x4b, 0x36, b'a', b'b', b'c']
+        );
+        let found = scan_segment(seg.path(), 3, None).unwrap();
+        assert_eq!(
+            found,
+            vec![
+                RecordAddress { offset: 0, len: 3 },
+                RecordAddress { offset: 11, len: 0 },
+                RecordAddress { offset: 19, len: 4 }
+            ]
+        );
+    }
+
+    #[test]
+    fn reserve_rotates_at_segment_size_and_deletes_released_sealed_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Segments::new(dir.path().to_path_buf(), 20);
+        let mut a = FileActions::default();
+        let (s0, o0) = t.reserve(12, &mut a).unwrap();
+        assert_eq!((s0.id(), o0), (0, 0));
+        let (s1, o1) = t.reserve(12, &mut a).unwrap();
+        assert_eq!((s1.id(), o1), (1, 0), "12 + 12 crosses 20: rotated");
+        assert_eq!(a.seal.len(), 1);
+        assert_eq!(t.count(), 2);
+        t.release(0, &mut a);
+        assert_eq!(a.delete.len(), 1, "sealed and fully released");
+        t.release(1, &mut a);
+        assert_eq!(t.count(), 1, "the active segment stays");
+        let (s, o) = t.reserve(12, &mut a).unwrap();
+        assert_eq!(
+            (s.id(), o),
+            (1, 0),
+            "an empty active segment is reused from 0"
+        );
+        a.run();
+    }
+}

@@ -1,0 +1,694 @@
+//! The spool handle: enqueue, read, release, wait for disk space, close.
+//!
+//! Locking: one mutex per spool guards the accounting, the watermark machine and the segment
+//! table. It is never held across a record write or read, nor while a callback runs. The only
+//! I/O under it is creating a new, empty segment file when the active one rotates (once per
+//! segment size, 64 MiB by default). A spilled enqueue takes the lock twice: once to reserve
+//! its region (the bytes count from then on), once after its positioned write to decide its wake.
+
+use crate::config::SpoolConfig;
+use crate::error::{Result, SpoolError};
+use crate::metrics::SpoolMetrics;
+use crate::quota::{Accounting, Placement};
+use crate::segment::{record_len, FileActions, Segment, Segments, MAX_RECORD_PAYLOAD};
+use crate::watermark::{Callback, Watermark};
+use bytes::Bytes;
+use prometheus::Registry;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// A cheap, cloneable handle to the spool of one changefeed (`Send + Sync`).
+#[derive(Clone)]
+pub struct Spool {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SpoolConfig,
+    changefeed: String,
+    dir: PathBuf,
+    /// Mirror of `State::closed` for the lock-free read path.
+    closed: AtomicBool,
+    state: Mutex<State>,
+    /// Signalled when bytes are released (the space generation advances) and at close.
+    space: Condvar,
+    metrics: SpoolMetrics,
+}
+
+struct State {
+    closed: bool,
+    acct: Accounting,
+    watermark: Watermark,
+    segments: Segments,
+    /// Advances on every release; disk-quota waiters wait for it to move.
+    space_generation: u64,
+    /// Async waiters: run once the generation passes theirs.
+    space_callbacks: Vec<(u64, Callback)>,
+    /// Threads blocked in `wait_for_space*`.
+    blocked_waiters: usize,
+}
+
+/// The answer of [`Spool::try_enqueue`]. Every variant but `WaitForDiskQuota` carries the
+/// accepted entry.
+pub enum Enqueued {
+    /// Accepted and held in memory.
+    InMemory(Entry),
+    /// Accepted and written to a segment file (memory quota reached).
+    Spilled(Entry),
+    /// Accepted and written to disk although its record is larger than the whole disk quota
+    /// (admitted only when the disk held nothing, so it cannot wait forever).
+    Oversized(Entry),
+    /// Not accepted: memory is full and the disk quota has no room for it. Everything is handed
+    /// back. The caller flushes what it can, waits for space
+    /// ([`Spool::wait_for_space_since`] or [`Spool::notify_on_space`] with `generation`), and
+    /// retries.
+    WaitForDiskQuota {
+        /// The payload, handed back.
+        data: Bytes,
+        /// The wake callback, not run.
+        wake: Option<Callback>,
+        /// The flush callback, not run.
+        flush: Option<Callback>,
+        /// The space generation seen by this call: a wait for a later generation cannot miss
+        /// a release that happens between this answer and the wait.
+        generation: u64,
+    },
+}
+
+impl Enqueued {
+    /// The accepted entry, or `None` for `WaitForDiskQuota`.
+    pub fn into_entry(self) -> Option<Entry> {
+        match self {
+            Enqueued::InMemory(e) | Enqueued::Spilled(e) | Enqueued::Oversized(e) => Some(e),
+            Enqueued::WaitForDiskQuota { .. } => None,
+        }
+    }
+
+    /// A short name of the outcome (`in-memory`, `spilled`, `oversized`,
+    /// `wait-for-disk-quota`), for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Enqueued::InMemory(_) => "in-memory",
+            Enqueued::Spilled(_) => "spilled",
+            Enqueued::Oversized(_) => "oversized",
+            Enqueued::WaitForDiskQuota { .. } => "wait-for-disk-quota",
+        }
+    }
+}
+
+impl fmt::Debug for Enqueued {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Enqueued::InMemory(e) => f.debug_tuple("InMemory").field(e).finish(),
+            Enqueued::Spilled(e) => f.debug_tuple("Spilled").field(e).finish(),
+            Enqueued::Oversized(e) => f.debug_tuple("Oversized").field(e).finish(),
+            Enqueued::WaitForDiskQuota {
+                data, generation, ..
+            } => f
+                .debug_struct("WaitForDiskQuota")
+                .field("len", &data.len())
+                .field("generation", generation)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+/// Where an entry's bytes are.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum EntryLocation {
+    /// In memory.
+    Memory {
+        /// Payload length.
+        len: u64,
+    },
+    /// In a segment file.
+    Disk {
+        /// Segment id (`segment-<id>.log`).
+        segment: u64,
+        /// Offset of the record start.
+        offset: u64,
+        /// Payload length.
+        len: u64,
+    },
+}
+
+enum Location {
+    Memory(Bytes),
+    Disk {
+        segment: Arc<Segment>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+/// One accepted message: owned, `Send`, addressing its bytes in memory or on disk.
+///
+/// Release it with [`Spool::release`] once its data is durable in storage: that runs its flush
+/// callback and frees its bytes. Dropping an entry without releasing it frees its bytes too
+/// (accounting never leaks) but does **not** run the flush callback: a dropped entry was not
+/// flushed, so nothing may acknowledge it.
+pub struct Entry {
+    spool: Arc<Inner>,
+    location: Option<Location>,
+    flush: Option<Callback>,
+}
+
+impl Entry {
+    /// Payload length in bytes.
+    pub fn len(&self) -> usize {
+        match self.location() {
+            EntryLocation::Memory { len } | EntryLocation::Disk { len, .. } => len as usize,
+        }
+    }
+
+    /// True for an empty payload.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True when the bytes are in a segment file.
+    pub fn is_spilled(&self) -> bool {
+        matches!(self.location(), EntryLocation::Disk { .. })
+    }
+
+    /// Where the bytes are.
+    pub fn location(&self) -> EntryLocation {
+        match self
+            .location
+            .as_ref()
+            .expect("entry location is taken only when consumed")
+        {
+            Location::Memory(b) => EntryLocation::Memory {
+                len: b.len() as u64,
+            },
+            Location::Disk {
+                segment,
+                offset,
+                len,
+            } => EntryLocation::Disk {
+                segment: segment.id(),
+                offset: *offset,
+                len: *len,
+            },
+        }
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("location", &self.location())
+            .field("flush", &self.flush.is_some())
+            .finish()
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Some(loc) = self.location.take() {
+            self.spool.free(loc);
+        }
+    }
+}
+
+/// A snapshot of a spool's accounting.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpoolStats {
+    /// Payload bytes of entries in memory.
+    pub memory_bytes: u64,
+    /// Bytes of live records (header + payload) on disk.
+    pub disk_bytes: u64,
+    /// Entries not released.
+    pub entries: u64,
+    /// Of which in memory.
+    pub memory_entries: u64,
+    /// Of which on disk.
+    pub disk_entries: u64,
+    /// Segment files that exist.
+    pub segments: u64,
+    /// Id of the active segment, if any.
+    pub active_segment: Option<u64>,
+    /// Wake callbacks held above the high watermark.
+    pub held_wakes: u64,
+    /// True while wakes are held (between crossing the high watermark and falling to the low).
+    pub holding: bool,
+    /// Callers waiting for disk space (blocked or registered).
+    pub disk_quota_waiters: u64,
+    /// The space generation: advances on every release.
+    pub space_generation: u64,
+}
+
+impl SpoolStats {
+    /// Memory plus disk bytes (what the watermarks see).
+    pub fn total_bytes(&self) -> u64 {
+        self.memory_bytes + self.disk_bytes
+    }
+}
+
+/// The directory name of a changefeed's spool: its id, with every byte outside
+/// `[A-Za-z0-9._-]` written as `%XX` (so `/`, `..` and NUL cannot escape the parent).
+pub fn changefeed_dir_name(changefeed: &str) -> Result<String> {
+    if changefeed.is_empty() {
+        return Err(SpoolError::param("changefeed", "must not be empty"));
+    }
+    let mut out = String::with_capacity(changefeed.len());
+    for b in changefeed.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if out.bytes().all(|b| b == b'.') {
+        out = out.replace('.', "%2E");
+    }
+    Ok(out)
+}
+
+fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Callbacks never run under the lock, so a poisoned lock only means a panic inside the
+    // spool's own bookkeeping; the state is still consistent enough to account and close.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Spool {
+    /// Opens the spool of `changefeed` in `<config.dir>/<changefeed>`: the directory is removed
+    /// if it exists (scratch, see the crate doc) and created empty; the metrics are registered
+    /// on `registry` with a `changefeed` label.
+    pub fn open(config: SpoolConfig, changefeed: &str, registry: &Registry) -> Result<Spool> {
+        config.validate()?;
+        let dir = config.dir.join(changefeed_dir_name(changefeed)?);
+        let metrics = SpoolMetrics::register(registry, changefeed)?;
+        let prepared = (|| {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(SpoolError::io(&dir, e)),
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| SpoolError::io(&dir, e))
+        })();
+        if let Err(e) = prepared {
+            metrics.unregister();
+            return Err(e);
+        }
+        tracing::debug!(changefeed, dir = %dir.display(), ?config, "spool opened");
+        let state = State {
+            closed: false,
+            acct: Accounting::new(config.memory_quota, config.disk_quota),
+            watermark: Watermark::new(config.high_watermark, config.low_watermark),
+            segments: Segments::new(dir.clone(), config.segment_size),
+            space_generation: 0,
+            space_callbacks: Vec::new(),
+            blocked_waiters: 0,
+        };
+        Ok(Spool {
+            inner: Arc::new(Inner {
+                config,
+                changefeed: changefeed.to_string(),
+                dir,
+                closed: AtomicBool::new(false),
+                state: Mutex::new(state),
+                space: Condvar::new(),
+                metrics,
+            }),
+        })
+    }
+
+    /// The resolved configuration.
+    pub fn config(&self) -> &SpoolConfig {
+        &self.inner.config
+    }
+
+    /// The changefeed this spool belongs to.
+    pub fn changefeed(&self) -> &str {
+        &self.inner.changefeed
+    }
+
+    /// This spool's own directory (`<config.dir>/<changefeed>`), holding the segment files.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Offers one message. Never blocks on other threads beyond the short critical section
+    /// (see the module doc); a spill writes the record on the caller's thread.
+    ///
+    /// `wake` is the enqueue acknowledgement: it runs before this returns while the total is at
+    /// or below the high watermark, otherwise it is held and runs later, in arrival order, on
+    /// the thread whose release brings the total down to the low watermark. `flush` runs when
+    /// the entry is [released](Spool::release). Errors: [`SpoolError::Closed`], an I/O error of
+    /// the spill write (the entry is not accepted and its callbacks are dropped), or
+    /// `InvalidParameter` for a payload larger than 4 GiB - 1.
+    pub fn try_enqueue(
+        &self,
+        data: impl Into<Bytes>,
+        wake: Option<Callback>,
+        flush: Option<Callback>,
+    ) -> Result<Enqueued> {
+        let data = data.into();
+        let len = data.len() as u64;
+        if len > MAX_RECORD_PAYLOAD {
+            return Err(SpoolError::param(
+                "entry",
+                format!("{len} bytes is larger than the largest record ({MAX_RECORD_PAYLOAD})"),
+            ));
+        }
+        let rec = record_len(len);
+        let inner = &self.inner;
+        let mut st = lock(&inner.state);
+        if st.closed {
+            return Err(SpoolError::Closed);
+        }
+        let placement = st.acct.place(len, rec);
+        match placement {
+            Placement::Memory => {
+                st.acct.add_memory(len);
+                let total = st.acct.total();
+                let run = st.watermark.on_enqueue(total, wake);
+                inner.publish(&st);
+                drop(st);
+                if let Some(w) = run {
+                    w();
+                }
+                return Ok(Enqueued::InMemory(Entry {
+                    spool: Arc::clone(inner),
+                    location: Some(Location::Memory(data)),
+                    flush,
+                }));
+            }
+            Placement::WaitForDiskQuota => {
+                inner.metrics.disk_quota_rejections_total.inc();
+                return Ok(Enqueued::WaitForDiskQuota {
+                    data,
+                    wake,
+                    flush,
+                    generation: st.space_generation,
+                });
+            }
+            Placement::Spill | Placement::Oversized => {}
+        }
+        let mut actions = FileActions::default();
+        let reserved = st.segments.reserve(rec, &mut actions);
+        let (segment, offset) = match reserved {
+            Ok(r) => r,
+            Err(e) => {
+                inner.publish(&st);
+                drop(st);
+                actions.run();
+                return Err(e);
+            }
+        };
+        st.acct.add_disk(rec);
+        inner.publish(&st);
+        drop(st);
+        actions.run();
+
+        // From here the entry owns its reservation: if the write fails, dropping it gives the
+        // bytes back through the ordinary release path.
+        let mut entry = Entry {
+            spool: Arc::clone(inner),
+            location: Some(Location::Disk {
+                segment: Arc::clone(&segment),
+                offset,
+                len,
+            }),
+            flush: None,
+        };
+        segment.write_record(offset, &data)?;
+        drop(data);
+        inner.metrics.spill_bytes_total.inc_by(rec);
+
+        let mut st = lock(&inner.state);
+        if st.closed {
+            return Err(SpoolError::Closed);
+        }
+        let total = st.acct.total();
+        let run = st.watermark.on_enqueue(total, wake);
+        inner.publish(&st);
+        drop(st);
+        if let Some(w) = run {
+            w();
+        }
+        entry.flush = flush;
+        Ok(match placement {
+            Placement::Oversized => Enqueued::Oversized(entry),
+            _ => Enqueued::Spilled(entry),
+        })
+    }
+
+    /// Reads an entry's payload: a clone of the memory bytes, or one positioned read of its
+    /// record, length- and CRC-32C-verified ([`SpoolError::Corrupt`] names segment and offset).
+    pub fn read(&self, entry: &Entry) -> Result<Bytes> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(SpoolError::Closed);
+        }
+        if !Arc::ptr_eq(&self.inner, &entry.spool) {
+            return Err(SpoolError::param(
+                "entry",
+                "belongs to another spool (or an earlier open of this one)",
+            ));
+        }
+        match entry
+            .location
+            .as_ref()
+            .expect("entry location is taken only when consumed")
+        {
+            Location::Memory(b) => Ok(b.clone()),
+            Location::Disk {
+                segment,
+                offset,
+                len,
+            } => segment.read_record(*offset, *len),
+        }
+    }
+
+    /// Releases an entry whose data is durable: runs its flush callback, then frees its bytes,
+    /// deletes its segment if that was the segment's last entry and the segment is not active,
+    /// wakes disk-quota waiters, and runs the held wakes (in order) if the total fell to the low
+    /// watermark. Callbacks run on this thread, after the spool's lock is dropped.
+    pub fn release(&self, mut entry: Entry) {
+        if let Some(f) = entry.flush.take() {
+            f();
+        }
+        drop(entry);
+    }
+
+    /// Blocks until a release happens after this call, the spool closes, or `timeout` passes;
+    /// true if space was released. Prefer [`Spool::wait_for_space_since`] with the generation
+    /// of the `WaitForDiskQuota` answer: it does not miss a release that happened in between.
+    pub fn wait_for_space(&self, timeout: Duration) -> bool {
+        let generation = lock(&self.inner.state).space_generation;
+        self.wait_for_space_since(generation, timeout)
+    }
+
+    /// Blocks (condition variable) until the space generation passes `generation`, the spool
+    /// closes, or `timeout` passes; true if it passed (at once if it already has). For threads;
+    /// async tasks use [`Spool::notify_on_space`].
+    pub fn wait_for_space_since(&self, generation: u64, timeout: Duration) -> bool {
+        let inner = &self.inner;
+        let start = Instant::now();
+        let mut st = lock(&inner.state);
+        if st.space_generation > generation {
+            return true;
+        }
+        if st.closed {
+            return false;
+        }
+        st.blocked_waiters += 1;
+        inner.publish(&st);
+        let (mut st, _) = inner
+            .space
+            .wait_timeout_while(st, timeout, |s| {
+                s.space_generation <= generation && !s.closed
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        st.blocked_waiters -= 1;
+        inner.publish(&st);
+        let ok = st.space_generation > generation;
+        drop(st);
+        inner
+            .metrics
+            .disk_quota_wait_seconds
+            .observe(start.elapsed().as_secs_f64());
+        ok
+    }
+
+    /// Async-friendly wait: runs `callback` once the space generation passes `generation` (at
+    /// once, on this thread, if it already has) or when the spool closes. The callback runs on
+    /// the releasing thread, so it must be short: e.g. send on a `tokio::sync::oneshot` or call
+    /// `Notify::notify_one`, then retry `try_enqueue` from the task.
+    pub fn notify_on_space(&self, generation: u64, callback: Callback) {
+        let mut st = lock(&self.inner.state);
+        if st.space_generation > generation || st.closed {
+            drop(st);
+            callback();
+            return;
+        }
+        st.space_callbacks.push((generation, callback));
+        self.inner.publish(&st);
+    }
+
+    /// The current space generation (advances on every release).
+    pub fn space_generation(&self) -> u64 {
+        lock(&self.inner.state).space_generation
+    }
+
+    /// A snapshot of the accounting.
+    pub fn stats(&self) -> SpoolStats {
+        let st = lock(&self.inner.state);
+        SpoolStats {
+            memory_bytes: st.acct.memory_bytes,
+            disk_bytes: st.acct.disk_bytes,
+            entries: st.acct.entries(),
+            memory_entries: st.acct.memory_entries,
+            disk_entries: st.acct.disk_entries,
+            segments: st.segments.count() as u64,
+            active_segment: st.segments.active(),
+            held_wakes: st.watermark.held() as u64,
+            holding: st.watermark.is_holding(),
+            disk_quota_waiters: (st.blocked_waiters + st.space_callbacks.len()) as u64,
+            space_generation: st.space_generation,
+        }
+    }
+
+    /// Ends the active segment now (it becomes read-only, or is deleted if nothing in it is
+    /// live); the next spill starts a new one. For tests and for operators.
+    pub fn rotate(&self) {
+        let mut actions = FileActions::default();
+        let mut st = lock(&self.inner.state);
+        st.segments.rotate(&mut actions);
+        self.inner.publish(&st);
+        drop(st);
+        actions.run();
+    }
+
+    /// Closes the spool for every handle: held wakes are dropped without running (nothing
+    /// dispatches into a closed spool), disk-quota waiters are woken, the metrics are
+    /// unregistered and the directory is removed. Entries still alive can be dropped or
+    /// released (their flush callbacks still run) but no longer read.
+    pub fn close(self) -> Result<()> {
+        self.inner.close()
+    }
+}
+
+impl fmt::Debug for Spool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Spool")
+            .field("changefeed", &self.inner.changefeed)
+            .field("dir", &self.inner.dir)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Inner {
+    /// Sets the gauges from the state (called under the lock, so they move in order).
+    fn publish(&self, st: &State) {
+        let m = &self.metrics;
+        m.memory_bytes.set(st.acct.memory_bytes as i64);
+        m.disk_bytes.set(st.acct.disk_bytes as i64);
+        m.entries.set(st.acct.entries() as i64);
+        m.segments.set(st.segments.count() as i64);
+        m.held_wakes.set(st.watermark.held() as i64);
+        m.disk_quota_waiters
+            .set((st.blocked_waiters + st.space_callbacks.len()) as i64);
+    }
+
+    /// Gives an entry's bytes back (release and drop both end here).
+    fn free(&self, loc: Location) {
+        let mut actions = FileActions::default();
+        let mut st = lock(&self.state);
+        if st.closed {
+            return;
+        }
+        match &loc {
+            Location::Memory(b) => st.acct.sub_memory(b.len() as u64),
+            Location::Disk { segment, len, .. } => {
+                st.acct.sub_disk(record_len(*len));
+                st.segments.release(segment.id(), &mut actions);
+            }
+        }
+        st.space_generation += 1;
+        let space_callbacks = std::mem::take(&mut st.space_callbacks);
+        let total = st.acct.total();
+        let wakes = st.watermark.on_release(total);
+        let notify = st.blocked_waiters > 0;
+        self.publish(&st);
+        drop(st);
+        drop(loc);
+        if notify {
+            self.space.notify_all();
+        }
+        actions.run();
+        for (_, cb) in space_callbacks {
+            cb();
+        }
+        for w in wakes {
+            w();
+        }
+    }
+
+    fn close(&self) -> Result<()> {
+        let mut st = lock(&self.state);
+        if st.closed {
+            return Ok(());
+        }
+        st.closed = true;
+        self.closed.store(true, Ordering::Release);
+        st.watermark.clear();
+        st.segments.clear();
+        st.acct = Accounting::new(self.config.memory_quota, self.config.disk_quota);
+        let callbacks = std::mem::take(&mut st.space_callbacks);
+        self.publish(&st);
+        drop(st);
+        self.space.notify_all();
+        self.metrics.unregister();
+        for (_, cb) in callbacks {
+            cb();
+        }
+        match std::fs::remove_dir_all(&self.dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(SpoolError::io(&self.dir, e)),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle and the last entry are gone without `close`: clean up the same way.
+        if let Err(e) = self.close() {
+            tracing::warn!(error = %e, "cannot remove spool directory");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changefeed_names_cannot_escape_the_spool_dir() {
+        assert_eq!(changefeed_dir_name("cf-1_a.b").unwrap(), "cf-1_a.b");
+        assert_eq!(changefeed_dir_name("a/../b").unwrap(), "a%2F..%2Fb");
+        assert_eq!(changefeed_dir_name("..").unwrap(), "%2E%2E");
+        assert_eq!(changefeed_dir_name("x\0").unwrap(), "x%00");
+        assert!(matches!(
+            changefeed_dir_name(""),
+            Err(SpoolError::InvalidParameter { .. })
+        ));
+    }
+
+    fn assert_send_sync<T: Send + Sync>() {}
+    fn assert_send<T: Send>() {}
+
+    #[test]
+    fn handles_are_send_sync_and_entries_send() {
+        assert_send_sync::<Spool>();
+        assert_send::<Entry>();
+        assert_send::<Enqueued>();
+    }
+}
