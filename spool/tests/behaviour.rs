@@ -1,0 +1,455 @@
+//! Behaviour of the spool through its public API: placement, wake hysteresis, release and drop,
+//! segment lifecycle, scratch directory, disk-quota waits, metrics.
+
+use bytes::Bytes;
+use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
+use cdc_spool::{Callback, Enqueued, EntryLocation, Spool, SpoolConfig, SpoolError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Records callback names in the order they run.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<String>>>);
+
+impl Log {
+    fn cb(&self, name: &str) -> Option<Callback> {
+        let log = Arc::clone(&self.0);
+        let name = name.to_string();
+        Some(Box::new(move || log.lock().unwrap().push(name)))
+    }
+    fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.0.lock().unwrap())
+    }
+}
+
+fn config(dir: &std::path::Path, mem: u64, disk: u64, high: u64, low: u64) -> SpoolConfig {
+    SpoolConfig::builder()
+        .dir(dir)
+        .memory_quota(mem)
+        .disk_quota(disk)
+        .watermarks(high, low)
+        .segment_size(1 << 20)
+        .build()
+        .unwrap()
+}
+
+fn open(cfg: SpoolConfig) -> (Spool, prometheus::Registry) {
+    let registry = prometheus::Registry::new();
+    (Spool::open(cfg, "cf", &registry).unwrap(), registry)
+}
+
+fn segment_files(spool: &Spool) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(spool.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+const H: u64 = RECORD_HEADER_LEN;
+
+#[test]
+fn entries_fill_memory_then_spill_then_ask_to_wait_for_disk_quota() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 100, 2 * (H + 50), 10_000, 1));
+    let a = spool.try_enqueue(vec![1u8; 60], None, None).unwrap();
+    let b = spool.try_enqueue(vec![2u8; 40], None, None).unwrap();
+    assert!(matches!(a, Enqueued::InMemory(_)));
+    assert!(
+        matches!(b, Enqueued::InMemory(_)),
+        "exactly at the memory quota"
+    );
+    let c = spool.try_enqueue(vec![3u8; 50], None, None).unwrap();
+    let d = spool.try_enqueue(vec![4u8; 50], None, None).unwrap();
+    assert!(matches!(c, Enqueued::Spilled(_)));
+    assert!(
+        matches!(d, Enqueued::Spilled(_)),
+        "exactly at the disk quota"
+    );
+    let log = Log::default();
+    let e = spool
+        .try_enqueue(vec![5u8; 1], log.cb("wake"), log.cb("flush"))
+        .unwrap();
+    let Enqueued::WaitForDiskQuota {
+        data,
+        wake,
+        flush,
+        generation,
+    } = e
+    else {
+        panic!("expected WaitForDiskQuota, got {e:?}")
+    };
+    assert_eq!(data, Bytes::from(vec![5u8; 1]));
+    assert!(
+        wake.is_some() && flush.is_some(),
+        "callbacks are handed back"
+    );
+    assert!(log.take().is_empty(), "and not run");
+    let s = spool.stats();
+    assert_eq!((s.memory_bytes, s.disk_bytes), (100, 2 * (H + 50)));
+    assert_eq!((s.memory_entries, s.disk_entries, s.entries), (2, 2, 4));
+
+    let c = c.into_entry().unwrap();
+    assert_eq!(
+        c.location(),
+        EntryLocation::Disk {
+            segment: 0,
+            offset: 0,
+            len: 50
+        }
+    );
+    assert_eq!(spool.read(&c).unwrap(), Bytes::from(vec![3u8; 50]));
+    spool.release(c);
+    assert!(spool.wait_for_space_since(generation, Duration::ZERO));
+    let again = spool.try_enqueue(data, wake, flush).unwrap();
+    assert!(matches!(again, Enqueued::Spilled(_)));
+    drop((a, b, d, again));
+    let s = spool.stats();
+    assert_eq!((s.memory_bytes, s.disk_bytes, s.entries), (0, 0, 0));
+}
+
+#[test]
+fn an_entry_larger_than_the_disk_quota_is_admitted_only_when_the_disk_is_empty() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 10, 100, 10_000, 1));
+    let small = spool.try_enqueue(vec![0u8; 20], None, None).unwrap();
+    assert!(matches!(small, Enqueued::Spilled(_)));
+    let big = spool.try_enqueue(vec![7u8; 500], None, None).unwrap();
+    let Enqueued::WaitForDiskQuota { data, .. } = big else {
+        panic!("disk not empty: must wait, got {big:?}")
+    };
+    spool.release(small.into_entry().unwrap());
+    let big = spool.try_enqueue(data, None, None).unwrap();
+    let Enqueued::Oversized(big) = big else {
+        panic!("expected Oversized, got {big:?}")
+    };
+    assert_eq!(spool.stats().disk_bytes, 500 + H);
+    assert_eq!(spool.stats().memory_bytes, 0, "never in memory");
+    assert_eq!(spool.read(&big).unwrap(), Bytes::from(vec![7u8; 500]));
+    let next = spool.try_enqueue(vec![1u8; 20], None, None).unwrap();
+    assert!(matches!(next, Enqueued::WaitForDiskQuota { .. }));
+}
+
+#[test]
+fn wakes_run_at_once_up_to_the_high_watermark_then_wait_for_the_low_one_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    // high 100, low 40; memory 1000 so nothing spills
+    let (spool, _r) = open(config(tmp.path(), 1000, 1000, 100, 40));
+    let log = Log::default();
+    let e1 = spool.try_enqueue(vec![0; 60], log.cb("w1"), None).unwrap();
+    let e2 = spool.try_enqueue(vec![0; 40], log.cb("w2"), None).unwrap();
+    assert_eq!(
+        log.take(),
+        ["w1", "w2"],
+        "total 100 = high: still runs at once"
+    );
+    let e3 = spool.try_enqueue(vec![0; 1], log.cb("w3"), None).unwrap();
+    assert!(log.take().is_empty(), "101 > high: held");
+    let s = spool.stats();
+    assert!(s.holding);
+    assert_eq!(s.held_wakes, 1);
+    spool.release(e1.into_entry().unwrap()); // total 41
+    let e4 = spool.try_enqueue(vec![0; 1], log.cb("w4"), None).unwrap();
+    let e5 = spool.try_enqueue(vec![0; 1], None, None).unwrap();
+    let e6 = spool.try_enqueue(vec![0; 1], log.cb("w6"), None).unwrap();
+    assert!(
+        log.take().is_empty(),
+        "total 44 is below high but above low: hysteresis keeps holding"
+    );
+    assert_eq!(spool.stats().held_wakes, 3);
+    drop(e3); // total 43
+    drop(e5); // total 42
+    assert!(log.take().is_empty());
+    spool.release(e4.into_entry().unwrap()); // total 41
+    assert!(log.take().is_empty());
+    drop(e6); // total 40 = low
+    assert_eq!(log.take(), ["w3", "w4", "w6"], "released in arrival order");
+    let s = spool.stats();
+    assert!(!s.holding);
+    assert_eq!(s.held_wakes, 0);
+    let _e7 = spool.try_enqueue(vec![0; 1], log.cb("w7"), None).unwrap();
+    assert_eq!(log.take(), ["w7"], "flowing again");
+    drop(e2);
+}
+
+#[test]
+fn spilled_entries_count_towards_the_watermarks_with_their_headers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 10, 1000, 10 + 2 * (H + 20), 10));
+    let log = Log::default();
+    let _m = spool.try_enqueue(vec![0; 10], log.cb("m"), None).unwrap();
+    let d1 = spool.try_enqueue(vec![0; 20], log.cb("d1"), None).unwrap();
+    let d2 = spool.try_enqueue(vec![0; 20], log.cb("d2"), None).unwrap();
+    assert_eq!(log.take(), ["m", "d1", "d2"]);
+    let d3 = spool.try_enqueue(vec![0; 1], log.cb("d3"), None).unwrap();
+    assert!(matches!(d3, Enqueued::Spilled(_)), "memory is full");
+    assert!(
+        log.take().is_empty(),
+        "10 + 2 x 28 + 9 > high: the header counts"
+    );
+    drop((d1, d2));
+    assert!(log.take().is_empty(), "total 19 > low 10");
+    drop(d3);
+    assert_eq!(log.take(), ["d3"]);
+}
+
+#[test]
+fn release_runs_the_flush_callback_and_drop_does_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 10, 1000, 10_000, 1));
+    let log = Log::default();
+    let a = spool.try_enqueue(vec![0; 5], None, log.cb("fa")).unwrap();
+    let b = spool.try_enqueue(vec![0; 50], None, log.cb("fb")).unwrap();
+    let c = spool.try_enqueue(vec![0; 50], None, log.cb("fc")).unwrap();
+    assert!(log.take().is_empty());
+    spool.release(b.into_entry().unwrap());
+    drop(a);
+    spool.release(c.into_entry().unwrap());
+    assert_eq!(log.take(), ["fb", "fc"]);
+    let s = spool.stats();
+    assert_eq!((s.memory_bytes, s.disk_bytes, s.entries), (0, 0, 0));
+}
+
+#[test]
+fn segments_rotate_at_the_size_threshold_and_are_deleted_when_fully_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SpoolConfig::builder()
+        .dir(tmp.path())
+        .memory_quota(1)
+        .disk_quota(10_000)
+        .watermarks(100_000, 1)
+        .segment_size(2 * (H + 100))
+        .build()
+        .unwrap();
+    let (spool, _r) = open(cfg);
+    let mut entries = Vec::new();
+    for i in 0..5u8 {
+        let e = spool.try_enqueue(vec![i; 100], None, None).unwrap();
+        entries.push(e.into_entry().unwrap());
+    }
+    let segs: Vec<_> = entries
+        .iter()
+        .map(|e| match e.location() {
+            EntryLocation::Disk {
+                segment, offset, ..
+            } => (segment, offset),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(segs, [(0, 0), (0, 108), (1, 0), (1, 108), (2, 0)]);
+    assert_eq!(
+        segment_files(&spool),
+        [0, 1, 2].map(segment_file_name).to_vec()
+    );
+    let sealed = std::fs::metadata(spool.dir().join(segment_file_name(0))).unwrap();
+    assert!(
+        sealed.permissions().readonly(),
+        "rotation seals the segment"
+    );
+    let mut it = entries.into_iter();
+    let (e0, e1, e2, e3, e4) = (
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+        it.next().unwrap(),
+    );
+    spool.release(e0);
+    assert_eq!(spool.stats().segments, 3, "segment 0 still holds e1");
+    drop(e1);
+    assert_eq!(
+        segment_files(&spool),
+        [1, 2].map(segment_file_name).to_vec()
+    );
+    spool.release(e4);
+    assert_eq!(
+        segment_files(&spool),
+        [1, 2].map(segment_file_name).to_vec(),
+        "the active segment stays"
+    );
+    let e5 = spool.try_enqueue(vec![5; 100], None, None).unwrap();
+    assert_eq!(
+        e5.into_entry().unwrap().location(),
+        EntryLocation::Disk {
+            segment: 2,
+            offset: 0,
+            len: 100
+        },
+        "an active segment without live entries is rewritten from offset 0"
+    );
+    spool.rotate();
+    assert_eq!(
+        segment_files(&spool),
+        [segment_file_name(1)],
+        "rotating an active segment with no live entry deletes it"
+    );
+    drop((e2, e3));
+    assert!(segment_files(&spool).is_empty());
+    assert_eq!(spool.stats().segments, 0);
+}
+
+#[test]
+fn open_cleans_leftovers_and_close_removes_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 1, 10_000, 100_000, 1);
+    let own = tmp.path().join("cf");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::write(own.join(segment_file_name(0)), b"left by a crashed process").unwrap();
+    std::fs::write(tmp.path().join("neighbour"), b"not ours").unwrap();
+    let (spool, registry) = open(cfg.clone());
+    assert_eq!(spool.dir(), own);
+    assert!(segment_files(&spool).is_empty(), "scratch: cleaned at open");
+    let e = spool
+        .try_enqueue(vec![1; 10], None, None)
+        .unwrap()
+        .into_entry()
+        .unwrap();
+    assert!(e.is_spilled());
+    let other = spool.clone();
+    spool.close().unwrap();
+    assert!(!own.exists(), "close removes the spool's directory");
+    assert!(tmp.path().join("neighbour").exists(), "and nothing else");
+    assert!(matches!(other.read(&e), Err(SpoolError::Closed)));
+    assert!(matches!(
+        other.try_enqueue(vec![1], None, None),
+        Err(SpoolError::Closed)
+    ));
+    drop(e);
+    // the metrics were unregistered, so the same changefeed can open again on the registry
+    let again = Spool::open(cfg, "cf", &registry).unwrap();
+    assert_eq!(again.stats().entries, 0);
+}
+
+#[test]
+fn a_blocked_disk_quota_waiter_wakes_on_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 1, H + 10, 100_000, 1));
+    let held = spool.try_enqueue(vec![0; 10], None, None).unwrap();
+    let Enqueued::WaitForDiskQuota { generation, .. } =
+        spool.try_enqueue(vec![0; 10], None, None).unwrap()
+    else {
+        panic!("disk quota is full")
+    };
+    assert!(!spool.wait_for_space_since(generation, Duration::from_millis(1)));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = {
+        let spool = spool.clone();
+        std::thread::spawn(move || {
+            let woke = spool.wait_for_space_since(generation, Duration::from_secs(30));
+            let retry = spool.try_enqueue(vec![0; 10], None, None).unwrap();
+            tx.send((woke, retry.kind())).unwrap();
+        })
+    };
+    spool.release(held.into_entry().unwrap());
+    let (woke, kind) = rx.recv().unwrap();
+    waiter.join().unwrap();
+    assert!(woke);
+    assert_eq!(kind, "spilled");
+}
+
+#[test]
+fn async_space_callbacks_fire_on_release_at_once_if_late_and_on_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 100, 100, 100_000, 1));
+    let log = Log::default();
+    let g = spool.space_generation();
+    let e = spool.try_enqueue(vec![0; 10], None, None).unwrap();
+    spool.notify_on_space(g, log.cb("space").unwrap());
+    assert_eq!(spool.stats().disk_quota_waiters, 1);
+    drop(e);
+    assert_eq!(log.take(), ["space"]);
+    spool.notify_on_space(g, log.cb("late").unwrap());
+    assert_eq!(log.take(), ["late"], "the generation already passed");
+    let g = spool.space_generation();
+    spool.notify_on_space(g, log.cb("closing").unwrap());
+    spool.clone().close().unwrap();
+    assert_eq!(log.take(), ["closing"]);
+    assert!(!spool.wait_for_space(Duration::from_secs(30)), "closed");
+}
+
+#[test]
+fn metrics_carry_the_changefeed_label_and_follow_the_accounting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = prometheus::Registry::new();
+    let a = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "cf-a", &registry).unwrap();
+    let b = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "cf-b", &registry).unwrap();
+    let dup = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "cf-a", &registry);
+    assert!(matches!(dup, Err(SpoolError::Metrics(_))));
+    let _m = a.try_enqueue(vec![0; 10], None, None).unwrap();
+    let _d = a
+        .try_enqueue(vec![0; 30], Some(Box::new(|| ())), None)
+        .unwrap();
+    let value = |name: &str, cf: &str| -> f64 {
+        let fam = registry
+            .gather()
+            .into_iter()
+            .find(|f| f.name() == name)
+            .unwrap_or_else(|| panic!("{name} not registered"));
+        let m = fam
+            .get_metric()
+            .iter()
+            .find(|m| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == "changefeed" && l.value() == cf)
+            })
+            .unwrap_or_else(|| panic!("{name} has no series for {cf}"))
+            .clone();
+        if m.get_gauge().get_value() != 0.0 {
+            m.get_gauge().get_value()
+        } else if m.get_counter().get_value() != 0.0 {
+            m.get_counter().get_value()
+        } else {
+            m.get_histogram().get_sample_count() as f64
+        }
+    };
+    assert_eq!(value("cdc_spool_memory_bytes", "cf-a"), 10.0);
+    assert_eq!(value("cdc_spool_disk_bytes", "cf-a"), (30 + H) as f64);
+    assert_eq!(value("cdc_spool_entries", "cf-a"), 2.0);
+    assert_eq!(value("cdc_spool_segments", "cf-a"), 1.0);
+    assert_eq!(value("cdc_spool_held_wakes", "cf-a"), 1.0);
+    assert_eq!(
+        value("cdc_spool_spill_bytes_total", "cf-a"),
+        (30 + H) as f64
+    );
+    assert_eq!(value("cdc_spool_memory_bytes", "cf-b"), 0.0);
+    let full = SpoolConfig::builder()
+        .dir(tmp.path())
+        .memory_quota(1)
+        .disk_quota(1)
+        .watermarks(20, 10)
+        .build()
+        .unwrap();
+    drop(b);
+    let c = Spool::open(full, "cf-c", &registry).unwrap();
+    let _big = c.try_enqueue(vec![0; 30], None, None).unwrap();
+    let w = c.try_enqueue(vec![0; 30], None, None).unwrap();
+    assert!(matches!(w, Enqueued::WaitForDiskQuota { .. }));
+    assert!(!c.wait_for_space(Duration::from_millis(1)));
+    assert_eq!(value("cdc_spool_disk_quota_rejections_total", "cf-c"), 1.0);
+    assert_eq!(value("cdc_spool_disk_quota_wait_seconds", "cf-c"), 1.0);
+    let names: Vec<String> = registry
+        .gather()
+        .iter()
+        .map(|f| f.name().to_string())
+        .collect();
+    assert!(names.contains(&"cdc_spool_disk_quota_waiters".to_string()));
+}
+
+#[test]
+fn an_entry_of_another_spool_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = prometheus::Registry::new();
+    let a = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "a", &registry).unwrap();
+    let b = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "b", &registry).unwrap();
+    let e = a
+        .try_enqueue(vec![1], None, None)
+        .unwrap()
+        .into_entry()
+        .unwrap();
+    assert!(matches!(
+        b.read(&e),
+        Err(SpoolError::InvalidParameter { .. })
+    ));
+}
