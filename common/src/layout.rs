@@ -238,7 +238,7 @@ impl DataDir {
         for name in &segs[..2] {
             validate_name(name).map_err(|e| Error::path(path, e.to_string()))?;
         }
-        let version = parse_u64(segs[2]).ok_or_else(|| {
+        let version = parse_canonical_u64(segs[2]).ok_or_else(|| {
             Error::path(
                 path,
                 format!("table version `{}` is not a commit ts (digits)", segs[2]),
@@ -265,7 +265,7 @@ impl DataDir {
             [p] => Some(
                 p.parse::<i64>()
                     .ok()
-                    .filter(|_| p.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+                    .filter(|n| n.to_string() == *p)
                     .ok_or_else(|| {
                         Error::path(path, format!("partition directory `{p}` is not a number"))
                     })?,
@@ -678,6 +678,13 @@ impl Checkpoint {
     }
 }
 
+/// Digits without leading zeros (versions, partition ids): one text per number, so a parsed
+/// path always rebuilds to the same text.
+fn parse_canonical_u64(s: &str) -> Option<u64> {
+    parse_u64(s).filter(|_| s == "0" || !s.starts_with('0'))
+}
+
+/// Digits, zero-padding allowed (file indexes, checksums).
 fn parse_u64(s: &str) -> Option<u64> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
@@ -908,6 +915,9 @@ mod tests {
             .contains("does not match protocol csv"));
         assert!(err("s/t/1/2022-01-01/XYZ00000000000000000001.csv").contains("CDC"));
         assert!(err("s/../1/2022-01-01/CDC00000000000000000001.csv").contains("relative"));
+        assert!(err("s/t/01/2022-01-01/CDC00000000000000000001.csv").contains("not a commit ts"));
+        assert!(err("s/t/1/-0/2022-01-01/CDC00000000000000000001.csv").contains("partition"));
+        assert!(err("s/t/1/+5/2022-01-01/CDC00000000000000000001.csv").contains("partition"));
         assert!(matches!(
             SchemaFilePath::parse("s/t/meta/schema_1_12.json"),
             Err(Error::InvalidPath { .. })

@@ -13,7 +13,9 @@ pub fn server_uri(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            let ci = std::env::var("CI").map(|v| v == "true" || v == "1").unwrap_or(false);
+            let ci = std::env::var("CI")
+                .map(|v| v == "true" || v == "1")
+                .unwrap_or(false);
             assert!(!ci, "{var} is not set: under CI=true every server must be running (run scripts/test.sh)");
             eprintln!("note: {var} not set; skipping (run scripts/test.sh to start the servers)");
             None

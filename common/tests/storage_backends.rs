@@ -10,7 +10,10 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions};
 use std::sync::Arc;
 
 fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}-{n}")
 }
 
@@ -19,43 +22,94 @@ async fn suite(store: Arc<dyn ObjectStore>, conditional_create: bool) {
     let index = Path::from("db/t/1/meta/CDC.index");
     store.put(&data, "row\r\n".into()).await.unwrap();
     store.put(&index, "CDC000001.csv\n".into()).await.unwrap();
-    assert_eq!(get_opt(store.as_ref(), "db/t/1/CDC000001.csv").await.unwrap().unwrap(), "row\r\n");
-    assert_eq!(get_opt(store.as_ref(), "db/t/1/CDC000002.csv").await.unwrap(), None);
+    assert_eq!(
+        get_opt(store.as_ref(), "db/t/1/CDC000001.csv")
+            .await
+            .unwrap()
+            .unwrap(),
+        "row\r\n"
+    );
+    assert_eq!(
+        get_opt(store.as_ref(), "db/t/1/CDC000002.csv")
+            .await
+            .unwrap(),
+        None
+    );
 
     // Overwrite is visible.
     store.put(&index, "CDC000002.csv\n".into()).await.unwrap();
-    assert_eq!(get_opt(store.as_ref(), "db/t/1/meta/CDC.index").await.unwrap().unwrap(), "CDC000002.csv\n");
+    assert_eq!(
+        get_opt(store.as_ref(), "db/t/1/meta/CDC.index")
+            .await
+            .unwrap()
+            .unwrap(),
+        "CDC000002.csv\n"
+    );
 
     // Delimited listing sees directories without listing the whole tree.
-    let listed = store.list_with_delimiter(Some(&Path::from("db/t/1"))).await.unwrap();
-    let dirs: Vec<String> = listed.common_prefixes.iter().map(|p| p.to_string()).collect();
-    let files: Vec<String> = listed.objects.iter().map(|o| o.location.to_string()).collect();
+    let listed = store
+        .list_with_delimiter(Some(&Path::from("db/t/1")))
+        .await
+        .unwrap();
+    let dirs: Vec<String> = listed
+        .common_prefixes
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let files: Vec<String> = listed
+        .objects
+        .iter()
+        .map(|o| o.location.to_string())
+        .collect();
     assert_eq!(dirs, vec!["db/t/1/meta"]);
     assert_eq!(files, vec!["db/t/1/CDC000001.csv"]);
-    let all: Vec<_> = store.list(Some(&Path::from("db"))).try_collect().await.unwrap();
+    let all: Vec<_> = store
+        .list(Some(&Path::from("db")))
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(all.len(), 2);
 
     if conditional_create {
-        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
         let again = store.put_opts(&data, "other".into(), opts).await;
-        assert!(matches!(again, Err(object_store::Error::AlreadyExists { .. })), "{again:?}");
+        assert!(
+            matches!(again, Err(object_store::Error::AlreadyExists { .. })),
+            "{again:?}"
+        );
     }
 
     store.delete(&data).await.unwrap();
     store.delete(&index).await.unwrap();
-    assert_eq!(get_opt(store.as_ref(), "db/t/1/CDC000001.csv").await.unwrap(), None);
+    assert_eq!(
+        get_opt(store.as_ref(), "db/t/1/CDC000001.csv")
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
 async fn memory_backend() {
-    let store = StorageUri::parse(&format!("memory://{}/p", unique("m"))).unwrap().0.build().unwrap();
+    let store = StorageUri::parse(&format!("memory://{}/p", unique("m")))
+        .unwrap()
+        .0
+        .build()
+        .unwrap();
     suite(store, true).await;
 }
 
 #[tokio::test]
 async fn local_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let store = StorageUri::parse(&format!("file://{}/root", dir.path().display())).unwrap().0.build().unwrap();
+    let store = StorageUri::parse(&format!("file://{}/root", dir.path().display()))
+        .unwrap()
+        .0
+        .build()
+        .unwrap();
     suite(store, true).await;
     // Automatic cleanup removed the emptied directories.
     assert!(!dir.path().join("root/db/t/1/meta").exists());
@@ -71,25 +125,42 @@ fn with_prefix(uri: &str, prefix: &str) -> String {
 
 #[tokio::test]
 async fn s3_compatible_backend() {
-    let Some(uri) = server_uri("CDC_TEST_S3_URI") else { return };
-    let store = StorageUri::parse(&with_prefix(&uri, &unique("suite"))).unwrap().0.build().unwrap();
+    let Some(uri) = server_uri("CDC_TEST_S3_URI") else {
+        return;
+    };
+    let store = StorageUri::parse(&with_prefix(&uri, &unique("suite")))
+        .unwrap()
+        .0
+        .build()
+        .unwrap();
     suite(store, true).await;
 }
 
 #[tokio::test]
 async fn s3_wrong_secret_is_refused_without_leaking_it() {
-    let Some(uri) = server_uri("CDC_TEST_S3_URI") else { return };
+    let Some(uri) = server_uri("CDC_TEST_S3_URI") else {
+        return;
+    };
     let bad = uri.replace("secret-access-key=", "secret-access-key=wrong");
     let store = StorageUri::parse(&bad).unwrap().0.build().unwrap();
     let err = store.put(&Path::from("x"), "y".into()).await.unwrap_err();
     let text = err.to_string();
     assert!(!text.contains("wrong"), "secret leaked: {text}");
-    assert!(text.contains("403") || text.to_lowercase().contains("signature"), "{text}");
+    assert!(
+        text.contains("403") || text.to_lowercase().contains("signature"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
 async fn azurite_backend() {
-    let Some(uri) = server_uri("CDC_TEST_AZURE_URI") else { return };
-    let store = StorageUri::parse(&with_prefix(&uri, &unique("suite"))).unwrap().0.build().unwrap();
+    let Some(uri) = server_uri("CDC_TEST_AZURE_URI") else {
+        return;
+    };
+    let store = StorageUri::parse(&with_prefix(&uri, &unique("suite")))
+        .unwrap()
+        .0
+        .build()
+        .unwrap();
     suite(store, false).await;
 }
