@@ -10,7 +10,8 @@ use proptest::prelude::*;
 
 fn name() -> impl Strategy<Value = String> {
     // Safe names: any non-control characters except `/`, never `.` or `..`, 1..=40 chars.
-    "[^/\\x00-\\x1f\\x7f-\\u{9f}]{1,40}".prop_filter("relative component", |s| s != "." && s != "..")
+    "[^/\\x00-\\x1f\\x7f-\\u{9f}]{1,40}"
+        .prop_filter("relative component", |s| s != "." && s != "..")
 }
 
 fn layout() -> impl Strategy<Value = LayoutConfig> {
