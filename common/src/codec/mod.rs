@@ -19,11 +19,16 @@
 //! header is the container header whose sync marker is derived from the table version, so every
 //! chunk of that table version carries the same marker.
 
-use crate::error::Result;
+pub mod avro;
+pub mod canal_json;
+pub mod csv;
+
+use crate::error::{Error, Result};
 use crate::event::{DmlEvent, RowChange};
 use crate::options::{Protocol, SinkOptions};
-use crate::table::TableDef;
+use crate::table::{ColumnDef, TableDef, ValueKind};
 use crate::ts::Ts;
+use crate::value::Value;
 
 /// One decoded row change with the commit ts the file carried for it (csv without
 /// `include-commit-ts` carries none).
@@ -58,10 +63,237 @@ pub trait TableCodec: Send + Sync {
     fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>>;
 }
 
-/// The codec for the protocol and options in `options`.
+/// The codec for the protocol and options in `options`. The options are validated first;
+/// an unusable combination is an [`Error::InvalidParameter`] naming the option.
 pub fn codec_for(options: &SinkOptions) -> Result<Box<dyn Codec>> {
-    Err(crate::error::Error::param(
-        "protocol",
-        format!("codec `{}` is not built yet", options.protocol.name()),
-    ))
+    options.validate()?;
+    Ok(match options.protocol {
+        Protocol::Csv => Box::new(csv::CsvCodec::new(options.csv.clone())?),
+        Protocol::CanalJson => Box::new(canal_json::CanalJsonCodec::new(
+            options.enable_tidb_extension,
+            &options.csv.terminator,
+        )?),
+        Protocol::Avro => Box::new(avro::AvroCodec::new()),
+    })
+}
+
+/// The [`Error::Encode`] for a problem with one column of a table.
+pub(crate) fn encode_error(table: &TableDef, column: Option<&ColumnDef>, reason: String) -> Error {
+    let what = match column {
+        Some(c) => format!(
+            "row of `{}`.`{}` column `{}`",
+            table.schema, table.table, c.name
+        ),
+        None => format!("row of `{}`.`{}`", table.schema, table.table),
+    };
+    Error::Encode { what, reason }
+}
+
+/// Checks that a row image has one value per column; errors name the table.
+pub(crate) fn check_row_len(table: &TableDef, image: &[Value]) -> Result<()> {
+    if image.len() != table.columns.len() {
+        return Err(encode_error(
+            table,
+            None,
+            format!(
+                "row has {} values but the table has {} columns",
+                image.len(),
+                table.columns.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The error for a value whose variant does not match its column's type.
+pub(crate) fn mismatch(table: &TableDef, column: &ColumnDef, value: &Value) -> Error {
+    encode_error(
+        table,
+        Some(column),
+        format!(
+            "a {} column takes {:?} values, got {}",
+            column.sql_type(),
+            column.value_kind(),
+            variant_name(value)
+        ),
+    )
+}
+
+/// The name of a value's variant, for error messages (never the value itself).
+pub(crate) fn variant_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "Null",
+        Value::Int(_) => "Int",
+        Value::UInt(_) => "UInt",
+        Value::Float(_) => "Float",
+        Value::Double(_) => "Double",
+        Value::Decimal(_) => "Decimal",
+        Value::String(_) => "String",
+        Value::Bytes(_) => "Bytes",
+    }
+}
+
+/// Appends the shortest text that parses back to exactly `v` (never an exponent), the way
+/// TiCDC's `FormatFloat(v, 'f', -1, 32)` does.
+pub(crate) fn write_f32(out: &mut Vec<u8>, v: f32) {
+    use std::io::Write;
+    // Writing to a Vec cannot fail.
+    let _ = write!(out, "{v}");
+}
+
+/// Appends the shortest text that parses back to exactly `v` (never an exponent).
+pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
+    use std::io::Write;
+    let _ = write!(out, "{v}");
+}
+
+/// Appends an integer in decimal.
+pub(crate) fn write_int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
+    let mut b = itoa::Buffer::new();
+    out.extend_from_slice(b.format(v).as_bytes());
+}
+
+/// The 1-based index of an ENUM element name (0 for the empty string, MySQL's error value).
+pub(crate) fn enum_index(column: &ColumnDef, name: &str) -> Option<u64> {
+    match column.elems.iter().position(|e| e == name) {
+        Some(i) => Some(i as u64 + 1),
+        None if name.is_empty() => Some(0),
+        None => None,
+    }
+}
+
+/// The ENUM element name of a 1-based index (0 is the empty string).
+pub(crate) fn enum_name(column: &ColumnDef, index: u64) -> Option<&str> {
+    if index == 0 {
+        return Some("");
+    }
+    column
+        .elems
+        .get(usize::try_from(index - 1).ok()?)
+        .map(String::as_str)
+}
+
+/// The bitmask of a SET value (member names comma-joined); `None` names an unknown member.
+pub(crate) fn set_mask(column: &ColumnDef, names: &str) -> Option<u64> {
+    if names.is_empty() {
+        return Some(0);
+    }
+    let mut mask = 0u64;
+    for name in names.split(',') {
+        let i = column.elems.iter().position(|e| e == name)?;
+        if i >= 64 {
+            return None;
+        }
+        mask |= 1 << i;
+    }
+    Some(mask)
+}
+
+/// The SET value (member names in declaration order, comma-joined) of a bitmask; `None` when a
+/// bit names no element.
+pub(crate) fn set_names(column: &ColumnDef, mask: u64) -> Option<String> {
+    if column.elems.len() < 64 && mask >> column.elems.len() != 0 {
+        return None;
+    }
+    let mut s = String::new();
+    for (i, e) in column.elems.iter().enumerate().take(64) {
+        if mask & (1 << i) != 0 {
+            if !s.is_empty() {
+                s.push(',');
+            }
+            s.push_str(e);
+        }
+    }
+    Some(s)
+}
+
+/// Parses the text form of a value of `column` (the form csv and canal-json share for numbers
+/// and text). Binary columns are not handled here: each codec has its own byte encoding.
+pub(crate) fn parse_text_value(
+    column: &ColumnDef,
+    text: &str,
+) -> std::result::Result<Value, String> {
+    let bad = |what: &str| {
+        format!(
+            "column `{}` ({}): `{}` is not {what}",
+            column.name,
+            column.sql_type(),
+            shorten(text)
+        )
+    };
+    Ok(match column.value_kind() {
+        ValueKind::Int => Value::Int(text.parse().map_err(|_| bad("a signed integer"))?),
+        ValueKind::UInt => Value::UInt(text.parse().map_err(|_| bad("an unsigned integer"))?),
+        ValueKind::Float => Value::Float(text.parse().map_err(|_| bad("a float"))?),
+        ValueKind::Double => Value::Double(text.parse().map_err(|_| bad("a double"))?),
+        ValueKind::Decimal => Value::Decimal(text.to_owned()),
+        ValueKind::String => Value::String(text.to_owned()),
+        ValueKind::Bytes => return Err(bad("binary")),
+    })
+}
+
+/// At most 40 characters of `s`, for error messages.
+pub(crate) fn shorten(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// FNV-1a over `bytes`, starting from `seed` (for derived, deterministic identifiers).
+pub(crate) fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = seed;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::ColumnType;
+
+    #[test]
+    fn enum_and_set_convert_both_ways() {
+        let e = ColumnDef::new("e", ColumnType::Enum).with_elems(["a", "b,c"]);
+        assert_eq!(enum_index(&e, "b,c"), Some(2));
+        assert_eq!(enum_index(&e, ""), Some(0));
+        assert_eq!(enum_index(&e, "x"), None);
+        assert_eq!(enum_name(&e, 2), Some("b,c"));
+        assert_eq!(enum_name(&e, 3), None);
+        let s = ColumnDef::new("s", ColumnType::Set).with_elems(["x", "y", "z"]);
+        assert_eq!(set_mask(&s, "x,z"), Some(5));
+        assert_eq!(set_mask(&s, ""), Some(0));
+        assert_eq!(set_mask(&s, "w"), None);
+        assert_eq!(set_names(&s, 5).as_deref(), Some("x,z"));
+        assert_eq!(set_names(&s, 8), None);
+    }
+
+    #[test]
+    fn floats_format_shortest_without_exponent() {
+        let mut out = Vec::new();
+        write_f64(&mut out, 1e21);
+        out.push(b' ');
+        write_f32(&mut out, 0.1);
+        out.push(b' ');
+        write_f64(&mut out, -2.5e-7);
+        assert_eq!(out, b"1000000000000000000000 0.1 -0.00000025");
+    }
+
+    #[test]
+    fn codec_for_rejects_bad_options() {
+        let mut o = SinkOptions::default();
+        o.csv.delimiter = String::new();
+        assert!(matches!(
+            codec_for(&o),
+            Err(Error::InvalidParameter { name, .. }) if name == "delimiter"
+        ));
+        o.csv = Default::default();
+        for p in [Protocol::Csv, Protocol::CanalJson, Protocol::Avro] {
+            o.protocol = p;
+            assert_eq!(codec_for(&o).unwrap().protocol(), p);
+        }
+    }
 }

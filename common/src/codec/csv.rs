@@ -1,0 +1,800 @@
+//! The `csv` protocol (TiCDC's storage-sink csv).
+//!
+//! # Format
+//!
+//! One record per row change, fields joined by `delimiter` (1 to 3 characters) and each record
+//! ended by `terminator` (default `\r\n`):
+//!
+//! ```text
+//! op, table, schema, [commit-ts], [is-update], col1, col2, ...
+//! ```
+//!
+//! - `op` is `I`, `U` or `D`; a delete carries the before image.
+//! - `commit-ts` (with `include-commit-ts`) is the full TSO, unquoted.
+//! - `is-update` (with `output-old-value`) is `true`/`false`, unquoted. With `output-old-value`
+//!   an update becomes a `D` record of the before image then an `I` record of the after image,
+//!   both with `is-update=true`; the decoder rejoins the pair into one update. Without it an
+//!   update is one `U` record of the after image.
+//! - With `output-field-header` every file starts with one record naming the fields:
+//!   `ticdc-meta$operation`, `ticdc-meta$table`, `ticdc-meta$schema`, `ticdc-meta$commit-ts`,
+//!   `ticdc-meta$is-update` (when present), then the column names. The decoder checks it.
+//!
+//! # Values
+//!
+//! | column (value)                                   | written as                                   |
+//! |--------------------------------------------------|----------------------------------------------|
+//! | NULL                                             | the `null` string (default `\N`), unquoted   |
+//! | integers, YEAR, BIT (`Int`, `UInt`)              | decimal digits, unquoted                     |
+//! | FLOAT, DOUBLE                                    | shortest round-trip text, no exponent, unquoted |
+//! | DECIMAL, char/text, JSON, temporal, ENUM/SET names | string                                     |
+//! | binary (`Bytes`)                                 | base64 (standard, padded) or lower-case hex, as a string |
+//! | op, table, schema                                | string                                       |
+//!
+//! A string is written between `quote` characters with each quote inside doubled. When `quote`
+//! is empty, strings are written bare with a backslash before `\`, the first character of the
+//! delimiter and of the terminator, and CR/LF written as `\r`/`\n`.
+//!
+//! # What is lost
+//!
+//! - Without `output-old-value` the before image of an update (`Update { before: None }`).
+//! - Without `include-commit-ts` the commit ts (`commit_ts: None`).
+//! - Without quoting, a string equal to an empty `null` string, or to a `null` string made only
+//!   of the letters `r` and `n`, reads back as NULL (there is nothing left to escape).
+//!   With quoting, a quoted field equal to the null string is a string, not NULL.
+//!
+//! # Deviations from TiCDC
+//!
+//! - Without quoting TiCDC escapes whole occurrences of the delimiter; we escape every
+//!   occurrence of its first character, which is identical for one-character delimiters and
+//!   unambiguous for longer ones. We also escape a string that would read back as the null
+//!   string (its first character that is not `r`/`n`), and the terminator's first character.
+//! - FLOAT/DOUBLE use the shortest round-trip decimal text without exponent.
+//! - Header names that contain a special character are quoted (escaped) like any string.
+//! - Stricter options: the `null` string must not contain the quote or the first character of
+//!   the delimiter or terminator; without quoting, delimiter and terminator must not contain a
+//!   backslash nor start with `r` or `n`.
+
+use super::{
+    check_row_len, mismatch, parse_text_value, shorten, write_f32, write_f64, write_int, Codec,
+    DecodedRow, TableCodec,
+};
+use crate::error::{Error, Position, Result};
+use crate::event::{DmlEvent, RowChange};
+use crate::options::{BinaryEncoding, CsvOptions, Protocol};
+use crate::table::{TableDef, ValueKind};
+use crate::ts::Ts;
+use crate::value::Value;
+use base64::Engine;
+use std::borrow::Cow;
+
+/// Field-header name of the operation column (TiCDC's).
+pub const HEADER_OPERATION: &str = "ticdc-meta$operation";
+/// Field-header name of the table column.
+pub const HEADER_TABLE: &str = "ticdc-meta$table";
+/// Field-header name of the schema column.
+pub const HEADER_SCHEMA: &str = "ticdc-meta$schema";
+/// Field-header name of the commit-ts column.
+pub const HEADER_COMMIT_TS: &str = "ticdc-meta$commit-ts";
+/// Field-header name of the is-update column.
+pub const HEADER_IS_UPDATE: &str = "ticdc-meta$is-update";
+
+/// The csv protocol with its options.
+#[derive(Clone, Debug)]
+pub struct CsvCodec {
+    opts: CsvOptions,
+}
+
+impl CsvCodec {
+    /// Validates the options (TiCDC's rules plus the stricter ones in the module doc).
+    pub fn new(opts: CsvOptions) -> Result<CsvCodec> {
+        opts.validate()?;
+        let d0 = opts.delimiter.chars().next().unwrap_or(',');
+        let t0 = opts.terminator.chars().next().unwrap_or('\n');
+        if let Some(q) = opts.quote {
+            if opts.null.contains(q) {
+                return Err(Error::param(
+                    "null",
+                    format!("must not contain the quote character `{q}`"),
+                ));
+            }
+        } else {
+            for (name, v) in [
+                ("delimiter", &opts.delimiter),
+                ("terminator", &opts.terminator),
+            ] {
+                if v.contains('\\') || v.starts_with(['r', 'n']) {
+                    return Err(Error::param(
+                        name,
+                        "without quoting must not contain `\\` nor start with `r` or `n`",
+                    ));
+                }
+            }
+        }
+        if opts.null.contains(d0) || opts.null.contains(t0) {
+            return Err(Error::param(
+                "null",
+                "must not contain the first character of the delimiter or the terminator",
+            ));
+        }
+        Ok(CsvCodec { opts })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &CsvOptions {
+        &self.opts
+    }
+}
+
+impl Codec for CsvCodec {
+    fn protocol(&self) -> Protocol {
+        Protocol::Csv
+    }
+
+    fn prepare(&self, table: &TableDef) -> Result<Box<dyn TableCodec>> {
+        Ok(Box::new(CsvTableCodec::new(self.opts.clone(), table)))
+    }
+}
+
+/// Operation letters, indexed like [`CsvTableCodec::meta`].
+const OPS: [&str; 3] = ["I", "U", "D"];
+const OP_INSERT: usize = 0;
+const OP_UPDATE: usize = 1;
+const OP_DELETE: usize = 2;
+
+/// The csv codec bound to one table version.
+struct CsvTableCodec {
+    table: TableDef,
+    kinds: Vec<ValueKind>,
+    opts: CsvOptions,
+    delim: Vec<u8>,
+    term: Vec<u8>,
+    null: Vec<u8>,
+    quote: Option<Vec<u8>>,
+    /// Bytes escaped with a backslash when quoting is off.
+    special: [bool; 256],
+    /// `op, table, schema` already rendered, per operation.
+    meta: [Vec<u8>; 3],
+    header: Vec<u8>,
+    header_names: Vec<String>,
+}
+
+/// Scratch space reused across the rows of one event.
+#[derive(Default)]
+struct Scratch {
+    bin: Vec<u8>,
+}
+
+impl CsvTableCodec {
+    fn new(opts: CsvOptions, table: &TableDef) -> CsvTableCodec {
+        let delim = opts.delimiter.as_bytes().to_vec();
+        let term = opts.terminator.as_bytes().to_vec();
+        let mut special = [false; 256];
+        if opts.quote.is_none() {
+            for b in [b'\\', b'\r', b'\n', delim[0], term[0]] {
+                special[b as usize] = true;
+            }
+        }
+        let mut c = CsvTableCodec {
+            table: table.clone(),
+            kinds: table.columns.iter().map(|c| c.value_kind()).collect(),
+            null: opts.null.as_bytes().to_vec(),
+            quote: opts.quote.map(|q| q.to_string().into_bytes()),
+            opts,
+            delim,
+            term,
+            special,
+            meta: Default::default(),
+            header: Vec::new(),
+            header_names: Vec::new(),
+        };
+        for (i, op) in OPS.iter().enumerate() {
+            let mut m = Vec::new();
+            c.write_str(op.as_bytes(), &mut m);
+            m.extend_from_slice(&c.delim);
+            c.write_str(table.table.as_bytes(), &mut m);
+            m.extend_from_slice(&c.delim);
+            c.write_str(table.schema.as_bytes(), &mut m);
+            c.meta[i] = m;
+        }
+        let mut names = vec![HEADER_OPERATION, HEADER_TABLE, HEADER_SCHEMA];
+        if c.opts.include_commit_ts {
+            names.push(HEADER_COMMIT_TS);
+        }
+        if c.opts.output_old_value {
+            names.push(HEADER_IS_UPDATE);
+        }
+        let mut names: Vec<String> = names.into_iter().map(String::from).collect();
+        names.extend(table.columns.iter().map(|c| c.name.clone()));
+        if c.opts.output_field_header {
+            let mut h = Vec::new();
+            for (i, n) in names.iter().enumerate() {
+                if i > 0 {
+                    h.extend_from_slice(&c.delim);
+                }
+                c.write_name(n.as_bytes(), &mut h);
+            }
+            h.extend_from_slice(&c.term);
+            c.header = h;
+        }
+        c.header_names = names;
+        c
+    }
+
+    fn meta_fields(&self) -> usize {
+        3 + usize::from(self.opts.include_commit_ts) + usize::from(self.opts.output_old_value)
+    }
+
+    /// Writes a header name bare when nothing in it needs quoting or escaping.
+    fn write_name(&self, name: &[u8], out: &mut Vec<u8>) {
+        let plain = name != self.null.as_slice()
+            && !name.iter().any(|&b| {
+                matches!(b, b'\\' | b'\r' | b'\n')
+                    || b == self.delim[0]
+                    || b == self.term[0]
+                    || self.quote.as_ref().is_some_and(|q| q.contains(&b))
+            });
+        if plain {
+            out.extend_from_slice(name);
+        } else {
+            self.write_str(name, out);
+        }
+    }
+
+    /// Writes a string field: quoted with doubled quotes, or escaped when quoting is off.
+    fn write_str(&self, s: &[u8], out: &mut Vec<u8>) {
+        match &self.quote {
+            Some(q) => {
+                out.extend_from_slice(q);
+                let mut rest = s;
+                while let Some(i) = find(rest, q) {
+                    let end = i + q.len();
+                    out.extend_from_slice(&rest[..end]);
+                    out.extend_from_slice(q);
+                    rest = &rest[end..];
+                }
+                out.extend_from_slice(rest);
+                out.extend_from_slice(q);
+            }
+            None => {
+                let mut last = 0;
+                let mut escaped = false;
+                for (i, &b) in s.iter().enumerate() {
+                    if self.special[b as usize] {
+                        out.extend_from_slice(&s[last..i]);
+                        match b {
+                            b'\r' => out.extend_from_slice(b"\\r"),
+                            b'\n' => out.extend_from_slice(b"\\n"),
+                            _ => out.extend_from_slice(&[b'\\', b]),
+                        }
+                        last = i + 1;
+                        escaped = true;
+                    }
+                }
+                if !escaped && s == self.null.as_slice() {
+                    // Would read back as NULL: escape one character that stays itself.
+                    if let Some(i) = s.iter().position(|&b| b != b'r' && b != b'n') {
+                        out.extend_from_slice(&s[..i]);
+                        out.push(b'\\');
+                        out.extend_from_slice(&s[i..]);
+                        return;
+                    }
+                }
+                out.extend_from_slice(&s[last..]);
+            }
+        }
+    }
+
+    fn write_value(
+        &self,
+        column: usize,
+        value: &Value,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        match (self.kinds[column], value) {
+            (_, Value::Null) => out.extend_from_slice(&self.null),
+            (ValueKind::Int, Value::Int(v)) => write_int(out, *v),
+            (ValueKind::UInt, Value::UInt(v)) => write_int(out, *v),
+            (ValueKind::Float, Value::Float(v)) => write_f32(out, *v),
+            (ValueKind::Double, Value::Double(v)) => write_f64(out, *v),
+            (ValueKind::Decimal, Value::Decimal(s)) | (ValueKind::String, Value::String(s)) => {
+                self.write_str(s.as_bytes(), out)
+            }
+            (ValueKind::Bytes, Value::Bytes(b)) => {
+                let buf = &mut scratch.bin;
+                buf.clear();
+                match self.opts.binary_encoding {
+                    BinaryEncoding::Base64 => {
+                        buf.resize(base64::encoded_len(b.len(), true).unwrap_or(0), 0);
+                        let n = base64::engine::general_purpose::STANDARD
+                            .encode_slice(b, buf)
+                            .unwrap_or(0);
+                        buf.truncate(n);
+                    }
+                    BinaryEncoding::Hex => {
+                        buf.resize(b.len() * 2, 0);
+                        // The buffer is exactly twice the input: cannot fail.
+                        let _ = hex::encode_to_slice(b, buf);
+                    }
+                }
+                self.write_str(buf, out);
+            }
+            _ => return Err(mismatch(&self.table, &self.table.columns[column], value)),
+        }
+        Ok(())
+    }
+
+    fn write_record(
+        &self,
+        op: usize,
+        image: &[Value],
+        commit_ts: Ts,
+        is_update: bool,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        check_row_len(&self.table, image)?;
+        out.extend_from_slice(&self.meta[op]);
+        if self.opts.include_commit_ts {
+            out.extend_from_slice(&self.delim);
+            write_int(out, commit_ts.0);
+        }
+        if self.opts.output_old_value {
+            out.extend_from_slice(&self.delim);
+            out.extend_from_slice(if is_update { b"true" } else { b"false" });
+        }
+        for (i, v) in image.iter().enumerate() {
+            out.extend_from_slice(&self.delim);
+            self.write_value(i, v, scratch, out)?;
+        }
+        out.extend_from_slice(&self.term);
+        Ok(())
+    }
+
+    fn encode_rows(&self, event: &DmlEvent, out: &mut Vec<u8>) -> Result<()> {
+        let mut scratch = Scratch::default();
+        let ts = event.commit_ts;
+        let s = &mut scratch;
+        for row in &event.rows {
+            match row {
+                RowChange::Insert { after } => {
+                    self.write_record(OP_INSERT, after, ts, false, s, out)?
+                }
+                RowChange::Delete { before } => {
+                    self.write_record(OP_DELETE, before, ts, false, s, out)?
+                }
+                RowChange::Update { before, after } => match before {
+                    Some(before) if self.opts.output_old_value => {
+                        self.write_record(OP_DELETE, before, ts, true, s, out)?;
+                        self.write_record(OP_INSERT, after, ts, true, s, out)?;
+                    }
+                    _ => self.write_record(OP_UPDATE, after, ts, true, s, out)?,
+                },
+            }
+        }
+        Ok(())
+    }
+
+    fn corrupt(&self, object: &str, line: u64, reason: impl Into<String>) -> Error {
+        Error::corrupt(object, Position::Line(line), reason)
+    }
+
+    fn parse_value(&self, column: usize, f: &RawField<'_>) -> std::result::Result<Value, String> {
+        if !f.quoted && f.raw == self.null.as_slice() {
+            return Ok(Value::Null);
+        }
+        let col = &self.table.columns[column];
+        if self.kinds[column] == ValueKind::Bytes {
+            let text = &f.text[..];
+            let decoded = match self.opts.binary_encoding {
+                BinaryEncoding::Base64 => base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_err(|e| e.to_string()),
+                BinaryEncoding::Hex => hex::decode(text).map_err(|e| e.to_string()),
+            };
+            return decoded.map(Value::Bytes).map_err(|e| {
+                format!(
+                    "column `{}` ({}): `{}` is not {}: {e}",
+                    col.name,
+                    col.sql_type(),
+                    shorten(&String::from_utf8_lossy(text)),
+                    match self.opts.binary_encoding {
+                        BinaryEncoding::Base64 => "base64",
+                        BinaryEncoding::Hex => "hex",
+                    }
+                )
+            });
+        }
+        let text = utf8(&f.text, &col.name)?;
+        parse_text_value(col, text)
+    }
+}
+
+fn utf8<'a>(b: &'a [u8], what: &str) -> std::result::Result<&'a str, String> {
+    std::str::from_utf8(b).map_err(|e| format!("field `{what}` is not UTF-8: {e}"))
+}
+
+/// Position of `needle` in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() == 1 {
+        memchr::memchr(needle[0], hay)
+    } else {
+        memchr::memmem::find(hay, needle)
+    }
+}
+
+/// One field as read: the raw bytes (quotes and escapes included) and the text they stand for.
+struct RawField<'a> {
+    raw: &'a [u8],
+    quoted: bool,
+    text: Cow<'a, [u8]>,
+}
+
+/// Reads records one by one, tracking the line each starts on.
+struct RecordReader<'a, 'c> {
+    codec: &'c CsvTableCodec,
+    buf: &'a [u8],
+    pos: usize,
+    /// Line of the next record (1-based).
+    line: u64,
+}
+
+impl<'a> RecordReader<'a, '_> {
+    /// Reads the next record into `fields`; `Ok(None)` at the end of the input. On success
+    /// returns the line the record started on.
+    fn next(
+        &mut self,
+        fields: &mut Vec<RawField<'a>>,
+    ) -> std::result::Result<Option<u64>, (u64, String)> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        let line = self.line;
+        let start = self.pos;
+        let r = self.read_fields(fields);
+        self.line += memchr::memchr_iter(b'\n', &self.buf[start..self.pos]).count() as u64;
+        r.map(|()| Some(line)).map_err(|e| (line, e))
+    }
+
+    fn read_fields(&mut self, fields: &mut Vec<RawField<'a>>) -> std::result::Result<(), String> {
+        const TRUNCATED: &str = "record is missing its terminator (truncated object?)";
+        let c = self.codec;
+        let buf = self.buf;
+        let (d, t) = (&c.delim[..], &c.term[..]);
+        fields.clear();
+        loop {
+            let field_start = self.pos;
+            if let Some(q) = c
+                .quote
+                .as_deref()
+                .filter(|q| buf[self.pos..].starts_with(q))
+            {
+                let mut i = self.pos + q.len();
+                let mut seg = i;
+                let mut owned: Option<Vec<u8>> = None;
+                let end = loop {
+                    let Some(j) = find(&buf[i..], q) else {
+                        self.pos = buf.len();
+                        return Err("unterminated quoted field (truncated object?)".into());
+                    };
+                    let at = i + j;
+                    if buf[at + q.len()..].starts_with(q) {
+                        owned
+                            .get_or_insert_with(Vec::new)
+                            .extend_from_slice(&buf[seg..at + q.len()]);
+                        i = at + 2 * q.len();
+                        seg = i;
+                    } else {
+                        break at;
+                    }
+                };
+                let text = match owned {
+                    Some(mut o) => {
+                        o.extend_from_slice(&buf[seg..end]);
+                        Cow::Owned(o)
+                    }
+                    None => Cow::Borrowed(&buf[seg..end]),
+                };
+                self.pos = end + q.len();
+                fields.push(RawField {
+                    raw: &buf[field_start..self.pos],
+                    quoted: true,
+                    text,
+                });
+            } else {
+                let escapes = c.quote.is_none();
+                let mut i = self.pos;
+                let mut seg = i;
+                let mut owned: Option<Vec<u8>> = None;
+                loop {
+                    let hit = if escapes {
+                        memchr::memchr3(d[0], t[0], b'\\', &buf[i..])
+                    } else {
+                        memchr::memchr2(d[0], t[0], &buf[i..])
+                    };
+                    let Some(j) = hit else {
+                        self.pos = buf.len();
+                        return Err(TRUNCATED.into());
+                    };
+                    i += j;
+                    if escapes && buf[i] == b'\\' {
+                        let Some(&e) = buf.get(i + 1) else {
+                            self.pos = buf.len();
+                            return Err(TRUNCATED.into());
+                        };
+                        let o = owned.get_or_insert_with(Vec::new);
+                        o.extend_from_slice(&buf[seg..i]);
+                        o.push(match e {
+                            b'r' => b'\r',
+                            b'n' => b'\n',
+                            other => other,
+                        });
+                        i += 2;
+                        seg = i;
+                    } else if buf[i..].starts_with(d) || buf[i..].starts_with(t) {
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                let text = match owned {
+                    Some(mut o) => {
+                        o.extend_from_slice(&buf[seg..i]);
+                        Cow::Owned(o)
+                    }
+                    None => Cow::Borrowed(&buf[seg..i]),
+                };
+                self.pos = i;
+                fields.push(RawField {
+                    raw: &buf[field_start..i],
+                    quoted: false,
+                    text,
+                });
+            }
+            let rest = &buf[self.pos..];
+            if rest.starts_with(d) {
+                self.pos += d.len();
+            } else if rest.starts_with(t) {
+                self.pos += t.len();
+                return Ok(());
+            } else if rest.is_empty() {
+                return Err(TRUNCATED.into());
+            } else {
+                // Skip to the end of the line so the reader does not loop.
+                self.pos = buf.len();
+                return Err("unexpected characters after a closing quote".into());
+            }
+        }
+    }
+}
+
+impl TableCodec for CsvTableCodec {
+    fn file_header(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header);
+    }
+
+    fn encode(&self, event: &DmlEvent, out: &mut Vec<u8>) -> Result<()> {
+        let start = out.len();
+        let r = self.encode_rows(event, out);
+        if r.is_err() {
+            out.truncate(start);
+        }
+        r
+    }
+
+    fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>> {
+        let mut reader = RecordReader {
+            codec: self,
+            buf: bytes,
+            pos: 0,
+            line: 1,
+        };
+        let mut fields = Vec::with_capacity(self.header_names.len());
+        if self.opts.output_field_header {
+            if let Some(line) = reader
+                .next(&mut fields)
+                .map_err(|(line, e)| self.corrupt(object, line, e))?
+            {
+                let found: Vec<Cow<'_, str>> = fields
+                    .iter()
+                    .map(|f| String::from_utf8_lossy(&f.text))
+                    .collect();
+                if found != self.header_names {
+                    return Err(self.corrupt(
+                        object,
+                        line,
+                        format!(
+                            "field header does not match the table: expected {:?}, found {:?}",
+                            self.header_names, found
+                        ),
+                    ));
+                }
+            }
+        }
+        let expected = self.header_names.len();
+        let meta = self.meta_fields();
+        let mut rows = Vec::new();
+        // The delete half of an update (output-old-value), waiting for its insert half.
+        let mut pending: Option<(Vec<Value>, u64)> = None;
+        while let Some(line) = reader
+            .next(&mut fields)
+            .map_err(|(line, e)| self.corrupt(object, line, e))?
+        {
+            let bad = |reason: String| self.corrupt(object, line, reason);
+            if fields.len() != expected {
+                return Err(bad(format!(
+                    "expected {expected} fields, found {}",
+                    fields.len()
+                )));
+            }
+            let op = match &fields[0].text[..] {
+                b"I" => OP_INSERT,
+                b"U" => OP_UPDATE,
+                b"D" => OP_DELETE,
+                other => {
+                    return Err(bad(format!(
+                        "operation `{}` is not I, U or D",
+                        shorten(&String::from_utf8_lossy(other))
+                    )))
+                }
+            };
+            if fields[1].text[..] != *self.table.table.as_bytes()
+                || fields[2].text[..] != *self.table.schema.as_bytes()
+            {
+                return Err(bad(format!(
+                    "row is for `{}`.`{}`, not `{}`.`{}`",
+                    shorten(&String::from_utf8_lossy(&fields[2].text)),
+                    shorten(&String::from_utf8_lossy(&fields[1].text)),
+                    self.table.schema,
+                    self.table.table
+                )));
+            }
+            let mut k = 3;
+            let commit_ts = if self.opts.include_commit_ts {
+                let text = utf8(&fields[k].text, HEADER_COMMIT_TS).map_err(bad)?;
+                k += 1;
+                Some(Ts(text.parse().map_err(|_| {
+                    bad(format!("commit ts `{}` is not a number", shorten(text)))
+                })?))
+            } else {
+                None
+            };
+            let is_update = if self.opts.output_old_value {
+                let v = match &fields[k].text[..] {
+                    b"true" => true,
+                    b"false" => false,
+                    other => {
+                        return Err(bad(format!(
+                            "is-update `{}` is not true or false",
+                            shorten(&String::from_utf8_lossy(other))
+                        )))
+                    }
+                };
+                k += 1;
+                v
+            } else {
+                false
+            };
+            debug_assert_eq!(k, meta);
+            let image = fields[meta..]
+                .iter()
+                .enumerate()
+                .map(|(i, f)| self.parse_value(i, f))
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(bad)?;
+            if let Some((_, at)) = &pending {
+                if !(op == OP_INSERT && is_update) {
+                    return Err(bad(format!(
+                        "the delete half of an update at line {at} has no insert half"
+                    )));
+                }
+            }
+            let change = match (op, is_update) {
+                (OP_DELETE, true) => {
+                    pending = Some((image, line));
+                    continue;
+                }
+                (OP_INSERT, true) => match pending.take() {
+                    Some((before, _)) => RowChange::Update {
+                        before: Some(before),
+                        after: image,
+                    },
+                    None => {
+                        return Err(bad(
+                            "the insert half of an update has no delete half before it".into(),
+                        ))
+                    }
+                },
+                (OP_INSERT, false) => RowChange::Insert { after: image },
+                (OP_DELETE, false) => RowChange::Delete { before: image },
+                _ => RowChange::Update {
+                    before: None,
+                    after: image,
+                },
+            };
+            rows.push(DecodedRow { commit_ts, change });
+        }
+        if let Some((_, at)) = pending {
+            return Err(self.corrupt(
+                object,
+                at,
+                "the delete half of an update has no insert half (truncated object?)",
+            ));
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::{ColumnDef, ColumnType};
+    use std::sync::Arc;
+
+    fn table() -> TableDef {
+        TableDef {
+            schema: "db".into(),
+            table: "t".into(),
+            table_id: 1,
+            version: Ts(1),
+            columns: vec![
+                ColumnDef::new("id", ColumnType::Int).pk(),
+                ColumnDef::new("s", ColumnType::VarChar),
+            ],
+        }
+    }
+
+    fn encode(opts: CsvOptions, rows: Vec<RowChange>) -> (Box<dyn TableCodec>, Vec<u8>) {
+        let t = table();
+        let c = CsvCodec::new(opts).unwrap().prepare(&t).unwrap();
+        let mut out = Vec::new();
+        c.file_header(&mut out);
+        let e = DmlEvent {
+            table: Arc::new(t),
+            partition_id: None,
+            commit_ts: Ts(7),
+            rows,
+        };
+        c.encode(&e, &mut out).unwrap();
+        (c, out)
+    }
+
+    #[test]
+    fn escapes_every_first_delimiter_character_without_quotes() {
+        let opts = CsvOptions {
+            delimiter: "||".into(),
+            quote: None,
+            terminator: "\n".into(),
+            ..Default::default()
+        };
+        let s = "a|||b\\N\r\n".to_string();
+        let (c, out) = encode(
+            opts,
+            vec![RowChange::Insert {
+                after: vec![Value::Int(1), Value::String(s.clone())],
+            }],
+        );
+        assert_eq!(out, b"I||t||db||1||a\\|\\|\\|b\\\\N\\r\\n\n");
+        let rows = c.decode("o", &out).unwrap();
+        assert_eq!(rows[0].change.image()[1], Value::String(s));
+    }
+
+    #[test]
+    fn string_equal_to_null_stays_a_string() {
+        for quote in [Some('"'), None] {
+            let opts = CsvOptions {
+                quote,
+                null: "NULL".into(),
+                ..Default::default()
+            };
+            let (c, out) = encode(
+                opts,
+                vec![RowChange::Insert {
+                    after: vec![Value::Int(1), Value::String("NULL".into())],
+                }],
+            );
+            let rows = c.decode("o", &out).unwrap();
+            assert_eq!(rows[0].change.image()[1], Value::String("NULL".into()));
+        }
+    }
+}
