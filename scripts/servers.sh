@@ -79,7 +79,7 @@ account = "devstoreaccount1"
 key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
 date, version = formatdate(usegmt=True), "2021-10-04"
 ctype = "application/octet-stream"
-to_sign = "\n".join(["PUT", "", "", "0", "", ctype, "", "", "", "", "", "",
+to_sign = "\n".join(["PUT", "", "", "", "", ctype, "", "", "", "", "", "",
                      f"x-ms-date:{date}", f"x-ms-version:{version}",
                      f"/{account}/{account}/{container}", "restype:container"])
 sig = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
@@ -155,7 +155,7 @@ servers_start() {
   start_azurite
   start_postgres
   start_mariadb
-  env | grep '^CDC_TEST_' | sed 's/^/export /' >"$SERVERS_DIR/env"
+  env | grep '^CDC_TEST_' | sed "s/^\([^=]*\)=\(.*\)\$/export \1='\2'/" >"$SERVERS_DIR/env"
 }
 
 servers_stop() {
