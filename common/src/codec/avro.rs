@@ -243,9 +243,19 @@ impl AvroTableCodec {
             out.push(2); // union branch 1, zig-zag encoded
             match (self.kinds[i], v) {
                 (Kind::Long, Value::Int(x)) => write_long(out, *x),
-                (Kind::ULong, Value::UInt(x)) if *x <= i64::MAX as u64 => {
-                    write_long(out, *x as i64)
-                }
+                (Kind::ULong, Value::UInt(x)) => match i64::try_from(*x) {
+                    Ok(x) => write_long(out, x),
+                    Err(_) => {
+                        return Err(super::encode_error(
+                            &self.table,
+                            Some(&self.table.columns[i]),
+                            format!(
+                                "{x} is out of range for {}",
+                                self.table.columns[i].sql_type()
+                            ),
+                        ))
+                    }
+                },
                 (Kind::UString, Value::UInt(x)) => {
                     write_bytes(out, itoa::Buffer::new().format(*x).as_bytes())
                 }
@@ -563,6 +573,32 @@ mod tests {
         assert_eq!(avro_field_name(3, "a-b c"), "_3_a_b_c");
         assert_eq!(avro_field_name(4, "_x"), "_4__x");
         assert_eq!(avro_field_name(5, "9z"), "_5_9z");
+    }
+
+    #[test]
+    fn unsigned_out_of_long_range_is_an_encode_error() {
+        let t = TableDef {
+            schema: "db".into(),
+            table: "t".into(),
+            table_id: 1,
+            version: Ts(1),
+            columns: vec![ColumnDef::new("u", ColumnType::Int).unsigned()],
+        };
+        let tc = AvroCodec::new().prepare(&t).unwrap();
+        let ev = DmlEvent {
+            table: std::sync::Arc::new(t),
+            partition_id: None,
+            commit_ts: Ts(2),
+            rows: vec![RowChange::Insert {
+                after: vec![Value::UInt(u64::MAX)],
+            }],
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            tc.encode(&ev, &mut out),
+            Err(Error::Encode { what, reason }) if what.contains("`u`") && reason.contains("out of range")
+        ));
+        assert!(out.is_empty());
     }
 
     #[test]

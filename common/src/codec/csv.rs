@@ -13,8 +13,9 @@
 //! - `commit-ts` (with `include-commit-ts`) is the full TSO, unquoted.
 //! - `is-update` (with `output-old-value`) is `true`/`false`, unquoted. With `output-old-value`
 //!   an update becomes a `D` record of the before image then an `I` record of the after image,
-//!   both with `is-update=true`; the decoder rejoins the pair into one update. Without it an
-//!   update is one `U` record of the after image.
+//!   both with `is-update=true`; the decoder rejoins the pair into one update (an update whose
+//!   before image is unknown stays one `U` record). Without it an update is one `U` record of
+//!   the after image.
 //! - With `output-field-header` every file starts with one record naming the fields:
 //!   `ticdc-meta$operation`, `ticdc-meta$table`, `ticdc-meta$schema`, `ticdc-meta$commit-ts`,
 //!   `ticdc-meta$is-update` (when present), then the column names. The decoder checks it.

@@ -18,6 +18,18 @@
 //! lines; for avro it is one object-container block (count, size, records, sync marker), and the
 //! header is the container header whose sync marker is derived from the table version, so every
 //! chunk of that table version carries the same marker.
+//!
+//! # The codecs
+//!
+//! - [`csv`]: TiCDC's csv, every csv option; see its module doc for the value forms.
+//! - [`canal_json`]: TiCDC's canal-json, optionally with `_tidb.commitTs`.
+//! - [`avro`]: Avro object container files with a schema derived from the table version.
+//!
+//! Each codec's module doc states its format, value mapping, what it loses by design and where
+//! it deviates from TiCDC. Encoders write straight into the caller's buffer and take back
+//! what they wrote when a row does not match the table ([`crate::Error::Encode`]); decoders never
+//! panic on any bytes and report [`crate::Error::Corrupt`] with the object and the line (csv,
+//! canal-json) or byte offset (avro).
 
 pub mod avro;
 pub mod canal_json;
