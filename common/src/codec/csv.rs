@@ -35,6 +35,14 @@
 //! is empty, strings are written bare with a backslash before `\`, the first character of the
 //! delimiter and of the terminator, and CR/LF written as `\r`/`\n`.
 //!
+//! # Reading
+//!
+//! The reader is hand-written rather than the `csv` crate's: delimiters of up to three
+//! characters, multi-byte quote characters and the backslash escapes are beyond it. It scans
+//! with `memchr`, borrows field text from the input unless a field holds doubled quotes or
+//! escapes, and tracks the physical line each record starts on for error messages. A record
+//! not ended by the terminator (a truncated object) is an error.
+//!
 //! # What is lost
 //!
 //! - Without `output-old-value` the before image of an update (`Update { before: None }`).
