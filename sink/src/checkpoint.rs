@@ -1,0 +1,136 @@
+//! The checkpoint file `metadata` = `{"checkpoint-ts":N}` at the storage root.
+//!
+//! Rules, in order, for `checkpoint(ts)`:
+//!
+//! 1. A stopped sink writes nothing (events may have been lost; the checkpoint must not pass them).
+//! 2. `ts` is clamped below the smallest commit ts any dispatcher handed in that is not yet
+//!    durable: even a caller that computed `ts` too eagerly cannot make the file pass an
+//!    unflushed event.
+//! 3. Monotonic: a ts at or below the last written one (this process, or the file found in
+//!    storage at the first call) is `Unchanged`.
+//! 4. Rate-limited: within `checkpoint-interval` of the last write the ts is remembered
+//!    (`Deferred`) and written by a later call or at close.
+
+use crate::error::Result;
+use crate::metrics::SinkMetrics;
+use crate::retry::{retry, RetryPolicy};
+use cdc_common::layout::Checkpoint;
+use cdc_common::Ts;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a `checkpoint` call did.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointOutcome {
+    /// The file now holds this ts (possibly clamped below the requested one).
+    Written(Ts),
+    /// Too soon after the last write: this ts is written later (next call or close).
+    Deferred(Ts),
+    /// Nothing to do: the (clamped) ts is not above the last one written.
+    Unchanged,
+}
+
+/// The writer of the checkpoint file (one per sink, behind an async mutex).
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointState {
+    loaded: bool,
+    last_written: Option<Ts>,
+    last_write_at: Option<Instant>,
+    deferred: Option<Ts>,
+}
+
+impl CheckpointState {
+    /// Applies rules 3 and 4 to the clamped `ts` and writes if due.
+    pub async fn advance(
+        &mut self,
+        store: &Arc<dyn ObjectStore>,
+        policy: &RetryPolicy,
+        metrics: &Arc<SinkMetrics>,
+        interval: Duration,
+        ts: Ts,
+        force: bool,
+    ) -> Result<CheckpointOutcome> {
+        if !self.loaded {
+            self.last_written = read_existing(store, policy, metrics).await?;
+            self.loaded = true;
+        }
+        let ts = match self.deferred {
+            Some(d) if d > ts => d,
+            _ => ts,
+        };
+        if self.last_written.is_some_and(|w| ts <= w) {
+            self.deferred = None;
+            return Ok(CheckpointOutcome::Unchanged);
+        }
+        if !force && self.last_write_at.is_some_and(|at| at.elapsed() < interval) {
+            self.deferred = Some(ts);
+            return Ok(CheckpointOutcome::Deferred(ts));
+        }
+        let body = bytes::Bytes::from(Checkpoint { checkpoint_ts: ts }.build());
+        let location = Path::from(Checkpoint::path());
+        retry(policy, metrics, "put", Checkpoint::path(), 1, || {
+            store.put(&location, PutPayload::from(body.clone()))
+        })
+        .await?;
+        self.last_written = Some(ts);
+        self.last_write_at = Some(Instant::now());
+        self.deferred = None;
+        metrics.checkpoint_ts.set(ts.0 as i64);
+        Ok(CheckpointOutcome::Written(ts))
+    }
+
+    /// The ts deferred by the rate limit, if any.
+    pub fn deferred(&self) -> Option<Ts> {
+        self.deferred
+    }
+}
+
+/// The checkpoint a previous run left, if any (an unreadable file counts as none, with a
+/// warning: the next write replaces it).
+async fn read_existing(
+    store: &Arc<dyn ObjectStore>,
+    policy: &RetryPolicy,
+    metrics: &Arc<SinkMetrics>,
+) -> Result<Option<Ts>> {
+    let location = Path::from(Checkpoint::path());
+    let bytes = retry(policy, metrics, "get", Checkpoint::path(), 1, || async {
+        match store.get(&location).await {
+            Ok(r) => r.bytes().await.map(Some),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await?;
+    Ok(
+        bytes.and_then(|b| match Checkpoint::parse(Checkpoint::path(), &b) {
+            Ok(c) => Some(c.checkpoint_ts),
+            Err(e) => {
+                tracing::warn!(error = %e, "existing checkpoint file unreadable; replacing it");
+                None
+            }
+        }),
+    )
+}
+
+/// Rule 2: the largest ts the checkpoint may hold given the smallest pending commit ts.
+pub(crate) fn clamp(ts: Ts, min_pending: Option<Ts>) -> Ts {
+    match min_pending {
+        Some(p) if p <= ts => Ts(p.0.saturating_sub(1)),
+        _ => ts,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_passes_a_pending_event() {
+        assert_eq!(clamp(Ts(10), None), Ts(10));
+        assert_eq!(clamp(Ts(10), Some(Ts(11))), Ts(10));
+        assert_eq!(clamp(Ts(10), Some(Ts(10))), Ts(9));
+        assert_eq!(clamp(Ts(10), Some(Ts(4))), Ts(3));
+    }
+}

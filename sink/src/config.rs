@@ -1,0 +1,171 @@
+//! Sink configuration beyond the URI's [`SinkOptions`]: what the embedding service decides
+//! (changefeed id, writer shards, retry policy, error callback), each default explained.
+//!
+//! [`SinkOptions`]: cdc_common::SinkOptions
+
+use crate::error::{Result, SinkError};
+use crate::retry::RetryPolicy;
+use cdc_spool::SpoolConfig;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Writer shards: enough to overlap the uploads of several tables on 2-8 cores; each shard is
+/// one tokio task, so more shards cost little but spread batches (and small files) thinner.
+pub const DEFAULT_WRITER_COUNT: usize = 4;
+/// Most writer shards accepted.
+pub const MAX_WRITER_COUNT: usize = 256;
+/// Uploads one writer runs at once when several batches flush together (drain, pressure,
+/// interval ticks of many tables): hides object store latency without a storm of requests.
+pub const DEFAULT_FLUSH_CONCURRENCY: usize = 8;
+/// Data files at or above this size upload as multipart: S3's recommended switch-over point
+/// region, and large enough that typical 64 MiB files upload as a handful of parts.
+pub const DEFAULT_MULTIPART_THRESHOLD: usize = 32 * 1024 * 1024;
+/// Part size of multipart uploads (S3 needs at least 5 MiB per part but the last).
+pub const DEFAULT_MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
+/// Shortest time between two writes of the `metadata` checkpoint file: consumers poll it at
+/// second granularity, and a write per transaction would be a small-file storm of its own.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// How long an encoder thread waits for spool disk space before re-checking for shutdown.
+pub const DISK_QUOTA_POLL: Duration = Duration::from_millis(100);
+
+/// Called once with the error that stopped the sink (from a writer or encoder thread; keep it
+/// short and non-blocking).
+pub type ErrorCallback = Arc<dyn Fn(&SinkError) + Send + Sync>;
+
+/// Sink configuration. Build with [`SinkConfig::new`] and the `with_*` methods.
+#[derive(Clone)]
+pub struct SinkConfig {
+    /// Changefeed id: names the spool directory and labels every metric.
+    pub changefeed: String,
+    /// Writer shards (see [`DEFAULT_WRITER_COUNT`]).
+    pub writer_count: usize,
+    /// Concurrent uploads per writer (see [`DEFAULT_FLUSH_CONCURRENCY`]).
+    pub flush_concurrency: usize,
+    /// Multipart threshold in bytes (see [`DEFAULT_MULTIPART_THRESHOLD`]).
+    pub multipart_threshold: usize,
+    /// Multipart part size in bytes (see [`DEFAULT_MULTIPART_PART_SIZE`]).
+    pub multipart_part_size: usize,
+    /// Retries, backoff and per-request timeout of storage operations.
+    pub retry: RetryPolicy,
+    /// Minimum time between checkpoint file writes.
+    pub checkpoint_interval: Duration,
+    /// Spool configuration; `None` resolves the URI's spool options against this machine.
+    pub spool: Option<SpoolConfig>,
+    /// Root directory of a local-filesystem store, for removing empty directories in cleanup
+    /// (set by [`crate::Sink::open`] for `file://` URIs).
+    pub local_root: Option<PathBuf>,
+    /// Called once when an error stops the sink.
+    pub on_error: Option<ErrorCallback>,
+}
+
+impl fmt::Debug for SinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkConfig")
+            .field("changefeed", &self.changefeed)
+            .field("writer_count", &self.writer_count)
+            .field("flush_concurrency", &self.flush_concurrency)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("multipart_part_size", &self.multipart_part_size)
+            .field("retry", &self.retry)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .field("spool", &self.spool)
+            .field("local_root", &self.local_root)
+            .field("on_error", &self.on_error.is_some())
+            .finish()
+    }
+}
+
+impl SinkConfig {
+    /// Defaults for changefeed `changefeed`.
+    pub fn new(changefeed: impl Into<String>) -> SinkConfig {
+        SinkConfig {
+            changefeed: changefeed.into(),
+            writer_count: DEFAULT_WRITER_COUNT,
+            flush_concurrency: DEFAULT_FLUSH_CONCURRENCY,
+            multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
+            multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
+            retry: RetryPolicy::default(),
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
+            spool: None,
+            local_root: None,
+            on_error: None,
+        }
+    }
+
+    /// Sets the writer shard count.
+    pub fn with_writer_count(mut self, n: usize) -> Self {
+        self.writer_count = n;
+        self
+    }
+
+    /// Sets the concurrent uploads per writer.
+    pub fn with_flush_concurrency(mut self, n: usize) -> Self {
+        self.flush_concurrency = n;
+        self
+    }
+
+    /// Sets the multipart threshold and part size.
+    pub fn with_multipart(mut self, threshold: usize, part_size: usize) -> Self {
+        self.multipart_threshold = threshold;
+        self.multipart_part_size = part_size;
+        self
+    }
+
+    /// Sets the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the minimum time between checkpoint writes.
+    pub fn with_checkpoint_interval(mut self, d: Duration) -> Self {
+        self.checkpoint_interval = d;
+        self
+    }
+
+    /// Uses this spool configuration instead of the URI's options.
+    pub fn with_spool(mut self, spool: SpoolConfig) -> Self {
+        self.spool = Some(spool);
+        self
+    }
+
+    /// Sets the local root (for empty-directory cleanup).
+    pub fn with_local_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.local_root = Some(root.into());
+        self
+    }
+
+    /// Sets the error callback.
+    pub fn with_on_error(mut self, f: ErrorCallback) -> Self {
+        self.on_error = Some(f);
+        self
+    }
+
+    /// Checks every value; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.changefeed.is_empty() {
+            return Err(SinkError::param("changefeed", "must not be empty"));
+        }
+        if !(1..=MAX_WRITER_COUNT).contains(&self.writer_count) {
+            return Err(SinkError::param(
+                "writer-count",
+                format!(
+                    "{} is out of range 1..={MAX_WRITER_COUNT}",
+                    self.writer_count
+                ),
+            ));
+        }
+        if self.flush_concurrency == 0 {
+            return Err(SinkError::param("flush-concurrency", "must be at least 1"));
+        }
+        if self.multipart_part_size == 0 || self.multipart_threshold == 0 {
+            return Err(SinkError::param(
+                "multipart",
+                "threshold and part size must be greater than 0",
+            ));
+        }
+        self.retry.validate()
+    }
+}

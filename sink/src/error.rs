@@ -1,0 +1,188 @@
+//! The crate error of cdc-sink.
+//!
+//! Every failure the embedding service can see is a [`SinkError`]. Storage failures carry the
+//! operation and the object path; a failure that stopped the sink is *sticky*: every later call
+//! returns [`SinkError::Failed`] wrapping the first error, so no caller can mistake a stopped
+//! sink for a working one, and no flush callback runs for events that were not written.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Errors of the sink.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum SinkError {
+    /// An option or configuration value is out of range or inconsistent.
+    #[error("invalid parameter `{name}`: {reason}")]
+    InvalidParameter {
+        /// The parameter's name.
+        name: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// A storage URI, path or name from the layout contract is unusable (for example a table
+    /// name containing `/`).
+    #[error(transparent)]
+    Layout(Arc<cdc_common::Error>),
+    /// An object store operation failed with a non-retryable error, or with a retryable one
+    /// after every attempt.
+    #[error("storage {op} of `{path}` failed after {attempts} attempt(s): {source}")]
+    Storage {
+        /// The operation (`put`, `get`, `list`, `delete`, `multipart`).
+        op: &'static str,
+        /// The object path or prefix.
+        path: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last error of the store.
+        #[source]
+        source: Arc<object_store::Error>,
+    },
+    /// An object store operation did not finish within the per-request timeout on any attempt.
+    #[error(
+        "storage {op} of `{path}` timed out after {timeout:?} on each of {attempts} attempt(s)"
+    )]
+    Timeout {
+        /// The operation.
+        op: &'static str,
+        /// The object path.
+        path: String,
+        /// The per-request timeout.
+        timeout: Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// An event could not be encoded (its rows do not match its table definition).
+    #[error("dispatcher `{dispatcher}`: {source}")]
+    Encode {
+        /// The dispatcher that handed in the event.
+        dispatcher: String,
+        /// The codec's error.
+        #[source]
+        source: Arc<cdc_common::Error>,
+    },
+    /// The spool failed (spill I/O, corruption detected on read-back, closed).
+    #[error("spool: {0}")]
+    Spool(Arc<cdc_spool::SpoolError>),
+    /// Metrics could not be registered (for example twice on one registry for one changefeed).
+    #[error("metrics: {0}")]
+    Metrics(Arc<prometheus::Error>),
+    /// A dispatcher id is not registered.
+    #[error("unknown dispatcher `{0}`")]
+    UnknownDispatcher(String),
+    /// A dispatcher id is registered twice.
+    #[error("dispatcher `{0}` is already registered")]
+    DuplicateDispatcher(String),
+    /// The sink is closed (or closing) and accepts nothing.
+    #[error("the sink is closed")]
+    Closed,
+    /// An earlier error stopped the sink; every later call returns it.
+    #[error("the sink stopped after an earlier error: {0}")]
+    Failed(Arc<SinkError>),
+}
+
+impl SinkError {
+    /// True when retrying the same storage operation may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SinkError::Storage { source, .. } => cdc_common::storage::is_retryable(source),
+            SinkError::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// Builds [`SinkError::InvalidParameter`].
+    pub fn param(name: impl Into<String>, reason: impl Into<String>) -> SinkError {
+        SinkError::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<cdc_common::Error> for SinkError {
+    fn from(e: cdc_common::Error) -> Self {
+        match e {
+            cdc_common::Error::InvalidParameter { name, reason } => {
+                SinkError::InvalidParameter { name, reason }
+            }
+            other => SinkError::Layout(Arc::new(other)),
+        }
+    }
+}
+
+impl From<cdc_spool::SpoolError> for SinkError {
+    fn from(e: cdc_spool::SpoolError) -> Self {
+        SinkError::Spool(Arc::new(e))
+    }
+}
+
+impl From<prometheus::Error> for SinkError {
+    fn from(e: prometheus::Error) -> Self {
+        SinkError::Metrics(Arc::new(e))
+    }
+}
+
+/// Result alias of cdc-sink.
+pub type Result<T, E = SinkError> = std::result::Result<T, E>;
+
+/// The sticky failure shared by the API, the encoders and the writers: the first error wins,
+/// is reported once to the error callback, and is returned by every later call.
+pub(crate) struct Failure {
+    failed: std::sync::atomic::AtomicBool,
+    first: std::sync::Mutex<Option<Arc<SinkError>>>,
+    on_error: Option<crate::config::ErrorCallback>,
+}
+
+impl Failure {
+    pub fn new(on_error: Option<crate::config::ErrorCallback>) -> Failure {
+        Failure {
+            failed: std::sync::atomic::AtomicBool::new(false),
+            first: std::sync::Mutex::new(None),
+            on_error,
+        }
+    }
+
+    /// Records `e` unless an error is already recorded.
+    pub fn fail(&self, e: SinkError) {
+        let e = match e {
+            SinkError::Failed(_) => return,
+            e => Arc::new(e),
+        };
+        {
+            let mut first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+            if first.is_some() {
+                return;
+            }
+            *first = Some(Arc::clone(&e));
+            self.failed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        tracing::error!(error = %e, "sink stopped");
+        if let Some(cb) = &self.on_error {
+            cb(&e);
+        }
+    }
+
+    /// True once an error is recorded.
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The recorded error, as [`SinkError::Failed`].
+    pub fn error(&self) -> Option<SinkError> {
+        if !self.is_failed() {
+            return None;
+        }
+        let first = self.first.lock().unwrap_or_else(|p| p.into_inner());
+        first.as_ref().map(|e| SinkError::Failed(Arc::clone(e)))
+    }
+
+    /// `Err` once an error is recorded.
+    pub fn check(&self) -> Result<()> {
+        match self.error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

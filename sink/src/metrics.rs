@@ -1,0 +1,211 @@
+//! Sink metrics, registered on the embedding service's registry with a constant `changefeed`
+//! label (the spool registers its own `cdc_spool_*` family on the same registry).
+//!
+//! | name | type | labels | meaning |
+//! |------|------|--------|---------|
+//! | `cdc_sink_flush_bytes` | histogram | | bytes of one data file |
+//! | `cdc_sink_flush_duration_seconds` | histogram | | schema check + data put + index put of one file |
+//! | `cdc_sink_flushes_total` | counter | `reason` | flushes by [`FlushReason`] |
+//! | `cdc_sink_files_written_total` | counter | | data files published |
+//! | `cdc_sink_bytes_written_total` | counter | | data file bytes published |
+//! | `cdc_sink_rows_written_total` | counter | | rows in published data files |
+//! | `cdc_sink_ddl_drain_seconds` | histogram | | time `pass_block_event`/`write_block_event` waited for the drain |
+//! | `cdc_sink_writer_queue_length` | gauge | `shard` | messages queued to a writer |
+//! | `cdc_sink_encoder_queue_length` | gauge | | events queued to the encoding pool (not yet in the spool) |
+//! | `cdc_sink_worker_busy_ratio` | gauge | `worker` | share of the last second a worker (`encoder-N`, `writer-N`) was busy |
+//! | `cdc_sink_storage_errors_total` | counter | `op` | failed storage attempts (errors and timeouts) |
+//! | `cdc_sink_storage_retries_total` | counter | | storage attempts retried |
+//! | `cdc_sink_checkpoint_ts` | gauge | | last checkpoint ts written to `metadata` |
+//!
+//! [`FlushReason`]: crate::flush::FlushReason
+
+use crate::flush::FlushReason;
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
+use std::time::{Duration, Instant};
+
+/// The metric handles of one sink.
+pub(crate) struct SinkMetrics {
+    registry: Registry,
+    pub flush_bytes: Histogram,
+    pub flush_duration: Histogram,
+    pub flushes_total: IntCounterVec,
+    pub files_written_total: IntCounter,
+    pub bytes_written_total: IntCounter,
+    pub rows_written_total: IntCounter,
+    pub ddl_drain_seconds: Histogram,
+    pub writer_queue_length: IntGaugeVec,
+    pub encoder_queue_length: IntGauge,
+    pub worker_busy_ratio: prometheus::GaugeVec,
+    pub storage_errors_total: IntCounterVec,
+    pub storage_retries_total: IntCounter,
+    pub checkpoint_ts: IntGauge,
+}
+
+impl SinkMetrics {
+    /// Registers every metric; on failure nothing stays registered.
+    pub fn register(registry: &Registry, changefeed: &str) -> prometheus::Result<SinkMetrics> {
+        let opts = |name: &str, help: &str| {
+            Opts::new(name, help).const_label(cdc_spool::CHANGEFEED_LABEL, changefeed)
+        };
+        let hopts = |name: &str, help: &str, buckets: Vec<f64>| {
+            HistogramOpts::new(name, help)
+                .const_label(cdc_spool::CHANGEFEED_LABEL, changefeed)
+                .buckets(buckets)
+        };
+        let size_buckets = prometheus::exponential_buckets(1024.0, 4.0, 11)?;
+        let time_buckets = prometheus::exponential_buckets(0.0005, 2.0, 18)?;
+        let m = SinkMetrics {
+            registry: registry.clone(),
+            flush_bytes: Histogram::with_opts(hopts(
+                "cdc_sink_flush_bytes",
+                "Bytes of one published data file.",
+                size_buckets,
+            ))?,
+            flush_duration: Histogram::with_opts(hopts(
+                "cdc_sink_flush_duration_seconds",
+                "Time to publish one data file: schema check, data put, index put.",
+                time_buckets.clone(),
+            ))?,
+            flushes_total: IntCounterVec::new(
+                opts("cdc_sink_flushes_total", "Flushes by reason."),
+                &["reason"],
+            )?,
+            files_written_total: IntCounter::with_opts(opts(
+                "cdc_sink_files_written_total",
+                "Data files published.",
+            ))?,
+            bytes_written_total: IntCounter::with_opts(opts(
+                "cdc_sink_bytes_written_total",
+                "Data file bytes published.",
+            ))?,
+            rows_written_total: IntCounter::with_opts(opts(
+                "cdc_sink_rows_written_total",
+                "Rows in published data files.",
+            ))?,
+            ddl_drain_seconds: Histogram::with_opts(hopts(
+                "cdc_sink_ddl_drain_seconds",
+                "Time a DDL waited for its dispatchers' earlier DML to be durable.",
+                time_buckets,
+            ))?,
+            writer_queue_length: IntGaugeVec::new(
+                opts(
+                    "cdc_sink_writer_queue_length",
+                    "Messages queued to a writer.",
+                ),
+                &["shard"],
+            )?,
+            encoder_queue_length: IntGauge::with_opts(opts(
+                "cdc_sink_encoder_queue_length",
+                "Events queued to the encoding pool, not yet in the spool.",
+            ))?,
+            worker_busy_ratio: prometheus::GaugeVec::new(
+                opts(
+                    "cdc_sink_worker_busy_ratio",
+                    "Share of the last measuring window a worker was busy.",
+                ),
+                &["worker"],
+            )?,
+            storage_errors_total: IntCounterVec::new(
+                opts(
+                    "cdc_sink_storage_errors_total",
+                    "Failed storage attempts (errors and timeouts) by operation.",
+                ),
+                &["op"],
+            )?,
+            storage_retries_total: IntCounter::with_opts(opts(
+                "cdc_sink_storage_retries_total",
+                "Storage attempts retried.",
+            ))?,
+            checkpoint_ts: IntGauge::with_opts(opts(
+                "cdc_sink_checkpoint_ts",
+                "Last checkpoint ts written to the metadata file.",
+            ))?,
+        };
+        for r in FlushReason::ALL {
+            m.flushes_total.with_label_values(&[r.as_str()]);
+        }
+        for (k, c) in m.collectors().into_iter().enumerate() {
+            if let Err(e) = registry.register(c) {
+                for d in m.collectors().into_iter().take(k) {
+                    let _ = registry.unregister(d);
+                }
+                return Err(e);
+            }
+        }
+        Ok(m)
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.flush_bytes.clone()),
+            Box::new(self.flush_duration.clone()),
+            Box::new(self.flushes_total.clone()),
+            Box::new(self.files_written_total.clone()),
+            Box::new(self.bytes_written_total.clone()),
+            Box::new(self.rows_written_total.clone()),
+            Box::new(self.ddl_drain_seconds.clone()),
+            Box::new(self.writer_queue_length.clone()),
+            Box::new(self.encoder_queue_length.clone()),
+            Box::new(self.worker_busy_ratio.clone()),
+            Box::new(self.storage_errors_total.clone()),
+            Box::new(self.storage_retries_total.clone()),
+            Box::new(self.checkpoint_ts.clone()),
+        ]
+    }
+
+    /// The error counter of one operation.
+    pub fn storage_errors(&self, op: &str) -> IntCounter {
+        self.storage_errors_total.with_label_values(&[op])
+    }
+
+    /// Counts one flush of `reason`.
+    pub fn flushed(&self, reason: FlushReason) {
+        self.flushes_total
+            .with_label_values(&[reason.as_str()])
+            .inc();
+    }
+
+    /// Unregisters everything (at close, so a new sink can register again).
+    pub fn unregister(&self) {
+        for c in self.collectors() {
+            let _ = self.registry.unregister(c);
+        }
+    }
+}
+
+/// Measures the busy share of a worker over windows of about one second.
+pub(crate) struct BusyMeter {
+    gauge: prometheus::Gauge,
+    window_start: Instant,
+    busy: Duration,
+}
+
+impl BusyMeter {
+    /// A meter publishing to `gauge`.
+    pub fn new(gauge: prometheus::Gauge) -> BusyMeter {
+        BusyMeter {
+            gauge,
+            window_start: Instant::now(),
+            busy: Duration::ZERO,
+        }
+    }
+
+    /// Adds busy time and publishes the ratio once a window has passed.
+    pub fn add(&mut self, busy: Duration) {
+        self.busy += busy;
+        self.tick();
+    }
+
+    /// Publishes the ratio if the window has passed.
+    pub fn tick(&mut self) {
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            let ratio = (self.busy.as_secs_f64() / elapsed.as_secs_f64()).min(1.0);
+            self.gauge.set(ratio);
+            self.window_start = Instant::now();
+            self.busy = Duration::ZERO;
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Routing: which encoder thread and which writer shard serve a dispatcher.
+//!
+//! Both are a pure function of the dispatcher id (FNV-1a, stable across processes and Rust
+//! versions), so a dispatcher always reaches the same encoder thread (its events are encoded in
+//! arrival order) and the same writer shard (one writer per shard consumes its entries in that
+//! order). Because a dispatcher's data files are named after its table (or after itself) and
+//! only its shard writes them, one index file has exactly one writer.
+//!
+//! ```text
+//! add_dml_event(d) --> encoder[fnv(d) % workers] --> spool --> writer[fnv(d) % shards]
+//! ```
+
+use cdc_common::Ts;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// How a dispatcher's data and index files are named.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum FileNaming {
+    /// `CDC<index>.<ext>` and `meta/CDC.index`: the dispatcher is the table's only writer.
+    #[default]
+    Table,
+    /// `CDC_<dispatcher-id>_<index>.<ext>` and `meta/CDC_<dispatcher-id>.index`: several
+    /// dispatchers (table shards) write one table. The id must be `[A-Za-z0-9-]{1,128}`.
+    Dispatcher,
+}
+
+/// FNV-1a 64-bit hash: stable, fast on short ids.
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The slot of `id` among `n` (encoder threads or writer shards).
+pub fn slot_of(id: &str, n: usize) -> usize {
+    (stable_hash(id) % n.max(1) as u64) as usize
+}
+
+/// A registered dispatcher: its route and its in-flight commit timestamps.
+pub(crate) struct DispatcherState {
+    /// The dispatcher id.
+    pub id: Arc<str>,
+    /// The id written in file names (`FileNaming::Dispatcher`), or `None`.
+    pub file_id: Option<String>,
+    /// Encoder thread.
+    pub encoder: usize,
+    /// Writer shard.
+    pub shard: usize,
+    /// Commit ts -> events accepted but not yet durable. The checkpoint never passes the
+    /// smallest key (see `checkpoint.rs`). Touched by the dispatcher's thread and its writer
+    /// only, so the lock is uncontended.
+    pending: Mutex<BTreeMap<Ts, usize>>,
+}
+
+impl DispatcherState {
+    pub fn new(id: &str, naming: FileNaming, encoders: usize, shards: usize) -> DispatcherState {
+        DispatcherState {
+            id: Arc::from(id),
+            file_id: (naming == FileNaming::Dispatcher).then(|| id.to_string()),
+            encoder: slot_of(id, encoders),
+            shard: slot_of(id, shards),
+            pending: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Ts, usize>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An event at `ts` was accepted.
+    pub fn track(&self, ts: Ts) {
+        *self.lock().entry(ts).or_insert(0) += 1;
+    }
+
+    /// An event at `ts` is durable.
+    pub fn done(&self, ts: Ts) {
+        let mut p = self.lock();
+        if let Some(n) = p.get_mut(&ts) {
+            *n -= 1;
+            if *n == 0 {
+                p.remove(&ts);
+            }
+        }
+    }
+
+    /// The smallest commit ts accepted and not yet durable.
+    pub fn min_pending(&self) -> Option<Ts> {
+        self.lock().keys().next().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_stable_and_spread() {
+        assert_eq!(stable_hash(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash("a"), 0xaf63_dc4c_8601_ec8c);
+        let mut counts = [0usize; 4];
+        for i in 0..1000 {
+            let id = format!("dispatcher-{i}");
+            assert_eq!(slot_of(&id, 4), slot_of(&id, 4));
+            counts[slot_of(&id, 4)] += 1;
+        }
+        assert!(counts.iter().all(|&c| c > 150), "{counts:?}");
+    }
+
+    #[test]
+    fn pending_tracks_the_smallest_unflushed_ts() {
+        let d = DispatcherState::new("d", FileNaming::Table, 2, 2);
+        d.track(Ts(5));
+        d.track(Ts(3));
+        d.track(Ts(3));
+        assert_eq!(d.min_pending(), Some(Ts(3)));
+        d.done(Ts(3));
+        assert_eq!(d.min_pending(), Some(Ts(3)));
+        d.done(Ts(3));
+        assert_eq!(d.min_pending(), Some(Ts(5)));
+        d.done(Ts(5));
+        assert_eq!(d.min_pending(), None);
+    }
+}

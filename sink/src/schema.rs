@@ -1,0 +1,161 @@
+//! Schema files for data: before the first data file of a table version is published, its
+//! schema file must exist. Written, or **reused** so that a restarted sink does not start a new
+//! version directory for a table whose definition did not change.
+//!
+//! Resolution of a table definition `def` (version `v`, checksum `c`), once per process:
+//!
+//! 1. `schema_<v>_<c>.json` exists: use `v`.
+//! 2. The newest schema file at a version below `v` has checksum `c` (nothing changed the table
+//!    since): reuse its version (a dispatcher restarted with a checkpoint-derived version).
+//! 3. The oldest schema file at a version above `v` has checksum `c` (a previous run already
+//!    wrote this definition at a newer version): reuse it, as TiCDC does.
+//! 4. Otherwise write `schema_<v>_<c>.json` and use `v`.
+//!
+//! The data directory then uses the resolved version. A checksum that matches only across an
+//! intervening different definition is never reused: that would put new rows before a DDL.
+//! DDL schema files (`write_block_event`) are always written and recorded here directly.
+
+use crate::error::Result;
+use crate::metrics::SinkMetrics;
+use crate::retry::{retry, RetryPolicy};
+use cdc_common::layout::SchemaFilePath;
+use cdc_common::schema_file::SchemaFile;
+use cdc_common::{DdlKind, TableDef, TableName, Ts};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
+
+/// The resolved version directory of one (table, version), filled once.
+type Resolved = Arc<OnceCell<Ts>>;
+
+/// Process-wide memory of resolved table versions, shared by every writer.
+#[derive(Default)]
+pub(crate) struct SchemaCache {
+    cells: Mutex<HashMap<(TableName, Ts), Resolved>>,
+}
+
+impl SchemaCache {
+    fn cell(&self, name: TableName, version: Ts) -> Resolved {
+        let mut m = self.cells.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(m.entry((name, version)).or_default())
+    }
+
+    /// The version directory the data of `def` goes to, writing its schema file if needed.
+    pub async fn resolve(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        policy: &RetryPolicy,
+        metrics: &Arc<SinkMetrics>,
+        def: &TableDef,
+    ) -> Result<Ts> {
+        let cell = self.cell(def.name(), def.version);
+        let v = cell
+            .get_or_try_init(|| resolve_in_storage(store, policy, metrics, def))
+            .await?;
+        Ok(*v)
+    }
+
+    /// Records that `def`'s own schema file was written (by a DDL).
+    pub fn note_written(&self, def: &TableDef) {
+        let _ = self.cell(def.name(), def.version).set(def.version);
+    }
+}
+
+async fn resolve_in_storage(
+    store: &Arc<dyn ObjectStore>,
+    policy: &RetryPolicy,
+    metrics: &Arc<SinkMetrics>,
+    def: &TableDef,
+) -> Result<Ts> {
+    let file = SchemaFile::for_table(def, "", &DdlKind::Other);
+    let checksum = file.checksum();
+    let prefix = SchemaFilePath::meta_prefix(&def.schema, Some(&def.table))?;
+    let prefix_path = Path::from(prefix.trim_end_matches('/'));
+    let listed = retry(policy, metrics, "list", &prefix, 1, || {
+        store.list_with_delimiter(Some(&prefix_path))
+    })
+    .await?;
+    let mut found: Vec<SchemaFilePath> = listed
+        .objects
+        .iter()
+        .filter_map(|o| SchemaFilePath::parse(o.location.as_ref()).ok())
+        .filter(|p| p.table.as_deref() == Some(def.table.as_str()))
+        .collect();
+    found.sort_by_key(|p| p.version);
+    if let Some(v) = choose_version(&found, def.version, checksum) {
+        tracing::debug!(table = %def.name(), version = %def.version, reused = %v, "schema file reused");
+        return Ok(v);
+    }
+    write_schema_file(store, policy, metrics, &file).await?;
+    Ok(def.version)
+}
+
+/// Steps 1-3 of the module doc over schema files sorted by version.
+pub(crate) fn choose_version(sorted: &[SchemaFilePath], version: Ts, checksum: u32) -> Option<Ts> {
+    if sorted
+        .iter()
+        .any(|p| p.version == version && p.checksum == checksum)
+    {
+        return Some(version);
+    }
+    let below = sorted.iter().rev().find(|p| p.version < version);
+    if let Some(p) = below {
+        if p.checksum == checksum {
+            return Some(p.version);
+        }
+    }
+    let above = sorted.iter().find(|p| p.version > version);
+    match above {
+        Some(p) if p.checksum == checksum => Some(p.version),
+        _ => None,
+    }
+}
+
+/// Puts one schema file (idempotent: the same definition always has the same bytes).
+pub(crate) async fn write_schema_file(
+    store: &Arc<dyn ObjectStore>,
+    policy: &RetryPolicy,
+    metrics: &Arc<SinkMetrics>,
+    file: &SchemaFile,
+) -> Result<()> {
+    let path = file.path().build()?;
+    let location = Path::from(path.as_str());
+    let body = bytes::Bytes::from(file.to_json());
+    retry(policy, metrics, "put", &path, 1, || {
+        store.put(&location, PutPayload::from(body.clone()))
+    })
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(v: u64, c: u32) -> SchemaFilePath {
+        SchemaFilePath {
+            schema: "s".into(),
+            table: Some("t".into()),
+            version: Ts(v),
+            checksum: c,
+        }
+    }
+
+    #[test]
+    fn reuses_only_an_unbroken_same_definition() {
+        let files = [p(10, 1), p(20, 2), p(30, 1)];
+        assert_eq!(choose_version(&files, Ts(20), 2), Some(Ts(20)));
+        // Restart after 30 with the same definition: reuse 30.
+        assert_eq!(choose_version(&files, Ts(40), 1), Some(Ts(30)));
+        // Version 25 of definition 1: the newest file below (20) is another definition and the
+        // next above (30) is this one.
+        assert_eq!(choose_version(&files, Ts(25), 1), Some(Ts(30)));
+        // Version 15 of definition 3: nothing to reuse.
+        assert_eq!(choose_version(&files, Ts(15), 3), None);
+        // Definition 1 again at 22 (drop + re-add column): 20 is in between, 30 above is equal.
+        assert_eq!(choose_version(&[p(10, 1), p(20, 2)], Ts(22), 1), None);
+        assert_eq!(choose_version(&[], Ts(1), 1), None);
+    }
+}

@@ -1,0 +1,465 @@
+//! The embedding API: [`Sink`].
+//!
+//! ```text
+//!              add_dispatcher / remove_dispatcher
+//! dispatcher --add_dml_event(ev, wake, flush)--> encoding pool --> spool --> writer shard
+//!     ^   ^                                                         |          |
+//!     |   +------------- wake (enqueued under quota) ---------------+          |
+//!     +----------------- flush (data + index file durable) --------------------+
+//! DDL: pass_block_event / write_block_event(ddl, dispatchers) -- drain markers (ddl.rs)
+//! checkpoint(ts) -> metadata;  close() -> flush everything accepted, stop
+//! ```
+//!
+//! Two-stage acknowledgement: `wake` runs once the spool accepted the encoded event under its
+//! quota (it is withheld above the high watermark, which is how backpressure reaches the
+//! dispatcher); `flush` runs only after the event's data file and then its index file are in
+//! storage. A failed write never runs `flush`, and once anything failed the sink is stopped:
+//! every call returns [`SinkError::Failed`] and the checkpoint does not move.
+
+use crate::checkpoint::{clamp, CheckpointOutcome, CheckpointState};
+use crate::cleanup;
+use crate::config::SinkConfig;
+use crate::ddl::{schema_files, DrainMarker};
+use crate::encoder_pool::{EncodeTask, EncoderContext, EncoderPool};
+use crate::error::{Failure, Result, SinkError};
+use crate::metrics::SinkMetrics;
+use crate::router::{DispatcherState, FileNaming};
+use crate::schema::{write_schema_file, SchemaCache};
+use crate::writer::{self, WriterContext, WriterMsg};
+use cdc_common::codec::codec_for;
+use cdc_common::layout::{build_file_name, validate_name, LayoutConfig};
+use cdc_common::storage::{StorageKind, StorageUri};
+use cdc_common::{DdlEvent, DmlEvent, SinkOptions, Ts};
+use cdc_spool::{Callback, Spool, SpoolConfig, SpoolStats};
+use object_store::ObjectStore;
+use prometheus::Registry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+use tokio::task::JoinHandle;
+
+/// The cloud-storage sink of one changefeed. `Send + Sync`: share it behind an `Arc`.
+///
+/// Must be created inside a tokio runtime (writers are tokio tasks); encoder threads are
+/// plain threads.
+pub struct Sink {
+    ctx: Arc<WriterContext>,
+    encoders: EncoderPool,
+    enc_ctx: Arc<EncoderContext>,
+    dispatchers: RwLock<HashMap<String, Arc<DispatcherState>>>,
+    closed: AtomicBool,
+    checkpoint: tokio::sync::Mutex<CheckpointState>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    cleanup: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink")
+            .field("changefeed", &self.ctx.config.changefeed)
+            .field("store", &self.ctx.store.to_string())
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sink {
+    /// Builds a sink from a storage URI carrying the sink options in its query
+    /// (`file:///data/cdc?protocol=csv&flush-interval=2s`, `memory://name`, `s3://...`).
+    pub async fn open(uri: &str, config: SinkConfig, registry: &Registry) -> Result<Sink> {
+        let (storage, options) = StorageUri::parse_sink(uri)?;
+        let store = storage.build()?;
+        let mut config = config;
+        if config.local_root.is_none() {
+            if let StorageKind::Local { root } = &storage.kind {
+                config.local_root = Some(root.clone());
+            }
+        }
+        Sink::with_store(store, options, config, registry).await
+    }
+
+    /// Builds a sink over an existing store (tests wrap stores, services may share one).
+    pub async fn with_store(
+        store: Arc<dyn ObjectStore>,
+        options: SinkOptions,
+        config: SinkConfig,
+        registry: &Registry,
+    ) -> Result<Sink> {
+        config.validate()?;
+        options.validate()?;
+        let codec: Arc<dyn cdc_common::codec::Codec> = Arc::from(codec_for(&options)?);
+        let spool_config = match &config.spool {
+            Some(c) => c.clone(),
+            None => SpoolConfig::from_options(&options.spool)?,
+        };
+        let spool = Spool::open(spool_config, &config.changefeed, registry)?;
+        let metrics = match SinkMetrics::register(registry, &config.changefeed) {
+            Ok(m) => Arc::new(m),
+            Err(e) => {
+                let _ = spool.close();
+                return Err(e.into());
+            }
+        };
+        let failure = Arc::new(Failure::new(config.on_error.clone()));
+        let ctx = Arc::new(WriterContext {
+            store,
+            layout: LayoutConfig::from_options(&options),
+            options: options.clone(),
+            config: config.clone(),
+            spool: spool.clone(),
+            codec: Arc::clone(&codec),
+            schemas: Arc::new(SchemaCache::default()),
+            metrics: Arc::clone(&metrics),
+            failure: Arc::clone(&failure),
+        });
+        let mut handles = Vec::with_capacity(config.writer_count);
+        let mut tasks = Vec::with_capacity(config.writer_count);
+        for shard in 0..config.writer_count {
+            let (h, t) = writer::spawn(shard, Arc::clone(&ctx));
+            handles.push(h);
+            tasks.push(t);
+        }
+        let enc_ctx = Arc::new(EncoderContext::new(
+            codec,
+            spool.clone(),
+            handles,
+            failure,
+            metrics,
+        ));
+        let encoders = match EncoderPool::start(options.worker_count, Arc::clone(&enc_ctx)) {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(SinkError::param(
+                    "worker-count",
+                    format!("cannot start encoder threads: {e}"),
+                ))
+            }
+        };
+        let cleanup = (options.file_expiration_days > 0).then(|| {
+            let ctx = Arc::clone(&ctx);
+            tokio::spawn(async move {
+                loop {
+                    let r = cleanup::run_once(
+                        &ctx.store,
+                        &ctx.layout,
+                        &ctx.config.retry,
+                        &ctx.metrics,
+                        ctx.options.file_expiration_days,
+                        Ts::now(),
+                        ctx.config.local_root.as_deref(),
+                    )
+                    .await;
+                    match r {
+                        Ok(rep) => tracing::info!(
+                            deleted = rep.deleted.len(),
+                            dirs = rep.removed_dirs,
+                            "expired files cleaned up"
+                        ),
+                        Err(e) => tracing::warn!(error = %e, "file cleanup failed"),
+                    }
+                    tokio::time::sleep(ctx.options.file_cleanup_interval).await;
+                }
+            })
+        });
+        Ok(Sink {
+            ctx,
+            encoders,
+            enc_ctx,
+            dispatchers: RwLock::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            checkpoint: tokio::sync::Mutex::new(CheckpointState::default()),
+            tasks: Mutex::new(tasks),
+            cleanup: Mutex::new(cleanup),
+        })
+    }
+
+    fn usable(&self) -> Result<()> {
+        self.ctx.failure.check()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(SinkError::Closed);
+        }
+        Ok(())
+    }
+
+    fn dispatcher(&self, id: &str) -> Result<Arc<DispatcherState>> {
+        self.dispatchers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+            .ok_or_else(|| SinkError::UnknownDispatcher(id.to_string()))
+    }
+
+    /// Registers a dispatcher. With [`FileNaming::Dispatcher`] its id appears in file names
+    /// and must be `[A-Za-z0-9-]{1,128}`.
+    pub fn add_dispatcher(&self, id: &str, naming: FileNaming) -> Result<()> {
+        self.usable()?;
+        if id.is_empty() {
+            return Err(SinkError::param("dispatcher", "id must not be empty"));
+        }
+        if naming == FileNaming::Dispatcher {
+            build_file_name(Some(id), 1, &self.ctx.layout)?;
+        }
+        let mut map = self.dispatchers.write().unwrap_or_else(|e| e.into_inner());
+        if map.contains_key(id) {
+            return Err(SinkError::DuplicateDispatcher(id.to_string()));
+        }
+        let d = DispatcherState::new(
+            id,
+            naming,
+            self.ctx.options.worker_count,
+            self.ctx.config.writer_count,
+        );
+        map.insert(id.to_string(), Arc::new(d));
+        Ok(())
+    }
+
+    /// Unregisters a dispatcher after flushing everything it handed in (their flush callbacks
+    /// have run when this returns `Ok`).
+    pub async fn remove_dispatcher(&self, id: &str) -> Result<()> {
+        self.usable()?;
+        let d = self.dispatcher(id)?;
+        self.drain(&[d], Ts::ZERO, true).await?;
+        self.dispatchers
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        Ok(())
+    }
+
+    /// Hands in one table's share of a transaction. Never blocks: the event is queued to its
+    /// encoder thread and this returns. `wake` runs once the encoded event is under the spool's
+    /// quota (possibly on another thread, possibly much later under backpressure); `flush` runs
+    /// once it is durable in storage, never if it is not. Errors: an unknown dispatcher, a
+    /// table or schema name unusable as a path segment, a closed or stopped sink (the callbacks
+    /// are dropped unrun).
+    pub fn add_dml_event(
+        &self,
+        dispatcher: &str,
+        event: DmlEvent,
+        wake: Option<Callback>,
+        flush: Option<Callback>,
+    ) -> Result<()> {
+        self.usable()?;
+        let d = self.dispatcher(dispatcher)?;
+        validate_name(&event.table.schema)?;
+        validate_name(&event.table.table)?;
+        let ts = event.commit_ts;
+        d.track(ts);
+        self.ctx.metrics.encoder_queue_length.inc();
+        let encoder = d.encoder;
+        let task = EncodeTask::Dml {
+            dispatcher: Arc::clone(&d),
+            event,
+            wake,
+            flush,
+        };
+        if !self.encoders.send(encoder, task) {
+            self.ctx.metrics.encoder_queue_length.dec();
+            d.done(ts);
+            return Err(SinkError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Waits until every DML the listed dispatchers handed in before this call is durable
+    /// (a DDL at `event.commit_ts` that needs no schema file of its own, or whose schema file
+    /// another dispatcher writes).
+    pub async fn pass_block_event(&self, event: &DdlEvent, dispatchers: &[&str]) -> Result<()> {
+        self.usable()?;
+        let ds = dispatchers
+            .iter()
+            .map(|id| self.dispatcher(id))
+            .collect::<Result<Vec<_>>>()?;
+        let start = Instant::now();
+        self.drain(&ds, event.commit_ts, false).await?;
+        self.ctx
+            .metrics
+            .ddl_drain_seconds
+            .observe(start.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Drains like [`Sink::pass_block_event`], then writes the DDL's schema files: one per
+    /// table in `event.tables`, or the database-level file for CREATE/DROP DATABASE.
+    pub async fn write_block_event(&self, event: &DdlEvent, dispatchers: &[&str]) -> Result<()> {
+        self.pass_block_event(event, dispatchers).await?;
+        let ctx = &self.ctx;
+        for f in schema_files(event) {
+            if let Err(e) = write_schema_file(&ctx.store, &ctx.config.retry, &ctx.metrics, &f).await
+            {
+                ctx.failure.fail(e.clone());
+                return Err(e);
+            }
+        }
+        if !event.kind.is_schema_level() {
+            for t in &event.tables {
+                ctx.schemas.note_written(t);
+            }
+        }
+        Ok(())
+    }
+
+    async fn drain(&self, ds: &[Arc<DispatcherState>], ts: Ts, remove: bool) -> Result<()> {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut expected = 0;
+        for d in ds {
+            let marker = DrainMarker {
+                ts,
+                reply: tx.clone(),
+            };
+            let task = EncodeTask::Drain {
+                dispatcher: Arc::clone(d),
+                marker,
+                remove,
+            };
+            if !self.encoders.send(d.encoder, task) {
+                return Err(SinkError::Closed);
+            }
+            expected += 1;
+        }
+        drop(tx);
+        let mut first_err = None;
+        for _ in 0..expected {
+            match rx.recv().await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                None => {
+                    first_err.get_or_insert(self.ctx.failure.error().unwrap_or(SinkError::Closed));
+                    break;
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Advances the checkpoint file `metadata` towards `ts` (see [`CheckpointOutcome`]):
+    /// monotonic, rate-limited, clamped below every event handed in and not yet durable, and
+    /// refused once the sink has stopped on an error.
+    pub async fn checkpoint(&self, ts: Ts) -> Result<CheckpointOutcome> {
+        self.ctx.failure.check()?;
+        let min_pending = self.min_pending();
+        let ts = clamp(ts, min_pending);
+        let ctx = &self.ctx;
+        let mut st = self.checkpoint.lock().await;
+        let r = st
+            .advance(
+                &ctx.store,
+                &ctx.config.retry,
+                &ctx.metrics,
+                ctx.config.checkpoint_interval,
+                ts,
+                false,
+            )
+            .await;
+        if let Err(e) = &r {
+            tracing::warn!(error = %e, "checkpoint write failed");
+        }
+        r
+    }
+
+    fn min_pending(&self) -> Option<Ts> {
+        self.dispatchers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|d| d.min_pending())
+            .min()
+    }
+
+    /// The error that stopped the sink, if any.
+    pub fn error(&self) -> Option<SinkError> {
+        self.ctx.failure.error()
+    }
+
+    /// A snapshot of the spool's accounting.
+    pub fn spool_stats(&self) -> SpoolStats {
+        self.ctx.spool.stats()
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &SinkOptions {
+        &self.ctx.options
+    }
+
+    /// Flushes everything accepted, writes a deferred checkpoint, stops every worker, closes
+    /// the spool and unregisters the metrics. Returns the error that stopped the sink, if any.
+    /// Later calls return `Ok` (or that error) and do nothing.
+    pub async fn close(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return self.ctx.failure.check();
+        }
+        if let Some(c) = self
+            .cleanup
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            c.abort();
+        }
+        // Encoders forward everything queued before the stop, then exit.
+        let threads = self.encoders.stop();
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        // Writers flush everything (reason `close`) and exit.
+        let mut waits = Vec::new();
+        for w in &self.enc_ctx.writers {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if w.send(WriterMsg::Close { done: tx }) {
+                waits.push(rx);
+            }
+        }
+        for rx in waits {
+            let _ = rx.await;
+        }
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in tasks {
+            let _ = t.await;
+        }
+        if self.ctx.failure.check().is_ok() {
+            let ctx = &self.ctx;
+            let mut st = self.checkpoint.lock().await;
+            if let Some(ts) = st.deferred() {
+                let ts = clamp(ts, self.min_pending());
+                if let Err(e) = st
+                    .advance(
+                        &ctx.store,
+                        &ctx.config.retry,
+                        &ctx.metrics,
+                        ctx.config.checkpoint_interval,
+                        ts,
+                        true,
+                    )
+                    .await
+                {
+                    tracing::warn!(error = %e, "final checkpoint write failed");
+                }
+            }
+        }
+        if let Err(e) = self.ctx.spool.clone().close() {
+            tracing::warn!(error = %e, "spool close failed");
+        }
+        self.ctx.metrics.unregister();
+        self.ctx.failure.check()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if !self.closed.load(Ordering::Acquire) {
+            // Not closed: stop the encoder threads (they exit once their queues are empty);
+            // writers end when the last queue handle goes. Nothing unflushed is acknowledged.
+            drop(self.encoders.stop());
+        }
+    }
+}

@@ -1,0 +1,601 @@
+//! Writers: one tokio task per shard, owning the batches of the dispatchers routed to it and
+//! publishing them as data files, then index files.
+//!
+//! # Loop
+//!
+//! ```text
+//!            +--> Dml      append to batch (dispatcher, table, version, partition, date);
+//!            |             batch >= file-size            -> flush it        (file-size)
+//!  queue ----+--> Drain    flush every batch of the dispatcher, answer      (drain)
+//!  (FIFO)    +--> Remove   same, then answer                                (remove)
+//!            +--> Pressure spool holds wakes / lacks disk -> flush all      (spool-pressure)
+//!            +--> Close    flush all, answer, exit                          (close)
+//!  timer  -----> the oldest batch deadline passed -> flush every batch due  (interval)
+//! ```
+//!
+//! Each batch has its own deadline, `created + flush-interval`, kept in a min-heap: batches of
+//! different tables that started at different times flush at different times, so there is no
+//! global sweep that cuts every table's file at the same tick.
+//!
+//! # Publishing one batch
+//!
+//! 1. *Plan* (sequential, in the writer): resolve the table version directory (the schema file
+//!    exists: written or reused, see `schema.rs`); pick the date directory from the commit ts;
+//!    take the next file index of `(data dir, dispatcher)` - on a cold start read from storage:
+//!    `max(index file content, data files listed in the directory) + 1`, so a restart never
+//!    overwrites a published file nor one whose index entry a crash left unwritten; assemble
+//!    `file header ++ chunks` from the spool.
+//! 2. *Publish* (up to `flush-concurrency` batches at once): put the data file (multipart at or
+//!    above the multipart threshold), then put the index file naming it. Each put is retried
+//!    with backoff and bounded by a per-request timeout (`retry.rs`).
+//! 3. *Complete*: release the batch's spool entries in order - the spool runs each event's flush
+//!    callback, then frees its bytes (which may resume held wakes).
+//!
+//! A batch whose publishing fails for good stops the sink (sticky error, error callback): its
+//! entries are dropped, so their flush callbacks never run and the checkpoint never passes them.
+//! From then on the writer drops what it receives and answers markers with the error.
+
+use crate::batch::{Batch, BatchKey, Pending};
+use crate::config::SinkConfig;
+use crate::ddl::DrainMarker;
+use crate::error::{Failure, Result};
+use crate::flush::FlushReason;
+use crate::metrics::{BusyMeter, SinkMetrics};
+use crate::retry::retry;
+use crate::router::DispatcherState;
+use crate::schema::SchemaCache;
+use bytes::Bytes;
+use cdc_common::codec::Codec;
+use cdc_common::layout::{parse_file_name, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
+use cdc_common::{SinkOptions, TableDef, TableName, Ts};
+use cdc_spool::{Entry, Spool};
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+/// A message to a writer.
+pub(crate) enum WriterMsg {
+    /// One encoded event, in the spool.
+    Dml {
+        dispatcher: Arc<DispatcherState>,
+        table: Arc<TableDef>,
+        partition_id: Option<i64>,
+        commit_ts: Ts,
+        rows: usize,
+        entry: Entry,
+    },
+    /// Flush every batch of the dispatcher, then answer.
+    Drain {
+        dispatcher: Arc<DispatcherState>,
+        marker: DrainMarker,
+    },
+    /// The dispatcher is removed: flush its batches, then answer.
+    Remove {
+        dispatcher: Arc<DispatcherState>,
+        marker: DrainMarker,
+    },
+    /// The spool needs room.
+    Pressure,
+    /// Flush everything and stop.
+    Close { done: oneshot::Sender<()> },
+}
+
+/// The sending side of one writer, counting its queue length.
+#[derive(Clone)]
+pub(crate) struct WriterHandle {
+    tx: UnboundedSender<WriterMsg>,
+    queue: prometheus::IntGauge,
+}
+
+impl WriterHandle {
+    /// Queues a message; false if the writer is gone (the message is dropped, which drops any
+    /// entry in it without running its flush callback).
+    pub fn send(&self, msg: WriterMsg) -> bool {
+        self.queue.inc();
+        if self.tx.send(msg).is_err() {
+            self.queue.dec();
+            return false;
+        }
+        true
+    }
+}
+
+/// What every writer shares.
+pub(crate) struct WriterContext {
+    pub store: Arc<dyn ObjectStore>,
+    pub layout: LayoutConfig,
+    pub options: SinkOptions,
+    pub config: SinkConfig,
+    pub spool: Spool,
+    pub codec: Arc<dyn Codec>,
+    pub schemas: Arc<SchemaCache>,
+    pub metrics: Arc<SinkMetrics>,
+    pub failure: Arc<Failure>,
+}
+
+/// Index files are per (data directory, file id).
+type IndexKey = (DataDir, Option<String>);
+
+/// What one upload needs (no spool entries: shared across the upload futures).
+struct Upload {
+    data_path: String,
+    index_path: String,
+    index_content: Bytes,
+    data: Bytes,
+}
+
+/// One planned file.
+struct Job {
+    upload: Upload,
+    index_key: IndexKey,
+    index: u64,
+    batch: Batch,
+    reason: FlushReason,
+    started: Instant,
+}
+
+struct Writer {
+    shard: usize,
+    ctx: Arc<WriterContext>,
+    rx: UnboundedReceiver<WriterMsg>,
+    queue: prometheus::IntGauge,
+    batches: HashMap<BatchKey, Batch>,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    keys_by_id: HashMap<u64, BatchKey>,
+    next_batch_id: u64,
+    next_index: HashMap<IndexKey, u64>,
+    headers: HashMap<(TableName, Ts), Bytes>,
+    busy: BusyMeter,
+}
+
+/// Starts the writer of `shard` on the current tokio runtime.
+pub(crate) fn spawn(
+    shard: usize,
+    ctx: Arc<WriterContext>,
+) -> (WriterHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let queue = ctx
+        .metrics
+        .writer_queue_length
+        .with_label_values(&[&shard.to_string()]);
+    let busy = BusyMeter::new(
+        ctx.metrics
+            .worker_busy_ratio
+            .with_label_values(&[&format!("writer-{shard}")]),
+    );
+    let w = Writer {
+        shard,
+        ctx,
+        rx,
+        queue: queue.clone(),
+        batches: HashMap::new(),
+        deadlines: BinaryHeap::new(),
+        keys_by_id: HashMap::new(),
+        next_batch_id: 0,
+        next_index: HashMap::new(),
+        headers: HashMap::new(),
+        busy,
+    };
+    let handle = tokio::spawn(w.run());
+    (WriterHandle { tx, queue }, handle)
+}
+
+impl Writer {
+    async fn run(mut self) {
+        loop {
+            let deadline = self.next_deadline();
+            let msg = tokio::select! {
+                m = self.rx.recv() => m,
+                _ = sleep_until(deadline) => {
+                    let start = Instant::now();
+                    self.flush_due().await;
+                    self.busy.add(start.elapsed());
+                    continue;
+                }
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    self.busy.tick();
+                    continue;
+                }
+            };
+            let Some(msg) = msg else {
+                // Every sender is gone without a Close: flush what was accepted.
+                self.flush_all(FlushReason::Close).await.ok();
+                return;
+            };
+            self.queue.dec();
+            let start = Instant::now();
+            let stop = self.handle(msg).await;
+            self.busy.add(start.elapsed());
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Handles one message; true when the writer must stop.
+    async fn handle(&mut self, msg: WriterMsg) -> bool {
+        match msg {
+            WriterMsg::Dml {
+                dispatcher,
+                table,
+                partition_id,
+                commit_ts,
+                rows,
+                entry,
+            } => {
+                if self.ctx.failure.is_failed() {
+                    // Dropped: no flush callback, the checkpoint stays behind it.
+                    return false;
+                }
+                let key = BatchKey {
+                    dispatcher: Arc::clone(&dispatcher.id),
+                    schema: table.schema.clone(),
+                    table: table.table.clone(),
+                    version: table.version,
+                    partition_id: partition_id
+                        .filter(|_| self.ctx.layout.enable_partition_separator),
+                    date: DateDir::for_ts(self.ctx.layout.date_separator, commit_ts),
+                };
+                let pending = Pending {
+                    entry,
+                    commit_ts,
+                    rows,
+                };
+                let file_size = self.ctx.options.file_size;
+                let full = match self.batches.get_mut(&key) {
+                    Some(b) => {
+                        b.push(pending);
+                        b.bytes >= file_size
+                    }
+                    None => {
+                        let id = self.next_batch_id;
+                        self.next_batch_id += 1;
+                        let created = Instant::now();
+                        let mut b = Batch {
+                            id,
+                            key: key.clone(),
+                            table,
+                            dispatcher,
+                            items: Vec::new(),
+                            bytes: 0,
+                            rows: 0,
+                            created,
+                        };
+                        b.push(pending);
+                        let full = b.bytes >= file_size;
+                        self.deadlines
+                            .push(Reverse((created + self.ctx.options.flush_interval, id)));
+                        self.keys_by_id.insert(id, key.clone());
+                        self.batches.insert(key.clone(), b);
+                        full
+                    }
+                };
+                if full {
+                    if let Some(b) = self.take(&key) {
+                        let _ = self.flush(vec![b], FlushReason::FileSize).await;
+                    }
+                }
+                false
+            }
+            WriterMsg::Drain { dispatcher, marker } => {
+                tracing::debug!(shard = self.shard, dispatcher = %dispatcher.id, ts = %marker.ts, "drain");
+                let r = self.flush_dispatcher(&dispatcher, FlushReason::Drain).await;
+                marker.answer(r);
+                false
+            }
+            WriterMsg::Remove { dispatcher, marker } => {
+                let r = self
+                    .flush_dispatcher(&dispatcher, FlushReason::Remove)
+                    .await;
+                marker.answer(r);
+                false
+            }
+            WriterMsg::Pressure => {
+                let st = self.ctx.spool.stats();
+                if (st.holding || st.disk_quota_waiters > 0) && !self.batches.is_empty() {
+                    let _ = self.flush_all(FlushReason::SpoolPressure).await;
+                }
+                false
+            }
+            WriterMsg::Close { done } => {
+                let _ = self.flush_all(FlushReason::Close).await;
+                let _ = done.send(());
+                true
+            }
+        }
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            if self.keys_by_id.contains_key(&id) {
+                return Some(at);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    fn take(&mut self, key: &BatchKey) -> Option<Batch> {
+        let b = self.batches.remove(key)?;
+        self.keys_by_id.remove(&b.id);
+        Some(b)
+    }
+
+    async fn flush_due(&mut self) {
+        let now = Instant::now();
+        let mut due = Vec::new();
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if let Some(key) = self.keys_by_id.get(&id).cloned() {
+                if let Some(b) = self.take(&key) {
+                    due.push(b);
+                }
+            }
+        }
+        let _ = self.flush(due, FlushReason::Interval).await;
+    }
+
+    async fn flush_all(&mut self, reason: FlushReason) -> Result<()> {
+        let keys: Vec<BatchKey> = self.batches.keys().cloned().collect();
+        let batches: Vec<Batch> = keys.iter().filter_map(|k| self.take(k)).collect();
+        self.flush(batches, reason).await
+    }
+
+    async fn flush_dispatcher(&mut self, d: &DispatcherState, reason: FlushReason) -> Result<()> {
+        let keys: Vec<BatchKey> = self
+            .batches
+            .keys()
+            .filter(|k| k.dispatcher == d.id)
+            .cloned()
+            .collect();
+        let batches: Vec<Batch> = keys.iter().filter_map(|k| self.take(k)).collect();
+        self.flush(batches, reason).await
+    }
+
+    /// Plans, publishes and completes `batches`. On failure the sink is failed and every
+    /// entry not published is dropped (no flush callback).
+    async fn flush(&mut self, mut batches: Vec<Batch>, reason: FlushReason) -> Result<()> {
+        self.ctx.failure.check()?;
+        if batches.is_empty() {
+            return Ok(());
+        }
+        // Oldest first, so that when concurrency is limited the files of one dispatcher in
+        // different directories (date change) publish in order of their data.
+        batches.sort_by_key(|b| b.created);
+        let mut jobs = Vec::with_capacity(batches.len());
+        for b in batches {
+            match self.plan(b, reason).await {
+                Ok(job) => jobs.push(job),
+                Err(e) => {
+                    self.ctx.failure.fail(e);
+                    return self.ctx.failure.check();
+                }
+            }
+        }
+        let ctx = Arc::clone(&self.ctx);
+        let results: Vec<(Job, Result<()>)> = futures::stream::iter(jobs)
+            .map(|job| {
+                let ctx = Arc::clone(&ctx);
+                async move {
+                    let r = publish(&ctx, &job.upload).await;
+                    (job, r)
+                }
+            })
+            .buffer_unordered(self.ctx.config.flush_concurrency)
+            .collect()
+            .await;
+        for (job, r) in results {
+            match r {
+                Ok(()) => self.complete(job),
+                Err(e) => self.ctx.failure.fail(e),
+            }
+        }
+        self.ctx.failure.check()
+    }
+
+    async fn plan(&mut self, batch: Batch, reason: FlushReason) -> Result<Job> {
+        let started = Instant::now();
+        let ctx = Arc::clone(&self.ctx);
+        let version = ctx
+            .schemas
+            .resolve(&ctx.store, &ctx.config.retry, &ctx.metrics, &batch.table)
+            .await?;
+        let dir = DataDir {
+            schema: batch.key.schema.clone(),
+            table: batch.key.table.clone(),
+            version,
+            partition_id: batch.key.partition_id,
+            date: batch.key.date,
+        };
+        let file_id = batch.dispatcher.file_id.clone();
+        let index_key: IndexKey = (dir.clone(), file_id.clone());
+        let index = match self.next_index.get(&index_key) {
+            Some(n) => *n,
+            None => discover_next_index(&ctx, &dir, &file_id).await?,
+        };
+        let file = DataFile {
+            dir,
+            dispatcher_id: file_id,
+            index,
+        };
+        let data_path = file.build(&ctx.layout)?;
+        let index_file = file.index_file();
+        let index_path = index_file.build()?;
+        let name = data_path
+            .rsplit('/')
+            .next()
+            .unwrap_or(&data_path)
+            .to_string();
+        let index_content = Bytes::from(IndexFile::content(&name));
+        // Reserve the index now: a later batch of the same key in this round gets the next.
+        self.next_index.insert(index_key.clone(), index + 1);
+
+        let header = self.header(&batch.table)?;
+        let mut data = Vec::with_capacity(header.len() + batch.bytes as usize);
+        data.extend_from_slice(&header);
+        for item in &batch.items {
+            let chunk = ctx.spool.read(&item.entry)?;
+            data.extend_from_slice(&chunk);
+        }
+        Ok(Job {
+            upload: Upload {
+                data_path,
+                index_path,
+                index_content,
+                data: Bytes::from(data),
+            },
+            index_key,
+            index,
+            batch,
+            reason,
+            started,
+        })
+    }
+
+    fn header(&mut self, table: &TableDef) -> Result<Bytes> {
+        let key = (table.name(), table.version);
+        if let Some(h) = self.headers.get(&key) {
+            return Ok(h.clone());
+        }
+        let tc = self.ctx.codec.prepare(table)?;
+        let mut h = Vec::new();
+        tc.file_header(&mut h);
+        let h = Bytes::from(h);
+        self.headers.insert(key, h.clone());
+        Ok(h)
+    }
+
+    fn complete(&mut self, job: Job) {
+        let m = &self.ctx.metrics;
+        let up = &job.upload;
+        m.flush_bytes.observe(up.data.len() as f64);
+        m.flush_duration
+            .observe(job.started.elapsed().as_secs_f64());
+        m.flushed(job.reason);
+        m.files_written_total.inc();
+        m.bytes_written_total.inc_by(up.data.len() as u64);
+        m.rows_written_total.inc_by(job.batch.rows as u64);
+        tracing::trace!(shard = self.shard, path = %up.data_path, reason = %job.reason, "published");
+        debug_assert!(self.next_index.get(&job.index_key).copied() > Some(job.index));
+        let dispatcher = Arc::clone(&job.batch.dispatcher);
+        for item in job.batch.items {
+            dispatcher.done(item.commit_ts);
+            // Runs the event's flush callback, then frees its bytes.
+            self.ctx.spool.release(item.entry);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// The next file index of `(dir, file_id)` from storage: one past the larger of the index
+/// file's entry and the data files listed in the directory; 1 for a new directory.
+async fn discover_next_index(
+    ctx: &WriterContext,
+    dir: &DataDir,
+    file_id: &Option<String>,
+) -> Result<u64> {
+    let index_file = IndexFile {
+        dir: dir.clone(),
+        dispatcher_id: file_id.clone(),
+    };
+    let index_path = index_file.build()?;
+    let location = Path::from(index_path.as_str());
+    let store = &ctx.store;
+    let content = retry(
+        &ctx.config.retry,
+        &ctx.metrics,
+        "get",
+        &index_path,
+        1,
+        || async {
+            match store.get(&location).await {
+                Ok(r) => r.bytes().await.map(Some),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        },
+    )
+    .await?;
+    let mut last = 0u64;
+    if let Some(bytes) = content {
+        match index_file.parse_content(&index_path, &bytes, &ctx.layout) {
+            Ok(i) => last = i,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable index file; numbering from the listing")
+            }
+        }
+    }
+    let dir_path = dir.build()?;
+    let prefix = Path::from(dir_path.as_str());
+    let listed = retry(
+        &ctx.config.retry,
+        &ctx.metrics,
+        "list",
+        &dir_path,
+        1,
+        || store.list_with_delimiter(Some(&prefix)),
+    )
+    .await?;
+    for o in &listed.objects {
+        let Some(name) = o.location.filename() else {
+            continue;
+        };
+        if let Ok((id, i)) = parse_file_name(o.location.as_ref(), name, &ctx.layout) {
+            if &id == file_id {
+                last = last.max(i);
+            }
+        }
+    }
+    Ok(last + 1)
+}
+
+/// Puts the data file, then the index file.
+async fn publish(ctx: &WriterContext, job: &Upload) -> Result<()> {
+    let policy = &ctx.config.retry;
+    let store = &ctx.store;
+    let location = Path::from(job.data_path.as_str());
+    if job.data.len() >= ctx.config.multipart_threshold {
+        let part = ctx.config.multipart_part_size;
+        let parts = job.data.len().div_ceil(part) as u32;
+        retry(
+            policy,
+            &ctx.metrics,
+            "multipart",
+            &job.data_path,
+            parts + 1,
+            || async {
+                let upload = store.put_multipart(&location).await?;
+                let mut w = WriteMultipart::new_with_chunk_size(upload, part);
+                w.put(job.data.clone());
+                w.finish().await
+            },
+        )
+        .await?;
+    } else {
+        retry(policy, &ctx.metrics, "put", &job.data_path, 1, || {
+            store.put(&location, PutPayload::from(job.data.clone()))
+        })
+        .await?;
+    }
+    let index_location = Path::from(job.index_path.as_str());
+    retry(policy, &ctx.metrics, "put", &job.index_path, 1, || {
+        store.put(&index_location, PutPayload::from(job.index_content.clone()))
+    })
+    .await?;
+    Ok(())
+}
