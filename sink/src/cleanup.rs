@@ -33,6 +33,31 @@ pub fn cutoff(now: Ts, days: u32) -> Option<DateDir> {
     DateDir::for_ts(DateSeparator::Day, Ts::from_parts(ms, 0))
 }
 
+/// One cleanup round at time `now`, outside a sink (operators, tests): deletes the data and
+/// index files of `options`' layout dated more than `options.file_expiration_days` days before
+/// `now`, then removes empty directories under `local_root`.
+pub async fn remove_expired(
+    store: &Arc<dyn ObjectStore>,
+    options: &cdc_common::SinkOptions,
+    now: Ts,
+    local_root: Option<&FsPath>,
+) -> Result<CleanupReport> {
+    let metrics = Arc::new(SinkMetrics::register(
+        &prometheus::Registry::new(),
+        "cleanup",
+    )?);
+    run_once(
+        store,
+        &LayoutConfig::from_options(options),
+        &RetryPolicy::default(),
+        &metrics,
+        options.file_expiration_days,
+        now,
+        local_root,
+    )
+    .await
+}
+
 /// One cleanup round at time `now`.
 pub(crate) async fn run_once(
     store: &Arc<dyn ObjectStore>,
