@@ -1,0 +1,280 @@
+//! Command-line options and their validated form.
+//!
+//! The upstream URI is any storage URI of `cdc_common::storage`; the sink's options that shape
+//! the files (protocol, csv options, date-separator, file-index-width, partition separator) are
+//! given as its query parameters or in a TOML file (`--config`, URI parameters win). Unknown
+//! parameters are errors naming them.
+
+use crate::error::{Error, Result};
+use cdc_common::layout::LayoutConfig;
+use cdc_common::options::{parse_duration, SinkOptions, SINK_PARAMS};
+use cdc_common::storage::{redact_uri, StorageUri, STORAGE_PARAMS};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default pause between replay rounds: short enough for second-level freshness, long enough
+/// that an idle consumer costs a few small requests per table per second.
+pub const DEFAULT_INTERVAL: &str = "1s";
+/// Default rows per multi-row statement: 256 rows of 10 columns stay far below every
+/// downstream's bound-parameter limit (SQLite 32766, PostgreSQL and MySQL 65535).
+pub const DEFAULT_BATCH_ROWS: usize = 256;
+/// Default downstream: an SQLite file in the working directory.
+pub const DEFAULT_DOWNSTREAM: &str = "sqlite://storage-consumer.db";
+
+/// `storage-consumer` command line.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(
+    name = "storage-consumer",
+    version,
+    about = "Replays cdc-storage (TiCDC-compatible) data into SQLite, PostgreSQL, MySQL/MariaDB or stdout",
+    long_about = "Replays the data, index and schema files a cdc-storage (or TiCDC) storage sink \
+wrote, in order and exactly once in effect, into a downstream database. Per-table progress is \
+stored in the downstream (table cdc_consumer_progress) in the same transaction as the rows, so a \
+restart resumes where it stopped."
+)]
+pub struct Args {
+    /// Storage to replay: file:///dir, memory://name, s3://bucket/prefix?endpoint=..., gcs://...,
+    /// azure://...; the sink's options (protocol, delimiter, quote, null, include-commit-ts,
+    /// binary-encoding-method, output-old-value, terminator, enable-tidb-extension,
+    /// date-separator, file-index-width, enable-partition-separator) as query parameters.
+    #[arg(long, env = "CDC_CONSUMER_UPSTREAM_URI")]
+    pub upstream_uri: String,
+    /// TOML file with the same options as the upstream URI's query (the URI wins).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Where to replay: sqlite:///path.db (or sqlite://relative.db), postgres://user@host/db,
+    /// mysql://user@host/db, or stdout:// (JSON lines; progress in --progress-file).
+    #[arg(long, default_value = DEFAULT_DOWNSTREAM)]
+    pub downstream_uri: String,
+    /// Pause between replay rounds (e.g. 500ms, 1s, 1m).
+    #[arg(long, default_value = DEFAULT_INTERVAL)]
+    pub interval: String,
+    /// Replay what is in storage now (up to the checkpoint-ts) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Exit (status 0) once every table is applied up to this commit ts.
+    #[arg(long)]
+    pub until_ts: Option<u64>,
+    /// Only these tables: comma-separated `schema.table` patterns where either side may be `*`.
+    #[arg(long)]
+    pub tables: Option<String>,
+    /// Serve GET /health and GET /metrics on this address (off unless given; 127.0.0.1:0
+    /// picks a free port, logged at start).
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// Log filter (error, warn, info, debug, trace, or a tracing env-filter directive).
+    #[arg(long, default_value = "info", env = "RUST_LOG")]
+    pub log_level: String,
+    /// Rows per multi-row statement.
+    #[arg(long, default_value_t = DEFAULT_BATCH_ROWS)]
+    pub batch_rows: usize,
+    /// Progress file for the stdout downstream (default: storage-consumer.progress.json).
+    #[arg(long)]
+    pub progress_file: Option<PathBuf>,
+}
+
+/// Tables to replay, from `--tables`.
+#[derive(Clone, Debug, Default)]
+pub struct TableFilter {
+    patterns: Vec<(String, String)>,
+}
+
+impl TableFilter {
+    /// Every table.
+    pub fn all() -> TableFilter {
+        TableFilter::default()
+    }
+
+    /// Parses `a.b,c.*,*.d`.
+    pub fn parse(s: &str) -> Result<TableFilter> {
+        let mut patterns = Vec::new();
+        for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (schema, table) = p.split_once('.').ok_or_else(|| {
+                Error::config(
+                    "tables",
+                    format!("`{p}` is not `schema.table` (`*` allowed)"),
+                )
+            })?;
+            if schema.is_empty() || table.is_empty() {
+                return Err(Error::config("tables", format!("`{p}` has an empty side")));
+            }
+            patterns.push((schema.to_string(), table.to_string()));
+        }
+        if patterns.is_empty() {
+            return Err(Error::config("tables", "no pattern given"));
+        }
+        Ok(TableFilter { patterns })
+    }
+
+    /// True when the table is replayed.
+    pub fn matches(&self, schema: &str, table: &str) -> bool {
+        self.patterns.is_empty()
+            || self
+                .patterns
+                .iter()
+                .any(|(s, t)| (s == "*" || s == schema) && (t == "*" || t == table))
+    }
+
+    /// True when some table of the schema may be replayed.
+    pub fn matches_schema(&self, schema: &str) -> bool {
+        self.patterns.is_empty() || self.patterns.iter().any(|(s, _)| s == "*" || s == schema)
+    }
+}
+
+/// Where rows go.
+#[derive(Clone, Debug)]
+pub enum DownstreamUri {
+    /// An SQLite database file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URI.
+    Postgres(String),
+    /// A MySQL/MariaDB connection URI.
+    Mysql(String),
+    /// JSON lines on stdout, progress in a file.
+    Stdout(PathBuf),
+}
+
+impl DownstreamUri {
+    /// Parses `--downstream-uri` (with `--progress-file` for stdout).
+    pub fn parse(uri: &str, progress_file: Option<PathBuf>) -> Result<DownstreamUri> {
+        let bad = |reason: &str| {
+            Error::config("downstream-uri", format!("`{}`: {reason}", redact_uri(uri)))
+        };
+        let (scheme, rest) = uri
+            .split_once("://")
+            .ok_or_else(|| bad("expected scheme://..."))?;
+        match scheme {
+            "sqlite" => {
+                let path = rest.split('?').next().unwrap_or("");
+                if path.is_empty() {
+                    return Err(bad("sqlite needs a file path (sqlite:///abs/path.db)"));
+                }
+                Ok(DownstreamUri::Sqlite(PathBuf::from(path)))
+            }
+            "postgres" | "postgresql" => Ok(DownstreamUri::Postgres(uri.to_string())),
+            "mysql" | "mariadb" => Ok(DownstreamUri::Mysql(format!("mysql://{rest}"))),
+            "stdout" => {
+                Ok(DownstreamUri::Stdout(progress_file.unwrap_or_else(|| {
+                    PathBuf::from("storage-consumer.progress.json")
+                })))
+            }
+            other => Err(bad(&format!(
+                "unknown scheme `{other}`; expected sqlite, postgres, mysql or stdout"
+            ))),
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The upstream storage.
+    pub upstream: StorageUri,
+    /// The upstream URI with secrets redacted (for logs).
+    pub upstream_redacted: String,
+    /// The sink options the storage was written with.
+    pub sink: SinkOptions,
+    /// Layout part of `sink`.
+    pub layout: LayoutConfig,
+    /// The downstream.
+    pub downstream: DownstreamUri,
+    /// The downstream URI with secrets redacted (for logs).
+    pub downstream_redacted: String,
+    /// Pause between rounds.
+    pub interval: Duration,
+    /// Exit after replaying what is there.
+    pub once: bool,
+    /// Exit once this ts is applied.
+    pub until_ts: Option<cdc_common::Ts>,
+    /// Tables to replay.
+    pub tables: TableFilter,
+    /// HTTP address for /health and /metrics.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Rows per multi-row statement.
+    pub batch_rows: usize,
+}
+
+impl Config {
+    /// Validates the command line (reading `--config` when given).
+    pub fn from_args(a: &Args) -> Result<Config> {
+        let (upstream, mut params) = StorageUri::parse(&a.upstream_uri)?;
+        if let Some(file) = &a.config {
+            let text = std::fs::read_to_string(file).map_err(|e| Error::Io {
+                path: file.display().to_string(),
+                source: e,
+            })?;
+            params.merge_toml(&text, &file.display().to_string())?;
+        }
+        let sink = SinkOptions::take_from(&mut params)?;
+        params.finish(&[STORAGE_PARAMS, SINK_PARAMS].concat())?;
+        let interval = parse_duration(
+            "interval",
+            &a.interval,
+            Duration::from_millis(1),
+            Duration::from_secs(3600),
+        )?;
+        if a.batch_rows == 0 || a.batch_rows > 10_000 {
+            return Err(Error::config("batch-rows", "must be 1..=10000"));
+        }
+        let metrics_addr = a
+            .metrics_addr
+            .as_deref()
+            .map(|s| {
+                s.parse::<SocketAddr>().map_err(|e| {
+                    Error::config("metrics-addr", format!("`{s}` is not host:port ({e})"))
+                })
+            })
+            .transpose()?;
+        Ok(Config {
+            upstream_redacted: redact_uri(&a.upstream_uri),
+            layout: LayoutConfig::from_options(&sink),
+            sink,
+            upstream,
+            downstream: DownstreamUri::parse(&a.downstream_uri, a.progress_file.clone())?,
+            downstream_redacted: redact_uri(&a.downstream_uri),
+            interval,
+            once: a.once,
+            until_ts: a.until_ts.map(cdc_common::Ts),
+            tables: match &a.tables {
+                Some(t) => TableFilter::parse(t)?,
+                None => TableFilter::all(),
+            },
+            metrics_addr,
+            batch_rows: a.batch_rows,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_filter_patterns() {
+        let f = TableFilter::parse("a.b, c.*,*.d").unwrap();
+        assert!(f.matches("a", "b"));
+        assert!(!f.matches("a", "c"));
+        assert!(f.matches("c", "x"));
+        assert!(f.matches("z", "d"));
+        assert!(f.matches_schema("z"));
+        assert!(TableFilter::parse("nodot").is_err());
+        assert!(TableFilter::all().matches("x", "y"));
+    }
+
+    #[test]
+    fn downstream_uris() {
+        assert!(matches!(
+            DownstreamUri::parse("sqlite:///tmp/x.db", None).unwrap(),
+            DownstreamUri::Sqlite(p) if p == std::path::Path::new("/tmp/x.db")
+        ));
+        assert!(matches!(
+            DownstreamUri::parse("stdout://", None).unwrap(),
+            DownstreamUri::Stdout(_)
+        ));
+        assert!(matches!(
+            DownstreamUri::parse("oracle://x", None),
+            Err(Error::Config { name, .. }) if name == "downstream-uri"
+        ));
+    }
+}

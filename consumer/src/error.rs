@@ -1,0 +1,120 @@
+//! The crate error of cdc-consumer.
+//!
+//! Every variant names the object it is about: the storage path, or the downstream table, the
+//! data or schema file being applied and the kind of statement that failed. Errors that come
+//! from the shared contract (corrupt files, paths that do not follow the layout) keep the
+//! `cdc_common` error, which already names the object and the position.
+
+use cdc_common::Ts;
+
+/// Errors of the consumer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A command-line option or configuration value cannot be used.
+    #[error("invalid option `{name}`: {reason}")]
+    Config {
+        /// The option name as the user wrote it.
+        name: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// What is in storage does not match the options the consumer was started with (protocol,
+    /// file-index-width, date-separator...).
+    #[error("storage does not match the options at `{path}`: expected {expected}, found {found}")]
+    Mismatch {
+        /// The object that disagrees.
+        path: String,
+        /// What the options say.
+        expected: String,
+        /// What storage holds.
+        found: String,
+    },
+    /// An object store call failed.
+    #[error("storage error on `{path}`: {source}")]
+    Storage {
+        /// The path (or prefix) of the call.
+        path: String,
+        /// The store's error.
+        source: object_store::Error,
+    },
+    /// A data file that an index file names (or that precedes it) is not in storage.
+    #[error("missing data file `{path}`: {reason}")]
+    Missing {
+        /// The path that was expected.
+        path: String,
+        /// Why it was expected.
+        reason: String,
+    },
+    /// A file or path read from storage violates the storage contract (corrupt, truncated,
+    /// wrong checksum, not following the layout).
+    #[error(transparent)]
+    Contract(#[from] cdc_common::Error),
+    /// The downstream refused a statement.
+    #[error("downstream error on table `{table}` applying `{file}` ({kind}): {reason}")]
+    Downstream {
+        /// The downstream table (`schema.table`, or the schema for schema DDLs).
+        table: String,
+        /// The data or schema file being applied.
+        file: String,
+        /// The kind of statement: `upsert`, `delete`, `insert`, `ddl: ...`, `progress`...
+        kind: String,
+        /// The downstream's message.
+        reason: String,
+    },
+    /// The downstream could not be reached or set up.
+    #[error("downstream `{uri}`: {reason}")]
+    Connect {
+        /// The downstream URI, secrets redacted.
+        uri: String,
+        /// What failed.
+        reason: String,
+    },
+    /// A local file (stdout progress file, config file) could not be read or written.
+    #[error("I/O error on `{path}`: {source}")]
+    Io {
+        /// The local path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `--until-ts` cannot be reached with `--once` (kept apart to give a clear exit message).
+    #[error("stopped before --until-ts {until}: applied up to {applied}")]
+    UntilNotReached {
+        /// The requested ts.
+        until: Ts,
+        /// What was applied.
+        applied: Ts,
+    },
+}
+
+impl Error {
+    /// Builds [`Error::Config`].
+    pub fn config(name: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Config {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds [`Error::Storage`].
+    pub fn storage(path: impl Into<String>, source: object_store::Error) -> Error {
+        Error::Storage {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the same round may succeed later (transient storage trouble).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Storage { source, .. } => cdc_common::storage::is_retryable(source),
+            Error::Contract(e) => e.is_retryable(),
+            Error::Connect { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Result alias of cdc-consumer.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,61 @@
+//! `GET /health` (JSON, see [`crate::freshness::Health`]) and `GET /metrics` (Prometheus text).
+//!
+//! Served only when `--metrics-addr` is given; binds exactly that address (use 127.0.0.1 unless
+//! the endpoint must be reachable from elsewhere).
+
+use crate::error::{Error, Result};
+use crate::freshness::Health;
+use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone)]
+struct AppState {
+    health: Arc<Mutex<Health>>,
+    metrics: Metrics,
+}
+
+async fn get_health(State(s): State<AppState>) -> Json<Health> {
+    let h = s.health.lock().map(|h| h.clone()).unwrap_or_default();
+    Json(h)
+}
+
+async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}
+
+/// Binds `addr` and serves in a background task; returns the bound address.
+pub async fn serve(
+    addr: SocketAddr,
+    health: Arc<Mutex<Health>>,
+    metrics: Metrics,
+) -> Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Io {
+            path: addr.to_string(),
+            source: e,
+        })?;
+    let local = listener.local_addr().map_err(|e| Error::Io {
+        path: addr.to_string(),
+        source: e,
+    })?;
+    let app = Router::new()
+        .route("/health", get(get_health))
+        .route("/metrics", get(get_metrics))
+        .with_state(AppState { health, metrics });
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "http server stopped");
+        }
+    });
+    Ok(local)
+}

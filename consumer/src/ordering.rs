@@ -1,0 +1,283 @@
+//! Ordering: which file or DDL may be applied next.
+//!
+//! Rules, per table (a *stream* is one writer of a table: its partition and dispatcher):
+//!
+//! 1. A table's schema versions are applied in ts order. The *current* version is the one in
+//!    the table's `#ddl` progress row.
+//! 2. Within the current version, each stream's files are applied in `(date, index)` order, up
+//!    to the newest indexed file; files at or below the stream's progress are skipped.
+//! 3. A new version is a **barrier**: its DDL is applied only when (a) no file of the current
+//!    version is pending, (b) discovery has confirmed that every DML below it is indexed
+//!    ([`TableEntry::complete_below`]), (c) its ts is at or below the checkpoint-ts, (d) every
+//!    database-level DDL of the schema at or below it is applied, and (e) for RENAME TABLE, the
+//!    source table reached the rename's ts by the same rules.
+//! 4. A database-level DDL (create/drop schema) at `V` waits until every table of the schema
+//!    reached `V` (no version below `V` pending, nothing pending in the current one).
+//! 5. Rows above the checkpoint-ts are never applied (enforced by the replay loop per row, see
+//!    [`crate::replay`]); a stream whose next file has such rows is *stalled* for the round.
+//!
+//! The planner is a pure function of the catalog and the progress record, so a restart (which
+//! reloads the progress record from the downstream) resumes exactly where the last commit left.
+
+use crate::discovery::{Catalog, SchemaEntry, TableEntry};
+use crate::progress::{date_text, Position, Progress, ProgressKey};
+use cdc_common::layout::DataDir;
+use cdc_common::{TableName, Ts};
+use std::collections::HashSet;
+
+/// One thing to apply.
+#[derive(Clone, Debug)]
+pub enum Step {
+    /// A table's schema file (its first version, or a barrier).
+    TableDdl {
+        /// The table.
+        table: TableName,
+        /// The schema file to apply.
+        entry: SchemaEntry,
+        /// The table's previous version's schema file, when one was applied.
+        prev: Option<SchemaEntry>,
+    },
+    /// A database-level schema file.
+    SchemaDdl {
+        /// The schema.
+        schema: String,
+        /// The schema file.
+        entry: SchemaEntry,
+    },
+    /// A data file.
+    File {
+        /// The table.
+        table: TableName,
+        /// The schema file of the file's version.
+        schema: SchemaEntry,
+        /// The file's directory.
+        dir: DataDir,
+        /// The writer.
+        dispatcher: Option<String>,
+        /// The file index.
+        index: u64,
+        /// The stream's progress key.
+        key: ProgressKey,
+        /// The stream's position before this file (`None`: nothing applied yet).
+        before: Option<Position>,
+    },
+}
+
+/// Why a table cannot move on (for `/health` and the audit record).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Nothing left to do.
+    Idle,
+    /// The next DDL is above the checkpoint-ts.
+    Checkpoint(Ts),
+    /// Discovery has not yet confirmed the DML below the barrier.
+    Discovery(Ts),
+    /// Waiting for another table or schema to reach the barrier.
+    Other(String),
+    /// Files remain but their streams are stalled for this round.
+    Stalled,
+}
+
+/// The steps a table can take now: one per stream with a pending file of the current version,
+/// or the next DDL when no file is pending. `stalled` streams are left out.
+pub fn table_steps(
+    cat: &Catalog,
+    progress: &Progress,
+    name: &TableName,
+    stalled: &HashSet<ProgressKey>,
+) -> (Vec<Step>, Wait) {
+    let Some(t) = cat.tables.get(name) else {
+        return (Vec::new(), Wait::Idle);
+    };
+    let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+    let current = progress.table_version(name);
+    if let Some(cv) = current {
+        let files = pending_files(t, progress, name, cv);
+        if !files.is_empty() {
+            let live: Vec<Step> = files
+                .into_iter()
+                .filter(|s| match s {
+                    Step::File { key, .. } => !stalled.contains(key),
+                    _ => true,
+                })
+                .collect();
+            return if live.is_empty() {
+                (Vec::new(), Wait::Stalled)
+            } else {
+                (live, Wait::Idle)
+            };
+        }
+    }
+    // The next version with a schema file.
+    let next = t
+        .versions
+        .iter()
+        .filter(|(v, ve)| current.is_none_or(|c| **v > c) && ve.schema.is_some())
+        .map(|(v, ve)| (*v, ve))
+        .next();
+    let Some((nv, ve)) = next else {
+        return (Vec::new(), Wait::Idle);
+    };
+    if nv > checkpoint {
+        return (Vec::new(), Wait::Checkpoint(nv));
+    }
+    if current.is_some() && t.complete_below < nv {
+        return (Vec::new(), Wait::Discovery(nv));
+    }
+    if let Some(dbs) = cat.databases.get(&name.schema) {
+        let applied = progress.schema_version(&name.schema);
+        if let Some(v) = dbs
+            .keys()
+            .filter(|v| **v <= nv)
+            .find(|v| applied.is_none_or(|a| a < **v))
+        {
+            return (
+                Vec::new(),
+                Wait::Other(format!("schema `{}` DDL at {v}", name.schema)),
+            );
+        }
+    }
+    let Some(entry) = ve.schema.clone() else {
+        return (Vec::new(), Wait::Idle);
+    };
+    if let Some(src) = &entry.rename_from {
+        if src != name && !table_reached(cat, progress, src, nv) {
+            return (
+                Vec::new(),
+                Wait::Other(format!("rename source `{src}` to reach {nv}")),
+            );
+        }
+    }
+    let prev = current
+        .and_then(|c| t.versions.get(&c))
+        .and_then(|v| v.schema.clone());
+    (
+        vec![Step::TableDdl {
+            table: name.clone(),
+            entry,
+            prev,
+        }],
+        Wait::Idle,
+    )
+}
+
+/// The next database-level DDL of a schema, when every table of the schema reached it.
+pub fn schema_step(cat: &Catalog, progress: &Progress, schema: &str) -> (Option<Step>, Wait) {
+    let Some(files) = cat.databases.get(schema) else {
+        return (None, Wait::Idle);
+    };
+    let applied = progress.schema_version(schema);
+    let Some((v, entry)) = files.iter().find(|(v, _)| applied.is_none_or(|a| **v > a)) else {
+        return (None, Wait::Idle);
+    };
+    if *v > cat.checkpoint.unwrap_or(Ts::ZERO) {
+        return (None, Wait::Checkpoint(*v));
+    }
+    for name in cat.tables.keys().filter(|n| n.schema == schema) {
+        if !table_reached(cat, progress, name, *v) {
+            return (None, Wait::Other(format!("table `{name}` to reach {v}")));
+        }
+    }
+    (
+        Some(Step::SchemaDdl {
+            schema: schema.to_string(),
+            entry: entry.clone(),
+        }),
+        Wait::Idle,
+    )
+}
+
+/// True when every DDL and DML of `name` below `v` is applied (and known to be complete).
+pub fn table_reached(cat: &Catalog, progress: &Progress, name: &TableName, v: Ts) -> bool {
+    let Some(t) = cat.tables.get(name) else {
+        return true;
+    };
+    let current = progress.table_version(name);
+    if current.is_some_and(|c| c >= v) {
+        return true;
+    }
+    // No schema version below v may remain unapplied.
+    let unapplied_below = t
+        .versions
+        .iter()
+        .any(|(ver, ve)| *ver < v && ve.schema.is_some() && current.is_none_or(|c| *ver > c));
+    if unapplied_below {
+        return false;
+    }
+    if t.complete_below < v {
+        return false;
+    }
+    match current {
+        Some(cv) => pending_files(t, progress, name, cv).is_empty(),
+        None => true,
+    }
+}
+
+/// Every stream's next file in version `cv` (one step per stream).
+pub fn pending_files(t: &TableEntry, progress: &Progress, name: &TableName, cv: Ts) -> Vec<Step> {
+    let Some(ve) = t.versions.get(&cv) else {
+        return Vec::new();
+    };
+    let Some(schema) = ve.schema.clone() else {
+        return Vec::new();
+    };
+    let mut out: Vec<Step> = Vec::new();
+    let mut seen: HashSet<ProgressKey> = HashSet::new();
+    // Directories iterate in (partition, date) order, so a stream's earliest date comes first.
+    for (dir, de) in &ve.dirs {
+        let date = date_text(dir);
+        for (dispatcher, newest) in &de.indexes {
+            let key = ProgressKey::stream(dir, dispatcher);
+            if seen.contains(&key) {
+                continue;
+            }
+            let before = progress.get(&key).cloned();
+            let next = match &before {
+                Some(p) => match p.cmp_file(cv, &date, 0) {
+                    std::cmp::Ordering::Less => 1,
+                    _ if p.version == cv && p.date == date => p.file_index + 1,
+                    _ => continue, // this directory is behind the stream's position
+                },
+                None => 1,
+            };
+            if next <= *newest {
+                seen.insert(key.clone());
+                out.push(Step::File {
+                    table: name.clone(),
+                    schema: schema.clone(),
+                    dir: dir.clone(),
+                    dispatcher: dispatcher.clone(),
+                    index: next,
+                    key,
+                    before,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Indexed files not yet applied, over every table (for freshness).
+pub fn count_pending(cat: &Catalog, progress: &Progress) -> u64 {
+    let mut n = 0u64;
+    for (name, t) in &cat.tables {
+        let current = progress.table_version(name);
+        for (v, ve) in &t.versions {
+            if current.is_some_and(|c| *v < c) {
+                continue;
+            }
+            for (dir, de) in &ve.dirs {
+                let date = date_text(dir);
+                for (dispatcher, newest) in &de.indexes {
+                    let done = match progress.get(&ProgressKey::stream(dir, dispatcher)) {
+                        Some(p) if p.version == *v && p.date == date => p.file_index,
+                        Some(p) if p.cmp_file(*v, &date, 0).is_gt() => *newest,
+                        _ => 0,
+                    };
+                    n += newest.saturating_sub(done);
+                }
+            }
+        }
+    }
+    n
+}

@@ -1,0 +1,162 @@
+//! Per-table replay progress: what has been applied, stored in the downstream.
+//!
+//! # The progress record (frozen format: do not add, remove or reorder columns)
+//!
+//! ```text
+//! cdc_consumer_progress
+//!   schema_name   text    upstream schema
+//!   table_name    text    upstream table ('' for a database-level DDL row)
+//!   partition_id  text    partition directory ('' when none)
+//!   dispatcher    text    dispatcher id ('' for the single writer; '#ddl' for the DDL row)
+//!   table_version bigint  table version of the last applied file / DDL
+//!   date_dir      text    date directory of the last applied file ('' when none)
+//!   file_index    bigint  index of the last wholly applied file (0: none in that directory)
+//!   commit_ts     bigint  every row with commit ts <= this is applied (0: unknown)
+//!   PRIMARY KEY (schema_name, table_name, partition_id, dispatcher)
+//! ```
+//!
+//! One row per *stream* (a table's partition and dispatcher: the files one writer produced, in
+//! `(version, date, index)` order) and one `#ddl` row per table and per schema holding the
+//! version of the last applied schema file. A row is written in the same downstream transaction
+//! as the rows or DDL it covers (for stdout: in a progress file replaced atomically), so after a
+//! crash the record and the data agree.
+//!
+//! A file whose rows are only partly at or below the checkpoint is applied up to the checkpoint:
+//! the record keeps the *previous* file as `file_index` and the checkpoint as `commit_ts`; the
+//! next round reads the file again and skips rows at or below `commit_ts`.
+
+use cdc_common::layout::DataDir;
+use cdc_common::{TableName, Ts};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// Name of the progress table in SQL downstreams.
+pub const PROGRESS_TABLE: &str = "cdc_consumer_progress";
+/// The `dispatcher` value of DDL rows (dispatcher ids are `[A-Za-z0-9-]`, so it cannot clash).
+pub const DDL_STREAM: &str = "#ddl";
+
+/// The key of a progress row.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub struct ProgressKey {
+    /// Upstream schema.
+    pub schema: String,
+    /// Upstream table (`""` for database-level DDL rows).
+    pub table: String,
+    /// Partition directory (`""` when none).
+    pub partition: String,
+    /// Dispatcher id, `""` for the single writer, [`DDL_STREAM`] for DDL rows.
+    pub dispatcher: String,
+}
+
+impl ProgressKey {
+    /// The DDL row of a table.
+    pub fn table_ddl(name: &TableName) -> ProgressKey {
+        ProgressKey {
+            schema: name.schema.clone(),
+            table: name.table.clone(),
+            partition: String::new(),
+            dispatcher: DDL_STREAM.into(),
+        }
+    }
+
+    /// The DDL row of a schema (database-level schema files).
+    pub fn schema_ddl(schema: &str) -> ProgressKey {
+        ProgressKey {
+            schema: schema.into(),
+            table: String::new(),
+            partition: String::new(),
+            dispatcher: DDL_STREAM.into(),
+        }
+    }
+
+    /// The stream of one writer of a data directory.
+    pub fn stream(dir: &DataDir, dispatcher: &Option<String>) -> ProgressKey {
+        ProgressKey {
+            schema: dir.schema.clone(),
+            table: dir.table.clone(),
+            partition: dir.partition_id.map(|p| p.to_string()).unwrap_or_default(),
+            dispatcher: dispatcher.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A progress value.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Position {
+    /// Table version.
+    pub version: Ts,
+    /// Date directory (`""` when none).
+    pub date: String,
+    /// Last wholly applied file index in that directory (0: none).
+    pub file_index: u64,
+    /// Rows with commit ts at or below this are applied.
+    pub commit_ts: Ts,
+}
+
+impl Position {
+    /// Orders file positions: version, then date directory, then file index.
+    pub fn cmp_file(&self, version: Ts, date: &str, index: u64) -> Ordering {
+        (self.version, self.date.as_str(), self.file_index).cmp(&(version, date, index))
+    }
+}
+
+/// The date directory of a data directory as stored in progress rows.
+pub fn date_text(dir: &DataDir) -> String {
+    dir.date.map(|d| d.to_string()).unwrap_or_default()
+}
+
+/// The in-memory copy of the progress record.
+#[derive(Clone, Debug, Default)]
+pub struct Progress {
+    rows: BTreeMap<ProgressKey, Position>,
+}
+
+impl Progress {
+    /// From rows read back from the downstream.
+    pub fn from_rows(rows: impl IntoIterator<Item = (ProgressKey, Position)>) -> Progress {
+        Progress {
+            rows: rows.into_iter().collect(),
+        }
+    }
+
+    /// The position of a key.
+    pub fn get(&self, k: &ProgressKey) -> Option<&Position> {
+        self.rows.get(k)
+    }
+
+    /// Records a committed position.
+    pub fn set(&mut self, k: ProgressKey, p: Position) {
+        self.rows.insert(k, p);
+    }
+
+    /// The applied version of a table's DDL row.
+    pub fn table_version(&self, name: &TableName) -> Option<Ts> {
+        self.rows
+            .get(&ProgressKey::table_ddl(name))
+            .map(|p| p.version)
+    }
+
+    /// The applied version of a schema's DDL row.
+    pub fn schema_version(&self, schema: &str) -> Option<Ts> {
+        self.rows
+            .get(&ProgressKey::schema_ddl(schema))
+            .map(|p| p.version)
+    }
+
+    /// Every row.
+    pub fn rows(&self) -> impl Iterator<Item = (&ProgressKey, &Position)> {
+        self.rows.iter()
+    }
+}
+
+/// Converts a ts or index to the signed 64-bit column type of SQL downstreams.
+pub fn to_i64(what: &str, v: u64) -> Result<i64, String> {
+    i64::try_from(v).map_err(|_| format!("{what} {v} does not fit a signed 64-bit column"))
+}
+
+/// Converts a signed column value back (negative values are corrupt progress).
+pub fn from_i64(what: &str, v: i64) -> Result<u64, String> {
+    u64::try_from(v).map_err(|_| format!("{what} {v} in {PROGRESS_TABLE} is negative"))
+}

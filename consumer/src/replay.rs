@@ -1,0 +1,499 @@
+//! The replay loop: discovery, then apply in the order [`crate::ordering`] allows, recording
+//! progress with every unit.
+//!
+//! # Invariants
+//!
+//! - A unit (one data file, the part of a file at or below the checkpoint, or one DDL) and the
+//!   progress rows covering it are committed together; the in-memory [`Progress`] is updated only
+//!   after the commit returned. On any error the round ends and progress stays where the last
+//!   commit left it.
+//! - Rows with a commit ts above the checkpoint-ts are never applied; rows at or below the
+//!   stream's recorded commit ts are skipped (they were applied, or are a sink replay).
+//! - Rows without a commit ts (csv without `include-commit-ts`, canal-json without the TiDB
+//!   extension) are applied once their file is indexed: the sink indexes a file only after it is
+//!   durable, but such rows cannot be held back to the checkpoint.
+
+use crate::apply::{plan_rows, Downstream, Unit};
+use crate::ddl::{self, DdlOp};
+use crate::decode::Decoder;
+use crate::discovery::{Catalog, Discovery, SchemaEntry, Upstream};
+use crate::error::{Error, Result};
+use crate::freshness::{now_ms, Health, RoundRecord};
+use crate::metrics::Metrics;
+use crate::ordering::{count_pending, schema_step, table_steps, Step, Wait};
+use crate::progress::{date_text, Position, Progress, ProgressKey};
+use cdc_common::layout::LayoutConfig;
+use cdc_common::{SinkOptions, TableDef, TableName, Ts};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// The replayer: one discovery state, one downstream, the progress record.
+pub struct Replayer {
+    disc: Discovery,
+    down: Box<dyn Downstream>,
+    decoder: Decoder,
+    progress: Progress,
+    metrics: Metrics,
+    health: Arc<Mutex<Health>>,
+    rounds: u64,
+    fingerprint: u64,
+}
+
+enum Outcome {
+    Applied,
+    Stalled,
+}
+
+impl Replayer {
+    /// Loads the progress record from the downstream.
+    pub async fn new(
+        disc: Discovery,
+        mut down: Box<dyn Downstream>,
+        options: &SinkOptions,
+        metrics: Metrics,
+        health: Arc<Mutex<Health>>,
+    ) -> Result<Replayer> {
+        let rows = down.load_progress().await?;
+        Ok(Replayer {
+            disc,
+            down,
+            decoder: Decoder::new(options)?,
+            progress: Progress::from_rows(rows),
+            metrics,
+            health,
+            rounds: 0,
+            fingerprint: 0,
+        })
+    }
+
+    /// The progress record as committed.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// What discovery knows.
+    pub fn catalog(&self) -> &Catalog {
+        self.disc.catalog()
+    }
+
+    /// Runs one round and returns its audit record (also logged and put in `/health`).
+    /// Also returns whether discovery found anything new (for `--once`) and the error that
+    /// ended the round, if any (its text is in the record's `fatal`).
+    pub async fn round(&mut self) -> (RoundRecord, bool, Option<Error>) {
+        self.rounds += 1;
+        self.metrics.rounds.inc();
+        let mut rec = RoundRecord {
+            round: self.rounds,
+            started_at_ms: now_ms(),
+            ..Default::default()
+        };
+        let result = self.round_inner(&mut rec).await;
+        rec.warnings.extend(self.disc.take_warnings());
+        let fp = self.catalog_fingerprint();
+        let found_new = fp != self.fingerprint;
+        self.fingerprint = fp;
+        let err = match result {
+            Err(e) => {
+                self.metrics.errors.with_label_values(&["fatal"]).inc();
+                rec.fatal = Some(e.to_string());
+                Some(e)
+            }
+            Ok(()) => None,
+        };
+        self.metrics
+            .errors
+            .with_label_values(&["warning"])
+            .inc_by(rec.warnings.len() as u64);
+        let cat = self.disc.catalog();
+        let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+        let applied = self.applied_ts();
+        let pending = count_pending(cat, &self.progress);
+        rec.checkpoint_ts = checkpoint.0;
+        rec.applied_ts = applied.min(checkpoint).0;
+        rec.files_pending = pending;
+        rec.ended_at_ms = now_ms();
+        self.metrics.checkpoint_ts.set(checkpoint.0 as i64);
+        self.metrics.applied_ts.set(rec.applied_ts as i64);
+        self.metrics.files_pending.set(pending as i64);
+        self.metrics
+            .lag_seconds
+            .set(crate::freshness::lag_ms(checkpoint, Ts(rec.applied_ts)) as f64 / 1000.0);
+        match &rec.fatal {
+            Some(f) => tracing::error!(round = rec.round, error = %f, "replay round failed"),
+            None => tracing::info!(
+                round = rec.round,
+                checkpoint_ts = rec.checkpoint_ts,
+                applied_ts = rec.applied_ts,
+                rows = rec.rows(),
+                files_pending = rec.files_pending,
+                warnings = rec.warnings.len(),
+                lists = rec.discovery.list_calls,
+                gets = rec.discovery.get_calls,
+                "replay round"
+            ),
+        }
+        tracing::debug!(
+            record = %serde_json::to_string(&rec).unwrap_or_default(),
+            "round audit record"
+        );
+        if let Ok(mut h) = self.health.lock() {
+            h.set_ts(checkpoint, Ts(rec.applied_ts));
+            h.files_pending = pending;
+            h.last_round = Some(rec.clone());
+        }
+        (rec, found_new, err)
+    }
+
+    fn catalog_fingerprint(&self) -> u64 {
+        let cat = self.disc.catalog();
+        let mut h: u64 = cat.checkpoint.map(|c| c.0).unwrap_or(0);
+        for t in cat.tables.values() {
+            for (v, ve) in &t.versions {
+                h = h.wrapping_mul(31).wrapping_add(v.0);
+                h = h.wrapping_add(u64::from(ve.schema.is_some()));
+                for de in ve.dirs.values() {
+                    for n in de.indexes.values() {
+                        h = h.wrapping_mul(31).wrapping_add(*n + 1);
+                    }
+                }
+            }
+            h = h.wrapping_mul(31).wrapping_add(t.complete_below.0);
+        }
+        for d in cat.databases.values() {
+            h = h.wrapping_mul(31).wrapping_add(d.len() as u64);
+        }
+        h
+    }
+
+    /// The ts up to which every table is applied (see [`crate::freshness`]).
+    pub fn applied_ts(&self) -> Ts {
+        let cat = self.disc.catalog();
+        let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+        let mut applied = checkpoint;
+        let none = HashSet::new();
+        for name in cat.tables.keys() {
+            let (steps, wait) = table_steps(cat, &self.progress, name, &none);
+            let t_applied = if steps.is_empty() {
+                match wait {
+                    Wait::Idle | Wait::Checkpoint(_) => checkpoint,
+                    Wait::Discovery(v) => Ts(v.0.saturating_sub(1)),
+                    Wait::Other(_) | Wait::Stalled => self.table_commit_ts(name),
+                }
+            } else {
+                let mut m = checkpoint;
+                for s in &steps {
+                    match s {
+                        Step::File { before, .. } => {
+                            m = m.min(before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO))
+                        }
+                        Step::TableDdl { entry, .. } => {
+                            m = m.min(Ts(entry.file.table_version.0.saturating_sub(1)))
+                        }
+                        Step::SchemaDdl { .. } => {}
+                    }
+                }
+                m
+            };
+            applied = applied.min(t_applied);
+        }
+        applied
+    }
+
+    fn table_commit_ts(&self, name: &TableName) -> Ts {
+        self.progress
+            .rows()
+            .filter(|(k, _)| k.schema == name.schema && k.table == name.table)
+            .map(|(_, p)| p.commit_ts)
+            .max()
+            .unwrap_or(Ts::ZERO)
+    }
+
+    async fn round_inner(&mut self, rec: &mut RoundRecord) -> Result<()> {
+        rec.discovery = self.disc.round().await?;
+        let cat = self.disc.catalog().clone();
+        let up = self.disc.upstream().clone();
+        let cfg = *self.disc.layout();
+        let mut stalled: HashSet<ProgressKey> = HashSet::new();
+        loop {
+            let mut did = false;
+            for schema in cat.databases.keys() {
+                while let (Some(step), _) = schema_step(&cat, &self.progress, schema) {
+                    self.exec(&cat, &up, &cfg, step, rec).await?;
+                    did = true;
+                }
+            }
+            for name in cat.tables.keys() {
+                loop {
+                    let (steps, _) = table_steps(&cat, &self.progress, name, &stalled);
+                    if steps.is_empty() {
+                        break;
+                    }
+                    for step in steps {
+                        let key = match &step {
+                            Step::File { key, .. } => Some(key.clone()),
+                            _ => None,
+                        };
+                        match self.exec(&cat, &up, &cfg, step, rec).await? {
+                            Outcome::Applied => did = true,
+                            Outcome::Stalled => {
+                                if let Some(k) = key {
+                                    stalled.insert(k);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !did {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn exec(
+        &mut self,
+        cat: &Catalog,
+        up: &Upstream,
+        cfg: &LayoutConfig,
+        step: Step,
+        rec: &mut RoundRecord,
+    ) -> Result<Outcome> {
+        let started = Instant::now();
+        let out = match step {
+            Step::SchemaDdl { schema, entry } => {
+                let ops = match entry.file.ddl_type {
+                    ddl::ACTION_CREATE_SCHEMA => vec![DdlOp::CreateSchema(schema.clone())],
+                    ddl::ACTION_DROP_SCHEMA => vec![DdlOp::DropSchema {
+                        schema: schema.clone(),
+                        tables: cat
+                            .tables
+                            .keys()
+                            .filter(|n| n.schema == schema)
+                            .cloned()
+                            .collect(),
+                    }],
+                    other => {
+                        rec.warnings.push(format!(
+                            "`{}`: database-level DDL type {other} has no downstream effect",
+                            entry.path
+                        ));
+                        Vec::new()
+                    }
+                };
+                let v = entry.file.table_version;
+                let progress = vec![(
+                    ProgressKey::schema_ddl(&schema),
+                    Position {
+                        version: v,
+                        date: String::new(),
+                        file_index: 0,
+                        commit_ts: v,
+                    },
+                )];
+                self.down
+                    .apply(Unit {
+                        file: &entry.path,
+                        table: None,
+                        ddl: &ops,
+                        rows: &[],
+                        progress: &progress,
+                    })
+                    .await?;
+                self.commit(progress);
+                self.metrics.ddls_applied.inc();
+                rec.tables.entry(schema).or_default().ddls += 1;
+                Outcome::Applied
+            }
+            Step::TableDdl { table, entry, prev } => {
+                let def = entry.file.to_table_def();
+                let ops = self
+                    .table_ddl_ops(cat, &table, &entry, prev.as_ref(), &def)
+                    .await?;
+                let v = entry.file.table_version;
+                let progress = vec![(
+                    ProgressKey::table_ddl(&table),
+                    Position {
+                        version: v,
+                        date: String::new(),
+                        file_index: 0,
+                        commit_ts: v,
+                    },
+                )];
+                self.down
+                    .apply(Unit {
+                        file: &entry.path,
+                        table: Some(&def),
+                        ddl: &ops,
+                        rows: &[],
+                        progress: &progress,
+                    })
+                    .await?;
+                self.commit(progress);
+                self.metrics.ddls_applied.inc();
+                rec.tables.entry(table.to_string()).or_default().ddls += 1;
+                Outcome::Applied
+            }
+            Step::File {
+                table,
+                schema,
+                dir,
+                dispatcher,
+                index,
+                key,
+                before,
+            } => {
+                let path = Catalog::data_file_path(cfg, &dir, &dispatcher, index)?;
+                let newest = cat
+                    .tables
+                    .get(&table)
+                    .and_then(|t| t.versions.get(&dir.version))
+                    .and_then(|v| v.dirs.get(&dir))
+                    .and_then(|d| d.indexes.get(&dispatcher))
+                    .copied()
+                    .unwrap_or(index);
+                let Some(bytes) = up.get(&path).await? else {
+                    return Err(Error::Missing {
+                        path,
+                        reason: format!(
+                            "its index file names file {newest}, so files up to {newest} must exist"
+                        ),
+                    });
+                };
+                let def = schema.file.to_table_def();
+                let rows = self.decoder.decode(&def, &path, &bytes)?;
+                let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+                let done_ts = before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
+                let above = rows
+                    .iter()
+                    .any(|r| r.commit_ts.is_some_and(|t| t > checkpoint));
+                let max_ts = rows
+                    .iter()
+                    .filter_map(|r| r.commit_ts)
+                    .filter(|t| *t <= checkpoint)
+                    .max()
+                    .unwrap_or(Ts::ZERO);
+                let apply: Vec<_> = rows
+                    .into_iter()
+                    .filter(|r| match r.commit_ts {
+                        None => true,
+                        Some(t) => t > done_ts && t <= checkpoint,
+                    })
+                    .map(|r| r.change)
+                    .collect();
+                let n_rows = apply.len() as u64;
+                let (ops, no_before) = plan_rows(&def, apply);
+                if no_before > 0 {
+                    rec.warnings.push(format!(
+                        "`{path}`: {no_before} updates of a table without primary key carry no \
+                         old image; applied as inserts"
+                    ));
+                }
+                let pos = if above {
+                    if n_rows == 0 {
+                        return Ok(Outcome::Stalled);
+                    }
+                    // Partly applicable: keep the previous file as the position, advance the ts.
+                    let mut p = before.clone().unwrap_or(Position {
+                        version: dir.version,
+                        date: date_text(&dir),
+                        file_index: 0,
+                        commit_ts: Ts::ZERO,
+                    });
+                    p.commit_ts = p.commit_ts.max(max_ts);
+                    p
+                } else {
+                    Position {
+                        version: dir.version,
+                        date: date_text(&dir),
+                        file_index: index,
+                        commit_ts: done_ts.max(max_ts),
+                    }
+                };
+                let progress = vec![(key, pos)];
+                self.down
+                    .apply(Unit {
+                        file: &path,
+                        table: Some(&def),
+                        ddl: &[],
+                        rows: &ops,
+                        progress: &progress,
+                    })
+                    .await?;
+                self.commit(progress);
+                self.metrics.rows_applied.inc_by(n_rows);
+                let tr = rec.tables.entry(table.to_string()).or_default();
+                tr.rows += n_rows;
+                if above {
+                    Outcome::Stalled
+                } else {
+                    self.metrics.files_applied.inc();
+                    tr.files += 1;
+                    Outcome::Applied
+                }
+            }
+        };
+        self.metrics
+            .apply_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(out)
+    }
+
+    fn commit(&mut self, rows: Vec<(ProgressKey, Position)>) {
+        for (k, p) in rows {
+            self.progress.set(k, p);
+        }
+    }
+
+    /// The DDL operations of a table schema file (see [`crate::ddl`]).
+    async fn table_ddl_ops(
+        &mut self,
+        cat: &Catalog,
+        table: &TableName,
+        entry: &SchemaEntry,
+        prev: Option<&SchemaEntry>,
+        def: &TableDef,
+    ) -> Result<Vec<DdlOp>> {
+        let file = &entry.file;
+        let exists = self.down.table_exists(table).await?;
+        let create = || vec![DdlOp::CreateTable(def.clone())];
+        Ok(match file.ddl_type {
+            ddl::ACTION_DROP_TABLE => vec![DdlOp::DropTable(table.clone())],
+            ddl::ACTION_TRUNCATE_TABLE if exists => vec![DdlOp::TruncateTable(table.clone())],
+            ddl::ACTION_RENAME_TABLE => match &entry.rename_from {
+                Some(src) if src != table && !exists && self.down.table_exists(src).await? => {
+                    let mut ops = vec![DdlOp::RenameTable {
+                        from: src.clone(),
+                        to: table.clone(),
+                    }];
+                    // The source's definition as applied, to catch column differences.
+                    let src_def = self
+                        .progress
+                        .table_version(src)
+                        .and_then(|v| cat.tables.get(src)?.versions.get(&v)?.schema.clone())
+                        .map(|e| e.file.to_table_def());
+                    if let Some(mut s) = src_def {
+                        s.schema = table.schema.clone();
+                        s.table = table.table.clone();
+                        ops.extend(ddl::diff_columns(&s, def, &file.query));
+                    }
+                    ops
+                }
+                _ if exists => match prev {
+                    Some(p) => ddl::diff_columns(&p.file.to_table_def(), def, &file.query),
+                    None => Vec::new(),
+                },
+                _ => create(),
+            },
+            _ if !exists => create(),
+            ddl::ACTION_CREATE_TABLE => create(),
+            _ => match prev {
+                Some(p) if p.file.ddl_type != ddl::ACTION_DROP_TABLE => {
+                    ddl::diff_columns(&p.file.to_table_def(), def, &file.query)
+                }
+                _ => create(),
+            },
+        })
+    }
+}

@@ -1,0 +1,187 @@
+//! Fixture writer for consumer tests: writes storage exactly as the sink does, with
+//! `cdc_common` only (layout paths, schema files, codecs, index files, `metadata`).
+#![allow(dead_code)]
+
+use cdc_common::codec::codec_for;
+use cdc_common::layout::{Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
+use cdc_common::schema_file::SchemaFile;
+use cdc_common::storage::StorageUri;
+use cdc_common::{
+    ColumnDef, ColumnType, DdlKind, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value,
+};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A ts at `sec` seconds after 2023-11-14 (physical ms << 18).
+pub fn ts(sec: u64) -> Ts {
+    Ts::from_parts(1_700_000_000_000 + sec * 1000, 0)
+}
+
+pub fn table(schema: &str, name: &str, version: Ts, cols: Vec<ColumnDef>) -> TableDef {
+    TableDef {
+        schema: schema.into(),
+        table: name.into(),
+        table_id: 0,
+        version,
+        columns: cols,
+    }
+}
+
+/// `id INT PK, name VARCHAR(64)`.
+pub fn two_cols(schema: &str, name: &str, version: Ts) -> TableDef {
+    table(
+        schema,
+        name,
+        version,
+        vec![
+            ColumnDef::new("id", ColumnType::Int).pk(),
+            ColumnDef::new("name", ColumnType::VarChar).with_precision(Some(64), None),
+        ],
+    )
+}
+
+pub fn ins(id: i64, name: &str) -> RowChange {
+    RowChange::Insert {
+        after: vec![Value::Int(id), Value::String(name.into())],
+    }
+}
+
+pub fn upd(id: i64, old: &str, name: &str) -> RowChange {
+    RowChange::Update {
+        before: Some(vec![Value::Int(id), Value::String(old.into())]),
+        after: vec![Value::Int(id), Value::String(name.into())],
+    }
+}
+
+pub fn del(id: i64, name: &str) -> RowChange {
+    RowChange::Delete {
+        before: vec![Value::Int(id), Value::String(name.into())],
+    }
+}
+
+pub struct Writer {
+    pub store: Arc<dyn ObjectStore>,
+    pub opts: SinkOptions,
+    pub cfg: LayoutConfig,
+    /// The storage URI (with the options) the consumer must be given.
+    pub uri: String,
+    next: HashMap<(DataDir, Option<String>), u64>,
+}
+
+impl Writer {
+    /// `uri` is a sink URI (storage + options), e.g. `memory://t1?protocol=csv&include-commit-ts=true`.
+    pub fn new(uri: &str) -> Writer {
+        let (s, opts) = StorageUri::parse_sink(uri).expect("fixture uri");
+        Writer {
+            store: s.build().expect("fixture store"),
+            cfg: LayoutConfig::from_options(&opts),
+            opts,
+            uri: uri.to_string(),
+            next: HashMap::new(),
+        }
+    }
+
+    pub async fn put(&self, path: &str, bytes: Vec<u8>) {
+        self.store
+            .put(&Path::parse(path).unwrap(), PutPayload::from(bytes))
+            .await
+            .unwrap();
+    }
+
+    pub async fn get(&self, path: &str) -> Vec<u8> {
+        self.store
+            .get(&Path::parse(path).unwrap())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    pub async fn delete(&self, path: &str) {
+        self.store
+            .delete(&Path::parse(path).unwrap())
+            .await
+            .unwrap();
+    }
+
+    pub async fn schema(&self, def: &TableDef, query: &str, kind: DdlKind) -> String {
+        let f = SchemaFile::for_table(def, query, &kind);
+        let p = f.path().build().unwrap();
+        self.put(&p, f.to_json().into_bytes()).await;
+        p
+    }
+
+    pub async fn db_schema(&self, schema: &str, version: Ts, query: &str, kind: DdlKind) -> String {
+        let f = SchemaFile::for_database(schema, version, query, &kind);
+        let p = f.path().build().unwrap();
+        self.put(&p, f.to_json().into_bytes()).await;
+        p
+    }
+
+    /// Encodes one data file holding `events` (each a transaction at a ts), publishes it, then
+    /// its index entry. Returns the data file path.
+    pub async fn file(&mut self, def: &TableDef, events: &[(Ts, Vec<RowChange>)]) -> String {
+        self.file_of(def, None, events).await
+    }
+
+    pub async fn file_of(
+        &mut self,
+        def: &TableDef,
+        dispatcher: Option<&str>,
+        events: &[(Ts, Vec<RowChange>)],
+    ) -> String {
+        let codec = codec_for(&self.opts).unwrap().prepare(def).unwrap();
+        let mut out = Vec::new();
+        codec.file_header(&mut out);
+        let t = Arc::new(def.clone());
+        for (ts, rows) in events {
+            codec
+                .encode(
+                    &DmlEvent {
+                        table: t.clone(),
+                        partition_id: None,
+                        commit_ts: *ts,
+                        rows: rows.clone(),
+                    },
+                    &mut out,
+                )
+                .unwrap();
+        }
+        let dir = DataDir {
+            schema: def.schema.clone(),
+            table: def.table.clone(),
+            version: def.version,
+            partition_id: None,
+            date: DateDir::for_ts(self.opts.date_separator, events[0].0),
+        };
+        let key = (dir.clone(), dispatcher.map(str::to_string));
+        let n = self.next.entry(key).or_insert(0);
+        *n += 1;
+        let f = DataFile {
+            dir,
+            dispatcher_id: dispatcher.map(str::to_string),
+            index: *n,
+        };
+        let path = f.build(&self.cfg).unwrap();
+        self.put(&path, out).await;
+        let idx = f.index_file();
+        self.put(
+            &idx.build().unwrap(),
+            IndexFile::content(&f.file_name(&self.cfg).unwrap()).into_bytes(),
+        )
+        .await;
+        path
+    }
+
+    pub async fn checkpoint(&self, ts: Ts) {
+        self.put(
+            "metadata",
+            Checkpoint { checkpoint_ts: ts }.build().into_bytes(),
+        )
+        .await;
+    }
+}

@@ -1,0 +1,370 @@
+//! End-to-end replays into SQLite: fixtures written as the sink writes them, replayed with the
+//! library entry points exactly as the binary runs them.
+
+mod common;
+
+use cdc_common::{ColumnDef, ColumnType, DdlKind, Value};
+use cdc_consumer::config::{Args, Config};
+use cdc_consumer::freshness::Health;
+use cdc_consumer::metrics::Metrics;
+use cdc_consumer::Error;
+use clap::Parser;
+use common::*;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+async fn replay(uri: &str, db: &Path, extra: &[&str]) -> cdc_consumer::Result<()> {
+    let down = format!("sqlite://{}", db.display());
+    let mut argv = vec![
+        "storage-consumer",
+        "--upstream-uri",
+        uri,
+        "--downstream-uri",
+        &down,
+        "--once",
+    ];
+    argv.extend_from_slice(extra);
+    let cfg = Config::from_args(&Args::parse_from(argv))?;
+    let r = cdc_consumer::replayer(
+        &cfg,
+        Metrics::new(),
+        Arc::new(Mutex::new(Health::default())),
+    )
+    .await?;
+    cdc_consumer::run(&cfg, r).await
+}
+
+fn rows(db: &Path, table: &str) -> Vec<(i64, String)> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare(&format!("SELECT id, name FROM \"{table}\" ORDER BY id"))
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn table_names(db: &Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name <> 'cdc_consumer_progress' ORDER BY name")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn s(id: i64, n: &str) -> (i64, String) {
+    (id, n.to_string())
+}
+
+#[tokio::test]
+async fn csv_with_commit_ts_replays_inserts_updates_and_deletes() {
+    let mut w = Writer::new("memory://e2e-basic?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(
+        &t,
+        "CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(64))",
+        DdlKind::CreateTable,
+    )
+    .await;
+    w.file(
+        &t,
+        &[
+            (ts(2), vec![ins(1, "a"), ins(2, "b")]),
+            (ts(3), vec![ins(3, "c")]),
+        ],
+    )
+    .await;
+    w.file(&t, &[(ts(4), vec![upd(1, "a", "A"), del(2, "b")])])
+        .await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "A"), s(3, "c")]);
+    // A second run with nothing new changes nothing.
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "A"), s(3, "c")]);
+    // New files are picked up from the recorded progress.
+    w.file(&t, &[(ts(11), vec![ins(4, "d")])]).await;
+    w.checkpoint(ts(12)).await;
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "A"), s(3, "c"), s(4, "d")]);
+}
+
+#[tokio::test]
+async fn rows_above_the_checkpoint_wait_for_it() {
+    let mut w = Writer::new("memory://e2e-ckpt?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(
+        &t,
+        &[(ts(2), vec![ins(1, "a")]), (ts(5), vec![ins(2, "b")])],
+    )
+    .await;
+    w.file(&t, &[(ts(6), vec![ins(3, "c")])]).await;
+    w.checkpoint(ts(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
+    w.checkpoint(ts(5)).await;
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "b")]);
+    w.checkpoint(ts(9)).await;
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
+}
+
+#[tokio::test]
+async fn add_and_rename_column_are_barriers() {
+    let mut w = Writer::new("memory://e2e-alter?protocol=csv&include-commit-ts=true");
+    let t1 = two_cols("db", "t", ts(1));
+    w.schema(&t1, "", DdlKind::CreateTable).await;
+    w.file(&t1, &[(ts(2), vec![ins(1, "a")])]).await;
+    let mut t2 = t1.clone();
+    t2.version = ts(3);
+    t2.columns.push(ColumnDef::new("extra", ColumnType::BigInt));
+    w.schema(
+        &t2,
+        "ALTER TABLE t ADD COLUMN extra BIGINT",
+        DdlKind::AddColumn,
+    )
+    .await;
+    w.file(
+        &t2,
+        &[(
+            ts(4),
+            vec![cdc_common::RowChange::Insert {
+                after: vec![Value::Int(2), Value::String("b".into()), Value::Int(7)],
+            }],
+        )],
+    )
+    .await;
+    let mut t3 = t2.clone();
+    t3.version = ts(5);
+    t3.columns[2].name = "more".into();
+    w.schema(
+        &t3,
+        "ALTER TABLE t RENAME COLUMN extra TO more",
+        DdlKind::RenameColumn {
+            from: "extra".into(),
+            to: "more".into(),
+        },
+    )
+    .await;
+    w.file(
+        &t3,
+        &[(
+            ts(6),
+            vec![cdc_common::RowChange::Insert {
+                after: vec![Value::Int(3), Value::String("c".into()), Value::Int(9)],
+            }],
+        )],
+    )
+    .await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let got: Vec<(i64, Option<i64>)> = c
+        .prepare("SELECT id, more FROM \"db.t\" ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got, vec![(1, None), (2, Some(7)), (3, Some(9))]);
+}
+
+#[tokio::test]
+async fn rename_table_waits_for_the_old_tables_dml() {
+    let mut w = Writer::new("memory://e2e-rename?protocol=csv&include-commit-ts=true");
+    let old = two_cols("db", "old", ts(1));
+    w.schema(&old, "", DdlKind::CreateTable).await;
+    w.file(&old, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(table_names(&db), vec!["db.old"]);
+    // DML on the old name just below the rename, then the rename, then DML on the new name.
+    w.file(&old, &[(ts(4), vec![ins(2, "b")])]).await;
+    let new = two_cols("db", "new", ts(5));
+    w.schema(
+        &new,
+        "RENAME TABLE `db`.`old` TO `db`.`new`",
+        DdlKind::RenameTable,
+    )
+    .await;
+    w.file(&new, &[(ts(6), vec![upd(2, "b", "B"), ins(3, "c")])])
+        .await;
+    w.checkpoint(ts(10)).await;
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(table_names(&db), vec!["db.new"]);
+    assert_eq!(rows(&db, "db.new"), vec![s(1, "a"), s(2, "B"), s(3, "c")]);
+}
+
+#[tokio::test]
+async fn drop_schema_waits_for_every_table_of_the_schema() {
+    let mut w = Writer::new("memory://e2e-dropdb?protocol=csv&include-commit-ts=true");
+    let a = two_cols("db", "a", ts(1));
+    let b = two_cols("db", "b", ts(1));
+    let keep = two_cols("other", "k", ts(1));
+    for t in [&a, &b, &keep] {
+        w.schema(t, "", DdlKind::CreateTable).await;
+    }
+    w.file(&a, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.file(&b, &[(ts(3), vec![ins(1, "b")])]).await;
+    w.file(&keep, &[(ts(3), vec![ins(1, "k")])]).await;
+    w.db_schema("db", ts(4), "DROP DATABASE db", DdlKind::DropSchema)
+        .await;
+    // Recreated after the drop.
+    w.db_schema("db", ts(5), "CREATE DATABASE db", DdlKind::CreateSchema)
+        .await;
+    let a2 = two_cols("db", "a", ts(6));
+    w.schema(
+        &a2,
+        "CREATE TABLE a (id INT PRIMARY KEY, name VARCHAR(64))",
+        DdlKind::CreateTable,
+    )
+    .await;
+    w.file(&a2, &[(ts(7), vec![ins(9, "new")])]).await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(table_names(&db), vec!["db.a", "other.k"]);
+    assert_eq!(rows(&db, "db.a"), vec![s(9, "new")]);
+    assert_eq!(rows(&db, "other.k"), vec![s(1, "k")]);
+}
+
+#[tokio::test]
+async fn truncate_and_drop_table() {
+    let mut w = Writer::new("memory://e2e-trunc?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    let mut t2 = t.clone();
+    t2.version = ts(3);
+    w.schema(&t2, "TRUNCATE TABLE t", DdlKind::TruncateTable)
+        .await;
+    w.file(&t2, &[(ts(4), vec![ins(2, "b")])]).await;
+    let d = two_cols("db", "gone", ts(1));
+    w.schema(&d, "", DdlKind::CreateTable).await;
+    w.file(&d, &[(ts(2), vec![ins(1, "a")])]).await;
+    let mut d2 = d.clone();
+    d2.version = ts(5);
+    w.schema(&d2, "DROP TABLE gone", DdlKind::DropTable).await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(2, "b")]);
+    assert_eq!(table_names(&db), vec!["db.t"]);
+}
+
+#[tokio::test]
+async fn table_without_primary_key_deletes_one_matching_row() {
+    let mut w =
+        Writer::new("memory://e2e-nopk?protocol=csv&include-commit-ts=true&output-old-value=true");
+    let mut t = two_cols("db", "t", ts(1));
+    t.columns[0].primary_key = false;
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a"), ins(1, "a"), ins(2, "b")])])
+        .await;
+    w.file(&t, &[(ts(3), vec![del(1, "a"), upd(2, "b", "B")])])
+        .await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "B")]);
+}
+
+#[tokio::test]
+async fn canal_json_and_avro_replay_the_same_rows() {
+    for (name, q) in [
+        (
+            "e2e-canal",
+            "protocol=canal-json&enable-tidb-extension=true",
+        ),
+        ("e2e-avro", "protocol=avro"),
+        ("e2e-csv-nots", "protocol=csv"),
+    ] {
+        let mut w = Writer::new(&format!("memory://{name}?{q}"));
+        let t = two_cols("db", "t", ts(1));
+        w.schema(&t, "", DdlKind::CreateTable).await;
+        w.file(&t, &[(ts(2), vec![ins(1, "a"), ins(2, "b")])]).await;
+        w.file(&t, &[(ts(3), vec![upd(1, "a", "x"), del(2, "b")])])
+            .await;
+        w.checkpoint(ts(10)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("out.db");
+        replay(&w.uri, &db, &[]).await.unwrap();
+        assert_eq!(rows(&db, "db.t"), vec![s(1, "x")], "{name}");
+    }
+}
+
+#[tokio::test]
+async fn tables_filter_keeps_only_matching_tables() {
+    let mut w = Writer::new("memory://e2e-filter?protocol=csv&include-commit-ts=true");
+    for n in ["a", "b"] {
+        let t = two_cols("db", n, ts(1));
+        w.schema(&t, "", DdlKind::CreateTable).await;
+        w.file(&t, &[(ts(2), vec![ins(1, n)])]).await;
+    }
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &["--tables", "db.b"]).await.unwrap();
+    assert_eq!(table_names(&db), vec!["db.b"]);
+}
+
+#[tokio::test]
+async fn wrong_protocol_or_index_width_is_a_mismatch_naming_both() {
+    let mut w = Writer::new("memory://e2e-mismatch?protocol=canal-json&file-index-width=6");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    let e = replay(
+        "memory://e2e-mismatch?protocol=csv&file-index-width=6",
+        &db,
+        &[],
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(&e, Error::Mismatch { .. }), "{e}");
+    let msg = e.to_string();
+    assert!(msg.contains("csv") && msg.contains(".json"), "{msg}");
+    let e = replay("memory://e2e-mismatch?protocol=canal-json", &db, &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::Mismatch { .. }), "{e}");
+    assert!(e.to_string().contains("file-index-width=20"), "{e}");
+}
+
+#[tokio::test]
+async fn until_ts_stops_once_applied() {
+    let mut w = Writer::new("memory://e2e-until?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    let until = ts(3).0.to_string();
+    replay(&w.uri, &db, &["--until-ts", &until]).await.unwrap();
+    let later = ts(30).0.to_string();
+    let e = replay(&w.uri, &db, &["--until-ts", &later])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::UntilNotReached { .. }), "{e}");
+}
