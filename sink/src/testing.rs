@@ -72,7 +72,7 @@ pub struct Rule {
     fault: Fault,
     remaining: Option<u64>,
     every: u64,
-    seen: u64,
+    seen: std::collections::HashMap<String, u64>,
 }
 
 impl Rule {
@@ -84,7 +84,7 @@ impl Rule {
             fault,
             remaining: None,
             every: 1,
-            seen: 0,
+            seen: Default::default(),
         }
     }
 
@@ -96,11 +96,12 @@ impl Rule {
             fault,
             remaining: None,
             every: 1,
-            seen: 0,
+            seen: Default::default(),
         }
     }
 
-    /// Only every `k`-th matching operation (the others pass untouched).
+    /// Only every `k`-th matching operation **on each path** (the others pass untouched), so
+    /// that a retried operation meets the fault at most once in `k` attempts.
     pub fn every(mut self, k: u64) -> Rule {
         self.every = k.max(1);
         self
@@ -162,8 +163,9 @@ impl State {
             let pos = rules.iter().position(|(_, r)| r.matches(op, path));
             pos.and_then(|i| {
                 let (id, r) = &mut rules[i];
-                r.seen += 1;
-                if r.seen % r.every != 0 {
+                let seen = r.seen.entry(path.to_string()).or_insert(0);
+                *seen += 1;
+                if *seen % r.every != 0 {
                     return None;
                 }
                 let out = (*id, r.fault);

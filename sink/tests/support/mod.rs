@@ -126,7 +126,10 @@ pub fn event_sized(
 }
 
 /// A counter and a callback that increments it.
-pub fn counter() -> (Arc<AtomicUsize>, impl Fn() -> Callback) {
+pub fn counter() -> (
+    Arc<AtomicUsize>,
+    impl Fn() -> Callback + Clone + Send + Sync + 'static,
+) {
     let c = Arc::new(AtomicUsize::new(0));
     let c2 = Arc::clone(&c);
     (c, move || {

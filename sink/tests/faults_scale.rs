@@ -1,0 +1,293 @@
+//! Scale, slow storage, injected failures, flush timing.
+
+mod support;
+
+use cdc_sink::testing::{Fault, Op, Rule};
+use cdc_sink::{FileNaming, SinkError};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_dispatchers_over_two_hundred_tables() {
+    let h = harness_on(
+        None,
+        "protocol=csv&flush-interval=50ms&worker-count=4&date-separator=none",
+        |c| c.with_writer_count(4),
+    )
+    .await;
+    let mut defs = BTreeMap::new();
+    for t in 0..200 {
+        defs.insert(format!("t{t}"), table(&format!("t{t}"), ts(0)));
+    }
+    for d in 0..1000 {
+        h.sink
+            .add_dispatcher(&format!("d{d}"), FileNaming::Dispatcher)
+            .unwrap();
+    }
+    let (flushed, cb) = counter();
+    for round in 0..3i64 {
+        for d in 0..1000 {
+            let id = format!("d{d}");
+            let t = &defs[&format!("t{}", d % 200)];
+            let ev = event(t, ts(1 + round as u64), &id, round * 2, 2);
+            h.sink.add_dml_event(&id, ev, None, Some(cb())).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+    h.sink.close().await.unwrap();
+    assert_eq!(flushed.load(Ordering::SeqCst), 3000);
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
+    for (f, rows) in &files {
+        for r in rows {
+            let (d, seq) = row_key(r);
+            assert_eq!(f.dispatcher_id.as_deref(), Some(d.as_str()));
+            per.entry(d).or_default().push(seq);
+        }
+    }
+    assert_eq!(per.len(), 1000);
+    for (d, seqs) in per {
+        assert_eq!(seqs, (0..6).collect::<Vec<_>>(), "{d}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_store_keeps_memory_within_the_spool_quota_while_wakes_pause_and_resume() {
+    const MEMORY: u64 = 256 * 1024;
+    let spool_dir = tempfile::tempdir().unwrap();
+    let spool = cdc_spool::SpoolConfig::builder()
+        .dir(spool_dir.path())
+        .memory_quota(MEMORY)
+        .disk_quota(1024 * 1024)
+        .watermarks(384 * 1024, 128 * 1024)
+        .build()
+        .unwrap();
+    let h = harness_on(
+        None,
+        "protocol=csv&flush-interval=50ms&file-size=64KiB&worker-count=2",
+        move |c| c.with_spool(spool),
+    )
+    .await;
+    h.store.add_rule(Rule::new(
+        Op::Put,
+        "",
+        Fault::Delay(Duration::from_millis(30)),
+    ));
+    let t = table("t", ts(0));
+    let max_memory = Arc::new(AtomicU64::new(0));
+    let saw_holding = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let sink = Arc::clone(&h.sink);
+        let (max_memory, saw_holding, stop) = (
+            Arc::clone(&max_memory),
+            Arc::clone(&saw_holding),
+            Arc::clone(&stop),
+        );
+        tokio::spawn(async move {
+            while !stop.load(Ordering::SeqCst) {
+                let s = sink.spool_stats();
+                max_memory.fetch_max(s.memory_bytes, Ordering::SeqCst);
+                if s.holding && s.held_wakes > 0 {
+                    saw_holding.store(true, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let (flushed, cb) = counter();
+    let mut producers = Vec::new();
+    for d in 0..8 {
+        let id = format!("d{d}");
+        h.sink.add_dispatcher(&id, FileNaming::Dispatcher).unwrap();
+        let sink = Arc::clone(&h.sink);
+        let t = Arc::clone(&t);
+        let cb = cb.clone();
+        producers.push(tokio::spawn(async move {
+            for n in 0..40i64 {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let wake: cdc_sink::Callback = Box::new(move || {
+                    let _ = tx.send(());
+                });
+                let ev = event_sized(&t, ts(1 + n as u64), &id, n * 8, 8, 1000);
+                sink.add_dml_event(&id, ev, Some(wake), Some(cb())).unwrap();
+                // The dispatcher's protocol: the next event only after the wake.
+                tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .expect("wake never came")
+                    .expect("wake dropped");
+            }
+        }));
+    }
+    for p in producers {
+        p.await.unwrap();
+    }
+    h.sink.close().await.unwrap();
+    stop.store(true, Ordering::SeqCst);
+    sampler.await.unwrap();
+    assert_eq!(flushed.load(Ordering::SeqCst), 320);
+    let peak = max_memory.load(Ordering::SeqCst);
+    assert!(peak <= MEMORY, "spool memory {peak} above quota {MEMORY}");
+    assert!(saw_holding.load(Ordering::SeqCst), "wakes never paused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_retryable_errors_lose_nothing() {
+    let h = harness("protocol=csv&flush-interval=10ms&date-separator=none").await;
+    // Every third operation of any kind on each path fails with a retryable error.
+    h.store
+        .add_rule(Rule::any("", Fault::Fail { retryable: true }).every(2));
+    let t = table("t", ts(0));
+    let mut defs = BTreeMap::new();
+    defs.insert("t".to_string(), Arc::clone(&t));
+    let (flushed, cb) = counter();
+    for d in 0..4 {
+        h.sink
+            .add_dispatcher(&format!("d{d}"), FileNaming::Dispatcher)
+            .unwrap();
+    }
+    for n in 0..60i64 {
+        for d in 0..4 {
+            let id = format!("d{d}");
+            h.sink
+                .add_dml_event(
+                    &id,
+                    event(&t, ts(1 + n as u64), &id, n, 1),
+                    None,
+                    Some(cb()),
+                )
+                .unwrap();
+        }
+        if n % 10 == 0 {
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+    h.sink.close().await.unwrap();
+    assert_eq!(flushed.load(Ordering::SeqCst), 240);
+    assert!(
+        h.store.log().iter().any(|r| !r.ok),
+        "no failure was injected"
+    );
+    h.store.clear_rules();
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
+    for (_, rows) in &files {
+        for r in rows {
+            let (d, seq) = row_key(r);
+            per.entry(d).or_default().push(seq);
+        }
+    }
+    for d in 0..4 {
+        assert_eq!(per[&format!("d{d}")], (0..60).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_upload_times_out_and_is_retried() {
+    let h = harness_on(None, "protocol=csv&flush-interval=10ms", |c| {
+        let mut r = fast_retry();
+        r.request_timeout = Duration::from_millis(200);
+        c.with_retry(r)
+    })
+    .await;
+    h.store
+        .add_rule(Rule::new(Op::Put, ".csv", Fault::Hang).times(1));
+    let t = table("t", ts(0));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    let (flushed, cb) = counter();
+    h.sink
+        .add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, Some(cb()))
+        .unwrap();
+    assert!(wait_for(5, || flushed.load(Ordering::SeqCst) == 1).await);
+    assert!(h.sink.error().is_none());
+    h.sink.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_retryable_error_surfaces_and_no_checkpoint_passes_the_lost_events() {
+    let reported: Arc<Mutex<Vec<String>>> = Arc::default();
+    let rep = Arc::clone(&reported);
+    let h = harness_on(None, "protocol=csv&flush-interval=10ms", move |c| {
+        c.with_on_error(Arc::new(move |e: &SinkError| {
+            rep.lock().unwrap().push(e.to_string())
+        }))
+    })
+    .await;
+    let good = table("good", ts(0));
+    let bad = table("bad", ts(0));
+    h.store.add_rule(Rule::new(
+        Op::Put,
+        "s/bad/",
+        Fault::Fail { retryable: false },
+    ));
+    h.sink.add_dispatcher("g", FileNaming::Table).unwrap();
+    h.sink.add_dispatcher("b", FileNaming::Table).unwrap();
+    let (_good_flushed, good_cb) = counter();
+    let (bad_flushed, bad_cb) = counter();
+    h.sink
+        .add_dml_event("g", event(&good, ts(10), "g", 0, 1), None, Some(good_cb()))
+        .unwrap();
+    h.sink
+        .add_dml_event("b", event(&bad, ts(20), "b", 0, 1), None, Some(bad_cb()))
+        .unwrap();
+    assert!(wait_for(5, || h.sink.error().is_some()).await);
+    assert!(
+        !reported.lock().unwrap().is_empty(),
+        "error callback not called"
+    );
+    assert_eq!(bad_flushed.load(Ordering::SeqCst), 0);
+    assert!(matches!(
+        h.sink.checkpoint(ts(30)).await,
+        Err(SinkError::Failed(_))
+    ));
+    assert!(matches!(
+        h.sink
+            .add_dml_event("g", event(&good, ts(40), "g", 1, 1), None, Some(good_cb())),
+        Err(SinkError::Failed(_))
+    ));
+    assert!(matches!(h.sink.close().await, Err(SinkError::Failed(_))));
+    let meta = object_store::ObjectStoreExt::get(
+        h.store.inner().as_ref(),
+        &object_store::path::Path::from("metadata"),
+    )
+    .await;
+    assert!(meta.is_err(), "a checkpoint was written after the failure");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_batch_ages_on_its_own_clock() {
+    let h = harness("protocol=csv&flush-interval=200ms&date-separator=none").await;
+    let tables: Vec<_> = (0..3).map(|i| table(&format!("t{i}"), ts(0))).collect();
+    for i in 0..3 {
+        h.sink
+            .add_dispatcher(&format!("d{i}"), FileNaming::Table)
+            .unwrap();
+    }
+    // Table i starts 70 ms after table i-1, then all three send every 10 ms.
+    for step in 0..50u64 {
+        for (i, t) in tables.iter().enumerate() {
+            if step >= 7 * i as u64 {
+                let id = format!("d{i}");
+                h.sink
+                    .add_dml_event(&id, event(t, ts(step + 1), &id, step as i64, 1), None, None)
+                    .unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    h.sink.close().await.unwrap();
+    let first_put = |name: &str| {
+        h.store
+            .log()
+            .iter()
+            .find(|r| r.ok && r.path.starts_with(&format!("s/{name}/")) && r.path.ends_with(".csv"))
+            .map(|r| r.started)
+            .unwrap()
+    };
+    let (a, b, c) = (first_put("t0"), first_put("t1"), first_put("t2"));
+    assert!(b > a + Duration::from_millis(35), "{a:?} {b:?}");
+    assert!(c > b + Duration::from_millis(35), "{b:?} {c:?}");
+}
