@@ -337,6 +337,7 @@ impl Discovery {
                             continue;
                         }
                         if let Some(e) = self.note_schema_file(&p, &mut stats).await? {
+                            stats.new_schema_files += 1;
                             let v = e.file.table_version;
                             if e.file.is_database_level() {
                                 schema_barriers.push((schema.clone(), v));

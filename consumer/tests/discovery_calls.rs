@@ -1,0 +1,165 @@
+//! Discovery cost: a recording `ObjectStore` wrapper counts every call; after the first round
+//! (one recursive listing), a round with nothing new costs O(tables) small reads and no
+//! recursive listing, and new tables and versions are still found.
+
+mod common;
+
+use async_trait::async_trait;
+use cdc_common::layout::LayoutConfig;
+use cdc_common::{DdlKind, TableName};
+use cdc_consumer::config::TableFilter;
+use cdc_consumer::discovery::{Discovery, Upstream};
+use cdc_consumer::metrics::Metrics;
+use common::*;
+use futures::stream::BoxStream;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
+    PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+struct Counts {
+    list: AtomicU64,
+    list_delim: AtomicU64,
+    get: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Recording {
+    inner: Arc<dyn ObjectStore>,
+    counts: Arc<Counts>,
+}
+
+impl fmt::Display for Recording {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Recording({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for Recording {
+    async fn put_opts(&self, l: &Path, p: PutPayload, o: PutOptions) -> Result<PutResult> {
+        self.inner.put_opts(l, p, o).await
+    }
+    async fn put_multipart_opts(
+        &self,
+        l: &Path,
+        o: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(l, o).await
+    }
+    async fn get_opts(&self, l: &Path, o: GetOptions) -> Result<GetResult> {
+        self.counts.get.fetch_add(1, Ordering::Relaxed);
+        self.inner.get_opts(l, o).await
+    }
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.counts.list.fetch_add(1, Ordering::Relaxed);
+        self.inner.list(prefix)
+    }
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.counts.list_delim.fetch_add(1, Ordering::Relaxed);
+        self.inner.list_with_delimiter(prefix).await
+    }
+    async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, o).await
+    }
+}
+
+fn take(c: &Counts) -> (u64, u64, u64) {
+    (
+        c.list.swap(0, Ordering::Relaxed),
+        c.list_delim.swap(0, Ordering::Relaxed),
+        c.get.swap(0, Ordering::Relaxed),
+    )
+}
+
+#[tokio::test]
+async fn quiet_rounds_cost_o_tables_small_reads_and_no_recursive_listing() {
+    const TABLES: u64 = 12;
+    let mut w = Writer::new("memory://disc-calls?protocol=csv&include-commit-ts=true");
+    for i in 0..TABLES {
+        let t = two_cols(&format!("db{}", i % 3), &format!("t{i}"), ts(1));
+        w.schema(&t, "", DdlKind::CreateTable).await;
+        // Several files per table, so a full walk would cost far more than the bound.
+        for f in 0..5 {
+            w.file(&t, &[(ts(2 + f), vec![ins(f as i64, "x")])]).await;
+        }
+    }
+    w.checkpoint(ts(10)).await;
+    let counts = Arc::new(Counts::default());
+    let store = Arc::new(Recording {
+        inner: w.store.clone(),
+        counts: counts.clone(),
+    });
+    let cfg = LayoutConfig::from_options(&w.opts);
+    let mut d = Discovery::new(
+        Upstream::new(store, Metrics::new()),
+        cfg,
+        TableFilter::all(),
+    );
+
+    d.round().await.unwrap();
+    let (list, _, _) = take(&counts);
+    assert_eq!(list, 1, "the first round lists recursively once");
+    assert_eq!(d.catalog().tables.len() as u64, TABLES);
+
+    for round in 0..3 {
+        let stats = d.round().await.unwrap();
+        let (list, delim, get) = take(&counts);
+        assert_eq!(
+            list, 0,
+            "round {round}: no recursive listing after the first round"
+        );
+        // root + 3 schemas + per table: meta/, version dir, data dir meta/.
+        assert!(
+            delim <= 1 + 3 + 3 * TABLES,
+            "round {round}: {delim} listings"
+        );
+        // metadata + one index file per table.
+        assert!(get <= 1 + TABLES, "round {round}: {get} gets");
+        assert_eq!(stats.new_schema_files, 0);
+        assert_eq!(stats.list_calls, delim);
+    }
+
+    // New table and new version are found by the incremental rounds.
+    let n = two_cols("db0", "fresh", ts(11));
+    w.schema(&n, "", DdlKind::CreateTable).await;
+    w.file(&n, &[(ts(12), vec![ins(1, "y")])]).await;
+    let mut t0v2 = two_cols("db0", "t0", ts(13));
+    t0v2.columns[1].name = "renamed".into();
+    w.schema(
+        &t0v2,
+        "ALTER TABLE t0 RENAME COLUMN name TO renamed",
+        DdlKind::Other,
+    )
+    .await;
+    w.checkpoint(ts(20)).await;
+    let stats = d.round().await.unwrap();
+    assert_eq!(stats.new_schema_files, 2);
+    let (list, _, _) = take(&counts);
+    assert_eq!(list, 0);
+    let cat = d.catalog();
+    let fresh = &cat.tables[&TableName::new("db0", "fresh")];
+    assert_eq!(
+        fresh.versions[&ts(11)]
+            .dirs
+            .values()
+            .map(|d| d.indexes.values().sum::<u64>())
+            .sum::<u64>(),
+        1
+    );
+    assert!(cat.tables[&TableName::new("db0", "t0")]
+        .versions
+        .contains_key(&ts(13)));
+    assert!(cat.tables[&TableName::new("db0", "t0")].complete_below >= ts(13));
+}
