@@ -22,6 +22,10 @@ pub const DEFAULT_FLUSH_CONCURRENCY: usize = 8;
 /// Data files at or above this size upload as multipart: S3's recommended switch-over point
 /// region, and large enough that typical 64 MiB files upload as a handful of parts.
 pub const DEFAULT_MULTIPART_THRESHOLD: usize = 32 * 1024 * 1024;
+/// Bytes that uploads in flight may read back from spilled spool entries, across writers:
+/// what publishing adds to the spool's memory quota when the backlog is on disk. A 64 MiB file
+/// is read back alone; smaller ones share it.
+pub const DEFAULT_UPLOAD_MEMORY: usize = 64 * 1024 * 1024;
 /// Part size of multipart uploads (S3 needs at least 5 MiB per part but the last).
 pub const DEFAULT_MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Shortest time between two writes of the `metadata` checkpoint file: consumers poll it at
@@ -47,6 +51,8 @@ pub struct SinkConfig {
     pub multipart_threshold: usize,
     /// Multipart part size in bytes (see [`DEFAULT_MULTIPART_PART_SIZE`]).
     pub multipart_part_size: usize,
+    /// Read-back budget of uploads in bytes (see [`DEFAULT_UPLOAD_MEMORY`]).
+    pub upload_memory: usize,
     /// Retries, backoff and per-request timeout of storage operations.
     pub retry: RetryPolicy,
     /// Minimum time between checkpoint file writes.
@@ -68,6 +74,7 @@ impl fmt::Debug for SinkConfig {
             .field("flush_concurrency", &self.flush_concurrency)
             .field("multipart_threshold", &self.multipart_threshold)
             .field("multipart_part_size", &self.multipart_part_size)
+            .field("upload_memory", &self.upload_memory)
             .field("retry", &self.retry)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("spool", &self.spool)
@@ -86,6 +93,7 @@ impl SinkConfig {
             flush_concurrency: DEFAULT_FLUSH_CONCURRENCY,
             multipart_threshold: DEFAULT_MULTIPART_THRESHOLD,
             multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
+            upload_memory: DEFAULT_UPLOAD_MEMORY,
             retry: RetryPolicy::default(),
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             spool: None,
@@ -110,6 +118,12 @@ impl SinkConfig {
     pub fn with_multipart(mut self, threshold: usize, part_size: usize) -> Self {
         self.multipart_threshold = threshold;
         self.multipart_part_size = part_size;
+        self
+    }
+
+    /// Sets the upload read-back budget in bytes.
+    pub fn with_upload_memory(mut self, bytes: usize) -> Self {
+        self.upload_memory = bytes;
         self
     }
 
@@ -164,6 +178,12 @@ impl SinkConfig {
             return Err(SinkError::param(
                 "multipart",
                 "threshold and part size must be greater than 0",
+            ));
+        }
+        if !(1024..=(u32::MAX as usize) * 1024).contains(&self.upload_memory) {
+            return Err(SinkError::param(
+                "upload-memory",
+                "must be between 1 KiB and 4 TiB",
             ));
         }
         self.retry.validate()

@@ -112,6 +112,8 @@ impl Sink {
             schemas: Arc::new(SchemaCache::default()),
             metrics: Arc::clone(&metrics),
             failure: Arc::clone(&failure),
+            upload_memory: Arc::new(tokio::sync::Semaphore::new(config.upload_memory / 1024)),
+            upload_memory_kib: (config.upload_memory / 1024) as u32,
         });
         let mut handles = Vec::with_capacity(config.writer_count);
         let mut tasks = Vec::with_capacity(config.writer_count);

@@ -23,10 +23,12 @@
 //!    exists: written or reused, see `schema.rs`); pick the date directory from the commit ts;
 //!    take the next file index of `(data dir, dispatcher)` - on a cold start read from storage:
 //!    `max(index file content, data files listed in the directory) + 1`, so a restart never
-//!    overwrites a published file nor one whose index entry a crash left unwritten; assemble
-//!    `file header ++ chunks` from the spool.
-//! 2. *Publish* (up to `flush-concurrency` batches at once): put the data file (multipart at or
-//!    above the multipart threshold), then put the index file naming it. Each put is retried
+//!    overwrites a published file nor one whose index entry a crash left unwritten.
+//! 2. *Publish* (up to `flush-concurrency` batches at once): the payload is the header plus
+//!    the chunks - memory entries shared, not copied; spilled entries read back under a shared
+//!    budget of `upload-memory` bytes, so uploads add a bounded amount to the spool's quota.
+//!    Put the data file (multipart at or above the multipart threshold, at most two parts
+//!    buffered), then put the index file naming it. Each put is retried
 //!    with backoff and bounded by a per-request timeout (`retry.rs`).
 //! 3. *Complete*: release the batch's spool entries in order - the spool runs each event's flush
 //!    callback, then frees its bytes (which may resume held wakes).
@@ -117,17 +119,21 @@ pub(crate) struct WriterContext {
     pub schemas: Arc<SchemaCache>,
     pub metrics: Arc<SinkMetrics>,
     pub failure: Arc<Failure>,
+    /// Permits (KiB) for bytes read back from spilled entries by uploads in flight.
+    pub upload_memory: Arc<tokio::sync::Semaphore>,
+    /// Total permits of `upload_memory`.
+    pub upload_memory_kib: u32,
 }
 
 /// Index files are per (data directory, file id).
 type IndexKey = (DataDir, Option<String>);
 
-/// What one upload needs (no spool entries: shared across the upload futures).
+/// Where one file goes (no spool entries: borrowed across the upload's awaits).
 struct Upload {
     data_path: String,
     index_path: String,
     index_content: Bytes,
-    data: Bytes,
+    header: Bytes,
 }
 
 /// One planned file.
@@ -382,20 +388,14 @@ impl Writer {
             }
         }
         let ctx = Arc::clone(&self.ctx);
-        let results: Vec<(Job, Result<()>)> = futures::stream::iter(jobs)
-            .map(|job| {
-                let ctx = Arc::clone(&ctx);
-                async move {
-                    let r = publish(&ctx, &job.upload).await;
-                    (job, r)
-                }
-            })
+        let results: Vec<(Job, Result<u64>)> = futures::stream::iter(jobs)
+            .map(|job| publish_job(Arc::clone(&ctx), job))
             .buffer_unordered(self.ctx.config.flush_concurrency)
             .collect()
             .await;
         for (job, r) in results {
             match r {
-                Ok(()) => self.complete(job),
+                Ok(bytes) => self.complete(job, bytes),
                 Err(e) => self.ctx.failure.fail(e),
             }
         }
@@ -440,18 +440,12 @@ impl Writer {
         self.next_index.insert(index_key.clone(), index + 1);
 
         let header = self.header(&batch.table)?;
-        let mut data = Vec::with_capacity(header.len() + batch.bytes as usize);
-        data.extend_from_slice(&header);
-        for item in &batch.items {
-            let chunk = ctx.spool.read(&item.entry)?;
-            data.extend_from_slice(&chunk);
-        }
         Ok(Job {
             upload: Upload {
                 data_path,
                 index_path,
                 index_content,
-                data: Bytes::from(data),
+                header,
             },
             index_key,
             index,
@@ -474,15 +468,15 @@ impl Writer {
         Ok(h)
     }
 
-    fn complete(&mut self, job: Job) {
+    fn complete(&mut self, job: Job, bytes: u64) {
         let m = &self.ctx.metrics;
         let up = &job.upload;
-        m.flush_bytes.observe(up.data.len() as f64);
+        m.flush_bytes.observe(bytes as f64);
         m.flush_duration
             .observe(job.started.elapsed().as_secs_f64());
         m.flushed(job.reason);
         m.files_written_total.inc();
-        m.bytes_written_total.inc_by(up.data.len() as u64);
+        m.bytes_written_total.inc_by(bytes);
         m.rows_written_total.inc_by(job.batch.rows as u64);
         tracing::trace!(shard = self.shard, path = %up.data_path, reason = %job.reason, "published");
         debug_assert!(self.next_index.get(&job.index_key).copied() > Some(job.index));
@@ -564,14 +558,52 @@ async fn discover_next_index(
     Ok(last + 1)
 }
 
-/// Puts the data file, then the index file.
-async fn publish(ctx: &WriterContext, job: &Upload) -> Result<()> {
+/// Reads a job's chunks and publishes its file. Memory entries are shared, not copied (the
+/// payload is the list of chunks); spilled entries are read back under the upload-memory
+/// permits, so that bytes read back for uploads in flight stay within `upload-memory`.
+async fn publish_job(ctx: Arc<WriterContext>, job: Job) -> (Job, Result<u64>) {
+    let spilled: u64 = job
+        .batch
+        .items
+        .iter()
+        .filter(|p| p.entry.is_spilled())
+        .map(|p| p.entry.len() as u64)
+        .sum();
+    let _permit = if spilled > 0 {
+        let limit = ctx.upload_memory_kib;
+        let want = spilled.div_ceil(1024).min(u64::from(limit)) as u32;
+        // Closed semaphores do not occur (never closed); proceed without a permit then.
+        Arc::clone(&ctx.upload_memory)
+            .acquire_many_owned(want)
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let mut chunks = Vec::with_capacity(job.batch.items.len() + 1);
+    if !job.upload.header.is_empty() {
+        chunks.push(job.upload.header.clone());
+    }
+    for item in &job.batch.items {
+        match ctx.spool.read(&item.entry) {
+            Ok(b) => chunks.push(b),
+            Err(e) => return (job, Err(e.into())),
+        }
+    }
+    let r = publish(&ctx, &job.upload, chunks).await;
+    (job, r)
+}
+
+/// Puts the data file (single put, or multipart at or above the threshold), then the index
+/// file. Returns the data file's size.
+async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<u64> {
     let policy = &ctx.config.retry;
     let store = &ctx.store;
     let location = Path::from(job.data_path.as_str());
-    if job.data.len() >= ctx.config.multipart_threshold {
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    if len >= ctx.config.multipart_threshold {
         let part = ctx.config.multipart_part_size;
-        let parts = job.data.len().div_ceil(part) as u32;
+        let parts = len.div_ceil(part) as u32;
         retry(
             policy,
             &ctx.metrics,
@@ -581,14 +613,19 @@ async fn publish(ctx: &WriterContext, job: &Upload) -> Result<()> {
             || async {
                 let upload = store.put_multipart(&location).await?;
                 let mut w = WriteMultipart::new_with_chunk_size(upload, part);
-                w.put(job.data.clone());
+                for c in &chunks {
+                    // At most two parts buffered per upload.
+                    w.wait_for_capacity(2).await?;
+                    w.put(c.clone());
+                }
                 w.finish().await
             },
         )
         .await?;
     } else {
+        let payload: PutPayload = chunks.into_iter().collect();
         retry(policy, &ctx.metrics, "put", &job.data_path, 1, || {
-            store.put(&location, PutPayload::from(job.data.clone()))
+            store.put(&location, payload.clone())
         })
         .await?;
     }
@@ -597,5 +634,5 @@ async fn publish(ctx: &WriterContext, job: &Upload) -> Result<()> {
         store.put(&index_location, PutPayload::from(job.index_content.clone()))
     })
     .await?;
-    Ok(())
+    Ok(len as u64)
 }
