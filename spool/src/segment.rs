@@ -38,6 +38,10 @@ pub const RECORD_HEADER_LEN: u64 = 8;
 /// Largest payload a record can frame (the `len` field is a u32).
 pub const MAX_RECORD_PAYLOAD: u64 = u32::MAX as u64;
 
+/// Payloads up to this size are copied behind their header and written with one system call;
+/// larger ones are written in two (header, payload) to skip the copy.
+const COALESCE_WRITE_MAX: usize = 16 * 1024;
+
 /// The file name of segment `id`: `segment-<id>.log`, the id zero-padded to 20 digits so that
 /// a directory listing sorts in creation order.
 pub fn segment_file_name(id: u64) -> String {
@@ -116,14 +120,21 @@ impl Segment {
     }
 
     /// Writes one framed record at `offset` (a region reserved through [`Segments::reserve`]).
-    /// Header and payload go out in one positioned write.
+    /// A small record is assembled and goes out in one positioned write; a large one is written
+    /// as header then payload, because a second system call costs less than copying the payload.
     pub(crate) fn write_record(&self, offset: u64, payload: &[u8]) -> Result<()> {
-        let mut buf = Vec::with_capacity(RECORD_HEADER_LEN as usize + payload.len());
-        buf.extend_from_slice(&encode_header(payload));
-        buf.extend_from_slice(payload);
-        self.file
-            .write_all_at(&buf, offset)
-            .map_err(|e| SpoolError::io(&self.path, e))
+        let header = encode_header(payload);
+        let res = if payload.len() <= COALESCE_WRITE_MAX {
+            let mut buf = Vec::with_capacity(RECORD_HEADER_LEN as usize + payload.len());
+            buf.extend_from_slice(&header);
+            buf.extend_from_slice(payload);
+            self.file.write_all_at(&buf, offset)
+        } else {
+            self.file
+                .write_all_at(&header, offset)
+                .and_then(|()| self.file.write_all_at(payload, offset + RECORD_HEADER_LEN))
+        };
+        res.map_err(|e| SpoolError::io(&self.path, e))
     }
 
     /// Reads and verifies the record at `offset` whose payload is `len` bytes: one positioned

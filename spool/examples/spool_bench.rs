@@ -1,0 +1,259 @@
+//! Throughput and memory harness of the spool.
+//!
+//! ```text
+//! cargo run --release -p cdc-spool --example spool_bench [-- --dir DIR --mib N --entry BYTES --no-rss]
+//! ```
+//!
+//! Prints, for 1 KiB and 64 KiB entries, the enqueue + read + release throughput of entries held
+//! in memory and of entries spilled to segment files. Next to the spilled figures: the raw
+//! sequential write + read bandwidth of plain files in the same directory with 1 MiB I/O (the
+//! ratio to it is the figure with the 0.6 target) and with I/O of the entry's size (same number
+//! of system calls as the spool). Then it re-runs itself in a child process that spills 10x the
+//! memory quota and reports the child's peak RSS (`VmHWM`) against memory quota + 64 MiB.
+//!
+//! Pattern of every case: batches of `BATCH` bytes are enqueued, then every entry is read back
+//! and released (a writer draining its batch); the plain-file baseline writes each batch to a
+//! file with positioned 1 MiB writes and reads it back the same way. No fsync on either side
+//! (the spool never syncs: its files are scratch).
+
+use cdc_spool::{Spool, SpoolConfig};
+use std::fs::OpenOptions;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1024 * 1024;
+/// Bytes enqueued before the batch is drained.
+const BATCH: u64 = 32 * MIB;
+/// Memory quota of the RSS run.
+const RSS_QUOTA: u64 = 64 * MIB;
+
+struct Args {
+    dir: PathBuf,
+    mib: u64,
+    rss_child: bool,
+    entries: Vec<usize>,
+    skip_rss: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        dir: std::env::temp_dir(),
+        mib: 1024,
+        rss_child: false,
+        entries: vec![1024, 64 * 1024],
+        skip_rss: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--dir" => a.dir = it.next().expect("--dir DIR").into(),
+            "--mib" => a.mib = it.next().expect("--mib N").parse().expect("--mib N"),
+            "--rss-child" => a.rss_child = true,
+            "--no-rss" => a.skip_rss = true,
+            "--entry" => {
+                a.entries = vec![it
+                    .next()
+                    .expect("--entry BYTES")
+                    .parse()
+                    .expect("--entry BYTES")]
+            }
+            "--bench" => {} // passed by `cargo bench`
+            other => panic!("unknown argument {other}"),
+        }
+    }
+    a
+}
+
+fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+fn spool(dir: &Path, memory_quota: u64, name: &str) -> (Spool, prometheus::Registry) {
+    let registry = prometheus::Registry::new();
+    let cfg = SpoolConfig::builder()
+        .dir(dir)
+        .memory_quota(memory_quota)
+        .disk_quota(4 * 1024 * MIB)
+        .watermarks(8 * 1024 * MIB, 1)
+        .build()
+        .unwrap();
+    (Spool::open(cfg, name, &registry).unwrap(), registry)
+}
+
+/// Enqueue + read + release `total` bytes in entries of `entry` bytes; returns the elapsed time.
+fn run_spool(spool: &Spool, entry: usize, total: u64, expect_spilled: bool) -> Duration {
+    let payload = bytes::Bytes::from(vec![0x5au8; entry]);
+    let per_batch = (BATCH / entry as u64).max(1);
+    let batches = (total / (per_batch * entry as u64)).max(1);
+    let mut entries = Vec::with_capacity(per_batch as usize);
+    let start = Instant::now();
+    for _ in 0..batches {
+        for _ in 0..per_batch {
+            let e = spool
+                .try_enqueue(payload.clone(), None, None)
+                .unwrap()
+                .into_entry()
+                .expect("accepted");
+            debug_assert_eq!(e.is_spilled(), expect_spilled);
+            entries.push(e);
+        }
+        for e in entries.drain(..) {
+            let b = spool.read(&e).unwrap();
+            assert_eq!(b.len(), entry);
+            spool.release(e);
+        }
+    }
+    start.elapsed()
+}
+
+/// Plain files: write `total` bytes in batches with positioned writes of `io` bytes, read each
+/// back the same way.
+fn run_plain(dir: &Path, total: u64, io: u64) -> Duration {
+    let path = dir.join("plain-baseline.dat");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    let chunk = vec![0x5au8; io as usize];
+    let mut back = vec![0u8; io as usize];
+    let batches = (total / BATCH).max(1);
+    let start = Instant::now();
+    for _ in 0..batches {
+        for i in 0..BATCH / io {
+            file.write_all_at(&chunk, i * io).unwrap();
+        }
+        for i in 0..BATCH / io {
+            file.read_exact_at(&mut back, i * io).unwrap();
+        }
+    }
+    let d = start.elapsed();
+    std::fs::remove_file(&path).unwrap();
+    d
+}
+
+fn best_of<F: FnMut() -> Duration>(n: usize, mut f: F) -> Duration {
+    (0..n).map(|_| f()).min().unwrap()
+}
+
+fn vm_hwm_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// The child: spill 10x the memory quota while keeping every entry, then drain.
+fn rss_child(dir: &Path) {
+    let (spool, _r) = spool(dir, RSS_QUOTA, "rss");
+    let entry = 64 * 1024;
+    let n = 10 * RSS_QUOTA / entry;
+    let mut entries = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let data = vec![(i % 251) as u8; entry as usize];
+        entries.push(
+            spool
+                .try_enqueue(data, None, None)
+                .unwrap()
+                .into_entry()
+                .expect("accepted"),
+        );
+    }
+    let s = spool.stats();
+    for e in entries.drain(..) {
+        let b = spool.read(&e).unwrap();
+        assert_eq!(b.len(), entry as usize);
+        spool.release(e);
+    }
+    spool.close().unwrap();
+    println!(
+        "{} {} {}",
+        vm_hwm_bytes().unwrap_or(0),
+        s.memory_bytes,
+        s.disk_bytes
+    );
+}
+
+fn main() {
+    let a = args();
+    if a.rss_child {
+        rss_child(&a.dir);
+        return;
+    }
+    let total = a.mib * MIB;
+    println!(
+        "spool bench: {} MiB per case, batches of {} MiB, dir {}",
+        a.mib,
+        BATCH / MIB,
+        a.dir.display()
+    );
+    let plain = best_of(3, || run_plain(&a.dir, total, MIB));
+    let plain_mbs = mb_per_s(total, plain);
+    println!("plain files, sequential write+read (1 MiB I/O): {plain_mbs:>8.0} MiB/s");
+    println!(
+        "{:<10} {:>8} {:>10} {:>16} {:>22} {:>18}",
+        "case", "entry", "MiB/s", "ratio to plain", "plain, entry-size I/O", "ratio to that"
+    );
+    for &entry in &a.entries {
+        let (mem, _r1) = spool(&a.dir, 2 * BATCH, "bench-memory");
+        let d = best_of(3, || run_spool(&mem, entry, total, false));
+        let m = mb_per_s(total, d);
+        println!(
+            "{:<10} {:>7}K {:>10.0} {:>16} {:>22} {:>18}",
+            "in-memory",
+            entry / 1024,
+            m,
+            "-",
+            "-",
+            "-"
+        );
+        mem.close().unwrap();
+        let (disk, _r2) = spool(&a.dir, 1, "bench-spilled");
+        let d = best_of(3, || run_spool(&disk, entry, total, true));
+        let m = mb_per_s(total, d);
+        let same_io = mb_per_s(total, best_of(3, || run_plain(&a.dir, total, entry as u64)));
+        println!(
+            "{:<10} {:>7}K {:>10.0} {:>16.2} {:>22.0} {:>18.2}",
+            "spilled",
+            entry / 1024,
+            m,
+            m / plain_mbs,
+            same_io,
+            m / same_io
+        );
+        disk.close().unwrap();
+    }
+    if a.skip_rss {
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--rss-child")
+        .arg("--dir")
+        .arg(&a.dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "rss child failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<u64> = text
+        .split_whitespace()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    let (hwm, mem, disk) = (v[0], v[1], v[2]);
+    println!(
+        "rss run: spilled 10x a {} MiB memory quota (peak memory {} MiB, disk {} MiB); \
+         peak RSS {:.1} MiB, target <= {} MiB: {}",
+        RSS_QUOTA / MIB,
+        mem / MIB,
+        disk / MIB,
+        hwm as f64 / MIB as f64,
+        (RSS_QUOTA + 64 * MIB) / MIB,
+        if hwm <= RSS_QUOTA + 64 * MIB {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+}
