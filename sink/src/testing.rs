@@ -62,6 +62,12 @@ pub enum Fault {
     },
     /// Never finish while the rule exists.
     Hang,
+    /// Model a shared link of this bandwidth: each matching put (or multipart part) waits for
+    /// the link to be free, then for its size at this rate.
+    Throughput {
+        /// Bytes per second of the link.
+        bytes_per_sec: u64,
+    },
 }
 
 /// A fault rule.
@@ -139,6 +145,7 @@ struct State {
     next_rule: AtomicU64,
     log: Mutex<Vec<Record>>,
     generation: AtomicU64,
+    link_free_at: Mutex<Instant>,
 }
 
 impl State {
@@ -158,6 +165,23 @@ impl State {
 
     /// Applies the first matching rule; `Err` when the operation must fail.
     async fn apply(&self, op: Op, path: &str) -> object_store::Result<()> {
+        self.apply_sized(op, path, 0).await
+    }
+
+    /// Waits until the link has carried `size` bytes at `bytes_per_sec`.
+    async fn transfer(&self, size: usize, bytes_per_sec: u64) {
+        let cost = Duration::from_secs_f64(size as f64 / bytes_per_sec.max(1) as f64);
+        let done = {
+            let mut free = self.link_free_at.lock().unwrap_or_else(|e| e.into_inner());
+            let start = (*free).max(Instant::now());
+            *free = start + cost;
+            *free
+        };
+        tokio::time::sleep_until(tokio::time::Instant::from_std(done)).await;
+    }
+
+    /// Applies the first matching rule to an operation carrying `size` bytes.
+    async fn apply_sized(&self, op: Op, path: &str, size: usize) -> object_store::Result<()> {
         let hit = {
             let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
             let pos = rules.iter().position(|(_, r)| r.matches(op, path));
@@ -184,6 +208,10 @@ impl State {
         match fault {
             Fault::Delay(d) => {
                 tokio::time::sleep(d).await;
+                Ok(())
+            }
+            Fault::Throughput { bytes_per_sec } => {
+                self.transfer(size, bytes_per_sec).await;
                 Ok(())
             }
             Fault::Fail { retryable: true } => Err(object_store::Error::Generic {
@@ -243,6 +271,7 @@ impl FaultStore {
                 next_rule: AtomicU64::new(0),
                 log: Mutex::new(Vec::new()),
                 generation: AtomicU64::new(0),
+                link_free_at: Mutex::new(Instant::now()),
             }),
         }
     }
@@ -329,12 +358,18 @@ impl ObjectStore for FaultStore {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        self.run(
-            Op::Put,
-            location.as_ref(),
-            self.inner.put_opts(location, payload, opts),
-        )
-        .await
+        let started = self.state.epoch.elapsed();
+        let path = location.as_ref();
+        let r = match self
+            .state
+            .apply_sized(Op::Put, path, payload.content_length())
+            .await
+        {
+            Ok(()) => self.inner.put_opts(location, payload, opts).await,
+            Err(e) => Err(e),
+        };
+        self.state.record(Op::Put, path, started, r.is_ok());
+        r
     }
 
     async fn put_multipart_opts(
@@ -453,7 +488,14 @@ impl fmt::Debug for FaultUpload {
 #[async_trait]
 impl MultipartUpload for FaultUpload {
     fn put_part(&mut self, data: PutPayload) -> UploadPart {
-        self.inner.put_part(data)
+        let state = Arc::clone(&self.state);
+        let path = self.path.clone();
+        let size = data.content_length();
+        let part = self.inner.put_part(data);
+        Box::pin(async move {
+            state.apply_sized(Op::Multipart, &path, size).await?;
+            part.await
+        })
     }
 
     async fn complete(&mut self) -> object_store::Result<PutResult> {

@@ -1,0 +1,453 @@
+//! The sink's throughput, memory and low-traffic harness (not criterion: each scenario is one
+//! long run whose figures are printed).
+//!
+//! ```text
+//! cargo bench -p cdc-sink --bench sink -- throughput    # rows/s to the local fs + raw disk bandwidth
+//! cargo bench -p cdc-sink --bench sink -- memory        # peak RSS with storage 100x slower
+//! cargo bench -p cdc-sink --bench sink -- low-traffic   # wake latency, flush spread
+//! ```
+//!
+//! Environment: `BENCH_ROWS` (throughput, default 4,000,000), `BENCH_SECS` (memory, default
+//! 30; low-traffic, default 15), `BENCH_DIR` (default: the system temp dir), `BENCH_WORKERS`
+//! (encoder threads, default 2).
+
+use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value};
+use cdc_sink::testing::{Fault, FaultStore, Op, Rule};
+use cdc_sink::{FileNaming, Sink, SinkConfig};
+use object_store::ObjectStore;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const DISPATCHERS: usize = 1000;
+const ROWS_PER_EVENT: usize = 100;
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn bench_dir() -> std::path::PathBuf {
+    std::env::var("BENCH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| std::env::temp_dir())
+}
+
+/// A 10-column table; its csv rows are ~100 bytes.
+fn table(i: usize) -> Arc<TableDef> {
+    Arc::new(TableDef {
+        schema: "bench".into(),
+        table: format!("t{i:04}"),
+        table_id: i as i64,
+        version: Ts::from_parts(1_700_000_000_000, 0),
+        columns: vec![
+            ColumnDef::new("id", ColumnType::BigInt).pk(),
+            ColumnDef::new("a", ColumnType::Int),
+            ColumnDef::new("b", ColumnType::Int),
+            ColumnDef::new("c", ColumnType::BigInt),
+            ColumnDef::new("d", ColumnType::Double),
+            ColumnDef::new("e", ColumnType::VarChar),
+            ColumnDef::new("f", ColumnType::VarChar),
+            ColumnDef::new("g", ColumnType::VarChar),
+            ColumnDef::new("h", ColumnType::DateTime),
+            ColumnDef::new("i", ColumnType::Int),
+        ],
+    })
+}
+
+fn rows(base: i64, n: usize) -> Vec<RowChange> {
+    (0..n as i64)
+        .map(|k| RowChange::Insert {
+            after: vec![
+                Value::Int(base + k),
+                Value::Int(k * 7),
+                Value::Int(-k),
+                Value::Int(1_000_000_007 * k),
+                Value::Double(k as f64 * 1.5),
+                Value::String("abcdefgh".into()),
+                Value::String("ijklmnop".into()),
+                Value::String("qrstuvwx".into()),
+                Value::String("2024-01-02 03:04:05".into()),
+                Value::Int(42),
+            ],
+        })
+        .collect()
+}
+
+fn spool(dir: &std::path::Path, memory: u64, disk: u64) -> cdc_spool::SpoolConfig {
+    cdc_spool::SpoolConfig::builder()
+        .dir(dir)
+        .memory_quota(memory)
+        .disk_quota(disk)
+        .build()
+        .expect("spool config")
+}
+
+fn peak_rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+/// Sends events round-robin to the dispatchers that are awake (the dispatcher protocol: the
+/// next event only after the previous one's wake) until `more()` says stop; returns rows sent.
+fn produce(
+    sink: &Sink,
+    tables: &[Arc<TableDef>],
+    template: &[RowChange],
+    awake: &[Arc<AtomicBool>],
+    flushed_rows: &Arc<AtomicU64>,
+    mut more: impl FnMut(u64) -> bool,
+) -> u64 {
+    let mut sent = 0u64;
+    let mut commit = Ts::from_parts(1_700_000_001_000, 0).0;
+    while more(sent) {
+        let mut any = false;
+        for d in 0..DISPATCHERS {
+            if !awake[d].swap(false, Ordering::AcqRel) {
+                continue;
+            }
+            any = true;
+            commit += 1;
+            let ev = DmlEvent {
+                table: Arc::clone(&tables[d]),
+                partition_id: None,
+                commit_ts: Ts(commit),
+                rows: template.to_vec(),
+            };
+            let a = Arc::clone(&awake[d]);
+            let f = Arc::clone(flushed_rows);
+            let n = ev.rows.len() as u64;
+            sink.add_dml_event(
+                &format!("d{d}"),
+                ev,
+                Some(Box::new(move || a.store(true, Ordering::Release))),
+                Some(Box::new(move || {
+                    f.fetch_add(n, Ordering::Relaxed);
+                })),
+            )
+            .expect("add_dml_event");
+            sent += n;
+            if !more(sent) {
+                break;
+            }
+        }
+        if !any {
+            std::thread::yield_now();
+        }
+    }
+    sent
+}
+
+async fn setup(
+    store: Arc<dyn ObjectStore>,
+    query: &str,
+    config: SinkConfig,
+) -> (Arc<Sink>, Vec<Arc<TableDef>>, Vec<Arc<AtomicBool>>) {
+    let options = SinkOptions::from_query(query).expect("options");
+    let registry = prometheus::Registry::new();
+    let sink = Arc::new(
+        Sink::with_store(store, options, config, &registry)
+            .await
+            .expect("sink"),
+    );
+    let tables: Vec<_> = (0..DISPATCHERS).map(table).collect();
+    for d in 0..DISPATCHERS {
+        sink.add_dispatcher(&format!("d{d}"), FileNaming::Table)
+            .expect("dispatcher");
+    }
+    let awake = (0..DISPATCHERS)
+        .map(|_| Arc::new(AtomicBool::new(true)))
+        .collect();
+    (sink, tables, awake)
+}
+
+fn dir_bytes(dir: &std::path::Path) -> (u64, Vec<u64>) {
+    let mut total = 0;
+    let mut sizes = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "csv") {
+                let n = e.metadata().map(|m| m.len()).unwrap_or(0);
+                total += n;
+                sizes.push(n);
+            }
+        }
+    }
+    (total, sizes)
+}
+
+async fn throughput() {
+    let total_rows = env_u64("BENCH_ROWS", 4_000_000);
+    let workers = env_u64("BENCH_WORKERS", 2);
+    let root = tempfile::tempdir_in(bench_dir()).expect("tempdir");
+    let out = root.path().join("sink");
+    let spool_dir = root.path().join("spool");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let store: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
+    let config =
+        SinkConfig::new("bench-throughput").with_spool(spool(&spool_dir, 1 << 30, 4 << 30));
+    let query = format!("protocol=csv&flush-interval=2s&worker-count={workers}&date-separator=day");
+    let (sink, tables, awake) = setup(store, &query, config).await;
+    let template = rows(0, ROWS_PER_EVENT);
+    let flushed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let s2 = Arc::clone(&sink);
+    let f2 = Arc::clone(&flushed);
+    let sent = tokio::task::spawn_blocking(move || {
+        produce(&s2, &tables, &template, &awake, &f2, |sent| {
+            sent < total_rows
+        })
+    })
+    .await
+    .expect("producer");
+    let produced = start.elapsed();
+    sink.close().await.expect("close");
+    let elapsed = start.elapsed();
+    assert_eq!(flushed.load(Ordering::SeqCst), sent, "every row flushed");
+    let (bytes, sizes) = dir_bytes(&out);
+    let rows_per_sec = sent as f64 / elapsed.as_secs_f64();
+    let mib = bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "throughput: {sent} rows ({:.1} MiB csv, {} files) in {:.2}s (producer done at {:.2}s): \
+         {:.0} rows/s, {:.1} MiB/s, {:.1} bytes/row",
+        mib,
+        sizes.len(),
+        elapsed.as_secs_f64(),
+        produced.as_secs_f64(),
+        rows_per_sec,
+        mib / elapsed.as_secs_f64(),
+        bytes as f64 / sent as f64
+    );
+    // Raw bandwidth: the same file sizes, written to the same disk by plain std::fs writes.
+    let raw = root.path().join("raw");
+    std::fs::create_dir_all(&raw).expect("mkdir");
+    let buf = vec![b'x'; sizes.iter().copied().max().unwrap_or(0) as usize];
+    let start = Instant::now();
+    for (i, n) in sizes.iter().enumerate() {
+        let dir = raw.join(format!("t{:04}", i % DISPATCHERS));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join(format!("CDC{i:020}.csv")), &buf[..*n as usize]).expect("write");
+    }
+    let raw_secs = start.elapsed().as_secs_f64();
+    println!(
+        "raw disk: same {} files, {:.1} MiB in {:.2}s: {:.1} MiB/s (sink reached {:.0}% of it)",
+        sizes.len(),
+        mib,
+        raw_secs,
+        mib / raw_secs,
+        100.0 * (mib / elapsed.as_secs_f64()) / (mib / raw_secs)
+    );
+}
+
+async fn memory() {
+    let secs = env_u64("BENCH_SECS", 30);
+    let workers = env_u64("BENCH_WORKERS", 2);
+    const QUOTA: u64 = 256 << 20;
+    let root = tempfile::tempdir_in(bench_dir()).expect("tempdir");
+    let out = root.path().join("sink");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let local: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
+    let slow = FaultStore::new(local);
+    // First measure the producer alone (events into a sink over a fast store) ...
+    let probe_rate = {
+        let spool_dir = root.path().join("spool-probe");
+        let config = SinkConfig::new("bench-probe").with_spool(spool(&spool_dir, 1 << 30, 4 << 30));
+        let query = format!("protocol=csv&flush-interval=60s&worker-count={workers}");
+        let mem: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let (sink, tables, awake) = setup(mem, &query, config).await;
+        let template = rows(0, ROWS_PER_EVENT);
+        let flushed = Arc::new(AtomicU64::new(0));
+        let s2 = Arc::clone(&sink);
+        let start = Instant::now();
+        let sent = tokio::task::spawn_blocking(move || {
+            produce(&s2, &tables, &template, &awake, &flushed, |sent| {
+                sent < 1_000_000
+            })
+        })
+        .await
+        .expect("producer");
+        let rate = sent as f64 * 100.0 / start.elapsed().as_secs_f64(); // ~100 csv bytes/row
+        sink.close().await.expect("close");
+        rate
+    };
+    // ... then run it against storage 100x slower.
+    let storage_bps = (probe_rate / 100.0) as u64;
+    slow.add_rule(Rule::new(
+        Op::Put,
+        "",
+        Fault::Throughput {
+            bytes_per_sec: storage_bps,
+        },
+    ));
+    let spool_dir = root.path().join("spool");
+    let config = SinkConfig::new("bench-memory")
+        .with_spool(spool(&spool_dir, QUOTA, 2 << 30))
+        .with_multipart(256 << 20, 8 << 20);
+    let query = format!("protocol=csv&flush-interval=5s&worker-count={workers}");
+    let (sink, tables, awake) = setup(Arc::new(slow.clone()), &query, config).await;
+    let template = rows(0, ROWS_PER_EVENT);
+    let flushed = Arc::new(AtomicU64::new(0));
+    let stop_at = Instant::now() + Duration::from_secs(secs);
+    let s2 = Arc::clone(&sink);
+    let f2 = Arc::clone(&flushed);
+    let held_seen = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let sink = Arc::clone(&sink);
+        let held_seen = Arc::clone(&held_seen);
+        tokio::spawn(async move {
+            let mut peak_mem = 0u64;
+            let mut peak_disk = 0u64;
+            while Instant::now() < stop_at {
+                let s = sink.spool_stats();
+                peak_mem = peak_mem.max(s.memory_bytes);
+                peak_disk = peak_disk.max(s.disk_bytes);
+                held_seen.fetch_max(s.held_wakes, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (peak_mem, peak_disk)
+        })
+    };
+    let sent = tokio::task::spawn_blocking(move || {
+        produce(&s2, &tables, &template, &awake, &f2, |_| {
+            Instant::now() < stop_at
+        })
+    })
+    .await
+    .expect("producer");
+    let (peak_mem, peak_disk) = sampler.await.expect("sampler");
+    let rss = peak_rss_mib();
+    println!(
+        "memory: producer ~{:.1} MiB/s alone, storage {:.2} MiB/s (100x slower); {secs}s: \
+         {sent} rows accepted, {} flushed; spool peak memory {:.1} MiB (quota {} MiB), \
+         peak disk {:.1} MiB, most held wakes {}; peak RSS {:.1} MiB (limit quota + 128 = {} MiB)",
+        probe_rate / 1048576.0,
+        storage_bps as f64 / 1048576.0,
+        flushed.load(Ordering::SeqCst),
+        peak_mem as f64 / 1048576.0,
+        QUOTA >> 20,
+        peak_disk as f64 / 1048576.0,
+        held_seen.load(Ordering::Relaxed),
+        rss,
+        (QUOTA >> 20) + 128
+    );
+    // Do not wait for the slow store to drain the backlog.
+    slow.clear_rules();
+    sink.close().await.expect("close");
+}
+
+async fn low_traffic() {
+    let secs = env_u64("BENCH_SECS", 15);
+    let root = tempfile::tempdir_in(bench_dir()).expect("tempdir");
+    let out = root.path().join("sink");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let local: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
+    let store = FaultStore::new(local);
+    let spool_dir = root.path().join("spool");
+    let config = SinkConfig::new("bench-low").with_spool(spool(&spool_dir, 256 << 20, 1 << 30));
+    let query = "protocol=csv&flush-interval=5s&worker-count=2";
+    let (sink, tables, _) = setup(Arc::new(store.clone()), query, config).await;
+    let latencies: Arc<Mutex<Vec<Duration>>> = Arc::default();
+    let template = rows(0, 1);
+    let start = Instant::now();
+    let mut commit = Ts::from_parts(1_700_000_001_000, 0).0;
+    // Dispatcher d sends at d ms past every second.
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut next = 0u64; // next send slot, in ms since start
+    while start.elapsed() < Duration::from_secs(secs) {
+        tick.tick().await;
+        let now_ms = start.elapsed().as_millis() as u64;
+        while next <= now_ms {
+            let d = (next % 1000) as usize;
+            commit += 1;
+            let ev = DmlEvent {
+                table: Arc::clone(&tables[d]),
+                partition_id: None,
+                commit_ts: Ts(commit),
+                rows: template.clone(),
+            };
+            let lat = Arc::clone(&latencies);
+            let at = Instant::now();
+            sink.add_dml_event(
+                &format!("d{d}"),
+                ev,
+                Some(Box::new(move || {
+                    let l = at.elapsed();
+                    lat.lock().unwrap_or_else(|e| e.into_inner()).push(l);
+                })),
+                None,
+            )
+            .expect("add");
+            next += 1;
+        }
+    }
+    sink.close().await.expect("close");
+    let mut l = latencies.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    l.sort();
+    let pct = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len() - 1)];
+    // Flush spread: data file puts per 10 ms window, excluding the close at the end.
+    let close_from = store
+        .log()
+        .iter()
+        .map(|r| r.started)
+        .max()
+        .unwrap_or_default();
+    let mut windows = std::collections::BTreeMap::<u128, usize>::new();
+    let mut files = 0;
+    for r in store.log() {
+        if r.op == Op::Put
+            && r.path.ends_with(".csv")
+            && r.started + Duration::from_millis(500) < close_from
+        {
+            *windows.entry(r.started.as_millis() / 10).or_default() += 1;
+            files += 1;
+        }
+    }
+    let busiest = windows.values().copied().max().unwrap_or(0);
+    println!(
+        "low traffic: {} events from {DISPATCHERS} dispatchers at 1/s for {secs}s; wake latency \
+         p50 {:?} p99 {:?} max {:?}; {files} interval-flushed files before close, busiest 10 ms \
+         window {busiest} files ({:.1}% of {DISPATCHERS} tables)",
+        l.len(),
+        pct(0.5),
+        pct(0.99),
+        l.last().copied().unwrap_or_default(),
+        busiest as f64 * 100.0 / DISPATCHERS as f64
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let all = args.is_empty();
+    let want = |n: &str| all || args.iter().any(|a| a == n);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    if want("throughput") {
+        rt.block_on(throughput());
+    }
+    if want("low-traffic") {
+        rt.block_on(low_traffic());
+    }
+    if want("memory") {
+        rt.block_on(memory());
+    }
+}
