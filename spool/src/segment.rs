@@ -19,7 +19,7 @@
 //! (never read across process restarts), but the diagnostics scanner ([`scan_segment`]) and the
 //! byte-pinning test `record_framing_bytes_are_pinned` rely on this exact layout.
 //!
-//! This module holds the file-level operations and the table of live segments ([`Segments`]):
+//! This module holds the file-level operations and the table of live segments (`Segments`):
 //! which segment is active, how many live entries each holds, the next write offset. The table
 //! is kept under the spool's lock; the I/O itself (positioned writes and reads) happens outside it.
 
