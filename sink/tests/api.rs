@@ -1,0 +1,127 @@
+//! API edges: every protocol round-trips, partitions, dispatcher removal, bad input.
+
+mod support;
+
+use cdc_common::layout::{DataFile, LayoutConfig};
+use cdc_sink::{FileNaming, SinkError};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_protocol_round_trips_through_storage() {
+    for protocol in ["csv", "canal-json", "avro"] {
+        let h = harness(&format!(
+            "protocol={protocol}&flush-interval=60s&file-size=2KiB&date-separator=none"
+        ))
+        .await;
+        let t = table("t", ts(0));
+        let mut defs = BTreeMap::new();
+        defs.insert("t".to_string(), Arc::clone(&t));
+        h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+        for n in 0..30i64 {
+            h.sink
+                .add_dml_event("d", event(&t, ts(1 + n as u64), "d", n * 2, 2), None, None)
+                .unwrap();
+        }
+        h.sink.close().await.unwrap();
+        let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+        assert!(files.len() > 1, "{protocol}: one file only");
+        let seqs: Vec<i64> = files
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().map(|r| row_key(r).1))
+            .collect();
+        assert_eq!(seqs, (0..60).collect::<Vec<_>>(), "{protocol}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_get_their_own_directories() {
+    let h = harness("protocol=csv&flush-interval=60s&date-separator=none").await;
+    let t = table("p", ts(0));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    for pid in [7i64, 8] {
+        let mut ev = event(&t, ts(5), "d", pid, 1);
+        ev.partition_id = Some(pid);
+        h.sink.add_dml_event("d", ev, None, None).unwrap();
+    }
+    h.sink.close().await.unwrap();
+    let layout = LayoutConfig::from_options(&h.options);
+    let mut pids: Vec<Option<i64>> = h
+        .store
+        .completed_puts()
+        .iter()
+        .filter_map(|p| DataFile::parse(p, &layout).ok())
+        .map(|f| f.dir.partition_id)
+        .collect();
+    pids.sort();
+    assert_eq!(pids, vec![Some(7), Some(8)]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removing_a_dispatcher_flushes_it_first() {
+    let h = harness("protocol=csv&flush-interval=60s").await;
+    let t = table("t", ts(0));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    let (flushed, cb) = counter();
+    h.sink
+        .add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, Some(cb()))
+        .unwrap();
+    h.sink.remove_dispatcher("d").await.unwrap();
+    assert_eq!(flushed.load(Ordering::SeqCst), 1);
+    assert!(matches!(
+        h.sink
+            .add_dml_event("d", event(&t, ts(2), "d", 1, 1), None, None),
+        Err(SinkError::UnknownDispatcher(_))
+    ));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    h.sink.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_typed_error() {
+    let h = harness("protocol=csv").await;
+    assert!(matches!(
+        h.sink.add_dispatcher("a/b", FileNaming::Dispatcher),
+        Err(SinkError::InvalidParameter { .. } | SinkError::Layout(_))
+    ));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    assert!(matches!(
+        h.sink.add_dispatcher("d", FileNaming::Table),
+        Err(SinkError::DuplicateDispatcher(_))
+    ));
+    let bad = table("..", ts(0));
+    assert!(matches!(
+        h.sink
+            .add_dml_event("d", event(&bad, ts(1), "d", 0, 1), None, None),
+        Err(SinkError::Layout(_))
+    ));
+    assert!(matches!(
+        h.sink.add_dml_event(
+            "nobody",
+            event(&table("t", ts(0)), ts(1), "d", 0, 1),
+            None,
+            None
+        ),
+        Err(SinkError::UnknownDispatcher(_))
+    ));
+    // A row that does not match its table stops the sink: nothing is acknowledged.
+    let t = table("t", ts(0));
+    let mut ev = event(&t, ts(1), "d", 0, 1);
+    ev.rows = vec![cdc_common::RowChange::Insert { after: vec![] }];
+    let (flushed, cb) = counter();
+    h.sink.add_dml_event("d", ev, None, Some(cb())).unwrap();
+    assert!(wait_for(5, || h.sink.error().is_some()).await);
+    assert!(matches!(
+        h.sink.error(),
+        Some(SinkError::Failed(e)) if matches!(*e, SinkError::Encode { .. })
+    ));
+    assert!(matches!(h.sink.close().await, Err(SinkError::Failed(_))));
+    assert_eq!(flushed.load(Ordering::SeqCst), 0);
+    assert!(matches!(
+        h.sink
+            .add_dml_event("d", event(&t, ts(2), "d", 0, 1), None, None),
+        Err(SinkError::Failed(_))
+    ));
+}
