@@ -13,6 +13,8 @@
 //! - Column defaults are not carried over (every row image is complete); columns added later
 //!   are nullable downstream, since rows written before have no value for them.
 //! - Indexes other than the primary key are not replicated (ADD/DROP INDEX are no-ops).
+//! - SQLite: BIGINT UNSIGNED and BIT columns have no declared type, so values above i64::MAX
+//!   are stored exactly (as text) rather than rounded by INTEGER affinity.
 //! - SQLite cannot modify a column's type in place: MODIFY COLUMN is a no-op there (SQLite
 //!   stores values by their own type); nullability changes are not enforced.
 
@@ -325,6 +327,8 @@ pub trait Dialect: Send + Sync {
             .iter()
             .map(|c| {
                 let mut s = format!("{} {}", self.quote(&c.name), self.column_type(c));
+                let s_trim = s.trim_end().len();
+                s.truncate(s_trim);
                 if !c.nullable || c.primary_key {
                     s.push_str(" NOT NULL");
                 }
@@ -373,8 +377,12 @@ impl Dialect for Sqlite {
     }
     fn column_type(&self, c: &ColumnDef) -> String {
         match c.ty {
+            // No declared type (no affinity): values up to i64::MAX stay integers, larger ones
+            // are kept exact as text instead of being rounded to REAL.
+            ColumnType::BigInt if c.unsigned => "",
+            ColumnType::Bit => "",
             t if t.is_integer() => "INTEGER",
-            ColumnType::Year | ColumnType::Bit => "INTEGER",
+            ColumnType::Year => "INTEGER",
             ColumnType::Float | ColumnType::Double => "REAL",
             t if t.is_binary() => "BLOB",
             // DECIMAL as text keeps every digit (NUMERIC affinity would round to REAL).

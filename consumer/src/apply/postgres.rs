@@ -1,31 +1,508 @@
-//! PostgreSQL downstream (not built yet).
-use super::{Downstream, Unit};
+//! PostgreSQL downstream (tokio-postgres, no TLS).
+//!
+//! - Upstream schemas are PostgreSQL schemas; types are mapped in [`crate::ddl::Postgres`].
+//! - Every value is sent as text (binary columns as `bytea`) into a statement that casts each
+//!   parameter to its column type (`$1::integer`), prepared once per SQL text (one text per
+//!   table version, operation and batch size) and cached on the connection.
+//! - Multi-row upserts are `INSERT ... VALUES (...), (...) ON CONFLICT (pk) DO UPDATE`; a data
+//!   file with at least [`COPY_MIN_ROWS`] consecutive upserts goes through `COPY` into a
+//!   temporary table and one `INSERT ... SELECT ... ON CONFLICT` (the rows of one key are
+//!   reduced to the last image first, as `ON CONFLICT` requires).
+//! - The progress table is `public.cdc_consumer_progress`; rows, DDL and progress of a unit are
+//!   one transaction (PostgreSQL DDL is transactional).
+
+use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
+use crate::ddl::{Dialect, Postgres};
 use crate::error::{Error, Result};
-use crate::progress::{Position, ProgressKey};
-use cdc_common::TableName;
+use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use bytes::BytesMut;
+use cdc_common::storage::redact_uri;
+use cdc_common::{TableDef, TableName, Ts, Value};
+use futures::SinkExt;
+use std::collections::HashMap;
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+use tokio_postgres::{Client, NoTls, Statement};
+
+/// Consecutive upserts from which COPY + merge replaces multi-row INSERT statements.
+pub const COPY_MIN_ROWS: usize = 2048;
 
 /// The PostgreSQL downstream.
-pub struct PostgresDownstream;
+pub struct PostgresDownstream {
+    client: Client,
+    batch_rows: usize,
+    statements: HashMap<String, Statement>,
+}
+
+/// One parameter: text, or bytes for `bytea` columns.
+#[derive(Debug)]
+enum Param {
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Param::Text(t) => t.to_sql(ty, out),
+            Param::Bytes(b) => b.to_sql(ty, out),
+        }
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT || *ty == Type::BYTEA
+    }
+    to_sql_checked!();
+}
+
+/// Text form of a value as PostgreSQL's input functions read it.
+fn text(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => float_text(f64::from(*f), f.to_string()),
+        Value::Double(d) => float_text(*d, d.to_string()),
+        Value::Decimal(s) | Value::String(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+    })
+}
+
+fn float_text(v: f64, shortest: String) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        shortest
+    }
+}
+
+fn param(def: &TableDef, col: usize, v: &Value) -> Param {
+    let binary = def.columns.get(col).is_some_and(|c| c.ty.is_binary());
+    if binary {
+        Param::Bytes(match v {
+            Value::Null => None,
+            Value::Bytes(b) => Some(b.clone()),
+            other => text(other).map(String::into_bytes),
+        })
+    } else {
+        Param::Text(text(v))
+    }
+}
+
+fn param_type(def: &TableDef, col: usize) -> Type {
+    if def.columns.get(col).is_some_and(|c| c.ty.is_binary()) {
+        Type::BYTEA
+    } else {
+        Type::TEXT
+    }
+}
+
+/// `$n::type` for column `col`.
+fn placeholder(def: &TableDef, col: usize, n: usize) -> String {
+    match def.columns.get(col) {
+        Some(c) if c.ty.is_binary() => format!("${n}"),
+        Some(c) => format!("${n}::{}", Postgres.column_type(c)),
+        None => format!("${n}"),
+    }
+}
 
 impl PostgresDownstream {
-    /// Connects.
-    pub async fn connect(uri: &str, _batch_rows: usize) -> Result<PostgresDownstream> {
-        Err(Error::Connect {
-            uri: cdc_common::storage::redact_uri(uri),
-            reason: "not built yet".into(),
+    /// Connects to `uri` (`postgres://user[:password]@host[:port]/db`).
+    pub async fn connect(uri: &str, batch_rows: usize) -> Result<PostgresDownstream> {
+        let (client, conn) =
+            tokio_postgres::connect(uri, NoTls)
+                .await
+                .map_err(|e| Error::Connect {
+                    uri: redact_uri(uri),
+                    reason: e.to_string(),
+                })?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::error!(error = %e, "postgres connection closed");
+            }
+        });
+        client
+            .batch_execute("SET TIME ZONE 'UTC'")
+            .await
+            .map_err(|e| Error::Connect {
+                uri: redact_uri(uri),
+                reason: e.to_string(),
+            })?;
+        Ok(PostgresDownstream {
+            client,
+            batch_rows,
+            statements: HashMap::new(),
         })
+    }
+
+    fn columns(def: &TableDef) -> String {
+        def.columns
+            .iter()
+            .map(|c| Postgres.quote(&c.name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn pk_cols(def: &TableDef) -> Vec<String> {
+        def.columns
+            .iter()
+            .filter(|c| c.primary_key)
+            .map(|c| Postgres.quote(&c.name))
+            .collect()
+    }
+
+    fn on_conflict(def: &TableDef) -> String {
+        let set: Vec<String> = def
+            .columns
+            .iter()
+            .filter(|c| !c.primary_key)
+            .map(|c| format!("{0} = EXCLUDED.{0}", Postgres.quote(&c.name)))
+            .collect();
+        let pk = Self::pk_cols(def).join(", ");
+        if set.is_empty() {
+            format!(" ON CONFLICT ({pk}) DO NOTHING")
+        } else {
+            format!(" ON CONFLICT ({pk}) DO UPDATE SET {}", set.join(", "))
+        }
+    }
+
+    /// SQL text and the column index of every parameter.
+    fn statement(def: &TableDef, b: &Batch<'_>) -> (String, Vec<usize>) {
+        let t = Postgres.table(&def.name());
+        let ncols = def.columns.len();
+        let mut n = 0;
+        let mut cols = Vec::new();
+        let mut row = |idx: &[usize]| -> String {
+            let p: Vec<String> = idx
+                .iter()
+                .map(|c| {
+                    n += 1;
+                    cols.push(*c);
+                    placeholder(def, *c, n)
+                })
+                .collect();
+            format!("({})", p.join(", "))
+        };
+        let all: Vec<usize> = (0..ncols).collect();
+        let pk = def.pk_indexes();
+        match b {
+            Batch::Upsert(rows) | Batch::Insert(rows) => {
+                let values: Vec<String> = rows.iter().map(|_| row(&all)).collect();
+                let mut s = format!(
+                    "INSERT INTO {t} ({}) VALUES {}",
+                    Self::columns(def),
+                    values.join(", ")
+                );
+                if matches!(b, Batch::Upsert(_)) {
+                    s.push_str(&Self::on_conflict(def));
+                }
+                (s, cols)
+            }
+            Batch::Delete(rows) => {
+                let keys: Vec<String> = rows.iter().map(|_| row(&pk)).collect();
+                let s = format!(
+                    "DELETE FROM {t} WHERE ({}) IN ({})",
+                    Self::pk_cols(def).join(", "),
+                    keys.join(", ")
+                );
+                (s, cols)
+            }
+            Batch::DeleteOne(_) => {
+                let cond: Vec<String> = all
+                    .iter()
+                    .map(|c| {
+                        n += 1;
+                        cols.push(*c);
+                        format!(
+                            "{} IS NOT DISTINCT FROM {}",
+                            Postgres.quote(&def.columns[*c].name),
+                            placeholder(def, *c, n)
+                        )
+                    })
+                    .collect();
+                let s = format!(
+                    "DELETE FROM {t} WHERE ctid = (SELECT ctid FROM {t} WHERE {} LIMIT 1)",
+                    cond.join(" AND ")
+                );
+                (s, cols)
+            }
+        }
+    }
+
+    async fn prepared(
+        statements: &mut HashMap<String, Statement>,
+        tx: &tokio_postgres::Transaction<'_>,
+        sql: &str,
+        types: &[Type],
+    ) -> std::result::Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = tx.prepare_typed(sql, types).await?;
+        if statements.len() >= 1024 {
+            statements.clear();
+        }
+        statements.insert(sql.to_string(), s.clone());
+        Ok(s)
+    }
+
+    /// COPY the rows into a temporary table, then merge them with one upsert.
+    async fn copy_upsert(
+        tx: &tokio_postgres::Transaction<'_>,
+        def: &TableDef,
+        rows: &[&[Value]],
+    ) -> std::result::Result<(), tokio_postgres::Error> {
+        let t = Postgres.table(&def.name());
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS cdc_consumer_stage (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP; \
+             TRUNCATE cdc_consumer_stage"
+        ))
+        .await?;
+        let cols = Self::columns(def);
+        let sink = tx
+            .copy_in(&format!("COPY cdc_consumer_stage ({cols}) FROM STDIN"))
+            .await?;
+        futures::pin_mut!(sink);
+        let mut buf = BytesMut::with_capacity(64 * 1024);
+        for r in rows {
+            for (i, v) in r.iter().enumerate() {
+                if i > 0 {
+                    buf.extend_from_slice(b"\t");
+                }
+                copy_field(&mut buf, def, i, v);
+            }
+            buf.extend_from_slice(b"\n");
+            if buf.len() >= 60 * 1024 {
+                sink.send(buf.split().freeze()).await?;
+            }
+        }
+        if !buf.is_empty() {
+            sink.send(buf.split().freeze()).await?;
+        }
+        sink.finish().await?;
+        tx.batch_execute(&format!(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM cdc_consumer_stage{}; DROP TABLE cdc_consumer_stage",
+            Self::on_conflict(def)
+        ))
+        .await?;
+        Ok(())
+    }
+}
+
+/// One field in COPY's text format (`\N` for NULL; backslash, tab, newline, CR escaped;
+/// bytea as `\\x<hex>`).
+fn copy_field(buf: &mut BytesMut, def: &TableDef, col: usize, v: &Value) {
+    let binary = def.columns.get(col).is_some_and(|c| c.ty.is_binary());
+    match v {
+        Value::Null => buf.extend_from_slice(b"\\N"),
+        Value::Bytes(b) if binary => {
+            buf.extend_from_slice(b"\\\\x");
+            for x in b {
+                buf.extend_from_slice(format!("{x:02x}").as_bytes());
+            }
+        }
+        other => {
+            let s = text(other).unwrap_or_default();
+            for ch in s.bytes() {
+                match ch {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\t' => buf.extend_from_slice(b"\\t"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'\r' => buf.extend_from_slice(b"\\r"),
+                    c => buf.extend_from_slice(&[c]),
+                }
+            }
+        }
+    }
+}
+
+fn ddl_table(op: &crate::ddl::DdlOp) -> String {
+    use crate::ddl::DdlOp as D;
+    match op {
+        D::CreateSchema(s) | D::DropSchema { schema: s, .. } => s.clone(),
+        D::CreateTable(d) => d.name().to_string(),
+        D::DropTable(t) | D::TruncateTable(t) => t.to_string(),
+        D::RenameTable { to, .. } => to.to_string(),
+        D::AddColumn { table, .. }
+        | D::DropColumn { table, .. }
+        | D::ModifyColumn { table, .. }
+        | D::RenameColumn { table, .. } => table.to_string(),
     }
 }
 
 #[async_trait::async_trait]
 impl Downstream for PostgresDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        Ok(Vec::new())
+        let bad = |e: tokio_postgres::Error| downstream_error(PROGRESS_TABLE, "-", "progress", e);
+        self.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS public.{PROGRESS_TABLE} (
+                    schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+                    partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+                    table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
+                    file_index BIGINT NOT NULL, commit_ts BIGINT NOT NULL,
+                    PRIMARY KEY (schema_name, table_name, partition_id, dispatcher))"
+            ))
+            .await
+            .map_err(bad)?;
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+                     date_dir, file_index, commit_ts FROM public.{PROGRESS_TABLE}"
+                ),
+                &[],
+            )
+            .await
+            .map_err(bad)?;
+        let conv = |what: &str, v: i64| {
+            from_i64(what, v).map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            out.push((
+                ProgressKey {
+                    schema: r.try_get(0).map_err(bad)?,
+                    table: r.try_get(1).map_err(bad)?,
+                    partition: r.try_get(2).map_err(bad)?,
+                    dispatcher: r.try_get(3).map_err(bad)?,
+                },
+                Position {
+                    version: Ts(conv("table_version", r.try_get(4).map_err(bad)?)?),
+                    date: r.try_get(5).map_err(bad)?,
+                    file_index: conv("file_index", r.try_get(6).map_err(bad)?)?,
+                    commit_ts: Ts(conv("commit_ts", r.try_get(7).map_err(bad)?)?),
+                },
+            ));
+        }
+        Ok(out)
     }
-    async fn table_exists(&mut self, _name: &TableName) -> Result<bool> {
-        Ok(false)
+
+    async fn table_exists(&mut self, name: &TableName) -> Result<bool> {
+        let r = self
+            .client
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+                &[&name.schema, &name.table],
+            )
+            .await
+            .map_err(|e| downstream_error(&name.to_string(), "-", "table lookup", e))?;
+        let n: i64 = r
+            .try_get(0)
+            .map_err(|e| downstream_error(&name.to_string(), "-", "table lookup", e))?;
+        Ok(n > 0)
     }
-    async fn apply(&mut self, _unit: Unit<'_>) -> Result<()> {
+
+    async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
+        let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
+        let batch_rows = self.batch_rows;
+        let statements = &mut self.statements;
+        let tx = self
+            .client
+            .transaction()
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "begin", e))?;
+        for op in unit.ddl {
+            for sql in Postgres.ddl(op) {
+                tx.batch_execute(&sql).await.map_err(|e| {
+                    downstream_error(&ddl_table(op), unit.file, &format!("ddl: {}", op.kind()), e)
+                })?;
+            }
+        }
+        if let Some(def) = unit.table {
+            let upserts = unit
+                .rows
+                .iter()
+                .filter(|r| matches!(r, RowOp::Upsert(_)))
+                .count();
+            let all_upserts = upserts == unit.rows.len();
+            if all_upserts && upserts >= COPY_MIN_ROWS && !def.pk_indexes().is_empty() {
+                // One key may appear several times: keep its last image.
+                let mut last: HashMap<String, usize> = HashMap::new();
+                let pk = def.pk_indexes();
+                let rows: Vec<&[Value]> = unit
+                    .rows
+                    .iter()
+                    .filter_map(|r| match r {
+                        RowOp::Upsert(v) => Some(v.as_slice()),
+                        _ => None,
+                    })
+                    .collect();
+                for (i, r) in rows.iter().enumerate() {
+                    let k: Vec<Option<&Value>> = pk.iter().map(|c| r.get(*c)).collect();
+                    last.insert(format!("{k:?}"), i);
+                }
+                let mut keep: Vec<usize> = last.into_values().collect();
+                keep.sort_unstable();
+                let rows: Vec<&[Value]> = keep.into_iter().map(|i| rows[i]).collect();
+                Self::copy_upsert(&tx, def, &rows)
+                    .await
+                    .map_err(|e| downstream_error(&tname, unit.file, "copy upsert", e))?;
+            } else {
+                for b in batches(def, unit.rows, batch_rows) {
+                    let (sql, cols) = Self::statement(def, &b);
+                    let types: Vec<Type> = cols.iter().map(|c| param_type(def, *c)).collect();
+                    let st = Self::prepared(statements, &tx, &sql, &types)
+                        .await
+                        .map_err(|e| downstream_error(&tname, unit.file, b.kind(), e))?;
+                    let rows: Vec<&[Value]> = match &b {
+                        Batch::Upsert(r) | Batch::Insert(r) | Batch::Delete(r) => r.clone(),
+                        Batch::DeleteOne(r) => vec![*r],
+                    };
+                    let mut params: Vec<Param> = Vec::with_capacity(cols.len());
+                    let per_row = cols.len() / rows.len().max(1);
+                    for (i, c) in cols.iter().enumerate() {
+                        let row = rows[i / per_row.max(1)];
+                        params.push(param(def, *c, row.get(*c).unwrap_or(&Value::Null)));
+                    }
+                    let refs: Vec<&(dyn ToSql + Sync)> =
+                        params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+                    tx.execute(&st, &refs)
+                        .await
+                        .map_err(|e| downstream_error(&tname, unit.file, b.kind(), e))?;
+                }
+            }
+        }
+        for (k, p) in unit.progress {
+            let conv = |what: &str, v: u64| {
+                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "progress", e))
+            };
+            let (v, idx, ts) = (
+                conv("table_version", p.version.0)?,
+                conv("file_index", p.file_index)?,
+                conv("commit_ts", p.commit_ts.0)?,
+            );
+            tx.execute(
+                &format!(
+                    "INSERT INTO public.{PROGRESS_TABLE} (schema_name, table_name, partition_id, \
+                     dispatcher, table_version, date_dir, file_index, commit_ts) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (schema_name, table_name, partition_id, dispatcher) DO UPDATE SET \
+                     table_version = EXCLUDED.table_version, date_dir = EXCLUDED.date_dir, \
+                     file_index = EXCLUDED.file_index, commit_ts = EXCLUDED.commit_ts"
+                ),
+                &[
+                    &k.schema,
+                    &k.table,
+                    &k.partition,
+                    &k.dispatcher,
+                    &v,
+                    &p.date,
+                    &idx,
+                    &ts,
+                ],
+            )
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "commit", e))?;
         Ok(())
     }
 }

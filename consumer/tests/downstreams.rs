@@ -1,0 +1,293 @@
+//! One replay scenario run against every downstream: SQLite always, PostgreSQL and MariaDB when
+//! `scripts/servers.sh` started them (`CDC_TEST_POSTGRES_URI`, `CDC_TEST_MYSQL_URI`; under
+//! `CI=true` a missing server fails the test).
+
+mod common;
+
+use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, Value};
+use cdc_consumer::config::{Args, Config};
+use cdc_consumer::freshness::Health;
+use cdc_consumer::metrics::Metrics;
+use clap::Parser;
+use common::*;
+use mysql_async::prelude::Queryable;
+use std::sync::{Arc, Mutex};
+
+async fn replay(uri: &str, down: &str) -> cdc_consumer::Result<()> {
+    let argv = [
+        "storage-consumer",
+        "--upstream-uri",
+        uri,
+        "--downstream-uri",
+        down,
+        "--once",
+        "--batch-rows",
+        "3",
+    ];
+    let cfg = Config::from_args(&Args::parse_from(argv))?;
+    let r = cdc_consumer::replayer(
+        &cfg,
+        Metrics::new(),
+        Arc::new(Mutex::new(Health::default())),
+    )
+    .await?;
+    cdc_consumer::run(&cfg, r).await
+}
+
+/// Unique schema names: the servers are shared between runs.
+fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+enum Reader {
+    Sqlite(std::path::PathBuf),
+    Pg(tokio_postgres::Client),
+    My(mysql_async::Conn),
+}
+
+impl Reader {
+    /// `(id, name)` rows of a table, as text.
+    async fn rows(&mut self, schema: &str, table: &str) -> Vec<(String, String)> {
+        match self {
+            Reader::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let sql = format!(
+                    "SELECT CAST(id AS TEXT), CAST(name AS TEXT) FROM \"{schema}.{table}\" ORDER BY id"
+                );
+                let mut st = c.prepare(&sql).unwrap();
+                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap()
+            }
+            Reader::Pg(c) => c
+                .query(
+                    &format!("SELECT id::text, name::text FROM \"{schema}\".\"{table}\" ORDER BY id"),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+            Reader::My(c) => c
+                .query(format!(
+                    "SELECT CAST(id AS CHAR), CAST(name AS CHAR) FROM `{schema}`.`{table}` ORDER BY id"
+                ))
+                .await
+                .unwrap(),
+        }
+    }
+
+    async fn tables(&mut self, schema: &str) -> Vec<String> {
+        match self {
+            Reader::Sqlite(p) => {
+                let c = rusqlite::Connection::open(p).unwrap();
+                let mut st = c
+                    .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+                    .unwrap();
+                let all: Vec<String> = st
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                all.into_iter()
+                    .filter_map(|n| n.strip_prefix(&format!("{schema}.")).map(str::to_string))
+                    .collect()
+            }
+            Reader::Pg(c) => c
+                .query(
+                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+                    &[&schema],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Reader::My(c) => c
+                .exec(
+                    "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = ? ORDER BY 1",
+                    (schema,),
+                )
+                .await
+                .unwrap(),
+        }
+    }
+}
+
+fn r(id: i64, n: &str) -> (String, String) {
+    (id.to_string(), n.to_string())
+}
+
+async fn scenario(down: &str, mut reader: Reader) {
+    let s = unique("cdcs");
+    let gone = unique("cdcg");
+    let mut w = Writer::new(&format!(
+        "memory://{s}?protocol=csv&include-commit-ts=true&output-old-value=false"
+    ));
+    // A typed table, a table renamed later, a table without key, a schema dropped later.
+    let typed = table(
+        &s,
+        "typed",
+        ts(1),
+        vec![
+            ColumnDef::new("id", ColumnType::BigInt).pk(),
+            ColumnDef::new("name", ColumnType::VarChar).with_precision(Some(32), None),
+            ColumnDef::new("amount", ColumnType::Decimal).with_precision(Some(12), Some(2)),
+            ColumnDef::new("ratio", ColumnType::Double),
+            ColumnDef::new("at", ColumnType::DateTime),
+            ColumnDef::new("big", ColumnType::BigInt).unsigned(),
+            ColumnDef::new("data", ColumnType::Blob),
+        ],
+    );
+    let typed_row = |id: i64, name: &str| RowChange::Insert {
+        after: vec![
+            Value::Int(id),
+            Value::String(name.into()),
+            Value::Decimal("1234.50".into()),
+            Value::Double(0.25),
+            Value::String("2024-01-02 03:04:05".into()),
+            Value::UInt(u64::MAX),
+            Value::Bytes(vec![0, 1, 2, 255]),
+        ],
+    };
+    w.schema(&typed, "", DdlKind::CreateTable).await;
+    let mut rows: Vec<RowChange> = (1..=8).map(|i| typed_row(i, "x")).collect();
+    rows.push(RowChange::Delete {
+        before: match typed_row(8, "x") {
+            RowChange::Insert { after } => after,
+            _ => unreachable!(),
+        },
+    });
+    w.file(&typed, &[(ts(2), rows)]).await;
+
+    let old = two_cols(&s, "old", ts(1));
+    w.schema(&old, "", DdlKind::CreateTable).await;
+    w.file(
+        &old,
+        &[(ts(2), vec![ins(1, "a"), ins(2, "b"), ins(3, "c")])],
+    )
+    .await;
+    w.file(&old, &[(ts(3), vec![upd(2, "b", "B"), del(3, "c")])])
+        .await;
+    // Add a column, then rename the table, then write under the new name.
+    let mut old2 = old.clone();
+    old2.version = ts(4);
+    old2.columns.push(ColumnDef::new("extra", ColumnType::Int));
+    w.schema(
+        &old2,
+        "ALTER TABLE old ADD COLUMN extra INT",
+        DdlKind::AddColumn,
+    )
+    .await;
+    let mut new = old2.clone();
+    new.table = "new".into();
+    new.version = ts(5);
+    w.schema(
+        &new,
+        &format!("RENAME TABLE `{s}`.`old` TO `{s}`.`new`"),
+        DdlKind::RenameTable,
+    )
+    .await;
+    w.file(
+        &new,
+        &[(
+            ts(6),
+            vec![RowChange::Insert {
+                after: vec![Value::Int(4), Value::String("d".into()), Value::Int(1)],
+            }],
+        )],
+    )
+    .await;
+
+    let mut nopk = two_cols(&s, "nopk", ts(1));
+    nopk.columns[0].primary_key = false;
+    w.schema(&nopk, "", DdlKind::CreateTable).await;
+    w.file(
+        &nopk,
+        &[(ts(2), vec![ins(1, "a"), ins(1, "a"), ins(2, "b")])],
+    )
+    .await;
+    w.file(&nopk, &[(ts(3), vec![del(1, "a")])]).await;
+
+    let g = two_cols(&gone, "t", ts(1));
+    w.db_schema(&gone, ts(1), "CREATE DATABASE g", DdlKind::CreateSchema)
+        .await;
+    w.schema(&g, "", DdlKind::CreateTable).await;
+    w.file(&g, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.db_schema(&gone, ts(7), "DROP DATABASE g", DdlKind::DropSchema)
+        .await;
+    w.checkpoint(ts(10)).await;
+
+    replay(&w.uri, down).await.unwrap();
+    // Idempotent: a second run changes nothing.
+    replay(&w.uri, down).await.unwrap();
+
+    assert_eq!(reader.tables(&s).await, vec!["new", "nopk", "typed"]);
+    assert_eq!(
+        reader.rows(&s, "new").await,
+        vec![r(1, "a"), r(2, "B"), r(4, "d")]
+    );
+    assert_eq!(reader.rows(&s, "nopk").await, vec![r(1, "a"), r(2, "b")]);
+    assert_eq!(reader.rows(&s, "typed").await.len(), 7);
+    assert!(reader.tables(&gone).await.is_empty());
+    let big = match &mut reader {
+        Reader::Sqlite(p) => rusqlite::Connection::open(p)
+            .unwrap()
+            .query_row(
+                &format!("SELECT CAST(big AS TEXT) FROM \"{s}.typed\" WHERE id = 1"),
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .unwrap(),
+        Reader::Pg(c) => c
+            .query_one(
+                &format!("SELECT big::text FROM \"{s}\".typed WHERE id = 1"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0),
+        Reader::My(c) => c
+            .query_first(format!(
+                "SELECT CAST(big AS CHAR) FROM `{s}`.typed WHERE id = 1"
+            ))
+            .await
+            .unwrap()
+            .unwrap(),
+    };
+    assert_eq!(big, u64::MAX.to_string());
+}
+
+#[tokio::test]
+async fn scenario_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    scenario(&format!("sqlite://{}", db.display()), Reader::Sqlite(db)).await;
+}
+
+#[tokio::test]
+async fn scenario_on_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    scenario(&uri, Reader::Pg(client)).await;
+}
+
+#[tokio::test]
+async fn scenario_on_mariadb() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let conn = mysql_async::Conn::from_url(&uri).await.unwrap();
+    scenario(&uri, Reader::My(conn)).await;
+}
