@@ -482,9 +482,10 @@ impl Writer {
         debug_assert!(self.next_index.get(&job.index_key).copied() > Some(job.index));
         let dispatcher = Arc::clone(&job.batch.dispatcher);
         for item in job.batch.items {
-            dispatcher.done(item.commit_ts);
-            // Runs the event's flush callback, then frees its bytes.
+            // Runs the event's flush callback, then frees its bytes; only then may the
+            // checkpoint pass the event.
             self.ctx.spool.release(item.entry);
+            dispatcher.done(item.commit_ts);
         }
     }
 }
