@@ -38,6 +38,8 @@ pub struct Replayer {
     health: Arc<Mutex<Health>>,
     rounds: u64,
     fingerprint: u64,
+    /// Streams whose next file holds only rows above the checkpoint (applied up to it).
+    stalled: HashSet<ProgressKey>,
 }
 
 enum Outcome {
@@ -64,6 +66,7 @@ impl Replayer {
             health,
             rounds: 0,
             fingerprint: 0,
+            stalled: HashSet::new(),
         })
     }
 
@@ -184,6 +187,7 @@ impl Replayer {
                 let mut m = checkpoint;
                 for s in &steps {
                     match s {
+                        Step::File { key, .. } if self.stalled.contains(key) => {}
                         Step::File { before, .. } => {
                             m = m.min(before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO))
                         }
@@ -214,6 +218,7 @@ impl Replayer {
         let cat = self.disc.catalog().clone();
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
+        self.stalled.clear();
         let mut stalled: HashSet<ProgressKey> = HashSet::new();
         loop {
             let mut did = false;
@@ -249,6 +254,7 @@ impl Replayer {
                 break;
             }
         }
+        self.stalled = stalled;
         Ok(())
     }
 

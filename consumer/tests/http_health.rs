@@ -1,0 +1,107 @@
+//! `/health` and `/metrics`: freshness figures, the last round's audit record (warnings kept
+//! apart from the fatal error) and the `cdc_consumer_*` metrics.
+
+mod common;
+
+use cdc_common::DdlKind;
+use cdc_consumer::config::{Args, Config};
+use cdc_consumer::freshness::Health;
+use cdc_consumer::metrics::Metrics;
+use clap::Parser;
+use common::*;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_freshness_and_the_last_round() {
+    let mut w = Writer::new("memory://http-health?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a"), ins(2, "b")])]).await;
+    w.file(&t, &[(ts(5), vec![ins(3, "c")])]).await;
+    w.put("stray-object.txt", b"not part of the layout".to_vec())
+        .await;
+    w.checkpoint(ts(3)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("sqlite://{}", dir.path().join("out.db").display());
+    let argv = [
+        "storage-consumer",
+        "--upstream-uri",
+        &w.uri,
+        "--downstream-uri",
+        &down,
+    ];
+    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
+    let metrics = Metrics::new();
+    let health = Arc::new(Mutex::new(Health::default()));
+    let addr = cdc_consumer::http::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        health.clone(),
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    let mut r = cdc_consumer::replayer(&cfg, metrics, health).await.unwrap();
+    let (rec, _, err) = r.round().await;
+    assert!(err.is_none());
+    assert!(rec.warnings.iter().any(|w| w.contains("stray-object.txt")));
+    assert!(rec.fatal.is_none());
+
+    let h: serde_json::Value = serde_json::from_str(&http_get(addr, "/health").await).unwrap();
+    assert_eq!(h["checkpoint_ts"], ts(3).0);
+    // Second file (ts 5) waits: applied up to the checkpoint through partial application.
+    assert_eq!(h["applied_ts"], ts(3).0);
+    assert_eq!(h["lag_ts"], 0);
+    assert_eq!(h["lag_ms"], 0);
+    assert_eq!(h["files_pending"], 1);
+    let last = &h["last_round"];
+    assert_eq!(last["tables"]["db.t"]["rows"], 2);
+    assert_eq!(last["tables"]["db.t"]["files"], 1);
+    assert_eq!(last["tables"]["db.t"]["ddls"], 1);
+    assert!(last["fatal"].is_null());
+    assert_eq!(last["warnings"].as_array().unwrap().len(), 1);
+    assert!(last["started_at_ms"].as_u64().unwrap() <= last["ended_at_ms"].as_u64().unwrap());
+
+    let m = http_get(addr, "/metrics").await;
+    for name in [
+        "cdc_consumer_rows_applied_total 2",
+        "cdc_consumer_files_applied_total 1",
+        "cdc_consumer_bytes_read_total",
+        "cdc_consumer_apply_duration_seconds_bucket",
+        "cdc_consumer_lag_seconds 0",
+        "cdc_consumer_list_calls_total 1",
+        "cdc_consumer_get_calls_total",
+        "cdc_consumer_errors_total{kind=\"warning\"} 1",
+        "cdc_consumer_files_pending 1",
+    ] {
+        assert!(m.contains(name), "missing `{name}` in\n{m}");
+    }
+
+    // A corrupt file: the fatal error is in the record, apart from warnings.
+    let third = w.file(&t, &[(ts(6), vec![ins(4, "d")])]).await;
+    w.put(&third, b"\"I\",broken".to_vec()).await;
+    w.checkpoint(ts(9)).await;
+    let (rec, _, err) = r.round().await;
+    assert!(err.is_some());
+    let fatal = rec.fatal.clone().unwrap();
+    assert!(fatal.contains("CDC00000000000000000003.csv"), "{fatal}");
+    assert!(rec.warnings.is_empty());
+    let h: serde_json::Value = serde_json::from_str(&http_get(addr, "/health").await).unwrap();
+    assert_eq!(h["last_round"]["fatal"], fatal.as_str());
+    // The second file was applied before the broken third one.
+    assert_eq!(h["last_round"]["tables"]["db.t"]["rows"], 1);
+    assert!(h["lag_ts"].as_u64().unwrap() > 0);
+}
