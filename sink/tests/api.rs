@@ -125,3 +125,35 @@ async fn bad_input_is_refused_with_a_typed_error() {
         Err(SinkError::Failed(_))
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_from_a_file_uri_runs_scheduled_expiry() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let old_dir = data.join("s/t/1/2020-01-01");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::write(old_dir.join("CDC00000000000000000001.csv"), "x").unwrap();
+    let uri = format!(
+        "file://{}?protocol=csv&date-separator=day&file-expiration-days=1&file-cleanup-interval=1s\
+         &spool-dir={}&spool-memory-quota=16MiB&spool-disk-quota=64MiB",
+        data.display(),
+        root.path().join("spool").display()
+    );
+    let registry = prometheus::Registry::new();
+    let sink = cdc_sink::Sink::open(&uri, cdc_sink::SinkConfig::new("uri-test"), &registry)
+        .await
+        .unwrap();
+    assert!(
+        wait_for(5, || !old_dir.exists()).await,
+        "expired file not removed"
+    );
+    assert!(!data.join("s").exists(), "empty directories left");
+    let t = table("t", ts(0));
+    sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    let (flushed, cb) = counter();
+    sink.add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, Some(cb()))
+        .unwrap();
+    sink.close().await.unwrap();
+    assert_eq!(flushed.load(Ordering::SeqCst), 1);
+    assert!(data.join("s/t").exists());
+}
