@@ -453,3 +453,37 @@ fn an_entry_of_another_spool_is_refused() {
         Err(SpoolError::InvalidParameter { .. })
     ));
 }
+
+#[test]
+fn a_failed_spill_is_an_io_error_naming_the_file_and_leaves_the_accounting_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 10, 10_000, 100_000, 1));
+    let log = Log::default();
+    let m = spool.try_enqueue(vec![0; 10], None, None).unwrap();
+    let before = spool.stats();
+    // the directory vanishes under the spool: creating the first segment fails
+    std::fs::remove_dir_all(spool.dir()).unwrap();
+    let err = spool
+        .try_enqueue(vec![1; 20], log.cb("wake"), log.cb("flush"))
+        .unwrap_err();
+    let want = spool.dir().join(segment_file_name(0));
+    assert!(
+        matches!(&err, SpoolError::Io { path, source }
+            if *path == want && source.kind() == std::io::ErrorKind::NotFound),
+        "{err:?}"
+    );
+    assert_eq!(spool.stats(), before);
+    assert!(
+        log.take().is_empty(),
+        "a refused entry is never acknowledged"
+    );
+    // the next spill retries the creation
+    std::fs::create_dir_all(spool.dir()).unwrap();
+    let e = spool
+        .try_enqueue(vec![1; 20], log.cb("wake"), None)
+        .unwrap();
+    assert!(matches!(e, Enqueued::Spilled(_)));
+    assert_eq!(log.take(), ["wake"]);
+    drop((m, e));
+    assert_eq!(spool.stats().total_bytes(), 0);
+}
