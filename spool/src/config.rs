@@ -44,13 +44,18 @@ pub struct MachineInfo {
 }
 
 impl MachineInfo {
-    /// Reads total memory and the free space of the file system that holds `dir` (the mount
-    /// point with the longest prefix of `dir`, or of its nearest existing ancestor).
+    /// Reads total memory (the cgroup's limit when the process runs under a lower one, as in a
+    /// container) and the free space of the file system that holds `dir` (the mount point with
+    /// the longest prefix of `dir`, or of its nearest existing ancestor).
     pub fn probe(dir: &Path) -> MachineInfo {
         let total_memory = sysinfo::System::new()
             .map(|mut s| {
                 s.refresh_memory();
-                s.total_memory()
+                let host = s.total_memory();
+                match s.cgroup_limits() {
+                    Some(cg) if cg.total_memory > 0 => host.min(cg.total_memory),
+                    _ => host,
+                }
             })
             .unwrap_or(0);
         let mut probe_dir = dir.to_path_buf();
@@ -315,6 +320,21 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(full_disk.disk_quota, DEFAULT_SEGMENT_SIZE);
+    }
+
+    #[test]
+    fn probing_this_machine_gives_a_usable_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MachineInfo::probe(&dir.path().join("not/yet/created"));
+        assert!(m.total_memory > 0, "{m:?}");
+        assert!(m.available_disk.is_some_and(|d| d > 0), "{m:?}");
+        let c = SpoolConfig::from_options(&SpoolOptions {
+            dir: Some(dir.path().to_path_buf()),
+            ..SpoolOptions::default()
+        })
+        .unwrap();
+        assert!((MIN_DEFAULT_MEMORY_QUOTA..=MAX_DEFAULT_MEMORY_QUOTA).contains(&c.memory_quota));
+        assert!(c.low_watermark < c.high_watermark && c.high_watermark > c.memory_quota);
     }
 
     #[test]
