@@ -487,3 +487,60 @@ fn a_failed_spill_is_an_io_error_naming_the_file_and_leaves_the_accounting_untou
     drop((m, e));
     assert_eq!(spool.stats().total_bytes(), 0);
 }
+
+#[test]
+fn callbacks_run_outside_the_lock_so_they_may_call_back_into_the_spool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 1000, 1000, 10, 5));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reentrant = |spool: &Spool, tx: &std::sync::mpsc::Sender<u64>| -> Option<Callback> {
+        let (spool, tx) = (spool.clone(), tx.clone());
+        Some(Box::new(move || {
+            tx.send(spool.stats().total_bytes()).unwrap()
+        }))
+    };
+    let a = spool
+        .try_enqueue(vec![0; 8], reentrant(&spool, &tx), reentrant(&spool, &tx))
+        .unwrap();
+    assert_eq!(
+        rx.try_recv(),
+        Ok(8),
+        "wake ran at once and could read the stats"
+    );
+    let b = spool
+        .try_enqueue(vec![0; 8], reentrant(&spool, &tx), None)
+        .unwrap();
+    assert!(rx.try_recv().is_err(), "16 > high: held");
+    spool.release(a.into_entry().unwrap());
+    assert_eq!(
+        rx.try_recv(),
+        Ok(16),
+        "the flush callback runs before the bytes are freed"
+    );
+    assert!(
+        rx.try_recv().is_err(),
+        "total 8 > low 5: the wake stays held"
+    );
+    drop(b);
+    assert_eq!(
+        rx.try_recv(),
+        Ok(0),
+        "the held wake runs after the lock is dropped and sees the freed total"
+    );
+}
+
+#[test]
+fn dropping_the_last_handle_and_entry_without_close_removes_the_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, registry) = open(config(tmp.path(), 1, 1000, 10_000, 1));
+    let e = spool.try_enqueue(vec![1; 10], None, None).unwrap();
+    let dir = spool.dir().to_path_buf();
+    drop(spool);
+    assert!(dir.exists(), "an entry still refers to the spool");
+    drop(e);
+    assert!(!dir.exists());
+    assert!(
+        Spool::open(config(tmp.path(), 1, 1000, 10_000, 1), "cf", &registry).is_ok(),
+        "and its metrics were unregistered"
+    );
+}
