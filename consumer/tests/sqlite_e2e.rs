@@ -368,3 +368,61 @@ async fn until_ts_stops_once_applied() {
         .unwrap_err();
     assert!(matches!(e, Error::UntilNotReached { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn rows_at_or_below_the_recorded_commit_ts_are_skipped() {
+    // A table without key shows any duplicate.
+    let mut w = Writer::new("memory://e2e-skip?protocol=csv&include-commit-ts=true");
+    let mut t = two_cols("db", "t", ts(1));
+    t.columns[0].primary_key = false;
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    // A file straddling the checkpoint is applied in two parts.
+    w.file(
+        &t,
+        &[(ts(2), vec![ins(1, "a")]), (ts(5), vec![ins(2, "b")])],
+    )
+    .await;
+    w.checkpoint(ts(3)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
+    // A restarted sink writes rows again from its checkpoint: ts 2 and 5 reappear in a new
+    // file, followed by new rows.
+    w.file(
+        &t,
+        &[
+            (ts(2), vec![ins(1, "a")]),
+            (ts(5), vec![ins(2, "b")]),
+            (ts(6), vec![ins(3, "c")]),
+        ],
+    )
+    .await;
+    w.checkpoint(ts(10)).await;
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
+}
+
+#[tokio::test]
+async fn a_refused_statement_names_table_file_and_statement_kind() {
+    let mut w = Writer::new("memory://e2e-refused?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    let path = w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    // The downstream already has the table, with a column the rows do not fill.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE \"db.t\" (id INTEGER PRIMARY KEY, name TEXT, must TEXT NOT NULL)",
+        )
+        .unwrap();
+    let e = replay(&w.uri, &db, &[]).await.unwrap_err();
+    assert!(
+        matches!(&e, Error::Downstream { table, file, kind, .. }
+            if table == "db.t" && *file == path && kind == "upsert"),
+        "{e}"
+    );
+}
