@@ -426,3 +426,62 @@ async fn a_refused_statement_names_table_file_and_statement_kind() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn several_dispatchers_and_date_directories_are_each_applied_in_order() {
+    let mut w = Writer::new("memory://e2e-streams?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    let day = 86_400;
+    // Dispatcher a writes ids 1.., dispatcher b ids 100..; both cross into the next day, where
+    // file indexes restart at 1.
+    for (i, sec) in [2, 3, day + 2, day + 3].into_iter().enumerate() {
+        let i = i as i64;
+        w.file_of(
+            &t,
+            Some("a"),
+            &[(ts(sec), vec![ins(1 + i, "a"), upd(1 + i, "a", "A")])],
+        )
+        .await;
+        w.file_of(&t, Some("b-2"), &[(ts(sec), vec![ins(100 + i, "b")])])
+            .await;
+    }
+    w.checkpoint(ts(day + 1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(
+        rows(&db, "db.t"),
+        vec![s(1, "A"), s(2, "A"), s(100, "b"), s(101, "b")]
+    );
+    w.checkpoint(ts(day + 10)).await;
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(
+        rows(&db, "db.t"),
+        vec![
+            s(1, "A"),
+            s(2, "A"),
+            s(3, "A"),
+            s(4, "A"),
+            s(100, "b"),
+            s(101, "b"),
+            s(102, "b"),
+            s(103, "b")
+        ]
+    );
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let streams: Vec<(String, String, i64)> = c
+        .prepare("SELECT dispatcher, date_dir, file_index FROM cdc_consumer_progress WHERE dispatcher <> '#ddl' ORDER BY 1")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        streams,
+        vec![
+            ("a".into(), "2023-11-15".into(), 2),
+            ("b-2".into(), "2023-11-15".into(), 2)
+        ]
+    );
+}
