@@ -281,3 +281,173 @@ pub fn count_pending(cat: &Catalog, progress: &Progress) -> u64 {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::{DirEntry, VersionEntry};
+    use cdc_common::schema_file::SchemaFile;
+    use cdc_common::{ColumnDef, ColumnType, DdlKind, TableDef};
+    use std::sync::Arc;
+
+    fn entry(
+        schema: &str,
+        table: &str,
+        v: u64,
+        kind: DdlKind,
+        from: Option<TableName>,
+    ) -> SchemaEntry {
+        let def = TableDef {
+            schema: schema.into(),
+            table: table.into(),
+            table_id: 0,
+            version: Ts(v),
+            columns: vec![ColumnDef::new("id", ColumnType::Int).pk()],
+        };
+        SchemaEntry {
+            path: format!("{schema}/{table}/meta/schema_{v}_0000000000.json"),
+            file: Arc::new(SchemaFile::for_table(&def, "", &kind)),
+            rename_from: from,
+        }
+    }
+
+    fn version(e: SchemaEntry, files: u64) -> VersionEntry {
+        let mut dirs = std::collections::BTreeMap::new();
+        if files > 0 {
+            let mut d = DirEntry::default();
+            d.indexes.insert(None, files);
+            dirs.insert(
+                DataDir {
+                    schema: e.file.schema.clone(),
+                    table: e.file.table.clone(),
+                    version: e.file.table_version,
+                    partition_id: None,
+                    date: None,
+                },
+                d,
+            );
+        }
+        VersionEntry {
+            schema: Some(e),
+            dirs,
+            is_final: false,
+        }
+    }
+
+    fn applied(progress: &mut Progress, name: &TableName, v: u64, files: u64) {
+        progress.set(
+            ProgressKey::table_ddl(name),
+            Position {
+                version: Ts(v),
+                date: String::new(),
+                file_index: 0,
+                commit_ts: Ts(v),
+            },
+        );
+        if files > 0 {
+            progress.set(
+                ProgressKey {
+                    schema: name.schema.clone(),
+                    table: name.table.clone(),
+                    partition: String::new(),
+                    dispatcher: String::new(),
+                },
+                Position {
+                    version: Ts(v),
+                    date: String::new(),
+                    file_index: files,
+                    commit_ts: Ts(v),
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn rename_waits_for_the_source_tables_dml_and_discovery() {
+        let old = TableName::new("s", "old");
+        let new = TableName::new("s", "new");
+        let mut cat = Catalog {
+            checkpoint: Some(Ts(100)),
+            ..Default::default()
+        };
+        let mut t_old = TableEntry::default();
+        t_old.versions.insert(
+            Ts(1),
+            version(entry("s", "old", 1, DdlKind::CreateTable, None), 2),
+        );
+        cat.tables.insert(old.clone(), t_old);
+        let mut t_new = TableEntry::default();
+        t_new.versions.insert(
+            Ts(10),
+            version(
+                entry("s", "new", 10, DdlKind::RenameTable, Some(old.clone())),
+                0,
+            ),
+        );
+        cat.tables.insert(new.clone(), t_new);
+        let mut p = Progress::default();
+        applied(&mut p, &old, 1, 1);
+        let none = HashSet::new();
+        // The old table still has file 2 to apply: the rename waits.
+        let (steps, wait) = table_steps(&cat, &p, &new, &none);
+        assert!(steps.is_empty());
+        assert!(matches!(wait, Wait::Other(_)), "{wait:?}");
+        applied(&mut p, &old, 1, 2);
+        // Every file applied, but discovery has not confirmed the DML below 10 is complete.
+        let (steps, _) = table_steps(&cat, &p, &new, &none);
+        assert!(steps.is_empty());
+        cat.tables.get_mut(&old).unwrap().complete_below = Ts(10);
+        let (steps, _) = table_steps(&cat, &p, &new, &none);
+        assert!(matches!(&steps[..], [Step::TableDdl { table, .. }] if *table == new));
+        // Nothing above the checkpoint.
+        cat.checkpoint = Some(Ts(9));
+        let (steps, wait) = table_steps(&cat, &p, &new, &none);
+        assert!(steps.is_empty());
+        assert_eq!(wait, Wait::Checkpoint(Ts(10)));
+    }
+
+    #[test]
+    fn a_new_version_waits_for_the_old_versions_files() {
+        let t = TableName::new("s", "t");
+        let mut cat = Catalog {
+            checkpoint: Some(Ts(100)),
+            ..Default::default()
+        };
+        let mut e = TableEntry {
+            complete_below: Ts(20),
+            ..Default::default()
+        };
+        e.versions.insert(
+            Ts(1),
+            version(entry("s", "t", 1, DdlKind::CreateTable, None), 3),
+        );
+        e.versions.insert(
+            Ts(20),
+            version(entry("s", "t", 20, DdlKind::AddColumn, None), 1),
+        );
+        cat.tables.insert(t.clone(), e);
+        let mut p = Progress::default();
+        applied(&mut p, &t, 1, 1);
+        let none = HashSet::new();
+        let (steps, _) = table_steps(&cat, &p, &t, &none);
+        assert!(matches!(&steps[..], [Step::File { index: 2, .. }]));
+        // A stalled stream blocks the barrier too.
+        let key = ProgressKey {
+            schema: "s".into(),
+            table: "t".into(),
+            partition: String::new(),
+            dispatcher: String::new(),
+        };
+        let stalled: HashSet<ProgressKey> = [key].into_iter().collect();
+        let (steps, wait) = table_steps(&cat, &p, &t, &stalled);
+        assert!(steps.is_empty());
+        assert_eq!(wait, Wait::Stalled);
+        applied(&mut p, &t, 1, 3);
+        let (steps, _) = table_steps(&cat, &p, &t, &none);
+        assert!(matches!(&steps[..], [Step::TableDdl { .. }]));
+        applied(&mut p, &t, 20, 0);
+        let (steps, _) = table_steps(&cat, &p, &t, &none);
+        assert!(matches!(&steps[..], [Step::File { index: 1, .. }]));
+        assert_eq!(count_pending(&cat, &p), 1);
+    }
+}
