@@ -114,10 +114,31 @@ impl Batch<'_> {
     }
 }
 
-/// Debug text of a key, used to find repeated keys in an upsert batch.
-fn key_of(pk: &[usize], row: &[Value]) -> String {
-    let k: Vec<Option<&Value>> = pk.iter().map(|i| row.get(*i)).collect();
-    format!("{k:?}")
+/// The key columns of a row, hashable (floats by their bits), to find repeated keys.
+#[derive(PartialEq)]
+pub struct KeyRef<'a>(pub Vec<Option<&'a Value>>);
+
+impl Eq for KeyRef<'_> {}
+
+impl std::hash::Hash for KeyRef<'_> {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for v in &self.0 {
+            match v {
+                None | Some(Value::Null) => 0u8.hash(h),
+                Some(Value::Int(i)) => (1u8, i).hash(h),
+                Some(Value::UInt(u)) => (2u8, u).hash(h),
+                Some(Value::Float(f)) => (3u8, f.to_bits()).hash(h),
+                Some(Value::Double(d)) => (4u8, d.to_bits()).hash(h),
+                Some(Value::Decimal(s)) | Some(Value::String(s)) => (5u8, s).hash(h),
+                Some(Value::Bytes(b)) => (6u8, b).hash(h),
+            }
+        }
+    }
+}
+
+/// The key of a row.
+pub fn key_of<'a>(pk: &[usize], row: &'a [Value]) -> KeyRef<'a> {
+    KeyRef(pk.iter().map(|i| row.get(*i)).collect())
 }
 
 /// Groups operations into batches of at most `max` rows (see the module doc).
@@ -129,7 +150,7 @@ pub fn batches<'a>(def: &TableDef, ops: &'a [RowOp], max: usize) -> Vec<Batch<'a
     while i < ops.len() {
         let kind = ops[i].kind();
         let mut rows: Vec<&'a [Value]> = Vec::new();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<KeyRef<'a>, usize> = HashMap::new();
         while i < ops.len() && ops[i].kind() == kind && rows.len() < max {
             match &ops[i] {
                 RowOp::DeleteOne(r) => {

@@ -423,7 +423,7 @@ impl Downstream for PostgresDownstream {
             let all_upserts = upserts == unit.rows.len();
             if all_upserts && upserts >= COPY_MIN_ROWS && !def.pk_indexes().is_empty() {
                 // One key may appear several times: keep its last image.
-                let mut last: HashMap<String, usize> = HashMap::new();
+                let mut last: HashMap<super::KeyRef<'_>, usize> = HashMap::new();
                 let pk = def.pk_indexes();
                 let rows: Vec<&[Value]> = unit
                     .rows
@@ -434,8 +434,7 @@ impl Downstream for PostgresDownstream {
                     })
                     .collect();
                 for (i, r) in rows.iter().enumerate() {
-                    let k: Vec<Option<&Value>> = pk.iter().map(|c| r.get(*c)).collect();
-                    last.insert(format!("{k:?}"), i);
+                    last.insert(super::key_of(&pk, r), i);
                 }
                 let mut keep: Vec<usize> = last.into_values().collect();
                 keep.sort_unstable();

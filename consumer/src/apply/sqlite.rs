@@ -13,13 +13,19 @@ use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
 use cdc_common::{TableDef, TableName, Ts, Value};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{params_from_iter, Connection, ToSql};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The SQLite downstream.
 pub struct SqliteDownstream {
     conn: Connection,
     batch_rows: usize,
+    /// SQL texts by (table, version, statement kind, rows), built once.
+    sql: SqlCache,
 }
+
+type SqlCache = HashMap<(TableName, Ts, &'static str, usize), Arc<str>>;
 
 /// A bound value.
 struct Bind<'a>(&'a Value);
@@ -60,7 +66,11 @@ impl SqliteDownstream {
             reason: e.to_string(),
         })?;
         conn.set_prepared_statement_cache_capacity(512);
-        Ok(SqliteDownstream { conn, batch_rows })
+        Ok(SqliteDownstream {
+            conn,
+            batch_rows,
+            sql: HashMap::new(),
+        })
     }
 
     fn upsert_sql(def: &TableDef, rows: usize) -> String {
@@ -135,6 +145,7 @@ impl SqliteDownstream {
 
     fn run_rows(
         tx: &rusqlite::Transaction<'_>,
+        cache: &mut SqlCache,
         def: &TableDef,
         file: &str,
         ops: &[RowOp],
@@ -143,23 +154,32 @@ impl SqliteDownstream {
         let pk = def.pk_indexes();
         let name = def.name().to_string();
         for b in batches(def, ops, batch_rows) {
-            let (sql, params): (String, Vec<&Value>) = match &b {
-                Batch::Upsert(rows) => (
-                    Self::upsert_sql(def, rows.len()),
-                    rows.iter().flat_map(|r| r.iter()).collect(),
-                ),
-                Batch::Insert(rows) => (
-                    insert_head(def, rows.len()),
-                    rows.iter().flat_map(|r| r.iter()).collect(),
-                ),
+            let (n, params): (usize, Vec<&Value>) = match &b {
+                Batch::Upsert(rows) | Batch::Insert(rows) => {
+                    (rows.len(), rows.iter().flat_map(|r| r.iter()).collect())
+                }
                 Batch::Delete(rows) => (
-                    Self::delete_sql(def, rows.len()),
+                    rows.len(),
                     rows.iter()
                         .flat_map(|r| pk.iter().filter_map(|i| r.get(*i)))
                         .collect(),
                 ),
-                Batch::DeleteOne(r) => (Self::delete_one_sql(def), r.iter().collect()),
+                Batch::DeleteOne(r) => (1, r.iter().collect()),
             };
+            if cache.len() > 4096 {
+                cache.clear();
+            }
+            let sql = cache
+                .entry((def.name(), def.version, b.kind(), n))
+                .or_insert_with(|| {
+                    Arc::from(match &b {
+                        Batch::Upsert(_) => Self::upsert_sql(def, n),
+                        Batch::Insert(_) => insert_head(def, n),
+                        Batch::Delete(_) => Self::delete_sql(def, n),
+                        Batch::DeleteOne(_) => Self::delete_one_sql(def),
+                    })
+                })
+                .clone();
             let mut st = tx
                 .prepare_cached(&sql)
                 .map_err(|e| downstream_error(&name, file, b.kind(), e))?;
@@ -269,6 +289,7 @@ impl Downstream for SqliteDownstream {
 
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
         let batch_rows = self.batch_rows;
+        let cache = &mut self.sql;
         let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
         let tx = self
             .conn
@@ -306,7 +327,7 @@ impl Downstream for SqliteDownstream {
         }
         if let Some(def) = unit.table {
             if !unit.rows.is_empty() {
-                Self::run_rows(&tx, def, unit.file, unit.rows, batch_rows)?;
+                Self::run_rows(&tx, cache, def, unit.file, unit.rows, batch_rows)?;
             }
         }
         for (k, p) in unit.progress {
