@@ -22,11 +22,13 @@ use crate::freshness::{now_ms, Health, RoundRecord};
 use crate::metrics::Metrics;
 use crate::ordering::{count_pending, schema_step, table_steps, Step, Wait};
 use crate::progress::{date_text, Position, Progress, ProgressKey};
+use cdc_common::codec::{DecodedRow, TableCodec};
 use cdc_common::layout::LayoutConfig;
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tokio::task::JoinHandle;
 
 /// The replayer: one discovery state, one downstream, the progress record.
 pub struct Replayer {
@@ -40,6 +42,8 @@ pub struct Replayer {
     fingerprint: u64,
     /// Streams whose next file holds only rows above the checkpoint (applied up to it).
     stalled: HashSet<ProgressKey>,
+    /// Next files being read and decoded while the current one is applied (one per stream).
+    prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
 }
 
 enum Outcome {
@@ -67,6 +71,7 @@ impl Replayer {
             rounds: 0,
             fingerprint: 0,
             stalled: HashSet::new(),
+            prefetch: HashMap::new(),
         })
     }
 
@@ -92,6 +97,9 @@ impl Replayer {
             ..Default::default()
         };
         let result = self.round_inner(&mut rec).await;
+        for (_, h) in self.prefetch.drain() {
+            h.abort();
+        }
         rec.warnings.extend(self.disc.take_warnings());
         let fp = self.catalog_fingerprint();
         let found_new = fp != self.fingerprint;
@@ -359,16 +367,47 @@ impl Replayer {
                     .and_then(|d| d.indexes.get(&dispatcher))
                     .copied()
                     .unwrap_or(index);
-                let Some(bytes) = up.get(&path).await? else {
-                    return Err(Error::Missing {
-                        path,
-                        reason: format!(
-                            "its index file names file {newest}, so files up to {newest} must exist"
-                        ),
-                    });
-                };
                 let def = schema.file.to_table_def();
-                let rows = self.decoder.decode(&def, &path, &bytes)?;
+                let codec = self.decoder.prepared(&def)?;
+                let rows = match self.prefetch.remove(&path) {
+                    Some(h) => match h.await {
+                        Ok(r) => r?,
+                        // The task panicked or was cancelled: read the file here instead.
+                        Err(_) => {
+                            fetch_decode(
+                                up.clone(),
+                                codec.clone(),
+                                def.columns.len(),
+                                path.clone(),
+                                newest,
+                            )
+                            .await?
+                        }
+                    },
+                    None => {
+                        fetch_decode(
+                            up.clone(),
+                            codec.clone(),
+                            def.columns.len(),
+                            path.clone(),
+                            newest,
+                        )
+                        .await?
+                    }
+                };
+                if index < newest {
+                    let next = Catalog::data_file_path(cfg, &dir, &dispatcher, index + 1)?;
+                    if !self.prefetch.contains_key(&next) {
+                        let h = tokio::spawn(fetch_decode(
+                            up.clone(),
+                            codec,
+                            def.columns.len(),
+                            next.clone(),
+                            newest,
+                        ));
+                        self.prefetch.insert(next, h);
+                    }
+                }
                 let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
                 let done_ts = before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
                 let above = rows
@@ -501,5 +540,38 @@ impl Replayer {
                 _ => create(),
             },
         })
+    }
+}
+
+/// Reads a data file and decodes it (on a blocking thread: decoding is CPU work).
+async fn fetch_decode(
+    up: Upstream,
+    codec: Arc<dyn TableCodec>,
+    columns: usize,
+    path: String,
+    newest: u64,
+) -> Result<Vec<DecodedRow>> {
+    let Some(bytes) = up.get(&path).await? else {
+        return Err(Error::Missing {
+            path,
+            reason: format!(
+                "its index file names file {newest}, so files up to {newest} must exist"
+            ),
+        });
+    };
+    let object = path.clone();
+    match tokio::task::spawn_blocking(move || {
+        crate::decode::decode_with(codec.as_ref(), columns, &path, &bytes)
+    })
+    .await
+    {
+        Ok(r) => r,
+        // A decoder panic on these bytes is reported as a corrupt file, never propagated.
+        Err(e) => Err(cdc_common::Error::corrupt(
+            object,
+            cdc_common::error::Position::None,
+            format!("the decoder failed on this file: {e}"),
+        )
+        .into()),
     }
 }
