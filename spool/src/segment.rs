@@ -56,11 +56,17 @@ pub fn record_len(payload_len: u64) -> u64 {
     RECORD_HEADER_LEN + payload_len
 }
 
+/// CRC-32C (Castagnoli, the same function as CRC-32/ISCSI) of `bytes`, as stored in record
+/// headers. `crc-fast` picks the widest SIMD the CPU offers at run time.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32Iscsi, bytes) as u32
+}
+
 /// The 8-byte header framing `payload`.
 pub fn encode_header(payload: &[u8]) -> [u8; RECORD_HEADER_LEN as usize] {
     let mut h = [0u8; RECORD_HEADER_LEN as usize];
     h[..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    h[4..].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    h[4..].copy_from_slice(&checksum(payload).to_le_bytes());
     h
 }
 
@@ -79,7 +85,7 @@ fn verify_record(segment: u64, offset: u64, expected_len: u64, buf: &[u8]) -> Re
         });
     }
     let stored = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
-    let computed = crc32c::crc32c(&buf[RECORD_HEADER_LEN as usize..]);
+    let computed = checksum(&buf[RECORD_HEADER_LEN as usize..]);
     if stored != computed {
         return Err(SpoolError::Corrupt {
             segment,
@@ -423,9 +429,26 @@ mod tests {
         let h = encode_header(b"hello");
         assert_eq!(h, [5, 0, 0, 0, 0x4c, 0xbb, 0x71, 0x9a]);
         // the standard CRC-32C check value: the checksum is Castagnoli, not IEEE
-        assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283);
+        assert_eq!(checksum(b"123456789"), 0xe306_9283);
         assert_eq!(encode_header(b""), [0; 8]);
         assert_eq!(segment_file_name(7), "segment-00000000000000000007.log");
+    }
+
+    #[test]
+    fn checksum_agrees_with_an_independent_crc32c_at_every_length() {
+        let data: Vec<u8> = (0..70_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for len in (0..600).chain([4095, 4096, 4097, 65_535, 65_536, 70_000]) {
+            assert_eq!(
+                checksum(&data[..len]),
+                crc32c::crc32c(&data[..len]),
+                "len {len}"
+            );
+        }
+        for start in 1..64 {
+            assert_eq!(checksum(&data[start..]), crc32c::crc32c(&data[start..]));
+        }
     }
 
     #[test]
