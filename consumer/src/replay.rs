@@ -397,15 +397,16 @@ impl Replayer {
                 };
                 if index < newest {
                     let next = Catalog::data_file_path(cfg, &dir, &dispatcher, index + 1)?;
-                    if !self.prefetch.contains_key(&next) {
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.prefetch.entry(next)
+                    {
                         let h = tokio::spawn(fetch_decode(
                             up.clone(),
                             codec,
                             def.columns.len(),
-                            next.clone(),
+                            e.key().clone(),
                             newest,
                         ));
-                        self.prefetch.insert(next, h);
+                        e.insert(h);
                     }
                 }
                 let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
