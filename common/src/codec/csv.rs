@@ -252,6 +252,22 @@ impl CsvTableCodec {
     /// Writes a string field: quoted with doubled quotes, or escaped when quoting is off.
     fn write_str(&self, s: &[u8], out: &mut Vec<u8>) {
         match &self.quote {
+            Some(q) if q.len() == 1 && s.len() < 64 => {
+                // Short strings: a plain loop beats a memchr call per string.
+                let q = q[0];
+                out.reserve(s.len() + 2);
+                out.push(q);
+                let mut last = 0;
+                for (i, &b) in s.iter().enumerate() {
+                    if b == q {
+                        out.extend_from_slice(&s[last..=i]);
+                        out.push(q);
+                        last = i + 1;
+                    }
+                }
+                out.extend_from_slice(&s[last..]);
+                out.push(q);
+            }
             Some(q) => {
                 out.extend_from_slice(q);
                 let mut rest = s;
@@ -353,7 +369,10 @@ impl CsvTableCodec {
             out.extend_from_slice(if is_update { b"true" } else { b"false" });
         }
         for (i, v) in image.iter().enumerate() {
-            out.extend_from_slice(&self.delim);
+            match self.delim.as_slice() {
+                [d] => out.push(*d),
+                d => out.extend_from_slice(d),
+            }
             self.write_value(i, v, scratch, out)?;
         }
         out.extend_from_slice(&self.term);

@@ -146,17 +146,79 @@ pub(crate) fn variant_name(value: &Value) -> &'static str {
 }
 
 /// Appends the shortest text that parses back to exactly `v` (never an exponent), the way
-/// TiCDC's `FormatFloat(v, 'f', -1, 32)` does.
+/// TiCDC's `FormatFloat(v, 'f', -1, 32)` does (ryu's shortest digits, written out plainly).
 pub(crate) fn write_f32(out: &mut Vec<u8>, v: f32) {
-    use std::io::Write;
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{v}");
+    if v.is_finite() {
+        plain_decimal(out, ryu::Buffer::new().format_finite(v));
+    } else {
+        non_finite(out, v.is_nan(), v < 0.0);
+    }
 }
 
-/// Appends the shortest text that parses back to exactly `v` (never an exponent).
+/// Appends the shortest text that parses back to exactly `v` (never an exponent). When two
+/// shortest texts are equally close, ryu's choice may differ from Rust's `Display`.
 pub(crate) fn write_f64(out: &mut Vec<u8>, v: f64) {
-    use std::io::Write;
-    let _ = write!(out, "{v}");
+    if v.is_finite() {
+        plain_decimal(out, ryu::Buffer::new().format_finite(v));
+    } else {
+        non_finite(out, v.is_nan(), v < 0.0);
+    }
+}
+
+fn non_finite(out: &mut Vec<u8>, nan: bool, negative: bool) {
+    out.extend_from_slice(match (nan, negative) {
+        (true, _) => b"NaN",
+        (false, true) => b"-inf",
+        (false, false) => b"inf",
+    });
+}
+
+/// Rewrites ryu's output (`1.5e-10`, `1e21`, `123.0`, `0.37`) without exponent and without a
+/// `.0` suffix (`0.00000000015`, `1000000000000000000000`, `123`, `0.37`).
+fn plain_decimal(out: &mut Vec<u8>, s: &str) {
+    let s = s.as_bytes();
+    let Some(e) = s.iter().position(|&b| b == b'e') else {
+        out.extend_from_slice(s.strip_suffix(b".0").unwrap_or(s));
+        return;
+    };
+    let (mantissa, exp) = (&s[..e], &s[e + 1..]);
+    let exp: i32 = std::str::from_utf8(exp)
+        .ok()
+        .and_then(|x| x.parse().ok())
+        .unwrap_or(0);
+    let (negative, mantissa) = match mantissa.split_first() {
+        Some((b'-', m)) => (true, m),
+        _ => (false, mantissa),
+    };
+    let int_len = mantissa
+        .iter()
+        .position(|&b| b == b'.')
+        .unwrap_or(mantissa.len());
+    let mut digits = [0u8; 32];
+    let mut n = 0;
+    for &b in mantissa.iter().filter(|b| b.is_ascii_digit()) {
+        if n < digits.len() {
+            digits[n] = b;
+            n += 1;
+        }
+    }
+    let digits = &digits[..n];
+    if negative {
+        out.push(b'-');
+    }
+    let point = int_len as i32 + exp;
+    if point <= 0 {
+        out.extend_from_slice(b"0.");
+        out.resize(out.len() + (-point) as usize, b'0');
+        out.extend_from_slice(digits);
+    } else if point as usize >= digits.len() {
+        out.extend_from_slice(digits);
+        out.resize(out.len() + point as usize - digits.len(), b'0');
+    } else {
+        out.extend_from_slice(&digits[..point as usize]);
+        out.push(b'.');
+        out.extend_from_slice(&digits[point as usize..]);
+    }
 }
 
 /// Appends an integer in decimal.
@@ -281,6 +343,61 @@ mod tests {
         assert_eq!(set_mask(&s, "w"), None);
         assert_eq!(set_names(&s, 5).as_deref(), Some("x,z"));
         assert_eq!(set_names(&s, 8), None);
+    }
+
+    #[test]
+    fn float_text_is_shortest_and_exact() {
+        let mut samples: Vec<f64> = vec![
+            0.0,
+            -0.0,
+            1.0,
+            123.0,
+            0.37,
+            1e16,
+            1e21,
+            1.5e-10,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            -2.5e-7,
+            1e-5,
+            1e-4,
+            12345.678,
+        ];
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            samples.push(f64::from_bits(x));
+        }
+        for v in samples.into_iter().filter(|v| v.is_finite()) {
+            let mut out = Vec::new();
+            write_f64(&mut out, v);
+            let text = String::from_utf8(out).unwrap();
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                v.to_bits(),
+                "{text}"
+            );
+            assert_eq!(text.len(), v.to_string().len(), "{text} vs {v}");
+            for f in [v as f32, f32::from_bits(v.to_bits() as u32)] {
+                if !f.is_finite() {
+                    continue;
+                }
+                // FLOAT text may pick another of several shortest candidates than Display
+                // does; it must still be as short and read back exactly.
+                let mut out = Vec::new();
+                write_f32(&mut out, f);
+                let text = String::from_utf8(out).unwrap();
+                assert_eq!(
+                    text.parse::<f32>().unwrap().to_bits(),
+                    f.to_bits(),
+                    "{text}"
+                );
+                assert_eq!(text.len(), f.to_string().len(), "{text} vs {f}");
+            }
+        }
     }
 
     #[test]
