@@ -269,6 +269,11 @@ impl Discovery {
                 ));
             }
         }
+        if checkpoint.is_none() {
+            self.warn(format!(
+                "no `{METADATA_FILE}` checkpoint file yet: nothing can be applied"
+            ));
+        }
         self.catalog.checkpoint = match (self.catalog.checkpoint, checkpoint) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => b.or(a),

@@ -485,3 +485,30 @@ async fn several_dispatchers_and_date_directories_are_each_applied_in_order() {
         ]
     );
 }
+
+#[tokio::test]
+async fn sink_options_can_come_from_a_config_file() {
+    let mut w = Writer::new(
+        "memory://e2e-config?protocol=canal-json&enable-tidb-extension=true&file-index-width=8",
+    );
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("consumer.toml");
+    std::fs::write(
+        &cfg,
+        "protocol = \"canal-json\"\nenable-tidb-extension = true\nfile-index-width = 8\n",
+    )
+    .unwrap();
+    let db = dir.path().join("out.db");
+    replay(
+        "memory://e2e-config",
+        &db,
+        &["--config", cfg.to_str().unwrap()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
+}
