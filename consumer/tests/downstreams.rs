@@ -291,3 +291,39 @@ async fn scenario_on_mariadb() {
     let conn = mysql_async::Conn::from_url(&uri).await.unwrap();
     scenario(&uri, Reader::My(conn)).await;
 }
+
+#[tokio::test]
+async fn large_files_take_the_copy_path_on_postgres_with_conflict_fallback() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let s = unique("cdcc");
+    let mut w = Writer::new(&format!("memory://{s}?protocol=csv&include-commit-ts=true"));
+    let t = two_cols(&s, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    // 3000 fresh keys (optimistic COPY), then 3000 rows hitting existing keys, one key twice
+    // (COPY fails on the conflict, the merge path applies the last image).
+    w.file(&t, &[(ts(2), (0..3000).map(|i| ins(i, "a")).collect())])
+        .await;
+    let mut rows: Vec<RowChange> = (0..3000).map(|i| ins(i + 1500, "b")).collect();
+    rows.push(ins(7, "last"));
+    w.file(&t, &[(ts(3), rows)]).await;
+    w.checkpoint(ts(10)).await;
+    replay(&w.uri, &uri).await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT count(*), count(*) FILTER (WHERE name = 'b'), \
+                 (SELECT name FROM \"{s}\".t WHERE id = 7) FROM \"{s}\".t"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let (n, b, seven): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!((n, b, seven.as_str()), (4500, 3000, "last"));
+}

@@ -5,9 +5,11 @@
 //!   parameter to its column type (`$1::integer`), prepared once per SQL text (one text per
 //!   table version, operation and batch size) and cached on the connection.
 //! - Multi-row upserts are `INSERT ... VALUES (...), (...) ON CONFLICT (pk) DO UPDATE`; a data
-//!   file with at least [`COPY_MIN_ROWS`] consecutive upserts goes through `COPY` into a
-//!   temporary table and one `INSERT ... SELECT ... ON CONFLICT` (the rows of one key are
-//!   reduced to the last image first, as `ON CONFLICT` requires).
+//!   file of at least [`COPY_MIN_ROWS`] upserts (and nothing else) is first `COPY`ed straight
+//!   into the table inside a savepoint (when none of its keys exists, an upsert is an insert);
+//!   on a unique violation it rolls back to the savepoint and goes through `COPY` into a
+//!   temporary table plus one `INSERT ... SELECT ... ON CONFLICT` (the rows of one key reduced
+//!   to the last image first, as both paths require).
 //! - The progress table is `public.cdc_consumer_progress`; rows, DDL and progress of a unit are
 //!   one transaction (PostgreSQL DDL is transactional).
 
@@ -250,21 +252,16 @@ impl PostgresDownstream {
         Ok(s)
     }
 
-    /// COPY the rows into a temporary table, then merge them with one upsert.
-    async fn copy_upsert(
+    /// COPY `rows` into `table` (any table with the definition's columns).
+    async fn copy_rows(
         tx: &tokio_postgres::Transaction<'_>,
         def: &TableDef,
+        table: &str,
         rows: &[&[Value]],
     ) -> std::result::Result<(), tokio_postgres::Error> {
-        let t = Postgres.table(&def.name());
-        tx.batch_execute(&format!(
-            "CREATE TEMP TABLE IF NOT EXISTS cdc_consumer_stage (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP; \
-             TRUNCATE cdc_consumer_stage"
-        ))
-        .await?;
         let cols = Self::columns(def);
         let sink = tx
-            .copy_in(&format!("COPY cdc_consumer_stage ({cols}) FROM STDIN"))
+            .copy_in(&format!("COPY {table} ({cols}) FROM STDIN"))
             .await?;
         futures::pin_mut!(sink);
         let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -284,6 +281,39 @@ impl PostgresDownstream {
             sink.send(buf.split().freeze()).await?;
         }
         sink.finish().await?;
+        Ok(())
+    }
+
+    /// Upserts many rows (keys distinct): first optimistically `COPY` straight into the table
+    /// inside a savepoint (when no key exists yet, an upsert *is* an insert); on a unique
+    /// violation, roll back to the savepoint, `COPY` into a temporary table and merge with one
+    /// `INSERT ... SELECT ... ON CONFLICT DO UPDATE`.
+    async fn copy_upsert(
+        tx: &tokio_postgres::Transaction<'_>,
+        def: &TableDef,
+        rows: &[&[Value]],
+    ) -> std::result::Result<(), tokio_postgres::Error> {
+        let t = Postgres.table(&def.name());
+        tx.batch_execute("SAVEPOINT cdc_consumer_copy").await?;
+        match Self::copy_rows(tx, def, &t, rows).await {
+            Ok(()) => {
+                tx.batch_execute("RELEASE SAVEPOINT cdc_consumer_copy")
+                    .await?;
+                return Ok(());
+            }
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                tx.batch_execute("ROLLBACK TO SAVEPOINT cdc_consumer_copy")
+                    .await?;
+            }
+            Err(e) => return Err(e),
+        }
+        tx.batch_execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS cdc_consumer_stage (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP; \
+             TRUNCATE cdc_consumer_stage"
+        ))
+        .await?;
+        Self::copy_rows(tx, def, "cdc_consumer_stage", rows).await?;
+        let cols = Self::columns(def);
         tx.batch_execute(&format!(
             "INSERT INTO {t} ({cols}) SELECT {cols} FROM cdc_consumer_stage{}; DROP TABLE cdc_consumer_stage",
             Self::on_conflict(def)
