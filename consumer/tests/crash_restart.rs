@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_storage-consumer");
 
-fn consumer(uri: &str, db: &Path, batch: &str) -> Command {
+fn consumer(uri: &str, down: &str, batch: &str) -> Command {
     let mut c = Command::new(BIN);
     c.args([
         "--upstream-uri",
         uri,
         "--downstream-uri",
-        &format!("sqlite://{}", db.display()),
+        down,
         "--once",
         "--batch-rows",
         batch,
@@ -95,11 +95,10 @@ fn widen(rows: Vec<RowChange>, n: usize, extra: i64) -> Vec<RowChange> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_and_restart_equals_an_uninterrupted_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("storage");
-    std::fs::create_dir_all(&root).unwrap();
+/// Writes the storage the crash tests replay: 3 keyed tables (one gains a column half-way) and
+/// one table without key, 480 small files in all, under `schema`.
+async fn build_storage(root: &Path, schema: &str) -> String {
+    std::fs::create_dir_all(root).unwrap();
     let uri = format!(
         "file://{}?protocol=csv&include-commit-ts=true&output-old-value=true",
         root.display()
@@ -108,11 +107,11 @@ async fn kill_9_and_restart_equals_an_uninterrupted_run() {
     let mut sec = 10;
     let mut tables = Vec::new();
     for i in 0..3 {
-        let t = two_cols("db", &format!("pk{i}"), ts(1));
+        let t = two_cols(schema, &format!("pk{i}"), ts(1));
         w.schema(&t, "", DdlKind::CreateTable).await;
         tables.push(t);
     }
-    let mut nopk = two_cols("db", "nopk", ts(1));
+    let mut nopk = two_cols(schema, "nopk", ts(1));
     nopk.columns[0].primary_key = false;
     w.schema(&nopk, "", DdlKind::CreateTable).await;
     for f in 0..120i64 {
@@ -165,20 +164,22 @@ async fn kill_9_and_restart_equals_an_uninterrupted_run() {
     .await;
     w.checkpoint(ts(sec + 1)).await;
 
-    let reference = dir.path().join("reference.db");
-    let st = consumer(&uri, &reference, "256").status().unwrap();
-    assert!(st.success());
-    let want = dump(&reference);
-    assert!(want.len() > 300);
+    uri
+}
 
-    let crashed = dir.path().join("crashed.db");
+/// Runs the binary with `--batch-rows 1` into `down`, SIGKILLs it at the given delays
+/// (restarting each time), then lets it finish. `applied` reads the progress made so far.
+async fn kill_and_finish<F, Fut>(uri: &str, down: &str, total: i64, applied: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = i64>,
+{
     let mut kills = 0;
     let mut mid_way = 0;
-    let total_files = applied_files(&reference);
     let delays = [40u64, 90, 150, 60, 220, 120, 300, 80, 400, 500];
     let mut finished = false;
     for d in delays {
-        let mut child = consumer(&uri, &crashed, "1").spawn().unwrap();
+        let mut child = consumer(uri, down, "1").spawn().unwrap();
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(d) {
             if child.try_wait().unwrap().is_some() {
@@ -196,8 +197,8 @@ async fn kill_9_and_restart_equals_an_uninterrupted_run() {
                 child.kill().unwrap(); // SIGKILL
                 child.wait().unwrap();
                 kills += 1;
-                let n = applied_files(&crashed);
-                if n > 0 && n < total_files {
+                let n = applied().await;
+                if n > 0 && n < total {
                     mid_way += 1;
                 }
             }
@@ -208,8 +209,90 @@ async fn kill_9_and_restart_equals_an_uninterrupted_run() {
         "the replay must have been killed mid-way ({kills} kills, {mid_way} with partial progress)"
     );
     if !finished {
-        let st = consumer(&uri, &crashed, "1").status().unwrap();
+        let st = consumer(uri, down, "1").status().unwrap();
         assert!(st.success());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restart_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = build_storage(&dir.path().join("storage"), "db").await;
+    let reference = dir.path().join("reference.db");
+    let st = consumer(&uri, &format!("sqlite://{}", reference.display()), "256")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let want = dump(&reference);
+    assert!(want.len() > 300);
+    let total = applied_files(&reference);
+    let crashed = dir.path().join("crashed.db");
+    kill_and_finish(
+        &uri,
+        &format!("sqlite://{}", crashed.display()),
+        total,
+        || {
+            let c = crashed.clone();
+            async move { applied_files(&c) }
+        },
+    )
+    .await;
     assert_eq!(dump(&crashed), want);
+}
+
+/// `schema`'s rows on PostgreSQL, as text, schema name left out.
+async fn pg_dump(client: &tokio_postgres::Client, schema: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for t in ["nopk", "pk0", "pk1", "pk2"] {
+        let rows = client
+            .query(
+                &format!("SELECT row_to_json(x)::text FROM \"{schema}\".\"{t}\" x"),
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut v: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{t} {}", r.get::<_, String>(0)))
+            .collect();
+        v.sort();
+        out.extend(v);
+    }
+    out
+}
+
+async fn pg_applied(client: &tokio_postgres::Client, schema: &str) -> i64 {
+    client
+        .query_one(
+            "SELECT coalesce(sum(file_index), 0)::bigint FROM public.cdc_consumer_progress WHERE schema_name = $1",
+            &[&schema],
+        )
+        .await
+        .map(|r| r.get(0))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restart_on_postgres() {
+    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000;
+    let (a, b) = (format!("crash_ref_{tag}"), format!("crash_run_{tag}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ref_uri = build_storage(&dir.path().join("a"), &a).await;
+    let run_uri = build_storage(&dir.path().join("b"), &b).await;
+    let st = consumer(&ref_uri, &pg, "256").status().unwrap();
+    assert!(st.success());
+    let total = pg_applied(&client, &a).await;
+    kill_and_finish(&run_uri, &pg, total, || pg_applied(&client, &b)).await;
+    assert_eq!(pg_dump(&client, &b).await, pg_dump(&client, &a).await);
 }
