@@ -130,24 +130,23 @@ impl Replayer {
         self.metrics
             .lag_seconds
             .set(crate::freshness::lag_ms(checkpoint, Ts(rec.applied_ts)) as f64 / 1000.0);
+        // The audit record: in full (JSON) when the round did or met anything, else at debug.
+        let record = serde_json::to_string(&rec).unwrap_or_default();
         match &rec.fatal {
-            Some(f) => tracing::error!(round = rec.round, error = %f, "replay round failed"),
-            None => tracing::info!(
+            Some(f) => {
+                tracing::error!(round = rec.round, error = %f, %record, "replay round failed")
+            }
+            None if rec.applied_anything() || !rec.warnings.is_empty() => tracing::info!(
                 round = rec.round,
                 checkpoint_ts = rec.checkpoint_ts,
                 applied_ts = rec.applied_ts,
                 rows = rec.rows(),
                 files_pending = rec.files_pending,
-                warnings = rec.warnings.len(),
-                lists = rec.discovery.list_calls,
-                gets = rec.discovery.get_calls,
+                %record,
                 "replay round"
             ),
+            None => tracing::debug!(round = rec.round, %record, "replay round (idle)"),
         }
-        tracing::debug!(
-            record = %serde_json::to_string(&rec).unwrap_or_default(),
-            "round audit record"
-        );
         if let Ok(mut h) = self.health.lock() {
             h.set_ts(checkpoint, Ts(rec.applied_ts));
             h.files_pending = pending;
