@@ -120,7 +120,7 @@ pub async fn demo(dir: &Path, cfg: &WorkloadConfig, sink_query: &str) -> Result<
     pb.finish_with_message("done");
 
     let model = Workload::final_model(cfg.clone());
-    let diffs = verify(&downstream, &model).await?;
+    let diffs = verify(&downstream, &cfg.schema, &model).await?;
     print_summary(&g, &r, &model, &diffs);
     if !diffs.is_empty() {
         bail!(

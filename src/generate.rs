@@ -9,7 +9,7 @@
 //! - the checkpoint advances every 200 ms and, at the end, after every dispatcher is drained,
 //!   to the last commit ts.
 
-use crate::workload::{Step, Workload, WorkloadConfig, SCHEMA};
+use crate::workload::{Step, Workload, WorkloadConfig};
 use anyhow::{Context, Result};
 use cdc_common::{DdlEvent, DdlKind, Ts};
 use cdc_sink::{FileNaming, Sink, SinkConfig};
@@ -113,9 +113,9 @@ async fn drive(
     let first = initial.iter().map(|t| t.version).min().unwrap_or(Ts::now());
     let create_schema = DdlEvent {
         commit_ts: Ts(first.0 - 1),
-        query: format!("CREATE DATABASE `{SCHEMA}`"),
+        query: format!("CREATE DATABASE `{}`", cfg.schema),
         kind: DdlKind::CreateSchema,
-        schema: SCHEMA.into(),
+        schema: cfg.schema.clone(),
         tables: vec![],
         prev_tables: vec![],
     };

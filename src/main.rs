@@ -39,6 +39,9 @@ struct WorkloadArgs {
     /// Seed: the same flags and seed give the same workload.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Schema (database) of the workload's tables.
+    #[arg(long, default_value = cdc_storage::workload::SCHEMA)]
+    schema: String,
 }
 
 impl WorkloadArgs {
@@ -53,6 +56,7 @@ impl WorkloadArgs {
             rows_per_txn: self.rows_per_txn,
             ddl_every: self.ddl_every,
             seed: self.seed,
+            schema: self.schema.clone(),
         })
     }
 }
@@ -156,8 +160,9 @@ async fn run(cmd: Command) -> Result<()> {
             downstream_uri,
             workload,
         } => {
-            let model = Workload::final_model(workload.config()?);
-            let diffs = cdc_storage::verify::verify(&downstream_uri, &model).await?;
+            let cfg = workload.config()?;
+            let model = Workload::final_model(cfg.clone());
+            let diffs = cdc_storage::verify::verify(&downstream_uri, &cfg.schema, &model).await?;
             if diffs.is_empty() {
                 let rows: usize = model.tables.values().map(|t| t.rows.len()).sum();
                 println!(

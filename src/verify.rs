@@ -6,7 +6,7 @@
 //! DOUBLE numerically, JSON as parsed documents. The table set and each table's column names
 //! must match too. The result is a list of differences (empty when equal).
 
-use crate::workload::{Model, ModelTable, SCHEMA};
+use crate::workload::{Model, ModelTable};
 use anyhow::{bail, Context, Result};
 use cdc_common::{ColumnDef, ColumnType, TableName, Value};
 use mysql_async::prelude::Queryable;
@@ -26,15 +26,15 @@ enum Dialect {
 }
 
 /// Compares the downstream at `uri` with `model`; returns the differences (empty when equal).
-pub async fn verify(uri: &str, model: &Model) -> Result<Vec<String>> {
+pub async fn verify(uri: &str, schema: &str, model: &Model) -> Result<Vec<String>> {
     let mut diffs = Vec::new();
     let mut conn = Conn::open(uri).await?;
-    let actual_tables = conn.tables().await?;
+    let actual_tables = conn.tables(schema).await?;
     let expected: Vec<String> = model.tables.keys().map(|n| n.table.clone()).collect();
     for t in &actual_tables {
         if !expected.contains(t) {
             diffs.push(format!(
-                "table `{SCHEMA}.{t}` exists downstream but not in the model"
+                "table `{schema}.{t}` exists downstream but not in the model"
             ));
         }
     }
@@ -268,14 +268,17 @@ impl Conn {
         }
     }
 
-    async fn tables(&mut self) -> Result<Vec<String>> {
+    async fn tables(&mut self, schema: &str) -> Result<Vec<String>> {
         let sql = match self.dialect() {
             Dialect::Sqlite => format!(
-                "SELECT substr(name, {}) FROM sqlite_master WHERE type = 'table' AND name LIKE '{SCHEMA}.%' ORDER BY name",
-                SCHEMA.len() + 2
+                "SELECT substr(name, {}) FROM sqlite_master WHERE type = 'table' AND substr(name, 1, {}) = '{}.' ORDER BY name",
+                schema.len() + 2,
+                schema.len() + 1,
+                sq(schema)
             ),
             Dialect::Postgres | Dialect::Mysql => format!(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = '{SCHEMA}' ORDER BY table_name"
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = '{}' ORDER BY table_name",
+                sq(schema)
             ),
         };
         Ok(self
@@ -305,7 +308,13 @@ impl Conn {
 
     async fn rows(&mut self, t: &TableName, cols: &[ColumnDef]) -> Result<TextRows> {
         let d = self.dialect();
-        let exprs: Vec<String> = cols.iter().map(|c| select_expr(d, c)).collect();
+        // Aliased, so that ORDER BY names the table's column, not the text expression
+        // (PostgreSQL would otherwise sort `"id"::text` as text).
+        let exprs: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} AS v{i}", select_expr(d, c)))
+            .collect();
         let table = match d {
             Dialect::Sqlite => dq(&format!("{}.{}", t.schema, t.table)),
             Dialect::Postgres => format!("{}.{}", dq(&t.schema), dq(&t.table)),

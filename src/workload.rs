@@ -24,7 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Schema (database) all workload tables live in.
+/// Default schema (database) the workload's tables live in.
 pub const SCHEMA: &str = "cdc_demo";
 
 /// Workload shape (the `generate`/`verify` flags).
@@ -42,6 +42,8 @@ pub struct WorkloadConfig {
     pub ddl_every: u64,
     /// Seed of the generator.
     pub seed: u64,
+    /// Schema (database) of every table.
+    pub schema: String,
 }
 
 impl Default for WorkloadConfig {
@@ -52,6 +54,7 @@ impl Default for WorkloadConfig {
             transactions: 20_000,
             rows_per_txn: 10,
             ddl_every: 2_000,
+            schema: SCHEMA.into(),
             seed: 42,
         }
     }
@@ -176,7 +179,7 @@ impl Workload {
         };
         for i in 0..w.cfg.tables {
             let ts = w.next_ts();
-            let name = TableName::new(SCHEMA, format!("t{i:04}"));
+            let name = TableName::new(w.cfg.schema.clone(), format!("t{i:04}"));
             let def = Arc::new(TableDef {
                 schema: name.schema.clone(),
                 table: name.table.clone(),
@@ -627,7 +630,7 @@ impl Workload {
             commit_ts: ts,
             query,
             kind: DdlKind::CreateTable,
-            schema: SCHEMA.into(),
+            schema: self.cfg.schema.clone(),
             tables: vec![(*def).clone()],
             prev_tables: vec![],
         };
@@ -648,6 +651,7 @@ mod tests {
             rows_per_txn: 4,
             ddl_every: 50,
             seed,
+            schema: SCHEMA.into(),
         }
     }
 
