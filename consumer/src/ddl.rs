@@ -576,20 +576,31 @@ impl Dialect for Mysql {
     }
     fn ddl(&self, op: &DdlOp) -> Vec<String> {
         match op {
-            DdlOp::CreateSchema(s) => {
-                vec![format!("CREATE DATABASE IF NOT EXISTS {}", self.quote(s))]
-            }
+            DdlOp::CreateSchema(s) => vec![format!(
+                "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                self.quote(s)
+            )],
             DdlOp::DropSchema { schema, .. } => {
                 vec![format!("DROP DATABASE IF EXISTS {}", self.quote(schema))]
             }
             DdlOp::CreateTable(def) => vec![
-                format!("CREATE DATABASE IF NOT EXISTS {}", self.quote(&def.schema)),
-                self.create_table(def),
+                format!(
+                    "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                    self.quote(&def.schema)
+                ),
+                // Binary collation: keys compare as upstream TiDB's default utf8mb4_bin does.
+                format!(
+                    "{} DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+                    self.create_table(def)
+                ),
             ],
             DdlOp::DropTable(t) => vec![format!("DROP TABLE IF EXISTS {}", self.table(t))],
             DdlOp::TruncateTable(t) => vec![format!("TRUNCATE TABLE {}", self.table(t))],
             DdlOp::RenameTable { from, to } => vec![
-                format!("CREATE DATABASE IF NOT EXISTS {}", self.quote(&to.schema)),
+                format!(
+                    "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                    self.quote(&to.schema)
+                ),
                 format!("RENAME TABLE {} TO {}", self.table(from), self.table(to)),
             ],
             DdlOp::AddColumn { table, column } => vec![format!(
@@ -615,7 +626,7 @@ impl Dialect for Mysql {
                 }
             )],
             DdlOp::RenameColumn { table, from, to } => vec![format!(
-                "ALTER TABLE {} RENAME COLUMN {} TO {}",
+                "ALTER TABLE {} RENAME COLUMN IF EXISTS {} TO {}",
                 self.table(table),
                 self.quote(from),
                 self.quote(to)

@@ -199,7 +199,7 @@ async fn scenario(down: &str, mut reader: Reader) {
         &[(
             ts(6),
             vec![RowChange::Insert {
-                after: vec![Value::Int(4), Value::String("d".into()), Value::Int(1)],
+                after: vec![Value::Int(4), Value::String("d✓é".into()), Value::Int(1)],
             }],
         )],
     )
@@ -231,7 +231,7 @@ async fn scenario(down: &str, mut reader: Reader) {
     assert_eq!(reader.tables(&s).await, vec!["new", "nopk", "typed"]);
     assert_eq!(
         reader.rows(&s, "new").await,
-        vec![r(1, "a"), r(2, "B"), r(4, "d")]
+        vec![r(1, "a"), r(2, "B"), r(4, "d✓é")]
     );
     assert_eq!(reader.rows(&s, "nopk").await, vec![r(1, "a"), r(2, "b")]);
     assert_eq!(reader.rows(&s, "typed").await.len(), 7);
