@@ -84,8 +84,9 @@ impl MysqlDownstream {
                         .filter(|c| !c.primary_key)
                         .map(|c| format!("{0} = VALUES({0})", d.quote(&c.name)))
                         .collect();
-                    let set = if set.is_empty() {
-                        let k = d.quote(&def.columns[pk[0]].name);
+                    let first_key = pk.first().and_then(|i| def.columns.get(*i));
+                    let set = if let (true, Some(k)) = (set.is_empty(), first_key) {
+                        let k = d.quote(&k.name);
                         format!("{k} = {k}")
                     } else {
                         set.join(", ")
