@@ -88,6 +88,19 @@ enum Command {
         #[command(flatten)]
         workload: WorkloadArgs,
     },
+    /// Run the spool, sink and consumer benchmarks and print one table of figures, each beside
+    /// its baseline from the same run (needs this source tree and cargo).
+    Bench {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Shorter runs (smaller data sets), for a quick look.
+        #[arg(long)]
+        quick: bool,
+        /// Also measure replay into PostgreSQL beside COPY (a postgres:// URI).
+        #[arg(long)]
+        postgres_uri: Option<String>,
+    },
     /// Compare a downstream database with the model of a workload (same flags and seed).
     Verify {
         /// sqlite:///path.db, postgres://..., mysql://...
@@ -155,6 +168,16 @@ async fn run(cmd: Command) -> Result<()> {
                 .collect();
             println!("flush reasons: {}", reasons.join(", "));
             Ok(())
+        }
+        Command::Bench {
+            json,
+            quick,
+            postgres_uri,
+        } => {
+            tokio::task::spawn_blocking(move || {
+                cdc_storage::bench::bench(quick, json, postgres_uri.as_deref())
+            })
+            .await?
         }
         Command::Verify {
             downstream_uri,

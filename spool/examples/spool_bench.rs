@@ -223,6 +223,21 @@ fn rss_child(dir: &Path) {
     );
 }
 
+/// One machine-readable figure for `cdc-storage bench`: `BENCH {json}` with the value, the
+/// baseline measured in the same run, their ratio and the target.
+fn bench_line(name: &str, value: f64, unit: &str, baseline: (&str, f64), target: &str) {
+    let ratio = if baseline.1 > 0.0 {
+        value / baseline.1
+    } else {
+        0.0
+    };
+    println!(
+        "BENCH {{\"group\":\"spool\",\"name\":\"{name}\",\"value\":{value:.3},\"unit\":\"{unit}\",\
+         \"baseline_name\":\"{}\",\"baseline\":{:.3},\"ratio\":{ratio:.3},\"target\":\"{target}\"}}",
+        baseline.0, baseline.1
+    );
+}
+
 fn main() {
     let a = args();
     if a.rss_child {
@@ -256,6 +271,13 @@ fn main() {
             "wall",
             mb_per_s(total, d.wall)
         );
+        bench_line(
+            &format!("in-memory {}K enqueue+read+release", entry / 1024),
+            mb_per_s(total, d.wall),
+            "MiB/s",
+            ("", 0.0),
+            "",
+        );
         // The machine is shared: rounds alternate spool and plain-file runs so that a change of
         // load hits both sides, and the best of each is kept.
         let (disk, _r2) = spool(&a.dir, 1, "bench-spilled");
@@ -275,6 +297,15 @@ fn main() {
                 mb_per_s(total, raw),
                 mb_per_s(total, same),
             );
+            if clock == "wall" {
+                bench_line(
+                    &format!("spilled {}K enqueue+read+release", entry / 1024),
+                    m,
+                    "MiB/s",
+                    ("plain-file write+read, 1 MiB I/O", raw),
+                    ">= 0.6",
+                );
+            }
             println!(
                 "{:<10} {:>5}K {:>5} {:>8.0} {:>10.0} {:>6.2} {:>10.0} {:>6.2}",
                 "spilled",
@@ -304,6 +335,16 @@ fn main() {
         .map(|s| s.parse().unwrap())
         .collect();
     let (hwm, mem, disk) = (v[0], v[1], v[2]);
+    bench_line(
+        "peak RSS, spilling 10x the memory quota",
+        hwm as f64 / MIB as f64,
+        "MiB",
+        (
+            "memory quota + 64 MiB",
+            (RSS_QUOTA + 64 * MIB) as f64 / MIB as f64,
+        ),
+        "<= 1.0",
+    );
     println!(
         "rss run: spilled 10x a {} MiB memory quota (peak memory {} MiB, disk {} MiB); \
          peak RSS {:.1} MiB, target <= {} MiB: {}",

@@ -1,0 +1,197 @@
+//! `bench`: runs the spool, sink and consumer benchmark harnesses (release builds, through
+//! cargo, from this source tree) and prints their figures as one table, each beside the
+//! baseline the harness measured in the same run and the ratio (or `--json`).
+//!
+//! Harnesses report with lines `BENCH {"group", "name", "value", "unit", "baseline_name",
+//! "baseline", "ratio", "target"}` on stdout; everything else they print is passed through
+//! to stderr for the curious.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value as Json;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+/// One harness run: a cargo command line and its environment.
+struct Harness {
+    group: &'static str,
+    args: Vec<String>,
+    env: Vec<(&'static str, String)>,
+}
+
+fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<Harness> {
+    let d = dir.display().to_string();
+    let rows_per_table = if quick { "2000" } else { "20000" };
+    let mut consumer = vec![
+        "run",
+        "--release",
+        "-q",
+        "-p",
+        "cdc-consumer",
+        "--example",
+        "replay_bench",
+        "--",
+        rows_per_table,
+    ];
+    if let Some(pg) = postgres {
+        consumer.push(pg);
+    }
+    let own = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
+    vec![
+        Harness {
+            group: "spool",
+            args: own(vec![
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "cdc-spool",
+                "--example",
+                "spool_bench",
+                "--",
+                "--dir",
+                &d,
+                "--mib",
+                if quick { "128" } else { "1024" },
+            ]),
+            env: vec![],
+        },
+        Harness {
+            group: "sink",
+            args: own(vec![
+                "bench",
+                "-q",
+                "-p",
+                "cdc-sink",
+                "--bench",
+                "sink",
+                "--",
+                "throughput",
+            ]),
+            env: vec![
+                (
+                    "BENCH_ROWS",
+                    if quick { "500000" } else { "4000000" }.into(),
+                ),
+                ("BENCH_DIR", d.clone()),
+            ],
+        },
+        Harness {
+            group: "sink",
+            args: own(vec![
+                "bench", "-q", "-p", "cdc-sink", "--bench", "sink", "--", "memory",
+            ]),
+            env: vec![
+                ("BENCH_SECS", if quick { "8" } else { "30" }.into()),
+                ("BENCH_DIR", d.clone()),
+            ],
+        },
+        Harness {
+            group: "sink",
+            args: own(vec![
+                "bench",
+                "-q",
+                "-p",
+                "cdc-sink",
+                "--bench",
+                "sink",
+                "--",
+                "low-traffic",
+            ]),
+            env: vec![
+                ("BENCH_SECS", if quick { "8" } else { "15" }.into()),
+                ("BENCH_DIR", d.clone()),
+            ],
+        },
+        Harness {
+            group: "consumer",
+            args: own(consumer),
+            env: vec![],
+        },
+    ]
+}
+
+/// Runs every harness and prints the table (or JSON). `postgres` adds the consumer's
+/// PostgreSQL-vs-COPY figure.
+pub fn bench(quick: bool, json: bool, postgres: Option<&str>) -> Result<()> {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::Builder::new()
+        .prefix("cdc-bench")
+        .tempdir()
+        .context("creating a bench directory")?;
+    let mut figures: Vec<Json> = Vec::new();
+    let mut failures = Vec::new();
+    for h in harnesses(quick, dir.path(), postgres) {
+        eprintln!("== {}: cargo {}", h.group, h.args.join(" "));
+        let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(&h.args)
+            .envs(h.env.iter().map(|(k, v)| (*k, v.as_str())))
+            .current_dir(root)
+            .stdout(Stdio::piped())
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "starting cargo for the {} harness (bench runs from a source tree)",
+                    h.group
+                )
+            })?;
+        let out = child.stdout.take().context("harness stdout")?;
+        for line in BufReader::new(out).lines() {
+            let line = line?;
+            match line.strip_prefix("BENCH ") {
+                Some(j) => match serde_json::from_str::<Json>(j) {
+                    Ok(v) => figures.push(v),
+                    Err(e) => eprintln!("unreadable BENCH line ({e}): {j}"),
+                },
+                None => eprintln!("  {line}"),
+            }
+        }
+        let status = child.wait()?;
+        if !status.success() {
+            failures.push(format!(
+                "{} harness `cargo {}` failed: {status}",
+                h.group,
+                h.args.join(" ")
+            ));
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    } else {
+        print_table(&figures);
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("; "));
+    }
+    Ok(())
+}
+
+fn print_table(figures: &[Json]) {
+    let s = |v: &Json, k: &str| v.get(k).and_then(Json::as_str).unwrap_or("").to_string();
+    let f = |v: &Json, k: &str| v.get(k).and_then(Json::as_f64).unwrap_or(0.0);
+    println!(
+        "{:<9} {:<46} {:>14} {:<38} {:>14} {:>7} {:>8}",
+        "group", "figure", "value", "baseline (same run)", "baseline", "ratio", "target"
+    );
+    for v in figures {
+        let unit = s(v, "unit");
+        let base = s(v, "baseline_name");
+        let (b, r) = if base.is_empty() {
+            ("-".to_string(), "-".to_string())
+        } else {
+            (
+                format!("{:.1} {unit}", f(v, "baseline")),
+                format!("{:.2}", f(v, "ratio")),
+            )
+        };
+        println!(
+            "{:<9} {:<46} {:>14} {:<38} {:>14} {:>7} {:>8}",
+            s(v, "group"),
+            s(v, "name"),
+            format!("{:.1} {unit}", f(v, "value")),
+            base,
+            b,
+            r,
+            s(v, "target")
+        );
+    }
+}
