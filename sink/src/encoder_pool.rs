@@ -29,6 +29,17 @@
 //! drain markers) in arrival order to one writer queue: order within a dispatcher is kept while
 //! different dispatchers encode in parallel.
 //!
+//! # Inline fast path
+//!
+//! A small event (at most `inline-encode-max-rows` rows) of a dispatcher with nothing queued in
+//! the pool is encoded on the caller's thread with the dispatcher's own cached codec and offered
+//! to the spool there, while the spool's memory has room: the wake then runs before
+//! `add_dml_event` returns, with no thread handoff (the low-traffic wake latency). Order holds
+//! because the inline path is taken only while the dispatcher's `queued` count is zero (claimed
+//! by compare-and-swap; every queued task - event, drain marker, handed-back event - counts until
+//! its encoder thread has forwarded it). If the disk quota is full the encoded event is handed to
+//! the encoder thread, which waits; the dispatcher never does. Larger events use the pool.
+//!
 //! # Spool pressure
 //!
 //! After an enqueue that spilled (or every 16th one), the encoder looks at the spool: if it
@@ -40,8 +51,9 @@ use crate::error::{Failure, SinkError};
 use crate::metrics::{BusyMeter, SinkMetrics};
 use crate::router::DispatcherState;
 use crate::writer::{WriterHandle, WriterMsg};
+use bytes::Bytes;
 use cdc_common::codec::{Codec, TableCodec};
-use cdc_common::{DmlEvent, Ts};
+use cdc_common::{DmlEvent, TableDef, Ts};
 use cdc_spool::{Callback, Enqueued, Spool};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
@@ -68,6 +80,8 @@ pub(crate) enum EncodeTask {
         marker: DrainMarker,
         remove: bool,
     },
+    /// Enqueue an event encoded inline that met a full disk quota (waits for space).
+    Encoded(Encoded),
     /// Exit once everything before this is forwarded.
     Stop,
 }
@@ -168,7 +182,7 @@ impl EncoderPool {
 type CodecKey = (String, String, Ts);
 
 fn run(i: usize, rx: Receiver<EncodeTask>, ctx: Arc<EncoderContext>) {
-    let mut codecs: HashMap<CodecKey, Box<dyn TableCodec>> = HashMap::new();
+    let mut codecs: HashMap<CodecKey, (Box<dyn TableCodec>, usize)> = HashMap::new();
     let mut meter = BusyMeter::new(
         ctx.metrics
             .worker_busy_ratio
@@ -194,13 +208,24 @@ fn run(i: usize, rx: Receiver<EncodeTask>, ctx: Arc<EncoderContext>) {
             } => {
                 ctx.metrics.encoder_queue_length.dec();
                 count += 1;
+                let d = Arc::clone(&dispatcher);
                 encode_one(&ctx, &mut codecs, dispatcher, event, wake, flush, count);
+                d.leave();
+            }
+            EncodeTask::Encoded(e) => {
+                let d = Arc::clone(&e.dispatcher);
+                if !ctx.failure.is_failed() {
+                    count += 1;
+                    offer(&ctx, e, true, count);
+                }
+                d.leave();
             }
             EncodeTask::Drain {
                 dispatcher,
                 marker,
                 remove,
             } => {
+                let d = Arc::clone(&dispatcher);
                 let shard = dispatcher.shard;
                 let msg = if remove {
                     WriterMsg::Remove { dispatcher, marker }
@@ -212,6 +237,7 @@ fn run(i: usize, rx: Receiver<EncodeTask>, ctx: Arc<EncoderContext>) {
                         tracing::warn!(shard, "writer gone; drain marker dropped");
                     }
                 }
+                d.leave();
             }
             EncodeTask::Stop => return,
         }
@@ -219,9 +245,154 @@ fn run(i: usize, rx: Receiver<EncodeTask>, ctx: Arc<EncoderContext>) {
     }
 }
 
+/// The writer-bound facts of one encoded event.
+pub(crate) struct Encoded {
+    pub dispatcher: Arc<DispatcherState>,
+    pub table: Arc<TableDef>,
+    pub partition_id: Option<i64>,
+    pub commit_ts: Ts,
+    pub rows: usize,
+    pub data: Bytes,
+    pub wake: Option<Callback>,
+    pub flush: Option<Callback>,
+}
+
+/// Encodes `event` with `tc` into one chunk; on error the sink is failed.
+fn encode_chunk(
+    ctx: &EncoderContext,
+    tc: &dyn TableCodec,
+    dispatcher: &DispatcherState,
+    event: &DmlEvent,
+    size_hint: usize,
+) -> Option<Bytes> {
+    let mut buf = Vec::with_capacity(size_hint.max(64));
+    match tc.encode(event, &mut buf) {
+        Ok(()) => Some(Bytes::from(buf)),
+        Err(e) => {
+            ctx.failure.fail(SinkError::Encode {
+                dispatcher: dispatcher.id.to_string(),
+                source: Arc::new(e),
+            });
+            None
+        }
+    }
+}
+
+/// What an enqueue attempt that may not wait did.
+pub(crate) enum Offer {
+    /// Accepted (or dropped because the sink stopped).
+    Done,
+    /// The disk quota is full: hand this to the dispatcher's encoder thread, which waits.
+    WaitForSpace(Encoded),
+}
+
+/// Puts an encoded event into the spool and forwards its entry to the writer. With `wait`,
+/// waits for disk space as long as needed (encoder threads); without, hands it back.
+pub(crate) fn offer(ctx: &EncoderContext, mut e: Encoded, wait: bool, count: u64) -> Offer {
+    let entry = loop {
+        match ctx.spool.try_enqueue(e.data, e.wake, e.flush) {
+            Ok(Enqueued::WaitForDiskQuota {
+                data,
+                wake,
+                flush,
+                generation,
+            }) => {
+                (e.data, e.wake, e.flush) = (data, wake, flush);
+                ctx.signal_pressure();
+                if !wait {
+                    return Offer::WaitForSpace(e);
+                }
+                if ctx.failure.is_failed() {
+                    return Offer::Done;
+                }
+                ctx.spool
+                    .wait_for_space_since(generation, crate::config::DISK_QUOTA_POLL);
+            }
+            Ok(outcome) => {
+                let spilled = matches!(outcome, Enqueued::Spilled(_) | Enqueued::Oversized(_));
+                if (spilled || count % 16 == 0) && ctx.spool.stats().holding {
+                    ctx.signal_pressure();
+                }
+                match outcome.into_entry() {
+                    Some(entry) => break entry,
+                    None => return Offer::Done,
+                }
+            }
+            Err(err) => {
+                ctx.failure.fail(err.into());
+                return Offer::Done;
+            }
+        }
+    };
+    let shard = e.dispatcher.shard;
+    let msg = WriterMsg::Dml {
+        table: e.table,
+        partition_id: e.partition_id,
+        commit_ts: e.commit_ts,
+        rows: e.rows,
+        dispatcher: e.dispatcher,
+        entry,
+    };
+    if let Some(w) = ctx.writers.get(shard) {
+        w.send(msg);
+    }
+    Offer::Done
+}
+
+/// The inline path of `add_dml_event`: encodes a small event on the caller's thread with the
+/// dispatcher's own cached codec and offers it without waiting. The caller holds the
+/// dispatcher's inline claim (nothing of it is queued), so order is kept.
+pub(crate) fn encode_inline(
+    ctx: &EncoderContext,
+    dispatcher: &Arc<DispatcherState>,
+    event: DmlEvent,
+    wake: Option<Callback>,
+    flush: Option<Callback>,
+) -> Offer {
+    let data = {
+        let mut cache = dispatcher.inline_codec();
+        let key = (
+            event.table.schema.clone(),
+            event.table.table.clone(),
+            event.table.version,
+        );
+        if cache.as_ref().is_none_or(|(k, _, _)| *k != key) {
+            match ctx.codec.prepare(&event.table) {
+                Ok(tc) => *cache = Some((key, tc, 0)),
+                Err(e) => {
+                    ctx.failure.fail(SinkError::Encode {
+                        dispatcher: dispatcher.id.to_string(),
+                        source: Arc::new(e),
+                    });
+                    return Offer::Done;
+                }
+            }
+        }
+        let Some((_, tc, hint)) = cache.as_mut() else {
+            return Offer::Done;
+        };
+        let Some(data) = encode_chunk(ctx, tc.as_ref(), dispatcher, &event, *hint) else {
+            return Offer::Done;
+        };
+        *hint = data.len();
+        data
+    };
+    let e = Encoded {
+        dispatcher: Arc::clone(dispatcher),
+        rows: event.rows.len(),
+        partition_id: event.partition_id,
+        commit_ts: event.commit_ts,
+        table: event.table,
+        data,
+        wake,
+        flush,
+    };
+    offer(ctx, e, false, 0)
+}
+
 fn encode_one(
     ctx: &EncoderContext,
-    codecs: &mut HashMap<CodecKey, Box<dyn TableCodec>>,
+    codecs: &mut HashMap<CodecKey, (Box<dyn TableCodec>, usize)>,
     dispatcher: Arc<DispatcherState>,
     event: DmlEvent,
     wake: Option<Callback>,
@@ -237,10 +408,10 @@ fn encode_one(
         event.table.table.clone(),
         event.table.version,
     );
-    let tc = match codecs.entry(key) {
+    let (tc, hint) = match codecs.entry(key) {
         std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => match ctx.codec.prepare(&event.table) {
-            Ok(tc) => v.insert(tc),
+            Ok(tc) => v.insert((tc, 0)),
             Err(e) => {
                 ctx.failure.fail(SinkError::Encode {
                     dispatcher: dispatcher.id.to_string(),
@@ -250,58 +421,21 @@ fn encode_one(
             }
         },
     };
-    let mut buf = Vec::with_capacity(event.approx_size() + 16 * event.rows.len() + 64);
-    if let Err(e) = tc.encode(&event, &mut buf) {
-        ctx.failure.fail(SinkError::Encode {
-            dispatcher: dispatcher.id.to_string(),
-            source: Arc::new(e),
-        });
+    // The last chunk's size per row sizes the buffer (no pass over the values).
+    let estimate = *hint * event.rows.len() + 64;
+    let Some(data) = encode_chunk(ctx, tc.as_ref(), &dispatcher, &event, estimate) else {
         return;
-    }
-    let mut data = bytes::Bytes::from(buf);
-    let (mut wake, mut flush) = (wake, flush);
-    let entry = loop {
-        match ctx.spool.try_enqueue(data, wake, flush) {
-            Ok(Enqueued::WaitForDiskQuota {
-                data: d,
-                wake: w,
-                flush: f,
-                generation,
-            }) => {
-                ctx.signal_pressure();
-                if ctx.failure.is_failed() {
-                    return;
-                }
-                ctx.spool
-                    .wait_for_space_since(generation, crate::config::DISK_QUOTA_POLL);
-                (data, wake, flush) = (d, w, f);
-            }
-            Ok(outcome) => {
-                let spilled = matches!(outcome, Enqueued::Spilled(_) | Enqueued::Oversized(_));
-                if (spilled || count % 16 == 0) && ctx.spool.stats().holding {
-                    ctx.signal_pressure();
-                }
-                match outcome.into_entry() {
-                    Some(e) => break e,
-                    None => return,
-                }
-            }
-            Err(e) => {
-                ctx.failure.fail(e.into());
-                return;
-            }
-        }
     };
-    let shard = dispatcher.shard;
-    let msg = WriterMsg::Dml {
-        table: Arc::clone(&event.table),
+    *hint = data.len() / event.rows.len().max(1) + 1;
+    let e = Encoded {
+        rows: event.rows.len(),
         partition_id: event.partition_id,
         commit_ts: event.commit_ts,
-        rows: event.rows.len(),
+        table: event.table,
         dispatcher,
-        entry,
+        data,
+        wake,
+        flush,
     };
-    if let Some(w) = ctx.writers.get(shard) {
-        w.send(msg);
-    }
+    offer(ctx, e, true, count);
 }

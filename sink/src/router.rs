@@ -10,8 +10,10 @@
 //! add_dml_event(d) --> encoder[fnv(d) % workers] --> spool --> writer[fnv(d) % shards]
 //! ```
 
+use cdc_common::codec::TableCodec;
 use cdc_common::Ts;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How a dispatcher's data and index files are named.
@@ -54,7 +56,15 @@ pub(crate) struct DispatcherState {
     /// smallest key (see `checkpoint.rs`). Touched by the dispatcher's thread and its writer
     /// only, so the lock is uncontended.
     pending: Mutex<BTreeMap<Ts, usize>>,
+    /// Tasks of this dispatcher in the encoding pool (queued or being handled), plus one while
+    /// an inline encode runs. The inline path needs it at zero (see `encoder_pool.rs`).
+    queued: AtomicUsize,
+    /// The codec of the inline path: table key, codec, last chunk size.
+    inline_codec: Mutex<Option<InlineCodec>>,
 }
+
+/// The inline path's cached codec: (schema, table, version), codec, last chunk size.
+pub(crate) type InlineCodec = ((String, String, Ts), Box<dyn TableCodec>, usize);
 
 impl DispatcherState {
     pub fn new(id: &str, naming: FileNaming, encoders: usize, shards: usize) -> DispatcherState {
@@ -64,7 +74,31 @@ impl DispatcherState {
             encoder: slot_of(id, encoders),
             shard: slot_of(id, shards),
             pending: Mutex::new(BTreeMap::new()),
+            queued: AtomicUsize::new(0),
+            inline_codec: Mutex::new(None),
         }
+    }
+
+    /// Claims the inline path: true when nothing of this dispatcher is in the pool.
+    pub fn try_claim_inline(&self) -> bool {
+        self.queued
+            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// A task of this dispatcher enters the pool.
+    pub fn enter(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A task (or the inline claim) is done.
+    pub fn leave(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// The inline path's codec cache (locked only by the dispatcher's own calls).
+    pub fn inline_codec(&self) -> std::sync::MutexGuard<'_, Option<InlineCodec>> {
+        self.inline_codec.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<Ts, usize>> {

@@ -20,7 +20,7 @@ use crate::checkpoint::{clamp, CheckpointOutcome, CheckpointState};
 use crate::cleanup;
 use crate::config::SinkConfig;
 use crate::ddl::{schema_files, DrainMarker};
-use crate::encoder_pool::{EncodeTask, EncoderContext, EncoderPool};
+use crate::encoder_pool::{encode_inline, EncodeTask, EncoderContext, EncoderPool, Offer};
 use crate::error::{Failure, Result, SinkError};
 use crate::metrics::SinkMetrics;
 use crate::router::{DispatcherState, FileNaming};
@@ -249,6 +249,24 @@ impl Sink {
         validate_name(&event.table.table)?;
         let ts = event.commit_ts;
         d.track(ts);
+        if event.rows.len() <= self.ctx.config.inline_encode_max_rows
+            && self.spool_has_room()
+            && d.try_claim_inline()
+        {
+            match encode_inline(&self.enc_ctx, &d, event, wake, flush) {
+                Offer::Done => d.leave(),
+                // The claim passes to the task; its encoder thread leaves it.
+                Offer::WaitForSpace(e) => {
+                    if !self.encoders.send(d.encoder, EncodeTask::Encoded(e)) {
+                        d.leave();
+                        d.done(ts);
+                        return Err(SinkError::Closed);
+                    }
+                }
+            }
+            return self.ctx.failure.check();
+        }
+        d.enter();
         self.ctx.metrics.encoder_queue_length.inc();
         let encoder = d.encoder;
         let task = EncodeTask::Dml {
@@ -259,10 +277,18 @@ impl Sink {
         };
         if !self.encoders.send(encoder, task) {
             self.ctx.metrics.encoder_queue_length.dec();
+            d.leave();
             d.done(ts);
             return Err(SinkError::Closed);
         }
         Ok(())
+    }
+
+    /// True while the spool's memory is under half its quota and wakes flow: the inline path
+    /// then never spills on the caller's thread in practice.
+    fn spool_has_room(&self) -> bool {
+        let st = self.ctx.spool.stats();
+        !st.holding && st.memory_bytes < self.ctx.spool.config().memory_quota / 2
     }
 
     /// Waits until every DML the listed dispatchers handed in before this call is durable
@@ -316,7 +342,9 @@ impl Sink {
                 marker,
                 remove,
             };
+            d.enter();
             if !self.encoders.send(d.encoder, task) {
+                d.leave();
                 return Err(SinkError::Closed);
             }
             expected += 1;

@@ -23,7 +23,9 @@ enum Action {
 
 fn action() -> impl Strategy<Value = Action> {
     prop_oneof![
-        6 => (0..4usize, 1..4usize).prop_map(|(d, rows)| Action::Add { d, rows }),
+        // Small events take the inline path, big ones (over 16 rows) the encoding pool.
+        6 => (0..4usize, prop_oneof![1..4usize, 17..20usize])
+            .prop_map(|(d, rows)| Action::Add { d, rows }),
         1 => (0..4usize).prop_map(|d| Action::Drain { d }),
         1 => Just(Action::Checkpoint),
         1 => (0..15u64).prop_map(|ms| Action::Pause { ms }),
