@@ -9,7 +9,8 @@
 //!
 //! Environment: `BENCH_ROWS` (throughput, default 4,000,000), `BENCH_SECS` (memory, default
 //! 30; low-traffic, default 15), `BENCH_DIR` (default: the system temp dir), `BENCH_WORKERS`
-//! (encoder threads, default 2).
+//! (encoder threads, default 2), `BENCH_PREBUILT=1` (throughput: build every event before the
+//! clock starts, to measure the sink without the producer's allocations).
 
 use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value};
 use cdc_sink::testing::{Fault, FaultStore, Op, Rule};
@@ -96,32 +97,33 @@ fn peak_rss_mib() -> f64 {
 }
 
 /// Sends events round-robin to the dispatchers that are awake (the dispatcher protocol: the
-/// next event only after the previous one's wake) until `more()` says stop; returns rows sent.
+/// next event only after the previous one's wake) until `more()` says stop or `next` has no
+/// event; returns rows sent.
 fn produce(
     sink: &Sink,
-    tables: &[Arc<TableDef>],
-    template: &[RowChange],
     awake: &[Arc<AtomicBool>],
     flushed_rows: &Arc<AtomicU64>,
+    mut next: impl FnMut(usize, Ts) -> Option<DmlEvent>,
     mut more: impl FnMut(u64) -> bool,
 ) -> u64 {
     let mut sent = 0u64;
     let mut commit = Ts::from_parts(1_700_000_001_000, 0).0;
-    while more(sent) {
+    let mut exhausted = 0;
+    while more(sent) && exhausted < DISPATCHERS {
         let mut any = false;
-        for d in 0..DISPATCHERS {
-            if !awake[d].swap(false, Ordering::AcqRel) {
+        exhausted = 0;
+        for (d, flag) in awake.iter().enumerate() {
+            if !flag.load(Ordering::Acquire) {
                 continue;
             }
-            any = true;
             commit += 1;
-            let ev = DmlEvent {
-                table: Arc::clone(&tables[d]),
-                partition_id: None,
-                commit_ts: Ts(commit),
-                rows: template.to_vec(),
+            let Some(ev) = next(d, Ts(commit)) else {
+                exhausted += 1;
+                continue;
             };
-            let a = Arc::clone(&awake[d]);
+            flag.store(false, Ordering::Release);
+            any = true;
+            let a = Arc::clone(flag);
             let f = Arc::clone(flushed_rows);
             let n = ev.rows.len() as u64;
             sink.add_dml_event(
@@ -143,6 +145,21 @@ fn produce(
         }
     }
     sent
+}
+
+/// Events built on demand by cloning a template (the producer's cost counts).
+fn cloning(
+    tables: Vec<Arc<TableDef>>,
+    template: Vec<RowChange>,
+) -> impl FnMut(usize, Ts) -> Option<DmlEvent> {
+    move |d, ts| {
+        Some(DmlEvent {
+            table: Arc::clone(&tables[d]),
+            partition_id: None,
+            commit_ts: ts,
+            rows: template.to_vec(),
+        })
+    }
 }
 
 async fn setup(
@@ -198,17 +215,51 @@ async fn throughput() {
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
     let config =
         SinkConfig::new("bench-throughput").with_spool(spool(&spool_dir, 1 << 30, 4 << 30));
-    let query = format!("protocol=csv&flush-interval=2s&worker-count={workers}&date-separator=day");
+    // TiCDC's default flush interval (5s) and file size (64 MiB).
+    let query = format!("protocol=csv&flush-interval=5s&worker-count={workers}&date-separator=day");
     let (sink, tables, awake) = setup(store, &query, config).await;
-    let template = rows(0, ROWS_PER_EVENT);
     let flushed = Arc::new(AtomicU64::new(0));
+    let prebuilt = std::env::var("BENCH_PREBUILT").is_ok_and(|v| v == "1");
+    // With BENCH_PREBUILT=1 every event is built before the clock starts, so the figure is the
+    // sink's alone; otherwise the producer clones a template per event inside the run.
+    let mut queues: Option<Vec<std::collections::VecDeque<DmlEvent>>> = prebuilt.then(|| {
+        let per = (total_rows as usize).div_ceil(ROWS_PER_EVENT * DISPATCHERS);
+        (0..DISPATCHERS)
+            .map(|d| {
+                (0..per)
+                    .map(|_| DmlEvent {
+                        table: Arc::clone(&tables[d]),
+                        partition_id: None,
+                        commit_ts: Ts::ZERO,
+                        rows: rows(0, ROWS_PER_EVENT),
+                    })
+                    .collect()
+            })
+            .collect()
+    });
     let start = Instant::now();
     let s2 = Arc::clone(&sink);
     let f2 = Arc::clone(&flushed);
-    let sent = tokio::task::spawn_blocking(move || {
-        produce(&s2, &tables, &template, &awake, &f2, |sent| {
-            sent < total_rows
-        })
+    let sent = tokio::task::spawn_blocking(move || match queues.as_mut() {
+        Some(q) => produce(
+            &s2,
+            &awake,
+            &f2,
+            |d, ts| {
+                q[d].pop_front().map(|mut e| {
+                    e.commit_ts = ts;
+                    e
+                })
+            },
+            |_| true,
+        ),
+        None => produce(
+            &s2,
+            &awake,
+            &f2,
+            cloning(tables, rows(0, ROWS_PER_EVENT)),
+            |sent| sent < total_rows,
+        ),
     })
     .await
     .expect("producer");
@@ -220,8 +271,9 @@ async fn throughput() {
     let rows_per_sec = sent as f64 / elapsed.as_secs_f64();
     let mib = bytes as f64 / (1024.0 * 1024.0);
     println!(
-        "throughput: {sent} rows ({:.1} MiB csv, {} files) in {:.2}s (producer done at {:.2}s): \
+        "throughput ({}): {sent} rows ({:.1} MiB csv, {} files) in {:.2}s (producer done at {:.2}s): \
          {:.0} rows/s, {:.1} MiB/s, {:.1} bytes/row",
+        if prebuilt { "events pre-built" } else { "producer clones each event" },
         mib,
         sizes.len(),
         elapsed.as_secs_f64(),
@@ -268,14 +320,12 @@ async fn memory() {
         let query = format!("protocol=csv&flush-interval=60s&worker-count={workers}");
         let mem: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
         let (sink, tables, awake) = setup(mem, &query, config).await;
-        let template = rows(0, ROWS_PER_EVENT);
         let flushed = Arc::new(AtomicU64::new(0));
         let s2 = Arc::clone(&sink);
         let start = Instant::now();
         let sent = tokio::task::spawn_blocking(move || {
-            produce(&s2, &tables, &template, &awake, &flushed, |sent| {
-                sent < 1_000_000
-            })
+            let next = cloning(tables, rows(0, ROWS_PER_EVENT));
+            produce(&s2, &awake, &flushed, next, |sent| sent < 1_000_000)
         })
         .await
         .expect("producer");
@@ -298,7 +348,6 @@ async fn memory() {
         .with_multipart(256 << 20, 8 << 20);
     let query = format!("protocol=csv&flush-interval=5s&worker-count={workers}");
     let (sink, tables, awake) = setup(Arc::new(slow.clone()), &query, config).await;
-    let template = rows(0, ROWS_PER_EVENT);
     let flushed = Arc::new(AtomicU64::new(0));
     let stop_at = Instant::now() + Duration::from_secs(secs);
     let s2 = Arc::clone(&sink);
@@ -321,9 +370,8 @@ async fn memory() {
         })
     };
     let sent = tokio::task::spawn_blocking(move || {
-        produce(&s2, &tables, &template, &awake, &f2, |_| {
-            Instant::now() < stop_at
-        })
+        let next = cloning(tables, rows(0, ROWS_PER_EVENT));
+        produce(&s2, &awake, &f2, next, |_| Instant::now() < stop_at)
     })
     .await
     .expect("producer");
