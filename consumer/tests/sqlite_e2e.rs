@@ -512,3 +512,51 @@ async fn sink_options_can_come_from_a_config_file() {
     .unwrap();
     assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
 }
+
+#[tokio::test]
+async fn partition_directories_are_separate_streams() {
+    let mut w = Writer::new("memory://e2e-parts?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "p", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file_in(&t, Some(101), None, &[(ts(2), vec![ins(1, "a")])])
+        .await;
+    w.file_in(&t, Some(102), None, &[(ts(2), vec![ins(2, "b")])])
+        .await;
+    w.file_in(&t, Some(101), None, &[(ts(3), vec![upd(1, "a", "A")])])
+        .await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    replay(&w.uri, &db, &[]).await.unwrap();
+    assert_eq!(rows(&db, "db.p"), vec![s(1, "A"), s(2, "b")]);
+    // A new partition appears while one replayer runs: found by the incremental listings.
+    let down = format!("sqlite://{}", db.display());
+    let argv = [
+        "storage-consumer",
+        "--upstream-uri",
+        &w.uri,
+        "--downstream-uri",
+        &down,
+    ];
+    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
+    let mut r = cdc_consumer::replayer(
+        &cfg,
+        Metrics::new(),
+        Arc::new(Mutex::new(Health::default())),
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        assert!(r.round().await.2.is_none());
+    }
+    w.file_in(&t, Some(103), None, &[(ts(11), vec![ins(3, "c")])])
+        .await;
+    w.file_in(&t, Some(102), None, &[(ts(11), vec![del(2, "b")])])
+        .await;
+    w.checkpoint(ts(12)).await;
+    let (rec, _, err) = r.round().await;
+    assert!(err.is_none());
+    assert!(!rec.discovery.full_listing);
+    assert_eq!(rec.tables["db.p"].files, 2);
+    assert_eq!(rows(&db, "db.p"), vec![s(1, "A"), s(3, "c")]);
+}

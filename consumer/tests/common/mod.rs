@@ -134,6 +134,17 @@ impl Writer {
         dispatcher: Option<&str>,
         events: &[(Ts, Vec<RowChange>)],
     ) -> String {
+        self.file_in(def, None, dispatcher, events).await
+    }
+
+    /// A data file of a partition (`<version>/<partition-id>/<date>/...`).
+    pub async fn file_in(
+        &mut self,
+        def: &TableDef,
+        partition_id: Option<i64>,
+        dispatcher: Option<&str>,
+        events: &[(Ts, Vec<RowChange>)],
+    ) -> String {
         let codec = codec_for(&self.opts).unwrap().prepare(def).unwrap();
         let mut out = Vec::new();
         codec.file_header(&mut out);
@@ -143,7 +154,7 @@ impl Writer {
                 .encode(
                     &DmlEvent {
                         table: t.clone(),
-                        partition_id: None,
+                        partition_id,
                         commit_ts: *ts,
                         rows: rows.clone(),
                     },
@@ -155,7 +166,7 @@ impl Writer {
             schema: def.schema.clone(),
             table: def.table.clone(),
             version: def.version,
-            partition_id: None,
+            partition_id,
             date: DateDir::for_ts(self.opts.date_separator, events[0].0),
         };
         let key = (dir.clone(), dispatcher.map(str::to_string));
