@@ -344,7 +344,7 @@ async fn memory() {
     ));
     let spool_dir = root.path().join("spool");
     let config = SinkConfig::new("bench-memory")
-        .with_spool(spool(&spool_dir, QUOTA, 2 << 30))
+        .with_spool(spool(&spool_dir, QUOTA, 512 << 20))
         .with_multipart(256 << 20, 8 << 20);
     let query = format!("protocol=csv&flush-interval=5s&worker-count={workers}");
     let (sink, tables, awake) = setup(Arc::new(slow.clone()), &query, config).await;
