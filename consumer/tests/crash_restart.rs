@@ -296,3 +296,61 @@ async fn kill_9_and_restart_on_postgres() {
     kill_and_finish(&run_uri, &pg, total, || pg_applied(&client, &b)).await;
     assert_eq!(pg_dump(&client, &b).await, pg_dump(&client, &a).await);
 }
+
+/// `schema`'s rows on MariaDB, as text, schema name left out.
+async fn my_dump(pool: &mysql_async::Pool, schema: &str) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    let mut c = pool.get_conn().await.unwrap();
+    let mut out = Vec::new();
+    for t in ["nopk", "pk0", "pk1", "pk2"] {
+        let rows: Vec<mysql_async::Row> = c
+            .query(format!("SELECT * FROM `{schema}`.`{t}`"))
+            .await
+            .unwrap();
+        let mut v: Vec<String> = rows
+            .into_iter()
+            .map(|r| format!("{t} {:?}", r.unwrap()))
+            .collect();
+        v.sort();
+        out.extend(v);
+    }
+    out
+}
+
+async fn my_applied(pool: &mysql_async::Pool, schema: &str) -> i64 {
+    use mysql_async::prelude::Queryable;
+    let Ok(mut c) = pool.get_conn().await else {
+        return 0;
+    };
+    c.exec_first::<Option<i64>, _, _>(
+        "SELECT CAST(sum(file_index) AS SIGNED) FROM cdc_consumer_progress WHERE schema_name = ?",
+        (schema,),
+    )
+    .await
+    .ok()
+    .flatten()
+    .flatten()
+    .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restart_on_mariadb() {
+    let Some(my) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let pool = mysql_async::Pool::from_url(&my).unwrap();
+    let tag = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000;
+    let (a, b) = (format!("crash_ref_{tag}"), format!("crash_run_{tag}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ref_uri = build_storage(&dir.path().join("a"), &a).await;
+    let run_uri = build_storage(&dir.path().join("b"), &b).await;
+    let st = consumer(&ref_uri, &my, "256").status().unwrap();
+    assert!(st.success());
+    let total = my_applied(&pool, &a).await;
+    kill_and_finish(&run_uri, &my, total, || my_applied(&pool, &b)).await;
+    assert_eq!(my_dump(&pool, &b).await, my_dump(&pool, &a).await);
+}
