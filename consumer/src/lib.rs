@@ -75,7 +75,7 @@ pub async fn replayer(
 
 /// Runs rounds until `--once` has nothing left, `--until-ts` is applied, or forever.
 /// In `--once` mode a failed round is returned as the error; otherwise it is logged, shown in
-/// `/health` and the next round retries.
+/// `/health`, the downstream is reopened (progress reloaded from it) and the next round retries.
 pub async fn run(cfg: &Config, mut r: Replayer) -> Result<()> {
     loop {
         let (rec, found_new, err) = r.round().await;
@@ -101,5 +101,17 @@ pub async fn run(cfg: &Config, mut r: Replayer) -> Result<()> {
             continue;
         }
         tokio::time::sleep(cfg.interval).await;
+        if err.is_some() {
+            // The downstream may have lost its connection: open a new one and reload the
+            // progress record from it before the next round.
+            match open_downstream(cfg).await {
+                Ok(d) => {
+                    if let Err(e) = r.reopen(d).await {
+                        tracing::warn!(error = %e, "reopening the downstream failed");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "reconnecting to the downstream failed"),
+            }
+        }
     }
 }

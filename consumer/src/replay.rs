@@ -75,6 +75,15 @@ impl Replayer {
         })
     }
 
+    /// Replaces the downstream (after a failed round: a new connection) and reloads the
+    /// progress record from it, the source of truth for what was committed.
+    pub async fn reopen(&mut self, mut down: Box<dyn Downstream>) -> Result<()> {
+        let rows = down.load_progress().await?;
+        self.down = down;
+        self.progress = Progress::from_rows(rows);
+        Ok(())
+    }
+
     /// The progress record as committed.
     pub fn progress(&self) -> &Progress {
         &self.progress

@@ -327,3 +327,79 @@ async fn large_files_take_the_copy_path_on_postgres_with_conflict_fallback() {
     let (n, b, seven): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
     assert_eq!((n, b, seven.as_str()), (4500, 3000, "last"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_postgres_connection_is_reopened_by_the_next_round() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let s = unique("cdcr");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut w = Writer::new(&format!(
+        "file://{}?protocol=csv&include-commit-ts=true",
+        root.display()
+    ));
+    let t = two_cols(&s, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(3)).await;
+    let app = format!("cdc_reconnect_{}", std::process::id());
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    let down = format!("{uri}{sep}application_name={app}");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_storage-consumer"))
+        .args([
+            "--upstream-uri",
+            &w.uri,
+            "--downstream-uri",
+            &down,
+            "--interval",
+            "50ms",
+        ])
+        .args(["--log-level", "error"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let count = |n: i64| {
+        let client = &client;
+        let s = s.clone();
+        async move {
+            for _ in 0..200 {
+                let got: Option<i64> = client
+                    .query_one(&format!("SELECT count(*) FROM \"{s}\".t"), &[])
+                    .await
+                    .ok()
+                    .map(|r| r.get(0));
+                if got == Some(n) {
+                    return true;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+    assert!(count(1).await, "first file not applied");
+    let killed = client
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+            &[&app],
+        )
+        .await
+        .unwrap();
+    assert_eq!(killed, 1, "the consumer's connection was not found");
+    w.file(&t, &[(ts(4), vec![ins(2, "b")])]).await;
+    w.checkpoint(ts(5)).await;
+    let ok = count(2).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        ok,
+        "the row written after the connection was killed was not applied"
+    );
+}
