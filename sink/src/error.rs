@@ -73,6 +73,16 @@ pub enum SinkError {
     /// A dispatcher id is registered twice.
     #[error("dispatcher `{0}` is already registered")]
     DuplicateDispatcher(String),
+    /// A dispatcher with [`FileNaming::Table`](crate::FileNaming::Table) handed in an event of
+    /// a table another such dispatcher writes: its files and index would have two writers.
+    /// Dispatchers sharing a table must use `FileNaming::Dispatcher`.
+    #[error("table `{table}` is already written by dispatcher `{owner}` under table file names")]
+    TableOwned {
+        /// The table.
+        table: String,
+        /// The dispatcher that writes it.
+        owner: String,
+    },
     /// The sink is closed (or closing) and accepts nothing.
     #[error("the sink is closed")]
     Closed,

@@ -61,6 +61,8 @@ pub(crate) struct DispatcherState {
     queued: AtomicUsize,
     /// The codec of the inline path: table key, codec, last chunk size.
     inline_codec: Mutex<Option<InlineCodec>>,
+    /// Tables this dispatcher owns under `FileNaming::Table` (checked once per table).
+    pub owned_tables: Mutex<Vec<cdc_common::TableName>>,
 }
 
 /// The inline path's cached codec: (schema, table, version), codec, last chunk size.
@@ -76,6 +78,7 @@ impl DispatcherState {
             pending: Mutex::new(BTreeMap::new()),
             queued: AtomicUsize::new(0),
             inline_codec: Mutex::new(None),
+            owned_tables: Mutex::new(Vec::new()),
         }
     }
 

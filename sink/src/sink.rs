@@ -29,7 +29,7 @@ use crate::writer::{self, WriterContext, WriterMsg};
 use cdc_common::codec::codec_for;
 use cdc_common::layout::{build_file_name, validate_name, LayoutConfig};
 use cdc_common::storage::{StorageKind, StorageUri};
-use cdc_common::{DdlEvent, DmlEvent, SinkOptions, Ts};
+use cdc_common::{DdlEvent, DmlEvent, SinkOptions, TableName, Ts};
 use cdc_spool::{Callback, Spool, SpoolConfig, SpoolStats};
 use object_store::ObjectStore;
 use prometheus::Registry;
@@ -48,6 +48,8 @@ pub struct Sink {
     encoders: EncoderPool,
     enc_ctx: Arc<EncoderContext>,
     dispatchers: RwLock<HashMap<String, Arc<DispatcherState>>>,
+    /// Table -> the `FileNaming::Table` dispatcher writing it (one index file, one writer).
+    table_owners: Mutex<HashMap<TableName, Arc<str>>>,
     closed: AtomicBool,
     checkpoint: tokio::sync::Mutex<CheckpointState>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -169,6 +171,7 @@ impl Sink {
             encoders,
             enc_ctx,
             dispatchers: RwLock::new(HashMap::new()),
+            table_owners: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
             checkpoint: tokio::sync::Mutex::new(CheckpointState::default()),
             tasks: Mutex::new(tasks),
@@ -222,11 +225,16 @@ impl Sink {
     pub async fn remove_dispatcher(&self, id: &str) -> Result<()> {
         self.usable()?;
         let d = self.dispatcher(id)?;
-        self.drain(&[d], Ts::ZERO, true).await?;
+        self.drain(&[Arc::clone(&d)], Ts::ZERO, true).await?;
         self.dispatchers
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(id);
+        let owned = std::mem::take(&mut *d.owned_tables.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut owners = self.table_owners.lock().unwrap_or_else(|e| e.into_inner());
+        for t in owned {
+            owners.remove(&t);
+        }
         Ok(())
     }
 
@@ -247,6 +255,9 @@ impl Sink {
         let d = self.dispatcher(dispatcher)?;
         validate_name(&event.table.schema)?;
         validate_name(&event.table.table)?;
+        if d.file_id.is_none() {
+            self.claim_table(&d, &event.table)?;
+        }
         let ts = event.commit_ts;
         d.track(ts);
         if event.rows.len() <= self.ctx.config.inline_encode_max_rows
@@ -281,6 +292,31 @@ impl Sink {
             d.done(ts);
             return Err(SinkError::Closed);
         }
+        Ok(())
+    }
+
+    /// Checks that `d` (table file names) is the only such writer of `table`; the shared map is
+    /// consulted once per (dispatcher, table), then the dispatcher's own list answers.
+    fn claim_table(&self, d: &DispatcherState, table: &cdc_common::TableDef) -> Result<()> {
+        let mut owned = d.owned_tables.lock().unwrap_or_else(|e| e.into_inner());
+        if owned
+            .iter()
+            .any(|t| t.schema == table.schema && t.table == table.table)
+        {
+            return Ok(());
+        }
+        let name = table.name();
+        let mut owners = self.table_owners.lock().unwrap_or_else(|e| e.into_inner());
+        let owner = owners
+            .entry(name.clone())
+            .or_insert_with(|| Arc::clone(&d.id));
+        if **owner != *d.id {
+            return Err(SinkError::TableOwned {
+                table: name.to_string(),
+                owner: owner.to_string(),
+            });
+        }
+        owned.push(name);
         Ok(())
     }
 

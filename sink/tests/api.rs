@@ -80,6 +80,33 @@ async fn removing_a_dispatcher_flushes_it_first() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_has_one_writer_under_table_file_names() {
+    let h = harness("protocol=csv&flush-interval=60s").await;
+    let t = table("t", ts(0));
+    h.sink.add_dispatcher("a", FileNaming::Table).unwrap();
+    h.sink.add_dispatcher("b", FileNaming::Table).unwrap();
+    h.sink.add_dispatcher("c", FileNaming::Dispatcher).unwrap();
+    h.sink
+        .add_dml_event("a", event(&t, ts(1), "a", 0, 1), None, None)
+        .unwrap();
+    assert!(matches!(
+        h.sink
+            .add_dml_event("b", event(&t, ts(2), "b", 0, 1), None, None),
+        Err(SinkError::TableOwned { .. })
+    ));
+    // Dispatcher file names never collide.
+    h.sink
+        .add_dml_event("c", event(&t, ts(3), "c", 0, 1), None, None)
+        .unwrap();
+    // Once `a` is removed, `b` may take the table over.
+    h.sink.remove_dispatcher("a").await.unwrap();
+    h.sink
+        .add_dml_event("b", event(&t, ts(4), "b", 0, 1), None, None)
+        .unwrap();
+    h.sink.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_is_refused_with_a_typed_error() {
     let h = harness("protocol=csv").await;
     assert!(matches!(
