@@ -125,6 +125,18 @@ async fn slow_store_keeps_memory_within_the_spool_quota_while_wakes_pause_and_re
     for p in producers {
         p.await.unwrap();
     }
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&h.registry.gather())
+        .unwrap();
+    let pressure = text
+        .lines()
+        .find(|l| {
+            l.starts_with("cdc_sink_flushes_total") && l.contains("reason=\"spool-pressure\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(pressure > 0.0, "no spool-pressure flush: {text}");
     h.sink.close().await.unwrap();
     stop.store(true, Ordering::SeqCst);
     sampler.await.unwrap();
