@@ -22,3 +22,33 @@ pub fn server_uri(var: &str) -> Option<String> {
         }
     }
 }
+
+/// Prints one benchmark figure as the machine-readable line `cdc-storage bench` collects:
+/// `BENCH {"group","name","value","unit","baseline_name","baseline","ratio","target"}`.
+/// `baseline` is the figure measured in the same run (or the limit the value is held to);
+/// pass `("", 0.0)` when there is none.
+pub fn bench_line(
+    group: &str,
+    name: &str,
+    value: f64,
+    unit: &str,
+    baseline: (&str, f64),
+    target: &str,
+) {
+    let ratio = if baseline.1 > 0.0 {
+        value / baseline.1
+    } else {
+        0.0
+    };
+    let line = serde_json::json!({
+        "group": group,
+        "name": name,
+        "value": value,
+        "unit": unit,
+        "baseline_name": baseline.0,
+        "baseline": baseline.1,
+        "ratio": ratio,
+        "target": target,
+    });
+    println!("BENCH {line}");
+}

@@ -236,10 +236,13 @@ async fn main() {
         "sqlite  ratio consumer/.import = {:.2}",
         consumer_rate / import_rate
     );
-    bench_line(
+    cdc_common::testing::bench_line(
+        "consumer",
         "replay into SQLite",
         consumer_rate,
+        "rows/s",
         ("sqlite3 .import of the same rows", import_rate),
+        ">= 0.5",
     );
 
     if let Some(pg) = pg {
@@ -279,10 +282,13 @@ async fn main() {
             "pg      ratio consumer/COPY = {:.2}",
             consumer_rate / copy_rate
         );
-        bench_line(
+        cdc_common::testing::bench_line(
+            "consumer",
             "replay into PostgreSQL",
             consumer_rate,
-            ("psql \\\\copy of the same rows", copy_rate),
+            "rows/s",
+            ("psql \\copy of the same rows", copy_rate),
+            ">= 0.5",
         );
         client
             .batch_execute("DROP SCHEMA IF EXISTS bench CASCADE; DROP SCHEMA IF EXISTS bench_copy CASCADE; DELETE FROM public.cdc_consumer_progress WHERE schema_name = 'bench'")
@@ -313,16 +319,4 @@ async fn replay(uri: &str, down: &str) -> f64 {
     .expect("replayer");
     cdc_consumer::run(&cfg, r).await.expect("replay");
     t.elapsed().as_secs_f64()
-}
-
-/// One machine-readable figure for `cdc-storage bench`: `BENCH {json}` with the value, the
-/// baseline measured in the same run and their ratio (target >= 0.5 for both replays).
-fn bench_line(name: &str, rows_per_sec: f64, baseline: (&str, f64)) {
-    println!(
-        "BENCH {{\"group\":\"consumer\",\"name\":\"{name}\",\"value\":{rows_per_sec:.1},\"unit\":\"rows/s\",\
-         \"baseline_name\":\"{}\",\"baseline\":{:.1},\"ratio\":{:.3},\"target\":\">= 0.5\"}}",
-        baseline.0,
-        baseline.1,
-        rows_per_sec / baseline.1
-    );
 }

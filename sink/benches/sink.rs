@@ -12,6 +12,7 @@
 //! (encoder threads, default 2), `BENCH_PREBUILT=1` (throughput: build every event before the
 //! clock starts, to measure the sink without the producer's allocations).
 
+use cdc_common::testing::bench_line;
 use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value};
 use cdc_sink::testing::{Fault, FaultStore, Op, Rule};
 use cdc_sink::{FileNaming, Sink, SinkConfig};
@@ -294,6 +295,7 @@ async fn throughput() {
     }
     let raw_secs = start.elapsed().as_secs_f64();
     bench_line(
+        "sink",
         &format!(
             "throughput, csv to local fs, {DISPATCHERS} dispatchers ({})",
             if prebuilt {
@@ -406,6 +408,7 @@ async fn memory() {
         (QUOTA >> 20) + 128
     );
     bench_line(
+        "sink",
         "peak RSS, storage 100x slower than the producer",
         rss,
         "MiB",
@@ -497,6 +500,7 @@ async fn low_traffic() {
         busiest as f64 * 100.0 / DISPATCHERS as f64
     );
     bench_line(
+        "sink",
         "low traffic: wake latency p99, 1000 dispatchers at 1 txn/s",
         pct(0.99).as_secs_f64() * 1e6,
         "us",
@@ -504,26 +508,12 @@ async fn low_traffic() {
         "<= 1.0",
     );
     bench_line(
+        "sink",
         "low traffic: busiest 10 ms flush window (files)",
         busiest as f64,
         "files",
         ("tables (a sweep would flush all)", DISPATCHERS as f64),
         "<< 1.0",
-    );
-}
-
-/// One machine-readable figure for `cdc-storage bench`: `BENCH {json}` with the value, the
-/// baseline measured in the same run (or the limit it is held to), their ratio and the target.
-fn bench_line(name: &str, value: f64, unit: &str, baseline: (&str, f64), target: &str) {
-    let ratio = if baseline.1 > 0.0 {
-        value / baseline.1
-    } else {
-        0.0
-    };
-    println!(
-        "BENCH {{\"group\":\"sink\",\"name\":\"{name}\",\"value\":{value:.3},\"unit\":\"{unit}\",\
-         \"baseline_name\":\"{}\",\"baseline\":{:.3},\"ratio\":{ratio:.3},\"target\":\"{target}\"}}",
-        baseline.0, baseline.1
     );
 }
 

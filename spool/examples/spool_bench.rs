@@ -16,6 +16,7 @@
 //! file with positioned 1 MiB writes and reads it back the same way. No fsync on either side
 //! (the spool never syncs: its files are scratch).
 
+use cdc_common::testing::bench_line;
 use cdc_spool::{Spool, SpoolConfig};
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
@@ -223,21 +224,6 @@ fn rss_child(dir: &Path) {
     );
 }
 
-/// One machine-readable figure for `cdc-storage bench`: `BENCH {json}` with the value, the
-/// baseline measured in the same run, their ratio and the target.
-fn bench_line(name: &str, value: f64, unit: &str, baseline: (&str, f64), target: &str) {
-    let ratio = if baseline.1 > 0.0 {
-        value / baseline.1
-    } else {
-        0.0
-    };
-    println!(
-        "BENCH {{\"group\":\"spool\",\"name\":\"{name}\",\"value\":{value:.3},\"unit\":\"{unit}\",\
-         \"baseline_name\":\"{}\",\"baseline\":{:.3},\"ratio\":{ratio:.3},\"target\":\"{target}\"}}",
-        baseline.0, baseline.1
-    );
-}
-
 fn main() {
     let a = args();
     if a.rss_child {
@@ -272,6 +258,7 @@ fn main() {
             mb_per_s(total, d.wall)
         );
         bench_line(
+            "spool",
             &format!("in-memory {}K enqueue+read+release", entry / 1024),
             mb_per_s(total, d.wall),
             "MiB/s",
@@ -299,6 +286,7 @@ fn main() {
             );
             if clock == "wall" {
                 bench_line(
+                    "spool",
                     &format!("spilled {}K enqueue+read+release", entry / 1024),
                     m,
                     "MiB/s",
@@ -336,6 +324,7 @@ fn main() {
         .collect();
     let (hwm, mem, disk) = (v[0], v[1], v[2]);
     bench_line(
+        "spool",
         "peak RSS, spilling 10x the memory quota",
         hwm as f64 / MIB as f64,
         "MiB",
