@@ -10,7 +10,7 @@
 # server is missing fails instead of skipping). Tools are cached in $CDC_TOOLS_DIR.
 set -euo pipefail
 
-CDC_TOOLS_DIR=${CDC_TOOLS_DIR:-$HOME/.cache/cdc-storage-tools}
+CDC_TOOLS_DIR=${CDC_TOOLS_DIR:-${HOME:-/root}/.cache/cdc-storage-tools}
 S3S_VERSION=0.14.1
 AZURITE_VERSION=3.37.0
 
