@@ -373,29 +373,13 @@ impl Workload {
                 });
             } else if dice < 88 {
                 // Primary-key change: the source splits it into delete + insert.
-                let i = self.rng.random_range(0..live_len);
-                let old = self.slots[slot_idx]
-                    .live
-                    .get_mut(&dispatcher)
-                    .map(|v| v.swap_remove(i))
-                    .unwrap_or(0);
-                let before = self.model_row(slot_idx, old);
-                self.model_table(slot_idx).rows.remove(&old);
-                rows.push(RowChange::Delete { before });
+                rows.push(self.delete_random(slot_idx, dispatcher, live_len));
                 let key = self.new_key(dispatcher);
                 let after = self.row(&def, key);
                 self.apply_insert(slot_idx, dispatcher, key, after.clone());
                 rows.push(RowChange::Insert { after });
             } else {
-                let i = self.rng.random_range(0..live_len);
-                let key = self.slots[slot_idx]
-                    .live
-                    .get_mut(&dispatcher)
-                    .map(|v| v.swap_remove(i))
-                    .unwrap_or(0);
-                let before = self.model_row(slot_idx, key);
-                self.model_table(slot_idx).rows.remove(&key);
-                rows.push(RowChange::Delete { before });
+                rows.push(self.delete_random(slot_idx, dispatcher, live_len));
             }
         }
         Step::Dml {
@@ -407,6 +391,19 @@ impl Workload {
                 rows,
             },
         }
+    }
+
+    /// Deletes one of the dispatcher's live rows, chosen at random, from the model.
+    fn delete_random(&mut self, slot: usize, dispatcher: usize, live_len: usize) -> RowChange {
+        let i = self.rng.random_range(0..live_len);
+        let key = self.slots[slot]
+            .live
+            .get_mut(&dispatcher)
+            .map(|v| v.swap_remove(i))
+            .unwrap_or(0);
+        let before = self.model_row(slot, key);
+        self.model_table(slot).rows.remove(&key);
+        RowChange::Delete { before }
     }
 
     fn model_table(&mut self, slot: usize) -> &mut ModelTable {
