@@ -8,7 +8,10 @@
 
 use crate::discovery::DiscoveryStats;
 use cdc_common::Ts;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+
+/// How many fatal errors [`Health::recent_errors`] keeps (the oldest is dropped first).
+pub const RECENT_ERRORS: usize = 10;
 
 /// Counts of one table in one round.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -73,6 +76,49 @@ pub struct Health {
     pub files_pending: u64,
     /// The last finished round.
     pub last_round: Option<RoundRecord>,
+    /// Per table (`schema.table`): how far it is applied, as the progress record says.
+    pub tables: BTreeMap<String, TableProgress>,
+    /// The last [`RECENT_ERRORS`] fatal errors, oldest first.
+    pub recent_errors: VecDeque<RecentError>,
+}
+
+/// One table's progress.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TableProgress {
+    /// Every row of the table with commit ts at or below this is applied.
+    pub applied_ts: u64,
+    /// Version of the last applied schema file (`None` before its first DDL).
+    pub version: Option<u64>,
+    /// One entry per stream (partition and writer) with a progress row.
+    pub streams: Vec<StreamProgress>,
+}
+
+/// One stream's progress row.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct StreamProgress {
+    /// Partition directory (`""` when none).
+    pub partition: String,
+    /// Dispatcher id (`""` for the single writer).
+    pub dispatcher: String,
+    /// Table version of the last applied file.
+    pub version: u64,
+    /// Date directory of the last applied file (`""` when none).
+    pub date: String,
+    /// Index of the last wholly applied file (0: none in that directory).
+    pub file_index: u64,
+    /// Rows at or below this commit ts are applied.
+    pub commit_ts: u64,
+}
+
+/// A fatal error that ended a round.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RecentError {
+    /// The round it ended.
+    pub round: u64,
+    /// When, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The error text.
+    pub message: String,
 }
 
 impl Health {
@@ -83,6 +129,14 @@ impl Health {
         self.applied_ts = applied.0;
         self.lag_ts = checkpoint.0 - applied.0;
         self.lag_ms = lag_ms(checkpoint, applied);
+    }
+
+    /// Records a fatal error, dropping the oldest beyond [`RECENT_ERRORS`].
+    pub fn push_error(&mut self, err: RecentError) {
+        self.recent_errors.push_back(err);
+        while self.recent_errors.len() > RECENT_ERRORS {
+            self.recent_errors.pop_front();
+        }
     }
 }
 

@@ -18,14 +18,14 @@ use crate::ddl::{self, DdlOp};
 use crate::decode::Decoder;
 use crate::discovery::{Catalog, Discovery, SchemaEntry, Upstream};
 use crate::error::{Error, Result};
-use crate::freshness::{now_ms, Health, RoundRecord};
+use crate::freshness::{now_ms, Health, RecentError, RoundRecord, StreamProgress, TableProgress};
 use crate::metrics::Metrics;
 use crate::ordering::{count_pending, schema_step, table_steps, Step, Wait};
-use crate::progress::{date_text, Position, Progress, ProgressKey};
+use crate::progress::{date_text, Position, Progress, ProgressKey, DDL_STREAM};
 use cdc_common::codec::{DecodedRow, TableCodec};
 use cdc_common::layout::LayoutConfig;
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::task::JoinHandle;
@@ -128,6 +128,7 @@ impl Replayer {
         let cat = self.disc.catalog();
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
         let applied = self.applied_ts();
+        let tables = self.table_progress();
         let pending = count_pending(cat, &self.progress);
         rec.checkpoint_ts = checkpoint.0;
         rec.applied_ts = applied.min(checkpoint).0;
@@ -160,6 +161,14 @@ impl Replayer {
             h.set_ts(checkpoint, Ts(rec.applied_ts));
             h.files_pending = pending;
             h.last_round = Some(rec.clone());
+            h.tables = tables;
+            if let Some(f) = &rec.fatal {
+                h.push_error(RecentError {
+                    round: rec.round,
+                    at_ms: rec.ended_at_ms,
+                    message: f.clone(),
+                });
+            }
         }
         (rec, found_new, err)
     }
@@ -187,9 +196,17 @@ impl Replayer {
 
     /// The ts up to which every table is applied (see [`crate::freshness`]).
     pub fn applied_ts(&self) -> Ts {
+        let checkpoint = self.disc.catalog().checkpoint.unwrap_or(Ts::ZERO);
+        self.tables_applied_ts()
+            .into_values()
+            .fold(checkpoint, Ts::min)
+    }
+
+    /// Per table of the catalog, the ts up to which it is applied (at most the checkpoint).
+    pub fn tables_applied_ts(&self) -> BTreeMap<TableName, Ts> {
         let cat = self.disc.catalog();
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
-        let mut applied = checkpoint;
+        let mut out = BTreeMap::new();
         let none = HashSet::new();
         for name in cat.tables.keys() {
             let (steps, wait) = table_steps(cat, &self.progress, name, &none);
@@ -215,9 +232,47 @@ impl Replayer {
                 }
                 m
             };
-            applied = applied.min(t_applied);
+            out.insert(name.clone(), t_applied.min(checkpoint));
         }
-        applied
+        out
+    }
+
+    /// Per-table progress for `/health` and the status page: the catalog's tables with their
+    /// applied ts, and every progress row grouped by table.
+    fn table_progress(&self) -> BTreeMap<String, TableProgress> {
+        let mut out: BTreeMap<String, TableProgress> = self
+            .tables_applied_ts()
+            .into_iter()
+            .map(|(name, ts)| {
+                let t = TableProgress {
+                    applied_ts: ts.0,
+                    ..Default::default()
+                };
+                (name.to_string(), t)
+            })
+            .collect();
+        for (k, p) in self.progress.rows() {
+            // Database-level DDL rows have no table.
+            if k.table.is_empty() {
+                continue;
+            }
+            let t = out
+                .entry(TableName::new(k.schema.as_str(), k.table.as_str()).to_string())
+                .or_default();
+            if k.dispatcher == DDL_STREAM {
+                t.version = Some(p.version.0);
+            } else {
+                t.streams.push(StreamProgress {
+                    partition: k.partition.clone(),
+                    dispatcher: k.dispatcher.clone(),
+                    version: p.version.0,
+                    date: p.date.clone(),
+                    file_index: p.file_index,
+                    commit_ts: p.commit_ts.0,
+                });
+            }
+        }
+        out
     }
 
     fn table_commit_ts(&self, name: &TableName) -> Ts {
