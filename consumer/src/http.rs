@@ -1,4 +1,5 @@
-//! `GET /health` (JSON, see [`crate::freshness::Health`]) and `GET /metrics` (Prometheus text).
+//! `GET /` (HTML status page, see [`crate::status_page`]), `GET /health` (JSON, see
+//! [`crate::freshness::Health`]) and `GET /metrics` (Prometheus text).
 //!
 //! Served only when `--metrics-addr` is given; binds exactly that address (use 127.0.0.1 unless
 //! the endpoint must be reachable from elsewhere).
@@ -25,6 +26,14 @@ async fn get_health(State(s): State<AppState>) -> Json<Health> {
     Json(h)
 }
 
+async fn get_status_page(State(s): State<AppState>) -> impl IntoResponse {
+    let h = s.health.lock().map(|h| h.clone()).unwrap_or_default();
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        crate::status_page::render(&h, crate::freshness::now_ms()),
+    )
+}
+
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -49,6 +58,7 @@ pub async fn serve(
         source: e,
     })?;
     let app = Router::new()
+        .route("/", get(get_status_page))
         .route("/health", get(get_health))
         .route("/metrics", get(get_metrics))
         .with_state(AppState { health, metrics });

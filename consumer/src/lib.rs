@@ -13,7 +13,8 @@
 //! - [`apply`]: the downstreams (SQLite, PostgreSQL, MySQL/MariaDB, stdout) and row batching.
 //! - [`ddl`]: structured DDL and its translation into each dialect.
 //! - [`progress`]: the per-stream progress record, committed with the rows it covers.
-//! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] report.
+//! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] and
+//!   [`status_page`] report.
 //!
 //! Invariants: storage is the source of truth (all state here is rebuilt from storage plus the
 //! downstream's progress record); nothing above the sink's checkpoint-ts is applied when rows
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod ordering;
 pub mod progress;
 pub mod replay;
+pub mod status_page;
 
 pub use error::{Error, Result};
 
