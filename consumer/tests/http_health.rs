@@ -1,5 +1,6 @@
 //! `/health` and `/metrics`: freshness figures, the last round's audit record (warnings kept
-//! apart from the fatal error) and the `cdc_consumer_*` metrics.
+//! apart from the fatal error), per-table progress, recent errors and the `cdc_consumer_*`
+//! metrics.
 
 mod common;
 
@@ -74,6 +75,14 @@ async fn health_reports_freshness_and_the_last_round() {
     assert!(last["fatal"].is_null());
     assert_eq!(last["warnings"].as_array().unwrap().len(), 1);
     assert!(last["started_at_ms"].as_u64().unwrap() <= last["ended_at_ms"].as_u64().unwrap());
+    // Per-table progress: the DDL row's version and the one stream, at file 1 (rows at ts 2).
+    let tp = &h["tables"]["db.t"];
+    assert_eq!(tp["applied_ts"], ts(3).0);
+    assert_eq!(tp["version"], ts(1).0);
+    assert_eq!(tp["streams"].as_array().unwrap().len(), 1);
+    assert_eq!(tp["streams"][0]["file_index"], 1);
+    assert_eq!(tp["streams"][0]["commit_ts"], ts(2).0);
+    assert_eq!(h["recent_errors"].as_array().unwrap().len(), 0);
 
     let m = http_get(addr, "/metrics").await;
     for name in [
@@ -101,6 +110,10 @@ async fn health_reports_freshness_and_the_last_round() {
     assert!(rec.warnings.is_empty());
     let h: serde_json::Value = serde_json::from_str(&http_get(addr, "/health").await).unwrap();
     assert_eq!(h["last_round"]["fatal"], fatal.as_str());
+    let errors = h["recent_errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0]["message"], fatal.as_str());
+    assert_eq!(errors[0]["round"], 2);
     // The second file was applied before the broken third one.
     assert_eq!(h["last_round"]["tables"]["db.t"]["rows"], 1);
     assert!(h["lag_ts"].as_u64().unwrap() > 0);
