@@ -110,6 +110,21 @@ impl DdlOp {
             DdlOp::RenameColumn { .. } => "rename column",
         }
     }
+
+    /// The object the operation acts on, for errors: the schema for schema DDLs, the table
+    /// (after a rename, its new name) otherwise.
+    pub fn target(&self) -> String {
+        match self {
+            DdlOp::CreateSchema(s) | DdlOp::DropSchema { schema: s, .. } => s.clone(),
+            DdlOp::CreateTable(d) => d.name().to_string(),
+            DdlOp::DropTable(t) | DdlOp::TruncateTable(t) => t.to_string(),
+            DdlOp::RenameTable { to, .. } => to.to_string(),
+            DdlOp::AddColumn { table, .. }
+            | DdlOp::DropColumn { table, .. }
+            | DdlOp::ModifyColumn { table, .. }
+            | DdlOp::RenameColumn { table, .. } => table.to_string(),
+        }
+    }
 }
 
 /// The operations that turn `prev` into `next` (same table name), using `query` to pair

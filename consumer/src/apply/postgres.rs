@@ -350,20 +350,6 @@ fn copy_field(buf: &mut BytesMut, def: &TableDef, col: usize, v: &Value) {
     }
 }
 
-fn ddl_table(op: &crate::ddl::DdlOp) -> String {
-    use crate::ddl::DdlOp as D;
-    match op {
-        D::CreateSchema(s) | D::DropSchema { schema: s, .. } => s.clone(),
-        D::CreateTable(d) => d.name().to_string(),
-        D::DropTable(t) | D::TruncateTable(t) => t.to_string(),
-        D::RenameTable { to, .. } => to.to_string(),
-        D::AddColumn { table, .. }
-        | D::DropColumn { table, .. }
-        | D::ModifyColumn { table, .. }
-        | D::RenameColumn { table, .. } => table.to_string(),
-    }
-}
-
 #[async_trait::async_trait]
 impl Downstream for PostgresDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
@@ -440,7 +426,7 @@ impl Downstream for PostgresDownstream {
         for op in unit.ddl {
             for sql in Postgres.ddl(op) {
                 tx.batch_execute(&sql).await.map_err(|e| {
-                    downstream_error(&ddl_table(op), unit.file, &format!("ddl: {}", op.kind()), e)
+                    downstream_error(&op.target(), unit.file, &format!("ddl: {}", op.kind()), e)
                 })?;
             }
         }

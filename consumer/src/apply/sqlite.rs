@@ -203,20 +203,6 @@ fn insert_head(def: &TableDef, rows: usize) -> String {
     )
 }
 
-fn ddl_target(op: &DdlOp) -> String {
-    match op {
-        DdlOp::CreateSchema(s) => s.clone(),
-        DdlOp::DropSchema { schema, .. } => schema.clone(),
-        DdlOp::CreateTable(d) => d.name().to_string(),
-        DdlOp::DropTable(t) | DdlOp::TruncateTable(t) => t.to_string(),
-        DdlOp::RenameTable { to, .. } => to.to_string(),
-        DdlOp::AddColumn { table, .. }
-        | DdlOp::DropColumn { table, .. }
-        | DdlOp::ModifyColumn { table, .. }
-        | DdlOp::RenameColumn { table, .. } => table.to_string(),
-    }
-}
-
 #[async_trait::async_trait]
 impl Downstream for SqliteDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
@@ -316,12 +302,7 @@ impl Downstream for SqliteDownstream {
             }
             for sql in stmts {
                 tx.execute_batch(&sql).map_err(|e| {
-                    downstream_error(
-                        &ddl_target(op),
-                        unit.file,
-                        &format!("ddl: {}", op.kind()),
-                        e,
-                    )
+                    downstream_error(&op.target(), unit.file, &format!("ddl: {}", op.kind()), e)
                 })?;
             }
         }
