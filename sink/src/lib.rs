@@ -29,7 +29,7 @@
 //! | [`retry`] | retries, backoff, request timeouts |
 //! | `metrics` | `cdc_sink_*` metrics |
 //! | [`error`] | [`SinkError`] |
-//! | [`testing`] | [`testing::FaultStore`], the recording, fault-injecting store wrapper |
+//! | [`testing`] | re-exports `cdc_common::testing::FaultStore`, the fault-injecting store wrapper |
 //!
 //! # Guarantees
 //!

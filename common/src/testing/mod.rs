@@ -1,9 +1,15 @@
-//! Test support shared by every crate's tests: where the real servers are.
+//! Test support shared by every crate's tests: where the real servers are, the benchmark line
+//! format, and [`FaultStore`], the recording, fault-injecting store wrapper (see
+//! [`fault_store`]) that drives both the sink and the consumer.
 //!
 //! `scripts/servers.sh` starts them and exports `CDC_TEST_S3_URI`, `CDC_TEST_AZURE_URI`,
 //! `CDC_TEST_POSTGRES_URI` and `CDC_TEST_MYSQL_URI`. A test that needs one calls
 //! [`server_uri`]: outside CI a missing server skips the test with a note on stderr; under
 //! `CI=true` it fails the test, so CI can never pass by silently skipping.
+
+pub mod fault_store;
+
+pub use fault_store::{Fault, FaultStore, Op, Record, Rule, SEED_ENV};
 
 /// The URI of a test server from the environment variable `var`.
 ///
