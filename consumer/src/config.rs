@@ -21,6 +21,11 @@ pub const DEFAULT_INTERVAL: &str = "1s";
 pub const DEFAULT_BATCH_ROWS: usize = 256;
 /// Default downstream: an SQLite file in the working directory.
 pub const DEFAULT_DOWNSTREAM: &str = "sqlite://storage-consumer.db";
+/// Upstream URI parameter (consumer only): how long a listing may leave out new objects
+/// (`0s`, the default, for the strongly consistent S3, GCS, Azure Blob and local stores).
+pub const LISTING_LAG_PARAM: &str = "listing-lag";
+/// Longest listing lag accepted.
+pub const MAX_LISTING_LAG: Duration = Duration::from_secs(3600);
 
 /// `storage-consumer` command line.
 #[derive(clap::Parser, Debug, Clone)]
@@ -193,6 +198,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Rows per multi-row statement.
     pub batch_rows: usize,
+    /// How long upstream listings may leave out new objects (`listing-lag`).
+    pub listing_lag: Duration,
 }
 
 impl Config {
@@ -207,7 +214,11 @@ impl Config {
             params.merge_toml(&text, &file.display().to_string())?;
         }
         let sink = SinkOptions::take_from(&mut params)?;
-        params.finish(&[STORAGE_PARAMS, SINK_PARAMS].concat())?;
+        let listing_lag = match params.take(LISTING_LAG_PARAM) {
+            Some(v) => parse_duration(LISTING_LAG_PARAM, &v, Duration::ZERO, MAX_LISTING_LAG)?,
+            None => Duration::ZERO,
+        };
+        params.finish(&[STORAGE_PARAMS, SINK_PARAMS, &[LISTING_LAG_PARAM]].concat())?;
         let interval = parse_duration(
             "interval",
             &a.interval,
@@ -242,6 +253,7 @@ impl Config {
             },
             metrics_addr,
             batch_rows: a.batch_rows,
+            listing_lag,
         })
     }
 }

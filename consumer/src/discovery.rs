@@ -34,6 +34,22 @@
 //! - The first round's recursive listing is not ordered against writes, so nothing is marked
 //!   final, closed or complete from it; the second round (delimiter listings) does that.
 //!
+//! # Eventually consistent listings
+//!
+//! With a listing lag `D` ([`Discovery::with_listing_lag`]) a listing may leave out objects
+//! written less than `D` ago; GETs stay consistent. Every conclusion above then rests only on
+//! sightings at least `D` older than the listings it is drawn from (a listing started at `t`
+//! shows everything written before `t - D`): a version is final, and a barrier completes its
+//! tables, only once the newer version was first seen `D` before the phase B listings; a date
+//! directory closes by a checkpoint read `D` before them; a newly listed data directory enters the
+//! catalog only once it was first seen `D` ago and no younger-seen directory of an earlier date of
+//! its version and partition waits (that one's stream must be read first), and while a table has
+//! such waiting directories no barrier above them completes. With `D = 0` every sighting counts
+//! at once, which is the behaviour described above.
+//!
+//! Transient storage errors are retried per call by [`Upstream`]; a call that still fails ends
+//! the round (the catalog keeps what it learnt) and the next round starts over.
+//!
 //! Discovery only learns *what exists*; which files may be applied is decided by
 //! [`crate::ordering`].
 
@@ -52,51 +68,106 @@ use cdc_common::{TableName, Ts};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-/// The upstream store with every call counted.
+/// Attempts per storage call before the round fails: rides out a transient error (a 503, a
+/// reset connection) without restarting the round's discovery; a store that stays down still
+/// fails the round quickly, and the next round tries again.
+pub const DEFAULT_STORAGE_ATTEMPTS: u32 = 4;
+/// Backoff before the first retry of a storage call; doubles per retry (50, 100, 200 ms).
+pub const DEFAULT_STORAGE_BACKOFF: Duration = Duration::from_millis(50);
+
+/// The upstream store with every call counted, and transient errors retried.
 #[derive(Clone)]
 pub struct Upstream {
     store: Arc<dyn ObjectStore>,
     metrics: Metrics,
+    attempts: u32,
+    backoff: Duration,
 }
 
 impl Upstream {
     /// Wraps a store (rooted at the storage prefix).
     pub fn new(store: Arc<dyn ObjectStore>, metrics: Metrics) -> Upstream {
-        Upstream { store, metrics }
+        Upstream {
+            store,
+            metrics,
+            attempts: DEFAULT_STORAGE_ATTEMPTS,
+            backoff: DEFAULT_STORAGE_BACKOFF,
+        }
+    }
+
+    /// Sets the attempts per call (at least 1) and the first backoff.
+    pub fn with_retry(mut self, attempts: u32, backoff: Duration) -> Upstream {
+        self.attempts = attempts.max(1);
+        self.backoff = backoff;
+        self
     }
 
     fn path(p: &str) -> Result<Path> {
         Path::parse(p).map_err(|e| cdc_common::Error::path(p, e.to_string()).into())
     }
 
+    /// Runs `f` until it succeeds, fails with an error that is not retryable, or runs out of
+    /// attempts; each retry counts in `cdc_consumer_errors_total{kind="storage-retry"}`.
+    async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> object_store::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = object_store::Result<T>>,
+    {
+        let mut backoff = self.backoff;
+        let mut attempt = 1;
+        loop {
+            match f().await {
+                Err(e) if attempt < self.attempts && cdc_common::storage::is_retryable(&e) => {
+                    tracing::debug!(object = what, attempt, error = %e, "storage error, retrying");
+                    self.metrics
+                        .errors
+                        .with_label_values(&["storage-retry"])
+                        .inc();
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 2;
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
     /// Reads a whole object; `None` when it does not exist.
     pub async fn get(&self, path: &str) -> Result<Option<Bytes>> {
-        self.metrics.get_calls.inc();
         let p = Self::path(path)?;
-        let r = match self.store.get(&p).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(Error::storage(path, e)),
-        };
-        let b = r.bytes().await.map_err(|e| Error::storage(path, e))?;
-        self.metrics.bytes_read.inc_by(b.len() as u64);
-        Ok(Some(b))
+        let r = self
+            .retry(path, || async {
+                self.metrics.get_calls.inc();
+                match self.store.get(&p).await {
+                    Ok(r) => r.bytes().await.map(Some),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+            .map_err(|e| Error::storage(path, e))?;
+        if let Some(b) = &r {
+            self.metrics.bytes_read.inc_by(b.len() as u64);
+        }
+        Ok(r)
     }
 
     /// Lists one directory level: `(sub-directory names, object names)`.
     pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
-        self.metrics.list_calls.inc();
         let p = if prefix.is_empty() {
             None
         } else {
             Some(Self::path(prefix.trim_end_matches('/'))?)
         };
         let r = self
-            .store
-            .list_with_delimiter(p.as_ref())
+            .retry(prefix, || {
+                self.metrics.list_calls.inc();
+                self.store.list_with_delimiter(p.as_ref())
+            })
             .await
             .map_err(|e| Error::storage(prefix, e))?;
         let last = |p: &Path| p.filename().map(str::to_string);
@@ -108,13 +179,15 @@ impl Upstream {
 
     /// Lists every object under the root (first round only).
     pub async fn list_all(&self) -> Result<Vec<String>> {
-        self.metrics.list_calls.inc();
-        self.store
-            .list(None)
-            .map_ok(|m| m.location.to_string())
-            .try_collect()
-            .await
-            .map_err(|e| Error::storage("", e))
+        self.retry("", || {
+            self.metrics.list_calls.inc();
+            self.store
+                .list(None)
+                .map_ok(|m| m.location.to_string())
+                .try_collect()
+        })
+        .await
+        .map_err(|e| Error::storage("", e))
     }
 }
 
@@ -168,9 +241,20 @@ pub struct Catalog {
     pub tables: BTreeMap<TableName, TableEntry>,
     /// Database-level schema files by schema and version.
     pub databases: BTreeMap<String, BTreeMap<Ts, SchemaEntry>>,
+    /// With a listing lag: every data file with rows at or below this ts is in the catalog
+    /// (a checkpoint read a lag before the last listings, and below any directory still
+    /// waiting to settle). `None`: listings are trusted, everything up to the checkpoint is.
+    pub discovered_through: Option<Ts>,
 }
 
 impl Catalog {
+    /// The ts up to which the catalog is complete and rows may be reported applied: the
+    /// checkpoint, or less while listings lag (see [`Catalog::discovered_through`]).
+    pub fn complete_through(&self) -> Ts {
+        let c = self.checkpoint.unwrap_or(Ts::ZERO);
+        self.discovered_through.map_or(c, |d| d.min(c))
+    }
+
     /// The path of a data file.
     pub fn data_file_path(
         cfg: &LayoutConfig,
@@ -210,6 +294,16 @@ pub struct Discovery {
     catalog: Catalog,
     rounds: u64,
     warnings: Vec<String>,
+    /// Listings may leave out objects younger than this (see "Eventually consistent listings").
+    listing_lag: Duration,
+    /// When each table version (`Some(table)`) or database-level schema file (`None`) was
+    /// first seen.
+    first_seen: HashMap<(String, Option<String>, Ts), Instant>,
+    /// Checkpoint-ts values read, with when; pruned to the newest one older than the lag.
+    checkpoints: VecDeque<(Instant, Ts)>,
+    /// Data directories listed but not yet in the catalog (younger sightings than the lag),
+    /// with when each was first seen.
+    unsettled: BTreeMap<DataDir, Instant>,
 }
 
 impl Discovery {
@@ -222,7 +316,120 @@ impl Discovery {
             catalog: Catalog::default(),
             rounds: 0,
             warnings: Vec::new(),
+            listing_lag: Duration::ZERO,
+            first_seen: HashMap::new(),
+            checkpoints: VecDeque::new(),
+            unsettled: BTreeMap::new(),
         }
+    }
+
+    /// Tolerates listings that leave out objects written less than `lag` ago (eventually
+    /// consistent listings): no conclusion is drawn from a listing about anything seen less than
+    /// `lag` before it. Zero (the default) trusts listings, as S3, GCS, Azure Blob and local
+    /// directories are strongly consistent.
+    pub fn with_listing_lag(mut self, lag: Duration) -> Discovery {
+        self.listing_lag = lag;
+        self
+    }
+
+    /// True when something first seen at `seen` is old enough that a listing started at
+    /// `listed` shows everything written before it.
+    fn settled(&self, seen: Instant, listed: Instant) -> bool {
+        self.listing_lag.is_zero() || seen + self.listing_lag <= listed
+    }
+
+    fn version_settled(&self, name: &TableName, v: Ts, listed: Instant) -> bool {
+        if self.listing_lag.is_zero() {
+            return true;
+        }
+        let key = (name.schema.clone(), Some(name.table.clone()), v);
+        self.first_seen
+            .get(&key)
+            .is_some_and(|at| self.settled(*at, listed))
+    }
+
+    fn database_settled(&self, schema: &str, v: Ts, listed: Instant) -> bool {
+        if self.listing_lag.is_zero() {
+            return true;
+        }
+        let key = (schema.to_string(), None, v);
+        self.first_seen
+            .get(&key)
+            .is_some_and(|at| self.settled(*at, listed))
+    }
+
+    /// True when a listed directory of `name` below version `v` is not in the catalog yet.
+    fn unsettled_below(&self, name: &TableName, v: Ts) -> bool {
+        self.unsettled
+            .keys()
+            .any(|d| d.schema == name.schema && d.table == name.table && d.version < v)
+    }
+
+    /// The largest checkpoint-ts read long enough before `listed` (all of it, without a lag).
+    fn settled_checkpoint(&mut self, listed: Instant) -> Option<Ts> {
+        let lag = self.listing_lag;
+        let ok = |at: Instant| lag.is_zero() || at + lag <= listed;
+        // Keep the newest settled entry and everything after it.
+        while self.checkpoints.len() > 1 && ok(self.checkpoints[1].0) {
+            self.checkpoints.pop_front();
+        }
+        self.checkpoints
+            .iter()
+            .filter(|(at, _)| ok(*at))
+            .map(|(_, ts)| *ts)
+            .max()
+    }
+
+    /// Records a data directory found by a listing: straight into the catalog without a lag,
+    /// else held until it is settled (see [`Discovery::promote`]). True when it is new.
+    fn note_dir(&mut self, dir: DataDir) -> bool {
+        if self.dir_entry(&dir).is_some() || self.unsettled.contains_key(&dir) {
+            return false;
+        }
+        if self.listing_lag.is_zero() {
+            let (schema, table, version) = (dir.schema.clone(), dir.table.clone(), dir.version);
+            self.version_mut(&schema, &table, version)
+                .dirs
+                .insert(dir, DirEntry::default());
+        } else {
+            self.unsettled.insert(dir, Instant::now());
+        }
+        true
+    }
+
+    /// Moves settled directories into the catalog, except one with an unsettled directory of an
+    /// earlier date in the same version and partition (its stream must read that one first).
+    /// Returns how many moved.
+    fn promote(&mut self, listed: Instant) -> u64 {
+        let young: Vec<DataDir> = self
+            .unsettled
+            .iter()
+            .filter(|(_, at)| !self.settled(**at, listed))
+            .map(|(d, _)| d.clone())
+            .collect();
+        let ready: Vec<DataDir> = self
+            .unsettled
+            .iter()
+            .filter(|(d, at)| {
+                self.settled(**at, listed)
+                    && !young.iter().any(|y| {
+                        y.schema == d.schema
+                            && y.table == d.table
+                            && y.version == d.version
+                            && y.partition_id == d.partition_id
+                            && y.date < d.date
+                    })
+            })
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in &ready {
+            self.unsettled.remove(d);
+            let (schema, table, version) = (d.schema.clone(), d.table.clone(), d.version);
+            self.version_mut(&schema, &table, version)
+                .dirs
+                .insert(d.clone(), DirEntry::default());
+        }
+        ready.len() as u64
     }
 
     /// What is known so far.
@@ -269,6 +476,9 @@ impl Discovery {
                 ));
             }
         }
+        if let Some(c) = checkpoint {
+            self.checkpoints.push_back((Instant::now(), c));
+        }
         if checkpoint.is_none() {
             self.warn(format!(
                 "no `{METADATA_FILE}` checkpoint file yet: nothing can be applied"
@@ -282,7 +492,9 @@ impl Discovery {
         let first = self.rounds == 0;
         // Barriers seen in phase A: (table, version) pairs whose earlier DML is now complete
         // after phase B.
-        let mut barriers: Vec<(TableName, Ts)> = Vec::new();
+        // Each barrier with the table whose schema file is its evidence (for RENAME TABLE the
+        // new name's file is the source table's barrier).
+        let mut barriers: Vec<(TableName, Ts, TableName)> = Vec::new();
         let mut schema_barriers: Vec<(String, Ts)> = Vec::new();
         let mut index_files: Vec<(DataDir, Option<String>)> = Vec::new();
         if first {
@@ -306,10 +518,8 @@ impl Discovery {
                     if self.filter.matches(&f.dir.schema, &f.dir.table) {
                         // Data files are found through their index files; make sure the
                         // directory is known even if its index is not there yet.
-                        self.version_mut(&f.dir.schema, &f.dir.table, f.dir.version)
-                            .dirs
-                            .entry(f.dir.clone())
-                            .or_default();
+                        self.version_mut(&f.dir.schema, &f.dir.table, f.dir.version);
+                        self.note_dir(f.dir);
                     }
                 } else {
                     self.warn(format!("ignoring object `{p}` (not part of the layout)"));
@@ -347,31 +557,29 @@ impl Discovery {
                             if e.file.is_database_level() {
                                 schema_barriers.push((schema.clone(), v));
                             } else {
-                                barriers.push((TableName::new(&schema, &table), v));
+                                let name = TableName::new(&schema, &table);
                                 if let Some(src) = &e.rename_from {
-                                    barriers.push((src.clone(), v));
+                                    barriers.push((src.clone(), v, name.clone()));
                                 }
+                                barriers.push((name.clone(), v, name));
                             }
                         }
                     }
                 }
             }
-            // Every known schema and table also counts its newest barrier (seen in an earlier
-            // round, still valid now).
+            // Every known schema and table also counts its barriers seen in earlier rounds
+            // (still valid now; the newest one that is settled wins).
             for (name, t) in &self.catalog.tables {
-                if let Some((v, ve)) = t.versions.iter().next_back() {
-                    if ve.schema.is_some() {
-                        barriers.push((name.clone(), *v));
-                    }
-                }
                 for (v, ve) in &t.versions {
-                    if let Some(src) = ve.schema.as_ref().and_then(|s| s.rename_from.as_ref()) {
-                        barriers.push((src.clone(), *v));
+                    let Some(schema) = &ve.schema else { continue };
+                    barriers.push((name.clone(), *v, name.clone()));
+                    if let Some(src) = &schema.rename_from {
+                        barriers.push((src.clone(), *v, name.clone()));
                     }
                 }
             }
             for (schema, files) in &self.catalog.databases {
-                if let Some(v) = files.keys().next_back() {
+                for v in files.keys() {
                     schema_barriers.push((schema.clone(), *v));
                 }
             }
@@ -380,13 +588,13 @@ impl Discovery {
         // Phase B: data directories and index files.
         if first {
             for (dir, dispatcher) in index_files {
-                let ve = self.version_mut(&dir.schema, &dir.table, dir.version);
-                ve.dirs
-                    .entry(dir)
-                    .or_default()
-                    .indexes
-                    .entry(dispatcher)
-                    .or_insert(0);
+                self.version_mut(&dir.schema, &dir.table, dir.version);
+                self.note_dir(dir.clone());
+                // With a listing lag the directory waits (unsettled); its index files are
+                // listed again once it is promoted.
+                if let Some(e) = self.dir_entry_mut(&dir) {
+                    e.indexes.entry(dispatcher).or_insert(0);
+                }
             }
             let dirs: Vec<DataDir> = self.all_dirs(|_, _| true);
             for d in dirs {
@@ -394,6 +602,9 @@ impl Discovery {
                 self.read_indexes(&d).await?;
             }
         } else {
+            // Every listing below starts after `listed`: what was first seen at least the
+            // listing lag before it, and everything written before that, shows in them.
+            let listed = Instant::now();
             let open_versions: Vec<(TableName, Ts)> = self
                 .catalog
                 .tables
@@ -407,13 +618,12 @@ impl Discovery {
                 .collect();
             for (name, version) in &open_versions {
                 for dir in self.list_version_dirs(name, *version).await? {
-                    let ve = self.version_mut(&name.schema, &name.table, *version);
-                    if let std::collections::btree_map::Entry::Vacant(e) = ve.dirs.entry(dir) {
-                        e.insert(DirEntry::default());
+                    if self.note_dir(dir) && self.listing_lag.is_zero() {
                         stats.new_dirs += 1;
                     }
                 }
             }
+            stats.new_dirs += self.promote(listed);
             let dirs = self.all_dirs(|v, d| !v.is_final || !d.closed);
             for d in dirs {
                 if self.dir_entry(&d).is_some_and(|e| e.closed) {
@@ -433,16 +643,42 @@ impl Discovery {
                 }
                 self.read_indexes(&d).await?;
             }
-            // Mark what can no longer change.
+            // Mark what can no longer change, from sightings old enough for the listings above
+            // to be complete (all of them without a listing lag).
             let ckpt_date = self
-                .catalog
-                .checkpoint
+                .settled_checkpoint(listed)
                 .and_then(|c| DateDir::for_ts(self.cfg.date_separator, c));
+            let mut finals: Vec<(TableName, Ts)> = Vec::new();
+            for (name, t) in &self.catalog.tables {
+                let newest_settled = t
+                    .versions
+                    .keys()
+                    .rev()
+                    .find(|v| self.version_settled(name, **v, listed))
+                    .copied();
+                for v in t.versions.keys() {
+                    let newer = newest_settled.is_some_and(|n| n > *v);
+                    let open = open_versions.iter().any(|(n, x)| n == name && x == v);
+                    let waiting = self.unsettled.keys().any(|d| {
+                        d.schema == name.schema && d.table == name.table && d.version == *v
+                    });
+                    if newer && open && !waiting {
+                        finals.push((name.clone(), *v));
+                    }
+                }
+            }
+            barriers.retain(|(n, v, evidence)| {
+                self.version_settled(evidence, *v, listed) && !self.unsettled_below(n, *v)
+            });
+            schema_barriers.retain(|(schema, v)| self.database_settled(schema, *v, listed));
+            let unsettled_tables: Vec<(TableName, Ts)> = self
+                .unsettled
+                .keys()
+                .map(|d| (TableName::new(&d.schema, &d.table), d.version))
+                .collect();
             for (name, t) in self.catalog.tables.iter_mut() {
-                let newest = t.versions.keys().next_back().copied();
                 for (v, ve) in t.versions.iter_mut() {
-                    if Some(*v) != newest && open_versions.iter().any(|(n, x)| n == name && x == v)
-                    {
+                    if finals.iter().any(|(n, x)| n == name && x == v) {
                         ve.is_final = true;
                     }
                     for (dir, de) in ve.dirs.iter_mut() {
@@ -457,18 +693,33 @@ impl Discovery {
                     }
                 }
             }
-            for (name, v) in barriers {
+            for (name, v, _) in barriers {
                 if let Some(t) = self.catalog.tables.get_mut(&name) {
                     t.complete_below = t.complete_below.max(v);
                 }
             }
             for (schema, v) in schema_barriers {
                 for (name, t) in self.catalog.tables.iter_mut() {
-                    if name.schema == schema {
+                    let waiting = unsettled_tables.iter().any(|(n, x)| n == name && *x < v);
+                    if name.schema == schema && !waiting {
                         t.complete_below = t.complete_below.max(v);
                     }
                 }
             }
+            if !self.listing_lag.is_zero() {
+                // Rows of a waiting directory are at or above its version.
+                let settled = self.settled_checkpoint(listed).unwrap_or(Ts::ZERO);
+                let through = self
+                    .unsettled
+                    .keys()
+                    .map(|d| Ts(d.version.0.saturating_sub(1)))
+                    .fold(settled, Ts::min);
+                self.catalog.discovered_through = Some(through);
+            }
+        }
+        if first && !self.listing_lag.is_zero() {
+            // The first round's listing proves nothing yet.
+            self.catalog.discovered_through = Some(Ts::ZERO);
         }
         self.rounds += 1;
         stats.list_calls = self.up.metrics.list_calls.get() - lists0;
@@ -487,6 +738,9 @@ impl Discovery {
     }
 
     fn version_mut(&mut self, schema: &str, table: &str, version: Ts) -> &mut VersionEntry {
+        self.first_seen
+            .entry((schema.to_string(), Some(table.to_string()), version))
+            .or_insert_with(Instant::now);
         self.catalog
             .tables
             .entry(TableName::new(schema, table))
@@ -652,6 +906,9 @@ impl Discovery {
                 self.version_mut(&sp.schema, &t, sp.version).schema = Some(entry.clone());
             }
             None => {
+                self.first_seen
+                    .entry((sp.schema.clone(), None, sp.version))
+                    .or_insert_with(Instant::now);
                 self.catalog
                     .databases
                     .entry(sp.schema.clone())

@@ -70,7 +70,7 @@ pub async fn replayer(
 ) -> Result<Replayer> {
     let store = cfg.upstream.build()?;
     let up = Upstream::new(store, metrics.clone());
-    let disc = Discovery::new(up, cfg.layout, cfg.tables.clone());
+    let disc = Discovery::new(up, cfg.layout, cfg.tables.clone()).with_listing_lag(cfg.listing_lag);
     let down = open_downstream(cfg).await?;
     Replayer::new(disc, down, &cfg.sink, metrics, health).await
 }

@@ -196,7 +196,7 @@ impl Replayer {
 
     /// The ts up to which every table is applied (see [`crate::freshness`]).
     pub fn applied_ts(&self) -> Ts {
-        let checkpoint = self.disc.catalog().checkpoint.unwrap_or(Ts::ZERO);
+        let checkpoint = self.disc.catalog().complete_through();
         self.tables_applied_ts()
             .into_values()
             .fold(checkpoint, Ts::min)
@@ -205,7 +205,8 @@ impl Replayer {
     /// Per table of the catalog, the ts up to which it is applied (at most the checkpoint).
     pub fn tables_applied_ts(&self) -> BTreeMap<TableName, Ts> {
         let cat = self.disc.catalog();
-        let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+        // Not beyond what discovery knows to be complete (lagging listings).
+        let checkpoint = cat.complete_through();
         let mut out = BTreeMap::new();
         let none = HashSet::new();
         for name in cat.tables.keys() {

@@ -261,6 +261,8 @@ struct State {
     generation: AtomicU64,
     link_free_at: Mutex<Instant>,
     rng: Mutex<Rng>,
+    /// Listing entries left out by partial or truncated listings.
+    hidden: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -384,10 +386,14 @@ impl State {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let age = Duration::from_millis(now_ms.saturating_sub(modified_ms).max(0) as u64);
-        filter.partial.iter().all(|(hide, younger)| {
+        let keep = filter.partial.iter().all(|(hide, younger)| {
             let eligible = younger.is_none_or(|w| age < w);
             !(eligible && self.unit() < *hide)
-        })
+        });
+        if !keep {
+            self.hidden.fetch_add(1, Ordering::Relaxed);
+        }
+        keep
     }
 }
 
@@ -441,6 +447,7 @@ impl FaultStore {
                     seed,
                     announce: Once::new(),
                 }),
+                hidden: AtomicU64::new(0),
             }),
         }
     }
@@ -485,6 +492,11 @@ impl FaultStore {
             .filter(|r| r.ok && matches!(r.op, Op::Put | Op::Multipart))
             .map(|r| r.path)
             .collect()
+    }
+
+    /// Listing entries left out so far by [`Fault::PartialList`] and [`Fault::TruncatedList`].
+    pub fn hidden_entries(&self) -> u64 {
+        self.state.hidden.load(Ordering::Relaxed)
     }
 
     /// Failed operations so far.
@@ -668,6 +680,8 @@ impl ObjectStore for FaultStore {
                         Ok(mut v) => {
                             if let Some(keep) = keep {
                                 v.sort_by(|a, b| a.location.cmp(&b.location));
+                                let cut = v.len().saturating_sub(keep) as u64;
+                                state.hidden.fetch_add(cut, Ordering::Relaxed);
                                 v.truncate(keep);
                             }
                             v.into_iter().map(Ok).collect()
@@ -708,7 +722,15 @@ impl ObjectStore for FaultStore {
                 .map(|kept| delimit(prefix, kept))
         };
         let r = match (r, filter.keep) {
-            (Ok(l), Some(keep)) => Ok(truncate(l, keep)),
+            (Ok(l), Some(keep)) => {
+                let before = (l.objects.len() + l.common_prefixes.len()) as u64;
+                let l = truncate(l, keep);
+                let after = (l.objects.len() + l.common_prefixes.len()) as u64;
+                self.state
+                    .hidden
+                    .fetch_add(before - after, Ordering::Relaxed);
+                Ok(l)
+            }
             (r, _) => r,
         };
         self.state.record(Op::List, &p, started, r.is_ok());

@@ -1,0 +1,207 @@
+//! The consumer over a misbehaving store: retryable errors on every call, random latency, and
+//! eventually consistent listings that leave out young objects, while a writer keeps adding
+//! files, date directories, a second stream and a DDL. Rounds that fail are retried; nothing is
+//! skipped, nothing applied twice, and the DDL lands between the rows of its two versions.
+
+mod common;
+
+use cdc_common::testing::{Fault, FaultStore, Op, Rule};
+use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, Ts, Value};
+use cdc_consumer::apply::sqlite::SqliteDownstream;
+use cdc_consumer::config::TableFilter;
+use cdc_consumer::discovery::{Discovery, Upstream};
+use cdc_consumer::freshness::Health;
+use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::Replayer;
+use common::*;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long the store's listings may leave an object out, and the consumer's `listing-lag`.
+const LAG: Duration = Duration::from_millis(150);
+
+struct Consumer {
+    replayer: Replayer,
+    store: FaultStore,
+    failed_rounds: u64,
+    rounds: u64,
+}
+
+impl Consumer {
+    async fn open(w: &Writer, db: &std::path::Path) -> Consumer {
+        let store = FaultStore::new(Arc::clone(&w.store));
+        store.add_rule(Rule::any("", Fault::Fail { retryable: true }).probability(0.1));
+        store.add_rule(Rule::any(
+            "",
+            Fault::RandomDelay {
+                min: Duration::ZERO,
+                max: Duration::from_millis(3),
+            },
+        ));
+        store.add_rule(Rule::new(
+            Op::List,
+            "",
+            Fault::PartialList {
+                hide: 0.5,
+                younger_than: Some(LAG),
+            },
+        ));
+        let metrics = Metrics::new();
+        let up = Upstream::new(Arc::new(store.clone()), metrics.clone())
+            .with_retry(2, Duration::from_millis(1));
+        let disc = Discovery::new(up, w.cfg, TableFilter::all()).with_listing_lag(LAG);
+        let down = SqliteDownstream::open(db, 64).unwrap();
+        let replayer = Replayer::new(
+            disc,
+            Box::new(down),
+            &w.opts,
+            metrics,
+            Arc::new(Mutex::new(Health::default())),
+        )
+        .await
+        .unwrap();
+        Consumer {
+            replayer,
+            store,
+            failed_rounds: 0,
+            rounds: 0,
+        }
+    }
+
+    /// One round; a failed one is counted and left for the next round to redo.
+    async fn round(&mut self) -> Option<u64> {
+        self.rounds += 1;
+        let (rec, _, err) = self.replayer.round().await;
+        match err {
+            Some(_) => {
+                self.failed_rounds += 1;
+                None
+            }
+            None => Some(rec.applied_ts),
+        }
+    }
+}
+
+fn ids(db: &std::path::Path) -> Vec<i64> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c.prepare("SELECT id FROM \"db.t\" ORDER BY id").unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn columns(db: &std::path::Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT name FROM pragma_table_info('db.t') ORDER BY cid")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn with_x(def: &TableDef, version: Ts) -> TableDef {
+    let mut d = def.clone();
+    d.version = version;
+    d.columns.push(ColumnDef::new("x", ColumnType::Int));
+    d
+}
+
+fn ins3(id: i64, name: &str) -> RowChange {
+    RowChange::Insert {
+        after: vec![
+            Value::Int(id),
+            Value::String(name.into()),
+            Value::Int(id * 10),
+        ],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_latency_and_lagging_listings_lose_and_repeat_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("down.db");
+    let name = format!("store-faults-{}", std::process::id());
+    let mut w = Writer::new(&format!(
+        "memory://{name}?protocol=csv&include-commit-ts=true&date-separator=day"
+    ));
+    let mut c = Consumer::open(&w, &db).await;
+    let mut expected = BTreeSet::new();
+
+    // Version 1; ts(0) is 2023-11-14 22:13:20 UTC, ts(7000) the next day.
+    let t1 = two_cols("db", "t", ts(1));
+    w.schema(
+        &t1,
+        "CREATE TABLE t (id INT, name VARCHAR(64))",
+        DdlKind::CreateTable,
+    )
+    .await;
+    let mut last = ts(1);
+    for (day, base) in [(0u64, 0i64), (7000, 100)] {
+        for i in 0..5u64 {
+            let at = ts(day + 2 + i);
+            for (d, off) in [("a", 0i64), ("b", 50)] {
+                let id = base + off + i as i64;
+                w.file_of(&t1, Some(d), &[(at, vec![ins(id, d)])]).await;
+                expected.insert(id);
+            }
+            w.checkpoint(at).await;
+            last = at;
+            c.round().await;
+        }
+    }
+    // Version 2 (a new column): both streams move on after the DDL.
+    let t2 = with_x(&t1, ts(7100));
+    w.schema(&t2, "ALTER TABLE t ADD COLUMN x INT", DdlKind::AddColumn)
+        .await;
+    for i in 0..5u64 {
+        let at = ts(7101 + i);
+        for (d, off) in [("a", 200i64), ("b", 250)] {
+            let id = off + i as i64;
+            w.file_of(&t2, Some(d), &[(at, vec![ins3(id, d)])]).await;
+            expected.insert(id);
+        }
+        w.checkpoint(at).await;
+        last = at;
+        c.round().await;
+    }
+
+    // Rounds until everything up to the last checkpoint is applied (bounded).
+    let mut done = false;
+    for _ in 0..400 {
+        if c.round().await == Some(last.0) {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let seed = c.store.seed();
+    assert!(done, "not applied after {} rounds (seed {seed})", c.rounds);
+    assert!(
+        c.store.failures() > 0,
+        "no error was injected (seed {seed})"
+    );
+    assert!(
+        c.store.hidden_entries() > 0,
+        "no listing left anything out (seed {seed})"
+    );
+    let got: Vec<i64> = ids(&db);
+    let want: Vec<i64> = expected.into_iter().collect();
+    assert_eq!(got, want, "seed {seed}");
+    assert_eq!(columns(&db), vec!["id", "name", "x"], "seed {seed}");
+    // A few more rounds change nothing.
+    for _ in 0..3 {
+        c.round().await;
+    }
+    assert_eq!(ids(&db), want, "seed {seed}");
+    eprintln!(
+        "rounds {} (failed {}), injected failures {}, hidden listing entries {}",
+        c.rounds,
+        c.failed_rounds,
+        c.store.failures(),
+        c.store.hidden_entries()
+    );
+}
