@@ -65,11 +65,23 @@ pub async fn generate(
 ) -> Result<GenerateReport> {
     let registry = Registry::new();
     let config = SinkConfig::new("generate");
-    let sink = Arc::new(
-        Sink::open(sink_uri, config, &registry)
-            .await
-            .context("opening the sink")?,
-    );
+    let sink = Sink::open(sink_uri, config, &registry)
+        .await
+        .context("opening the sink")?;
+    generate_into(sink, &registry, cfg, tps, on_progress).await
+}
+
+/// Runs the workload into an open sink and closes it. `registry` is the one the sink was opened
+/// with (the report reads the sink's metrics from it). Tests open the sink over an injected store
+/// with [`Sink::with_store`].
+pub async fn generate_into(
+    sink: Sink,
+    registry: &Registry,
+    cfg: &WorkloadConfig,
+    tps: f64,
+    on_progress: &(dyn Fn(u64) + Sync),
+) -> Result<GenerateReport> {
+    let sink = Arc::new(sink);
     let mut report = match drive(&sink, cfg, tps, on_progress).await {
         Ok(r) => r,
         Err(e) => {
@@ -78,7 +90,7 @@ pub async fn generate(
         }
     };
     // Every dispatcher is drained by now; close() unregisters the metrics, so read them first.
-    read_metrics(&registry, &mut report);
+    read_metrics(registry, &mut report);
     sink.close().await.context("closing the sink")?;
     Ok(report)
 }
