@@ -2,8 +2,9 @@
 
 mod support;
 
+use cdc_common::Ts;
 use cdc_sink::testing::{Fault, Op, Rule};
-use cdc_sink::{FileNaming, SinkError};
+use cdc_sink::{CheckpointOutcome, FileNaming, SinkError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -199,23 +200,91 @@ async fn injected_retryable_errors_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_upload_times_out_and_is_retried() {
+    // Every data file put hangs until the store recovers (the rule is removed); each attempt
+    // times out after 100 ms and is retried.
     let h = harness_on(None, "protocol=csv&flush-interval=10ms", |c| {
         let mut r = fast_retry();
-        r.request_timeout = Duration::from_millis(200);
+        r.request_timeout = Duration::from_millis(100);
+        r.max_attempts = 1000;
         c.with_retry(r)
     })
     .await;
-    h.store
-        .add_rule(Rule::new(Op::Put, ".csv", Fault::Hang).times(1));
+    let hang = h.store.add_rule(Rule::new(Op::Put, ".csv", Fault::Hang));
+    let t = table("t", ts(0));
+    let mut defs = BTreeMap::new();
+    defs.insert("t".to_string(), Arc::clone(&t));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    let (flushed, cb) = counter();
+    h.sink
+        .add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, Some(cb()))
+        .unwrap();
+    // The sink reports the timeouts: failed put attempts and retries count up.
+    let timeouts = || {
+        metric(
+            &h.registry,
+            "cdc_sink_storage_errors_total",
+            &[("op", "put")],
+        )
+    };
+    assert!(
+        wait_for(5, || timeouts() >= 3.0).await,
+        "no timeout reported"
+    );
+    assert!(metric(&h.registry, "cdc_sink_storage_retries_total", &[]) >= 3.0);
+    assert_eq!(flushed.load(Ordering::SeqCst), 0);
+    assert!(h.sink.error().is_none(), "{:?}", h.sink.error());
+    // Meanwhile the checkpoint stays below the hung event.
+    let out = h.sink.checkpoint(ts(5)).await.unwrap();
+    assert_eq!(out, CheckpointOutcome::Written(Ts(ts(1).0 - 1)));
+    // The store recovers: the next attempt lands, exactly one data file.
+    h.store.remove_rule(hang);
+    assert!(wait_for(5, || flushed.load(Ordering::SeqCst) == 1).await);
+    assert!(h.sink.error().is_none());
+    h.sink.close().await.unwrap();
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hang_past_the_retry_budget_stops_the_sink_with_a_timeout() {
+    let reported: Arc<Mutex<Vec<SinkError>>> = Arc::default();
+    let rep = Arc::clone(&reported);
+    let h = harness_on(None, "protocol=csv&flush-interval=10ms", move |c| {
+        let mut r = fast_retry();
+        r.request_timeout = Duration::from_millis(50);
+        r.max_attempts = 3;
+        c.with_retry(r)
+            .with_on_error(Arc::new(move |e: &SinkError| {
+                rep.lock().unwrap().push(e.clone())
+            }))
+    })
+    .await;
+    h.store.add_rule(Rule::new(Op::Put, ".csv", Fault::Hang));
     let t = table("t", ts(0));
     h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
     let (flushed, cb) = counter();
     h.sink
         .add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, Some(cb()))
         .unwrap();
-    assert!(wait_for(5, || flushed.load(Ordering::SeqCst) == 1).await);
-    assert!(h.sink.error().is_none());
-    h.sink.close().await.unwrap();
+    assert!(wait_for(5, || h.sink.error().is_some()).await);
+    let is_timeout = |e: &SinkError| matches!(e, SinkError::Timeout { op: "put", attempts: 3, path, .. } if path.ends_with(".csv"));
+    assert!(
+        matches!(h.sink.error(), Some(SinkError::Failed(e)) if is_timeout(&e)),
+        "{:?}",
+        h.sink.error()
+    );
+    let reported = reported.lock().unwrap().clone();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(is_timeout(&reported[0]), "{reported:?}");
+    assert!(reported[0].is_retryable());
+    assert_eq!(flushed.load(Ordering::SeqCst), 0);
+    assert!(matches!(
+        h.sink.checkpoint(ts(5)).await,
+        Err(SinkError::Failed(_))
+    ));
+    h.store.clear_rules();
+    assert!(matches!(h.sink.close().await, Err(SinkError::Failed(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -201,3 +201,39 @@ pub async fn wait_for(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// The value of a counter or gauge in `registry`: the sum over the series whose labels include
+/// every `(name, value)` of `labels` (0 when there is none).
+pub fn metric(registry: &prometheus::Registry, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut total = 0.0;
+    for family in registry.gather() {
+        if family.name() != name {
+            continue;
+        }
+        for m in family.get_metric() {
+            let has = |(k, v): &(&str, &str)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == *k && l.value() == *v)
+            };
+            if labels.iter().all(has) {
+                total += m.get_counter().get_value() + m.get_gauge().get_value();
+            }
+        }
+    }
+    total
+}
+
+/// The `metadata` checkpoint in `store`, if written.
+pub async fn read_checkpoint(store: &Arc<dyn ObjectStore>) -> Option<Ts> {
+    let r = store
+        .get(&object_store::path::Path::from("metadata"))
+        .await
+        .ok()?;
+    let b = r.bytes().await.ok()?;
+    Some(
+        cdc_common::layout::Checkpoint::parse("metadata", &b)
+            .unwrap()
+            .checkpoint_ts,
+    )
+}
