@@ -36,6 +36,12 @@ pub const DEFAULT_FILE_INDEX_WIDTH: usize = 20;
 pub const MIN_FILE_INDEX_WIDTH: usize = 6;
 /// Most digits of a data file index (u64 has 20 digits).
 pub const MAX_FILE_INDEX_WIDTH: usize = 20;
+/// Longest `file-expiration-days` accepted (a century).
+pub const MAX_FILE_EXPIRATION_DAYS: u32 = 36_500;
+/// Shortest `file-cleanup-interval` accepted.
+pub const MIN_FILE_CLEANUP_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest `file-cleanup-interval` accepted (a week).
+pub const MAX_FILE_CLEANUP_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
 /// Default csv null string: TiCDC's default, MySQL's `LOAD DATA` convention.
 pub const DEFAULT_NULL: &str = "\\N";
 /// Default csv record terminator: TiCDC's default.
@@ -244,6 +250,9 @@ pub struct SpoolOptions {
 impl SpoolOptions {
     /// Checks what can be checked without the machine's defaults.
     pub fn validate(&self) -> Result<()> {
+        if self.dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+            return Err(Error::param("spool-dir", "must not be empty"));
+        }
         for (name, v) in [
             ("spool-memory-quota", self.memory_quota),
             ("spool-disk-quota", self.disk_quota),
@@ -419,14 +428,19 @@ impl SinkOptions {
             o.enable_tidb_extension = parse_bool("enable-tidb-extension", &v)?;
         }
         if let Some(v) = params.take("file-expiration-days") {
-            o.file_expiration_days = parse_int("file-expiration-days", &v, 0, 36_500)? as u32;
+            o.file_expiration_days = parse_int(
+                "file-expiration-days",
+                &v,
+                0,
+                MAX_FILE_EXPIRATION_DAYS.into(),
+            )? as u32;
         }
         if let Some(v) = params.take("file-cleanup-interval") {
             o.file_cleanup_interval = parse_duration(
                 "file-cleanup-interval",
                 &v,
-                Duration::from_secs(1),
-                Duration::from_secs(7 * 86_400),
+                MIN_FILE_CLEANUP_INTERVAL,
+                MAX_FILE_CLEANUP_INTERVAL,
             )?;
         }
         let spool_size = |name: &str, v: String| parse_size(name, &v, 1, u64::MAX);
@@ -437,9 +451,6 @@ impl SinkOptions {
             o.spool.disk_quota = Some(spool_size("spool-disk-quota", v)?);
         }
         if let Some(v) = params.take("spool-dir") {
-            if v.is_empty() {
-                return Err(Error::param("spool-dir", "must not be empty"));
-            }
             o.spool.dir = Some(PathBuf::from(v));
         }
         if let Some(v) = params.take("spool-high-watermark") {
@@ -452,8 +463,60 @@ impl SinkOptions {
         Ok(o)
     }
 
-    /// Checks cross-option rules.
+    /// Checks every value's range (options built as a struct, not parsed, get the same checks
+    /// as the URI) and the cross-option rules; errors name the option.
     pub fn validate(&self) -> Result<()> {
+        let range = |name: &str, v: u64, min: u64, max: u64| {
+            if (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::param(
+                    name,
+                    format!("{v} is out of range {min}..={max}"),
+                ))
+            }
+        };
+        let duration = |name: &str, v: Duration, min: Duration, max: Duration| {
+            if (min..=max).contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::param(
+                    name,
+                    format!("{v:?} is out of range {min:?}..={max:?}"),
+                ))
+            }
+        };
+        range(
+            "worker-count",
+            self.worker_count as u64,
+            1,
+            MAX_WORKER_COUNT as u64,
+        )?;
+        duration(
+            "flush-interval",
+            self.flush_interval,
+            MIN_FLUSH_INTERVAL,
+            MAX_FLUSH_INTERVAL,
+        )?;
+        range("file-size", self.file_size, MIN_FILE_SIZE, MAX_FILE_SIZE)?;
+        range(
+            "file-index-width",
+            self.file_index_width as u64,
+            MIN_FILE_INDEX_WIDTH as u64,
+            MAX_FILE_INDEX_WIDTH as u64,
+        )?;
+        range(
+            "file-expiration-days",
+            self.file_expiration_days.into(),
+            0,
+            MAX_FILE_EXPIRATION_DAYS.into(),
+        )?;
+        duration(
+            "file-cleanup-interval",
+            self.file_cleanup_interval,
+            MIN_FILE_CLEANUP_INTERVAL,
+            MAX_FILE_CLEANUP_INTERVAL,
+        )?;
         if self.protocol == Protocol::Csv {
             self.csv.validate()?;
         }
@@ -748,6 +811,43 @@ mod tests {
             )),
             "file-expiration-days"
         );
+    }
+
+    #[test]
+    fn struct_built_options_get_the_same_range_checks() {
+        let bad = |f: fn(&mut SinkOptions)| {
+            let mut o = SinkOptions::default();
+            f(&mut o);
+            err_name(o.validate().map(|_| o))
+        };
+        assert_eq!(bad(|o| o.worker_count = 0), "worker-count");
+        assert_eq!(bad(|o| o.worker_count = 513), "worker-count");
+        assert_eq!(bad(|o| o.flush_interval = Duration::ZERO), "flush-interval");
+        assert_eq!(
+            bad(|o| o.flush_interval = Duration::from_secs(601)),
+            "flush-interval"
+        );
+        assert_eq!(bad(|o| o.file_size = 0), "file-size");
+        assert_eq!(bad(|o| o.file_size = MAX_FILE_SIZE + 1), "file-size");
+        assert_eq!(bad(|o| o.file_index_width = 5), "file-index-width");
+        assert_eq!(bad(|o| o.file_index_width = 21), "file-index-width");
+        assert_eq!(
+            bad(|o| o.file_expiration_days = 36_501),
+            "file-expiration-days"
+        );
+        assert_eq!(
+            bad(|o| o.file_cleanup_interval = Duration::ZERO),
+            "file-cleanup-interval"
+        );
+        assert_eq!(bad(|o| o.csv.delimiter = String::new()), "delimiter");
+        assert_eq!(bad(|o| o.csv.null = "a\nb".into()), "null");
+        assert_eq!(
+            bad(|o| o.spool.memory_quota = Some(0)),
+            "spool-memory-quota"
+        );
+        assert_eq!(bad(|o| o.spool.dir = Some(PathBuf::new())), "spool-dir");
+        assert_eq!(err_name(SinkOptions::from_query("spool-dir=")), "spool-dir");
+        SinkOptions::default().validate().unwrap();
     }
 
     #[test]

@@ -35,6 +35,13 @@ pub const DEFAULT_MULTIPART_PART_SIZE: usize = 8 * 1024 * 1024;
 /// Shortest time between two writes of the `metadata` checkpoint file: consumers poll it at
 /// second granularity, and a write per transaction would be a small-file storm of its own.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// Longest `checkpoint-interval` accepted: a consumer waits for the checkpoint, so an hour of
+/// silence is already far beyond any useful setting (0 writes on every call).
+pub const MAX_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(3600);
+/// Most concurrent uploads per writer accepted.
+pub const MAX_FLUSH_CONCURRENCY: usize = 1024;
+/// Largest multipart part accepted (S3's limit per part).
+pub const MAX_MULTIPART_PART_SIZE: usize = 5 * 1024 * 1024 * 1024;
 /// How long an encoder thread waits for spool disk space before re-checking for shutdown.
 pub const DISK_QUOTA_POLL: Duration = Duration::from_millis(100);
 
@@ -185,13 +192,37 @@ impl SinkConfig {
                 ),
             ));
         }
-        if self.flush_concurrency == 0 {
-            return Err(SinkError::param("flush-concurrency", "must be at least 1"));
-        }
-        if self.multipart_part_size == 0 || self.multipart_threshold == 0 {
+        if !(1..=MAX_FLUSH_CONCURRENCY).contains(&self.flush_concurrency) {
             return Err(SinkError::param(
-                "multipart",
-                "threshold and part size must be greater than 0",
+                "flush-concurrency",
+                format!(
+                    "{} is out of range 1..={MAX_FLUSH_CONCURRENCY}",
+                    self.flush_concurrency
+                ),
+            ));
+        }
+        if self.multipart_threshold == 0 {
+            return Err(SinkError::param(
+                "multipart-threshold",
+                "must be greater than 0",
+            ));
+        }
+        if !(1..=MAX_MULTIPART_PART_SIZE).contains(&self.multipart_part_size) {
+            return Err(SinkError::param(
+                "multipart-part-size",
+                format!(
+                    "{} is out of range 1..={MAX_MULTIPART_PART_SIZE}",
+                    self.multipart_part_size
+                ),
+            ));
+        }
+        if self.checkpoint_interval > MAX_CHECKPOINT_INTERVAL {
+            return Err(SinkError::param(
+                "checkpoint-interval",
+                format!(
+                    "{:?} is out of range 0s..={MAX_CHECKPOINT_INTERVAL:?}",
+                    self.checkpoint_interval
+                ),
             ));
         }
         if !(1024..=(u32::MAX as usize) * 1024).contains(&self.upload_memory) {

@@ -52,7 +52,39 @@ pub enum SinkError {
         /// Attempts made.
         attempts: u32,
     },
-    /// An event could not be encoded (its rows do not match its table definition).
+    /// A row of an event does not match its table definition (see `validate.rs`): the event
+    /// was refused (nothing of it accepted) and the sink keeps working.
+    #[error(
+        "dispatcher `{dispatcher}`: row {row} of table `{table}`{}: {reason}",
+        column.as_ref().map(|c| format!(" column `{c}`")).unwrap_or_default()
+    )]
+    InvalidRow {
+        /// The dispatcher that handed in the event.
+        dispatcher: String,
+        /// `schema.table` of the event.
+        table: String,
+        /// 0-based index of the row in the event.
+        row: usize,
+        /// The column at fault, when one is.
+        column: Option<String>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An event's commit ts is out of order for its dispatcher: the event was refused and the
+    /// sink keeps working.
+    #[error("dispatcher `{dispatcher}`: {what} at ts {ts} {reason}")]
+    OutOfOrder {
+        /// The dispatcher.
+        dispatcher: String,
+        /// `DML` or `DDL`.
+        what: &'static str,
+        /// The refused event's commit ts.
+        ts: cdc_common::Ts,
+        /// Which earlier event it would go behind, e.g. `is below the last DML at ts 5`.
+        reason: String,
+    },
+    /// An event could not be encoded inside the pipeline (a codec limit the synchronous checks
+    /// do not cover); the sink stops.
     #[error("dispatcher `{dispatcher}`: {source}")]
     Encode {
         /// The dispatcher that handed in the event.

@@ -29,6 +29,7 @@
 //! | [`retry`] | retries, backoff, request timeouts |
 //! | `metrics` | `cdc_sink_*` metrics |
 //! | [`error`] | [`SinkError`] |
+//! | `validate` | synchronous checks of rows and commit-ts order: refused, not accepted |
 //! | [`testing`] | re-exports `cdc_common::testing::FaultStore`, the fault-injecting store wrapper |
 //!
 //! # Guarantees
@@ -121,8 +122,14 @@
 //! )
 //! .unwrap();
 //!
-//! // A DDL drains the dispatcher first: when it returns, the event is durable.
-//! sink.pass_block_event(&create, &["orders"]).await.unwrap();
+//! // A later DDL drains the dispatcher first: when it returns, the event is durable.
+//! let index = DdlEvent {
+//!     commit_ts: Ts::from_parts(1_700_000_002_000, 0),
+//!     query: "CREATE INDEX item ON orders (item)".into(),
+//!     kind: DdlKind::AddIndex,
+//!     ..create.clone()
+//! };
+//! sink.pass_block_event(&index, &["orders"]).await.unwrap();
 //! assert_eq!(flushed.load(Ordering::SeqCst), 1);
 //! sink.checkpoint(commit_ts).await.unwrap();
 //! sink.close().await.unwrap();
@@ -145,6 +152,7 @@ pub mod router;
 mod schema;
 mod sink;
 pub mod testing;
+mod validate;
 mod writer;
 
 pub use cdc_spool::Callback;

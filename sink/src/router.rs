@@ -10,10 +10,11 @@
 //! add_dml_event(d) --> encoder[fnv(d) % workers] --> spool --> writer[fnv(d) % shards]
 //! ```
 
+use crate::error::SinkError;
 use cdc_common::codec::TableCodec;
 use cdc_common::Ts;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// How a dispatcher's data and index files are named.
@@ -63,6 +64,10 @@ pub(crate) struct DispatcherState {
     inline_codec: Mutex<Option<InlineCodec>>,
     /// Tables this dispatcher owns under `FileNaming::Table` (checked once per table).
     pub owned_tables: Mutex<Vec<cdc_common::TableName>>,
+    /// Commit ts of the last DML accepted (0 before any).
+    last_dml: AtomicU64,
+    /// Commit ts of the last DDL passed (0 before any): the lowest DML ts allowed.
+    last_ddl: AtomicU64,
 }
 
 /// The inline path's cached codec: (schema, table, version), codec, last chunk size.
@@ -79,6 +84,56 @@ impl DispatcherState {
             queued: AtomicUsize::new(0),
             inline_codec: Mutex::new(None),
             owned_tables: Mutex::new(Vec::new()),
+            last_dml: AtomicU64::new(0),
+            last_ddl: AtomicU64::new(0),
+        }
+    }
+
+    /// Refuses a DML at `ts` below the last DML or below the last DDL (a dispatcher hands in
+    /// its events in commit-ts order; several events may share a ts).
+    pub fn check_dml_ts(&self, ts: Ts) -> Result<(), SinkError> {
+        let last = self.last_dml.load(Ordering::Acquire);
+        let ddl = self.last_ddl.load(Ordering::Acquire);
+        let reason = if ts.0 < last {
+            format!("is below the last DML at ts {last}")
+        } else if ts.0 < ddl {
+            format!("is below the last DDL at ts {ddl}")
+        } else {
+            return Ok(());
+        };
+        Err(self.out_of_order("DML", ts, reason))
+    }
+
+    /// Records an accepted DML at `ts`.
+    pub fn note_dml(&self, ts: Ts) {
+        self.last_dml.fetch_max(ts.0, Ordering::AcqRel);
+    }
+
+    /// Refuses a DDL at `ts` below the last DML or the last DDL of this dispatcher.
+    pub fn check_ddl_ts(&self, ts: Ts) -> Result<(), SinkError> {
+        let last = self.last_dml.load(Ordering::Acquire);
+        let ddl = self.last_ddl.load(Ordering::Acquire);
+        let reason = if ts.0 < last {
+            format!("is below the last DML at ts {last}")
+        } else if ts.0 < ddl {
+            format!("is below the last DDL at ts {ddl}")
+        } else {
+            return Ok(());
+        };
+        Err(self.out_of_order("DDL", ts, reason))
+    }
+
+    /// Records a DDL at `ts` passed by this dispatcher.
+    pub fn note_ddl(&self, ts: Ts) {
+        self.last_ddl.fetch_max(ts.0, Ordering::AcqRel);
+    }
+
+    fn out_of_order(&self, what: &'static str, ts: Ts, reason: String) -> SinkError {
+        SinkError::OutOfOrder {
+            dispatcher: self.id.to_string(),
+            what,
+            ts,
+            reason,
         }
     }
 

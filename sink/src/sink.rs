@@ -25,6 +25,7 @@ use crate::error::{Failure, Result, SinkError};
 use crate::metrics::SinkMetrics;
 use crate::router::{DispatcherState, FileNaming};
 use crate::schema::{write_schema_file, SchemaCache};
+use crate::validate;
 use crate::writer::{self, WriterContext, WriterMsg};
 use cdc_common::codec::codec_for;
 use cdc_common::layout::{build_file_name, validate_name, LayoutConfig};
@@ -242,8 +243,10 @@ impl Sink {
     /// encoder thread and this returns. `wake` runs once the encoded event is under the spool's
     /// quota (possibly on another thread, possibly much later under backpressure); `flush` runs
     /// once it is durable in storage, never if it is not. Errors: an unknown dispatcher, a
-    /// table or schema name unusable as a path segment, a closed or stopped sink (the callbacks
-    /// are dropped unrun).
+    /// table or schema name unusable as a path segment, a row that does not match its table
+    /// ([`SinkError::InvalidRow`]), a commit ts out of order for the dispatcher
+    /// ([`SinkError::OutOfOrder`]), a closed or stopped sink. A refused event is not accepted
+    /// (its callbacks are dropped unrun); only a stopped sink stays stopped.
     pub fn add_dml_event(
         &self,
         dispatcher: &str,
@@ -255,10 +258,14 @@ impl Sink {
         let d = self.dispatcher(dispatcher)?;
         validate_name(&event.table.schema)?;
         validate_name(&event.table.table)?;
+        // Refused events leave no trace: every check runs before anything is recorded.
+        validate::check_rows(dispatcher, &event)?;
+        let ts = event.commit_ts;
+        d.check_dml_ts(ts)?;
         if d.file_id.is_none() {
             self.claim_table(&d, &event.table)?;
         }
-        let ts = event.commit_ts;
+        d.note_dml(ts);
         d.track(ts);
         if event.rows.len() <= self.ctx.config.inline_encode_max_rows
             && self.spool_has_room()
@@ -329,13 +336,21 @@ impl Sink {
 
     /// Waits until every DML the listed dispatchers handed in before this call is durable
     /// (a DDL at `event.commit_ts` that needs no schema file of its own, or whose schema file
-    /// another dispatcher writes).
+    /// another dispatcher writes). A DDL below a listed dispatcher's last DML or last DDL is
+    /// refused with [`SinkError::OutOfOrder`] before anything is drained; afterwards the
+    /// dispatchers accept only DMLs at or above `event.commit_ts`.
     pub async fn pass_block_event(&self, event: &DdlEvent, dispatchers: &[&str]) -> Result<()> {
         self.usable()?;
         let ds = dispatchers
             .iter()
             .map(|id| self.dispatcher(id))
             .collect::<Result<Vec<_>>>()?;
+        for d in &ds {
+            d.check_ddl_ts(event.commit_ts)?;
+        }
+        for d in &ds {
+            d.note_ddl(event.commit_ts);
+        }
         let start = Instant::now();
         self.drain(&ds, event.commit_ts, false).await?;
         self.ctx
