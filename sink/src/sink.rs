@@ -363,9 +363,22 @@ impl Sink {
     /// Drains like [`Sink::pass_block_event`], then writes the DDL's schema files: one per
     /// table in `event.tables`, or the database-level file for CREATE/DROP DATABASE.
     pub async fn write_block_event(&self, event: &DdlEvent, dispatchers: &[&str]) -> Result<()> {
+        // A name that cannot be a path segment is refused before anything is drained or
+        // written, and does not stop the sink.
+        if event.kind.is_schema_level() {
+            validate_name(&event.schema)?;
+        }
+        for t in &event.tables {
+            validate_name(&t.schema)?;
+            validate_name(&t.table)?;
+        }
+        let files = schema_files(event);
+        for f in &files {
+            f.path().build()?;
+        }
         self.pass_block_event(event, dispatchers).await?;
         let ctx = &self.ctx;
-        for f in schema_files(event) {
+        for f in files {
             if let Err(e) = write_schema_file(&ctx.store, &ctx.config.retry, &ctx.metrics, &f).await
             {
                 ctx.failure.fail(e.clone());
