@@ -2,7 +2,7 @@
 //! through the sink, replays it with the consumer into a SQLite file, verifies the result
 //! against the model, and prints a summary.
 
-use crate::generate::{generate, GenerateReport};
+use crate::generate::{generate, GenerateOptions, GenerateReport};
 use crate::verify::verify;
 use crate::workload::{Workload, WorkloadConfig};
 use anyhow::{bail, Context, Result};
@@ -109,7 +109,10 @@ pub async fn demo(dir: &Path, cfg: &WorkloadConfig, sink_query: &str) -> Result<
     println!("  downstream {}", db.display());
 
     let pb = bar(cfg.transactions, "generate");
-    let g: GenerateReport = generate(&sink_uri, cfg, 0.0, &|n| pb.set_position(n)).await?;
+    let g: GenerateReport = generate(&sink_uri, cfg, GenerateOptions::default(), &|n| {
+        pb.set_position(n)
+    })
+    .await?;
     pb.finish_with_message("done");
 
     let pb = bar(g.rows, "replay");

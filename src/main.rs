@@ -42,6 +42,10 @@ struct WorkloadArgs {
     /// Schema (database) of the workload's tables.
     #[arg(long, default_value = cdc_storage::workload::SCHEMA)]
     schema: String,
+    /// Commit ts (TSO) of the first table; later steps take the next ts. Without it commit ts
+    /// come from the clock. `generate --resume` needs it (the same steps on every run).
+    #[arg(long)]
+    start_ts: Option<u64>,
 }
 
 impl WorkloadArgs {
@@ -57,6 +61,7 @@ impl WorkloadArgs {
             ddl_every: self.ddl_every,
             seed: self.seed,
             schema: self.schema.clone(),
+            start_ts: self.start_ts.map(cdc_common::Ts),
         })
     }
 }
@@ -77,6 +82,14 @@ enum Command {
         #[command(flatten)]
         workload: WorkloadArgs,
     },
+    /// Run storage-consumer (the same flags, e.g. `consume --upstream-uri file:///dir
+    /// --downstream-uri sqlite:///x.db --once`), so that one binary does every job.
+    Consume {
+        /// storage-consumer's flags (see `storage-consumer --help`); the log level is this
+        /// command's `--log-level` given before `consume`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Play a workload into a sink, as a CDC service embedding the sink would.
     Generate {
         /// Storage URI with sink options as query parameters.
@@ -85,6 +98,10 @@ enum Command {
         /// Transactions per second (0 = as fast as possible).
         #[arg(long, default_value_t = 0.0)]
         tps: f64,
+        /// Restart after a crash: send only the steps above the checkpoint in storage (as a
+        /// CDC service restarting from its checkpoint). Needs --start-ts.
+        #[arg(long)]
+        resume: bool,
         #[command(flatten)]
         workload: WorkloadArgs,
     },
@@ -144,13 +161,27 @@ async fn run(cmd: Command) -> Result<()> {
             sink_options,
             workload,
         } => cdc_storage::demo::demo(&dir, &workload.config()?, &sink_options).await,
+        Command::Consume { args } => {
+            use clap::Parser as _;
+            let argv = std::iter::once("storage-consumer".to_string()).chain(args);
+            let args = cdc_consumer::config::Args::try_parse_from(argv)?;
+            Ok(cdc_consumer::main_with(&args).await?)
+        }
         Command::Generate {
             sink_uri,
             tps,
+            resume,
             workload,
         } => {
             let cfg = workload.config()?;
-            let r = cdc_storage::generate::generate(&sink_uri, &cfg, tps, &|_| {}).await?;
+            let opts = cdc_storage::generate::GenerateOptions { tps, resume };
+            let r = cdc_storage::generate::generate(&sink_uri, &cfg, opts, &|_| {}).await?;
+            if let Some(c) = r.resumed_from {
+                println!(
+                    "resumed from checkpoint-ts {c}: {} steps skipped",
+                    r.skipped
+                );
+            }
             println!(
                 "events {} rows {} (durable {}) ddls {} files {} bytes {} checkpoint-ts {} in {:.2}s ({:.0} rows/s)",
                 r.events,

@@ -75,6 +75,27 @@ pub async fn replayer(
     Replayer::new(disc, down, &cfg.sink, metrics, health).await
 }
 
+/// What `storage-consumer` does with its parsed flags once logging is set up: builds the
+/// configuration, serves `/health` and `/metrics` when asked, and runs rounds (see [`run`]).
+/// Shared by the `storage-consumer` binary and `cdc-storage consume`.
+pub async fn main_with(args: &config::Args) -> Result<()> {
+    let cfg = Config::from_args(args)?;
+    tracing::info!(
+        upstream = %cfg.upstream_redacted,
+        downstream = %cfg.downstream_redacted,
+        protocol = cfg.sink.protocol.name(),
+        "storage-consumer starting"
+    );
+    let metrics = Metrics::new();
+    let health = Arc::new(Mutex::new(Health::default()));
+    if let Some(addr) = cfg.metrics_addr {
+        let bound = http::serve(addr, health.clone(), metrics.clone()).await?;
+        tracing::info!(addr = %bound, "serving /health and /metrics");
+    }
+    let r = replayer(&cfg, metrics, health).await?;
+    run(&cfg, r).await
+}
+
 /// Runs rounds until `--once` has nothing left, `--until-ts` is applied, or forever.
 /// In `--once` mode a failed round is returned as the error; otherwise it is logged, shown in
 /// `/health`, the downstream is reopened (progress reloaded from it) and the next round retries.
