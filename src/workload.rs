@@ -49,6 +49,10 @@ pub struct WorkloadConfig {
     /// whole workload, ts included, a function of the flags, so a generator restarted after a
     /// crash can resend exactly the steps above the sink's checkpoint.
     pub start_ts: Option<Ts>,
+    /// Live rows a dispatcher may own; at the cap an insert becomes a delete, so the tables
+    /// (and the generator's model) stop growing - what a soak needs to see flat memory.
+    /// `None`: tables grow (about 40% of row changes are net inserts).
+    pub live_rows_cap: Option<usize>,
 }
 
 impl Default for WorkloadConfig {
@@ -62,6 +66,7 @@ impl Default for WorkloadConfig {
             schema: SCHEMA.into(),
             seed: 42,
             start_ts: None,
+            live_rows_cap: None,
         }
     }
 }
@@ -367,7 +372,10 @@ impl Workload {
                 .get(&dispatcher)
                 .map_or(0, Vec::len);
             let dice = self.rng.random_range(0..100);
-            if live_len == 0 || dice < 50 {
+            let full = self.cfg.live_rows_cap.is_some_and(|cap| live_len >= cap);
+            if live_len > 0 && full && dice < 50 {
+                rows.push(self.delete_random(slot_idx, dispatcher, live_len));
+            } else if live_len == 0 || dice < 50 {
                 let key = self.new_key(dispatcher);
                 let after = self.row(&def, key);
                 self.apply_insert(slot_idx, dispatcher, key, after.clone());
@@ -661,6 +669,7 @@ mod tests {
             seed,
             schema: SCHEMA.into(),
             start_ts: None,
+            live_rows_cap: None,
         }
     }
 

@@ -181,6 +181,7 @@ fn sigkill_generator_and_consumer_repeatedly_then_downstream_equals_the_model() 
         seed: seed % 1000,
         schema: "crash".into(),
         start_ts: Some(cdc_common::Ts(400_000_000_000_000_000)),
+        live_rows_cap: None,
     };
 
     let mut gen_kills = 0;

@@ -138,6 +138,7 @@ fn workload(tag: &str, seed: u64) -> WorkloadConfig {
         seed,
         schema: unique(tag),
         start_ts: None,
+        live_rows_cap: None,
     }
 }
 
@@ -178,6 +179,7 @@ async fn thousand_dispatchers_over_two_hundred_tables() {
         seed: 1000,
         schema: unique("k"),
         start_ts: None,
+        live_rows_cap: None,
     };
     round_trip("csv", Storage::Local, Db::Sqlite, cfg).await;
 }
