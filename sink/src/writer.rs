@@ -508,8 +508,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// rows carry no commit ts). Correctness rests on the overwrite; the delete keeps storage tidy
 /// (a file a partial listing missed is overwritten before it can be indexed).
 ///
-/// An index file that exists but cannot be read numbers past every listed file instead and
-/// deletes nothing: which of them a consumer may have read is unknown.
+/// Without a readable index entry - the index file cannot be parsed, or is missing while data
+/// files exist (lost, or deleted by hand) - which files a consumer may have read and which
+/// events were acknowledged is unknown: the writer numbers past every listed file and deletes
+/// nothing. Deleting there could destroy acknowledged data; the cost of not deleting is that a
+/// file a crash left before the directory's first index entry may be read later.
 async fn discover_next_index(
     ctx: &WriterContext,
     dir: &DataDir,
@@ -531,7 +534,7 @@ async fn discover_next_index(
         }
     })
     .await?;
-    let indexed = match &content {
+    let mut indexed = match &content {
         None => Some(0),
         Some(bytes) => match index_file.parse_content(&index_path, bytes, &ctx.layout) {
             Ok(i) => Some(i),
@@ -561,6 +564,14 @@ async fn discover_next_index(
                 }
             }
         }
+    }
+    if content.is_none() && newest_listed > 0 {
+        tracing::warn!(
+            index = %index_path,
+            newest = newest_listed,
+            "index file missing while data files exist; numbering past them, deleting nothing"
+        );
+        indexed = None;
     }
     let Some(indexed) = indexed else {
         return Ok(newest_listed + 1);

@@ -219,6 +219,56 @@ async fn restart_replaces_unindexed_files_and_reuses_the_schema_version() {
     assert_eq!(&idx[..], b"CDC000004.csv\n");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_index_with_data_files_deletes_nothing_and_numbers_past_them() {
+    let store = FaultStore::new(Arc::new(InMemory::new()));
+    let query = "protocol=csv&flush-interval=60s&date-separator=none&file-index-width=6";
+    let t = table("t", ts(0));
+    let dir = format!("s/t/{}", ts(0).0);
+    for n in [1, 2] {
+        store
+            .inner()
+            .put(
+                &Path::from(format!("{dir}/CDC00000{n}.csv")),
+                "I,t,s,9,old,9,x\r\n".into(),
+            )
+            .await
+            .unwrap();
+    }
+    // No index file: lost (or deleted by hand), or a crash before the first entry. The sink
+    // cannot tell which, so it keeps the files.
+    let h = harness_on(Some(store.clone()), query, |c| c).await;
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    h.sink
+        .add_dml_event("d", event(&t, ts(10), "d", 0, 1), None, None)
+        .unwrap();
+    h.sink.remove_dispatcher("d").await.unwrap();
+    let deleted = h
+        .registry
+        .gather()
+        .iter()
+        .find(|f| f.name() == "cdc_sink_stale_files_deleted_total")
+        .map(|f| f.get_metric()[0].get_counter().get_value());
+    assert_eq!(deleted, Some(0.0));
+    h.sink.close().await.unwrap();
+    let after = paths(store.inner()).await;
+    for n in 1..=3 {
+        assert!(
+            after.contains(&format!("{dir}/CDC00000{n}.csv")),
+            "{after:?}"
+        );
+    }
+    let idx = store
+        .inner()
+        .get(&Path::from(format!("{dir}/meta/CDC.index")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&idx[..], b"CDC000003.csv\n");
+}
+
 fn h_options(query: &str) -> cdc_common::SinkOptions {
     cdc_common::SinkOptions::from_query(query).unwrap()
 }
