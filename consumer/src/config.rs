@@ -6,6 +6,7 @@
 //! parameters are errors naming them.
 
 use crate::error::{Error, Result};
+use crate::quarantine::BadFilePolicy;
 use cdc_common::layout::LayoutConfig;
 use cdc_common::options::{parse_duration, SinkOptions, SINK_PARAMS};
 use cdc_common::storage::{redact_uri, StorageUri, STORAGE_PARAMS};
@@ -72,6 +73,12 @@ pub struct Args {
     /// Progress file for the stdout downstream (default: storage-consumer.progress.json).
     #[arg(long)]
     pub progress_file: Option<PathBuf>,
+    /// A data file that does not decode: `stop` the round (progress stays before it), or
+    /// `quarantine` it (recorded in the downstream's cdc_consumer_quarantine table with its
+    /// path, reason and time, its rows NOT applied) and continue with the next file. Missing
+    /// files, bad schema/index/metadata files and downstream errors always stop.
+    #[arg(long, default_value = "stop")]
+    pub on_bad_file: String,
 }
 
 /// Tables to replay, from `--tables`.
@@ -193,6 +200,8 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Rows per multi-row statement.
     pub batch_rows: usize,
+    /// What to do with a data file that does not decode.
+    pub on_bad_file: BadFilePolicy,
 }
 
 impl Config {
@@ -242,6 +251,7 @@ impl Config {
             },
             metrics_addr,
             batch_rows: a.batch_rows,
+            on_bad_file: BadFilePolicy::parse(&a.on_bad_file)?,
         })
     }
 }

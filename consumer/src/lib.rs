@@ -13,6 +13,7 @@
 //! - [`apply`]: the downstreams (SQLite, PostgreSQL, MySQL/MariaDB, stdout) and row batching.
 //! - [`ddl`]: structured DDL and its translation into each dialect.
 //! - [`progress`]: the per-stream progress record, committed with the rows it covers.
+//! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
 //! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] and
 //!   [`status_page`] report.
 //!
@@ -33,6 +34,7 @@ pub mod http;
 pub mod metrics;
 pub mod ordering;
 pub mod progress;
+pub mod quarantine;
 pub mod replay;
 pub mod status_page;
 
@@ -72,7 +74,7 @@ pub async fn replayer(
     let up = Upstream::new(store, metrics.clone());
     let disc = Discovery::new(up, cfg.layout, cfg.tables.clone());
     let down = open_downstream(cfg).await?;
-    Replayer::new(disc, down, &cfg.sink, metrics, health).await
+    Replayer::new(disc, down, &cfg.sink, cfg.on_bad_file, metrics, health).await
 }
 
 /// Runs rounds until `--once` has nothing left, `--until-ts` is applied, or forever.

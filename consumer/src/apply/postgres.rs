@@ -17,6 +17,7 @@ use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Postgres};
 use crate::error::{Error, Result};
 use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use bytes::BytesMut;
 use cdc_common::storage::redact_uri;
 use cdc_common::{TableDef, TableName, Ts, Value};
@@ -515,9 +516,114 @@ impl Downstream for PostgresDownstream {
             .await
             .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
         }
+        if let Some(q) = unit.quarantine {
+            let conv = |what: &str, v: u64| {
+                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
+            };
+            let (v, idx, before, at) = (
+                conv("table_version", q.version)?,
+                conv("file_index", q.file_index)?,
+                conv("commit_ts", q.commit_ts_before)?,
+                conv("quarantined_at_ms", q.quarantined_at_ms)?,
+            );
+            tx.execute(
+                &format!(
+                    "INSERT INTO public.{QUARANTINE_TABLE} (schema_name, table_name, \
+                     partition_id, dispatcher, table_version, date_dir, file_index, path, reason, \
+                     commit_ts_before, quarantined_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (schema_name, table_name, partition_id, dispatcher, \
+                     table_version, date_dir, file_index) DO UPDATE SET path = EXCLUDED.path, \
+                     reason = EXCLUDED.reason, commit_ts_before = EXCLUDED.commit_ts_before, \
+                     quarantined_at_ms = EXCLUDED.quarantined_at_ms"
+                ),
+                &[
+                    &q.key.schema,
+                    &q.key.table,
+                    &q.key.partition,
+                    &q.key.dispatcher,
+                    &v,
+                    &q.date,
+                    &idx,
+                    &q.path,
+                    &q.reason,
+                    &before,
+                    &at,
+                ],
+            )
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
+        }
         tx.commit()
             .await
             .map_err(|e| downstream_error(&tname, unit.file, "commit", e))?;
         Ok(())
+    }
+
+    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
+        let bad =
+            |e: tokio_postgres::Error| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e);
+        if create {
+            self.client
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS public.{QUARANTINE_TABLE} (
+                        schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+                        partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+                        table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
+                        file_index BIGINT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+                        commit_ts_before BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL,
+                        PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
+                                     table_version, date_dir, file_index))"
+                ))
+                .await
+                .map_err(bad)?;
+        } else {
+            let r = self
+                .client
+                .query_one(
+                    &format!("SELECT to_regclass('public.{QUARANTINE_TABLE}') IS NOT NULL"),
+                    &[],
+                )
+                .await
+                .map_err(bad)?;
+            let exists: bool = r.try_get(0).map_err(bad)?;
+            if !exists {
+                return Ok(Vec::new());
+            }
+        }
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+                     date_dir, file_index, path, reason, commit_ts_before, quarantined_at_ms \
+                     FROM public.{QUARANTINE_TABLE} ORDER BY quarantined_at_ms, path"
+                ),
+                &[],
+            )
+            .await
+            .map_err(bad)?;
+        let conv = |what: &str, v: i64| {
+            from_i64(what, v).map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(QuarantinedFile {
+                key: ProgressKey {
+                    schema: r.try_get(0).map_err(bad)?,
+                    table: r.try_get(1).map_err(bad)?,
+                    partition: r.try_get(2).map_err(bad)?,
+                    dispatcher: r.try_get(3).map_err(bad)?,
+                },
+                version: conv("table_version", r.try_get(4).map_err(bad)?)?,
+                date: r.try_get(5).map_err(bad)?,
+                file_index: conv("file_index", r.try_get(6).map_err(bad)?)?,
+                path: r.try_get(7).map_err(bad)?,
+                reason: r.try_get(8).map_err(bad)?,
+                commit_ts_before: conv("commit_ts_before", r.try_get(9).map_err(bad)?)?,
+                quarantined_at_ms: conv("quarantined_at_ms", r.try_get(10).map_err(bad)?)?,
+            });
+        }
+        Ok(out)
     }
 }
