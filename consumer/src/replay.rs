@@ -26,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::ordering::{count_pending, schema_step, table_steps, Step, Wait};
 use crate::progress::{date_text, Position, Progress, ProgressKey, DDL_STREAM};
 use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
+use crate::secrets::Secrets;
 use cdc_common::codec::{DecodedRow, TableCodec};
 use cdc_common::layout::LayoutConfig;
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
@@ -53,6 +54,8 @@ pub struct Replayer {
     /// The quarantine record as committed (newest [`HEALTH_QUARANTINE_LIST`]) and its size.
     quarantined: Vec<QuarantinedFile>,
     quarantined_total: u64,
+    /// Redacted from every error and warning text before it is logged or shown.
+    secrets: Secrets,
 }
 
 enum Outcome {
@@ -88,6 +91,7 @@ impl Replayer {
             policy,
             quarantined: Vec::new(),
             quarantined_total: 0,
+            secrets: Secrets::default(),
         };
         r.set_quarantined(quarantined);
         Ok(r)
@@ -114,6 +118,12 @@ impl Replayer {
             h.quarantined_files_total = self.quarantined_total;
             h.quarantined = self.quarantined.clone();
         }
+    }
+
+    /// Sets the secret values redacted from every error and warning text the replayer logs or
+    /// puts in `/health` (see [`crate::secrets`]).
+    pub fn set_secrets(&mut self, secrets: Secrets) {
+        self.secrets = secrets;
     }
 
     /// The quarantine record as committed (the newest entries) and how many it holds.
@@ -147,13 +157,18 @@ impl Replayer {
             h.abort();
         }
         rec.warnings.extend(self.disc.take_warnings());
+        for w in rec.warnings.iter_mut() {
+            if let std::borrow::Cow::Owned(r) = self.secrets.redact(w) {
+                *w = r;
+            }
+        }
         let fp = self.catalog_fingerprint();
         let found_new = fp != self.fingerprint;
         self.fingerprint = fp;
         let err = match result {
             Err(e) => {
                 self.metrics.errors.with_label_values(&["fatal"]).inc();
-                rec.fatal = Some(e.to_string());
+                rec.fatal = Some(self.secrets.redact(&e.to_string()).into_owned());
                 Some(e)
             }
             Ok(()) => None,

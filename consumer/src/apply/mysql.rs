@@ -10,7 +10,11 @@
 //!   the source still exists), so a crash between the DDL and the progress commit re-runs
 //!   harmless statements. Rows and progress are one transaction.
 //! - The progress table lives in the URI's database (`cdc_consumer` when the URI names none).
-//! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text).
+//! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text) and
+//!   `NO_BACKSLASH_ESCAPES` added to its `sql_mode`: the only string literals in our SQL text
+//!   are ENUM/SET elements in DDL, written with `'` doubled, and a backslash in them must stay
+//!   a backslash (without the mode, an element ending in `\` would escape the closing quote and
+//!   let the rest of the definition be read as SQL). Every value is a bound parameter.
 
 use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Mysql};
@@ -58,7 +62,15 @@ impl MysqlDownstream {
         let db = opts.db_name().unwrap_or("cdc_consumer").to_string();
         let opts = OptsBuilder::from_opts(opts)
             .stmt_cache_size(STMT_CACHE)
-            .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"]);
+            .init(vec![
+                "SET time_zone = '+00:00'",
+                "SET NAMES utf8mb4",
+                // String literals in DDL (ENUM/SET elements) are written with `'` doubled; a
+                // backslash must then be an ordinary character, or an element ending in `\`
+                // would escape the closing quote.
+                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), \
+                 'NO_BACKSLASH_ESCAPES')",
+            ]);
         let conn = Conn::new(opts).await.map_err(|e| bad(e.to_string()))?;
         Ok(MysqlDownstream {
             conn,

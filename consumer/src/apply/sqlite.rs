@@ -285,20 +285,24 @@ impl Downstream for SqliteDownstream {
         for op in unit.ddl {
             let mut stmts = Sqlite.ddl(op);
             if let DdlOp::DropSchema { schema, .. } = op {
-                // Also the schema's tables the consumer did not see (e.g. before a restart).
-                let prefix = format!("{schema}.");
+                // Also the schema's tables the consumer did not see this run (e.g. before a
+                // restart): every table it created has a progress row. Not a name prefix scan:
+                // `"a.b.t"` may be table `b.t` of schema `a` or table `t` of schema `a.b`.
                 let mut st = tx
-                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?")
+                    .prepare(&format!(
+                        "SELECT DISTINCT table_name FROM {PROGRESS_TABLE} \
+                         WHERE schema_name = ? AND table_name <> ''"
+                    ))
                     .map_err(|e| downstream_error(schema, unit.file, "ddl: drop schema", e))?;
                 let names: Vec<String> = st
-                    .query_map(
-                        rusqlite::params![prefix.chars().count() as i64, prefix],
-                        |r| r.get(0),
-                    )
+                    .query_map([schema], |r| r.get(0))
                     .and_then(|rows| rows.collect())
                     .map_err(|e| downstream_error(schema, unit.file, "ddl: drop schema", e))?;
                 for n in names {
-                    stmts.push(format!("DROP TABLE IF EXISTS {}", Sqlite.quote(&n)));
+                    stmts.push(format!(
+                        "DROP TABLE IF EXISTS {}",
+                        Sqlite.table(&TableName::new(schema.as_str(), n))
+                    ));
                 }
             }
             for sql in stmts {

@@ -6,6 +6,7 @@
 use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
+use cdc_consumer::secrets::Secrets;
 use clap::Parser;
 use std::sync::{Arc, Mutex};
 
@@ -30,8 +31,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Secrets of the URIs never reach the terminal, even inside a driver's error text.
+    let secrets = Secrets::from_uris(&[&args.upstream_uri, &args.downstream_uri]);
     if let Err(e) = rt.block_on(run(args)) {
-        eprintln!("storage-consumer: {e}");
+        eprintln!("storage-consumer: {}", secrets.redact(&e.to_string()));
         std::process::exit(1);
     }
 }
