@@ -817,3 +817,72 @@ async fn sqlite_drop_schema_leaves_a_schema_whose_name_extends_it() {
         .unwrap();
     assert_eq!(tables, vec![format!("{py}.z")]);
 }
+
+/// PostgreSQL truncates identifiers to 63 bytes in DDL: two names sharing their first 63 bytes
+/// would become one object. A long table name is refused (by the server's own lookup, or by
+/// the consumer), a long column name by the consumer, each with an error naming the table, and
+/// nothing is created.
+#[tokio::test]
+async fn postgres_refuses_identifiers_it_would_truncate() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let long = format!("{}_a", "l".repeat(63));
+    for long_table in [true, false] {
+        let schema = unique("hl");
+        let mut w = Writer::new(&format!(
+            "memory://{}?protocol=csv&include-commit-ts=true",
+            unique("hl")
+        ));
+        let mut t = two_cols(&schema, if long_table { &long } else { "t" }, ts(1));
+        if !long_table {
+            t.columns[1].name = long.clone();
+        }
+        w.schema(&t, "", DdlKind::CreateTable).await;
+        w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+        w.checkpoint(ts(10)).await;
+        let argv = [
+            "storage-consumer",
+            "--upstream-uri",
+            &w.uri,
+            "--downstream-uri",
+            &uri,
+            "--once",
+        ];
+        let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
+        let r = cdc_consumer::replayer(
+            &cfg,
+            Metrics::new(),
+            Arc::new(Mutex::new(Health::default())),
+        )
+        .await
+        .unwrap();
+        let e = cdc_consumer::run(&cfg, r).await.unwrap_err();
+        let text = e.to_string();
+        let want_table = t.name().to_string();
+        assert!(
+            matches!(&e, cdc_consumer::Error::Downstream { table, .. } if *table == want_table),
+            "{text}"
+        );
+        assert!(
+            text.contains("identifier") && text.contains(&long),
+            "{text}"
+        );
+        if !long_table {
+            assert!(text.contains("63-byte"), "{text}");
+        }
+        let (c, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0);
+    }
+}
