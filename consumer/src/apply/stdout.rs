@@ -12,7 +12,9 @@
 //! written to `<file>.tmp`, fsynced, renamed over `<file>` and the directory fsynced, so the file
 //! is always one complete record. stdout has no transaction: after a kill between the flush and
 //! the rename, the last unit's lines are printed again on restart (at-least-once for the
-//! lines, exactly-once for the record).
+//! lines, exactly-once for the record). Quarantined data files (`--on-bad-file quarantine`)
+//! are kept in the same file (`quarantined`), so they are recorded with the progress that
+//! skips them.
 
 use super::{Downstream, RowOp, Unit};
 use crate::error::{Error, Result};
