@@ -47,6 +47,7 @@ pub async fn replay(
         log_level: "warn".into(),
         batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
         progress_file: None,
+        on_bad_file: "stop".into(),
     };
     let cfg = ConsumerConfig::from_args(&args)?;
     let metrics = cdc_consumer::metrics::Metrics::new();

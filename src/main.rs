@@ -239,7 +239,14 @@ async fn run(cmd: Command) -> Result<()> {
             use clap::Parser as _;
             let argv = std::iter::once("storage-consumer".to_string()).chain(args);
             let args = cdc_consumer::config::Args::try_parse_from(argv)?;
-            Ok(cdc_consumer::main_with(&args).await?)
+            // As storage-consumer: no secret of the URIs in the error text.
+            let secrets = cdc_consumer::secrets::Secrets::from_uris(&[
+                &args.upstream_uri,
+                &args.downstream_uri,
+            ]);
+            cdc_consumer::main_with(&args)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", secrets.redact(&e.to_string())))
         }
         Command::Generate {
             sink_uri,

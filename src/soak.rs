@@ -163,6 +163,7 @@ pub async fn soak(cfg: &SoakConfig) -> Result<SoakReport> {
         log_level: "warn".into(),
         batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
         progress_file: None,
+        on_bad_file: "stop".into(),
     };
     let ccfg = ConsumerConfig::from_args(&args)?;
     let health = Arc::new(Mutex::new(cdc_consumer::freshness::Health::default()));

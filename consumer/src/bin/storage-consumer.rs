@@ -4,6 +4,7 @@
 //! names the object at fault), 2 on a usage error (clap).
 
 use cdc_consumer::config::Args;
+use cdc_consumer::secrets::Secrets;
 use clap::Parser;
 
 fn main() {
@@ -27,8 +28,10 @@ fn main() {
             std::process::exit(1);
         }
     };
+    // Secrets of the URIs never reach the terminal, even inside a driver's error text.
+    let secrets = Secrets::from_uris(&[&args.upstream_uri, &args.downstream_uri]);
     if let Err(e) = rt.block_on(cdc_consumer::main_with(&args)) {
-        eprintln!("storage-consumer: {e}");
+        eprintln!("storage-consumer: {}", secrets.redact(&e.to_string()));
         std::process::exit(1);
     }
 }
