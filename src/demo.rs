@@ -2,7 +2,7 @@
 //! through the sink, replays it with the consumer into a SQLite file, verifies the result
 //! against the model, and prints a summary.
 
-use crate::generate::{generate, GenerateReport};
+use crate::generate::{generate, GenerateOptions, GenerateReport};
 use crate::verify::verify;
 use crate::workload::{Workload, WorkloadConfig};
 use anyhow::{bail, Context, Result};
@@ -47,6 +47,7 @@ pub async fn replay(
         log_level: "warn".into(),
         batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
         progress_file: None,
+        on_bad_file: "stop".into(),
     };
     let cfg = ConsumerConfig::from_args(&args)?;
     let metrics = cdc_consumer::metrics::Metrics::new();
@@ -109,7 +110,10 @@ pub async fn demo(dir: &Path, cfg: &WorkloadConfig, sink_query: &str) -> Result<
     println!("  downstream {}", db.display());
 
     let pb = bar(cfg.transactions, "generate");
-    let g: GenerateReport = generate(&sink_uri, cfg, 0.0, &|n| pb.set_position(n)).await?;
+    let g: GenerateReport = generate(&sink_uri, cfg, GenerateOptions::default(), &|n| {
+        pb.set_position(n)
+    })
+    .await?;
     pb.finish_with_message("done");
 
     let pb = bar(g.rows, "replay");

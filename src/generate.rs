@@ -7,7 +7,10 @@
 //!   callback (which counts durable rows);
 //! - DDLs go through `write_block_event` (drain, then schema files);
 //! - the checkpoint advances every 200 ms and, at the end, after every dispatcher is drained,
-//!   to the last commit ts.
+//!   to the last commit ts;
+//! - with `resume` (after a crash), it asks the sink for the checkpoint in storage and resends
+//!   only the steps above it, as a CDC service restarting from its checkpoint does. That needs
+//!   a workload with a fixed `start_ts`: the same steps with the same commit ts on every run.
 
 use crate::workload::{Step, Workload, WorkloadConfig};
 use anyhow::{Context, Result};
@@ -46,6 +49,19 @@ pub struct GenerateReport {
     pub bytes: u64,
     /// Flushes by reason.
     pub flush_reasons: BTreeMap<String, u64>,
+    /// With `resume`: the checkpoint found in storage, and the steps at or below it skipped.
+    pub resumed_from: Option<Ts>,
+    /// Steps (DML events and DDLs) skipped because the checkpoint covered them.
+    pub skipped: u64,
+}
+
+/// How `generate` plays the workload.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GenerateOptions {
+    /// Transactions per second; 0 runs as fast as the sink takes them.
+    pub tps: f64,
+    /// Resume after a crash: skip the steps the checkpoint in storage covers.
+    pub resume: bool,
 }
 
 impl GenerateReport {
@@ -55,20 +71,23 @@ impl GenerateReport {
     }
 }
 
-/// Runs the workload into a sink at `sink_uri`. `tps` of 0 runs as fast as the sink takes it.
-/// `on_progress` is called with the number of transactions done.
+/// Runs the workload into a sink at `sink_uri`. `on_progress` is called with the number of
+/// transactions done.
 pub async fn generate(
     sink_uri: &str,
     cfg: &WorkloadConfig,
-    tps: f64,
+    opts: GenerateOptions,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<GenerateReport> {
+    if opts.resume && cfg.start_ts.is_none() {
+        anyhow::bail!("resuming needs a workload with a fixed start ts (--start-ts)");
+    }
     let registry = Registry::new();
     let config = SinkConfig::new("generate");
     let sink = Sink::open(sink_uri, config, &registry)
         .await
         .context("opening the sink")?;
-    generate_into(sink, &registry, cfg, tps, on_progress).await
+    generate_into(sink, &registry, cfg, opts, on_progress).await
 }
 
 /// Runs the workload into an open sink and closes it. `registry` is the one the sink was opened
@@ -78,11 +97,14 @@ pub async fn generate_into(
     sink: Sink,
     registry: &Registry,
     cfg: &WorkloadConfig,
-    tps: f64,
+    opts: GenerateOptions,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<GenerateReport> {
+    if opts.resume && cfg.start_ts.is_none() {
+        anyhow::bail!("resuming needs a workload with a fixed start ts (--start-ts)");
+    }
     let sink = Arc::new(sink);
-    let mut report = match drive(&sink, cfg, tps, on_progress).await {
+    let mut report = match drive(&sink, cfg, opts, on_progress).await {
         Ok(r) => r,
         Err(e) => {
             let _ = sink.close().await;
@@ -98,10 +120,19 @@ pub async fn generate_into(
 async fn drive(
     sink: &Arc<Sink>,
     cfg: &WorkloadConfig,
-    tps: f64,
+    opts: GenerateOptions,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<GenerateReport> {
     let start = Instant::now();
+    let tps = opts.tps;
+    let resumed_from = if opts.resume {
+        sink.stored_checkpoint().await?
+    } else {
+        None
+    };
+    // Durable before the crash: the upstream does not send it again.
+    let covered = |ts: Ts| resumed_from.is_some_and(|c| ts <= c);
+    let mut skipped = 0u64;
     let mut workload = Workload::new(cfg.clone());
     let ids: Vec<String> = (0..cfg.dispatchers).map(|i| format!("d{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
@@ -131,8 +162,13 @@ async fn drive(
         tables: vec![],
         prev_tables: vec![],
     };
-    sink.write_block_event(&create_schema, &[]).await?;
+    if !covered(create_schema.commit_ts) {
+        sink.write_block_event(&create_schema, &[]).await?;
+    }
     for (slot, def) in initial.iter().enumerate() {
+        if covered(def.version) {
+            continue;
+        }
         let cols: Vec<String> = def
             .columns
             .iter()
@@ -165,6 +201,16 @@ async fn drive(
     let mut txn = 0u64;
     let mut paused = Duration::ZERO;
     for step in workload.by_ref() {
+        let ts = match &step {
+            Step::Dml { event, .. } => event.commit_ts,
+            Step::Ddl { event, .. } => event.commit_ts,
+        };
+        if covered(ts) {
+            skipped += 1;
+            last_ts = ts;
+            txn += 1;
+            continue;
+        }
         match step {
             Step::Dml { dispatcher, event } => {
                 while unwoken.load(Ordering::Acquire) >= MAX_UNWOKEN {
@@ -206,7 +252,8 @@ async fn drive(
             }
         }
         if tps > 0.0 {
-            let due = start + Duration::from_secs_f64(txn as f64 / tps);
+            // Paced by the steps sent in this run (a resumed run does not rush skipped ones).
+            let due = start + Duration::from_secs_f64((txn - skipped) as f64 / tps);
             let now = Instant::now();
             if due > now {
                 tokio::time::sleep(due - now).await;
@@ -226,6 +273,8 @@ async fn drive(
         cdc_sink::CheckpointOutcome::Unchanged => last_ts,
     };
     report.rows_flushed = flushed.load(Ordering::Relaxed);
+    report.resumed_from = resumed_from;
+    report.skipped = skipped;
     report.elapsed = start.elapsed();
     report.paused = paused;
     Ok(report)

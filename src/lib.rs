@@ -6,5 +6,6 @@
 pub mod bench;
 pub mod demo;
 pub mod generate;
+pub mod soak;
 pub mod verify;
 pub mod workload;

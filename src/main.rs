@@ -42,6 +42,13 @@ struct WorkloadArgs {
     /// Schema (database) of the workload's tables.
     #[arg(long, default_value = cdc_storage::workload::SCHEMA)]
     schema: String,
+    /// Commit ts (TSO) of the first table; later steps take the next ts. Without it commit ts
+    /// come from the clock. `generate --resume` needs it (the same steps on every run).
+    #[arg(long)]
+    start_ts: Option<u64>,
+    /// Live rows a dispatcher may own; at the cap inserts become deletes (tables stop growing).
+    #[arg(long)]
+    live_rows_cap: Option<usize>,
 }
 
 impl WorkloadArgs {
@@ -57,6 +64,8 @@ impl WorkloadArgs {
             ddl_every: self.ddl_every,
             seed: self.seed,
             schema: self.schema.clone(),
+            start_ts: self.start_ts.map(cdc_common::Ts),
+            live_rows_cap: self.live_rows_cap,
         })
     }
 }
@@ -77,6 +86,39 @@ enum Command {
         #[command(flatten)]
         workload: WorkloadArgs,
     },
+    /// Soak: the generator at a fixed rate with the consumer following, in one process, for a
+    /// bounded time; reports lag and resident memory over time, then verifies the downstream.
+    /// Exits 1 when lag grows, memory grows or a row differs.
+    Soak {
+        /// Directory for the storage and the SQLite file (cleared first).
+        #[arg(long, default_value = "cdc-soak")]
+        dir: PathBuf,
+        /// How long the generator runs, in seconds (CI runs a short soak; give 600+ by hand).
+        #[arg(long, default_value_t = 60)]
+        secs: u64,
+        /// Transactions per second.
+        #[arg(long, default_value_t = 500.0)]
+        tps: f64,
+        /// Sink options (storage URI query).
+        #[arg(
+            long,
+            default_value = "protocol=csv&flush-interval=200ms&date-separator=day&include-commit-ts=true"
+        )]
+        sink_options: String,
+        /// Print the report (with every sample) as one JSON line.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+    },
+    /// Run storage-consumer (the same flags, e.g. `consume --upstream-uri file:///dir
+    /// --downstream-uri sqlite:///x.db --once`), so that one binary does every job.
+    Consume {
+        /// storage-consumer's flags (see `storage-consumer --help`); the log level is this
+        /// command's `--log-level` given before `consume`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Play a workload into a sink, as a CDC service embedding the sink would.
     Generate {
         /// Storage URI with sink options as query parameters.
@@ -85,6 +127,10 @@ enum Command {
         /// Transactions per second (0 = as fast as possible).
         #[arg(long, default_value_t = 0.0)]
         tps: f64,
+        /// Restart after a crash: send only the steps above the checkpoint in storage (as a
+        /// CDC service restarting from its checkpoint). Needs --start-ts.
+        #[arg(long)]
+        resume: bool,
         #[command(flatten)]
         workload: WorkloadArgs,
     },
@@ -144,13 +190,79 @@ async fn run(cmd: Command) -> Result<()> {
             sink_options,
             workload,
         } => cdc_storage::demo::demo(&dir, &workload.config()?, &sink_options).await,
+        Command::Soak {
+            dir,
+            secs,
+            tps,
+            sink_options,
+            json,
+            workload,
+        } => {
+            let cfg = cdc_storage::soak::SoakConfig {
+                dir,
+                duration: std::time::Duration::from_secs(secs),
+                tps,
+                sink_query: sink_options,
+                workload: workload.config()?,
+                interval: std::time::Duration::from_millis(100),
+                sample: std::time::Duration::from_secs(1),
+                warmup: 0.25,
+            };
+            let r = cdc_storage::soak::soak(&cfg).await?;
+            if json {
+                println!("{}", serde_json::to_string(&r)?);
+            }
+            let mib = |b: u64| b as f64 / (1u64 << 20) as f64;
+            println!(
+                "soak {secs}s at {tps} tps: {} rows, {} applied; lag p50 {} ms, p99 {} ms, peak {} ms (first half) / {} ms (second half); RSS {:.1} -> {:.1} MiB (peak {:.1}); caught up {:.1}s after the end",
+                r.rows,
+                r.rows_applied,
+                r.lag_p50_ms,
+                r.lag_p99_ms,
+                r.lag_max_first_half_ms,
+                r.lag_max_second_half_ms,
+                mib(r.rss_start_bytes),
+                mib(r.rss_end_bytes),
+                mib(r.rss_max_bytes),
+                r.catch_up_secs
+            );
+            println!(
+                "lag bounded: {}, memory flat: {}, downstream equals the model: {}",
+                r.lag_bounded, r.memory_flat, r.verified
+            );
+            if !(r.lag_bounded && r.memory_flat && r.verified) {
+                bail!("soak failed");
+            }
+            Ok(())
+        }
+        Command::Consume { args } => {
+            use clap::Parser as _;
+            let argv = std::iter::once("storage-consumer".to_string()).chain(args);
+            let args = cdc_consumer::config::Args::try_parse_from(argv)?;
+            // As storage-consumer: no secret of the URIs in the error text.
+            let secrets = cdc_consumer::secrets::Secrets::from_uris(&[
+                &args.upstream_uri,
+                &args.downstream_uri,
+            ]);
+            cdc_consumer::main_with(&args)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}", secrets.redact(&e.to_string())))
+        }
         Command::Generate {
             sink_uri,
             tps,
+            resume,
             workload,
         } => {
             let cfg = workload.config()?;
-            let r = cdc_storage::generate::generate(&sink_uri, &cfg, tps, &|_| {}).await?;
+            let opts = cdc_storage::generate::GenerateOptions { tps, resume };
+            let r = cdc_storage::generate::generate(&sink_uri, &cfg, opts, &|_| {}).await?;
+            if let Some(c) = r.resumed_from {
+                println!(
+                    "resumed from checkpoint-ts {c}: {} steps skipped",
+                    r.skipped
+                );
+            }
             println!(
                 "events {} rows {} (durable {}) ddls {} files {} bytes {} checkpoint-ts {} in {:.2}s ({:.0} rows/s)",
                 r.events,

@@ -44,6 +44,15 @@ pub struct WorkloadConfig {
     pub seed: u64,
     /// Schema (database) of every table.
     pub schema: String,
+    /// Commit ts of the first table; each later step takes the next ts. `None` takes commit
+    /// ts from the clock (what the demo's freshness figures need); a fixed start makes the
+    /// whole workload, ts included, a function of the flags, so a generator restarted after a
+    /// crash can resend exactly the steps above the sink's checkpoint.
+    pub start_ts: Option<Ts>,
+    /// Live rows a dispatcher may own; at the cap an insert becomes a delete, so the tables
+    /// (and the generator's model) stop growing - what a soak needs to see flat memory.
+    /// `None`: tables grow (about 40% of row changes are net inserts).
+    pub live_rows_cap: Option<usize>,
 }
 
 impl Default for WorkloadConfig {
@@ -56,6 +65,8 @@ impl Default for WorkloadConfig {
             ddl_every: 2_000,
             schema: SCHEMA.into(),
             seed: 42,
+            start_ts: None,
+            live_rows_cap: None,
         }
     }
 }
@@ -242,6 +253,11 @@ impl Workload {
     }
 
     fn next_ts(&mut self) -> Ts {
+        if let Some(start) = self.cfg.start_ts {
+            self.last_ts = self.last_ts.max(Ts(start.0.saturating_sub(1)));
+            self.last_ts = Ts(self.last_ts.0 + 1);
+            return self.last_ts;
+        }
         let now = Ts::now();
         self.last_ts = if now > self.last_ts {
             now
@@ -356,7 +372,10 @@ impl Workload {
                 .get(&dispatcher)
                 .map_or(0, Vec::len);
             let dice = self.rng.random_range(0..100);
-            if live_len == 0 || dice < 50 {
+            let full = self.cfg.live_rows_cap.is_some_and(|cap| live_len >= cap);
+            if live_len > 0 && full && dice < 50 {
+                rows.push(self.delete_random(slot_idx, dispatcher, live_len));
+            } else if live_len == 0 || dice < 50 {
                 let key = self.new_key(dispatcher);
                 let after = self.row(&def, key);
                 self.apply_insert(slot_idx, dispatcher, key, after.clone());
@@ -649,6 +668,8 @@ mod tests {
             ddl_every: 50,
             seed,
             schema: SCHEMA.into(),
+            start_ts: None,
+            live_rows_cap: None,
         }
     }
 

@@ -13,7 +13,7 @@
 
 use cdc_common::testing::server_uri;
 use cdc_storage::demo::{consumer_query, replay};
-use cdc_storage::generate::generate;
+use cdc_storage::generate::{generate, GenerateOptions};
 use cdc_storage::verify::verify;
 use cdc_storage::workload::{Workload, WorkloadConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,7 +94,7 @@ async fn round_trip(protocol: &str, storage: Storage, db: Db, cfg: WorkloadConfi
     let sink_uri = storage_uri(&base, &prefix, &options);
     let upstream = storage_uri(&base, &prefix, &consumer_query(&options));
 
-    let g = generate(&sink_uri, &cfg, 0.0, &|_| {})
+    let g = generate(&sink_uri, &cfg, GenerateOptions::default(), &|_| {})
         .await
         .expect("generate");
     assert_eq!(g.rows, g.rows_flushed, "every row handed in became durable");
@@ -137,6 +137,8 @@ fn workload(tag: &str, seed: u64) -> WorkloadConfig {
         ddl_every: 60,
         seed,
         schema: unique(tag),
+        start_ts: None,
+        live_rows_cap: None,
     }
 }
 
@@ -176,6 +178,8 @@ async fn thousand_dispatchers_over_two_hundred_tables() {
         ddl_every: 500,
         seed: 1000,
         schema: unique("k"),
+        start_ts: None,
+        live_rows_cap: None,
     };
     round_trip("csv", Storage::Local, Db::Sqlite, cfg).await;
 }

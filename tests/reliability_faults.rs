@@ -15,7 +15,7 @@ use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
 use cdc_consumer::replay::Replayer;
 use cdc_sink::{RetryPolicy, Sink, SinkConfig};
-use cdc_storage::generate::generate_into;
+use cdc_storage::generate::{generate_into, GenerateOptions};
 use cdc_storage::verify::verify;
 use cdc_storage::workload::{Workload, WorkloadConfig};
 use object_store::memory::InMemory;
@@ -54,6 +54,8 @@ async fn ten_percent_errors_latency_and_lagging_listings_still_reach_the_model()
         ddl_every: 60,
         seed: 7,
         schema: format!("faults_{}", std::process::id()),
+        start_ts: None,
+        live_rows_cap: None,
     };
     let options = SinkOptions::from_query(
         "protocol=csv&flush-interval=30ms&file-size=8KiB&date-separator=day&file-index-width=6\
@@ -112,6 +114,7 @@ async fn ten_percent_errors_latency_and_lagging_listings_still_reach_the_model()
         disc,
         Box::new(down),
         &options,
+        cdc_consumer::quarantine::BadFilePolicy::Stop,
         metrics,
         Arc::new(Mutex::new(Health::default())),
     )
@@ -122,7 +125,7 @@ async fn ten_percent_errors_latency_and_lagging_listings_still_reach_the_model()
     // checkpoint; a failed round is simply followed by the next one.
     let target = AtomicU64::new(0);
     let generator = async {
-        let g = generate_into(sink, &registry, &cfg, 0.0, &|_| {}).await;
+        let g = generate_into(sink, &registry, &cfg, GenerateOptions::default(), &|_| {}).await;
         let ts = g.as_ref().map(|g| g.checkpoint_ts.0).unwrap_or(u64::MAX);
         target.store(ts, Ordering::SeqCst);
         g

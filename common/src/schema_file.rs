@@ -200,9 +200,11 @@ impl SchemaFile {
         let f = SchemaFile::parse(path, bytes)?;
         let bad = |reason: String| Error::corrupt(path, Position::None, reason);
         if f.schema != p.schema || f.table != p.table.clone().unwrap_or_default() {
+            // Names from the content are escaped: they may hold NUL, newlines or `/`.
             return Err(bad(format!(
                 "file describes `{}`.`{}`, its path another table",
-                f.schema, f.table
+                f.schema.escape_debug(),
+                f.table.escape_debug()
             )));
         }
         if f.table_version != p.version {

@@ -430,51 +430,74 @@ pub async fn get_opt(store: &dyn ObjectStore, path: &str) -> Result<Option<bytes
 }
 
 /// The URI with every secret replaced by `***` (query secrets and a userinfo password), for
-/// logs and errors. Works on any URI-ish text, parseable or not.
+/// logs and errors. Works on any URI-ish text, parseable or not, and on passwords that hold
+/// `/`, `?` or `@` unencoded (see [`split_userinfo`]).
 pub fn redact_uri(uri: &str) -> String {
-    let (base, query) = match uri.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (uri, None),
+    let (scheme, rest) = match uri.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, uri),
     };
-    // userinfo password: scheme://user:password@host
-    let base = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let (auth, tail) = match rest.find('/') {
-                Some(i) => rest.split_at(i),
-                None => (rest, ""),
-            };
-            match auth.rsplit_once('@') {
-                Some((userinfo, host)) => {
-                    let user = userinfo
-                        .split_once(':')
-                        .map(|(u, _)| format!("{u}:***"))
-                        .unwrap_or(userinfo.into());
-                    format!("{scheme}://{user}@{host}{tail}")
-                }
-                None => base.to_string(),
+    let (userinfo, after) = match split_userinfo(rest) {
+        Some((u, a)) => (Some(u), a),
+        None => (None, rest),
+    };
+    let (base, query) = match after.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (after, None),
+    };
+    let mut out = String::with_capacity(uri.len());
+    if let Some(scheme) = scheme {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(u) = userinfo {
+        match u.split_once(':') {
+            Some((user, _)) => {
+                out.push_str(user);
+                out.push_str(":***@");
+            }
+            None => {
+                out.push_str(u);
+                out.push('@');
             }
         }
-        None => base.to_string(),
-    };
-    match query {
-        None => base,
-        Some(q) => {
-            let parts: Vec<String> = q
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _))
-                        if SECRET_PARAMS.contains(&k)
-                            || k.ends_with("secret")
-                            || k.ends_with("key") && k != "access-key" =>
-                    {
-                        format!("{k}=***")
-                    }
-                    _ => kv.to_string(),
-                })
-                .collect();
-            format!("{base}?{}", parts.join("&"))
-        }
     }
+    out.push_str(base);
+    if let Some(q) = query {
+        let parts: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&parts.join("&"));
+    }
+    out
+}
+
+/// True for a query parameter whose value is a secret: [`SECRET_PARAMS`] and any name ending
+/// in `secret` or `key` (except `access-key`, an identifier).
+pub fn is_secret_param(name: &str) -> bool {
+    SECRET_PARAMS.contains(&name)
+        || name.ends_with("secret")
+        || (name.ends_with("key") && name != "access-key")
+}
+
+/// Splits `user[:password]@rest` (the part of a URI after `scheme://`) at its **last** `@`,
+/// so a password holding `@`, `/` or `?` unencoded is still taken whole. The part before that
+/// `@` is userinfo only when its first `:` comes before any `/` or `?` (or it has none of the
+/// three): `bucket/dir@x`, `/tmp/a:b@c` and `c?endpoint=http://x@y` are not credentials.
+pub fn split_userinfo(rest: &str) -> Option<(&str, &str)> {
+    let (userinfo, after) = rest.rsplit_once('@')?;
+    let special = userinfo.find(['/', '?']);
+    let is_userinfo = match (userinfo.find(':'), special) {
+        (Some(c), Some(s)) => c < s,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    };
+    is_userinfo.then_some((userinfo, after))
 }
 
 /// True when an object_store error is worth retrying.
@@ -595,6 +618,24 @@ mod tests {
             redact_uri("azure://c?account-key=k&x=1"),
             "azure://c?account-key=***&x=1"
         );
+        // Unencoded `/`, `?` and `@` in a password, and a password in the query.
+        for (uri, want) in [
+            ("postgres://u:pa/ss@h/db", "postgres://u:***@h/db"),
+            ("mysql://u:p?w@h:3306/db", "mysql://u:***@h:3306/db"),
+            (
+                "mysql://u:p@s@h/db?password=x2",
+                "mysql://u:***@h/db?password=***",
+            ),
+            (
+                "s3://b/dir@x?endpoint=http://h",
+                "s3://b/dir@x?endpoint=http://h",
+            ),
+            ("file:///tmp/a:b@c", "file:///tmp/a:b@c"),
+            ("sqlite:///tmp/x.db", "sqlite:///tmp/x.db"),
+            ("not a uri:pw@x", "not a uri:***@x"),
+        ] {
+            assert_eq!(redact_uri(uri), want, "{uri}");
+        }
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 
 #[path = "golden/fixture.rs"]
 mod fixture;
+#[path = "support/mutation.rs"]
+mod mutation;
 
 use cdc_common::codec::{codec_for, TableCodec};
 use cdc_common::options::BinaryEncoding;
@@ -404,6 +406,29 @@ proptest! {
         if truncate {
             f.truncate(cut.index(f.len()));
         }
+        assert_corrupt_or_ok(tc.decode(OBJECT, &f));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 512,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(
+            "proptest-regressions/codec_corrupt.txt",
+        ))),
+        ..ProptestConfig::default()
+    })]
+
+    /// Insertions, deletions and splices shift every later byte: length prefixes, line
+    /// boundaries, quotes and sync markers end up in the wrong place.
+    #[test]
+    fn decoders_never_panic_on_edited_files(
+        which in 0usize..5,
+        edits in proptest::collection::vec(mutation::mutation(), 1..6),
+    ) {
+        let o = &all_options()[which];
+        let tc = codec(o);
+        let f = mutation::mutate(file(&*tc), &edits);
         assert_corrupt_or_ok(tc.decode(OBJECT, &f));
     }
 }

@@ -6,6 +6,8 @@
 //! parameters are errors naming them.
 
 use crate::error::{Error, Result};
+use crate::quarantine::BadFilePolicy;
+use crate::secrets::Secrets;
 use cdc_common::layout::LayoutConfig;
 use cdc_common::options::{parse_duration, SinkOptions, SINK_PARAMS};
 use cdc_common::storage::{redact_uri, StorageUri, STORAGE_PARAMS};
@@ -64,8 +66,9 @@ pub struct Args {
     /// Only these tables: comma-separated `schema.table` patterns where either side may be `*`.
     #[arg(long)]
     pub tables: Option<String>,
-    /// Serve GET /health and GET /metrics on this address (off unless given; 127.0.0.1:0
-    /// picks a free port, logged at start).
+    /// Serve GET / (status page), /health and /metrics on this address: off unless given; a
+    /// bare port (9100) binds 127.0.0.1; another interface (0.0.0.0:9100) only when written;
+    /// 127.0.0.1:0 picks a free port, logged at start.
     #[arg(long)]
     pub metrics_addr: Option<String>,
     /// Log filter (error, warn, info, debug, trace, or a tracing env-filter directive).
@@ -77,6 +80,12 @@ pub struct Args {
     /// Progress file for the stdout downstream (default: storage-consumer.progress.json).
     #[arg(long)]
     pub progress_file: Option<PathBuf>,
+    /// A data file that does not decode: `stop` the round (progress stays before it), or
+    /// `quarantine` it (recorded in the downstream's cdc_consumer_quarantine table with its
+    /// path, reason and time, its rows NOT applied) and continue with the next file. Missing
+    /// files, bad schema/index/metadata files and downstream errors always stop.
+    #[arg(long, default_value = "stop")]
+    pub on_bad_file: String,
 }
 
 /// Tables to replay, from `--tables`.
@@ -127,8 +136,8 @@ impl TableFilter {
     }
 }
 
-/// Where rows go.
-#[derive(Clone, Debug)]
+/// Where rows go. `Debug` shows connection URIs with their secrets redacted.
+#[derive(Clone)]
 pub enum DownstreamUri {
     /// An SQLite database file.
     Sqlite(PathBuf),
@@ -138,6 +147,17 @@ pub enum DownstreamUri {
     Mysql(String),
     /// JSON lines on stdout, progress in a file.
     Stdout(PathBuf),
+}
+
+impl std::fmt::Debug for DownstreamUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DownstreamUri::Sqlite(p) => f.debug_tuple("Sqlite").field(p).finish(),
+            DownstreamUri::Postgres(u) => f.debug_tuple("Postgres").field(&redact_uri(u)).finish(),
+            DownstreamUri::Mysql(u) => f.debug_tuple("Mysql").field(&redact_uri(u)).finish(),
+            DownstreamUri::Stdout(p) => f.debug_tuple("Stdout").field(p).finish(),
+        }
+    }
 }
 
 impl DownstreamUri {
@@ -194,12 +214,35 @@ pub struct Config {
     pub until_ts: Option<cdc_common::Ts>,
     /// Tables to replay.
     pub tables: TableFilter,
-    /// HTTP address for /health and /metrics.
+    /// HTTP address for /, /health and /metrics (see [`parse_metrics_addr`]).
     pub metrics_addr: Option<SocketAddr>,
     /// Rows per multi-row statement.
     pub batch_rows: usize,
     /// How long upstream listings may leave out new objects (`listing-lag`).
     pub listing_lag: Duration,
+    /// What to do with a data file that does not decode.
+    pub on_bad_file: BadFilePolicy,
+    /// Secret values of both URIs, redacted from every text shown (see [`crate::secrets`]).
+    pub secrets: Secrets,
+}
+
+/// Parses `--metrics-addr`: `ip:port` binds exactly that address (`0.0.0.0:9100` or
+/// `[::]:9100` only when written so); a bare port (`9100` or `:9100`) binds 127.0.0.1, so the
+/// endpoints are never reachable from other hosts unless an address says so.
+pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr> {
+    let port = s.strip_prefix(':').unwrap_or(s);
+    if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = port.parse().map_err(|_| {
+            Error::config("metrics-addr", format!("port `{port}` is not 0..=65535"))
+        })?;
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse::<SocketAddr>().map_err(|e| {
+        Error::config(
+            "metrics-addr",
+            format!("`{}` is not ip:port or a port ({e})", s.escape_debug()),
+        )
+    })
 }
 
 impl Config {
@@ -231,11 +274,7 @@ impl Config {
         let metrics_addr = a
             .metrics_addr
             .as_deref()
-            .map(|s| {
-                s.parse::<SocketAddr>().map_err(|e| {
-                    Error::config("metrics-addr", format!("`{s}` is not host:port ({e})"))
-                })
-            })
+            .map(parse_metrics_addr)
             .transpose()?;
         Ok(Config {
             upstream_redacted: redact_uri(&a.upstream_uri),
@@ -254,6 +293,8 @@ impl Config {
             metrics_addr,
             batch_rows: a.batch_rows,
             listing_lag,
+            on_bad_file: BadFilePolicy::parse(&a.on_bad_file)?,
+            secrets: Secrets::from_uris(&[&a.upstream_uri, &a.downstream_uri]),
         })
     }
 }

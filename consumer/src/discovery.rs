@@ -52,6 +52,15 @@
 //!
 //! Discovery only learns *what exists*; which files may be applied is decided by
 //! [`crate::ordering`].
+//!
+//! # Hostile names
+//!
+//! `object_store` paths cannot hold `.`/`..` segments, empty segments, control characters
+//! (NUL included) or non-UTF-8 bytes: a store that lists such a name fails the listing itself
+//! (e.g. a local directory with non-UTF-8 bytes), which ends the round with a storage error
+//! naming the object. A schema or table directory whose name is a valid path segment but not a
+//! name the sink can write (see [`cdc_common::layout::validate_name`]: longer than 255 bytes)
+//! cannot hold anything the sink wrote: it is ignored with one warning naming it.
 
 use crate::config::TableFilter;
 use crate::ddl;
@@ -68,7 +77,7 @@ use cdc_common::{TableName, Ts};
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -304,6 +313,8 @@ pub struct Discovery {
     /// Data directories listed but not yet in the catalog (younger sightings than the lag),
     /// with when each was first seen.
     unsettled: BTreeMap<DataDir, Instant>,
+    /// Directories ignored for their name, warned about once.
+    ignored: HashSet<String>,
 }
 
 impl Discovery {
@@ -320,6 +331,7 @@ impl Discovery {
             first_seen: HashMap::new(),
             checkpoints: VecDeque::new(),
             unsettled: BTreeMap::new(),
+            ignored: HashSet::new(),
         }
     }
 
@@ -457,6 +469,21 @@ impl Discovery {
         self.warnings.push(w);
     }
 
+    /// True (after one warning per directory) when `name`, the schema or table directory
+    /// `dir`, is not a name the sink can write, so nothing under it belongs to the layout.
+    fn ignore_bad_name(&mut self, dir: &str, name: &str) -> bool {
+        let Err(e) = cdc_common::layout::validate_name(name) else {
+            return false;
+        };
+        if self.ignored.insert(dir.to_string()) {
+            self.warn(format!(
+                "ignoring `{}/` and everything under it (not part of the layout): {e}",
+                dir.escape_debug()
+            ));
+        }
+        true
+    }
+
     /// Runs one discovery round (see the module doc). On error the catalog keeps what it had
     /// learnt before the failing call; nothing is marked final or closed.
     pub async fn round(&mut self) -> Result<DiscoveryStats> {
@@ -505,6 +532,17 @@ impl Discovery {
                 if p == METADATA_FILE {
                     continue;
                 }
+                let mut segs = p.split('/');
+                if let (Some(schema), Some(table), Some(_)) =
+                    (segs.next(), segs.next(), segs.next())
+                {
+                    if self.ignore_bad_name(schema, schema)
+                        || (table != META_DIR
+                            && self.ignore_bad_name(&format!("{schema}/{table}"), table))
+                    {
+                        continue;
+                    }
+                }
                 let name = p.rsplit('/').next().unwrap_or("");
                 if name.starts_with("schema_") && p.contains("/meta/") {
                     schema_paths.push(p);
@@ -533,11 +571,16 @@ impl Discovery {
         } else {
             let (schemas, _) = self.up.list_dir("").await?;
             for schema in schemas {
-                if !self.filter.matches_schema(&schema) {
+                if !self.filter.matches_schema(&schema) || self.ignore_bad_name(&schema, &schema) {
                     continue;
                 }
                 let (tables, _) = self.up.list_dir(&format!("{schema}/")).await?;
                 for table in tables {
+                    if table != META_DIR
+                        && self.ignore_bad_name(&format!("{schema}/{table}"), &table)
+                    {
+                        continue;
+                    }
                     let prefix = if table == META_DIR {
                         format!("{schema}/{META_DIR}/")
                     } else if self.filter.matches(&schema, &table) {
@@ -890,6 +933,7 @@ impl Discovery {
             return Ok(None);
         };
         let file = SchemaFile::parse_verified(path, &bytes)?;
+        check_column_names(path, &file)?;
         let rename_from = if file.ddl_type == ddl::ACTION_RENAME_TABLE {
             ddl::rename_source(&file)
         } else {
@@ -995,4 +1039,32 @@ impl Discovery {
         }
         Ok(out)
     }
+}
+
+/// Rejects a schema file whose column names no downstream can hold: empty, containing NUL, or
+/// the same name twice. Every other character is kept and quoted downstream.
+fn check_column_names(path: &str, file: &SchemaFile) -> Result<()> {
+    let bad = |reason: String| -> Error {
+        cdc_common::Error::corrupt(path, cdc_common::error::Position::None, reason).into()
+    };
+    let mut seen = HashSet::new();
+    for (i, c) in file.columns.iter().enumerate() {
+        if c.name.is_empty() {
+            return Err(bad(format!("column {} has an empty name", i + 1)));
+        }
+        if c.name.contains('\0') {
+            return Err(bad(format!(
+                "column {} name `{}` contains NUL",
+                i + 1,
+                c.name.escape_debug()
+            )));
+        }
+        if !seen.insert(c.name.as_str()) {
+            return Err(bad(format!(
+                "column name `{}` appears twice",
+                c.name.escape_debug()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! - *lag*: checkpoint minus applied, in ts and in milliseconds of the TSO's physical part.
 
 use crate::discovery::DiscoveryStats;
+use crate::quarantine::QuarantinedFile;
 use cdc_common::Ts;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -22,6 +23,8 @@ pub struct TableRound {
     pub rows: u64,
     /// DDLs applied.
     pub ddls: u64,
+    /// Data files quarantined (`--on-bad-file quarantine`; their rows not applied).
+    pub quarantined: u64,
 }
 
 /// The audit record of one replay round.
@@ -57,7 +60,9 @@ impl RoundRecord {
 
     /// True when anything (file, partial file or DDL) was applied.
     pub fn applied_anything(&self) -> bool {
-        self.tables.values().any(|t| t.files + t.rows + t.ddls > 0)
+        self.tables
+            .values()
+            .any(|t| t.files + t.rows + t.ddls + t.quarantined > 0)
     }
 }
 
@@ -80,6 +85,10 @@ pub struct Health {
     pub tables: BTreeMap<String, TableProgress>,
     /// The last [`RECENT_ERRORS`] fatal errors, oldest first.
     pub recent_errors: VecDeque<RecentError>,
+    /// Data files in the downstream's quarantine record (every one ever quarantined).
+    pub quarantined_files_total: u64,
+    /// The newest [`crate::quarantine::HEALTH_QUARANTINE_LIST`] of them, oldest first.
+    pub quarantined: Vec<QuarantinedFile>,
 }
 
 /// One table's progress.

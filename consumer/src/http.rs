@@ -1,8 +1,10 @@
 //! `GET /` (HTML status page, see [`crate::status_page`]), `GET /health` (JSON, see
 //! [`crate::freshness::Health`]) and `GET /metrics` (Prometheus text).
 //!
-//! Served only when `--metrics-addr` is given; binds exactly that address (use 127.0.0.1 unless
-//! the endpoint must be reachable from elsewhere).
+//! Served only when `--metrics-addr` is given. A bare port (`9100`) binds 127.0.0.1 (see
+//! [`crate::config::parse_metrics_addr`]); any other interface, `0.0.0.0:9100` included, only
+//! when the address says so. Nothing served here carries a secret: URIs are shown redacted and
+//! error texts pass through [`crate::secrets`] before they reach [`Health`].
 
 use crate::error::{Error, Result};
 use crate::freshness::Health;

@@ -13,6 +13,8 @@
 //! - [`apply`]: the downstreams (SQLite, PostgreSQL, MySQL/MariaDB, stdout) and row batching.
 //! - [`ddl`]: structured DDL and its translation into each dialect.
 //! - [`progress`]: the per-stream progress record, committed with the rows it covers.
+//! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
+//! - [`secrets`]: keeping URI secrets out of logs, errors, `/health` and the status page.
 //! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] and
 //!   [`status_page`] report.
 //!
@@ -33,7 +35,9 @@ pub mod http;
 pub mod metrics;
 pub mod ordering;
 pub mod progress;
+pub mod quarantine;
 pub mod replay;
+pub mod secrets;
 pub mod status_page;
 
 pub use error::{Error, Result};
@@ -72,7 +76,30 @@ pub async fn replayer(
     let up = Upstream::new(store, metrics.clone());
     let disc = Discovery::new(up, cfg.layout, cfg.tables.clone()).with_listing_lag(cfg.listing_lag);
     let down = open_downstream(cfg).await?;
-    Replayer::new(disc, down, &cfg.sink, metrics, health).await
+    let mut r = Replayer::new(disc, down, &cfg.sink, cfg.on_bad_file, metrics, health).await?;
+    r.set_secrets(cfg.secrets.clone());
+    Ok(r)
+}
+
+/// What `storage-consumer` does with its parsed flags once logging is set up: builds the
+/// configuration, serves `/health` and `/metrics` when asked, and runs rounds (see [`run`]).
+/// Shared by the `storage-consumer` binary and `cdc-storage consume`.
+pub async fn main_with(args: &config::Args) -> Result<()> {
+    let cfg = Config::from_args(args)?;
+    tracing::info!(
+        upstream = %cfg.upstream_redacted,
+        downstream = %cfg.downstream_redacted,
+        protocol = cfg.sink.protocol.name(),
+        "storage-consumer starting"
+    );
+    let metrics = Metrics::new();
+    let health = Arc::new(Mutex::new(Health::default()));
+    if let Some(addr) = cfg.metrics_addr {
+        let bound = http::serve(addr, health.clone(), metrics.clone()).await?;
+        tracing::info!(addr = %bound, "serving /health and /metrics");
+    }
+    let r = replayer(&cfg, metrics, health).await?;
+    run(&cfg, r).await
 }
 
 /// Runs rounds until `--once` has nothing left, `--until-ts` is applied, or forever.
@@ -109,10 +136,14 @@ pub async fn run(cfg: &Config, mut r: Replayer) -> Result<()> {
             match open_downstream(cfg).await {
                 Ok(d) => {
                     if let Err(e) = r.reopen(d).await {
+                        let e = cfg.secrets.redact(&e.to_string()).into_owned();
                         tracing::warn!(error = %e, "reopening the downstream failed");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "reconnecting to the downstream failed"),
+                Err(e) => {
+                    let e = cfg.secrets.redact(&e.to_string()).into_owned();
+                    tracing::warn!(error = %e, "reconnecting to the downstream failed")
+                }
             }
         }
     }

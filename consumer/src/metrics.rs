@@ -38,6 +38,9 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Replay rounds run.
     pub rounds: IntCounter,
+    /// Data files quarantined by this process (`--on-bad-file quarantine`); the downstream's
+    /// quarantine table holds every one ever recorded.
+    pub quarantined_files: IntCounter,
 }
 
 impl Metrics {
@@ -67,6 +70,10 @@ impl Metrics {
         let list_calls = counter("list_calls_total", "Object store list calls");
         let get_calls = counter("get_calls_total", "Object store get calls");
         let rounds = counter("rounds_total", "Replay rounds run");
+        let quarantined_files = counter(
+            "quarantined_files_total",
+            "Data files that did not decode and were quarantined (their rows not applied)",
+        );
         let checkpoint_ts = gauge("checkpoint_ts", "Upstream checkpoint ts seen last");
         let applied_ts = gauge("applied_ts", "Ts up to which every table is applied");
         let files_pending = gauge("files_pending", "Indexed data files not yet applied");
@@ -115,6 +122,7 @@ impl Metrics {
             get_calls,
             errors,
             rounds,
+            quarantined_files,
         }
     }
 

@@ -12,6 +12,9 @@
 //! - Rows without a commit ts (csv without `include-commit-ts`, canal-json without the TiDB
 //!   extension) are applied once their file is indexed: the sink indexes a file only after it is
 //!   durable, but such rows cannot be held back to the checkpoint.
+//! - A data file that does not decode ends the round (`--on-bad-file stop`), or, under
+//!   `quarantine`, is recorded in the quarantine table in the same transaction that moves its
+//!   stream's progress past it, with none of its rows applied (see [`crate::quarantine`]).
 
 use crate::apply::{plan_rows, Downstream, Unit};
 use crate::ddl::{self, DdlOp};
@@ -22,6 +25,8 @@ use crate::freshness::{now_ms, Health, RecentError, RoundRecord, StreamProgress,
 use crate::metrics::Metrics;
 use crate::ordering::{count_pending, schema_step, table_steps, Step, Wait};
 use crate::progress::{date_text, Position, Progress, ProgressKey, DDL_STREAM};
+use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
+use crate::secrets::Secrets;
 use cdc_common::codec::{DecodedRow, TableCodec};
 use cdc_common::layout::LayoutConfig;
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
@@ -44,6 +49,13 @@ pub struct Replayer {
     stalled: HashSet<ProgressKey>,
     /// Next files being read and decoded while the current one is applied (one per stream).
     prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
+    /// What to do with a data file that does not decode.
+    policy: BadFilePolicy,
+    /// The quarantine record as committed (newest [`HEALTH_QUARANTINE_LIST`]) and its size.
+    quarantined: Vec<QuarantinedFile>,
+    quarantined_total: u64,
+    /// Redacted from every error and warning text before it is logged or shown.
+    secrets: Secrets,
 }
 
 enum Outcome {
@@ -52,16 +64,20 @@ enum Outcome {
 }
 
 impl Replayer {
-    /// Loads the progress record from the downstream.
+    /// Loads the progress record (and the quarantine record) from the downstream.
     pub async fn new(
         disc: Discovery,
         mut down: Box<dyn Downstream>,
         options: &SinkOptions,
+        policy: BadFilePolicy,
         metrics: Metrics,
         health: Arc<Mutex<Health>>,
     ) -> Result<Replayer> {
         let rows = down.load_progress().await?;
-        Ok(Replayer {
+        let quarantined = down
+            .load_quarantine(policy == BadFilePolicy::Quarantine)
+            .await?;
+        let mut r = Replayer {
             disc,
             down,
             decoder: Decoder::new(options)?,
@@ -72,16 +88,47 @@ impl Replayer {
             fingerprint: 0,
             stalled: HashSet::new(),
             prefetch: HashMap::new(),
-        })
+            policy,
+            quarantined: Vec::new(),
+            quarantined_total: 0,
+            secrets: Secrets::default(),
+        };
+        r.set_quarantined(quarantined);
+        Ok(r)
     }
 
     /// Replaces the downstream (after a failed round: a new connection) and reloads the
     /// progress record from it, the source of truth for what was committed.
     pub async fn reopen(&mut self, mut down: Box<dyn Downstream>) -> Result<()> {
         let rows = down.load_progress().await?;
+        let quarantined = down
+            .load_quarantine(self.policy == BadFilePolicy::Quarantine)
+            .await?;
         self.down = down;
         self.progress = Progress::from_rows(rows);
+        self.set_quarantined(quarantined);
         Ok(())
+    }
+
+    fn set_quarantined(&mut self, all: Vec<QuarantinedFile>) {
+        self.quarantined_total = all.len() as u64;
+        let skip = all.len().saturating_sub(HEALTH_QUARANTINE_LIST);
+        self.quarantined = all.into_iter().skip(skip).collect();
+        if let Ok(mut h) = self.health.lock() {
+            h.quarantined_files_total = self.quarantined_total;
+            h.quarantined = self.quarantined.clone();
+        }
+    }
+
+    /// Sets the secret values redacted from every error and warning text the replayer logs or
+    /// puts in `/health` (see [`crate::secrets`]).
+    pub fn set_secrets(&mut self, secrets: Secrets) {
+        self.secrets = secrets;
+    }
+
+    /// The quarantine record as committed (the newest entries) and how many it holds.
+    pub fn quarantined(&self) -> (&[QuarantinedFile], u64) {
+        (&self.quarantined, self.quarantined_total)
     }
 
     /// The progress record as committed.
@@ -110,13 +157,18 @@ impl Replayer {
             h.abort();
         }
         rec.warnings.extend(self.disc.take_warnings());
+        for w in rec.warnings.iter_mut() {
+            if let std::borrow::Cow::Owned(r) = self.secrets.redact(w) {
+                *w = r;
+            }
+        }
         let fp = self.catalog_fingerprint();
         let found_new = fp != self.fingerprint;
         self.fingerprint = fp;
         let err = match result {
             Err(e) => {
                 self.metrics.errors.with_label_values(&["fatal"]).inc();
-                rec.fatal = Some(e.to_string());
+                rec.fatal = Some(self.secrets.redact(&e.to_string()).into_owned());
                 Some(e)
             }
             Ok(()) => None,
@@ -162,6 +214,8 @@ impl Replayer {
             h.files_pending = pending;
             h.last_round = Some(rec.clone());
             h.tables = tables;
+            h.quarantined_files_total = self.quarantined_total;
+            h.quarantined = self.quarantined.clone();
             if let Some(f) = &rec.fatal {
                 h.push_error(RecentError {
                     round: rec.round,
@@ -377,6 +431,7 @@ impl Replayer {
                         ddl: &ops,
                         rows: &[],
                         progress: &progress,
+                        quarantine: None,
                     })
                     .await?;
                 self.commit(progress);
@@ -406,6 +461,7 @@ impl Replayer {
                         ddl: &ops,
                         rows: &[],
                         progress: &progress,
+                        quarantine: None,
                     })
                     .await?;
                 self.commit(progress);
@@ -433,9 +489,9 @@ impl Replayer {
                     .unwrap_or(index);
                 let def = schema.file.to_table_def();
                 let codec = self.decoder.prepared(&def)?;
-                let rows = match self.prefetch.remove(&path) {
+                let fetched = match self.prefetch.remove(&path) {
                     Some(h) => match h.await {
-                        Ok(r) => r?,
+                        Ok(r) => r,
                         // The task panicked or was cancelled: read the file here instead.
                         Err(_) => {
                             fetch_decode(
@@ -445,7 +501,7 @@ impl Replayer {
                                 path.clone(),
                                 newest,
                             )
-                            .await?
+                            .await
                         }
                     },
                     None => {
@@ -456,8 +512,25 @@ impl Replayer {
                             path.clone(),
                             newest,
                         )
-                        .await?
+                        .await
                     }
+                };
+                let rows = match fetched {
+                    Ok(rows) => rows,
+                    Err(e)
+                        if self.policy == BadFilePolicy::Quarantine
+                            && is_quarantinable(&e, &path) =>
+                    {
+                        let pos = Position {
+                            version: dir.version,
+                            date: date_text(&dir),
+                            file_index: index,
+                            commit_ts: before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO),
+                        };
+                        self.quarantine(&def, key, pos, &path, e, rec).await?;
+                        return Ok(Outcome::Applied);
+                    }
+                    Err(e) => return Err(e),
                 };
                 if index < newest {
                     let next = Catalog::data_file_path(cfg, &dir, &dispatcher, index + 1)?;
@@ -529,6 +602,7 @@ impl Replayer {
                         ddl: &[],
                         rows: &ops,
                         progress: &progress,
+                        quarantine: None,
                     })
                     .await?;
                 self.commit(progress);
@@ -548,6 +622,48 @@ impl Replayer {
             .apply_duration
             .observe(started.elapsed().as_secs_f64());
         Ok(out)
+    }
+
+    /// Records `path` as quarantined and moves its stream past it, in one downstream
+    /// transaction; none of its rows are applied.
+    async fn quarantine(
+        &mut self,
+        def: &TableDef,
+        key: ProgressKey,
+        pos: Position,
+        path: &str,
+        err: Error,
+        rec: &mut RoundRecord,
+    ) -> Result<()> {
+        let q = QuarantinedFile::new(&key, &pos, path, err.to_string(), now_ms());
+        let progress = vec![(key, pos)];
+        self.down
+            .apply(Unit {
+                file: path,
+                table: Some(def),
+                ddl: &[],
+                rows: &[],
+                progress: &progress,
+                quarantine: Some(&q),
+            })
+            .await?;
+        self.commit(progress);
+        tracing::warn!(file = path, reason = %q.reason, "data file quarantined; its rows are not applied");
+        rec.warnings.push(format!(
+            "quarantined `{path}` (rows not applied): {}",
+            q.reason
+        ));
+        rec.tables
+            .entry(def.name().to_string())
+            .or_default()
+            .quarantined += 1;
+        self.metrics.quarantined_files.inc();
+        self.quarantined_total += 1;
+        self.quarantined.push(q);
+        if self.quarantined.len() > HEALTH_QUARANTINE_LIST {
+            self.quarantined.remove(0);
+        }
+        Ok(())
     }
 
     fn commit(&mut self, rows: Vec<(ProgressKey, Position)>) {

@@ -8,7 +8,9 @@
 //!   error and its warnings (in separate lists);
 //! - per-table progress: applied ts, applied schema version, and per stream (partition, writer)
 //!   the date directory, last wholly applied file index and commit ts;
-//! - the recent fatal errors (the last [`crate::freshness::RECENT_ERRORS`]) with their time.
+//! - the recent fatal errors (the last [`crate::freshness::RECENT_ERRORS`]) with their time;
+//! - the quarantined data files (`--on-bad-file quarantine`): how many, and the newest with
+//!   their path, reason and time.
 //!
 //! The page is self-contained (inline style, no scripts, no external assets) and reloads itself
 //! every [`REFRESH_SECS`] seconds through `<meta http-equiv="refresh">`.
@@ -94,6 +96,7 @@ pub fn render(h: &Health, now_ms: u64) -> String {
     }
     tables(&mut p, h);
     recent_errors(&mut p, h);
+    quarantined(&mut p, h);
     p.push_str("</body></html>\n");
     p
 }
@@ -259,6 +262,35 @@ fn recent_errors(p: &mut String, h: &Health) {
     p.push_str("</table>\n");
 }
 
+fn quarantined(p: &mut String, h: &Health) {
+    let _ = writeln!(
+        p,
+        "<h2>Quarantined files</h2>\n<p id=\"quarantined-total\">{} data file{} quarantined \
+         (rows not applied).</p>",
+        h.quarantined_files_total,
+        if h.quarantined_files_total == 1 {
+            ""
+        } else {
+            "s"
+        }
+    );
+    if h.quarantined.is_empty() {
+        return;
+    }
+    p.push_str("<table id=\"quarantined\"><tr><th>Time</th><th>File</th><th>Reason</th></tr>\n");
+    // Newest first.
+    for q in h.quarantined.iter().rev() {
+        let _ = writeln!(
+            p,
+            "<tr><td>{}</td><td>{}</td><td class=\"warn\">{}</td></tr>",
+            utc_time(q.quarantined_at_ms),
+            escape(&q.path),
+            escape(&q.reason)
+        );
+    }
+    p.push_str("</table>\n");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +319,7 @@ mod tests {
                 files: 1,
                 rows: 3,
                 ddls: 1,
+                quarantined: 0,
             },
         );
         h.last_round = Some(r);
@@ -364,6 +397,35 @@ mod tests {
         let page = render(&Health::default(), 0);
         assert!(page.contains("No round has finished yet."));
         assert!(page.contains("No tables yet."));
+        assert!(page.contains("0 data files quarantined"));
         assert!(page.ends_with("</html>\n"));
+    }
+
+    #[test]
+    fn page_lists_quarantined_files_escaped() {
+        let mut h = Health::default();
+        let key = crate::progress::ProgressKey {
+            schema: "db".into(),
+            table: EVIL.into(),
+            partition: String::new(),
+            dispatcher: String::new(),
+        };
+        h.quarantined_files_total = 1;
+        h.quarantined.push(crate::quarantine::QuarantinedFile {
+            key,
+            version: 1,
+            date: String::new(),
+            file_index: 2,
+            path: format!("db/{EVIL}/1/CDC000002.csv"),
+            reason: format!("corrupt object `{EVIL}` at line 1"),
+            commit_ts_before: 0,
+            quarantined_at_ms: 1_700_000_003_042,
+        });
+        let page = render(&h, 0);
+        assert!(page.contains("1 data file quarantined"), "{page}");
+        assert!(page.contains("id=\"quarantined\""));
+        assert!(page.contains("2023-11-14 22:13:23.042 UTC"));
+        assert!(!page.contains("<script"), "{page}");
+        assert_eq!(page.matches("&lt;script&gt;").count(), 2, "{page}");
     }
 }

@@ -56,6 +56,7 @@ impl Consumer {
             disc,
             Box::new(down),
             &w.opts,
+            cdc_consumer::quarantine::BadFilePolicy::Stop,
             metrics,
             Arc::new(Mutex::new(Health::default())),
         )

@@ -42,6 +42,20 @@ pub(crate) struct CheckpointState {
 }
 
 impl CheckpointState {
+    /// The checkpoint last written, loading the one a previous run left on first use.
+    pub async fn stored(
+        &mut self,
+        store: &Arc<dyn ObjectStore>,
+        policy: &RetryPolicy,
+        metrics: &Arc<SinkMetrics>,
+    ) -> Result<Option<Ts>> {
+        if !self.loaded {
+            self.last_written = read_existing(store, policy, metrics).await?;
+            self.loaded = true;
+        }
+        Ok(self.last_written)
+    }
+
     /// Applies rules 3 and 4 to the clamped `ts` and writes if due.
     pub async fn advance(
         &mut self,
@@ -52,10 +66,7 @@ impl CheckpointState {
         ts: Ts,
         force: bool,
     ) -> Result<CheckpointOutcome> {
-        if !self.loaded {
-            self.last_written = read_existing(store, policy, metrics).await?;
-            self.loaded = true;
-        }
+        self.stored(store, policy, metrics).await?;
         let ts = match self.deferred {
             Some(d) if d > ts => d,
             _ => ts,

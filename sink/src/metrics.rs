@@ -16,6 +16,7 @@
 //! | `cdc_sink_storage_errors_total` | counter | `op` | failed storage attempts (errors and timeouts) |
 //! | `cdc_sink_storage_retries_total` | counter | | storage attempts retried |
 //! | `cdc_sink_checkpoint_ts` | gauge | | last checkpoint ts written to `metadata` |
+//! | `cdc_sink_stale_files_deleted_total` | counter | | data files a crashed run left above its index entry, deleted on restart |
 //!
 //! [`FlushReason`]: crate::flush::FlushReason
 
@@ -41,6 +42,7 @@ pub(crate) struct SinkMetrics {
     pub storage_errors_total: IntCounterVec,
     pub storage_retries_total: IntCounter,
     pub checkpoint_ts: IntGauge,
+    pub stale_files_deleted: IntCounter,
 }
 
 impl SinkMetrics {
@@ -122,6 +124,10 @@ impl SinkMetrics {
                 "cdc_sink_checkpoint_ts",
                 "Last checkpoint ts written to the metadata file.",
             ))?,
+            stale_files_deleted: IntCounter::with_opts(opts(
+                "cdc_sink_stale_files_deleted_total",
+                "Data files a crashed run published without an index entry, deleted on restart.",
+            ))?,
         };
         for r in FlushReason::ALL {
             m.flushes_total.with_label_values(&[r.as_str()]);
@@ -152,6 +158,7 @@ impl SinkMetrics {
             Box::new(self.storage_errors_total.clone()),
             Box::new(self.storage_retries_total.clone()),
             Box::new(self.checkpoint_ts.clone()),
+            Box::new(self.stale_files_deleted.clone()),
         ]
     }
 

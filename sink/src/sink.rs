@@ -458,6 +458,15 @@ impl Sink {
         r
     }
 
+    /// The checkpoint in storage: the last one this sink wrote or, before its first write, the
+    /// one a previous run left (`None` for new storage). An upstream restarting after a crash
+    /// resends every event with a commit ts above it; events at or below it are durable.
+    pub async fn stored_checkpoint(&self) -> Result<Option<Ts>> {
+        let ctx = &self.ctx;
+        let mut st = self.checkpoint.lock().await;
+        st.stored(&ctx.store, &ctx.config.retry, &ctx.metrics).await
+    }
+
     fn min_pending(&self) -> Option<Ts> {
         self.dispatchers
             .read()

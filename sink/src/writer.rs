@@ -22,8 +22,8 @@
 //! 1. *Plan* (sequential, in the writer): resolve the table version directory (the schema file
 //!    exists: written or reused, see `schema.rs`); pick the date directory from the commit ts;
 //!    take the next file index of `(data dir, dispatcher)` - on a cold start read from storage:
-//!    `max(index file content, data files listed in the directory) + 1`, so a restart never
-//!    overwrites a published file nor one whose index entry a crash left unwritten.
+//!    `index file content + 1`, after deleting the files a crashed run published above the
+//!    index entry (never read by a consumer, never acknowledged; see `discover_next_index`).
 //! 2. *Publish* (up to `flush-concurrency` batches at once): the payload is the header plus
 //!    the chunks - memory entries shared, not copied; spilled entries read back under a shared
 //!    budget of `upload-memory` bytes, so uploads add a bounded amount to the spool's quota.
@@ -497,8 +497,22 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// The next file index of `(dir, file_id)` from storage: one past the larger of the index
-/// file's entry and the data files listed in the directory; 1 for a new directory.
+/// The next file index of `(dir, file_id)` on a cold start: one past the index file's entry.
+///
+/// Data files of `file_id` numbered above that entry were published by a run that crashed
+/// before writing their index entry. No consumer has read them (consumers read up to the
+/// entry only) and none of their events was acknowledged (flush callbacks run after the index
+/// put), so the upstream sends those events again. They are deleted here, and a file this run
+/// numbers the same is overwritten anyway: a stale file is never covered by a later index
+/// entry, which would replay its rows twice (harmful for tables without a primary key when
+/// rows carry no commit ts). Correctness rests on the overwrite; the delete keeps storage tidy
+/// (a file a partial listing missed is overwritten before it can be indexed).
+///
+/// Without a readable index entry - the index file cannot be parsed, or is missing while data
+/// files exist (lost, or deleted by hand) - which files a consumer may have read and which
+/// events were acknowledged is unknown: the writer numbers past every listed file and deletes
+/// nothing. Deleting there could destroy acknowledged data; the cost of not deleting is that a
+/// file a crash left before the directory's first index entry may be read later.
 async fn discover_next_index(
     ctx: &WriterContext,
     dir: &DataDir,
@@ -511,52 +525,73 @@ async fn discover_next_index(
     let index_path = index_file.build()?;
     let location = Path::from(index_path.as_str());
     let store = &ctx.store;
-    let content = retry(
-        &ctx.config.retry,
-        &ctx.metrics,
-        "get",
-        &index_path,
-        1,
-        || async {
-            match store.get(&location).await {
-                Ok(r) => r.bytes().await.map(Some),
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(e),
+    let policy = &ctx.config.retry;
+    let content = retry(policy, &ctx.metrics, "get", &index_path, 1, || async {
+        match store.get(&location).await {
+            Ok(r) => r.bytes().await.map(Some),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    })
+    .await?;
+    let mut indexed = match &content {
+        None => Some(0),
+        Some(bytes) => match index_file.parse_content(&index_path, bytes, &ctx.layout) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable index file; numbering past every listed file");
+                None
             }
         },
-    )
-    .await?;
-    let mut last = 0u64;
-    if let Some(bytes) = content {
-        match index_file.parse_content(&index_path, &bytes, &ctx.layout) {
-            Ok(i) => last = i,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable index file; numbering from the listing")
-            }
-        }
-    }
+    };
     let dir_path = dir.build()?;
     let prefix = Path::from(dir_path.as_str());
-    let listed = retry(
-        &ctx.config.retry,
-        &ctx.metrics,
-        "list",
-        &dir_path,
-        1,
-        || store.list_with_delimiter(Some(&prefix)),
-    )
+    let listed = retry(policy, &ctx.metrics, "list", &dir_path, 1, || {
+        store.list_with_delimiter(Some(&prefix))
+    })
     .await?;
+    let mut newest_listed = 0u64;
+    let mut stale = Vec::new();
     for o in &listed.objects {
         let Some(name) = o.location.filename() else {
             continue;
         };
         if let Ok((id, i)) = parse_file_name(o.location.as_ref(), name, &ctx.layout) {
             if &id == file_id {
-                last = last.max(i);
+                newest_listed = newest_listed.max(i);
+                if indexed.is_some_and(|x| i > x) {
+                    stale.push(o.location.clone());
+                }
             }
         }
     }
-    Ok(last + 1)
+    if content.is_none() && newest_listed > 0 {
+        tracing::warn!(
+            index = %index_path,
+            newest = newest_listed,
+            "index file missing while data files exist; numbering past them, deleting nothing"
+        );
+        indexed = None;
+    }
+    let Some(indexed) = indexed else {
+        return Ok(newest_listed + 1);
+    };
+    for path in stale {
+        tracing::warn!(
+            path = %path,
+            index = %index_path,
+            "deleting a data file a crashed run published without its index entry"
+        );
+        retry(policy, &ctx.metrics, "delete", path.as_ref(), 1, || async {
+            match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await?;
+        ctx.metrics.stale_files_deleted.inc();
+    }
+    Ok(indexed + 1)
 }
 
 /// Reads a job's chunks and publishes its file. Memory entries are shared, not copied (the

@@ -114,7 +114,7 @@ async fn no_dml_before_t_appears_after_the_schema_file_of_t() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_resumes_file_numbering_and_reuses_the_schema_version() {
+async fn restart_replaces_unindexed_files_and_reuses_the_schema_version() {
     let store = FaultStore::new(Arc::new(InMemory::new()));
     let query = "protocol=csv&flush-interval=60s&date-separator=none&file-index-width=6";
     let v1 = ts(0);
@@ -146,15 +146,18 @@ async fn restart_resumes_file_numbering_and_reuses_the_schema_version() {
         before.contains(&format!("{dir}/CDC000003.csv")),
         "{before:?}"
     );
-    // A crash after a data put but before its index put leaves an unindexed file.
-    store
-        .inner()
-        .put(
-            &Path::from(format!("{dir}/CDC000004.csv")),
-            "I,t,s,9,d,9,x\r\n".into(),
-        )
-        .await
-        .unwrap();
+    // A crash after a data put but before its index put leaves unindexed files (two here: a
+    // run with flush concurrency may publish several before the crash).
+    for n in [4, 6] {
+        store
+            .inner()
+            .put(
+                &Path::from(format!("{dir}/CDC00000{n}.csv")),
+                "I,t,s,9,stale,9,x\r\n".into(),
+            )
+            .await
+            .unwrap();
+    }
     // Restart: the dispatcher now carries a checkpoint-derived, newer version of the same
     // definition.
     let t_new = table("t", ts(50));
@@ -164,10 +167,35 @@ async fn restart_resumes_file_numbering_and_reuses_the_schema_version() {
         h.sink
             .add_dml_event("d", event(&t_new, ts(60), "d", 3, 1), None, None)
             .unwrap();
+        // Drained (and so cold-started) before close(), which unregisters the metrics.
+        h.sink.remove_dispatcher("d").await.unwrap();
+        let deleted = h
+            .registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "cdc_sink_stale_files_deleted_total")
+            .map(|f| f.get_metric()[0].get_counter().get_value());
+        assert_eq!(deleted, Some(2.0), "both stale files counted as deleted");
         h.sink.close().await.unwrap();
     }
+    // Numbering resumes after the index entry: the stale files are gone (4 rewritten with
+    // this run's rows, 6 deleted), so no later index entry can cover a stale file's rows.
     let after = paths(store.inner()).await;
-    assert!(after.contains(&format!("{dir}/CDC000005.csv")), "{after:?}");
+    assert!(after.contains(&format!("{dir}/CDC000004.csv")), "{after:?}");
+    assert!(
+        !after.contains(&format!("{dir}/CDC000006.csv")),
+        "{after:?}"
+    );
+    let files = read_data_files(store.inner(), &h_options(query), &defs).await;
+    let keys: Vec<(String, i64)> = files
+        .iter()
+        .flat_map(|(_, rows)| rows.iter().map(row_key))
+        .collect();
+    assert_eq!(
+        keys,
+        (0..4).map(|n| ("d".to_string(), n)).collect::<Vec<_>>(),
+        "the storage holds each accepted event once and no stale row"
+    );
     let schema_files: Vec<&String> = after
         .iter()
         .filter(|p| p.contains("/meta/schema_"))
@@ -188,7 +216,61 @@ async fn restart_resumes_file_numbering_and_reuses_the_schema_version() {
         .bytes()
         .await
         .unwrap();
-    assert_eq!(&idx[..], b"CDC000005.csv\n");
+    assert_eq!(&idx[..], b"CDC000004.csv\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_index_with_data_files_deletes_nothing_and_numbers_past_them() {
+    let store = FaultStore::new(Arc::new(InMemory::new()));
+    let query = "protocol=csv&flush-interval=60s&date-separator=none&file-index-width=6";
+    let t = table("t", ts(0));
+    let dir = format!("s/t/{}", ts(0).0);
+    for n in [1, 2] {
+        store
+            .inner()
+            .put(
+                &Path::from(format!("{dir}/CDC00000{n}.csv")),
+                "I,t,s,9,old,9,x\r\n".into(),
+            )
+            .await
+            .unwrap();
+    }
+    // No index file: lost (or deleted by hand), or a crash before the first entry. The sink
+    // cannot tell which, so it keeps the files.
+    let h = harness_on(Some(store.clone()), query, |c| c).await;
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    h.sink
+        .add_dml_event("d", event(&t, ts(10), "d", 0, 1), None, None)
+        .unwrap();
+    h.sink.remove_dispatcher("d").await.unwrap();
+    let deleted = h
+        .registry
+        .gather()
+        .iter()
+        .find(|f| f.name() == "cdc_sink_stale_files_deleted_total")
+        .map(|f| f.get_metric()[0].get_counter().get_value());
+    assert_eq!(deleted, Some(0.0));
+    h.sink.close().await.unwrap();
+    let after = paths(store.inner()).await;
+    for n in 1..=3 {
+        assert!(
+            after.contains(&format!("{dir}/CDC00000{n}.csv")),
+            "{after:?}"
+        );
+    }
+    let idx = store
+        .inner()
+        .get(&Path::from(format!("{dir}/meta/CDC.index")))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&idx[..], b"CDC000003.csv\n");
+}
+
+fn h_options(query: &str) -> cdc_common::SinkOptions {
+    cdc_common::SinkOptions::from_query(query).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

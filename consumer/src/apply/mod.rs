@@ -30,6 +30,7 @@ pub mod stdout;
 use crate::ddl::DdlOp;
 use crate::error::Result;
 use crate::progress::{Position, ProgressKey};
+use crate::quarantine::QuarantinedFile;
 use cdc_common::{RowChange, TableDef, TableName, Value};
 use std::collections::HashMap;
 
@@ -199,6 +200,9 @@ pub struct Unit<'a> {
     pub rows: &'a [RowOp],
     /// The progress rows to write in the same transaction.
     pub progress: &'a [(ProgressKey, Position)],
+    /// A quarantined data file to record in the same transaction (its rows are not applied;
+    /// see [`crate::quarantine`]).
+    pub quarantine: Option<&'a QuarantinedFile>,
 }
 
 /// A downstream database (or stdout).
@@ -212,6 +216,10 @@ pub trait Downstream: Send {
 
     /// Applies one unit atomically (see the module doc).
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()>;
+
+    /// Reads the quarantine record, oldest first. With `create` the record is created when
+    /// missing (policy `quarantine`); without, a missing record reads as empty.
+    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>>;
 }
 
 /// The [`crate::error::Error::Downstream`] for a failed statement.

@@ -10,12 +10,17 @@
 //!   the source still exists), so a crash between the DDL and the progress commit re-runs
 //!   harmless statements. Rows and progress are one transaction.
 //! - The progress table lives in the URI's database (`cdc_consumer` when the URI names none).
-//! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text).
+//! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text) and
+//!   `NO_BACKSLASH_ESCAPES` added to its `sql_mode`: the only string literals in our SQL text
+//!   are ENUM/SET elements in DDL, written with `'` doubled, and a backslash in them must stay
+//!   a backslash (without the mode, an element ending in `\` would escape the closing quote and
+//!   let the rest of the definition be read as SQL). Every value is a bound parameter.
 
 use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Mysql};
 use crate::error::{Error, Result};
 use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::storage::redact_uri;
 use cdc_common::{TableDef, TableName, Ts, Value};
 use mysql_async::prelude::Queryable;
@@ -28,8 +33,10 @@ const STMT_CACHE: usize = 512;
 pub struct MysqlDownstream {
     conn: Conn,
     batch_rows: usize,
-    /// Quoted database of the progress table.
+    /// Quoted database of the progress and quarantine tables.
     progress_db: String,
+    /// The same database, unquoted (for information_schema lookups).
+    progress_db_name: String,
 }
 
 fn my_value(v: &Value) -> MyValue {
@@ -55,12 +62,21 @@ impl MysqlDownstream {
         let db = opts.db_name().unwrap_or("cdc_consumer").to_string();
         let opts = OptsBuilder::from_opts(opts)
             .stmt_cache_size(STMT_CACHE)
-            .init(vec!["SET time_zone = '+00:00'", "SET NAMES utf8mb4"]);
+            .init(vec![
+                "SET time_zone = '+00:00'",
+                "SET NAMES utf8mb4",
+                // String literals in DDL (ENUM/SET elements) are written with `'` doubled; a
+                // backslash must then be an ordinary character, or an element ending in `\`
+                // would escape the closing quote.
+                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), \
+                 'NO_BACKSLASH_ESCAPES')",
+            ]);
         let conn = Conn::new(opts).await.map_err(|e| bad(e.to_string()))?;
         Ok(MysqlDownstream {
             conn,
             batch_rows,
             progress_db: Mysql.quote(&db),
+            progress_db_name: db,
         })
     }
 
@@ -243,9 +259,117 @@ impl Downstream for MysqlDownstream {
             .await
             .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
         }
+        if let Some(q) = unit.quarantine {
+            let conv = |what: &str, v: u64| {
+                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
+            };
+            let params: Vec<MyValue> = vec![
+                q.key.schema.as_str().into(),
+                q.key.table.as_str().into(),
+                q.key.partition.as_str().into(),
+                q.key.dispatcher.as_str().into(),
+                conv("table_version", q.version)?.into(),
+                q.date.as_str().into(),
+                conv("file_index", q.file_index)?.into(),
+                q.path.as_str().into(),
+                q.reason.as_str().into(),
+                conv("commit_ts", q.commit_ts_before)?.into(),
+                conv("quarantined_at_ms", q.quarantined_at_ms)?.into(),
+            ];
+            tx.exec_drop(
+                format!(
+                    "INSERT INTO {progress_db}.{QUARANTINE_TABLE} (schema_name, table_name, \
+                     partition_id, dispatcher, table_version, date_dir, file_index, path, reason, \
+                     commit_ts_before, quarantined_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                     ON DUPLICATE KEY UPDATE path = VALUES(path), reason = VALUES(reason), \
+                     commit_ts_before = VALUES(commit_ts_before), \
+                     quarantined_at_ms = VALUES(quarantined_at_ms)"
+                ),
+                Params::Positional(params),
+            )
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
+        }
         tx.commit()
             .await
             .map_err(|e| downstream_error(&tname, unit.file, "commit", e))?;
         Ok(())
+    }
+
+    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
+        let bad = |e: mysql_async::Error| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e);
+        let db = self.progress_db.clone();
+        if create {
+            self.conn
+                .query_drop(format!(
+                    "CREATE TABLE IF NOT EXISTS {db}.{QUARANTINE_TABLE} (
+                        schema_name VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
+                        partition_id VARCHAR(20) NOT NULL, dispatcher VARCHAR(130) NOT NULL,
+                        table_version BIGINT NOT NULL, date_dir VARCHAR(10) NOT NULL,
+                        file_index BIGINT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+                        commit_ts_before BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL,
+                        PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
+                                     table_version, date_dir, file_index)
+                     ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+                ))
+                .await
+                .map_err(bad)?;
+        } else {
+            let n: Option<i64> = self
+                .conn
+                .exec_first(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                    (self.progress_db_name.as_str(), QUARANTINE_TABLE),
+                )
+                .await
+                .map_err(bad)?;
+            if n.unwrap_or(0) == 0 {
+                return Ok(Vec::new());
+            }
+        }
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            i64,
+            String,
+            i64,
+            String,
+            String,
+            i64,
+            i64,
+        );
+        let rows: Vec<Row> = self
+            .conn
+            .query(format!(
+                "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+                 date_dir, file_index, path, reason, commit_ts_before, quarantined_at_ms \
+                 FROM {db}.{QUARANTINE_TABLE} ORDER BY quarantined_at_ms, path"
+            ))
+            .await
+            .map_err(bad)?;
+        let conv = |what: &str, v: i64| {
+            from_i64(what, v).map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))
+        };
+        let mut out = Vec::new();
+        for (schema, table, partition, dispatcher, v, date, idx, path, reason, before, at) in rows {
+            out.push(QuarantinedFile {
+                key: ProgressKey {
+                    schema,
+                    table,
+                    partition,
+                    dispatcher,
+                },
+                version: conv("table_version", v)?,
+                date,
+                file_index: conv("file_index", idx)?,
+                path,
+                reason,
+                commit_ts_before: conv("commit_ts_before", before)?,
+                quarantined_at_ms: conv("quarantined_at_ms", at)?,
+            });
+        }
+        Ok(out)
     }
 }

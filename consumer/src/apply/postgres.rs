@@ -12,11 +12,14 @@
 //!   to the last image first, as both paths require).
 //! - The progress table is `public.cdc_consumer_progress`; rows, DDL and progress of a unit are
 //!   one transaction (PostgreSQL DDL is transactional).
+//! - A schema, table or column name longer than [`MAX_IDENTIFIER_BYTES`] is refused (an error
+//!   naming the table) rather than silently truncated by PostgreSQL into another name.
 
 use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Postgres};
 use crate::error::{Error, Result};
 use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use bytes::BytesMut;
 use cdc_common::storage::redact_uri;
 use cdc_common::{TableDef, TableName, Ts, Value};
@@ -25,8 +28,109 @@ use std::collections::HashMap;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
+/// A driver error with the server's message: `tokio_postgres::Error` shows only `db error`
+/// for a refused statement; the reason (`ERROR: null value in column ...`, its SQLSTATE and
+/// detail) is in its source.
+struct PgError<'a>(&'a tokio_postgres::Error);
+
+impl std::fmt::Display for PgError<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_db_error() {
+            Some(db) => {
+                write!(
+                    f,
+                    "{}: {} (SQLSTATE {})",
+                    db.severity(),
+                    db.message(),
+                    db.code().code()
+                )?;
+                if let Some(d) = db.detail() {
+                    write!(f, "; {d}")?;
+                }
+                Ok(())
+            }
+            None => {
+                write!(f, "{}", self.0)?;
+                let mut src = std::error::Error::source(self.0);
+                while let Some(e) = src {
+                    write!(f, ": {e}")?;
+                    src = e.source();
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Consecutive upserts from which COPY + merge replaces multi-row INSERT statements.
 pub const COPY_MIN_ROWS: usize = 2048;
+/// PostgreSQL's identifier length (NAMEDATALEN - 1 bytes). It truncates longer identifiers
+/// silently, so two long names sharing their first 63 bytes would be one object: such names
+/// are refused instead.
+pub const MAX_IDENTIFIER_BYTES: usize = 63;
+
+/// The schema, table and column names of a definition, each with the table for errors.
+fn def_names<'a>(d: &'a TableDef, names: &mut Vec<(&'a str, String)>) {
+    let t = d.name().to_string();
+    names.push((d.schema.as_str(), t.clone()));
+    names.push((d.table.as_str(), t.clone()));
+    for c in &d.columns {
+        names.push((c.name.as_str(), t.clone()));
+    }
+}
+
+/// Refuses a unit naming a schema, table or column PostgreSQL would truncate.
+fn check_identifiers(unit: &Unit<'_>) -> Result<()> {
+    use crate::ddl::DdlOp;
+    let mut names: Vec<(&str, String)> = Vec::new();
+    if let Some(d) = unit.table {
+        def_names(d, &mut names);
+    }
+    for op in unit.ddl {
+        let t = op.target();
+        match op {
+            DdlOp::CreateSchema(s) | DdlOp::DropSchema { schema: s, .. } => {
+                names.push((s.as_str(), t))
+            }
+            DdlOp::CreateTable(d) => def_names(d, &mut names),
+            DdlOp::DropTable(n) | DdlOp::TruncateTable(n) => {
+                names.push((n.schema.as_str(), t.clone()));
+                names.push((n.table.as_str(), t));
+            }
+            DdlOp::RenameTable { from, to } => {
+                for n in [from, to] {
+                    names.push((n.schema.as_str(), t.clone()));
+                    names.push((n.table.as_str(), t.clone()));
+                }
+            }
+            DdlOp::AddColumn { column, .. } | DdlOp::ModifyColumn { column, .. } => {
+                names.push((column.name.as_str(), t))
+            }
+            DdlOp::DropColumn { column, .. } => names.push((column.as_str(), t)),
+            DdlOp::RenameColumn { from, to, .. } => {
+                names.push((from.as_str(), t.clone()));
+                names.push((to.as_str(), t));
+            }
+        }
+    }
+    match names
+        .into_iter()
+        .find(|(n, _)| n.len() > MAX_IDENTIFIER_BYTES)
+    {
+        Some((n, table)) => Err(downstream_error(
+            &table,
+            unit.file,
+            "identifier",
+            format!(
+                "`{}` is {} bytes, longer than PostgreSQL's {MAX_IDENTIFIER_BYTES}-byte \
+                 identifiers (PostgreSQL would truncate it and could merge it with another name)",
+                n.escape_debug(),
+                n.len()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
 
 /// The PostgreSQL downstream.
 pub struct PostgresDownstream {
@@ -120,7 +224,7 @@ impl PostgresDownstream {
                 .await
                 .map_err(|e| Error::Connect {
                     uri: redact_uri(uri),
-                    reason: e.to_string(),
+                    reason: PgError(&e).to_string(),
                 })?;
         tokio::spawn(async move {
             if let Err(e) = conn.await {
@@ -132,7 +236,7 @@ impl PostgresDownstream {
             .await
             .map_err(|e| Error::Connect {
                 uri: redact_uri(uri),
-                reason: e.to_string(),
+                reason: PgError(&e).to_string(),
             })?;
         Ok(PostgresDownstream {
             client,
@@ -353,7 +457,9 @@ fn copy_field(buf: &mut BytesMut, def: &TableDef, col: usize, v: &Value) {
 #[async_trait::async_trait]
 impl Downstream for PostgresDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        let bad = |e: tokio_postgres::Error| downstream_error(PROGRESS_TABLE, "-", "progress", e);
+        let bad = |e: tokio_postgres::Error| {
+            downstream_error(PROGRESS_TABLE, "-", "progress", PgError(&e))
+        };
         self.client
             .batch_execute(&format!(
                 "CREATE TABLE IF NOT EXISTS public.{PROGRESS_TABLE} (
@@ -407,14 +513,15 @@ impl Downstream for PostgresDownstream {
                 &[&name.schema, &name.table],
             )
             .await
-            .map_err(|e| downstream_error(&name.to_string(), "-", "table lookup", e))?;
+            .map_err(|e| downstream_error(&name.to_string(), "-", "table lookup", PgError(&e)))?;
         let n: i64 = r
             .try_get(0)
-            .map_err(|e| downstream_error(&name.to_string(), "-", "table lookup", e))?;
+            .map_err(|e| downstream_error(&name.to_string(), "-", "table lookup", PgError(&e)))?;
         Ok(n > 0)
     }
 
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
+        check_identifiers(&unit)?;
         let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
         let batch_rows = self.batch_rows;
         let statements = &mut self.statements;
@@ -422,11 +529,16 @@ impl Downstream for PostgresDownstream {
             .client
             .transaction()
             .await
-            .map_err(|e| downstream_error(&tname, unit.file, "begin", e))?;
+            .map_err(|e| downstream_error(&tname, unit.file, "begin", PgError(&e)))?;
         for op in unit.ddl {
             for sql in Postgres.ddl(op) {
                 tx.batch_execute(&sql).await.map_err(|e| {
-                    downstream_error(&op.target(), unit.file, &format!("ddl: {}", op.kind()), e)
+                    downstream_error(
+                        &op.target(),
+                        unit.file,
+                        &format!("ddl: {}", op.kind()),
+                        PgError(&e),
+                    )
                 })?;
             }
         }
@@ -457,14 +569,14 @@ impl Downstream for PostgresDownstream {
                 let rows: Vec<&[Value]> = keep.into_iter().map(|i| rows[i]).collect();
                 Self::copy_upsert(&tx, def, &rows)
                     .await
-                    .map_err(|e| downstream_error(&tname, unit.file, "copy upsert", e))?;
+                    .map_err(|e| downstream_error(&tname, unit.file, "copy upsert", PgError(&e)))?;
             } else {
                 for b in batches(def, unit.rows, batch_rows) {
                     let (sql, cols) = Self::statement(def, &b);
                     let types: Vec<Type> = cols.iter().map(|c| param_type(def, *c)).collect();
                     let st = Self::prepared(statements, &tx, &sql, &types)
                         .await
-                        .map_err(|e| downstream_error(&tname, unit.file, b.kind(), e))?;
+                        .map_err(|e| downstream_error(&tname, unit.file, b.kind(), PgError(&e)))?;
                     let rows: Vec<&[Value]> = match &b {
                         Batch::Upsert(r) | Batch::Insert(r) | Batch::Delete(r) => r.clone(),
                         Batch::DeleteOne(r) => vec![*r],
@@ -479,7 +591,7 @@ impl Downstream for PostgresDownstream {
                         params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
                     tx.execute(&st, &refs)
                         .await
-                        .map_err(|e| downstream_error(&tname, unit.file, b.kind(), e))?;
+                        .map_err(|e| downstream_error(&tname, unit.file, b.kind(), PgError(&e)))?;
                 }
             }
         }
@@ -513,11 +625,117 @@ impl Downstream for PostgresDownstream {
                 ],
             )
             .await
-            .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
+            .map_err(|e| downstream_error(&tname, unit.file, "progress", PgError(&e)))?;
+        }
+        if let Some(q) = unit.quarantine {
+            let conv = |what: &str, v: u64| {
+                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
+            };
+            let (v, idx, before, at) = (
+                conv("table_version", q.version)?,
+                conv("file_index", q.file_index)?,
+                conv("commit_ts", q.commit_ts_before)?,
+                conv("quarantined_at_ms", q.quarantined_at_ms)?,
+            );
+            tx.execute(
+                &format!(
+                    "INSERT INTO public.{QUARANTINE_TABLE} (schema_name, table_name, \
+                     partition_id, dispatcher, table_version, date_dir, file_index, path, reason, \
+                     commit_ts_before, quarantined_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT (schema_name, table_name, partition_id, dispatcher, \
+                     table_version, date_dir, file_index) DO UPDATE SET path = EXCLUDED.path, \
+                     reason = EXCLUDED.reason, commit_ts_before = EXCLUDED.commit_ts_before, \
+                     quarantined_at_ms = EXCLUDED.quarantined_at_ms"
+                ),
+                &[
+                    &q.key.schema,
+                    &q.key.table,
+                    &q.key.partition,
+                    &q.key.dispatcher,
+                    &v,
+                    &q.date,
+                    &idx,
+                    &q.path,
+                    &q.reason,
+                    &before,
+                    &at,
+                ],
+            )
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "quarantine", PgError(&e)))?;
         }
         tx.commit()
             .await
-            .map_err(|e| downstream_error(&tname, unit.file, "commit", e))?;
+            .map_err(|e| downstream_error(&tname, unit.file, "commit", PgError(&e)))?;
         Ok(())
+    }
+
+    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
+        let bad = |e: tokio_postgres::Error| {
+            downstream_error(QUARANTINE_TABLE, "-", "quarantine", PgError(&e))
+        };
+        if create {
+            self.client
+                .batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS public.{QUARANTINE_TABLE} (
+                        schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+                        partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+                        table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
+                        file_index BIGINT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+                        commit_ts_before BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL,
+                        PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
+                                     table_version, date_dir, file_index))"
+                ))
+                .await
+                .map_err(bad)?;
+        } else {
+            let r = self
+                .client
+                .query_one(
+                    &format!("SELECT to_regclass('public.{QUARANTINE_TABLE}') IS NOT NULL"),
+                    &[],
+                )
+                .await
+                .map_err(bad)?;
+            let exists: bool = r.try_get(0).map_err(bad)?;
+            if !exists {
+                return Ok(Vec::new());
+            }
+        }
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+                     date_dir, file_index, path, reason, commit_ts_before, quarantined_at_ms \
+                     FROM public.{QUARANTINE_TABLE} ORDER BY quarantined_at_ms, path"
+                ),
+                &[],
+            )
+            .await
+            .map_err(bad)?;
+        let conv = |what: &str, v: i64| {
+            from_i64(what, v).map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(QuarantinedFile {
+                key: ProgressKey {
+                    schema: r.try_get(0).map_err(bad)?,
+                    table: r.try_get(1).map_err(bad)?,
+                    partition: r.try_get(2).map_err(bad)?,
+                    dispatcher: r.try_get(3).map_err(bad)?,
+                },
+                version: conv("table_version", r.try_get(4).map_err(bad)?)?,
+                date: r.try_get(5).map_err(bad)?,
+                file_index: conv("file_index", r.try_get(6).map_err(bad)?)?,
+                path: r.try_get(7).map_err(bad)?,
+                reason: r.try_get(8).map_err(bad)?,
+                commit_ts_before: conv("commit_ts_before", r.try_get(9).map_err(bad)?)?,
+                quarantined_at_ms: conv("quarantined_at_ms", r.try_get(10).map_err(bad)?)?,
+            });
+        }
+        Ok(out)
     }
 }

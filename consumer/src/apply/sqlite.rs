@@ -10,6 +10,7 @@ use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{DdlOp, Dialect, Sqlite};
 use crate::error::{Error, Result};
 use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::{TableDef, TableName, Ts, Value};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
 use rusqlite::{params_from_iter, Connection, ToSql};
@@ -284,20 +285,24 @@ impl Downstream for SqliteDownstream {
         for op in unit.ddl {
             let mut stmts = Sqlite.ddl(op);
             if let DdlOp::DropSchema { schema, .. } = op {
-                // Also the schema's tables the consumer did not see (e.g. before a restart).
-                let prefix = format!("{schema}.");
+                // Also the schema's tables the consumer did not see this run (e.g. before a
+                // restart): every table it created has a progress row. Not a name prefix scan:
+                // `"a.b.t"` may be table `b.t` of schema `a` or table `t` of schema `a.b`.
                 let mut st = tx
-                    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND substr(name, 1, ?) = ?")
+                    .prepare(&format!(
+                        "SELECT DISTINCT table_name FROM {PROGRESS_TABLE} \
+                         WHERE schema_name = ? AND table_name <> ''"
+                    ))
                     .map_err(|e| downstream_error(schema, unit.file, "ddl: drop schema", e))?;
                 let names: Vec<String> = st
-                    .query_map(
-                        rusqlite::params![prefix.chars().count() as i64, prefix],
-                        |r| r.get(0),
-                    )
+                    .query_map([schema], |r| r.get(0))
                     .and_then(|rows| rows.collect())
                     .map_err(|e| downstream_error(schema, unit.file, "ddl: drop schema", e))?;
                 for n in names {
-                    stmts.push(format!("DROP TABLE IF EXISTS {}", Sqlite.quote(&n)));
+                    stmts.push(format!(
+                        "DROP TABLE IF EXISTS {}",
+                        Sqlite.table(&TableName::new(schema.as_str(), n))
+                    ));
                 }
             }
             for sql in stmts {
@@ -341,8 +346,110 @@ impl Downstream for SqliteDownstream {
             ])
             .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
         }
+        if let Some(q) = unit.quarantine {
+            let bad = |e: rusqlite::Error| downstream_error(&tname, unit.file, "quarantine", e);
+            let conv = |what: &str, v: u64| {
+                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
+            };
+            tx.execute(
+                &format!(
+                    "INSERT OR REPLACE INTO {QUARANTINE_TABLE} (schema_name, table_name, \
+                     partition_id, dispatcher, table_version, date_dir, file_index, path, reason, \
+                     commit_ts_before, quarantined_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                rusqlite::params![
+                    q.key.schema,
+                    q.key.table,
+                    q.key.partition,
+                    q.key.dispatcher,
+                    conv("table_version", q.version)?,
+                    q.date,
+                    conv("file_index", q.file_index)?,
+                    q.path,
+                    q.reason,
+                    conv("commit_ts", q.commit_ts_before)?,
+                    conv("quarantined_at_ms", q.quarantined_at_ms)?,
+                ],
+            )
+            .map_err(bad)?;
+        }
         tx.commit()
             .map_err(|e| downstream_error(&tname, unit.file, "commit", e))?;
         Ok(())
+    }
+
+    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
+        let bad = |e: rusqlite::Error| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e);
+        if create {
+            self.conn
+                .execute_batch(&format!(
+                    "CREATE TABLE IF NOT EXISTS {QUARANTINE_TABLE} (
+                        schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+                        partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+                        table_version INTEGER NOT NULL, date_dir TEXT NOT NULL,
+                        file_index INTEGER NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+                        commit_ts_before INTEGER NOT NULL, quarantined_at_ms INTEGER NOT NULL,
+                        PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
+                                     table_version, date_dir, file_index))"
+                ))
+                .map_err(bad)?;
+        } else {
+            let n: i64 = self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                    [QUARANTINE_TABLE],
+                    |r| r.get(0),
+                )
+                .map_err(bad)?;
+            if n == 0 {
+                return Ok(Vec::new());
+            }
+        }
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+                 date_dir, file_index, path, reason, commit_ts_before, quarantined_at_ms \
+                 FROM {QUARANTINE_TABLE} ORDER BY quarantined_at_ms, path"
+            ))
+            .map_err(bad)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    ProgressKey {
+                        schema: r.get(0)?,
+                        table: r.get(1)?,
+                        partition: r.get(2)?,
+                        dispatcher: r.get(3)?,
+                    },
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    r.get::<_, i64>(9)?,
+                    r.get::<_, i64>(10)?,
+                ))
+            })
+            .map_err(bad)?;
+        let conv = |what: &str, v: i64| {
+            from_i64(what, v).map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))
+        };
+        let mut out = Vec::new();
+        for r in rows {
+            let (key, version, date, index, path, reason, before, at) = r.map_err(bad)?;
+            out.push(QuarantinedFile {
+                key,
+                version: conv("table_version", version)?,
+                date,
+                file_index: conv("file_index", index)?,
+                path,
+                reason,
+                commit_ts_before: conv("commit_ts_before", before)?,
+                quarantined_at_ms: conv("quarantined_at_ms", at)?,
+            });
+        }
+        Ok(out)
     }
 }

@@ -12,11 +12,14 @@
 //! written to `<file>.tmp`, fsynced, renamed over `<file>` and the directory fsynced, so the file
 //! is always one complete record. stdout has no transaction: after a kill between the flush and
 //! the rename, the last unit's lines are printed again on restart (at-least-once for the
-//! lines, exactly-once for the record).
+//! lines, exactly-once for the record). Quarantined data files (`--on-bad-file quarantine`)
+//! are kept in the same file (`quarantined`), so they are recorded with the progress that
+//! skips them.
 
 use super::{Downstream, RowOp, Unit};
 use crate::error::{Error, Result};
 use crate::progress::{Position, ProgressKey};
+use crate::quarantine::QuarantinedFile;
 use cdc_common::{TableName, Value};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
@@ -30,13 +33,18 @@ pub const PROGRESS_FILE_FORMAT: u64 = 1;
 pub struct StdoutDownstream {
     progress_file: PathBuf,
     record: BTreeMap<ProgressKey, Position>,
+    quarantined: Vec<QuarantinedFile>,
     out: Box<dyn Write + Send>,
 }
 
+/// The progress file. Format 1; `quarantined` was added later and defaults to empty, so files
+/// written before it still load, and readers that do not know it ignore it.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct FileRecord {
     format: u64,
     progress: Vec<(ProgressKey, Position)>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    quarantined: Vec<QuarantinedFile>,
 }
 
 impl StdoutDownstream {
@@ -50,6 +58,7 @@ impl StdoutDownstream {
         StdoutDownstream {
             progress_file,
             record: BTreeMap::new(),
+            quarantined: Vec::new(),
             out,
         }
     }
@@ -69,6 +78,7 @@ impl StdoutDownstream {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            quarantined: self.quarantined.clone(),
         };
         let text = serde_json::to_vec_pretty(&rec).map_err(|e| self.io(e.into()))?;
         let mut tmp = self.progress_file.clone().into_os_string();
@@ -109,28 +119,22 @@ pub fn value_json(v: &Value) -> Json {
 #[async_trait::async_trait]
 impl Downstream for StdoutDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        let bytes = match std::fs::read(&self.progress_file) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(self.io(e)),
+        let Some(rec) = self.read_file()? else {
+            return Ok(Vec::new());
         };
-        let rec: FileRecord = serde_json::from_slice(&bytes).map_err(|e| {
-            self.io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("not a progress file: {e}"),
-            ))
-        })?;
-        if rec.format != PROGRESS_FILE_FORMAT {
-            return Err(self.io(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!(
-                    "progress file format {} is not {PROGRESS_FILE_FORMAT}",
-                    rec.format
-                ),
-            )));
-        }
         self.record = rec.progress.iter().cloned().collect();
+        self.quarantined = rec.quarantined;
         Ok(rec.progress)
+    }
+
+    async fn load_quarantine(&mut self, _create: bool) -> Result<Vec<QuarantinedFile>> {
+        Ok(match self.read_file()? {
+            Some(rec) => {
+                self.quarantined = rec.quarantined.clone();
+                rec.quarantined
+            }
+            None => Vec::new(),
+        })
     }
 
     async fn table_exists(&mut self, _name: &TableName) -> Result<bool> {
@@ -168,6 +172,37 @@ impl Downstream for StdoutDownstream {
         for (k, p) in unit.progress {
             self.record.insert(k.clone(), p.clone());
         }
+        if let Some(q) = unit.quarantine {
+            self.quarantined.retain(|x| x.path != q.path);
+            self.quarantined.push(q.clone());
+        }
         self.save()
+    }
+}
+
+impl StdoutDownstream {
+    /// Reads the progress file; `None` when it does not exist yet.
+    fn read_file(&self) -> Result<Option<FileRecord>> {
+        let bytes = match std::fs::read(&self.progress_file) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        };
+        let rec: FileRecord = serde_json::from_slice(&bytes).map_err(|e| {
+            self.io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a progress file: {e}"),
+            ))
+        })?;
+        if rec.format != PROGRESS_FILE_FORMAT {
+            return Err(self.io(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "progress file format {} is not {PROGRESS_FILE_FORMAT}",
+                    rec.format
+                ),
+            )));
+        }
+        Ok(Some(rec))
     }
 }

@@ -3,11 +3,9 @@
 //! Exit status: 0 when `--once` finished or `--until-ts` was reached, 1 on an error (the message
 //! names the object at fault), 2 on a usage error (clap).
 
-use cdc_consumer::config::{Args, Config};
-use cdc_consumer::freshness::Health;
-use cdc_consumer::metrics::Metrics;
+use cdc_consumer::config::Args;
+use cdc_consumer::secrets::Secrets;
 use clap::Parser;
-use std::sync::{Arc, Mutex};
 
 fn main() {
     let args = Args::parse();
@@ -30,26 +28,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = rt.block_on(run(args)) {
-        eprintln!("storage-consumer: {e}");
+    // Secrets of the URIs never reach the terminal, even inside a driver's error text.
+    let secrets = Secrets::from_uris(&[&args.upstream_uri, &args.downstream_uri]);
+    if let Err(e) = rt.block_on(cdc_consumer::main_with(&args)) {
+        eprintln!("storage-consumer: {}", secrets.redact(&e.to_string()));
         std::process::exit(1);
     }
-}
-
-async fn run(args: Args) -> cdc_consumer::Result<()> {
-    let cfg = Config::from_args(&args)?;
-    tracing::info!(
-        upstream = %cfg.upstream_redacted,
-        downstream = %cfg.downstream_redacted,
-        protocol = cfg.sink.protocol.name(),
-        "storage-consumer starting"
-    );
-    let metrics = Metrics::new();
-    let health = Arc::new(Mutex::new(Health::default()));
-    if let Some(addr) = cfg.metrics_addr {
-        let bound = cdc_consumer::http::serve(addr, health.clone(), metrics.clone()).await?;
-        tracing::info!(addr = %bound, "serving /health and /metrics");
-    }
-    let r = cdc_consumer::replayer(&cfg, metrics, health).await?;
-    cdc_consumer::run(&cfg, r).await
 }
