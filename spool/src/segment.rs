@@ -583,16 +583,23 @@ impl Segments {
     }
 
     /// One entry of segment `id` is released; the segment is queued for deletion when that was
-    /// its last live entry and it is not the active one.
+    /// its last live entry and it is not the active one. The active segment's write buffer is
+    /// emptied then (unless a chunk is being written): its records are all released, and a
+    /// chunk kept after a failed write must not be retried for nothing.
     pub(crate) fn release(&mut self, id: u64, actions: &mut FileActions) {
         let Some(slot) = self.slots.get_mut(&id) else {
             debug_assert!(false, "release of an entry in unknown segment {id}");
             return;
         };
         slot.live = slot.live.saturating_sub(1);
-        if slot.live == 0 && self.active != Some(id) {
+        if slot.live > 0 {
+            return;
+        }
+        if self.active != Some(id) {
             let slot = self.slots.remove(&id).expect("slot exists");
             actions.delete.push(slot.segment);
+        } else if !slot.buffer.is_writing() {
+            slot.buffer.clear(&slot.segment);
         }
     }
 
@@ -660,6 +667,28 @@ mod tests {
                 RecordAddress { offset: 19, len: 4 }
             ]
         );
+    }
+
+    #[test]
+    fn a_failed_last_record_is_rolled_back_and_cut_from_the_file_but_not_one_before_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Segments::new(dir.path().to_path_buf(), 1 << 20);
+        let mut a = FileActions::default();
+        let (s, o0) = t.reserve(100, &mut a).unwrap();
+        let (_, o1) = t.reserve(300, &mut a).unwrap();
+        assert_eq!((o0, o1), (0, 100));
+        // the second record's write got 150 bytes out before failing
+        s.file.write_all_at(&[1; 250], 0).unwrap();
+        t.roll_back(s.id(), o1, 300, &mut a);
+        assert_eq!(std::fs::metadata(s.path()).unwrap().len(), 100, "cut back");
+        let (_, again) = t.reserve(40, &mut a).unwrap();
+        assert_eq!(again, 100, "the next record takes the rolled-back offset");
+        // a record with another reserved after it cannot move the end: it stays a hole
+        let (_, o3) = t.reserve(50, &mut a).unwrap();
+        t.roll_back(s.id(), again, 40, &mut a);
+        assert_eq!(t.reserve(10, &mut a).unwrap().1, o3 + 50);
+        assert_eq!(std::fs::metadata(s.path()).unwrap().len(), 100, "no cut");
+        assert!(a.write.is_empty() && a.delete.is_empty());
     }
 
     #[test]

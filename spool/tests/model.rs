@@ -93,8 +93,8 @@ struct Model {
     active: Option<u64>,
     next_segment: u64,
     /// Record bytes of the active segment not yet written to its file (records are far below
-    /// the 1 MiB chunk size here, so only rotation, `write_buffered` and reuse from offset 0
-    /// empty the buffer).
+    /// the 1 MiB chunk size here, so only rotation, `write_buffered`, the release of the
+    /// segment's last entry and reuse from offset 0 empty the buffer).
     buffered: u64,
     holding: bool,
     held: VecDeque<u64>,
@@ -240,6 +240,8 @@ impl Model {
                 s.0 -= 1;
                 if s.0 == 0 && self.active != Some(segment) {
                     self.segments.remove(&segment);
+                } else if s.0 == 0 {
+                    self.buffered = 0;
                 }
             }
         }
