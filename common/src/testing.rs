@@ -1,9 +1,18 @@
-//! Test support shared by every crate's tests: where the real servers are.
+//! Test support shared by every crate's tests: where the real servers are, and small file
+//! systems for disk-full tests.
 //!
 //! `scripts/servers.sh` starts them and exports `CDC_TEST_S3_URI`, `CDC_TEST_AZURE_URI`,
 //! `CDC_TEST_POSTGRES_URI` and `CDC_TEST_MYSQL_URI`. A test that needs one calls
 //! [`server_uri`]: outside CI a missing server skips the test with a note on stderr; under
-//! `CI=true` it fails the test, so CI can never pass by silently skipping.
+//! `CI=true` it fails the test, so CI can never pass by silently skipping. [`Tmpfs::mount`]
+//! follows the same rule when it cannot mount (it needs root or `CAP_SYS_ADMIN`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
 
 /// The URI of a test server from the environment variable `var`.
 ///
@@ -13,9 +22,7 @@ pub fn server_uri(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            let ci = std::env::var("CI")
-                .map(|v| v == "true" || v == "1")
-                .unwrap_or(false);
+            let ci = under_ci();
             assert!(!ci, "{var} is not set: under CI=true every server must be running (run scripts/test.sh)");
             eprintln!("note: {var} not set; skipping (run scripts/test.sh to start the servers)");
             None
@@ -51,4 +58,81 @@ pub fn bench_line(
         "target": target,
     });
     println!("BENCH {line}");
+}
+
+/// A tmpfs mounted by a test on a directory it owns; unmounted on drop, also while a panic
+/// unwinds. Declare it after the directory's owner (e.g. a `tempfile::TempDir`) and before
+/// anything that opens files in it, so that those files are closed before the unmount and the
+/// directory is removed after it (if a file is still open, the unmount is made lazy).
+#[derive(Debug)]
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` bytes on the existing directory `dir` with
+    /// `mount -t tmpfs -o size=<size> tmpfs <dir>`, or returns `None` after a note on stderr
+    /// when that fails outside CI.
+    ///
+    /// # Panics
+    /// When the mount fails and `CI` is `true` or `1`, naming the command's error.
+    pub fn mount(dir: &Path, size: u64) -> Option<Tmpfs> {
+        let res = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output();
+        let why = match res {
+            Ok(out) if out.status.success() => {
+                return Some(Tmpfs {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Ok(out) => format!(
+                "`mount -t tmpfs` exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(e) => format!("cannot run `mount`: {e}"),
+        };
+        assert!(
+            !under_ci(),
+            "a disk-full test mounts a {size}-byte tmpfs on {} and needs root (CAP_SYS_ADMIN) under CI=true: {why}",
+            dir.display()
+        );
+        eprintln!("note: skipping a disk-full test, cannot mount a tmpfs: {why}");
+        None
+    }
+
+    /// The mount point.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Free bytes of the file system (`stat -f`).
+    pub fn free(&self) -> u64 {
+        let out = Command::new("stat")
+            .args(["-f", "-c", "%a %S"])
+            .arg(&self.path)
+            .output()
+            .expect("stat -f");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .map(|s| s.parse().expect("stat -f prints numbers"))
+            .collect();
+        v[0] * v[1]
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let ok = Command::new("umount")
+            .arg(&self.path)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            // a file is still open (a panic mid-test): detach the mount anyway
+            let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The spool directory on a file system that fills up: a real tmpfs of 2 MiB mounted by the test
-//! (root, or CAP_SYS_ADMIN, is needed; under `CI=true` a failed mount fails the test, elsewhere
-//! the test prints a note and returns).
+//! ([`Tmpfs`]: root, or CAP_SYS_ADMIN, is needed; under `CI=true` a failed mount fails the test,
+//! elsewhere the test prints a note and returns; the drop guard unmounts, also on panic).
 //!
 //! What must hold: a write that finds no room never leaves a partial record addressable (the
 //! segment is cut back), never loses an accepted entry (buffered records stay readable), and the
@@ -9,11 +9,11 @@
 //! nothing is; once space is freed, enqueue works again and the accounting returns to zero.
 
 use bytes::Bytes;
+use cdc_common::testing::Tmpfs;
 use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
 use cdc_spool::write_buffer::{DIRECT_WRITE_MIN, WRITE_BUFFER_SIZE};
 use cdc_spool::{Callback, Enqueued, Entry, EntryLocation, Spool, SpoolConfig, SpoolError};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 const H: u64 = RECORD_HEADER_LEN;
@@ -22,73 +22,12 @@ const MIB: u64 = 1024 * KIB;
 /// Size of the test file system.
 const FS_SIZE: u64 = 2 * MIB;
 
-/// A tmpfs mounted on a fresh temporary directory; unmounted on drop, also when a test panics
-/// (declare it before everything that opens files in it, so those are dropped first).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` bytes, or returns `None` after a note outside CI.
-    ///
-    /// # Panics
-    /// When the mount fails and `CI` is `true` or `1`: CI must never pass by skipping.
-    fn mount(size: u64) -> Option<Tmpfs> {
-        let dir = tempfile::tempdir().expect("temporary mount point");
-        let res = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .output();
-        let why = match res {
-            Ok(out) if out.status.success() => return Some(Tmpfs { dir }),
-            Ok(out) => format!(
-                "`mount -t tmpfs` exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-            Err(e) => format!("cannot run `mount`: {e}"),
-        };
-        let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(
-            !ci,
-            "the disk-full tests mount a {size}-byte tmpfs and need root (CAP_SYS_ADMIN) under CI=true: {why}"
-        );
-        eprintln!("note: skipping the disk-full test, no tmpfs: {why}");
-        None
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// Free bytes of the file system.
-    fn free(&self) -> u64 {
-        let out = Command::new("stat")
-            .args(["-f", "-c", "%a %S"])
-            .arg(self.path())
-            .output()
-            .expect("stat -f");
-        let text = String::from_utf8(out.stdout).unwrap();
-        let v: Vec<u64> = text
-            .split_whitespace()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        v[0] * v[1]
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let path = self.dir.path();
-        let ok = Command::new("umount")
-            .arg(path)
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            // something still holds a file open (a panic mid-test): detach it anyway
-            let _ = Command::new("umount").arg("-l").arg(path).status();
-        }
-    }
+/// A 2 MiB tmpfs on a fresh temporary directory (`None`: not mountable outside CI). The
+/// directory outlives the mount: the pair drops in reverse order.
+fn mount() -> Option<(tempfile::TempDir, Tmpfs)> {
+    let dir = tempfile::tempdir().expect("temporary mount point");
+    let fs = Tmpfs::mount(dir.path(), FS_SIZE)?;
+    Some((dir, fs))
 }
 
 /// Records which callbacks ran.
@@ -151,7 +90,7 @@ fn fill(fs: &Tmpfs, leave: u64) -> PathBuf {
 
 #[test]
 fn a_direct_write_that_finds_no_room_is_rolled_back_and_refused_with_a_clear_error() {
-    let Some(fs) = Tmpfs::mount(FS_SIZE) else {
+    let Some((_dir, fs)) = mount() else {
         return;
     };
     let (spool, _r) = open(fs.path(), 64 * MIB);
@@ -294,7 +233,7 @@ fn a_direct_write_that_finds_no_room_is_rolled_back_and_refused_with_a_clear_err
 
 #[test]
 fn buffered_records_survive_a_full_disk_and_enqueue_waits_until_releases_make_room() {
-    let Some(fs) = Tmpfs::mount(FS_SIZE) else {
+    let Some((_dir, fs)) = mount() else {
         return;
     };
     // 512 KiB segments: releasing the oldest entries deletes a whole segment file.
@@ -433,7 +372,7 @@ fn buffered_records_survive_a_full_disk_and_enqueue_waits_until_releases_make_ro
 
 #[test]
 fn a_spool_that_was_refused_for_space_works_again_once_everything_is_released() {
-    let Some(fs) = Tmpfs::mount(FS_SIZE) else {
+    let Some((_dir, fs)) = mount() else {
         return;
     };
     // One segment for everything: releasing some entries frees no file space, only releasing
