@@ -385,6 +385,21 @@ pub(crate) struct Segments {
     slots: BTreeMap<u64, Slot>,
     active: Option<u64>,
     next_id: u64,
+    /// Failed chunks over all write buffers, so that a spill learns whether it must retry one
+    /// without looking at every segment.
+    failed_chunks: usize,
+}
+
+/// Runs `f` on a slot's write buffer and keeps the table's count of failed chunks in step.
+fn on_buffer<R>(
+    failed_chunks: &mut usize,
+    slot: &mut Slot,
+    f: impl FnOnce(&mut WriteBuffer, &Arc<Segment>) -> R,
+) -> R {
+    let before = slot.buffer.failed_count();
+    let r = f(&mut slot.buffer, &slot.segment);
+    *failed_chunks = *failed_chunks + slot.buffer.failed_count() - before;
+    r
 }
 
 impl Segments {
@@ -395,6 +410,7 @@ impl Segments {
             slots: BTreeMap::new(),
             active: None,
             next_id: 0,
+            failed_chunks: 0,
         }
     }
 
@@ -420,7 +436,7 @@ impl Segments {
             let slot = self.slots.get_mut(&id).expect("active segment has a slot");
             if slot.live == 0 && !slot.buffer.is_writing() {
                 slot.end = 0;
-                slot.buffer.clear(&slot.segment);
+                on_buffer(&mut self.failed_chunks, slot, |b, s| b.clear(s));
             }
             if slot.end > 0 && slot.end.saturating_add(rec_len) > self.segment_size {
                 self.rotate(actions);
@@ -494,27 +510,42 @@ impl Segments {
     pub(crate) fn seal_all(&mut self, actions: &mut FileActions) {
         for slot in self.slots.values_mut() {
             actions.write.extend(slot.buffer.seal(&slot.segment));
-            slot.buffer.take_failed(&slot.segment, &mut actions.write);
+            on_buffer(&mut self.failed_chunks, slot, |b, s| {
+                b.take_failed(s, &mut actions.write)
+            });
         }
     }
 
     /// True when a chunk whose write failed waits for its retry.
     pub(crate) fn has_failed(&self) -> bool {
-        self.slots.values().any(|s| s.buffer.has_failed())
+        debug_assert_eq!(
+            self.failed_chunks,
+            self.slots
+                .values()
+                .map(|s| s.buffer.failed_count())
+                .sum::<usize>()
+        );
+        self.failed_chunks > 0
     }
 
     /// Hands out every failed chunk of a segment that still has live entries for another
     /// write; failed chunks of a fully released segment are dropped unwritten.
     pub(crate) fn take_failed(&mut self, actions: &mut FileActions) {
+        if self.failed_chunks == 0 {
+            return;
+        }
         for slot in self.slots.values_mut() {
             if !slot.buffer.has_failed() {
                 continue;
             }
-            if slot.live == 0 && !slot.buffer.is_writing() {
-                slot.buffer.clear(&slot.segment);
-            } else {
-                slot.buffer.take_failed(&slot.segment, &mut actions.write);
-            }
+            let drop_unwritten = slot.live == 0 && !slot.buffer.is_writing();
+            on_buffer(&mut self.failed_chunks, slot, |b, s| {
+                if drop_unwritten {
+                    b.clear(s)
+                } else {
+                    b.take_failed(s, &mut actions.write)
+                }
+            });
         }
     }
 
@@ -523,7 +554,9 @@ impl Segments {
     pub(crate) fn complete(&mut self, job: WriteJob, written: bool) {
         let id = job.segment.id();
         if let Some(slot) = self.slots.get_mut(&id) {
-            slot.buffer.complete(&slot.segment, job.chunk, written);
+            on_buffer(&mut self.failed_chunks, slot, |b, s| {
+                b.complete(s, job.chunk, written)
+            });
         }
     }
 
@@ -553,8 +586,17 @@ impl Segments {
             if slot.end == offset + rec_len {
                 slot.end = offset;
                 // Error path only: the one I/O besides file creation made under the lock, so
-                // that no other record can be reserved at `offset` before the cut.
-                if let Err(e) = slot.segment.file.set_len(offset) {
+                // that no other record can be reserved at `offset` before the cut. A file that
+                // ends before `offset` (the chunk before failed too) is left as it is.
+                let file = &slot.segment.file;
+                let cut = file.metadata().and_then(|m| {
+                    if m.len() > offset {
+                        file.set_len(offset)
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(e) = cut {
                     tracing::warn!(path = %slot.segment.path.display(), offset, error = %e,
                         "cannot cut spool segment back after a failed write");
                 }
@@ -575,6 +617,7 @@ impl Segments {
         self.active = None;
         if slot.live == 0 {
             let slot = self.slots.remove(&id).expect("slot exists");
+            self.failed_chunks -= slot.buffer.failed_count();
             actions.delete.push(slot.segment);
         } else {
             actions.write.extend(slot.buffer.seal(&slot.segment));
@@ -597,15 +640,17 @@ impl Segments {
         }
         if self.active != Some(id) {
             let slot = self.slots.remove(&id).expect("slot exists");
+            self.failed_chunks -= slot.buffer.failed_count();
             actions.delete.push(slot.segment);
         } else if !slot.buffer.is_writing() {
-            slot.buffer.clear(&slot.segment);
+            on_buffer(&mut self.failed_chunks, slot, |b, s| b.clear(s));
         }
     }
 
     /// Forgets every segment (the spool is closing and removes the directory as a whole).
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
+        self.failed_chunks = 0;
         self.active = None;
     }
 }

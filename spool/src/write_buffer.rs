@@ -229,7 +229,15 @@ impl WriteBuffer {
 
     /// True when a chunk waits for the retry of a failed write.
     pub(crate) fn has_failed(&self) -> bool {
-        self.sealed.iter().any(|c| c.state == ChunkState::Failed)
+        self.failed_count() > 0
+    }
+
+    /// Chunks waiting for the retry of a failed write.
+    pub(crate) fn failed_count(&self) -> usize {
+        self.sealed
+            .iter()
+            .filter(|c| c.state == ChunkState::Failed)
+            .count()
     }
 
     /// Record bytes held (open and sealed chunks, headers included).
