@@ -89,8 +89,10 @@ pub enum Enqueued {
     /// Accepted and written to disk although its record is larger than the whole disk quota
     /// (admitted only when the disk held nothing, so it cannot wait forever).
     Oversized(Entry),
-    /// Not accepted: memory is full and the disk quota has no room for it. Everything is handed
-    /// back. The caller flushes what it can, waits for space
+    /// Not accepted: memory is full and the disk quota has no room for it, or the spool
+    /// directory's file system has no room while entries are held whose release can make some.
+    /// Everything is handed back, no callback has run. The caller flushes what it can, waits
+    /// for space
     /// ([`Spool::wait_for_space_since`] or [`Spool::notify_on_space`] with `generation`), and
     /// retries.
     WaitForDiskQuota {
