@@ -372,3 +372,116 @@ async fn each_batch_ages_on_its_own_clock() {
     assert!(b > a + Duration::from_millis(35), "{a:?} {b:?}");
     assert!(c > b + Duration::from_millis(35), "{b:?} {c:?}");
 }
+
+/// Sum of a counter's samples in the registry's text output.
+fn metric_sum(registry: &prometheus::Registry, name: &str) -> f64 {
+    prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// The spool directory on a 2 MiB tmpfs (mounted by the test) while every put hangs: the file
+/// system fills long before the spool's 64 MiB disk quota. Enqueues that find no room are
+/// refused with "wait for disk quota": the encoders withhold the dispatchers' wakes, ask the
+/// writers to flush and retry after releases. Once storage answers again, everything is
+/// written: each dispatcher's rows in order, every flush callback once, no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_spool_file_system_withholds_wakes_and_loses_nothing() {
+    const FS_SIZE: u64 = 2 << 20;
+    let mount_point = tempfile::tempdir().unwrap();
+    let Some(fs) = cdc_common::testing::Tmpfs::mount(mount_point.path(), FS_SIZE) else {
+        return;
+    };
+    let spool = cdc_spool::SpoolConfig::builder()
+        .dir(fs.path())
+        .memory_quota(64 * 1024)
+        .disk_quota(64 << 20)
+        .watermarks(48 << 20, 16 << 20)
+        .build()
+        .unwrap();
+    let h = harness_on(
+        None,
+        "protocol=csv&flush-interval=50ms&file-size=256KiB&worker-count=2",
+        move |c| c.with_spool(spool),
+    )
+    .await;
+    let hang = h.store.add_rule(Rule::new(Op::Put, "", Fault::Hang));
+    let t = table("t", ts(0));
+    let (flushed, cb) = counter();
+    const DISPATCHERS: i64 = 4;
+    const EVENTS: i64 = 200;
+    const ROWS: usize = 8;
+    let mut producers = Vec::new();
+    for d in 0..DISPATCHERS {
+        let id = format!("d{d}");
+        h.sink.add_dispatcher(&id, FileNaming::Dispatcher).unwrap();
+        let sink = Arc::clone(&h.sink);
+        let t = Arc::clone(&t);
+        let cb = cb.clone();
+        producers.push(tokio::spawn(async move {
+            for n in 0..EVENTS {
+                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                let wake: cdc_sink::Callback = Box::new(move || {
+                    let _ = tx.send(());
+                });
+                let seq0 = n * ROWS as i64;
+                let ev = event_sized(&t, ts(1 + n as u64), &id, seq0, ROWS, 1000);
+                sink.add_dml_event(&id, ev, Some(wake), Some(cb())).unwrap();
+                // The dispatcher's protocol: the next event only after the wake.
+                tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .expect("wake never came")
+                    .expect("wake dropped");
+            }
+        }));
+    }
+    // About 6.6 MB of rows against 2 MiB of file system: the spool must be refused for space.
+    assert!(
+        wait_for(10, || metric_sum(
+            &h.registry,
+            "cdc_spool_disk_quota_rejections_total"
+        ) > 0.0)
+        .await,
+        "the spool was never refused for space: {:?}",
+        h.sink.spool_stats()
+    );
+    let s = h.sink.spool_stats();
+    assert!(
+        s.disk_bytes < 4 * FS_SIZE,
+        "refused by the file system, not by the 64 MiB quota: {s:?}"
+    );
+    assert_eq!(flushed.load(Ordering::SeqCst), 0, "nothing is written yet");
+    assert!(h.sink.error().is_none(), "waiting is not an error");
+    h.store.remove_rule(hang);
+    for p in producers {
+        p.await.unwrap();
+    }
+    h.sink.close().await.unwrap();
+    assert!(h.sink.error().is_none());
+    let total = (DISPATCHERS * EVENTS) as usize;
+    assert_eq!(
+        flushed.load(Ordering::SeqCst),
+        total,
+        "every event flushed once"
+    );
+    let defs = BTreeMap::from([("t".to_string(), Arc::clone(&t))]);
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
+    for (_, rows) in &files {
+        for r in rows {
+            let (d, seq) = row_key(r);
+            per.entry(d).or_default().push(seq);
+        }
+    }
+    assert_eq!(per.len(), DISPATCHERS as usize);
+    for (d, seqs) in per {
+        let want: Vec<i64> = (0..EVENTS * ROWS as i64).collect();
+        assert_eq!(seqs, want, "{d}: every row once, in order");
+    }
+    drop(h);
+    assert_eq!(fs.free(), FS_SIZE, "the spool left nothing behind");
+}

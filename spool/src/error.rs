@@ -90,6 +90,67 @@ pub enum SpoolError {
     /// The spool was closed; its entries can no longer be read and nothing can be enqueued.
     #[error("the spool is closed")]
     Closed,
+    /// A segment write failed because the spool directory's file system is full (`ENOSPC`),
+    /// the disk quota of the process's user is used up (`EDQUOT`) or the file size limit is
+    /// reached (`EFBIG`), and the spool holds no entry whose release could free space, so
+    /// waiting cannot help. The entry was not accepted (its callbacks were not run); no record
+    /// of it is left in the segment. When entries are held, the same condition answers
+    /// [`Enqueued::WaitForDiskQuota`](crate::Enqueued::WaitForDiskQuota) instead.
+    #[error(
+        "no space left on device for the spool directory `{}`: cannot write segment {segment} (`{}`): {source}",
+        dir.display(),
+        path.display()
+    )]
+    DiskFull {
+        /// The changefeed's spool directory.
+        dir: PathBuf,
+        /// The segment id (`segment-<id>.log`).
+        segment: u64,
+        /// The segment file.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A failed write (or creation) of a segment file, before the spool decides what it means for
+/// the caller (crate-internal).
+#[derive(Debug)]
+pub(crate) struct WriteFailure {
+    pub(crate) segment: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) source: std::io::Error,
+}
+
+impl WriteFailure {
+    /// True when the file system has no room: full (`ENOSPC`), quota exhausted (`EDQUOT`) or
+    /// file size limit (`EFBIG`). Releasing entries can make room; other errors are final.
+    pub(crate) fn is_no_space(&self) -> bool {
+        use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+        matches!(
+            self.source.kind(),
+            StorageFull | QuotaExceeded | FileTooLarge
+        )
+    }
+
+    /// The error for the caller: [`SpoolError::DiskFull`] for lack of space, else
+    /// [`SpoolError::Io`] naming the file.
+    pub(crate) fn into_error(self, dir: &std::path::Path) -> SpoolError {
+        if self.is_no_space() {
+            SpoolError::DiskFull {
+                dir: dir.to_path_buf(),
+                segment: self.segment,
+                path: self.path,
+                source: self.source,
+            }
+        } else {
+            SpoolError::Io {
+                path: self.path,
+                source: self.source,
+            }
+        }
+    }
 }
 
 impl SpoolError {
@@ -111,6 +172,12 @@ impl SpoolError {
     /// truncation failure); the changefeed must restart from its checkpoint.
     pub fn is_corruption(&self) -> bool {
         matches!(self, SpoolError::Corrupt { .. })
+    }
+
+    /// True for [`SpoolError::DiskFull`]: the spool directory's file system has no room and
+    /// the spool holds nothing that could free it; the operator must make space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, SpoolError::DiskFull { .. })
     }
 }
 

@@ -16,13 +16,22 @@
 //! - **Memory is bounded**: memory bytes never exceed the memory quota; everything else is on
 //!   disk. Disk bytes stay within the disk quota, except for one oversized record alone.
 //! - **Reads do not scan**: an entry addresses `(segment, offset, length)`; a read is one
-//!   positioned read, verified by length and CRC-32C. Damage is an error
+//!   positioned read, verified by length and CRC-32C, or - while the record still waits in its
+//!   segment's write buffer - a copy (or a shared handle) from memory. Damage is an error
 //!   ([`SpoolError::Corrupt`] with segment, offset and [`CorruptReason`]), never decoded.
 //! - **Accounting never leaks**: an [`Entry`] frees its bytes when released or dropped.
 //! - **No lock across I/O**: one mutex guards the bookkeeping; record writes and reads happen
-//!   outside it (a spill reserves its region under the lock, then writes with a positioned
-//!   write); callbacks run after it is dropped. The only I/O under the lock is creating an
-//!   empty segment file at rotation.
+//!   outside it; callbacks run after it is dropped. The only I/O under the lock is creating an
+//!   empty segment file at rotation and, after a failed direct write, cutting the segment back.
+//! - **Small records are written in chunks**: a spilled record below 256 KiB is appended to its
+//!   segment's write buffer (header and small payloads copied, larger payloads held as given)
+//!   and reaches the file with the next 1 MiB chunk, one vectored positioned write; larger
+//!   records are written directly. Buffered records count as disk bytes; the buffer adds at most
+//!   about 1 MiB per spool (plus chunks being written) to memory beyond the memory quota.
+//! - **A full disk loses nothing**: a write that fails for lack of space never leaves a partial
+//!   record addressable; buffered records stay readable from memory; the refused entry gets
+//!   [`Enqueued::WaitForDiskQuota`] while entries are held whose release can make room, else
+//!   [`SpoolError::DiskFull`] naming the directory and the segment.
 //!
 //! # Segment record layout (frozen)
 //!
@@ -35,6 +44,20 @@
 //! ```
 //!
 //! Do not change it: the test `record_framing_bytes_are_pinned` fails when a byte moves.
+//!
+//! # Write path of a spilled record
+//!
+//! ```text
+//!  record < 256 KiB:  reserve (segment, offset) + append to the open chunk   [one lock]
+//!                     open chunk would pass 1 MiB -> seal it; this thread pwritev()s it,
+//!                     outside the lock; the chunk leaves the buffer once written
+//!  record >= 256 KiB: reserve + seal the open chunk [lock] -> pwritev(chunk), pwritev(header,
+//!                     payload) -> decide the wake [lock]
+//!  read:              offset + 8 + len <= segment.buffered_from ? pread (no lock)
+//!                                                               : from the buffer [lock]
+//! ```
+//!
+//! See [`write_buffer`] for the buffer's invariants.
 //!
 //! # Files: who creates and who deletes
 //!
@@ -102,6 +125,7 @@ mod quota;
 pub mod segment;
 mod spool;
 mod watermark;
+pub mod write_buffer;
 
 pub use config::{MachineInfo, SpoolConfig, SpoolConfigBuilder};
 pub use error::{CorruptReason, Result, SpoolError};

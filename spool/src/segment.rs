@@ -20,16 +20,21 @@
 //! byte-pinning test `record_framing_bytes_are_pinned` rely on this exact layout.
 //!
 //! This module holds the file-level operations and the table of live segments (`Segments`):
-//! which segment is active, how many live entries each holds, the next write offset. The table
-//! is kept under the spool's lock; the I/O itself (positioned writes and reads) happens outside it.
+//! which segment is active, how many live entries each holds, the next write offset, and each
+//! segment's write buffer ([`crate::write_buffer`]: small records are appended there and reach
+//! the file in chunks). The table is kept under the spool's lock; the I/O itself (positioned
+//! writes and reads) happens outside it, except creating a segment file and, after a failed
+//! direct write, cutting the file back to where that record started.
 
-use crate::error::{CorruptReason, Result, SpoolError};
+use crate::error::{CorruptReason, Result, SpoolError, WriteFailure};
+use crate::write_buffer::{Chunk, WriteBuffer, WriteJob};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Bytes of the record header: `len: u32 LE` then `crc: u32 LE`.
@@ -37,10 +42,6 @@ pub const RECORD_HEADER_LEN: u64 = 8;
 
 /// Largest payload a record can frame (the `len` field is a u32).
 pub const MAX_RECORD_PAYLOAD: u64 = u32::MAX as u64;
-
-/// Payloads up to this size are copied behind their header and written with one system call;
-/// larger ones are written in two (header, payload) to skip the copy.
-const COALESCE_WRITE_MAX: usize = 16 * 1024;
 
 /// Alignment (a cache line) the read buffer is matched to, see `read_record_at`.
 const READ_ALIGN: usize = 64;
@@ -97,12 +98,15 @@ fn verify_record(segment: u64, offset: u64, expected_len: u64, buf: &[u8]) -> Re
 }
 
 /// One open segment file. Shared (`Arc`) by the segment table and by every entry stored in it,
-/// so a read needs no lock.
+/// so a read of a record in the file needs no lock.
 #[derive(Debug)]
 pub(crate) struct Segment {
     id: u64,
     path: PathBuf,
     file: File,
+    /// Lowest offset still held by the segment's write buffer (`u64::MAX` when none): a record
+    /// ending at or before it is in the file. Set under the spool's lock by the buffer.
+    pub(crate) buffered_from: AtomicU64,
 }
 
 impl Segment {
@@ -115,7 +119,12 @@ impl Segment {
             .create_new(true)
             .open(&path)
             .map_err(|e| SpoolError::io(&path, e))?;
-        Ok(Segment { id, path, file })
+        Ok(Segment {
+            id,
+            path,
+            file,
+            buffered_from: AtomicU64::new(u64::MAX),
+        })
     }
 
     /// The segment id.
@@ -128,28 +137,56 @@ impl Segment {
         &self.path
     }
 
-    /// Writes one framed record at `offset` (a region reserved through [`Segments::reserve`]).
-    /// A small record is assembled and goes out in one positioned write; a large one is written
-    /// as header then payload, because a second system call costs less than copying the payload.
-    pub(crate) fn write_record(&self, offset: u64, payload: &[u8]) -> Result<()> {
-        let header = encode_header(payload);
-        let res = if payload.len() <= COALESCE_WRITE_MAX {
-            let mut buf = Vec::with_capacity(RECORD_HEADER_LEN as usize + payload.len());
-            buf.extend_from_slice(&header);
-            buf.extend_from_slice(payload);
-            self.file.write_all_at(&buf, offset)
-        } else {
-            self.file
-                .write_all_at(&header, offset)
-                .and_then(|()| self.file.write_all_at(payload, offset + RECORD_HEADER_LEN))
-        };
-        res.map_err(|e| SpoolError::io(&self.path, e))
+    /// Writes one framed record (its `header` from [`encode_header`], then `payload`) at
+    /// `offset`, a region reserved through [`Segments::reserve`], with one vectored positioned
+    /// write. Small records go through the write buffer instead.
+    pub(crate) fn write_record(
+        &self,
+        offset: u64,
+        header: &[u8; RECORD_HEADER_LEN as usize],
+        payload: &[u8],
+    ) -> Result<(), WriteFailure> {
+        let mut slices = [IoSlice::new(header), IoSlice::new(payload)];
+        write_all_vectored_at(&self.file, &mut slices, offset).map_err(|e| self.failure(e))
     }
 
-    /// Reads and verifies the record at `offset` whose payload is `len` bytes: one positioned
-    /// read, no scanning.
+    /// Writes a sealed chunk of the write buffer (whole records from its start) with vectored
+    /// positioned writes: one per [`MAX_IOVECS`] buffers, large payloads straight from the
+    /// callers' bytes.
+    pub(crate) fn write_chunk(&self, chunk: &Chunk) -> Result<(), WriteFailure> {
+        let mut offset = chunk.start();
+        let mut slices = Vec::with_capacity(chunk.io_slice_count().min(MAX_IOVECS));
+        let mut it = chunk.io_slices().peekable();
+        while it.peek().is_some() {
+            slices.clear();
+            slices.extend(it.by_ref().take(MAX_IOVECS));
+            let n: u64 = slices.iter().map(|s| s.len() as u64).sum();
+            write_all_vectored_at(&self.file, &mut slices, offset).map_err(|e| self.failure(e))?;
+            offset += n;
+        }
+        debug_assert_eq!(offset, chunk.end());
+        Ok(())
+    }
+
+    fn failure(&self, source: std::io::Error) -> WriteFailure {
+        WriteFailure {
+            segment: self.id,
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Reads and verifies the record at `offset` whose payload is `len` bytes from the file:
+    /// one positioned read, no scanning. The caller has checked that the record is not in the
+    /// write buffer any more.
     pub(crate) fn read_record(&self, offset: u64, len: u64) -> Result<Bytes> {
         read_record_at(&self.file, &self.path, self.id, offset, len)
+    }
+
+    /// True when the record at `offset` with a payload of `len` bytes lies wholly before the
+    /// write buffer's lowest offset, i.e. in the file (read without the lock).
+    pub(crate) fn is_written(&self, offset: u64, len: u64) -> bool {
+        offset + record_len(len) <= self.buffered_from.load(Ordering::Acquire)
     }
 
     /// Makes the file read-only once it is no longer the active segment. Open handles keep
@@ -165,6 +202,29 @@ impl Segment {
             tracing::warn!(path = %self.path.display(), error = %e, "cannot make spool segment read-only");
         }
     }
+}
+
+/// Buffers passed to one `pwritev` call: Linux's `IOV_MAX`.
+pub(crate) const MAX_IOVECS: usize = 1024;
+
+/// `pwritev` until every buffer is written (a file system may take a write in parts).
+fn write_all_vectored_at(
+    file: &File,
+    mut slices: &mut [IoSlice<'_>],
+    mut offset: u64,
+) -> std::io::Result<()> {
+    while !slices.is_empty() {
+        match rustix::io::pwritev(file, slices, offset) {
+            Ok(0) => return Err(std::io::Error::from(ErrorKind::WriteZero)),
+            Ok(n) => {
+                offset += n as u64;
+                IoSlice::advance_slices(&mut slices, n);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 fn file_len(file: &File, path: &Path) -> Result<u64> {
@@ -268,12 +328,16 @@ struct Slot {
     live: u64,
     /// Next write offset (end of the last reserved record).
     end: u64,
+    /// Records appended but not yet in the file.
+    buffer: WriteBuffer,
 }
 
 /// What the caller must do with segment files once the spool lock is dropped.
 #[derive(Debug, Default)]
 #[must_use]
 pub(crate) struct FileActions {
+    /// Sealed chunks of write buffers to write (then complete under the lock).
+    pub(crate) write: Vec<WriteJob>,
     /// Segments that stopped being active: make them read-only.
     pub(crate) seal: Vec<Arc<Segment>>,
     /// Segments fully released and not active: delete their files.
@@ -281,9 +345,11 @@ pub(crate) struct FileActions {
 }
 
 impl FileActions {
-    /// Runs the actions; errors are logged (a leftover file is removed with the directory at
-    /// close or at the next open).
+    /// Seals and deletes files; errors are logged (a leftover file is removed with the
+    /// directory at close or at the next open). The `write` jobs must have been taken out and
+    /// run by the spool first, since they need its lock to complete.
     pub(crate) fn run(self) {
+        debug_assert!(self.write.is_empty(), "chunk writes left unrun");
         for s in self.seal {
             s.seal();
         }
@@ -297,18 +363,21 @@ impl FileActions {
     }
 }
 
-/// The table of segment files of one spool: creation, reservation of write regions, rotation
-/// and deletion decisions. Kept under the spool's lock.
+/// The table of segment files of one spool: creation, reservation of write regions, the write
+/// buffers, rotation and deletion decisions. Kept under the spool's lock.
 ///
 /// Rules:
 /// - a spill reserves `record_len` bytes at the active segment's end; if the active segment
 ///   already holds bytes and the record would cross `segment_size`, the active segment is
 ///   rotated first (a record larger than `segment_size` gets a segment of its own);
 /// - the active segment is created lazily by the first spill after open or rotation;
-/// - when the active segment has no live entry, its next write starts again at offset 0 (the
-///   bytes there belong to released entries, nobody can address them any more), so a spool that
-///   spills and drains in turn reuses one file instead of growing it;
-/// - a segment that is not active is deleted as soon as its last entry is released.
+/// - when the active segment has no live entry and none of its chunks is being written, its
+///   next write starts again at offset 0 and its buffer is emptied (the bytes there belong to
+///   released entries, nobody can address them any more), so a spool that spills and drains in
+///   turn reuses one file instead of growing it;
+/// - rotation seals the open chunk of the segment it ends (the rotating thread writes it);
+/// - a segment that is not active is deleted as soon as its last entry is released, with
+///   whatever its buffer still held.
 #[derive(Debug)]
 pub(crate) struct Segments {
     dir: PathBuf,
@@ -316,6 +385,21 @@ pub(crate) struct Segments {
     slots: BTreeMap<u64, Slot>,
     active: Option<u64>,
     next_id: u64,
+    /// Failed chunks over all write buffers, so that a spill learns whether it must retry one
+    /// without looking at every segment.
+    failed_chunks: usize,
+}
+
+/// Runs `f` on a slot's write buffer and keeps the table's count of failed chunks in step.
+fn on_buffer<R>(
+    failed_chunks: &mut usize,
+    slot: &mut Slot,
+    f: impl FnOnce(&mut WriteBuffer, &Arc<Segment>) -> R,
+) -> R {
+    let before = slot.buffer.failed_count();
+    let r = f(&mut slot.buffer, &slot.segment);
+    *failed_chunks = *failed_chunks + slot.buffer.failed_count() - before;
+    r
 }
 
 impl Segments {
@@ -326,6 +410,7 @@ impl Segments {
             slots: BTreeMap::new(),
             active: None,
             next_id: 0,
+            failed_chunks: 0,
         }
     }
 
@@ -346,11 +431,12 @@ impl Segments {
         &mut self,
         rec_len: u64,
         actions: &mut FileActions,
-    ) -> Result<(Arc<Segment>, u64)> {
+    ) -> Result<(Arc<Segment>, u64), WriteFailure> {
         if let Some(id) = self.active {
             let slot = self.slots.get_mut(&id).expect("active segment has a slot");
-            if slot.live == 0 {
+            if slot.live == 0 && !slot.buffer.is_writing() {
                 slot.end = 0;
+                on_buffer(&mut self.failed_chunks, slot, |b, s| b.clear(s));
             }
             if slot.end > 0 && slot.end.saturating_add(rec_len) > self.segment_size {
                 self.rotate(actions);
@@ -360,7 +446,17 @@ impl Segments {
             Some(id) => id,
             None => {
                 let id = self.next_id;
-                let segment = Arc::new(Segment::create(&self.dir, id)?);
+                let segment = match Segment::create(&self.dir, id) {
+                    Ok(s) => Arc::new(s),
+                    Err(SpoolError::Io { path, source }) => {
+                        return Err(WriteFailure {
+                            segment: id,
+                            path,
+                            source,
+                        })
+                    }
+                    Err(other) => unreachable!("segment creation fails only with I/O: {other}"),
+                };
                 self.next_id += 1;
                 self.slots.insert(
                     id,
@@ -368,6 +464,7 @@ impl Segments {
                         segment,
                         live: 0,
                         end: 0,
+                        buffer: WriteBuffer::default(),
                     },
                 );
                 self.active = Some(id);
@@ -381,40 +478,179 @@ impl Segments {
         Ok((Arc::clone(&slot.segment), offset))
     }
 
-    /// Ends the active segment: it becomes read-only, or is deleted at once if nothing in it is
-    /// live. No-op when there is no active segment or it holds no bytes.
+    /// Appends the record just reserved at `offset` of segment `id` to that segment's write
+    /// buffer; a chunk the append sealed is queued in `actions` for the caller to write.
+    pub(crate) fn buffer_record(
+        &mut self,
+        id: u64,
+        offset: u64,
+        header: [u8; RECORD_HEADER_LEN as usize],
+        payload: Bytes,
+        actions: &mut FileActions,
+    ) {
+        let slot = self
+            .slots
+            .get_mut(&id)
+            .expect("a reserved segment has a slot");
+        actions
+            .write
+            .extend(slot.buffer.append(&slot.segment, offset, header, payload));
+    }
+
+    /// Seals the open chunk of segment `id` (before a record written directly, so that chunks
+    /// stay contiguous runs of records); the chunk is queued in `actions`.
+    pub(crate) fn seal_open(&mut self, id: u64, actions: &mut FileActions) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            actions.write.extend(slot.buffer.seal(&slot.segment));
+        }
+    }
+
+    /// Seals every open chunk and hands out every failed one: all buffered records go to
+    /// their files (`Spool::write_buffered`).
+    pub(crate) fn seal_all(&mut self, actions: &mut FileActions) {
+        for slot in self.slots.values_mut() {
+            actions.write.extend(slot.buffer.seal(&slot.segment));
+            on_buffer(&mut self.failed_chunks, slot, |b, s| {
+                b.take_failed(s, &mut actions.write)
+            });
+        }
+    }
+
+    /// True when a chunk whose write failed waits for its retry.
+    pub(crate) fn has_failed(&self) -> bool {
+        debug_assert_eq!(
+            self.failed_chunks,
+            self.slots
+                .values()
+                .map(|s| s.buffer.failed_count())
+                .sum::<usize>()
+        );
+        self.failed_chunks > 0
+    }
+
+    /// Hands out every failed chunk of a segment that still has live entries for another
+    /// write; failed chunks of a fully released segment are dropped unwritten.
+    pub(crate) fn take_failed(&mut self, actions: &mut FileActions) {
+        if self.failed_chunks == 0 {
+            return;
+        }
+        for slot in self.slots.values_mut() {
+            if !slot.buffer.has_failed() {
+                continue;
+            }
+            let drop_unwritten = slot.live == 0 && !slot.buffer.is_writing();
+            on_buffer(&mut self.failed_chunks, slot, |b, s| {
+                if drop_unwritten {
+                    b.clear(s)
+                } else {
+                    b.take_failed(s, &mut actions.write)
+                }
+            });
+        }
+    }
+
+    /// Records the outcome of a chunk write. Nothing to do if the segment was deleted meanwhile
+    /// (every entry in it was released while it was written).
+    pub(crate) fn complete(&mut self, job: WriteJob, written: bool) {
+        let id = job.segment.id();
+        if let Some(slot) = self.slots.get_mut(&id) {
+            on_buffer(&mut self.failed_chunks, slot, |b, s| {
+                b.complete(s, job.chunk, written)
+            });
+        }
+    }
+
+    /// The payload of the record at `offset` of segment `id` if the write buffer holds it.
+    pub(crate) fn read_buffered(&self, id: u64, offset: u64) -> Option<Bytes> {
+        self.slots.get(&id)?.buffer.read(offset)
+    }
+
+    /// Bytes held in write buffers.
+    pub(crate) fn buffered_bytes(&self) -> u64 {
+        self.slots.values().map(|s| s.buffer.buffered_bytes()).sum()
+    }
+
+    /// Undoes the reservation of a record at `offset` of segment `id` whose direct write failed:
+    /// the entry stops being live and, if no record was reserved after it, the segment's next
+    /// write offset goes back to `offset` and the file is cut there, so no partial record stays
+    /// in the file and its space is given back. (If another record was reserved after it, the
+    /// region stays a hole that nothing addresses.)
+    pub(crate) fn roll_back(
+        &mut self,
+        id: u64,
+        offset: u64,
+        rec_len: u64,
+        actions: &mut FileActions,
+    ) {
+        if let Some(slot) = self.slots.get_mut(&id) {
+            if slot.end == offset + rec_len {
+                slot.end = offset;
+                // Error path only: the one I/O besides file creation made under the lock, so
+                // that no other record can be reserved at `offset` before the cut. A file that
+                // ends before `offset` (the chunk before failed too) is left as it is.
+                let file = &slot.segment.file;
+                let cut = file.metadata().and_then(|m| {
+                    if m.len() > offset {
+                        file.set_len(offset)
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(e) = cut {
+                    tracing::warn!(path = %slot.segment.path.display(), offset, error = %e,
+                        "cannot cut spool segment back after a failed write");
+                }
+            }
+        }
+        self.release(id, actions);
+    }
+
+    /// Ends the active segment: it becomes read-only (its open chunk sealed, for the caller to
+    /// write), or is deleted at once if nothing in it is live. No-op when there is no active
+    /// segment or it holds no bytes.
     pub(crate) fn rotate(&mut self, actions: &mut FileActions) {
         let Some(id) = self.active else { return };
-        let slot = self.slots.get(&id).expect("active segment has a slot");
+        let slot = self.slots.get_mut(&id).expect("active segment has a slot");
         if slot.end == 0 {
             return;
         }
         self.active = None;
         if slot.live == 0 {
             let slot = self.slots.remove(&id).expect("slot exists");
+            self.failed_chunks -= slot.buffer.failed_count();
             actions.delete.push(slot.segment);
         } else {
+            actions.write.extend(slot.buffer.seal(&slot.segment));
             actions.seal.push(Arc::clone(&slot.segment));
         }
     }
 
     /// One entry of segment `id` is released; the segment is queued for deletion when that was
-    /// its last live entry and it is not the active one.
+    /// its last live entry and it is not the active one. The active segment's write buffer is
+    /// emptied then (unless a chunk is being written): its records are all released, and a
+    /// chunk kept after a failed write must not be retried for nothing.
     pub(crate) fn release(&mut self, id: u64, actions: &mut FileActions) {
         let Some(slot) = self.slots.get_mut(&id) else {
             debug_assert!(false, "release of an entry in unknown segment {id}");
             return;
         };
         slot.live = slot.live.saturating_sub(1);
-        if slot.live == 0 && self.active != Some(id) {
+        if slot.live > 0 {
+            return;
+        }
+        if self.active != Some(id) {
             let slot = self.slots.remove(&id).expect("slot exists");
+            self.failed_chunks -= slot.buffer.failed_count();
             actions.delete.push(slot.segment);
+        } else if !slot.buffer.is_writing() {
+            on_buffer(&mut self.failed_chunks, slot, |b, s| b.clear(s));
         }
     }
 
     /// Forgets every segment (the spool is closing and removes the directory as a whole).
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
+        self.failed_chunks = 0;
         self.active = None;
     }
 }
@@ -455,9 +691,10 @@ mod tests {
     fn written_record_reads_back_and_scans() {
         let dir = tempfile::tempdir().unwrap();
         let seg = Segment::create(dir.path(), 3).unwrap();
-        seg.write_record(0, b"abc").unwrap();
-        seg.write_record(11, b"").unwrap();
-        seg.write_record(19, b"xyzw").unwrap();
+        for (offset, payload) in [(0, &b"abc"[..]), (11, b""), (19, b"xyzw")] {
+            seg.write_record(offset, &encode_header(payload), payload)
+                .unwrap();
+        }
         assert_eq!(&seg.read_record(0, 3).unwrap()[..], b"abc");
         assert_eq!(&seg.read_record(11, 0).unwrap()[..], b"");
         assert_eq!(&seg.read_record(19, 4).unwrap()[..], b"xyzw");
@@ -475,6 +712,28 @@ mod tests {
                 RecordAddress { offset: 19, len: 4 }
             ]
         );
+    }
+
+    #[test]
+    fn a_failed_last_record_is_rolled_back_and_cut_from_the_file_but_not_one_before_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut t = Segments::new(dir.path().to_path_buf(), 1 << 20);
+        let mut a = FileActions::default();
+        let (s, o0) = t.reserve(100, &mut a).unwrap();
+        let (_, o1) = t.reserve(300, &mut a).unwrap();
+        assert_eq!((o0, o1), (0, 100));
+        // the second record's write got 150 bytes out before failing
+        s.file.write_all_at(&[1; 250], 0).unwrap();
+        t.roll_back(s.id(), o1, 300, &mut a);
+        assert_eq!(std::fs::metadata(s.path()).unwrap().len(), 100, "cut back");
+        let (_, again) = t.reserve(40, &mut a).unwrap();
+        assert_eq!(again, 100, "the next record takes the rolled-back offset");
+        // a record with another reserved after it cannot move the end: it stays a hole
+        let (_, o3) = t.reserve(50, &mut a).unwrap();
+        t.roll_back(s.id(), again, 40, &mut a);
+        assert_eq!(t.reserve(10, &mut a).unwrap().1, o3 + 50);
+        assert_eq!(std::fs::metadata(s.path()).unwrap().len(), 100, "no cut");
+        assert!(a.write.is_empty() && a.delete.is_empty());
     }
 
     #[test]

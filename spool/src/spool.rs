@@ -1,17 +1,39 @@
 //! The spool handle: enqueue, read, release, wait for disk space, close.
 //!
 //! Locking: one mutex per spool guards the accounting, the watermark machine and the segment
-//! table. It is never held across a record write or read, nor while a callback runs. The only
-//! I/O under it is creating a new, empty segment file when the active one rotates (once per
-//! segment size, 64 MiB by default). A spilled enqueue takes the lock twice: once to reserve
-//! its region (the bytes count from then on), once after its positioned write to decide its wake.
+//! table with its write buffers. It is never held across a record or chunk write or a file
+//! read, nor while a callback runs. The only I/O under it is creating a new, empty segment file
+//! when the active one rotates (once per segment size, 64 MiB by default) and, on the error
+//! path, cutting a segment back after a failed direct write.
+//!
+//! A small spilled record (below [`DIRECT_WRITE_MIN`]) takes the lock once: its region is
+//! reserved, its bytes are appended to the segment's write buffer and its wake is decided in
+//! the same critical section; if the append sealed a full chunk, this thread writes the chunk
+//! after dropping the lock. A large record takes the lock twice: once to reserve its region,
+//! once after its positioned write to decide its wake. The record header (the CRC-32C pass) is
+//! computed before the lock whenever the previous enqueue spilled.
+//!
+//! # Full disk
+//!
+//! A segment write that fails for lack of space (`ENOSPC`, `EDQUOT`, `EFBIG`) never loses an
+//! accepted entry and never leaves a partial record addressable:
+//! - a buffered chunk that cannot be written stays in memory, its records readable from there;
+//!   every later spill retries it first and, while it fails, is refused;
+//! - a directly written record is rolled back (its reservation freed, the segment's end and the
+//!   file cut back to where it started when nothing was reserved after it);
+//! - the refused entry gets [`Enqueued::WaitForDiskQuota`] (data and callbacks handed back)
+//!   when the spool holds entries whose release can free space, else
+//!   [`SpoolError::DiskFull`] naming the directory and the segment.
 
 use crate::config::SpoolConfig;
-use crate::error::{Result, SpoolError};
+use crate::error::{Result, SpoolError, WriteFailure};
 use crate::metrics::SpoolMetrics;
 use crate::quota::{Accounting, Placement};
-use crate::segment::{record_len, FileActions, Segment, Segments, MAX_RECORD_PAYLOAD};
+use crate::segment::{
+    encode_header, record_len, FileActions, Segment, Segments, MAX_RECORD_PAYLOAD,
+};
 use crate::watermark::{Callback, Watermark};
+use crate::write_buffer::{WriteJob, DIRECT_WRITE_MIN};
 use bytes::Bytes;
 use prometheus::Registry;
 use std::fmt;
@@ -32,6 +54,12 @@ struct Inner {
     dir: PathBuf,
     /// Mirror of `State::closed` for the lock-free read path.
     closed: AtomicBool,
+    /// True when the last enqueue did not fit the memory quota: the next one computes its
+    /// record header before taking the lock.
+    spilling: AtomicBool,
+    /// True after a refusal for lack of disk space, until a segment write succeeds again
+    /// (logs the transitions, not every refusal).
+    disk_full: AtomicBool,
     state: Mutex<State>,
     /// Signalled when bytes are released (the space generation advances) and at close.
     space: Condvar,
@@ -61,8 +89,10 @@ pub enum Enqueued {
     /// Accepted and written to disk although its record is larger than the whole disk quota
     /// (admitted only when the disk held nothing, so it cannot wait forever).
     Oversized(Entry),
-    /// Not accepted: memory is full and the disk quota has no room for it. Everything is handed
-    /// back. The caller flushes what it can, waits for space
+    /// Not accepted: memory is full and the disk quota has no room for it, or the spool
+    /// directory's file system has no room while entries are held whose release can make some.
+    /// Everything is handed back, no callback has run. The caller flushes what it can, waits
+    /// for space
     /// ([`Spool::wait_for_space_since`] or [`Spool::notify_on_space`] with `generation`), and
     /// retries.
     WaitForDiskQuota {
@@ -209,7 +239,7 @@ impl fmt::Debug for Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         if let Some(loc) = self.location.take() {
-            self.spool.free(loc);
+            self.spool.free(loc, Freed::Released);
         }
     }
 }
@@ -232,6 +262,9 @@ pub struct SpoolStats {
     pub segments: u64,
     /// Id of the active segment, if any.
     pub active_segment: Option<u64>,
+    /// Bytes of spilled records (headers included, counted in `disk_bytes`) still held in
+    /// segment write buffers, not yet in their files.
+    pub buffered_bytes: u64,
     /// Wake callbacks held above the high watermark.
     pub held_wakes: u64,
     /// True while wakes are held (between crossing the high watermark and falling to the low).
@@ -311,6 +344,8 @@ impl Spool {
                 changefeed: changefeed.to_string(),
                 dir,
                 closed: AtomicBool::new(false),
+                spilling: AtomicBool::new(false),
+                disk_full: AtomicBool::new(false),
                 state: Mutex::new(state),
                 space: Condvar::new(),
                 metrics,
@@ -334,14 +369,19 @@ impl Spool {
     }
 
     /// Offers one message. Never blocks on other threads beyond the short critical section
-    /// (see the module doc); a spill writes the record on the caller's thread.
+    /// (see the module doc); a spill may write on the caller's thread (a full chunk of the
+    /// write buffer, or a large record).
     ///
     /// `wake` is the enqueue acknowledgement: it runs before this returns while the total is at
     /// or below the high watermark, otherwise it is held and runs later, in arrival order, on
     /// the thread whose release brings the total down to the low watermark. `flush` runs when
-    /// the entry is [released](Spool::release). Errors: [`SpoolError::Closed`], an I/O error of
-    /// the spill write (the entry is not accepted and its callbacks are dropped), or
-    /// `InvalidParameter` for a payload larger than 4 GiB - 1.
+    /// the entry is [released](Spool::release).
+    ///
+    /// A spill that finds no room on the file system answers `WaitForDiskQuota` if entries are
+    /// held (their release can make room), else fails with [`SpoolError::DiskFull`]. Other
+    /// errors: [`SpoolError::Closed`], an I/O error of the spill write (the entry is not
+    /// accepted and its callbacks are dropped unrun), or `InvalidParameter` for a payload larger
+    /// than 4 GiB - 1.
     pub fn try_enqueue(
         &self,
         data: impl Into<Bytes>,
@@ -358,69 +398,139 @@ impl Spool {
         }
         let rec = record_len(len);
         let inner = &self.inner;
+        // The checksum pass stays out of the critical section while the spool spills.
+        let header = inner
+            .spilling
+            .load(Ordering::Relaxed)
+            .then(|| encode_header(&data));
         let mut st = lock(&inner.state);
-        if st.closed {
-            return Err(SpoolError::Closed);
-        }
-        let placement = st.acct.place(len, rec);
-        match placement {
-            Placement::Memory => {
-                st.acct.add_memory(len);
-                let total = st.acct.total();
-                let run = st.watermark.on_enqueue(total, wake);
-                inner.publish(&st);
-                drop(st);
-                if let Some(w) = run {
-                    w();
+        let placement = loop {
+            if st.closed {
+                return Err(SpoolError::Closed);
+            }
+            let placement = st.acct.place(len, rec);
+            inner
+                .spilling
+                .store(placement != Placement::Memory, Ordering::Relaxed);
+            match placement {
+                Placement::Memory => {
+                    st.acct.add_memory(len);
+                    let total = st.acct.total();
+                    let run = st.watermark.on_enqueue(total, wake);
+                    inner.publish(&st);
+                    drop(st);
+                    if let Some(w) = run {
+                        w();
+                    }
+                    return Ok(Enqueued::InMemory(Entry {
+                        spool: Arc::clone(inner),
+                        location: Some(Location::Memory(data)),
+                        flush,
+                    }));
                 }
-                return Ok(Enqueued::InMemory(Entry {
-                    spool: Arc::clone(inner),
-                    location: Some(Location::Memory(data)),
-                    flush,
-                }));
+                Placement::WaitForDiskQuota => {
+                    inner.metrics.disk_quota_rejections_total.inc();
+                    return Ok(Enqueued::WaitForDiskQuota {
+                        data,
+                        wake,
+                        flush,
+                        generation: st.space_generation,
+                    });
+                }
+                Placement::Spill | Placement::Oversized => {}
             }
-            Placement::WaitForDiskQuota => {
-                inner.metrics.disk_quota_rejections_total.inc();
-                return Ok(Enqueued::WaitForDiskQuota {
-                    data,
-                    wake,
-                    flush,
-                    generation: st.space_generation,
-                });
+            if !st.segments.has_failed() {
+                break placement;
             }
-            Placement::Spill | Placement::Oversized => {}
-        }
+            // Chunks whose write failed (a full disk) are retried before anything more is
+            // taken on disk; while they fail, spills are refused.
+            let generation = st.space_generation;
+            let mut actions = FileActions::default();
+            st.segments.take_failed(&mut actions);
+            drop(st);
+            if let Err(f) = inner.run_actions(actions) {
+                return inner.refuse(f, generation, data, wake, flush);
+            }
+            st = lock(&inner.state);
+        };
+        let header = header.unwrap_or_else(|| encode_header(&data));
+        let generation = st.space_generation;
         let mut actions = FileActions::default();
-        let reserved = st.segments.reserve(rec, &mut actions);
-        let (segment, offset) = match reserved {
+        let (segment, offset) = match st.segments.reserve(rec, &mut actions) {
             Ok(r) => r,
-            Err(e) => {
+            Err(f) => {
                 inner.publish(&st);
                 drop(st);
-                actions.run();
-                return Err(e);
+                // A rotation before the failed creation may have sealed a chunk.
+                if let Err(e) = inner.run_actions(actions) {
+                    inner.note_write_failure(&e);
+                }
+                return inner.refuse(f, generation, data, wake, flush);
             }
         };
         st.acct.add_disk(rec);
+        let accepted = |entry| match placement {
+            Placement::Oversized => Enqueued::Oversized(entry),
+            _ => Enqueued::Spilled(entry),
+        };
+
+        if rec < DIRECT_WRITE_MIN {
+            // Buffered: the record is stored once it is in the write buffer.
+            st.segments
+                .buffer_record(segment.id(), offset, header, data, &mut actions);
+            let total = st.acct.total();
+            let run = st.watermark.on_enqueue(total, wake);
+            inner.publish(&st);
+            drop(st);
+            inner.metrics.spill_bytes_total.inc_by(rec);
+            if let Some(w) = run {
+                w();
+            }
+            // A chunk this append sealed is written now. If that fails, its records stay
+            // readable from memory and the next spill retries it (and is refused meanwhile).
+            if let Err(f) = inner.run_actions(actions) {
+                inner.note_write_failure(&f);
+            }
+            return Ok(accepted(Entry {
+                spool: Arc::clone(inner),
+                location: Some(Location::Disk {
+                    segment,
+                    offset,
+                    len,
+                }),
+                flush,
+            }));
+        }
+
+        // Direct: the open chunk ends where this record starts; it goes first.
+        st.segments.seal_open(segment.id(), &mut actions);
         inner.publish(&st);
         drop(st);
-        actions.run();
-
-        // From here the entry owns its reservation: if the write fails, dropping it gives the
-        // bytes back through the ordinary release path.
-        let mut entry = Entry {
+        let written = inner
+            .run_actions(actions)
+            .and_then(|()| segment.write_record(offset, &header, &data));
+        if let Err(f) = written {
+            inner.free(
+                Location::Disk {
+                    segment,
+                    offset,
+                    len,
+                },
+                Freed::RolledBack,
+            );
+            return inner.refuse(f, generation, data, wake, flush);
+        }
+        drop(data);
+        inner.metrics.spill_bytes_total.inc_by(rec);
+        let entry = Entry {
             spool: Arc::clone(inner),
             location: Some(Location::Disk {
-                segment: Arc::clone(&segment),
+                segment,
                 offset,
                 len,
             }),
-            flush: None,
+            flush,
         };
-        segment.write_record(offset, &data)?;
-        drop(data);
-        inner.metrics.spill_bytes_total.inc_by(rec);
-
         let mut st = lock(&inner.state);
         if st.closed {
             return Err(SpoolError::Closed);
@@ -432,15 +542,12 @@ impl Spool {
         if let Some(w) = run {
             w();
         }
-        entry.flush = flush;
-        Ok(match placement {
-            Placement::Oversized => Enqueued::Oversized(entry),
-            _ => Enqueued::Spilled(entry),
-        })
+        Ok(accepted(entry))
     }
 
-    /// Reads an entry's payload: a clone of the memory bytes, or one positioned read of its
-    /// record, length- and CRC-32C-verified ([`SpoolError::Corrupt`] names segment and offset).
+    /// Reads an entry's payload: a clone of the memory bytes, a copy from its segment's write
+    /// buffer if the record has not reached the file yet, or one positioned read of its record,
+    /// length- and CRC-32C-verified ([`SpoolError::Corrupt`] names segment and offset).
     pub fn read(&self, entry: &Entry) -> Result<Bytes> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(SpoolError::Closed);
@@ -461,7 +568,15 @@ impl Spool {
                 segment,
                 offset,
                 len,
-            } => segment.read_record(*offset, *len),
+            } => {
+                if !segment.is_written(*offset, *len) {
+                    let st = lock(&self.inner.state);
+                    if let Some(b) = st.segments.read_buffered(segment.id(), *offset) {
+                        return Ok(b);
+                    }
+                }
+                segment.read_record(*offset, *len)
+            }
         }
     }
 
@@ -547,6 +662,7 @@ impl Spool {
             disk_entries: st.acct.disk_entries,
             segments: st.segments.count() as u64,
             active_segment: st.segments.active(),
+            buffered_bytes: st.segments.buffered_bytes(),
             held_wakes: st.watermark.held() as u64,
             holding: st.watermark.is_holding(),
             disk_quota_waiters: (st.blocked_waiters + st.space_callbacks.len()) as u64,
@@ -554,15 +670,35 @@ impl Spool {
         }
     }
 
-    /// Ends the active segment now (it becomes read-only, or is deleted if nothing in it is
-    /// live); the next spill starts a new one. For tests and for operators.
+    /// Ends the active segment now (its buffered records are written, then it becomes
+    /// read-only, or it is deleted if nothing in it is live); the next spill starts a new one.
+    /// For tests and for operators. A failed write is logged; its records stay readable.
     pub fn rotate(&self) {
         let mut actions = FileActions::default();
         let mut st = lock(&self.inner.state);
         st.segments.rotate(&mut actions);
         self.inner.publish(&st);
         drop(st);
-        actions.run();
+        if let Err(f) = self.inner.run_actions(actions) {
+            self.inner.note_write_failure(&f);
+        }
+    }
+
+    /// Writes every record still held in a segment write buffer to its file (no fsync: the
+    /// files are scratch). Reads never need this, they are served from the buffer; it is for
+    /// tests and tools that look at the segment files. On failure ([`SpoolError::DiskFull`],
+    /// [`SpoolError::Io`]) the records stay readable from memory and the next spill retries.
+    pub fn write_buffered(&self) -> Result<()> {
+        let mut actions = FileActions::default();
+        let mut st = lock(&self.inner.state);
+        if st.closed {
+            return Err(SpoolError::Closed);
+        }
+        st.segments.seal_all(&mut actions);
+        drop(st);
+        self.inner
+            .run_actions(actions)
+            .map_err(|f| f.into_error(&self.inner.dir))
     }
 
     /// Closes the spool for every handle: held wakes are dropped without running (nothing
@@ -597,8 +733,9 @@ impl Inner {
             .set((st.blocked_waiters + st.space_callbacks.len()) as i64);
     }
 
-    /// Gives an entry's bytes back (release and drop both end here).
-    fn free(&self, loc: Location) {
+    /// Gives an entry's bytes back: release and drop end here, and so does a spill whose
+    /// direct write failed (its region is rolled back, see [`Segments::roll_back`]).
+    fn free(&self, loc: Location, how: Freed) {
         let mut actions = FileActions::default();
         let mut st = lock(&self.state);
         if st.closed {
@@ -606,9 +743,20 @@ impl Inner {
         }
         match &loc {
             Location::Memory(b) => st.acct.sub_memory(b.len() as u64),
-            Location::Disk { segment, len, .. } => {
-                st.acct.sub_disk(record_len(*len));
-                st.segments.release(segment.id(), &mut actions);
+            Location::Disk {
+                segment,
+                offset,
+                len,
+            } => {
+                let rec = record_len(*len);
+                st.acct.sub_disk(rec);
+                match how {
+                    Freed::Released => st.segments.release(segment.id(), &mut actions),
+                    Freed::RolledBack => {
+                        st.segments
+                            .roll_back(segment.id(), *offset, rec, &mut actions)
+                    }
+                }
             }
         }
         st.space_generation += 1;
@@ -629,6 +777,89 @@ impl Inner {
         for w in wakes {
             w();
         }
+    }
+
+    /// Writes the chunks queued in `actions` (completing each under the lock), then seals and
+    /// deletes files. Returns the first failed write; it and the chunks after it stay in their
+    /// buffers as failed, their records readable from memory.
+    fn run_actions(&self, mut actions: FileActions) -> Result<(), WriteFailure> {
+        let jobs = std::mem::take(&mut actions.write);
+        let res = if jobs.is_empty() {
+            Ok(())
+        } else {
+            self.write_chunks(jobs)
+        };
+        actions.run();
+        res
+    }
+
+    fn write_chunks(&self, jobs: Vec<WriteJob>) -> Result<(), WriteFailure> {
+        let mut res = Ok(());
+        let mut done = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let written = res.is_ok()
+                && match job.segment.write_chunk(&job.chunk) {
+                    Ok(()) => true,
+                    Err(f) => {
+                        res = Err(f);
+                        false
+                    }
+                };
+            done.push((job, written));
+        }
+        let mut st = lock(&self.state);
+        for (job, written) in done {
+            st.segments.complete(job, written);
+        }
+        self.publish(&st);
+        drop(st);
+        if res.is_ok() && self.disk_full.swap(false, Ordering::Relaxed) {
+            tracing::info!(dir = %self.dir.display(), "spool segments are written again");
+        }
+        res
+    }
+
+    /// Logs a failed chunk write whose records stay in memory (the next spill answers for it).
+    fn note_write_failure(&self, f: &WriteFailure) {
+        if !f.is_no_space() || !self.disk_full.swap(true, Ordering::Relaxed) {
+            tracing::warn!(path = %f.path.display(), error = %f.source,
+                "cannot write spool segment; its buffered records stay in memory");
+        }
+    }
+
+    /// The answer to a spill whose write (or segment creation) failed with `f`; nothing of the
+    /// entry is stored. Lack of space with entries held: `WaitForDiskQuota` (as of `generation`,
+    /// taken before the write, so a release during it is not missed). Otherwise the error.
+    fn refuse(
+        &self,
+        f: WriteFailure,
+        generation: u64,
+        data: Bytes,
+        wake: Option<Callback>,
+        flush: Option<Callback>,
+    ) -> Result<Enqueued> {
+        if f.is_no_space() {
+            let st = lock(&self.state);
+            if st.closed {
+                return Err(SpoolError::Closed);
+            }
+            let held = st.acct.entries();
+            drop(st);
+            if held > 0 {
+                self.metrics.disk_quota_rejections_total.inc();
+                if !self.disk_full.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(path = %f.path.display(), error = %f.source, held,
+                        "spool file system full: enqueues wait until releases make room");
+                }
+                return Ok(Enqueued::WaitForDiskQuota {
+                    data,
+                    wake,
+                    flush,
+                    generation,
+                });
+            }
+        }
+        Err(f.into_error(&self.dir))
     }
 
     fn close(&self) -> Result<()> {
@@ -655,6 +886,15 @@ impl Inner {
             Err(e) => Err(SpoolError::io(&self.dir, e)),
         }
     }
+}
+
+/// How an entry's bytes are given back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Freed {
+    /// Released or dropped after it was accepted.
+    Released,
+    /// Never accepted: its direct write failed and its reservation is undone.
+    RolledBack,
 }
 
 impl Drop for Inner {

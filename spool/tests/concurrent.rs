@@ -1,6 +1,10 @@
 //! Producers enqueue while consumers read and release, all at once: every byte read back equals
 //! what was written, every wake and flush callback runs exactly once, and the accounting returns
-//! to zero.
+//! to zero. Two shapes: small segments (chunks of the write buffer are sealed by rotation, most
+//! reads are served from the buffer) and large ones (1 MiB chunks fill and are written by
+//! producers while consumers read records from the file, from sealed chunks and from the open
+//! chunk; payloads above the copy threshold are shared, a few are large enough to be written
+//! directly).
 
 use cdc_spool::{Enqueued, Entry, Spool, SpoolConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,8 +15,23 @@ const PRODUCERS: u64 = 4;
 const CONSUMERS: usize = 3;
 const PER_PRODUCER: u64 = 1500;
 
-fn payload(producer: u64, seq: u64) -> Vec<u8> {
-    let len = ((producer * 7919 + seq * 104_729) % 3000) as usize;
+/// Payload lengths of a test: `(producer, seq) -> len`.
+type Lengths = fn(u64, u64) -> usize;
+
+fn small(producer: u64, seq: u64) -> usize {
+    ((producer * 7919 + seq * 104_729) % 3000) as usize
+}
+
+fn mixed(producer: u64, seq: u64) -> usize {
+    if seq % 500 == 7 {
+        300_000 + producer as usize
+    } else {
+        ((producer * 7919 + seq * 104_729) % 12_000) as usize
+    }
+}
+
+fn payload(len: Lengths, producer: u64, seq: u64) -> Vec<u8> {
+    let len = len(producer, seq);
     let seed = producer << 32 | seq;
     (0..len)
         .map(|i| (seed.wrapping_mul(31).wrapping_add(i as u64 * 17) >> 3) as u8)
@@ -22,7 +41,6 @@ fn payload(producer: u64, seq: u64) -> Vec<u8> {
 #[test]
 fn concurrent_producers_and_consumers_read_back_every_byte_and_leave_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = prometheus::Registry::new();
     let cfg = SpoolConfig::builder()
         .dir(tmp.path())
         .memory_quota(32 * 1024)
@@ -31,6 +49,25 @@ fn concurrent_producers_and_consumers_read_back_every_byte_and_leave_nothing_beh
         .segment_size(64 * 1024)
         .build()
         .unwrap();
+    run(cfg, small);
+}
+
+#[test]
+fn concurrent_spills_through_full_buffer_chunks_and_direct_writes_read_back_every_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SpoolConfig::builder()
+        .dir(tmp.path())
+        .memory_quota(64 * 1024)
+        .disk_quota(12 * 1024 * 1024)
+        .watermarks(8 * 1024 * 1024, 2 * 1024 * 1024)
+        .segment_size(4 * 1024 * 1024)
+        .build()
+        .unwrap();
+    run(cfg, mixed);
+}
+
+fn run(cfg: SpoolConfig, len: Lengths) {
+    let registry = prometheus::Registry::new();
     let spool = Spool::open(cfg, "concurrent", &registry).unwrap();
     let wakes = Arc::new(AtomicU64::new(0));
     let flushes = Arc::new(AtomicU64::new(0));
@@ -49,7 +86,7 @@ fn concurrent_producers_and_consumers_read_back_every_byte_and_leave_nothing_beh
                 for seq in 0..PER_PRODUCER {
                     let w = Arc::clone(&wakes);
                     let f = Arc::clone(&flushes);
-                    let mut data: bytes::Bytes = payload(p, seq).into();
+                    let mut data: bytes::Bytes = payload(len, p, seq).into();
                     let mut wake: Option<cdc_spool::Callback> = Some(Box::new(move || {
                         w.fetch_add(1, Ordering::Relaxed);
                     }));
@@ -94,7 +131,7 @@ fn concurrent_producers_and_consumers_read_back_every_byte_and_leave_nothing_beh
                 let mut n = 0u64;
                 for (p, seq, entry) in rx {
                     let got = spool.read(&entry).unwrap();
-                    assert_eq!(&got[..], &payload(p, seq)[..], "entry {p}/{seq}");
+                    assert_eq!(&got[..], &payload(len, p, seq)[..], "entry {p}/{seq}");
                     spool.release(entry);
                     n += 1;
                 }
@@ -133,6 +170,10 @@ fn concurrent_producers_and_consumers_read_back_every_byte_and_leave_nothing_beh
             s.disk_quota_waiters
         ),
         (0, 0, 0, 0, 0)
+    );
+    assert!(
+        s.buffered_bytes <= 1024 * 1024,
+        "at most one open chunk of released records stays buffered: {s:?}"
     );
     assert!(!s.holding);
     assert!(s.segments <= 1, "only the active segment may remain: {s:?}");

@@ -20,7 +20,7 @@ fn payload(i: usize) -> Vec<u8> {
     (0..100).map(|j| (i * 31 + j) as u8).collect()
 }
 
-/// Three spilled entries of 100 bytes in segment 0, at offsets 0, 108, 216.
+/// Three spilled entries of 100 bytes in segment 0, at offsets 0, 108, 216, written to the file.
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let registry = prometheus::Registry::new();
@@ -41,6 +41,10 @@ fn fixture() -> Fixture {
                 .unwrap()
         })
         .collect();
+    // Small records wait in the segment's write buffer; put them in the file to damage them.
+    assert_eq!(spool.stats().buffered_bytes, 3 * (H + 100));
+    spool.write_buffered().unwrap();
+    assert_eq!(spool.stats().buffered_bytes, 0);
     for (i, e) in entries.iter().enumerate() {
         assert_eq!(
             e.location(),

@@ -1,7 +1,9 @@
-//! Model-based test: random sequences of enqueue, read, release, drop, rotate and close-and-open
-//! run against the spool and against a plain synchronous model; after every step the outcome,
-//! the bytes read, the wake and flush callbacks run so far (in order), the accounting, the
-//! watermark state, the segment table and the files on disk must agree.
+//! Model-based test: random sequences of enqueue, read, release, drop, rotate, write-buffered
+//! and close-and-open run against the spool and against a plain synchronous model; after every
+//! step the outcome, the bytes read, the wake and flush callbacks run so far (in order), the
+//! accounting, the bytes held in the write buffer, the watermark state, the segment table and
+//! the files on disk must agree. Reads hit the write buffer or the file depending on the ops
+//! before them.
 
 use bytes::Bytes;
 use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
@@ -17,6 +19,7 @@ enum Op {
     Release(usize),
     Drop(usize),
     Rotate,
+    WriteBuffered,
     Reopen,
 }
 
@@ -51,6 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
         3 => any::<usize>().prop_map(Op::Release),
         1 => any::<usize>().prop_map(Op::Drop),
         1 => Just(Op::Rotate),
+        1 => Just(Op::WriteBuffered),
         1 => Just(Op::Reopen),
     ]
 }
@@ -88,6 +92,10 @@ struct Model {
     segments: BTreeMap<u64, (u64, u64)>,
     active: Option<u64>,
     next_segment: u64,
+    /// Record bytes of the active segment not yet written to its file (records are far below
+    /// the 1 MiB chunk size here, so only rotation, `write_buffered`, the release of the
+    /// segment's last entry and reuse from offset 0 empty the buffer).
+    buffered: u64,
     holding: bool,
     held: VecDeque<u64>,
     generation: u64,
@@ -107,6 +115,7 @@ impl Model {
             segments: BTreeMap::new(),
             active: None,
             next_segment: 0,
+            buffered: 0,
             holding: false,
             held: VecDeque::new(),
             generation: 0,
@@ -134,6 +143,7 @@ impl Model {
             return;
         }
         self.active = None;
+        self.buffered = 0;
         if live == 0 {
             self.segments.remove(&id);
         }
@@ -167,6 +177,7 @@ impl Model {
                     let s = self.segments.get_mut(&id).unwrap();
                     if s.0 == 0 {
                         s.1 = 0;
+                        self.buffered = 0;
                     }
                     if s.1 > 0 && s.1 + rec > self.p.segment_size {
                         self.rotate();
@@ -182,6 +193,7 @@ impl Model {
                 let offset = s.1;
                 s.1 += rec;
                 s.0 += 1;
+                self.buffered += rec;
                 self.disk += rec;
                 self.disk_entries += 1;
                 MLoc::Disk {
@@ -228,6 +240,8 @@ impl Model {
                 s.0 -= 1;
                 if s.0 == 0 && self.active != Some(segment) {
                     self.segments.remove(&segment);
+                } else if s.0 == 0 {
+                    self.buffered = 0;
                 }
             }
         }
@@ -273,6 +287,10 @@ fn check(model: &Model, spool: &Spool, real: &[Entry], wakes: &Log, flushes: &Lo
     assert_eq!(s.entries, model.entries.len() as u64, "entries");
     assert_eq!(s.segments, model.segments.len() as u64, "segments");
     assert_eq!(s.active_segment, model.active, "active segment");
+    assert_eq!(
+        s.buffered_bytes, model.buffered,
+        "bytes in the write buffer"
+    );
     assert_eq!(s.holding, model.holding, "watermark state");
     assert_eq!(s.held_wakes, model.held.len() as u64, "held wakes");
     assert_eq!(s.space_generation, model.generation, "space generation");
@@ -377,6 +395,10 @@ fn run(p: Params, ops: Vec<Op>) {
                 model.rotate();
                 spool.rotate();
             }
+            Op::WriteBuffered => {
+                model.buffered = 0;
+                spool.write_buffered().unwrap();
+            }
             Op::Reopen => {
                 let dir = spool.dir().to_path_buf();
                 spool.close().unwrap();
@@ -428,6 +450,8 @@ fn model_smoke_hold_and_release_across_reopen() {
     }
     ops.extend([
         Op::Read(3),
+        Op::WriteBuffered,
+        Op::Read(4),
         Op::Release(0),
         Op::Rotate,
         Op::Drop(2),

@@ -1,15 +1,23 @@
 //! Test support shared by every crate's tests: where the real servers are, the benchmark line
-//! format, and [`FaultStore`], the recording, fault-injecting store wrapper (see
-//! [`fault_store`]) that drives both the sink and the consumer.
+//! format, [`FaultStore`], the recording, fault-injecting store wrapper (see [`fault_store`])
+//! that drives both the sink and the consumer, and [`Tmpfs`], small file systems for disk-full
+//! tests.
 //!
 //! `scripts/servers.sh` starts them and exports `CDC_TEST_S3_URI`, `CDC_TEST_AZURE_URI`,
 //! `CDC_TEST_POSTGRES_URI` and `CDC_TEST_MYSQL_URI`. A test that needs one calls
 //! [`server_uri`]: outside CI a missing server skips the test with a note on stderr; under
-//! `CI=true` it fails the test, so CI can never pass by silently skipping.
+//! `CI=true` it fails the test, so CI can never pass by silently skipping. [`Tmpfs::mount`]
+//! follows the same rule when it cannot mount (it needs root or `CAP_SYS_ADMIN`).
+
+pub(crate) fn under_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
 
 pub mod fault_store;
+mod tmpfs;
 
 pub use fault_store::{Fault, FaultStore, Op, Record, Rule, SEED_ENV};
+pub use tmpfs::Tmpfs;
 
 /// The URI of a test server from the environment variable `var`.
 ///
@@ -19,9 +27,7 @@ pub fn server_uri(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
         _ => {
-            let ci = std::env::var("CI")
-                .map(|v| v == "true" || v == "1")
-                .unwrap_or(false);
+            let ci = under_ci();
             assert!(!ci, "{var} is not set: under CI=true every server must be running (run scripts/test.sh)");
             eprintln!("note: {var} not set; skipping (run scripts/test.sh to start the servers)");
             None
