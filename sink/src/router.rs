@@ -92,16 +92,7 @@ impl DispatcherState {
     /// Refuses a DML at `ts` below the last DML or below the last DDL (a dispatcher hands in
     /// its events in commit-ts order; several events may share a ts).
     pub fn check_dml_ts(&self, ts: Ts) -> Result<(), SinkError> {
-        let last = self.last_dml.load(Ordering::Acquire);
-        let ddl = self.last_ddl.load(Ordering::Acquire);
-        let reason = if ts.0 < last {
-            format!("is below the last DML at ts {last}")
-        } else if ts.0 < ddl {
-            format!("is below the last DDL at ts {ddl}")
-        } else {
-            return Ok(());
-        };
-        Err(self.out_of_order("DML", ts, reason))
+        self.check_ts("DML", ts)
     }
 
     /// Records an accepted DML at `ts`.
@@ -111,6 +102,11 @@ impl DispatcherState {
 
     /// Refuses a DDL at `ts` below the last DML or the last DDL of this dispatcher.
     pub fn check_ddl_ts(&self, ts: Ts) -> Result<(), SinkError> {
+        self.check_ts("DDL", ts)
+    }
+
+    /// One rule for both kinds: nothing below the last DML or the last DDL.
+    fn check_ts(&self, what: &'static str, ts: Ts) -> Result<(), SinkError> {
         let last = self.last_dml.load(Ordering::Acquire);
         let ddl = self.last_ddl.load(Ordering::Acquire);
         let reason = if ts.0 < last {
@@ -120,7 +116,7 @@ impl DispatcherState {
         } else {
             return Ok(());
         };
-        Err(self.out_of_order("DDL", ts, reason))
+        Err(self.out_of_order(what, ts, reason))
     }
 
     /// Records a DDL at `ts` passed by this dispatcher.
