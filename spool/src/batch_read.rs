@@ -10,11 +10,22 @@
 //! - span at most [`MAX_RUN_BYTES`] from the first record's start to the last one's end (a
 //!   single record larger than that is a run of its own and is read whole).
 //!
+//! # Read buffers
+//!
+//! A fresh buffer costs a page fault per 4 KiB the first time the kernel copies into it (more
+//! than the copy itself), and a batch's buffers live until its upload ends, so they rarely come
+//! back warm from the allocator. A run spanning at least [`POOLED_MIN_SPAN`] is therefore read
+//! into a buffer of [`MAX_RUN_BYTES`] + 64 taken from the spool's [`ReadBuffers`]: the payloads
+//! sliced from it share it (`Bytes::from_owner`), and when the last of them is dropped the
+//! buffer goes back to the pool, which keeps at most [`MAX_IDLE_BUFFERS`] of them. Smaller runs
+//! get a buffer of their own size.
+//!
 //! Invariants:
 //! - memory: the buffer of a run holds its records (headers included), its gaps (at most 1/8 of
-//!   its payload) and at most 64 bytes of alignment; it lives as long as any payload sliced from
-//!   it, so a caller that bounds the payload bytes it reads back bounds the memory within 9/8 of
-//!   that plus 8 bytes per record and 64 per run;
+//!   its payload) and at most 64 bytes of alignment, or is a pooled buffer at most 8/7 of its
+//!   span; it lives as long as any payload sliced from it, so a caller that bounds the payload
+//!   bytes it reads back bounds the memory within 9/7 of that plus 8 bytes per record and 64
+//!   per run. Idle pooled buffers add at most [`MAX_IDLE_BUFFERS`] MiB per spool;
 //! - verification: every record is checked exactly as a single read checks it
 //!   ([`verify_record`]), in the caller's order, and the first bad record fails the whole call
 //!   with the same [`SpoolError::Corrupt`] (segment, record offset, reason) a single read of it
@@ -22,8 +33,11 @@
 //!   fit, as `Truncated` with the bytes the file holds from that record's offset.
 
 use crate::error::{CorruptReason, Result, SpoolError};
-use crate::segment::{read_span, record_len, verify_record, Segment, RECORD_HEADER_LEN};
+use crate::segment::{
+    read_exact_or_eof, read_span, record_len, verify_record, Segment, READ_ALIGN, RECORD_HEADER_LEN,
+};
 use bytes::Bytes;
+use std::sync::{Arc, Mutex};
 
 /// Largest range one batched positioned read covers: bounds the buffer of a run.
 pub const MAX_RUN_BYTES: u64 = 1024 * 1024;
@@ -31,6 +45,55 @@ pub const MAX_RUN_BYTES: u64 = 1024 * 1024;
 /// Largest hole between two records of a run. Reading a hole costs a copy of its bytes; a
 /// separate `pread` costs about as much as copying a few KiB, so larger holes end the run.
 pub const MAX_GAP: u64 = 4 * 1024;
+
+/// Smallest span read into a pooled buffer (7/8 of one): the pooled buffer is then at most 8/7
+/// of what the run needs.
+pub const POOLED_MIN_SPAN: u64 = MAX_RUN_BYTES / 8 * 7;
+
+/// Idle pooled buffers a spool keeps (each [`MAX_RUN_BYTES`] + 64 bytes).
+pub const MAX_IDLE_BUFFERS: usize = 8;
+
+/// Length of a pooled buffer: a whole run at any alignment shift.
+const POOLED_LEN: usize = MAX_RUN_BYTES as usize + READ_ALIGN;
+
+/// The spool's idle read buffers (see the module doc). Each is `POOLED_LEN` initialized bytes,
+/// zeroed once when first allocated, so reusing one costs neither page faults nor zeroing.
+#[derive(Debug, Default)]
+pub(crate) struct ReadBuffers {
+    idle: Mutex<Vec<Vec<u8>>>,
+}
+
+impl ReadBuffers {
+    fn take(&self) -> Vec<u8> {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        idle.unwrap_or_else(|| vec![0u8; POOLED_LEN])
+    }
+
+    fn give(&self, buf: Vec<u8>) {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < MAX_IDLE_BUFFERS {
+            idle.push(buf);
+        }
+    }
+}
+
+/// A pooled buffer lent to the payloads sliced from it; back to the pool on drop.
+struct Lent {
+    buf: Vec<u8>,
+    pool: Arc<ReadBuffers>,
+}
+
+impl AsRef<[u8]> for Lent {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
+    }
+}
 
 /// The records of one run being planned: `(offset, payload length)` in the caller's order.
 /// Its vector is reused from run to run within a batched read.
@@ -77,10 +140,32 @@ impl Run {
 
     /// Reads the run from `segment` with one positioned read (repeated only if the kernel
     /// returns less), verifies every record in order and appends the payloads to `out`.
-    pub(crate) fn read(&self, segment: &Segment, out: &mut Vec<Bytes>) -> Result<()> {
+    pub(crate) fn read(
+        &self,
+        segment: &Segment,
+        pool: &Arc<ReadBuffers>,
+        out: &mut Vec<Bytes>,
+    ) -> Result<()> {
         let span = (self.end - self.start) as usize;
-        let (buf, shift, got) = read_span(segment.file(), segment.path(), self.start, span)?;
-        let buf = Bytes::from(buf);
+        let (buf, shift, got) = if span as u64 >= POOLED_MIN_SPAN && span <= MAX_RUN_BYTES as usize
+        {
+            let mut buf = pool.take();
+            let shift = (self.start as usize).wrapping_sub(buf.as_ptr() as usize) % READ_ALIGN;
+            let got = read_exact_or_eof(
+                segment.file(),
+                segment.path(),
+                self.start,
+                &mut buf[shift..shift + span],
+            );
+            let lent = Lent {
+                buf,
+                pool: Arc::clone(pool),
+            };
+            (Bytes::from_owner(lent), shift, got?)
+        } else {
+            let (buf, shift, got) = read_span(segment.file(), segment.path(), self.start, span)?;
+            (Bytes::from(buf), shift, got)
+        };
         for &(offset, len) in &self.records {
             let rel = (offset - self.start) as usize;
             let rec = record_len(len);

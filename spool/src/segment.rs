@@ -43,8 +43,8 @@ pub const RECORD_HEADER_LEN: u64 = 8;
 /// Largest payload a record can frame (the `len` field is a u32).
 pub const MAX_RECORD_PAYLOAD: u64 = u32::MAX as u64;
 
-/// Alignment (a cache line) the read buffer is matched to, see `read_record_at`.
-const READ_ALIGN: usize = 64;
+/// Alignment (a cache line) the read buffer is matched to, see [`read_span`].
+pub(crate) const READ_ALIGN: usize = 64;
 
 /// The file name of segment `id`: `segment-<id>.log`, the id zero-padded to 20 digits so that
 /// a directory listing sorts in creation order.
@@ -274,6 +274,26 @@ pub(crate) fn read_span(
     buf.truncate(want);
     let got = buf.len() - shift;
     Ok((buf, shift, got))
+}
+
+/// Fills `dst` from `offset` of `file` with positioned reads (repeated if the kernel returns
+/// less); returns the bytes read, fewer than `dst.len()` only when the file ends first.
+pub(crate) fn read_exact_or_eof(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    dst: &mut [u8],
+) -> Result<usize> {
+    let mut got = 0;
+    while got < dst.len() {
+        match file.read_at(&mut dst[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(SpoolError::io(path, e)),
+        }
+    }
+    Ok(got)
 }
 
 /// One positioned read of the record at `offset`, verified.

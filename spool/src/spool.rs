@@ -25,7 +25,7 @@
 //!   when the spool holds entries whose release can free space, else
 //!   [`SpoolError::DiskFull`] naming the directory and the segment.
 
-use crate::batch_read::Run;
+use crate::batch_read::{ReadBuffers, Run};
 use crate::config::SpoolConfig;
 use crate::error::{Result, SpoolError, WriteFailure};
 use crate::metrics::SpoolMetrics;
@@ -65,6 +65,8 @@ struct Inner {
     /// Signalled when bytes are released (the space generation advances) and at close.
     space: Condvar,
     metrics: SpoolMetrics,
+    /// Idle buffers of batched reads (`batch_read`), shared with the payloads read into them.
+    read_buffers: Arc<ReadBuffers>,
 }
 
 struct State {
@@ -358,6 +360,7 @@ impl Spool {
                 state: Mutex::new(state),
                 space: Condvar::new(),
                 metrics,
+                read_buffers: Arc::default(),
             }),
         })
     }
@@ -589,9 +592,10 @@ impl Spool {
     /// [`Spool::read`] verifies it, and the first bad one fails the call with the same
     /// [`SpoolError::Corrupt`] (its segment and offset); on any error `out` is left as it was.
     ///
-    /// Memory: the returned payloads keep their read buffers alive; these hold at most 9/8 of
-    /// the payload bytes read from files plus 8 bytes per record and 64 per read (see
-    /// `batch_read`), so bounding the payload bytes a caller reads back bounds the memory.
+    /// Memory: the returned payloads keep their read buffers alive; these hold at most 9/7 of
+    /// the payload bytes read from files plus 8 bytes per record and 64 per read, and buffers
+    /// of large runs are reused once released (see [`crate::batch_read`]), so bounding the
+    /// payload bytes a caller reads back bounds the memory.
     pub fn read_many_into<'a>(
         &self,
         entries: impl IntoIterator<Item = &'a Entry>,
@@ -643,7 +647,7 @@ impl Spool {
                 }
                 entries.next();
             }
-            run.read(segment, out)?;
+            run.read(segment, &self.inner.read_buffers, out)?;
         }
         Ok(())
     }
