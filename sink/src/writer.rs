@@ -598,7 +598,7 @@ async fn discover_next_index(
 /// payload is the list of chunks); spilled entries are read back with one batched read
 /// (`Spool::read_many_into`) under the upload-memory permits, so that bytes read back for
 /// uploads in flight stay within `upload-memory` (the read buffers behind them hold at most
-/// 9/7 of the payload bytes plus 8 bytes per record, see `cdc_spool::batch_read`).
+/// 3/2 of the payload bytes plus 11 bytes per record, see `cdc_spool::batch_read`).
 async fn publish_job(ctx: Arc<WriterContext>, job: Job) -> (Job, Result<u64>) {
     let spilled: u64 = job
         .batch

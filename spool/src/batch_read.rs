@@ -22,10 +22,10 @@
 //!
 //! Invariants:
 //! - memory: the buffer of a run holds its records (headers included), its gaps (at most 1/8 of
-//!   its payload) and at most 64 bytes of alignment, or is a pooled buffer at most 8/7 of its
+//!   its payload) and at most 64 bytes of alignment, or is a pooled buffer at most 4/3 of its
 //!   span; it lives as long as any payload sliced from it, so a caller that bounds the payload
-//!   bytes it reads back bounds the memory within 9/7 of that plus 8 bytes per record and 64
-//!   per run. Idle pooled buffers add at most [`MAX_IDLE_BUFFERS`] MiB per spool;
+//!   bytes it reads back bounds the memory: at most 3/2 of the payload plus 11 bytes per record
+//!   and 64 per run. Idle pooled buffers add at most [`MAX_IDLE_BUFFERS`] MiB per spool;
 //! - verification: every record is checked exactly as a single read checks it
 //!   ([`verify_record`]), in the caller's order, and the first bad record fails the whole call
 //!   with the same [`SpoolError::Corrupt`] (segment, record offset, reason) a single read of it
@@ -46,9 +46,10 @@ pub const MAX_RUN_BYTES: u64 = 1024 * 1024;
 /// separate `pread` costs about as much as copying a few KiB, so larger holes end the run.
 pub const MAX_GAP: u64 = 4 * 1024;
 
-/// Smallest span read into a pooled buffer (7/8 of one): the pooled buffer is then at most 8/7
-/// of what the run needs.
-pub const POOLED_MIN_SPAN: u64 = MAX_RUN_BYTES / 8 * 7;
+/// Smallest span read into a pooled buffer (3/4 of one): the pooled buffer is then at most 4/3
+/// of what the run needs. Runs of records up to 256 KiB reach it whenever enough of them are
+/// consecutive (15 of 64 KiB span 960 KiB, 3 of 300 KiB 900 KiB).
+pub const POOLED_MIN_SPAN: u64 = MAX_RUN_BYTES / 4 * 3;
 
 /// Idle pooled buffers a spool keeps (each [`MAX_RUN_BYTES`] + 64 bytes).
 pub const MAX_IDLE_BUFFERS: usize = 8;

@@ -592,8 +592,8 @@ impl Spool {
     /// [`Spool::read`] verifies it, and the first bad one fails the call with the same
     /// [`SpoolError::Corrupt`] (its segment and offset); on any error `out` is left as it was.
     ///
-    /// Memory: the returned payloads keep their read buffers alive; these hold at most 9/7 of
-    /// the payload bytes read from files plus 8 bytes per record and 64 per read, and buffers
+    /// Memory: the returned payloads keep their read buffers alive; these hold at most 3/2 of
+    /// the payload bytes read from files plus 11 bytes per record and 64 per read, and buffers
     /// of large runs are reused once released (see [`crate::batch_read`]), so bounding the
     /// payload bytes a caller reads back bounds the memory.
     pub fn read_many_into<'a>(
