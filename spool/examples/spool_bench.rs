@@ -5,14 +5,19 @@
 //! ```
 //!
 //! Prints, for 1 KiB and 64 KiB entries, the enqueue + read + release throughput of entries held
-//! in memory and of entries spilled to segment files. Next to the spilled figures: the raw
+//! in memory and of entries spilled to segment files, the spilled ones read back two ways:
+//! `spilled` reads each entry with [`Spool::read`] (one positioned read per entry), `batched`
+//! reads each group of [`READ_GROUP`] bytes of consecutive entries with
+//! [`Spool::read_many_into`], the way the sink reads a file's entries back for its upload (runs
+//! of records close together in a segment come back with one positioned read of up to 1 MiB).
+//! Next to the spilled figures: the raw
 //! sequential write + read bandwidth of plain files in the same directory with 1 MiB I/O (the
 //! ratio to it is the figure with the 0.6 target) and with I/O of the entry's size (same number
 //! of system calls as the spool). Then it re-runs itself in a child process that spills 10x the
 //! memory quota and reports the child's peak RSS (`VmHWM`) against memory quota + 64 MiB.
 //!
 //! Pattern of every case: batches of `BATCH` bytes are enqueued, then every entry is read back
-//! and released (a writer draining its batch); the plain-file baseline writes each batch to a
+//! and released (a writer draining its batch; `batched` reads and releases a group at a time); the plain-file baseline writes each batch to a
 //! file with positioned 1 MiB writes and reads it back the same way. No fsync on either side
 //! (the spool never syncs: its files are scratch).
 //!
@@ -22,9 +27,9 @@
 //! starting each round from an empty file (which would make the baseline pay for allocating
 //! pages that the spool no longer allocates).
 //!
-//! The last column pair explains the small-entry figure: the spool reads each entry back with
-//! one positioned read of its record (no scanning, by design), so plain-file reads of the
-//! entry's size alone (untimed writes) bound what the spool can reach: `ceiling` is that read
+//! The last column pair explains the small-entry figure of `spilled`: [`Spool::read`] reads each
+//! entry back with one positioned read of its record (no scanning, by design), so plain-file
+//! reads of the entry's size alone (untimed writes) bound what it can reach: `ceiling` is that read
 //! rate, `max ratio` the ratio the spool would have if writing, checksums and bookkeeping cost
 //! nothing.
 
@@ -40,6 +45,9 @@ const MIB: u64 = 1024 * 1024;
 const BATCH: u64 = 32 * MIB;
 /// Rounds per case; the best round counts.
 const ROUNDS: usize = 5;
+/// Payload bytes of consecutive entries read back by one `read_many_into` call in `batched`
+/// cases and in the RSS run (a data file's worth, as the sink's writer reads for an upload).
+const READ_GROUP: u64 = 8 * MIB;
 /// Memory quota of the RSS run.
 const RSS_QUOTA: u64 = 64 * MIB;
 
@@ -140,12 +148,51 @@ fn spool(dir: &Path, memory_quota: u64, name: &str) -> (Spool, prometheus::Regis
     (Spool::open(cfg, name, &registry).unwrap(), registry)
 }
 
+/// How entries are read back.
+#[derive(Copy, Clone, PartialEq, Eq)]
+enum ReadBack {
+    /// [`Spool::read`] per entry.
+    PerEntry,
+    /// [`Spool::read_many_into`] per group of [`READ_GROUP`] bytes of consecutive entries.
+    Batched,
+}
+
+/// Reads back and releases `entries` in groups of [`READ_GROUP`] bytes with one
+/// `read_many_into` each; `payloads` is reused.
+fn drain_batched(
+    spool: &Spool,
+    entries: &mut Vec<cdc_spool::Entry>,
+    entry: usize,
+    payloads: &mut Vec<bytes::Bytes>,
+) {
+    let group = (READ_GROUP / entry as u64).max(1) as usize;
+    let mut rest = entries.drain(..).peekable();
+    let mut taken = Vec::with_capacity(group);
+    while rest.peek().is_some() {
+        taken.extend(rest.by_ref().take(group));
+        payloads.clear();
+        spool.read_many_into(&taken, payloads).unwrap();
+        assert!(payloads.iter().all(|b| b.len() == entry));
+        payloads.clear();
+        for e in taken.drain(..) {
+            spool.release(e);
+        }
+    }
+}
+
 /// Enqueue + read + release `total` bytes in entries of `entry` bytes; returns the elapsed time.
-fn run_spool(spool: &Spool, entry: usize, total: u64, expect_spilled: bool) -> Timing {
+fn run_spool(
+    spool: &Spool,
+    entry: usize,
+    total: u64,
+    expect_spilled: bool,
+    read: ReadBack,
+) -> Timing {
     let payload = bytes::Bytes::from(vec![0x5au8; entry]);
     let per_batch = (BATCH / entry as u64).max(1);
     let batches = (total / (per_batch * entry as u64)).max(1);
     let mut entries = Vec::with_capacity(per_batch as usize);
+    let mut payloads = Vec::new();
     let start = Clock::start();
     for _ in 0..batches {
         for _ in 0..per_batch {
@@ -156,6 +203,9 @@ fn run_spool(spool: &Spool, entry: usize, total: u64, expect_spilled: bool) -> T
                 .expect("accepted");
             debug_assert_eq!(e.is_spilled(), expect_spilled);
             entries.push(e);
+        }
+        if read == ReadBack::Batched {
+            drain_batched(spool, &mut entries, entry, &mut payloads);
         }
         for e in entries.drain(..) {
             let b = spool.read(&e).unwrap();
@@ -255,11 +305,7 @@ fn rss_child(dir: &Path) {
         );
     }
     let s = spool.stats();
-    for e in entries.drain(..) {
-        let b = spool.read(&e).unwrap();
-        assert_eq!(b.len(), entry as usize);
-        spool.release(e);
-    }
+    drain_batched(&spool, &mut entries, entry as usize, &mut Vec::new());
     spool.close().unwrap();
     println!(
         "{} {} {}",
@@ -284,9 +330,11 @@ fn main() {
     );
     println!(
         "throughput in MiB/s, by wall clock and by this thread's CPU time (steadier when shared);\n\
-         ratio = spool / plain files with 1 MiB I/O (target >= 0.6), and / plain files with I/O of \
-         the entry's size;\n\
-         ceiling = plain-file reads of the entry's size alone (the spool's one read per entry), \
+         spilled = Spool::read per entry, batched = Spool::read_many_into per 8 MiB group (the \
+         sink's read-back, target case);\n\
+         ratio = spool / plain files with 1 MiB I/O (target >= 0.6 for batched), and / plain files \
+         with I/O of the entry's size;\n\
+         ceiling = plain-file reads of the entry's size alone (Spool::read's one read per entry), \
          max ratio = ceiling / plain 1M"
     );
     println!(
@@ -304,7 +352,9 @@ fn main() {
     );
     for &entry in &a.entries {
         let (mem, _r1) = spool(&a.dir, 2 * BATCH, "bench-memory");
-        let d = best_of(ROUNDS, || run_spool(&mem, entry, total, false));
+        let d = best_of(ROUNDS, || {
+            run_spool(&mem, entry, total, false, ReadBack::PerEntry)
+        });
         mem.close().unwrap();
         println!(
             "{:<10} {:>5}K {:>5} {:>8.0}",
@@ -325,12 +375,13 @@ fn main() {
         // load hits both sides, and the best of each is kept.
         let (disk, _r2) = spool(&a.dir, 1, "bench-spilled");
         let plain = PlainFile::create(&a.dir);
-        let mut best = [Timing::MAX; 4];
+        let mut best = [Timing::MAX; 5];
         for _ in 0..ROUNDS {
-            best[0] = best[0].min(run_spool(&disk, entry, total, true));
+            best[0] = best[0].min(run_spool(&disk, entry, total, true, ReadBack::PerEntry));
             best[1] = best[1].min(plain.write_read(total, MIB));
             best[2] = best[2].min(plain.write_read(total, entry as u64));
             best[3] = best[3].min(plain.read_only(total, entry as u64));
+            best[4] = best[4].min(run_spool(&disk, entry, total, true, ReadBack::Batched));
         }
         disk.close().unwrap();
         drop(plain);
@@ -338,12 +389,20 @@ fn main() {
             ("wall", (|t: Timing| t.wall) as fn(Timing) -> Duration),
             ("cpu", |t: Timing| t.cpu),
         ] {
-            let [m, raw, same, reads] = best.map(|t| mb_per_s(total, pick(t)));
+            let [m, raw, same, reads, batched] = best.map(|t| mb_per_s(total, pick(t)));
             if clock == "wall" {
                 bench_line(
                     "spool",
                     &format!("spilled {}K enqueue+read+release", entry / 1024),
                     m,
+                    "MiB/s",
+                    ("plain-file write+read, 1 MiB I/O", raw),
+                    "",
+                );
+                bench_line(
+                    "spool",
+                    &format!("spilled {}K enqueue+read_many+release", entry / 1024),
+                    batched,
                     "MiB/s",
                     ("plain-file write+read, 1 MiB I/O", raw),
                     ">= 0.6",
@@ -361,6 +420,17 @@ fn main() {
                 m / same,
                 reads,
                 reads / raw
+            );
+            println!(
+                "{:<10} {:>5}K {:>5} {:>8.0} {:>10.0} {:>6.2} {:>10.0} {:>6.2}",
+                "batched",
+                entry / 1024,
+                clock,
+                batched,
+                raw,
+                batched / raw,
+                same,
+                batched / same,
             );
         }
     }

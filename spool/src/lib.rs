@@ -17,8 +17,11 @@
 //!   disk. Disk bytes stay within the disk quota, except for one oversized record alone.
 //! - **Reads do not scan**: an entry addresses `(segment, offset, length)`; a read is one
 //!   positioned read, verified by length and CRC-32C, or - while the record still waits in its
-//!   segment's write buffer - a copy (or a shared handle) from memory. Damage is an error
-//!   ([`SpoolError::Corrupt`] with segment, offset and [`CorruptReason`]), never decoded.
+//!   segment's write buffer - a copy (or a shared handle) from memory. A batch
+//!   ([`Spool::read_many`]) reads records that lie close together in one file with one
+//!   positioned read of the covering range (at most 1 MiB) and verifies each record the same
+//!   way. Damage is an error ([`SpoolError::Corrupt`] with segment, offset and
+//!   [`CorruptReason`]), never decoded.
 //! - **Accounting never leaks**: an [`Entry`] frees its bytes when released or dropped.
 //! - **No lock across I/O**: one mutex guards the bookkeeping; record writes and reads happen
 //!   outside it; callbacks run after it is dropped. The only I/O under the lock is creating an
@@ -55,9 +58,11 @@
 //!                     payload) -> decide the wake [lock]
 //!  read:              offset + 8 + len <= segment.buffered_from ? pread (no lock)
 //!                                                               : from the buffer [lock]
+//!  read_many:         runs of consecutive entries close together in one file -> one pread of
+//!                     the covering range (<= 1 MiB), each record verified and sliced out
 //! ```
 //!
-//! See [`write_buffer`] for the buffer's invariants.
+//! See [`write_buffer`] for the buffer's invariants and [`batch_read`] for the batched read.
 //!
 //! # Files: who creates and who deletes
 //!
@@ -118,6 +123,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch_read;
 pub mod config;
 mod error;
 mod metrics;

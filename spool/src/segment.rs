@@ -43,8 +43,8 @@ pub const RECORD_HEADER_LEN: u64 = 8;
 /// Largest payload a record can frame (the `len` field is a u32).
 pub const MAX_RECORD_PAYLOAD: u64 = u32::MAX as u64;
 
-/// Alignment (a cache line) the read buffer is matched to, see `read_record_at`.
-const READ_ALIGN: usize = 64;
+/// Alignment (a cache line) the read buffer is matched to, see [`read_span`].
+pub(crate) const READ_ALIGN: usize = 64;
 
 /// The file name of segment `id`: `segment-<id>.log`, the id zero-padded to 20 digits so that
 /// a directory listing sorts in creation order.
@@ -71,9 +71,14 @@ pub fn encode_header(payload: &[u8]) -> [u8; RECORD_HEADER_LEN as usize] {
     h
 }
 
-/// Verifies a whole record buffer (`header + payload`) read at `offset` of `segment` and returns
-/// the payload range. `buf` must hold exactly `8 + expected_len` bytes.
-fn verify_record(segment: u64, offset: u64, expected_len: u64, buf: &[u8]) -> Result<()> {
+/// Verifies a whole record buffer (`header + payload`) read at `offset` of `segment`: `Ok` when
+/// it is intact. `buf` must hold exactly `8 + expected_len` bytes.
+pub(crate) fn verify_record(
+    segment: u64,
+    offset: u64,
+    expected_len: u64,
+    buf: &[u8],
+) -> Result<()> {
     let found = u64::from(u32::from_le_bytes([buf[0], buf[1], buf[2], buf[3]]));
     if found != expected_len {
         return Err(SpoolError::Corrupt {
@@ -135,6 +140,11 @@ impl Segment {
     /// The segment file's path.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The open segment file (positioned reads need no lock).
+    pub(crate) fn file(&self) -> &File {
+        &self.file
     }
 
     /// Writes one framed record (its `header` from [`encode_header`], then `payload`) at
@@ -233,32 +243,74 @@ fn file_len(file: &File, path: &Path) -> Result<u64> {
         .map_err(|e| SpoolError::io(path, e))
 }
 
-/// One positioned read of the record at `offset`, verified. On a short read the file's length is
-/// looked up to report how many bytes it really holds.
+/// Reads up to `span` bytes of `file` from `offset` into a fresh buffer, placed at an index that
+/// matches the file offset modulo [`READ_ALIGN`]: the kernel copies from the page cache fastest
+/// when source and destination share their alignment within a cache line, and records sit at
+/// arbitrary offsets. The buffer is not zeroed first (the bytes land in its spare capacity).
+/// Positioned reads repeat until `span` bytes are in or the file ends.
+///
+/// Returns the buffer, the index where the bytes start and how many were read (fewer than `span`
+/// only when the file ends first).
+pub(crate) fn read_span(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    span: usize,
+) -> Result<(Vec<u8>, usize, usize)> {
+    let mut buf: Vec<u8> = Vec::with_capacity(span + READ_ALIGN);
+    let shift = (offset as usize).wrapping_sub(buf.as_ptr() as usize) % READ_ALIGN;
+    buf.resize(shift, 0);
+    let want = shift + span;
+    while buf.len() < want {
+        let at = offset + (buf.len() - shift) as u64;
+        match rustix::io::pread(file, rustix::buffer::spare_capacity(&mut buf), at) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(SpoolError::io(path, e.into())),
+        }
+    }
+    // The spare capacity may reach past the span (at most `READ_ALIGN` bytes): not ours.
+    buf.truncate(want);
+    let got = buf.len() - shift;
+    Ok((buf, shift, got))
+}
+
+/// Fills `dst` from `offset` of `file` with positioned reads (repeated if the kernel returns
+/// less); returns the bytes read, fewer than `dst.len()` only when the file ends first.
+pub(crate) fn read_exact_or_eof(
+    file: &File,
+    path: &Path,
+    offset: u64,
+    dst: &mut [u8],
+) -> Result<usize> {
+    let mut got = 0;
+    while got < dst.len() {
+        match file.read_at(&mut dst[got..], offset + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(SpoolError::io(path, e)),
+        }
+    }
+    Ok(got)
+}
+
+/// One positioned read of the record at `offset`, verified.
 fn read_record_at(file: &File, path: &Path, segment: u64, offset: u64, len: u64) -> Result<Bytes> {
     let total = record_len(len);
-    // The kernel copies from the page cache fastest when source and destination share their
-    // alignment within a cache line; records sit at arbitrary offsets, so the record is read
-    // at a start index of the buffer that matches the file offset modulo 64.
-    let mut buf = vec![0u8; total as usize + READ_ALIGN];
-    let shift = (offset as usize).wrapping_sub(buf.as_ptr() as usize) % READ_ALIGN;
-    let record = &mut buf[shift..shift + total as usize];
-    match file.read_exact_at(record, offset) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::UnexpectedEof => {
-            let available = file_len(file, path)?.saturating_sub(offset);
-            return Err(SpoolError::Corrupt {
-                segment,
-                offset,
-                reason: CorruptReason::Truncated {
-                    needed: total,
-                    available,
-                },
-            });
-        }
-        Err(e) => return Err(SpoolError::io(path, e)),
+    let (buf, shift, got) = read_span(file, path, offset, total as usize)?;
+    if (got as u64) < total {
+        return Err(SpoolError::Corrupt {
+            segment,
+            offset,
+            reason: CorruptReason::Truncated {
+                needed: total,
+                available: got as u64,
+            },
+        });
     }
-    verify_record(segment, offset, len, record)?;
+    verify_record(segment, offset, len, &buf[shift..shift + total as usize])?;
     let start = shift + RECORD_HEADER_LEN as usize;
     Ok(Bytes::from(buf).slice(start..start + len as usize))
 }

@@ -4,7 +4,9 @@
 //! reads are served from the buffer) and large ones (1 MiB chunks fill and are written by
 //! producers while consumers read records from the file, from sealed chunks and from the open
 //! chunk; payloads above the copy threshold are shared, a few are large enough to be written
-//! directly).
+//! directly). A third runs the large shape with consumers reading batches
+//! (`read_many_into`, runs coalesced across the gaps the other consumers' entries leave) while
+//! the others read and release entries one by one.
 
 use cdc_spool::{Enqueued, Entry, Spool, SpoolConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,7 +51,7 @@ fn concurrent_producers_and_consumers_read_back_every_byte_and_leave_nothing_beh
         .segment_size(64 * 1024)
         .build()
         .unwrap();
-    run(cfg, small);
+    run(cfg, small, Reads::Single);
 }
 
 #[test]
@@ -63,10 +65,37 @@ fn concurrent_spills_through_full_buffer_chunks_and_direct_writes_read_back_ever
         .segment_size(4 * 1024 * 1024)
         .build()
         .unwrap();
-    run(cfg, mixed);
+    run(cfg, mixed, Reads::Single);
 }
 
-fn run(cfg: SpoolConfig, len: Lengths) {
+#[test]
+fn concurrent_batched_reads_while_others_release_read_back_every_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = SpoolConfig::builder()
+        .dir(tmp.path())
+        .memory_quota(64 * 1024)
+        .disk_quota(12 * 1024 * 1024)
+        .watermarks(8 * 1024 * 1024, 2 * 1024 * 1024)
+        .segment_size(4 * 1024 * 1024)
+        .build()
+        .unwrap();
+    run(cfg, mixed, Reads::Batched);
+}
+
+/// How consumers read back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// Every consumer reads one entry at a time.
+    Single,
+    /// Consumer 0 reads one at a time; the others take what the channel holds (up to 64
+    /// entries) and read it with one `read_many_into`.
+    Batched,
+}
+
+/// Largest batch a batched consumer reads at once.
+const BATCH: usize = 64;
+
+fn run(cfg: SpoolConfig, len: Lengths, reads: Reads) {
     let registry = prometheus::Registry::new();
     let spool = Spool::open(cfg, "concurrent", &registry).unwrap();
     let wakes = Arc::new(AtomicU64::new(0));
@@ -125,10 +154,30 @@ fn run(cfg: SpoolConfig, len: Lengths) {
     drop(tx);
 
     let consumers: Vec<_> = (0..CONSUMERS)
-        .map(|_| {
+        .map(|c| {
             let (spool, rx) = (spool.clone(), rx.clone());
             std::thread::spawn(move || {
                 let mut n = 0u64;
+                if reads == Reads::Batched && c > 0 {
+                    let mut batch = Vec::with_capacity(BATCH);
+                    let mut got = Vec::with_capacity(BATCH);
+                    while let Ok(first) = rx.recv() {
+                        batch.push(first);
+                        // never waits for more: producers may wait for the space we hold
+                        batch.extend(rx.try_iter().take(BATCH - 1));
+                        got.clear();
+                        spool
+                            .read_many_into(batch.iter().map(|(_, _, e)| e), &mut got)
+                            .unwrap();
+                        assert_eq!(got.len(), batch.len());
+                        for ((p, seq, entry), b) in batch.drain(..).zip(got.drain(..)) {
+                            assert_eq!(&b[..], &payload(len, p, seq)[..], "entry {p}/{seq}");
+                            spool.release(entry);
+                            n += 1;
+                        }
+                    }
+                    return n;
+                }
                 for (p, seq, entry) in rx {
                     let got = spool.read(&entry).unwrap();
                     assert_eq!(&got[..], &payload(len, p, seq)[..], "entry {p}/{seq}");

@@ -299,3 +299,128 @@ fn a_segment_emptied_under_the_spool_reads_as_truncated_not_as_stale_data() {
         "{err:?}"
     );
 }
+
+// Batched reads: the fixture's three records are adjacent, so `read_many` reads them with one
+// positioned read of the covering range; damage inside that range must give the error a single
+// read of the damaged record gives, and nothing is appended to the caller's vector.
+
+/// `read_many_into` of all three entries onto a vector already holding one item: returns the
+/// error and checks the vector was left as it was.
+fn batched_error(f: &Fixture) -> SpoolError {
+    let mut out = vec![bytes::Bytes::from_static(b"earlier")];
+    let err = f
+        .spool
+        .read_many_into(f.entries.iter(), &mut out)
+        .unwrap_err();
+    assert_eq!(
+        out,
+        vec![bytes::Bytes::from_static(b"earlier")],
+        "left as it was"
+    );
+    err
+}
+
+#[test]
+fn adjacent_records_are_read_back_as_slices_of_one_buffer() {
+    let f = fixture();
+    let got = f.spool.read_many(&f.entries).unwrap();
+    assert_eq!(got, vec![payload(0), payload(1), payload(2)]);
+    // one coalesced read: the payloads sit one record apart in the same buffer
+    let base = got[0].as_ptr() as usize;
+    assert_eq!(got[1].as_ptr() as usize - base, (H + 100) as usize);
+    assert_eq!(got[2].as_ptr() as usize - base, 2 * (H + 100) as usize);
+}
+
+#[test]
+fn a_flipped_bit_inside_a_coalesced_range_names_its_record() {
+    let f = fixture();
+    f.xor_byte(108 + H + 7, 0x10);
+    let single = f.spool.read(&f.entries[1]).unwrap_err();
+    let err = batched_error(&f);
+    let mut damaged = payload(1);
+    damaged[7] ^= 0x10;
+    let (want_stored, want_computed) = (crc32c::crc32c(&payload(1)), crc32c::crc32c(&damaged));
+    assert!(
+        matches!(
+            err,
+            SpoolError::Corrupt {
+                segment: 0,
+                offset: 108,
+                reason: CorruptReason::ChecksumMismatch { stored, computed }
+            } if stored == want_stored && computed == want_computed
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), single.to_string(), "as a single read says");
+    // the batch without the damaged record still reads
+    let rest = f.spool.read_many([&f.entries[0], &f.entries[2]]).unwrap();
+    assert_eq!(rest, vec![payload(0), payload(2)]);
+}
+
+#[test]
+fn a_damaged_length_inside_a_coalesced_range_is_a_length_mismatch_at_its_record() {
+    let f = fixture();
+    f.xor_byte(216, 0x02); // len 100 -> 102
+    let err = batched_error(&f);
+    assert!(
+        matches!(
+            err,
+            SpoolError::Corrupt {
+                segment: 0,
+                offset: 216,
+                reason: CorruptReason::LengthMismatch {
+                    expected: 100,
+                    found: 102
+                }
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_truncation_inside_a_coalesced_range_is_reported_at_the_first_record_cut() {
+    let f = fixture();
+    // cut inside record 1: records 1 and 2 are both missing bytes, record 1 is reported
+    f.damage(|file| file.set_len(108 + 50).unwrap());
+    let single = f.spool.read(&f.entries[1]).unwrap_err();
+    let err = batched_error(&f);
+    assert!(
+        matches!(
+            err,
+            SpoolError::Corrupt {
+                segment: 0,
+                offset: 108,
+                reason: CorruptReason::Truncated {
+                    needed: 108,
+                    available: 50
+                }
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(err.to_string(), single.to_string(), "as a single read says");
+    assert_eq!(
+        f.spool.read_many(&f.entries[..1]).unwrap(),
+        vec![payload(0)],
+        "the record before the cut is intact"
+    );
+    // cut before record 2 starts: nothing of it is left
+    f.damage(|file| file.set_len(0).unwrap());
+    f.damage(|file| file.set_len(216).unwrap());
+    let err = f.spool.read_many(&f.entries[2..]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            SpoolError::Corrupt {
+                segment: 0,
+                offset: 216,
+                reason: CorruptReason::Truncated {
+                    needed: 108,
+                    available: 0
+                }
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -3,7 +3,8 @@
 //! step the outcome, the bytes read, the wake and flush callbacks run so far (in order), the
 //! accounting, the bytes held in the write buffer, the watermark state, the segment table and
 //! the files on disk must agree. Reads hit the write buffer or the file depending on the ops
-//! before them.
+//! before them. Batched reads (`read_many_into`) of consecutive, gapped and descending picks
+//! must return what per-entry reads return.
 
 use bytes::Bytes;
 use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
@@ -14,8 +15,19 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Clone, Debug)]
 enum Op {
-    Enqueue { len: usize, wake: bool, flush: bool },
+    Enqueue {
+        len: usize,
+        wake: bool,
+        flush: bool,
+    },
     Read(usize),
+    /// A batched read of `count` entries from `start`, every `step`-th (wrapping): step 1 is a
+    /// run of consecutive records, larger steps leave gaps, `len - 1` descends.
+    ReadMany {
+        start: usize,
+        count: usize,
+        step: usize,
+    },
     Release(usize),
     Drop(usize),
     Rotate,
@@ -51,6 +63,8 @@ fn op() -> impl Strategy<Value = Op> {
         6 => (prop_oneof![4 => 0usize..120, 1 => 0usize..1000], any::<bool>(), any::<bool>())
             .prop_map(|(len, wake, flush)| Op::Enqueue { len, wake, flush }),
         2 => any::<usize>().prop_map(Op::Read),
+        2 => (any::<usize>(), 1usize..12, prop_oneof![3 => Just(1usize), 1 => any::<usize>()])
+            .prop_map(|(start, count, step)| Op::ReadMany { start, count, step }),
         3 => any::<usize>().prop_map(Op::Release),
         1 => any::<usize>().prop_map(Op::Drop),
         1 => Just(Op::Rotate),
@@ -381,6 +395,30 @@ fn run(p: Params, ops: Vec<Op>) {
                 let got = spool.read(&real[i]).unwrap();
                 assert_eq!(&got[..], &model.entries[i].data[..], "bytes read back");
             }
+            Op::ReadMany { start, count, step } if !real.is_empty() => {
+                let n = real.len();
+                let (start, step) = (start % n, step % n);
+                let picked: Vec<usize> = (0..count).map(|k| (start + k * step) % n).collect();
+                let batch: Vec<&Entry> = picked.iter().map(|&i| &real[i]).collect();
+                let mut got = vec![Bytes::from_static(b"kept")];
+                spool
+                    .read_many_into(batch.iter().copied(), &mut got)
+                    .unwrap();
+                assert_eq!(
+                    got.len(),
+                    1 + picked.len(),
+                    "one payload per entry, appended"
+                );
+                assert_eq!(&got[0][..], b"kept");
+                for (b, &i) in got[1..].iter().zip(&picked) {
+                    assert_eq!(
+                        &b[..],
+                        &model.entries[i].data[..],
+                        "batched bytes read back"
+                    );
+                    assert_eq!(b, &spool.read(&real[i]).unwrap(), "same as a single read");
+                }
+            }
             Op::Release(i) if !real.is_empty() => {
                 let i = i % real.len();
                 model.free(i, true);
@@ -407,7 +445,7 @@ fn run(p: Params, ops: Vec<Op>) {
                 model.reopen();
                 spool = open(&p, tmp.path(), &registry);
             }
-            Op::Read(_) | Op::Release(_) | Op::Drop(_) => {}
+            Op::Read(_) | Op::ReadMany { .. } | Op::Release(_) | Op::Drop(_) => {}
         }
         check(&model, &spool, &real, &wakes, &flushes);
     }
