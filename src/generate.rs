@@ -14,6 +14,7 @@
 
 use crate::workload::{Step, Workload, WorkloadConfig};
 use anyhow::{Context, Result};
+use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{DdlEvent, DdlKind, Ts};
 use cdc_sink::{FileNaming, Sink, SinkConfig};
 use prometheus::Registry;
@@ -62,6 +63,9 @@ pub struct GenerateOptions {
     pub tps: f64,
     /// Resume after a crash: skip the steps the checkpoint in storage covers.
     pub resume: bool,
+    /// Delay every index file put by this much (crash testing): widens the window between a
+    /// data file and its index entry, where a crash leaves a file without its entry.
+    pub index_put_delay: Option<Duration>,
 }
 
 impl GenerateReport {
@@ -84,9 +88,17 @@ pub async fn generate(
     }
     let registry = Registry::new();
     let config = SinkConfig::new("generate");
-    let sink = Sink::open(sink_uri, config, &registry)
-        .await
-        .context("opening the sink")?;
+    let sink = match opts.index_put_delay {
+        None => Sink::open(sink_uri, config, &registry).await,
+        Some(delay) => {
+            let (storage, options) = cdc_common::storage::StorageUri::parse_sink(sink_uri)?;
+            let store = FaultStore::new(storage.build()?);
+            // Index files are `<dir>/meta/CDC[_<dispatcher>].index`; schema files are not hit.
+            store.add_rule(Rule::new(Op::Put, "/meta/CDC", Fault::Delay(delay)));
+            Sink::with_store(Arc::new(store), options, config, &registry).await
+        }
+    }
+    .context("opening the sink")?;
     generate_into(sink, &registry, cfg, opts, on_progress).await
 }
 

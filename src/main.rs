@@ -131,6 +131,10 @@ enum Command {
         /// CDC service restarting from its checkpoint). Needs --start-ts.
         #[arg(long)]
         resume: bool,
+        /// Delay every index file put by this many milliseconds (crash testing: widens the
+        /// window in which a kill leaves a data file without its index entry).
+        #[arg(long)]
+        delay_index_puts_ms: Option<u64>,
         #[command(flatten)]
         workload: WorkloadArgs,
     },
@@ -252,10 +256,15 @@ async fn run(cmd: Command) -> Result<()> {
             sink_uri,
             tps,
             resume,
+            delay_index_puts_ms,
             workload,
         } => {
             let cfg = workload.config()?;
-            let opts = cdc_storage::generate::GenerateOptions { tps, resume };
+            let opts = cdc_storage::generate::GenerateOptions {
+                tps,
+                resume,
+                index_put_delay: delay_index_puts_ms.map(std::time::Duration::from_millis),
+            };
             let r = cdc_storage::generate::generate(&sink_uri, &cfg, opts, &|_| {}).await?;
             if let Some(c) = r.resumed_from {
                 println!(

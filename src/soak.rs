@@ -146,7 +146,7 @@ pub async fn soak(cfg: &SoakConfig) -> Result<SoakReport> {
 
     let opts = GenerateOptions {
         tps: cfg.tps,
-        resume: false,
+        ..GenerateOptions::default()
     };
     let (w, uri) = (workload.clone(), sink_uri.clone());
     let mut gen = tokio::spawn(async move { generate(&uri, &w, opts, &|_| {}).await });
