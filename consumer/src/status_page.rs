@@ -7,7 +7,10 @@
 //! - the last round: start and end, discovery counts, files / rows / DDLs per table, its fatal
 //!   error and its warnings (in separate lists);
 //! - per-table progress: applied ts, applied schema version, and per stream (partition, writer)
-//!   the date directory, last wholly applied file index and commit ts;
+//!   the date directory, last wholly applied file index and commit ts. Beyond
+//!   [`MAX_TABLES_SHOWN`] tables (a changefeed may have thousands) the page lists the ones
+//!   furthest behind and says how many it left out; `/health` lists all. The last round's
+//!   per-table list is capped the same way (largest row counts first);
 //! - the recent fatal errors (the last [`crate::freshness::RECENT_ERRORS`]) with their time;
 //! - the quarantined data files (`--on-bad-file quarantine`): how many, and the newest with
 //!   their path, reason and time.
@@ -29,6 +32,35 @@ use std::fmt::Write;
 
 /// Seconds between the page's automatic reloads.
 pub const REFRESH_SECS: u32 = 5;
+
+/// Tables listed in each per-table section; the page stays small (and quick to render every
+/// [`REFRESH_SECS`]) whatever the number of tables.
+pub const MAX_TABLES_SHOWN: usize = 200;
+
+/// The entries to list: all in their map order when they fit, otherwise the first
+/// [`MAX_TABLES_SHOWN`] by `key` (ties in map order); and how many were left out.
+fn shown<'a, T, K: Ord>(
+    entries: impl ExactSizeIterator<Item = (&'a String, &'a T)>,
+    key: impl Fn(&T) -> K,
+) -> (Vec<(&'a String, &'a T)>, usize) {
+    let total = entries.len();
+    let mut v: Vec<(&String, &T)> = entries.collect();
+    if total > MAX_TABLES_SHOWN {
+        v.sort_by_key(|(_, t)| key(t));
+        v.truncate(MAX_TABLES_SHOWN);
+    }
+    (v, total.saturating_sub(MAX_TABLES_SHOWN))
+}
+
+fn left_out(p: &mut String, n: usize, order: &str) {
+    if n > 0 {
+        let _ = writeln!(
+            p,
+            "<p class=\"warn\">{n} more tables not shown (listed: the {MAX_TABLES_SHOWN} {order}; \
+             <a href=\"/health\">/health</a> has all).</p>"
+        );
+    }
+}
 
 /// Escapes `s` for HTML text and double- or single-quoted attribute values: `&`, `<`, `>`,
 /// `"` and `'` become character references, everything else is kept.
@@ -149,7 +181,8 @@ fn last_round(p: &mut String, r: &RoundRecord) {
         p.push_str("<p>Nothing applied.</p>\n");
     } else {
         p.push_str("<table><tr><th>Table</th><th>Files</th><th>Rows</th><th>DDLs</th></tr>\n");
-        for (name, t) in &r.tables {
+        let (list, more) = shown(r.tables.iter(), |t| std::cmp::Reverse(t.rows));
+        for (name, t) in list {
             let _ = writeln!(
                 p,
                 "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
@@ -161,6 +194,7 @@ fn last_round(p: &mut String, r: &RoundRecord) {
             );
         }
         p.push_str("</table>\n");
+        left_out(p, more, "with the most rows this round");
     }
     match &r.fatal {
         Some(f) => {
@@ -198,7 +232,8 @@ fn tables(p: &mut String, h: &Health) {
          <th>Partition</th><th>Writer</th><th>Version</th><th>Date</th><th>File index</th>\
          <th>Commit ts</th></tr>\n",
     );
-    for (name, t) in &h.tables {
+    let (list, more) = shown(h.tables.iter(), |t| t.applied_ts);
+    for (name, t) in list {
         let version = t
             .version
             .map(|v| v.to_string())
@@ -232,6 +267,7 @@ fn tables(p: &mut String, h: &Health) {
         }
     }
     p.push_str("</table>\n");
+    left_out(p, more, "furthest behind");
 }
 
 fn or_dash(s: &str) -> &str {
@@ -344,6 +380,32 @@ mod tests {
             message: format!("table {EVIL} failed"),
         });
         h
+    }
+
+    #[test]
+    fn thousands_of_tables_show_the_furthest_behind_and_count_the_rest() {
+        let mut h = Health::default();
+        let n = MAX_TABLES_SHOWN + 50;
+        for i in 0..n {
+            h.tables.insert(
+                format!("db.t{i:05}"),
+                TableProgress {
+                    // t00000 is the newest, the last one the furthest behind.
+                    applied_ts: (n - i) as u64,
+                    ..Default::default()
+                },
+            );
+        }
+        let page = render(&h, 0);
+        assert!(page.contains("db.t00249"), "the furthest behind is listed");
+        assert!(
+            page.contains("db.t00050"),
+            "the 200th furthest behind is listed"
+        );
+        assert!(!page.contains("db.t00049"), "the 201st is not");
+        assert!(page.contains("50 more tables not shown"));
+        let small = render(&health(), 0);
+        assert!(!small.contains("more tables not shown"));
     }
 
     #[test]
