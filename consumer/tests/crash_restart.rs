@@ -354,3 +354,96 @@ async fn kill_9_and_restart_on_mariadb() {
     kill_and_finish(&run_uri, &my, total, || my_applied(&pool, &b)).await;
     assert_eq!(my_dump(&pool, &b).await, my_dump(&pool, &a).await);
 }
+
+/// The race a SIGKILL can leave on a server downstream: the killed consumer had sent `COMMIT`
+/// and its backend commits after the restarted consumer read the progress record, so the new
+/// consumer applies the same unit again. Here consumer A reads the progress record, consumer B
+/// then applies every unit (one per stream), and A applies them after: each must be a no-op.
+async fn late_commit(down: &str, schema: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("s");
+    std::fs::create_dir_all(&root).unwrap();
+    let uri = format!(
+        "file://{}?protocol=csv&include-commit-ts=true",
+        root.display()
+    );
+    let mut w = Writer::new(&uri);
+    let mut nopk = two_cols(schema, "nopk", ts(1));
+    nopk.columns[0].primary_key = false;
+    w.schema(&nopk, "", DdlKind::CreateTable).await;
+    w.file(&nopk, &[(ts(5), vec![ins(1, "x"), ins(2, "y")])])
+        .await;
+    w.checkpoint(ts(6)).await;
+    let open = || async {
+        let argv = [
+            "storage-consumer",
+            "--upstream-uri",
+            &uri,
+            "--downstream-uri",
+            down,
+            "--once",
+        ];
+        let cfg = cdc_consumer::config::Config::from_args(
+            &<cdc_consumer::config::Args as clap::Parser>::parse_from(argv),
+        )
+        .unwrap();
+        let health = std::sync::Arc::new(std::sync::Mutex::new(
+            cdc_consumer::freshness::Health::default(),
+        ));
+        let r = cdc_consumer::replayer(&cfg, cdc_consumer::metrics::Metrics::new(), health)
+            .await
+            .unwrap();
+        (cfg, r)
+    };
+    let (cfg_a, late) = open().await; // has read the (empty) progress record
+    let (cfg_b, b) = open().await;
+    cdc_consumer::run(&cfg_b, b).await.unwrap();
+    cdc_consumer::run(&cfg_a, late).await.unwrap();
+}
+
+fn tag() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        % 1_000_000_000
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_committed_after_the_progress_was_read_is_not_applied_twice_on_postgres() {
+    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let schema = format!("late_commit_{}", tag());
+    late_commit(&pg, &schema).await;
+    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let n: i64 = client
+        .query_one(&format!("SELECT count(*) FROM \"{schema}\".\"nopk\""), &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "the file's two rows, once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_committed_after_the_progress_was_read_is_not_applied_twice_on_mariadb() {
+    let Some(my) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let schema = format!("late_commit_{}", tag());
+    late_commit(&my, &schema).await;
+    let pool = mysql_async::Pool::new(my.as_str());
+    let mut conn = pool.get_conn().await.unwrap();
+    let n: Option<i64> = mysql_async::prelude::Queryable::query_first(
+        &mut conn,
+        format!("SELECT count(*) FROM `{schema}`.`nopk`"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(n, Some(2), "the file's two rows, once");
+    drop(conn);
+    pool.disconnect().await.unwrap();
+}

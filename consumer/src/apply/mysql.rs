@@ -9,6 +9,11 @@
 //!   are idempotent (`IF [NOT] EXISTS`, including MariaDB's column clauses; renames check that
 //!   the source still exists), so a crash between the DDL and the progress commit re-runs
 //!   harmless statements. Rows and progress are one transaction.
+//! - Before writing progress, a locking read of the stream's progress row: a consumer killed
+//!   right after sending `COMMIT` leaves a server session that still commits, after a restarted
+//!   consumer may have read the progress record; the restarted one then applies the same unit,
+//!   waits on the row lock, finds the unit's own position stored and rolls back, so the unit is
+//!   applied exactly once.
 //! - The progress table lives in the URI's database (`cdc_consumer` when the URI names none).
 //! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text) and
 //!   `NO_BACKSLASH_ESCAPES` added to its `sql_mode`: the only string literals in our SQL text
@@ -237,6 +242,34 @@ impl Downstream for MysqlDownstream {
                 conv("file_index", p.file_index)?,
                 conv("commit_ts", p.commit_ts.0)?,
             );
+            // A locking read sees the newest commit: it waits for a late commit of this very
+            // unit by a killed consumer (see the module doc) and finds its position stored.
+            let stored: Option<(i64, String, i64, i64)> = tx
+                .exec_first(
+                    format!(
+                        "SELECT table_version, date_dir, file_index, commit_ts FROM \
+                         {progress_db}.{PROGRESS_TABLE} WHERE schema_name = ? AND table_name = ? \
+                         AND partition_id = ? AND dispatcher = ? FOR UPDATE"
+                    ),
+                    Params::Positional(vec![
+                        k.schema.as_str().into(),
+                        k.table.as_str().into(),
+                        k.partition.as_str().into(),
+                        k.dispatcher.as_str().into(),
+                    ]),
+                )
+                .await
+                .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
+            if stored == Some((v, p.date.clone(), idx, ts)) {
+                tracing::warn!(
+                    file = unit.file,
+                    "unit already applied by an earlier commit that landed late; not applying it again"
+                );
+                tx.rollback()
+                    .await
+                    .map_err(|e| downstream_error(&tname, unit.file, "rollback", e))?;
+                return Ok(());
+            }
             tx.exec_drop(
                 format!(
                     "INSERT INTO {progress_db}.{PROGRESS_TABLE} (schema_name, table_name, \

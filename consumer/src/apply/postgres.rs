@@ -12,6 +12,13 @@
 //!   to the last image first, as both paths require).
 //! - The progress table is `public.cdc_consumer_progress`; rows, DDL and progress of a unit are
 //!   one transaction (PostgreSQL DDL is transactional).
+//! - The progress write is a compare: it changes a row only when the stored position differs
+//!   from the unit's. A consumer killed right after sending `COMMIT` leaves a server backend
+//!   that still commits; a restarted consumer may have read the progress before that commit
+//!   landed and apply the same unit again. Its progress write then waits on the first one's row
+//!   lock, finds the unit's own position stored, changes nothing, and the whole transaction is
+//!   rolled back: the unit is applied exactly once (a table without a key would otherwise get
+//!   its rows twice).
 //! - A schema, table or column name longer than [`MAX_IDENTIFIER_BYTES`] is refused (an error
 //!   naming the table) rather than silently truncated by PostgreSQL into another name.
 
@@ -595,6 +602,7 @@ impl Downstream for PostgresDownstream {
                 }
             }
         }
+        let mut already_applied = false;
         for (k, p) in unit.progress {
             let conv = |what: &str, v: u64| {
                 to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "progress", e))
@@ -611,7 +619,11 @@ impl Downstream for PostgresDownstream {
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                      ON CONFLICT (schema_name, table_name, partition_id, dispatcher) DO UPDATE SET \
                      table_version = EXCLUDED.table_version, date_dir = EXCLUDED.date_dir, \
-                     file_index = EXCLUDED.file_index, commit_ts = EXCLUDED.commit_ts"
+                     file_index = EXCLUDED.file_index, commit_ts = EXCLUDED.commit_ts \
+                     WHERE ({PROGRESS_TABLE}.table_version, {PROGRESS_TABLE}.date_dir, \
+                     {PROGRESS_TABLE}.file_index, {PROGRESS_TABLE}.commit_ts) IS DISTINCT FROM \
+                     (EXCLUDED.table_version, EXCLUDED.date_dir, EXCLUDED.file_index, \
+                     EXCLUDED.commit_ts)"
                 ),
                 &[
                     &k.schema,
@@ -625,7 +637,19 @@ impl Downstream for PostgresDownstream {
                 ],
             )
             .await
-            .map_err(|e| downstream_error(&tname, unit.file, "progress", PgError(&e)))?;
+            .map_err(|e| downstream_error(&tname, unit.file, "progress", PgError(&e)))
+            .map(|changed| already_applied |= changed == 0)?;
+        }
+        if already_applied {
+            // Committed before (see the module doc): keep that commit, drop this one.
+            tracing::warn!(
+                file = unit.file,
+                "unit already applied by an earlier commit that landed late; not applying it again"
+            );
+            tx.rollback()
+                .await
+                .map_err(|e| downstream_error(&tname, unit.file, "rollback", PgError(&e)))?;
+            return Ok(());
         }
         if let Some(q) = unit.quarantine {
             let conv = |what: &str, v: u64| {
