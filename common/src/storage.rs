@@ -422,10 +422,18 @@ fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
 /// Reads a whole object, mapping "not found" to `Ok(None)`.
 pub async fn get_opt(store: &dyn ObjectStore, path: &str) -> Result<Option<bytes::Bytes>> {
     let p = Path::parse(path).map_err(|e| Error::path(path, e.to_string()))?;
-    match store.get(&p).await {
-        Ok(r) => Ok(Some(r.bytes().await?)),
+    Ok(get_if_exists(store, &p).await?)
+}
+
+/// [`get_opt`] with the store's own error, for callers that retry by that error's kind.
+pub async fn get_if_exists(
+    store: &dyn ObjectStore,
+    path: &Path,
+) -> object_store::Result<Option<bytes::Bytes>> {
+    match store.get(path).await {
+        Ok(r) => r.bytes().await.map(Some),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 

@@ -73,10 +73,11 @@ use cdc_common::layout::{
 };
 use cdc_common::options::DateSeparator;
 use cdc_common::schema_file::SchemaFile;
+use cdc_common::storage::get_if_exists;
 use cdc_common::{TableName, Ts};
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,11 +152,7 @@ impl Upstream {
         let r = self
             .retry(path, || async {
                 self.metrics.get_calls.inc();
-                match self.store.get(&p).await {
-                    Ok(r) => r.bytes().await.map(Some),
-                    Err(object_store::Error::NotFound { .. }) => Ok(None),
-                    Err(e) => Err(e),
-                }
+                get_if_exists(self.store.as_ref(), &p).await
             })
             .await
             .map_err(|e| Error::storage(path, e))?;

@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::metrics::SinkMetrics;
 use crate::retry::{retry, RetryPolicy};
 use cdc_common::layout::Checkpoint;
+use cdc_common::storage::get_if_exists;
 use cdc_common::Ts;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
@@ -106,12 +107,8 @@ async fn read_existing(
     metrics: &Arc<SinkMetrics>,
 ) -> Result<Option<Ts>> {
     let location = Path::from(Checkpoint::path());
-    let bytes = retry(policy, metrics, "get", Checkpoint::path(), 1, || async {
-        match store.get(&location).await {
-            Ok(r) => r.bytes().await.map(Some),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+    let bytes = retry(policy, metrics, "get", Checkpoint::path(), 1, || {
+        get_if_exists(store.as_ref(), &location)
     })
     .await?;
     Ok(

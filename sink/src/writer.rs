@@ -49,6 +49,7 @@ use crate::schema::SchemaCache;
 use bytes::Bytes;
 use cdc_common::codec::Codec;
 use cdc_common::layout::{parse_file_name, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
+use cdc_common::storage::get_if_exists;
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
 use cdc_spool::{Entry, Spool};
 use futures::StreamExt;
@@ -526,12 +527,8 @@ async fn discover_next_index(
     let location = Path::from(index_path.as_str());
     let store = &ctx.store;
     let policy = &ctx.config.retry;
-    let content = retry(policy, &ctx.metrics, "get", &index_path, 1, || async {
-        match store.get(&location).await {
-            Ok(r) => r.bytes().await.map(Some),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+    let content = retry(policy, &ctx.metrics, "get", &index_path, 1, || {
+        get_if_exists(store.as_ref(), &location)
     })
     .await?;
     let mut indexed = match &content {
