@@ -29,18 +29,18 @@ pub struct ReplayReport {
     pub checkpoint_ts: u64,
 }
 
-/// Replays `upstream` into `downstream` until nothing is left (the consumer's `--once`).
-pub async fn replay(
+/// A consumer replayer from `upstream` into `downstream` with storage-consumer's defaults; the
+/// caller drives its rounds (`demo` until nothing is left, `soak` while the generator runs).
+pub async fn open_replayer(
     upstream: &str,
     downstream: &str,
-    on_round: &(dyn Fn(&ReplayReport) + Sync),
-) -> Result<ReplayReport> {
+) -> Result<cdc_consumer::replay::Replayer> {
     let args = ConsumerArgs {
         upstream_uri: upstream.into(),
         config: None,
         downstream_uri: downstream.into(),
         interval: "100ms".into(),
-        once: true,
+        once: false,
         until_ts: None,
         tables: None,
         metrics_addr: None,
@@ -52,7 +52,16 @@ pub async fn replay(
     let cfg = ConsumerConfig::from_args(&args)?;
     let metrics = cdc_consumer::metrics::Metrics::new();
     let health = Arc::new(Mutex::new(cdc_consumer::freshness::Health::default()));
-    let mut r = cdc_consumer::replayer(&cfg, metrics, health).await?;
+    Ok(cdc_consumer::replayer(&cfg, metrics, health).await?)
+}
+
+/// Replays `upstream` into `downstream` until nothing is left (the consumer's `--once`).
+pub async fn replay(
+    upstream: &str,
+    downstream: &str,
+    on_round: &(dyn Fn(&ReplayReport) + Sync),
+) -> Result<ReplayReport> {
+    let mut r = open_replayer(upstream, downstream).await?;
     let start = Instant::now();
     let mut report = ReplayReport::default();
     loop {

@@ -19,9 +19,7 @@ use crate::verify::verify;
 use crate::workload::{Workload, WorkloadConfig};
 use anyhow::{bail, Context, Result};
 use cdc_common::Ts;
-use cdc_consumer::config::{Args as ConsumerArgs, Config as ConsumerConfig};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Lag may peak this much higher in the second half of the steady window than in the first.
@@ -151,24 +149,8 @@ pub async fn soak(cfg: &SoakConfig) -> Result<SoakReport> {
     let (w, uri) = (workload.clone(), sink_uri.clone());
     let mut gen = tokio::spawn(async move { generate(&uri, &w, opts, &|_| {}).await });
 
-    let args = ConsumerArgs {
-        upstream_uri: upstream,
-        config: None,
-        downstream_uri: downstream.clone(),
-        interval: format!("{}ms", cfg.interval.as_millis()),
-        once: false,
-        until_ts: None,
-        tables: None,
-        metrics_addr: None,
-        log_level: "warn".into(),
-        batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
-        progress_file: None,
-        on_bad_file: "stop".into(),
-    };
-    let ccfg = ConsumerConfig::from_args(&args)?;
-    let health = Arc::new(Mutex::new(cdc_consumer::freshness::Health::default()));
     std::fs::create_dir_all(&storage)?;
-    let mut replayer = cdc_consumer::replayer(&ccfg, cdc_consumer::metrics::Metrics::new(), health)
+    let mut replayer = crate::demo::open_replayer(&upstream, &downstream)
         .await
         .context("opening the consumer")?;
 
