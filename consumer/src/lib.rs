@@ -83,8 +83,17 @@ pub async fn replayer(
 
 /// What `storage-consumer` does with its parsed flags once logging is set up: builds the
 /// configuration, serves `/health` and `/metrics` when asked, and runs rounds (see [`run`]).
-/// Shared by the `storage-consumer` binary and `cdc-storage consume`.
-pub async fn main_with(args: &config::Args) -> Result<()> {
+/// Shared by the `storage-consumer` binary and `cdc-storage consume`. An error comes back as
+/// its text with every secret of the two URIs replaced by `***` (a driver's error may quote
+/// them), ready to print.
+pub async fn main_with(args: &config::Args) -> std::result::Result<(), String> {
+    let secrets = secrets::Secrets::from_uris(&[&args.upstream_uri, &args.downstream_uri]);
+    serve(args)
+        .await
+        .map_err(|e| secrets.redact(&e.to_string()).into_owned())
+}
+
+async fn serve(args: &config::Args) -> Result<()> {
     let cfg = Config::from_args(args)?;
     tracing::info!(
         upstream = %cfg.upstream_redacted,
