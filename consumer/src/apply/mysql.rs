@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::storage::redact_uri;
-use cdc_common::{TableDef, TableName, Ts, Value};
+use cdc_common::{TableDef, TableName, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, TxOpts, Value as MyValue};
 
@@ -172,9 +172,6 @@ impl Downstream for MysqlDownstream {
             ))
             .await
             .map_err(bad)?;
-        let conv = |what: &str, v: i64| {
-            from_i64(what, v).map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))
-        };
         let mut out = Vec::new();
         for (schema, table, partition, dispatcher, v, date, idx, ts) in rows {
             out.push((
@@ -184,12 +181,8 @@ impl Downstream for MysqlDownstream {
                     partition,
                     dispatcher,
                 },
-                Position {
-                    version: Ts(conv("table_version", v)?),
-                    date,
-                    file_index: conv("file_index", idx)?,
-                    commit_ts: Ts(conv("commit_ts", ts)?),
-                },
+                Position::from_columns(v, date, idx, ts)
+                    .map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))?,
             ));
         }
         Ok(out)
@@ -234,14 +227,9 @@ impl Downstream for MysqlDownstream {
             }
         }
         for (k, p) in unit.progress {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "progress", e))
-            };
-            let (v, idx, ts) = (
-                conv("table_version", p.version.0)?,
-                conv("file_index", p.file_index)?,
-                conv("commit_ts", p.commit_ts.0)?,
-            );
+            let (v, idx, ts) = p
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
             // A locking read sees the newest commit: it waits for a late commit of this very
             // unit by a killed consumer (see the module doc) and finds its position stored.
             let stored: Option<(i64, String, i64, i64)> = tx

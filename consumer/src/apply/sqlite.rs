@@ -246,18 +246,9 @@ impl Downstream for SqliteDownstream {
         let mut out = Vec::new();
         for r in rows {
             let (k, (v, date, idx, ts)) = r.map_err(bad)?;
-            let conv = |what: &str, v: i64| {
-                from_i64(what, v).map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))
-            };
-            out.push((
-                k,
-                Position {
-                    version: Ts(conv("table_version", v)?),
-                    date,
-                    file_index: conv("file_index", idx)?,
-                    commit_ts: Ts(conv("commit_ts", ts)?),
-                },
-            ));
+            let p = Position::from_columns(v, date, idx, ts)
+                .map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))?;
+            out.push((k, p));
         }
         Ok(out)
     }
@@ -317,14 +308,9 @@ impl Downstream for SqliteDownstream {
             }
         }
         for (k, p) in unit.progress {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "progress", e))
-            };
-            let (v, idx, ts) = (
-                conv("table_version", p.version.0)?,
-                conv("file_index", p.file_index)?,
-                conv("commit_ts", p.commit_ts.0)?,
-            );
+            let (v, idx, ts) = p
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
             let mut st = tx
                 .prepare_cached(&format!(
                     "INSERT INTO {PROGRESS_TABLE} (schema_name, table_name, partition_id, dispatcher, \
