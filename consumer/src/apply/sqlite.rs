@@ -204,6 +204,17 @@ fn insert_head(def: &TableDef, rows: usize) -> String {
     )
 }
 
+/// The [`ProgressKey`] in columns 0..4 (`schema_name, table_name, partition_id, dispatcher`) of
+/// a progress or quarantine row.
+fn progress_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProgressKey> {
+    Ok(ProgressKey {
+        schema: r.get(0)?,
+        table: r.get(1)?,
+        partition: r.get(2)?,
+        dispatcher: r.get(3)?,
+    })
+}
+
 #[async_trait::async_trait]
 impl Downstream for SqliteDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
@@ -228,12 +239,7 @@ impl Downstream for SqliteDownstream {
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    ProgressKey {
-                        schema: r.get(0)?,
-                        table: r.get(1)?,
-                        partition: r.get(2)?,
-                        dispatcher: r.get(3)?,
-                    },
+                    progress_key(r)?,
                     (
                         r.get::<_, i64>(4)?,
                         r.get::<_, String>(5)?,
@@ -403,12 +409,7 @@ impl Downstream for SqliteDownstream {
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    ProgressKey {
-                        schema: r.get(0)?,
-                        table: r.get(1)?,
-                        partition: r.get(2)?,
-                        dispatcher: r.get(3)?,
-                    },
+                    progress_key(r)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, i64>(6)?,
