@@ -21,7 +21,7 @@
 //!   a backslash (without the mode, an element ending in `\` would escape the closing quote and
 //!   let the rest of the definition be read as SQL). Every value is a bound parameter.
 
-use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
+use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Mysql};
 use crate::error::{Error, Result};
 use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
@@ -249,10 +249,7 @@ impl Downstream for MysqlDownstream {
                 .await
                 .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
             if stored == Some((v, p.date.clone(), idx, ts)) {
-                tracing::warn!(
-                    file = unit.file,
-                    "unit already applied by an earlier commit that landed late; not applying it again"
-                );
+                warn_already_applied(unit.file);
                 tx.rollback()
                     .await
                     .map_err(|e| downstream_error(&tname, unit.file, "rollback", e))?;

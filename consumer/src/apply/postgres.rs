@@ -22,7 +22,7 @@
 //! - A schema, table or column name longer than [`MAX_IDENTIFIER_BYTES`] is refused (an error
 //!   naming the table) rather than silently truncated by PostgreSQL into another name.
 
-use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
+use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Postgres};
 use crate::error::{Error, Result};
 use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
@@ -635,10 +635,7 @@ impl Downstream for PostgresDownstream {
         }
         if already_applied {
             // Committed before (see the module doc): keep that commit, drop this one.
-            tracing::warn!(
-                file = unit.file,
-                "unit already applied by an earlier commit that landed late; not applying it again"
-            );
+            warn_already_applied(unit.file);
             tx.rollback()
                 .await
                 .map_err(|e| downstream_error(&tname, unit.file, "rollback", PgError(&e)))?;
