@@ -414,28 +414,14 @@ impl Replayer {
                         Vec::new()
                     }
                 };
-                let v = entry.file.table_version;
-                let progress = vec![(
+                self.apply_ddl(
+                    &entry.path,
+                    None,
+                    &ops,
                     ProgressKey::schema_ddl(&schema),
-                    Position {
-                        version: v,
-                        date: String::new(),
-                        file_index: 0,
-                        commit_ts: v,
-                    },
-                )];
-                self.down
-                    .apply(Unit {
-                        file: &entry.path,
-                        table: None,
-                        ddl: &ops,
-                        rows: &[],
-                        progress: &progress,
-                        quarantine: None,
-                    })
-                    .await?;
-                self.commit(progress);
-                self.metrics.ddls_applied.inc();
+                    entry.file.table_version,
+                )
+                .await?;
                 rec.tables.entry(schema).or_default().ddls += 1;
                 Outcome::Applied
             }
@@ -444,28 +430,14 @@ impl Replayer {
                 let ops = self
                     .table_ddl_ops(cat, &table, &entry, prev.as_ref(), &def)
                     .await?;
-                let v = entry.file.table_version;
-                let progress = vec![(
+                self.apply_ddl(
+                    &entry.path,
+                    Some(&def),
+                    &ops,
                     ProgressKey::table_ddl(&table),
-                    Position {
-                        version: v,
-                        date: String::new(),
-                        file_index: 0,
-                        commit_ts: v,
-                    },
-                )];
-                self.down
-                    .apply(Unit {
-                        file: &entry.path,
-                        table: Some(&def),
-                        ddl: &ops,
-                        rows: &[],
-                        progress: &progress,
-                        quarantine: None,
-                    })
-                    .await?;
-                self.commit(progress);
-                self.metrics.ddls_applied.inc();
+                    entry.file.table_version,
+                )
+                .await?;
                 rec.tables.entry(table.to_string()).or_default().ddls += 1;
                 Outcome::Applied
             }
@@ -670,6 +642,40 @@ impl Replayer {
         for (k, p) in rows {
             self.progress.set(k, p);
         }
+    }
+
+    /// Applies a schema file's DDL together with its `#ddl` progress row (version and commit ts
+    /// both the file's table version) as one unit, then records it.
+    async fn apply_ddl(
+        &mut self,
+        file: &str,
+        table: Option<&TableDef>,
+        ddl: &[DdlOp],
+        key: ProgressKey,
+        version: Ts,
+    ) -> Result<()> {
+        let progress = vec![(
+            key,
+            Position {
+                version,
+                date: String::new(),
+                file_index: 0,
+                commit_ts: version,
+            },
+        )];
+        self.down
+            .apply(Unit {
+                file,
+                table,
+                ddl,
+                rows: &[],
+                progress: &progress,
+                quarantine: None,
+            })
+            .await?;
+        self.commit(progress);
+        self.metrics.ddls_applied.inc();
+        Ok(())
     }
 
     /// The DDL operations of a table schema file (see [`crate::ddl`]).
