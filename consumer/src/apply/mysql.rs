@@ -24,7 +24,7 @@
 use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Mysql};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::storage::redact_uri;
 use cdc_common::{TableDef, TableName, Value};
@@ -278,21 +278,21 @@ impl Downstream for MysqlDownstream {
             .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
         }
         if let Some(q) = unit.quarantine {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
-            };
+            let (v, idx, before, at) = q
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
             let params: Vec<MyValue> = vec![
                 q.key.schema.as_str().into(),
                 q.key.table.as_str().into(),
                 q.key.partition.as_str().into(),
                 q.key.dispatcher.as_str().into(),
-                conv("table_version", q.version)?.into(),
+                v.into(),
                 q.date.as_str().into(),
-                conv("file_index", q.file_index)?.into(),
+                idx.into(),
                 q.path.as_str().into(),
                 q.reason.as_str().into(),
-                conv("commit_ts", q.commit_ts_before)?.into(),
-                conv("quarantined_at_ms", q.quarantined_at_ms)?.into(),
+                before.into(),
+                at.into(),
             ];
             tx.exec_drop(
                 format!(

@@ -25,7 +25,7 @@
 use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Postgres};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use bytes::BytesMut;
 use cdc_common::storage::redact_uri;
@@ -642,15 +642,9 @@ impl Downstream for PostgresDownstream {
             return Ok(());
         }
         if let Some(q) = unit.quarantine {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
-            };
-            let (v, idx, before, at) = (
-                conv("table_version", q.version)?,
-                conv("file_index", q.file_index)?,
-                conv("commit_ts", q.commit_ts_before)?,
-                conv("quarantined_at_ms", q.quarantined_at_ms)?,
-            );
+            let (v, idx, before, at) = q
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
             tx.execute(
                 &format!(
                     "INSERT INTO public.{QUARANTINE_TABLE} (schema_name, table_name, \

@@ -9,7 +9,7 @@
 use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{DdlOp, Dialect, Sqlite};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::{TableDef, TableName, Ts, Value};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
@@ -340,9 +340,9 @@ impl Downstream for SqliteDownstream {
         }
         if let Some(q) = unit.quarantine {
             let bad = |e: rusqlite::Error| downstream_error(&tname, unit.file, "quarantine", e);
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
-            };
+            let (v, idx, before, at) = q
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
             tx.execute(
                 &format!(
                     "INSERT OR REPLACE INTO {QUARANTINE_TABLE} (schema_name, table_name, \
@@ -354,13 +354,13 @@ impl Downstream for SqliteDownstream {
                     q.key.table,
                     q.key.partition,
                     q.key.dispatcher,
-                    conv("table_version", q.version)?,
+                    v,
                     q.date,
-                    conv("file_index", q.file_index)?,
+                    idx,
                     q.path,
                     q.reason,
-                    conv("commit_ts", q.commit_ts_before)?,
-                    conv("quarantined_at_ms", q.quarantined_at_ms)?,
+                    before,
+                    at,
                 ],
             )
             .map_err(bad)?;
