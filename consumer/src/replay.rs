@@ -461,21 +461,14 @@ impl Replayer {
                     .unwrap_or(index);
                 let def = schema.file.to_table_def();
                 let codec = self.decoder.prepared(&def)?;
-                let fetched = match self.prefetch.remove(&path) {
-                    Some(h) => match h.await {
-                        Ok(r) => r,
-                        // The task panicked or was cancelled: read the file here instead.
-                        Err(_) => {
-                            fetch_decode(
-                                up.clone(),
-                                codec.clone(),
-                                def.columns.len(),
-                                path.clone(),
-                                newest,
-                            )
-                            .await
-                        }
-                    },
+                let prefetched = match self.prefetch.remove(&path) {
+                    // Err: the task panicked or was cancelled.
+                    Some(h) => h.await.ok(),
+                    None => None,
+                };
+                let fetched = match prefetched {
+                    Some(r) => r,
+                    // Not prefetched, or the prefetch task failed: read the file here instead.
                     None => {
                         fetch_decode(
                             up.clone(),
