@@ -328,8 +328,11 @@ pub fn rename_source(file: &SchemaFile) -> Option<TableName> {
 pub trait Dialect: Send + Sync {
     /// Quotes an identifier.
     fn quote(&self, ident: &str) -> String;
-    /// The downstream reference of a table.
-    fn table(&self, name: &TableName) -> String;
+    /// The downstream reference of a table: `schema.table`, each part quoted (SQLite, which
+    /// has no schemas, overrides it).
+    fn table(&self, name: &TableName) -> String {
+        format!("{}.{}", self.quote(&name.schema), self.quote(&name.table))
+    }
     /// The downstream column type.
     fn column_type(&self, c: &ColumnDef) -> String;
     /// The statements of one operation.
@@ -378,6 +381,26 @@ fn quote_with(ident: &str, q: char) -> String {
     }
     s.push(q);
     s
+}
+
+/// `ADD COLUMN IF NOT EXISTS`, the same text in PostgreSQL and MariaDB: running it again is
+/// harmless.
+fn add_column_if_missing(d: &impl Dialect, table: &TableName, column: &ColumnDef) -> String {
+    format!(
+        "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
+        d.table(table),
+        d.quote(&column.name),
+        d.column_type(column)
+    )
+}
+
+/// `DROP COLUMN IF EXISTS`, for the same reason as [`add_column_if_missing`].
+fn drop_column_if_present(d: &impl Dialect, table: &TableName, column: &str) -> String {
+    format!(
+        "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
+        d.table(table),
+        d.quote(column)
+    )
 }
 
 /// SQLite: one namespace, `"schema.table"` names.
@@ -449,9 +472,6 @@ impl Dialect for Postgres {
     fn quote(&self, ident: &str) -> String {
         quote_with(ident, '"')
     }
-    fn table(&self, name: &TableName) -> String {
-        format!("{}.{}", self.quote(&name.schema), self.quote(&name.table))
-    }
     fn column_type(&self, c: &ColumnDef) -> String {
         use ColumnType as T;
         match (c.ty, c.unsigned) {
@@ -519,17 +539,10 @@ impl Dialect for Postgres {
                 }
                 v
             }
-            DdlOp::AddColumn { table, column } => vec![format!(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
-                self.table(table),
-                self.quote(&column.name),
-                self.column_type(column)
-            )],
-            DdlOp::DropColumn { table, column } => vec![format!(
-                "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
-                self.table(table),
-                self.quote(column)
-            )],
+            DdlOp::AddColumn { table, column } => vec![add_column_if_missing(self, table, column)],
+            DdlOp::DropColumn { table, column } => {
+                vec![drop_column_if_present(self, table, column)]
+            }
             DdlOp::ModifyColumn { table, column } => {
                 let t = self.column_type(column);
                 let q = self.quote(&column.name);
@@ -565,9 +578,6 @@ pub struct Mysql;
 impl Dialect for Mysql {
     fn quote(&self, ident: &str) -> String {
         quote_with(ident, '`')
-    }
-    fn table(&self, name: &TableName) -> String {
-        format!("{}.{}", self.quote(&name.schema), self.quote(&name.table))
     }
     fn column_type(&self, c: &ColumnDef) -> String {
         match c.ty {
@@ -618,17 +628,10 @@ impl Dialect for Mysql {
                 ),
                 format!("RENAME TABLE {} TO {}", self.table(from), self.table(to)),
             ],
-            DdlOp::AddColumn { table, column } => vec![format!(
-                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}",
-                self.table(table),
-                self.quote(&column.name),
-                self.column_type(column)
-            )],
-            DdlOp::DropColumn { table, column } => vec![format!(
-                "ALTER TABLE {} DROP COLUMN IF EXISTS {}",
-                self.table(table),
-                self.quote(column)
-            )],
+            DdlOp::AddColumn { table, column } => vec![add_column_if_missing(self, table, column)],
+            DdlOp::DropColumn { table, column } => {
+                vec![drop_column_if_present(self, table, column)]
+            }
             DdlOp::ModifyColumn { table, column } => vec![format!(
                 "ALTER TABLE {} MODIFY COLUMN {} {}{}",
                 self.table(table),

@@ -100,6 +100,32 @@ impl Position {
     pub fn cmp_file(&self, version: Ts, date: &str, index: u64) -> Ordering {
         (self.version, self.date.as_str(), self.file_index).cmp(&(version, date, index))
     }
+
+    /// `table_version`, `file_index` and `commit_ts` as the signed column values SQL
+    /// downstreams store (`date_dir` is stored as is).
+    pub fn to_columns(&self) -> Result<(i64, i64, i64), String> {
+        Ok((
+            to_i64("table_version", self.version.0)?,
+            to_i64("file_index", self.file_index)?,
+            to_i64("commit_ts", self.commit_ts.0)?,
+        ))
+    }
+
+    /// The position stored in a progress row's `table_version`, `date_dir`, `file_index` and
+    /// `commit_ts` columns.
+    pub fn from_columns(
+        version: i64,
+        date: String,
+        file_index: i64,
+        commit_ts: i64,
+    ) -> Result<Position, String> {
+        Ok(Position {
+            version: Ts(from_i64("table_version", version)?),
+            date,
+            file_index: from_i64("file_index", file_index)?,
+            commit_ts: Ts(from_i64("commit_ts", commit_ts)?),
+        })
+    }
 }
 
 /// The date directory of a data directory as stored in progress rows.

@@ -45,7 +45,7 @@
 //!   is still read so `/health` keeps listing earlier quarantines.
 
 use crate::error::Error;
-use crate::progress::{Position, ProgressKey};
+use crate::progress::{to_i64, Position, ProgressKey};
 
 /// Name of the quarantine table in SQL downstreams.
 pub const QUARANTINE_TABLE: &str = "cdc_consumer_quarantine";
@@ -132,6 +132,17 @@ impl QuarantinedFile {
             commit_ts_before: pos.commit_ts.0,
             quarantined_at_ms: at_ms,
         }
+    }
+
+    /// `table_version`, `file_index`, `commit_ts_before` and `quarantined_at_ms` as the signed
+    /// column values SQL downstreams store.
+    pub fn to_columns(&self) -> Result<(i64, i64, i64, i64), String> {
+        Ok((
+            to_i64("table_version", self.version)?,
+            to_i64("file_index", self.file_index)?,
+            to_i64("commit_ts", self.commit_ts_before)?,
+            to_i64("quarantined_at_ms", self.quarantined_at_ms)?,
+        ))
     }
 }
 

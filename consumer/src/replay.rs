@@ -414,28 +414,14 @@ impl Replayer {
                         Vec::new()
                     }
                 };
-                let v = entry.file.table_version;
-                let progress = vec![(
+                self.apply_ddl(
+                    &entry.path,
+                    None,
+                    &ops,
                     ProgressKey::schema_ddl(&schema),
-                    Position {
-                        version: v,
-                        date: String::new(),
-                        file_index: 0,
-                        commit_ts: v,
-                    },
-                )];
-                self.down
-                    .apply(Unit {
-                        file: &entry.path,
-                        table: None,
-                        ddl: &ops,
-                        rows: &[],
-                        progress: &progress,
-                        quarantine: None,
-                    })
-                    .await?;
-                self.commit(progress);
-                self.metrics.ddls_applied.inc();
+                    entry.file.table_version,
+                )
+                .await?;
                 rec.tables.entry(schema).or_default().ddls += 1;
                 Outcome::Applied
             }
@@ -444,28 +430,14 @@ impl Replayer {
                 let ops = self
                     .table_ddl_ops(cat, &table, &entry, prev.as_ref(), &def)
                     .await?;
-                let v = entry.file.table_version;
-                let progress = vec![(
+                self.apply_ddl(
+                    &entry.path,
+                    Some(&def),
+                    &ops,
                     ProgressKey::table_ddl(&table),
-                    Position {
-                        version: v,
-                        date: String::new(),
-                        file_index: 0,
-                        commit_ts: v,
-                    },
-                )];
-                self.down
-                    .apply(Unit {
-                        file: &entry.path,
-                        table: Some(&def),
-                        ddl: &ops,
-                        rows: &[],
-                        progress: &progress,
-                        quarantine: None,
-                    })
-                    .await?;
-                self.commit(progress);
-                self.metrics.ddls_applied.inc();
+                    entry.file.table_version,
+                )
+                .await?;
                 rec.tables.entry(table.to_string()).or_default().ddls += 1;
                 Outcome::Applied
             }
@@ -489,21 +461,14 @@ impl Replayer {
                     .unwrap_or(index);
                 let def = schema.file.to_table_def();
                 let codec = self.decoder.prepared(&def)?;
-                let fetched = match self.prefetch.remove(&path) {
-                    Some(h) => match h.await {
-                        Ok(r) => r,
-                        // The task panicked or was cancelled: read the file here instead.
-                        Err(_) => {
-                            fetch_decode(
-                                up.clone(),
-                                codec.clone(),
-                                def.columns.len(),
-                                path.clone(),
-                                newest,
-                            )
-                            .await
-                        }
-                    },
+                let prefetched = match self.prefetch.remove(&path) {
+                    // Err: the task panicked or was cancelled.
+                    Some(h) => h.await.ok(),
+                    None => None,
+                };
+                let fetched = match prefetched {
+                    Some(r) => r,
+                    // Not prefetched, or the prefetch task failed: read the file here instead.
                     None => {
                         fetch_decode(
                             up.clone(),
@@ -670,6 +635,40 @@ impl Replayer {
         for (k, p) in rows {
             self.progress.set(k, p);
         }
+    }
+
+    /// Applies a schema file's DDL together with its `#ddl` progress row (version and commit ts
+    /// both the file's table version) as one unit, then records it.
+    async fn apply_ddl(
+        &mut self,
+        file: &str,
+        table: Option<&TableDef>,
+        ddl: &[DdlOp],
+        key: ProgressKey,
+        version: Ts,
+    ) -> Result<()> {
+        let progress = vec![(
+            key,
+            Position {
+                version,
+                date: String::new(),
+                file_index: 0,
+                commit_ts: version,
+            },
+        )];
+        self.down
+            .apply(Unit {
+                file,
+                table,
+                ddl,
+                rows: &[],
+                progress: &progress,
+                quarantine: None,
+            })
+            .await?;
+        self.commit(progress);
+        self.metrics.ddls_applied.inc();
+        Ok(())
     }
 
     /// The DDL operations of a table schema file (see [`crate::ddl`]).

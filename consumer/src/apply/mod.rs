@@ -222,6 +222,16 @@ pub trait Downstream: Send {
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>>;
 }
 
+/// Logs that a unit is not applied because its progress row already holds its position: a
+/// killed consumer's commit of this very unit landed after the restart read the record (see
+/// the PostgreSQL and MySQL module docs). The caller rolls its transaction back.
+pub(crate) fn warn_already_applied(file: &str) {
+    tracing::warn!(
+        file,
+        "unit already applied by an earlier commit that landed late; not applying it again"
+    );
+}
+
 /// The [`crate::error::Error::Downstream`] for a failed statement.
 pub fn downstream_error(
     table: &str,

@@ -21,13 +21,13 @@
 //!   a backslash (without the mode, an element ending in `\` would escape the closing quote and
 //!   let the rest of the definition be read as SQL). Every value is a bound parameter.
 
-use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
+use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Mysql};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::storage::redact_uri;
-use cdc_common::{TableDef, TableName, Ts, Value};
+use cdc_common::{TableDef, TableName, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder, Params, TxOpts, Value as MyValue};
 
@@ -172,9 +172,6 @@ impl Downstream for MysqlDownstream {
             ))
             .await
             .map_err(bad)?;
-        let conv = |what: &str, v: i64| {
-            from_i64(what, v).map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))
-        };
         let mut out = Vec::new();
         for (schema, table, partition, dispatcher, v, date, idx, ts) in rows {
             out.push((
@@ -184,12 +181,8 @@ impl Downstream for MysqlDownstream {
                     partition,
                     dispatcher,
                 },
-                Position {
-                    version: Ts(conv("table_version", v)?),
-                    date,
-                    file_index: conv("file_index", idx)?,
-                    commit_ts: Ts(conv("commit_ts", ts)?),
-                },
+                Position::from_columns(v, date, idx, ts)
+                    .map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))?,
             ));
         }
         Ok(out)
@@ -234,14 +227,9 @@ impl Downstream for MysqlDownstream {
             }
         }
         for (k, p) in unit.progress {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "progress", e))
-            };
-            let (v, idx, ts) = (
-                conv("table_version", p.version.0)?,
-                conv("file_index", p.file_index)?,
-                conv("commit_ts", p.commit_ts.0)?,
-            );
+            let (v, idx, ts) = p
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
             // A locking read sees the newest commit: it waits for a late commit of this very
             // unit by a killed consumer (see the module doc) and finds its position stored.
             let stored: Option<(i64, String, i64, i64)> = tx
@@ -261,10 +249,7 @@ impl Downstream for MysqlDownstream {
                 .await
                 .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
             if stored == Some((v, p.date.clone(), idx, ts)) {
-                tracing::warn!(
-                    file = unit.file,
-                    "unit already applied by an earlier commit that landed late; not applying it again"
-                );
+                warn_already_applied(unit.file);
                 tx.rollback()
                     .await
                     .map_err(|e| downstream_error(&tname, unit.file, "rollback", e))?;
@@ -293,21 +278,21 @@ impl Downstream for MysqlDownstream {
             .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
         }
         if let Some(q) = unit.quarantine {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
-            };
+            let (v, idx, before, at) = q
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
             let params: Vec<MyValue> = vec![
                 q.key.schema.as_str().into(),
                 q.key.table.as_str().into(),
                 q.key.partition.as_str().into(),
                 q.key.dispatcher.as_str().into(),
-                conv("table_version", q.version)?.into(),
+                v.into(),
                 q.date.as_str().into(),
-                conv("file_index", q.file_index)?.into(),
+                idx.into(),
                 q.path.as_str().into(),
                 q.reason.as_str().into(),
-                conv("commit_ts", q.commit_ts_before)?.into(),
-                conv("quarantined_at_ms", q.quarantined_at_ms)?.into(),
+                before.into(),
+                at.into(),
             ];
             tx.exec_drop(
                 format!(

@@ -22,14 +22,14 @@
 //! - A schema, table or column name longer than [`MAX_IDENTIFIER_BYTES`] is refused (an error
 //!   naming the table) rather than silently truncated by PostgreSQL into another name.
 
-use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
+use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Postgres};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use bytes::BytesMut;
 use cdc_common::storage::redact_uri;
-use cdc_common::{TableDef, TableName, Ts, Value};
+use cdc_common::{TableDef, TableName, Value};
 use futures::SinkExt;
 use std::collections::HashMap;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -489,9 +489,6 @@ impl Downstream for PostgresDownstream {
             )
             .await
             .map_err(bad)?;
-        let conv = |what: &str, v: i64| {
-            from_i64(what, v).map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))
-        };
         let mut out = Vec::new();
         for r in rows {
             out.push((
@@ -501,12 +498,13 @@ impl Downstream for PostgresDownstream {
                     partition: r.try_get(2).map_err(bad)?,
                     dispatcher: r.try_get(3).map_err(bad)?,
                 },
-                Position {
-                    version: Ts(conv("table_version", r.try_get(4).map_err(bad)?)?),
-                    date: r.try_get(5).map_err(bad)?,
-                    file_index: conv("file_index", r.try_get(6).map_err(bad)?)?,
-                    commit_ts: Ts(conv("commit_ts", r.try_get(7).map_err(bad)?)?),
-                },
+                Position::from_columns(
+                    r.try_get(4).map_err(bad)?,
+                    r.try_get(5).map_err(bad)?,
+                    r.try_get(6).map_err(bad)?,
+                    r.try_get(7).map_err(bad)?,
+                )
+                .map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))?,
             ));
         }
         Ok(out)
@@ -604,14 +602,9 @@ impl Downstream for PostgresDownstream {
         }
         let mut already_applied = false;
         for (k, p) in unit.progress {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "progress", e))
-            };
-            let (v, idx, ts) = (
-                conv("table_version", p.version.0)?,
-                conv("file_index", p.file_index)?,
-                conv("commit_ts", p.commit_ts.0)?,
-            );
+            let (v, idx, ts) = p
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
             tx.execute(
                 &format!(
                     "INSERT INTO public.{PROGRESS_TABLE} (schema_name, table_name, partition_id, \
@@ -642,25 +635,16 @@ impl Downstream for PostgresDownstream {
         }
         if already_applied {
             // Committed before (see the module doc): keep that commit, drop this one.
-            tracing::warn!(
-                file = unit.file,
-                "unit already applied by an earlier commit that landed late; not applying it again"
-            );
+            warn_already_applied(unit.file);
             tx.rollback()
                 .await
                 .map_err(|e| downstream_error(&tname, unit.file, "rollback", PgError(&e)))?;
             return Ok(());
         }
         if let Some(q) = unit.quarantine {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
-            };
-            let (v, idx, before, at) = (
-                conv("table_version", q.version)?,
-                conv("file_index", q.file_index)?,
-                conv("commit_ts", q.commit_ts_before)?,
-                conv("quarantined_at_ms", q.quarantined_at_ms)?,
-            );
+            let (v, idx, before, at) = q
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
             tx.execute(
                 &format!(
                     "INSERT INTO public.{QUARANTINE_TABLE} (schema_name, table_name, \

@@ -9,7 +9,7 @@
 use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{DdlOp, Dialect, Sqlite};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, to_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::{TableDef, TableName, Ts, Value};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
@@ -204,6 +204,17 @@ fn insert_head(def: &TableDef, rows: usize) -> String {
     )
 }
 
+/// The [`ProgressKey`] in columns 0..4 (`schema_name, table_name, partition_id, dispatcher`) of
+/// a progress or quarantine row.
+fn progress_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProgressKey> {
+    Ok(ProgressKey {
+        schema: r.get(0)?,
+        table: r.get(1)?,
+        partition: r.get(2)?,
+        dispatcher: r.get(3)?,
+    })
+}
+
 #[async_trait::async_trait]
 impl Downstream for SqliteDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
@@ -228,12 +239,7 @@ impl Downstream for SqliteDownstream {
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    ProgressKey {
-                        schema: r.get(0)?,
-                        table: r.get(1)?,
-                        partition: r.get(2)?,
-                        dispatcher: r.get(3)?,
-                    },
+                    progress_key(r)?,
                     (
                         r.get::<_, i64>(4)?,
                         r.get::<_, String>(5)?,
@@ -246,18 +252,9 @@ impl Downstream for SqliteDownstream {
         let mut out = Vec::new();
         for r in rows {
             let (k, (v, date, idx, ts)) = r.map_err(bad)?;
-            let conv = |what: &str, v: i64| {
-                from_i64(what, v).map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))
-            };
-            out.push((
-                k,
-                Position {
-                    version: Ts(conv("table_version", v)?),
-                    date,
-                    file_index: conv("file_index", idx)?,
-                    commit_ts: Ts(conv("commit_ts", ts)?),
-                },
-            ));
+            let p = Position::from_columns(v, date, idx, ts)
+                .map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))?;
+            out.push((k, p));
         }
         Ok(out)
     }
@@ -317,14 +314,9 @@ impl Downstream for SqliteDownstream {
             }
         }
         for (k, p) in unit.progress {
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "progress", e))
-            };
-            let (v, idx, ts) = (
-                conv("table_version", p.version.0)?,
-                conv("file_index", p.file_index)?,
-                conv("commit_ts", p.commit_ts.0)?,
-            );
+            let (v, idx, ts) = p
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "progress", e))?;
             let mut st = tx
                 .prepare_cached(&format!(
                     "INSERT INTO {PROGRESS_TABLE} (schema_name, table_name, partition_id, dispatcher, \
@@ -348,9 +340,9 @@ impl Downstream for SqliteDownstream {
         }
         if let Some(q) = unit.quarantine {
             let bad = |e: rusqlite::Error| downstream_error(&tname, unit.file, "quarantine", e);
-            let conv = |what: &str, v: u64| {
-                to_i64(what, v).map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))
-            };
+            let (v, idx, before, at) = q
+                .to_columns()
+                .map_err(|e| downstream_error(&tname, unit.file, "quarantine", e))?;
             tx.execute(
                 &format!(
                     "INSERT OR REPLACE INTO {QUARANTINE_TABLE} (schema_name, table_name, \
@@ -362,13 +354,13 @@ impl Downstream for SqliteDownstream {
                     q.key.table,
                     q.key.partition,
                     q.key.dispatcher,
-                    conv("table_version", q.version)?,
+                    v,
                     q.date,
-                    conv("file_index", q.file_index)?,
+                    idx,
                     q.path,
                     q.reason,
-                    conv("commit_ts", q.commit_ts_before)?,
-                    conv("quarantined_at_ms", q.quarantined_at_ms)?,
+                    before,
+                    at,
                 ],
             )
             .map_err(bad)?;
@@ -417,12 +409,7 @@ impl Downstream for SqliteDownstream {
         let rows = st
             .query_map([], |r| {
                 Ok((
-                    ProgressKey {
-                        schema: r.get(0)?,
-                        table: r.get(1)?,
-                        partition: r.get(2)?,
-                        dispatcher: r.get(3)?,
-                    },
+                    progress_key(r)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, String>(5)?,
                     r.get::<_, i64>(6)?,
