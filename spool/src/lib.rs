@@ -107,6 +107,8 @@
 //! if that was the last live entry of a non-active segment, advances the space generation
 //! (waking disk-quota waiters) and runs the held wakes if the low watermark was reached.
 //! Dropping an entry does the same except the flush callback, which is dropped unrun.
+//! [`Spool::release_many`] releases a batch (a published file's entries) with one critical
+//! section: every flush callback first, in order, then the bytes of all, then the held wakes.
 //!
 //! # Metrics
 //!

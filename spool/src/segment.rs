@@ -682,11 +682,20 @@ impl Segments {
     /// emptied then (unless a chunk is being written): its records are all released, and a
     /// chunk kept after a failed write must not be retried for nothing.
     pub(crate) fn release(&mut self, id: u64, actions: &mut FileActions) {
+        self.release_n(id, 1, actions);
+    }
+
+    /// [`Segments::release`] of `n` entries of segment `id` at once.
+    pub(crate) fn release_n(&mut self, id: u64, n: u64, actions: &mut FileActions) {
         let Some(slot) = self.slots.get_mut(&id) else {
             debug_assert!(false, "release of an entry in unknown segment {id}");
             return;
         };
-        slot.live = slot.live.saturating_sub(1);
+        debug_assert!(
+            slot.live >= n,
+            "release of more entries than segment {id} holds"
+        );
+        slot.live = slot.live.saturating_sub(n);
         if slot.live > 0 {
             return;
         }

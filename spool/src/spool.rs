@@ -689,6 +689,25 @@ impl Spool {
         drop(entry);
     }
 
+    /// Releases a batch of entries whose data is durable (a published file's entries): as
+    /// [`Spool::release`] on each in turn, with one critical section for the whole batch
+    /// instead of one per entry. Every flush callback runs first, in order; then all the
+    /// entries' bytes are freed together (segments whose last entry this was are deleted); then
+    /// disk-quota waiters are woken and, if the total fell to the low watermark, the held wakes
+    /// run in order. Observable order is that of releasing the entries one by one, except that
+    /// no held wake runs between two of the batch's flush callbacks. The space generation
+    /// advances once per entry. An entry of another spool is freed by its own spool as it is
+    /// dropped (its flush callback still runs).
+    pub fn release_many(&self, entries: impl IntoIterator<Item = Entry>) {
+        let mut entries: Vec<Entry> = entries.into_iter().collect();
+        for e in &mut entries {
+            if let Some(f) = e.flush.take() {
+                f();
+            }
+        }
+        self.inner.free_many(entries);
+    }
+
     /// Blocks until a release happens after this call, the spool closes, or `timeout` passes;
     /// true if space was released. Prefer [`Spool::wait_for_space_since`] with the generation
     /// of the `WaitForDiskQuota` answer: it does not miss a release that happened in between.
@@ -857,24 +876,70 @@ impl Inner {
                 }
             }
         }
-        st.space_generation += 1;
+        let after = self.settle(st, 1);
+        drop(loc);
+        after.run(self, actions);
+    }
+
+    /// Ends the critical section of a free of `freed` entries whose accounting is done:
+    /// advances the space generation, takes the space callbacks, lets the watermark machine
+    /// decide which held wakes run, publishes the gauges and drops the lock. What it returns
+    /// runs once the freed bytes are dropped.
+    fn settle(&self, mut st: MutexGuard<'_, State>, freed: u64) -> Settled {
+        st.space_generation += freed;
         let space_callbacks = std::mem::take(&mut st.space_callbacks);
         let total = st.acct.total();
         let wakes = st.watermark.on_release(total);
         let notify = st.blocked_waiters > 0;
         self.publish(&st);
-        drop(st);
-        drop(loc);
-        if notify {
-            self.space.notify_all();
+        Settled {
+            space_callbacks,
+            wakes,
+            notify,
         }
-        actions.run();
-        for (_, cb) in space_callbacks {
-            cb();
+    }
+
+    /// [`Inner::free`] of many released entries under one lock. The locations are taken out of
+    /// the entries only after the lock is dropped (so their bytes are freed outside it, and
+    /// the entries' own `Drop` then has nothing left to free).
+    fn free_many(self: &Arc<Self>, mut entries: Vec<Entry>) {
+        entries.retain(|e| Arc::ptr_eq(self, &e.spool));
+        if entries.is_empty() {
+            return;
         }
-        for w in wakes {
-            w();
+        let mut actions = FileActions::default();
+        let mut st = lock(&self.state);
+        if st.closed {
+            return;
         }
+        // Consecutive entries of one segment release it with one table look-up.
+        let mut run: Option<(u64, u64)> = None;
+        for e in &entries {
+            match e.loc() {
+                Location::Memory(b) => st.acct.sub_memory(b.len() as u64),
+                Location::Disk { segment, len, .. } => {
+                    st.acct.sub_disk(record_len(*len));
+                    let id = segment.id();
+                    match &mut run {
+                        Some((seg, n)) if *seg == id => *n += 1,
+                        _ => {
+                            if let Some((seg, n)) = run.replace((id, 1)) {
+                                st.segments.release_n(seg, n, &mut actions);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((seg, n)) = run {
+            st.segments.release_n(seg, n, &mut actions);
+        }
+        let after = self.settle(st, entries.len() as u64);
+        for e in &mut entries {
+            e.location = None;
+        }
+        drop(entries);
+        after.run(self, actions);
     }
 
     /// Writes the chunks queued in `actions` (completing each under the lock), then seals and
@@ -982,6 +1047,30 @@ impl Inner {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(SpoolError::io(&self.dir, e)),
+        }
+    }
+}
+
+/// What a free runs after its critical section (see [`Inner::settle`]).
+struct Settled {
+    space_callbacks: Vec<(u64, Callback)>,
+    wakes: std::collections::VecDeque<Callback>,
+    notify: bool,
+}
+
+impl Settled {
+    /// Wakes blocked disk-quota waiters, seals and deletes the files in `actions`, then runs
+    /// the space callbacks and the released wakes, in order, on this thread.
+    fn run(self, inner: &Inner, actions: FileActions) {
+        if self.notify {
+            inner.space.notify_all();
+        }
+        actions.run();
+        for (_, cb) in self.space_callbacks {
+            cb();
+        }
+        for w in self.wakes {
+            w();
         }
     }
 }

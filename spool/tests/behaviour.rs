@@ -212,6 +212,75 @@ fn release_runs_the_flush_callback_and_drop_does_not() {
 }
 
 #[test]
+fn release_many_runs_every_flush_then_frees_then_runs_the_held_wakes_in_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    // memory 50 so the batch mixes memory and disk entries; high 100, low 40
+    let (spool, _r) = open(config(tmp.path(), 50, 10_000, 100, 40));
+    let log = Log::default();
+    let mut batch = Vec::new();
+    for i in 0..4 {
+        let e = spool
+            .try_enqueue(
+                vec![i as u8; 30],
+                log.cb(&format!("w{i}")),
+                log.cb(&format!("f{i}")),
+            )
+            .unwrap();
+        batch.push(e.into_entry().unwrap());
+    }
+    assert!(!batch[0].is_spilled() && batch[3].is_spilled());
+    assert_eq!(
+        log.take(),
+        ["w0", "w1"],
+        "w2 takes the total past high (30 + 38 + 38): held with w3"
+    );
+    let keep = batch.pop().unwrap(); // total after the batch: 38 <= low
+    assert_eq!(spool.stats().disk_entries, 3, "only the first fits memory");
+    spool.release_many(batch);
+    assert_eq!(
+        log.take(),
+        ["f0", "f1", "f2", "w2", "w3"],
+        "flushes in batch order, then the held wakes in arrival order"
+    );
+    let s = spool.stats();
+    assert_eq!(
+        (
+            s.memory_entries,
+            s.disk_entries,
+            s.disk_bytes,
+            s.memory_bytes
+        ),
+        (0, 1, 30 + H, 0)
+    );
+    assert!(!s.holding);
+    spool.release_many(Vec::new());
+    spool.release_many([keep]);
+    assert_eq!(log.take(), ["f3"]);
+    let s = spool.stats();
+    assert_eq!(
+        (s.entries, s.total_bytes(), s.segments),
+        (0, 0, 1),
+        "active kept"
+    );
+}
+
+#[test]
+fn release_many_leaves_an_entry_of_another_spool_to_that_spool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = prometheus::Registry::new();
+    let a = Spool::open(config(tmp.path(), 10, 1000, 1000, 10), "a", &registry).unwrap();
+    let b = Spool::open(config(tmp.path(), 10, 1000, 1000, 10), "b", &registry).unwrap();
+    let log = Log::default();
+    let ea = a.try_enqueue(vec![1; 5], None, log.cb("fa")).unwrap();
+    let eb = b.try_enqueue(vec![2; 20], None, log.cb("fb")).unwrap();
+    a.release_many([ea.into_entry().unwrap(), eb.into_entry().unwrap()]);
+    assert_eq!(log.take(), ["fa", "fb"], "both flush callbacks run");
+    assert_eq!(a.stats().entries, 0);
+    let sb = b.stats();
+    assert_eq!((sb.entries, sb.disk_bytes), (0, 0), "b freed its own entry");
+}
+
+#[test]
 fn segments_rotate_at_the_size_threshold_and_are_deleted_when_fully_released() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = SpoolConfig::builder()

@@ -5,8 +5,9 @@
 //! producers while consumers read records from the file, from sealed chunks and from the open
 //! chunk; payloads above the copy threshold are shared, a few are large enough to be written
 //! directly). A third runs the large shape with consumers reading batches
-//! (`read_many_into`, runs coalesced across the gaps the other consumers' entries leave) while
-//! the others read and release entries one by one.
+//! (`read_many_into`, runs coalesced across the gaps the other consumers' entries leave) and
+//! releasing them together (`release_many`) while the others read and release entries one by
+//! one.
 
 use cdc_spool::{Enqueued, Entry, Spool, SpoolConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,11 +171,11 @@ fn run(cfg: SpoolConfig, len: Lengths, reads: Reads) {
                             .read_many_into(batch.iter().map(|(_, _, e)| e), &mut got)
                             .unwrap();
                         assert_eq!(got.len(), batch.len());
-                        for ((p, seq, entry), b) in batch.drain(..).zip(got.drain(..)) {
-                            assert_eq!(&b[..], &payload(len, p, seq)[..], "entry {p}/{seq}");
-                            spool.release(entry);
+                        for ((p, seq, _), b) in batch.iter().zip(got.drain(..)) {
+                            assert_eq!(&b[..], &payload(len, *p, *seq)[..], "entry {p}/{seq}");
                             n += 1;
                         }
+                        spool.release_many(batch.drain(..).map(|(_, _, e)| e));
                     }
                     return n;
                 }

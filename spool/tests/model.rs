@@ -29,6 +29,12 @@ enum Op {
         step: usize,
     },
     Release(usize),
+    /// `Spool::release_many` of up to `count` distinct entries picked as `ReadMany` picks them.
+    ReleaseMany {
+        start: usize,
+        count: usize,
+        step: usize,
+    },
     Drop(usize),
     Rotate,
     WriteBuffered,
@@ -66,6 +72,8 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<usize>(), 1usize..12, prop_oneof![3 => Just(1usize), 1 => any::<usize>()])
             .prop_map(|(start, count, step)| Op::ReadMany { start, count, step }),
         3 => any::<usize>().prop_map(Op::Release),
+        1 => (any::<usize>(), 1usize..12, prop_oneof![3 => Just(1usize), 1 => any::<usize>()])
+            .prop_map(|(start, count, step)| Op::ReleaseMany { start, count, step }),
         1 => any::<usize>().prop_map(Op::Drop),
         1 => Just(Op::Rotate),
         1 => Just(Op::WriteBuffered),
@@ -238,6 +246,11 @@ impl Model {
 
     fn free(&mut self, i: usize, run_flush: bool) {
         let e = self.entries.remove(i);
+        self.free_entry(e, run_flush);
+    }
+
+    /// The release (or drop) of an entry already taken out of `entries`.
+    fn free_entry(&mut self, e: MEntry, run_flush: bool) {
         if run_flush && e.flush {
             self.flushes.push(e.tag);
         }
@@ -424,6 +437,33 @@ fn run(p: Params, ops: Vec<Op>) {
                 model.free(i, true);
                 spool.release(real.remove(i));
             }
+            Op::ReleaseMany { start, count, step } if !real.is_empty() => {
+                let n = real.len();
+                let (start, step) = (start % n, step % n);
+                let mut picked: Vec<usize> = Vec::new();
+                for k in 0..count {
+                    let i = (start + k * step) % n;
+                    if !picked.contains(&i) {
+                        picked.push(i);
+                    }
+                }
+                // Take the picked entries out (highest index first so the others keep theirs),
+                // then release them in the picked order, in the model one by one.
+                let mut by_index = Vec::new();
+                let mut desc = picked.clone();
+                desc.sort_unstable_by(|a, b| b.cmp(a));
+                for i in desc {
+                    by_index.push((i, model.entries.remove(i), real.remove(i)));
+                }
+                let mut batch = Vec::new();
+                for i in &picked {
+                    let at = by_index.iter().position(|(j, _, _)| j == i).unwrap();
+                    let (_, m, r) = by_index.swap_remove(at);
+                    model.free_entry(m, true);
+                    batch.push(r);
+                }
+                spool.release_many(batch);
+            }
             Op::Drop(i) if !real.is_empty() => {
                 let i = i % real.len();
                 model.free(i, false);
@@ -445,7 +485,11 @@ fn run(p: Params, ops: Vec<Op>) {
                 model.reopen();
                 spool = open(&p, tmp.path(), &registry);
             }
-            Op::Read(_) | Op::ReadMany { .. } | Op::Release(_) | Op::Drop(_) => {}
+            Op::Read(_)
+            | Op::ReadMany { .. }
+            | Op::Release(_)
+            | Op::ReleaseMany { .. }
+            | Op::Drop(_) => {}
         }
         check(&model, &spool, &real, &wakes, &flushes);
     }
