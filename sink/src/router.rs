@@ -166,11 +166,18 @@ impl DispatcherState {
 
     /// An event at `ts` is durable.
     pub fn done(&self, ts: Ts) {
+        self.done_all([ts]);
+    }
+
+    /// Events at each of `ts` are durable (one lock for the lot).
+    pub fn done_all(&self, ts: impl IntoIterator<Item = Ts>) {
         let mut p = self.lock();
-        if let Some(n) = p.get_mut(&ts) {
-            *n -= 1;
-            if *n == 0 {
-                p.remove(&ts);
+        for ts in ts {
+            if let Some(n) = p.get_mut(&ts) {
+                *n -= 1;
+                if *n == 0 {
+                    p.remove(&ts);
+                }
             }
         }
     }

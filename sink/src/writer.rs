@@ -482,12 +482,16 @@ impl Writer {
         tracing::trace!(shard = self.shard, path = %up.data_path, reason = %job.reason, "published");
         debug_assert!(self.next_index.get(&job.index_key).copied() > Some(job.index));
         let dispatcher = Arc::clone(&job.batch.dispatcher);
-        for item in job.batch.items {
-            // Runs the event's flush callback, then frees its bytes; only then may the
-            // checkpoint pass the event.
-            self.ctx.spool.release(item.entry);
-            dispatcher.done(item.commit_ts);
-        }
+        // Runs the events' flush callbacks, then frees their bytes (one spool lock for the
+        // whole file); only then may the checkpoint pass the events.
+        let mut durable = Vec::with_capacity(job.batch.items.len());
+        self.ctx
+            .spool
+            .release_many(job.batch.items.into_iter().map(|item| {
+                durable.push(item.commit_ts);
+                item.entry
+            }));
+        dispatcher.done_all(durable);
     }
 }
 
