@@ -419,10 +419,18 @@ fn memory_store(name: &str) -> Arc<dyn ObjectStore> {
         .clone()
 }
 
+/// The object key of a layout path, verbatim. `Path::from` would percent-encode `"`, `` ` ``,
+/// `%`, `#`, `{`, `?` and the like, so a table named with them would be stored under another
+/// name than the one the layout (and TiCDC) writes and the consumer reads back; `Path::parse`
+/// keeps the text and refuses only what the layout's name rules refuse already (control
+/// characters, empty, `.` and `..` segments).
+pub fn key(path: &str) -> Result<Path> {
+    Path::parse(path).map_err(|e| Error::path(path, e.to_string()))
+}
+
 /// Reads a whole object, mapping "not found" to `Ok(None)`.
 pub async fn get_opt(store: &dyn ObjectStore, path: &str) -> Result<Option<bytes::Bytes>> {
-    let p = Path::parse(path).map_err(|e| Error::path(path, e.to_string()))?;
-    Ok(get_if_exists(store, &p).await?)
+    Ok(get_if_exists(store, &key(path)?).await?)
 }
 
 /// [`get_opt`] with the store's own error, for callers that retry by that error's kind.

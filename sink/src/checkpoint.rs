@@ -15,9 +15,9 @@ use crate::error::Result;
 use crate::metrics::SinkMetrics;
 use crate::retry::{retry, RetryPolicy};
 use cdc_common::layout::Checkpoint;
-use cdc_common::storage::get_if_exists;
+use cdc_common::storage::{get_if_exists, key};
 use cdc_common::Ts;
-use object_store::path::Path;
+
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -81,7 +81,7 @@ impl CheckpointState {
             return Ok(CheckpointOutcome::Deferred(ts));
         }
         let body = bytes::Bytes::from(Checkpoint { checkpoint_ts: ts }.build());
-        let location = Path::from(Checkpoint::path());
+        let location = key(Checkpoint::path())?;
         retry(policy, metrics, "put", Checkpoint::path(), 1, || {
             store.put(&location, PutPayload::from(body.clone()))
         })
@@ -106,7 +106,7 @@ async fn read_existing(
     policy: &RetryPolicy,
     metrics: &Arc<SinkMetrics>,
 ) -> Result<Option<Ts>> {
-    let location = Path::from(Checkpoint::path());
+    let location = key(Checkpoint::path())?;
     let bytes = retry(policy, metrics, "get", Checkpoint::path(), 1, || {
         get_if_exists(store.as_ref(), &location)
     })

@@ -75,6 +75,10 @@ pub struct SinkConfig {
     /// Root directory of a local-filesystem store, for removing empty directories in cleanup
     /// (set by [`crate::Sink::open`] for `file://` URIs).
     pub local_root: Option<PathBuf>,
+    /// The store turns `\` in a key into `/` (Azure Blob Storage does), so a schema or table
+    /// name containing `\` would land in another directory: such names are refused. Set by
+    /// [`crate::Sink::open`] for `azure://` URIs.
+    pub backslash_is_separator: bool,
     /// Called once when an error stops the sink.
     pub on_error: Option<ErrorCallback>,
 }
@@ -93,6 +97,7 @@ impl fmt::Debug for SinkConfig {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("spool", &self.spool)
             .field("local_root", &self.local_root)
+            .field("backslash_is_separator", &self.backslash_is_separator)
             .field("on_error", &self.on_error.is_some())
             .finish()
     }
@@ -113,6 +118,7 @@ impl SinkConfig {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             spool: None,
             local_root: None,
+            backslash_is_separator: false,
             on_error: None,
         }
     }
@@ -169,6 +175,13 @@ impl SinkConfig {
     /// Sets the local root (for empty-directory cleanup).
     pub fn with_local_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.local_root = Some(root.into());
+        self
+    }
+
+    /// Declares that the store turns `\` in keys into `/` (see
+    /// [`SinkConfig::backslash_is_separator`]), for stores built by the caller.
+    pub fn with_backslash_is_separator(mut self, yes: bool) -> Self {
+        self.backslash_is_separator = yes;
         self
     }
 

@@ -20,8 +20,8 @@ use crate::metrics::SinkMetrics;
 use crate::retry::{retry, RetryPolicy};
 use cdc_common::layout::SchemaFilePath;
 use cdc_common::schema_file::SchemaFile;
+use cdc_common::storage::key;
 use cdc_common::{DdlKind, TableDef, TableName, Ts};
-use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -72,7 +72,7 @@ async fn resolve_in_storage(
     let file = SchemaFile::for_table(def, "", &DdlKind::Other);
     let checksum = file.checksum();
     let prefix = SchemaFilePath::meta_prefix(&def.schema, Some(&def.table))?;
-    let prefix_path = Path::from(prefix.trim_end_matches('/'));
+    let prefix_path = key(prefix.trim_end_matches('/'))?;
     let listed = retry(policy, metrics, "list", &prefix, 1, || {
         store.list_with_delimiter(Some(&prefix_path))
     })
@@ -121,7 +121,7 @@ pub(crate) async fn write_schema_file(
     file: &SchemaFile,
 ) -> Result<()> {
     let path = file.path().build()?;
-    let location = Path::from(path.as_str());
+    let location = key(&path)?;
     let body = bytes::Bytes::from(file.to_json());
     retry(policy, metrics, "put", &path, 1, || {
         store.put(&location, PutPayload::from(body.clone()))

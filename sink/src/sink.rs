@@ -74,10 +74,12 @@ impl Sink {
         let (storage, options) = StorageUri::parse_sink(uri)?;
         let store = storage.build()?;
         let mut config = config;
-        if config.local_root.is_none() {
-            if let StorageKind::Local { root } = &storage.kind {
+        match &storage.kind {
+            StorageKind::Local { root } if config.local_root.is_none() => {
                 config.local_root = Some(root.clone());
             }
+            StorageKind::Azure { .. } => config.backslash_is_separator = true,
+            _ => {}
         }
         Sink::with_store(store, options, config, registry).await
     }
@@ -188,6 +190,21 @@ impl Sink {
         Ok(())
     }
 
+    /// A schema or table name is a path segment of every key written for it: the layout's
+    /// rules ([`validate_name`]), and no `\` where the store turns it into `/`.
+    fn check_name(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        if self.ctx.config.backslash_is_separator && name.contains('\\') {
+            return Err(cdc_common::Error::InvalidName {
+                name: name.escape_debug().to_string(),
+                reason: "contains `\\`, which this store (Azure Blob Storage) turns into `/`"
+                    .into(),
+            }
+            .into());
+        }
+        Ok(())
+    }
+
     fn dispatcher(&self, id: &str) -> Result<Arc<DispatcherState>> {
         self.dispatchers
             .read()
@@ -256,8 +273,8 @@ impl Sink {
     ) -> Result<()> {
         self.usable()?;
         let d = self.dispatcher(dispatcher)?;
-        validate_name(&event.table.schema)?;
-        validate_name(&event.table.table)?;
+        self.check_name(&event.table.schema)?;
+        self.check_name(&event.table.table)?;
         // Refused events leave no trace: every check runs before anything is recorded.
         validate::check_rows(dispatcher, &event)?;
         let ts = event.commit_ts;
@@ -366,11 +383,11 @@ impl Sink {
         // A name that cannot be a path segment is refused before anything is drained or
         // written, and does not stop the sink.
         if event.kind.is_schema_level() {
-            validate_name(&event.schema)?;
+            self.check_name(&event.schema)?;
         }
         for t in &event.tables {
-            validate_name(&t.schema)?;
-            validate_name(&t.table)?;
+            self.check_name(&t.schema)?;
+            self.check_name(&t.table)?;
         }
         let files = schema_files(event);
         for f in &files {

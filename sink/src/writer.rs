@@ -49,11 +49,11 @@ use crate::schema::SchemaCache;
 use bytes::Bytes;
 use cdc_common::codec::Codec;
 use cdc_common::layout::{parse_file_name, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
-use cdc_common::storage::get_if_exists;
+use cdc_common::storage::{get_if_exists, key};
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
 use cdc_spool::{Entry, Spool};
 use futures::StreamExt;
-use object_store::path::Path;
+
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -528,7 +528,7 @@ async fn discover_next_index(
         dispatcher_id: file_id.clone(),
     };
     let index_path = index_file.build()?;
-    let location = Path::from(index_path.as_str());
+    let location = key(&index_path)?;
     let store = &ctx.store;
     let policy = &ctx.config.retry;
     let content = retry(policy, &ctx.metrics, "get", &index_path, 1, || {
@@ -546,7 +546,7 @@ async fn discover_next_index(
         },
     };
     let dir_path = dir.build()?;
-    let prefix = Path::from(dir_path.as_str());
+    let prefix = key(&dir_path)?;
     let listed = retry(policy, &ctx.metrics, "list", &dir_path, 1, || {
         store.list_with_delimiter(Some(&prefix))
     })
@@ -638,7 +638,7 @@ async fn publish_job(ctx: Arc<WriterContext>, job: Job) -> (Job, Result<u64>) {
 async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<u64> {
     let policy = &ctx.config.retry;
     let store = &ctx.store;
-    let location = Path::from(job.data_path.as_str());
+    let location = key(&job.data_path)?;
     let len: usize = chunks.iter().map(Bytes::len).sum();
     if len >= ctx.config.multipart_threshold {
         let part = ctx.config.multipart_part_size;
@@ -668,7 +668,7 @@ async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Resul
         })
         .await?;
     }
-    let index_location = Path::from(job.index_path.as_str());
+    let index_location = key(&job.index_path)?;
     retry(policy, &ctx.metrics, "put", &job.index_path, 1, || {
         store.put(&index_location, PutPayload::from(job.index_content.clone()))
     })

@@ -128,10 +128,62 @@ async fn hostile_names_are_refused_and_write_nothing() {
     assert_under_prefix(&keys);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backslash_in_a_name_is_refused_on_azure_and_kept_elsewhere() {
+    let Some(uri) = server_uri("CDC_TEST_AZURE_URI") else {
+        return;
+    };
+    let spool = tempfile::tempdir().unwrap();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let uri = match uri.split_once('?') {
+        Some((base, q)) => format!("{base}/backslash-{n}?{q}&protocol=csv&flush-interval=10ms"),
+        None => format!("{uri}/backslash-{n}?protocol=csv&flush-interval=10ms"),
+    };
+    let config = SinkConfig::new("backslash")
+        .with_retry(fast_retry())
+        .with_spool(spool_config(spool.path(), 16 << 20, 64 << 20));
+    let sink = Sink::open(&uri, config, &prometheus::Registry::new())
+        .await
+        .unwrap();
+    sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    for (schema, table) in [("s", "a\\b"), ("x\\y", "t")] {
+        let t = named(schema, table);
+        let r = sink.write_block_event(&create(&t), &["d"]).await;
+        assert!(
+            matches!(&r, Err(SinkError::Layout(e)) if e.to_string().contains("turns into `/`")),
+            "{schema:?}.{table:?}: {r:?}"
+        );
+        let r = sink.add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, None);
+        assert!(matches!(&r, Err(SinkError::Layout(_))), "{r:?}");
+    }
+    assert!(sink.error().is_none(), "a refused name stops nothing");
+    sink.close().await.unwrap();
+
+    // Any other store keeps the name as it is (see every_key_stays_under_the_configured_prefix).
+    let spool = tempfile::tempdir().unwrap();
+    let (sink, bucket) = prefixed_sink(spool.path()).await;
+    sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    let t = named("s", "a\\b");
+    sink.write_block_event(&create(&t), &["d"]).await.unwrap();
+    sink.add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, None)
+        .unwrap();
+    sink.close().await.unwrap();
+    let keys = bucket.completed_puts();
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with(&format!("{PREFIX}/s/a\\b/"))),
+        "{keys:?}"
+    );
+}
+
 /// Names the layout accepts, biased towards path-like and percent-encoded characters.
 fn name() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z0-9._%~ \\\\#?*-]{1,12}",
+        "[a-z\"`{}<>|^\\[\\]%]{1,8}",
         "\\.{1,3}[a-z]{0,3}",
         "[a-z]{1,4}\\.\\.[a-z]{0,4}",
         "\\PC{1,8}",
@@ -171,6 +223,19 @@ proptest! {
         // Per table: a schema file, a data file and an index file; plus `metadata`.
         prop_assert!(keys.len() > 3 * names.len(), "{:?}", keys);
         assert_under_prefix(&keys);
+        // Names are stored verbatim, as the layout (and TiCDC) writes them and the consumer
+        // reads them back: nothing percent-encoded.
+        for (schema, table) in &names {
+            let dir = format!("{PREFIX}/{schema}/{table}/");
+            prop_assert!(
+                keys.iter().any(|k| k.starts_with(&dir) && k.ends_with(".csv")),
+                "no data file under `{}`: {:?}", dir, keys
+            );
+            prop_assert!(
+                keys.iter().any(|k| k.starts_with(&dir) && k.contains("/meta/schema_")),
+                "no schema file under `{}`: {:?}", dir, keys
+            );
+        }
     }
 }
 
