@@ -41,6 +41,20 @@ pub enum Value {
 }
 
 impl Value {
+    /// The name of the variant, for error messages (never the value itself).
+    pub fn variant_name(&self) -> &'static str {
+        match self {
+            Value::Null => "Null",
+            Value::Int(_) => "Int",
+            Value::UInt(_) => "UInt",
+            Value::Float(_) => "Float",
+            Value::Double(_) => "Double",
+            Value::Decimal(_) => "Decimal",
+            Value::String(_) => "String",
+            Value::Bytes(_) => "Bytes",
+        }
+    }
+
     /// True for [`Value::Null`].
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

@@ -123,22 +123,9 @@ fn check_value(col: &ColumnDef, v: &Value) -> Option<String> {
         format!(
             "a {} column takes {kind:?} values, got {}",
             col.sql_type(),
-            variant(v)
+            v.variant_name()
         )
     })
-}
-
-fn variant(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "Null",
-        Value::Int(_) => "Int",
-        Value::UInt(_) => "UInt",
-        Value::Float(_) => "Float",
-        Value::Double(_) => "Double",
-        Value::Decimal(_) => "Decimal",
-        Value::String(_) => "String",
-        Value::Bytes(_) => "Bytes",
-    }
 }
 
 fn out_of_range(col: &ColumnDef, x: impl std::fmt::Display) -> Option<String> {

@@ -126,23 +126,9 @@ pub(crate) fn mismatch(table: &TableDef, column: &ColumnDef, value: &Value) -> E
             "a {} column takes {:?} values, got {}",
             column.sql_type(),
             column.value_kind(),
-            variant_name(value)
+            value.variant_name()
         ),
     )
-}
-
-/// The name of a value's variant, for error messages (never the value itself).
-pub(crate) fn variant_name(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "Null",
-        Value::Int(_) => "Int",
-        Value::UInt(_) => "UInt",
-        Value::Float(_) => "Float",
-        Value::Double(_) => "Double",
-        Value::Decimal(_) => "Decimal",
-        Value::String(_) => "String",
-        Value::Bytes(_) => "Bytes",
-    }
 }
 
 /// Appends the shortest text that parses back to exactly `v` (never an exponent), the way
