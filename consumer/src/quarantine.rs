@@ -45,7 +45,7 @@
 //!   is still read so `/health` keeps listing earlier quarantines.
 
 use crate::error::Error;
-use crate::progress::{to_i64, Position, ProgressKey};
+use crate::progress::{from_i64, to_i64, Position, ProgressKey};
 
 /// Name of the quarantine table in SQL downstreams.
 pub const QUARANTINE_TABLE: &str = "cdc_consumer_quarantine";
@@ -143,6 +143,28 @@ impl QuarantinedFile {
             to_i64("commit_ts", self.commit_ts_before)?,
             to_i64("quarantined_at_ms", self.quarantined_at_ms)?,
         ))
+    }
+
+    /// The record stored in a quarantine row: its stream, `date_dir`, `path`, `reason`, and the
+    /// signed `table_version`, `file_index`, `commit_ts_before` and `quarantined_at_ms` columns
+    /// in the order of [`QuarantinedFile::to_columns`].
+    pub fn from_columns(
+        key: ProgressKey,
+        date: String,
+        path: String,
+        reason: String,
+        (version, file_index, before, at): (i64, i64, i64, i64),
+    ) -> Result<QuarantinedFile, String> {
+        Ok(QuarantinedFile {
+            key,
+            version: from_i64("table_version", version)?,
+            date,
+            file_index: from_i64("file_index", file_index)?,
+            path,
+            reason,
+            commit_ts_before: from_i64("commit_ts_before", before)?,
+            quarantined_at_ms: from_i64("quarantined_at_ms", at)?,
+        })
     }
 }
 

@@ -24,7 +24,7 @@
 use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Mysql};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::storage::redact_uri;
 use cdc_common::{TableDef, TableName, Value};
@@ -367,26 +367,18 @@ impl Downstream for MysqlDownstream {
             ))
             .await
             .map_err(bad)?;
-        let conv = |what: &str, v: i64| {
-            from_i64(what, v).map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))
-        };
         let mut out = Vec::new();
         for (schema, table, partition, dispatcher, v, date, idx, path, reason, before, at) in rows {
-            out.push(QuarantinedFile {
-                key: ProgressKey {
-                    schema,
-                    table,
-                    partition,
-                    dispatcher,
-                },
-                version: conv("table_version", v)?,
-                date,
-                file_index: conv("file_index", idx)?,
-                path,
-                reason,
-                commit_ts_before: conv("commit_ts_before", before)?,
-                quarantined_at_ms: conv("quarantined_at_ms", at)?,
-            });
+            let key = ProgressKey {
+                schema,
+                table,
+                partition,
+                dispatcher,
+            };
+            out.push(
+                QuarantinedFile::from_columns(key, date, path, reason, (v, idx, before, at))
+                    .map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))?,
+            );
         }
         Ok(out)
     }

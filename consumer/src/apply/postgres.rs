@@ -25,7 +25,7 @@
 use super::{batches, downstream_error, warn_already_applied, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{Dialect, Postgres};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use bytes::BytesMut;
 use cdc_common::storage::redact_uri;
@@ -723,26 +723,29 @@ impl Downstream for PostgresDownstream {
             )
             .await
             .map_err(bad)?;
-        let conv = |what: &str, v: i64| {
-            from_i64(what, v).map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))
-        };
         let mut out = Vec::new();
         for r in rows {
-            out.push(QuarantinedFile {
-                key: ProgressKey {
-                    schema: r.try_get(0).map_err(bad)?,
-                    table: r.try_get(1).map_err(bad)?,
-                    partition: r.try_get(2).map_err(bad)?,
-                    dispatcher: r.try_get(3).map_err(bad)?,
-                },
-                version: conv("table_version", r.try_get(4).map_err(bad)?)?,
-                date: r.try_get(5).map_err(bad)?,
-                file_index: conv("file_index", r.try_get(6).map_err(bad)?)?,
-                path: r.try_get(7).map_err(bad)?,
-                reason: r.try_get(8).map_err(bad)?,
-                commit_ts_before: conv("commit_ts_before", r.try_get(9).map_err(bad)?)?,
-                quarantined_at_ms: conv("quarantined_at_ms", r.try_get(10).map_err(bad)?)?,
-            });
+            let key = ProgressKey {
+                schema: r.try_get(0).map_err(bad)?,
+                table: r.try_get(1).map_err(bad)?,
+                partition: r.try_get(2).map_err(bad)?,
+                dispatcher: r.try_get(3).map_err(bad)?,
+            };
+            let columns = (
+                r.try_get(4).map_err(bad)?,
+                r.try_get(6).map_err(bad)?,
+                r.try_get(9).map_err(bad)?,
+                r.try_get(10).map_err(bad)?,
+            );
+            let (date, path, reason) = (
+                r.try_get(5).map_err(bad)?,
+                r.try_get(7).map_err(bad)?,
+                r.try_get(8).map_err(bad)?,
+            );
+            out.push(
+                QuarantinedFile::from_columns(key, date, path, reason, columns)
+                    .map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))?,
+            );
         }
         Ok(out)
     }

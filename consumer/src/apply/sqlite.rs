@@ -9,7 +9,7 @@
 use super::{batches, downstream_error, Batch, Downstream, RowOp, Unit};
 use crate::ddl::{DdlOp, Dialect, Sqlite};
 use crate::error::{Error, Result};
-use crate::progress::{from_i64, Position, ProgressKey, PROGRESS_TABLE};
+use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use cdc_common::{TableDef, TableName, Ts, Value};
 use rusqlite::types::{ToSqlOutput, Value as SqlValue};
@@ -420,22 +420,19 @@ impl Downstream for SqliteDownstream {
                 ))
             })
             .map_err(bad)?;
-        let conv = |what: &str, v: i64| {
-            from_i64(what, v).map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))
-        };
         let mut out = Vec::new();
         for r in rows {
             let (key, version, date, index, path, reason, before, at) = r.map_err(bad)?;
-            out.push(QuarantinedFile {
-                key,
-                version: conv("table_version", version)?,
-                date,
-                file_index: conv("file_index", index)?,
-                path,
-                reason,
-                commit_ts_before: conv("commit_ts_before", before)?,
-                quarantined_at_ms: conv("quarantined_at_ms", at)?,
-            });
+            out.push(
+                QuarantinedFile::from_columns(
+                    key,
+                    date,
+                    path,
+                    reason,
+                    (version, index, before, at),
+                )
+                .map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))?,
+            );
         }
         Ok(out)
     }
