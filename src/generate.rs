@@ -95,6 +95,7 @@ pub async fn generate(
             let store = FaultStore::new(storage.build()?);
             // Index files are `<dir>/meta/CDC[_<dispatcher>].index`; schema files are not hit.
             store.add_rule(Rule::new(Op::Put, "/meta/CDC", Fault::Delay(delay)));
+            let config = config.for_storage(&storage.kind);
             Sink::with_store(Arc::new(store), options, config, &registry).await
         }
     }

@@ -5,6 +5,7 @@
 
 use crate::error::{Result, SinkError};
 use crate::retry::RetryPolicy;
+use cdc_common::storage::StorageKind;
 use cdc_spool::SpoolConfig;
 use std::fmt;
 use std::path::PathBuf;
@@ -175,6 +176,21 @@ impl SinkConfig {
     /// Sets the local root (for empty-directory cleanup).
     pub fn with_local_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.local_root = Some(root.into());
+        self
+    }
+
+    /// What follows from the kind of store the sink writes to: the local root of a `file://`
+    /// store (unless one is set) and the `\` rule of Azure. [`crate::Sink::open`] applies it;
+    /// callers that build the store from a URI themselves and use [`crate::Sink::with_store`]
+    /// apply it too.
+    pub fn for_storage(mut self, kind: &StorageKind) -> Self {
+        match kind {
+            StorageKind::Local { root } if self.local_root.is_none() => {
+                self.local_root = Some(root.clone());
+            }
+            StorageKind::Azure { .. } => self.backslash_is_separator = true,
+            _ => {}
+        }
         self
     }
 

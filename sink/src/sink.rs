@@ -29,7 +29,7 @@ use crate::validate;
 use crate::writer::{self, WriterContext, WriterMsg};
 use cdc_common::codec::codec_for;
 use cdc_common::layout::{build_file_name, validate_name, LayoutConfig};
-use cdc_common::storage::{StorageKind, StorageUri};
+use cdc_common::storage::StorageUri;
 use cdc_common::{DdlEvent, DmlEvent, SinkOptions, TableName, Ts};
 use cdc_spool::{Callback, Spool, SpoolConfig, SpoolStats};
 use object_store::ObjectStore;
@@ -73,14 +73,7 @@ impl Sink {
     pub async fn open(uri: &str, config: SinkConfig, registry: &Registry) -> Result<Sink> {
         let (storage, options) = StorageUri::parse_sink(uri)?;
         let store = storage.build()?;
-        let mut config = config;
-        match &storage.kind {
-            StorageKind::Local { root } if config.local_root.is_none() => {
-                config.local_root = Some(root.clone());
-            }
-            StorageKind::Azure { .. } => config.backslash_is_separator = true,
-            _ => {}
-        }
+        let config = config.for_storage(&storage.kind);
         Sink::with_store(store, options, config, registry).await
     }
 
