@@ -503,15 +503,7 @@ impl Spool {
             if let Err(f) = inner.run_actions(actions) {
                 inner.note_write_failure(&f);
             }
-            return Ok(accepted(Entry {
-                spool: Arc::clone(inner),
-                location: Some(Location::Disk {
-                    segment,
-                    offset,
-                    len,
-                }),
-                flush,
-            }));
+            return Ok(accepted(inner.disk_entry(segment, offset, len, flush)));
         }
 
         // Direct: the open chunk ends where this record starts; it goes first.
@@ -534,15 +526,7 @@ impl Spool {
         }
         drop(data);
         inner.metrics.spill_bytes_total.inc_by(rec);
-        let entry = Entry {
-            spool: Arc::clone(inner),
-            location: Some(Location::Disk {
-                segment,
-                offset,
-                len,
-            }),
-            flush,
-        };
+        let entry = inner.disk_entry(segment, offset, len, flush);
         let mut st = lock(&inner.state);
         if st.closed {
             return Err(SpoolError::Closed);
@@ -848,6 +832,25 @@ impl Inner {
         m.held_wakes.set(st.watermark.held() as i64);
         m.disk_quota_waiters
             .set((st.blocked_waiters + st.space_callbacks.len()) as i64);
+    }
+
+    /// An accepted entry whose record is at `offset` of `segment`.
+    fn disk_entry(
+        self: &Arc<Self>,
+        segment: Arc<Segment>,
+        offset: u64,
+        len: u64,
+        flush: Option<Callback>,
+    ) -> Entry {
+        Entry {
+            spool: Arc::clone(self),
+            location: Some(Location::Disk {
+                segment,
+                offset,
+                len,
+            }),
+            flush,
+        }
     }
 
     /// Gives an entry's bytes back: release and drop end here, and so does a spill whose
