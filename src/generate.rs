@@ -75,6 +75,15 @@ impl GenerateReport {
     }
 }
 
+/// `--resume` replays the steps above the stored checkpoint, which needs a workload whose
+/// commit ts do not depend on the clock.
+fn check_resume(cfg: &WorkloadConfig, opts: GenerateOptions) -> Result<()> {
+    if opts.resume && cfg.start_ts.is_none() {
+        anyhow::bail!("resuming needs a workload with a fixed start ts (--start-ts)");
+    }
+    Ok(())
+}
+
 /// Runs the workload into a sink at `sink_uri`. `on_progress` is called with the number of
 /// transactions done.
 pub async fn generate(
@@ -83,9 +92,7 @@ pub async fn generate(
     opts: GenerateOptions,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<GenerateReport> {
-    if opts.resume && cfg.start_ts.is_none() {
-        anyhow::bail!("resuming needs a workload with a fixed start ts (--start-ts)");
-    }
+    check_resume(cfg, opts)?;
     let registry = Registry::new();
     let config = SinkConfig::new("generate");
     let sink = match opts.index_put_delay {
@@ -113,9 +120,7 @@ pub async fn generate_into(
     opts: GenerateOptions,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<GenerateReport> {
-    if opts.resume && cfg.start_ts.is_none() {
-        anyhow::bail!("resuming needs a workload with a fixed start ts (--start-ts)");
-    }
+    check_resume(cfg, opts)?;
     let sink = Arc::new(sink);
     let mut report = match drive(&sink, cfg, opts, on_progress).await {
         Ok(r) => r,
