@@ -104,16 +104,22 @@ async fn down_harness(attempts: u32, on_error: Option<cdc_sink::config::ErrorCal
     h
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_store_that_stays_down_holds_wakes_and_the_checkpoint_then_recovers() {
-    // Retries without end (within the test): the sink waits for the store.
-    let h = down_harness(u32::MAX, None).await;
+/// Table `t` written by dispatcher `d`: five one-row events (seq 0..5 at ts 1..=5) land while
+/// the store is up, each with a flush callback counting into the returned counter, and the
+/// checkpoint reaches ts 5.
+async fn five_durable_events(
+    h: &Harness,
+) -> (
+    Arc<cdc_common::TableDef>,
+    BTreeMap<String, Arc<cdc_common::TableDef>>,
+    Arc<std::sync::atomic::AtomicUsize>,
+    impl Fn() -> cdc_sink::Callback + Clone,
+) {
     let t = table("t", ts(0));
     let mut defs = BTreeMap::new();
     defs.insert("t".to_string(), Arc::clone(&t));
     h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
     let (flushed, cb) = counter();
-    // Five events land while the store is up.
     for seq in 0..5i64 {
         h.sink
             .add_dml_event(
@@ -129,6 +135,14 @@ async fn a_store_that_stays_down_holds_wakes_and_the_checkpoint_then_recovers() 
         h.sink.checkpoint(ts(5)).await.unwrap(),
         CheckpointOutcome::Written(ts(5))
     );
+    (t, defs, flushed, cb)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_stays_down_holds_wakes_and_the_checkpoint_then_recovers() {
+    // Retries without end (within the test): the sink waits for the store.
+    let h = down_harness(u32::MAX, None).await;
+    let (t, defs, flushed, cb) = five_durable_events(&h).await;
 
     // Every put of the table's files fails from now on (the checkpoint file still writes).
     h.store
@@ -195,26 +209,7 @@ async fn a_store_down_past_the_retry_budget_stops_the_sink_and_loses_nothing_ack
         })),
     )
     .await;
-    let t = table("t", ts(0));
-    let mut defs = BTreeMap::new();
-    defs.insert("t".to_string(), Arc::clone(&t));
-    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
-    let (flushed, cb) = counter();
-    for seq in 0..5i64 {
-        h.sink
-            .add_dml_event(
-                "d",
-                event(&t, ts(1 + seq as u64), "d", seq, 1),
-                None,
-                Some(cb()),
-            )
-            .unwrap();
-    }
-    assert!(wait_for(5, || flushed.load(Ordering::SeqCst) == 5).await);
-    assert_eq!(
-        h.sink.checkpoint(ts(5)).await.unwrap(),
-        CheckpointOutcome::Written(ts(5))
-    );
+    let (t, defs, flushed, cb) = five_durable_events(&h).await;
 
     h.store
         .add_rule(Rule::new(Op::Put, "s/t/", Fault::Fail { retryable: true }));
