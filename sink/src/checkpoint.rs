@@ -5,7 +5,9 @@
 //! 1. A stopped sink writes nothing (events may have been lost; the checkpoint must not pass them).
 //! 2. `ts` is clamped below the smallest commit ts any dispatcher handed in that is not yet
 //!    durable: even a caller that computed `ts` too eagerly cannot make the file pass an
-//!    unflushed event.
+//!    unflushed event. The clamp is taken when the value is decided, under the checkpoint
+//!    lock, and applies to the ts a deferral remembered too: `checkpoint(400)` deferred, an
+//!    event at 350 accepted, `checkpoint(360)` writes 349, not 400.
 //! 3. Monotonic: a ts at or below the last written one (this process, or the file found in
 //!    storage at the first call) is `Unchanged`.
 //! 4. Rate-limited: within `checkpoint-interval` of the last write the ts is remembered
@@ -27,15 +29,18 @@ use std::time::{Duration, Instant};
 pub enum CheckpointOutcome {
     /// The file now holds this ts (possibly clamped below the requested one).
     Written(Ts),
-    /// Too soon after the last write: this ts is written later (next call or close).
+    /// Too soon after the last write: this ts is written later (next call or close), clamped
+    /// again then below whatever is pending at that moment.
     Deferred(Ts),
     /// Nothing to do: the (clamped) ts is not above the last one written.
     Unchanged,
 }
 
 /// The writer of the checkpoint file (one per sink, behind an async mutex).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct CheckpointState {
+    /// Least time between two writes (rule 4).
+    interval: Duration,
     loaded: bool,
     last_written: Option<Ts>,
     last_write_at: Option<Instant>,
@@ -43,6 +48,17 @@ pub(crate) struct CheckpointState {
 }
 
 impl CheckpointState {
+    /// A writer that writes at most once per `interval` (unless forced).
+    pub fn new(interval: Duration) -> CheckpointState {
+        CheckpointState {
+            interval,
+            loaded: false,
+            last_written: None,
+            last_write_at: None,
+            deferred: None,
+        }
+    }
+
     /// The checkpoint last written, loading the one a previous run left on first use.
     pub async fn stored(
         &mut self,
@@ -57,28 +73,37 @@ impl CheckpointState {
         Ok(self.last_written)
     }
 
-    /// Applies rules 3 and 4 to the clamped `ts` and writes if due.
+    /// Applies rules 2 to 4 to `ts` (or to the deferred ts, if larger) and writes if due.
+    /// `min_pending` answers the smallest commit ts not yet durable; it is asked after the
+    /// stored checkpoint is known, right before the decision, so the value written is clamped
+    /// against what is pending at the moment of writing.
     pub async fn advance(
         &mut self,
         store: &Arc<dyn ObjectStore>,
         policy: &RetryPolicy,
         metrics: &Arc<SinkMetrics>,
-        interval: Duration,
         ts: Ts,
+        min_pending: impl FnOnce() -> Option<Ts>,
         force: bool,
     ) -> Result<CheckpointOutcome> {
         self.stored(store, policy, metrics).await?;
-        let ts = match self.deferred {
-            Some(d) if d > ts => d,
-            _ => ts,
-        };
+        let pending = min_pending();
+        // The largest ts asked for since the last write, each request clamped when made...
+        let wanted = clamp(ts, pending);
+        let wanted = self.deferred.map_or(wanted, |d| d.max(wanted));
+        // ...and clamped again now: events accepted since a deferral are pending too.
+        let ts = clamp(wanted, pending);
         if self.last_written.is_some_and(|w| ts <= w) {
             self.deferred = None;
             return Ok(CheckpointOutcome::Unchanged);
         }
-        if !force && self.last_write_at.is_some_and(|at| at.elapsed() < interval) {
-            self.deferred = Some(ts);
-            return Ok(CheckpointOutcome::Deferred(ts));
+        if !force
+            && self
+                .last_write_at
+                .is_some_and(|at| at.elapsed() < self.interval)
+        {
+            self.deferred = Some(wanted);
+            return Ok(CheckpointOutcome::Deferred(wanted));
         }
         let body = bytes::Bytes::from(Checkpoint { checkpoint_ts: ts }.build());
         let location = key(Checkpoint::path())?;

@@ -16,7 +16,7 @@
 //! storage. A failed write never runs `flush`, and once anything failed the sink is stopped:
 //! every call returns [`SinkError::Failed`] and the checkpoint does not move.
 
-use crate::checkpoint::{clamp, CheckpointOutcome, CheckpointState};
+use crate::checkpoint::{CheckpointOutcome, CheckpointState};
 use crate::cleanup;
 use crate::config::SinkConfig;
 use crate::ddl::{schema_files, DrainMarker};
@@ -169,7 +169,7 @@ impl Sink {
             dispatchers: RwLock::new(HashMap::new()),
             table_owners: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            checkpoint: tokio::sync::Mutex::new(CheckpointState::default()),
+            checkpoint: tokio::sync::Mutex::new(CheckpointState::new(config.checkpoint_interval)),
             tasks: Mutex::new(tasks),
             cleanup: Mutex::new(cleanup),
         })
@@ -444,12 +444,11 @@ impl Sink {
     }
 
     /// Advances the checkpoint file `metadata` towards `ts` (see [`CheckpointOutcome`]):
-    /// monotonic, rate-limited, clamped below every event handed in and not yet durable, and
-    /// refused once the sink has stopped on an error.
+    /// monotonic, rate-limited, clamped below every event handed in and not yet durable at the
+    /// moment the file is written (a ts deferred earlier included), and refused once the sink
+    /// has stopped on an error.
     pub async fn checkpoint(&self, ts: Ts) -> Result<CheckpointOutcome> {
         self.ctx.failure.check()?;
-        let min_pending = self.min_pending();
-        let ts = clamp(ts, min_pending);
         let ctx = &self.ctx;
         let mut st = self.checkpoint.lock().await;
         let r = st
@@ -457,8 +456,8 @@ impl Sink {
                 &ctx.store,
                 &ctx.config.retry,
                 &ctx.metrics,
-                ctx.config.checkpoint_interval,
                 ts,
+                || self.min_pending(),
                 false,
             )
             .await;
@@ -543,14 +542,13 @@ impl Sink {
             let ctx = &self.ctx;
             let mut st = self.checkpoint.lock().await;
             if let Some(ts) = st.deferred() {
-                let ts = clamp(ts, self.min_pending());
                 if let Err(e) = st
                     .advance(
                         &ctx.store,
                         &ctx.config.retry,
                         &ctx.metrics,
-                        ctx.config.checkpoint_interval,
                         ts,
+                        || self.min_pending(),
                         true,
                     )
                     .await
