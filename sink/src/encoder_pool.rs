@@ -40,6 +40,28 @@
 //! its encoder thread has forwarded it). If the disk quota is full the encoded event is handed to
 //! the encoder thread, which waits; the dispatcher never does. Larger events use the pool.
 //!
+//! # Order on re-entry
+//!
+//! A wake or flush callback may hand in the dispatcher's next event. On the pool path that is
+//! ordered by construction: the event woken is still counted in `queued` until its encoder
+//! thread has forwarded it, so the next event queues behind it on the same thread. On the
+//! inline path the spool runs the wake inside `try_enqueue`, before the entry is handed to the
+//! writer, while the inline claim is held: an event handed in from there goes through the
+//! encoder thread, which could reach the writer first. So the inline path puts the wake behind
+//! a [`WakeGate`]: run by the spool before the handoff, the wake is only parked; the gate opens
+//! once the entry is in the writer's queue and runs a parked wake then, on the same thread
+//! (or, for a wake held above the high watermark, on the thread that releases it, as always).
+//!
+//! ```text
+//! inline: try_enqueue -> [wake parked] -> writer.send(entry) -> gate opens -> wake runs
+//!                                                                  |
+//!                 an event handed in by the wake goes to the pool: behind the entry
+//! ```
+//!
+//! The wake still runs before `add_dml_event` returns, and still while the inline claim is held:
+//! an event handed in from it takes the pool, not a nested inline encode, so a dispatcher that
+//! always re-enters from its wake does not grow the stack.
+//!
 //! # Spool pressure
 //!
 //! After an enqueue that spilled (or every 16th one), the encoder looks at the spool: if it
@@ -58,7 +80,7 @@ use cdc_spool::{Callback, Enqueued, Spool};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -255,6 +277,65 @@ pub(crate) struct Encoded {
     pub data: Bytes,
     pub wake: Option<Callback>,
     pub flush: Option<Callback>,
+    /// Opens once the entry is in the writer's queue (inline events; see [`WakeGate`]).
+    pub gate: WakeGate,
+}
+
+/// Holds an inline event's wake until the event's entry is in the writer's queue (see "Order
+/// on re-entry" above). A wake the spool runs while the gate is closed is parked; opening the
+/// gate runs it. The gate opens when dropped: after the handoff in [`offer`], or when the event
+/// is given up (then a wake the spool ran still runs, as it did before the gate existed; a wake
+/// the spool never ran is dropped with the event).
+pub(crate) struct WakeGate(Option<Arc<Mutex<GateState>>>);
+
+enum GateState {
+    /// The entry is not in the writer's queue yet; the wake, once the spool has run it.
+    Closed(Option<Callback>),
+    /// The entry is in the writer's queue: a wake runs at once.
+    Open,
+}
+
+impl WakeGate {
+    /// No gate (the pool path, ordered without one).
+    pub fn none() -> WakeGate {
+        WakeGate(None)
+    }
+
+    /// Puts `wake` behind a new, closed gate: returns the wake to give the spool and the gate.
+    pub fn wrap(wake: Option<Callback>) -> (Option<Callback>, WakeGate) {
+        let Some(wake) = wake else {
+            return (None, WakeGate::none());
+        };
+        let state = Arc::new(Mutex::new(GateState::Closed(None)));
+        let shared = Arc::clone(&state);
+        let gated: Callback = Box::new(move || {
+            let mut st = shared.lock().unwrap_or_else(|e| e.into_inner());
+            match &mut *st {
+                GateState::Closed(parked) => *parked = Some(wake),
+                GateState::Open => {
+                    drop(st);
+                    wake();
+                }
+            }
+        });
+        (Some(gated), WakeGate(Some(state)))
+    }
+}
+
+impl Drop for WakeGate {
+    /// Opens the gate and runs a parked wake (outside the lock).
+    fn drop(&mut self) {
+        let Some(state) = self.0.take() else {
+            return;
+        };
+        let previous = std::mem::replace(
+            &mut *state.lock().unwrap_or_else(|e| e.into_inner()),
+            GateState::Open,
+        );
+        if let GateState::Closed(Some(wake)) = previous {
+            wake();
+        }
+    }
 }
 
 /// Encodes `event` with `tc` into one chunk; on error the sink is failed.
@@ -336,12 +417,16 @@ pub(crate) fn offer(ctx: &EncoderContext, mut e: Encoded, wait: bool, count: u64
     if let Some(w) = ctx.writers.get(shard) {
         w.send(msg);
     }
+    // The entry is in the writer's queue: a wake parked by the gate runs now, so an event it
+    // hands in reaches the writer behind this one.
+    drop(e.gate);
     Offer::Done
 }
 
 /// The inline path of `add_dml_event`: encodes a small event on the caller's thread with the
 /// dispatcher's own cached codec and offers it without waiting. The caller holds the
-/// dispatcher's inline claim (nothing of it is queued), so order is kept.
+/// dispatcher's inline claim (nothing of it is queued), so order is kept; the wake waits behind
+/// a [`WakeGate`] until the entry is in the writer's queue, so an event it hands in comes after.
 pub(crate) fn encode_inline(
     ctx: &EncoderContext,
     dispatcher: &Arc<DispatcherState>,
@@ -377,6 +462,7 @@ pub(crate) fn encode_inline(
         *hint = data.len();
         data
     };
+    let (wake, gate) = WakeGate::wrap(wake);
     let e = Encoded {
         dispatcher: Arc::clone(dispatcher),
         rows: event.rows.len(),
@@ -386,6 +472,7 @@ pub(crate) fn encode_inline(
         data,
         wake,
         flush,
+        gate,
     };
     offer(ctx, e, false, 0)
 }
@@ -436,6 +523,56 @@ fn encode_one(
         data,
         wake,
         flush,
+        gate: WakeGate::none(),
     };
     offer(ctx, e, true, count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn counting(n: &Arc<AtomicUsize>) -> Option<Callback> {
+        let n = Arc::clone(n);
+        Some(Box::new(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+        }))
+    }
+
+    #[test]
+    fn a_wake_run_before_the_handoff_waits_for_the_gate() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (wake, gate) = WakeGate::wrap(counting(&runs));
+        (wake.unwrap())();
+        assert_eq!(runs.load(Ordering::SeqCst), 0, "parked while closed");
+        drop(gate);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "runs when the gate opens");
+    }
+
+    #[test]
+    fn a_wake_run_after_the_handoff_runs_at_once() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (wake, gate) = WakeGate::wrap(counting(&runs));
+        drop(gate);
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            0,
+            "nothing parked, nothing run"
+        );
+        (wake.unwrap())();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_wake_never_run_is_dropped_unrun() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (wake, gate) = WakeGate::wrap(counting(&runs));
+        drop(wake);
+        drop(gate);
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+        let (wake, gate) = WakeGate::wrap(None);
+        assert!(wake.is_none());
+        drop(gate);
+    }
 }
