@@ -39,7 +39,8 @@
 //! - `flush` runs only after the event's data file and then its index file are in storage;
 //!   a failed write never runs it, stops the sink, and the checkpoint never passes it.
 //! - One dispatcher, one encoder thread, one writer shard: its events reach storage in order,
-//!   and one index file has one writer.
+//!   and one index file has one writer. The order holds when a `wake` or `flush` callback hands
+//!   in the next event; callbacks must not block (see [`Sink`] for what they may do).
 //! - `pass_block_event`/`write_block_event` return only after every DML the blocked
 //!   dispatchers handed in before is durable; `write_block_event` then writes the schema files.
 //! - Restarting never overwrites a data file and reuses a table version whose definition did

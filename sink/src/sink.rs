@@ -44,6 +44,35 @@ use tokio::task::JoinHandle;
 ///
 /// Must be created inside a tokio runtime (writers are tokio tasks); encoder threads are
 /// plain threads.
+///
+/// # What a wake or flush callback may do
+///
+/// Where they run: `wake` on the thread calling [`Sink::add_dml_event`] (a small event, the
+/// usual case at low traffic), on an encoder thread, or - when it was held above the spool's
+/// high watermark - on the thread whose release brings the spool down to the low watermark (a
+/// writer task). `flush` runs on a writer task (a tokio worker thread) once the event's data
+/// and index files are in storage. Each runs at most once; the callbacks of an event that is
+/// refused or dropped (stopped sink) are dropped unrun.
+///
+/// - **Hand in the next event: allowed, and ordered.** A callback may call `add_dml_event`
+///   again, for its own dispatcher or another. Events of one dispatcher reach storage in the
+///   order `add_dml_event` accepted them, also when one is handed in from a wake or a flush
+///   callback: it reaches its writer behind everything its dispatcher handed in before, the
+///   event woken included (see `encoder_pool.rs`, "Order on re-entry").
+///   One dispatcher's calls must still not race each other from different threads; the usual
+///   protocol (the next event only after the previous wake) keeps them sequential.
+/// - **Other calls that return at once** are allowed too: [`Sink::add_dispatcher`],
+///   [`Sink::error`], [`Sink::spool_stats`], [`Sink::options`]. For the async calls
+///   (`checkpoint`, `pass_block_event`, `write_block_event`, `remove_dispatcher`, `close`)
+///   spawn a task; never `block_on` them in a callback.
+/// - **Block: not allowed.** No sleeping, waiting on I/O, a contended lock, a full bounded
+///   channel or another callback. A blocking callback stops the thread that runs it for as
+///   long: `add_dml_event` itself blocks (on the caller's thread), every dispatcher of that
+///   encoder thread stops encoding, or every dispatcher of that writer shard stops publishing.
+///   Waiting for something only that thread can do deadlocks: a flush callback that waits for
+///   another flush of its shard, a held wake that waits for a flush while its writer releases
+///   it, a callback that `block_on`s a drain of its own dispatcher. Hand slow work to another
+///   thread or task (an unbounded channel, `tokio::spawn`).
 pub struct Sink {
     ctx: Arc<WriterContext>,
     encoders: EncoderPool,
@@ -252,11 +281,12 @@ impl Sink {
     /// Hands in one table's share of a transaction. Never blocks: the event is queued to its
     /// encoder thread and this returns. `wake` runs once the encoded event is under the spool's
     /// quota (possibly on another thread, possibly much later under backpressure); `flush` runs
-    /// once it is durable in storage, never if it is not. Errors: an unknown dispatcher, a
-    /// table or schema name unusable as a path segment, a row that does not match its table
-    /// ([`SinkError::InvalidRow`]), a commit ts out of order for the dispatcher
-    /// ([`SinkError::OutOfOrder`]), a closed or stopped sink. A refused event is not accepted
-    /// (its callbacks are dropped unrun); only a stopped sink stays stopped.
+    /// once it is durable in storage, never if it is not. Either may call `add_dml_event` again and
+    /// neither may block (see [`Sink`], "What a wake or flush callback may do"). Errors: an unknown
+    /// dispatcher, a table or schema name unusable as a path segment, a row that does not match its
+    /// table ([`SinkError::InvalidRow`]), a commit ts out of order for the dispatcher
+    /// ([`SinkError::OutOfOrder`]), a closed or stopped sink. A refused event is not accepted (its
+    /// callbacks are dropped unrun); only a stopped sink stays stopped.
     pub fn add_dml_event(
         &self,
         dispatcher: &str,
