@@ -83,7 +83,7 @@ async fn a_deferred_checkpoint_is_clamped_below_an_event_accepted_after_the_defe
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn close_writes_a_deferred_checkpoint_only_below_what_is_pending() {
+async fn close_flushes_what_is_pending_then_writes_the_deferred_checkpoint() {
     let h = harness_on(None, "protocol=csv&flush-interval=10ms", |c| {
         c.with_checkpoint_interval(INTERVAL)
     })
