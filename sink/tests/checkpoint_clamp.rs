@@ -14,7 +14,7 @@ use support::*;
 
 /// The rate limit of these tests: long enough that the second call is deferred, short enough
 /// to wait out.
-const INTERVAL: Duration = Duration::from_millis(300);
+const INTERVAL: Duration = Duration::from_secs(1);
 
 fn barrier(at: Ts) -> DdlEvent {
     DdlEvent {
