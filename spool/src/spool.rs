@@ -30,9 +30,9 @@ use crate::config::SpoolConfig;
 use crate::error::{Result, SpoolError, WriteFailure};
 use crate::metrics::SpoolMetrics;
 use crate::quota::{Accounting, Placement};
-use crate::segment::{
-    encode_header, record_len, FileActions, Segment, Segments, MAX_RECORD_PAYLOAD,
-};
+use crate::record::{encode_header, record_len, MAX_RECORD_PAYLOAD};
+use crate::segment::Segment;
+use crate::segment_table::{FileActions, Segments};
 use crate::watermark::{Callback, Watermark};
 use crate::write_buffer::{WriteJob, DIRECT_WRITE_MIN};
 use bytes::Bytes;
@@ -964,7 +964,7 @@ impl Inner {
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
             let written = res.is_ok()
-                && match job.segment.write_chunk(&job.chunk) {
+                && match job.chunk.write_to(&job.segment) {
                     Ok(()) => true,
                     Err(f) => {
                         res = Err(f);
