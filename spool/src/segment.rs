@@ -1,11 +1,11 @@
 //! Segment files: append-only `segment-<id>.log` files holding framed records, and the I/O on
 //! them.
 //!
-//! A record's bytes are framed as [`crate::record`] describes (frozen). This module creates a
-//! segment file, writes records and buffers of records into it with positioned (vectored)
-//! writes, reads one record back with one positioned read, verified, and scans a file for
-//! diagnostics. Which segments exist, how many live entries each holds and when a file is
-//! deleted is the segment table's business ([`crate::segment_table`]).
+//! A record's bytes are framed as `record.rs` describes (frozen; its items are re-exported
+//! here). This module creates a segment file, writes records and buffers of records into it
+//! with positioned (vectored) writes, reads one record back with one positioned read, verified,
+//! and scans a file for diagnostics. Which segments exist, how many live entries each holds and
+//! when a file is deleted is the segment table's business (`segment_table.rs`).
 //!
 //! Invariants:
 //! - a segment file is created empty and only ever written at offsets reserved for it by the
@@ -13,7 +13,7 @@
 //! - a read never scans: it reads `8 + len` bytes at the addressed offset and reports a
 //!   [`SpoolError::Corrupt`] naming the segment and offset when the stored length differs, the
 //!   file holds less than the whole record, or the checksum does not match;
-//! - a [`Segment`] needs no lock to be read: it is shared (`Arc`) by the table and by every
+//! - a `Segment` needs no lock to be read: it is shared (`Arc`) by the table and by every
 //!   entry stored in it, and `buffered_from` tells a reader whether its record is in the file
 //!   yet (see [`crate::write_buffer`]).
 //!
