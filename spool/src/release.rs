@@ -77,7 +77,8 @@ impl Drop for Entry {
 
 impl Inner {
     /// Gives an entry's bytes back: release and drop end here, and so does a spill whose
-    /// direct write failed (its region is rolled back, see [`Segments::roll_back`]).
+    /// direct write failed (its region is rolled back, see
+    /// [`Segments::roll_back`](crate::segment_table::Segments::roll_back)).
     pub(crate) fn free(&self, loc: Location, how: Freed) {
         let mut actions = FileActions::default();
         let mut st = lock(&self.state);
