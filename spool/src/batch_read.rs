@@ -33,9 +33,8 @@
 //!   fit, as `Truncated` with the bytes the file holds from that record's offset.
 
 use crate::error::{CorruptReason, Result, SpoolError};
-use crate::segment::{
-    read_exact_or_eof, read_span, record_len, verify_record, Segment, READ_ALIGN, RECORD_HEADER_LEN,
-};
+use crate::record::{record_len, verify_record, RECORD_HEADER_LEN};
+use crate::segment::{read_exact_or_eof, read_span, Segment, READ_ALIGN};
 use bytes::Bytes;
 use std::sync::{Arc, Mutex};
 

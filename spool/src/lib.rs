@@ -36,6 +36,24 @@
 //!   [`Enqueued::WaitForDiskQuota`] while entries are held whose release can make room, else
 //!   [`SpoolError::DiskFull`] naming the directory and the segment.
 //!
+//! # Where each concept lives
+//!
+//! | concept | file |
+//! |---------|------|
+//! | the handle: open, enqueue, disk-space waits, stats, rotate, close | `spool.rs` |
+//! | the state a handle shares with its entries (`Spool`, lock, teardown) | `shared.rs` |
+//! | entry types and addressing (`Enqueued`, `Entry`, `EntryLocation`) | `entry.rs` |
+//! | reads, one entry or a batch | `read.rs`, coalescing in `batch_read.rs` |
+//! | release: flush callbacks, freeing, held wakes, waiters woken | `release.rs` |
+//! | record framing (frozen) | `record.rs` |
+//! | segment file I/O, diagnostics scan | `segment.rs` |
+//! | segment table: which segments exist, live counts, deletion | `segment_table.rs` |
+//! | write buffer of small spilled records | `write_buffer.rs` |
+//! | quota, watermark machine, configuration, metrics, errors | `quota.rs`, `watermark.rs`, `config.rs`, `metrics.rs`, `error.rs` |
+//!
+//! Dependencies inside the crate point one way: `record <- segment <- write_buffer <-
+//! segment_table <- shared <- entry <- {read, release} <- spool`.
+//!
 //! # Segment record layout (frozen)
 //!
 //! ```text
@@ -46,7 +64,9 @@
 //!  ^ record offset    crc = CRC-32C (Castagnoli) of payload  ^ next record = offset + 8 + len
 //! ```
 //!
-//! Do not change it: the test `record_framing_bytes_are_pinned` fails when a byte moves.
+//! Do not change it: the framing lives in `record.rs` (the segment file name in `segment.rs`),
+//! and the tests `record_framing_bytes_are_pinned` and `segment_file_names_are_pinned` fail when
+//! a byte moves.
 //!
 //! # Write path of a spilled record
 //!
@@ -127,16 +147,24 @@
 
 pub mod batch_read;
 pub mod config;
+mod entry;
 mod error;
 mod metrics;
 mod quota;
+mod read;
+mod record;
+mod release;
 pub mod segment;
+mod segment_table;
+mod shared;
 mod spool;
 mod watermark;
 pub mod write_buffer;
 
 pub use config::{MachineInfo, SpoolConfig, SpoolConfigBuilder};
+pub use entry::{Enqueued, Entry, EntryLocation};
 pub use error::{CorruptReason, Result, SpoolError};
 pub use metrics::CHANGEFEED_LABEL;
-pub use spool::{changefeed_dir_name, Enqueued, Entry, EntryLocation, Spool, SpoolStats};
+pub use shared::Spool;
+pub use spool::{changefeed_dir_name, SpoolStats};
 pub use watermark::Callback;

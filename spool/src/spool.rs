@@ -1,4 +1,8 @@
-//! The spool handle: enqueue, read, release, wait for disk space, close.
+//! The spool handle: open, enqueue, wait for disk space, stats, rotate, close.
+//!
+//! The handle type and the state it shares with entries are in `shared.rs`; entry types in
+//! `entry.rs`; reads in `read.rs`; release (flush callbacks, held wakes, segment deletion) in
+//! `release.rs`.
 //!
 //! Locking: one mutex per spool guards the accounting, the watermark machine and the segment
 //! table with its write buffers. It is never held across a record or chunk write or a file
@@ -25,235 +29,25 @@
 //!   when the spool holds entries whose release can free space, else
 //!   [`SpoolError::DiskFull`] naming the directory and the segment.
 
-use crate::batch_read::{ReadBuffers, Run};
 use crate::config::SpoolConfig;
+use crate::entry::{Enqueued, Entry, Location};
 use crate::error::{Result, SpoolError, WriteFailure};
 use crate::metrics::SpoolMetrics;
 use crate::quota::{Accounting, Placement};
-use crate::segment::{
-    encode_header, record_len, FileActions, Segment, Segments, MAX_RECORD_PAYLOAD,
-};
+use crate::record::{encode_header, record_len, MAX_RECORD_PAYLOAD};
+use crate::release::Freed;
+use crate::segment::Segment;
+use crate::segment_table::{FileActions, Segments};
+use crate::shared::{lock, Inner, Spool, State};
 use crate::watermark::{Callback, Watermark};
 use crate::write_buffer::{WriteJob, DIRECT_WRITE_MIN};
 use bytes::Bytes;
 use prometheus::Registry;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
-
-/// A cheap, cloneable handle to the spool of one changefeed (`Send + Sync`).
-#[derive(Clone)]
-pub struct Spool {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    config: SpoolConfig,
-    changefeed: String,
-    dir: PathBuf,
-    /// Mirror of `State::closed` for the lock-free read path.
-    closed: AtomicBool,
-    /// True when the last enqueue did not fit the memory quota: the next one computes its
-    /// record header before taking the lock.
-    spilling: AtomicBool,
-    /// True after a refusal for lack of disk space, until a segment write succeeds again
-    /// (logs the transitions, not every refusal).
-    disk_full: AtomicBool,
-    state: Mutex<State>,
-    /// Signalled when bytes are released (the space generation advances) and at close.
-    space: Condvar,
-    metrics: SpoolMetrics,
-    /// Idle buffers of batched reads (`batch_read`), shared with the payloads read into them.
-    read_buffers: Arc<ReadBuffers>,
-}
-
-struct State {
-    closed: bool,
-    acct: Accounting,
-    watermark: Watermark,
-    segments: Segments,
-    /// Advances on every release; disk-quota waiters wait for it to move.
-    space_generation: u64,
-    /// Async waiters: run once the generation passes theirs.
-    space_callbacks: Vec<(u64, Callback)>,
-    /// Threads blocked in `wait_for_space*`.
-    blocked_waiters: usize,
-}
-
-/// The answer of [`Spool::try_enqueue`]. Every variant but `WaitForDiskQuota` carries the
-/// accepted entry.
-pub enum Enqueued {
-    /// Accepted and held in memory.
-    InMemory(Entry),
-    /// Accepted and written to a segment file (memory quota reached).
-    Spilled(Entry),
-    /// Accepted and written to disk although its record is larger than the whole disk quota
-    /// (admitted only when the disk held nothing, so it cannot wait forever).
-    Oversized(Entry),
-    /// Not accepted: memory is full and the disk quota has no room for it, or the spool
-    /// directory's file system has no room while entries are held whose release can make some.
-    /// Everything is handed back, no callback has run. The caller flushes what it can, waits
-    /// for space
-    /// ([`Spool::wait_for_space_since`] or [`Spool::notify_on_space`] with `generation`), and
-    /// retries.
-    WaitForDiskQuota {
-        /// The payload, handed back.
-        data: Bytes,
-        /// The wake callback, not run.
-        wake: Option<Callback>,
-        /// The flush callback, not run.
-        flush: Option<Callback>,
-        /// The space generation seen by this call: a wait for a later generation cannot miss
-        /// a release that happens between this answer and the wait.
-        generation: u64,
-    },
-}
-
-impl Enqueued {
-    /// The accepted entry, or `None` for `WaitForDiskQuota`.
-    pub fn into_entry(self) -> Option<Entry> {
-        match self {
-            Enqueued::InMemory(e) | Enqueued::Spilled(e) | Enqueued::Oversized(e) => Some(e),
-            Enqueued::WaitForDiskQuota { .. } => None,
-        }
-    }
-
-    /// A short name of the outcome (`in-memory`, `spilled`, `oversized`,
-    /// `wait-for-disk-quota`), for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Enqueued::InMemory(_) => "in-memory",
-            Enqueued::Spilled(_) => "spilled",
-            Enqueued::Oversized(_) => "oversized",
-            Enqueued::WaitForDiskQuota { .. } => "wait-for-disk-quota",
-        }
-    }
-}
-
-impl fmt::Debug for Enqueued {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Enqueued::InMemory(e) => f.debug_tuple("InMemory").field(e).finish(),
-            Enqueued::Spilled(e) => f.debug_tuple("Spilled").field(e).finish(),
-            Enqueued::Oversized(e) => f.debug_tuple("Oversized").field(e).finish(),
-            Enqueued::WaitForDiskQuota {
-                data, generation, ..
-            } => f
-                .debug_struct("WaitForDiskQuota")
-                .field("len", &data.len())
-                .field("generation", generation)
-                .finish_non_exhaustive(),
-        }
-    }
-}
-
-/// Where an entry's bytes are.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum EntryLocation {
-    /// In memory.
-    Memory {
-        /// Payload length.
-        len: u64,
-    },
-    /// In a segment file.
-    Disk {
-        /// Segment id (`segment-<id>.log`).
-        segment: u64,
-        /// Offset of the record start.
-        offset: u64,
-        /// Payload length.
-        len: u64,
-    },
-}
-
-enum Location {
-    Memory(Bytes),
-    Disk {
-        segment: Arc<Segment>,
-        offset: u64,
-        len: u64,
-    },
-}
-
-/// One accepted message: owned, `Send`, addressing its bytes in memory or on disk.
-///
-/// Release it with [`Spool::release`] once its data is durable in storage: that runs its flush
-/// callback and frees its bytes. Dropping an entry without releasing it frees its bytes too
-/// (accounting never leaks) but does **not** run the flush callback: a dropped entry was not
-/// flushed, so nothing may acknowledge it.
-pub struct Entry {
-    spool: Arc<Inner>,
-    location: Option<Location>,
-    flush: Option<Callback>,
-}
-
-impl Entry {
-    /// Payload length in bytes.
-    pub fn len(&self) -> usize {
-        match self.location() {
-            EntryLocation::Memory { len } | EntryLocation::Disk { len, .. } => len as usize,
-        }
-    }
-
-    /// True for an empty payload.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// True when the bytes are in a segment file.
-    pub fn is_spilled(&self) -> bool {
-        matches!(self.location(), EntryLocation::Disk { .. })
-    }
-
-    /// Where the bytes are.
-    pub fn location(&self) -> EntryLocation {
-        match self
-            .location
-            .as_ref()
-            .expect("entry location is taken only when consumed")
-        {
-            Location::Memory(b) => EntryLocation::Memory {
-                len: b.len() as u64,
-            },
-            Location::Disk {
-                segment,
-                offset,
-                len,
-            } => EntryLocation::Disk {
-                segment: segment.id(),
-                offset: *offset,
-                len: *len,
-            },
-        }
-    }
-}
-
-impl Entry {
-    fn loc(&self) -> &Location {
-        self.location
-            .as_ref()
-            .expect("entry location is taken only when consumed")
-    }
-}
-
-impl fmt::Debug for Entry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Entry")
-            .field("location", &self.location())
-            .field("flush", &self.flush.is_some())
-            .finish()
-    }
-}
-
-impl Drop for Entry {
-    fn drop(&mut self) {
-        if let Some(loc) = self.location.take() {
-            self.spool.free(loc, Freed::Released);
-        }
-    }
-}
 
 /// A snapshot of a spool's accounting.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -311,12 +105,6 @@ pub fn changefeed_dir_name(changefeed: &str) -> Result<String> {
         out = out.replace('.', "%2E");
     }
     Ok(out)
-}
-
-fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
-    // Callbacks never run under the lock, so a poisoned lock only means a panic inside the
-    // spool's own bookkeeping; the state is still consistent enough to account and close.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Spool {
@@ -541,157 +329,6 @@ impl Spool {
         Ok(accepted(entry))
     }
 
-    /// Reads an entry's payload: a clone of the memory bytes, a copy from its segment's write
-    /// buffer if the record has not reached the file yet, or one positioned read of its record,
-    /// length- and CRC-32C-verified ([`SpoolError::Corrupt`] names segment and offset).
-    pub fn read(&self, entry: &Entry) -> Result<Bytes> {
-        self.check_readable(entry)?;
-        match entry.loc() {
-            Location::Memory(b) => Ok(b.clone()),
-            Location::Disk {
-                segment,
-                offset,
-                len,
-            } => self.read_disk(segment, *offset, *len),
-        }
-    }
-
-    /// Reads the payloads of `entries` (a batch, in order) and returns them in the same order.
-    /// See [`Spool::read_many_into`].
-    pub fn read_many<'a>(
-        &self,
-        entries: impl IntoIterator<Item = &'a Entry>,
-    ) -> Result<Vec<Bytes>> {
-        let mut out = Vec::new();
-        self.read_many_into(entries, &mut out)?;
-        Ok(out)
-    }
-
-    /// Reads the payloads of `entries` (a batch, in order) and appends them to `out` in the
-    /// same order. Memory entries and records still in a write buffer are served as by
-    /// [`Spool::read`]; consecutive entries whose records lie close together in one segment
-    /// file (ascending, small gaps, at most 1 MiB from the first record's start to the last
-    /// one's end) are read with one positioned read of the range covering them, and each
-    /// payload is a slice of that buffer (no copy). Every record is verified as
-    /// [`Spool::read`] verifies it, and the first bad one fails the call with the same
-    /// [`SpoolError::Corrupt`] (its segment and offset); on any error `out` is left as it was.
-    ///
-    /// Memory: the returned payloads keep their read buffers alive; these hold at most 3/2 of
-    /// the payload bytes read from files plus 11 bytes per record and 64 per read, and buffers
-    /// of large runs are reused once released (see [`crate::batch_read`]), so bounding the
-    /// payload bytes a caller reads back bounds the memory.
-    pub fn read_many_into<'a>(
-        &self,
-        entries: impl IntoIterator<Item = &'a Entry>,
-        out: &mut Vec<Bytes>,
-    ) -> Result<()> {
-        let base = out.len();
-        let res = self.read_batch(entries, out);
-        if res.is_err() {
-            out.truncate(base);
-        }
-        res
-    }
-
-    fn read_batch<'a>(
-        &self,
-        entries: impl IntoIterator<Item = &'a Entry>,
-        out: &mut Vec<Bytes>,
-    ) -> Result<()> {
-        let mut entries = entries.into_iter().peekable();
-        let mut run = Run::default();
-        while let Some(entry) = entries.next() {
-            self.check_readable(entry)?;
-            let (segment, offset, len) = match entry.loc() {
-                Location::Memory(b) => {
-                    out.push(b.clone());
-                    continue;
-                }
-                Location::Disk {
-                    segment,
-                    offset,
-                    len,
-                } if segment.is_written(*offset, *len) => (segment, *offset, *len),
-                Location::Disk {
-                    segment,
-                    offset,
-                    len,
-                } => {
-                    out.push(self.read_disk(segment, *offset, *len)?);
-                    continue;
-                }
-            };
-            run.begin(offset, len);
-            while let Some(next) = entries.peek() {
-                let joins = Arc::ptr_eq(&self.inner, &next.spool)
-                    && matches!(next.loc(), Location::Disk { segment: s, offset: o, len: l }
-                        if Arc::ptr_eq(s, segment) && s.is_written(*o, *l) && run.try_push(*o, *l));
-                if !joins {
-                    break;
-                }
-                entries.next();
-            }
-            run.read(segment, &self.inner.read_buffers, out)?;
-        }
-        Ok(())
-    }
-
-    /// Fails unless the spool is open and `entry` is one of its entries.
-    fn check_readable(&self, entry: &Entry) -> Result<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            return Err(SpoolError::Closed);
-        }
-        if !Arc::ptr_eq(&self.inner, &entry.spool) {
-            return Err(SpoolError::param(
-                "entry",
-                "belongs to another spool (or an earlier open of this one)",
-            ));
-        }
-        Ok(())
-    }
-
-    /// One spilled record: from its segment's write buffer while it is there, else one
-    /// positioned read of the file.
-    fn read_disk(&self, segment: &Segment, offset: u64, len: u64) -> Result<Bytes> {
-        if !segment.is_written(offset, len) {
-            let st = lock(&self.inner.state);
-            if let Some(b) = st.segments.read_buffered(segment.id(), offset) {
-                return Ok(b);
-            }
-        }
-        segment.read_record(offset, len)
-    }
-
-    /// Releases an entry whose data is durable: runs its flush callback, then frees its bytes,
-    /// deletes its segment if that was the segment's last entry and the segment is not active,
-    /// wakes disk-quota waiters, and runs the held wakes (in order) if the total fell to the low
-    /// watermark. Callbacks run on this thread, after the spool's lock is dropped.
-    pub fn release(&self, mut entry: Entry) {
-        if let Some(f) = entry.flush.take() {
-            f();
-        }
-        drop(entry);
-    }
-
-    /// Releases a batch of entries whose data is durable (a published file's entries): as
-    /// [`Spool::release`] on each in turn, with one critical section for the whole batch
-    /// instead of one per entry. Every flush callback runs first, in order; then all the
-    /// entries' bytes are freed together (segments whose last entry this was are deleted); then
-    /// disk-quota waiters are woken and, if the total fell to the low watermark, the held wakes
-    /// run in order. Observable order is that of releasing the entries one by one, except that
-    /// no held wake runs between two of the batch's flush callbacks. The space generation
-    /// advances once per entry. An entry of another spool is freed by its own spool as it is
-    /// dropped (its flush callback still runs).
-    pub fn release_many(&self, entries: impl IntoIterator<Item = Entry>) {
-        let mut entries: Vec<Entry> = entries.into_iter().collect();
-        for e in &mut entries {
-            if let Some(f) = e.flush.take() {
-                f();
-            }
-        }
-        self.inner.free_many(entries);
-    }
-
     /// Blocks until a release happens after this call, the spool closes, or `timeout` passes;
     /// true if space was released. Prefer [`Spool::wait_for_space_since`] with the generation
     /// of the `WaitForDiskQuota` answer: it does not miss a release that happened in between.
@@ -822,18 +459,6 @@ impl fmt::Debug for Spool {
 }
 
 impl Inner {
-    /// Sets the gauges from the state (called under the lock, so they move in order).
-    fn publish(&self, st: &State) {
-        let m = &self.metrics;
-        m.memory_bytes.set(st.acct.memory_bytes as i64);
-        m.disk_bytes.set(st.acct.disk_bytes as i64);
-        m.entries.set(st.acct.entries() as i64);
-        m.segments.set(st.segments.count() as i64);
-        m.held_wakes.set(st.watermark.held() as i64);
-        m.disk_quota_waiters
-            .set((st.blocked_waiters + st.space_callbacks.len()) as i64);
-    }
-
     /// An accepted entry whose record is at `offset` of `segment`.
     fn disk_entry(
         self: &Arc<Self>,
@@ -851,98 +476,6 @@ impl Inner {
             }),
             flush,
         }
-    }
-
-    /// Gives an entry's bytes back: release and drop end here, and so does a spill whose
-    /// direct write failed (its region is rolled back, see [`Segments::roll_back`]).
-    fn free(&self, loc: Location, how: Freed) {
-        let mut actions = FileActions::default();
-        let mut st = lock(&self.state);
-        if st.closed {
-            return;
-        }
-        match &loc {
-            Location::Memory(b) => st.acct.sub_memory(b.len() as u64),
-            Location::Disk {
-                segment,
-                offset,
-                len,
-            } => {
-                let rec = record_len(*len);
-                st.acct.sub_disk(rec);
-                match how {
-                    Freed::Released => st.segments.release(segment.id(), &mut actions),
-                    Freed::RolledBack => {
-                        st.segments
-                            .roll_back(segment.id(), *offset, rec, &mut actions)
-                    }
-                }
-            }
-        }
-        let after = self.settle(st, 1);
-        drop(loc);
-        after.run(self, actions);
-    }
-
-    /// Ends the critical section of a free of `freed` entries whose accounting is done:
-    /// advances the space generation, takes the space callbacks, lets the watermark machine
-    /// decide which held wakes run, publishes the gauges and drops the lock. What it returns
-    /// runs once the freed bytes are dropped.
-    fn settle(&self, mut st: MutexGuard<'_, State>, freed: u64) -> Settled {
-        st.space_generation += freed;
-        let space_callbacks = std::mem::take(&mut st.space_callbacks);
-        let total = st.acct.total();
-        let wakes = st.watermark.on_release(total);
-        let notify = st.blocked_waiters > 0;
-        self.publish(&st);
-        Settled {
-            space_callbacks,
-            wakes,
-            notify,
-        }
-    }
-
-    /// [`Inner::free`] of many released entries under one lock. The locations are taken out of
-    /// the entries only after the lock is dropped (so their bytes are freed outside it, and
-    /// the entries' own `Drop` then has nothing left to free).
-    fn free_many(self: &Arc<Self>, mut entries: Vec<Entry>) {
-        entries.retain(|e| Arc::ptr_eq(self, &e.spool));
-        if entries.is_empty() {
-            return;
-        }
-        let mut actions = FileActions::default();
-        let mut st = lock(&self.state);
-        if st.closed {
-            return;
-        }
-        // Consecutive entries of one segment release it with one table look-up.
-        let mut run: Option<(u64, u64)> = None;
-        for e in &entries {
-            match e.loc() {
-                Location::Memory(b) => st.acct.sub_memory(b.len() as u64),
-                Location::Disk { segment, len, .. } => {
-                    st.acct.sub_disk(record_len(*len));
-                    let id = segment.id();
-                    match &mut run {
-                        Some((seg, n)) if *seg == id => *n += 1,
-                        _ => {
-                            if let Some((seg, n)) = run.replace((id, 1)) {
-                                st.segments.release_n(seg, n, &mut actions);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if let Some((seg, n)) = run {
-            st.segments.release_n(seg, n, &mut actions);
-        }
-        let after = self.settle(st, entries.len() as u64);
-        for e in &mut entries {
-            e.location = None;
-        }
-        drop(entries);
-        after.run(self, actions);
     }
 
     /// Writes the chunks queued in `actions` (completing each under the lock), then seals and
@@ -964,7 +497,7 @@ impl Inner {
         let mut done = Vec::with_capacity(jobs.len());
         for job in jobs {
             let written = res.is_ok()
-                && match job.segment.write_chunk(&job.chunk) {
+                && match job.chunk.write_to(&job.segment) {
                     Ok(()) => true,
                     Err(f) => {
                         res = Err(f);
@@ -1026,73 +559,6 @@ impl Inner {
             }
         }
         Err(f.into_error(&self.dir))
-    }
-
-    fn close(&self) -> Result<()> {
-        let mut st = lock(&self.state);
-        if st.closed {
-            return Ok(());
-        }
-        st.closed = true;
-        self.closed.store(true, Ordering::Release);
-        st.watermark.clear();
-        st.segments.clear();
-        st.acct = Accounting::new(self.config.memory_quota, self.config.disk_quota);
-        let callbacks = std::mem::take(&mut st.space_callbacks);
-        self.publish(&st);
-        drop(st);
-        self.space.notify_all();
-        self.metrics.unregister();
-        for (_, cb) in callbacks {
-            cb();
-        }
-        match std::fs::remove_dir_all(&self.dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(SpoolError::io(&self.dir, e)),
-        }
-    }
-}
-
-/// What a free runs after its critical section (see [`Inner::settle`]).
-struct Settled {
-    space_callbacks: Vec<(u64, Callback)>,
-    wakes: std::collections::VecDeque<Callback>,
-    notify: bool,
-}
-
-impl Settled {
-    /// Wakes blocked disk-quota waiters, seals and deletes the files in `actions`, then runs
-    /// the space callbacks and the released wakes, in order, on this thread.
-    fn run(self, inner: &Inner, actions: FileActions) {
-        if self.notify {
-            inner.space.notify_all();
-        }
-        actions.run();
-        for (_, cb) in self.space_callbacks {
-            cb();
-        }
-        for w in self.wakes {
-            w();
-        }
-    }
-}
-
-/// How an entry's bytes are given back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Freed {
-    /// Released or dropped after it was accepted.
-    Released,
-    /// Never accepted: its direct write failed and its reservation is undone.
-    RolledBack,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last handle and the last entry are gone without `close`: clean up the same way.
-        if let Err(e) = self.close() {
-            tracing::warn!(error = %e, "cannot remove spool directory");
-        }
     }
 }
 

@@ -35,7 +35,9 @@
 //! - The segment offset is reset to 0 (a fully released active segment is reused) only when no
 //!   chunk is being written, so a late write can never land on records written after it.
 
-use crate::segment::{Segment, RECORD_HEADER_LEN};
+use crate::error::WriteFailure;
+use crate::record::RECORD_HEADER_LEN;
+use crate::segment::{Segment, MAX_IOVECS};
 use bytes::Bytes;
 use std::io::IoSlice;
 use std::ops::Range;
@@ -166,6 +168,24 @@ impl Chunk {
     /// Buffers [`Chunk::io_slices`] yields.
     pub(crate) fn io_slice_count(&self) -> usize {
         self.parts.len()
+    }
+
+    /// Writes this sealed chunk (whole records from its start) to `segment` with vectored
+    /// positioned writes: one per [`MAX_IOVECS`] buffers, large payloads straight from the
+    /// callers' bytes.
+    pub(crate) fn write_to(&self, segment: &Segment) -> Result<(), WriteFailure> {
+        let mut offset = self.start();
+        let mut slices = Vec::with_capacity(self.io_slice_count().min(MAX_IOVECS));
+        let mut it = self.io_slices().peekable();
+        while it.peek().is_some() {
+            slices.clear();
+            slices.extend(it.by_ref().take(MAX_IOVECS));
+            let n: u64 = slices.iter().map(|s| s.len() as u64).sum();
+            segment.write_vectored_at(&mut slices, offset)?;
+            offset += n;
+        }
+        debug_assert_eq!(offset, self.end());
+        Ok(())
     }
 }
 
@@ -361,7 +381,7 @@ impl WriteBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::encode_header;
+    use crate::record::encode_header;
 
     fn segment(dir: &std::path::Path) -> Arc<Segment> {
         Arc::new(Segment::create(dir, 0).unwrap())
@@ -437,8 +457,8 @@ mod tests {
             payloads.push((offset, p));
             offset = chunk.end();
         }
-        assert!(chunk.io_slice_count() > crate::segment::MAX_IOVECS);
-        seg.write_chunk(&chunk).unwrap();
+        assert!(chunk.io_slice_count() > MAX_IOVECS);
+        chunk.write_to(&seg).unwrap();
         let found = crate::segment::scan_segment(seg.path(), 0, None).unwrap();
         assert_eq!(found.len(), 600);
         for ((offset, p), a) in payloads.iter().zip(&found) {

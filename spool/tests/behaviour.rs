@@ -1,53 +1,20 @@
 //! Behaviour of the spool through its public API: placement, wake hysteresis, release and drop,
 //! segment lifecycle, scratch directory, disk-quota waits, metrics.
 
+mod support;
+
 use bytes::Bytes;
-use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
+use cdc_spool::segment::segment_file_name;
 use cdc_spool::{Callback, Enqueued, EntryLocation, Spool, SpoolConfig, SpoolError};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// Records callback names in the order they run.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn cb(&self, name: &str) -> Option<Callback> {
-        let log = Arc::clone(&self.0);
-        let name = name.to_string();
-        Some(Box::new(move || log.lock().unwrap().push(name)))
-    }
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *self.0.lock().unwrap())
-    }
-}
+use support::{open, segment_files, spool_config, Log, H};
 
 fn config(dir: &std::path::Path, mem: u64, disk: u64, high: u64, low: u64) -> SpoolConfig {
-    SpoolConfig::builder()
-        .dir(dir)
-        .memory_quota(mem)
-        .disk_quota(disk)
-        .watermarks(high, low)
+    spool_config(dir, mem, disk, high, low)
         .segment_size(1 << 20)
         .build()
         .unwrap()
 }
-
-fn open(cfg: SpoolConfig) -> (Spool, prometheus::Registry) {
-    let registry = prometheus::Registry::new();
-    (Spool::open(cfg, "cf", &registry).unwrap(), registry)
-}
-
-fn segment_files(spool: &Spool) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(spool.dir())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    v.sort();
-    v
-}
-
-const H: u64 = RECORD_HEADER_LEN;
 
 #[test]
 fn entries_fill_memory_then_spill_then_ask_to_wait_for_disk_quota() {
@@ -222,8 +189,8 @@ fn release_many_runs_every_flush_then_frees_then_runs_the_held_wakes_in_order() 
         let e = spool
             .try_enqueue(
                 vec![i as u8; 30],
-                log.cb(&format!("w{i}")),
-                log.cb(&format!("f{i}")),
+                log.cb(format!("w{i}")),
+                log.cb(format!("f{i}")),
             )
             .unwrap();
         batch.push(e.into_entry().unwrap());

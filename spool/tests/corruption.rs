@@ -1,13 +1,14 @@
 //! Damage a segment file under a live spool (its directory is scratch, so "reopen" would wipe
 //! it: the damage is done while the entries still address it) and assert the exact error.
 
-use cdc_spool::segment::{scan_segment, segment_file_name, RecordAddress, RECORD_HEADER_LEN};
+mod support;
+
+use cdc_spool::segment::{scan_segment, RecordAddress};
 use cdc_spool::{CorruptReason, Entry, EntryLocation, Spool, SpoolConfig, SpoolError};
 use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-
-const H: u64 = RECORD_HEADER_LEN;
+use support::H;
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -23,7 +24,6 @@ fn payload(i: usize) -> Vec<u8> {
 /// Three spilled entries of 100 bytes in segment 0, at offsets 0, 108, 216, written to the file.
 fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
-    let registry = prometheus::Registry::new();
     let cfg = SpoolConfig::builder()
         .dir(tmp.path())
         .memory_quota(1)
@@ -31,7 +31,7 @@ fn fixture() -> Fixture {
         .watermarks(1 << 21, 1)
         .build()
         .unwrap();
-    let spool = Spool::open(cfg, "cf", &registry).unwrap();
+    let (spool, registry) = support::open(cfg);
     let entries: Vec<Entry> = (0..3)
         .map(|i| {
             spool
@@ -65,7 +65,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn segment_path(&self) -> PathBuf {
-        self.spool.dir().join(segment_file_name(0))
+        support::segment_path(&self.spool, 0)
     }
 
     fn damage(&self, f: impl FnOnce(&std::fs::File)) {

@@ -8,15 +8,15 @@
 //! entries are held or as `SpoolError::DiskFull` naming the directory and the segment when
 //! nothing is; once space is freed, enqueue works again and the accounting returns to zero.
 
+mod support;
+
 use bytes::Bytes;
 use cdc_common::testing::Tmpfs;
-use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
 use cdc_spool::write_buffer::{DIRECT_WRITE_MIN, WRITE_BUFFER_SIZE};
-use cdc_spool::{Callback, Enqueued, Entry, EntryLocation, Spool, SpoolConfig, SpoolError};
+use cdc_spool::{Enqueued, Entry, EntryLocation, Spool, SpoolError};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use support::{segment_path, spool_config, Log, H};
 
-const H: u64 = RECORD_HEADER_LEN;
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
 /// Size of the test file system.
@@ -30,38 +30,14 @@ fn mount() -> Option<(tempfile::TempDir, Tmpfs)> {
     Some((dir, fs))
 }
 
-/// Records which callbacks ran.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<String>>>);
-
-impl Log {
-    fn cb(&self, name: String) -> Option<Callback> {
-        let log = self.0.clone();
-        Some(Box::new(move || log.lock().unwrap().push(name)))
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0.lock().unwrap().iter().any(|n| n == name)
-    }
-
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
-}
-
 /// Every entry spills (memory quota 1 byte); the disk quota is far above the file system, so
 /// only the file system can say no; wakes always run at once.
 fn open(dir: &Path, segment_size: u64) -> (Spool, prometheus::Registry) {
-    let registry = prometheus::Registry::new();
-    let cfg = SpoolConfig::builder()
-        .dir(dir)
-        .memory_quota(1)
-        .disk_quota(64 * MIB)
-        .watermarks(1 << 40, 1)
+    let cfg = spool_config(dir, 1, 64 * MIB, 1 << 40, 1)
         .segment_size(segment_size)
         .build()
         .unwrap();
-    (Spool::open(cfg, "cf", &registry).unwrap(), registry)
+    support::open(cfg)
 }
 
 fn payload(tag: usize, len: usize) -> Bytes {
@@ -69,10 +45,6 @@ fn payload(tag: usize, len: usize) -> Bytes {
         .map(|i| (tag * 131 + i * 7 + i / 251) as u8)
         .collect::<Vec<u8>>()
         .into()
-}
-
-fn segment_path(spool: &Spool, id: u64) -> PathBuf {
-    spool.dir().join(segment_file_name(id))
 }
 
 fn file_len(path: &Path) -> u64 {
@@ -100,11 +72,7 @@ fn a_direct_write_that_finds_no_room_is_rolled_back_and_refused_with_a_clear_err
     // Nothing is held, so nothing can free space: DiskFull, naming directory and segment.
     let big = payload(1, (DIRECT_WRITE_MIN + 150 * KIB) as usize);
     let err = spool
-        .try_enqueue(
-            big.clone(),
-            log.cb("wake big".into()),
-            log.cb("flush big".into()),
-        )
+        .try_enqueue(big.clone(), log.cb("wake big"), log.cb("flush big"))
         .unwrap_err();
     let seg0 = segment_path(&spool, 0);
     assert!(
@@ -170,11 +138,7 @@ fn a_direct_write_that_finds_no_room_is_rolled_back_and_refused_with_a_clear_err
 
     // Entries are held now: the same failure asks to wait, handing everything back unrun.
     let (data, wake, flush) = match spool
-        .try_enqueue(
-            big.clone(),
-            log.cb("wake big".into()),
-            log.cb("flush big".into()),
-        )
+        .try_enqueue(big.clone(), log.cb("wake big"), log.cb("flush big"))
         .unwrap()
     {
         Enqueued::WaitForDiskQuota {

@@ -6,12 +6,15 @@
 //! before them. Batched reads (`read_many_into`) of consecutive, gapped and descending picks
 //! must return what per-entry reads return.
 
+mod support;
+
 use bytes::Bytes;
 use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
-use cdc_spool::{Enqueued, Entry, EntryLocation, Spool, SpoolConfig};
+use cdc_spool::{Enqueued, Entry, EntryLocation, Spool};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use support::spool_config;
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -294,11 +297,7 @@ fn data_of(tag: u64, len: usize) -> Vec<u8> {
 }
 
 fn open(p: &Params, dir: &std::path::Path, registry: &prometheus::Registry) -> Spool {
-    let cfg = SpoolConfig::builder()
-        .dir(dir)
-        .memory_quota(p.memory_quota)
-        .disk_quota(p.disk_quota)
-        .watermarks(p.high, p.low)
+    let cfg = spool_config(dir, p.memory_quota, p.disk_quota, p.high, p.low)
         .segment_size(p.segment_size)
         .build()
         .unwrap();
