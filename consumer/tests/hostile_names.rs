@@ -686,7 +686,7 @@ impl Write for Captured {
 
 #[tokio::test]
 async fn hostile_names_and_values_on_stdout() {
-    use cdc_consumer::apply::stdout::StdoutDownstream;
+    use cdc_consumer::backend::stdout::StdoutDownstream;
     use cdc_consumer::config::TableFilter;
     use cdc_consumer::discovery::{Discovery, Upstream};
     use cdc_consumer::replay::Replayer;

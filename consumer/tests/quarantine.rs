@@ -7,8 +7,8 @@
 mod common;
 
 use cdc_common::DdlKind;
-use cdc_consumer::apply::stdout::StdoutDownstream;
-use cdc_consumer::apply::Downstream;
+use cdc_consumer::backend::stdout::StdoutDownstream;
+use cdc_consumer::backend::Downstream;
 use cdc_consumer::config::{Args, Config, TableFilter};
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;

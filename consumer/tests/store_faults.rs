@@ -7,7 +7,7 @@ mod common;
 
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, Ts, Value};
-use cdc_consumer::apply::sqlite::SqliteDownstream;
+use cdc_consumer::backend::sqlite::SqliteDownstream;
 use cdc_consumer::config::TableFilter;
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;
