@@ -81,3 +81,41 @@ fn text(v: ValueRef<'_>) -> Option<String> {
         ValueRef::Blob(b) => Some(hex(b)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdc_common::ColumnType;
+
+    #[test]
+    fn rows_read_back_as_canonical_text_in_key_order() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE \"s.t\" (id INTEGER, b BLOB, r REAL, n TEXT);
+             INSERT INTO \"s.t\" VALUES (2, x'00ff', 0.5, NULL), (1, NULL, 2.0, 'x');
+             CREATE TABLE \"s2.u\" (id INTEGER);
+             CREATE TABLE cdc_consumer_progress (id INTEGER);",
+        )
+        .unwrap();
+        let t = TableName::new("s", "t");
+        let cols = [
+            ColumnDef::new("id", ColumnType::BigInt).pk(),
+            ColumnDef::new("b", ColumnType::Blob),
+            ColumnDef::new("r", ColumnType::Double),
+            ColumnDef::new("n", ColumnType::Text),
+        ];
+        let text = |v: &str| Some(v.to_string());
+        assert_eq!(
+            rows(&conn, &t, &cols).unwrap(),
+            vec![
+                vec![text("1"), None, text("2"), text("x")],
+                vec![text("2"), text("00ff"), text("0.5"), None],
+            ]
+        );
+        assert_eq!(columns(&conn, &t).unwrap(), ["id", "b", "r", "n"]);
+        assert_eq!(tables(&conn, "s").unwrap(), ["t"]);
+        assert!(columns(&conn, &TableName::new("s", "none"))
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -226,3 +226,19 @@ impl StdoutDownstream {
         Ok(Some(rec))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_back_is_refused_with_a_reason() {
+        let mut d = StdoutDownstream::with_writer(PathBuf::from("unused"), Box::new(Vec::new()));
+        let e = futures::executor::block_on(d.read_tables("s")).unwrap_err();
+        assert!(
+            matches!(&e, Error::Downstream { kind, reason, .. }
+                if kind == "read back" && reason.contains("stdout keeps no tables")),
+            "{e}"
+        );
+    }
+}
