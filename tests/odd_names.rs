@@ -5,8 +5,10 @@
 //! SQLite, whose table must have the original name and hold the rows.
 
 use cdc_common::{
-    ColumnDef, ColumnType, DdlEvent, DdlKind, DmlEvent, RowChange, TableDef, Ts, Value,
+    ColumnDef, ColumnType, DdlEvent, DdlKind, DmlEvent, RowChange, TableDef, TableName, Ts, Value,
 };
+use cdc_consumer::backend::sqlite::SqliteDownstream;
+use cdc_consumer::backend::Downstream;
 use cdc_sink::{FileNaming, Sink, SinkConfig};
 use cdc_storage::demo::replay;
 use std::sync::Arc;
@@ -137,16 +139,22 @@ async fn odd_names_reach_storage_and_sqlite_verbatim() {
     let report = replay(&upstream, &downstream, &|_| {}).await.unwrap();
     assert_eq!(report.rows, 5, "{report:?}");
 
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let name = format!("{SCHEMA}.{TABLE}");
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    let col = format!("\"{}\"", COLUMN.replace('"', "\"\""));
-    let got: Vec<(i64, String)> = conn
-        .prepare(&format!("SELECT id, {col} FROM {quoted} ORDER BY id"))
+    let cols = [
+        ColumnDef::new("id", ColumnType::BigInt).pk(),
+        ColumnDef::new(COLUMN, ColumnType::Text),
+    ];
+    let mut down = SqliteDownstream::open(&db, 1).unwrap();
+    let got: Vec<(i64, String)> = down
+        .read_rows(&TableName::new(SCHEMA, TABLE), &cols)
+        .await
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_deref().unwrap().parse().unwrap(),
+                r[1].clone().unwrap(),
+            )
+        })
         .collect();
     let want: Vec<(i64, String)> = (0..5).map(|i| (i, format!("v{i} \"%#"))).collect();
     assert_eq!(got, want);

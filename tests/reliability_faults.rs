@@ -8,7 +8,7 @@
 use cdc_common::layout::LayoutConfig;
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::SinkOptions;
-use cdc_consumer::apply::sqlite::SqliteDownstream;
+use cdc_consumer::backend::sqlite::SqliteDownstream;
 use cdc_consumer::config::TableFilter;
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;

@@ -1,17 +1,19 @@
 //! cdc-consumer: replays cdc-storage (TiCDC-compatible) storage into a downstream database.
 //!
 //! ```text
-//!  storage ──> discovery ──> ordering ──> decode ──> apply ──> downstream
-//!  (metadata,   (incremental  (barriers,   (codec per  (batched   (rows + progress
-//!   index,       listings)     checkpoint)  schema      statements) in one transaction)
+//!  storage ──> discovery ──> ordering ──> decode ──> plan ──> backend
+//!  (metadata,   (incremental  (barriers,   (codec per  (row ops,  (rows + progress
+//!   index,       listings)     checkpoint)  schema      batches)   in one transaction)
 //!   schema files)                            version)
 //! ```
 //!
 //! - [`discovery`]: what is new in storage, without re-listing the tree every round.
 //! - [`ordering`]: per-table file order, schema-version barriers, multi-table DDL waits.
 //! - [`decode`]: data files to row changes with their schema file's definition.
-//! - [`apply`]: the downstreams (SQLite, PostgreSQL, MySQL/MariaDB, stdout) and row batching.
-//! - [`ddl`]: structured DDL and its translation into each dialect.
+//! - [`plan`]: row changes to row operations and multi-row batches (dialect-free).
+//! - [`backend`]: one folder per downstream (SQLite, PostgreSQL, MySQL/MariaDB, stdout), each
+//!   owning its quoting, types, DDL text, bookkeeping tables, apply path and read-back.
+//! - [`ddl`]: structured DDL operations from schema files (dialect-free).
 //! - [`progress`]: the per-stream progress record, committed with the rows it covers.
 //! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
 //! - [`secrets`]: keeping URI secrets out of logs, errors, `/health` and the status page.
@@ -24,7 +26,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod apply;
+pub mod backend;
 pub mod config;
 pub mod ddl;
 pub mod decode;
@@ -34,6 +36,7 @@ pub mod freshness;
 pub mod http;
 pub mod metrics;
 pub mod ordering;
+pub mod plan;
 pub mod progress;
 pub mod quarantine;
 pub mod replay;
@@ -42,28 +45,17 @@ pub mod status_page;
 
 pub use error::{Error, Result};
 
-use crate::apply::Downstream;
-use crate::config::{Config, DownstreamUri};
+use crate::backend::{Access, Downstream};
+use crate::config::Config;
 use crate::discovery::{Discovery, Upstream};
 use crate::freshness::Health;
 use crate::metrics::Metrics;
 use crate::replay::Replayer;
 use std::sync::{Arc, Mutex};
 
-/// Opens the configured downstream.
+/// Opens the configured downstream to apply to (see [`backend::open`]).
 pub async fn open_downstream(cfg: &Config) -> Result<Box<dyn Downstream>> {
-    Ok(match &cfg.downstream {
-        DownstreamUri::Sqlite(path) => {
-            Box::new(apply::sqlite::SqliteDownstream::open(path, cfg.batch_rows)?)
-        }
-        DownstreamUri::Stdout(path) => Box::new(apply::stdout::StdoutDownstream::new(path.clone())),
-        DownstreamUri::Postgres(uri) => {
-            Box::new(apply::postgres::PostgresDownstream::connect(uri, cfg.batch_rows).await?)
-        }
-        DownstreamUri::Mysql(uri) => {
-            Box::new(apply::mysql::MysqlDownstream::connect(uri, cfg.batch_rows).await?)
-        }
-    })
+    backend::open(&cfg.downstream, cfg.batch_rows, Access::Apply).await
 }
 
 /// Builds a replayer for a configuration.

@@ -201,7 +201,7 @@ mod tests {
             reason: "indexed".into(),
         };
         assert!(!is_quarantinable(&missing, p));
-        let down = crate::apply::downstream_error("db.t", p, "upsert", "NOT NULL");
+        let down = crate::backend::downstream_error("db.t", p, "upsert", "NOT NULL");
         assert!(!is_quarantinable(&down, p));
         let store = Error::storage(
             p,

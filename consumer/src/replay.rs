@@ -16,7 +16,7 @@
 //!   `quarantine`, is recorded in the quarantine table in the same transaction that moves its
 //!   stream's progress past it, with none of its rows applied (see [`crate::quarantine`]).
 
-use crate::apply::{plan_rows, Downstream, Unit};
+use crate::backend::{Downstream, Unit};
 use crate::ddl::{self, DdlOp};
 use crate::decode::Decoder;
 use crate::discovery::{Catalog, Discovery, SchemaEntry, Upstream};
@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::freshness::{now_ms, Health, RecentError, RoundRecord, StreamProgress, TableProgress};
 use crate::metrics::Metrics;
 use crate::ordering::{count_pending, schema_step, table_steps, Step, Wait};
+use crate::plan::plan_rows;
 use crate::progress::{date_text, Position, Progress, ProgressKey, DDL_STREAM};
 use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
 use crate::secrets::Secrets;

@@ -9,7 +9,9 @@ mod common;
 use cdc_common::codec::codec_for;
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::storage::StorageUri;
-use cdc_common::{ColumnDef, ColumnType, DdlKind, DmlEvent, RowChange, TableDef, Ts};
+use cdc_common::{ColumnDef, ColumnType, DdlKind, DmlEvent, RowChange, TableDef, TableName, Ts};
+use cdc_consumer::backend::sqlite::SqliteDownstream;
+use cdc_consumer::backend::Downstream;
 use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
@@ -40,11 +42,16 @@ async fn replay(uri: &str, db: &Path) -> cdc_consumer::Result<()> {
 }
 
 fn state(db: &Path) -> (Vec<i64>, Vec<(String, i64)>) {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let ids = c
-        .prepare("SELECT id FROM \"db.t\" ORDER BY id")
-        .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+    let id = [ColumnDef::new("id", ColumnType::BigInt).pk()];
+    let mut d = SqliteDownstream::open(db, 1).unwrap();
+    let ids = futures::executor::block_on(d.read_rows(&TableName::new("db", "t"), &id))
+        .map(|rows| {
+            rows.into_iter()
+                .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+                .collect()
+        })
         .unwrap_or_default();
+    let c = rusqlite::Connection::open(db).unwrap();
     let prog = c
         .prepare("SELECT dispatcher, file_index FROM cdc_consumer_progress ORDER BY dispatcher")
         .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())

@@ -4,13 +4,13 @@
 
 mod common;
 
-use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, Value};
-use cdc_consumer::config::{Args, Config};
+use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableName, Value};
+use cdc_consumer::backend::{self, Access, Downstream};
+use cdc_consumer::config::{Args, Config, DownstreamUri};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
 use clap::Parser;
 use common::*;
-use mysql_async::prelude::Queryable;
 use std::sync::{Arc, Mutex};
 
 async fn replay(uri: &str, down: &str) -> cdc_consumer::Result<()> {
@@ -43,80 +43,40 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
 }
 
-enum Reader {
-    Sqlite(std::path::PathBuf),
-    Pg(tokio_postgres::Client),
-    My(mysql_async::Conn),
-}
+/// Reads the downstream back through its backend's read-back.
+struct Reader(String);
 
 impl Reader {
+    async fn open(&self) -> Box<dyn Downstream> {
+        let uri = DownstreamUri::parse(&self.0, None).unwrap();
+        backend::open(&uri, 1, Access::ReadBack).await.unwrap()
+    }
+
+    /// The given columns of a table's rows (`id` first, the key), as text.
+    async fn text_rows(&mut self, schema: &str, table: &str, cols: &[&str]) -> Vec<Vec<String>> {
+        let mut defs = vec![ColumnDef::new("id", ColumnType::BigInt).pk()];
+        defs.extend(cols.iter().map(|c| ColumnDef::new(*c, ColumnType::VarChar)));
+        self.open()
+            .await
+            .read_rows(&TableName::new(schema, table), &defs)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.into_iter().map(Option::unwrap).collect())
+            .collect()
+    }
+
     /// `(id, name)` rows of a table, as text.
     async fn rows(&mut self, schema: &str, table: &str) -> Vec<(String, String)> {
-        match self {
-            Reader::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                let sql = format!(
-                    "SELECT CAST(id AS TEXT), CAST(name AS TEXT) FROM \"{schema}.{table}\" ORDER BY id"
-                );
-                let mut st = c.prepare(&sql).unwrap();
-                st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap()
-            }
-            Reader::Pg(c) => c
-                .query(
-                    &format!("SELECT id::text, name::text FROM \"{schema}\".\"{table}\" ORDER BY id"),
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect(),
-            Reader::My(c) => c
-                .query(format!(
-                    "SELECT CAST(id AS CHAR), CAST(name AS CHAR) FROM `{schema}`.`{table}` ORDER BY id"
-                ))
-                .await
-                .unwrap(),
-        }
+        self.text_rows(schema, table, &["name"])
+            .await
+            .into_iter()
+            .map(|r| (r[0].clone(), r[1].clone()))
+            .collect()
     }
 
     async fn tables(&mut self, schema: &str) -> Vec<String> {
-        match self {
-            Reader::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                let mut st = c
-                    .prepare("SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
-                    .unwrap();
-                let all: Vec<String> = st
-                    .query_map([], |r| r.get(0))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap();
-                all.into_iter()
-                    .filter_map(|n| n.strip_prefix(&format!("{schema}.")).map(str::to_string))
-                    .collect()
-            }
-            Reader::Pg(c) => c
-                .query(
-                    "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
-                    &[&schema],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect(),
-            Reader::My(c) => c
-                .exec(
-                    "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = ? ORDER BY 1",
-                    (schema,),
-                )
-                .await
-                .unwrap(),
-        }
+        self.open().await.read_tables(schema).await.unwrap()
     }
 }
 
@@ -236,31 +196,13 @@ async fn scenario(down: &str, mut reader: Reader) {
     assert_eq!(reader.rows(&s, "nopk").await, vec![r(1, "a"), r(2, "b")]);
     assert_eq!(reader.rows(&s, "typed").await.len(), 7);
     assert!(reader.tables(&gone).await.is_empty());
-    let big = match &mut reader {
-        Reader::Sqlite(p) => rusqlite::Connection::open(p)
-            .unwrap()
-            .query_row(
-                &format!("SELECT CAST(big AS TEXT) FROM \"{s}.typed\" WHERE id = 1"),
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .unwrap(),
-        Reader::Pg(c) => c
-            .query_one(
-                &format!("SELECT big::text FROM \"{s}\".typed WHERE id = 1"),
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0),
-        Reader::My(c) => c
-            .query_first(format!(
-                "SELECT CAST(big AS CHAR) FROM `{s}`.typed WHERE id = 1"
-            ))
-            .await
-            .unwrap()
-            .unwrap(),
-    };
+    let big = reader
+        .text_rows(&s, "typed", &["big"])
+        .await
+        .into_iter()
+        .find(|r| r[0] == "1")
+        .map(|r| r[1].clone())
+        .unwrap();
     assert_eq!(big, u64::MAX.to_string());
 }
 
@@ -268,7 +210,8 @@ async fn scenario(down: &str, mut reader: Reader) {
 async fn scenario_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
-    scenario(&format!("sqlite://{}", db.display()), Reader::Sqlite(db)).await;
+    let down = format!("sqlite://{}", db.display());
+    scenario(&down, Reader(down.clone())).await;
 }
 
 #[tokio::test]
@@ -276,11 +219,7 @@ async fn scenario_on_postgres() {
     let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    scenario(&uri, Reader::Pg(client)).await;
+    scenario(&uri, Reader(uri.clone())).await;
 }
 
 #[tokio::test]
@@ -288,8 +227,7 @@ async fn scenario_on_mariadb() {
     let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
         return;
     };
-    let conn = mysql_async::Conn::from_url(&uri).await.unwrap();
-    scenario(&uri, Reader::My(conn)).await;
+    scenario(&uri, Reader(uri.clone())).await;
 }
 
 #[tokio::test]
@@ -310,21 +248,10 @@ async fn large_files_take_the_copy_path_on_postgres_with_conflict_fallback() {
     w.file(&t, &[(ts(3), rows)]).await;
     w.checkpoint(ts(10)).await;
     replay(&w.uri, &uri).await.unwrap();
-    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let row = client
-        .query_one(
-            &format!(
-                "SELECT count(*), count(*) FILTER (WHERE name = 'b'), \
-                 (SELECT name FROM \"{s}\".t WHERE id = 7) FROM \"{s}\".t"
-            ),
-            &[],
-        )
-        .await
-        .unwrap();
-    let (n, b, seven): (i64, i64, String) = (row.get(0), row.get(1), row.get(2));
+    let rows = Reader(uri.clone()).rows(&s, "t").await;
+    let n = rows.len() as i64;
+    let b = rows.iter().filter(|(_, name)| name == "b").count() as i64;
+    let seven = rows.iter().find(|(id, _)| id == "7").unwrap().1.clone();
     assert_eq!((n, b, seven.as_str()), (4500, 3000, "last"));
 }
 

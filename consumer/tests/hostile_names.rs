@@ -7,8 +7,9 @@
 
 mod common;
 
-use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, Ts, Value};
-use cdc_consumer::config::{Args, Config};
+use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, TableName, Ts, Value};
+use cdc_consumer::backend::{self, Access};
+use cdc_consumer::config::{Args, Config, DownstreamUri};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
 use clap::Parser;
@@ -127,6 +128,37 @@ fn assert_rows(mut got: Vec<Vec<Option<String>>>, model: &Model, what: &str) {
         assert_eq!(g, w, "{what}: first differing row");
     }
     assert_eq!(got.len(), want.len(), "{what}: row count");
+}
+
+/// Reads `schema.table` back through the downstream's read-back: `cols` as text, ordered by
+/// the first column when `keyed`, else by every column.
+async fn read_back(
+    down: &str,
+    schema: &str,
+    table: &str,
+    cols: &[&str],
+    keyed: bool,
+) -> Vec<Vec<Option<String>>> {
+    let defs: Vec<ColumnDef> = cols
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match ColumnDef::new(*c, ColumnType::Text) {
+            d if i == 0 && keyed => d.pk(),
+            d => d,
+        })
+        .collect();
+    let uri = DownstreamUri::parse(down, None).unwrap();
+    let mut d = backend::open(&uri, 1, Access::ReadBack).await.unwrap();
+    d.read_rows(&TableName::new(schema, table), &defs)
+        .await
+        .unwrap()
+}
+
+/// The tables of `schema` through the downstream's read-back.
+async fn read_tables(down: &str, schema: &str) -> Vec<String> {
+    let uri = DownstreamUri::parse(down, None).unwrap();
+    let mut d = backend::open(&uri, 1, Access::ReadBack).await.unwrap();
+    d.read_tables(schema).await.unwrap()
 }
 
 /// Writes the storage and returns the final expected rows of `t2` (columns id, name, value,
@@ -436,29 +468,10 @@ async fn hostile_names_and_values_on_sqlite() {
     // Idempotent: a second run changes nothing.
     replay(&w.uri, &format!("sqlite://{}", db.display())).await;
 
-    let sel = |table: &str, cols: &[&str], order: &str| -> Vec<Vec<Option<String>>> {
-        let list: Vec<String> = cols
-            .iter()
-            .map(|c| format!("CAST({} AS TEXT)", dq(c)))
-            .collect();
-        let sql = format!(
-            "SELECT {} FROM {} ORDER BY {order}",
-            list.join(", "),
-            dq(&format!("{}.{table}", n.schema))
-        );
-        let mut st = c.prepare(&sql).unwrap();
-        st.query_map([], |r| {
-            (0..cols.len())
-                .map(|i| r.get::<_, Option<String>>(i))
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-    };
-    let got = sel(&n.t2, &final_cols(&n), "1");
+    let down = format!("sqlite://{}", db.display());
+    let got = read_back(&down, &n.schema, &n.t2, &final_cols(&n), true).await;
     assert_rows(got, &model, "sqlite");
-    let got = sel(&n.nopk, &[&n.cols[0], &n.cols[2]], "1, 2");
+    let got = read_back(&down, &n.schema, &n.nopk, &[&n.cols[0], &n.cols[2]], false).await;
     let want: Vec<Vec<Option<String>>> = nopk
         .iter()
         .map(|(a, b)| vec![Some(a.clone()), Some(b.clone())])
@@ -522,48 +535,15 @@ async fn hostile_names_and_values_on_postgres() {
     replay(&w.uri, &uri).await;
     replay(&w.uri, &uri).await;
 
-    let sel = |table: &str, cols: Vec<&str>, order: &str| {
-        let list: Vec<String> = cols.iter().map(|x| format!("{}::text", dq(x))).collect();
-        format!(
-            "SELECT {} FROM {}.{} ORDER BY {order}",
-            list.join(", "),
-            dq(&n.schema),
-            dq(table)
-        )
-    };
-    let read = |sql: String, k: usize| {
-        let c = &c;
-        async move {
-            c.query(&sql, &[])
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| {
-                    (0..k)
-                        .map(|i| r.get::<_, Option<String>>(i))
-                        .collect::<Vec<_>>()
-                })
-                .collect::<Vec<_>>()
-        }
-    };
-    let got = read(sel(&n.t2, final_cols(&n), "1"), 5).await;
+    let got = read_back(&uri, &n.schema, &n.t2, &final_cols(&n), true).await;
     assert_rows(got, &model, "postgres");
-    let got = read(sel(&n.nopk, vec![&n.cols[0], &n.cols[2]], "1, 2"), 2).await;
+    let got = read_back(&uri, &n.schema, &n.nopk, &[&n.cols[0], &n.cols[2]], false).await;
     let want: Vec<Vec<Option<String>>> = nopk
         .iter()
         .map(|(a, b)| vec![Some(a.clone()), Some(b.clone())])
         .collect();
     assert_eq!(got, want);
-    let tables: Vec<String> = c
-        .query(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
-            &[&n.schema],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tables = read_tables(&uri, &n.schema).await;
     let mut want = vec![n.canary.clone(), n.nopk.clone(), n.t2.clone()];
     want.sort();
     assert_eq!(tables, want);
@@ -605,40 +585,16 @@ async fn hostile_names_and_values_on_mariadb() {
     replay(&w.uri, &uri).await;
     replay(&w.uri, &uri).await;
 
-    let sel = |table: &str, cols: Vec<&str>, order: &str| {
-        let list: Vec<String> = cols
-            .iter()
-            .map(|x| format!("CAST({} AS CHAR)", bq(x)))
-            .collect();
-        format!(
-            "SELECT {} FROM {}.{} ORDER BY {order}",
-            list.join(", "),
-            bq(&n.schema),
-            bq(table)
-        )
-    };
-    let rows: Vec<mysql_async::Row> = c.query(sel(&n.t2, final_cols(&n), "1")).await.unwrap();
-    let got: Vec<Vec<Option<String>>> = rows
-        .into_iter()
-        .map(|r| {
-            (0..5)
-                .map(|i| r.get::<Option<String>, _>(i).unwrap())
-                .collect()
-        })
-        .collect();
+    let got = read_back(&uri, &n.schema, &n.t2, &final_cols(&n), true).await;
     assert_rows(got, &model, "mariadb");
-    let rows: Vec<(String, String)> = c
-        .query(sel(&n.nopk, vec![&n.cols[0], &n.cols[2]], "1, 2"))
-        .await
-        .unwrap();
+    let rows: Vec<(String, String)> =
+        read_back(&uri, &n.schema, &n.nopk, &[&n.cols[0], &n.cols[2]], false)
+            .await
+            .into_iter()
+            .map(|r| (r[0].clone().unwrap(), r[1].clone().unwrap()))
+            .collect();
     assert_eq!(rows, nopk);
-    let tables: Vec<String> = c
-        .exec(
-            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables WHERE table_schema = ? ORDER BY 1",
-            (n.schema.as_str(),),
-        )
-        .await
-        .unwrap();
+    let tables = read_tables(&uri, &n.schema).await;
     let mut want = vec![n.canary.clone(), n.nopk.clone(), n.t2.clone()];
     want.sort();
     let mut tables = tables;
@@ -686,7 +642,7 @@ impl Write for Captured {
 
 #[tokio::test]
 async fn hostile_names_and_values_on_stdout() {
-    use cdc_consumer::apply::stdout::StdoutDownstream;
+    use cdc_consumer::backend::stdout::StdoutDownstream;
     use cdc_consumer::config::TableFilter;
     use cdc_consumer::discovery::{Discovery, Upstream};
     use cdc_consumer::replay::Replayer;
@@ -871,18 +827,7 @@ async fn postgres_refuses_identifiers_it_would_truncate() {
         if !long_table {
             assert!(text.contains("63-byte"), "{text}");
         }
-        let (c, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
-        let n: i64 = c
-            .query_one(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1",
-                &[&schema],
-            )
-            .await
-            .unwrap()
-            .get(0);
+        let n = read_tables(&uri, &schema).await.len();
         assert_eq!(n, 0);
     }
 }

@@ -6,10 +6,10 @@
 
 mod common;
 
-use cdc_common::DdlKind;
-use cdc_consumer::apply::stdout::StdoutDownstream;
-use cdc_consumer::apply::Downstream;
-use cdc_consumer::config::{Args, Config, TableFilter};
+use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName};
+use cdc_consumer::backend::stdout::StdoutDownstream;
+use cdc_consumer::backend::{self, Access, Downstream};
+use cdc_consumer::config::{Args, Config, DownstreamUri, TableFilter};
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
@@ -18,7 +18,6 @@ use cdc_consumer::replay::Replayer;
 use cdc_consumer::Error;
 use clap::Parser;
 use common::*;
-use mysql_async::prelude::Queryable;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -148,36 +147,16 @@ impl Target {
 
     async fn ids(&self, s: &str) -> Vec<i64> {
         match self {
-            Target::Sqlite(p) => {
-                let c = rusqlite::Connection::open(p).unwrap();
-                let mut st = c
-                    .prepare(&format!("SELECT id FROM \"{s}.t\" ORDER BY id"))
-                    .unwrap();
-                st.query_map([], |r| r.get(0))
-                    .unwrap()
-                    .collect::<Result<_, _>>()
-                    .unwrap()
-            }
-            Target::Postgres(u) => {
-                let (c, conn) = tokio_postgres::connect(u, tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                c.query(
-                    &format!("SELECT id::bigint FROM \"{s}\".t ORDER BY id"),
-                    &[],
-                )
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.get(0))
-                .collect()
-            }
-            Target::Mysql(u) => {
-                let mut c = mysql_async::Conn::from_url(u.as_str()).await.unwrap();
-                c.query(format!("SELECT id FROM `{s}`.t ORDER BY id"))
+            Target::Sqlite(_) | Target::Postgres(_) | Target::Mysql(_) => {
+                let uri = DownstreamUri::parse(&self.uri(), None).unwrap();
+                let mut d = backend::open(&uri, 1, Access::ReadBack).await.unwrap();
+                let id = [ColumnDef::new("id", ColumnType::BigInt).pk()];
+                d.read_rows(&TableName::new(s, "t"), &id)
                     .await
                     .unwrap()
+                    .into_iter()
+                    .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+                    .collect()
             }
             Target::Stdout(_, out) => {
                 let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
@@ -424,12 +403,10 @@ async fn quarantine_never_skips_missing_files_or_bad_schema_index_or_metadata_fi
     assert!(d.load_quarantine(false).await.unwrap().is_empty());
     let run = run_once(&cfg, cdc_consumer::open_downstream(&cfg).await.unwrap()).await;
     run.result.unwrap();
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let n: i64 = c
-        .query_row("SELECT count(*) FROM \"quarantine-limits.t\"", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let n = Target::Sqlite(db.clone())
+        .ids("quarantine-limits")
+        .await
+        .len();
     assert_eq!(n, 4);
 }
 

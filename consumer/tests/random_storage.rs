@@ -7,8 +7,8 @@ mod common;
 
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::{DdlKind, RowChange, TableDef};
-use cdc_consumer::apply::stdout::StdoutDownstream;
-use cdc_consumer::apply::Downstream;
+use cdc_consumer::backend::stdout::StdoutDownstream;
+use cdc_consumer::backend::Downstream;
 use cdc_consumer::config::{Args, Config, DownstreamUri, TableFilter};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;

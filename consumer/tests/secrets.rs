@@ -8,7 +8,7 @@
 mod common;
 
 use cdc_common::DdlKind;
-use cdc_consumer::apply::sqlite::SqliteDownstream;
+use cdc_consumer::backend::sqlite::SqliteDownstream;
 use cdc_consumer::config::{Args, Config, TableFilter};
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;

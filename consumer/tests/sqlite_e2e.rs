@@ -3,7 +3,9 @@
 
 mod common;
 
-use cdc_common::{ColumnDef, ColumnType, DdlKind, Value};
+use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName, Value};
+use cdc_consumer::backend::sqlite::SqliteDownstream;
+use cdc_consumer::backend::Downstream;
 use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
@@ -34,15 +36,26 @@ async fn replay(uri: &str, db: &Path, extra: &[&str]) -> cdc_consumer::Result<()
     cdc_consumer::run(&cfg, r).await
 }
 
+/// Rows of SQLite table `schema.table` (split at the first dot) through the backend's
+/// read-back, the given columns as text, ordered by `id`.
+fn read_back(db: &Path, table: &str, cols: &[&str]) -> Vec<Vec<Option<String>>> {
+    let (schema, table) = table.split_once('.').unwrap();
+    let mut defs = vec![ColumnDef::new("id", ColumnType::BigInt).pk()];
+    defs.extend(cols.iter().map(|c| ColumnDef::new(*c, ColumnType::Text)));
+    let mut d = SqliteDownstream::open(db, 1).unwrap();
+    futures::executor::block_on(d.read_rows(&TableName::new(schema, table), &defs)).unwrap()
+}
+
 fn rows(db: &Path, table: &str) -> Vec<(i64, String)> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut st = c
-        .prepare(&format!("SELECT id, name FROM \"{table}\" ORDER BY id"))
-        .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    read_back(db, table, &["name"])
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_deref().unwrap().parse().unwrap(),
+                r[1].clone().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn table_names(db: &Path) -> Vec<String> {
@@ -170,14 +183,13 @@ async fn add_and_rename_column_are_barriers() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let got: Vec<(i64, Option<i64>)> = c
-        .prepare("SELECT id, more FROM \"db.t\" ORDER BY id")
-        .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let got: Vec<(i64, Option<i64>)> = read_back(&db, "db.t", &["more"])
+        .into_iter()
+        .map(|r| {
+            let int = |v: &Option<String>| v.as_deref().map(|v| v.parse().unwrap());
+            (int(&r[0]).unwrap(), int(&r[1]))
+        })
+        .collect();
     assert_eq!(got, vec![(1, None), (2, Some(7)), (3, Some(9))]);
 }
 

@@ -6,8 +6,9 @@
 mod common;
 
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};
-use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, Ts, Value};
-use cdc_consumer::apply::sqlite::SqliteDownstream;
+use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, TableName, Ts, Value};
+use cdc_consumer::backend::sqlite::SqliteDownstream;
+use cdc_consumer::backend::Downstream;
 use cdc_consumer::config::TableFilter;
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;
@@ -84,24 +85,22 @@ impl Consumer {
     }
 }
 
+/// The downstream through its read-back.
+fn read_back(db: &std::path::Path) -> SqliteDownstream {
+    SqliteDownstream::open(db, 1).unwrap()
+}
+
 fn ids(db: &std::path::Path) -> Vec<i64> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut st = c.prepare("SELECT id FROM \"db.t\" ORDER BY id").unwrap();
-    st.query_map([], |r| r.get(0))
+    let id = [ColumnDef::new("id", ColumnType::BigInt).pk()];
+    futures::executor::block_on(read_back(db).read_rows(&TableName::new("db", "t"), &id))
         .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect()
 }
 
 fn columns(db: &std::path::Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut st = c
-        .prepare("SELECT name FROM pragma_table_info('db.t') ORDER BY cid")
-        .unwrap();
-    st.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    futures::executor::block_on(read_back(db).read_columns(&TableName::new("db", "t"))).unwrap()
 }
 
 fn with_x(def: &TableDef, version: Ts) -> TableDef {

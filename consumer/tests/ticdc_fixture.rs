@@ -2,6 +2,8 @@
 //! brief's `schema1.table1` schema file at version 100, csv and canal-json data files, TiCDC's
 //! index files (file name without a trailing newline) and `metadata`.
 
+use cdc_common::{ColumnDef, ColumnType, TableName};
+use cdc_consumer::backend::{self, Access};
 use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
@@ -87,14 +89,24 @@ async fn replay_rows(uri: &str) -> Vec<(i64, String, Option<String>, Option<Stri
     .await
     .unwrap();
     cdc_consumer::run(&cfg, r).await.unwrap();
-    let c = rusqlite::Connection::open(&db).unwrap();
-    let mut st = c
-        .prepare("SELECT Id, LastName, FirstName, Birthday FROM \"schema1.table1\" ORDER BY Id")
+    let cols = [
+        ColumnDef::new("Id", ColumnType::BigInt).pk(),
+        ColumnDef::new("LastName", ColumnType::Text),
+        ColumnDef::new("FirstName", ColumnType::Text),
+        ColumnDef::new("Birthday", ColumnType::Text),
+    ];
+    let mut d = backend::open(&cfg.downstream, 1, Access::ReadBack)
+        .await
         .unwrap();
-    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+    d.read_rows(&TableName::new("schema1", "table1"), &cols)
+        .await
         .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+        .into_iter()
+        .map(|r| {
+            let id = r[0].as_deref().unwrap().parse().unwrap();
+            (id, r[1].clone().unwrap(), r[2].clone(), r[3].clone())
+        })
+        .collect()
 }
 
 fn expected() -> Vec<(i64, String, Option<String>, Option<String>)> {

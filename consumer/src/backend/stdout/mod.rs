@@ -15,12 +15,17 @@
 //! lines, exactly-once for the record). Quarantined data files (`--on-bad-file quarantine`)
 //! are kept in the same file (`quarantined`), so they are recorded with the progress that
 //! skips them.
+//!
+//! # Read-back
+//!
+//! There are no tables to read back: the read-back calls return an error saying so.
 
-use super::{Downstream, RowOp, Unit};
+use super::{read_back_error, Downstream, TextRows, Unit};
 use crate::error::{Error, Result};
+use crate::plan::RowOp;
 use crate::progress::{Position, ProgressKey};
 use crate::quarantine::QuarantinedFile;
-use cdc_common::{TableName, Value};
+use cdc_common::{ColumnDef, TableName, Value};
 use serde_json::{json, Map, Value as Json};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -178,7 +183,22 @@ impl Downstream for StdoutDownstream {
         }
         self.save()
     }
+
+    async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>> {
+        Err(read_back_error(schema, NO_READ_BACK))
+    }
+
+    async fn read_columns(&mut self, table: &TableName) -> Result<Vec<String>> {
+        Err(read_back_error(&table.to_string(), NO_READ_BACK))
+    }
+
+    async fn read_rows(&mut self, table: &TableName, _columns: &[ColumnDef]) -> Result<TextRows> {
+        Err(read_back_error(&table.to_string(), NO_READ_BACK))
+    }
 }
+
+/// Why stdout refuses a read-back.
+const NO_READ_BACK: &str = "stdout keeps no tables: its lines cannot be read back";
 
 impl StdoutDownstream {
     /// Reads the progress file; `None` when it does not exist yet.
@@ -204,5 +224,21 @@ impl StdoutDownstream {
             )));
         }
         Ok(Some(rec))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_back_is_refused_with_a_reason() {
+        let mut d = StdoutDownstream::with_writer(PathBuf::from("unused"), Box::new(Vec::new()));
+        let e = futures::executor::block_on(d.read_tables("s")).unwrap_err();
+        assert!(
+            matches!(&e, Error::Downstream { kind, reason, .. }
+                if kind == "read back" && reason.contains("stdout keeps no tables")),
+            "{e}"
+        );
     }
 }

@@ -1,12 +1,6 @@
-//! Applying to a downstream: the [`Downstream`] trait and the row-operation plan every SQL
-//! backend shares.
-//!
-//! # Unit of work
-//!
-//! A [`Unit`] is one data file's rows (or one schema file's DDL) together with the progress rows
-//! that cover it. A backend applies a unit **atomically**: rows and progress in one transaction
-//! (MySQL DDL autocommits; there the DDL statements are written to be idempotent, `IF [NOT]
-//! EXISTS`, and the progress row follows them, so a crash in between re-runs harmless DDL).
+//! The row-operation plan every SQL backend shares: from row changes to [`RowOp`]s, and from
+//! operations to [`Batch`]es of one statement each. Dialect-free; the backends turn batches
+//! into their own statements (see [`crate::backend`]).
 //!
 //! # Row operations
 //!
@@ -22,16 +16,7 @@
 //! `batch_rows` rows; an upsert batch keeps only the last image of a key, which keeps the
 //! statement valid for PostgreSQL's `ON CONFLICT` (a row may not be hit twice).
 
-pub mod mysql;
-pub mod postgres;
-pub mod sqlite;
-pub mod stdout;
-
-use crate::ddl::DdlOp;
-use crate::error::Result;
-use crate::progress::{Position, ProgressKey};
-use crate::quarantine::QuarantinedFile;
-use cdc_common::{RowChange, TableDef, TableName, Value};
+use cdc_common::{RowChange, TableDef, Value};
 use std::collections::HashMap;
 
 /// One row operation.
@@ -186,65 +171,6 @@ pub fn batches<'a>(def: &TableDef, ops: &'a [RowOp], max: usize) -> Vec<Batch<'a
         });
     }
     out
-}
-
-/// What one unit carries.
-pub struct Unit<'a> {
-    /// The data or schema file being applied (for errors).
-    pub file: &'a str,
-    /// The table of the row operations (or of the DDL).
-    pub table: Option<&'a TableDef>,
-    /// DDL operations, applied first.
-    pub ddl: &'a [DdlOp],
-    /// Row operations, in order.
-    pub rows: &'a [RowOp],
-    /// The progress rows to write in the same transaction.
-    pub progress: &'a [(ProgressKey, Position)],
-    /// A quarantined data file to record in the same transaction (its rows are not applied;
-    /// see [`crate::quarantine`]).
-    pub quarantine: Option<&'a QuarantinedFile>,
-}
-
-/// A downstream database (or stdout).
-#[async_trait::async_trait]
-pub trait Downstream: Send {
-    /// Creates the progress table when missing and reads it back.
-    async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>>;
-
-    /// True when the downstream has the table.
-    async fn table_exists(&mut self, name: &TableName) -> Result<bool>;
-
-    /// Applies one unit atomically (see the module doc).
-    async fn apply(&mut self, unit: Unit<'_>) -> Result<()>;
-
-    /// Reads the quarantine record, oldest first. With `create` the record is created when
-    /// missing (policy `quarantine`); without, a missing record reads as empty.
-    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>>;
-}
-
-/// Logs that a unit is not applied because its progress row already holds its position: a
-/// killed consumer's commit of this very unit landed after the restart read the record (see
-/// the PostgreSQL and MySQL module docs). The caller rolls its transaction back.
-pub(crate) fn warn_already_applied(file: &str) {
-    tracing::warn!(
-        file,
-        "unit already applied by an earlier commit that landed late; not applying it again"
-    );
-}
-
-/// The [`crate::error::Error::Downstream`] for a failed statement.
-pub fn downstream_error(
-    table: &str,
-    file: &str,
-    kind: &str,
-    reason: impl std::fmt::Display,
-) -> crate::error::Error {
-    crate::error::Error::Downstream {
-        table: table.to_string(),
-        file: file.to_string(),
-        kind: kind.to_string(),
-        reason: reason.to_string(),
-    }
 }
 
 #[cfg(test)]

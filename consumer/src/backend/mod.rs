@@ -1,0 +1,166 @@
+//! The downstreams: what a backend provides ([`Downstream`]), the [`Unit`] it applies, and
+//! [`open`], the one place where a configured downstream URI picks its backend.
+//!
+//! # One folder per backend
+//!
+//! Each backend owns everything about its downstream in its own folder: identifier quoting,
+//! type mapping and DDL text (`dialect.rs`), its bookkeeping tables (progress and quarantine,
+//! `bookkeeping.rs`), the transactional apply path (`apply.rs`), and the read-back of a
+//! replicated table (`read_back.rs`). Adding a downstream is one new folder plus one arm in
+//! [`open`] (and its scheme in [`crate::config::DownstreamUri`]). What is dialect-free (the
+//! DDL operation model in [`crate::ddl`], the row-operation plan in [`crate::plan`]) stays in
+//! the consumer core; the SQL backends share the [`dialect::Dialect`] trait's default texts.
+//!
+//! # Unit of work
+//!
+//! A [`Unit`] is one data file's rows (or one schema file's DDL) together with the progress rows
+//! that cover it. A backend applies a unit **atomically**: rows and progress in one transaction
+//! (MySQL DDL autocommits; there the DDL statements are written to be idempotent, `IF [NOT]
+//! EXISTS`, and the progress row follows them, so a crash in between re-runs harmless DDL).
+//!
+//! # Read-back
+//!
+//! A SQL backend reads a replicated table back as **canonical text**, one `Option<String>` per
+//! column, so one comparison serves every database (`cdc-storage verify` and the tests):
+//! integers and text as written, floats as the database's shortest text (MySQL's through
+//! DOUBLE), DECIMAL as the database prints it, binary columns as lowercase hex, NULL as `None`.
+//! Rows come ordered by the table's primary key (by every column when it has none), so two
+//! reads of the same table compare equal. stdout keeps no tables and refuses a read-back.
+
+pub mod dialect;
+pub mod mysql;
+pub mod postgres;
+pub mod sqlite;
+pub mod stdout;
+
+use crate::config::DownstreamUri;
+use crate::ddl::DdlOp;
+use crate::error::Result;
+use crate::plan::RowOp;
+use crate::progress::{Position, ProgressKey};
+use crate::quarantine::QuarantinedFile;
+use cdc_common::{ColumnDef, TableDef, TableName};
+
+/// What one unit carries.
+pub struct Unit<'a> {
+    /// The data or schema file being applied (for errors).
+    pub file: &'a str,
+    /// The table of the row operations (or of the DDL).
+    pub table: Option<&'a TableDef>,
+    /// DDL operations, applied first.
+    pub ddl: &'a [DdlOp],
+    /// Row operations, in order.
+    pub rows: &'a [RowOp],
+    /// The progress rows to write in the same transaction.
+    pub progress: &'a [(ProgressKey, Position)],
+    /// A quarantined data file to record in the same transaction (its rows are not applied;
+    /// see [`crate::quarantine`]).
+    pub quarantine: Option<&'a QuarantinedFile>,
+}
+
+/// Rows of one table read back, one canonical text per column (see the module doc).
+pub type TextRows = Vec<Vec<Option<String>>>;
+
+/// A downstream database (or stdout).
+#[async_trait::async_trait]
+pub trait Downstream: Send {
+    /// Creates the progress table when missing and reads it back.
+    async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>>;
+
+    /// True when the downstream has the table.
+    async fn table_exists(&mut self, name: &TableName) -> Result<bool>;
+
+    /// Applies one unit atomically (see the module doc).
+    async fn apply(&mut self, unit: Unit<'_>) -> Result<()>;
+
+    /// Reads the quarantine record, oldest first. With `create` the record is created when
+    /// missing (policy `quarantine`); without, a missing record reads as empty.
+    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>>;
+
+    /// Read-back: the replicated tables of upstream schema `schema`, sorted by name (the
+    /// consumer's bookkeeping tables are not among them).
+    async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>>;
+
+    /// Read-back: the column names of a table in their downstream order (empty when the table
+    /// does not exist).
+    async fn read_columns(&mut self, table: &TableName) -> Result<Vec<String>>;
+
+    /// Read-back: every row of a table, the given columns as canonical text, ordered by the
+    /// columns marked primary key (by every given column when none is; see the module doc).
+    async fn read_rows(&mut self, table: &TableName, columns: &[ColumnDef]) -> Result<TextRows>;
+}
+
+/// How a downstream is opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// To apply units (creates what is missing).
+    Apply,
+    /// Only to read back (SQLite opens the file read-only; a missing file is an error).
+    ReadBack,
+}
+
+/// Opens the downstream `uri`: the one place where a URI picks its backend.
+pub async fn open(
+    uri: &DownstreamUri,
+    batch_rows: usize,
+    access: Access,
+) -> Result<Box<dyn Downstream>> {
+    Ok(match uri {
+        DownstreamUri::Sqlite(path) => Box::new(match access {
+            Access::Apply => sqlite::SqliteDownstream::open(path, batch_rows)?,
+            Access::ReadBack => sqlite::SqliteDownstream::open_read_only(path)?,
+        }),
+        DownstreamUri::Stdout(path) => Box::new(stdout::StdoutDownstream::new(path.clone())),
+        DownstreamUri::Postgres(uri) => {
+            Box::new(postgres::PostgresDownstream::connect(uri, batch_rows).await?)
+        }
+        DownstreamUri::Mysql(uri) => {
+            Box::new(mysql::MysqlDownstream::connect(uri, batch_rows).await?)
+        }
+    })
+}
+
+/// Logs that a unit is not applied because its progress row already holds its position: a
+/// killed consumer's commit of this very unit landed after the restart read the record (see
+/// the PostgreSQL and MySQL module docs). The caller rolls its transaction back.
+pub(crate) fn warn_already_applied(file: &str) {
+    tracing::warn!(
+        file,
+        "unit already applied by an earlier commit that landed late; not applying it again"
+    );
+}
+
+/// The [`crate::error::Error::Downstream`] for a failed statement.
+pub fn downstream_error(
+    table: &str,
+    file: &str,
+    kind: &str,
+    reason: impl std::fmt::Display,
+) -> crate::error::Error {
+    crate::error::Error::Downstream {
+        table: table.to_string(),
+        file: file.to_string(),
+        kind: kind.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// The [`crate::error::Error::Downstream`] of a failed read-back (no data file is involved).
+pub(crate) fn read_back_error(table: &str, reason: impl std::fmt::Display) -> crate::error::Error {
+    downstream_error(table, "-", "read back", reason)
+}
+
+/// The lowercase hex text of binary column values in a read-back.
+pub(crate) fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The columns a read-back orders by: the primary key, or every column when there is none.
+pub(crate) fn order_columns(columns: &[ColumnDef]) -> Vec<&ColumnDef> {
+    let pk: Vec<&ColumnDef> = columns.iter().filter(|c| c.primary_key).collect();
+    if pk.is_empty() {
+        columns.iter().collect()
+    } else {
+        pk
+    }
+}

@@ -1,0 +1,130 @@
+//! The MySQL/MariaDB apply path: a unit's DDL first (it autocommits; the statements are
+//! idempotent), then one transaction holding its rows (multi-row `INSERT ... ON DUPLICATE KEY
+//! UPDATE c = VALUES(c)` upserts, `DELETE ... WHERE (pk) IN (...)`, `DELETE ... WHERE c <=> ?
+//! ... LIMIT 1` for tables without key), its progress (after a locking read) and its quarantine
+//! record. Every value is a bound parameter.
+
+use super::bookkeeping;
+use super::dialect::Mysql;
+use crate::backend::dialect::Dialect;
+use crate::backend::{downstream_error, warn_already_applied, Unit};
+use crate::error::Result;
+use crate::plan::{batches, Batch, RowOp};
+use cdc_common::{TableDef, Value};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, TxOpts, Value as MyValue};
+
+/// Applies one unit: DDL, then rows, progress and quarantine in one transaction (see the
+/// module doc).
+pub(super) async fn apply(
+    conn: &mut Conn,
+    progress_db: &str,
+    batch_rows: usize,
+    unit: Unit<'_>,
+) -> Result<()> {
+    let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
+    // DDL autocommits: run it first, idempotently (see the module doc).
+    for op in unit.ddl {
+        for sql in Mysql.ddl(op) {
+            conn.query_drop(sql).await.map_err(|e| {
+                downstream_error(&op.target(), unit.file, &format!("ddl: {}", op.kind()), e)
+            })?;
+        }
+    }
+    let mut tx = conn
+        .start_transaction(TxOpts::default())
+        .await
+        .map_err(|e| downstream_error(&tname, unit.file, "begin", e))?;
+    if let Some(def) = unit.table {
+        let ops: &[RowOp] = unit.rows;
+        for b in batches(def, ops, batch_rows) {
+            let (sql, params) = statement(def, &b);
+            tx.exec_drop(sql, Params::Positional(params))
+                .await
+                .map_err(|e| downstream_error(&tname, unit.file, b.kind(), e))?;
+        }
+    }
+    if bookkeeping::write_progress(&mut tx, progress_db, &tname, &unit).await? {
+        warn_already_applied(unit.file);
+        tx.rollback()
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "rollback", e))?;
+        return Ok(());
+    }
+    if let Some(q) = unit.quarantine {
+        bookkeeping::write_quarantine(&mut tx, progress_db, &tname, unit.file, q).await?;
+    }
+    tx.commit()
+        .await
+        .map_err(|e| downstream_error(&tname, unit.file, "commit", e))?;
+    Ok(())
+}
+
+fn my_value(v: &Value) -> MyValue {
+    match v {
+        Value::Null => MyValue::NULL,
+        Value::Int(i) => MyValue::Int(*i),
+        Value::UInt(u) => MyValue::UInt(*u),
+        Value::Float(f) => MyValue::Float(*f),
+        Value::Double(d) => MyValue::Double(*d),
+        Value::Decimal(s) | Value::String(s) => MyValue::Bytes(s.as_bytes().to_vec()),
+        Value::Bytes(b) => MyValue::Bytes(b.clone()),
+    }
+}
+
+/// The statement of one batch and its parameters.
+fn statement(def: &TableDef, b: &Batch<'_>) -> (String, Vec<MyValue>) {
+    let d = Mysql;
+    let t = d.table(&def.name());
+    let cols: Vec<String> = def.columns.iter().map(|c| d.quote(&c.name)).collect();
+    let pk = def.pk_indexes();
+    let one = |n: usize| format!("({})", vec!["?"; n].join(", "));
+    match b {
+        Batch::Upsert(rows) | Batch::Insert(rows) => {
+            let mut s = format!(
+                "INSERT INTO {t} ({}) VALUES {}",
+                cols.join(", "),
+                vec![one(cols.len()); rows.len()].join(", ")
+            );
+            if matches!(b, Batch::Upsert(_)) {
+                let set: Vec<String> = def
+                    .columns
+                    .iter()
+                    .filter(|c| !c.primary_key)
+                    .map(|c| format!("{0} = VALUES({0})", d.quote(&c.name)))
+                    .collect();
+                let first_key = pk.first().and_then(|i| def.columns.get(*i));
+                let set = if let (true, Some(k)) = (set.is_empty(), first_key) {
+                    let k = d.quote(&k.name);
+                    format!("{k} = {k}")
+                } else {
+                    set.join(", ")
+                };
+                s.push_str(&format!(" ON DUPLICATE KEY UPDATE {set}"));
+            }
+            let params = rows.iter().flat_map(|r| r.iter().map(my_value)).collect();
+            (s, params)
+        }
+        Batch::Delete(rows) => {
+            let key: Vec<String> = pk.iter().map(|i| d.quote(&def.columns[*i].name)).collect();
+            let s = format!(
+                "DELETE FROM {t} WHERE ({}) IN ({})",
+                key.join(", "),
+                vec![one(pk.len()); rows.len()].join(", ")
+            );
+            let params = rows
+                .iter()
+                .flat_map(|r| {
+                    pk.iter()
+                        .map(|i| my_value(r.get(*i).unwrap_or(&Value::Null)))
+                })
+                .collect();
+            (s, params)
+        }
+        Batch::DeleteOne(r) => {
+            let cond: Vec<String> = cols.iter().map(|c| format!("{c} <=> ?")).collect();
+            let s = format!("DELETE FROM {t} WHERE {} LIMIT 1", cond.join(" AND "));
+            (s, r.iter().map(my_value).collect())
+        }
+    }
+}

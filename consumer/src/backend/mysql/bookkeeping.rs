@@ -1,0 +1,226 @@
+//! MySQL's bookkeeping tables, in the URI's database (`cdc_consumer` when it names none):
+//! `cdc_consumer_progress` (one row per stream, written after a locking read in the
+//! transaction of the unit it covers: see the backend's module doc) and
+//! `cdc_consumer_quarantine` (one row per quarantined data file, created only under policy
+//! `quarantine`): their DDL, their load, their write.
+
+use crate::backend::{downstream_error, Unit};
+use crate::error::Result;
+use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
+use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Transaction, Value as MyValue};
+
+/// Creates the database and the progress table when missing and reads it (`db` quoted).
+pub(super) async fn load_progress(
+    conn: &mut Conn,
+    db: &str,
+) -> Result<Vec<(ProgressKey, Position)>> {
+    let bad = |e: mysql_async::Error| downstream_error(PROGRESS_TABLE, "-", "progress", e);
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {db}"))
+        .await
+        .map_err(bad)?;
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{PROGRESS_TABLE} (
+                schema_name VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
+                partition_id VARCHAR(20) NOT NULL, dispatcher VARCHAR(130) NOT NULL,
+                table_version BIGINT NOT NULL, date_dir VARCHAR(10) NOT NULL,
+                file_index BIGINT NOT NULL, commit_ts BIGINT NOT NULL,
+                PRIMARY KEY (schema_name, table_name, partition_id, dispatcher)
+             ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+    ))
+    .await
+    .map_err(bad)?;
+    type Row = (String, String, String, String, i64, String, i64, i64);
+    let rows: Vec<Row> = conn
+        .query(format!(
+            "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+             date_dir, file_index, commit_ts FROM {db}.{PROGRESS_TABLE}"
+        ))
+        .await
+        .map_err(bad)?;
+    let mut out = Vec::new();
+    for (schema, table, partition, dispatcher, v, date, idx, ts) in rows {
+        out.push((
+            ProgressKey {
+                schema,
+                table,
+                partition,
+                dispatcher,
+            },
+            Position::from_columns(v, date, idx, ts)
+                .map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Writes the unit's progress rows inside its transaction. True when a locking read found
+/// the unit's own position stored: the unit was committed before and the caller rolls back.
+pub(super) async fn write_progress(
+    tx: &mut Transaction<'_>,
+    progress_db: &str,
+    tname: &str,
+    unit: &Unit<'_>,
+) -> Result<bool> {
+    for (k, p) in unit.progress {
+        let (v, idx, ts) = p
+            .to_columns()
+            .map_err(|e| downstream_error(tname, unit.file, "progress", e))?;
+        // A locking read sees the newest commit: it waits for a late commit of this very
+        // unit by a killed consumer (see the module doc) and finds its position stored.
+        let stored: Option<(i64, String, i64, i64)> = tx
+            .exec_first(
+                format!(
+                    "SELECT table_version, date_dir, file_index, commit_ts FROM \
+                     {progress_db}.{PROGRESS_TABLE} WHERE schema_name = ? AND table_name = ? \
+                     AND partition_id = ? AND dispatcher = ? FOR UPDATE"
+                ),
+                Params::Positional(vec![
+                    k.schema.as_str().into(),
+                    k.table.as_str().into(),
+                    k.partition.as_str().into(),
+                    k.dispatcher.as_str().into(),
+                ]),
+            )
+            .await
+            .map_err(|e| downstream_error(tname, unit.file, "progress", e))?;
+        if stored == Some((v, p.date.clone(), idx, ts)) {
+            return Ok(true);
+        }
+        tx.exec_drop(
+            format!(
+                "INSERT INTO {progress_db}.{PROGRESS_TABLE} (schema_name, table_name, \
+                 partition_id, dispatcher, table_version, date_dir, file_index, commit_ts) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE \
+                 table_version = VALUES(table_version), date_dir = VALUES(date_dir), \
+                 file_index = VALUES(file_index), commit_ts = VALUES(commit_ts)"
+            ),
+            Params::Positional(vec![
+                k.schema.as_str().into(),
+                k.table.as_str().into(),
+                k.partition.as_str().into(),
+                k.dispatcher.as_str().into(),
+                v.into(),
+                p.date.as_str().into(),
+                idx.into(),
+                ts.into(),
+            ]),
+        )
+        .await
+        .map_err(|e| downstream_error(tname, unit.file, "progress", e))?;
+    }
+    Ok(false)
+}
+
+/// Records a quarantined data file inside the unit's transaction.
+pub(super) async fn write_quarantine(
+    tx: &mut Transaction<'_>,
+    progress_db: &str,
+    tname: &str,
+    file: &str,
+    q: &QuarantinedFile,
+) -> Result<()> {
+    let (v, idx, before, at) = q
+        .to_columns()
+        .map_err(|e| downstream_error(tname, file, "quarantine", e))?;
+    let params: Vec<MyValue> = vec![
+        q.key.schema.as_str().into(),
+        q.key.table.as_str().into(),
+        q.key.partition.as_str().into(),
+        q.key.dispatcher.as_str().into(),
+        v.into(),
+        q.date.as_str().into(),
+        idx.into(),
+        q.path.as_str().into(),
+        q.reason.as_str().into(),
+        before.into(),
+        at.into(),
+    ];
+    tx.exec_drop(
+        format!(
+            "INSERT INTO {progress_db}.{QUARANTINE_TABLE} (schema_name, table_name, \
+             partition_id, dispatcher, table_version, date_dir, file_index, path, reason, \
+             commit_ts_before, quarantined_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON DUPLICATE KEY UPDATE path = VALUES(path), reason = VALUES(reason), \
+             commit_ts_before = VALUES(commit_ts_before), \
+             quarantined_at_ms = VALUES(quarantined_at_ms)"
+        ),
+        Params::Positional(params),
+    )
+    .await
+    .map_err(|e| downstream_error(tname, file, "quarantine", e))?;
+    Ok(())
+}
+
+/// Reads the quarantine record (see [`crate::backend::Downstream::load_quarantine`]); `db`
+/// quoted, `db_name` as is.
+pub(super) async fn load_quarantine(
+    conn: &mut Conn,
+    db: &str,
+    db_name: &str,
+    create: bool,
+) -> Result<Vec<QuarantinedFile>> {
+    let bad = |e: mysql_async::Error| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e);
+    if create {
+        conn.query_drop(format!(
+            "CREATE TABLE IF NOT EXISTS {db}.{QUARANTINE_TABLE} (
+                    schema_name VARCHAR(255) NOT NULL, table_name VARCHAR(255) NOT NULL,
+                    partition_id VARCHAR(20) NOT NULL, dispatcher VARCHAR(130) NOT NULL,
+                    table_version BIGINT NOT NULL, date_dir VARCHAR(10) NOT NULL,
+                    file_index BIGINT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+                    commit_ts_before BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
+                                 table_version, date_dir, file_index)
+                 ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+        ))
+        .await
+        .map_err(bad)?;
+    } else {
+        let n: Option<i64> = conn
+            .exec_first(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                (db_name, QUARANTINE_TABLE),
+            )
+            .await
+            .map_err(bad)?;
+        if n.unwrap_or(0) == 0 {
+            return Ok(Vec::new());
+        }
+    }
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        i64,
+        String,
+        i64,
+        String,
+        String,
+        i64,
+        i64,
+    );
+    let rows: Vec<Row> = conn
+        .query(format!(
+            "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+             date_dir, file_index, path, reason, commit_ts_before, quarantined_at_ms \
+             FROM {db}.{QUARANTINE_TABLE} ORDER BY quarantined_at_ms, path"
+        ))
+        .await
+        .map_err(bad)?;
+    let mut out = Vec::new();
+    for (schema, table, partition, dispatcher, v, date, idx, path, reason, before, at) in rows {
+        let key = ProgressKey {
+            schema,
+            table,
+            partition,
+            dispatcher,
+        };
+        out.push(
+            QuarantinedFile::from_columns(key, date, path, reason, (v, idx, before, at))
+                .map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))?,
+        );
+    }
+    Ok(out)
+}

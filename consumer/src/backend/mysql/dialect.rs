@@ -1,0 +1,88 @@
+//! MySQL/MariaDB's dialect: `` `x` `` quoting, schemas as databases, MySQL's own column types
+//! (bounded for key columns), and DDL texts written to be idempotent (`IF [NOT] EXISTS`), since
+//! MySQL DDL autocommits. See [`crate::backend::dialect`] for the shared translation choices.
+
+use crate::backend::dialect::{add_column_if_missing, drop_column_if_present, quote_with, Dialect};
+use crate::ddl::DdlOp;
+use cdc_common::{ColumnDef, ColumnType};
+
+/// MySQL/MariaDB: schemas are databases; column types are MySQL's own.
+pub struct Mysql;
+
+impl Dialect for Mysql {
+    fn quote(&self, ident: &str) -> String {
+        quote_with(ident, '`')
+    }
+    fn column_type(&self, c: &ColumnDef) -> String {
+        match c.ty {
+            // A key column must have a bounded length in MySQL.
+            ColumnType::Text
+            | ColumnType::TinyText
+            | ColumnType::MediumText
+            | ColumnType::LongText
+                if c.primary_key =>
+            {
+                "VARCHAR(768)".into()
+            }
+            t if t.is_binary()
+                && c.primary_key
+                && !matches!(t, ColumnType::Binary | ColumnType::VarBinary) =>
+            {
+                "VARBINARY(3072)".into()
+            }
+            _ => c.sql_type(),
+        }
+    }
+    fn ddl(&self, op: &DdlOp) -> Vec<String> {
+        match op {
+            DdlOp::CreateSchema(s) => vec![format!(
+                "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                self.quote(s)
+            )],
+            DdlOp::DropSchema { schema, .. } => {
+                vec![format!("DROP DATABASE IF EXISTS {}", self.quote(schema))]
+            }
+            DdlOp::CreateTable(def) => vec![
+                format!(
+                    "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                    self.quote(&def.schema)
+                ),
+                // Binary collation: keys compare as upstream TiDB's default utf8mb4_bin does.
+                format!(
+                    "{} DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin",
+                    self.create_table(def)
+                ),
+            ],
+            DdlOp::DropTable(t) => vec![format!("DROP TABLE IF EXISTS {}", self.table(t))],
+            DdlOp::TruncateTable(t) => vec![format!("TRUNCATE TABLE {}", self.table(t))],
+            DdlOp::RenameTable { from, to } => vec![
+                format!(
+                    "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET utf8mb4",
+                    self.quote(&to.schema)
+                ),
+                format!("RENAME TABLE {} TO {}", self.table(from), self.table(to)),
+            ],
+            DdlOp::AddColumn { table, column } => vec![add_column_if_missing(self, table, column)],
+            DdlOp::DropColumn { table, column } => {
+                vec![drop_column_if_present(self, table, column)]
+            }
+            DdlOp::ModifyColumn { table, column } => vec![format!(
+                "ALTER TABLE {} MODIFY COLUMN {} {}{}",
+                self.table(table),
+                self.quote(&column.name),
+                self.column_type(column),
+                if column.nullable && !column.primary_key {
+                    ""
+                } else {
+                    " NOT NULL"
+                }
+            )],
+            DdlOp::RenameColumn { table, from, to } => vec![format!(
+                "ALTER TABLE {} RENAME COLUMN IF EXISTS {} TO {}",
+                self.table(table),
+                self.quote(from),
+                self.quote(to)
+            )],
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! MySQL/MariaDB downstream (mysql_async, binary protocol, no TLS).
+//!
+//! - Upstream schemas are databases; column types are MySQL's own (`ColumnDef::sql_type`).
+//! - Multi-row `INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c)` for upserts, `DELETE ... WHERE
+//!   (pk) IN (...)` for deletes, `DELETE ... WHERE c <=> ? ... LIMIT 1` for tables without key.
+//!   Statements are prepared server-side and cached per SQL text by the driver's statement
+//!   cache (one text per table version, operation and batch size).
+//! - DDL autocommits in MySQL, so a unit's DDL runs before its transaction, and the statements
+//!   are idempotent (`IF [NOT] EXISTS`, including MariaDB's column clauses; renames check that
+//!   the source still exists), so a crash between the DDL and the progress commit re-runs
+//!   harmless statements. Rows and progress are one transaction.
+//! - Before writing progress, a locking read of the stream's progress row: a consumer killed
+//!   right after sending `COMMIT` leaves a server session that still commits, after a restarted
+//!   consumer may have read the progress record; the restarted one then applies the same unit,
+//!   waits on the row lock, finds the unit's own position stored and rolls back, so the unit is
+//!   applied exactly once.
+//! - The progress table lives in the URI's database (`cdc_consumer` when the URI names none).
+//! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text) and
+//!   `NO_BACKSLASH_ESCAPES` added to its `sql_mode`: the only string literals in our SQL text
+//!   are ENUM/SET elements in DDL, written with `'` doubled, and a backslash in them must stay
+//!   a backslash (without the mode, an element ending in `\` would escape the closing quote and
+//!   let the rest of the definition be read as SQL). Every value is a bound parameter.
+//!
+//! Files: [`dialect`] (quoting, types, DDL text), `apply` (DDL, then the transaction of a unit),
+//! `bookkeeping` (progress and quarantine tables), `read_back` (tables, columns and rows as
+//! canonical text).
+
+mod apply;
+mod bookkeeping;
+pub mod dialect;
+mod read_back;
+
+use super::{Downstream, TextRows, Unit};
+use crate::backend::dialect::Dialect;
+use crate::error::{Error, Result};
+use crate::progress::{Position, ProgressKey};
+use crate::quarantine::QuarantinedFile;
+use cdc_common::storage::redact_uri;
+use cdc_common::{ColumnDef, TableName};
+use dialect::Mysql;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+/// Statements kept prepared per connection.
+const STMT_CACHE: usize = 512;
+
+/// The MySQL/MariaDB downstream.
+pub struct MysqlDownstream {
+    conn: Conn,
+    batch_rows: usize,
+    /// Quoted database of the progress and quarantine tables.
+    progress_db: String,
+    /// The same database, unquoted (for information_schema lookups).
+    progress_db_name: String,
+}
+
+impl MysqlDownstream {
+    /// Connects to `uri` (`mysql://user[:password]@host[:port][/db]`).
+    pub async fn connect(uri: &str, batch_rows: usize) -> Result<MysqlDownstream> {
+        let bad = |reason: String| Error::Connect {
+            uri: redact_uri(uri),
+            reason,
+        };
+        let opts = Opts::from_url(uri).map_err(|e| bad(e.to_string()))?;
+        let db = opts.db_name().unwrap_or("cdc_consumer").to_string();
+        let opts = OptsBuilder::from_opts(opts)
+            .stmt_cache_size(STMT_CACHE)
+            .init(vec![
+                "SET time_zone = '+00:00'",
+                "SET NAMES utf8mb4",
+                // String literals in DDL (ENUM/SET elements) are written with `'` doubled; a
+                // backslash must then be an ordinary character, or an element ending in `\`
+                // would escape the closing quote.
+                "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), \
+                 'NO_BACKSLASH_ESCAPES')",
+            ]);
+        let conn = Conn::new(opts).await.map_err(|e| bad(e.to_string()))?;
+        Ok(MysqlDownstream {
+            conn,
+            batch_rows,
+            progress_db: Mysql.quote(&db),
+            progress_db_name: db,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Downstream for MysqlDownstream {
+    async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
+        bookkeeping::load_progress(&mut self.conn, &self.progress_db).await
+    }
+
+    async fn table_exists(&mut self, name: &TableName) -> Result<bool> {
+        let n: Option<i64> = self
+            .conn
+            .exec_first(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                (name.schema.as_str(), name.table.as_str()),
+            )
+            .await
+            .map_err(|e| super::downstream_error(&name.to_string(), "-", "table lookup", e))?;
+        Ok(n.unwrap_or(0) > 0)
+    }
+
+    async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
+        apply::apply(&mut self.conn, &self.progress_db, self.batch_rows, unit).await
+    }
+
+    async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
+        bookkeeping::load_quarantine(
+            &mut self.conn,
+            &self.progress_db,
+            &self.progress_db_name,
+            create,
+        )
+        .await
+    }
+
+    async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>> {
+        read_back::tables(&mut self.conn, schema, &self.progress_db_name).await
+    }
+
+    async fn read_columns(&mut self, table: &TableName) -> Result<Vec<String>> {
+        read_back::columns(&mut self.conn, table).await
+    }
+
+    async fn read_rows(&mut self, table: &TableName, columns: &[ColumnDef]) -> Result<TextRows> {
+        read_back::rows(&mut self.conn, table, columns).await
+    }
+}

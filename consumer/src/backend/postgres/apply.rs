@@ -1,0 +1,225 @@
+//! The PostgreSQL apply path: one transaction per [`Unit`] holding its DDL (transactional in
+//! PostgreSQL), its rows (multi-row `INSERT ... ON CONFLICT (pk) DO UPDATE` upserts, `DELETE
+//! ... WHERE (pk) IN`, a ctid-limited delete of one matching row for tables without a key, or
+//! the COPY path of [`super::copy`]), its progress compare-and-write and its quarantine record.
+//! Statements are prepared once per SQL text and cached on the connection.
+
+use super::bookkeeping;
+use super::copy::{copy_upsert, last_images, takes_copy_path};
+use super::dialect::Postgres;
+use super::error::PgError;
+use super::identifiers::check_identifiers;
+use super::params::{param, param_type, placeholder, Param};
+use crate::backend::dialect::Dialect;
+use crate::backend::{downstream_error, warn_already_applied, Unit};
+use crate::error::Result;
+use crate::plan::{batches, Batch, RowOp};
+use cdc_common::{TableDef, Value};
+use std::collections::HashMap;
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{Client, Statement, Transaction};
+
+/// Prepared statements by SQL text.
+pub(super) type Statements = HashMap<String, Statement>;
+
+/// Applies one unit in one transaction (see the module doc and the backend's module doc for
+/// the progress compare).
+pub(super) async fn apply(
+    client: &mut Client,
+    statements: &mut Statements,
+    batch_rows: usize,
+    unit: Unit<'_>,
+) -> Result<()> {
+    check_identifiers(&unit)?;
+    let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
+    let tx = client
+        .transaction()
+        .await
+        .map_err(|e| downstream_error(&tname, unit.file, "begin", PgError(&e)))?;
+    for op in unit.ddl {
+        for sql in Postgres.ddl(op) {
+            tx.batch_execute(&sql).await.map_err(|e| {
+                downstream_error(
+                    &op.target(),
+                    unit.file,
+                    &format!("ddl: {}", op.kind()),
+                    PgError(&e),
+                )
+            })?;
+        }
+    }
+    if let Some(def) = unit.table {
+        if takes_copy_path(def, unit.rows) {
+            let rows = last_images(def, unit.rows);
+            copy_upsert(&tx, def, &rows)
+                .await
+                .map_err(|e| downstream_error(&tname, unit.file, "copy upsert", PgError(&e)))?;
+        } else {
+            run_batches(
+                &tx, statements, def, unit.file, &tname, unit.rows, batch_rows,
+            )
+            .await?;
+        }
+    }
+    if bookkeeping::write_progress(&tx, &tname, &unit).await? {
+        // Committed before (see the module doc): keep that commit, drop this one.
+        warn_already_applied(unit.file);
+        tx.rollback()
+            .await
+            .map_err(|e| downstream_error(&tname, unit.file, "rollback", PgError(&e)))?;
+        return Ok(());
+    }
+    if let Some(q) = unit.quarantine {
+        bookkeeping::write_quarantine(&tx, &tname, unit.file, q).await?;
+    }
+    tx.commit()
+        .await
+        .map_err(|e| downstream_error(&tname, unit.file, "commit", PgError(&e)))?;
+    Ok(())
+}
+
+/// Runs the row operations as batched, prepared statements.
+async fn run_batches(
+    tx: &Transaction<'_>,
+    statements: &mut Statements,
+    def: &TableDef,
+    file: &str,
+    tname: &str,
+    rows: &[RowOp],
+    batch_rows: usize,
+) -> Result<()> {
+    for b in batches(def, rows, batch_rows) {
+        let (sql, cols) = statement(def, &b);
+        let types: Vec<Type> = cols.iter().map(|c| param_type(def, *c)).collect();
+        let st = prepared(statements, tx, &sql, &types)
+            .await
+            .map_err(|e| downstream_error(tname, file, b.kind(), PgError(&e)))?;
+        let rows: Vec<&[Value]> = match &b {
+            Batch::Upsert(r) | Batch::Insert(r) | Batch::Delete(r) => r.clone(),
+            Batch::DeleteOne(r) => vec![*r],
+        };
+        let mut params: Vec<Param> = Vec::with_capacity(cols.len());
+        let per_row = cols.len() / rows.len().max(1);
+        for (i, c) in cols.iter().enumerate() {
+            let row = rows[i / per_row.max(1)];
+            params.push(param(def, *c, row.get(*c).unwrap_or(&Value::Null)));
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        tx.execute(&st, &refs)
+            .await
+            .map_err(|e| downstream_error(tname, file, b.kind(), PgError(&e)))?;
+    }
+    Ok(())
+}
+
+pub(super) fn columns(def: &TableDef) -> String {
+    def.columns
+        .iter()
+        .map(|c| Postgres.quote(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn pk_cols(def: &TableDef) -> Vec<String> {
+    def.columns
+        .iter()
+        .filter(|c| c.primary_key)
+        .map(|c| Postgres.quote(&c.name))
+        .collect()
+}
+
+pub(super) fn on_conflict(def: &TableDef) -> String {
+    let set: Vec<String> = def
+        .columns
+        .iter()
+        .filter(|c| !c.primary_key)
+        .map(|c| format!("{0} = EXCLUDED.{0}", Postgres.quote(&c.name)))
+        .collect();
+    let pk = pk_cols(def).join(", ");
+    if set.is_empty() {
+        format!(" ON CONFLICT ({pk}) DO NOTHING")
+    } else {
+        format!(" ON CONFLICT ({pk}) DO UPDATE SET {}", set.join(", "))
+    }
+}
+
+/// SQL text and the column index of every parameter.
+fn statement(def: &TableDef, b: &Batch<'_>) -> (String, Vec<usize>) {
+    let t = Postgres.table(&def.name());
+    let ncols = def.columns.len();
+    let mut n = 0;
+    let mut cols = Vec::new();
+    let mut row = |idx: &[usize]| -> String {
+        let p: Vec<String> = idx
+            .iter()
+            .map(|c| {
+                n += 1;
+                cols.push(*c);
+                placeholder(def, *c, n)
+            })
+            .collect();
+        format!("({})", p.join(", "))
+    };
+    let all: Vec<usize> = (0..ncols).collect();
+    let pk = def.pk_indexes();
+    match b {
+        Batch::Upsert(rows) | Batch::Insert(rows) => {
+            let values: Vec<String> = rows.iter().map(|_| row(&all)).collect();
+            let mut s = format!(
+                "INSERT INTO {t} ({}) VALUES {}",
+                columns(def),
+                values.join(", ")
+            );
+            if matches!(b, Batch::Upsert(_)) {
+                s.push_str(&on_conflict(def));
+            }
+            (s, cols)
+        }
+        Batch::Delete(rows) => {
+            let keys: Vec<String> = rows.iter().map(|_| row(&pk)).collect();
+            let s = format!(
+                "DELETE FROM {t} WHERE ({}) IN ({})",
+                pk_cols(def).join(", "),
+                keys.join(", ")
+            );
+            (s, cols)
+        }
+        Batch::DeleteOne(_) => {
+            let cond: Vec<String> = all
+                .iter()
+                .map(|c| {
+                    n += 1;
+                    cols.push(*c);
+                    format!(
+                        "{} IS NOT DISTINCT FROM {}",
+                        Postgres.quote(&def.columns[*c].name),
+                        placeholder(def, *c, n)
+                    )
+                })
+                .collect();
+            let s = format!(
+                "DELETE FROM {t} WHERE ctid = (SELECT ctid FROM {t} WHERE {} LIMIT 1)",
+                cond.join(" AND ")
+            );
+            (s, cols)
+        }
+    }
+}
+
+async fn prepared(
+    statements: &mut Statements,
+    tx: &Transaction<'_>,
+    sql: &str,
+    types: &[Type],
+) -> std::result::Result<Statement, tokio_postgres::Error> {
+    if let Some(s) = statements.get(sql) {
+        return Ok(s.clone());
+    }
+    let s = tx.prepare_typed(sql, types).await?;
+    if statements.len() >= 1024 {
+        statements.clear();
+    }
+    statements.insert(sql.to_string(), s.clone());
+    Ok(s)
+}

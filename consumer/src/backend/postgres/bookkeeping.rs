@@ -1,0 +1,210 @@
+//! PostgreSQL's bookkeeping tables, in schema `public`: `cdc_consumer_progress` (one row per
+//! stream, written in the transaction of the unit it covers, as a compare: see the backend's
+//! module doc) and `cdc_consumer_quarantine` (one row per quarantined data file, created only
+//! under policy `quarantine`): their DDL, their load, their write.
+
+use super::error::PgError;
+use crate::backend::{downstream_error, Unit};
+use crate::error::Result;
+use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
+use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
+use tokio_postgres::{Client, Transaction};
+
+/// Creates the progress table when missing and reads it.
+pub(super) async fn load_progress(client: &Client) -> Result<Vec<(ProgressKey, Position)>> {
+    let bad =
+        |e: tokio_postgres::Error| downstream_error(PROGRESS_TABLE, "-", "progress", PgError(&e));
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS public.{PROGRESS_TABLE} (
+                schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+                partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+                table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
+                file_index BIGINT NOT NULL, commit_ts BIGINT NOT NULL,
+                PRIMARY KEY (schema_name, table_name, partition_id, dispatcher))"
+        ))
+        .await
+        .map_err(bad)?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+                 date_dir, file_index, commit_ts FROM public.{PROGRESS_TABLE}"
+            ),
+            &[],
+        )
+        .await
+        .map_err(bad)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push((
+            ProgressKey {
+                schema: r.try_get(0).map_err(bad)?,
+                table: r.try_get(1).map_err(bad)?,
+                partition: r.try_get(2).map_err(bad)?,
+                dispatcher: r.try_get(3).map_err(bad)?,
+            },
+            Position::from_columns(
+                r.try_get(4).map_err(bad)?,
+                r.try_get(5).map_err(bad)?,
+                r.try_get(6).map_err(bad)?,
+                r.try_get(7).map_err(bad)?,
+            )
+            .map_err(|e| downstream_error(PROGRESS_TABLE, "-", "progress", e))?,
+        ));
+    }
+    Ok(out)
+}
+
+/// Writes the unit's progress rows inside its transaction. True when a row already held the
+/// unit's position: the unit was committed before and the caller rolls back.
+pub(super) async fn write_progress(
+    tx: &Transaction<'_>,
+    tname: &str,
+    unit: &Unit<'_>,
+) -> Result<bool> {
+    let mut already_applied = false;
+    for (k, p) in unit.progress {
+        let (v, idx, ts) = p
+            .to_columns()
+            .map_err(|e| downstream_error(tname, unit.file, "progress", e))?;
+        tx.execute(
+            &format!(
+                "INSERT INTO public.{PROGRESS_TABLE} (schema_name, table_name, partition_id, \
+                 dispatcher, table_version, date_dir, file_index, commit_ts) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (schema_name, table_name, partition_id, dispatcher) DO UPDATE SET \
+                 table_version = EXCLUDED.table_version, date_dir = EXCLUDED.date_dir, \
+                 file_index = EXCLUDED.file_index, commit_ts = EXCLUDED.commit_ts \
+                 WHERE ({PROGRESS_TABLE}.table_version, {PROGRESS_TABLE}.date_dir, \
+                 {PROGRESS_TABLE}.file_index, {PROGRESS_TABLE}.commit_ts) IS DISTINCT FROM \
+                 (EXCLUDED.table_version, EXCLUDED.date_dir, EXCLUDED.file_index, \
+                 EXCLUDED.commit_ts)"
+            ),
+            &[
+                &k.schema,
+                &k.table,
+                &k.partition,
+                &k.dispatcher,
+                &v,
+                &p.date,
+                &idx,
+                &ts,
+            ],
+        )
+        .await
+        .map_err(|e| downstream_error(tname, unit.file, "progress", PgError(&e)))
+        .map(|changed| already_applied |= changed == 0)?;
+    }
+    Ok(already_applied)
+}
+
+/// Records a quarantined data file inside the unit's transaction.
+pub(super) async fn write_quarantine(
+    tx: &Transaction<'_>,
+    tname: &str,
+    file: &str,
+    q: &QuarantinedFile,
+) -> Result<()> {
+    let (v, idx, before, at) = q
+        .to_columns()
+        .map_err(|e| downstream_error(tname, file, "quarantine", e))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO public.{QUARANTINE_TABLE} (schema_name, table_name, \
+             partition_id, dispatcher, table_version, date_dir, file_index, path, reason, \
+             commit_ts_before, quarantined_at_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (schema_name, table_name, partition_id, dispatcher, \
+             table_version, date_dir, file_index) DO UPDATE SET path = EXCLUDED.path, \
+             reason = EXCLUDED.reason, commit_ts_before = EXCLUDED.commit_ts_before, \
+             quarantined_at_ms = EXCLUDED.quarantined_at_ms"
+        ),
+        &[
+            &q.key.schema,
+            &q.key.table,
+            &q.key.partition,
+            &q.key.dispatcher,
+            &v,
+            &q.date,
+            &idx,
+            &q.path,
+            &q.reason,
+            &before,
+            &at,
+        ],
+    )
+    .await
+    .map_err(|e| downstream_error(tname, file, "quarantine", PgError(&e)))?;
+    Ok(())
+}
+
+/// Reads the quarantine record (see [`crate::backend::Downstream::load_quarantine`]).
+pub(super) async fn load_quarantine(client: &Client, create: bool) -> Result<Vec<QuarantinedFile>> {
+    let bad = |e: tokio_postgres::Error| {
+        downstream_error(QUARANTINE_TABLE, "-", "quarantine", PgError(&e))
+    };
+    if create {
+        client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS public.{QUARANTINE_TABLE} (
+                    schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+                    partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+                    table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
+                    file_index BIGINT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+                    commit_ts_before BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
+                                 table_version, date_dir, file_index))"
+            ))
+            .await
+            .map_err(bad)?;
+    } else {
+        let r = client
+            .query_one(
+                &format!("SELECT to_regclass('public.{QUARANTINE_TABLE}') IS NOT NULL"),
+                &[],
+            )
+            .await
+            .map_err(bad)?;
+        let exists: bool = r.try_get(0).map_err(bad)?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+    }
+    let rows = client
+        .query(
+            &format!(
+                "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
+                 date_dir, file_index, path, reason, commit_ts_before, quarantined_at_ms \
+                 FROM public.{QUARANTINE_TABLE} ORDER BY quarantined_at_ms, path"
+            ),
+            &[],
+        )
+        .await
+        .map_err(bad)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let key = ProgressKey {
+            schema: r.try_get(0).map_err(bad)?,
+            table: r.try_get(1).map_err(bad)?,
+            partition: r.try_get(2).map_err(bad)?,
+            dispatcher: r.try_get(3).map_err(bad)?,
+        };
+        let columns = (
+            r.try_get(4).map_err(bad)?,
+            r.try_get(6).map_err(bad)?,
+            r.try_get(9).map_err(bad)?,
+            r.try_get(10).map_err(bad)?,
+        );
+        let (date, path, reason) = (
+            r.try_get(5).map_err(bad)?,
+            r.try_get(7).map_err(bad)?,
+            r.try_get(8).map_err(bad)?,
+        );
+        out.push(
+            QuarantinedFile::from_columns(key, date, path, reason, columns)
+                .map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,86 @@
+//! How values reach PostgreSQL: every value is sent as text (binary columns as `bytea`) into a
+//! statement that casts each parameter to its column type (`$1::integer`); floats use
+//! PostgreSQL's spellings of NaN and the infinities.
+
+use super::dialect::Postgres;
+use crate::backend::dialect::Dialect;
+use bytes::BytesMut;
+use cdc_common::{TableDef, Value};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
+
+/// One parameter: text, or bytes for `bytea` columns.
+#[derive(Debug)]
+pub(super) enum Param {
+    Text(Option<String>),
+    Bytes(Option<Vec<u8>>),
+}
+
+impl ToSql for Param {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> std::result::Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self {
+            Param::Text(t) => t.to_sql(ty, out),
+            Param::Bytes(b) => b.to_sql(ty, out),
+        }
+    }
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::TEXT || *ty == Type::BYTEA
+    }
+    to_sql_checked!();
+}
+
+/// Text form of a value as PostgreSQL's input functions read it.
+pub(super) fn text(v: &Value) -> Option<String> {
+    Some(match v {
+        Value::Null => return None,
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => float_text(f64::from(*f), f.to_string()),
+        Value::Double(d) => float_text(*d, d.to_string()),
+        Value::Decimal(s) | Value::String(s) => s.clone(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+    })
+}
+
+fn float_text(v: f64, shortest: String) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
+    } else {
+        shortest
+    }
+}
+
+pub(super) fn param(def: &TableDef, col: usize, v: &Value) -> Param {
+    let binary = def.columns.get(col).is_some_and(|c| c.ty.is_binary());
+    if binary {
+        Param::Bytes(match v {
+            Value::Null => None,
+            Value::Bytes(b) => Some(b.clone()),
+            other => text(other).map(String::into_bytes),
+        })
+    } else {
+        Param::Text(text(v))
+    }
+}
+
+pub(super) fn param_type(def: &TableDef, col: usize) -> Type {
+    if def.columns.get(col).is_some_and(|c| c.ty.is_binary()) {
+        Type::BYTEA
+    } else {
+        Type::TEXT
+    }
+}
+
+/// `$n::type` for column `col`.
+pub(super) fn placeholder(def: &TableDef, col: usize, n: usize) -> String {
+    match def.columns.get(col) {
+        Some(c) if c.ty.is_binary() => format!("${n}"),
+        Some(c) => format!("${n}::{}", Postgres.column_type(c)),
+        None => format!("${n}"),
+    }
+}
