@@ -2,13 +2,11 @@
 //! brief's `schema1.table1` schema file at version 100, csv and canal-json data files, TiCDC's
 //! index files (file name without a trailing newline) and `metadata`.
 
-use cdc_consumer::config::{Args, Config};
-use cdc_consumer::freshness::Health;
-use cdc_consumer::metrics::Metrics;
-use clap::Parser;
+mod support;
+
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use std::sync::{Arc, Mutex};
+use support::ReplayerBuilder;
 
 const SCHEMA_PATH: &str = "schema1/table1/meta/schema_100_3752767265.json";
 const SCHEMA_JSON: &str = r#"{
@@ -69,24 +67,11 @@ async fn put(uri: &str, path: &str, text: &str) {
 async fn replay_rows(uri: &str) -> Vec<(i64, String, Option<String>, Option<String>)> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
-    let down = format!("sqlite://{}", db.display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        &down,
-        "--once",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
-    let r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await
-    .unwrap();
-    cdc_consumer::run(&cfg, r).await.unwrap();
+    ReplayerBuilder::sqlite(uri, &db)
+        .once()
+        .run()
+        .await
+        .unwrap();
     let c = rusqlite::Connection::open(&db).unwrap();
     let mut st = c
         .prepare("SELECT Id, LastName, FirstName, Birthday FROM \"schema1.table1\" ORDER BY Id")
