@@ -66,10 +66,13 @@
 //!
 //! - `store`: [`Upstream`], the counted, retrying store client.
 //! - `catalog`: [`Catalog`] and its entries, what discovery has learnt.
-//! - `round`: [`Discovery::round`] as its phases ([`DiscoveryStats`] counts it).
+//! - `round`: [`Discovery::round`] as its phases.
 //! - `read`: reading one schema file, one directory's index files, one version's directories.
 //! - `settle`: listing-lag settling (which sightings count, directories waiting to settle).
-//! - this file: the [`Discovery`] state and its small catalog accessors.
+//! - this file: the [`Discovery`] state, its small catalog accessors and [`DiscoveryStats`].
+//!
+//! The files below this one use it; it uses none of them but the leaves `catalog` and `store`
+//! (re-exported here), so there is no import circle.
 
 mod catalog;
 mod read;
@@ -78,7 +81,6 @@ mod settle;
 mod store;
 
 pub use catalog::{Catalog, DirEntry, SchemaEntry, TableEntry, VersionEntry};
-pub use round::DiscoveryStats;
 pub use store::{Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF};
 
 use crate::config::TableFilter;
@@ -86,6 +88,21 @@ use cdc_common::layout::{DataDir, LayoutConfig};
 use cdc_common::{TableName, Ts};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
+
+/// Counts of one discovery round, for the audit record.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DiscoveryStats {
+    /// List calls made.
+    pub list_calls: u64,
+    /// Get calls made.
+    pub get_calls: u64,
+    /// Schema files seen for the first time.
+    pub new_schema_files: u64,
+    /// Data directories seen for the first time.
+    pub new_dirs: u64,
+    /// Whether the round used the recursive listing (first round only).
+    pub full_listing: bool,
+}
 
 /// Incremental discovery state.
 pub struct Discovery {

@@ -8,8 +8,7 @@
 //! is read once per version (a second one for the same version is ignored with a warning).
 
 use super::catalog::SchemaEntry;
-use super::Discovery;
-use super::DiscoveryStats;
+use super::{Discovery, DiscoveryStats};
 use crate::ddl;
 use crate::error::{Error, Result};
 use cdc_common::layout::{parse_file_name, DataDir, DateDir, IndexFile, SchemaFilePath, META_DIR};

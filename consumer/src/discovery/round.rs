@@ -17,28 +17,13 @@
 //! nothing is marked final, closed or complete by a round that failed.
 
 use super::catalog::SchemaEntry;
-use super::Discovery;
+use super::{Discovery, DiscoveryStats};
 use crate::error::Result;
 use cdc_common::layout::{
     Checkpoint, DataDir, DataFile, DateDir, IndexFile, METADATA_FILE, META_DIR,
 };
 use cdc_common::{TableName, Ts};
 use std::time::Instant;
-
-/// Counts of one discovery round, for the audit record.
-#[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct DiscoveryStats {
-    /// List calls made.
-    pub list_calls: u64,
-    /// Get calls made.
-    pub get_calls: u64,
-    /// Schema files seen for the first time.
-    pub new_schema_files: u64,
-    /// Data directories seen for the first time.
-    pub new_dirs: u64,
-    /// Whether the round used the recursive listing (first round only).
-    pub full_listing: bool,
-}
 
 /// A schema-version barrier of one table: once its evidence was seen early enough, every DML
 /// of `table` below `version` is indexed after this round's phase B.

@@ -9,36 +9,18 @@
 //! prefetched; a prefetch that failed is simply read again here.
 
 use super::window::{checkpoint_window, Window};
-use super::{Outcome, Replayer};
+use super::{DataFileStep, Outcome, Replayer};
 use crate::apply::{plan_rows, Unit};
-use crate::discovery::{Catalog, SchemaEntry, Upstream};
+use crate::discovery::{Catalog, Upstream};
 use crate::error::{Error, Result};
 use crate::freshness::{now_ms, RoundRecord};
 use crate::progress::{date_text, Position, ProgressKey};
 use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
 use cdc_common::codec::{DecodedRow, TableCodec};
-use cdc_common::layout::{DataDir, LayoutConfig};
-use cdc_common::{TableDef, TableName, Ts};
+use cdc_common::layout::LayoutConfig;
+use cdc_common::{TableDef, Ts};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// One data file to apply (the fields of [`crate::ordering::Step::File`]).
-pub(super) struct DataFileStep {
-    /// The table.
-    pub(super) table: TableName,
-    /// The schema file of the file's version.
-    pub(super) schema: SchemaEntry,
-    /// The file's directory.
-    pub(super) dir: DataDir,
-    /// The writer.
-    pub(super) dispatcher: Option<String>,
-    /// The file index.
-    pub(super) index: u64,
-    /// The stream's progress key.
-    pub(super) key: ProgressKey,
-    /// The stream's position before this file (`None`: nothing applied yet).
-    pub(super) before: Option<Position>,
-}
 
 impl Replayer {
     /// Applies one data file (or quarantines it); `started` is when the step began, observed

@@ -25,6 +25,9 @@
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
+//!
+//! The files below this one use it; it uses none of them (it only calls their methods on
+//! [`Replayer`]), so there is no import circle.
 
 mod ddl_step;
 mod file_step;
@@ -33,7 +36,7 @@ mod window;
 
 use crate::apply::Downstream;
 use crate::decode::Decoder;
-use crate::discovery::{Catalog, Discovery, Upstream};
+use crate::discovery::{Catalog, Discovery, SchemaEntry, Upstream};
 use crate::error::{Error, Result};
 use crate::freshness::{now_ms, Health, RoundRecord};
 use crate::metrics::Metrics;
@@ -42,10 +45,8 @@ use crate::progress::{Position, Progress, ProgressKey};
 use crate::quarantine::{BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
 use crate::secrets::Secrets;
 use cdc_common::codec::DecodedRow;
-use cdc_common::layout::LayoutConfig;
-use cdc_common::SinkOptions;
-use file_step::DataFileStep;
-use report::log_record;
+use cdc_common::layout::{DataDir, LayoutConfig};
+use cdc_common::{SinkOptions, TableName};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -80,6 +81,24 @@ enum Outcome {
     Applied,
     /// The stream's next file holds rows above the checkpoint: applied up to it, it waits.
     Stalled,
+}
+
+/// One data file to apply (the fields of [`crate::ordering::Step::File`]).
+pub(super) struct DataFileStep {
+    /// The table.
+    pub(super) table: TableName,
+    /// The schema file of the file's version.
+    pub(super) schema: SchemaEntry,
+    /// The file's directory.
+    pub(super) dir: DataDir,
+    /// The writer.
+    pub(super) dispatcher: Option<String>,
+    /// The file index.
+    pub(super) index: u64,
+    /// The stream's progress key.
+    pub(super) key: ProgressKey,
+    /// The stream's position before this file (`None`: nothing applied yet).
+    pub(super) before: Option<Position>,
 }
 
 /// What one round did (see [`Replayer::round`]).
@@ -191,7 +210,7 @@ impl Replayer {
         let found_new = self.note_fingerprint();
         let error = self.record_error(&mut rec, result);
         self.record_totals(&mut rec);
-        log_record(&rec);
+        Self::log_record(&rec);
         self.publish_health(&rec);
         RoundOutcome {
             record: rec,

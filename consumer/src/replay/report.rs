@@ -202,24 +202,24 @@ impl Replayer {
             .max()
             .unwrap_or(Ts::ZERO)
     }
-}
 
-/// Logs the audit record: in full (JSON) when the round did or met anything, else at debug.
-pub(super) fn log_record(rec: &RoundRecord) {
-    let record = serde_json::to_string(rec).unwrap_or_default();
-    match &rec.fatal {
-        Some(f) => {
-            tracing::error!(round = rec.round, error = %f, %record, "replay round failed")
+    /// Logs the audit record: in full (JSON) when the round did or met anything, else at debug.
+    pub(super) fn log_record(rec: &RoundRecord) {
+        let record = serde_json::to_string(rec).unwrap_or_default();
+        match &rec.fatal {
+            Some(f) => {
+                tracing::error!(round = rec.round, error = %f, %record, "replay round failed")
+            }
+            None if rec.applied_anything() || !rec.warnings.is_empty() => tracing::info!(
+                round = rec.round,
+                checkpoint_ts = rec.checkpoint_ts,
+                applied_ts = rec.applied_ts,
+                rows = rec.rows(),
+                files_pending = rec.files_pending,
+                %record,
+                "replay round"
+            ),
+            None => tracing::debug!(round = rec.round, %record, "replay round (idle)"),
         }
-        None if rec.applied_anything() || !rec.warnings.is_empty() => tracing::info!(
-            round = rec.round,
-            checkpoint_ts = rec.checkpoint_ts,
-            applied_ts = rec.applied_ts,
-            rows = rec.rows(),
-            files_pending = rec.files_pending,
-            %record,
-            "replay round"
-        ),
-        None => tracing::debug!(round = rec.round, %record, "replay round (idle)"),
     }
 }
