@@ -65,7 +65,11 @@ pub async fn replay(
     let start = Instant::now();
     let mut report = ReplayReport::default();
     loop {
-        let (rec, found_new, err) = r.round().await;
+        let cdc_consumer::replay::RoundOutcome {
+            record: rec,
+            found_new,
+            error: err,
+        } = r.round().await;
         if let Some(e) = err {
             return Err(e).context("replay round failed");
         }

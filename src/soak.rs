@@ -160,7 +160,11 @@ pub async fn soak(cfg: &SoakConfig) -> Result<SoakReport> {
     let mut generated = None;
     let mut done_at = None;
     loop {
-        let (rec, found_new, err) = replayer.round().await;
+        let cdc_consumer::replay::RoundOutcome {
+            record: rec,
+            found_new,
+            error: err,
+        } = replayer.round().await;
         if let Some(e) = err {
             // A round may fail while storage is being written (for example before the first
             // schema file); the next round retries, as storage-consumer does.

@@ -134,7 +134,11 @@ async fn ten_percent_errors_latency_and_lagging_listings_still_reach_the_model()
         let (mut rounds, mut failed) = (0u64, 0u64);
         loop {
             rounds += 1;
-            let (rec, _, err) = replayer.round().await;
+            let cdc_consumer::replay::RoundOutcome {
+                record: rec,
+                error: err,
+                ..
+            } = replayer.round().await;
             if err.is_some() {
                 failed += 1;
             }

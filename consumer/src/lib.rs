@@ -108,7 +108,11 @@ async fn serve(args: &config::Args) -> Result<()> {
 /// `/health`, the downstream is reopened (progress reloaded from it) and the next round retries.
 pub async fn run(cfg: &Config, mut r: Replayer) -> Result<()> {
     loop {
-        let (rec, found_new, err) = r.round().await;
+        let replay::RoundOutcome {
+            record: rec,
+            found_new,
+            error: err,
+        } = r.round().await;
         if let Some(until) = cfg.until_ts {
             if err.is_none() && rec.applied_ts >= until.0 {
                 tracing::info!(applied_ts = rec.applied_ts, "--until-ts reached");

@@ -4,7 +4,7 @@
 //! warning naming it), progress left where it was, and a clean resume once storage is repaired.
 //! The `--on-bad-file quarantine` policy is tested in `tests/quarantine.rs`.
 
-mod common;
+mod support;
 
 use cdc_common::codec::codec_for;
 use cdc_common::schema_file::SchemaFile;
@@ -12,33 +12,14 @@ use cdc_common::storage::StorageUri;
 use cdc_common::{ColumnDef, ColumnType, DdlKind, DmlEvent, RowChange, TableDef, TableName, Ts};
 use cdc_consumer::backend::sqlite::SqliteDownstream;
 use cdc_consumer::backend::Downstream;
-use cdc_consumer::config::{Args, Config};
-use cdc_consumer::freshness::Health;
-use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::RoundOutcome;
 use cdc_consumer::Error;
-use clap::Parser;
-use common::*;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use support::*;
 
 async fn replay(uri: &str, db: &Path) -> cdc_consumer::Result<()> {
-    let down = format!("sqlite://{}", db.display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        &down,
-        "--once",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv))?;
-    let r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await?;
-    cdc_consumer::run(&cfg, r).await
+    ReplayerBuilder::sqlite(uri, db).once().run().await
 }
 
 fn state(db: &Path) -> (Vec<i64>, Vec<(String, i64)>) {
@@ -429,25 +410,17 @@ async fn over_long_schema_and_table_directories_are_ignored_with_a_warning() {
     }
     w.checkpoint(ts(10)).await;
     let dir = tempfile::tempdir().unwrap();
-    let down = format!("sqlite://{}", dir.path().join("out.db").display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &w.uri,
-        "--downstream-uri",
-        &down,
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
-    let mut r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await
-    .unwrap();
+    let mut r = ReplayerBuilder::sqlite(&w.uri, &dir.path().join("out.db"))
+        .replayer()
+        .await
+        .unwrap();
     let mut warnings = Vec::new();
     for round in 1..=3 {
-        let (rec, _, err) = r.round().await;
+        let RoundOutcome {
+            record: rec,
+            error: err,
+            ..
+        } = r.round().await;
         assert!(err.is_none(), "round {round}: {err:?}");
         warnings.extend(rec.warnings);
     }

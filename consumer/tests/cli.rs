@@ -1,11 +1,11 @@
 //! The binary's command line: `--help` explains every option; bad options and downstreams are
 //! errors naming them; the stdout downstream prints JSON lines and keeps its progress file.
 
-mod common;
+mod support;
 
 use cdc_common::DdlKind;
-use common::*;
 use std::process::Command;
+use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_storage-consumer");
 

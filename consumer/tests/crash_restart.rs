@@ -1,15 +1,15 @@
 //! Kill -9 at arbitrary moments and restart: the final state equals an uninterrupted run, with
 //! no duplicate (a table without primary key would show one) and no missing row.
 
-mod common;
+mod support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableName, Value};
 use cdc_consumer::backend::{self, Access};
 use cdc_consumer::config::DownstreamUri;
-use common::*;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_storage-consumer");
 
@@ -336,25 +336,11 @@ async fn late_commit(down: &str, schema: &str) {
         .await;
     w.checkpoint(ts(6)).await;
     let open = || async {
-        let argv = [
-            "storage-consumer",
-            "--upstream-uri",
-            &uri,
-            "--downstream-uri",
-            down,
-            "--once",
-        ];
-        let cfg = cdc_consumer::config::Config::from_args(
-            &<cdc_consumer::config::Args as clap::Parser>::parse_from(argv),
-        )
-        .unwrap();
-        let health = std::sync::Arc::new(std::sync::Mutex::new(
-            cdc_consumer::freshness::Health::default(),
-        ));
-        let r = cdc_consumer::replayer(&cfg, cdc_consumer::metrics::Metrics::new(), health)
+        ReplayerBuilder::new(&uri, down)
+            .once()
+            .build()
             .await
-            .unwrap();
-        (cfg, r)
+            .unwrap()
     };
     let (cfg_a, late) = open().await; // has read the (empty) progress record
     let (cfg_b, b) = open().await;

@@ -2,7 +2,7 @@
 //! (one recursive listing), a round with nothing new costs O(tables) small reads and no
 //! recursive listing, and new tables and versions are still found.
 
-mod common;
+mod support;
 
 use async_trait::async_trait;
 use cdc_common::layout::LayoutConfig;
@@ -10,7 +10,6 @@ use cdc_common::{DdlKind, TableName};
 use cdc_consumer::config::TableFilter;
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::metrics::Metrics;
-use common::*;
 use futures::stream::BoxStream;
 use object_store::path::Path;
 use object_store::{
@@ -20,6 +19,7 @@ use object_store::{
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use support::*;
 
 #[derive(Debug, Default)]
 struct Counts {

@@ -2,36 +2,19 @@
 //! `scripts/servers.sh` started them (`CDC_TEST_POSTGRES_URI`, `CDC_TEST_MYSQL_URI`; under
 //! `CI=true` a missing server fails the test).
 
-mod common;
+mod support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableName, Value};
 use cdc_consumer::backend::{self, Access, Downstream};
-use cdc_consumer::config::{Args, Config, DownstreamUri};
-use cdc_consumer::freshness::Health;
-use cdc_consumer::metrics::Metrics;
-use clap::Parser;
-use common::*;
-use std::sync::{Arc, Mutex};
+use cdc_consumer::config::DownstreamUri;
+use support::*;
 
 async fn replay(uri: &str, down: &str) -> cdc_consumer::Result<()> {
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        down,
-        "--once",
-        "--batch-rows",
-        "3",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv))?;
-    let r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await?;
-    cdc_consumer::run(&cfg, r).await
+    ReplayerBuilder::new(uri, down)
+        .once()
+        .args(&["--batch-rows", "3"])
+        .run()
+        .await
 }
 
 /// Unique schema names: the servers are shared between runs.

@@ -5,19 +5,18 @@
 //! RENAME TABLE, DROP TABLE, statements for tables without key) and touches no other object,
 //! on SQLite, PostgreSQL, MariaDB and stdout (whose JSON lines must stay valid and exact).
 
-mod common;
+mod support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, TableName, Ts, Value};
 use cdc_consumer::backend::{self, Access};
-use cdc_consumer::config::{Args, Config, DownstreamUri};
+use cdc_consumer::config::DownstreamUri;
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
-use clap::Parser;
-use common::*;
 use mysql_async::prelude::Queryable;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use support::*;
 
 /// Unique names: the servers are shared between runs.
 fn unique(prefix: &str) -> String {
@@ -422,23 +421,7 @@ async fn write_storage(
 }
 
 async fn replay(uri: &str, down: &str) {
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        down,
-        "--once",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
-    let r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await
-    .unwrap();
-    cdc_consumer::run(&cfg, r).await.unwrap();
+    ReplayerBuilder::new(uri, down).once().run().await.unwrap();
 }
 
 const STORAGE: &str = "protocol=canal-json&enable-tidb-extension=true";
@@ -651,15 +634,10 @@ async fn hostile_names_and_values_on_stdout() {
     let mut w = Writer::new(&format!("memory://{}?{STORAGE}", unique("ho")));
     let (model, _) = write_storage(&mut w, &n, &vals).await;
     let dir = tempfile::tempdir().unwrap();
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &w.uri,
-        "--downstream-uri",
-        "stdout://",
-        "--once",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
+    let cfg = ReplayerBuilder::new(&w.uri, "stdout://")
+        .once()
+        .config()
+        .unwrap();
     let out = Captured::default();
     let metrics = Metrics::new();
     let up = Upstream::new(cfg.upstream.build().unwrap(), metrics.clone());
@@ -797,23 +775,11 @@ async fn postgres_refuses_identifiers_it_would_truncate() {
         w.schema(&t, "", DdlKind::CreateTable).await;
         w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
         w.checkpoint(ts(10)).await;
-        let argv = [
-            "storage-consumer",
-            "--upstream-uri",
-            &w.uri,
-            "--downstream-uri",
-            &uri,
-            "--once",
-        ];
-        let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
-        let r = cdc_consumer::replayer(
-            &cfg,
-            Metrics::new(),
-            Arc::new(Mutex::new(Health::default())),
-        )
-        .await
-        .unwrap();
-        let e = cdc_consumer::run(&cfg, r).await.unwrap_err();
+        let e = ReplayerBuilder::new(&w.uri, &uri)
+            .once()
+            .run()
+            .await
+            .unwrap_err();
         let text = e.to_string();
         let want_table = t.name().to_string();
         assert!(

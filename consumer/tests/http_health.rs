@@ -2,15 +2,14 @@
 //! apart from the fatal error), per-table progress, recent errors and the `cdc_consumer_*`
 //! metrics.
 
-mod common;
+mod support;
 
 use cdc_common::DdlKind;
-use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
-use clap::Parser;
-use common::*;
+use cdc_consumer::replay::RoundOutcome;
 use std::sync::{Arc, Mutex};
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
@@ -37,15 +36,6 @@ async fn health_reports_freshness_and_the_last_round() {
     w.checkpoint(ts(3)).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let down = format!("sqlite://{}", dir.path().join("out.db").display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &w.uri,
-        "--downstream-uri",
-        &down,
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
     let metrics = Metrics::new();
     let health = Arc::new(Mutex::new(Health::default()));
     let addr = cdc_consumer::http::serve(
@@ -55,8 +45,17 @@ async fn health_reports_freshness_and_the_last_round() {
     )
     .await
     .unwrap();
-    let mut r = cdc_consumer::replayer(&cfg, metrics, health).await.unwrap();
-    let (rec, _, err) = r.round().await;
+    let mut r = ReplayerBuilder::sqlite(&w.uri, &dir.path().join("out.db"))
+        .metrics(metrics)
+        .health(health)
+        .replayer()
+        .await
+        .unwrap();
+    let RoundOutcome {
+        record: rec,
+        error: err,
+        ..
+    } = r.round().await;
     assert!(err.is_none());
     assert!(rec.warnings.iter().any(|w| w.contains("stray-object.txt")));
     assert!(rec.fatal.is_none());
@@ -103,7 +102,11 @@ async fn health_reports_freshness_and_the_last_round() {
     let third = w.file(&t, &[(ts(6), vec![ins(4, "d")])]).await;
     w.put(&third, b"\"I\",broken".to_vec()).await;
     w.checkpoint(ts(9)).await;
-    let (rec, _, err) = r.round().await;
+    let RoundOutcome {
+        record: rec,
+        error: err,
+        ..
+    } = r.round().await;
     assert!(err.is_some());
     let fatal = rec.fatal.clone().unwrap();
     assert!(fatal.contains("CDC00000000000000000003.csv"), "{fatal}");

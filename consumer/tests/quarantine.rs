@@ -4,7 +4,7 @@
 //! replay continues, and neither a restart nor a later repair of the file re-reads or applies
 //! it. Missing files, bad schema/index/metadata files always stop. Run against every downstream.
 
-mod common;
+mod support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName};
 use cdc_consumer::backend::stdout::StdoutDownstream;
@@ -15,24 +15,22 @@ use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
 use cdc_consumer::quarantine::{BadFilePolicy, QuarantinedFile};
 use cdc_consumer::replay::Replayer;
+use cdc_consumer::replay::RoundOutcome;
 use cdc_consumer::Error;
 use clap::Parser;
-use common::*;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use support::*;
 
 fn config(uri: &str, down: &str, policy: &str) -> Config {
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        down,
-        "--once",
-        "--on-bad-file",
-        policy,
-    ];
-    Config::from_args(&Args::parse_from(argv)).unwrap()
+    policy_builder(uri, down, policy).config().unwrap()
+}
+
+/// `--once --on-bad-file <policy>`.
+fn policy_builder(uri: &str, down: &str, policy: &str) -> ReplayerBuilder {
+    ReplayerBuilder::new(uri, down)
+        .once()
+        .args(&["--on-bad-file", policy])
 }
 
 /// What one `--once` run left behind.
@@ -286,13 +284,19 @@ async fn the_quarantining_round_reports_it_in_its_record_and_on_the_status_page(
     let (w, second, _) = storage("quarantine-round").await;
     let dir = tempfile::tempdir().unwrap();
     let down = format!("sqlite://{}", dir.path().join("out.db").display());
-    let cfg = config(&w.uri, &down, "quarantine");
     let metrics = Metrics::new();
     let health = Arc::new(Mutex::new(Health::default()));
-    let mut r = cdc_consumer::replayer(&cfg, metrics.clone(), health.clone())
+    let mut r = policy_builder(&w.uri, &down, "quarantine")
+        .metrics(metrics.clone())
+        .health(health.clone())
+        .replayer()
         .await
         .unwrap();
-    let (rec, _, err) = r.round().await;
+    let RoundOutcome {
+        record: rec,
+        error: err,
+        ..
+    } = r.round().await;
     assert!(err.is_none(), "{err:?}");
     assert!(
         rec.warnings
@@ -321,16 +325,10 @@ async fn stop_is_the_default_and_creates_no_quarantine_table() {
     let (w, second, _) = storage("quarantine-default").await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
-    let down = format!("sqlite://{}", db.display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &w.uri,
-        "--downstream-uri",
-        &down,
-        "--once",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
+    let cfg = ReplayerBuilder::sqlite(&w.uri, &db)
+        .once()
+        .config()
+        .unwrap();
     assert_eq!(cfg.on_bad_file, BadFilePolicy::Stop);
     let run = run_once(&cfg, cdc_consumer::open_downstream(&cfg).await.unwrap()).await;
     assert!(run.result.unwrap_err().to_string().contains(&second));

@@ -3,24 +3,21 @@
 //! replays of a storage whose data, index, schema or `metadata` file was damaged, or that holds
 //! an extra object at a random key. Nothing panics; an error names the damaged object.
 
-mod common;
+mod support;
 
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::{DdlKind, RowChange, TableDef};
 use cdc_consumer::backend::stdout::StdoutDownstream;
 use cdc_consumer::backend::Downstream;
 use cdc_consumer::config::{Args, Config, DownstreamUri, TableFilter};
-use cdc_consumer::freshness::Health;
-use cdc_consumer::metrics::Metrics;
 use cdc_consumer::quarantine::BadFilePolicy;
 use cdc_consumer::Error;
 use clap::Parser;
-use common::*;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::FileFailurePersistence;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use support::*;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -92,25 +89,11 @@ async fn storage(name: &str, protocol: &str) -> (Writer, [String; 3]) {
 /// One `--once` replay into a fresh SQLite file.
 async fn replay(uri: &str, policy: BadFilePolicy) -> cdc_consumer::Result<()> {
     let dir = tempfile::tempdir().unwrap();
-    let down = format!("sqlite://{}", dir.path().join("out.db").display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        &down,
-        "--once",
-        "--on-bad-file",
-        policy.name(),
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv))?;
-    let r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await?;
-    cdc_consumer::run(&cfg, r).await
+    ReplayerBuilder::sqlite(uri, &dir.path().join("out.db"))
+        .once()
+        .args(&["--on-bad-file", policy.name()])
+        .run()
+        .await
 }
 
 /// An error after damaging `object` must name it, or be the missing data file an edited index

@@ -5,20 +5,19 @@
 //! or refuses the password. Checked in-process (a tracing subscriber capturing every log line
 //! at trace level) and through the binary's stderr.
 
-mod common;
+mod support;
 
 use cdc_common::DdlKind;
 use cdc_consumer::backend::sqlite::SqliteDownstream;
-use cdc_consumer::config::{Args, Config, TableFilter};
+use cdc_consumer::config::{Config, TableFilter};
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
 use cdc_consumer::replay::Replayer;
-use clap::Parser;
-use common::*;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+use support::*;
 
 /// Every log line of this test binary, at trace level.
 fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
@@ -119,16 +118,12 @@ fn bad_downstreams() -> Vec<String> {
 }
 
 fn config(up: &str, down: &str) -> Config {
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        up,
-        "--downstream-uri",
-        down,
-        "--interval",
-        "10ms",
-    ];
-    Config::from_args(&Args::parse_from(argv)).unwrap()
+    builder(up, down).config().unwrap()
+}
+
+/// Rounds every 10 ms.
+fn builder(up: &str, down: &str) -> ReplayerBuilder {
+    ReplayerBuilder::new(up, down).args(&["--interval", "10ms"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,13 +148,7 @@ async fn secrets_never_reach_logs_errors_health_status_page_or_metrics() {
         let cfg = config(up, down);
         shown.push(format!("{cfg:?}"));
         // The downstream connection error, as `storage-consumer` would print it.
-        match cdc_consumer::replayer(
-            &cfg,
-            Metrics::new(),
-            Arc::new(Mutex::new(Health::default())),
-        )
-        .await
-        {
+        match builder(up, down).replayer().await {
             Ok(_) => panic!("`{}` connected", cfg.downstream_redacted),
             Err(e) => {
                 let text = e.to_string();

@@ -1,39 +1,22 @@
 //! End-to-end replays into SQLite: fixtures written as the sink writes them, replayed with the
 //! library entry points exactly as the binary runs them.
 
-mod common;
+mod support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName, Value};
 use cdc_consumer::backend::sqlite::SqliteDownstream;
 use cdc_consumer::backend::Downstream;
-use cdc_consumer::config::{Args, Config};
-use cdc_consumer::freshness::Health;
-use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::RoundOutcome;
 use cdc_consumer::Error;
-use clap::Parser;
-use common::*;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use support::*;
 
 async fn replay(uri: &str, db: &Path, extra: &[&str]) -> cdc_consumer::Result<()> {
-    let down = format!("sqlite://{}", db.display());
-    let mut argv = vec![
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        &down,
-        "--once",
-    ];
-    argv.extend_from_slice(extra);
-    let cfg = Config::from_args(&Args::parse_from(argv))?;
-    let r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await?;
-    cdc_consumer::run(&cfg, r).await
+    ReplayerBuilder::sqlite(uri, db)
+        .once()
+        .args(extra)
+        .run()
+        .await
 }
 
 /// Rows of SQLite table `schema.table` (split at the first dot) through the backend's
@@ -542,31 +525,23 @@ async fn partition_directories_are_separate_streams() {
     replay(&w.uri, &db, &[]).await.unwrap();
     assert_eq!(rows(&db, "db.p"), vec![s(1, "A"), s(2, "b")]);
     // A new partition appears while one replayer runs: found by the incremental listings.
-    let down = format!("sqlite://{}", db.display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &w.uri,
-        "--downstream-uri",
-        &down,
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
-    let mut r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await
-    .unwrap();
+    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
+        .replayer()
+        .await
+        .unwrap();
     for _ in 0..2 {
-        assert!(r.round().await.2.is_none());
+        assert!(r.round().await.error.is_none());
     }
     w.file_in(&t, Some(103), None, &[(ts(11), vec![ins(3, "c")])])
         .await;
     w.file_in(&t, Some(102), None, &[(ts(11), vec![del(2, "b")])])
         .await;
     w.checkpoint(ts(12)).await;
-    let (rec, _, err) = r.round().await;
+    let RoundOutcome {
+        record: rec,
+        error: err,
+        ..
+    } = r.round().await;
     assert!(err.is_none());
     assert!(!rec.discovery.full_listing);
     assert_eq!(rec.tables["db.p"].files, 2);
@@ -582,24 +557,12 @@ async fn rename_and_dml_arriving_between_rounds_of_one_replayer_keep_their_order
     w.checkpoint(ts(3)).await;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
-    let down = format!("sqlite://{}", db.display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &w.uri,
-        "--downstream-uri",
-        &down,
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
-    let mut r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await
-    .unwrap();
+    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
+        .replayer()
+        .await
+        .unwrap();
     for _ in 0..2 {
-        assert!(r.round().await.2.is_none());
+        assert!(r.round().await.error.is_none());
     }
     // Between two rounds: the last DML of the old name, the rename, DML of the new name, with
     // the checkpoint already past all of it.
@@ -612,7 +575,11 @@ async fn rename_and_dml_arriving_between_rounds_of_one_replayer_keep_their_order
         .await;
     w.checkpoint(ts(10)).await;
     for _ in 0..3 {
-        let (rec, _, err) = r.round().await;
+        let RoundOutcome {
+            record: rec,
+            error: err,
+            ..
+        } = r.round().await;
         assert!(err.is_none(), "{:?}", rec.fatal);
     }
     assert_eq!(table_names(&db), vec!["db.new"]);

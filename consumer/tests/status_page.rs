@@ -1,17 +1,16 @@
 //! `GET /`: the HTML status page, fetched over HTTP after replaying a fixture: freshness,
 //! per-table progress, the last round and recent errors, with storage texts escaped.
 
-mod common;
+mod support;
 
 use cdc_common::DdlKind;
-use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::{Health, TableProgress};
 use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::RoundOutcome;
 use cdc_consumer::status_page::escape;
-use clap::Parser;
-use common::*;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A plain HTTP/1.1 GET; returns the lower-cased head and the body.
@@ -53,15 +52,6 @@ async fn status_page_after_replay() {
     w.checkpoint(ts(3)).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let down = format!("sqlite://{}", dir.path().join("out.db").display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &w.uri,
-        "--downstream-uri",
-        &down,
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
     let metrics = Metrics::new();
     let health = Arc::new(Mutex::new(Health::default()));
     let addr = serve(health.clone(), metrics.clone()).await;
@@ -71,8 +61,13 @@ async fn status_page_after_replay() {
     assert_html_200(&head);
     assert!(body.contains("No round has finished yet."), "{body}");
 
-    let mut r = cdc_consumer::replayer(&cfg, metrics, health).await.unwrap();
-    let (_, _, err) = r.round().await;
+    let mut r = ReplayerBuilder::sqlite(&w.uri, &dir.path().join("out.db"))
+        .metrics(metrics)
+        .health(health)
+        .replayer()
+        .await
+        .unwrap();
+    let RoundOutcome { error: err, .. } = r.round().await;
     assert!(err.is_none(), "{err:?}");
 
     let (head, body) = http_get(addr, "/").await;
@@ -99,7 +94,11 @@ async fn status_page_after_replay() {
     let broken = w.file(&t, &[(ts(4), vec![ins(3, "c")])]).await;
     w.put(&broken, b"\"I\",<b>broken".to_vec()).await;
     w.checkpoint(ts(9)).await;
-    let (rec, _, err) = r.round().await;
+    let RoundOutcome {
+        record: rec,
+        error: err,
+        ..
+    } = r.round().await;
     assert!(err.is_some());
     let fatal = rec.fatal.unwrap();
     let (head, body) = http_get(addr, "/").await;

@@ -3,7 +3,7 @@
 //! files, date directories, a second stream and a DDL. Rounds that fail are retried; nothing is
 //! skipped, nothing applied twice, and the DDL lands between the rows of its two versions.
 
-mod common;
+mod support;
 
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, TableName, Ts, Value};
@@ -13,11 +13,11 @@ use cdc_consumer::config::TableFilter;
 use cdc_consumer::discovery::{Discovery, Upstream};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
-use cdc_consumer::replay::Replayer;
-use common::*;
+use cdc_consumer::replay::{Replayer, RoundOutcome};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::*;
 
 /// How long the store's listings may leave an object out, and the consumer's `listing-lag`.
 const LAG: Duration = Duration::from_millis(150);
@@ -74,7 +74,11 @@ impl Consumer {
     /// One round; a failed one is counted and left for the next round to redo.
     async fn round(&mut self) -> Option<u64> {
         self.rounds += 1;
-        let (rec, _, err) = self.replayer.round().await;
+        let RoundOutcome {
+            record: rec,
+            error: err,
+            ..
+        } = self.replayer.round().await;
         match err {
             Some(_) => {
                 self.failed_rounds += 1;

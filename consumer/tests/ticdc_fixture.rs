@@ -4,13 +4,13 @@
 
 use cdc_common::{ColumnDef, ColumnType, TableName};
 use cdc_consumer::backend::{self, Access};
-use cdc_consumer::config::{Args, Config};
-use cdc_consumer::freshness::Health;
-use cdc_consumer::metrics::Metrics;
-use clap::Parser;
+use cdc_consumer::config::DownstreamUri;
+
+mod support;
+
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use std::sync::{Arc, Mutex};
+use support::ReplayerBuilder;
 
 const SCHEMA_PATH: &str = "schema1/table1/meta/schema_100_3752767265.json";
 const SCHEMA_JSON: &str = r#"{
@@ -71,31 +71,18 @@ async fn put(uri: &str, path: &str, text: &str) {
 async fn replay_rows(uri: &str) -> Vec<(i64, String, Option<String>, Option<String>)> {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
-    let down = format!("sqlite://{}", db.display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        &down,
-        "--once",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).unwrap();
-    let r = cdc_consumer::replayer(
-        &cfg,
-        Metrics::new(),
-        Arc::new(Mutex::new(Health::default())),
-    )
-    .await
-    .unwrap();
-    cdc_consumer::run(&cfg, r).await.unwrap();
+    ReplayerBuilder::sqlite(uri, &db)
+        .once()
+        .run()
+        .await
+        .unwrap();
     let cols = [
         ColumnDef::new("Id", ColumnType::BigInt).pk(),
         ColumnDef::new("LastName", ColumnType::Text),
         ColumnDef::new("FirstName", ColumnType::Text),
         ColumnDef::new("Birthday", ColumnType::Text),
     ];
-    let mut d = backend::open(&cfg.downstream, 1, Access::ReadBack)
+    let mut d = backend::open(&DownstreamUri::Sqlite(db.clone()), 1, Access::ReadBack)
         .await
         .unwrap();
     d.read_rows(&TableName::new("schema1", "table1"), &cols)

@@ -1,6 +1,15 @@
 //! Fixture writer for consumer tests: writes storage exactly as the sink does, with
 //! `cdc_common` only (layout paths, schema files, codecs, index files, `metadata`).
+//!
+//! [`ReplayerBuilder`] (in `replayer.rs`) is the tests' one prologue from `storage-consumer`
+//! flags to a replayer.
 #![allow(dead_code)]
+
+mod replayer;
+
+// Not every test file drives a replayer.
+#[allow(unused_imports)]
+pub use replayer::ReplayerBuilder;
 
 use cdc_common::codec::codec_for;
 use cdc_common::layout::{Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};

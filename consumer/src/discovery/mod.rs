@@ -1,0 +1,238 @@
+//! Discovery: what storage holds that the consumer has not applied yet, found with as few
+//! object store calls as possible.
+//!
+//! # What a round reads
+//!
+//! ```text
+//! phase 0   GET  metadata                                  checkpoint-ts
+//! phase A   first round only: one recursive LIST of the root (schema and index files)
+//!           later rounds:  LIST/ root            -> schemas      (delimiter listings,
+//!                          LIST/ <schema>/       -> tables        never recursive)
+//!                          LIST/ <schema>/meta/  -> database-level schema files
+//!                          LIST/ <s>/<t>/meta/   -> table schema files (new versions)
+//!                          GET  each schema file not seen before
+//! phase B   for every version that is not final:   LIST/ <version>/ (and /<partition>/)
+//!           for every data directory not closed:   LIST/ <dir>/meta/, GET each CDC*.index
+//! ```
+//!
+//! A round with nothing new therefore costs, per table, one listing of its `meta/`, one of its
+//! newest version directory, one of the active data directory's `meta/` and one small GET per
+//! index file: O(tables), never a walk of the data files.
+//!
+//! # Invariants that make skipping safe
+//!
+//! - **Phase A before phase B.** The sink flushes every DML below a DDL's ts (data file, then
+//!   index entry) before it writes the DDL's schema file. Every index read in phase B happens
+//!   after the schema listings of phase A, so once a barrier at ts `V` was listed in phase A of
+//!   a round, the index files read in phase B of that round cover every DML below `V` of the
+//!   tables the barrier affects. [`TableEntry::complete_below`] records that.
+//! - **Final versions.** A version with a newer version is *final* after one phase B that ran
+//!   after the newer schema file was seen: its directories are never listed again.
+//! - **Closed data directories.** A date directory whose date is before the checkpoint's date
+//!   holds only rows at or below the checkpoint, which the sink flushed and indexed before it
+//!   wrote the checkpoint; after one index read that follows that checkpoint read it is closed.
+//! - The first round's recursive listing is not ordered against writes, so nothing is marked
+//!   final, closed or complete from it; the second round (delimiter listings) does that.
+//!
+//! # Eventually consistent listings
+//!
+//! With a listing lag `D` ([`Discovery::with_listing_lag`]) a listing may leave out objects
+//! written less than `D` ago; GETs stay consistent. Every conclusion above then rests only on
+//! sightings at least `D` older than the listings it is drawn from (a listing started at `t`
+//! shows everything written before `t - D`): a version is final, and a barrier completes its
+//! tables, only once the newer version was first seen `D` before the phase B listings; a date
+//! directory closes by a checkpoint read `D` before them; a newly listed data directory enters the
+//! catalog only once it was first seen `D` ago and no younger-seen directory of an earlier date of
+//! its version and partition waits (that one's stream must be read first), and while a table has
+//! such waiting directories no barrier above them completes. With `D = 0` every sighting counts
+//! at once, which is the behaviour described above.
+//!
+//! Transient storage errors are retried per call by [`Upstream`]; a call that still fails ends
+//! the round (the catalog keeps what it learnt) and the next round starts over.
+//!
+//! Discovery only learns *what exists*; which files may be applied is decided by
+//! [`crate::ordering`].
+//!
+//! # Hostile names
+//!
+//! `object_store` paths cannot hold `.`/`..` segments, empty segments, control characters
+//! (NUL included) or non-UTF-8 bytes: a store that lists such a name fails the listing itself
+//! (e.g. a local directory with non-UTF-8 bytes), which ends the round with a storage error
+//! naming the object. A schema or table directory whose name is a valid path segment but not a
+//! name the sink can write (see [`cdc_common::layout::validate_name`]: longer than 255 bytes)
+//! cannot hold anything the sink wrote: it is ignored with one warning naming it.
+//!
+//! # Files
+//!
+//! - `store`: [`Upstream`], the counted, retrying store client.
+//! - `catalog`: [`Catalog`] and its entries, what discovery has learnt.
+//! - `round`: [`Discovery::round`] as its phases.
+//! - `read`: reading one schema file, one directory's index files, one version's directories.
+//! - `settle`: listing-lag settling (which sightings count, directories waiting to settle).
+//! - this file: the [`Discovery`] state, its small catalog accessors and [`DiscoveryStats`].
+//!
+//! The files below this one use it; it uses none of them but the leaves `catalog` and `store`
+//! (re-exported here), so there is no import circle.
+
+mod catalog;
+mod read;
+mod round;
+mod settle;
+mod store;
+
+pub use catalog::{Catalog, DirEntry, SchemaEntry, TableEntry, VersionEntry};
+pub use store::{Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF};
+
+use crate::config::TableFilter;
+use cdc_common::layout::{DataDir, LayoutConfig};
+use cdc_common::{TableName, Ts};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Counts of one discovery round, for the audit record.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct DiscoveryStats {
+    /// List calls made.
+    pub list_calls: u64,
+    /// Get calls made.
+    pub get_calls: u64,
+    /// Schema files seen for the first time.
+    pub new_schema_files: u64,
+    /// Data directories seen for the first time.
+    pub new_dirs: u64,
+    /// Whether the round used the recursive listing (first round only).
+    pub full_listing: bool,
+}
+
+/// Incremental discovery state.
+pub struct Discovery {
+    up: Upstream,
+    cfg: LayoutConfig,
+    filter: TableFilter,
+    catalog: Catalog,
+    rounds: u64,
+    warnings: Vec<String>,
+    /// Listings may leave out objects younger than this (see "Eventually consistent listings").
+    listing_lag: Duration,
+    /// When each table version (`Some(table)`) or database-level schema file (`None`) was
+    /// first seen.
+    first_seen: HashMap<(String, Option<String>, Ts), Instant>,
+    /// Checkpoint-ts values read, with when; pruned to the newest one older than the lag.
+    checkpoints: VecDeque<(Instant, Ts)>,
+    /// Data directories listed but not yet in the catalog (younger sightings than the lag),
+    /// with when each was first seen.
+    unsettled: BTreeMap<DataDir, Instant>,
+    /// Directories ignored for their name, warned about once.
+    ignored: HashSet<String>,
+}
+
+impl Discovery {
+    /// Discovery over `up`, reading paths with `cfg`, keeping the tables `filter` accepts.
+    pub fn new(up: Upstream, cfg: LayoutConfig, filter: TableFilter) -> Discovery {
+        Discovery {
+            up,
+            cfg,
+            filter,
+            catalog: Catalog::default(),
+            rounds: 0,
+            warnings: Vec::new(),
+            listing_lag: Duration::ZERO,
+            first_seen: HashMap::new(),
+            checkpoints: VecDeque::new(),
+            unsettled: BTreeMap::new(),
+            ignored: HashSet::new(),
+        }
+    }
+
+    /// Tolerates listings that leave out objects written less than `lag` ago (eventually
+    /// consistent listings): no conclusion is drawn from a listing about anything seen less than
+    /// `lag` before it. Zero (the default) trusts listings, as S3, GCS, Azure Blob and local
+    /// directories are strongly consistent.
+    pub fn with_listing_lag(mut self, lag: Duration) -> Discovery {
+        self.listing_lag = lag;
+        self
+    }
+
+    /// What is known so far.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The upstream store (for reading data files).
+    pub fn upstream(&self) -> &Upstream {
+        &self.up
+    }
+
+    /// The layout options.
+    pub fn layout(&self) -> &LayoutConfig {
+        &self.cfg
+    }
+
+    /// Takes the non-fatal warnings gathered since the last call.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    fn warn(&mut self, w: String) {
+        tracing::warn!("{w}");
+        self.warnings.push(w);
+    }
+
+    /// True (after one warning per directory) when `name`, the schema or table directory
+    /// `dir`, is not a name the sink can write, so nothing under it belongs to the layout.
+    fn ignore_bad_name(&mut self, dir: &str, name: &str) -> bool {
+        let Err(e) = cdc_common::layout::validate_name(name) else {
+            return false;
+        };
+        if self.ignored.insert(dir.to_string()) {
+            self.warn(format!(
+                "ignoring `{}/` and everything under it (not part of the layout): {e}",
+                dir.escape_debug()
+            ));
+        }
+        true
+    }
+
+    fn all_dirs(&self, keep: impl Fn(&VersionEntry, &DirEntry) -> bool) -> Vec<DataDir> {
+        self.catalog
+            .tables
+            .values()
+            .flat_map(|t| t.versions.values())
+            .flat_map(|v| v.dirs.iter().filter(|(_, d)| keep(v, d)).map(|(k, _)| k))
+            .cloned()
+            .collect()
+    }
+
+    fn version_mut(&mut self, schema: &str, table: &str, version: Ts) -> &mut VersionEntry {
+        self.first_seen
+            .entry((schema.to_string(), Some(table.to_string()), version))
+            .or_insert_with(Instant::now);
+        self.catalog
+            .tables
+            .entry(TableName::new(schema, table))
+            .or_default()
+            .versions
+            .entry(version)
+            .or_default()
+    }
+
+    fn dir_entry(&self, d: &DataDir) -> Option<&DirEntry> {
+        self.catalog
+            .tables
+            .get(&TableName::new(&d.schema, &d.table))?
+            .versions
+            .get(&d.version)?
+            .dirs
+            .get(d)
+    }
+
+    fn dir_entry_mut(&mut self, d: &DataDir) -> Option<&mut DirEntry> {
+        self.catalog
+            .tables
+            .get_mut(&TableName::new(&d.schema, &d.table))?
+            .versions
+            .get_mut(&d.version)?
+            .dirs
+            .get_mut(d)
+    }
+}

@@ -1,0 +1,431 @@
+//! One discovery round, as its phases (see [`crate::discovery`] for what each reads and why
+//! the order makes skipping safe):
+//!
+//! ```text
+//! read_checkpoint                      phase 0: GET metadata
+//! first round:  list_everything        phase A: one recursive LIST, schema files read
+//!               read_listed_indexes    phase B: every listed directory's index files
+//! later rounds: list_new_schema_files  phase A: delimiter listings, new schema files -> barriers
+//!               add_known_barriers              (barriers seen in earlier rounds still hold)
+//!               list_open_versions     phase B: data directories of versions not final, promoted
+//!               read_open_indexes               index files of directories not closed
+//!               conclude                        finals, closed directories, complete tables
+//! ```
+//!
+//! Invariants: every phase B listing starts after every phase A listing of the same round; a
+//! phase that fails ends the round with the catalog keeping what earlier calls taught it, and
+//! nothing is marked final, closed or complete by a round that failed.
+
+use super::catalog::SchemaEntry;
+use super::{Discovery, DiscoveryStats};
+use crate::error::Result;
+use cdc_common::layout::{
+    Checkpoint, DataDir, DataFile, DateDir, IndexFile, METADATA_FILE, META_DIR,
+};
+use cdc_common::{TableName, Ts};
+use std::time::Instant;
+
+/// A schema-version barrier of one table: once its evidence was seen early enough, every DML
+/// of `table` below `version` is indexed after this round's phase B.
+struct TableBarrier {
+    table: TableName,
+    version: Ts,
+    /// The table whose schema file shows the barrier (for RENAME TABLE the new name's file is
+    /// the source table's barrier).
+    evidence: TableName,
+}
+
+/// A database-level barrier: a schema file of `schema` at `version`.
+struct SchemaBarrier {
+    schema: String,
+    version: Ts,
+}
+
+/// Barriers seen in phase A: (table, version) pairs whose earlier DML is complete after
+/// phase B.
+#[derive(Default)]
+struct Barriers {
+    tables: Vec<TableBarrier>,
+    schemas: Vec<SchemaBarrier>,
+}
+
+/// What the first round's recursive listing found besides schema files.
+struct FullListing {
+    /// Index files by data directory and dispatcher.
+    index_files: Vec<(DataDir, Option<String>)>,
+}
+
+/// One version of one table.
+type TableVersion = (TableName, Ts);
+
+impl Discovery {
+    /// Runs one discovery round (see the module doc). On error the catalog keeps what it had
+    /// learnt before the failing call; nothing is marked final or closed.
+    pub async fn round(&mut self) -> Result<DiscoveryStats> {
+        let lists0 = self.up.metrics.list_calls.get();
+        let gets0 = self.up.metrics.get_calls.get();
+        let mut stats = DiscoveryStats::default();
+        self.read_checkpoint().await?;
+        if self.rounds == 0 {
+            stats.full_listing = true;
+            let listing = self.list_everything(&mut stats).await?;
+            self.read_listed_indexes(listing, &mut stats).await?;
+            if !self.listing_lag.is_zero() {
+                // The first round's listing proves nothing yet.
+                self.catalog.discovered_through = Some(Ts::ZERO);
+            }
+        } else {
+            let mut barriers = self.list_new_schema_files(&mut stats).await?;
+            self.add_known_barriers(&mut barriers);
+            // Every listing below starts after `listed`: what was first seen at least the
+            // listing lag before it, and everything written before that, shows in them.
+            let listed = Instant::now();
+            let open_versions = self.open_versions();
+            stats.new_dirs += self.list_open_versions(&open_versions, listed).await?;
+            self.read_open_indexes().await?;
+            self.conclude(listed, &open_versions, barriers);
+        }
+        self.rounds += 1;
+        stats.list_calls = self.up.metrics.list_calls.get() - lists0;
+        stats.get_calls = self.up.metrics.get_calls.get() - gets0;
+        Ok(stats)
+    }
+
+    /// Phase 0: reads the checkpoint-ts (it never goes back in the catalog).
+    async fn read_checkpoint(&mut self) -> Result<()> {
+        let checkpoint = match self.up.get(METADATA_FILE).await? {
+            Some(b) => Some(Checkpoint::parse(METADATA_FILE, &b)?.checkpoint_ts),
+            None => None,
+        };
+        if let (Some(old), Some(new)) = (self.catalog.checkpoint, checkpoint) {
+            if new < old {
+                self.warn(format!(
+                    "checkpoint-ts went back from {old} to {new}; keeping {old}"
+                ));
+            }
+        }
+        if let Some(c) = checkpoint {
+            self.checkpoints.push_back((Instant::now(), c));
+        }
+        if checkpoint.is_none() {
+            self.warn(format!(
+                "no `{METADATA_FILE}` checkpoint file yet: nothing can be applied"
+            ));
+        }
+        self.catalog.checkpoint = match (self.catalog.checkpoint, checkpoint) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => b.or(a),
+        };
+        Ok(())
+    }
+
+    /// Phase A of the first round: one recursive listing; schema files are read, data
+    /// directories noted, index files returned for phase B.
+    async fn list_everything(&mut self, stats: &mut DiscoveryStats) -> Result<FullListing> {
+        let mut index_files: Vec<(DataDir, Option<String>)> = Vec::new();
+        let all = self.up.list_all().await?;
+        let mut schema_paths = Vec::new();
+        for p in all {
+            if p == METADATA_FILE {
+                continue;
+            }
+            let mut segs = p.split('/');
+            if let (Some(schema), Some(table), Some(_)) = (segs.next(), segs.next(), segs.next()) {
+                if self.ignore_bad_name(schema, schema)
+                    || (table != META_DIR
+                        && self.ignore_bad_name(&format!("{schema}/{table}"), table))
+                {
+                    continue;
+                }
+            }
+            let name = p.rsplit('/').next().unwrap_or("");
+            if name.starts_with("schema_") && p.contains("/meta/") {
+                schema_paths.push(p);
+            } else if name.ends_with(".index") {
+                let f = IndexFile::parse(&p, &self.cfg).map_err(|e| self.mismatch(&p, e))?;
+                if self.filter.matches(&f.dir.schema, &f.dir.table) {
+                    index_files.push((f.dir, f.dispatcher_id));
+                }
+            } else if name.starts_with("CDC") {
+                let f = DataFile::parse(&p, &self.cfg).map_err(|e| self.mismatch(&p, e))?;
+                if self.filter.matches(&f.dir.schema, &f.dir.table) {
+                    // Data files are found through their index files; make sure the
+                    // directory is known even if its index is not there yet.
+                    self.version_mut(&f.dir.schema, &f.dir.table, f.dir.version);
+                    self.note_dir(f.dir);
+                }
+            } else {
+                self.warn(format!("ignoring object `{p}` (not part of the layout)"));
+            }
+        }
+        for p in schema_paths {
+            if self.note_schema_file(&p, stats).await?.is_some() {
+                stats.new_schema_files += 1;
+            }
+        }
+        Ok(FullListing { index_files })
+    }
+
+    /// Phase B of the first round: the listed directories and the index files in them.
+    async fn read_listed_indexes(
+        &mut self,
+        listing: FullListing,
+        stats: &mut DiscoveryStats,
+    ) -> Result<()> {
+        for (dir, dispatcher) in listing.index_files {
+            self.version_mut(&dir.schema, &dir.table, dir.version);
+            self.note_dir(dir.clone());
+            // With a listing lag the directory waits (unsettled); its index files are
+            // listed again once it is promoted.
+            if let Some(e) = self.dir_entry_mut(&dir) {
+                e.indexes.entry(dispatcher).or_insert(0);
+            }
+        }
+        let dirs: Vec<DataDir> = self.all_dirs(|_, _| true);
+        for d in dirs {
+            stats.new_dirs += 1;
+            self.read_indexes(&d).await?;
+        }
+        Ok(())
+    }
+
+    /// Phase A of later rounds: delimiter listings of every schema and table `meta/`; each
+    /// schema file not seen before is read and is a barrier.
+    async fn list_new_schema_files(&mut self, stats: &mut DiscoveryStats) -> Result<Barriers> {
+        let mut barriers = Barriers::default();
+        let (schemas, _) = self.up.list_dir("").await?;
+        for schema in schemas {
+            if !self.filter.matches_schema(&schema) || self.ignore_bad_name(&schema, &schema) {
+                continue;
+            }
+            let (tables, _) = self.up.list_dir(&format!("{schema}/")).await?;
+            for table in tables {
+                if table != META_DIR && self.ignore_bad_name(&format!("{schema}/{table}"), &table) {
+                    continue;
+                }
+                let prefix = if table == META_DIR {
+                    format!("{schema}/{META_DIR}/")
+                } else if self.filter.matches(&schema, &table) {
+                    format!("{schema}/{table}/{META_DIR}/")
+                } else {
+                    continue;
+                };
+                let (_, files) = self.up.list_dir(&prefix).await?;
+                for f in files {
+                    let p = format!("{prefix}{f}");
+                    if !f.starts_with("schema_") {
+                        continue;
+                    }
+                    if let Some(e) = self.note_schema_file(&p, stats).await? {
+                        stats.new_schema_files += 1;
+                        barriers.add_new(&schema, &table, &e);
+                    }
+                }
+            }
+        }
+        Ok(barriers)
+    }
+
+    /// Every known schema and table also counts its barriers seen in earlier rounds (still
+    /// valid now; the newest one that is settled wins).
+    fn add_known_barriers(&self, barriers: &mut Barriers) {
+        for (name, t) in &self.catalog.tables {
+            for (v, ve) in &t.versions {
+                let Some(schema) = &ve.schema else { continue };
+                barriers.table(name.clone(), *v, name.clone());
+                if let Some(src) = &schema.rename_from {
+                    barriers.table(src.clone(), *v, name.clone());
+                }
+            }
+        }
+        for (schema, files) in &self.catalog.databases {
+            for v in files.keys() {
+                barriers.schemas.push(SchemaBarrier {
+                    schema: schema.clone(),
+                    version: *v,
+                });
+            }
+        }
+    }
+
+    /// The table versions not final yet: their directories are listed in phase B.
+    fn open_versions(&self) -> Vec<TableVersion> {
+        self.catalog
+            .tables
+            .iter()
+            .flat_map(|(n, t)| {
+                t.versions
+                    .iter()
+                    .filter(|(_, v)| !v.is_final)
+                    .map(move |(v, _)| (n.clone(), *v))
+            })
+            .collect()
+    }
+
+    /// Phase B: lists the data directories of the open versions, then promotes the settled
+    /// ones. Returns how many directories entered the catalog.
+    async fn list_open_versions(
+        &mut self,
+        open_versions: &[TableVersion],
+        listed: Instant,
+    ) -> Result<u64> {
+        let mut new_dirs = 0;
+        for (name, version) in open_versions {
+            for dir in self.list_version_dirs(name, *version).await? {
+                if self.note_dir(dir) && self.listing_lag.is_zero() {
+                    new_dirs += 1;
+                }
+            }
+        }
+        Ok(new_dirs + self.promote(listed))
+    }
+
+    /// Phase B: lists the `meta/` of every directory not closed and reads its index files.
+    async fn read_open_indexes(&mut self) -> Result<()> {
+        let dirs = self.all_dirs(|v, d| !v.is_final || !d.closed);
+        for d in dirs {
+            if self.dir_entry(&d).is_some_and(|e| e.closed) {
+                continue;
+            }
+            let prefix = format!("{}/{META_DIR}/", d.build()?);
+            let (_, files) = self.up.list_dir(&prefix).await?;
+            for f in files {
+                let p = format!("{prefix}{f}");
+                if !f.ends_with(".index") {
+                    continue;
+                }
+                let idx = IndexFile::parse(&p, &self.cfg).map_err(|e| self.mismatch(&p, e))?;
+                if let Some(e) = self.dir_entry_mut(&d) {
+                    e.indexes.entry(idx.dispatcher_id).or_insert(0);
+                }
+            }
+            self.read_indexes(&d).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks what can no longer change, from sightings old enough for the listings above to
+    /// be complete (all of them without a listing lag).
+    fn conclude(&mut self, listed: Instant, open_versions: &[TableVersion], barriers: Barriers) {
+        let ckpt_date = self
+            .settled_checkpoint(listed)
+            .and_then(|c| DateDir::for_ts(self.cfg.date_separator, c));
+        let finals = self.final_versions(listed, open_versions);
+        let barriers = self.settled_barriers(listed, barriers);
+        self.mark_final_and_closed(&finals, ckpt_date);
+        self.complete_tables(barriers);
+        if !self.listing_lag.is_zero() {
+            self.update_discovered_through(listed);
+        }
+    }
+
+    /// The open versions that became final: a newer settled version exists, and no directory
+    /// of theirs waits to settle.
+    fn final_versions(&self, listed: Instant, open_versions: &[TableVersion]) -> Vec<TableVersion> {
+        let mut finals: Vec<TableVersion> = Vec::new();
+        for (name, t) in &self.catalog.tables {
+            let newest_settled = t
+                .versions
+                .keys()
+                .rev()
+                .find(|v| self.version_settled(name, **v, listed))
+                .copied();
+            for v in t.versions.keys() {
+                let newer = newest_settled.is_some_and(|n| n > *v);
+                let open = open_versions.iter().any(|(n, x)| n == name && x == v);
+                let waiting = self
+                    .unsettled
+                    .keys()
+                    .any(|d| d.schema == name.schema && d.table == name.table && d.version == *v);
+                if newer && open && !waiting {
+                    finals.push((name.clone(), *v));
+                }
+            }
+        }
+        finals
+    }
+
+    /// The barriers whose evidence is settled and below which no directory waits.
+    fn settled_barriers(&self, listed: Instant, mut barriers: Barriers) -> Barriers {
+        barriers.tables.retain(|b| {
+            self.version_settled(&b.evidence, b.version, listed)
+                && !self.unsettled_below(&b.table, b.version)
+        });
+        barriers
+            .schemas
+            .retain(|b| self.database_settled(&b.schema, b.version, listed));
+        barriers
+    }
+
+    /// Marks the final versions, and closes their directories and every dated directory
+    /// before the settled checkpoint's date.
+    fn mark_final_and_closed(&mut self, finals: &[TableVersion], ckpt_date: Option<DateDir>) {
+        for (name, t) in self.catalog.tables.iter_mut() {
+            for (v, ve) in t.versions.iter_mut() {
+                if finals.iter().any(|(n, x)| n == name && x == v) {
+                    ve.is_final = true;
+                }
+                for (dir, de) in ve.dirs.iter_mut() {
+                    if let (Some(d), Some(c)) = (dir.date, ckpt_date) {
+                        if d < c {
+                            de.closed = true;
+                        }
+                    }
+                    if ve.is_final {
+                        de.closed = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Raises `complete_below` of every table a settled barrier covers (a database-level one
+    /// covers the schema's tables that have no directory waiting below it).
+    fn complete_tables(&mut self, barriers: Barriers) {
+        let unsettled_tables: Vec<TableVersion> = self
+            .unsettled
+            .keys()
+            .map(|d| (TableName::new(&d.schema, &d.table), d.version))
+            .collect();
+        for b in barriers.tables {
+            if let Some(t) = self.catalog.tables.get_mut(&b.table) {
+                t.complete_below = t.complete_below.max(b.version);
+            }
+        }
+        for SchemaBarrier { schema, version: v } in barriers.schemas {
+            for (name, t) in self.catalog.tables.iter_mut() {
+                let waiting = unsettled_tables.iter().any(|(n, x)| n == name && *x < v);
+                if name.schema == schema && !waiting {
+                    t.complete_below = t.complete_below.max(v);
+                }
+            }
+        }
+    }
+}
+
+impl Barriers {
+    fn table(&mut self, table: TableName, version: Ts, evidence: TableName) {
+        self.tables.push(TableBarrier {
+            table,
+            version,
+            evidence,
+        });
+    }
+
+    /// The barriers a schema file read for the first time in `schema`/`table`'s `meta/` sets.
+    fn add_new(&mut self, schema: &str, table: &str, e: &SchemaEntry) {
+        let v = e.file.table_version;
+        if e.file.is_database_level() {
+            self.schemas.push(SchemaBarrier {
+                schema: schema.to_string(),
+                version: v,
+            });
+        } else {
+            let name = TableName::new(schema, table);
+            if let Some(src) = &e.rename_from {
+                self.table(src.clone(), v, name.clone());
+            }
+            self.table(name.clone(), v, name);
+        }
+    }
+}

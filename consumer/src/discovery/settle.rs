@@ -1,0 +1,130 @@
+//! Listing-lag settling: which sightings are old enough to draw conclusions from, and data
+//! directories held back until they are (see "Eventually consistent listings" in
+//! [`crate::discovery`]).
+//!
+//! Invariants: with a listing lag `D`, a listing started at `listed` is trusted only about
+//! what was first seen at or before `listed - D`; a newly listed data directory waits in
+//! `unsettled` until then, and also while a younger-seen directory of an earlier date of its
+//! version and partition waits (that one's stream is read first). With `D = 0` everything is
+//! settled at once and no directory waits.
+
+use super::catalog::DirEntry;
+use super::Discovery;
+use cdc_common::layout::DataDir;
+use cdc_common::{TableName, Ts};
+use std::time::Instant;
+
+impl Discovery {
+    /// True when something first seen at `seen` is old enough that a listing started at
+    /// `listed` shows everything written before it.
+    fn settled(&self, seen: Instant, listed: Instant) -> bool {
+        self.listing_lag.is_zero() || seen + self.listing_lag <= listed
+    }
+
+    pub(super) fn version_settled(&self, name: &TableName, v: Ts, listed: Instant) -> bool {
+        if self.listing_lag.is_zero() {
+            return true;
+        }
+        let key = (name.schema.clone(), Some(name.table.clone()), v);
+        self.first_seen
+            .get(&key)
+            .is_some_and(|at| self.settled(*at, listed))
+    }
+
+    pub(super) fn database_settled(&self, schema: &str, v: Ts, listed: Instant) -> bool {
+        if self.listing_lag.is_zero() {
+            return true;
+        }
+        let key = (schema.to_string(), None, v);
+        self.first_seen
+            .get(&key)
+            .is_some_and(|at| self.settled(*at, listed))
+    }
+
+    /// True when a listed directory of `name` below version `v` is not in the catalog yet.
+    pub(super) fn unsettled_below(&self, name: &TableName, v: Ts) -> bool {
+        self.unsettled
+            .keys()
+            .any(|d| d.schema == name.schema && d.table == name.table && d.version < v)
+    }
+
+    /// The largest checkpoint-ts read long enough before `listed` (all of it, without a lag).
+    pub(super) fn settled_checkpoint(&mut self, listed: Instant) -> Option<Ts> {
+        let lag = self.listing_lag;
+        let ok = |at: Instant| lag.is_zero() || at + lag <= listed;
+        // Keep the newest settled entry and everything after it.
+        while self.checkpoints.len() > 1 && ok(self.checkpoints[1].0) {
+            self.checkpoints.pop_front();
+        }
+        self.checkpoints
+            .iter()
+            .filter(|(at, _)| ok(*at))
+            .map(|(_, ts)| *ts)
+            .max()
+    }
+
+    /// Records a data directory found by a listing: straight into the catalog without a lag,
+    /// else held until it is settled (see [`Discovery::promote`]). True when it is new.
+    pub(super) fn note_dir(&mut self, dir: DataDir) -> bool {
+        if self.dir_entry(&dir).is_some() || self.unsettled.contains_key(&dir) {
+            return false;
+        }
+        if self.listing_lag.is_zero() {
+            let (schema, table, version) = (dir.schema.clone(), dir.table.clone(), dir.version);
+            self.version_mut(&schema, &table, version)
+                .dirs
+                .insert(dir, DirEntry::default());
+        } else {
+            self.unsettled.insert(dir, Instant::now());
+        }
+        true
+    }
+
+    /// Moves settled directories into the catalog, except one with an unsettled directory of an
+    /// earlier date in the same version and partition (its stream must read that one first).
+    /// Returns how many moved.
+    pub(super) fn promote(&mut self, listed: Instant) -> u64 {
+        let young: Vec<DataDir> = self
+            .unsettled
+            .iter()
+            .filter(|(_, at)| !self.settled(**at, listed))
+            .map(|(d, _)| d.clone())
+            .collect();
+        let ready: Vec<DataDir> = self
+            .unsettled
+            .iter()
+            .filter(|(d, at)| {
+                self.settled(**at, listed)
+                    && !young.iter().any(|y| {
+                        y.schema == d.schema
+                            && y.table == d.table
+                            && y.version == d.version
+                            && y.partition_id == d.partition_id
+                            && y.date < d.date
+                    })
+            })
+            .map(|(d, _)| d.clone())
+            .collect();
+        for d in &ready {
+            self.unsettled.remove(d);
+            let (schema, table, version) = (d.schema.clone(), d.table.clone(), d.version);
+            self.version_mut(&schema, &table, version)
+                .dirs
+                .insert(d.clone(), DirEntry::default());
+        }
+        ready.len() as u64
+    }
+
+    /// With a listing lag: the ts through which every data file is in the catalog (the
+    /// settled checkpoint, below any directory still waiting to settle).
+    pub(super) fn update_discovered_through(&mut self, listed: Instant) {
+        // Rows of a waiting directory are at or above its version.
+        let settled = self.settled_checkpoint(listed).unwrap_or(Ts::ZERO);
+        let through = self
+            .unsettled
+            .keys()
+            .map(|d| Ts(d.version.0.saturating_sub(1)))
+            .fold(settled, Ts::min);
+        self.catalog.discovered_through = Some(through);
+    }
+}

@@ -1,0 +1,270 @@
+//! The data file step: read (or take the prefetched) file, decode it, apply the rows inside
+//! the checkpoint window (see [`super::window`]) together with the stream's new position, or
+//! quarantine the file.
+//!
+//! Invariants: a file's rows and its stream's progress row are one downstream unit; the
+//! in-memory progress moves only after that unit committed. A file partly above the checkpoint
+//! keeps the previous file as the stream's position (only its commit ts advances), so the rest
+//! of the file is read again after the next checkpoint. At most one next file per stream is
+//! prefetched; a prefetch that failed is simply read again here.
+
+use super::window::{checkpoint_window, Window};
+use super::{DataFileStep, Outcome, Replayer};
+use crate::backend::Unit;
+use crate::discovery::{Catalog, Upstream};
+use crate::error::{Error, Result};
+use crate::freshness::{now_ms, RoundRecord};
+use crate::plan::plan_rows;
+use crate::progress::{date_text, Position, ProgressKey};
+use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
+use cdc_common::codec::{DecodedRow, TableCodec};
+use cdc_common::layout::LayoutConfig;
+use cdc_common::{TableDef, Ts};
+use std::sync::Arc;
+use std::time::Instant;
+
+impl Replayer {
+    /// Applies one data file (or quarantines it); `started` is when the step began, observed
+    /// in the apply duration once the file was applied.
+    pub(super) async fn exec_file(
+        &mut self,
+        cat: &Catalog,
+        up: &Upstream,
+        cfg: &LayoutConfig,
+        f: DataFileStep,
+        started: Instant,
+        rec: &mut RoundRecord,
+    ) -> Result<Outcome> {
+        let path = Catalog::data_file_path(cfg, &f.dir, &f.dispatcher, f.index)?;
+        let newest = cat
+            .tables
+            .get(&f.table)
+            .and_then(|t| t.versions.get(&f.dir.version))
+            .and_then(|v| v.dirs.get(&f.dir))
+            .and_then(|d| d.indexes.get(&f.dispatcher))
+            .copied()
+            .unwrap_or(f.index);
+        let def = f.schema.file.to_table_def();
+        let codec = self.decoder.prepared(&def)?;
+        let rows = match self.read_rows(up, &codec, &def, &path, newest).await {
+            Ok(rows) => rows,
+            Err(e) if self.policy == BadFilePolicy::Quarantine && is_quarantinable(&e, &path) => {
+                let pos = Position {
+                    version: f.dir.version,
+                    date: date_text(&f.dir),
+                    file_index: f.index,
+                    commit_ts: f.before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO),
+                };
+                self.quarantine(&def, f.key, pos, &path, e, rec).await?;
+                return Ok(Outcome::Applied);
+            }
+            Err(e) => return Err(e),
+        };
+        if f.index < newest {
+            let next = Catalog::data_file_path(cfg, &f.dir, &f.dispatcher, f.index + 1)?;
+            self.prefetch_next(up, codec, &def, next, newest);
+        }
+        let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+        let done_ts = f.before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
+        let window = checkpoint_window(rows, done_ts, checkpoint);
+        let out = self
+            .apply_window(f, &path, &def, window, done_ts, rec)
+            .await?;
+        if out.is_some() {
+            self.metrics
+                .apply_duration
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Ok(out.unwrap_or(Outcome::Stalled))
+    }
+
+    /// The file's decoded rows: prefetched, or read and decoded here.
+    async fn read_rows(
+        &mut self,
+        up: &Upstream,
+        codec: &Arc<dyn TableCodec>,
+        def: &TableDef,
+        path: &str,
+        newest: u64,
+    ) -> Result<Vec<DecodedRow>> {
+        let prefetched = match self.prefetch.remove(path) {
+            // Err: the task panicked or was cancelled.
+            Some(h) => h.await.ok(),
+            None => None,
+        };
+        match prefetched {
+            Some(r) => r,
+            // Not prefetched, or the prefetch task failed: read the file here instead.
+            None => {
+                fetch_decode(
+                    up.clone(),
+                    codec.clone(),
+                    def.columns.len(),
+                    path.to_string(),
+                    newest,
+                )
+                .await
+            }
+        }
+    }
+
+    /// Starts reading and decoding the stream's next file while this one is applied.
+    fn prefetch_next(
+        &mut self,
+        up: &Upstream,
+        codec: Arc<dyn TableCodec>,
+        def: &TableDef,
+        next: String,
+        newest: u64,
+    ) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.prefetch.entry(next) {
+            let h = tokio::spawn(fetch_decode(
+                up.clone(),
+                codec,
+                def.columns.len(),
+                e.key().clone(),
+                newest,
+            ));
+            e.insert(h);
+        }
+    }
+
+    /// Applies the window's rows with the stream's new position as one unit. `None` when
+    /// nothing could be applied (every row above the checkpoint): the stream stalls.
+    async fn apply_window(
+        &mut self,
+        f: DataFileStep,
+        path: &str,
+        def: &TableDef,
+        w: Window,
+        done_ts: Ts,
+        rec: &mut RoundRecord,
+    ) -> Result<Option<Outcome>> {
+        let n_rows = w.apply.len() as u64;
+        let (ops, no_before) = plan_rows(def, w.apply);
+        if no_before > 0 {
+            rec.warnings.push(format!(
+                "`{path}`: {no_before} updates of a table without primary key carry no \
+                 old image; applied as inserts"
+            ));
+        }
+        let pos = if w.above {
+            if n_rows == 0 {
+                return Ok(None);
+            }
+            // Partly applicable: keep the previous file as the position, advance the ts.
+            let mut p = f.before.clone().unwrap_or(Position {
+                version: f.dir.version,
+                date: date_text(&f.dir),
+                file_index: 0,
+                commit_ts: Ts::ZERO,
+            });
+            p.commit_ts = p.commit_ts.max(w.max_ts);
+            p
+        } else {
+            Position {
+                version: f.dir.version,
+                date: date_text(&f.dir),
+                file_index: f.index,
+                commit_ts: done_ts.max(w.max_ts),
+            }
+        };
+        let progress = vec![(f.key, pos)];
+        self.down
+            .apply(Unit {
+                file: path,
+                table: Some(def),
+                ddl: &[],
+                rows: &ops,
+                progress: &progress,
+                quarantine: None,
+            })
+            .await?;
+        self.commit(progress);
+        self.metrics.rows_applied.inc_by(n_rows);
+        let tr = rec.tables.entry(f.table.to_string()).or_default();
+        tr.rows += n_rows;
+        Ok(Some(if w.above {
+            Outcome::Stalled
+        } else {
+            self.metrics.files_applied.inc();
+            tr.files += 1;
+            Outcome::Applied
+        }))
+    }
+
+    /// Records `path` as quarantined and moves its stream past it, in one downstream
+    /// transaction; none of its rows are applied.
+    async fn quarantine(
+        &mut self,
+        def: &TableDef,
+        key: ProgressKey,
+        pos: Position,
+        path: &str,
+        err: Error,
+        rec: &mut RoundRecord,
+    ) -> Result<()> {
+        let q = QuarantinedFile::new(&key, &pos, path, err.to_string(), now_ms());
+        let progress = vec![(key, pos)];
+        self.down
+            .apply(Unit {
+                file: path,
+                table: Some(def),
+                ddl: &[],
+                rows: &[],
+                progress: &progress,
+                quarantine: Some(&q),
+            })
+            .await?;
+        self.commit(progress);
+        tracing::warn!(file = path, reason = %q.reason, "data file quarantined; its rows are not applied");
+        rec.warnings.push(format!(
+            "quarantined `{path}` (rows not applied): {}",
+            q.reason
+        ));
+        rec.tables
+            .entry(def.name().to_string())
+            .or_default()
+            .quarantined += 1;
+        self.metrics.quarantined_files.inc();
+        self.quarantined_total += 1;
+        self.quarantined.push(q);
+        if self.quarantined.len() > HEALTH_QUARANTINE_LIST {
+            self.quarantined.remove(0);
+        }
+        Ok(())
+    }
+}
+
+/// Reads a data file and decodes it (on a blocking thread: decoding is CPU work).
+async fn fetch_decode(
+    up: Upstream,
+    codec: Arc<dyn TableCodec>,
+    columns: usize,
+    path: String,
+    newest: u64,
+) -> Result<Vec<DecodedRow>> {
+    let Some(bytes) = up.get(&path).await? else {
+        return Err(Error::Missing {
+            path,
+            reason: format!(
+                "its index file names file {newest}, so files up to {newest} must exist"
+            ),
+        });
+    };
+    let object = path.clone();
+    match tokio::task::spawn_blocking(move || {
+        crate::decode::decode_with(codec.as_ref(), columns, &path, &bytes)
+    })
+    .await
+    {
+        Ok(r) => r,
+        // A decoder panic on these bytes is reported as a corrupt file, never propagated.
+        Err(e) => Err(cdc_common::Error::corrupt(
+            object,
+            cdc_common::error::Position::None,
+            format!("the decoder failed on this file: {e}"),
+        )
+        .into()),
+    }
+}

@@ -1,0 +1,317 @@
+//! The replay loop: discovery, then apply in the order [`crate::ordering`] allows, recording
+//! progress with every unit.
+//!
+//! # Invariants
+//!
+//! - A unit (one data file, the part of a file at or below the checkpoint, or one DDL) and the
+//!   progress rows covering it are committed together; the in-memory [`Progress`] is updated only
+//!   after the commit returned. On any error the round ends and progress stays where the last
+//!   commit left it.
+//! - Rows with a commit ts above the checkpoint-ts are never applied; rows at or below the
+//!   stream's recorded commit ts are skipped (they were applied, or are a sink replay).
+//! - Rows without a commit ts (csv without `include-commit-ts`, canal-json without the TiDB
+//!   extension) are applied once their file is indexed: the sink indexes a file only after it is
+//!   durable, but such rows cannot be held back to the checkpoint.
+//! - A data file that does not decode ends the round (`--on-bad-file stop`), or, under
+//!   `quarantine`, is recorded in the quarantine table in the same transaction that moves its
+//!   stream's progress past it, with none of its rows applied (see [`crate::quarantine`]).
+//!
+//! # Files
+//!
+//! - this file: the [`Replayer`], a round ([`Replayer::round`] -> [`RoundOutcome`]) and the
+//!   step loop that runs what [`crate::ordering`] allows, one step at a time.
+//! - `ddl_step`: the database-level and table schema file steps.
+//! - `file_step`: the data file step (read or take the prefetched file, apply or quarantine).
+//! - `window`: the pure checkpoint window (which rows of a file are applied).
+//! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
+//!   applied ts per table.
+//!
+//! The files below this one use it; it uses none of them (it only calls their methods on
+//! [`Replayer`]), so there is no import circle.
+
+mod ddl_step;
+mod file_step;
+mod report;
+mod window;
+
+use crate::backend::Downstream;
+use crate::decode::Decoder;
+use crate::discovery::{Catalog, Discovery, SchemaEntry, Upstream};
+use crate::error::{Error, Result};
+use crate::freshness::{now_ms, Health, RoundRecord};
+use crate::metrics::Metrics;
+use crate::ordering::{schema_step, table_steps, Step};
+use crate::progress::{Position, Progress, ProgressKey};
+use crate::quarantine::{BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
+use crate::secrets::Secrets;
+use cdc_common::codec::DecodedRow;
+use cdc_common::layout::{DataDir, LayoutConfig};
+use cdc_common::{SinkOptions, TableName};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::task::JoinHandle;
+
+/// The replayer: one discovery state, one downstream, the progress record.
+pub struct Replayer {
+    disc: Discovery,
+    down: Box<dyn Downstream>,
+    decoder: Decoder,
+    progress: Progress,
+    metrics: Metrics,
+    health: Arc<Mutex<Health>>,
+    rounds: u64,
+    fingerprint: u64,
+    /// Streams whose next file holds only rows above the checkpoint (applied up to it).
+    stalled: HashSet<ProgressKey>,
+    /// Next files being read and decoded while the current one is applied (one per stream).
+    prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
+    /// What to do with a data file that does not decode.
+    policy: BadFilePolicy,
+    /// The quarantine record as committed (newest [`HEALTH_QUARANTINE_LIST`]) and its size.
+    quarantined: Vec<QuarantinedFile>,
+    quarantined_total: u64,
+    /// Redacted from every error and warning text before it is logged or shown.
+    secrets: Secrets,
+}
+
+/// What one step did.
+enum Outcome {
+    /// Applied (or quarantined): the stream moves on.
+    Applied,
+    /// The stream's next file holds rows above the checkpoint: applied up to it, it waits.
+    Stalled,
+}
+
+/// One data file to apply (the fields of [`crate::ordering::Step::File`]).
+pub(super) struct DataFileStep {
+    /// The table.
+    pub(super) table: TableName,
+    /// The schema file of the file's version.
+    pub(super) schema: SchemaEntry,
+    /// The file's directory.
+    pub(super) dir: DataDir,
+    /// The writer.
+    pub(super) dispatcher: Option<String>,
+    /// The file index.
+    pub(super) index: u64,
+    /// The stream's progress key.
+    pub(super) key: ProgressKey,
+    /// The stream's position before this file (`None`: nothing applied yet).
+    pub(super) before: Option<Position>,
+}
+
+/// What one round did (see [`Replayer::round`]).
+#[derive(Debug)]
+pub struct RoundOutcome {
+    /// The round's audit record (also logged and put in `/health`).
+    pub record: RoundRecord,
+    /// Discovery found something new this round (for `--once`: a round that found nothing
+    /// new and applied nothing means storage is drained).
+    pub found_new: bool,
+    /// The error that ended the round, if any (its redacted text is in `record.fatal`).
+    pub error: Option<Error>,
+}
+
+impl Replayer {
+    /// Loads the progress record (and the quarantine record) from the downstream.
+    pub async fn new(
+        disc: Discovery,
+        mut down: Box<dyn Downstream>,
+        options: &SinkOptions,
+        policy: BadFilePolicy,
+        metrics: Metrics,
+        health: Arc<Mutex<Health>>,
+    ) -> Result<Replayer> {
+        let rows = down.load_progress().await?;
+        let quarantined = down
+            .load_quarantine(policy == BadFilePolicy::Quarantine)
+            .await?;
+        let mut r = Replayer {
+            disc,
+            down,
+            decoder: Decoder::new(options)?,
+            progress: Progress::from_rows(rows),
+            metrics,
+            health,
+            rounds: 0,
+            fingerprint: 0,
+            stalled: HashSet::new(),
+            prefetch: HashMap::new(),
+            policy,
+            quarantined: Vec::new(),
+            quarantined_total: 0,
+            secrets: Secrets::default(),
+        };
+        r.set_quarantined(quarantined);
+        Ok(r)
+    }
+
+    /// Replaces the downstream (after a failed round: a new connection) and reloads the
+    /// progress record from it, the source of truth for what was committed.
+    pub async fn reopen(&mut self, mut down: Box<dyn Downstream>) -> Result<()> {
+        let rows = down.load_progress().await?;
+        let quarantined = down
+            .load_quarantine(self.policy == BadFilePolicy::Quarantine)
+            .await?;
+        self.down = down;
+        self.progress = Progress::from_rows(rows);
+        self.set_quarantined(quarantined);
+        Ok(())
+    }
+
+    fn set_quarantined(&mut self, all: Vec<QuarantinedFile>) {
+        self.quarantined_total = all.len() as u64;
+        let skip = all.len().saturating_sub(HEALTH_QUARANTINE_LIST);
+        self.quarantined = all.into_iter().skip(skip).collect();
+        if let Ok(mut h) = self.health.lock() {
+            h.quarantined_files_total = self.quarantined_total;
+            h.quarantined = self.quarantined.clone();
+        }
+    }
+
+    /// Sets the secret values redacted from every error and warning text the replayer logs or
+    /// puts in `/health` (see [`crate::secrets`]).
+    pub fn set_secrets(&mut self, secrets: Secrets) {
+        self.secrets = secrets;
+    }
+
+    /// The quarantine record as committed (the newest entries) and how many it holds.
+    pub fn quarantined(&self) -> (&[QuarantinedFile], u64) {
+        (&self.quarantined, self.quarantined_total)
+    }
+
+    /// The progress record as committed.
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    /// What discovery knows.
+    pub fn catalog(&self) -> &Catalog {
+        self.disc.catalog()
+    }
+
+    /// Runs one round and returns what it did: its audit record (also logged and put in
+    /// `/health`), whether discovery found anything new (for `--once`) and the error that
+    /// ended the round, if any (its text is in the record's `fatal`).
+    pub async fn round(&mut self) -> RoundOutcome {
+        self.rounds += 1;
+        self.metrics.rounds.inc();
+        let mut rec = RoundRecord {
+            round: self.rounds,
+            started_at_ms: now_ms(),
+            ..Default::default()
+        };
+        let result = self.round_inner(&mut rec).await;
+        for (_, h) in self.prefetch.drain() {
+            h.abort();
+        }
+        self.collect_warnings(&mut rec);
+        let found_new = self.note_fingerprint();
+        let error = self.record_error(&mut rec, result);
+        self.record_totals(&mut rec);
+        Self::log_record(&rec);
+        self.publish_health(&rec);
+        RoundOutcome {
+            record: rec,
+            found_new,
+            error,
+        }
+    }
+
+    async fn round_inner(&mut self, rec: &mut RoundRecord) -> Result<()> {
+        rec.discovery = self.disc.round().await?;
+        let cat = self.disc.catalog().clone();
+        let up = self.disc.upstream().clone();
+        let cfg = *self.disc.layout();
+        self.stalled.clear();
+        let mut stalled: HashSet<ProgressKey> = HashSet::new();
+        loop {
+            let mut did = false;
+            for schema in cat.databases.keys() {
+                while let (Some(step), _) = schema_step(&cat, &self.progress, schema) {
+                    self.exec(&cat, &up, &cfg, step, rec).await?;
+                    did = true;
+                }
+            }
+            for name in cat.tables.keys() {
+                loop {
+                    let (steps, _) = table_steps(&cat, &self.progress, name, &stalled);
+                    if steps.is_empty() {
+                        break;
+                    }
+                    for step in steps {
+                        let key = match &step {
+                            Step::File { key, .. } => Some(key.clone()),
+                            _ => None,
+                        };
+                        match self.exec(&cat, &up, &cfg, step, rec).await? {
+                            Outcome::Applied => did = true,
+                            Outcome::Stalled => {
+                                if let Some(k) = key {
+                                    stalled.insert(k);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !did {
+                break;
+            }
+        }
+        self.stalled = stalled;
+        Ok(())
+    }
+
+    /// Runs one step. The apply duration is observed for a DDL step and for a data file whose
+    /// rows went downstream, not for a quarantined file nor one wholly above the checkpoint.
+    async fn exec(
+        &mut self,
+        cat: &Catalog,
+        up: &Upstream,
+        cfg: &LayoutConfig,
+        step: Step,
+        rec: &mut RoundRecord,
+    ) -> Result<Outcome> {
+        let started = Instant::now();
+        match step {
+            Step::SchemaDdl { schema, entry } => {
+                self.exec_schema_ddl(cat, schema, entry, rec).await?
+            }
+            Step::TableDdl { table, entry, prev } => {
+                self.exec_table_ddl(cat, table, entry, prev, rec).await?
+            }
+            Step::File {
+                table,
+                schema,
+                dir,
+                dispatcher,
+                index,
+                key,
+                before,
+            } => {
+                let f = DataFileStep {
+                    table,
+                    schema,
+                    dir,
+                    dispatcher,
+                    index,
+                    key,
+                    before,
+                };
+                return self.exec_file(cat, up, cfg, f, started, rec).await;
+            }
+        }
+        self.metrics
+            .apply_duration
+            .observe(started.elapsed().as_secs_f64());
+        Ok(Outcome::Applied)
+    }
+
+    fn commit(&mut self, rows: Vec<(ProgressKey, Position)>) {
+        for (k, p) in rows {
+            self.progress.set(k, p);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! What a round reports, and the applied ts it reports.
+//!
+//! After the steps ran, a round's [`RoundRecord`] gets its warnings (redacted), its fatal
+//! error (redacted), its totals (checkpoint-ts, applied ts, files pending); the gauges are set,
+//! the record is logged (in full when the round did or met anything, else at debug), and
+//! `/health` is updated.
+//!
+//! Invariants: the applied ts of a table never exceeds what discovery knows to be complete
+//! ([`crate::discovery::Catalog::complete_through`]) nor the checkpoint; no warning or error
+//! text leaves the replayer without going through [`crate::secrets`].
+
+use super::Replayer;
+use crate::error::{Error, Result};
+use crate::freshness::{now_ms, RecentError, RoundRecord, StreamProgress, TableProgress};
+use crate::ordering::{count_pending, table_steps, Step, Wait};
+use crate::progress::DDL_STREAM;
+use cdc_common::{TableName, Ts};
+use std::collections::{BTreeMap, HashSet};
+
+impl Replayer {
+    /// Adds discovery's warnings to the record, redacts them all, and counts them.
+    pub(super) fn collect_warnings(&mut self, rec: &mut RoundRecord) {
+        rec.warnings.extend(self.disc.take_warnings());
+        for w in rec.warnings.iter_mut() {
+            if let std::borrow::Cow::Owned(r) = self.secrets.redact(w) {
+                *w = r;
+            }
+        }
+        self.metrics
+            .errors
+            .with_label_values(&["warning"])
+            .inc_by(rec.warnings.len() as u64);
+    }
+
+    /// True when the catalog changed since the last round (discovery found something new).
+    pub(super) fn note_fingerprint(&mut self) -> bool {
+        let fp = self.catalog_fingerprint();
+        let found_new = fp != self.fingerprint;
+        self.fingerprint = fp;
+        found_new
+    }
+
+    /// Puts the error that ended the round (redacted) in the record's `fatal`, and counts it.
+    pub(super) fn record_error(&self, rec: &mut RoundRecord, result: Result<()>) -> Option<Error> {
+        match result {
+            Err(e) => {
+                self.metrics.errors.with_label_values(&["fatal"]).inc();
+                rec.fatal = Some(self.secrets.redact(&e.to_string()).into_owned());
+                Some(e)
+            }
+            Ok(()) => None,
+        }
+    }
+
+    /// Fills the record's totals and end time, and sets the gauges from them.
+    pub(super) fn record_totals(&self, rec: &mut RoundRecord) {
+        let cat = self.disc.catalog();
+        let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+        let applied = self.applied_ts();
+        let pending = count_pending(cat, &self.progress);
+        rec.checkpoint_ts = checkpoint.0;
+        rec.applied_ts = applied.min(checkpoint).0;
+        rec.files_pending = pending;
+        rec.ended_at_ms = now_ms();
+        self.metrics.checkpoint_ts.set(checkpoint.0 as i64);
+        self.metrics.applied_ts.set(rec.applied_ts as i64);
+        self.metrics.files_pending.set(pending as i64);
+        self.metrics
+            .lag_seconds
+            .set(crate::freshness::lag_ms(checkpoint, Ts(rec.applied_ts)) as f64 / 1000.0);
+    }
+
+    /// Puts the round in `/health`: its totals, its record, the per-table progress, the
+    /// quarantine record, and its error among the recent ones.
+    pub(super) fn publish_health(&self, rec: &RoundRecord) {
+        let tables = self.table_progress();
+        if let Ok(mut h) = self.health.lock() {
+            h.set_ts(Ts(rec.checkpoint_ts), Ts(rec.applied_ts));
+            h.files_pending = rec.files_pending;
+            h.last_round = Some(rec.clone());
+            h.tables = tables;
+            h.quarantined_files_total = self.quarantined_total;
+            h.quarantined = self.quarantined.clone();
+            if let Some(f) = &rec.fatal {
+                h.push_error(RecentError {
+                    round: rec.round,
+                    at_ms: rec.ended_at_ms,
+                    message: f.clone(),
+                });
+            }
+        }
+    }
+
+    fn catalog_fingerprint(&self) -> u64 {
+        let cat = self.disc.catalog();
+        let mut h: u64 = cat.checkpoint.map(|c| c.0).unwrap_or(0);
+        for t in cat.tables.values() {
+            for (v, ve) in &t.versions {
+                h = h.wrapping_mul(31).wrapping_add(v.0);
+                h = h.wrapping_add(u64::from(ve.schema.is_some()));
+                for de in ve.dirs.values() {
+                    for n in de.indexes.values() {
+                        h = h.wrapping_mul(31).wrapping_add(*n + 1);
+                    }
+                }
+            }
+            h = h.wrapping_mul(31).wrapping_add(t.complete_below.0);
+        }
+        for d in cat.databases.values() {
+            h = h.wrapping_mul(31).wrapping_add(d.len() as u64);
+        }
+        h
+    }
+
+    /// The ts up to which every table is applied (see [`crate::freshness`]).
+    pub fn applied_ts(&self) -> Ts {
+        let checkpoint = self.disc.catalog().complete_through();
+        self.tables_applied_ts()
+            .into_values()
+            .fold(checkpoint, Ts::min)
+    }
+
+    /// Per table of the catalog, the ts up to which it is applied (at most the checkpoint).
+    pub fn tables_applied_ts(&self) -> BTreeMap<TableName, Ts> {
+        let cat = self.disc.catalog();
+        // Not beyond what discovery knows to be complete (lagging listings).
+        let checkpoint = cat.complete_through();
+        let mut out = BTreeMap::new();
+        let none = HashSet::new();
+        for name in cat.tables.keys() {
+            let (steps, wait) = table_steps(cat, &self.progress, name, &none);
+            let t_applied = if steps.is_empty() {
+                match wait {
+                    Wait::Idle | Wait::Checkpoint(_) => checkpoint,
+                    Wait::Discovery(v) => Ts(v.0.saturating_sub(1)),
+                    Wait::Other(_) | Wait::Stalled => self.table_commit_ts(name),
+                }
+            } else {
+                let mut m = checkpoint;
+                for s in &steps {
+                    match s {
+                        Step::File { key, .. } if self.stalled.contains(key) => {}
+                        Step::File { before, .. } => {
+                            m = m.min(before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO))
+                        }
+                        Step::TableDdl { entry, .. } => {
+                            m = m.min(Ts(entry.file.table_version.0.saturating_sub(1)))
+                        }
+                        Step::SchemaDdl { .. } => {}
+                    }
+                }
+                m
+            };
+            out.insert(name.clone(), t_applied.min(checkpoint));
+        }
+        out
+    }
+
+    /// Per-table progress for `/health` and the status page: the catalog's tables with their
+    /// applied ts, and every progress row grouped by table.
+    fn table_progress(&self) -> BTreeMap<String, TableProgress> {
+        let mut out: BTreeMap<String, TableProgress> = self
+            .tables_applied_ts()
+            .into_iter()
+            .map(|(name, ts)| {
+                let t = TableProgress {
+                    applied_ts: ts.0,
+                    ..Default::default()
+                };
+                (name.to_string(), t)
+            })
+            .collect();
+        for (k, p) in self.progress.rows() {
+            // Database-level DDL rows have no table.
+            if k.table.is_empty() {
+                continue;
+            }
+            let t = out
+                .entry(TableName::new(k.schema.as_str(), k.table.as_str()).to_string())
+                .or_default();
+            if k.dispatcher == DDL_STREAM {
+                t.version = Some(p.version.0);
+            } else {
+                t.streams.push(StreamProgress {
+                    partition: k.partition.clone(),
+                    dispatcher: k.dispatcher.clone(),
+                    version: p.version.0,
+                    date: p.date.clone(),
+                    file_index: p.file_index,
+                    commit_ts: p.commit_ts.0,
+                });
+            }
+        }
+        out
+    }
+
+    fn table_commit_ts(&self, name: &TableName) -> Ts {
+        self.progress
+            .rows()
+            .filter(|(k, _)| k.schema == name.schema && k.table == name.table)
+            .map(|(_, p)| p.commit_ts)
+            .max()
+            .unwrap_or(Ts::ZERO)
+    }
+
+    /// Logs the audit record: in full (JSON) when the round did or met anything, else at debug.
+    pub(super) fn log_record(rec: &RoundRecord) {
+        let record = serde_json::to_string(rec).unwrap_or_default();
+        match &rec.fatal {
+            Some(f) => {
+                tracing::error!(round = rec.round, error = %f, %record, "replay round failed")
+            }
+            None if rec.applied_anything() || !rec.warnings.is_empty() => tracing::info!(
+                round = rec.round,
+                checkpoint_ts = rec.checkpoint_ts,
+                applied_ts = rec.applied_ts,
+                rows = rec.rows(),
+                files_pending = rec.files_pending,
+                %record,
+                "replay round"
+            ),
+            None => tracing::debug!(round = rec.round, %record, "replay round (idle)"),
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The consumer tests' prologue in one place: `storage-consumer` flags -> [`Config`] ->
+//! replayer (or a whole `run`), as the binary builds them.
+//!
+//! ```ignore
+//! ReplayerBuilder::sqlite(&w.uri, &db).once().run().await?;          // replay until drained
+//! let mut r = ReplayerBuilder::new(&w.uri, &down).replayer().await?; // drive rounds by hand
+//! ```
+//!
+//! Every replayer gets fresh [`Metrics`] and [`Health`] unless the test passes its own to read
+//! them afterwards.
+
+use cdc_consumer::config::{Args, Config};
+use cdc_consumer::freshness::Health;
+use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::Replayer;
+use clap::Parser;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Builds a consumer configuration and replayer from `storage-consumer` flags.
+pub struct ReplayerBuilder {
+    argv: Vec<String>,
+    metrics: Metrics,
+    health: Arc<Mutex<Health>>,
+}
+
+impl ReplayerBuilder {
+    /// `storage-consumer --upstream-uri <upstream> --downstream-uri <downstream>`.
+    pub fn new(upstream: &str, downstream: &str) -> ReplayerBuilder {
+        ReplayerBuilder {
+            argv: [
+                "storage-consumer",
+                "--upstream-uri",
+                upstream,
+                "--downstream-uri",
+                downstream,
+            ]
+            .map(String::from)
+            .to_vec(),
+            metrics: Metrics::new(),
+            health: Arc::new(Mutex::new(Health::default())),
+        }
+    }
+
+    /// Replays into the SQLite database file `db`.
+    pub fn sqlite(upstream: &str, db: &Path) -> ReplayerBuilder {
+        Self::new(upstream, &format!("sqlite://{}", db.display()))
+    }
+
+    /// Adds `--once`: [`ReplayerBuilder::run`] returns once storage is drained.
+    pub fn once(self) -> ReplayerBuilder {
+        self.args(&["--once"])
+    }
+
+    /// Adds more flags.
+    pub fn args(mut self, extra: &[&str]) -> ReplayerBuilder {
+        self.argv.extend(extra.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Uses `metrics` (a clone of which the test keeps to read them).
+    pub fn metrics(mut self, metrics: Metrics) -> ReplayerBuilder {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Uses `health` (a clone of which the test keeps to read it).
+    pub fn health(mut self, health: Arc<Mutex<Health>>) -> ReplayerBuilder {
+        self.health = health;
+        self
+    }
+
+    /// The configuration the flags give (the flags must parse; the configuration may fail).
+    pub fn config(&self) -> cdc_consumer::Result<Config> {
+        Config::from_args(&Args::parse_from(&self.argv))
+    }
+
+    /// The configuration and a replayer built from it, as `storage-consumer` builds them.
+    pub async fn build(self) -> cdc_consumer::Result<(Config, Replayer)> {
+        let cfg = self.config()?;
+        let r = cdc_consumer::replayer(&cfg, self.metrics, self.health).await?;
+        Ok((cfg, r))
+    }
+
+    /// A replayer built from the flags (rounds are driven by the test).
+    pub async fn replayer(self) -> cdc_consumer::Result<Replayer> {
+        Ok(self.build().await?.1)
+    }
+
+    /// Builds the replayer and runs it as `storage-consumer` does ([`cdc_consumer::run`]).
+    pub async fn run(self) -> cdc_consumer::Result<()> {
+        let (cfg, r) = self.build().await?;
+        cdc_consumer::run(&cfg, r).await
+    }
+}
