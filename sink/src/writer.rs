@@ -40,7 +40,8 @@
 use crate::batch::{Batch, BatchKey, Pending};
 use crate::config::SinkConfig;
 use crate::ddl::DrainMarker;
-use crate::error::{Failure, Result};
+use crate::error::Result;
+use crate::failure::Failure;
 use crate::flush::FlushReason;
 use crate::metrics::{BusyMeter, SinkMetrics};
 use crate::retry::retry;
