@@ -26,11 +26,11 @@
 //! | `schema` | schema files for data: written or reused |
 //! | [`checkpoint`] | the `metadata` file |
 //! | [`cleanup`] | expiry of old data files |
-//! | [`retry`] | retries, backoff, request timeouts |
+//! | [`retry`] | the sink's hook on `cdc_common::retry` (metrics, logs) and its storage errors |
 //! | `metrics` | `cdc_sink_*` metrics |
 //! | [`error`] | [`SinkError`] |
+//! | `failure` | the sticky first error that stops the sink |
 //! | `validate` | synchronous checks of rows and commit-ts order: refused, not accepted |
-//! | [`testing`] | re-exports `cdc_common::testing::FaultStore`, the fault-injecting store wrapper |
 //!
 //! # Guarantees
 //!
@@ -145,13 +145,13 @@ pub mod config;
 mod ddl;
 mod encoder_pool;
 pub mod error;
+mod failure;
 pub mod flush;
 mod metrics;
 pub mod retry;
 pub mod router;
 mod schema;
 mod sink;
-pub mod testing;
 mod validate;
 mod writer;
 
