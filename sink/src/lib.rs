@@ -20,6 +20,7 @@
 //! | `encoder_pool` | encoder threads, ordered per dispatcher, and the spool handoff |
 //! | [`router`] | dispatcher -> encoder thread and writer shard |
 //! | `batch` | per (dispatcher, table, version, partition, date) batches |
+//! | `batch_table` | a writer's open batches by key and their flush deadlines |
 //! | `writer` | flush triggers and publishing (data, then index, then callbacks) |
 //! | [`flush`] | flush reasons |
 //! | `ddl` | drain markers and the schema files of a DDL |
@@ -139,6 +140,7 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod batch_table;
 pub mod checkpoint;
 pub mod cleanup;
 pub mod config;
