@@ -136,3 +136,146 @@ impl BatchTable {
         keys.iter().filter_map(|k| self.take(k)).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::router::FileNaming;
+    use cdc_common::{ColumnDef, ColumnType, Ts};
+    use cdc_spool::{Spool, SpoolConfig};
+
+    /// A spool to hold the entries, one table and one dispatcher per id.
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        spool: Spool,
+        table: Arc<TableDef>,
+    }
+
+    impl Fixture {
+        fn new() -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let config = SpoolConfig::builder()
+                .dir(dir.path())
+                .memory_quota(1 << 20)
+                .build()
+                .unwrap();
+            let spool = Spool::open(config, "cf", &prometheus::Registry::new()).unwrap();
+            let table = Arc::new(TableDef {
+                schema: "s".into(),
+                table: "t".into(),
+                table_id: 1,
+                version: Ts(1),
+                columns: vec![ColumnDef::new("id", ColumnType::BigInt)],
+            });
+            Fixture {
+                _dir: dir,
+                spool,
+                table,
+            }
+        }
+
+        fn pending(&self, bytes: usize) -> Pending {
+            let entry = self
+                .spool
+                .try_enqueue(vec![0u8; bytes], None, None)
+                .unwrap()
+                .into_entry()
+                .unwrap();
+            Pending {
+                entry,
+                commit_ts: Ts(1),
+                rows: 1,
+            }
+        }
+
+        fn append(&self, t: &mut BatchTable, dispatcher: &str, table: &str, bytes: usize) -> u64 {
+            let d = Arc::new(DispatcherState::new(dispatcher, FileNaming::Table, 1, 1));
+            let pending = self.pending(bytes);
+            t.append(key(dispatcher, table), Arc::clone(&self.table), d, pending)
+        }
+    }
+
+    fn key(dispatcher: &str, table: &str) -> BatchKey {
+        BatchKey {
+            dispatcher: Arc::from(dispatcher),
+            schema: "s".into(),
+            table: table.into(),
+            version: Ts(1),
+            partition_id: None,
+            date: None,
+        }
+    }
+
+    #[test]
+    fn appends_to_one_key_share_one_open_batch() {
+        let f = Fixture::new();
+        let mut t = BatchTable::new(Duration::from_secs(3600));
+        assert!(t.is_empty());
+        assert_eq!(f.append(&mut t, "d", "t", 10), 10);
+        assert_eq!(f.append(&mut t, "d", "t", 20), 30);
+        let b = t.take(&key("d", "t")).unwrap();
+        assert_eq!((b.items.len(), b.rows, b.bytes), (2, 2, 30));
+        assert!(t.take(&key("d", "t")).is_none());
+        assert!(t.is_empty());
+        assert_eq!(
+            t.next_deadline(),
+            None,
+            "a taken batch leaves no live deadline"
+        );
+    }
+
+    #[test]
+    fn batches_come_due_in_deadline_order_and_a_taken_one_never_does() {
+        let f = Fixture::new();
+        let mut t = BatchTable::new(Duration::ZERO);
+        f.append(&mut t, "d", "a", 1);
+        f.append(&mut t, "d", "b", 1);
+        f.append(&mut t, "d", "c", 1);
+        let first = t.next_deadline().unwrap();
+        t.take(&key("d", "a")).unwrap();
+        assert!(
+            t.next_deadline().unwrap() >= first,
+            "the stale deadline of `a` is skipped"
+        );
+        let due: Vec<String> = t
+            .take_due(Instant::now())
+            .into_iter()
+            .map(|b| b.key.table)
+            .collect();
+        assert_eq!(due, ["b", "c"]);
+        assert!(t.is_empty());
+        // A later batch of a taken key gets a new id: the old heap entry cannot name it.
+        f.append(&mut t, "d", "a", 1);
+        assert_eq!(t.take_due(Instant::now()).len(), 1);
+    }
+
+    #[test]
+    fn nothing_is_due_before_its_deadline() {
+        let f = Fixture::new();
+        let mut t = BatchTable::new(Duration::from_secs(3600));
+        f.append(&mut t, "d", "t", 1);
+        assert!(t.take_due(Instant::now()).is_empty());
+        assert!(t.next_deadline().unwrap() > Instant::now());
+        assert_eq!(t.take_all().len(), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn take_dispatcher_takes_only_that_dispatchers_batches() {
+        let f = Fixture::new();
+        let mut t = BatchTable::new(Duration::from_secs(3600));
+        f.append(&mut t, "d1", "a", 1);
+        f.append(&mut t, "d1", "b", 1);
+        f.append(&mut t, "d2", "a", 1);
+        let mut taken: Vec<String> = t
+            .take_dispatcher(&Arc::from("d1"))
+            .into_iter()
+            .map(|b| b.key.table)
+            .collect();
+        taken.sort();
+        assert_eq!(taken, ["a", "b"]);
+        let rest = t.take_all();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(&*rest[0].key.dispatcher, "d2");
+    }
+}
