@@ -2,7 +2,8 @@
 //! and the data file name `CDC[_<dispatcher-id>_]<index>.<ext>` with its index zero-padded to
 //! exactly `file-index-width` digits and its extension fixed by the protocol.
 
-use super::{parse_canonical_u64, parse_u64, validate_name, DateDir, IndexFile, LayoutConfig};
+use super::date_dir::DateDir;
+use super::{parse_canonical_u64, parse_u64, validate_name, LayoutConfig};
 use crate::error::{Error, Result};
 use crate::options::{DateSeparator, MAX_FILE_INDEX_WIDTH, MIN_FILE_INDEX_WIDTH};
 use crate::table::TableName;
@@ -144,14 +145,6 @@ impl DataFile {
         s.push('/');
         s.push_str(&self.file_name(cfg)?);
         Ok(s)
-    }
-
-    /// The index file that names this data file's writer's newest file.
-    pub fn index_file(&self) -> IndexFile {
-        IndexFile {
-            dir: self.dir.clone(),
-            dispatcher_id: self.dispatcher_id.clone(),
-        }
     }
 
     /// Parses a full data file path.

@@ -1,7 +1,7 @@
 //! [`IndexFile`]: `<data-dir>/meta/CDC[_<dispatcher-id>].index`, whose content is the name of
 //! its writer's newest data file plus `\n`; a consumer reads data files up to that one only.
 
-use super::data_file::{parse_file_name, validate_dispatcher_id};
+use super::data_file::{parse_file_name, validate_dispatcher_id, DataFile};
 use super::{DataDir, LayoutConfig, META_DIR};
 use crate::error::{Error, Result};
 use std::fmt::Write as _;
@@ -99,5 +99,16 @@ impl IndexFile {
             )));
         }
         Ok(index)
+    }
+}
+
+// Defined here, not in `data_file.rs`, so that data files do not depend on index files.
+impl DataFile {
+    /// The index file that names this data file's writer's newest file.
+    pub fn index_file(&self) -> IndexFile {
+        IndexFile {
+            dir: self.dir.clone(),
+            dispatcher_id: self.dispatcher_id.clone(),
+        }
     }
 }

@@ -61,7 +61,7 @@ mod rule;
 mod state;
 
 pub use rule::{Fault, Op, Rule};
-pub use state::Record;
+pub use state::{Record, SEED_ENV};
 
 use listing::{delimit, truncate};
 use state::{lock, State};
@@ -79,9 +79,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The environment variable that fixes the seed of every [`FaultStore`] built with
-/// [`FaultStore::new`].
-pub const SEED_ENV: &str = "CDC_FAULT_SEED";
 /// The recording, fault-injecting store. Cheap to clone (shared state).
 #[derive(Clone)]
 pub struct FaultStore {

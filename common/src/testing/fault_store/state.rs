@@ -6,10 +6,13 @@
 //! fault mix (not which concurrent operation gets each fault).
 
 use super::rule::{Fault, Op, Rule};
-use super::SEED_ENV;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The environment variable that fixes the seed of every [`FaultStore`](super::FaultStore) built with
+/// [`FaultStore::new`](super::FaultStore::new).
+pub const SEED_ENV: &str = "CDC_FAULT_SEED";
 
 /// One recorded operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
