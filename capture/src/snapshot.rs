@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '<exported>';
-//!   published tables (pg_publication_tables, as of the snapshot)
+//!   published tables (pg_publication_tables, as of the snapshot), LOCK ... ACCESS SHARE
 //!   per schema:  CREATE DATABASE ddl            at ts - 2
 //!   per table:   CREATE TABLE ddl (synthesized) at ts - 1   (the table's first version)
 //!                COPY t (cols) TO STDOUT -> DML events of SNAPSHOT_BATCH_ROWS inserts at ts
@@ -59,6 +59,7 @@ pub async fn take(
         .await
         .map_err(|e| CaptureError::pg("importing the slot's snapshot", e))?;
     let oids = catalog::published_tables(client, publication).await?;
+    lock_tables(client, &oids).await?;
     let mut report = SnapshotReport::default();
     let mut schemas = BTreeSet::new();
     let mut shapes = Vec::with_capacity(oids.len());
@@ -90,6 +91,25 @@ pub async fn take(
         .await
         .map_err(|e| CaptureError::pg("ending the snapshot transaction", e))?;
     Ok(report)
+}
+
+/// Holds off ALTER/DROP of the published tables until the COPY is done (as pg_dump does):
+/// COPY resolves columns with the current catalog, the snapshot with the exported one. A DDL
+/// that committed between the slot's creation and this lock makes the COPY fail with the
+/// server's error; the slot then has no finished snapshot, and the next start says so.
+async fn lock_tables(client: &Client, oids: &[u32]) -> Result<()> {
+    for oid in oids {
+        let name: String = client
+            .query_one("SELECT $1::oid::regclass::text", &[oid])
+            .await
+            .map_err(|e| CaptureError::pg("naming a published table", e))?
+            .get(0);
+        client
+            .batch_execute(&format!("LOCK TABLE {name} IN ACCESS SHARE MODE"))
+            .await
+            .map_err(|e| CaptureError::pg(format!("locking {name} for the snapshot"), e))?;
+    }
+    Ok(())
 }
 
 fn create_schema(schema: &str, ts: Ts) -> DdlEvent {
