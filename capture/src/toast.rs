@@ -30,7 +30,7 @@ pub async fn resolve(
     new: &mut [Datum],
     old: Option<&OldTuple>,
 ) -> Result<()> {
-    if !new.iter().any(|d| *d == Datum::UnchangedToast) {
+    if !new.contains(&Datum::UnchangedToast) {
         return Ok(());
     }
     if let Some(OldTuple::Full(old)) = old {

@@ -166,10 +166,7 @@ impl WalSender {
                     let mut ranges = body.ranges();
                     let mut row = Vec::new();
                     while let Some(r) = ranges.next()? {
-                        row.push(match r {
-                            Some(r) => Some(String::from_utf8_lossy(&buf[r]).into_owned()),
-                            None => None,
-                        });
+                        row.push(r.map(|r| String::from_utf8_lossy(&buf[r]).into_owned()));
                     }
                     rows.push(row);
                 }
