@@ -1,7 +1,14 @@
-//! `cdc-storage`: demo, generate and verify commands.
+//! `cdc-storage`: demo, generate, verify, soak, consume, capture and bench commands in one binary.
+//!
+//! This file is argument parsing and dispatch only: the jobs live in `cdc-harness` (workload,
+//! generate, verify, soak, demo), `cdc-consumer` (consume) and `cdc-capture` (capture);
+//! `bench.rs` runs the benchmark harnesses.
+#![deny(unsafe_code)]
+
+mod bench;
 
 use anyhow::{bail, Result};
-use cdc_storage::workload::{Workload, WorkloadConfig};
+use cdc_harness::workload::{Workload, WorkloadConfig};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -40,7 +47,7 @@ struct WorkloadArgs {
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Schema (database) of the workload's tables.
-    #[arg(long, default_value = cdc_storage::workload::SCHEMA)]
+    #[arg(long, default_value = cdc_harness::workload::SCHEMA)]
     schema: String,
     /// Commit ts (TSO) of the first table; later steps take the next ts. Without it commit ts
     /// come from the clock. `generate --resume` needs it (the same steps on every run).
@@ -196,7 +203,7 @@ async fn run(cmd: Command) -> Result<()> {
             dir,
             sink_options,
             workload,
-        } => cdc_storage::demo::demo(&dir, &workload.config()?, &sink_options).await,
+        } => cdc_harness::demo::demo(&dir, &workload.config()?, &sink_options).await,
         Command::Soak {
             dir,
             secs,
@@ -205,7 +212,7 @@ async fn run(cmd: Command) -> Result<()> {
             json,
             workload,
         } => {
-            let cfg = cdc_storage::soak::SoakConfig {
+            let cfg = cdc_harness::soak::SoakConfig {
                 dir,
                 duration: std::time::Duration::from_secs(secs),
                 tps,
@@ -215,7 +222,7 @@ async fn run(cmd: Command) -> Result<()> {
                 sample: std::time::Duration::from_secs(1),
                 warmup: 0.25,
             };
-            let r = cdc_storage::soak::soak(&cfg).await?;
+            let r = cdc_harness::soak::soak(&cfg).await?;
             if json {
                 println!("{}", serde_json::to_string(&r)?);
             }
@@ -259,12 +266,12 @@ async fn run(cmd: Command) -> Result<()> {
             workload,
         } => {
             let cfg = workload.config()?;
-            let opts = cdc_storage::generate::GenerateOptions {
+            let opts = cdc_harness::generate::GenerateOptions {
                 tps,
                 resume,
                 index_put_delay: delay_index_puts_ms.map(std::time::Duration::from_millis),
             };
-            let r = cdc_storage::generate::generate(&sink_uri, &cfg, opts, &|_| {}).await?;
+            let r = cdc_harness::generate::generate(&sink_uri, &cfg, opts, &|_| {}).await?;
             if let Some(c) = r.resumed_from {
                 println!(
                     "resumed from checkpoint-ts {c}: {} steps skipped",
@@ -296,10 +303,8 @@ async fn run(cmd: Command) -> Result<()> {
             quick,
             postgres_uri,
         } => {
-            tokio::task::spawn_blocking(move || {
-                cdc_storage::bench::bench(quick, json, postgres_uri.as_deref())
-            })
-            .await?
+            tokio::task::spawn_blocking(move || bench::bench(quick, json, postgres_uri.as_deref()))
+                .await?
         }
         Command::Capture(args) => Ok(cdc_capture::run(args).await?),
         Command::Verify {
@@ -308,7 +313,7 @@ async fn run(cmd: Command) -> Result<()> {
         } => {
             let cfg = workload.config()?;
             let model = Workload::final_model(cfg.clone());
-            let diffs = cdc_storage::verify::verify(&downstream_uri, &cfg.schema, &model).await?;
+            let diffs = cdc_harness::verify::verify(&downstream_uri, &cfg.schema, &model).await?;
             if diffs.is_empty() {
                 let rows: usize = model.tables.values().map(|t| t.rows.len()).sum();
                 println!(
@@ -317,7 +322,7 @@ async fn run(cmd: Command) -> Result<()> {
                 );
                 Ok(())
             } else {
-                for d in diffs.iter().take(cdc_storage::verify::MAX_DIFFS) {
+                for d in diffs.iter().take(cdc_harness::verify::MAX_DIFFS) {
                     println!("DIFF {d}");
                 }
                 bail!("{} differences", diffs.len())

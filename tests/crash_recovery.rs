@@ -9,9 +9,9 @@
 
 use cdc_common::layout::{DataFile, IndexFile, LayoutConfig};
 use cdc_common::SinkOptions;
-use cdc_storage::demo::consumer_query;
-use cdc_storage::verify::verify;
-use cdc_storage::workload::{Workload, WorkloadConfig};
+use cdc_harness::demo::consumer_query;
+use cdc_harness::verify::verify;
+use cdc_harness::workload::{Workload, WorkloadConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;

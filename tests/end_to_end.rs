@@ -12,10 +12,10 @@
 //! under `CI=true` a missing server fails the test.
 
 use cdc_common::testing::server_uri;
-use cdc_storage::demo::{consumer_query, replay};
-use cdc_storage::generate::{generate, GenerateOptions};
-use cdc_storage::verify::verify;
-use cdc_storage::workload::{Workload, WorkloadConfig};
+use cdc_harness::demo::{consumer_query, replay};
+use cdc_harness::generate::{generate, GenerateOptions};
+use cdc_harness::verify::verify;
+use cdc_harness::workload::{Workload, WorkloadConfig};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Copy, Debug)]

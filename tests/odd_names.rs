@@ -9,8 +9,8 @@ use cdc_common::{
 };
 use cdc_consumer::backend::sqlite::SqliteDownstream;
 use cdc_consumer::backend::Downstream;
+use cdc_harness::demo::replay;
 use cdc_sink::{FileNaming, Sink, SinkConfig};
-use cdc_storage::demo::replay;
 use std::sync::Arc;
 
 const SCHEMA: &str = "s\"1`%41#";

@@ -2,8 +2,8 @@
 //! lag must not trend upwards, resident memory must stay flat, and the downstream must equal
 //! the model. `cdc-storage soak --secs 600` runs the same for longer.
 
-use cdc_storage::soak::{soak, SoakConfig};
-use cdc_storage::workload::WorkloadConfig;
+use cdc_harness::soak::{soak, SoakConfig};
+use cdc_harness::workload::WorkloadConfig;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

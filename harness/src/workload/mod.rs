@@ -15,10 +15,26 @@
 //!   splits it).
 //! - DDLs block every dispatcher of their slot; core columns (one of each supported type) are
 //!   never dropped, only the `x_*` extra columns DDLs add come and go.
+//!
+//! The generator's parts, one per file:
+//! - `mod.rs` (this file): the flags ([`WorkloadConfig`]), the [`Step`]s, the generator's state
+//!   and the order in which it draws steps (the [`Iterator`] impl).
+//! - `model.rs`: the [`Model`], the expected final state of the downstream.
+//! - `values.rs`: the core columns ([`core_columns`]) and the random value drawn for a column.
+//! - `dml.rs`: one dispatcher's share of a transaction (insert, update, primary-key change,
+//!   delete) and the model kept in step with it.
+//! - `ddl.rs`: the DDLs (column changes, truncate, rename, drop) and the re-creation of a dropped
+//!   table's slot.
 
-use cdc_common::{
-    ColumnDef, ColumnType, DdlEvent, DdlKind, DmlEvent, RowChange, TableDef, TableName, Ts, Value,
-};
+mod ddl;
+mod dml;
+mod model;
+mod values;
+
+pub use model::{Model, ModelTable};
+pub use values::core_columns;
+
+use cdc_common::{DdlEvent, DmlEvent, TableDef, TableName, Ts};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -90,22 +106,6 @@ pub enum Step {
     },
 }
 
-/// The expected final state of one table.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ModelTable {
-    /// Current definition.
-    pub def: TableDef,
-    /// Rows by primary key (column 0, `id BIGINT`).
-    pub rows: BTreeMap<i64, Vec<Value>>,
-}
-
-/// The expected final state of the downstream.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Model {
-    /// Live tables by name.
-    pub tables: BTreeMap<TableName, ModelTable>,
-}
-
 struct Slot {
     name: TableName,
     def: Arc<TableDef>,
@@ -127,50 +127,6 @@ pub struct Workload {
     txn: u64,
     last_ts: Ts,
 }
-
-/// The core columns: one of every type the codecs and downstreams support.
-pub fn core_columns() -> Vec<ColumnDef> {
-    use ColumnType as T;
-    vec![
-        ColumnDef::new("id", T::BigInt).pk(),
-        ColumnDef::new("c_tinyint", T::TinyInt),
-        ColumnDef::new("c_smallint_u", T::SmallInt).unsigned(),
-        ColumnDef::new("c_int", T::Int),
-        ColumnDef::new("c_bigint_u", T::BigInt).unsigned(),
-        ColumnDef::new("c_decimal", T::Decimal).with_precision(Some(12), Some(3)),
-        ColumnDef::new("c_float", T::Float),
-        ColumnDef::new("c_double", T::Double),
-        ColumnDef::new("c_varchar", T::VarChar).with_precision(Some(64), None),
-        ColumnDef::new("c_char", T::Char).with_precision(Some(8), None),
-        ColumnDef::new("c_text", T::Text),
-        ColumnDef::new("c_binary", T::VarBinary).with_precision(Some(16), None),
-        ColumnDef::new("c_blob", T::Blob),
-        ColumnDef::new("c_date", T::Date),
-        ColumnDef::new("c_time", T::Time),
-        ColumnDef::new("c_datetime", T::DateTime),
-        ColumnDef::new("c_timestamp", T::Timestamp),
-        ColumnDef::new("c_year", T::Year),
-        ColumnDef::new("c_enum", T::Enum).with_elems(["red", "green", "blue"]),
-        ColumnDef::new("c_set", T::Set).with_elems(["a", "b", "c", "d"]),
-        ColumnDef::new("c_json", T::Json),
-        ColumnDef::new("c_bit", T::Bit).with_precision(Some(8), None),
-    ]
-}
-
-const TEXTS: &[&str] = &[
-    "plain",
-    "comma, inside",
-    "quote \" inside",
-    "line\nbreak",
-    "crlf\r\nbreak",
-    "tab\tand|pipe",
-    "naïve café",
-    "表格数据",
-    "back\\slash",
-    "",
-    "\\N",
-    "'single'",
-];
 
 impl Workload {
     /// A new workload; no step has been drawn yet.
@@ -272,320 +228,6 @@ impl Workload {
         self.next_key[dispatcher] += 1;
         (k * self.cfg.dispatchers as u64 + dispatcher as u64) as i64
     }
-
-    fn value_for(&mut self, col: &ColumnDef, key: i64) -> Value {
-        use ColumnType as T;
-        if col.primary_key {
-            return Value::Int(key);
-        }
-        if col.nullable && self.rng.random_ratio(1, 12) {
-            return Value::Null;
-        }
-        let r = &mut self.rng;
-        match col.ty {
-            T::TinyInt => Value::Int(r.random_range(-128..=127)),
-            T::SmallInt if col.unsigned => Value::UInt(r.random_range(0..=65_535)),
-            T::Int | T::SmallInt | T::MediumInt => {
-                Value::Int(r.random_range(-2_000_000_000..=2_000_000_000))
-            }
-            T::BigInt if col.unsigned => Value::UInt(if r.random_ratio(1, 8) {
-                u64::MAX
-            } else {
-                r.random()
-            }),
-            T::BigInt => Value::Int(r.random()),
-            T::Decimal => {
-                let v: i64 = r.random_range(-999_999_999_999..=999_999_999_999);
-                let sign = if v < 0 { "-" } else { "" };
-                let a = v.unsigned_abs();
-                Value::Decimal(format!("{sign}{}.{:03}", a / 1000, a % 1000))
-            }
-            // Binary fractions survive every downstream's float rendering exactly.
-            T::Float => Value::Float(r.random_range(-1_000_000i32..1_000_000) as f32 / 4.0),
-            T::Double => {
-                Value::Double(r.random_range(-1_000_000_000i64..1_000_000_000) as f64 / 1024.0)
-            }
-            T::VarChar | T::Text | T::TinyText | T::MediumText | T::LongText => {
-                let t = TEXTS[r.random_range(0..TEXTS.len())];
-                Value::String(format!("{t}#{key}"))
-            }
-            T::Char => Value::String(format!("c{}", r.random_range(0..1_000_000u32))),
-            T::Binary | T::VarBinary | T::TinyBlob | T::Blob | T::MediumBlob | T::LongBlob => {
-                let n = r.random_range(0..16);
-                Value::Bytes((0..n).map(|_| r.random::<u8>()).collect())
-            }
-            T::Date => Value::String(format!(
-                "{:04}-{:02}-{:02}",
-                r.random_range(1000..=9999),
-                r.random_range(1..=12),
-                r.random_range(1..=28)
-            )),
-            T::Time => Value::String(format!(
-                "{:02}:{:02}:{:02}",
-                r.random_range(0..=23),
-                r.random_range(0..=59),
-                r.random_range(0..=59)
-            )),
-            T::DateTime | T::Timestamp => Value::String(format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                r.random_range(1971..=2037),
-                r.random_range(1..=12),
-                r.random_range(1..=28),
-                r.random_range(0..=23),
-                r.random_range(0..=59),
-                r.random_range(0..=59)
-            )),
-            T::Year => Value::Int(r.random_range(1901..=2155)),
-            T::Enum => Value::String(col.elems[r.random_range(0..col.elems.len())].clone()),
-            T::Set => {
-                let mask: u32 = r.random_range(0..(1u32 << col.elems.len()));
-                let members: Vec<&str> = col
-                    .elems
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| mask & (1 << i) != 0)
-                    .map(|(_, e)| e.as_str())
-                    .collect();
-                Value::String(members.join(","))
-            }
-            T::Json => Value::String(format!(
-                "{{\"k\":{},\"s\":\"v{}\"}}",
-                r.random_range(0..1000),
-                key
-            )),
-            T::Bit => Value::UInt(r.random_range(0..=255)),
-        }
-    }
-
-    fn row(&mut self, def: &TableDef, key: i64) -> Vec<Value> {
-        def.columns.iter().map(|c| self.value_for(c, key)).collect()
-    }
-
-    fn dml(&mut self, dispatcher: usize) -> Step {
-        let slot_idx = dispatcher % self.cfg.tables;
-        let def = self.slots[slot_idx].def.clone();
-        let ts = self.next_ts();
-        let mut rows = Vec::with_capacity(self.cfg.rows_per_txn);
-        for _ in 0..self.cfg.rows_per_txn {
-            let live_len = self.slots[slot_idx]
-                .live
-                .get(&dispatcher)
-                .map_or(0, Vec::len);
-            let dice = self.rng.random_range(0..100);
-            let full = self.cfg.live_rows_cap.is_some_and(|cap| live_len >= cap);
-            if live_len > 0 && full && dice < 50 {
-                rows.push(self.delete_random(slot_idx, dispatcher, live_len));
-            } else if live_len == 0 || dice < 50 {
-                let key = self.new_key(dispatcher);
-                let after = self.row(&def, key);
-                self.apply_insert(slot_idx, dispatcher, key, after.clone());
-                rows.push(RowChange::Insert { after });
-            } else if dice < 80 {
-                let i = self.rng.random_range(0..live_len);
-                let key = self.slots[slot_idx].live[&dispatcher][i];
-                let before = self.model_row(slot_idx, key);
-                let after = self.row(&def, key);
-                self.model_table(slot_idx).rows.insert(key, after.clone());
-                rows.push(RowChange::Update {
-                    before: Some(before),
-                    after,
-                });
-            } else if dice < 88 {
-                // Primary-key change: the source splits it into delete + insert.
-                rows.push(self.delete_random(slot_idx, dispatcher, live_len));
-                let key = self.new_key(dispatcher);
-                let after = self.row(&def, key);
-                self.apply_insert(slot_idx, dispatcher, key, after.clone());
-                rows.push(RowChange::Insert { after });
-            } else {
-                rows.push(self.delete_random(slot_idx, dispatcher, live_len));
-            }
-        }
-        Step::Dml {
-            dispatcher,
-            event: DmlEvent {
-                table: def,
-                partition_id: None,
-                commit_ts: ts,
-                rows,
-            },
-        }
-    }
-
-    /// Deletes one of the dispatcher's live rows, chosen at random, from the model.
-    fn delete_random(&mut self, slot: usize, dispatcher: usize, live_len: usize) -> RowChange {
-        let i = self.rng.random_range(0..live_len);
-        let key = self.slots[slot]
-            .live
-            .get_mut(&dispatcher)
-            .map(|v| v.swap_remove(i))
-            .unwrap_or(0);
-        let before = self.model_row(slot, key);
-        self.model_table(slot).rows.remove(&key);
-        RowChange::Delete { before }
-    }
-
-    fn model_table(&mut self, slot: usize) -> &mut ModelTable {
-        let name = self.slots[slot].name.clone();
-        self.model
-            .tables
-            .get_mut(&name)
-            .expect("live slot has a model table")
-    }
-
-    fn model_row(&mut self, slot: usize, key: i64) -> Vec<Value> {
-        self.model_table(slot)
-            .rows
-            .get(&key)
-            .cloned()
-            .expect("live key has a model row")
-    }
-
-    fn apply_insert(&mut self, slot: usize, dispatcher: usize, key: i64, row: Vec<Value>) {
-        self.slots[slot]
-            .live
-            .entry(dispatcher)
-            .or_default()
-            .push(key);
-        self.model_table(slot).rows.insert(key, row);
-    }
-
-    fn ddl(&mut self) -> Step {
-        let slot_idx = self.rng.random_range(0..self.cfg.tables);
-        let ts = self.next_ts();
-        let dispatchers = self.slot_dispatchers(slot_idx);
-        let slot = &self.slots[slot_idx];
-        let old = slot.name.clone();
-        let mut def = (*slot.def).clone();
-        def.version = ts;
-        let q = |n: &TableName| format!("`{}`.`{}`", n.schema, n.table);
-        let extra_cols: Vec<usize> = def
-            .columns
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c.name.starts_with("x_"))
-            .map(|(i, _)| i)
-            .collect();
-        if slot.dropped {
-            return self.recreate_slot(slot_idx);
-        }
-        let choice = self.rng.random_range(0..8);
-        let (kind, query, prev_tables) = match choice {
-            1 if !extra_cols.is_empty() => {
-                let i = extra_cols[self.rng.random_range(0..extra_cols.len())];
-                let col = def.columns.remove(i);
-                for row in self
-                    .model
-                    .tables
-                    .get_mut(&old)
-                    .expect("live")
-                    .rows
-                    .values_mut()
-                {
-                    row.remove(i);
-                }
-                (
-                    DdlKind::DropColumn,
-                    format!("ALTER TABLE {} DROP COLUMN `{}`", q(&old), col.name),
-                    vec![],
-                )
-            }
-            2 if !extra_cols.is_empty() => {
-                let i = extra_cols[self.rng.random_range(0..extra_cols.len())];
-                def.columns[i].ty = ColumnType::BigInt;
-                let name = def.columns[i].name.clone();
-                (
-                    DdlKind::ModifyColumn,
-                    format!("ALTER TABLE {} MODIFY COLUMN `{name}` BIGINT", q(&old)),
-                    vec![],
-                )
-            }
-            3 if !extra_cols.is_empty() => {
-                let i = extra_cols[self.rng.random_range(0..extra_cols.len())];
-                let from = def.columns[i].name.clone();
-                let to = format!("{from}_r");
-                def.columns[i].name = to.clone();
-                let query = format!("ALTER TABLE {} RENAME COLUMN `{from}` TO `{to}`", q(&old));
-                (DdlKind::RenameColumn { from, to }, query, vec![])
-            }
-            4 => {
-                for v in self.slots[slot_idx].live.values_mut() {
-                    v.clear();
-                }
-                self.model.tables.get_mut(&old).expect("live").rows.clear();
-                (
-                    DdlKind::TruncateTable,
-                    format!("TRUNCATE TABLE {}", q(&old)),
-                    vec![],
-                )
-            }
-            5 => {
-                self.slots[slot_idx].renames += 1;
-                def.table = format!(
-                    "{}_r{}",
-                    old.table.split("_r").next().unwrap_or(&old.table),
-                    self.slots[slot_idx].renames
-                );
-                let new = def.name();
-                let t = self.model.tables.remove(&old).expect("live");
-                self.model.tables.insert(new.clone(), t);
-                self.slots[slot_idx].name = new.clone();
-                (
-                    DdlKind::RenameTable,
-                    format!("RENAME TABLE {} TO {}", q(&old), q(&new)),
-                    vec![old.clone()],
-                )
-            }
-            6 => {
-                self.slots[slot_idx].dropped = true;
-                self.model.tables.remove(&old);
-                for v in self.slots[slot_idx].live.values_mut() {
-                    v.clear();
-                }
-                (
-                    DdlKind::DropTable,
-                    format!("DROP TABLE {}", q(&old)),
-                    vec![],
-                )
-            }
-            _ => {
-                let s = &mut self.slots[slot_idx];
-                s.extras += 1;
-                let name = format!("x_{}_{}", s.generation, s.extras);
-                def.columns
-                    .push(ColumnDef::new(name.clone(), ColumnType::Int));
-                for row in self
-                    .model
-                    .tables
-                    .get_mut(&old)
-                    .expect("live")
-                    .rows
-                    .values_mut()
-                {
-                    row.push(Value::Null);
-                }
-                (
-                    DdlKind::AddColumn,
-                    format!("ALTER TABLE {} ADD COLUMN `{name}` INT NULL", q(&old)),
-                    vec![],
-                )
-            }
-        };
-        let def = Arc::new(def);
-        self.slots[slot_idx].def = def.clone();
-        if let Some(t) = self.model.tables.get_mut(&def.name()) {
-            t.def = (*def).clone();
-        }
-        let event = DdlEvent {
-            commit_ts: ts,
-            query,
-            kind,
-            schema: SCHEMA.into(),
-            tables: vec![(*def).clone()],
-            prev_tables,
-        };
-        Step::Ddl { dispatchers, event }
-    }
 }
 
 impl Iterator for Workload {
@@ -608,56 +250,11 @@ impl Iterator for Workload {
     }
 }
 
-impl Workload {
-    fn recreate_slot(&mut self, slot_idx: usize) -> Step {
-        let ts = self.next_ts();
-        let dispatchers = self.slot_dispatchers(slot_idx);
-        let s = &mut self.slots[slot_idx];
-        s.generation += 1;
-        s.dropped = false;
-        s.extras = 0;
-        let mut def = (*s.def).clone();
-        def.version = ts;
-        def.table = format!("t{slot_idx:04}_g{}", s.generation);
-        def.table_id += 100_000;
-        def.columns = core_columns();
-        s.name = def.name();
-        let cols: Vec<String> = def
-            .columns
-            .iter()
-            .map(|c| format!("`{}` {}", c.name, c.sql_type()))
-            .collect();
-        let query = format!(
-            "CREATE TABLE `{}`.`{}` ({}, PRIMARY KEY (`id`))",
-            def.schema,
-            def.table,
-            cols.join(", ")
-        );
-        let def = Arc::new(def);
-        s.def = def.clone();
-        self.model.tables.insert(
-            def.name(),
-            ModelTable {
-                def: (*def).clone(),
-                rows: BTreeMap::new(),
-            },
-        );
-        let event = DdlEvent {
-            commit_ts: ts,
-            query,
-            kind: DdlKind::CreateTable,
-            schema: self.cfg.schema.clone(),
-            tables: vec![(*def).clone()],
-            prev_tables: vec![],
-        };
-        Step::Ddl { dispatchers, event }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use cdc_common::table::ValueKind;
+    use cdc_common::{DdlKind, RowChange, Value};
 
     fn small(seed: u64) -> WorkloadConfig {
         WorkloadConfig {
