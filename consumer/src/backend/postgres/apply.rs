@@ -10,6 +10,7 @@ use super::dialect::Postgres;
 use super::error::PgError;
 use super::identifiers::check_identifiers;
 use super::params::{param, param_type, placeholder, Param};
+use super::upsert::{columns, on_conflict, pk_cols};
 use crate::backend::dialect::Dialect;
 use crate::backend::{downstream_error, warn_already_applied, Unit};
 use crate::error::Result;
@@ -111,37 +112,6 @@ async fn run_batches(
             .map_err(|e| downstream_error(tname, file, b.kind(), PgError(&e)))?;
     }
     Ok(())
-}
-
-pub(super) fn columns(def: &TableDef) -> String {
-    def.columns
-        .iter()
-        .map(|c| Postgres.quote(&c.name))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-fn pk_cols(def: &TableDef) -> Vec<String> {
-    def.columns
-        .iter()
-        .filter(|c| c.primary_key)
-        .map(|c| Postgres.quote(&c.name))
-        .collect()
-}
-
-pub(super) fn on_conflict(def: &TableDef) -> String {
-    let set: Vec<String> = def
-        .columns
-        .iter()
-        .filter(|c| !c.primary_key)
-        .map(|c| format!("{0} = EXCLUDED.{0}", Postgres.quote(&c.name)))
-        .collect();
-    let pk = pk_cols(def).join(", ");
-    if set.is_empty() {
-        format!(" ON CONFLICT ({pk}) DO NOTHING")
-    } else {
-        format!(" ON CONFLICT ({pk}) DO UPDATE SET {}", set.join(", "))
-    }
 }
 
 /// SQL text and the column index of every parameter.

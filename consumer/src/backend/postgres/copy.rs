@@ -4,9 +4,9 @@
 //! savepoint and goes through `COPY` into a temporary table plus one `INSERT ... SELECT ... ON
 //! CONFLICT` (the rows of one key reduced to the last image first, as both paths require).
 
-use super::apply::{columns, on_conflict};
 use super::dialect::Postgres;
 use super::params::text;
+use super::upsert::{columns, on_conflict};
 use crate::backend::dialect::Dialect;
 use crate::plan::{key_of, KeyRef, RowOp};
 use bytes::BytesMut;

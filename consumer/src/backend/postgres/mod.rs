@@ -35,6 +35,7 @@ mod error;
 mod identifiers;
 mod params;
 mod read_back;
+mod upsert;
 
 pub use copy::COPY_MIN_ROWS;
 pub use identifiers::MAX_IDENTIFIER_BYTES;
