@@ -41,6 +41,8 @@ pub async fn open_replayer(
         downstream_uri: downstream.into(),
         interval: "100ms".into(),
         once: false,
+        unhealthy_after: None,
+        stale_after: None,
         until_ts: None,
         tables: None,
         metrics_addr: None,

@@ -1,6 +1,10 @@
 //! `GET /` (HTML status page, see [`crate::status_page`]), `GET /health` (JSON, see
 //! [`crate::freshness::Health`]) and `GET /metrics` (Prometheus text).
 //!
+//! `/health` answers 200 when the status is `ready` or `lagging`, 503 when `stalled` or
+//! `failing`; every answer is refreshed against the wall clock when asked (checkpoint age,
+//! time since the last success), so a stuck round loop still turns `failing`.
+//!
 //! Served only when `--metrics-addr` is given. A bare port (`9100`) binds 127.0.0.1 (see
 //! [`crate::config::parse_metrics_addr`]); any other interface, `0.0.0.0:9100` included, only
 //! when the address says so. Nothing served here carries a secret: URIs are shown redacted and
@@ -10,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::freshness::Health;
 use crate::metrics::Metrics;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,13 +27,25 @@ struct AppState {
     metrics: Metrics,
 }
 
-async fn get_health(State(s): State<AppState>) -> Json<Health> {
-    let h = s.health.lock().map(|h| h.clone()).unwrap_or_default();
-    Json(h)
+/// The health document refreshed for the wall clock now (see [`Health::refresh`]).
+fn current(s: &AppState) -> Health {
+    let mut h = s.health.lock().map(|h| h.clone()).unwrap_or_default();
+    h.refresh(crate::freshness::now_ms());
+    h
+}
+
+/// HTTP status of a [`crate::freshness::Status`].
+fn code(h: &Health) -> StatusCode {
+    StatusCode::from_u16(h.status.http_code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+async fn get_health(State(s): State<AppState>) -> impl IntoResponse {
+    let h = current(&s);
+    (code(&h), Json(h))
 }
 
 async fn get_status_page(State(s): State<AppState>) -> impl IntoResponse {
-    let h = s.health.lock().map(|h| h.clone()).unwrap_or_default();
+    let h = current(&s);
     (
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         crate::status_page::render(&h, crate::freshness::now_ms()),
@@ -37,6 +53,7 @@ async fn get_status_page(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
+    s.metrics.set_freshness(&current(&s));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

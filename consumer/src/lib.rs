@@ -94,7 +94,7 @@ async fn serve(args: &config::Args) -> Result<()> {
         "storage-consumer starting"
     );
     let metrics = Metrics::new();
-    let health = Arc::new(Mutex::new(Health::default()));
+    let health = Arc::new(Mutex::new(Health::new(cfg.health_policy)));
     if let Some(addr) = cfg.metrics_addr {
         let bound = http::serve(addr, health.clone(), metrics.clone()).await?;
         tracing::info!(addr = %bound, "serving /health and /metrics");
