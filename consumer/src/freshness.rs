@@ -22,7 +22,9 @@ use crate::discovery::DiscoveryStats;
 use crate::quarantine::QuarantinedFile;
 use cdc_common::Ts;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 
 /// How many fatal errors [`Health::recent_errors`] keeps (the oldest is dropped first).
 pub const RECENT_ERRORS: usize = 10;
@@ -202,6 +204,10 @@ pub struct Health {
     /// Rounds failed in a row.
     #[serde(skip)]
     pub consecutive_failures: u64,
+    /// Fired (`notify_waiters`) at the end of every round, after the figures above are set:
+    /// what `/wait` waiters wait on (see [`crate::wait`]).
+    #[serde(skip)]
+    pub applied: Arc<Notify>,
 }
 
 /// One table's progress.

@@ -1,5 +1,6 @@
 //! `GET /` (HTML status page, see [`crate::status_page`]), `GET /health` (JSON, see
-//! [`crate::freshness::Health`]) and `GET /metrics` (Prometheus text).
+//! [`crate::freshness::Health`]), `GET /metrics` (Prometheus text) and `GET /wait?ts=N`
+//! (read-your-writes, see [`crate::wait`]).
 //!
 //! `/health` answers 200 when the status is `ready` or `lagging`, 503 when `stalled` or
 //! `failing`; every answer is refreshed against the wall clock when asked (checkpoint age,
@@ -13,9 +14,10 @@
 use crate::error::{Error, Result};
 use crate::freshness::Health;
 use crate::metrics::Metrics;
-use axum::extract::State;
+use crate::wait::WaitRequest;
+use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use std::net::SocketAddr;
@@ -52,6 +54,26 @@ async fn get_status_page(State(s): State<AppState>) -> impl IntoResponse {
     )
 }
 
+#[derive(serde::Deserialize)]
+struct WaitQuery {
+    ts: Option<String>,
+    timeout: Option<String>,
+}
+
+async fn get_wait(State(s): State<AppState>, Query(q): Query<WaitQuery>) -> Response {
+    let req = match WaitRequest::parse(q.ts.as_deref(), q.timeout.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e).into_response(),
+    };
+    let a = crate::wait::wait(&s.health, req).await;
+    let code = if a.reached {
+        StatusCode::OK
+    } else {
+        StatusCode::GATEWAY_TIMEOUT
+    };
+    (code, Json(a)).into_response()
+}
+
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
     s.metrics.set_freshness(&current(&s));
     (
@@ -80,6 +102,7 @@ pub async fn serve(
         .route("/", get(get_status_page))
         .route("/health", get(get_health))
         .route("/metrics", get(get_metrics))
+        .route("/wait", get(get_wait))
         .with_state(AppState { health, metrics });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -18,7 +18,7 @@
 //! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
 //! - [`secrets`]: keeping URI secrets out of logs, errors, `/health` and the status page.
 //! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] and
-//!   [`status_page`] report.
+//!   [`status_page`] report; [`wait`] answers read-your-writes waiters.
 //!
 //! Invariants: storage is the source of truth (all state here is rebuilt from storage plus the
 //! downstream's progress record); nothing above the sink's checkpoint-ts is applied when rows
@@ -42,6 +42,7 @@ pub mod quarantine;
 pub mod replay;
 pub mod secrets;
 pub mod status_page;
+pub mod wait;
 
 pub use error::{Error, Result};
 

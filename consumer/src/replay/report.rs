@@ -3,7 +3,7 @@
 //! After the steps ran, a round's [`RoundRecord`] gets its warnings (redacted), its fatal
 //! error (redacted), its totals (checkpoint-ts, applied ts, files pending); the gauges are set,
 //! the record is logged (in full when the round did or met anything, else at debug), and
-//! `/health` is updated.
+//! `/health` is updated and its `/wait` waiters are woken.
 //!
 //! Invariants: the applied ts of a table never exceeds what discovery knows to be complete
 //! ([`crate::discovery::Catalog::complete_through`]) nor the checkpoint; no warning or error
@@ -89,6 +89,7 @@ impl Replayer {
             }
             h.refresh(rec.ended_at_ms);
             self.metrics.set_freshness(&h);
+            h.applied.notify_waiters();
         }
     }
 
