@@ -115,7 +115,7 @@ start_postgres() {
   chown postgres:postgres "$dir"
   runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$SERVERS_DIR/pg-init.log" 2>&1
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200 -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20" start >/dev/null
   echo "pg:$bin:$dir/data" >>"$SERVERS_DIR/pids"
   runuser -u postgres -- "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE cdc" >/dev/null
   export CDC_TEST_POSTGRES_URI="postgres://postgres@127.0.0.1:$port/cdc"

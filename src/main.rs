@@ -151,6 +151,9 @@ enum Command {
         #[arg(long)]
         postgres_uri: Option<String>,
     },
+    /// Replicate a PostgreSQL database (logical replication, pgoutput) into storage: snapshot,
+    /// then changes, until Ctrl-C. See `cdc-capture --help` for every flag.
+    Capture(cdc_capture::CaptureArgs),
     /// Compare a downstream database with the model of a workload (same flags and seed).
     Verify {
         /// sqlite:///path.db, postgres://..., mysql://...
@@ -298,6 +301,7 @@ async fn run(cmd: Command) -> Result<()> {
             })
             .await?
         }
+        Command::Capture(args) => Ok(cdc_capture::run(args).await?),
         Command::Verify {
             downstream_uri,
             workload,

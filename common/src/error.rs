@@ -1,4 +1,5 @@
-//! The crate error of cdc-common.
+//! The crate error of cdc-common, and the classifier of object store errors (retryable or not).
+//! A leaf module: it depends on no other module of the crate.
 
 use std::fmt;
 
@@ -115,10 +116,29 @@ impl Error {
     /// True when retrying the same operation may succeed (transient storage failures).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Storage(e) => crate::storage::is_retryable(e),
+            Error::Storage(e) => store_error_is_retryable(e),
             _ => false,
         }
     }
+}
+
+/// True when an object_store error is worth retrying: everything but not-found, already exists,
+/// precondition, not-supported, invalid path, permission, authentication and configuration
+/// errors. Re-exported as `storage::is_retryable`; it lives here, beside the crate
+/// error's own classifier, so that `error` depends on no other module of the crate.
+pub fn store_error_is_retryable(e: &object_store::Error) -> bool {
+    !matches!(
+        e,
+        object_store::Error::NotFound { .. }
+            | object_store::Error::AlreadyExists { .. }
+            | object_store::Error::Precondition { .. }
+            | object_store::Error::NotSupported { .. }
+            | object_store::Error::InvalidPath { .. }
+            | object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }
+            | object_store::Error::UnknownConfigurationKey { .. }
+            | object_store::Error::NotImplemented { .. }
+    )
 }
 
 /// Result alias of cdc-common.

@@ -19,6 +19,8 @@
 //! Secrets (`secret-access-key`, `session-token`, `account-key`, `sas-token`, URI passwords)
 //! never appear in `Debug`/`Display` output or error messages: see [`redact_uri`] and [`Secret`].
 
+pub use crate::error::store_error_is_retryable as is_retryable;
+
 use crate::error::{Error, Result};
 use crate::options::{Params, SinkOptions, SINK_PARAMS};
 use object_store::path::Path;
@@ -514,22 +516,6 @@ pub fn split_userinfo(rest: &str) -> Option<(&str, &str)> {
         (None, Some(_)) => false,
     };
     is_userinfo.then_some((userinfo, after))
-}
-
-/// True when an object_store error is worth retrying.
-pub fn is_retryable(e: &object_store::Error) -> bool {
-    !matches!(
-        e,
-        object_store::Error::NotFound { .. }
-            | object_store::Error::AlreadyExists { .. }
-            | object_store::Error::Precondition { .. }
-            | object_store::Error::NotSupported { .. }
-            | object_store::Error::InvalidPath { .. }
-            | object_store::Error::PermissionDenied { .. }
-            | object_store::Error::Unauthenticated { .. }
-            | object_store::Error::UnknownConfigurationKey { .. }
-            | object_store::Error::NotImplemented { .. }
-    )
 }
 
 #[cfg(test)]

@@ -2,10 +2,10 @@
 //! canal-json) or byte offset (avro) for damaged files and never panic on any bytes; encoders
 //! reject rows that do not match the table with an `Encode` error and append nothing.
 
-#[path = "golden/fixture.rs"]
-mod fixture;
-#[path = "support/mutation.rs"]
-mod mutation;
+mod support;
+
+use support::fixture::{self, codec, file, options};
+use support::mutation;
 
 use cdc_common::codec::{codec_for, TableCodec};
 use cdc_common::options::BinaryEncoding;
@@ -15,29 +15,6 @@ use proptest::test_runner::FileFailurePersistence;
 use std::sync::Arc;
 
 const OBJECT: &str = "db/t/1/CDC000001.csv";
-
-fn codec(options: &SinkOptions) -> Box<dyn TableCodec> {
-    codec_for(options)
-        .unwrap()
-        .prepare(&fixture::table())
-        .unwrap()
-}
-
-fn file(tc: &dyn TableCodec) -> Vec<u8> {
-    let mut out = Vec::new();
-    tc.file_header(&mut out);
-    for e in fixture::events() {
-        tc.encode(&e, &mut out).unwrap();
-    }
-    out
-}
-
-fn options(protocol: Protocol) -> SinkOptions {
-    SinkOptions {
-        protocol,
-        ..SinkOptions::default()
-    }
-}
 
 /// Every codec/option combination the fuzzers feed.
 fn all_options() -> Vec<SinkOptions> {

@@ -4,8 +4,9 @@
 //! To accept a deliberate format change, rewrite the files and review the diff:
 //! `UPDATE_GOLDEN=1 cargo test -p cdc-common --test codec_golden`.
 
-#[path = "golden/fixture.rs"]
-mod fixture;
+mod support;
+
+use support::fixture::{self, options};
 
 use cdc_common::codec::{avro, codec_for, DecodedRow, TableCodec};
 use cdc_common::options::BinaryEncoding;
@@ -13,13 +14,8 @@ use cdc_common::{CsvOptions, Protocol, RowChange, SinkOptions, Ts};
 use std::path::PathBuf;
 
 fn encode(options: &SinkOptions) -> (Box<dyn TableCodec>, Vec<u8>) {
-    let codec = codec_for(options).unwrap();
-    let tc = codec.prepare(&fixture::table()).unwrap();
-    let mut out = Vec::new();
-    tc.file_header(&mut out);
-    for e in fixture::events() {
-        tc.encode(&e, &mut out).unwrap();
-    }
+    let tc = fixture::codec(options);
+    let out = fixture::file(&*tc);
     (tc, out)
 }
 
@@ -71,13 +67,6 @@ fn expected(keep_ts: bool, keep_old: bool) -> Vec<DecodedRow> {
         }
     }
     rows
-}
-
-fn options(protocol: Protocol) -> SinkOptions {
-    SinkOptions {
-        protocol,
-        ..SinkOptions::default()
-    }
 }
 
 #[test]

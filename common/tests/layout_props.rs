@@ -10,9 +10,8 @@ use cdc_common::schema_file::SchemaFile;
 use cdc_common::{ColumnDef, ColumnType, DateSeparator, DdlKind, Error, Protocol, TableDef, Ts};
 use proptest::prelude::*;
 
-#[path = "support/mutation.rs"]
-mod mutation;
-use mutation::{mutate, mutation};
+mod support;
+use support::mutation::{mutate, mutation};
 
 fn name() -> impl Strategy<Value = String> {
     // Safe names: any non-control characters except `/`, never `.` or `..`, 1..=40 chars.

@@ -38,6 +38,17 @@ pub enum Error {
         /// The store's error.
         source: object_store::Error,
     },
+    /// An object store call did not answer within the per-request timeout of
+    /// [`cdc_common::retry::RetryPolicy`], on its last attempt.
+    #[error("storage call on `{path}` timed out after {timeout:?} (attempt {attempts})")]
+    StorageTimeout {
+        /// The path (or prefix) of the call.
+        path: String,
+        /// The per-request timeout.
+        timeout: std::time::Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
     /// A data file that an index file names (or that precedes it) is not in storage.
     #[error("missing data file `{path}`: {reason}")]
     Missing {
@@ -109,6 +120,7 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Storage { source, .. } => cdc_common::storage::is_retryable(source),
+            Error::StorageTimeout { .. } => true,
             Error::Contract(e) => e.is_retryable(),
             Error::Connect { .. } => true,
             _ => false,

@@ -13,8 +13,8 @@
 //! clock starts, to measure the sink without the producer's allocations).
 
 use cdc_common::testing::bench_line;
+use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value};
-use cdc_sink::testing::{Fault, FaultStore, Op, Rule};
 use cdc_sink::{FileNaming, Sink, SinkConfig};
 use object_store::ObjectStore;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -260,6 +260,6 @@ impl SinkConfig {
                 "must be between 1 KiB and 4 TiB",
             ));
         }
-        self.retry.validate()
+        Ok(self.retry.validate()?)
     }
 }

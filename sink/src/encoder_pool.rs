@@ -69,7 +69,8 @@
 //! only published batches free spool bytes. On `WaitForDiskQuota` it asks at once.
 
 use crate::ddl::DrainMarker;
-use crate::error::{Failure, SinkError};
+use crate::error::SinkError;
+use crate::failure::Failure;
 use crate::metrics::{BusyMeter, SinkMetrics};
 use crate::router::DispatcherState;
 use crate::writer::{WriterHandle, WriterMsg};

@@ -20,17 +20,18 @@
 //! | `encoder_pool` | encoder threads, ordered per dispatcher, and the spool handoff |
 //! | [`router`] | dispatcher -> encoder thread and writer shard |
 //! | `batch` | per (dispatcher, table, version, partition, date) batches |
+//! | `batch_table` | a writer's open batches by key and their flush deadlines |
 //! | `writer` | flush triggers and publishing (data, then index, then callbacks) |
 //! | [`flush`] | flush reasons |
 //! | `ddl` | drain markers and the schema files of a DDL |
 //! | `schema` | schema files for data: written or reused |
 //! | [`checkpoint`] | the `metadata` file |
 //! | [`cleanup`] | expiry of old data files |
-//! | [`retry`] | retries, backoff, request timeouts |
+//! | [`retry`] | the sink's hook on `cdc_common::retry` (metrics, logs) and its storage errors |
 //! | `metrics` | `cdc_sink_*` metrics |
 //! | [`error`] | [`SinkError`] |
+//! | `failure` | the sticky first error that stops the sink |
 //! | `validate` | synchronous checks of rows and commit-ts order: refused, not accepted |
-//! | [`testing`] | re-exports `cdc_common::testing::FaultStore`, the fault-injecting store wrapper |
 //!
 //! # Guarantees
 //!
@@ -140,19 +141,20 @@
 #![warn(missing_docs)]
 
 mod batch;
+mod batch_table;
 pub mod checkpoint;
 pub mod cleanup;
 pub mod config;
 mod ddl;
 mod encoder_pool;
 pub mod error;
+mod failure;
 pub mod flush;
 mod metrics;
 pub mod retry;
 pub mod router;
 mod schema;
 mod sink;
-pub mod testing;
 mod validate;
 mod writer;
 

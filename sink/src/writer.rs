@@ -13,9 +13,9 @@
 //!  timer  -----> the oldest batch deadline passed -> flush every batch due  (interval)
 //! ```
 //!
-//! Each batch has its own deadline, `created + flush-interval`, kept in a min-heap: batches of
-//! different tables that started at different times flush at different times, so there is no
-//! global sweep that cuts every table's file at the same tick.
+//! The open batches and their deadlines are the writer's [`BatchTable`] (`batch_table.rs`):
+//! each batch has its own deadline, `created + flush-interval`, so batches of different tables
+//! that started at different times flush at different times.
 //!
 //! # Publishing one batch
 //!
@@ -38,9 +38,11 @@
 //! From then on the writer drops what it receives and answers markers with the error.
 
 use crate::batch::{Batch, BatchKey, Pending};
+use crate::batch_table::BatchTable;
 use crate::config::SinkConfig;
 use crate::ddl::DrainMarker;
-use crate::error::{Failure, Result};
+use crate::error::Result;
+use crate::failure::Failure;
 use crate::flush::FlushReason;
 use crate::metrics::{BusyMeter, SinkMetrics};
 use crate::retry::retry;
@@ -55,8 +57,7 @@ use cdc_spool::{Entry, Spool};
 use futures::StreamExt;
 
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -152,10 +153,7 @@ struct Writer {
     ctx: Arc<WriterContext>,
     rx: UnboundedReceiver<WriterMsg>,
     queue: prometheus::IntGauge,
-    batches: HashMap<BatchKey, Batch>,
-    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
-    keys_by_id: HashMap<u64, BatchKey>,
-    next_batch_id: u64,
+    batches: BatchTable,
     next_index: HashMap<IndexKey, u64>,
     headers: HashMap<(TableName, Ts), Bytes>,
     busy: BusyMeter,
@@ -178,13 +176,10 @@ pub(crate) fn spawn(
     );
     let w = Writer {
         shard,
+        batches: BatchTable::new(ctx.options.flush_interval),
         ctx,
         rx,
         queue: queue.clone(),
-        batches: HashMap::new(),
-        deadlines: BinaryHeap::new(),
-        keys_by_id: HashMap::new(),
-        next_batch_id: 0,
         next_index: HashMap::new(),
         headers: HashMap::new(),
         busy,
@@ -196,7 +191,7 @@ pub(crate) fn spawn(
 impl Writer {
     async fn run(mut self) {
         loop {
-            let deadline = self.next_deadline();
+            let deadline = self.batches.next_deadline();
             let msg = tokio::select! {
                 m = self.rx.recv() => m,
                 _ = sleep_until(deadline) => {
@@ -240,51 +235,15 @@ impl Writer {
                     // Dropped: no flush callback, the checkpoint stays behind it.
                     return false;
                 }
-                let key = BatchKey {
-                    dispatcher: Arc::clone(&dispatcher.id),
-                    schema: table.schema.clone(),
-                    table: table.table.clone(),
-                    version: table.version,
-                    partition_id: partition_id
-                        .filter(|_| self.ctx.layout.enable_partition_separator),
-                    date: DateDir::for_ts(self.ctx.layout.date_separator, commit_ts),
-                };
+                let key = self.batch_key(&dispatcher, &table, partition_id, commit_ts);
                 let pending = Pending {
                     entry,
                     commit_ts,
                     rows,
                 };
-                let file_size = self.ctx.options.file_size;
-                let full = match self.batches.get_mut(&key) {
-                    Some(b) => {
-                        b.push(pending);
-                        b.bytes >= file_size
-                    }
-                    None => {
-                        let id = self.next_batch_id;
-                        self.next_batch_id += 1;
-                        let created = Instant::now();
-                        let mut b = Batch {
-                            id,
-                            key: key.clone(),
-                            table,
-                            dispatcher,
-                            items: Vec::new(),
-                            bytes: 0,
-                            rows: 0,
-                            created,
-                        };
-                        b.push(pending);
-                        let full = b.bytes >= file_size;
-                        self.deadlines
-                            .push(Reverse((created + self.ctx.options.flush_interval, id)));
-                        self.keys_by_id.insert(id, key.clone());
-                        self.batches.insert(key.clone(), b);
-                        full
-                    }
-                };
-                if full {
-                    if let Some(b) = self.take(&key) {
+                let bytes = self.batches.append(key.clone(), table, dispatcher, pending);
+                if bytes >= self.ctx.options.file_size {
+                    if let Some(b) = self.batches.take(&key) {
                         let _ = self.flush(vec![b], FlushReason::FileSize).await;
                     }
                 }
@@ -318,53 +277,38 @@ impl Writer {
         }
     }
 
-    fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
-            if self.keys_by_id.contains_key(&id) {
-                return Some(at);
-            }
-            self.deadlines.pop();
+    /// The batch an event goes to: its dispatcher, table version, partition (when partitions
+    /// get their own directory) and the date directory of its commit ts.
+    fn batch_key(
+        &self,
+        dispatcher: &DispatcherState,
+        table: &TableDef,
+        partition_id: Option<i64>,
+        commit_ts: Ts,
+    ) -> BatchKey {
+        let layout = &self.ctx.layout;
+        BatchKey {
+            dispatcher: Arc::clone(&dispatcher.id),
+            schema: table.schema.clone(),
+            table: table.table.clone(),
+            version: table.version,
+            partition_id: partition_id.filter(|_| layout.enable_partition_separator),
+            date: DateDir::for_ts(layout.date_separator, commit_ts),
         }
-        None
-    }
-
-    fn take(&mut self, key: &BatchKey) -> Option<Batch> {
-        let b = self.batches.remove(key)?;
-        self.keys_by_id.remove(&b.id);
-        Some(b)
     }
 
     async fn flush_due(&mut self) {
-        let now = Instant::now();
-        let mut due = Vec::new();
-        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
-            if at > now {
-                break;
-            }
-            self.deadlines.pop();
-            if let Some(key) = self.keys_by_id.get(&id).cloned() {
-                if let Some(b) = self.take(&key) {
-                    due.push(b);
-                }
-            }
-        }
+        let due = self.batches.take_due(Instant::now());
         let _ = self.flush(due, FlushReason::Interval).await;
     }
 
     async fn flush_all(&mut self, reason: FlushReason) -> Result<()> {
-        let keys: Vec<BatchKey> = self.batches.keys().cloned().collect();
-        let batches: Vec<Batch> = keys.iter().filter_map(|k| self.take(k)).collect();
+        let batches = self.batches.take_all();
         self.flush(batches, reason).await
     }
 
     async fn flush_dispatcher(&mut self, d: &DispatcherState, reason: FlushReason) -> Result<()> {
-        let keys: Vec<BatchKey> = self
-            .batches
-            .keys()
-            .filter(|k| k.dispatcher == d.id)
-            .cloned()
-            .collect();
-        let batches: Vec<Batch> = keys.iter().filter_map(|k| self.take(k)).collect();
+        let batches = self.batches.take_dispatcher(&d.id);
         self.flush(batches, reason).await
     }
 

@@ -5,8 +5,8 @@
 
 mod support;
 
+use cdc_common::testing::FaultStore;
 use cdc_common::{DdlEvent, DdlKind, RowChange, SinkOptions, Ts, Value};
-use cdc_sink::testing::FaultStore;
 use cdc_sink::{FileNaming, RetryPolicy, Sink, SinkConfig, SinkError};
 use object_store::memory::InMemory;
 use std::collections::BTreeMap;

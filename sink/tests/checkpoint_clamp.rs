@@ -4,8 +4,8 @@
 
 mod support;
 
+use cdc_common::testing::{Fault, Op, Rule};
 use cdc_common::{DdlEvent, DdlKind, Ts};
-use cdc_sink::testing::{Fault, Op, Rule};
 use cdc_sink::{CheckpointOutcome, FileNaming};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

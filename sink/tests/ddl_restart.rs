@@ -3,8 +3,8 @@
 mod support;
 
 use cdc_common::layout::{Checkpoint, DataFile, LayoutConfig, SchemaFilePath};
+use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{DdlEvent, DdlKind, TableName, Ts};
-use cdc_sink::testing::{Fault, FaultStore, Op, Rule};
 use cdc_sink::{CheckpointOutcome, FileNaming};
 use futures::TryStreamExt;
 use object_store::memory::InMemory;

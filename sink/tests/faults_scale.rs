@@ -2,8 +2,8 @@
 
 mod support;
 
+use cdc_common::testing::{Fault, Op, Rule};
 use cdc_common::Ts;
-use cdc_sink::testing::{Fault, Op, Rule};
 use cdc_sink::{CheckpointOutcome, FileNaming, SinkError};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -6,7 +6,7 @@
 mod support;
 
 use cdc_common::layout::{DataFile, LayoutConfig};
-use cdc_sink::testing::{Fault, FaultStore, Op, Rule};
+use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_sink::FileNaming;
 use object_store::path::Path;
 use object_store::ObjectStoreExt;

@@ -3,7 +3,7 @@
 mod support;
 
 use cdc_common::layout::{IndexFile, LayoutConfig};
-use cdc_sink::testing::{Fault, Op, Rule};
+use cdc_common::testing::{Fault, Op, Rule};
 use cdc_sink::FileNaming;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;

@@ -8,8 +8,8 @@
 mod support;
 
 use cdc_common::testing::server_uri;
+use cdc_common::testing::FaultStore;
 use cdc_common::{DdlEvent, DdlKind, SinkOptions, TableDef};
-use cdc_sink::testing::FaultStore;
 use cdc_sink::{FileNaming, RetryPolicy, Sink, SinkConfig, SinkError};
 use object_store::memory::InMemory;
 use object_store::path::Path;

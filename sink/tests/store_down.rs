@@ -6,8 +6,8 @@
 
 mod support;
 
+use cdc_common::testing::{Fault, Op, Rule};
 use cdc_common::Ts;
-use cdc_sink::testing::{Fault, Op, Rule};
 use cdc_sink::{CheckpointOutcome, FileNaming, RetryPolicy, SinkError};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

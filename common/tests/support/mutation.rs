@@ -1,6 +1,5 @@
 //! Random edits of valid files for the corruption property tests: bit flips, byte insertions
 //! and deletions, truncation, and splices (a range copied elsewhere, duplicating structure).
-#![allow(dead_code)]
 
 use proptest::prelude::*;
 use proptest::sample::Index;

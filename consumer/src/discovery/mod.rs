@@ -81,7 +81,10 @@ mod settle;
 mod store;
 
 pub use catalog::{Catalog, DirEntry, SchemaEntry, TableEntry, VersionEntry};
-pub use store::{Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF};
+pub use store::{
+    Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF, DEFAULT_STORAGE_MAX_BACKOFF,
+    DEFAULT_STORAGE_REQUEST_TIMEOUT,
+};
 
 use crate::config::TableFilter;
 use cdc_common::layout::{DataDir, LayoutConfig};

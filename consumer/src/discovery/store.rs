@@ -2,13 +2,17 @@
 //! [`Upstream`], which counts it (`cdc_consumer_{list,get}_calls_total`, bytes read) and retries
 //! transient errors.
 //!
-//! Invariants: a call is retried only for an error [`cdc_common::storage::is_retryable`] accepts,
-//! at most `attempts` times in all, with a backoff doubling from the first one; a call that
-//! still fails returns [`Error::Storage`] naming the object, and ends the round that made it.
+//! Invariants: every call runs through the one retry policy of object-storage calls,
+//! [`cdc_common::retry`]: retried only for an error [`cdc_common::storage::is_retryable`]
+//! accepts (or a request that hung past the per-request timeout), at most `max_attempts` times
+//! in all, with a backoff doubling from the first one up to its cap; a call that still fails
+//! returns [`Error::Storage`] (or [`Error::StorageTimeout`]) naming the object, and ends the
+//! round that made it.
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use bytes::Bytes;
+use cdc_common::retry::{retry, AttemptFailure, RetryError, RetryHook, RetryPolicy};
 use cdc_common::storage::get_if_exists;
 use futures::TryStreamExt;
 use object_store::path::Path;
@@ -16,11 +20,17 @@ use object_store::ObjectStore;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// reset connection) without restarting the round's discovery; a store that stays down still
+/// Attempts per storage call: rides out a blip (a 503 from a throttling store, a reset
+/// connection) without restarting the round's discovery; a store that stays down still
 /// fails the round quickly, and the next round tries again.
 pub const DEFAULT_STORAGE_ATTEMPTS: u32 = 4;
 /// Backoff before the first retry of a storage call; doubles per retry (50, 100, 200 ms).
 pub const DEFAULT_STORAGE_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest backoff between two attempts of one call.
+pub const DEFAULT_STORAGE_MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Timeout of one storage request: a hung GET or LIST becomes a retried error instead of a
+/// round that never ends (the largest data files the sink writes read well within it).
+pub const DEFAULT_STORAGE_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The upstream store with every call counted, and transient errors retried.
 #[derive(Clone)]
@@ -28,8 +38,23 @@ pub struct Upstream {
     store: Arc<dyn ObjectStore>,
     /// Read by a discovery round to count its calls.
     pub(super) metrics: Metrics,
-    attempts: u32,
-    backoff: Duration,
+    policy: RetryPolicy,
+}
+
+/// Counts each retry in `cdc_consumer_errors_total{kind="storage-retry"}` and logs it.
+struct CountRetries<'a> {
+    metrics: &'a Metrics,
+    what: &'a str,
+}
+
+impl RetryHook for CountRetries<'_> {
+    fn on_retry(&mut self, attempt: u32, failure: &AttemptFailure<'_>, _backoff: Duration) {
+        tracing::debug!(object = self.what, attempt, failure = ?failure, "storage error, retrying");
+        self.metrics
+            .errors
+            .with_label_values(&["storage-retry"])
+            .inc();
+    }
 }
 
 impl Upstream {
@@ -38,15 +63,20 @@ impl Upstream {
         Upstream {
             store,
             metrics,
-            attempts: DEFAULT_STORAGE_ATTEMPTS,
-            backoff: DEFAULT_STORAGE_BACKOFF,
+            policy: RetryPolicy {
+                max_attempts: DEFAULT_STORAGE_ATTEMPTS,
+                initial_backoff: DEFAULT_STORAGE_BACKOFF,
+                max_backoff: DEFAULT_STORAGE_MAX_BACKOFF,
+                request_timeout: DEFAULT_STORAGE_REQUEST_TIMEOUT,
+            },
         }
     }
 
     /// Sets the attempts per call (at least 1) and the first backoff.
     pub fn with_retry(mut self, attempts: u32, backoff: Duration) -> Upstream {
-        self.attempts = attempts.max(1);
-        self.backoff = backoff;
+        self.policy.max_attempts = attempts.max(1);
+        self.policy.initial_backoff = backoff;
+        self.policy.max_backoff = self.policy.max_backoff.max(backoff);
         self
     }
 
@@ -54,30 +84,28 @@ impl Upstream {
         Path::parse(p).map_err(|e| cdc_common::Error::path(p, e.to_string()).into())
     }
 
-    /// Runs `f` until it succeeds, fails with an error that is not retryable, or runs out of
-    /// attempts; each retry counts in `cdc_consumer_errors_total{kind="storage-retry"}`.
-    async fn retry<T, F, Fut>(&self, what: &str, mut f: F) -> object_store::Result<T>
+    /// Runs `f` under the retry policy; the final failure names `what`.
+    async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = object_store::Result<T>>,
     {
-        let mut backoff = self.backoff;
-        let mut attempt = 1;
-        loop {
-            match f().await {
-                Err(e) if attempt < self.attempts && cdc_common::storage::is_retryable(&e) => {
-                    tracing::debug!(object = what, attempt, error = %e, "storage error, retrying");
-                    self.metrics
-                        .errors
-                        .with_label_values(&["storage-retry"])
-                        .inc();
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    attempt += 1;
-                }
-                r => return r,
-            }
-        }
+        let mut hook = CountRetries {
+            metrics: &self.metrics,
+            what,
+        };
+        retry(&self.policy, what, &mut hook, 1, f)
+            .await
+            .map_err(|e| match e {
+                RetryError::Store { source, .. } => Error::storage(what, source),
+                RetryError::Timeout {
+                    timeout, attempts, ..
+                } => Error::StorageTimeout {
+                    path: what.to_string(),
+                    timeout,
+                    attempts,
+                },
+            })
     }
 
     /// Reads a whole object; `None` when it does not exist.
@@ -88,8 +116,7 @@ impl Upstream {
                 self.metrics.get_calls.inc();
                 get_if_exists(self.store.as_ref(), &p).await
             })
-            .await
-            .map_err(|e| Error::storage(path, e))?;
+            .await?;
         if let Some(b) = &r {
             self.metrics.bytes_read.inc_by(b.len() as u64);
         }
@@ -108,8 +135,7 @@ impl Upstream {
                 self.metrics.list_calls.inc();
                 self.store.list_with_delimiter(p.as_ref())
             })
-            .await
-            .map_err(|e| Error::storage(prefix, e))?;
+            .await?;
         let last = |p: &Path| p.filename().map(str::to_string);
         Ok((
             r.common_prefixes.iter().filter_map(last).collect(),
@@ -127,6 +153,5 @@ impl Upstream {
                 .try_collect()
         })
         .await
-        .map_err(|e| Error::storage("", e))
     }
 }

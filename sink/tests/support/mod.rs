@@ -4,8 +4,8 @@
 
 use cdc_common::codec::{codec_for, DecodedRow};
 use cdc_common::layout::{DataFile, LayoutConfig};
+use cdc_common::testing::FaultStore;
 use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value};
-use cdc_sink::testing::FaultStore;
 use cdc_sink::{Callback, RetryPolicy, Sink, SinkConfig};
 use futures::TryStreamExt;
 use object_store::memory::InMemory;

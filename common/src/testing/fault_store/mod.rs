@@ -50,6 +50,21 @@
 //! assert_eq!(store.completed_puts(), vec!["a/fail-me".to_string()]);
 //! # });
 //! ```
+//!
+//! # Files
+//!
+//! The rules live in `rule.rs`, the shared state and the application of rules in `state.rs`,
+//! the listing transforms in `listing.rs`.
+
+mod listing;
+mod rule;
+mod state;
+
+pub use rule::{Fault, Op, Rule};
+pub use state::{Record, SEED_ENV};
+
+use listing::{delimit, truncate};
+use state::{lock, State};
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
@@ -59,343 +74,10 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, ListResult, MultipartUpload, ObjectMeta, ObjectStore,
     PutMultipartOptions, PutOptions, PutPayload, PutResult, UploadPart,
 };
-use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// The environment variable that fixes the seed of every [`FaultStore`] built with
-/// [`FaultStore::new`].
-pub const SEED_ENV: &str = "CDC_FAULT_SEED";
-
-/// An operation kind.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Op {
-    /// A single put.
-    Put,
-    /// A multipart upload (applied when it starts and to each part; recorded when it completes).
-    Multipart,
-    /// A get.
-    Get,
-    /// A list (recursive or with delimiter).
-    List,
-    /// A delete.
-    Delete,
-    /// Any other operation (copy, rename).
-    Other,
-}
-
-/// What a rule does to a matching operation.
-#[derive(Copy, Clone, Debug, PartialEq)]
-pub enum Fault {
-    /// Wait this long, then run the operation.
-    Delay(Duration),
-    /// Wait a time drawn uniformly from `min..=max`, then run the operation.
-    RandomDelay {
-        /// Shortest wait.
-        min: Duration,
-        /// Longest wait.
-        max: Duration,
-    },
-    /// Fail with a retryable (`Generic`) or non-retryable (`PermissionDenied`) error.
-    Fail {
-        /// Whether the error is retryable.
-        retryable: bool,
-    },
-    /// Never finish while the rule exists (also after `times(n)` is used up: only
-    /// [`FaultStore::remove_rule`] or [`FaultStore::clear_rules`] release it).
-    Hang,
-    /// Model a shared link of this bandwidth: each matching put (or multipart part) waits for
-    /// the link to be free, then for its size at this rate.
-    Throughput {
-        /// Bytes per second of the link.
-        bytes_per_sec: u64,
-    },
-    /// Listings (only [`Op::List`]) leave out each entry with probability `hide`; with
-    /// `younger_than: Some(w)` only entries whose object was written less than `w` ago.
-    PartialList {
-        /// Probability that an eligible entry is left out of one listing.
-        hide: f64,
-        /// Only objects younger than this are eligible (`None`: every entry).
-        younger_than: Option<Duration>,
-    },
-    /// Listings (only [`Op::List`]) return only their first `keep` entries in path order.
-    TruncatedList {
-        /// Entries kept.
-        keep: usize,
-    },
-}
-
-impl Fault {
-    fn filters_listings(&self) -> bool {
-        matches!(
-            self,
-            Fault::PartialList { .. } | Fault::TruncatedList { .. }
-        )
-    }
-}
-
-/// A fault rule.
-#[derive(Clone, Debug)]
-pub struct Rule {
-    op: Option<Op>,
-    pattern: String,
-    fault: Fault,
-    remaining: Option<u64>,
-    every: u64,
-    probability: f64,
-    seen: HashMap<String, u64>,
-}
-
-impl Rule {
-    /// Applies `fault` to operations of kind `op` whose path contains `pattern` ("" = any).
-    pub fn new(op: Op, pattern: impl Into<String>, fault: Fault) -> Rule {
-        Rule {
-            op: Some(op),
-            pattern: pattern.into(),
-            fault,
-            remaining: None,
-            every: 1,
-            probability: 1.0,
-            seen: HashMap::new(),
-        }
-    }
-
-    /// Applies `fault` to operations of every kind.
-    pub fn any(pattern: impl Into<String>, fault: Fault) -> Rule {
-        Rule {
-            op: None,
-            ..Rule::new(Op::Other, pattern, fault)
-        }
-    }
-
-    /// Only every `k`-th matching operation **on each path** (the others pass untouched), so
-    /// that a retried operation meets the fault at most once in `k` attempts.
-    pub fn every(mut self, k: u64) -> Rule {
-        self.every = k.max(1);
-        self
-    }
-
-    /// Only the next `n` matches.
-    pub fn times(mut self, n: u64) -> Rule {
-        self.remaining = Some(n);
-        self
-    }
-
-    /// Fires on each matching operation with probability `p` (0..=1), drawn from the store's
-    /// seeded generator: `Fault::Fail` with `probability(0.1)` is a 10% error rate.
-    pub fn probability(mut self, p: f64) -> Rule {
-        self.probability = p.clamp(0.0, 1.0);
-        self
-    }
-
-    fn matches(&self, op: Op, path: &str) -> bool {
-        self.remaining != Some(0) && self.op.is_none_or(|o| o == op) && path.contains(&self.pattern)
-    }
-}
-
-/// One recorded operation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
-    /// The operation.
-    pub op: Op,
-    /// The path (or list prefix).
-    pub path: String,
-    /// When it started, since the store was created.
-    pub started: Duration,
-    /// When it finished.
-    pub finished: Duration,
-    /// Whether it succeeded.
-    pub ok: bool,
-}
-
-/// SplitMix64: a tiny, well-mixed generator; enough for fault draws and reproducible by seed.
-struct Rng {
-    state: u64,
-    seed: u64,
-    announce: Once,
-}
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.announce.call_once(|| {
-            eprintln!(
-                "FaultStore: random faults with seed {} (set {SEED_ENV}={} to reproduce)",
-                self.seed, self.seed
-            )
-        });
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0.0..1.0`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-/// What the listing rules that fired do to one listing.
-#[derive(Clone, Debug, Default)]
-struct ListFilter {
-    /// `(hide, younger_than)` of each partial-listing rule.
-    partial: Vec<(f64, Option<Duration>)>,
-    /// Smallest `keep` of the truncating rules.
-    keep: Option<usize>,
-}
-
-impl ListFilter {
-    fn is_empty(&self) -> bool {
-        self.partial.is_empty() && self.keep.is_none()
-    }
-}
-
-struct State {
-    epoch: Instant,
-    rules: Mutex<Vec<(u64, Rule)>>,
-    next_rule: AtomicU64,
-    log: Mutex<Vec<Record>>,
-    generation: AtomicU64,
-    link_free_at: Mutex<Instant>,
-    rng: Mutex<Rng>,
-    /// Listing entries left out by partial or truncated listings.
-    hidden: AtomicU64,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-impl State {
-    fn record(&self, op: Op, path: &str, started: Duration, ok: bool) {
-        let finished = self.epoch.elapsed();
-        lock(&self.log).push(Record {
-            op,
-            path: path.to_string(),
-            started,
-            finished,
-            ok,
-        });
-    }
-
-    fn unit(&self) -> f64 {
-        lock(&self.rng).unit()
-    }
-
-    /// Waits until the link has carried `size` bytes at `bytes_per_sec`.
-    async fn transfer(&self, size: usize, bytes_per_sec: u64) {
-        let cost = Duration::from_secs_f64(size as f64 / bytes_per_sec.max(1) as f64);
-        let done = {
-            let mut free = lock(&self.link_free_at);
-            let start = (*free).max(Instant::now());
-            *free = start + cost;
-            *free
-        };
-        tokio::time::sleep_until(tokio::time::Instant::from_std(done)).await;
-    }
-
-    /// The rules that fire for one operation, in the order added (counters and draws taken).
-    fn fire(&self, op: Op, path: &str) -> Vec<(u64, Fault)> {
-        let mut rules = lock(&self.rules);
-        let mut out = Vec::new();
-        for (id, r) in rules.iter_mut() {
-            if !r.matches(op, path) {
-                continue;
-            }
-            if r.fault.filters_listings() && op != Op::List {
-                continue;
-            }
-            let seen = r.seen.entry(path.to_string()).or_insert(0);
-            *seen += 1;
-            if *seen % r.every != 0 {
-                continue;
-            }
-            if r.probability < 1.0 && self.unit() >= r.probability {
-                continue;
-            }
-            if let Some(n) = r.remaining.as_mut() {
-                *n -= 1;
-            }
-            out.push((*id, r.fault));
-            if matches!(r.fault, Fault::Fail { .. }) {
-                // The operation ends here: later rules neither fire nor count it.
-                break;
-            }
-        }
-        // Used-up rules go, except hangs: those wait for an explicit removal.
-        rules.retain(|(_, r)| r.remaining != Some(0) || r.fault == Fault::Hang);
-        out
-    }
-
-    /// Applies the rules that fire to an operation carrying `size` bytes; `Err` when it must
-    /// fail. Returns what listing rules do to the result.
-    async fn apply(&self, op: Op, path: &str, size: usize) -> object_store::Result<ListFilter> {
-        let mut filter = ListFilter::default();
-        for (id, fault) in self.fire(op, path) {
-            match fault {
-                Fault::Delay(d) => tokio::time::sleep(d).await,
-                Fault::RandomDelay { min, max } => {
-                    let span = max.saturating_sub(min).as_secs_f64();
-                    let d = min + Duration::from_secs_f64(span * self.unit());
-                    tokio::time::sleep(d).await;
-                }
-                Fault::Throughput { bytes_per_sec } => self.transfer(size, bytes_per_sec).await,
-                Fault::Fail { retryable: true } => {
-                    return Err(object_store::Error::Generic {
-                        store: "FaultStore",
-                        source: format!("injected retryable failure of {op:?} {path}").into(),
-                    })
-                }
-                Fault::Fail { retryable: false } => {
-                    return Err(object_store::Error::PermissionDenied {
-                        path: path.to_string(),
-                        source: format!("injected permanent failure of {op:?} {path}").into(),
-                    })
-                }
-                Fault::Hang => self.hang(id).await,
-                Fault::PartialList { hide, younger_than } => {
-                    filter.partial.push((hide, younger_than))
-                }
-                Fault::TruncatedList { keep } => {
-                    filter.keep = Some(filter.keep.map_or(keep, |k| k.min(keep)))
-                }
-            }
-        }
-        Ok(filter)
-    }
-
-    /// Waits until rule `id` is removed (or every rule is cleared).
-    async fn hang(&self, id: u64) {
-        let gen = self.generation.load(Ordering::Acquire);
-        loop {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-            let alive = lock(&self.rules).iter().any(|(i, _)| *i == id);
-            if !alive || self.generation.load(Ordering::Acquire) != gen {
-                return;
-            }
-        }
-    }
-
-    /// True when a partial-listing draw keeps an object last modified at `modified_ms`.
-    fn keeps(&self, filter: &ListFilter, modified_ms: i64) -> bool {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let age = Duration::from_millis(now_ms.saturating_sub(modified_ms).max(0) as u64);
-        let keep = filter.partial.iter().all(|(hide, younger)| {
-            let eligible = younger.is_none_or(|w| age < w);
-            !(eligible && self.unit() < *hide)
-        });
-        if !keep {
-            self.hidden.fetch_add(1, Ordering::Relaxed);
-        }
-        keep
-    }
-}
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The recording, fault-injecting store. Cheap to clone (shared state).
 #[derive(Clone)]
@@ -435,20 +117,7 @@ impl FaultStore {
     pub fn with_seed(inner: Arc<dyn ObjectStore>, seed: u64) -> FaultStore {
         FaultStore {
             inner,
-            state: Arc::new(State {
-                epoch: Instant::now(),
-                rules: Mutex::new(Vec::new()),
-                next_rule: AtomicU64::new(0),
-                log: Mutex::new(Vec::new()),
-                generation: AtomicU64::new(0),
-                link_free_at: Mutex::new(Instant::now()),
-                rng: Mutex::new(Rng {
-                    state: seed,
-                    seed,
-                    announce: Once::new(),
-                }),
-                hidden: AtomicU64::new(0),
-            }),
+            state: Arc::new(State::new(seed)),
         }
     }
 
@@ -523,48 +192,6 @@ impl FaultStore {
         self.state.record(op, path, started, r.is_ok());
         r
     }
-}
-
-/// A delimiter listing of `prefix` computed from the objects a filtered recursive listing kept:
-/// a directory shows iff one of its kept objects shows.
-fn delimit(prefix: Option<&Path>, kept: Vec<ObjectMeta>) -> ListResult {
-    let root = prefix.cloned().unwrap_or_default();
-    let mut dirs = BTreeSet::new();
-    let mut objects = Vec::new();
-    for o in kept {
-        let rest: Vec<_> = match o.location.prefix_match(&root) {
-            Some(parts) => parts.collect(),
-            None => continue,
-        };
-        match rest.len() {
-            0 => {}
-            1 => objects.push(o),
-            _ => {
-                dirs.insert(root.clone().join(rest[0].clone()));
-            }
-        }
-    }
-    objects.sort_by(|a, b| a.location.cmp(&b.location));
-    ListResult {
-        common_prefixes: dirs.into_iter().collect(),
-        objects,
-        extensions: Default::default(),
-    }
-}
-
-/// Keeps the first `keep` entries (directories and objects together) in path order.
-fn truncate(mut r: ListResult, keep: usize) -> ListResult {
-    let mut names: Vec<Path> = r
-        .common_prefixes
-        .iter()
-        .chain(r.objects.iter().map(|o| &o.location))
-        .cloned()
-        .collect();
-    names.sort();
-    names.truncate(keep);
-    r.common_prefixes.retain(|p| names.contains(p));
-    r.objects.retain(|o| names.contains(&o.location));
-    r
 }
 
 #[async_trait]

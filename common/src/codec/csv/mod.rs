@@ -74,7 +74,10 @@ use crate::table::{TableDef, ValueKind};
 use crate::ts::Ts;
 use crate::value::Value;
 use base64::Engine;
+use reader::{find, starts, RawField, RecordReader};
 use std::borrow::Cow;
+
+mod reader;
 
 /// Field-header name of the operation column (TiCDC's).
 pub const HEADER_OPERATION: &str = "ticdc-meta$operation";
@@ -442,163 +445,6 @@ fn utf8<'a>(b: &'a [u8], what: &str) -> std::result::Result<&'a str, String> {
     std::str::from_utf8(b).map_err(|e| format!("field `{what}` is not UTF-8: {e}"))
 }
 
-/// True when `hay` starts with the short pattern `pat` (a delimiter, terminator or null text);
-/// a plain loop, cheaper than a `memcmp` call for the few bytes involved.
-#[inline]
-fn starts(hay: &[u8], pat: &[u8]) -> bool {
-    hay.len() >= pat.len() && hay.iter().zip(pat).all(|(a, b)| a == b)
-}
-
-/// Position of `needle` in `hay`.
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.len() == 1 {
-        memchr::memchr(needle[0], hay)
-    } else {
-        memchr::memmem::find(hay, needle)
-    }
-}
-
-/// One field as read: the raw bytes (quotes and escapes included) and the text they stand for.
-struct RawField<'a> {
-    raw: &'a [u8],
-    quoted: bool,
-    text: Cow<'a, [u8]>,
-}
-
-/// Reads records one by one, tracking the line each starts on.
-struct RecordReader<'a, 'c> {
-    codec: &'c CsvTableCodec,
-    buf: &'a [u8],
-    pos: usize,
-    /// Line of the next record (1-based).
-    line: u64,
-}
-
-impl<'a> RecordReader<'a, '_> {
-    /// Reads the next record into `fields`; `Ok(None)` at the end of the input. On success
-    /// returns the line the record started on.
-    fn next(
-        &mut self,
-        fields: &mut Vec<RawField<'a>>,
-    ) -> std::result::Result<Option<u64>, (u64, String)> {
-        if self.pos >= self.buf.len() {
-            return Ok(None);
-        }
-        let line = self.line;
-        let start = self.pos;
-        let r = self.read_fields(fields);
-        self.line += memchr::memchr_iter(b'\n', &self.buf[start..self.pos]).count() as u64;
-        r.map(|()| Some(line)).map_err(|e| (line, e))
-    }
-
-    fn read_fields(&mut self, fields: &mut Vec<RawField<'a>>) -> std::result::Result<(), String> {
-        const TRUNCATED: &str = "record is missing its terminator (truncated object?)";
-        let c = self.codec;
-        let buf = self.buf;
-        let (d, t) = (&c.delim[..], &c.term[..]);
-        fields.clear();
-        loop {
-            let field_start = self.pos;
-            if let Some(q) = c.quote.as_deref().filter(|q| starts(&buf[self.pos..], q)) {
-                let mut i = self.pos + q.len();
-                let mut seg = i;
-                let mut owned: Option<Vec<u8>> = None;
-                let end = loop {
-                    let Some(j) = find(&buf[i..], q) else {
-                        self.pos = buf.len();
-                        return Err("unterminated quoted field (truncated object?)".into());
-                    };
-                    let at = i + j;
-                    if starts(&buf[at + q.len()..], q) {
-                        owned
-                            .get_or_insert_with(Vec::new)
-                            .extend_from_slice(&buf[seg..at + q.len()]);
-                        i = at + 2 * q.len();
-                        seg = i;
-                    } else {
-                        break at;
-                    }
-                };
-                let text = match owned {
-                    Some(mut o) => {
-                        o.extend_from_slice(&buf[seg..end]);
-                        Cow::Owned(o)
-                    }
-                    None => Cow::Borrowed(&buf[seg..end]),
-                };
-                self.pos = end + q.len();
-                fields.push(RawField {
-                    raw: &buf[field_start..self.pos],
-                    quoted: true,
-                    text,
-                });
-            } else {
-                let escapes = c.quote.is_none();
-                let mut i = self.pos;
-                let mut seg = i;
-                let mut owned: Option<Vec<u8>> = None;
-                loop {
-                    let hit = if escapes {
-                        memchr::memchr3(d[0], t[0], b'\\', &buf[i..])
-                    } else {
-                        memchr::memchr2(d[0], t[0], &buf[i..])
-                    };
-                    let Some(j) = hit else {
-                        self.pos = buf.len();
-                        return Err(TRUNCATED.into());
-                    };
-                    i += j;
-                    if escapes && buf[i] == b'\\' {
-                        let Some(&e) = buf.get(i + 1) else {
-                            self.pos = buf.len();
-                            return Err(TRUNCATED.into());
-                        };
-                        let o = owned.get_or_insert_with(Vec::new);
-                        o.extend_from_slice(&buf[seg..i]);
-                        o.push(match e {
-                            b'r' => b'\r',
-                            b'n' => b'\n',
-                            other => other,
-                        });
-                        i += 2;
-                        seg = i;
-                    } else if starts(&buf[i..], d) || starts(&buf[i..], t) {
-                        break;
-                    } else {
-                        i += 1;
-                    }
-                }
-                let text = match owned {
-                    Some(mut o) => {
-                        o.extend_from_slice(&buf[seg..i]);
-                        Cow::Owned(o)
-                    }
-                    None => Cow::Borrowed(&buf[seg..i]),
-                };
-                self.pos = i;
-                fields.push(RawField {
-                    raw: &buf[field_start..i],
-                    quoted: false,
-                    text,
-                });
-            }
-            let rest = &buf[self.pos..];
-            if starts(rest, d) {
-                self.pos += d.len();
-            } else if starts(rest, t) {
-                self.pos += t.len();
-                return Ok(());
-            } else if rest.is_empty() {
-                return Err(TRUNCATED.into());
-            } else {
-                // Skip to the end of the line so the reader does not loop.
-                self.pos = buf.len();
-                return Err("unexpected characters after a closing quote".into());
-            }
-        }
-    }
-}
-
 impl TableCodec for CsvTableCodec {
     fn file_header(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.header);
@@ -614,12 +460,7 @@ impl TableCodec for CsvTableCodec {
     }
 
     fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>> {
-        let mut reader = RecordReader {
-            codec: self,
-            buf: bytes,
-            pos: 0,
-            line: 1,
-        };
+        let mut reader = RecordReader::new(&self.delim, &self.term, self.quote.as_deref(), bytes);
         let mut fields = Vec::with_capacity(self.header_names.len());
         if self.opts.output_field_header {
             if let Some(line) = reader

@@ -1,8 +1,9 @@
 //! The table and events every golden file pins: every column type, NULLs, extreme numbers,
 //! and strings with delimiters, quotes, CR/LF and non-ASCII text.
-#![allow(dead_code)]
-
-use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, TableDef, Ts, Value};
+use cdc_common::codec::{codec_for, TableCodec};
+use cdc_common::{
+    ColumnDef, ColumnType, DmlEvent, Protocol, RowChange, SinkOptions, TableDef, Ts, Value,
+};
 use std::sync::Arc;
 
 /// `db`.`every type` at version 1700000000000 << 18.
@@ -151,4 +152,27 @@ pub fn events() -> Vec<DmlEvent> {
             ],
         ),
     ]
+}
+
+/// The default options with `protocol`.
+pub fn options(protocol: Protocol) -> SinkOptions {
+    SinkOptions {
+        protocol,
+        ..SinkOptions::default()
+    }
+}
+
+/// The codec of `options`, prepared for the fixture [`table`].
+pub fn codec(options: &SinkOptions) -> Box<dyn TableCodec> {
+    codec_for(options).unwrap().prepare(&table()).unwrap()
+}
+
+/// A whole file of the fixture [`events`] written by `tc`: header, then every event.
+pub fn file(tc: &dyn TableCodec) -> Vec<u8> {
+    let mut out = Vec::new();
+    tc.file_header(&mut out);
+    for e in events() {
+        tc.encode(&e, &mut out).unwrap();
+    }
+    out
 }

@@ -1,0 +1,287 @@
+//! Test support for cdc-capture: the source server, unique names, running capture, replaying
+//! storage into SQLite with the consumer, and comparing tables row by row.
+#![allow(dead_code)]
+
+use cdc_capture::{CaptureConfig, CaptureReport};
+use cdc_consumer::config::{Args, Config};
+use cdc_consumer::freshness::Health;
+use cdc_consumer::metrics::Metrics;
+use clap::Parser;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use tokio_postgres::{Client, NoTls};
+
+/// The source server's URI, or `None` (skip) outside CI.
+pub fn pg_uri() -> Option<String> {
+    cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI")
+}
+
+/// A name unique to this process and call (schemas, slots, publications).
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A connected client.
+pub async fn connect(uri: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(uri, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// A capture configuration for a test.
+pub fn config(uri: &str, publication: &str, slot: &str, sink_uri: &str) -> CaptureConfig {
+    CaptureConfig::from_args(&cdc_capture::CaptureArgs {
+        source: Some(uri.into()),
+        publication: Some(publication.into()),
+        slot: Some(slot.into()),
+        sink_uri: Some(sink_uri.into()),
+        poll_interval: Some("50ms".into()),
+        ..Default::default()
+    })
+    .expect("config")
+}
+
+/// The sink URI of a local directory.
+pub fn sink_uri(dir: &Path) -> String {
+    format!(
+        "file://{}?protocol=csv&flush-interval=100ms&include-commit-ts=true",
+        dir.display()
+    )
+}
+
+/// A capture running in this process.
+pub struct Running {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<cdc_capture::Result<CaptureReport>>,
+}
+
+/// Starts capture in this process.
+pub fn start(cfg: CaptureConfig) -> Running {
+    let (stop, rx) = watch::channel(false);
+    let task = tokio::spawn(cdc_capture::capture(cfg, rx));
+    Running { stop, task }
+}
+
+impl Running {
+    /// Stops it cleanly (drain, confirm, close).
+    pub async fn stop(self) -> CaptureReport {
+        let _ = self.stop.send(true);
+        self.task.await.expect("capture task").expect("capture")
+    }
+
+    /// True once it ended (with an error, in the tests that look).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits until the slot confirmed `lsn`; panics with capture's error if it stopped.
+    pub async fn wait_confirmed(&mut self, c: &Client, slot: &str, lsn: &str) {
+        let wait = wait_confirmed(c, slot, lsn, Duration::from_secs(60));
+        tokio::select! {
+            _ = wait => {}
+            r = &mut self.task => panic!("capture ended early: {r:?}"),
+        }
+    }
+
+    /// Waits for it to end on its own (an error, in the tests that call this).
+    pub async fn result(self) -> cdc_capture::Result<CaptureReport> {
+        tokio::time::timeout(Duration::from_secs(60), self.task)
+            .await
+            .expect("capture did not stop")
+            .expect("capture task")
+    }
+}
+
+/// The server's current WAL position.
+pub async fn current_lsn(c: &Client) -> String {
+    c.query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+/// Waits until the slot's confirmed position reaches `lsn` (everything before it is durable
+/// in storage and checkpointed).
+pub async fn wait_confirmed(c: &Client, slot: &str, lsn: &str, timeout: Duration) {
+    let start = Instant::now();
+    loop {
+        let done: Option<bool> = c
+            .query_opt(
+                "SELECT confirmed_flush_lsn >= $2::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $1",
+                &[&slot, &lsn],
+            )
+            .await
+            .unwrap()
+            .and_then(|r| r.get(0));
+        if done == Some(true) {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "slot {slot} did not confirm {lsn} within {timeout:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the sink wrote its first checkpoint (the snapshot is durable).
+pub async fn wait_checkpoint(storage: &Path) {
+    let start = Instant::now();
+    while !storage.join("metadata").exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no checkpoint in {}",
+            storage.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Drops a slot if it exists (test clean-up).
+pub async fn drop_slot(c: &Client, slot: &str) {
+    let _ = c
+        .execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await;
+}
+
+/// Replays storage into an SQLite file with the consumer, once.
+pub async fn replay_sqlite(sink_uri: &str, db: &Path) {
+    let down = format!("sqlite://{}", db.display());
+    let argv = vec![
+        "storage-consumer",
+        "--upstream-uri",
+        sink_uri,
+        "--downstream-uri",
+        &down,
+        "--once",
+    ];
+    let cfg = Config::from_args(&Args::parse_from(argv)).expect("consumer config");
+    let r = cdc_consumer::replayer(
+        &cfg,
+        Metrics::new(),
+        Arc::new(Mutex::new(Health::default())),
+    )
+    .await
+    .expect("replayer");
+    cdc_consumer::run(&cfg, r).await.expect("replay");
+}
+
+/// A row as comparable text (NULL = `None`).
+pub type Row = Vec<Option<String>>;
+
+/// The source table's columns and its rows, each column rendered the way the replica stores
+/// it (booleans as 0/1, bytea as hex, timestamptz in UTC, arrays as JSON), ordered by
+/// `order_by`.
+pub async fn source_rows(
+    c: &Client,
+    schema: &str,
+    table: &str,
+    order_by: &str,
+) -> (Vec<String>, Vec<Row>) {
+    let cols = c
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typcategory::text \
+             FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid \
+             WHERE a.attrelid = format('%I.%I', $1::text, $2::text)::regclass AND a.attnum > 0 AND NOT a.attisdropped \
+             ORDER BY a.attnum",
+            &[&schema, &table],
+        )
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    let mut exprs = Vec::new();
+    for r in &cols {
+        let name: String = r.get(0);
+        let ty: String = r.get(1);
+        let cat: String = r.get(2);
+        let q = format!("\"{name}\"");
+        exprs.push(match (ty.as_str(), cat.as_str()) {
+            ("boolean", _) => format!("({q}::int)::text"),
+            ("bytea", _) => format!("encode({q}, 'hex')"),
+            (t, _) if t.starts_with("timestamp") && t.ends_with("with time zone") => {
+                format!("({q} AT TIME ZONE 'UTC')::text")
+            }
+            (_, "A") => format!("array_to_json({q})::text"),
+            ("real" | "double precision", _) => format!("{q}::float8::text"),
+            _ => format!("{q}::text"),
+        });
+        names.push(name);
+    }
+    let sql = format!(
+        "SELECT {} FROM \"{schema}\".\"{table}\" AS src ORDER BY src.{order_by}",
+        exprs.join(", ")
+    );
+    let rows = c
+        .query(&sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (0..names.len())
+                .map(|i| r.get::<_, Option<String>>(i))
+                .collect()
+        })
+        .collect();
+    (names, rows)
+}
+
+/// The replica's rows of `schema.table` (SQLite), the same columns, the same order.
+pub fn sqlite_rows(
+    db: &Path,
+    schema: &str,
+    table: &str,
+    cols: &[String],
+    order_by: &str,
+) -> Vec<Row> {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let list: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
+    let sql = format!(
+        "SELECT {} FROM \"{schema}.{table}\" ORDER BY {order_by}",
+        list.join(", ")
+    );
+    let mut st = c.prepare(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    st.query_map([], |r| {
+        Ok((0..cols.len())
+            .map(|i| match r.get_ref(i).unwrap() {
+                rusqlite::types::ValueRef::Null => None,
+                rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
+                rusqlite::types::ValueRef::Real(v) => Some(format!("{v}")),
+                rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                rusqlite::types::ValueRef::Blob(b) => {
+                    Some(b.iter().map(|x| format!("{x:02x}")).collect())
+                }
+            })
+            .collect())
+    })
+    .unwrap()
+    .collect::<Result<_, _>>()
+    .unwrap()
+}
+
+/// Asserts the replica's table equals the source's, row by row.
+pub async fn assert_same_table(
+    c: &Client,
+    db: &Path,
+    schema: &str,
+    table: &str,
+    order_by: &str,
+) -> usize {
+    let (cols, want) = source_rows(c, schema, table, order_by).await;
+    let got = sqlite_rows(db, schema, table, &cols, order_by);
+    assert_eq!(got.len(), want.len(), "{schema}.{table}: row count");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        assert_eq!(g, w, "{schema}.{table} row {i} (columns {cols:?})");
+    }
+    want.len()
+}

@@ -1,0 +1,185 @@
+//! The csv record reader: splits a whole object into records of raw fields, one record at a
+//! time, tracking the physical line each record starts on (for error messages).
+//!
+//! Hand-written rather than the `csv` crate's: delimiters of up to three characters,
+//! multi-byte quote characters and the backslash escapes are beyond it. It scans with `memchr`
+//! and borrows field text from the input unless a field holds doubled quotes or escapes.
+//! A record not ended by the terminator (a truncated object) is an error; after an error the
+//! reader is at the end of its input, so it never loops.
+
+use std::borrow::Cow;
+
+/// True when `hay` starts with the short pattern `pat` (a delimiter, terminator or null text);
+/// a plain loop, cheaper than a `memcmp` call for the few bytes involved.
+#[inline]
+pub(super) fn starts(hay: &[u8], pat: &[u8]) -> bool {
+    hay.len() >= pat.len() && hay.iter().zip(pat).all(|(a, b)| a == b)
+}
+
+/// Position of `needle` in `hay`.
+pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.len() == 1 {
+        memchr::memchr(needle[0], hay)
+    } else {
+        memchr::memmem::find(hay, needle)
+    }
+}
+
+/// One field as read: the raw bytes (quotes and escapes included) and the text they stand for.
+pub(super) struct RawField<'a> {
+    pub(super) raw: &'a [u8],
+    pub(super) quoted: bool,
+    pub(super) text: Cow<'a, [u8]>,
+}
+
+/// Reads records one by one, tracking the line each starts on.
+pub(super) struct RecordReader<'a, 'c> {
+    delim: &'c [u8],
+    term: &'c [u8],
+    quote: Option<&'c [u8]>,
+    buf: &'a [u8],
+    pos: usize,
+    /// Line of the next record (1-based).
+    line: u64,
+}
+
+impl<'a, 'c> RecordReader<'a, 'c> {
+    /// A reader of `buf` with this delimiter, terminator and quote (`None`: escapes instead).
+    pub(super) fn new(
+        delim: &'c [u8],
+        term: &'c [u8],
+        quote: Option<&'c [u8]>,
+        buf: &'a [u8],
+    ) -> Self {
+        RecordReader {
+            delim,
+            term,
+            quote,
+            buf,
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// Reads the next record into `fields`; `Ok(None)` at the end of the input. On success
+    /// returns the line the record started on.
+    pub(super) fn next(
+        &mut self,
+        fields: &mut Vec<RawField<'a>>,
+    ) -> std::result::Result<Option<u64>, (u64, String)> {
+        if self.pos >= self.buf.len() {
+            return Ok(None);
+        }
+        let line = self.line;
+        let start = self.pos;
+        let r = self.read_fields(fields);
+        self.line += memchr::memchr_iter(b'\n', &self.buf[start..self.pos]).count() as u64;
+        r.map(|()| Some(line)).map_err(|e| (line, e))
+    }
+
+    fn read_fields(&mut self, fields: &mut Vec<RawField<'a>>) -> std::result::Result<(), String> {
+        const TRUNCATED: &str = "record is missing its terminator (truncated object?)";
+        let buf = self.buf;
+        let (d, t) = (self.delim, self.term);
+        fields.clear();
+        loop {
+            let field_start = self.pos;
+            if let Some(q) = self.quote.filter(|q| starts(&buf[self.pos..], q)) {
+                let mut i = self.pos + q.len();
+                let mut seg = i;
+                let mut owned: Option<Vec<u8>> = None;
+                let end = loop {
+                    let Some(j) = find(&buf[i..], q) else {
+                        self.pos = buf.len();
+                        return Err("unterminated quoted field (truncated object?)".into());
+                    };
+                    let at = i + j;
+                    if starts(&buf[at + q.len()..], q) {
+                        owned
+                            .get_or_insert_with(Vec::new)
+                            .extend_from_slice(&buf[seg..at + q.len()]);
+                        i = at + 2 * q.len();
+                        seg = i;
+                    } else {
+                        break at;
+                    }
+                };
+                let text = match owned {
+                    Some(mut o) => {
+                        o.extend_from_slice(&buf[seg..end]);
+                        Cow::Owned(o)
+                    }
+                    None => Cow::Borrowed(&buf[seg..end]),
+                };
+                self.pos = end + q.len();
+                fields.push(RawField {
+                    raw: &buf[field_start..self.pos],
+                    quoted: true,
+                    text,
+                });
+            } else {
+                let escapes = self.quote.is_none();
+                let mut i = self.pos;
+                let mut seg = i;
+                let mut owned: Option<Vec<u8>> = None;
+                loop {
+                    let hit = if escapes {
+                        memchr::memchr3(d[0], t[0], b'\\', &buf[i..])
+                    } else {
+                        memchr::memchr2(d[0], t[0], &buf[i..])
+                    };
+                    let Some(j) = hit else {
+                        self.pos = buf.len();
+                        return Err(TRUNCATED.into());
+                    };
+                    i += j;
+                    if escapes && buf[i] == b'\\' {
+                        let Some(&e) = buf.get(i + 1) else {
+                            self.pos = buf.len();
+                            return Err(TRUNCATED.into());
+                        };
+                        let o = owned.get_or_insert_with(Vec::new);
+                        o.extend_from_slice(&buf[seg..i]);
+                        o.push(match e {
+                            b'r' => b'\r',
+                            b'n' => b'\n',
+                            other => other,
+                        });
+                        i += 2;
+                        seg = i;
+                    } else if starts(&buf[i..], d) || starts(&buf[i..], t) {
+                        break;
+                    } else {
+                        i += 1;
+                    }
+                }
+                let text = match owned {
+                    Some(mut o) => {
+                        o.extend_from_slice(&buf[seg..i]);
+                        Cow::Owned(o)
+                    }
+                    None => Cow::Borrowed(&buf[seg..i]),
+                };
+                self.pos = i;
+                fields.push(RawField {
+                    raw: &buf[field_start..i],
+                    quoted: false,
+                    text,
+                });
+            }
+            let rest = &buf[self.pos..];
+            if starts(rest, d) {
+                self.pos += d.len();
+            } else if starts(rest, t) {
+                self.pos += t.len();
+                return Ok(());
+            } else if rest.is_empty() {
+                return Err(TRUNCATED.into());
+            } else {
+                // Skip to the end of the line so the reader does not loop.
+                self.pos = buf.len();
+                return Err("unexpected characters after a closing quote".into());
+            }
+        }
+    }
+}
