@@ -43,6 +43,7 @@ pub async fn open_replayer(
         once: false,
         unhealthy_after: None,
         stale_after: None,
+        keep_rounds: cdc_consumer::audit::DEFAULT_KEEP_ROUNDS,
         until_ts: None,
         tables: None,
         metrics_addr: None,

@@ -69,6 +69,10 @@ pub struct Args {
     /// unless given: an idle upstream also ages its checkpoint).
     #[arg(long)]
     pub stale_after: Option<String>,
+    /// Round audit records kept in the downstream (cdc_consumer_rounds, or the stdout
+    /// progress file's .rounds.jsonl); the oldest beyond are deleted.
+    #[arg(long, default_value_t = crate::audit::DEFAULT_KEEP_ROUNDS)]
+    pub keep_rounds: u64,
     /// Exit (status 0) once every table is applied up to this commit ts.
     #[arg(long)]
     pub until_ts: Option<u64>,
@@ -221,6 +225,8 @@ pub struct Config {
     pub once: bool,
     /// When `/health` turns failing or stalled (`--unhealthy-after`, `--stale-after`).
     pub health_policy: HealthPolicy,
+    /// Round audit records kept in the downstream (`--keep-rounds`).
+    pub keep_rounds: u64,
     /// Exit once this ts is applied.
     pub until_ts: Option<cdc_common::Ts>,
     /// Tables to replay.
@@ -299,6 +305,9 @@ impl Config {
             Duration::from_secs(3600),
         )?;
         let health_policy = health_policy(a, interval)?;
+        if a.keep_rounds == 0 {
+            return Err(Error::config("keep-rounds", "must be at least 1"));
+        }
         if a.batch_rows == 0 || a.batch_rows > 10_000 {
             return Err(Error::config("batch-rows", "must be 1..=10000"));
         }
@@ -317,6 +326,7 @@ impl Config {
             interval,
             once: a.once,
             health_policy,
+            keep_rounds: a.keep_rounds,
             until_ts: a.until_ts.map(cdc_common::Ts),
             tables: match &a.tables {
                 Some(t) => TableFilter::parse(t)?,

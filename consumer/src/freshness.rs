@@ -30,7 +30,7 @@ use tokio::sync::Notify;
 pub const RECENT_ERRORS: usize = 10;
 
 /// Counts of one table in one round.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct TableRound {
     /// Data files wholly applied.
     pub files: u64,
@@ -42,11 +42,30 @@ pub struct TableRound {
     pub quarantined: u64,
 }
 
-/// The audit record of one replay round.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+/// A phase of a replay round, in the order a round goes through them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Listing storage and reading `metadata`, schema and index files.
+    Discover,
+    /// Reading a data file.
+    Read,
+    /// Handing a unit (rows or DDL with its progress) to the downstream.
+    Apply,
+    /// A unit committed downstream.
+    Commit,
+}
+
+/// The audit record of one replay round (stored in the downstream, see [`crate::audit`]).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RoundRecord {
-    /// Round number since start (1-based).
+    /// The consumer process that ran the round ([`crate::audit::start_id`]).
+    pub start_id: String,
+    /// Round number since that process started (1-based).
     pub round: u64,
+    /// The phases the round reached (a failed round's last one is where it failed).
+    pub phases: Vec<Phase>,
     /// Start, milliseconds since the Unix epoch.
     pub started_at_ms: u64,
     /// End, milliseconds since the Unix epoch.
@@ -188,6 +207,10 @@ pub struct Health {
     pub tables: BTreeMap<String, TableProgress>,
     /// The last [`RECENT_ERRORS`] fatal errors, oldest first.
     pub recent_errors: VecDeque<RecentError>,
+    /// The newest [`crate::audit::ROUNDS_IN_MEMORY`] round records (this process's and, loaded
+    /// at start, its predecessors'), oldest first: what `/rounds` and the status page show.
+    #[serde(skip)]
+    pub rounds: VecDeque<RoundRecord>,
     /// Data files in the downstream's quarantine record (every one ever quarantined).
     pub quarantined_files_total: u64,
     /// The newest [`crate::quarantine::HEALTH_QUARANTINE_LIST`] of them, oldest first.
@@ -320,6 +343,14 @@ impl Health {
             Status::Ready
         } else {
             Status::Lagging
+        }
+    }
+
+    /// Adds a round record, dropping the oldest beyond [`crate::audit::ROUNDS_IN_MEMORY`].
+    pub fn push_round(&mut self, rec: RoundRecord) {
+        self.rounds.push_back(rec);
+        while self.rounds.len() > crate::audit::ROUNDS_IN_MEMORY {
+            self.rounds.pop_front();
         }
     }
 

@@ -1,6 +1,7 @@
 //! `GET /` (HTML status page, see [`crate::status_page`]), `GET /health` (JSON, see
 //! [`crate::freshness::Health`]), `GET /metrics` (Prometheus text) and `GET /wait?ts=N`
-//! (read-your-writes, see [`crate::wait`]).
+//! (read-your-writes, see [`crate::wait`]), `GET /rounds?limit=N` (the newest round audit
+//! records, newest first, see [`crate::audit`]).
 //!
 //! `/health` answers 200 when the status is `ready` or `lagging`, 503 when `stalled` or
 //! `failing`; every answer is refreshed against the wall clock when asked (checkpoint age,
@@ -12,7 +13,7 @@
 //! error texts pass through [`crate::secrets`] before they reach [`Health`].
 
 use crate::error::{Error, Result};
-use crate::freshness::Health;
+use crate::freshness::{Health, RoundRecord};
 use crate::metrics::Metrics;
 use crate::wait::WaitRequest;
 use axum::extract::{Query, State};
@@ -74,6 +75,23 @@ async fn get_wait(State(s): State<AppState>, Query(q): Query<WaitQuery>) -> Resp
     (code, Json(a)).into_response()
 }
 
+#[derive(serde::Deserialize)]
+struct RoundsQuery {
+    limit: Option<usize>,
+}
+
+/// `GET /rounds?limit=N`: the newest `N` round records (default 100, at most
+/// [`crate::audit::ROUNDS_IN_MEMORY`]), newest first.
+async fn get_rounds(State(s): State<AppState>, Query(q): Query<RoundsQuery>) -> impl IntoResponse {
+    let limit = q.limit.unwrap_or(100).min(crate::audit::ROUNDS_IN_MEMORY);
+    let rounds: Vec<RoundRecord> = s
+        .health
+        .lock()
+        .map(|h| h.rounds.iter().rev().take(limit).cloned().collect())
+        .unwrap_or_default();
+    Json(rounds)
+}
+
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
     s.metrics.set_freshness(&current(&s));
     (
@@ -103,6 +121,7 @@ pub async fn serve(
         .route("/health", get(get_health))
         .route("/metrics", get(get_metrics))
         .route("/wait", get(get_wait))
+        .route("/rounds", get(get_rounds))
         .with_state(AppState { health, metrics });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod ddl;
@@ -71,6 +72,7 @@ pub async fn replayer(
     let down = open_downstream(cfg).await?;
     let mut r = Replayer::new(disc, down, &cfg.sink, cfg.on_bad_file, metrics, health).await?;
     r.set_secrets(cfg.secrets.clone());
+    r.set_keep_rounds(cfg.keep_rounds);
     Ok(r)
 }
 

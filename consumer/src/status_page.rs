@@ -13,6 +13,7 @@
 //!   [`MAX_TABLES_SHOWN`] tables (a changefeed may have thousands) the page lists the ones
 //!   furthest behind and says how many it left out; `/health` lists all. The last round's
 //!   per-table list is capped the same way (largest row counts first);
+//! - the last few rounds' audit records (see [`crate::audit`], kept across restarts);
 //! - the recent fatal errors (the last [`crate::freshness::RECENT_ERRORS`]) with their time;
 //! - the quarantined data files (`--on-bad-file quarantine`): how many, and the newest with
 //!   their path, reason and time.
@@ -132,6 +133,7 @@ pub fn render(h: &Health, now_ms: u64) -> String {
         None => p.push_str("<h2>Last round</h2>\n<p>No round has finished yet.</p>\n"),
     }
     tables(&mut p, h);
+    recent_rounds(&mut p, h);
     recent_errors(&mut p, h);
     quarantined(&mut p, h);
     p.push_str("</body></html>\n");
@@ -294,6 +296,52 @@ fn or_dash(s: &str) -> &str {
     } else {
         s
     }
+}
+
+/// The last [`crate::audit::ROUNDS_ON_PAGE`] round records (kept across restarts), newest
+/// first: who ran it, when, the phases reached, rows, and its fatal error or warning count.
+fn recent_rounds(p: &mut String, h: &Health) {
+    p.push_str("<h2>Recent rounds</h2>\n");
+    if h.rounds.is_empty() {
+        p.push_str("<p>None recorded yet.</p>\n");
+        return;
+    }
+    p.push_str(
+        "<table id=\"recent-rounds\"><tr><th>Ended</th><th>Consumer</th><th>Round</th>\
+         <th>Phases</th><th>Rows</th><th>Outcome</th></tr>\n",
+    );
+    for r in h.rounds.iter().rev().take(crate::audit::ROUNDS_ON_PAGE) {
+        let phases: Vec<&str> = r
+            .phases
+            .iter()
+            .map(|ph| match ph {
+                crate::freshness::Phase::Discover => "discover",
+                crate::freshness::Phase::Read => "read",
+                crate::freshness::Phase::Apply => "apply",
+                crate::freshness::Phase::Commit => "commit",
+            })
+            .collect();
+        let outcome = match &r.fatal {
+            Some(f) => format!("<span class=\"fatal\">{}</span>", escape(f)),
+            None if r.warnings.is_empty() => "<span class=\"ok\">ok</span>".to_string(),
+            None => format!(
+                "<span class=\"warn\">ok, {} warnings</span>",
+                r.warnings.len()
+            ),
+        };
+        let _ = writeln!(
+            p,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
+             <td class=\"num\">{}</td><td>{}</td></tr>",
+            utc_time(r.ended_at_ms),
+            escape(&r.start_id),
+            r.round,
+            phases.join(", "),
+            r.rows(),
+            outcome
+        );
+    }
+    p.push_str("</table>\n");
 }
 
 fn recent_errors(p: &mut String, h: &Health) {

@@ -77,6 +77,7 @@ impl Replayer {
             h.note_round(rec.fatal.is_none(), rec.ended_at_ms);
             h.files_pending = rec.files_pending;
             h.last_round = Some(rec.clone());
+            h.push_round(rec.clone());
             h.tables = tables;
             h.quarantined_files_total = self.quarantined_total;
             h.quarantined = self.quarantined.clone();
