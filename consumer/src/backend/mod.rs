@@ -4,9 +4,9 @@
 //! # One folder per backend
 //!
 //! Each backend owns everything about its downstream in its own folder: identifier quoting,
-//! type mapping and DDL text (`dialect.rs`), its bookkeeping tables (progress and quarantine,
-//! `bookkeeping.rs`), the transactional apply path (`apply.rs`), and the read-back of a
-//! replicated table (`read_back.rs`). Adding a downstream is one new folder plus one arm in
+//! type mapping and DDL text (`dialect.rs`), its bookkeeping tables (progress, quarantine and
+//! the round audit record, `bookkeeping.rs`), the transactional apply path (`apply.rs`), and
+//! the read-back of a replicated table (`read_back.rs`; bookkeeping tables are not listed). Adding a downstream is one new folder plus one arm in
 //! [`open`] (and its scheme in [`crate::config::DownstreamUri`]). What is dialect-free (the
 //! DDL operation model in [`crate::ddl`], the row-operation plan in [`crate::plan`]) stays in
 //! the consumer core; the SQL backends share the [`dialect::Dialect`] trait's default texts.
