@@ -34,6 +34,8 @@ install_debian_packages() {
   command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server mariadb-client)
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+  # promtool checks docs/alerts.yml (consumer/tests/alert_rules.rs)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq >/dev/null

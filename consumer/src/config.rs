@@ -6,6 +6,7 @@
 //! parameters are errors naming them.
 
 use crate::error::{Error, Result};
+use crate::freshness::{default_unhealthy_after, HealthPolicy};
 use crate::quarantine::BadFilePolicy;
 use crate::secrets::Secrets;
 use cdc_common::layout::LayoutConfig;
@@ -60,6 +61,18 @@ pub struct Args {
     /// Replay what is in storage now (up to the checkpoint-ts) and exit.
     #[arg(long)]
     pub once: bool,
+    /// /health says `failing` (HTTP 503) when no round succeeded for this long (default: ten
+    /// --interval, at least 30s).
+    #[arg(long)]
+    pub unhealthy_after: Option<String>,
+    /// /health says `stalled` (HTTP 503) when the checkpoint is older than this (e.g. 5m; off
+    /// unless given: an idle upstream also ages its checkpoint).
+    #[arg(long)]
+    pub stale_after: Option<String>,
+    /// Round audit records kept in the downstream (cdc_consumer_rounds, or the stdout
+    /// progress file's .rounds.jsonl); the oldest beyond are deleted.
+    #[arg(long, default_value_t = crate::audit::DEFAULT_KEEP_ROUNDS)]
+    pub keep_rounds: u64,
     /// Exit (status 0) once every table is applied up to this commit ts.
     #[arg(long)]
     pub until_ts: Option<u64>,
@@ -210,6 +223,10 @@ pub struct Config {
     pub interval: Duration,
     /// Exit after replaying what is there.
     pub once: bool,
+    /// When `/health` turns failing or stalled (`--unhealthy-after`, `--stale-after`).
+    pub health_policy: HealthPolicy,
+    /// Round audit records kept in the downstream (`--keep-rounds`).
+    pub keep_rounds: u64,
     /// Exit once this ts is applied.
     pub until_ts: Option<cdc_common::Ts>,
     /// Tables to replay.
@@ -245,6 +262,25 @@ pub fn parse_metrics_addr(s: &str) -> Result<SocketAddr> {
     })
 }
 
+/// `--unhealthy-after` (default from `--interval`, see [`default_unhealthy_after`]) and
+/// `--stale-after` (off unless given).
+fn health_policy(a: &Args, interval: Duration) -> Result<HealthPolicy> {
+    let max = Duration::from_secs(7 * 24 * 3600);
+    let unhealthy_after = match &a.unhealthy_after {
+        Some(v) => parse_duration("unhealthy-after", v, Duration::from_millis(1), max)?,
+        None => default_unhealthy_after(interval),
+    };
+    let stale_after = a
+        .stale_after
+        .as_deref()
+        .map(|v| parse_duration("stale-after", v, Duration::from_millis(1), max))
+        .transpose()?;
+    Ok(HealthPolicy {
+        unhealthy_after,
+        stale_after,
+    })
+}
+
 impl Config {
     /// Validates the command line (reading `--config` when given).
     pub fn from_args(a: &Args) -> Result<Config> {
@@ -268,6 +304,10 @@ impl Config {
             Duration::from_millis(1),
             Duration::from_secs(3600),
         )?;
+        let health_policy = health_policy(a, interval)?;
+        if a.keep_rounds == 0 {
+            return Err(Error::config("keep-rounds", "must be at least 1"));
+        }
         if a.batch_rows == 0 || a.batch_rows > 10_000 {
             return Err(Error::config("batch-rows", "must be 1..=10000"));
         }
@@ -285,6 +325,8 @@ impl Config {
             downstream_redacted: redact_uri(&a.downstream_uri),
             interval,
             once: a.once,
+            health_policy,
+            keep_rounds: a.keep_rounds,
             until_ts: a.until_ts.map(cdc_common::Ts),
             tables: match &a.tables {
                 Some(t) => TableFilter::parse(t)?,

@@ -18,7 +18,7 @@
 //! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
 //! - [`secrets`]: keeping URI secrets out of logs, errors, `/health` and the status page.
 //! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] and
-//!   [`status_page`] report.
+//!   [`status_page`] report; [`wait`] answers read-your-writes waiters.
 //!
 //! Invariants: storage is the source of truth (all state here is rebuilt from storage plus the
 //! downstream's progress record); nothing above the sink's checkpoint-ts is applied when rows
@@ -26,6 +26,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod backend;
 pub mod config;
 pub mod ddl;
@@ -42,6 +43,7 @@ pub mod quarantine;
 pub mod replay;
 pub mod secrets;
 pub mod status_page;
+pub mod wait;
 
 pub use error::{Error, Result};
 
@@ -70,6 +72,7 @@ pub async fn replayer(
     let down = open_downstream(cfg).await?;
     let mut r = Replayer::new(disc, down, &cfg.sink, cfg.on_bad_file, metrics, health).await?;
     r.set_secrets(cfg.secrets.clone());
+    r.set_keep_rounds(cfg.keep_rounds);
     Ok(r)
 }
 
@@ -94,7 +97,7 @@ async fn serve(args: &config::Args) -> Result<()> {
         "storage-consumer starting"
     );
     let metrics = Metrics::new();
-    let health = Arc::new(Mutex::new(Health::default()));
+    let health = Arc::new(Mutex::new(Health::new(cfg.health_policy)));
     if let Some(addr) = cfg.metrics_addr {
         let bound = http::serve(addr, health.clone(), metrics.clone()).await?;
         tracing::info!(addr = %bound, "serving /health and /metrics");

@@ -2,7 +2,10 @@
 //!
 //! One [`Metrics`] per process, shared by discovery (list/get calls, bytes read), the replay
 //! loop (rows, files, DDLs, apply duration, lag, pending files, errors) and `/metrics`.
+//! The freshness gauges (lag, checkpoint age, last success, failed rounds in a row) come from
+//! [`Health`] ([`Metrics::set_freshness`]): one source, so `/metrics` and `/health` agree.
 
+use crate::freshness::Health;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
@@ -22,8 +25,16 @@ pub struct Metrics {
     pub bytes_read: IntCounter,
     /// Time to apply one unit (a data file or a DDL) downstream, commit included.
     pub apply_duration: Histogram,
-    /// Upstream checkpoint ts minus applied ts, in seconds of wall time.
+    /// Upstream checkpoint ts minus applied ts, in seconds of wall time (NaN while the applied
+    /// ts is unknown, see [`crate::freshness`]).
     pub lag_seconds: Gauge,
+    /// Wall clock minus the checkpoint's physical time, in seconds (set at each round's end
+    /// and at each scrape).
+    pub checkpoint_age_seconds: Gauge,
+    /// End of the last successful round, seconds since the Unix epoch (0: none yet).
+    pub last_success_timestamp_seconds: Gauge,
+    /// Rounds failed in a row (0 after a success).
+    pub consecutive_failed_rounds: IntGauge,
     /// Upstream checkpoint ts seen last.
     pub checkpoint_ts: IntGauge,
     /// Applied ts (every table applied up to it).
@@ -96,6 +107,24 @@ impl Metrics {
         registry
             .register(Box::new(lag_seconds.clone()))
             .expect("metric names are unique");
+        let float_gauge = |name: &str, help: &str| {
+            let g = Gauge::new(format!("cdc_consumer_{name}"), help)
+                .expect("static metric definition is valid");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("metric names are unique");
+            g
+        };
+        let checkpoint_age_seconds = float_gauge(
+            "checkpoint_age_seconds",
+            "Wall clock minus the upstream checkpoint's physical time, in seconds",
+        );
+        let last_success_timestamp_seconds = float_gauge(
+            "last_success_timestamp_seconds",
+            "End of the last successful replay round, seconds since the Unix epoch",
+        );
+        let consecutive_failed_rounds =
+            gauge("consecutive_failed_rounds", "Replay rounds failed in a row");
         let errors = IntCounterVec::new(
             Opts::new(
                 "cdc_consumer_errors_total",
@@ -115,6 +144,9 @@ impl Metrics {
             bytes_read,
             apply_duration,
             lag_seconds,
+            checkpoint_age_seconds,
+            last_success_timestamp_seconds,
+            consecutive_failed_rounds,
             checkpoint_ts,
             applied_ts,
             files_pending,
@@ -124,6 +156,20 @@ impl Metrics {
             rounds,
             quarantined_files,
         }
+    }
+
+    /// Sets the freshness gauges from a refreshed [`Health`] (see [`Health::refresh`]).
+    pub fn set_freshness(&self, h: &Health) {
+        let f = &h.freshness;
+        self.lag_seconds
+            .set(f.lag_ms.map(|ms| ms as f64 / 1000.0).unwrap_or(f64::NAN));
+        if let Some(age) = f.checkpoint_age_ms {
+            self.checkpoint_age_seconds.set(age as f64 / 1000.0);
+        }
+        self.last_success_timestamp_seconds
+            .set(h.last_success_at_ms.unwrap_or(0) as f64 / 1000.0);
+        self.consecutive_failed_rounds
+            .set(f.consecutive_failed_rounds as i64);
     }
 
     /// The Prometheus text exposition of every metric.

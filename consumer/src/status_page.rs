@@ -1,6 +1,8 @@
 //! `GET /`: a one-page HTML status view of the consumer, rendered from [`Health`].
 //!
 //! The page shows:
+//! - the status (`ready`, `lagging`, `stalled`, `failing`, see [`crate::freshness::Status`]) in
+//!   words and in colour (green, amber, red, red), as `/health` says it;
 //! - freshness: upstream checkpoint ts and applied ts, each with its wall-clock time (UTC; the
 //!   TSO's physical part, `ts >> 18`, is milliseconds since the epoch), the lag in ts and in
 //!   milliseconds, and the files pending;
@@ -11,6 +13,7 @@
 //!   [`MAX_TABLES_SHOWN`] tables (a changefeed may have thousands) the page lists the ones
 //!   furthest behind and says how many it left out; `/health` lists all. The last round's
 //!   per-table list is capped the same way (largest row counts first);
+//! - the last few rounds' audit records (see [`crate::audit`], kept across restarts);
 //! - the recent fatal errors (the last [`crate::freshness::RECENT_ERRORS`]) with their time;
 //! - the quarantined data files (`--on-bad-file quarantine`): how many, and the newest with
 //!   their path, reason and time.
@@ -106,7 +109,10 @@ const STYLE: &str = "body{font-family:sans-serif;margin:1.5em;color:#222}\
 table{border-collapse:collapse;margin-bottom:1em}\
 th,td{border:1px solid #ccc;padding:.2em .6em;text-align:left;vertical-align:top}\
 th{background:#f3f3f3}.num{text-align:right;font-family:monospace}\
-.fatal{color:#a00}.warn{color:#850}.ok{color:#070}";
+.fatal{color:#a00}.warn{color:#850}.ok{color:#070}\
+.status{display:inline-block;padding:.2em .8em;border-radius:.3em;color:#fff;font-weight:bold}\
+.status-ready{background:#070}.status-lagging{background:#a70}\
+.status-stalled{background:#a00}.status-failing{background:#a00}";
 
 /// Renders the whole page. `now_ms` (milliseconds since the epoch) is shown as the page's time.
 pub fn render(h: &Health, now_ms: u64) -> String {
@@ -127,6 +133,7 @@ pub fn render(h: &Health, now_ms: u64) -> String {
         None => p.push_str("<h2>Last round</h2>\n<p>No round has finished yet.</p>\n"),
     }
     tables(&mut p, h);
+    recent_rounds(&mut p, h);
     recent_errors(&mut p, h);
     quarantined(&mut p, h);
     p.push_str("</body></html>\n");
@@ -134,6 +141,17 @@ pub fn render(h: &Health, now_ms: u64) -> String {
 }
 
 fn freshness(p: &mut String, h: &Health) {
+    let st = h.status.as_str();
+    let opt = |v: Option<u64>| v.map_or("unknown".to_string(), |v| v.to_string());
+    let _ = writeln!(
+        p,
+        "<p>Status: <span class=\"status status-{st}\" id=\"status\">{st}</span> \
+         ({} failed rounds in a row; last success {})</p>",
+        h.freshness.consecutive_failed_rounds,
+        h.freshness
+            .last_success_ms_ago
+            .map_or("never".to_string(), |ms| format!("{ms} ms ago")),
+    );
     let _ = write!(
         p,
         "<h2>Freshness</h2>\n<table>\
@@ -141,11 +159,13 @@ fn freshness(p: &mut String, h: &Health) {
          <tr><th>Applied ts</th><td class=\"num\" id=\"applied-ts\">{}</td></tr>\
          <tr><th>Lag (ts)</th><td class=\"num\">{}</td></tr>\
          <tr><th>Lag (ms)</th><td class=\"num\">{}</td></tr>\
+         <tr><th>Checkpoint age (ms)</th><td class=\"num\">{}</td></tr>\
          <tr><th>Files pending</th><td class=\"num\">{}</td></tr></table>\n",
         ts_cell(h.checkpoint_ts),
-        ts_cell(h.applied_ts),
-        h.lag_ts,
-        h.lag_ms,
+        h.applied_ts.map_or("unknown".to_string(), ts_cell),
+        opt(h.lag_ts),
+        opt(h.lag_ms),
+        opt(h.freshness.checkpoint_age_ms),
         h.files_pending
     );
 }
@@ -278,6 +298,52 @@ fn or_dash(s: &str) -> &str {
     }
 }
 
+/// The last [`crate::audit::ROUNDS_ON_PAGE`] round records (kept across restarts), newest
+/// first: who ran it, when, the phases reached, rows, and its fatal error or warning count.
+fn recent_rounds(p: &mut String, h: &Health) {
+    p.push_str("<h2>Recent rounds</h2>\n");
+    if h.rounds.is_empty() {
+        p.push_str("<p>None recorded yet.</p>\n");
+        return;
+    }
+    p.push_str(
+        "<table id=\"recent-rounds\"><tr><th>Ended</th><th>Consumer</th><th>Round</th>\
+         <th>Phases</th><th>Rows</th><th>Outcome</th></tr>\n",
+    );
+    for r in h.rounds.iter().rev().take(crate::audit::ROUNDS_ON_PAGE) {
+        let phases: Vec<&str> = r
+            .phases
+            .iter()
+            .map(|ph| match ph {
+                crate::freshness::Phase::Discover => "discover",
+                crate::freshness::Phase::Read => "read",
+                crate::freshness::Phase::Apply => "apply",
+                crate::freshness::Phase::Commit => "commit",
+            })
+            .collect();
+        let outcome = match &r.fatal {
+            Some(f) => format!("<span class=\"fatal\">{}</span>", escape(f)),
+            None if r.warnings.is_empty() => "<span class=\"ok\">ok</span>".to_string(),
+            None => format!(
+                "<span class=\"warn\">ok, {} warnings</span>",
+                r.warnings.len()
+            ),
+        };
+        let _ = writeln!(
+            p,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td>\
+             <td class=\"num\">{}</td><td>{}</td></tr>",
+            utc_time(r.ended_at_ms),
+            escape(&r.start_id),
+            r.round,
+            phases.join(", "),
+            r.rows(),
+            outcome
+        );
+    }
+    p.push_str("</table>\n");
+}
+
 fn recent_errors(p: &mut String, h: &Health) {
     p.push_str("<h2>Recent errors</h2>\n");
     if h.recent_errors.is_empty() {
@@ -338,7 +404,7 @@ mod tests {
         let mut h = Health::default();
         h.set_ts(
             Ts::from_parts(1_700_000_005_000, 0),
-            Ts::from_parts(1_700_000_003_000, 0),
+            Some(Ts::from_parts(1_700_000_003_000, 0)),
         );
         h.files_pending = 2;
         let mut r = RoundRecord {

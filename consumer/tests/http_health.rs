@@ -13,6 +13,13 @@ use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let (code, body) = http_get_any(addr, path).await;
+    assert_eq!(code, 200, "{body}");
+    body
+}
+
+/// GET `path`: the HTTP status code and the body.
+async fn http_get_any(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
         .await
@@ -20,8 +27,8 @@ async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
+    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -111,7 +118,12 @@ async fn health_reports_freshness_and_the_last_round() {
     let fatal = rec.fatal.clone().unwrap();
     assert!(fatal.contains("CDC00000000000000000003.csv"), "{fatal}");
     assert!(rec.warnings.is_empty());
-    let h: serde_json::Value = serde_json::from_str(&http_get(addr, "/health").await).unwrap();
+    let (code, body) = http_get_any(addr, "/health").await;
+    // The last round failed: failing, 503.
+    assert_eq!(code, 503, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["status"], "failing");
+    assert_eq!(h["freshness"]["consecutive_failed_rounds"], 1);
     assert_eq!(h["last_round"]["fatal"], fatal.as_str());
     let errors = h["recent_errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1);
@@ -120,4 +132,65 @@ async fn health_reports_freshness_and_the_last_round() {
     // The second file was applied before the broken third one.
     assert_eq!(h["last_round"]["tables"]["db.t"]["rows"], 1);
     assert!(h["lag_ts"].as_u64().unwrap() > 0);
+}
+
+/// Issue 14's case: csv storage read with `protocol=canal-json`. Every round fails; `/health`
+/// must say so (failing, 503), the applied ts is unknown (null, not the checkpoint's) and the
+/// lag metric is not 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_protocol_reads_as_failing_not_fresh() {
+    let mut w = Writer::new("memory://http-wrong-protocol?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(3)).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Metrics::new();
+    let health = Arc::new(Mutex::new(Health::default()));
+    let addr = cdc_consumer::http::serve(
+        "127.0.0.1:0".parse().unwrap(),
+        health.clone(),
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    let uri = "memory://http-wrong-protocol?protocol=canal-json&enable-tidb-extension=true";
+    let mut r = ReplayerBuilder::sqlite(uri, &dir.path().join("out.db"))
+        .metrics(metrics)
+        .health(health)
+        .replayer()
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let RoundOutcome { error, .. } = r.round().await;
+        assert!(
+            error.is_some(),
+            "a csv file read as canal-json must fail the round"
+        );
+    }
+    let (code, body) = http_get_any(addr, "/health").await;
+    assert_eq!(code, 503, "{body}");
+    let h: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(h["status"], "failing", "{h}");
+    let f = &h["freshness"];
+    assert_eq!(f["checkpoint_ts"], ts(3).0, "{h}");
+    assert!(f["applied_ts"].is_null(), "applied ts borrowed: {h}");
+    assert!(f["lag"].is_null() && f["lag_ms"].is_null(), "{h}");
+    assert!(h["applied_ts"].is_null(), "{h}");
+    assert_eq!(f["consecutive_failed_rounds"], 2);
+    assert!(f["last_success_ms_ago"].is_null());
+    assert!(f["checkpoint_age_ms"].as_u64().unwrap() > 0);
+    let m = http_get(addr, "/metrics").await;
+    assert!(!m.contains("cdc_consumer_lag_seconds 0\n"), "{m}");
+    assert!(
+        m.contains("cdc_consumer_consecutive_failed_rounds 2"),
+        "{m}"
+    );
+    assert!(m.contains("cdc_consumer_checkpoint_age_seconds "), "{m}");
+    let page = http_get_any(addr, "/").await.1;
+    assert!(
+        page.contains("status-failing\" id=\"status\">failing<"),
+        "{page}"
+    );
 }

@@ -44,7 +44,7 @@ fn rows(db: &Path, table: &str) -> Vec<(i64, String)> {
 fn table_names(db: &Path) -> Vec<String> {
     let c = rusqlite::Connection::open(db).unwrap();
     let mut st = c
-        .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name <> 'cdc_consumer_progress' ORDER BY name")
+        .prepare("SELECT name FROM sqlite_master WHERE type='table' AND name NOT IN ('cdc_consumer_progress', 'cdc_consumer_rounds') ORDER BY name")
         .unwrap();
     st.query_map([], |r| r.get(0))
         .unwrap()

@@ -4,7 +4,7 @@
 //! [`SinkOptions`]: cdc_common::SinkOptions
 
 use crate::error::{Result, SinkError};
-use crate::retry::RetryPolicy;
+use crate::retry::{attempts_for, RetryPolicy, DEFAULT_STORAGE_RETRY_TIMEOUT};
 use cdc_common::storage::StorageKind;
 use cdc_spool::SpoolConfig;
 use std::fmt;
@@ -67,8 +67,13 @@ pub struct SinkConfig {
     pub upload_memory: usize,
     /// Largest event (rows) encoded inline (see [`DEFAULT_INLINE_ENCODE_MAX_ROWS`]).
     pub inline_encode_max_rows: usize,
-    /// Retries, backoff and per-request timeout of storage operations.
+    /// Retries, backoff and per-request timeout of storage operations; its attempts follow
+    /// `storage_retry_timeout` unless [`SinkConfig::with_retry`] came last.
     pub retry: RetryPolicy,
+    /// `storage-retry-timeout`: how long one storage operation is retried (sum of backoffs,
+    /// see [`crate::retry::attempts_for`]); default
+    /// [`crate::retry::DEFAULT_STORAGE_RETRY_TIMEOUT`].
+    pub storage_retry_timeout: Duration,
     /// Minimum time between checkpoint file writes.
     pub checkpoint_interval: Duration,
     /// Spool configuration; `None` resolves the URI's spool options against this machine.
@@ -95,6 +100,7 @@ impl fmt::Debug for SinkConfig {
             .field("upload_memory", &self.upload_memory)
             .field("inline_encode_max_rows", &self.inline_encode_max_rows)
             .field("retry", &self.retry)
+            .field("storage_retry_timeout", &self.storage_retry_timeout)
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("spool", &self.spool)
             .field("local_root", &self.local_root)
@@ -115,7 +121,11 @@ impl SinkConfig {
             multipart_part_size: DEFAULT_MULTIPART_PART_SIZE,
             upload_memory: DEFAULT_UPLOAD_MEMORY,
             inline_encode_max_rows: DEFAULT_INLINE_ENCODE_MAX_ROWS,
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                max_attempts: attempts_for(&RetryPolicy::default(), DEFAULT_STORAGE_RETRY_TIMEOUT),
+                ..RetryPolicy::default()
+            },
+            storage_retry_timeout: DEFAULT_STORAGE_RETRY_TIMEOUT,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             spool: None,
             local_root: None,
@@ -155,9 +165,18 @@ impl SinkConfig {
         self
     }
 
-    /// Sets the retry policy.
+    /// Sets the retry policy exactly (its `max_attempts` included; follow with
+    /// [`SinkConfig::with_storage_retry_timeout`] to budget its attempts by time instead).
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Sets `storage-retry-timeout`: the retry policy's attempts become as many as its
+    /// backoffs need to add up to `timeout` (see [`crate::retry::attempts_for`]).
+    pub fn with_storage_retry_timeout(mut self, timeout: Duration) -> Self {
+        self.storage_retry_timeout = timeout;
+        self.retry.max_attempts = attempts_for(&self.retry, timeout);
         self
     }
 

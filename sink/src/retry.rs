@@ -7,6 +7,13 @@
 //!     \--ok--> done            \--err(non-retryable)--> SinkError::Storage at once
 //! ```
 //!
+//! The budget: `storage-retry-timeout` ([`SinkConfig::with_storage_retry_timeout`], default
+//! [`DEFAULT_STORAGE_RETRY_TIMEOUT`]) becomes the policy's attempts ([`attempts_for`]): as many
+//! as its backoffs need to add up to the timeout. Past it the operation fails and the embedder
+//! gets the error through the error callback.
+//!
+//! [`SinkConfig::with_storage_retry_timeout`]: crate::config::SinkConfig::with_storage_retry_timeout
+//!
 //! What this file adds to the common loop: each failed attempt counts in
 //! `cdc_sink_storage_errors_total{op}`, each retry in `cdc_sink_storage_retries_total` and logs a
 //! warning (the [`SinkRetryHook`]); the loop's error becomes [`SinkError::Storage`] or
@@ -26,6 +33,31 @@ pub use cdc_common::retry::{
     RetryPolicy, DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_BACKOFF,
     DEFAULT_REQUEST_TIMEOUT,
 };
+
+/// `storage-retry-timeout`'s default: how long the sink keeps retrying one storage operation
+/// (sum of its backoffs) before it stops with the error. Two minutes ride out a storage outage
+/// of at least a minute (a zone failover, a restarted endpoint): meanwhile nothing is
+/// acknowledged, the spool keeps memory under its quota (spilling to disk) and, above its high
+/// watermark, holds the dispatchers' wakes, so upstream slows down instead of the sink failing.
+pub const DEFAULT_STORAGE_RETRY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Attempts of `policy` whose backoffs add up to at least `budget` (its `max_attempts` when
+/// the backoff is zero). Each attempt may add up to the per-request timeout on top when the
+/// store hangs instead of failing.
+pub fn attempts_for(policy: &RetryPolicy, budget: Duration) -> u32 {
+    if policy.max_backoff.is_zero() || policy.initial_backoff.is_zero() {
+        return policy.max_attempts;
+    }
+    let mut total = Duration::ZERO;
+    let mut backoff = policy.initial_backoff;
+    let mut attempts: u32 = 1;
+    while total < budget && attempts < u32::MAX {
+        total += backoff;
+        backoff = (backoff * 2).min(policy.max_backoff);
+        attempts += 1;
+    }
+    attempts
+}
 
 /// Counts and logs the failures and retries of one sink storage operation.
 struct SinkRetryHook<'a> {
@@ -96,5 +128,30 @@ fn storage_error(op: &'static str, e: RetryError) -> SinkError {
             timeout,
             attempts,
         },
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    /// The default budget's backoffs add up to at least a minute of outage.
+    #[test]
+    fn the_default_budget_rides_out_a_minute() {
+        let p = RetryPolicy::default();
+        let n = attempts_for(&p, DEFAULT_STORAGE_RETRY_TIMEOUT);
+        let mut total = Duration::ZERO;
+        let mut b = p.initial_backoff;
+        for _ in 1..n {
+            total += b;
+            b = (b * 2).min(p.max_backoff);
+        }
+        assert!(
+            total >= Duration::from_secs(60),
+            "{total:?} over {n} attempts"
+        );
+        assert!(total >= DEFAULT_STORAGE_RETRY_TIMEOUT);
+        assert!(n < 40, "{n}");
+        assert_eq!(attempts_for(&p, Duration::ZERO), 1);
     }
 }

@@ -4,9 +4,9 @@
 //! # One folder per backend
 //!
 //! Each backend owns everything about its downstream in its own folder: identifier quoting,
-//! type mapping and DDL text (`dialect.rs`), its bookkeeping tables (progress and quarantine,
-//! `bookkeeping.rs`), the transactional apply path (`apply.rs`), and the read-back of a
-//! replicated table (`read_back.rs`). Adding a downstream is one new folder plus one arm in
+//! type mapping and DDL text (`dialect.rs`), its bookkeeping tables (progress, quarantine and
+//! the round audit record, `bookkeeping.rs`), the transactional apply path (`apply.rs`), and
+//! the read-back of a replicated table (`read_back.rs`; bookkeeping tables are not listed). Adding a downstream is one new folder plus one arm in
 //! [`open`] (and its scheme in [`crate::config::DownstreamUri`]). What is dialect-free (the
 //! DDL operation model in [`crate::ddl`], the row-operation plan in [`crate::plan`]) stays in
 //! the consumer core; the SQL backends share the [`dialect::Dialect`] trait's default texts.
@@ -36,6 +36,7 @@ pub mod stdout;
 use crate::config::DownstreamUri;
 use crate::ddl::DdlOp;
 use crate::error::Result;
+use crate::freshness::RoundRecord;
 use crate::plan::RowOp;
 use crate::progress::{Position, ProgressKey};
 use crate::quarantine::QuarantinedFile;
@@ -76,6 +77,13 @@ pub trait Downstream: Send {
     /// Reads the quarantine record, oldest first. With `create` the record is created when
     /// missing (policy `quarantine`); without, a missing record reads as empty.
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>>;
+
+    /// Stores a round's audit record (creating its table when missing) and drops the oldest
+    /// beyond `keep` (see [`crate::audit`]).
+    async fn save_round(&mut self, rec: &RoundRecord, keep: u64) -> Result<()>;
+
+    /// The newest `limit` stored round records, oldest first (empty when none is stored).
+    async fn load_rounds(&mut self, limit: usize) -> Result<Vec<RoundRecord>>;
 
     /// Read-back: the replicated tables of upstream schema `schema`, sorted by name (the
     /// consumer's bookkeeping tables are not among them).

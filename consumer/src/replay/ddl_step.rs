@@ -101,6 +101,7 @@ impl Replayer {
                 commit_ts: version,
             },
         )];
+        self.phase_counts.applied += 1;
         self.down
             .apply(Unit {
                 file,

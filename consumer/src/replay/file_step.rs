@@ -170,6 +170,7 @@ impl Replayer {
             }
         };
         let progress = vec![(f.key, pos)];
+        self.phase_counts.applied += 1;
         self.down
             .apply(Unit {
                 file: path,
@@ -206,6 +207,7 @@ impl Replayer {
     ) -> Result<()> {
         let q = QuarantinedFile::new(&key, &pos, path, err.to_string(), now_ms());
         let progress = vec![(key, pos)];
+        self.phase_counts.applied += 1;
         self.down
             .apply(Unit {
                 file: path,

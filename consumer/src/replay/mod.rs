@@ -25,10 +25,13 @@
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
+//! - `audit`: the round record stored in the downstream (`cdc_consumer_rounds`, see
+//!   [`crate::audit`]) and loaded back at start.
 //!
 //! The files below this one use it; it uses none of them (it only calls their methods on
 //! [`Replayer`]), so there is no import circle.
 
+mod audit;
 mod ddl_step;
 mod file_step;
 mod report;
@@ -38,7 +41,7 @@ use crate::backend::Downstream;
 use crate::decode::Decoder;
 use crate::discovery::{Catalog, Discovery, SchemaEntry, Upstream};
 use crate::error::{Error, Result};
-use crate::freshness::{now_ms, Health, RoundRecord};
+use crate::freshness::{now_ms, Health, Phase, RoundRecord};
 use crate::metrics::Metrics;
 use crate::ordering::{schema_step, table_steps, Step};
 use crate::progress::{Position, Progress, ProgressKey};
@@ -73,6 +76,21 @@ pub struct Replayer {
     quarantined_total: u64,
     /// Redacted from every error and warning text before it is logged or shown.
     secrets: Secrets,
+    /// Units read, handed to the downstream and committed since start: a round's deltas say
+    /// which [`Phase`]s it reached.
+    phase_counts: PhaseCounts,
+    /// This process's id in the audit record ([`crate::audit::start_id`]).
+    start_id: String,
+    /// Round records kept in the downstream (`--keep-rounds`).
+    keep_rounds: u64,
+}
+
+/// Counters behind a round's [`Phase`]s (see [`Replayer::round`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct PhaseCounts {
+    read: u64,
+    applied: u64,
+    committed: u64,
 }
 
 /// What one step did.
@@ -142,8 +160,12 @@ impl Replayer {
             quarantined: Vec::new(),
             quarantined_total: 0,
             secrets: Secrets::default(),
+            phase_counts: PhaseCounts::default(),
+            start_id: crate::audit::start_id(),
+            keep_rounds: crate::audit::DEFAULT_KEEP_ROUNDS,
         };
         r.set_quarantined(quarantined);
+        r.load_rounds().await;
         Ok(r)
     }
 
@@ -176,6 +198,11 @@ impl Replayer {
         self.secrets = secrets;
     }
 
+    /// Sets how many round records the downstream keeps (`--keep-rounds`, at least 1).
+    pub fn set_keep_rounds(&mut self, keep: u64) {
+        self.keep_rounds = keep.max(1);
+    }
+
     /// The quarantine record as committed (the newest entries) and how many it holds.
     pub fn quarantined(&self) -> (&[QuarantinedFile], u64) {
         (&self.quarantined, self.quarantined_total)
@@ -198,11 +225,14 @@ impl Replayer {
         self.rounds += 1;
         self.metrics.rounds.inc();
         let mut rec = RoundRecord {
+            start_id: self.start_id.clone(),
             round: self.rounds,
             started_at_ms: now_ms(),
             ..Default::default()
         };
+        let before = self.phase_counts;
         let result = self.round_inner(&mut rec).await;
+        rec.phases = self.phases_since(before);
         for (_, h) in self.prefetch.drain() {
             h.abort();
         }
@@ -211,6 +241,7 @@ impl Replayer {
         let error = self.record_error(&mut rec, result);
         self.record_totals(&mut rec);
         Self::log_record(&rec);
+        self.save_round(&rec).await;
         self.publish_health(&rec);
         RoundOutcome {
             record: rec,
@@ -291,6 +322,7 @@ impl Replayer {
                 key,
                 before,
             } => {
+                self.phase_counts.read += 1;
                 let f = DataFileStep {
                     table,
                     schema,
@@ -309,7 +341,26 @@ impl Replayer {
         Ok(Outcome::Applied)
     }
 
+    /// The phases a round reached: discover always (it is the first), read when it began
+    /// reading a data file, apply when it handed a unit to the downstream, commit when a unit
+    /// committed.
+    fn phases_since(&self, before: PhaseCounts) -> Vec<Phase> {
+        let now = self.phase_counts;
+        let mut out = vec![Phase::Discover];
+        if now.read > before.read {
+            out.push(Phase::Read);
+        }
+        if now.applied > before.applied {
+            out.push(Phase::Apply);
+        }
+        if now.committed > before.committed {
+            out.push(Phase::Commit);
+        }
+        out
+    }
+
     fn commit(&mut self, rows: Vec<(ProgressKey, Position)>) {
+        self.phase_counts.committed += 1;
         for (k, p) in rows {
             self.progress.set(k, p);
         }

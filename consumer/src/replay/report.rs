@@ -3,7 +3,7 @@
 //! After the steps ran, a round's [`RoundRecord`] gets its warnings (redacted), its fatal
 //! error (redacted), its totals (checkpoint-ts, applied ts, files pending); the gauges are set,
 //! the record is logged (in full when the round did or met anything, else at debug), and
-//! `/health` is updated.
+//! `/health` is updated and its `/wait` waiters are woken.
 //!
 //! Invariants: the applied ts of a table never exceeds what discovery knows to be complete
 //! ([`crate::discovery::Catalog::complete_through`]) nor the checkpoint; no warning or error
@@ -65,19 +65,19 @@ impl Replayer {
         self.metrics.checkpoint_ts.set(checkpoint.0 as i64);
         self.metrics.applied_ts.set(rec.applied_ts as i64);
         self.metrics.files_pending.set(pending as i64);
-        self.metrics
-            .lag_seconds
-            .set(crate::freshness::lag_ms(checkpoint, Ts(rec.applied_ts)) as f64 / 1000.0);
     }
 
     /// Puts the round in `/health`: its totals, its record, the per-table progress, the
     /// quarantine record, and its error among the recent ones.
     pub(super) fn publish_health(&self, rec: &RoundRecord) {
         let tables = self.table_progress();
+        let applied = self.known_applied_ts();
         if let Ok(mut h) = self.health.lock() {
-            h.set_ts(Ts(rec.checkpoint_ts), Ts(rec.applied_ts));
+            h.set_ts(Ts(rec.checkpoint_ts), applied);
+            h.note_round(rec.fatal.is_none(), rec.ended_at_ms);
             h.files_pending = rec.files_pending;
             h.last_round = Some(rec.clone());
+            h.push_round(rec.clone());
             h.tables = tables;
             h.quarantined_files_total = self.quarantined_total;
             h.quarantined = self.quarantined.clone();
@@ -88,7 +88,20 @@ impl Replayer {
                     message: f.clone(),
                 });
             }
+            h.refresh(rec.ended_at_ms);
+            self.metrics.set_freshness(&h);
+            h.applied.notify_waiters();
         }
+    }
+
+    /// The applied ts `/health` shows: `None` when it is not known (no checkpoint yet, or no
+    /// table in the catalog: nothing was read), never the checkpoint borrowed.
+    pub fn known_applied_ts(&self) -> Option<Ts> {
+        let cat = self.disc.catalog();
+        if cat.checkpoint.is_none() || cat.tables.is_empty() {
+            return None;
+        }
+        Some(self.applied_ts().min(cat.checkpoint.unwrap_or(Ts::ZERO)))
     }
 
     fn catalog_fingerprint(&self) -> u64 {
@@ -112,7 +125,9 @@ impl Replayer {
         h
     }
 
-    /// The ts up to which every table is applied (see [`crate::freshness`]).
+    /// The ts up to which every table is applied (see [`crate::freshness`]); with no table in
+    /// the catalog every table is vacuously applied, so this is the checkpoint (what
+    /// `--until-ts` compares). `/health` shows [`Replayer::known_applied_ts`] instead.
     pub fn applied_ts(&self) -> Ts {
         let checkpoint = self.disc.catalog().complete_through();
         self.tables_applied_ts()

@@ -4,8 +4,10 @@
 //! `cdc_consumer_quarantine` (one row per quarantined data file, created only under policy
 //! `quarantine`): their DDL, their load, their write.
 
+use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
 use crate::backend::{downstream_error, Unit};
 use crate::error::Result;
+use crate::freshness::RoundRecord;
 use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use mysql_async::prelude::Queryable;
@@ -223,4 +225,90 @@ pub(super) async fn load_quarantine(
         );
     }
     Ok(out)
+}
+
+/// Stores a round record in `db` and keeps the newest `keep` (see [`crate::audit`]).
+pub(super) async fn save_round(
+    conn: &mut Conn,
+    db: &str,
+    rec: &RoundRecord,
+    keep: u64,
+) -> Result<()> {
+    let bad = |e: mysql_async::Error| downstream_error(ROUNDS_TABLE, "-", "round record", e);
+    create_rounds(conn, db).await?;
+    conn.exec_drop(
+        format!(
+            "REPLACE INTO {db}.{ROUNDS_TABLE} (start_id, round, started_at_ms, ended_at_ms, \
+             fatal, record) VALUES (?, ?, ?, ?, ?, ?)"
+        ),
+        (
+            rec.start_id.as_str(),
+            sql_int(rec.round),
+            sql_int(rec.started_at_ms),
+            sql_int(rec.ended_at_ms),
+            rec.fatal.as_deref(),
+            record_json(rec),
+        ),
+    )
+    .await
+    .map_err(bad)?;
+    let cutoff: Option<i64> = conn
+        .exec_first(
+            format!(
+                "SELECT ended_at_ms FROM {db}.{ROUNDS_TABLE} ORDER BY ended_at_ms DESC \
+                 LIMIT 1 OFFSET ?"
+            ),
+            (sql_int(keep),),
+        )
+        .await
+        .map_err(bad)?;
+    if let Some(at) = cutoff {
+        conn.exec_drop(
+            format!("DELETE FROM {db}.{ROUNDS_TABLE} WHERE ended_at_ms <= ?"),
+            (at,),
+        )
+        .await
+        .map_err(bad)?;
+    }
+    Ok(())
+}
+
+/// The newest `limit` round records in `db`, oldest first.
+pub(super) async fn load_rounds(
+    conn: &mut Conn,
+    db: &str,
+    limit: usize,
+) -> Result<Vec<RoundRecord>> {
+    let bad = |e: mysql_async::Error| downstream_error(ROUNDS_TABLE, "-", "round record", e);
+    create_rounds(conn, db).await?;
+    let rows: Vec<String> = conn
+        .exec(
+            format!(
+                "SELECT record FROM {db}.{ROUNDS_TABLE} \
+                 ORDER BY ended_at_ms DESC, round DESC LIMIT ?"
+            ),
+            (sql_int(limit as u64),),
+        )
+        .await
+        .map_err(bad)?;
+    let mut out = Vec::new();
+    for json in rows {
+        out.push(parse_record(&json)?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Creates the rounds table in `db` when missing.
+async fn create_rounds(conn: &mut Conn, db: &str) -> Result<()> {
+    conn.query_drop(format!(
+        "CREATE TABLE IF NOT EXISTS {db}.{ROUNDS_TABLE} (
+                start_id VARCHAR(64) NOT NULL, round BIGINT NOT NULL,
+                started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
+                fatal MEDIUMTEXT, record MEDIUMTEXT NOT NULL,
+                PRIMARY KEY (start_id, round), KEY (ended_at_ms)
+             ) DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin"
+    ))
+    .await
+    .map_err(|e| downstream_error(ROUNDS_TABLE, "-", "round record", e))
 }

@@ -33,6 +33,7 @@ mod read_back;
 use super::{Downstream, TextRows, Unit};
 use crate::backend::dialect::Dialect;
 use crate::error::{Error, Result};
+use crate::freshness::RoundRecord;
 use crate::progress::{Position, ProgressKey};
 use crate::quarantine::QuarantinedFile;
 use cdc_common::storage::redact_uri;
@@ -114,6 +115,14 @@ impl Downstream for MysqlDownstream {
             create,
         )
         .await
+    }
+
+    async fn save_round(&mut self, rec: &RoundRecord, keep: u64) -> Result<()> {
+        bookkeeping::save_round(&mut self.conn, &self.progress_db, rec, keep).await
+    }
+
+    async fn load_rounds(&mut self, limit: usize) -> Result<Vec<RoundRecord>> {
+        bookkeeping::load_rounds(&mut self.conn, &self.progress_db, limit).await
     }
 
     async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>> {

@@ -5,6 +5,7 @@
 //! progress database are not listed.
 
 use super::dialect::Mysql;
+use crate::audit::ROUNDS_TABLE;
 use crate::backend::dialect::Dialect;
 use crate::backend::{order_columns, read_back_error, TextRows};
 use crate::error::Result;
@@ -32,7 +33,7 @@ pub(super) async fn tables(
     Ok(names
         .into_iter()
         .filter(|n| {
-            let bookkeeping = n == PROGRESS_TABLE || n == QUARANTINE_TABLE;
+            let bookkeeping = n == PROGRESS_TABLE || n == QUARANTINE_TABLE || n == ROUNDS_TABLE;
             !(schema == progress_db && bookkeeping)
         })
         .collect())

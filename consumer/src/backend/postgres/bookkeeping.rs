@@ -4,8 +4,10 @@
 //! under policy `quarantine`): their DDL, their load, their write.
 
 use super::error::PgError;
+use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
 use crate::backend::{downstream_error, Unit};
 use crate::error::Result;
+use crate::freshness::RoundRecord;
 use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use tokio_postgres::{Client, Transaction};
@@ -207,4 +209,90 @@ pub(super) async fn load_quarantine(client: &Client, create: bool) -> Result<Vec
         );
     }
     Ok(out)
+}
+
+/// Stores a round record and keeps the newest `keep` (see [`crate::audit`]).
+pub(super) async fn save_round(client: &Client, rec: &RoundRecord, keep: u64) -> Result<()> {
+    let bad =
+        |e: tokio_postgres::Error| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e));
+    create_rounds(client).await?;
+    client
+        .execute(
+            &format!(
+                "INSERT INTO public.{ROUNDS_TABLE} (start_id, round, started_at_ms, ended_at_ms, \
+                 fatal, record) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (start_id, round) \
+                 DO UPDATE SET started_at_ms = excluded.started_at_ms, \
+                 ended_at_ms = excluded.ended_at_ms, fatal = excluded.fatal, \
+                 record = excluded.record"
+            ),
+            &[
+                &rec.start_id,
+                &sql_int(rec.round),
+                &sql_int(rec.started_at_ms),
+                &sql_int(rec.ended_at_ms),
+                &rec.fatal,
+                &record_json(rec),
+            ],
+        )
+        .await
+        .map_err(bad)?;
+    let cutoff = client
+        .query_opt(
+            &format!(
+                "SELECT ended_at_ms FROM public.{ROUNDS_TABLE} ORDER BY ended_at_ms DESC \
+                 LIMIT 1 OFFSET $1"
+            ),
+            &[&sql_int(keep)],
+        )
+        .await
+        .map_err(bad)?;
+    if let Some(row) = cutoff {
+        let at: i64 = row.try_get(0).map_err(bad)?;
+        client
+            .execute(
+                &format!("DELETE FROM public.{ROUNDS_TABLE} WHERE ended_at_ms <= $1"),
+                &[&at],
+            )
+            .await
+            .map_err(bad)?;
+    }
+    Ok(())
+}
+
+/// The newest `limit` round records, oldest first.
+pub(super) async fn load_rounds(client: &Client, limit: usize) -> Result<Vec<RoundRecord>> {
+    let bad =
+        |e: tokio_postgres::Error| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e));
+    create_rounds(client).await?;
+    let rows = client
+        .query(
+            &format!(
+                "SELECT record FROM public.{ROUNDS_TABLE} \
+                 ORDER BY ended_at_ms DESC, round DESC LIMIT $1"
+            ),
+            &[&sql_int(limit as u64)],
+        )
+        .await
+        .map_err(bad)?;
+    let mut out = Vec::new();
+    for r in rows {
+        let json: String = r.try_get(0).map_err(bad)?;
+        out.push(parse_record(&json)?);
+    }
+    out.reverse();
+    Ok(out)
+}
+
+/// Creates the rounds table when missing.
+async fn create_rounds(client: &Client) -> Result<()> {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS public.{ROUNDS_TABLE} (
+                start_id TEXT NOT NULL, round BIGINT NOT NULL,
+                started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
+                fatal TEXT, record TEXT NOT NULL,
+                PRIMARY KEY (start_id, round))"
+        ))
+        .await
+        .map_err(|e| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e)))
 }

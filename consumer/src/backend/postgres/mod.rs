@@ -42,6 +42,7 @@ pub use identifiers::MAX_IDENTIFIER_BYTES;
 
 use super::{Downstream, TextRows, Unit};
 use crate::error::{Error, Result};
+use crate::freshness::RoundRecord;
 use crate::progress::{Position, ProgressKey};
 use crate::quarantine::QuarantinedFile;
 use cdc_common::storage::redact_uri;
@@ -120,6 +121,14 @@ impl Downstream for PostgresDownstream {
 
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
         bookkeeping::load_quarantine(&self.client, create).await
+    }
+
+    async fn save_round(&mut self, rec: &RoundRecord, keep: u64) -> Result<()> {
+        bookkeeping::save_round(&self.client, rec, keep).await
+    }
+
+    async fn load_rounds(&mut self, limit: usize) -> Result<Vec<RoundRecord>> {
+        bookkeeping::load_rounds(&self.client, limit).await
     }
 
     async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>> {

@@ -5,6 +5,7 @@
 
 use super::dialect::Postgres;
 use super::error::PgError;
+use crate::audit::ROUNDS_TABLE;
 use crate::backend::dialect::Dialect;
 use crate::backend::{order_columns, read_back_error, TextRows};
 use crate::error::Result;
@@ -28,7 +29,8 @@ pub(super) async fn tables(client: &Client, schema: &str) -> Result<Vec<String>>
         let name: String = r
             .try_get(0)
             .map_err(|e| read_back_error(schema, PgError(&e)))?;
-        let bookkeeping = name == PROGRESS_TABLE || name == QUARANTINE_TABLE;
+        let bookkeeping =
+            name == PROGRESS_TABLE || name == QUARANTINE_TABLE || name == ROUNDS_TABLE;
         if !(schema == "public" && bookkeeping) {
             out.push(name);
         }

@@ -1,9 +1,12 @@
 //! SQLite's bookkeeping tables: `cdc_consumer_progress` (one row per stream, written in the
 //! transaction of the unit it covers) and `cdc_consumer_quarantine` (one row per quarantined
-//! data file, created only under policy `quarantine`): their DDL, their load, their write.
+//! data file, created only under policy `quarantine`) and `cdc_consumer_rounds` (one row per
+//! replay round, see [`crate::audit`]): their DDL, their load, their write.
 
+use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
 use crate::backend::{downstream_error, Unit};
 use crate::error::Result;
+use crate::freshness::RoundRecord;
 use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use rusqlite::{Connection, Transaction};
@@ -181,5 +184,66 @@ pub(super) fn load_quarantine(conn: &Connection, create: bool) -> Result<Vec<Qua
                 .map_err(|e| downstream_error(QUARANTINE_TABLE, "-", "quarantine", e))?,
         );
     }
+    Ok(out)
+}
+
+/// Creates the rounds table when missing.
+fn create_rounds(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {ROUNDS_TABLE} (
+                start_id TEXT NOT NULL, round INTEGER NOT NULL,
+                started_at_ms INTEGER NOT NULL, ended_at_ms INTEGER NOT NULL,
+                fatal TEXT, record TEXT NOT NULL,
+                PRIMARY KEY (start_id, round))"
+    ))
+}
+
+/// Stores a round record and keeps the newest `keep` (see [`crate::audit`]).
+pub(super) fn save_round(conn: &Connection, rec: &RoundRecord, keep: u64) -> Result<()> {
+    let bad = |e: rusqlite::Error| downstream_error(ROUNDS_TABLE, "-", "round record", e);
+    create_rounds(conn).map_err(bad)?;
+    conn.execute(
+        &format!(
+            "INSERT OR REPLACE INTO {ROUNDS_TABLE} (start_id, round, started_at_ms, \
+             ended_at_ms, fatal, record) VALUES (?, ?, ?, ?, ?, ?)"
+        ),
+        rusqlite::params![
+            rec.start_id,
+            sql_int(rec.round),
+            sql_int(rec.started_at_ms),
+            sql_int(rec.ended_at_ms),
+            rec.fatal,
+            record_json(rec),
+        ],
+    )
+    .map_err(bad)?;
+    conn.execute(
+        &format!(
+            "DELETE FROM {ROUNDS_TABLE} WHERE ended_at_ms <= (SELECT ended_at_ms FROM \
+             {ROUNDS_TABLE} ORDER BY ended_at_ms DESC LIMIT 1 OFFSET ?)"
+        ),
+        [sql_int(keep)],
+    )
+    .map_err(bad)?;
+    Ok(())
+}
+
+/// The newest `limit` round records, oldest first.
+pub(super) fn load_rounds(conn: &Connection, limit: usize) -> Result<Vec<RoundRecord>> {
+    let bad = |e: rusqlite::Error| downstream_error(ROUNDS_TABLE, "-", "round record", e);
+    create_rounds(conn).map_err(bad)?;
+    let mut st = conn
+        .prepare(&format!(
+            "SELECT record FROM {ROUNDS_TABLE} ORDER BY ended_at_ms DESC, round DESC LIMIT ?"
+        ))
+        .map_err(bad)?;
+    let rows = st
+        .query_map([sql_int(limit as u64)], |r| r.get::<_, String>(0))
+        .map_err(bad)?;
+    let mut out = Vec::new();
+    for r in rows {
+        out.push(parse_record(&r.map_err(bad)?)?);
+    }
+    out.reverse();
     Ok(out)
 }

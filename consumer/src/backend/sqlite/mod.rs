@@ -18,6 +18,7 @@ mod read_back;
 
 use super::{Downstream, TextRows, Unit};
 use crate::error::{Error, Result};
+use crate::freshness::RoundRecord;
 use crate::progress::{Position, ProgressKey};
 use crate::quarantine::QuarantinedFile;
 use apply::SqlCache;
@@ -98,6 +99,14 @@ impl Downstream for SqliteDownstream {
 
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
         bookkeeping::load_quarantine(&self.conn, create)
+    }
+
+    async fn save_round(&mut self, rec: &RoundRecord, keep: u64) -> Result<()> {
+        bookkeeping::save_round(&self.conn, rec, keep)
+    }
+
+    async fn load_rounds(&mut self, limit: usize) -> Result<Vec<RoundRecord>> {
+        bookkeeping::load_rounds(&self.conn, limit)
     }
 
     async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>> {

@@ -20,8 +20,11 @@
 //!
 //! There are no tables to read back: the read-back calls return an error saying so.
 
+mod rounds;
+
 use super::{read_back_error, Downstream, TextRows, Unit};
 use crate::error::{Error, Result};
+use crate::freshness::RoundRecord;
 use crate::plan::RowOp;
 use crate::progress::{Position, ProgressKey};
 use crate::quarantine::QuarantinedFile;
@@ -40,6 +43,8 @@ pub struct StdoutDownstream {
     record: BTreeMap<ProgressKey, Position>,
     quarantined: Vec<QuarantinedFile>,
     out: Box<dyn Write + Send>,
+    /// Lines in the rounds file (see [`rounds`]), once known.
+    rounds_stored: Option<usize>,
 }
 
 /// The progress file. Format 1; `quarantined` was added later and defaults to empty, so files
@@ -65,6 +70,7 @@ impl StdoutDownstream {
             record: BTreeMap::new(),
             quarantined: Vec::new(),
             out,
+            rounds_stored: None,
         }
     }
 
@@ -182,6 +188,15 @@ impl Downstream for StdoutDownstream {
             self.quarantined.push(q.clone());
         }
         self.save()
+    }
+
+    async fn save_round(&mut self, rec: &RoundRecord, keep: u64) -> Result<()> {
+        let path = rounds::rounds_file(&self.progress_file);
+        rounds::save(&path, &mut self.rounds_stored, rec, keep)
+    }
+
+    async fn load_rounds(&mut self, limit: usize) -> Result<Vec<RoundRecord>> {
+        rounds::load(&rounds::rounds_file(&self.progress_file), limit)
     }
 
     async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>> {

@@ -1,0 +1,177 @@
+//! The audit record as data: every round is stored in the downstream (`cdc_consumer_rounds`, or
+//! stdout's JSON-lines file), with its consumer start id, phases reached, per-table counts and
+//! its fatal error apart from warnings; a restarted consumer still shows the old rounds at
+//! `/rounds`; `--keep-rounds` bounds what is kept. PostgreSQL and MariaDB run when
+//! `scripts/servers.sh` started them.
+
+mod support;
+
+use cdc_common::DdlKind;
+use cdc_consumer::freshness::{Health, Phase, RoundRecord};
+use cdc_consumer::metrics::Metrics;
+use std::sync::{Arc, Mutex};
+use support::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn unique(prefix: &str) -> String {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let (head, body) = out.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
+}
+
+/// The round records a replayer's health holds for one consumer start id, oldest first.
+fn rounds_of(health: &Arc<Mutex<Health>>, start_id: &str) -> Vec<RoundRecord> {
+    let h = health.lock().unwrap();
+    h.rounds
+        .iter()
+        .filter(|r| r.start_id == start_id)
+        .cloned()
+        .collect()
+}
+
+/// Two rounds (one applying, one failing on a corrupt file), then a restart: the new
+/// consumer's health holds the old rounds, as stored.
+async fn survives_restart(down: &str, extra: &[&str]) -> (Arc<Mutex<Health>>, String) {
+    let s = unique("cdcr");
+    let mut w = Writer::new(&format!("memory://{s}?protocol=csv&include-commit-ts=true"));
+    let t = two_cols(&s, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "a"), ins(2, "b")])]).await;
+    w.checkpoint(ts(3)).await;
+    let health = Arc::new(Mutex::new(Health::default()));
+    let mut r = ReplayerBuilder::new(&w.uri, down)
+        .args(extra)
+        .health(health.clone())
+        .replayer()
+        .await
+        .unwrap();
+    let ok = r.round().await;
+    assert!(ok.error.is_none());
+    let first_id = ok.record.start_id.clone();
+    assert!(!first_id.is_empty());
+    let broken = w.file(&t, &[(ts(4), vec![ins(3, "c")])]).await;
+    w.put(&broken, b"\"I\",broken".to_vec()).await;
+    w.checkpoint(ts(5)).await;
+    let failed = r.round().await;
+    assert!(failed.error.is_some());
+    drop(r);
+
+    let health2 = Arc::new(Mutex::new(Health::default()));
+    let r2 = ReplayerBuilder::new(&w.uri, down)
+        .args(extra)
+        .health(health2.clone())
+        .replayer()
+        .await
+        .unwrap();
+    let old = rounds_of(&health2, &first_id);
+    assert_eq!(old.len(), 2, "{old:?}");
+    assert_eq!(old[0].round, 1);
+    assert_eq!(
+        old[0].phases,
+        vec![Phase::Discover, Phase::Read, Phase::Apply, Phase::Commit]
+    );
+    assert_eq!(old[0].tables[&format!("{s}.t")].rows, 2);
+    assert_eq!(old[0].tables[&format!("{s}.t")].ddls, 1);
+    assert!(old[0].fatal.is_none());
+    assert_eq!(old[1].round, 2);
+    assert_eq!(old[1].phases, vec![Phase::Discover, Phase::Read]);
+    let fatal = old[1].fatal.clone().unwrap();
+    assert!(fatal.contains("CDC00000000000000000002.csv"), "{fatal}");
+    assert!(old[1].warnings.is_empty());
+    assert!(old[1].started_at_ms <= old[1].ended_at_ms);
+    drop(r2);
+    (health2, first_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_survive_a_restart_on_sqlite_and_are_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("sqlite://{}", dir.path().join("out.db").display());
+    let (health, first_id) = survives_restart(&down, &[]).await;
+    let addr = cdc_consumer::http::serve("127.0.0.1:0".parse().unwrap(), health, Metrics::new())
+        .await
+        .unwrap();
+    let rounds: serde_json::Value =
+        serde_json::from_str(&http_get(addr, "/rounds?limit=1").await).unwrap();
+    let rounds = rounds.as_array().unwrap();
+    assert_eq!(rounds.len(), 1);
+    assert_eq!(rounds[0]["start_id"], first_id.as_str());
+    assert_eq!(rounds[0]["round"], 2);
+    assert_eq!(rounds[0]["phases"], serde_json::json!(["discover", "read"]));
+    let page = http_get(addr, "/").await;
+    assert!(page.contains("id=\"recent-rounds\""), "{page}");
+    assert!(page.contains(&first_id), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_survive_a_restart_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let progress = dir.path().join("p.json");
+    let progress = progress.to_str().unwrap();
+    survives_restart("stdout://", &["--progress-file", progress]).await;
+    assert!(dir.path().join("p.json.rounds.jsonl").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_survive_a_restart_on_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    survives_restart(&uri, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rounds_survive_a_restart_on_mariadb() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    survives_restart(&uri, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_rounds_bounds_the_stored_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    let down = format!("sqlite://{}", db.display());
+    let w = Writer::new("memory://rounds-keep?protocol=csv&include-commit-ts=true");
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.checkpoint(ts(2)).await;
+    let mut r = ReplayerBuilder::new(&w.uri, &down)
+        .args(&["--keep-rounds", "3"])
+        .replayer()
+        .await
+        .unwrap();
+    let mut last = 0;
+    for _ in 0..6 {
+        let out = r.round().await;
+        assert!(out.error.is_none());
+        last = out.record.round;
+        // Distinct end times, so retention by end time is exact.
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    drop(r);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let rounds: Vec<i64> = conn
+        .prepare("SELECT round FROM cdc_consumer_rounds ORDER BY round")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(rounds, vec![last as i64 - 2, last as i64 - 1, last as i64]);
+}
