@@ -114,6 +114,11 @@ impl Sink {
         config: SinkConfig,
         registry: &Registry,
     ) -> Result<Sink> {
+        // `storage-retry-timeout` in the URI overrides the embedder's retry budget.
+        let config = match options.storage_retry_timeout {
+            Some(t) => config.with_storage_retry_timeout(t),
+            None => config,
+        };
         config.validate()?;
         options.validate()?;
         let codec: Arc<dyn cdc_common::codec::Codec> = Arc::from(codec_for(&options)?);

@@ -113,3 +113,44 @@ async fn an_outage_past_the_budget_reaches_the_error_callback() {
         "{r:?}"
     );
 }
+
+/// `storage-retry-timeout` in the sink URI overrides the embedder's policy: a policy of one
+/// attempt retries for the URI's budget instead of stopping at the first failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_uri_option_sets_the_retry_budget() {
+    let reported: Arc<Mutex<Vec<SinkError>>> = Arc::default();
+    let rep = Arc::clone(&reported);
+    let h = harness_on(
+        None,
+        "protocol=csv&flush-interval=20ms&worker-count=2&date-separator=none&storage-retry-timeout=1s",
+        move |c| {
+            c.with_retry(RetryPolicy {
+                max_attempts: 1,
+                initial_backoff: Duration::from_millis(5),
+                max_backoff: Duration::from_millis(250),
+                request_timeout: Duration::from_secs(2),
+            })
+            .with_on_error(Arc::new(move |e: &SinkError| {
+                rep.lock().unwrap().push(e.clone())
+            }))
+        },
+    )
+    .await;
+    assert_eq!(
+        h.options.storage_retry_timeout,
+        Some(Duration::from_secs(1))
+    );
+    let t = table("t", ts(0));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    h.store
+        .add_rule(Rule::new(Op::Put, "s/t/", Fault::Fail { retryable: true }));
+    h.sink
+        .add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, None)
+        .unwrap();
+    assert!(wait_for(10, || h.sink.error().is_some()).await);
+    let r = reported.lock().unwrap();
+    assert!(
+        matches!(&r[0], SinkError::Storage { op: "put", attempts, .. } if *attempts > 3),
+        "{r:?}"
+    );
+}

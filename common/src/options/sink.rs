@@ -39,6 +39,11 @@ pub const MIN_FILE_CLEANUP_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest `file-cleanup-interval` accepted (a week).
 pub const MAX_FILE_CLEANUP_INTERVAL: Duration = Duration::from_secs(7 * 86_400);
 
+/// Shortest `storage-retry-timeout` accepted: below it a storage blip stops the sink.
+pub const MIN_STORAGE_RETRY_TIMEOUT: Duration = Duration::from_secs(1);
+/// Longest `storage-retry-timeout` accepted (a day): wakes stay held that long at most.
+pub const MAX_STORAGE_RETRY_TIMEOUT: Duration = Duration::from_secs(86_400);
+
 /// Every option of the sink (the consumer reads the layout/codec ones from the same struct).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SinkOptions {
@@ -64,6 +69,9 @@ pub struct SinkOptions {
     pub file_expiration_days: u32,
     /// How often expiry runs.
     pub file_cleanup_interval: Duration,
+    /// `storage-retry-timeout`: how long one storage operation is retried before the sink stops
+    /// (`None`: the embedder's `SinkConfig` decides, by default two minutes).
+    pub storage_retry_timeout: Option<Duration>,
     /// Spool options.
     pub spool: SpoolOptions,
 }
@@ -82,6 +90,7 @@ impl Default for SinkOptions {
             enable_tidb_extension: false,
             file_expiration_days: 0,
             file_cleanup_interval: Duration::from_secs(3600),
+            storage_retry_timeout: None,
             spool: SpoolOptions::default(),
         }
     }
@@ -107,6 +116,7 @@ pub const SINK_PARAMS: &[&str] = &[
     "enable-tidb-extension",
     "file-expiration-days",
     "file-cleanup-interval",
+    "storage-retry-timeout",
     "spool-memory-quota",
     "spool-disk-quota",
     "spool-dir",
@@ -165,6 +175,14 @@ impl SinkOptions {
                 MIN_FILE_CLEANUP_INTERVAL,
                 MAX_FILE_CLEANUP_INTERVAL,
             )?;
+        }
+        if let Some(v) = params.take("storage-retry-timeout") {
+            o.storage_retry_timeout = Some(parse_duration(
+                "storage-retry-timeout",
+                &v,
+                MIN_STORAGE_RETRY_TIMEOUT,
+                MAX_STORAGE_RETRY_TIMEOUT,
+            )?);
         }
         o.spool.take_from(params)?;
         o.validate()?;
@@ -225,6 +243,14 @@ impl SinkOptions {
             MIN_FILE_CLEANUP_INTERVAL,
             MAX_FILE_CLEANUP_INTERVAL,
         )?;
+        if let Some(t) = self.storage_retry_timeout {
+            duration(
+                "storage-retry-timeout",
+                t,
+                MIN_STORAGE_RETRY_TIMEOUT,
+                MAX_STORAGE_RETRY_TIMEOUT,
+            )?;
+        }
         if self.protocol == Protocol::Csv {
             self.csv.validate()?;
         }
@@ -385,6 +411,20 @@ mod tests {
         assert_eq!(
             bad(|o| o.file_cleanup_interval = Duration::ZERO),
             "file-cleanup-interval"
+        );
+        assert_eq!(
+            bad(|o| o.storage_retry_timeout = Some(Duration::from_millis(10))),
+            "storage-retry-timeout"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query("storage-retry-timeout=2d")),
+            "storage-retry-timeout"
+        );
+        assert_eq!(
+            SinkOptions::from_query("storage-retry-timeout=5m")
+                .unwrap()
+                .storage_retry_timeout,
+            Some(Duration::from_secs(300))
         );
         assert_eq!(bad(|o| o.csv.delimiter = String::new()), "delimiter");
         assert_eq!(bad(|o| o.csv.null = "a\nb".into()), "null");
