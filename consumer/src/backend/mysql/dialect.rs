@@ -6,6 +6,35 @@ use crate::backend::dialect::{add_column_if_missing, drop_column_if_present, quo
 use crate::ddl::DdlOp;
 use cdc_common::{ColumnDef, ColumnType};
 
+/// A non-key column's MySQL type from what a schema file says. TiCDC (tiflow) writes a
+/// `ColumnPrecision` where MySQL accepts no length: `DOUBLE` "22" / `FLOAT` "12" without a scale
+/// (`DOUBLE(22)` is a syntax error), the text and blob lengths of `TINYTEXT` .. `LONGBLOB`
+/// (only `TEXT(M)` and `BLOB(M)` take one); and ENUM / SET without `ColumnElems`, which MySQL
+/// cannot declare (`enum()`): their values are replayed as the raw index / bitmask, into
+/// `SMALLINT UNSIGNED` / `BIGINT UNSIGNED` columns that hold every one.
+fn ticdc_column_type(c: &ColumnDef) -> String {
+    use ColumnType as T;
+    let bare = |name: &str| {
+        let mut s = name.to_string();
+        if c.unsigned {
+            s.push_str(" unsigned");
+        }
+        s
+    };
+    match c.ty {
+        T::Float | T::Double => match (c.precision, c.scale) {
+            (Some(p), Some(s)) => bare(&format!("{}({p},{s})", c.ty.name().to_lowercase())),
+            _ => bare(&c.ty.name().to_lowercase()),
+        },
+        T::TinyText | T::MediumText | T::LongText | T::TinyBlob | T::MediumBlob | T::LongBlob => {
+            c.ty.name().to_lowercase()
+        }
+        T::Enum if c.elems.is_empty() => "SMALLINT UNSIGNED".into(),
+        T::Set if c.elems.is_empty() => "BIGINT UNSIGNED".into(),
+        _ => c.sql_type(),
+    }
+}
+
 /// MySQL/MariaDB: schemas are databases; column types are MySQL's own.
 pub struct Mysql;
 
@@ -30,7 +59,7 @@ impl Dialect for Mysql {
             {
                 "VARBINARY(3072)".into()
             }
-            _ => c.sql_type(),
+            _ => ticdc_column_type(c),
         }
     }
     fn ddl(&self, op: &DdlOp) -> Vec<String> {
