@@ -284,3 +284,148 @@ async fn every_ticdc_column_type_creates_on_mariadb() {
     };
     every_type_creates_on(&uri).await;
 }
+
+/// `id INT PK, c_enum ENUM(...), c_set SET(...)` with the elements (`with`) or, as tiflow's
+/// schema files have it, without.
+fn enum_table(schema: &str, name: &str, with: bool) -> cdc_common::TableDef {
+    let (mut e, mut s) = (
+        ColumnDef::new("c_enum", ColumnType::Enum),
+        ColumnDef::new("c_set", ColumnType::Set),
+    );
+    if with {
+        e = e.with_elems(["small", "a,b", "x\"y", "中"]);
+        s = s.with_elems(["a", "b", "c"]);
+    }
+    table(
+        schema,
+        name,
+        ts(1),
+        vec![ColumnDef::new("id", ColumnType::Int).pk(), e, s],
+    )
+}
+
+const ENUM_QUERY: &str = "CREATE TABLE `t` (`id` INT PRIMARY KEY, `c_enum` \
+                          ENUM('small','a,b','x\"y','中'), `c_set` SET('a','b','c'))";
+
+/// Storage as tiflow writes it: schema files without `ColumnElems` (one with the defining
+/// query, one without), data files holding ENUM/SET values (canal-json: index / bitmask).
+async fn elemless_storage(protocol: &str, schema: &str) -> Writer {
+    let mut w = Writer::new(&format!(
+        "memory://{schema}-{protocol}?protocol={protocol}&include-commit-ts=true&enable-tidb-extension=true"
+    ));
+    for (name, query) in [("q", ENUM_QUERY), ("noq", "")] {
+        w.schema(
+            &enum_table(schema, name, false),
+            query,
+            DdlKind::CreateTable,
+        )
+        .await;
+        let row = |id: i64, e: &str, s: &str| cdc_common::RowChange::Insert {
+            after: vec![
+                cdc_common::Value::Int(id),
+                cdc_common::Value::String(e.into()),
+                cdc_common::Value::String(s.into()),
+            ],
+        };
+        w.file(
+            &enum_table(schema, name, true),
+            &[(ts(2), vec![row(1, "a,b", "a,c"), row(2, "中", "")])],
+        )
+        .await;
+    }
+    w.checkpoint(ts(10)).await;
+    w
+}
+
+async fn enum_rows(down: &str, schema: &str, table: &str) -> Vec<Vec<Option<String>>> {
+    let uri = cdc_consumer::config::DownstreamUri::parse(down, None).unwrap();
+    let mut d = cdc_consumer::backend::open(&uri, 1, cdc_consumer::backend::Access::ReadBack)
+        .await
+        .unwrap();
+    d.read_rows(
+        &TableName::new(schema, table),
+        &[
+            ColumnDef::new("id", ColumnType::BigInt).pk(),
+            ColumnDef::new("c_enum", ColumnType::Text),
+            ColumnDef::new("c_set", ColumnType::Text),
+        ],
+    )
+    .await
+    .unwrap()
+}
+
+/// ENUM/SET elements come from the query; without them canal-json values land as the raw
+/// index / bitmask with a warning naming table and column, and nothing stops.
+async fn enum_and_set_without_elements_on(down: &str, schema: &str) {
+    let some = |s: &str| Some(s.to_string());
+    for protocol in ["canal-json", "csv"] {
+        let schema = format!("{schema}_{}", protocol.replace('-', "_"));
+        let w = elemless_storage(protocol, &schema).await;
+        let health = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+        let mut r = ReplayerBuilder::new(&w.uri, down)
+            .health(health)
+            .replayer()
+            .await
+            .unwrap();
+        let RoundOutcome { record, error, .. } = r.round().await;
+        assert!(error.is_none(), "{protocol}: {:?}", record.fatal);
+        rounds(&mut r, 2).await;
+        assert_eq!(
+            enum_rows(down, &schema, "q").await,
+            vec![
+                vec![some("1"), some("a,b"), some("a,c")],
+                vec![some("2"), some("中"), some("")]
+            ],
+            "{protocol}"
+        );
+        let raw = if protocol == "csv" {
+            // csv carries the names themselves.
+            vec![
+                vec![some("1"), some("a,b"), some("a,c")],
+                vec![some("2"), some("中"), some("")],
+            ]
+        } else {
+            vec![
+                vec![some("1"), some("2"), some("5")],
+                vec![some("2"), some("4"), some("0")],
+            ]
+        };
+        assert_eq!(enum_rows(down, &schema, "noq").await, raw, "{protocol}");
+        for col in ["c_enum", "c_set"] {
+            assert!(
+                record
+                    .warnings
+                    .iter()
+                    .any(|m| m.contains(&format!("`{schema}.noq` column `{col}`"))),
+                "{protocol}: {:?}",
+                record.warnings
+            );
+        }
+        assert!(!record.warnings.iter().any(|m| m.contains(".q` column")));
+    }
+}
+
+#[tokio::test]
+async fn enum_and_set_without_elements_replay_into_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("sqlite://{}", dir.path().join("out.db").display());
+    enum_and_set_without_elements_on(&down, "enums").await;
+}
+
+#[tokio::test]
+async fn enum_and_set_without_elements_replay_into_mariadb() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let n = std::process::id();
+    enum_and_set_without_elements_on(&uri, &format!("enums_{n}")).await;
+}
+
+#[tokio::test]
+async fn enum_and_set_without_elements_replay_into_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let n = std::process::id();
+    enum_and_set_without_elements_on(&uri, &format!("enums_{n}")).await;
+}

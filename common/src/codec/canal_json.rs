@@ -24,6 +24,8 @@
 //! Every value is a JSON string, or `null`: integers, FLOAT/DOUBLE (shortest round-trip text,
 //! no exponent), DECIMAL and text as their text; binary as ISO-8859-1 (byte `0xNN` becomes the
 //! character U+00NN); ENUM as its 1-based element index; SET as its bitmask; BIT as its number.
+//! A column whose elements are unknown (a TiCDC schema file has no `ColumnElems`) decodes to
+//! that index / bitmask as text.
 //! `sqlType` is TiCDC's Java SQL type code (for unsigned integers it depends on the value, as in
 //! TiCDC; a NULL takes the code of the low range). Strings are escaped like Go's
 //! `encoding/json`: `"`, `\`, control characters, `<`, `>`, `&`, U+2028 and U+2029.
@@ -423,6 +425,11 @@ impl CanalTableCodec {
                 .map(|c| u8::try_from(u32::from(c)).map_err(|_| bad("ISO-8859-1 binary")))
                 .collect::<std::result::Result<Vec<u8>, String>>()
                 .map(Value::Bytes),
+            // Elements unknown (TiCDC's schema files carry none): the raw index / bitmask.
+            (_, ColumnType::Enum | ColumnType::Set) if col.elems.is_empty() => text
+                .parse::<u64>()
+                .map(|n| Value::String(n.to_string()))
+                .map_err(|_| bad("an element index or set bitmask")),
             (_, ColumnType::Enum) => text
                 .parse::<u64>()
                 .ok()

@@ -10,8 +10,8 @@ use cdc_common::{ColumnDef, ColumnType};
 /// `ColumnPrecision` where MySQL accepts no length: `DOUBLE` "22" / `FLOAT` "12" without a scale
 /// (`DOUBLE(22)` is a syntax error), the text and blob lengths of `TINYTEXT` .. `LONGBLOB`
 /// (only `TEXT(M)` and `BLOB(M)` take one); and ENUM / SET without `ColumnElems`, which MySQL
-/// cannot declare (`enum()`): their values are replayed as the raw index / bitmask, into
-/// `SMALLINT UNSIGNED` / `BIGINT UNSIGNED` columns that hold every one.
+/// cannot declare (`enum()`): a TEXT column holds what is replayed then, the raw index /
+/// bitmask (canal-json) or the names (csv); see [`crate::enum_elems`].
 fn ticdc_column_type(c: &ColumnDef) -> String {
     use ColumnType as T;
     let bare = |name: &str| {
@@ -29,8 +29,7 @@ fn ticdc_column_type(c: &ColumnDef) -> String {
         T::TinyText | T::MediumText | T::LongText | T::TinyBlob | T::MediumBlob | T::LongBlob => {
             c.ty.name().to_lowercase()
         }
-        T::Enum if c.elems.is_empty() => "SMALLINT UNSIGNED".into(),
-        T::Set if c.elems.is_empty() => "BIGINT UNSIGNED".into(),
+        T::Enum | T::Set if c.elems.is_empty() => "TEXT".into(),
         _ => c.sql_type(),
     }
 }
@@ -51,6 +50,9 @@ impl Dialect for Mysql {
             | ColumnType::LongText
                 if c.primary_key =>
             {
+                "VARCHAR(768)".into()
+            }
+            ColumnType::Enum | ColumnType::Set if c.primary_key && c.elems.is_empty() => {
                 "VARCHAR(768)".into()
             }
             t if t.is_binary()
