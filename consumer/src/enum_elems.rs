@@ -18,6 +18,7 @@
 //! Invariants: elements are only ever added to an ENUM/SET column whose list is empty; what
 //! the `Query` text gives must parse completely (every element quoted), else it is not used.
 
+use cdc_common::codec::elems::parse_list;
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::ColumnType;
 
@@ -43,7 +44,8 @@ pub fn recover(file: &mut SchemaFile, previous: Option<&SchemaFile>) -> Vec<Stri
             None => warnings.push(format!(
                 "table `{}.{}` column `{}`: the {} elements are unknown (the schema file \
                  carries none and its query does not define them); values are replayed as the \
-                 raw {} into a text column",
+                 raw {} into a text column, unless a canal-json `mysqlType` names the elements \
+                 (content-compatible=true)",
                 file.schema,
                 file.table,
                 c.name,
@@ -108,58 +110,6 @@ fn scan(query: &str, lower: &str, name: &str, keyword: &str) -> Option<Vec<Strin
         }
     }
     None
-}
-
-/// Parses `'a','b''c', "d")` (after the opening parenthesis) into its elements.
-fn parse_list(s: &str) -> Option<Vec<String>> {
-    let mut out = Vec::new();
-    let mut it = s.chars().peekable();
-    loop {
-        while it.peek().is_some_and(|c| c.is_whitespace()) {
-            it.next();
-        }
-        let q = it.next()?;
-        if q == ')' && out.is_empty() {
-            return None;
-        }
-        if q != '\'' && q != '"' {
-            return None;
-        }
-        let mut e = String::new();
-        loop {
-            match it.next()? {
-                '\\' => e.push(unescape(it.next()?)),
-                c if c == q => {
-                    if it.peek() == Some(&q) {
-                        it.next();
-                        e.push(q);
-                    } else {
-                        break;
-                    }
-                }
-                c => e.push(c),
-            }
-        }
-        out.push(e);
-        while it.peek().is_some_and(|c| c.is_whitespace()) {
-            it.next();
-        }
-        match it.next()? {
-            ',' => continue,
-            ')' => return Some(out),
-            _ => return None,
-        }
-    }
-}
-
-fn unescape(c: char) -> char {
-    match c {
-        'n' => '\n',
-        'r' => '\r',
-        't' => '\t',
-        '0' => '\0',
-        c => c,
-    }
 }
 
 #[cfg(test)]

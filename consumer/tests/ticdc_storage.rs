@@ -327,11 +327,25 @@ async fn elemless_storage(protocol: &str, schema: &str) -> Writer {
                 cdc_common::Value::String(s.into()),
             ],
         };
-        w.file(
-            &enum_table(schema, name, true),
-            &[(ts(2), vec![row(1, "a,b", "a,c"), row(2, "中", "")])],
-        )
-        .await;
+        let path = w
+            .file(
+                &enum_table(schema, name, true),
+                &[(ts(2), vec![row(1, "a,b", "a,c"), row(2, "中", "")])],
+            )
+            .await;
+        // tiflow's `mysqlType` names only `enum` / `set` (without content-compatible).
+        if protocol == "canal-json" {
+            let text = String::from_utf8(w.get(&path).await).unwrap();
+            let mut out = String::new();
+            for line in text.split_terminator("\r\n") {
+                let mut m: serde_json::Value = serde_json::from_str(line).unwrap();
+                m["mysqlType"]["c_enum"] = "enum".into();
+                m["mysqlType"]["c_set"] = "set".into();
+                out.push_str(&m.to_string());
+                out.push_str("\r\n");
+            }
+            w.put(&path, out.into_bytes()).await;
+        }
     }
     w.checkpoint(ts(10)).await;
     w
@@ -428,4 +442,66 @@ async fn enum_and_set_without_elements_replay_into_postgres() {
     };
     let n = std::process::id();
     enum_and_set_without_elements_on(&uri, &format!("enums_{n}")).await;
+}
+
+/// canal-json written with `content-compatible=true`: the option is accepted, `mysqlType`
+/// carries the full ENUM/SET type (the schema file has no elements and no query), and an
+/// UPDATE's `old` holds only the changed column.
+#[tokio::test]
+async fn content_compatible_canal_json_names_enum_and_set_from_mysql_type() {
+    let mut w =
+        Writer::new("memory://content-compat?protocol=canal-json&enable-tidb-extension=true");
+    let t = enum_table("cc", "t", false);
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    let path = w
+        .file(
+            &enum_table("cc", "t", true),
+            &[(ts(2), vec![ins_enum(1, "small", "a")])],
+        )
+        .await;
+    let head = r#""database":"cc","table":"t","pkNames":["id"],"isDdl":false"#;
+    let types = r#""mysqlType":{"id":"int","c_enum":"enum('small','a,b','x\"y','中')","c_set":"set('a','b','c')"}"#;
+    let tidb = |t: cdc_common::Ts| format!(r#""_tidb":{{"commitTs":{}}}"#, t.0);
+    let lines = [
+        format!(
+            r#"{{"id":0,{head},"type":"INSERT",{types},"old":null,"data":[{{"id":"1","c_enum":"2","c_set":"5"}}],{}}}"#,
+            tidb(ts(2))
+        ),
+        format!(
+            r#"{{"id":0,{head},"type":"UPDATE",{types},"old":[{{"c_enum":"2"}}],"data":[{{"id":"1","c_enum":"4","c_set":"5"}}],{}}}"#,
+            tidb(ts(3))
+        ),
+        format!(
+            r#"{{"id":0,{head},"type":"INSERT",{types},"old":null,"data":[{{"id":"2","c_enum":"x\"y","c_set":"a,b"}}],{}}}"#,
+            tidb(ts(3))
+        ),
+    ];
+    w.put(&path, (lines.join("\r\n") + "\r\n").into_bytes())
+        .await;
+    w.checkpoint(ts(10)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let down = format!("sqlite://{}", dir.path().join("out.db").display());
+    ReplayerBuilder::new(&format!("{}&content-compatible=true", w.uri), &down)
+        .once()
+        .run()
+        .await
+        .unwrap();
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        enum_rows(&down, "cc", "t").await,
+        vec![
+            vec![some("1"), some("中"), some("a,c")],
+            vec![some("2"), some("x\"y"), some("a,b")]
+        ]
+    );
+}
+
+fn ins_enum(id: i64, e: &str, s: &str) -> cdc_common::RowChange {
+    cdc_common::RowChange::Insert {
+        after: vec![
+            cdc_common::Value::Int(id),
+            cdc_common::Value::String(e.into()),
+            cdc_common::Value::String(s.into()),
+        ],
+    }
 }
