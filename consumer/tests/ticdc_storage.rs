@@ -505,3 +505,191 @@ fn ins_enum(id: i64, e: &str, s: &str) -> cdc_common::RowChange {
         ],
     }
 }
+
+/// One row of [`every_ticdc_type`] (with ENUM/SET elements) at the types' limits: text with
+/// quotes, CR/LF and unicode, binary with every byte value, negative TIME.
+fn limits_row(id: i64) -> Vec<cdc_common::Value> {
+    use cdc_common::Value as V;
+    let s = |x: &str| V::String(x.into());
+    vec![
+        V::Int(id),
+        V::Int(-128),
+        V::UInt(255),
+        V::Int(-32768),
+        V::Int(-8388608),
+        V::UInt(4294967295),
+        V::Int(i64::MIN),
+        V::UInt(u64::MAX),
+        V::Decimal("-12345678901234567890123456789012345.123456789012345678901234567890".into()),
+        V::Float(3.25),
+        V::Double(-1.5e300),
+        V::Double(1234.5),
+        V::UInt(1),
+        V::UInt(u64::MAX),
+        V::Int(2155),
+        s("1000-01-01"),
+        s("-838:59:59"),
+        s("9999-12-31 23:59:59.999999"),
+        s("2038-01-19 03:14:07.999"),
+        s("a\"b'c"),
+        s("line1\r\nline2,\"q\""),
+        s("中文 ✓"),
+        s("x"),
+        s("medium"),
+        s("long"),
+        V::Bytes((0u8..16).collect()),
+        V::Bytes((1u8..=255).collect()),
+        V::Bytes(vec![0, 255]),
+        V::Bytes((0u8..=255).rev().collect()),
+        V::Bytes(b"\r\n\"".to_vec()),
+        V::Bytes(vec![]),
+        s("a,b"),
+        s("a,c"),
+        s(r#"{"k": [1, "v"]}"#),
+    ]
+}
+
+/// Replays the limits row in `protocol` into `down` and returns every column as the
+/// downstream's read-back text.
+async fn limits_landed(protocol: &str, down: &str) -> Vec<Option<String>> {
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let schema = format!("lim_{}_{}", std::process::id(), n % 1_000_000_000);
+    let mut w = Writer::new(&format!(
+        "memory://{schema}?protocol={protocol}&include-commit-ts=true&enable-tidb-extension=true"
+    ));
+    let mut t = every_ticdc_type(&schema);
+    for c in &mut t.columns {
+        match c.ty {
+            ColumnType::Enum => c.elems = vec!["small".into(), "a,b".into()],
+            ColumnType::Set => c.elems = vec!["a".into(), "b".into(), "c".into()],
+            _ => {}
+        }
+    }
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(
+        &t,
+        &[(
+            ts(2),
+            vec![cdc_common::RowChange::Insert {
+                after: limits_row(1),
+            }],
+        )],
+    )
+    .await;
+    w.checkpoint(ts(10)).await;
+    ReplayerBuilder::new(&w.uri, down)
+        .once()
+        .run()
+        .await
+        .unwrap();
+    let uri = cdc_consumer::config::DownstreamUri::parse(down, None).unwrap();
+    let mut d = cdc_consumer::backend::open(&uri, 1, cdc_consumer::backend::Access::ReadBack)
+        .await
+        .unwrap();
+    let mut rows = d
+        .read_rows(&TableName::new(&schema, "all_types"), &t.columns)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    rows.remove(0)
+}
+
+/// The text each column of [`limits_row`] stands for, as every downstream's read-back gives
+/// it (binary as lower-case hex).
+fn limits_expected() -> Vec<Option<String>> {
+    let hex = |b: Vec<u8>| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    [
+        "1".to_string(),
+        "-128".into(),
+        "255".into(),
+        "-32768".into(),
+        "-8388608".into(),
+        "4294967295".into(),
+        i64::MIN.to_string(),
+        u64::MAX.to_string(),
+        "-12345678901234567890123456789012345.123456789012345678901234567890".into(),
+        "3.25".into(),
+        "-1.5e300".into(),
+        "1234.5".into(),
+        "1".into(),
+        u64::MAX.to_string(),
+        "2155".into(),
+        "1000-01-01".into(),
+        "-838:59:59".into(),
+        "9999-12-31 23:59:59.999999".into(),
+        "2038-01-19 03:14:07.999".into(),
+        "a\"b'c".into(),
+        "line1\r\nline2,\"q\"".into(),
+        "中文 ✓".into(),
+        "x".into(),
+        "medium".into(),
+        "long".into(),
+        hex((0u8..16).collect()),
+        hex((1u8..=255).collect()),
+        hex(vec![0, 255]),
+        hex((0u8..=255).rev().collect()),
+        hex(b"\r\n\"".to_vec()),
+        String::new(),
+        "a,b".into(),
+        "a,c".into(),
+        r#"{"k": [1, "v"]}"#.into(),
+    ]
+    .into_iter()
+    .map(Some)
+    .collect()
+}
+
+/// Equal as the column's value: FLOAT/DOUBLE by the number (each downstream prints its own
+/// shortest text), everything else by the text.
+fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) -> bool {
+    match (c.ty, got, want) {
+        (ColumnType::Float | ColumnType::Double, Some(g), Some(w)) => {
+            g.parse::<f64>().ok() == w.parse::<f64>().ok()
+        }
+        _ => got == want,
+    }
+}
+
+async fn every_type_at_its_limits_on(down: &str) {
+    let cols = every_ticdc_type("x").columns;
+    for protocol in ["csv", "canal-json"] {
+        let got = limits_landed(protocol, down).await;
+        let want = limits_expected();
+        let diff: Vec<String> = cols
+            .iter()
+            .zip(got.iter().zip(&want))
+            .filter(|(c, (g, w))| !same_value(c, g, w))
+            .map(|(c, (g, w))| format!("{}: got {g:?}, want {w:?}", c.name))
+            .collect();
+        assert!(
+            diff.is_empty(),
+            "{protocol} on {down}:\n{}",
+            diff.join("\n")
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_type_at_its_limits_lands_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    every_type_at_its_limits_on(&format!("sqlite://{}", dir.path().join("out.db").display())).await;
+}
+
+#[tokio::test]
+async fn every_type_at_its_limits_lands_in_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    every_type_at_its_limits_on(&uri).await;
+}
+
+#[tokio::test]
+async fn every_type_at_its_limits_lands_in_mariadb() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    every_type_at_its_limits_on(&uri).await;
+}
