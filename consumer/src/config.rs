@@ -10,7 +10,7 @@ use crate::freshness::{default_unhealthy_after, HealthPolicy};
 use crate::quarantine::BadFilePolicy;
 use crate::secrets::Secrets;
 use cdc_common::layout::LayoutConfig;
-use cdc_common::options::{parse_duration, SinkOptions, SINK_PARAMS};
+use cdc_common::options::{parse_bool, parse_duration, SinkOptions, SINK_PARAMS};
 use cdc_common::storage::{redact_uri, StorageUri, STORAGE_PARAMS};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,6 +27,12 @@ pub const DEFAULT_DOWNSTREAM: &str = "sqlite://storage-consumer.db";
 /// Upstream URI parameter (consumer only): how long a listing may leave out new objects
 /// (`0s`, the default, for the strongly consistent S3, GCS, Azure Blob and local stores).
 pub const LISTING_LAG_PARAM: &str = "listing-lag";
+
+/// TiCDC's canal-json `content-compatible` option (tiflow): `mysqlType` holds each column's
+/// full type and `old` only the changed columns. Accepted (`true` or `false`) and read the same
+/// either way: the decoder takes ENUM/SET elements from a full `mysqlType` and fills a partial
+/// `old` from `data`.
+pub const CONTENT_COMPATIBLE_PARAM: &str = "content-compatible";
 /// Longest listing lag accepted.
 pub const MAX_LISTING_LAG: Duration = Duration::from_secs(3600);
 
@@ -297,7 +303,17 @@ impl Config {
             Some(v) => parse_duration(LISTING_LAG_PARAM, &v, Duration::ZERO, MAX_LISTING_LAG)?,
             None => Duration::ZERO,
         };
-        params.finish(&[STORAGE_PARAMS, SINK_PARAMS, &[LISTING_LAG_PARAM]].concat())?;
+        if let Some(v) = params.take(CONTENT_COMPATIBLE_PARAM) {
+            parse_bool(CONTENT_COMPATIBLE_PARAM, &v)?;
+        }
+        params.finish(
+            &[
+                STORAGE_PARAMS,
+                SINK_PARAMS,
+                &[LISTING_LAG_PARAM, CONTENT_COMPATIBLE_PARAM],
+            ]
+            .concat(),
+        )?;
         let interval = parse_duration(
             "interval",
             &a.interval,

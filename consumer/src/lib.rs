@@ -32,6 +32,7 @@ pub mod config;
 pub mod ddl;
 pub mod decode;
 pub mod discovery;
+pub mod enum_elems;
 pub mod error;
 pub mod freshness;
 pub mod http;

@@ -117,7 +117,9 @@ async fn health_reports_freshness_and_the_last_round() {
     assert!(err.is_some());
     let fatal = rec.fatal.clone().unwrap();
     assert!(fatal.contains("CDC00000000000000000003.csv"), "{fatal}");
-    assert!(rec.warnings.is_empty());
+    // The warnings only name the table the error stopped (issue 20: stuck tables are named).
+    assert_eq!(rec.warnings.len(), 1, "{:?}", rec.warnings);
+    assert!(rec.warnings[0].starts_with("table `db.t` is stuck"));
     let (code, body) = http_get_any(addr, "/health").await;
     // The last round failed: failing, 503.
     assert_eq!(code, 503, "{body}");

@@ -24,6 +24,8 @@
 //! Every value is a JSON string, or `null`: integers, FLOAT/DOUBLE (shortest round-trip text,
 //! no exponent), DECIMAL and text as their text; binary as ISO-8859-1 (byte `0xNN` becomes the
 //! character U+00NN); ENUM as its 1-based element index; SET as its bitmask; BIT as its number.
+//! A column whose elements are unknown (a TiCDC schema file has no `ColumnElems`) decodes to
+//! that index / bitmask as text.
 //! `sqlType` is TiCDC's Java SQL type code (for unsigned integers it depends on the value, as in
 //! TiCDC; a NULL takes the code of the low range). Strings are escaped like Go's
 //! `encoding/json`: `"`, `\`, control characters, `<`, `>`, `&`, U+2028 and U+2029.
@@ -404,11 +406,26 @@ impl CanalTableCodec {
         Ok(())
     }
 
-    fn parse_value(&self, i: usize, v: Option<&str>) -> std::result::Result<Value, String> {
+    fn parse_value(
+        &self,
+        i: usize,
+        v: Option<&str>,
+        elems: &MessageElems,
+    ) -> std::result::Result<Value, String> {
         let Some(text) = v else {
             return Ok(Value::Null);
         };
-        let col = &self.table.columns[i];
+        let with_elems;
+        let col = match elems.get(i).and_then(Option::as_ref) {
+            Some(e) => {
+                with_elems = ColumnDef {
+                    elems: e.clone(),
+                    ..self.table.columns[i].clone()
+                };
+                &with_elems
+            }
+            None => &self.table.columns[i],
+        };
         let bad = |what: &str| {
             format!(
                 "column `{}` ({}): `{}` is not {what}",
@@ -423,18 +440,24 @@ impl CanalTableCodec {
                 .map(|c| u8::try_from(u32::from(c)).map_err(|_| bad("ISO-8859-1 binary")))
                 .collect::<std::result::Result<Vec<u8>, String>>()
                 .map(Value::Bytes),
-            (_, ColumnType::Enum) => text
+            // Elements unknown (TiCDC's schema files carry none): the raw index / bitmask.
+            (_, ColumnType::Enum | ColumnType::Set) if col.elems.is_empty() => text
                 .parse::<u64>()
-                .ok()
-                .and_then(|n| enum_name(col, n))
-                .map(|s| Value::String(s.to_owned()))
-                .ok_or_else(|| bad("an element index")),
-            (_, ColumnType::Set) => text
-                .parse::<u64>()
-                .ok()
-                .and_then(|n| set_names(col, n))
-                .map(Value::String)
-                .ok_or_else(|| bad("a set bitmask")),
+                .map(|n| Value::String(n.to_string()))
+                .map_err(|_| bad("an element index or set bitmask")),
+            // An index / bitmask, or (content-compatible) the element names themselves.
+            (_, ColumnType::Enum) => match text.parse::<u64>() {
+                Ok(n) => enum_name(col, n).map(str::to_owned),
+                Err(_) => enum_index(col, text).map(|_| text.to_owned()),
+            }
+            .map(Value::String)
+            .ok_or_else(|| bad("an element index")),
+            (_, ColumnType::Set) => match text.parse::<u64>() {
+                Ok(n) => set_names(col, n),
+                Err(_) => set_mask(col, text).map(|_| text.to_owned()),
+            }
+            .map(Value::String)
+            .ok_or_else(|| bad("a set bitmask")),
             _ => parse_text_value(col, text),
         }
     }
@@ -443,6 +466,7 @@ impl CanalTableCodec {
         &self,
         map: &HashMap<String, Option<String>>,
         fill: Option<&HashMap<String, Option<String>>>,
+        elems: &MessageElems,
     ) -> std::result::Result<Vec<Value>, String> {
         if let Some(extra) = map.keys().find(|k| self.table.column_index(k).is_none()) {
             return Err(format!("unknown column `{}`", shorten(extra)));
@@ -454,7 +478,7 @@ impl CanalTableCodec {
                 (None, Some(f)) if f.contains_key(&col.name) => &f[&col.name],
                 _ => return Err(format!("column `{}` is missing", col.name)),
             };
-            image.push(self.parse_value(i, v.as_deref())?);
+            image.push(self.parse_value(i, v.as_deref(), elems)?);
         }
         Ok(image)
     }
@@ -486,14 +510,15 @@ impl CanalTableCodec {
             _ => return Err("`data` is missing or empty".into()),
         };
         let old = m.old.unwrap_or_default();
+        let elems = self.message_elems(m.mysql_type.as_ref());
         for (n, map) in data.iter().enumerate() {
-            let image = self.parse_image(map, None)?;
+            let image = self.parse_image(map, None, &elems)?;
             let change = match m.kind.as_str() {
                 "INSERT" => RowChange::Insert { after: image },
                 "DELETE" => RowChange::Delete { before: image },
                 "UPDATE" => RowChange::Update {
                     before: match old.get(n) {
-                        Some(o) => Some(self.parse_image(o, Some(map))?),
+                        Some(o) => Some(self.parse_image(o, Some(map), &elems)?),
                         None => None,
                     },
                     after: image,
@@ -513,6 +538,33 @@ impl CanalTableCodec {
 
 type Image = HashMap<String, Option<String>>;
 
+/// Per column, the ENUM/SET elements one message's `mysqlType` gives a column whose schema
+/// file has none (`content-compatible=true` writes the full type); `None` elsewhere.
+type MessageElems = Vec<Option<Vec<String>>>;
+
+impl CanalTableCodec {
+    fn message_elems(
+        &self,
+        mysql_type: Option<&HashMap<String, serde_json::Value>>,
+    ) -> MessageElems {
+        let Some(types) = mysql_type else {
+            return Vec::new();
+        };
+        self.table
+            .columns
+            .iter()
+            .map(|c| {
+                let wanted =
+                    matches!(c.ty, ColumnType::Enum | ColumnType::Set) && c.elems.is_empty();
+                if !wanted {
+                    return None;
+                }
+                super::elems::elems_of_type(types.get(&c.name)?.as_str()?)
+            })
+            .collect()
+    }
+}
+
 /// The parts of a canal-json message the decoder reads.
 #[derive(Deserialize)]
 struct Message {
@@ -528,6 +580,8 @@ struct Message {
     data: Option<Vec<Image>>,
     #[serde(default)]
     old: Option<Vec<Image>>,
+    #[serde(rename = "mysqlType", default)]
+    mysql_type: Option<HashMap<String, serde_json::Value>>,
     #[serde(rename = "_tidb", default)]
     tidb: Option<TidbExtension>,
 }

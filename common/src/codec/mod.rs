@@ -34,6 +34,7 @@
 pub mod avro;
 pub mod canal_json;
 pub mod csv;
+pub mod elems;
 
 use crate::error::{Error, Result};
 use crate::event::{DmlEvent, RowChange};

@@ -28,8 +28,11 @@
 //!   tables the barrier affects. [`TableEntry::complete_below`] records that.
 //! - **Final versions.** A version with a newer version is *final* after one phase B that ran
 //!   after the newer schema file was seen: its directories are never listed again.
-//! - **Closed data directories.** A date directory whose date is before the checkpoint's date
-//!   holds only rows at or below the checkpoint, which the sink flushed and indexed before it
+//! - **Closed data directories.** A date directory is named by the writer's local wall clock at
+//!   flush time (TiCDC, any time zone) or by the UTC date of the commit ts (this sink), so no
+//!   conclusion assumes a zone: a directory whose date is before the UTC date of the checkpoint
+//!   time *minus one day* (zones reach UTC-12; the rest covers clock lag) gets no new file, and
+//!   holds only rows at or below the checkpoint, which the writer flushed and indexed before it
 //!   wrote the checkpoint; after one index read that follows that checkpoint read it is closed.
 //! - The first round's recursive listing is not ordered against writes, so nothing is marked
 //!   final, closed or complete from it; the second round (delimiter listings) does that.

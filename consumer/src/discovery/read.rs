@@ -1,5 +1,6 @@
 //! Reading single layout objects into the catalog: a schema file (verified, checked for
-//! column names no downstream can hold), the index files of a data directory, and the data
+//! column names no downstream can hold, ENUM/SET elements it lacks recovered by
+//! [`crate::enum_elems`]), the index files of a data directory, and the data
 //! directories of one table version (delimiter listings).
 //!
 //! Invariants: a path or content that disagrees with the configured layout options is an
@@ -139,8 +140,25 @@ impl Discovery {
         let Some(bytes) = self.up.get(path).await? else {
             return Ok(None);
         };
-        let file = SchemaFile::parse_verified(path, &bytes)?;
+        let mut file = SchemaFile::parse_verified(path, &bytes)?;
         check_column_names(path, &file)?;
+        if let Some(t) = &sp.table {
+            let previous = self
+                .catalog
+                .tables
+                .get(&TableName::new(&sp.schema, t))
+                .and_then(|e| {
+                    e.versions
+                        .range(..sp.version)
+                        .rev()
+                        .find_map(|(_, v)| v.schema.clone())
+                });
+            for w in
+                crate::enum_elems::recover(&mut file, previous.as_ref().map(|p| p.file.as_ref()))
+            {
+                self.warn(format!("`{path}`: {w}"));
+            }
+        }
         let rename_from = if file.ddl_type == ddl::ACTION_RENAME_TABLE {
             ddl::rename_source(&file)
         } else {

@@ -309,7 +309,7 @@ impl Discovery {
     fn conclude(&mut self, listed: Instant, open_versions: &[TableVersion], barriers: Barriers) {
         let ckpt_date = self
             .settled_checkpoint(listed)
-            .and_then(|c| DateDir::for_ts(self.cfg.date_separator, c));
+            .and_then(|c| DateDir::for_ts(self.cfg.date_separator, earliest_writer_clock(c)));
         let finals = self.final_versions(listed, open_versions);
         let barriers = self.settled_barriers(listed, barriers);
         self.mark_final_and_closed(&finals, ckpt_date);
@@ -401,6 +401,20 @@ impl Discovery {
             }
         }
     }
+}
+
+/// How far behind UTC a writer's clock may be when it names a date directory: TiCDC names it
+/// by its local wall clock at flush time, and time zones reach UTC-12; a further 12 hours
+/// cover a writer clock that lags the TSO.
+const WRITER_CLOCK_BEHIND_UTC_MS: u64 = 24 * 3600 * 1000;
+
+/// The earliest time any writer's clock may show once the checkpoint `c` was read: a date
+/// directory before this time's UTC date gets no new file. Assumes no time zone.
+fn earliest_writer_clock(c: Ts) -> Ts {
+    Ts::from_parts(
+        c.physical_ms().saturating_sub(WRITER_CLOCK_BEHIND_UTC_MS),
+        0,
+    )
 }
 
 impl Barriers {

@@ -7,6 +7,12 @@
 //! keeps the previous file as the stream's position (only its commit ts advances), so the rest
 //! of the file is read again after the next checkpoint. At most one next file per stream is
 //! prefetched; a prefetch that failed is simply read again here.
+//!
+//! A data file an index names but storage lacks is **in flight** when it is the newest file
+//! that index names: TiCDC (tiflow) publishes the index entry before the data file, and the
+//! checkpoint never passes rows that are not durable, so every row of it is above the
+//! checkpoint. Its stream waits (a warning names the table and the file) and nothing else does.
+//! A missing file below the newest named one is damage: [`Error::Missing`] naming it.
 
 use super::window::{checkpoint_window, Window};
 use super::{DataFileStep, Outcome, Replayer};
@@ -48,6 +54,15 @@ impl Replayer {
         let codec = self.decoder.prepared(&def)?;
         let rows = match self.read_rows(up, &codec, &def, &path, newest).await {
             Ok(rows) => rows,
+            Err(Error::Missing { path: p, .. }) if p == path && f.index == newest => {
+                rec.warnings.push(format!(
+                    "table `{}` waits: `{path}`, the newest file its index names, is not \
+                     there yet (in flight: an index entry may be published before its data \
+                     file, and the checkpoint never covers its rows)",
+                    f.table
+                ));
+                return Ok(Outcome::Stalled);
+            }
             Err(e) if self.policy == BadFilePolicy::Quarantine && is_quarantinable(&e, &path) => {
                 let pos = Position {
                     version: f.dir.version,

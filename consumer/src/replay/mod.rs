@@ -12,7 +12,12 @@
 //! - Rows without a commit ts (csv without `include-commit-ts`, canal-json without the TiDB
 //!   extension) are applied once their file is indexed: the sink indexes a file only after it is
 //!   durable, but such rows cannot be held back to the checkpoint.
-//! - A data file that does not decode ends the round (`--on-bad-file stop`), or, under
+//! - Whatever stops one table stops only that table: a missing or corrupt data file or a
+//!   refused statement leaves that table (and the tables a DDL barrier ties to it, which wait
+//!   for its progress) where it is, with a warning naming it in the round record (and so in
+//!   `/health`); every other table goes as far as it can, then the first such error ends the
+//!   round. Storage and connection trouble ends the round at once.
+//! - A data file that does not decode stops its table (`--on-bad-file stop`), or, under
 //!   `quarantine`, is recorded in the quarantine table in the same transaction that moves its
 //!   stream's progress past it, with none of its rows applied (see [`crate::quarantine`]).
 //!
@@ -129,6 +134,17 @@ pub struct RoundOutcome {
     pub found_new: bool,
     /// The error that ended the round, if any (its redacted text is in `record.fatal`).
     pub error: Option<Error>,
+}
+
+/// True for an error about one table's own storage or statements (a missing or corrupt data
+/// file, a statement the downstream refused): it stops that table (and the tables a DDL barrier
+/// ties to it, which wait for its progress) while the others go on. Storage and connection
+/// trouble ends the round.
+fn stops_only_its_table(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Missing { .. } | Error::Contract(_) | Error::Downstream { .. }
+    )
 }
 
 impl Replayer {
@@ -257,6 +273,9 @@ impl Replayer {
         let cfg = *self.disc.layout();
         self.stalled.clear();
         let mut stalled: HashSet<ProgressKey> = HashSet::new();
+        // Tables a table-local error stopped this round, with the error (the first one ends
+        // the round once every other table went as far as it can).
+        let mut stuck: Vec<(TableName, Error)> = Vec::new();
         loop {
             let mut did = false;
             for schema in cat.databases.keys() {
@@ -266,25 +285,20 @@ impl Replayer {
                 }
             }
             for name in cat.tables.keys() {
-                loop {
-                    let (steps, _) = table_steps(&cat, &self.progress, name, &stalled);
-                    if steps.is_empty() {
-                        break;
+                if stuck.iter().any(|(t, _)| t == name) {
+                    continue;
+                }
+                match self
+                    .table_round(&cat, &up, &cfg, name, &mut stalled, rec)
+                    .await
+                {
+                    Ok(applied) => did |= applied,
+                    Err(e) if stops_only_its_table(&e) => {
+                        rec.warnings
+                            .push(format!("table `{name}` is stuck (other tables go on): {e}"));
+                        stuck.push((name.clone(), e));
                     }
-                    for step in steps {
-                        let key = match &step {
-                            Step::File { key, .. } => Some(key.clone()),
-                            _ => None,
-                        };
-                        match self.exec(&cat, &up, &cfg, step, rec).await? {
-                            Outcome::Applied => did = true,
-                            Outcome::Stalled => {
-                                if let Some(k) = key {
-                                    stalled.insert(k);
-                                }
-                            }
-                        }
-                    }
+                    Err(e) => return Err(e),
                 }
             }
             if !did {
@@ -292,7 +306,44 @@ impl Replayer {
             }
         }
         self.stalled = stalled;
-        Ok(())
+        match stuck.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs every step one table can take now; true when something was applied. Streams whose
+    /// next file must wait join `stalled`.
+    async fn table_round(
+        &mut self,
+        cat: &Catalog,
+        up: &Upstream,
+        cfg: &LayoutConfig,
+        name: &TableName,
+        stalled: &mut HashSet<ProgressKey>,
+        rec: &mut RoundRecord,
+    ) -> Result<bool> {
+        let mut did = false;
+        loop {
+            let (steps, _) = table_steps(cat, &self.progress, name, stalled);
+            if steps.is_empty() {
+                return Ok(did);
+            }
+            for step in steps {
+                let key = match &step {
+                    Step::File { key, .. } => Some(key.clone()),
+                    _ => None,
+                };
+                match self.exec(cat, up, cfg, step, rec).await? {
+                    Outcome::Applied => did = true,
+                    Outcome::Stalled => {
+                        if let Some(k) = key {
+                            stalled.insert(k);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Runs one step. The apply duration is observed for a DDL step and for a data file whose

@@ -76,6 +76,10 @@ pub struct Writer {
     pub cfg: LayoutConfig,
     /// The storage URI (with the options) the consumer must be given.
     pub uri: String,
+    /// The writer's clock offset from UTC in seconds: date directories are named by the
+    /// writer's local date at flush time (TiCDC's rule); the flush happens at the first
+    /// event's commit ts here.
+    pub utc_offset_secs: i64,
     next: HashMap<(DataDir, Option<String>), u64>,
 }
 
@@ -88,6 +92,7 @@ impl Writer {
             cfg: LayoutConfig::from_options(&opts),
             opts,
             uri: uri.to_string(),
+            utc_offset_secs: 0,
             next: HashMap::new(),
         }
     }
@@ -176,7 +181,7 @@ impl Writer {
             table: def.table.clone(),
             version: def.version,
             partition_id,
-            date: DateDir::for_ts(self.opts.date_separator, events[0].0),
+            date: DateDir::for_ts(self.opts.date_separator, self.local_clock(events[0].0)),
         };
         let key = (dir.clone(), dispatcher.map(str::to_string));
         let n = self.next.entry(key).or_insert(0);
@@ -195,6 +200,18 @@ impl Writer {
         )
         .await;
         path
+    }
+
+    /// A writer whose local clock runs `hours` from UTC (TiCDC names date directories by it).
+    pub fn at_utc_offset(mut self, hours: i64) -> Writer {
+        self.utc_offset_secs = hours * 3600;
+        self
+    }
+
+    /// `ts` moved to the writer's local clock (its UTC date is the local date).
+    fn local_clock(&self, ts: Ts) -> Ts {
+        let ms = ts.physical_ms() as i64 + self.utc_offset_secs * 1000;
+        Ts::from_parts(ms as u64, ts.logical())
     }
 
     pub async fn checkpoint(&self, ts: Ts) {

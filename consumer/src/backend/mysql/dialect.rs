@@ -6,6 +6,34 @@ use crate::backend::dialect::{add_column_if_missing, drop_column_if_present, quo
 use crate::ddl::DdlOp;
 use cdc_common::{ColumnDef, ColumnType};
 
+/// A non-key column's MySQL type from what a schema file says. TiCDC (tiflow) writes a
+/// `ColumnPrecision` where MySQL accepts no length: `DOUBLE` "22" / `FLOAT` "12" without a scale
+/// (`DOUBLE(22)` is a syntax error), the text and blob lengths of `TINYTEXT` .. `LONGBLOB`
+/// (only `TEXT(M)` and `BLOB(M)` take one); and ENUM / SET without `ColumnElems`, which MySQL
+/// cannot declare (`enum()`): a TEXT column holds what is replayed then, the raw index /
+/// bitmask (canal-json) or the names (csv); see [`crate::enum_elems`].
+fn ticdc_column_type(c: &ColumnDef) -> String {
+    use ColumnType as T;
+    let bare = |name: &str| {
+        let mut s = name.to_string();
+        if c.unsigned {
+            s.push_str(" unsigned");
+        }
+        s
+    };
+    match c.ty {
+        T::Float | T::Double => match (c.precision, c.scale) {
+            (Some(p), Some(s)) => bare(&format!("{}({p},{s})", c.ty.name().to_lowercase())),
+            _ => bare(&c.ty.name().to_lowercase()),
+        },
+        T::TinyText | T::MediumText | T::LongText | T::TinyBlob | T::MediumBlob | T::LongBlob => {
+            c.ty.name().to_lowercase()
+        }
+        T::Enum | T::Set if c.elems.is_empty() => "TEXT".into(),
+        _ => c.sql_type(),
+    }
+}
+
 /// MySQL/MariaDB: schemas are databases; column types are MySQL's own.
 pub struct Mysql;
 
@@ -24,13 +52,16 @@ impl Dialect for Mysql {
             {
                 "VARCHAR(768)".into()
             }
+            ColumnType::Enum | ColumnType::Set if c.primary_key && c.elems.is_empty() => {
+                "VARCHAR(768)".into()
+            }
             t if t.is_binary()
                 && c.primary_key
                 && !matches!(t, ColumnType::Binary | ColumnType::VarBinary) =>
             {
                 "VARBINARY(3072)".into()
             }
-            _ => c.sql_type(),
+            _ => ticdc_column_type(c),
         }
     }
     fn ddl(&self, op: &DdlOp) -> Vec<String> {

@@ -1,0 +1,147 @@
+//! Recovering ENUM and SET elements that a schema file does not carry.
+//!
+//! TiCDC's schema files (tiflow v6.5.3 up to v8.5) have no `ColumnElems`; ours do. Without the
+//! elements a canal-json ENUM value (its 1-based index) or SET value (its bitmask) cannot be
+//! named, and MySQL cannot declare the column (`enum()` is a syntax error). The elements are
+//! recovered, in this order, from:
+//!
+//! 1. `ColumnElems` (nothing to do);
+//! 2. the schema file's `Query` text: the `CREATE TABLE` / `ALTER TABLE` that defined the
+//!    column (`c ENUM('a','b')`, quotes doubled or backslash-escaped);
+//! 3. the previous version of the same table, whose column of that name and type was
+//!    recovered (a later DDL's `Query` is about another column).
+//!
+//! A column still without elements is replayed as its raw index / bitmask (text columns hold
+//! it in every downstream), and [`recover`] returns a warning naming table and column; the
+//! replay never stops on it.
+//!
+//! Invariants: elements are only ever added to an ENUM/SET column whose list is empty; what
+//! the `Query` text gives must parse completely (every element quoted), else it is not used.
+
+use cdc_common::codec::elems::parse_list;
+use cdc_common::schema_file::SchemaFile;
+use cdc_common::ColumnType;
+
+/// Fills the missing elements of `file`'s ENUM/SET columns (see the module doc); returns one
+/// warning per column left without them.
+pub fn recover(file: &mut SchemaFile, previous: Option<&SchemaFile>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for i in 0..file.columns.len() {
+        let c = &file.columns[i];
+        if !matches!(c.ty, ColumnType::Enum | ColumnType::Set) || !c.elems.is_empty() {
+            continue;
+        }
+        let from_query = elems_in_query(&file.query, &c.name, c.ty);
+        let from_previous = || {
+            previous?
+                .columns
+                .iter()
+                .find(|p| p.name == c.name && p.ty == c.ty && !p.elems.is_empty())
+                .map(|p| p.elems.clone())
+        };
+        match from_query.or_else(from_previous) {
+            Some(elems) => file.columns[i].elems = elems,
+            None => warnings.push(format!(
+                "table `{}.{}` column `{}`: the {} elements are unknown (the schema file \
+                 carries none and its query does not define them); values are replayed as the \
+                 raw {} into a text column, unless a canal-json `mysqlType` names the elements \
+                 (content-compatible=true)",
+                file.schema,
+                file.table,
+                c.name,
+                c.ty.name(),
+                if c.ty == ColumnType::Enum {
+                    "1-based index"
+                } else {
+                    "bitmask"
+                }
+            )),
+        }
+    }
+    warnings
+}
+
+/// The elements `query` declares for column `name` of type `ty`: the first
+/// `` `name` ENUM(...) `` (or unquoted `name`), matched without regard to case.
+fn elems_in_query(query: &str, name: &str, ty: ColumnType) -> Option<Vec<String>> {
+    let keyword = ty.name().to_ascii_lowercase();
+    let lower = query.to_lowercase();
+    if lower.len() != query.len() {
+        // Lower-casing changed byte offsets (rare non-ASCII case mappings): match as written.
+        return scan(query, query, name, &keyword);
+    }
+    scan(query, &lower, name, &keyword)
+}
+
+fn scan(query: &str, lower: &str, name: &str, keyword: &str) -> Option<Vec<String>> {
+    let quoted = format!("`{}`", name.replace('`', "``"));
+    let mut candidates = vec![quoted];
+    if name
+        .chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+    {
+        candidates.push(name.to_string());
+    }
+    for cand in candidates {
+        let cand_lower = cand.to_lowercase();
+        let mut from = 0;
+        while let Some(at) = lower[from..].find(&cand_lower) {
+            let start = from + at;
+            let end = start + cand_lower.len();
+            from = end;
+            let before_ok = lower[..start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '`'));
+            if !before_ok {
+                continue;
+            }
+            let rest = lower[end..].trim_start();
+            let Some(after_kw) = rest.strip_prefix(keyword) else {
+                continue;
+            };
+            let Some(args) = after_kw.trim_start().strip_prefix('(') else {
+                continue;
+            };
+            let offset = query.len() - args.len();
+            if let Some(elems) = parse_list(&query[offset..]) {
+                return Some(elems);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elements_come_from_the_defining_query() {
+        let q = "CREATE TABLE t (id INT PRIMARY KEY, `c_enum` ENUM('small','a,b','x\"y','中', 'it''s'), \
+                 c_set set(\"a\",'b\\'c') NOT NULL)";
+        assert_eq!(
+            elems_in_query(q, "c_enum", ColumnType::Enum).unwrap(),
+            vec!["small", "a,b", "x\"y", "中", "it's"]
+        );
+        assert_eq!(
+            elems_in_query(q, "c_set", ColumnType::Set).unwrap(),
+            vec!["a", "b'c"]
+        );
+        assert_eq!(elems_in_query(q, "enum", ColumnType::Enum), None);
+        assert_eq!(elems_in_query(q, "c_set", ColumnType::Enum), None);
+        assert_eq!(
+            elems_in_query(
+                "ALTER TABLE t ADD COLUMN e enum('x')",
+                "e",
+                ColumnType::Enum
+            )
+            .unwrap(),
+            vec!["x"]
+        );
+        assert_eq!(
+            elems_in_query("CREATE TABLE t (e ENUM())", "e", ColumnType::Enum),
+            None
+        );
+    }
+}
