@@ -91,7 +91,13 @@ async fn survives_restart(down: &str, extra: &[&str]) -> (Arc<Mutex<Health>>, St
     assert_eq!(old[1].phases, vec![Phase::Discover, Phase::Read]);
     let fatal = old[1].fatal.clone().unwrap();
     assert!(fatal.contains("CDC00000000000000000002.csv"), "{fatal}");
-    assert!(old[1].warnings.is_empty());
+    // The fatal error stays apart; the only warning names the table it stopped (issue 20).
+    assert_eq!(old[1].warnings.len(), 1, "{:?}", old[1].warnings);
+    assert!(
+        old[1].warnings[0].starts_with(&format!("table `{s}.t` is stuck")),
+        "{:?}",
+        old[1].warnings
+    );
     assert!(old[1].started_at_ms <= old[1].ended_at_ms);
     drop(r2);
     (health2, first_id)
