@@ -76,6 +76,8 @@ pub struct Stream {
     acks: Acks,
     clock: crate::ts::TsClock,
     handed_end: Lsn,
+    /// The last WAL position an idle peek moved the slot to.
+    idle_confirmed: Option<String>,
     report: StreamReport,
 }
 
@@ -99,6 +101,7 @@ impl Stream {
             acks,
             clock,
             handed_end: 0,
+            idle_confirmed: None,
             report: StreamReport::default(),
         }
     }
@@ -138,15 +141,26 @@ impl Stream {
         let limit =
             (u64::from(self.cfg.max_changes) + self.acks.rows_behind()).min(i32::MAX as u64) as i32;
         let publication = format!("\"{}\"", self.cfg.publication.replace('"', "\"\""));
+        // The WAL position before the peek: every transaction that committed below it is in
+        // the peek's answer, so an empty answer with nothing pending lets the slot follow it.
+        let upto: String = self
+            .client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .map_err(|e| peek_error(&self.cfg, e))?
+            .get(0);
         let rows = self
             .client
             .query(
-                "SELECT data FROM pg_logical_slot_peek_binary_changes($1, NULL, $2, \
+                "SELECT data FROM pg_logical_slot_peek_binary_changes($1, $4::text::pg_lsn, $2, \
                  'proto_version', '1', 'publication_names', $3)",
-                &[&self.cfg.slot, &limit, &publication],
+                &[&self.cfg.slot, &limit, &publication, &upto],
             )
             .await
             .map_err(|e| peek_error(&self.cfg, e))?;
+        if rows.is_empty() && self.acks.is_empty() {
+            self.follow_idle_wal(&upto).await?;
+        }
         let mut txn: Option<Txn> = None;
         let mut skipping = false;
         let mut handed = 0;
@@ -283,6 +297,27 @@ impl Stream {
             txn.ticket,
             txn.messages,
         );
+        Ok(())
+    }
+
+    /// Nothing to replicate below `upto` and nothing pending: moves the slot's confirmed
+    /// position to `upto`, so that WAL written by other databases or by unpublished tables is
+    /// not retained for this slot (a transaction still open commits above `upto` and is decoded
+    /// later from the slot's restart position, so nothing is skipped).
+    async fn follow_idle_wal(&mut self, upto: &str) -> Result<()> {
+        if self.idle_confirmed.as_deref() == Some(upto) {
+            return Ok(());
+        }
+        self.client
+            .execute(
+                "SELECT pg_replication_slot_advance($1, $2::text::pg_lsn) \
+                 WHERE (SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1) \
+                 < $2::text::pg_lsn",
+                &[&self.cfg.slot, &upto],
+            )
+            .await
+            .map_err(|e| slot::slot_error(&self.cfg.slot, "advancing an idle slot", e))?;
+        self.idle_confirmed = Some(upto.to_string());
         Ok(())
     }
 
