@@ -10,26 +10,6 @@ use cdc_consumer::metrics::Metrics;
 use cdc_consumer::replay::RoundOutcome;
 use std::sync::{Arc, Mutex};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let (code, body) = http_get_any(addr, path).await;
-    assert_eq!(code, 200, "{body}");
-    body
-}
-
-/// GET `path`: the HTTP status code and the body.
-async fn http_get_any(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, body.to_string())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_freshness_and_the_last_round() {
@@ -67,7 +47,7 @@ async fn health_reports_freshness_and_the_last_round() {
     assert!(rec.warnings.iter().any(|w| w.contains("stray-object.txt")));
     assert!(rec.fatal.is_none());
 
-    let h: serde_json::Value = serde_json::from_str(&http_get(addr, "/health").await).unwrap();
+    let h: serde_json::Value = serde_json::from_str(&http_get_ok(addr, "/health").await).unwrap();
     assert_eq!(h["checkpoint_ts"], ts(3).0);
     // Second file (ts 5) waits: applied up to the checkpoint through partial application.
     assert_eq!(h["applied_ts"], ts(3).0);
@@ -90,7 +70,7 @@ async fn health_reports_freshness_and_the_last_round() {
     assert_eq!(tp["streams"][0]["commit_ts"], ts(2).0);
     assert_eq!(h["recent_errors"].as_array().unwrap().len(), 0);
 
-    let m = http_get(addr, "/metrics").await;
+    let m = http_get_ok(addr, "/metrics").await;
     for name in [
         "cdc_consumer_rows_applied_total 2",
         "cdc_consumer_files_applied_total 1",
@@ -120,7 +100,7 @@ async fn health_reports_freshness_and_the_last_round() {
     // The warnings only name the table the error stopped (issue 20: stuck tables are named).
     assert_eq!(rec.warnings.len(), 1, "{:?}", rec.warnings);
     assert!(rec.warnings[0].starts_with("table `db.t` is stuck"));
-    let (code, body) = http_get_any(addr, "/health").await;
+    let (code, body) = http_get_status(addr, "/health").await;
     // The last round failed: failing, 503.
     assert_eq!(code, 503, "{body}");
     let h: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -171,7 +151,7 @@ async fn wrong_protocol_reads_as_failing_not_fresh() {
             "a csv file read as canal-json must fail the round"
         );
     }
-    let (code, body) = http_get_any(addr, "/health").await;
+    let (code, body) = http_get_status(addr, "/health").await;
     assert_eq!(code, 503, "{body}");
     let h: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(h["status"], "failing", "{h}");
@@ -183,14 +163,14 @@ async fn wrong_protocol_reads_as_failing_not_fresh() {
     assert_eq!(f["consecutive_failed_rounds"], 2);
     assert!(f["last_success_ms_ago"].is_null());
     assert!(f["checkpoint_age_ms"].as_u64().unwrap() > 0);
-    let m = http_get(addr, "/metrics").await;
+    let m = http_get_ok(addr, "/metrics").await;
     assert!(!m.contains("cdc_consumer_lag_seconds 0\n"), "{m}");
     assert!(
         m.contains("cdc_consumer_consecutive_failed_rounds 2"),
         "{m}"
     );
     assert!(m.contains("cdc_consumer_checkpoint_age_seconds "), "{m}");
-    let page = http_get_any(addr, "/").await.1;
+    let page = http_get_status(addr, "/").await.1;
     assert!(
         page.contains("status-failing\" id=\"status\">failing<"),
         "{page}"

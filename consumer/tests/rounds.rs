@@ -11,7 +11,6 @@ use cdc_consumer::freshness::{Health, Phase, RoundRecord};
 use cdc_consumer::metrics::Metrics;
 use std::sync::{Arc, Mutex};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn unique(prefix: &str) -> String {
     let n = std::time::SystemTime::now()
@@ -19,18 +18,6 @@ fn unique(prefix: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{prefix}_{}_{}", std::process::id(), n % 1_000_000_000)
-}
-
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_string()
 }
 
 /// The round records a replayer's health holds for one consumer start id, oldest first.
@@ -112,13 +99,13 @@ async fn rounds_survive_a_restart_on_sqlite_and_are_served() {
         .await
         .unwrap();
     let rounds: serde_json::Value =
-        serde_json::from_str(&http_get(addr, "/rounds?limit=1").await).unwrap();
+        serde_json::from_str(&http_get_ok(addr, "/rounds?limit=1").await).unwrap();
     let rounds = rounds.as_array().unwrap();
     assert_eq!(rounds.len(), 1);
     assert_eq!(rounds[0]["start_id"], first_id.as_str());
     assert_eq!(rounds[0]["round"], 2);
     assert_eq!(rounds[0]["phases"], serde_json::json!(["discover", "read"]));
-    let page = http_get(addr, "/").await;
+    let page = http_get_ok(addr, "/").await;
     assert!(page.contains("id=\"recent-rounds\""), "{page}");
     assert!(page.contains(&first_id), "{page}");
 }

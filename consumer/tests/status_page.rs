@@ -11,18 +11,11 @@ use cdc_consumer::status_page::escape;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A plain HTTP/1.1 GET; returns the lower-cased head and the body.
 async fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    (head.to_ascii_lowercase(), body.to_string())
+    let (head, body) = http_get_raw(addr, path).await;
+    (head.to_ascii_lowercase(), body)
 }
 
 fn assert_html_200(head: &str) {

@@ -9,20 +9,6 @@ use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
 use std::sync::{Arc, Mutex};
 use support::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// GET `path`: the HTTP status code and the body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).await.unwrap();
-    let (head, body) = out.split_once("\r\n\r\n").unwrap();
-    let code = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (code, body.to_string())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_are_answered_by_the_round_that_applies_their_ts() {
@@ -51,7 +37,7 @@ async fn waiters_are_answered_by_the_round_that_applies_their_ts() {
     assert!(r.round().await.error.is_none());
 
     // Already applied: answered at once.
-    let (code, body) = http_get(addr, &format!("/wait?ts={}&timeout=5s", ts(3).0)).await;
+    let (code, body) = http_get_status(addr, &format!("/wait?ts={}&timeout=5s", ts(3).0)).await;
     assert_eq!(code, 200, "{body}");
     let a: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(a["reached"], true);
@@ -63,13 +49,13 @@ async fn waiters_are_answered_by_the_round_that_applies_their_ts() {
     let before = calls(&metrics);
     let waiters: Vec<_> = (0..200)
         .map(|_| {
-            tokio::spawn(
-                async move { http_get(addr, &format!("/wait?ts={target}&timeout=30s")).await },
-            )
+            tokio::spawn(async move {
+                http_get_status(addr, &format!("/wait?ts={target}&timeout=30s")).await
+            })
         })
         .collect();
     // A short waiter times out first: 504 with the same document.
-    let (code, body) = http_get(addr, &format!("/wait?ts={target}&timeout=300ms")).await;
+    let (code, body) = http_get_status(addr, &format!("/wait?ts={target}&timeout=300ms")).await;
     assert_eq!(code, 504, "{body}");
     let a: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(a["reached"], false);
@@ -92,8 +78,8 @@ async fn waiters_are_answered_by_the_round_that_applies_their_ts() {
     }
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
 
-    let (code, _) = http_get(addr, "/wait?timeout=1s").await;
+    let (code, _) = http_get_status(addr, "/wait?timeout=1s").await;
     assert_eq!(code, 400);
-    let (code, _) = http_get(addr, "/wait?ts=abc").await;
+    let (code, _) = http_get_status(addr, "/wait?ts=abc").await;
     assert_eq!(code, 400);
 }

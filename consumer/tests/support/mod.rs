@@ -5,9 +5,12 @@
 //! flags to a replayer.
 #![allow(dead_code)]
 
+mod http;
 mod replayer;
 
 // Not every test file drives a replayer.
+#[allow(unused_imports)]
+pub use http::{http_get_ok, http_get_raw, http_get_status};
 #[allow(unused_imports)]
 pub use replayer::ReplayerBuilder;
 
