@@ -174,7 +174,16 @@ impl Sink {
         let cleanup = (options.file_expiration_days > 0).then(|| {
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
+                let mut first_run = true;
                 loop {
+                    let now_ms = Ts::now().physical_ms();
+                    let Some(wait) = cleanup::wait_before_run(&ctx.options, first_run, now_ms)
+                    else {
+                        tracing::warn!("file-cleanup-cron-spec never fires again: cleanup stops");
+                        return;
+                    };
+                    first_run = false;
+                    tokio::time::sleep(wait).await;
                     let r = cleanup::run_once(
                         &ctx.store,
                         &ctx.layout,
@@ -193,7 +202,6 @@ impl Sink {
                         ),
                         Err(e) => tracing::warn!(error = %e, "file cleanup failed"),
                     }
-                    tokio::time::sleep(ctx.options.file_cleanup_interval).await;
                 }
             })
         });

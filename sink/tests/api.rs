@@ -185,3 +185,29 @@ async fn open_from_a_file_uri_runs_scheduled_expiry() {
     assert_eq!(flushed.load(Ordering::SeqCst), 1);
     assert!(data.join("s/t").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cron_spec_schedules_expiry_as_ticdc_does() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let old_dir = data.join("s/t/1/2020-01-01");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::write(old_dir.join("CDC00000000000000000001.csv"), "x").unwrap();
+    // every second (TiCDC's six-field syntax, seconds first)
+    let uri = format!(
+        "file://{}?protocol=csv&date-separator=day&file-expiration-days=1\
+         &file-cleanup-cron-spec=*%20*%20*%20*%20*%20*\
+         &spool-dir={}&spool-memory-quota=16MiB&spool-disk-quota=64MiB",
+        data.display(),
+        root.path().join("spool").display()
+    );
+    let registry = prometheus::Registry::new();
+    let sink = cdc_sink::Sink::open(&uri, cdc_sink::SinkConfig::new("cron-test"), &registry)
+        .await
+        .unwrap();
+    assert!(
+        wait_for(5, || !old_dir.exists()).await,
+        "expired file not removed on the cron schedule"
+    );
+    sink.close().await.unwrap();
+}

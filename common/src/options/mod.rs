@@ -15,6 +15,7 @@
 //! | `protocol.rs` | [`Protocol`], the data file wire format |
 //! | `date_separator.rs` | [`DateSeparator`], the date directory granularity |
 //! | `csv.rs` | [`CsvOptions`], the csv protocol's options |
+//! | `cron.rs` | [`CronSpec`], the `file-cleanup-cron-spec` schedule (TiCDC's cron syntax) |
 //! | `spool.rs` | [`SpoolOptions`] |
 //! | `sink.rs` | [`SinkOptions`], every option of the sink, and its parse of a URI query |
 //!
@@ -22,6 +23,7 @@
 //!
 //! [`Error::InvalidParameter`]: crate::error::Error::InvalidParameter
 
+mod cron;
 mod csv;
 mod date_separator;
 mod params;
@@ -29,6 +31,7 @@ mod protocol;
 mod sink;
 mod spool;
 
+pub use cron::CronSpec;
 pub use csv::{BinaryEncoding, CsvOptions, DEFAULT_NULL, DEFAULT_TERMINATOR};
 pub use date_separator::DateSeparator;
 pub use params::{parse_bool, parse_duration, parse_int, parse_size, Params};

@@ -64,6 +64,11 @@ impl Params {
         self.values.remove(name)
     }
 
+    /// True when `name` is present (and not yet taken).
+    pub fn contains(&self, name: &str) -> bool {
+        self.values.contains_key(name)
+    }
+
     /// True when nothing is left.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()

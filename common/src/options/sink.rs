@@ -2,6 +2,7 @@
 //! the same struct), their defaults and bounds, and the parse of a whole URI query: each option
 //! group takes its names from [`Params`], and a name nobody took is an error.
 
+use super::cron::CronSpec;
 use super::csv::CsvOptions;
 use super::date_separator::DateSeparator;
 use super::params::{parse_bool, parse_duration, parse_int, parse_size, Params};
@@ -67,8 +68,10 @@ pub struct SinkOptions {
     pub enable_tidb_extension: bool,
     /// Expire data files older than this many days (0 = never; needs the day date separator).
     pub file_expiration_days: u32,
-    /// How often expiry runs.
+    /// How often expiry runs (when no cron spec is given).
     pub file_cleanup_interval: Duration,
+    /// `file-cleanup-cron-spec`: when expiry runs, as TiCDC schedules it (replaces the interval).
+    pub file_cleanup_cron_spec: Option<CronSpec>,
     /// `storage-retry-timeout`: how long one storage operation is retried before the sink stops
     /// (`None`: the embedder's `SinkConfig` decides, by default two minutes).
     pub storage_retry_timeout: Option<Duration>,
@@ -90,6 +93,7 @@ impl Default for SinkOptions {
             enable_tidb_extension: false,
             file_expiration_days: 0,
             file_cleanup_interval: Duration::from_secs(3600),
+            file_cleanup_cron_spec: None,
             storage_retry_timeout: None,
             spool: SpoolOptions::default(),
         }
@@ -116,6 +120,7 @@ pub const SINK_PARAMS: &[&str] = &[
     "enable-tidb-extension",
     "file-expiration-days",
     "file-cleanup-interval",
+    "file-cleanup-cron-spec",
     "storage-retry-timeout",
     "spool-memory-quota",
     "spool-disk-quota",
@@ -168,6 +173,7 @@ impl SinkOptions {
                 MAX_FILE_EXPIRATION_DAYS.into(),
             )? as u32;
         }
+        let interval_given = params.contains("file-cleanup-interval");
         if let Some(v) = params.take("file-cleanup-interval") {
             o.file_cleanup_interval = parse_duration(
                 "file-cleanup-interval",
@@ -175,6 +181,15 @@ impl SinkOptions {
                 MIN_FILE_CLEANUP_INTERVAL,
                 MAX_FILE_CLEANUP_INTERVAL,
             )?;
+        }
+        if let Some(v) = params.take("file-cleanup-cron-spec") {
+            if interval_given {
+                return Err(Error::param(
+                    "file-cleanup-cron-spec",
+                    "give either file-cleanup-cron-spec or file-cleanup-interval, not both",
+                ));
+            }
+            o.file_cleanup_cron_spec = Some(CronSpec::parse(&v)?);
         }
         if let Some(v) = params.take("storage-retry-timeout") {
             o.storage_retry_timeout = Some(parse_duration(
@@ -283,6 +298,25 @@ mod tests {
             Err(Error::InvalidParameter { name, .. }) => name,
             other => panic!("expected InvalidParameter, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn cleanup_cron_spec_replaces_the_interval() {
+        let o = SinkOptions::from_query("file-cleanup-cron-spec=0%200%202%20*%20*%20*").unwrap();
+        let spec = o.file_cleanup_cron_spec.expect("spec parsed");
+        assert_eq!(spec.as_str(), "0 0 2 * * *");
+        assert_eq!(
+            err_name(SinkOptions::from_query(
+                "file-cleanup-cron-spec=@daily&file-cleanup-interval=1h"
+            )),
+            "file-cleanup-cron-spec"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query(
+                "file-cleanup-cron-spec=0%200%2025%20*%20*"
+            )),
+            "file-cleanup-cron-spec"
+        );
     }
 
     #[test]

@@ -168,6 +168,12 @@ impl FaultStore {
         self.state.hidden.load(Ordering::Relaxed)
     }
 
+    /// Entries (objects and common prefixes) returned by listings so far: with the number of
+    /// list calls, what an object store bills for listing (one request per 1,000 entries).
+    pub fn listed_entries(&self) -> u64 {
+        self.state.listed.load(Ordering::Relaxed)
+    }
+
     /// Failed operations so far.
     pub fn failures(&self) -> usize {
         lock(&self.state.log).iter().filter(|r| !r.ok).count()
@@ -285,6 +291,7 @@ impl ObjectStore for FaultStore {
         let state = Arc::clone(&self.state);
         let p = prefix.map(|p| p.to_string()).unwrap_or_default();
         let inner = self.inner.list(prefix);
+        let counted = Arc::clone(&self.state);
         futures::stream::once(async move {
             let started = state.epoch.elapsed();
             let r = state.apply(Op::List, &p, 0).await;
@@ -321,6 +328,9 @@ impl ObjectStore for FaultStore {
             }
         })
         .flatten()
+        .inspect_ok(move |_| {
+            counted.listed.fetch_add(1, Ordering::Relaxed);
+        })
         .boxed()
     }
 
@@ -360,6 +370,10 @@ impl ObjectStore for FaultStore {
             }
             (r, _) => r,
         };
+        if let Ok(l) = &r {
+            let n = (l.objects.len() + l.common_prefixes.len()) as u64;
+            self.state.listed.fetch_add(n, Ordering::Relaxed);
+        }
         self.state.record(Op::List, &p, started, r.is_ok());
         r
     }

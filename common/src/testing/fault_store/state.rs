@@ -82,6 +82,8 @@ pub(super) struct State {
     pub(super) rng: Mutex<Rng>,
     /// Listing entries left out by partial or truncated listings.
     pub(super) hidden: AtomicU64,
+    /// Entries (objects and common prefixes) returned by listings.
+    pub(super) listed: AtomicU64,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,6 +106,7 @@ impl State {
                 announce: Once::new(),
             }),
             hidden: AtomicU64::new(0),
+            listed: AtomicU64::new(0),
         }
     }
 
