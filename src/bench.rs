@@ -7,6 +7,7 @@
 //! to stderr for the curious.
 
 use anyhow::{bail, Context, Result};
+use cdc_consumer::progress_bar::Bar;
 use serde_json::Value as Json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -114,7 +115,7 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
 
 /// Runs every harness and prints the table (or JSON). `postgres` adds the consumer's
 /// PostgreSQL-vs-COPY figure.
-pub fn bench(quick: bool, json: bool, postgres: Option<&str>) -> Result<()> {
+pub fn bench(quick: bool, json: bool, postgres: Option<&str>, quiet: bool) -> Result<()> {
     let root = env!("CARGO_MANIFEST_DIR");
     let dir = tempfile::Builder::new()
         .prefix("cdc-bench")
@@ -122,13 +123,20 @@ pub fn bench(quick: bool, json: bool, postgres: Option<&str>) -> Result<()> {
         .context("creating a bench directory")?;
     let mut figures: Vec<Json> = Vec::new();
     let mut failures = Vec::new();
-    for h in harnesses(quick, dir.path(), postgres) {
-        eprintln!("== {}: cargo {}", h.group, h.args.join(" "));
+    let all = harnesses(quick, dir.path(), postgres);
+    let total = all.len() as u64;
+    let bar = std::sync::Arc::new(Bar::new(quiet, total, "bench", "harnesses"));
+    for (done, h) in all.into_iter().enumerate() {
+        bar.set_position(done as u64);
+        bar.set_message(h.group.to_string());
+        bar.println(&format!("== {}: cargo {}", h.group, h.args.join(" ")));
         let mut child = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(&h.args)
             .envs(h.env.iter().map(|(k, v)| (*k, v.as_str())))
             .current_dir(root)
             .stdout(Stdio::piped())
+            // cargo's own output goes above the bar too
+            .stderr(Stdio::piped())
             .spawn()
             .with_context(|| {
                 format!(
@@ -136,18 +144,26 @@ pub fn bench(quick: bool, json: bool, postgres: Option<&str>) -> Result<()> {
                     h.group
                 )
             })?;
+        let err = child.stderr.take().context("harness stderr")?;
+        let err_bar = std::sync::Arc::clone(&bar);
+        let err_lines = std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(std::io::Result::ok) {
+                err_bar.println(&line);
+            }
+        });
         let out = child.stdout.take().context("harness stdout")?;
         for line in BufReader::new(out).lines() {
             let line = line?;
             match line.strip_prefix("BENCH ") {
                 Some(j) => match serde_json::from_str::<Json>(j) {
                     Ok(v) => figures.push(v),
-                    Err(e) => eprintln!("unreadable BENCH line ({e}): {j}"),
+                    Err(e) => bar.println(&format!("unreadable BENCH line ({e}): {j}")),
                 },
-                None => eprintln!("  {line}"),
+                None => bar.println(&format!("  {line}")),
             }
         }
         let status = child.wait()?;
+        let _ = err_lines.join();
         if !status.success() {
             failures.push(format!(
                 "{} harness `cargo {}` failed: {status}",
@@ -156,6 +172,12 @@ pub fn bench(quick: bool, json: bool, postgres: Option<&str>) -> Result<()> {
             ));
         }
     }
+    bar.set_position(total);
+    bar.finish(if failures.is_empty() {
+        "done"
+    } else {
+        "failed"
+    });
     if json {
         println!("{}", serde_json::to_string_pretty(&figures)?);
     } else {

@@ -8,6 +8,7 @@
 mod bench;
 
 use anyhow::{bail, Result};
+use cdc_consumer::progress_bar::{Bar, LogWriter};
 use cdc_harness::workload::{Workload, WorkloadConfig};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,6 +25,9 @@ struct Cli {
     /// Log filter (error, warn, info, debug, or a tracing env-filter directive).
     #[arg(long, global = true, default_value = "warn", env = "RUST_LOG")]
     log_level: String,
+    /// No progress bars (they are drawn only when stderr is a terminal anyway).
+    #[arg(long, global = true)]
+    quiet: bool,
 }
 
 #[derive(Args, Clone, Debug)]
@@ -177,7 +181,8 @@ fn main() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log lines go above any progress bar, never into it.
+        .with_writer(LogWriter)
         // Colour codes only for a person at a terminal, never into log files or shippers.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -191,13 +196,13 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = rt.block_on(run(cli.command)) {
+    if let Err(e) = rt.block_on(run(cli.command, cli.quiet)) {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(cmd: Command) -> Result<()> {
+async fn run(cmd: Command, quiet: bool) -> Result<()> {
     match cmd {
         Command::Demo {
             dir,
@@ -251,7 +256,9 @@ async fn run(cmd: Command) -> Result<()> {
         }
         Command::Consume { args } => {
             use clap::Parser as _;
-            let argv = std::iter::once("storage-consumer".to_string()).chain(args);
+            let argv = std::iter::once("storage-consumer".to_string())
+                .chain(args)
+                .chain(quiet.then(|| "--quiet".to_string()));
             let args = cdc_consumer::config::Args::try_parse_from(argv)?;
             // The error text comes back with the URIs' secrets redacted.
             cdc_consumer::main_with(&args)
@@ -271,7 +278,12 @@ async fn run(cmd: Command) -> Result<()> {
                 resume,
                 index_put_delay: delay_index_puts_ms.map(std::time::Duration::from_millis),
             };
-            let r = cdc_harness::generate::generate(&sink_uri, &cfg, opts, &|_| {}).await?;
+            let bar = Bar::new(quiet, cfg.transactions, "generate", "txns");
+            let r =
+                cdc_harness::generate::generate(&sink_uri, &cfg, opts, &|n| bar.set_position(n))
+                    .await;
+            bar.finish(if r.is_ok() { "done" } else { "failed" });
+            let r = r?;
             if let Some(c) = r.resumed_from {
                 println!(
                     "resumed from checkpoint-ts {c}: {} steps skipped",
@@ -303,8 +315,10 @@ async fn run(cmd: Command) -> Result<()> {
             quick,
             postgres_uri,
         } => {
-            tokio::task::spawn_blocking(move || bench::bench(quick, json, postgres_uri.as_deref()))
-                .await?
+            tokio::task::spawn_blocking(move || {
+                bench::bench(quick, json, postgres_uri.as_deref(), quiet)
+            })
+            .await?
         }
         Command::Capture(args) => Ok(cdc_capture::run(args).await?),
         Command::Verify {
@@ -313,7 +327,14 @@ async fn run(cmd: Command) -> Result<()> {
         } => {
             let cfg = workload.config()?;
             let model = Workload::final_model(cfg.clone());
-            let diffs = cdc_harness::verify::verify(&downstream_uri, &cfg.schema, &model).await?;
+            let bar = Bar::new(quiet, model.tables.len() as u64, "verify", "tables");
+            let diffs =
+                cdc_harness::verify::verify_observed(&downstream_uri, &cfg.schema, &model, &|n| {
+                    bar.set_position(n)
+                })
+                .await;
+            bar.finish(if diffs.is_ok() { "done" } else { "failed" });
+            let diffs = diffs?;
             if diffs.is_empty() {
                 let rows: usize = model.tables.values().map(|t| t.rows.len()).sum();
                 println!(

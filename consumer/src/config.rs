@@ -105,6 +105,9 @@ pub struct Args {
     /// files, bad schema/index/metadata files and downstream errors always stop.
     #[arg(long, default_value = "stop")]
     pub on_bad_file: String,
+    /// No progress bar with `--once` (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Tables to replay, from `--tables`.

@@ -18,7 +18,8 @@
 //! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
 //! - [`secrets`]: keeping URI secrets out of logs, errors, `/health` and the status page.
 //! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] and
-//!   [`status_page`] report; [`wait`] answers read-your-writes waiters.
+//!   [`status_page`] report; [`wait`] answers read-your-writes waiters; [`progress_bar`] draws
+//!   `--once` (and the harness's long jobs) on a terminal.
 //!
 //! Invariants: storage is the source of truth (all state here is rebuilt from storage plus the
 //! downstream's progress record); nothing above the sink's checkpoint-ts is applied when rows
@@ -40,6 +41,7 @@ pub mod metrics;
 pub mod ordering;
 pub mod plan;
 pub mod progress;
+pub mod progress_bar;
 pub mod quarantine;
 pub mod replay;
 pub mod secrets;
@@ -103,8 +105,17 @@ async fn serve(args: &config::Args) -> Result<()> {
         let bound = http::serve(addr, health.clone(), metrics.clone()).await?;
         tracing::info!(addr = %bound, "serving /health and /metrics");
     }
+    let bar = if cfg.once {
+        progress_bar::ReplayBar::start(&metrics, args.quiet)
+    } else {
+        None
+    };
     let r = replayer(&cfg, metrics, health).await?;
-    run(&cfg, r).await
+    let result = run(&cfg, r).await;
+    if let Some(b) = bar {
+        b.finish(result.is_ok());
+    }
+    result
 }
 
 /// Runs rounds until `--once` has nothing left, `--until-ts` is applied, or forever.

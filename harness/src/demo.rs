@@ -51,6 +51,7 @@ pub async fn open_replayer(
         batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
         progress_file: None,
         on_bad_file: "stop".into(),
+        quiet: true,
     };
     let cfg = ConsumerConfig::from_args(&args)?;
     let metrics = cdc_consumer::metrics::Metrics::new();

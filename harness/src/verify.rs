@@ -18,6 +18,17 @@ pub const MAX_DIFFS: usize = 20;
 
 /// Compares the downstream at `uri` with `model`; returns the differences (empty when equal).
 pub async fn verify(uri: &str, schema: &str, model: &Model) -> Result<Vec<String>> {
+    verify_observed(uri, schema, model, &|_| {}).await
+}
+
+/// [`verify`], calling `on_table(n)` after each of the model's tables is compared (`n` of
+/// `model.tables.len()`), for a progress bar.
+pub async fn verify_observed(
+    uri: &str,
+    schema: &str,
+    model: &Model,
+    on_table: &(dyn Fn(u64) + Sync),
+) -> Result<Vec<String>> {
     let mut diffs = Vec::new();
     let mut conn = open(uri).await?;
     let actual_tables = conn.read_tables(schema).await?;
@@ -29,12 +40,14 @@ pub async fn verify(uri: &str, schema: &str, model: &Model) -> Result<Vec<String
             ));
         }
     }
-    for (name, table) in &model.tables {
+    for (done, (name, table)) in (1u64..).zip(&model.tables) {
         if !actual_tables.contains(&name.table) {
             diffs.push(format!("table `{name}` is missing downstream"));
+            on_table(done);
             continue;
         }
         compare_table(&mut conn, name, table, &mut diffs).await?;
+        on_table(done);
         if diffs.len() > MAX_DIFFS * 4 {
             break;
         }

@@ -12,7 +12,8 @@ fn main() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Log lines go above `--once`'s progress bar, never into it.
+        .with_writer(cdc_consumer::progress_bar::LogWriter)
         // Colour codes only for a person at a terminal, never into log files or shippers.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -204,6 +204,10 @@ impl Replayer {
             Outcome::Stalled
         } else {
             self.metrics.files_applied.inc();
+            // one fewer to go (the round's end sets the exact count again)
+            if self.metrics.files_pending.get() > 0 {
+                self.metrics.files_pending.dec();
+            }
             tr.files += 1;
             Outcome::Applied
         }))

@@ -269,6 +269,10 @@ impl Replayer {
     async fn round_inner(&mut self, rec: &mut RoundRecord) -> Result<()> {
         rec.discovery = self.disc.round().await?;
         let cat = self.disc.catalog().clone();
+        // what this round found to do, for `/metrics` and `--once`'s bar while it applies
+        self.metrics
+            .files_pending
+            .set(crate::ordering::count_pending(&cat, &self.progress) as i64);
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
         self.stalled.clear();
