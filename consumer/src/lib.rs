@@ -71,7 +71,9 @@ pub async fn replayer(
 ) -> Result<Replayer> {
     let store = cfg.upstream.build()?;
     let up = Upstream::new(store, metrics.clone());
-    let disc = Discovery::new(up, cfg.layout, cfg.tables.clone()).with_listing_lag(cfg.listing_lag);
+    let disc = Discovery::new(up, cfg.layout, cfg.tables.clone())
+        .with_listing_lag(cfg.listing_lag)
+        .with_idle_rounds(cfg.sink.rows_carry_commit_ts());
     let down = open_downstream(cfg).await?;
     let mut r = Replayer::new(disc, down, &cfg.sink, cfg.on_bad_file, metrics, health).await?;
     r.set_secrets(cfg.secrets.clone());

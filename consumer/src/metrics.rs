@@ -49,6 +49,8 @@ pub struct Metrics {
     pub errors: IntCounterVec,
     /// Replay rounds run.
     pub rounds: IntCounter,
+    /// Rounds that read an unchanged checkpoint after a settled round and stopped there.
+    pub idle_rounds: IntCounter,
     /// Data files quarantined by this process (`--on-bad-file quarantine`); the downstream's
     /// quarantine table holds every one ever recorded.
     pub quarantined_files: IntCounter,
@@ -81,6 +83,10 @@ impl Metrics {
         let list_calls = counter("list_calls_total", "Object store list calls");
         let get_calls = counter("get_calls_total", "Object store get calls");
         let rounds = counter("rounds_total", "Replay rounds run");
+        let idle_rounds = counter(
+            "idle_rounds_total",
+            "Rounds that read an unchanged checkpoint and stopped there (one request)",
+        );
         let quarantined_files = counter(
             "quarantined_files_total",
             "Data files that did not decode and were quarantined (their rows not applied)",
@@ -154,6 +160,7 @@ impl Metrics {
             get_calls,
             errors,
             rounds,
+            idle_rounds,
             quarantined_files,
         }
     }

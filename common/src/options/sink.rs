@@ -278,6 +278,17 @@ impl SinkOptions {
         self.spool.validate()
     }
 
+    /// True when every row of a data file carries its commit ts (csv with `include-commit-ts`,
+    /// canal-json with the TiDB extension, avro always), so a consumer can hold rows back to
+    /// the checkpoint-ts; without it a consumer applies every indexed file at once.
+    pub fn rows_carry_commit_ts(&self) -> bool {
+        match self.protocol {
+            Protocol::Csv => self.csv.include_commit_ts,
+            Protocol::CanalJson => self.enable_tidb_extension,
+            Protocol::Avro => true,
+        }
+    }
+
     /// Parses options from a query string (`a=b&c=d`, percent-encoded); unknown names are errors.
     pub fn from_query(query: &str) -> Result<SinkOptions> {
         let mut p = Params::from_query(query)?;

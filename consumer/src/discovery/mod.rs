@@ -37,6 +37,23 @@
 //! - The first round's recursive listing is not ordered against writes, so nothing is marked
 //!   final, closed or complete from it; the second round (delimiter listings) does that.
 //!
+//! # Idle rounds
+//!
+//! A round whose phase 0 reads the same checkpoint-ts `C` as a round after which the replayer had
+//! applied everything the catalog allowed (no error, not the first round) stops there: one GET of
+//! `metadata` (conditional, `If-None-Match` its entity tag, where the store supports it), no
+//! listing. Why nothing can be missed: every row at or below `C` was durable, with its index entry
+//! and any schema file below it, before `C` was written; the settled round read `C` before its
+//! listings, so its listings showed all of them and it drew every conclusion (final versions,
+//! closed directories, complete barriers) they allow. What storage got since holds only rows above
+//! `C`, which cannot be applied until the checkpoint moves, and a moved checkpoint ends the skip.
+//! That needs rows that carry their commit ts (the consumer holds them back to the checkpoint);
+//! storage written without (csv without `include-commit-ts`, canal-json without the TiDB
+//! extension) has its files applied as soon as they are indexed, so every round lists there.
+//! With a listing lag `D > 0` a listing need not show what was written within `D` before it, so
+//! the argument fails and every round lists (the skip is off). The replayer asks for a full round
+//! after reopening the downstream ([`Discovery::require_full_round`]).
+//!
 //! # Eventually consistent listings
 //!
 //! With a listing lag `D` ([`Discovery::with_listing_lag`]) a listing may leave out objects
@@ -85,8 +102,8 @@ mod store;
 
 pub use catalog::{Catalog, DirEntry, SchemaEntry, TableEntry, VersionEntry};
 pub use store::{
-    Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF, DEFAULT_STORAGE_MAX_BACKOFF,
-    DEFAULT_STORAGE_REQUEST_TIMEOUT,
+    Fetched, Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF,
+    DEFAULT_STORAGE_MAX_BACKOFF, DEFAULT_STORAGE_REQUEST_TIMEOUT,
 };
 
 use crate::config::TableFilter;
@@ -108,6 +125,10 @@ pub struct DiscoveryStats {
     pub new_dirs: u64,
     /// Whether the round used the recursive listing (first round only).
     pub full_listing: bool,
+    /// Whether the round read an unchanged checkpoint after a settled round and stopped there
+    /// (see "Idle rounds").
+    #[serde(default)]
+    pub idle: bool,
 }
 
 /// Incremental discovery state.
@@ -130,6 +151,16 @@ pub struct Discovery {
     unsettled: BTreeMap<DataDir, Instant>,
     /// Directories ignored for their name, warned about once.
     ignored: HashSet<String>,
+    /// Entity tag of `metadata` at the last read (for a conditional GET).
+    metadata_etag: Option<String>,
+    /// The checkpoint-ts read by the last round's phase 0.
+    last_read: Option<Ts>,
+    /// Idle rounds are allowed (rows carry their commit ts, so nothing above the checkpoint is
+    /// ever applied; see "Idle rounds").
+    idle_allowed: bool,
+    /// The checkpoint at which the replayer found everything applied after a settled round:
+    /// while `metadata` still says so, a round stops after phase 0 (see "Idle rounds").
+    idle_at: Option<Ts>,
 }
 
 impl Discovery {
@@ -147,6 +178,10 @@ impl Discovery {
             checkpoints: VecDeque::new(),
             unsettled: BTreeMap::new(),
             ignored: HashSet::new(),
+            metadata_etag: None,
+            last_read: None,
+            idle_allowed: false,
+            idle_at: None,
         }
     }
 
@@ -157,6 +192,34 @@ impl Discovery {
     pub fn with_listing_lag(mut self, lag: Duration) -> Discovery {
         self.listing_lag = lag;
         self
+    }
+
+    /// Allows idle rounds (see "Idle rounds"): only for storage whose rows carry their commit
+    /// ts ([`cdc_common::SinkOptions::rows_carry_commit_ts`]); rows without one are applied as
+    /// soon as their file is indexed, above the checkpoint too, so an unchanged checkpoint does
+    /// not mean nothing new can be applied.
+    pub fn with_idle_rounds(mut self, allowed: bool) -> Discovery {
+        self.idle_allowed = allowed;
+        self
+    }
+
+    /// Tells discovery how the round that just ran ended: `all_applied` when the replayer
+    /// applied everything the catalog allowed without an error. After such a round that was
+    /// ordered against writes (not the first), with no listing lag, later rounds stop after
+    /// phase 0 while the checkpoint-ts stays the same (see "Idle rounds").
+    pub fn finish_round(&mut self, all_applied: bool) {
+        let settled = all_applied && self.listing_lag.is_zero() && self.rounds >= 2;
+        self.idle_at = if self.idle_allowed && settled {
+            self.last_read
+        } else {
+            None
+        };
+    }
+
+    /// The next round lists storage whatever the checkpoint says (the downstream was reopened,
+    /// or the set of tables to replay changed).
+    pub fn require_full_round(&mut self) {
+        self.idle_at = None;
     }
 
     /// What is known so far.

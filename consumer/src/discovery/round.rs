@@ -2,7 +2,8 @@
 //! the order makes skipping safe):
 //!
 //! ```text
-//! read_checkpoint                      phase 0: GET metadata
+//! read_checkpoint                      phase 0: GET metadata (conditional)
+//! unchanged since a settled round:     stop (an idle round, see "Idle rounds")
 //! first round:  list_everything        phase A: one recursive LIST, schema files read
 //!               read_listed_indexes    phase B: every listed directory's index files
 //! later rounds: list_new_schema_files  phase A: delimiter listings, new schema files -> barriers
@@ -17,7 +18,7 @@
 //! nothing is marked final, closed or complete by a round that failed.
 
 use super::catalog::SchemaEntry;
-use super::{Discovery, DiscoveryStats};
+use super::{Discovery, DiscoveryStats, Fetched};
 use crate::error::Result;
 use cdc_common::layout::{
     Checkpoint, DataDir, DataFile, DateDir, IndexFile, METADATA_FILE, META_DIR,
@@ -66,6 +67,14 @@ impl Discovery {
         let gets0 = self.up.metrics.get_calls.get();
         let mut stats = DiscoveryStats::default();
         self.read_checkpoint().await?;
+        if self.idle_at.is_some() && self.idle_at == self.last_read {
+            stats.idle = true;
+            self.rounds += 1;
+            stats.get_calls = self.up.metrics.get_calls.get() - gets0;
+            return Ok(stats);
+        }
+        // a full round: the replayer earns the next skip again
+        self.idle_at = None;
         if self.rounds == 0 {
             stats.full_listing = true;
             let listing = self.list_everything(&mut stats).await?;
@@ -93,10 +102,23 @@ impl Discovery {
 
     /// Phase 0: reads the checkpoint-ts (it never goes back in the catalog).
     async fn read_checkpoint(&mut self) -> Result<()> {
-        let checkpoint = match self.up.get(METADATA_FILE).await? {
-            Some(b) => Some(Checkpoint::parse(METADATA_FILE, &b)?.checkpoint_ts),
-            None => None,
+        let fetched = self
+            .up
+            .get_if_changed(METADATA_FILE, self.metadata_etag.as_deref())
+            .await?;
+        let checkpoint = match fetched {
+            Fetched::Body(b, etag) => {
+                let c = Checkpoint::parse(METADATA_FILE, &b)?.checkpoint_ts;
+                self.metadata_etag = etag;
+                Some(c)
+            }
+            Fetched::Unchanged => self.last_read,
+            Fetched::Missing => {
+                self.metadata_etag = None;
+                None
+            }
         };
+        self.last_read = checkpoint;
         if let (Some(old), Some(new)) = (self.catalog.checkpoint, checkpoint) {
             if new < old {
                 self.warn(format!(

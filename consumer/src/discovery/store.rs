@@ -16,7 +16,7 @@ use cdc_common::retry::{retry, AttemptFailure, RetryError, RetryHook, RetryPolic
 use cdc_common::storage::get_if_exists;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{GetOptions, ObjectStore};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +31,17 @@ pub const DEFAULT_STORAGE_MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Timeout of one storage request: a hung GET or LIST becomes a retried error instead of a
 /// round that never ends (the largest data files the sink writes read well within it).
 pub const DEFAULT_STORAGE_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a conditional read found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fetched {
+    /// The object does not exist.
+    Missing,
+    /// The object still has the entity tag given.
+    Unchanged,
+    /// The object's bytes and its entity tag (when the store gives one).
+    Body(Bytes, Option<String>),
+}
 
 /// The upstream store with every call counted, and transient errors retried.
 #[derive(Clone)]
@@ -118,6 +129,36 @@ impl Upstream {
             })
             .await?;
         if let Some(b) = &r {
+            self.metrics.bytes_read.inc_by(b.len() as u64);
+        }
+        Ok(r)
+    }
+
+    /// Reads a whole object unless its entity tag is still `etag` (a conditional GET, answered
+    /// `304 Not Modified` without the body by stores that support it; a store that ignores the
+    /// condition returns the object, which the caller compares). One request either way.
+    pub async fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched> {
+        let p = Self::path(path)?;
+        let r = self
+            .retry(path, || async {
+                self.metrics.get_calls.inc();
+                let opts = GetOptions {
+                    if_none_match: etag.map(str::to_string),
+                    ..GetOptions::default()
+                };
+                match self.store.get_opts(&p, opts).await {
+                    Ok(r) => {
+                        let tag = r.meta.e_tag.clone();
+                        let body = r.bytes().await?;
+                        Ok(Fetched::Body(body, tag))
+                    }
+                    Err(object_store::Error::NotModified { .. }) => Ok(Fetched::Unchanged),
+                    Err(object_store::Error::NotFound { .. }) => Ok(Fetched::Missing),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+        if let Fetched::Body(b, _) = &r {
             self.metrics.bytes_read.inc_by(b.len() as u64);
         }
         Ok(r)

@@ -195,6 +195,8 @@ impl Replayer {
         self.down = down;
         self.progress = Progress::from_rows(rows);
         self.set_quarantined(quarantined);
+        // the progress record may differ from what the last round left: look again
+        self.disc.require_full_round();
         Ok(())
     }
 
@@ -255,6 +257,7 @@ impl Replayer {
         self.collect_warnings(&mut rec);
         let found_new = self.note_fingerprint();
         let error = self.record_error(&mut rec, result);
+        self.disc.finish_round(error.is_none());
         self.record_totals(&mut rec);
         Self::log_record(&rec);
         self.save_round(&rec).await;
@@ -268,6 +271,11 @@ impl Replayer {
 
     async fn round_inner(&mut self, rec: &mut RoundRecord) -> Result<()> {
         rec.discovery = self.disc.round().await?;
+        if rec.discovery.idle {
+            // nothing at or below an unchanged checkpoint is left to apply
+            self.metrics.idle_rounds.inc();
+            return Ok(());
+        }
         let cat = self.disc.catalog().clone();
         // what this round found to do, for `/metrics` and `--once`'s bar while it applies
         self.metrics

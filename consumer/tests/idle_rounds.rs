@@ -1,0 +1,163 @@
+//! Idle rounds: once a round has applied everything at or below the checkpoint, a round that
+//! reads the same checkpoint costs one GET and no listing (at 100k tables and a round a second,
+//! the difference between a few requests a day and a billion). A moved checkpoint, a failed
+//! round, storage whose rows carry no commit ts and a listing lag each bring full rounds back.
+
+mod support;
+
+use cdc_common::DdlKind;
+use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::{Replayer, RoundOutcome};
+use support::*;
+
+const TABLES: usize = 30;
+
+/// Storage with `TABLES` tables of three files each, checkpoint at ts(10).
+async fn storage(uri: &str) -> Writer {
+    let mut w = Writer::new(uri);
+    for i in 0..TABLES {
+        let t = two_cols(&format!("db{}", i % 3), &format!("t{i}"), ts(1));
+        w.schema(&t, "", DdlKind::CreateTable).await;
+        for f in 0..3 {
+            w.file(&t, &[(ts(2 + f), vec![ins(f as i64, "x")])]).await;
+        }
+    }
+    w.checkpoint(ts(10)).await;
+    w
+}
+
+/// Requests one round made: (lists, gets).
+async fn counted(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) {
+    let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
+    let out = r.round().await;
+    (out, m.list_calls.get() - l0, m.get_calls.get() - g0)
+}
+
+async fn replayer(uri: &str, db: &std::path::Path, m: &Metrics, extra: &[&str]) -> Replayer {
+    ReplayerBuilder::sqlite(uri, db)
+        .args(extra)
+        .metrics(m.clone())
+        .replayer()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_unchanged_checkpoint_costs_one_get_after_a_settled_round() {
+    unchanged_checkpoint_on("memory://idle-rounds-1?protocol=csv&include-commit-ts=true").await;
+}
+
+/// The same on a local directory, whose store answers the conditional GET with its own tags.
+#[tokio::test]
+async fn an_unchanged_checkpoint_costs_one_get_on_a_local_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let uri = format!(
+        "file://{}?protocol=csv&include-commit-ts=true",
+        root.path().display()
+    );
+    unchanged_checkpoint_on(&uri).await;
+}
+
+async fn unchanged_checkpoint_on(uri: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = storage(uri).await;
+    let m = Metrics::new();
+    let mut r = replayer(&w.uri, &dir.path().join("d.db"), &m, &[]).await;
+
+    let (first, _, _) = counted(&mut r, &m).await;
+    assert!(first.error.is_none());
+    assert_eq!(first.record.rows(), 3 * TABLES as u64);
+    // the second round is ordered against writes: it settles the catalog
+    let (second, lists, _) = counted(&mut r, &m).await;
+    assert!(second.error.is_none() && !second.record.discovery.idle);
+    assert!(
+        lists > TABLES as u64,
+        "a full round lists per table: {lists}"
+    );
+
+    for _ in 0..3 {
+        let (idle, lists, gets) = counted(&mut r, &m).await;
+        assert!(idle.error.is_none());
+        assert!(idle.record.discovery.idle, "{:?}", idle.record.discovery);
+        assert_eq!((lists, gets), (0, 1), "an idle round reads `metadata` only");
+    }
+    assert_eq!(m.idle_rounds.get(), 3);
+
+    // a file above the checkpoint changes nothing until the checkpoint moves
+    let t0 = two_cols("db0", "t0", ts(1));
+    w.file(&t0, &[(ts(15), vec![ins(100, "late")])]).await;
+    let (still, lists, _) = counted(&mut r, &m).await;
+    assert!(still.record.discovery.idle && lists == 0);
+    assert_eq!(still.record.rows(), 0);
+
+    // the checkpoint moves: a full round finds and applies it, then idle again
+    w.checkpoint(ts(20)).await;
+    let (moved, lists, _) = counted(&mut r, &m).await;
+    assert!(!moved.record.discovery.idle && lists > 0);
+    assert_eq!(moved.record.rows(), 1);
+    let (again, lists, gets) = counted(&mut r, &m).await;
+    assert!(again.record.discovery.idle);
+    assert_eq!((lists, gets), (0, 1));
+}
+
+#[tokio::test]
+async fn a_failed_round_is_followed_by_full_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = storage("memory://idle-rounds-2?protocol=csv&include-commit-ts=true").await;
+    let m = Metrics::new();
+    let mut r = replayer(&w.uri, &dir.path().join("d.db"), &m, &[]).await;
+    for _ in 0..2 {
+        assert!(r.round().await.error.is_none());
+    }
+    assert!(r.round().await.record.discovery.idle);
+
+    // a bad file below a new checkpoint fails the round; nothing is skipped until one succeeds
+    let t1 = two_cols("db1", "t1", ts(1));
+    let bad = w.file(&t1, &[(ts(12), vec![ins(7, "y")])]).await;
+    w.put(&bad, b"\"I\",broken".to_vec()).await;
+    w.checkpoint(ts(13)).await;
+    for _ in 0..2 {
+        let (failed, lists, _) = counted(&mut r, &m).await;
+        assert!(failed.error.is_some());
+        assert!(!failed.record.discovery.idle && lists > 0);
+    }
+    // repaired (the writer rewrites the same file): applied, then idle again
+    w.put(&bad, b"\"I\",\"t1\",\"db1\",\"12000\",7,\"y\"\r\n".to_vec())
+        .await;
+    let repaired = r.round().await;
+    assert!(repaired.error.is_none(), "{:?}", repaired.error);
+    assert!(r.round().await.record.discovery.idle);
+}
+
+#[tokio::test]
+async fn rows_without_commit_ts_or_a_listing_lag_keep_every_round_full() {
+    let dir = tempfile::tempdir().unwrap();
+    // csv without include-commit-ts: files are applied as soon as indexed, above the checkpoint
+    let mut w = storage("memory://idle-rounds-3?protocol=csv").await;
+    let m = Metrics::new();
+    let mut r = replayer(&w.uri, &dir.path().join("a.db"), &m, &[]).await;
+    for _ in 0..2 {
+        assert!(r.round().await.error.is_none());
+    }
+    let t0 = two_cols("db0", "t0", ts(1));
+    w.file(&t0, &[(ts(15), vec![ins(100, "late")])]).await;
+    let (round, lists, _) = counted(&mut r, &m).await;
+    assert!(!round.record.discovery.idle && lists > 0);
+    assert_eq!(
+        round.record.rows(),
+        1,
+        "applied without waiting for the checkpoint"
+    );
+
+    // a listing lag: a listing may miss recent objects, so no round can stop at phase 0
+    let w2 = storage("memory://idle-rounds-4?protocol=csv&include-commit-ts=true").await;
+    let lagged = format!("{}&listing-lag=1ms", w2.uri);
+    let m2 = Metrics::new();
+    let mut r2 = replayer(&lagged, &dir.path().join("b.db"), &m2, &[]).await;
+    for _ in 0..4 {
+        let (round, lists, _) = counted(&mut r2, &m2).await;
+        assert!(round.error.is_none());
+        assert!(!round.record.discovery.idle && lists > 0);
+    }
+    assert_eq!(m2.idle_rounds.get(), 0);
+}
