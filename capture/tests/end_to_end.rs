@@ -1,10 +1,9 @@
-//! PostgreSQL -> capture -> local storage -> consumer -> SQLite and MariaDB, each compared with
-//! the source row by row through the consumer backends' read-back: every mapped type, NULLs,
-//! unicode, updates (also of the key), deletes, ADD and DROP COLUMN, a table created after
-//! capture started, TRUNCATE, and unchanged TOAST values under replica identity DEFAULT and
-//! FULL. Needs CDC_TEST_POSTGRES_URI and CDC_TEST_MYSQL_URI
-//! (scripts/servers.sh; under CI=true a missing server fails the test).
-
+//! PostgreSQL -> capture -> local storage -> consumer -> SQLite, PostgreSQL (a database of
+//! its own on the source server) and MariaDB, each compared with the source row by row through
+//! the consumer backends' read-back: every mapped type, NULLs, unicode, updates (also of the
+//! key), deletes, ADD and DROP COLUMN, a table created after capture started, TRUNCATE, and
+//! unchanged TOAST values under replica identity DEFAULT and FULL. Needs CDC_TEST_POSTGRES_URI
+//! and CDC_TEST_MYSQL_URI (scripts/servers.sh; under CI=true a missing server fails the test).
 mod support;
 
 use support::*;
@@ -61,7 +60,7 @@ const WORKLOAD: &[&str] = &[
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sql_workload_replicates_into_sqlite_and_mariadb_row_by_row() {
+async fn a_sql_workload_replicates_into_sqlite_postgres_and_mariadb_row_by_row() {
     let Some(uri) = pg_uri() else { return };
     let c = connect(&uri).await;
     let s = unique("cap_e2e");
@@ -101,7 +100,15 @@ async fn a_sql_workload_replicates_into_sqlite_and_mariadb_row_by_row() {
 
     // The same storage replayed into each downstream; every table compared with the source
     // through the backend's read-back.
-    let mut downstreams = vec![sqlite_down(&dir.path().join("replica.db"))];
+    // PostgreSQL too, in a database of its own (the replica's schema has the source's name).
+    let replica_db = unique("cap_replica");
+    c.batch_execute(&format!("CREATE DATABASE {replica_db}"))
+        .await
+        .unwrap();
+    let mut downstreams = vec![
+        sqlite_down(&dir.path().join("replica.db")),
+        database_uri(&uri, &replica_db),
+    ];
     downstreams.extend(mysql_uri());
     for down in &downstreams {
         replay(&sink, down).await;
@@ -119,4 +126,7 @@ async fn a_sql_workload_replicates_into_sqlite_and_mariadb_row_by_row() {
         assert!(rows > 60, "{down}: {rows} rows compared");
     }
     drop_slot(&c, &slot).await;
+    c.batch_execute(&format!("DROP DATABASE {replica_db} WITH (FORCE)"))
+        .await
+        .unwrap();
 }

@@ -28,6 +28,14 @@ pub fn mysql_uri() -> Option<String> {
     cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI")
 }
 
+/// The URI of database `db` on the server of `uri` (a postgres:// URI with a database path).
+pub fn database_uri(uri: &str, db: &str) -> String {
+    let (server, _) = uri
+        .rsplit_once('/')
+        .expect("a postgres:// URI with a database");
+    format!("{server}/{db}")
+}
+
 /// The downstream URI of an SQLite file.
 pub fn sqlite_down(db: &Path) -> String {
     format!("sqlite://{}", db.display())
@@ -220,15 +228,26 @@ impl SourceColumn {
 
     /// True for the date-time types whose fractional seconds a downstream may pad with zeros
     /// to the column's scale (MariaDB's DATETIME(3) prints `.250` where PostgreSQL prints `.25`).
+    fn is_json(&self) -> bool {
+        matches!(self.ty.as_str(), "json" | "jsonb") || self.ty.ends_with("[]")
+    }
+
     fn has_fraction(&self) -> bool {
         self.ty.starts_with("timestamp") || self.ty.starts_with("time")
     }
 }
 
 /// The one text form both sides are compared in: fractional seconds without trailing zeros
-/// (and without a bare `.`); every other value as read.
+/// (and without a bare `.`); JSON (json, jsonb, arrays) re-serialized compactly, since a
+/// PostgreSQL jsonb replica prints `[1, null]` where the source's array prints `[1,null]`;
+/// every other value as read.
 fn canonical(col: &SourceColumn, v: Option<String>) -> Option<String> {
     let v = v?;
+    if col.is_json() {
+        let parsed: serde_json::Value = serde_json::from_str(&v)
+            .unwrap_or_else(|e| panic!("column {}: not JSON ({e}): {v}", col.name));
+        return Some(parsed.to_string());
+    }
     if !col.has_fraction() {
         return Some(v);
     }
@@ -346,8 +365,17 @@ pub async fn assert_same_table(
     let got = replica_rows(down, schema, table, &cols, order_by).await;
     assert_eq!(got.len(), want.len(), "{down}: {schema}.{table}: row count");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(g, w, "{down}: {schema}.{table} row {i} (columns {names:?})");
+        let differ: Vec<String> = cols
+            .iter()
+            .zip(g.iter().zip(w))
+            .filter(|(_, (g, w))| g != w)
+            .map(|(c, (g, w))| format!("{} ({}): replica {g:?}, source {w:?}", c.name, c.ty))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{down}: {schema}.{table} row {i} (key {:?}) differs: {differ:#?}",
+            w[0]
+        );
     }
     (cols, want)
 }
