@@ -2,11 +2,12 @@
 # Installs (when missing) and starts the real servers the test suite talks to, all on 127.0.0.1:
 #   - s3s-fs      S3-compatible server (crate, cargo install; signatures and conditional create checked)
 #   - Azurite     Azure Blob emulator (npm)
-#   - PostgreSQL  15 (Debian package), run as the `postgres` user in a temporary directory
+#   - PostgreSQL  15 (Debian package), run as the `postgres` user in a temporary directory; a
+#                 second copy with wal_level=replica for capture's set-up check
 #   - MariaDB     10.11 (Debian package), run as root in a temporary directory
 # Usage: source scripts/servers.sh; servers_start; ... ; servers_stop
 # After servers_start the environment holds CDC_TEST_S3_URI, CDC_TEST_AZURE_URI,
-# CDC_TEST_POSTGRES_URI and CDC_TEST_MYSQL_URI (the tests read them; under CI=true a test whose
+# CDC_TEST_POSTGRES_URI, CDC_TEST_POSTGRES_NO_LOGICAL_URI and CDC_TEST_MYSQL_URI (the tests read them; under CI=true a test whose
 # server is missing fails instead of skipping). Tools are cached in $CDC_TOOLS_DIR.
 set -euo pipefail
 
@@ -116,12 +117,21 @@ start_postgres() {
   mkdir -p "$dir"
   chown postgres:postgres "$dir"
   runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$SERVERS_DIR/pg-init.log" 2>&1
+  # A copy of the fresh cluster, started below with wal_level=replica (capture's set-up check).
+  cp -a "$dir/data" "$dir/data-replica"
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200 -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20" start >/dev/null
   echo "pg:$bin:$dir/data" >>"$SERVERS_DIR/pids"
   runuser -u postgres -- "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE cdc" >/dev/null
   export CDC_TEST_POSTGRES_URI="postgres://postgres@127.0.0.1:$port/cdc"
   log "postgres on 127.0.0.1:$port"
+  # The second server: no logical decoding, so capture must refuse it and say how to fix it.
+  port=$(free_port)
+  runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data-replica" -l "$dir/server-replica.log" -w \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=20 -c wal_level=replica" start >/dev/null
+  echo "pg:$bin:$dir/data-replica" >>"$SERVERS_DIR/pids"
+  export CDC_TEST_POSTGRES_NO_LOGICAL_URI="postgres://postgres@127.0.0.1:$port/postgres"
+  log "postgres (wal_level=replica) on 127.0.0.1:$port"
 }
 
 start_mariadb() {

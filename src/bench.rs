@@ -1,4 +1,4 @@
-//! `bench`: runs the spool, sink and consumer benchmark harnesses (release builds, through
+//! `bench`: runs the spool, sink, consumer (and, given PostgreSQL, capture) benchmark harnesses (release builds, through
 //! cargo, from this source tree) and prints their figures as one table, each beside the
 //! baseline the harness measured in the same run and the ratio (or `--json`).
 //!
@@ -37,7 +37,7 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
         consumer.push(pg);
     }
     let own = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
-    vec![
+    let mut all = vec![
         Harness {
             group: "spool",
             args: own(vec![
@@ -110,7 +110,29 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
             args: own(consumer),
             env: vec![],
         },
-    ]
+    ];
+    // PostgreSQL capture (issue 18): snapshot and stream rows/s beside COPY TO, and the
+    // end-to-end lag into SQLite at 1,000 row changes/s (needs wal_level=logical).
+    if let Some(pg) = postgres {
+        all.push(Harness {
+            group: "capture",
+            args: own(vec![
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "cdc-capture",
+                "--example",
+                "capture_bench",
+                "--",
+                if quick { "20000" } else { "200000" },
+                pg,
+                if quick { "5" } else { "20" },
+            ]),
+            env: vec![],
+        });
+    }
+    all
 }
 
 /// Runs every harness and prints the table (or JSON). `postgres` adds the consumer's

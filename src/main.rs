@@ -158,7 +158,8 @@ enum Command {
         /// Shorter runs (smaller data sets), for a quick look.
         #[arg(long)]
         quick: bool,
-        /// Also measure replay into PostgreSQL beside COPY (a postgres:// URI).
+        /// Also measure replay into PostgreSQL beside COPY, and capture from it (snapshot and
+        /// stream rows/s beside COPY TO, end-to-end lag); a postgres:// URI, wal_level=logical.
         #[arg(long)]
         postgres_uri: Option<String>,
     },

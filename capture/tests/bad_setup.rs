@@ -1,7 +1,8 @@
 //! Wrong set-ups get an error naming the problem and the fix, before anything is created:
-//! a missing publication, a slot in use, a role without REPLICATION, a published table whose
-//! updates cannot be keyed, a slot without a finished snapshot. (wal_level cannot be changed
-//! on the shared test server without a restart: its error is unit-tested in error.rs.)
+//! a server without `wal_level=logical` (the second server scripts/servers.sh starts,
+//! `CDC_TEST_POSTGRES_NO_LOGICAL_URI`), a missing publication, a slot in use, a role without
+//! REPLICATION, a published table whose updates cannot be keyed, a slot without a finished
+//! snapshot.
 
 mod support;
 
@@ -12,6 +13,43 @@ async fn run_once(
     cfg: cdc_capture::CaptureConfig,
 ) -> cdc_capture::Result<cdc_capture::CaptureReport> {
     start(cfg).result().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_logical_wal_is_refused_with_the_fix() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_NO_LOGICAL_URI") else {
+        return;
+    };
+    let c = connect(&uri).await;
+    let (slot, publication) = (unique("slot_nowal"), unique("pub_nowal"));
+    c.batch_execute(&format!(
+        "CREATE TABLE IF NOT EXISTS nowal (id int PRIMARY KEY); CREATE PUBLICATION {publication} FOR TABLE nowal"
+    ))
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    let err = run_once(config(&uri, &publication, &slot, &sink_uri(&storage)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CaptureError::WalLevel { ref current } if current == "replica"),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("wal_level=logical") && text.contains("restart"),
+        "{text}"
+    );
+    // Nothing was created: no slot, nothing in storage.
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM pg_replication_slots", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0);
+    let written = std::fs::read_dir(&storage).map_or(0, |d| d.count());
+    assert_eq!(written, 0, "files written to {}", storage.display());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,9 +52,9 @@ async fn a_dropped_connection_is_reopened_and_the_stream_resumes() {
     capture.wait_confirmed(&c, &slot, &end).await;
     let report = capture.stop().await;
     assert!(report.reconnects >= 1, "{report:?}");
-    let db = dir.path().join("replica.db");
-    replay_sqlite(&sink, &db).await;
-    let n = assert_same_table(&c, &db, &s, "log", "seq").await;
-    assert_eq!(n, 150);
+    let db = sqlite_down(&dir.path().join("replica.db"));
+    replay(&sink, &db).await;
+    let (_, log) = assert_same_table(&c, &db, &s, "log", "seq").await;
+    assert_eq!(log.len(), 150);
     drop_slot(&c, &slot).await;
 }

@@ -1,8 +1,12 @@
-//! Test support for cdc-capture: the source server, unique names, running capture, replaying
-//! storage into SQLite with the consumer, and comparing tables row by row.
+//! Test support for cdc-capture: the source servers, unique names, running capture, replaying
+//! storage into a downstream with the consumer, and comparing tables row by row through the
+//! consumer backends' read-back (`Downstream::read_columns` / `read_rows`).
 #![allow(dead_code)]
 
 use cdc_capture::{CaptureConfig, CaptureReport};
+use cdc_common::{ColumnDef, ColumnType, TableName};
+use cdc_consumer::backend::{self, Access};
+use cdc_consumer::config::DownstreamUri;
 use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
@@ -17,6 +21,24 @@ use tokio_postgres::{Client, NoTls};
 /// The source server's URI, or `None` (skip) outside CI.
 pub fn pg_uri() -> Option<String> {
     cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI")
+}
+
+/// The MariaDB downstream's URI, or `None` (skip) outside CI.
+pub fn mysql_uri() -> Option<String> {
+    cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI")
+}
+
+/// The URI of database `db` on the server of `uri` (a postgres:// URI with a database path).
+pub fn database_uri(uri: &str, db: &str) -> String {
+    let (server, _) = uri
+        .rsplit_once('/')
+        .expect("a postgres:// URI with a database");
+    format!("{server}/{db}")
+}
+
+/// The downstream URI of an SQLite file.
+pub fn sqlite_down(db: &Path) -> String {
+    format!("sqlite://{}", db.display())
 }
 
 /// A name unique to this process and call (schemas, slots, publications).
@@ -155,15 +177,14 @@ pub async fn drop_slot(c: &Client, slot: &str) {
         .await;
 }
 
-/// Replays storage into an SQLite file with the consumer, once.
-pub async fn replay_sqlite(sink_uri: &str, db: &Path) {
-    let down = format!("sqlite://{}", db.display());
+/// Replays storage into the downstream `down` (a consumer URI) with the consumer, once.
+pub async fn replay(sink_uri: &str, down: &str) {
     let argv = vec![
         "storage-consumer",
         "--upstream-uri",
         sink_uri,
         "--downstream-uri",
-        &down,
+        down,
         "--once",
     ];
     let cfg = Config::from_args(&Args::parse_from(argv)).expect("consumer config");
@@ -180,6 +201,64 @@ pub async fn replay_sqlite(sink_uri: &str, db: &Path) {
 /// A row as comparable text (NULL = `None`).
 pub type Row = Vec<Option<String>>;
 
+/// A source column: its name and how both sides render it.
+#[derive(Clone, Debug)]
+pub struct SourceColumn {
+    pub name: String,
+    /// `format_type` of the column (`timestamp(3) without time zone`, `bytea`, ...).
+    pub ty: String,
+}
+
+impl SourceColumn {
+    /// The column definition the read-back needs: binary columns come back as hex and floats
+    /// through DOUBLE; everything else is read as text. `key` orders the rows.
+    fn read_back_def(&self, key: bool) -> ColumnDef {
+        let ty = match self.ty.as_str() {
+            "bytea" => ColumnType::LongBlob,
+            "real" | "double precision" => ColumnType::Double,
+            _ => ColumnType::LongText,
+        };
+        let def = ColumnDef::new(&self.name, ty);
+        if key {
+            def.pk()
+        } else {
+            def
+        }
+    }
+
+    /// True for the date-time types whose fractional seconds a downstream may pad with zeros
+    /// to the column's scale (MariaDB's DATETIME(3) prints `.250` where PostgreSQL prints `.25`).
+    fn is_json(&self) -> bool {
+        matches!(self.ty.as_str(), "json" | "jsonb") || self.ty.ends_with("[]")
+    }
+
+    fn has_fraction(&self) -> bool {
+        self.ty.starts_with("timestamp") || self.ty.starts_with("time")
+    }
+}
+
+/// The one text form both sides are compared in: fractional seconds without trailing zeros
+/// (and without a bare `.`); JSON (json, jsonb, arrays) re-serialized compactly, since a
+/// PostgreSQL jsonb replica prints `[1, null]` where the source's array prints `[1,null]`;
+/// every other value as read.
+fn canonical(col: &SourceColumn, v: Option<String>) -> Option<String> {
+    let v = v?;
+    if col.is_json() {
+        let parsed: serde_json::Value = serde_json::from_str(&v)
+            .unwrap_or_else(|e| panic!("column {}: not JSON ({e}): {v}", col.name));
+        return Some(parsed.to_string());
+    }
+    if !col.has_fraction() {
+        return Some(v);
+    }
+    Some(match v.rfind('.') {
+        Some(dot) if v[dot + 1..].bytes().all(|b| b.is_ascii_digit()) => {
+            v.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        _ => v,
+    })
+}
+
 /// The source table's columns and its rows, each column rendered the way the replica stores
 /// it (booleans as 0/1, bytea as hex, timestamptz in UTC, arrays as JSON), ordered by
 /// `order_by`.
@@ -188,7 +267,7 @@ pub async fn source_rows(
     schema: &str,
     table: &str,
     order_by: &str,
-) -> (Vec<String>, Vec<Row>) {
+) -> (Vec<SourceColumn>, Vec<Row>) {
     let cols = c
         .query(
             "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod), t.typcategory::text \
@@ -199,7 +278,7 @@ pub async fn source_rows(
         )
         .await
         .unwrap();
-    let mut names = Vec::new();
+    let mut columns = Vec::new();
     let mut exprs = Vec::new();
     for r in &cols {
         let name: String = r.get(0);
@@ -216,7 +295,7 @@ pub async fn source_rows(
             ("real" | "double precision", _) => format!("{q}::float8::text"),
             _ => format!("{q}::text"),
         });
-        names.push(name);
+        columns.push(SourceColumn { name, ty });
     }
     let sql = format!(
         "SELECT {} FROM \"{schema}\".\"{table}\" AS src ORDER BY src.{order_by}",
@@ -228,60 +307,75 @@ pub async fn source_rows(
         .unwrap()
         .iter()
         .map(|r| {
-            (0..names.len())
-                .map(|i| r.get::<_, Option<String>>(i))
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, col)| canonical(col, r.get::<_, Option<String>>(i)))
                 .collect()
         })
         .collect();
-    (names, rows)
+    (columns, rows)
 }
 
-/// The replica's rows of `schema.table` (SQLite), the same columns, the same order.
-pub fn sqlite_rows(
-    db: &Path,
+/// The replica's rows of `schema.table` in downstream `down`, read back through the
+/// consumer's backend: the replica must have exactly the source's columns, in the same
+/// order; the rows come in `order_by` (the key) order, in the canonical text form.
+pub async fn replica_rows(
+    down: &str,
     schema: &str,
     table: &str,
-    cols: &[String],
+    cols: &[SourceColumn],
     order_by: &str,
 ) -> Vec<Row> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let list: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
-    let sql = format!(
-        "SELECT {} FROM \"{schema}.{table}\" ORDER BY {order_by}",
-        list.join(", ")
-    );
-    let mut st = c.prepare(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-    st.query_map([], |r| {
-        Ok((0..cols.len())
-            .map(|i| match r.get_ref(i).unwrap() {
-                rusqlite::types::ValueRef::Null => None,
-                rusqlite::types::ValueRef::Integer(v) => Some(v.to_string()),
-                rusqlite::types::ValueRef::Real(v) => Some(format!("{v}")),
-                rusqlite::types::ValueRef::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
-                rusqlite::types::ValueRef::Blob(b) => {
-                    Some(b.iter().map(|x| format!("{x:02x}")).collect())
-                }
-            })
-            .collect())
-    })
-    .unwrap()
-    .collect::<Result<_, _>>()
-    .unwrap()
+    let uri = DownstreamUri::parse(down, None).expect("downstream uri");
+    let mut d = backend::open(&uri, 1, Access::ReadBack)
+        .await
+        .expect("open read-back");
+    let name = TableName::new(schema, table);
+    let have = d.read_columns(&name).await.expect("read columns");
+    let want: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(have, want, "{down}: columns of {schema}.{table}");
+    let defs: Vec<ColumnDef> = cols
+        .iter()
+        .map(|c| c.read_back_def(c.name == order_by))
+        .collect();
+    d.read_rows(&name, &defs)
+        .await
+        .expect("read rows")
+        .into_iter()
+        .map(|r| {
+            cols.iter()
+                .zip(r)
+                .map(|(col, v)| canonical(col, v))
+                .collect()
+        })
+        .collect()
 }
 
-/// Asserts the replica's table equals the source's, row by row.
+/// Asserts the replica's table in downstream `down` equals the source's, row by row; returns
+/// the source's rows (for further checks).
 pub async fn assert_same_table(
     c: &Client,
-    db: &Path,
+    down: &str,
     schema: &str,
     table: &str,
     order_by: &str,
-) -> usize {
+) -> (Vec<SourceColumn>, Vec<Row>) {
     let (cols, want) = source_rows(c, schema, table, order_by).await;
-    let got = sqlite_rows(db, schema, table, &cols, order_by);
-    assert_eq!(got.len(), want.len(), "{schema}.{table}: row count");
+    let got = replica_rows(down, schema, table, &cols, order_by).await;
+    assert_eq!(got.len(), want.len(), "{down}: {schema}.{table}: row count");
     for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert_eq!(g, w, "{schema}.{table} row {i} (columns {cols:?})");
+        let differ: Vec<String> = cols
+            .iter()
+            .zip(g.iter().zip(w))
+            .filter(|(_, (g, w))| g != w)
+            .map(|(c, (g, w))| format!("{} ({}): replica {g:?}, source {w:?}", c.name, c.ty))
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{down}: {schema}.{table} row {i} (key {:?}) differs: {differ:#?}",
+            w[0]
+        );
     }
-    want.len()
+    (cols, want)
 }
