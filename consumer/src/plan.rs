@@ -15,6 +15,26 @@
 //! [`batches`] groups consecutive operations of one kind into multi-row statements of at most
 //! `batch_rows` rows; an upsert batch keeps only the last image of a key, which keeps the
 //! statement valid for PostgreSQL's `ON CONFLICT` (a row may not be hit twice).
+//!
+//! # Last state per key ([`Reduce::LastState`], every SQL downstream)
+//!
+//! An interleaved stream (insert, update, delete, insert, ...) cut at every change of kind is
+//! one statement per row or two. For a table with a primary key, the operations of one data
+//! file (applied in one transaction) reduce to each key's **last** operation: first one
+//! multi-row delete of the keys whose last operation is a delete, then one multi-row upsert of
+//! the last images of the others, each in the order of the keys' last operations.
+//!
+//! Why the result is the same table: every operation of a keyed table touches exactly one key
+//! (a key-changing update is a delete of the old key and an upsert of the new one), so keys
+//! evolve independently; an upsert sets its key's row to the image whatever was there, and a
+//! delete removes it whatever was there, so only a key's last operation decides its final row.
+//! Deleting before upserting matters only for keys that are the same to the database but
+//! differ in bytes (a case-insensitive collation); a key's delete and upsert in one file are
+//! then a case-changing update, and the delete must come first, as it does. What it does not
+//! keep: intermediate states (a downstream trigger sees fewer operations) and, for a
+//! downstream table given an extra unique index by hand, the order that avoided a transient
+//! violation of it (the consumer creates only primary keys). Tables without a key and the
+//! stdout downstream (a change log) stay exact ([`Reduce::Exact`]).
 
 use cdc_common::{RowChange, TableDef, Value};
 use std::collections::HashMap;
@@ -43,9 +63,65 @@ impl RowOp {
     }
 }
 
+/// Whether [`plan_rows`] keeps every operation or only each key's last state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// Every operation, in order (stdout: a change log).
+    Exact,
+    /// Tables with a primary key: deletes, then upserts, of each key's last operation (see the
+    /// module doc); tables without a key stay exact.
+    LastState,
+}
+
 /// Turns row changes into operations (see the module doc). Returns the operations and the
 /// number of updates that had no before image on a table without a key (a warning).
-pub fn plan_rows(def: &TableDef, rows: impl IntoIterator<Item = RowChange>) -> (Vec<RowOp>, u64) {
+pub fn plan_rows(
+    def: &TableDef,
+    rows: impl IntoIterator<Item = RowChange>,
+    reduce: Reduce,
+) -> (Vec<RowOp>, u64) {
+    let (ops, no_before) = plan_exact(def, rows);
+    match reduce {
+        Reduce::LastState => (last_states(def, ops), no_before),
+        Reduce::Exact => (ops, no_before),
+    }
+}
+
+/// Each key's last operation: the deletes, then the upserts, each in the order of the keys'
+/// last operations. Operations of a table without a key come back unchanged.
+fn last_states(def: &TableDef, ops: Vec<RowOp>) -> Vec<RowOp> {
+    let pk = def.pk_indexes();
+    if pk.is_empty() || ops.len() < 2 {
+        return ops;
+    }
+    let mut last: HashMap<KeyRef<'_>, usize> = HashMap::with_capacity(ops.len());
+    for (i, op) in ops.iter().enumerate() {
+        match op {
+            RowOp::Upsert(r) | RowOp::Delete(r) => {
+                last.insert(key_of(&pk, r), i);
+            }
+            // keyless operations never occur on a keyed table; keep such a plan exact
+            RowOp::Insert(_) | RowOp::DeleteOne(_) => return ops,
+        }
+    }
+    let mut keep: Vec<usize> = last.into_values().collect();
+    keep.sort_unstable();
+    let mut slots: Vec<Option<RowOp>> = ops.into_iter().map(Some).collect();
+    let mut out = Vec::with_capacity(keep.len());
+    for want_delete in [true, false] {
+        for &i in &keep {
+            if matches!(slots[i], Some(RowOp::Delete(_))) == want_delete {
+                if let Some(op) = slots[i].take() {
+                    out.push(op);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every row change as its operations, in order.
+fn plan_exact(def: &TableDef, rows: impl IntoIterator<Item = RowChange>) -> (Vec<RowOp>, u64) {
     let pk = def.pk_indexes();
     let mut ops = Vec::new();
     let mut no_before = 0;
@@ -204,6 +280,7 @@ mod tests {
                 before: Some(row(1, "x")),
                 after: row(2, "x"),
             }],
+            Reduce::Exact,
         );
         assert_eq!(
             ops,
@@ -233,6 +310,125 @@ mod tests {
         assert_eq!(batches(&d, &ops[..3], 1).len(), 3);
     }
 
+    /// Applies operations to a map keyed like the database (the reference semantics).
+    fn apply_ops(table: &mut std::collections::BTreeMap<i64, String>, ops: &[RowOp]) {
+        for op in ops {
+            match op {
+                RowOp::Upsert(r) => {
+                    let (Value::Int(k), Value::String(v)) = (&r[0], &r[1]) else {
+                        panic!("{r:?}")
+                    };
+                    table.insert(*k, v.clone());
+                }
+                RowOp::Delete(r) => {
+                    let Value::Int(k) = &r[0] else { panic!("{r:?}") };
+                    table.remove(k);
+                }
+                other => panic!("keyed table got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn last_state_is_one_delete_then_one_upsert_and_the_same_table() {
+        let d = def(true);
+        let ins = |a, b: &str| RowChange::Insert { after: row(a, b) };
+        let upd = |a0, b0: &str, a, b: &str| RowChange::Update {
+            before: Some(row(a0, b0)),
+            after: row(a, b),
+        };
+        let del = |a, b: &str| RowChange::Delete { before: row(a, b) };
+        let stream = vec![
+            ins(1, "a"),
+            upd(1, "a", 1, "b"),
+            ins(2, "x"),
+            del(1, "b"),
+            ins(3, "y"),
+            upd(2, "x", 4, "x"), // key change
+            del(3, "y"),
+            ins(1, "again"),
+            upd(5, "old", 5, "new"), // a row from before the file
+            del(6, "gone"),          // a row from before the file
+        ];
+        let (exact, _) = plan_rows(&d, stream.clone(), Reduce::Exact);
+        let (reduced, _) = plan_rows(&d, stream, Reduce::LastState);
+        let kinds: Vec<u8> = reduced.iter().map(RowOp::kind).collect();
+        assert_eq!(kinds, vec![1, 1, 1, 0, 0, 0], "{reduced:?}");
+        assert_eq!(batches(&d, &reduced, 100).len(), 2);
+        assert!(batches(&d, &exact, 100).len() >= 8);
+        let before: std::collections::BTreeMap<i64, String> =
+            [(5, "old".to_string()), (6, "gone".to_string()), (7, "kept".to_string())].into();
+        let (mut a, mut b) = (before.clone(), before);
+        apply_ops(&mut a, &exact);
+        apply_ops(&mut b, &reduced);
+        assert_eq!(a, b);
+        assert_eq!(
+            b.into_iter().collect::<Vec<_>>(),
+            vec![
+                (1, "again".to_string()),
+                (4, "x".to_string()),
+                (5, "new".to_string()),
+                (7, "kept".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn last_state_matches_exact_on_random_streams() {
+        let d = def(true);
+        // a small deterministic generator: keys 0..8, any mix of operations
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let mut live: std::collections::BTreeMap<i64, String> =
+                (0..4).map(|k| (k, format!("v{k}"))).collect();
+            let start = live.clone();
+            let mut stream = Vec::new();
+            for step in 0..(1 + next(30)) {
+                let k = next(8) as i64;
+                let v = format!("s{step}");
+                match (live.get(&k).cloned(), next(3)) {
+                    (None, _) => {
+                        stream.push(RowChange::Insert { after: row(k, &v) });
+                        live.insert(k, v);
+                    }
+                    (Some(old), 0) => {
+                        stream.push(RowChange::Delete { before: row(k, &old) });
+                        live.remove(&k);
+                    }
+                    (Some(old), 1) => {
+                        let k2 = next(8) as i64;
+                        if k2 != k && live.contains_key(&k2) {
+                            continue;
+                        }
+                        stream.push(RowChange::Update {
+                            before: Some(row(k, &old)),
+                            after: row(k2, &v),
+                        });
+                        live.remove(&k);
+                        live.insert(k2, v);
+                    }
+                    (Some(old), _) => {
+                        stream.push(RowChange::Update {
+                            before: Some(row(k, &old)),
+                            after: row(k, &v),
+                        });
+                        live.insert(k, v);
+                    }
+                }
+            }
+            let (reduced, _) = plan_rows(&d, stream, Reduce::LastState);
+            let mut got = start;
+            apply_ops(&mut got, &reduced);
+            assert_eq!(got, live);
+        }
+    }
+
     #[test]
     fn tables_without_key_delete_one_row_and_insert() {
         let d = def(false);
@@ -248,6 +444,7 @@ mod tests {
                     after: row(3, "z"),
                 },
             ],
+            Reduce::LastState,
         );
         assert_eq!(missing, 1);
         assert_eq!(

@@ -74,6 +74,12 @@ pub trait Downstream: Send {
     /// Applies one unit atomically (see the module doc).
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()>;
 
+    /// How a file's row changes are planned for this downstream: each key's last state for a
+    /// database (see [`crate::plan`]), every change for a change log.
+    fn reduce(&self) -> crate::plan::Reduce {
+        crate::plan::Reduce::LastState
+    }
+
     /// Reads the quarantine record, oldest first. With `create` the record is created when
     /// missing (policy `quarantine`); without, a missing record reads as empty.
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>>;

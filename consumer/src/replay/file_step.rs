@@ -156,7 +156,7 @@ impl Replayer {
         rec: &mut RoundRecord,
     ) -> Result<Option<Outcome>> {
         let n_rows = w.apply.len() as u64;
-        let (ops, no_before) = plan_rows(def, w.apply);
+        let (ops, no_before) = plan_rows(def, w.apply, self.down.reduce());
         if no_before > 0 {
             rec.warnings.push(format!(
                 "`{path}`: {no_before} updates of a table without primary key carry no \

@@ -50,8 +50,19 @@ pub(super) async fn apply(
         }
     }
     if let Some(def) = unit.table {
-        if takes_copy_path(def, unit.rows) {
-            let rows = last_images(def, unit.rows);
+        // a reduced plan is its deletes, then its upserts: the upserts may take COPY
+        let first_upsert = unit
+            .rows
+            .iter()
+            .position(|r| !matches!(r, RowOp::Delete(_)))
+            .unwrap_or(unit.rows.len());
+        let (deletes, upserts) = unit.rows.split_at(first_upsert);
+        if takes_copy_path(def, upserts) {
+            run_batches(
+                &tx, statements, def, unit.file, &tname, deletes, batch_rows,
+            )
+            .await?;
+            let rows = last_images(def, upserts);
             copy_upsert(&tx, def, &rows)
                 .await
                 .map_err(|e| downstream_error(&tname, unit.file, "copy upsert", PgError(&e)))?;

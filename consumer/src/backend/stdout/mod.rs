@@ -152,6 +152,11 @@ impl Downstream for StdoutDownstream {
         Ok(true)
     }
 
+    fn reduce(&self) -> crate::plan::Reduce {
+        // a change log: every change, in order
+        crate::plan::Reduce::Exact
+    }
+
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
         let mut buf = Vec::new();
         for op in unit.ddl {
