@@ -21,8 +21,9 @@
 //! codec, for columns the sources above left without elements.)
 //!
 //! A column still without elements is replayed as its raw index / bitmask (text columns hold
-//! it in every downstream), and [`recover`] returns a warning naming table and column; the
-//! replay never stops on it.
+//! it in every downstream), with a warning naming table and column in the round record of the
+//! first file decoded so ([`unknown_warnings`], once per table version); the replay never
+//! stops on it.
 //!
 //! Invariants: elements are only ever added to an ENUM/SET column whose list is empty; what
 //! the `Query` text or the downstream gives must parse completely (every element quoted),
@@ -57,10 +58,9 @@ pub fn fill_from_downstream(def: &mut TableDef, found: &[(String, Vec<String>)])
     filled
 }
 
-/// Fills the missing elements of `file`'s ENUM/SET columns (see the module doc); returns one
-/// warning per column left without them.
-pub fn recover(file: &mut SchemaFile, previous: Option<&SchemaFile>) -> Vec<String> {
-    let mut warnings = Vec::new();
+/// Fills the missing elements of `file`'s ENUM/SET columns from its query or the previous
+/// version (sources 2 and 3 of the module doc).
+pub fn recover(file: &mut SchemaFile, previous: Option<&SchemaFile>) {
     for i in 0..file.columns.len() {
         let c = &file.columns[i];
         if !matches!(c.ty, ColumnType::Enum | ColumnType::Set) || !c.elems.is_empty() {
@@ -74,15 +74,26 @@ pub fn recover(file: &mut SchemaFile, previous: Option<&SchemaFile>) -> Vec<Stri
                 .find(|p| p.name == c.name && p.ty == c.ty && !p.elems.is_empty())
                 .map(|p| p.elems.clone())
         };
-        match from_query.or_else(from_previous) {
-            Some(elems) => file.columns[i].elems = elems,
-            None => warnings.push(format!(
+        if let Some(elems) = from_query.or_else(from_previous) {
+            file.columns[i].elems = elems;
+        }
+    }
+}
+
+/// One warning per ENUM/SET column of `def` that every source left without elements (given
+/// once the downstream was asked too).
+pub fn unknown_warnings(def: &TableDef) -> Vec<String> {
+    def.columns
+        .iter()
+        .filter(|c| matches!(c.ty, ColumnType::Enum | ColumnType::Set) && c.elems.is_empty())
+        .map(|c| {
+            format!(
                 "table `{}.{}` column `{}`: the {} elements are unknown (the schema file \
-                 carries none and its query does not define them); values are replayed as the \
-                 raw {} into a text column, unless a canal-json `mysqlType` names the elements \
-                 (content-compatible=true) or the downstream's existing column declares them",
-                file.schema,
-                file.table,
+                 carries none, its query does not define them and the downstream's table does \
+                 not declare them); values are replayed as the raw {} into a text column, \
+                 unless a canal-json `mysqlType` names the elements (content-compatible=true)",
+                def.schema,
+                def.table,
                 c.name,
                 c.ty.name(),
                 if c.ty == ColumnType::Enum {
@@ -90,10 +101,9 @@ pub fn recover(file: &mut SchemaFile, previous: Option<&SchemaFile>) -> Vec<Stri
                 } else {
                     "bitmask"
                 }
-            )),
-        }
-    }
-    warnings
+            )
+        })
+        .collect()
 }
 
 /// The elements `query` declares for column `name` of type `ty`: the first
