@@ -444,6 +444,99 @@ async fn enum_and_set_without_elements_replay_into_postgres() {
     enum_and_set_without_elements_on(&uri, &format!("enums_{n}")).await;
 }
 
+/// The fourth source of ENUM/SET elements: a table that existed downstream before the
+/// changefeed (loaded with dumpling or Lightning) declares them in MySQL/MariaDB, so tiflow's
+/// canal-json index / bitmask (no `ColumnElems`, no query, `mysqlType` only `enum` / `set`)
+/// lands as the names. The elements look like numbers on purpose: MySQL itself takes a
+/// numeric string that names no element as an index, but `'2'` here names an element, so
+/// only the recovered list maps index 2 to `'1'`.
+#[tokio::test]
+async fn enum_and_set_elements_come_from_the_existing_mariadb_table() {
+    use mysql_async::prelude::Queryable;
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let schema = format!("enums_down_{}", std::process::id());
+    let def = |with: bool| {
+        let (mut e, mut s) = (
+            ColumnDef::new("c_enum", ColumnType::Enum),
+            ColumnDef::new("c_set", ColumnType::Set),
+        );
+        if with {
+            e = e.with_elems(["3", "1", "2"]);
+            s = s.with_elems(["4", "1", "2"]);
+        }
+        table(
+            &schema,
+            "t",
+            ts(1),
+            vec![ColumnDef::new("id", ColumnType::Int).pk(), e, s],
+        )
+    };
+    let mut w = Writer::new(&format!(
+        "memory://{schema}?protocol=canal-json&include-commit-ts=true&enable-tidb-extension=true"
+    ));
+    w.schema(&def(false), "", DdlKind::CreateTable).await;
+    let row = |id: i64, e: &str, s: &str| cdc_common::RowChange::Insert {
+        after: vec![
+            cdc_common::Value::Int(id),
+            cdc_common::Value::String(e.into()),
+            cdc_common::Value::String(s.into()),
+        ],
+    };
+    let path = w
+        .file(
+            &def(true),
+            &[(ts(2), vec![row(1, "1", "4,2"), row(2, "3", "1")])],
+        )
+        .await;
+    // As tiflow writes it: the index / bitmask, and `mysqlType` naming only `enum` / `set`.
+    let text = String::from_utf8(w.get(&path).await).unwrap();
+    let mut out = String::new();
+    for line in text.split_terminator("\r\n") {
+        let mut m: serde_json::Value = serde_json::from_str(line).unwrap();
+        m["mysqlType"]["c_enum"] = "enum".into();
+        m["mysqlType"]["c_set"] = "set".into();
+        out.push_str(&m.to_string());
+        out.push_str("\r\n");
+    }
+    assert!(out.contains(r#""c_enum":"2""#), "index 2 is written: {out}");
+    w.put(&path, out.into_bytes()).await;
+    w.checkpoint(ts(10)).await;
+    let mut c = mysql_async::Conn::from_url(uri.as_str()).await.unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS `{schema}`"),
+        format!("CREATE DATABASE `{schema}` CHARACTER SET utf8mb4"),
+        format!(
+            "CREATE TABLE `{schema}`.`t` (`id` INT PRIMARY KEY, \
+             `c_enum` ENUM('3','1','2'), `c_set` SET('4','1','2'))"
+        ),
+    ] {
+        c.query_drop(sql).await.unwrap();
+    }
+    let mut r = ReplayerBuilder::new(&w.uri, &uri).replayer().await.unwrap();
+    let RoundOutcome { record, error, .. } = r.round().await;
+    assert!(error.is_none(), "{:?}", record.fatal);
+    // The downstream named the elements: no "unknown elements" warning.
+    assert!(
+        !record.warnings.iter().any(|m| m.contains("elements")),
+        "{:?}",
+        record.warnings
+    );
+    rounds(&mut r, 2).await;
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        enum_rows(&uri, &schema, "t").await,
+        vec![
+            vec![some("1"), some("1"), some("4,2")],
+            vec![some("2"), some("3"), some("1")]
+        ]
+    );
+    c.query_drop(format!("DROP DATABASE `{schema}`"))
+        .await
+        .unwrap();
+}
+
 /// canal-json written with `content-compatible=true`: the option is accepted, `mysqlType`
 /// carries the full ENUM/SET type (the schema file has no elements and no query), and an
 /// UPDATE's `old` holds only the changed column.

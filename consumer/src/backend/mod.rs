@@ -102,6 +102,16 @@ pub trait Downstream: Send {
     /// Read-back: every row of a table, the given columns as canonical text, ordered by the
     /// columns marked primary key (by every given column when none is; see the module doc).
     async fn read_rows(&mut self, table: &TableName, columns: &[ColumnDef]) -> Result<TextRows>;
+
+    /// The ENUM/SET elements the downstream's existing definition of `table` declares, as
+    /// `(column, elements)` (empty when the table is missing or declares none): the last
+    /// source of [`crate::enum_elems`]. Only MySQL/MariaDB keeps them (`COLUMN_TYPE`); this
+    /// project creates ENUM and SET as plain text in PostgreSQL and SQLite and stdout keeps no
+    /// tables, so those have none to give.
+    async fn read_elems(&mut self, table: &TableName) -> Result<Vec<(String, Vec<String>)>> {
+        let _ = table;
+        Ok(Vec::new())
+    }
 }
 
 /// How a downstream is opened.

@@ -153,11 +153,7 @@ impl Discovery {
                         .rev()
                         .find_map(|(_, v)| v.schema.clone())
                 });
-            for w in
-                crate::enum_elems::recover(&mut file, previous.as_ref().map(|p| p.file.as_ref()))
-            {
-                self.warn(format!("`{path}`: {w}"));
-            }
+            crate::enum_elems::recover(&mut file, previous.as_ref().map(|p| p.file.as_ref()));
         }
         let rename_from = if file.ddl_type == ddl::ACTION_RENAME_TABLE {
             ddl::rename_source(&file)

@@ -18,6 +18,7 @@ use super::window::{checkpoint_window, Window};
 use super::{DataFileStep, Outcome, Replayer};
 use crate::backend::Unit;
 use crate::discovery::{Catalog, Upstream};
+use crate::enum_elems;
 use crate::error::{Error, Result};
 use crate::freshness::{now_ms, RoundRecord};
 use crate::plan::plan_rows;
@@ -50,7 +51,7 @@ impl Replayer {
             .and_then(|d| d.indexes.get(&f.dispatcher))
             .copied()
             .unwrap_or(f.index);
-        let def = f.schema.file.to_table_def();
+        let def = self.table_def(&f, rec).await?;
         let codec = self.decoder.prepared(&def)?;
         let rows = match self.read_rows(up, &codec, &def, &path, newest).await {
             Ok(rows) => rows,
@@ -91,6 +92,24 @@ impl Replayer {
                 .observe(started.elapsed().as_secs_f64());
         }
         Ok(out.unwrap_or(Outcome::Stalled))
+    }
+
+    /// The table definition the file is decoded with: its schema file's, with ENUM/SET
+    /// elements that no storage source gave taken from the downstream's existing table
+    /// (asked only when such a column exists; see [`crate::enum_elems`]).
+    /// Columns still without elements get a warning, once per table version.
+    async fn table_def(&mut self, f: &DataFileStep, rec: &mut RoundRecord) -> Result<TableDef> {
+        let mut def = f.schema.file.to_table_def();
+        if enum_elems::lacks_elems(&def) {
+            let found = self.down.read_elems(&f.table).await?;
+            enum_elems::fill_from_downstream(&mut def, &found);
+            if self.elems_warned.insert((f.table.clone(), f.dir.version)) {
+                for w in enum_elems::unknown_warnings(&def) {
+                    rec.warnings.push(format!("`{}`: {w}", f.schema.path));
+                }
+            }
+        }
+        Ok(def)
     }
 
     /// The file's decoded rows: prefetched, or read and decoded here.

@@ -54,7 +54,7 @@ use crate::quarantine::{BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
 use crate::secrets::Secrets;
 use cdc_common::codec::DecodedRow;
 use cdc_common::layout::{DataDir, LayoutConfig};
-use cdc_common::{SinkOptions, TableName};
+use cdc_common::{SinkOptions, TableName, Ts};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -72,6 +72,8 @@ pub struct Replayer {
     fingerprint: u64,
     /// Streams whose next file holds only rows above the checkpoint (applied up to it).
     stalled: HashSet<ProgressKey>,
+    /// Table versions whose unknown ENUM/SET elements were already warned about.
+    elems_warned: HashSet<(TableName, Ts)>,
     /// Next files being read and decoded while the current one is applied (one per stream).
     prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
     /// What to do with a data file that does not decode.
@@ -171,6 +173,7 @@ impl Replayer {
             rounds: 0,
             fingerprint: 0,
             stalled: HashSet::new(),
+            elems_warned: HashSet::new(),
             prefetch: HashMap::new(),
             policy,
             quarantined: Vec::new(),

@@ -136,4 +136,8 @@ impl Downstream for MysqlDownstream {
     async fn read_rows(&mut self, table: &TableName, columns: &[ColumnDef]) -> Result<TextRows> {
         read_back::rows(&mut self.conn, table, columns).await
     }
+
+    async fn read_elems(&mut self, table: &TableName) -> Result<Vec<(String, Vec<String>)>> {
+        read_back::elems(&mut self.conn, table).await
+    }
 }

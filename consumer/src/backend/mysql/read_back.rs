@@ -2,7 +2,8 @@
 //! [`crate::backend`]): tables and columns from `information_schema`, rows through the text
 //! protocol with every column cast to text on the server (binary columns as lowercase hex,
 //! BIT as its number, FLOAT and DOUBLE through DOUBLE). The bookkeeping tables in the
-//! progress database are not listed.
+//! progress database are not listed. The ENUM/SET elements of an existing table come from
+//! `COLUMN_TYPE` (the last source of [`crate::enum_elems`]).
 
 use super::dialect::Mysql;
 use crate::audit::ROUNDS_TABLE;
@@ -11,6 +12,7 @@ use crate::backend::{order_columns, read_back_error, TextRows};
 use crate::error::Result;
 use crate::progress::PROGRESS_TABLE;
 use crate::quarantine::QUARANTINE_TABLE;
+use cdc_common::codec::elems::elems_of_type;
 use cdc_common::{ColumnDef, ColumnType, TableName};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value as MyValue};
@@ -48,6 +50,28 @@ pub(super) async fn columns(conn: &mut Conn, table: &TableName) -> Result<Vec<St
     )
     .await
     .map_err(|e| read_back_error(&table.to_string(), e))
+}
+
+/// The ENUM/SET columns of a table with their elements, from `COLUMN_TYPE` (`enum('a','b')`,
+/// quotes doubled as MySQL and MariaDB print them); a type whose list does not parse is left
+/// out rather than guessed.
+pub(super) async fn elems(
+    conn: &mut Conn,
+    table: &TableName,
+) -> Result<Vec<(String, Vec<String>)>> {
+    let types: Vec<(String, String)> = conn
+        .exec(
+            "SELECT CAST(column_name AS CHAR), CAST(column_type AS CHAR) \
+             FROM information_schema.columns WHERE table_schema = ? AND table_name = ? \
+             AND data_type IN ('enum', 'set') ORDER BY ordinal_position",
+            (table.schema.as_str(), table.table.as_str()),
+        )
+        .await
+        .map_err(|e| read_back_error(&table.to_string(), e))?;
+    Ok(types
+        .into_iter()
+        .filter_map(|(name, ty)| Some((name, elems_of_type(&ty)?)))
+        .collect())
 }
 
 /// Every row of a table as canonical text, in key order.
