@@ -52,6 +52,16 @@ pub struct Metrics {
     /// Data files quarantined by this process (`--on-bad-file quarantine`); the downstream's
     /// quarantine table holds every one ever recorded.
     pub quarantined_files: IntCounter,
+    /// Group leases this member holds (`--group`; 0 otherwise).
+    pub group_leases_held: IntGauge,
+    /// Leases this member claimed (new, released or expired ones).
+    pub group_claims: IntCounter,
+    /// Leases this member released to rebalance.
+    pub group_releases: IntCounter,
+    /// Units rolled back because their lease was lost (the fence check failed).
+    pub group_fenced: IntCounter,
+    /// Heartbeats that failed.
+    pub group_heartbeat_failures: IntCounter,
 }
 
 impl Metrics {
@@ -84,6 +94,20 @@ impl Metrics {
         let quarantined_files = counter(
             "quarantined_files_total",
             "Data files that did not decode and were quarantined (their rows not applied)",
+        );
+        let group_leases_held = gauge("group_leases_held", "Group leases this member holds");
+        let group_claims = counter("group_claims_total", "Group leases claimed by this member");
+        let group_releases = counter(
+            "group_releases_total",
+            "Group leases released by this member to rebalance",
+        );
+        let group_fenced = counter(
+            "group_fenced_total",
+            "Units rolled back because this member's lease was lost",
+        );
+        let group_heartbeat_failures = counter(
+            "group_heartbeat_failures_total",
+            "Group heartbeats that failed",
         );
         let checkpoint_ts = gauge("checkpoint_ts", "Upstream checkpoint ts seen last");
         let applied_ts = gauge("applied_ts", "Ts up to which every table is applied");
@@ -155,6 +179,11 @@ impl Metrics {
             errors,
             rounds,
             quarantined_files,
+            group_leases_held,
+            group_claims,
+            group_releases,
+            group_fenced,
+            group_heartbeat_failures,
         }
     }
 

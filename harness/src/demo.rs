@@ -51,6 +51,9 @@ pub async fn open_replayer(
         batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
         progress_file: None,
         on_bad_file: "stop".into(),
+        group: None,
+        member_id: None,
+        lease_ttl: "10s".into(),
     };
     let cfg = ConsumerConfig::from_args(&args)?;
     let metrics = cdc_consumer::metrics::Metrics::new();

@@ -186,6 +186,7 @@ impl Replayer {
         };
         let progress = vec![(f.key, pos)];
         self.phase_counts.applied += 1;
+        let fence = self.fence_for(&progress[0].0);
         self.down
             .apply(Unit {
                 file: path,
@@ -194,6 +195,7 @@ impl Replayer {
                 rows: &ops,
                 progress: &progress,
                 quarantine: None,
+                fence: fence.as_ref(),
             })
             .await?;
         self.commit(progress);
@@ -223,6 +225,7 @@ impl Replayer {
         let q = QuarantinedFile::new(&key, &pos, path, err.to_string(), now_ms());
         let progress = vec![(key, pos)];
         self.phase_counts.applied += 1;
+        let fence = self.fence_for(&progress[0].0);
         self.down
             .apply(Unit {
                 file: path,
@@ -231,6 +234,7 @@ impl Replayer {
                 rows: &[],
                 progress: &progress,
                 quarantine: Some(&q),
+                fence: fence.as_ref(),
             })
             .await?;
         self.commit(progress);

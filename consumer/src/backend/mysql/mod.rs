@@ -28,7 +28,10 @@
 mod apply;
 mod bookkeeping;
 pub mod dialect;
+mod leases;
 mod read_back;
+
+pub use leases::MysqlLeaseStore;
 
 use super::{Downstream, TextRows, Unit};
 use crate::backend::dialect::Dialect;

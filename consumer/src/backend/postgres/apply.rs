@@ -62,6 +62,10 @@ pub(super) async fn apply(
             .await?;
         }
     }
+    if let Some(f) = unit.fence {
+        // Last before the progress write: the lease row stays locked only until the commit.
+        super::leases::check_fence(&tx, f, unit.file).await?;
+    }
     if bookkeeping::write_progress(&tx, &tname, &unit).await? {
         // Committed before (see the module doc): keep that commit, drop this one.
         warn_already_applied(unit.file);

@@ -24,7 +24,7 @@
 //!
 //! Files: [`dialect`] (quoting, types, DDL text), `params` (values as text parameters), `apply`
 //! (the transaction of a unit and its statements), `copy` (the bulk path), `identifiers` (the
-//! length limit), `bookkeeping` (progress and quarantine tables), `read_back` (tables, columns
+//! length limit), `leases` (consumer group leases and the fence check), `bookkeeping` (progress and quarantine tables), `read_back` (tables, columns
 //! and rows as canonical text), `error` (the server's message).
 
 mod apply;
@@ -33,12 +33,14 @@ mod copy;
 pub mod dialect;
 mod error;
 mod identifiers;
+mod leases;
 mod params;
 mod read_back;
 mod upsert;
 
 pub use copy::COPY_MIN_ROWS;
 pub use identifiers::MAX_IDENTIFIER_BYTES;
+pub use leases::PgLeaseStore;
 
 use super::{Downstream, TextRows, Unit};
 use crate::error::{Error, Result};

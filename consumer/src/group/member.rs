@@ -1,0 +1,130 @@
+//! The heartbeat: one task per member, on its own downstream connection, every third of the
+//! lease TTL (or at once when the replayer found new tables). Each beat runs four phases:
+//!
+//! 1. `register`: write this member's row (expiry one TTL ahead, pending work, lease count);
+//! 2. `renew`: extend every lease still ours and learn their epochs;
+//! 3. `observe`: read every member and lease row of the group;
+//! 4. `rebalance`: release what [`super::balance::plan`] says is too much, claim what it says
+//!    is missing.
+//!
+//! The leases held after the beat are published to the [`Shared`] state the replayer takes
+//! its round's fences from. A failed beat keeps the last published set: the fence check in
+//! each apply transaction, not this task, is what makes a lost lease harmless.
+
+use super::balance::plan;
+use super::shared::Shared;
+use super::status::view;
+use super::store::LeaseStore;
+use super::GroupConfig;
+use crate::error::Result;
+use crate::freshness::Health;
+use crate::metrics::Metrics;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// One member's heartbeat state.
+pub struct Member {
+    cfg: GroupConfig,
+    store: Box<dyn LeaseStore>,
+    shared: Arc<Shared>,
+    health: Arc<Mutex<Health>>,
+    metrics: Metrics,
+}
+
+impl Member {
+    /// A member of `cfg.group` using `store` (already initialised).
+    pub fn new(
+        cfg: GroupConfig,
+        store: Box<dyn LeaseStore>,
+        shared: Arc<Shared>,
+        health: Arc<Mutex<Health>>,
+        metrics: Metrics,
+    ) -> Member {
+        Member {
+            cfg,
+            store,
+            shared,
+            health,
+            metrics,
+        }
+    }
+
+    /// Beats until the task is aborted.
+    pub async fn run(mut self) {
+        let period = self.cfg.heartbeat_period();
+        loop {
+            if let Err(e) = self.beat().await {
+                self.metrics.group_heartbeat_failures.inc();
+                tracing::warn!(group = %self.cfg.group, error = %e, "group heartbeat failed");
+                if let Ok(mut h) = self.health.lock() {
+                    if let Some(g) = h.group.as_mut() {
+                        g.heartbeat_error = Some(e.to_string());
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(period) => {}
+                _ = self.shared.wake.notified() => {}
+            }
+        }
+    }
+
+    /// One heartbeat (see the module doc).
+    pub async fn beat(&mut self) -> Result<()> {
+        let (g, me, ttl) = (
+            self.cfg.group.clone(),
+            self.cfg.member.clone(),
+            self.cfg.ttl_ms(),
+        );
+        let universe = self.shared.universe();
+        // register
+        let held_before = self.shared.held();
+        let pending: u64 = held_before
+            .keys()
+            .map(|k| universe.get(k).copied().unwrap_or(0))
+            .sum();
+        self.store
+            .heartbeat(&g, &me, ttl, pending as i64, held_before.len() as i64)
+            .await?;
+        // renew
+        let mut held: BTreeMap<_, _> = self.store.renew(&g, &me, ttl).await?.into_iter().collect();
+        // observe
+        let members = self.store.members(&g).await?;
+        let leases = self.store.leases(&g).await?;
+        // rebalance
+        let p = plan(&me, &universe, &members, &leases);
+        for k in &p.release {
+            if let Some(epoch) = held.remove(k) {
+                self.store.release(&g, k, &me, epoch).await?;
+                self.metrics.group_releases.inc();
+                tracing::info!(group = %g, lease = %k, epoch, "released (rebalance)");
+            }
+        }
+        for k in &p.claim {
+            if let Some(epoch) = self.store.claim(&g, k, &me, ttl).await? {
+                self.metrics.group_claims.inc();
+                tracing::info!(group = %g, lease = %k, epoch, "claimed");
+                held.insert(k.clone(), epoch);
+            }
+        }
+        self.metrics.group_leases_held.set(held.len() as i64);
+        self.shared.set_held(held);
+        // The view shows the rows as read plus this beat's own moves.
+        let (members, leases) = if p.claim.is_empty() && p.release.is_empty() {
+            (members, leases)
+        } else {
+            (self.store.members(&g).await?, self.store.leases(&g).await?)
+        };
+        let v = view(&g, &me, ttl, &members, &leases);
+        if let Ok(mut h) = self.health.lock() {
+            h.group = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Leaves the group (releases every lease, deletes the member row).
+    pub async fn leave(&mut self) -> Result<()> {
+        self.shared.set_held(BTreeMap::new());
+        self.store.leave(&self.cfg.group, &self.cfg.member).await
+    }
+}
