@@ -15,7 +15,7 @@ use cdc_consumer::replay::Replayer;
 use cdc_consumer::Error;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_storage-consumer");
@@ -242,4 +242,325 @@ fn a_group_on_sqlite_or_stdout_is_refused_with_a_clear_error() {
             "{err}"
         );
     }
+}
+
+/// A `storage-consumer` process in the group.
+struct Proc {
+    child: std::process::Child,
+}
+
+impl Proc {
+    fn start(up: &str, down: &str, group: &str, id: &str, log: &std::path::Path) -> Proc {
+        let err = std::fs::File::create(log.join(format!("{id}.log"))).unwrap();
+        let child = Command::new(BIN)
+            .args([
+                "--upstream-uri",
+                up,
+                "--downstream-uri",
+                down,
+                "--group",
+                group,
+                "--member-id",
+                id,
+                "--lease-ttl",
+                "1s",
+                "--interval",
+                "100ms",
+                "--log-level",
+                "warn",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(err)
+            .spawn()
+            .unwrap();
+        Proc { child }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The storage a group test writes while the members run, and the rows it must end with.
+struct Workload {
+    w: Writer,
+    x: String,
+    sec: u64,
+    step: i64,
+    keyed: Vec<cdc_common::TableDef>,
+    nokey: Vec<cdc_common::TableDef>,
+    xs: Vec<cdc_common::TableDef>,
+}
+
+impl Workload {
+    /// Schema `s`: two keyed tables (one row updated by every file: order shows) and two
+    /// without key (a row applied twice shows); schema `x` (database-level DDL): three tables,
+    /// dropped as a whole by [`Workload::finish`].
+    async fn new(root: &std::path::Path) -> Workload {
+        let up = format!(
+            "file://{}?protocol=csv&include-commit-ts=true&output-old-value=true",
+            root.display()
+        );
+        let mut w = Writer::new(&up);
+        let s = unique("grps");
+        let x = unique("grpx");
+        let mut keyed = Vec::new();
+        let mut nokey = Vec::new();
+        for i in 0..2 {
+            let t = two_cols(&s, &format!("k{i}"), ts(1));
+            w.schema(&t, "", DdlKind::CreateTable).await;
+            w.file(&t, &[(ts(2), vec![ins(0, "v0")])]).await;
+            keyed.push(t);
+            let mut n = two_cols(&s, &format!("n{i}"), ts(1));
+            n.columns[0].primary_key = false;
+            w.schema(&n, "", DdlKind::CreateTable).await;
+            nokey.push(n);
+        }
+        w.db_schema(&x, ts(1), "CREATE DATABASE x", DdlKind::CreateSchema)
+            .await;
+        let mut xs = Vec::new();
+        for i in 0..3 {
+            let t = two_cols(&x, &format!("x{i}"), ts(1));
+            w.schema(&t, "", DdlKind::CreateTable).await;
+            xs.push(t);
+        }
+        w.checkpoint(ts(2)).await;
+        Workload {
+            w,
+            x,
+            sec: 10,
+            step: 0,
+            keyed,
+            nokey,
+            xs,
+        }
+    }
+
+    fn uri(&self) -> String {
+        self.w.uri.clone()
+    }
+
+    /// One file per table, then the checkpoint.
+    async fn step(&mut self) {
+        let f = self.step;
+        self.step += 1;
+        for t in &self.keyed {
+            self.sec += 1;
+            let rows = vec![
+                upd(0, &format!("v{f}"), &format!("v{}", f + 1)),
+                ins(f + 1, "k"),
+            ];
+            self.w.file(t, &[(ts(self.sec), rows)]).await;
+        }
+        for t in self.nokey.iter().chain(&self.xs) {
+            self.sec += 1;
+            self.w.file(t, &[(ts(self.sec), vec![ins(f, "n")])]).await;
+        }
+        self.w.checkpoint(ts(self.sec)).await;
+    }
+
+    /// DROP DATABASE x after all its DML, CREATE DATABASE x again with a new table `x9`.
+    async fn finish(&mut self) {
+        let x = self.x.clone();
+        self.sec += 1;
+        self.w
+            .db_schema(&x, ts(self.sec), "DROP DATABASE x", DdlKind::DropSchema)
+            .await;
+        self.sec += 1;
+        self.w
+            .db_schema(&x, ts(self.sec), "CREATE DATABASE x", DdlKind::CreateSchema)
+            .await;
+        self.sec += 1;
+        let t = two_cols(&x, "x9", ts(self.sec));
+        self.w.schema(&t, "", DdlKind::CreateTable).await;
+        self.sec += 1;
+        self.w
+            .file(&t, &[(ts(self.sec), vec![ins(9, "after-drop")])])
+            .await;
+        self.w.checkpoint(ts(self.sec)).await;
+    }
+
+    /// What the downstream must hold: table -> sorted rows.
+    fn model(&self) -> Vec<(TableName, Vec<String>)> {
+        let row = |id: i64, v: &str| format!(r#"[Some("{id}"), Some("{v}")]"#);
+        let n = self.step;
+        let mut out = Vec::new();
+        for t in &self.keyed {
+            let mut rows: Vec<String> = (1..=n).map(|i| row(i, "k")).collect();
+            rows.push(row(0, &format!("v{n}")));
+            rows.sort();
+            out.push((t.name(), rows));
+        }
+        for t in &self.nokey {
+            let mut rows: Vec<String> = (0..n).map(|i| row(i, "n")).collect();
+            rows.sort();
+            out.push((t.name(), rows));
+        }
+        for t in &self.xs {
+            out.push((t.name(), Vec::new()));
+        }
+        out.push((TableName::new(&self.x, "x9"), vec![row(9, "after-drop")]));
+        out
+    }
+
+    /// Waits until the downstream equals the model (or 60 s), then asserts it does.
+    async fn converge(&self, down: &str) {
+        let model = self.model();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let mut got = Vec::new();
+            for (t, _) in &model {
+                got.push((t.clone(), rows(down, t).await));
+            }
+            if got == model || Instant::now() > deadline {
+                assert_eq!(got, model, "downstream differs from the model");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// The live leases of the group by owner.
+async fn owners(down: &str, group: &str) -> std::collections::BTreeMap<String, usize> {
+    let uri = DownstreamUri::parse(down, None).unwrap();
+    let mut st = backend::open_lease_store(&uri).await.unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for l in st.leases(group).await.unwrap() {
+        if l.is_live() {
+            *out.entry(l.owner).or_insert(0) += 1;
+        }
+    }
+    out
+}
+
+/// Waits (up to `secs`) until `ok` holds for the group's live leases by owner.
+async fn wait_owners(
+    down: &str,
+    group: &str,
+    secs: u64,
+    ok: impl Fn(&std::collections::BTreeMap<String, usize>) -> bool,
+) -> std::collections::BTreeMap<String, usize> {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let o = owners(down, group).await;
+        if ok(&o) || Instant::now() > deadline {
+            return o;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Two members; one is paused (SIGSTOP) past its TTL while storage grows, the other takes
+/// all tables over; the paused one resumes (SIGCONT): the downstream equals the model, no row
+/// twice (tables without key), none out of order (keyed rows updated by every file).
+async fn paused_member_is_taken_over(down: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wl = Workload::new(&dir.path().join("store")).await;
+    let group = unique("g");
+    let a = Proc::start(&wl.uri(), down, &group, "a", dir.path());
+    let _b = Proc::start(&wl.uri(), down, &group, "b", dir.path());
+    for _ in 0..10 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = wait_owners(down, &group, 10, |o| o.len() == 2).await;
+    assert_eq!(o.len(), 2, "both members hold tables: {o:?}");
+    a.signal("-STOP");
+    for _ in 0..25 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = wait_owners(down, &group, 10, |o| o.keys().eq(["b"])).await;
+    assert_eq!(
+        o.keys().collect::<Vec<_>>(),
+        ["b"],
+        "b took every table over: {o:?}"
+    );
+    a.signal("-CONT");
+    for _ in 0..10 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wl.finish().await;
+    wl.converge(down).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_member_is_taken_over_and_applies_nothing_twice_on_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    paused_member_is_taken_over(&uri).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_member_is_taken_over_and_applies_nothing_twice_on_mariadb() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    paused_member_is_taken_over(&uri).await;
+}
+
+/// Three members, one killed (SIGKILL) mid-run and a fourth started later, while storage grows
+/// and schema `x` is dropped as a whole (a database-level DDL across tables the members own):
+/// the downstream equals the model and the drop applied once, after all of x's DML.
+async fn three_members_one_killed_one_late(down: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wl = Workload::new(&dir.path().join("store")).await;
+    let group = unique("g");
+    let _a = Proc::start(&wl.uri(), down, &group, "a", dir.path());
+    let b = Proc::start(&wl.uri(), down, &group, "b", dir.path());
+    let _c = Proc::start(&wl.uri(), down, &group, "c", dir.path());
+    for _ in 0..10 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = wait_owners(down, &group, 10, |o| o.len() == 3).await;
+    assert_eq!(o.len(), 3, "three members hold tables: {o:?}");
+    b.signal("-KILL");
+    for _ in 0..15 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _d = Proc::start(&wl.uri(), down, &group, "d", dir.path());
+    for _ in 0..10 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = wait_owners(down, &group, 10, |o| {
+        o.contains_key("d") && !o.contains_key("b")
+    })
+    .await;
+    assert!(o.contains_key("d") && !o.contains_key("b"), "{o:?}");
+    wl.finish().await;
+    wl.converge(down).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_one_killed_one_late_equal_the_model_on_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    three_members_one_killed_one_late(&uri).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_one_killed_one_late_equal_the_model_on_mariadb() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    three_members_one_killed_one_late(&uri).await;
 }
