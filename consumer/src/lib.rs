@@ -126,6 +126,10 @@ pub async fn join_group(
 ) -> Result<HeartbeatGuard> {
     let mut store = backend::open_lease_store(&cfg.downstream).await?;
     store.init().await?;
+    metrics
+        .group_info
+        .with_label_values(&[g.group.as_str(), g.member.as_str()])
+        .set(1);
     let shared = Arc::new(group::Shared::default());
     let member = group::member::Member::new(g.clone(), store, shared.clone(), health, metrics);
     tracing::info!(group = %g.group, member = %g.member, ttl = ?g.ttl, "joining consumer group");

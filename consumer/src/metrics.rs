@@ -7,8 +7,8 @@
 
 use crate::freshness::Health;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// The consumer's metrics and the registry that renders them.
@@ -62,6 +62,8 @@ pub struct Metrics {
     pub group_fenced: IntCounter,
     /// Heartbeats that failed.
     pub group_heartbeat_failures: IntCounter,
+    /// 1 with labels `group` and `member` once this process joined a consumer group.
+    pub group_info: IntGaugeVec,
 }
 
 impl Metrics {
@@ -109,6 +111,17 @@ impl Metrics {
             "group_heartbeat_failures_total",
             "Group heartbeats that failed",
         );
+        let group_info = IntGaugeVec::new(
+            Opts::new(
+                "cdc_consumer_group_info",
+                "1 for the consumer group (and member id) this process belongs to",
+            ),
+            &["group", "member"],
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(group_info.clone()))
+            .expect("metric names are unique");
         let checkpoint_ts = gauge("checkpoint_ts", "Upstream checkpoint ts seen last");
         let applied_ts = gauge("applied_ts", "Ts up to which every table is applied");
         let files_pending = gauge("files_pending", "Indexed data files not yet applied");
@@ -184,6 +197,7 @@ impl Metrics {
             group_releases,
             group_fenced,
             group_heartbeat_failures,
+            group_info,
         }
     }
 

@@ -251,6 +251,17 @@ struct Proc {
 
 impl Proc {
     fn start(up: &str, down: &str, group: &str, id: &str, log: &std::path::Path) -> Proc {
+        Self::start_with(up, down, group, id, log, &[])
+    }
+
+    fn start_with(
+        up: &str,
+        down: &str,
+        group: &str,
+        id: &str,
+        log: &std::path::Path,
+        extra: &[&str],
+    ) -> Proc {
         let err = std::fs::File::create(log.join(format!("{id}.log"))).unwrap();
         let child = Command::new(BIN)
             .args([
@@ -269,6 +280,7 @@ impl Proc {
                 "--log-level",
                 "warn",
             ])
+            .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(err)
             .spawn()
@@ -521,7 +533,20 @@ async fn three_members_one_killed_one_late(down: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut wl = Workload::new(&dir.path().join("store")).await;
     let group = unique("g");
-    let _a = Proc::start(&wl.uri(), down, &group, "a", dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let _a = Proc::start_with(
+        &wl.uri(),
+        down,
+        &group,
+        "a",
+        dir.path(),
+        &["--metrics-addr", &addr.to_string()],
+    );
     let b = Proc::start(&wl.uri(), down, &group, "b", dir.path());
     let _c = Proc::start(&wl.uri(), down, &group, "c", dir.path());
     for _ in 0..10 {
@@ -547,6 +572,45 @@ async fn three_members_one_killed_one_late(down: &str) {
     assert!(o.contains_key("d") && !o.contains_key("b"), "{o:?}");
     wl.finish().await;
     wl.converge(down).await;
+    // Member a's view of the group: every member with its tables and lease ages.
+    let g: serde_json::Value = serde_json::from_str(&http_get_ok(addr, "/group").await).unwrap();
+    assert_eq!(g["group"], group.as_str());
+    assert_eq!(g["member"], "a");
+    let live: Vec<&str> = g["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["live"] == true)
+        .map(|m| m["member"].as_str().unwrap())
+        .collect();
+    assert_eq!(live, ["a", "c", "d"], "{g}");
+    let leases = g["leases"].as_array().unwrap();
+    assert!(
+        leases.iter().all(|l| l["age_ms"].as_i64().unwrap() >= 0),
+        "{g}"
+    );
+    let owned = g["owned"].as_array().unwrap().len();
+    assert!(owned >= 1, "{g}");
+    let h: serde_json::Value =
+        serde_json::from_str(&http_get_raw(addr, "/health").await.1).unwrap();
+    assert_eq!(h["group"]["group"], group.as_str());
+    assert_eq!(
+        h["tables"].as_object().unwrap().len(),
+        g["owned"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| !t.as_str().unwrap().ends_with(".*"))
+            .count(),
+        "/health covers the owned tables: {h}"
+    );
+    let m = http_get_ok(addr, "/metrics").await;
+    assert!(
+        m.contains(&format!(
+            "cdc_consumer_group_info{{group=\"{group}\",member=\"a\"}} 1"
+        )),
+        "{m}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
