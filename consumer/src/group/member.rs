@@ -101,10 +101,16 @@ impl Member {
             }
         }
         for k in &p.claim {
-            if let Some(epoch) = self.store.claim(&g, k, &me, ttl).await? {
-                self.metrics.group_claims.inc();
-                tracing::info!(group = %g, lease = %k, epoch, "claimed");
-                held.insert(k.clone(), epoch);
+            // A claim that fails (a lock wait timed out on a row a paused member holds) is
+            // retried next beat; the renewals above already happened.
+            match self.store.claim(&g, k, &me, ttl).await {
+                Ok(Some(epoch)) => {
+                    self.metrics.group_claims.inc();
+                    tracing::info!(group = %g, lease = %k, epoch, "claimed");
+                    held.insert(k.clone(), epoch);
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(group = %g, lease = %k, error = %e, "claim failed"),
             }
         }
         self.metrics.group_leases_held.set(held.len() as i64);

@@ -42,6 +42,15 @@ impl PgLeaseStore {
                 tracing::error!(error = %e, "postgres lease connection closed");
             }
         });
+        // A claim waits on a lease row an apply transaction holds (a member paused between
+        // its fence check and its commit); waiting past this would stop our own renewals.
+        client
+            .batch_execute("SET lock_timeout = '2s'")
+            .await
+            .map_err(|e| Error::Connect {
+                uri: redact_uri(uri),
+                reason: PgError(&e).to_string(),
+            })?;
         Ok(PgLeaseStore { client })
     }
 }
