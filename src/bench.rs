@@ -110,6 +110,25 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
             env: vec![],
         },
     ]
+    .into_iter()
+    .chain(postgres.map(|pg| Harness {
+        // Consumer groups of 1, 2 and 4 members and the takeover time (issue 15 item 4).
+        group: "consumer",
+        args: own(vec![
+            "run",
+            "--release",
+            "-q",
+            "-p",
+            "cdc-consumer",
+            "--example",
+            "group_bench",
+            "--",
+            pg,
+            if quick { "1000" } else { "4000" },
+        ]),
+        env: vec![],
+    }))
+    .collect()
 }
 
 /// Runs every harness and prints the table (or JSON). `postgres` adds the consumer's
