@@ -273,6 +273,12 @@ fn group_config(a: &Args, down: &DownstreamUri) -> Result<Option<GroupConfig>> {
             "a consumer group needs a PostgreSQL or MySQL/MariaDB downstream; SQLite and stdout are single-member downstreams (drop --group)",
         ));
     }
+    if a.once {
+        return Err(Error::config(
+            "group",
+            "cannot be combined with --once: a group member runs until stopped (its tables then move to the other members)",
+        ));
+    }
     let ok = |s: &str| !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control);
     if !ok(name) {
         return Err(Error::config(

@@ -61,7 +61,11 @@ use std::sync::{Arc, Mutex};
 
 /// Opens the configured downstream to apply to (see [`backend::open`]).
 pub async fn open_downstream(cfg: &Config) -> Result<Box<dyn Downstream>> {
-    backend::open(&cfg.downstream, cfg.batch_rows, Access::Apply).await
+    let mut down = backend::open(&cfg.downstream, cfg.batch_rows, Access::Apply).await?;
+    if let Some(g) = &cfg.group {
+        down.limit_idle_transactions(g.ttl).await?;
+    }
+    Ok(down)
 }
 
 /// Builds a replayer for a configuration.

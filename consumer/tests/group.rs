@@ -221,6 +221,18 @@ async fn a_member_that_lost_its_lease_commits_nothing_on_mariadb() {
 }
 
 #[test]
+fn a_group_with_once_is_refused_with_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["--upstream-uri", "memory://x", "--downstream-uri"])
+        .args(["postgres://nobody@127.0.0.1:1/x", "--group", "g", "--once"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("group") && err.contains("--once"), "{err}");
+}
+
+#[test]
 fn a_group_on_sqlite_or_stdout_is_refused_with_a_clear_error() {
     for down in ["sqlite:///tmp/x.db", "stdout://"] {
         let out = Command::new(BIN)
@@ -231,7 +243,6 @@ fn a_group_on_sqlite_or_stdout_is_refused_with_a_clear_error() {
                 down,
                 "--group",
                 "g",
-                "--once",
             ])
             .output()
             .unwrap();
@@ -627,4 +638,76 @@ async fn three_members_one_killed_one_late_equal_the_model_on_mariadb() {
         return;
     };
     three_members_one_killed_one_late(&uri).await;
+}
+
+/// A member paused (SIGSTOP) inside a unit's transaction holds row locks the member taking its
+/// table over needs; on PostgreSQL the server ends that session after the lease TTL
+/// (`idle_in_transaction_session_timeout`), so the survivor finishes without the paused member
+/// ever resuming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_paused_inside_a_transaction_does_not_block_the_takeover_on_postgres() {
+    let Some(down) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    std::fs::create_dir_all(&root).unwrap();
+    let up = format!(
+        "file://{}?protocol=csv&include-commit-ts=true&output-old-value=true",
+        root.display()
+    );
+    let mut w = Writer::new(&up);
+    let s = unique("grpi");
+    let t = two_cols(&s, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    // Files below the COPY threshold, applied one row per statement: long transactions.
+    let (files, per_file) = (8i64, 1500i64);
+    for f in 0..files {
+        let rows = (0..per_file).map(|i| ins(f * per_file + i, "r")).collect();
+        w.file(&t, &[(ts(2 + f as u64), rows)]).await;
+    }
+    w.checkpoint(ts(100)).await;
+    let group = unique("g");
+    let slow = ["--batch-rows", "1"];
+    let a = Proc::start_with(&up, &down, &group, "a", dir.path(), &slow);
+    let (pg, conn) = tokio_postgres::connect(&down, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    // Pause a while its session is inside a transaction writing the table.
+    let in_tx = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' \
+         AND query LIKE '%{s}%'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "member a never paused inside a transaction"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        a.signal("-STOP");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n: i64 = pg.query_one(&in_tx, &[]).await.unwrap().get(0);
+        if n == 1 {
+            break;
+        }
+        a.signal("-CONT");
+    }
+    let _b = Proc::start_with(&up, &down, &group, "b", dir.path(), &slow);
+    let name = TableName::new(&s, "t");
+    let want = (files * per_file) as usize;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = rows(&down, &name).await.len();
+        if n == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b applied {n} of {want} rows while a stays paused"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    a.signal("-CONT");
 }

@@ -78,6 +78,14 @@ pub trait Downstream: Send {
     /// Applies one unit atomically (see the module doc).
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()>;
 
+    /// In a consumer group: asks the server to end this session when it sits idle inside a
+    /// transaction for longer than `limit`, so a member paused mid-unit (SIGSTOP) releases its
+    /// row locks to the member taking its tables over. Backends without such a setting do
+    /// nothing (MySQL: see docs/operations.md, running N consumers).
+    async fn limit_idle_transactions(&mut self, _limit: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+
     /// Reads the quarantine record, oldest first. With `create` the record is created when
     /// missing (policy `quarantine`); without, a missing record reads as empty.
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>>;

@@ -121,6 +121,25 @@ impl Downstream for PostgresDownstream {
         .await
     }
 
+    async fn limit_idle_transactions(&mut self, limit: std::time::Duration) -> Result<()> {
+        // A unit's transaction never waits on anything but the server, so it is idle only
+        // when this process is paused or partitioned.
+        self.client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                limit.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| {
+                super::downstream_error(
+                    "-",
+                    "-",
+                    "idle_in_transaction_session_timeout",
+                    PgError(&e),
+                )
+            })
+    }
+
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
         bookkeeping::load_quarantine(&self.client, create).await
     }
