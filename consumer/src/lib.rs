@@ -63,7 +63,10 @@ use std::sync::{Arc, Mutex};
 pub async fn open_downstream(cfg: &Config) -> Result<Box<dyn Downstream>> {
     let mut down = backend::open(&cfg.downstream, cfg.batch_rows, Access::Apply).await?;
     if let Some(g) = &cfg.group {
-        down.limit_idle_transactions(g.ttl).await?;
+        // A lease TTL, but above three round pauses: MySQL's limit also ends a session idle
+        // between rounds.
+        down.limit_idle_transactions(g.ttl.max(cfg.interval * 3))
+            .await?;
     }
     Ok(down)
 }

@@ -644,11 +644,7 @@ async fn three_members_one_killed_one_late_equal_the_model_on_mariadb() {
 /// table over needs; on PostgreSQL the server ends that session after the lease TTL
 /// (`idle_in_transaction_session_timeout`), so the survivor finishes without the paused member
 /// ever resuming.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_paused_inside_a_transaction_does_not_block_the_takeover_on_postgres() {
-    let Some(down) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
-        return;
-    };
+async fn paused_inside_a_transaction(down: String) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("store");
     std::fs::create_dir_all(&root).unwrap();
@@ -670,15 +666,7 @@ async fn a_member_paused_inside_a_transaction_does_not_block_the_takeover_on_pos
     let group = unique("g");
     let slow = ["--batch-rows", "1"];
     let a = Proc::start_with(&up, &down, &group, "a", dir.path(), &slow);
-    let (pg, conn) = tokio_postgres::connect(&down, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
     // Pause a while its session is inside a transaction writing the table.
-    let in_tx = format!(
-        "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' \
-         AND query LIKE '%{s}%'"
-    );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         assert!(
@@ -688,8 +676,7 @@ async fn a_member_paused_inside_a_transaction_does_not_block_the_takeover_on_pos
         tokio::time::sleep(Duration::from_millis(30)).await;
         a.signal("-STOP");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let n: i64 = pg.query_one(&in_tx, &[]).await.unwrap().get(0);
-        if n == 1 {
+        if idle_in_transaction(&down, &s).await {
             break;
         }
         a.signal("-CONT");
@@ -710,4 +697,46 @@ async fn a_member_paused_inside_a_transaction_does_not_block_the_takeover_on_pos
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     a.signal("-CONT");
+}
+
+/// True when a session of `down` sits idle inside a transaction that wrote schema `s`'s table.
+async fn idle_in_transaction(down: &str, s: &str) -> bool {
+    if down.starts_with("postgres") {
+        let (pg, conn) = tokio_postgres::connect(down, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let q = format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' \
+             AND query LIKE '%{s}%'"
+        );
+        let n: i64 = pg.query_one(&q, &[]).await.unwrap().get(0);
+        n == 1
+    } else {
+        use mysql_async::prelude::Queryable;
+        let mut c = mysql_async::Conn::from_url(down).await.unwrap();
+        let n: Option<i64> = c
+            .query_first(
+                "SELECT count(*) FROM information_schema.innodb_trx t \
+                 JOIN information_schema.processlist p ON p.id = t.trx_mysql_thread_id \
+                 WHERE p.command = 'Sleep' AND t.trx_rows_modified > 0",
+            )
+            .await
+            .unwrap();
+        n == Some(1)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_paused_inside_a_transaction_does_not_block_the_takeover_on_postgres() {
+    if let Some(down) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") {
+        paused_inside_a_transaction(down).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_paused_inside_a_transaction_does_not_block_the_takeover_on_mariadb() {
+    if let Some(down) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") {
+        paused_inside_a_transaction(down).await;
+    }
 }

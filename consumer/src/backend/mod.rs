@@ -80,8 +80,8 @@ pub trait Downstream: Send {
 
     /// In a consumer group: asks the server to end this session when it sits idle inside a
     /// transaction for longer than `limit`, so a member paused mid-unit (SIGSTOP) releases its
-    /// row locks to the member taking its tables over. Backends without such a setting do
-    /// nothing (MySQL: see docs/operations.md, running N consumers).
+    /// row locks to the member taking its tables over (PostgreSQL: an idle-in-transaction
+    /// timeout; MySQL: the session's `wait_timeout`). SQLite and stdout do nothing.
     async fn limit_idle_transactions(&mut self, _limit: std::time::Duration) -> Result<()> {
         Ok(())
     }

@@ -106,6 +106,17 @@ impl Downstream for MysqlDownstream {
         Ok(n.unwrap_or(0) > 0)
     }
 
+    async fn limit_idle_transactions(&mut self, limit: std::time::Duration) -> Result<()> {
+        // MySQL has no idle-in-transaction timeout; `wait_timeout` ends a session idle for
+        // that long, in a transaction or not (the caller picks a limit above the pause
+        // between rounds; a connection lost otherwise is reopened by the next round).
+        let secs = limit.as_secs_f64().ceil().max(1.0) as u64;
+        self.conn
+            .query_drop(format!("SET SESSION wait_timeout = {secs}"))
+            .await
+            .map_err(|e| super::downstream_error("-", "-", "wait_timeout", e))
+    }
+
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
         apply::apply(&mut self.conn, &self.progress_db, self.batch_rows, unit).await
     }
