@@ -7,6 +7,9 @@
 //! 4. `rebalance`: release what [`super::balance::plan`] says is too much, claim what it says
 //!    is missing.
 //!
+//! The next beat comes after a third of the TTL, or just after the first lease another member
+//! holds expires, whichever is sooner (a healthy member renews long before that).
+//!
 //! The leases held after the beat are published to the [`Shared`] state the replayer takes
 //! its round's fences from. A failed beat keeps the last published set: the fence check in
 //! each apply transaction, not this task, is what makes a lost lease harmless.
@@ -21,6 +24,11 @@ use crate::freshness::Health;
 use crate::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long after another member's lease expires this member's next beat comes (clock steps
+/// between the downstream's clock readings).
+const EXPIRY_MARGIN_MS: u64 = 20;
 
 /// One member's heartbeat state.
 pub struct Member {
@@ -29,6 +37,10 @@ pub struct Member {
     shared: Arc<Shared>,
     health: Arc<Mutex<Health>>,
     metrics: Metrics,
+    /// Time until the first lease another member holds expires, as last read: the next beat
+    /// comes no later than just after it, so a dead member's tables move within about one
+    /// TTL rather than one TTL plus a heartbeat period.
+    next_expiry: Option<Duration>,
 }
 
 impl Member {
@@ -46,6 +58,7 @@ impl Member {
             shared,
             health,
             metrics,
+            next_expiry: None,
         }
     }
 
@@ -62,8 +75,9 @@ impl Member {
                     }
                 }
             }
+            let wait = self.next_expiry.map_or(period, |e| period.min(e));
             tokio::select! {
-                _ = tokio::time::sleep(period) => {}
+                _ = tokio::time::sleep(wait) => {}
                 _ = self.shared.wake.notified() => {}
             }
         }
@@ -91,6 +105,11 @@ impl Member {
         // observe
         let members = self.store.members(&g).await?;
         let leases = self.store.leases(&g).await?;
+        self.next_expiry = leases
+            .iter()
+            .filter(|l| l.is_live() && l.owner != me)
+            .map(|l| Duration::from_millis(l.expires_in_ms.max(0) as u64 + EXPIRY_MARGIN_MS))
+            .min();
         // rebalance
         let p = plan(&me, &universe, &members, &leases);
         for k in &p.release {
