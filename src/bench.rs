@@ -131,6 +131,23 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
             ]),
             env: vec![],
         });
+        // Consumer groups of 1, 2 and 4 members and the takeover time (issue 15 item 4).
+        all.push(Harness {
+            group: "consumer",
+            args: own(vec![
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "cdc-consumer",
+                "--example",
+                "group_bench",
+                "--",
+                pg,
+                if quick { "1000" } else { "4000" },
+            ]),
+            env: vec![],
+        });
     }
     all
 }

@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::freshness::{default_unhealthy_after, HealthPolicy};
+use crate::group::GroupConfig;
 use crate::quarantine::BadFilePolicy;
 use crate::secrets::Secrets;
 use cdc_common::layout::LayoutConfig;
@@ -108,6 +109,16 @@ pub struct Args {
     /// No progress bar with `--once` (it is drawn only on a terminal anyway).
     #[arg(long)]
     pub quiet: bool,
+    /// Join the consumer group NAME: processes with the same group, storage and downstream
+    /// share the tables through leases in the downstream (PostgreSQL and MySQL/MariaDB only).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// This member's id in its group (default: host name and process id).
+    #[arg(long, requires = "group")]
+    pub member_id: Option<String>,
+    /// How long a group lease lives without renewal (a dead member's tables move after it).
+    #[arg(long, default_value = "10s", requires = "group")]
+    pub lease_ttl: String,
 }
 
 /// Tables to replay, from `--tables`.
@@ -250,6 +261,55 @@ pub struct Config {
     pub on_bad_file: BadFilePolicy,
     /// Secret values of both URIs, redacted from every text shown (see [`crate::secrets`]).
     pub secrets: Secrets,
+    /// The consumer group this process joins (`--group`).
+    pub group: Option<GroupConfig>,
+}
+
+/// `--group`, `--member-id` and `--lease-ttl`: only for PostgreSQL and MySQL/MariaDB.
+fn group_config(a: &Args, down: &DownstreamUri) -> Result<Option<GroupConfig>> {
+    let Some(name) = &a.group else {
+        return Ok(None);
+    };
+    if matches!(down, DownstreamUri::Sqlite(_) | DownstreamUri::Stdout(_)) {
+        return Err(Error::config(
+            "group",
+            "a consumer group needs a PostgreSQL or MySQL/MariaDB downstream; SQLite and stdout are single-member downstreams (drop --group)",
+        ));
+    }
+    if a.once {
+        return Err(Error::config(
+            "group",
+            "cannot be combined with --once: a group member runs until stopped (its tables then move to the other members)",
+        ));
+    }
+    let ok = |s: &str| !s.is_empty() && s.len() <= 128 && !s.chars().any(char::is_control);
+    if !ok(name) {
+        return Err(Error::config(
+            "group",
+            "must be 1..=128 characters without control characters",
+        ));
+    }
+    let member = a
+        .member_id
+        .clone()
+        .unwrap_or_else(crate::group::default_member_id);
+    if !ok(&member) {
+        return Err(Error::config(
+            "member-id",
+            "must be 1..=128 characters without control characters",
+        ));
+    }
+    let ttl = parse_duration(
+        "lease-ttl",
+        &a.lease_ttl,
+        Duration::from_millis(300),
+        Duration::from_secs(3600),
+    )?;
+    Ok(Some(GroupConfig {
+        group: name.clone(),
+        member,
+        ttl,
+    }))
 }
 
 /// Parses `--metrics-addr`: `ip:port` binds exactly that address (`0.0.0.0:9100` or
@@ -335,12 +395,15 @@ impl Config {
             .as_deref()
             .map(parse_metrics_addr)
             .transpose()?;
+        let downstream = DownstreamUri::parse(&a.downstream_uri, a.progress_file.clone())?;
+        let group = group_config(a, &downstream)?;
         Ok(Config {
+            group,
             upstream_redacted: redact_uri(&a.upstream_uri),
             layout: LayoutConfig::from_options(&sink),
             sink,
             upstream,
-            downstream: DownstreamUri::parse(&a.downstream_uri, a.progress_file.clone())?,
+            downstream,
             downstream_redacted: redact_uri(&a.downstream_uri),
             interval,
             once: a.once,

@@ -89,6 +89,22 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A group member's lease on the unit's table (or schema) was taken over or released since
+    /// its round began: the unit's transaction is rolled back, nothing of it is committed (see
+    /// [`crate::group::fence`]).
+    #[error("group `{group}`: member `{owner}` lost its lease on {key} (epoch {epoch}) before committing `{file}`; nothing of it was committed")]
+    Fenced {
+        /// The group.
+        group: String,
+        /// The table or schema.
+        key: String,
+        /// This member.
+        owner: String,
+        /// The epoch it held.
+        epoch: i64,
+        /// The file being applied.
+        file: String,
+    },
     /// `--until-ts` cannot be reached with `--once` (kept apart to give a clear exit message).
     #[error("stopped before --until-ts {until}: applied up to {applied}")]
     UntilNotReached {

@@ -215,6 +215,10 @@ pub struct Health {
     pub quarantined_files_total: u64,
     /// The newest [`crate::quarantine::HEALTH_QUARANTINE_LIST`] of them, oldest first.
     pub quarantined: Vec<QuarantinedFile>,
+    /// The consumer group this member belongs to, its members, their tables and lease ages
+    /// (`--group` only; see [`crate::group::status`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<crate::group::GroupView>,
     /// When the status turns failing or stalled.
     #[serde(skip)]
     pub policy: HealthPolicy,

@@ -1,7 +1,8 @@
 //! `GET /` (HTML status page, see [`crate::status_page`]), `GET /health` (JSON, see
 //! [`crate::freshness::Health`]), `GET /metrics` (Prometheus text) and `GET /wait?ts=N`
 //! (read-your-writes, see [`crate::wait`]), `GET /rounds?limit=N` (the newest round audit
-//! records, newest first, see [`crate::audit`]).
+//! records, newest first, see [`crate::audit`]), `GET /group` (a consumer group member's view of
+//! its group, see [`crate::group::status`]).
 //!
 //! `/health` answers 200 when the status is `ready` or `lagging`, 503 when `stalled` or
 //! `failing`; every answer is refreshed against the wall clock when asked (checkpoint age,
@@ -92,6 +93,19 @@ async fn get_rounds(State(s): State<AppState>, Query(q): Query<RoundsQuery>) -> 
     Json(rounds)
 }
 
+/// `GET /group`: the consumer group as this member last saw it (members, their tables, lease
+/// ages; see [`crate::group::status`]); 404 when the consumer is not in a group.
+async fn get_group(State(s): State<AppState>) -> Response {
+    match s.health.lock().ok().and_then(|h| h.group.clone()) {
+        Some(g) => Json(g).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            "not a consumer group member (no --group)",
+        )
+            .into_response(),
+    }
+}
+
 async fn get_metrics(State(s): State<AppState>) -> impl IntoResponse {
     s.metrics.set_freshness(&current(&s));
     (
@@ -122,6 +136,7 @@ pub async fn serve(
         .route("/metrics", get(get_metrics))
         .route("/wait", get(get_wait))
         .route("/rounds", get(get_rounds))
+        .route("/group", get(get_group))
         .with_state(AppState { health, metrics });
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

@@ -17,6 +17,8 @@
 //! - [`progress`]: the per-stream progress record, committed with the rows it covers.
 //! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
 //! - [`secrets`]: keeping URI secrets out of logs, errors, `/health` and the status page.
+//! - [`group`]: consumer groups (leases, fencing, balancing) for several processes on one
+//!   storage and one downstream.
 //! - [`replay`]: the round loop tying them together; [`freshness`], [`metrics`], [`http`] and
 //!   [`status_page`] report; [`wait`] answers read-your-writes waiters; [`progress_bar`] draws
 //!   `--once` (and the harness's long jobs) on a terminal.
@@ -36,6 +38,7 @@ pub mod discovery;
 pub mod enum_elems;
 pub mod error;
 pub mod freshness;
+pub mod group;
 pub mod http;
 pub mod metrics;
 pub mod ordering;
@@ -60,7 +63,14 @@ use std::sync::{Arc, Mutex};
 
 /// Opens the configured downstream to apply to (see [`backend::open`]).
 pub async fn open_downstream(cfg: &Config) -> Result<Box<dyn Downstream>> {
-    backend::open(&cfg.downstream, cfg.batch_rows, Access::Apply).await
+    let mut down = backend::open(&cfg.downstream, cfg.batch_rows, Access::Apply).await?;
+    if let Some(g) = &cfg.group {
+        // A lease TTL, but above three round pauses: MySQL's limit also ends a session idle
+        // between rounds.
+        down.limit_idle_transactions(g.ttl.max(cfg.interval * 3))
+            .await?;
+    }
+    Ok(down)
 }
 
 /// Builds a replayer for a configuration.
@@ -112,12 +122,51 @@ async fn serve(args: &config::Args) -> Result<()> {
     } else {
         None
     };
-    let r = replayer(&cfg, metrics, health).await?;
+    let mut r = replayer(&cfg, metrics.clone(), health.clone()).await?;
+    let _heartbeat = match &cfg.group {
+        Some(g) => Some(join_group(&cfg, g, &mut r, health, metrics).await?),
+        None => None,
+    };
     let result = run(&cfg, r).await;
     if let Some(b) = bar {
         b.finish(result.is_ok());
     }
     result
+}
+
+/// Joins the consumer group `g`: opens the lease store on its own connection, creates the
+/// lease tables, starts the heartbeat task and makes `r` a member. The returned guard stops
+/// the heartbeat when dropped.
+pub async fn join_group(
+    cfg: &Config,
+    g: &group::GroupConfig,
+    r: &mut Replayer,
+    health: Arc<Mutex<Health>>,
+    metrics: Metrics,
+) -> Result<HeartbeatGuard> {
+    let mut store = backend::open_lease_store(&cfg.downstream).await?;
+    store.init().await?;
+    metrics
+        .group_info
+        .with_label_values(&[g.group.as_str(), g.member.as_str()])
+        .set(1);
+    let shared = Arc::new(group::Shared::default());
+    let member = group::member::Member::new(g.clone(), store, shared.clone(), health, metrics);
+    tracing::info!(group = %g.group, member = %g.member, ttl = ?g.ttl, "joining consumer group");
+    r.set_group(group::Group {
+        cfg: g.clone(),
+        shared,
+    });
+    Ok(HeartbeatGuard(tokio::spawn(member.run())))
+}
+
+/// Stops a group member's heartbeat when dropped (its leases then expire after the TTL).
+pub struct HeartbeatGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for HeartbeatGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Runs rounds until `--once` has nothing left, `--until-ts` is applied, or forever.

@@ -7,8 +7,8 @@
 
 use crate::freshness::Health;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// The consumer's metrics and the registry that renders them.
@@ -54,6 +54,18 @@ pub struct Metrics {
     /// Data files quarantined by this process (`--on-bad-file quarantine`); the downstream's
     /// quarantine table holds every one ever recorded.
     pub quarantined_files: IntCounter,
+    /// Group leases this member holds (`--group`; 0 otherwise).
+    pub group_leases_held: IntGauge,
+    /// Leases this member claimed (new, released or expired ones).
+    pub group_claims: IntCounter,
+    /// Leases this member released to rebalance.
+    pub group_releases: IntCounter,
+    /// Units rolled back because their lease was lost (the fence check failed).
+    pub group_fenced: IntCounter,
+    /// Heartbeats that failed.
+    pub group_heartbeat_failures: IntCounter,
+    /// 1 with labels `group` and `member` once this process joined a consumer group.
+    pub group_info: IntGaugeVec,
 }
 
 impl Metrics {
@@ -91,6 +103,31 @@ impl Metrics {
             "quarantined_files_total",
             "Data files that did not decode and were quarantined (their rows not applied)",
         );
+        let group_leases_held = gauge("group_leases_held", "Group leases this member holds");
+        let group_claims = counter("group_claims_total", "Group leases claimed by this member");
+        let group_releases = counter(
+            "group_releases_total",
+            "Group leases released by this member to rebalance",
+        );
+        let group_fenced = counter(
+            "group_fenced_total",
+            "Units rolled back because this member's lease was lost",
+        );
+        let group_heartbeat_failures = counter(
+            "group_heartbeat_failures_total",
+            "Group heartbeats that failed",
+        );
+        let group_info = IntGaugeVec::new(
+            Opts::new(
+                "cdc_consumer_group_info",
+                "1 for the consumer group (and member id) this process belongs to",
+            ),
+            &["group", "member"],
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(group_info.clone()))
+            .expect("metric names are unique");
         let checkpoint_ts = gauge("checkpoint_ts", "Upstream checkpoint ts seen last");
         let applied_ts = gauge("applied_ts", "Ts up to which every table is applied");
         let files_pending = gauge("files_pending", "Indexed data files not yet applied");
@@ -162,6 +199,12 @@ impl Metrics {
             rounds,
             idle_rounds,
             quarantined_files,
+            group_leases_held,
+            group_claims,
+            group_releases,
+            group_fenced,
+            group_heartbeat_failures,
+            group_info,
         }
     }
 

@@ -321,7 +321,9 @@ mod tests {
                     table.insert(*k, v.clone());
                 }
                 RowOp::Delete(r) => {
-                    let Value::Int(k) = &r[0] else { panic!("{r:?}") };
+                    let Value::Int(k) = &r[0] else {
+                        panic!("{r:?}")
+                    };
                     table.remove(k);
                 }
                 other => panic!("keyed table got {other:?}"),
@@ -356,8 +358,12 @@ mod tests {
         assert_eq!(kinds, vec![1, 1, 1, 0, 0, 0], "{reduced:?}");
         assert_eq!(batches(&d, &reduced, 100).len(), 2);
         assert!(batches(&d, &exact, 100).len() >= 8);
-        let before: std::collections::BTreeMap<i64, String> =
-            [(5, "old".to_string()), (6, "gone".to_string()), (7, "kept".to_string())].into();
+        let before: std::collections::BTreeMap<i64, String> = [
+            (5, "old".to_string()),
+            (6, "gone".to_string()),
+            (7, "kept".to_string()),
+        ]
+        .into();
         let (mut a, mut b) = (before.clone(), before);
         apply_ops(&mut a, &exact);
         apply_ops(&mut b, &reduced);
@@ -398,7 +404,9 @@ mod tests {
                         live.insert(k, v);
                     }
                     (Some(old), 0) => {
-                        stream.push(RowChange::Delete { before: row(k, &old) });
+                        stream.push(RowChange::Delete {
+                            before: row(k, &old),
+                        });
                         live.remove(&k);
                     }
                     (Some(old), 1) => {

@@ -52,6 +52,9 @@ pub async fn open_replayer(
         progress_file: None,
         on_bad_file: "stop".into(),
         quiet: true,
+        group: None,
+        member_id: None,
+        lease_ttl: "10s".into(),
     };
     let cfg = ConsumerConfig::from_args(&args)?;
     let metrics = cdc_consumer::metrics::Metrics::new();

@@ -37,6 +37,7 @@ use crate::config::DownstreamUri;
 use crate::ddl::DdlOp;
 use crate::error::Result;
 use crate::freshness::RoundRecord;
+use crate::group::{Fence, LeaseStore};
 use crate::plan::RowOp;
 use crate::progress::{Position, ProgressKey};
 use crate::quarantine::QuarantinedFile;
@@ -57,6 +58,9 @@ pub struct Unit<'a> {
     /// A quarantined data file to record in the same transaction (its rows are not applied;
     /// see [`crate::quarantine`]).
     pub quarantine: Option<&'a QuarantinedFile>,
+    /// In a consumer group: the lease this unit is applied under, checked inside its
+    /// transaction (see [`crate::group::fence`]); `None` outside a group.
+    pub fence: Option<&'a Fence>,
 }
 
 /// Rows of one table read back, one canonical text per column (see the module doc).
@@ -78,6 +82,14 @@ pub trait Downstream: Send {
     /// database (see [`crate::plan`]), every change for a change log.
     fn reduce(&self) -> crate::plan::Reduce {
         crate::plan::Reduce::LastState
+    }
+
+    /// In a consumer group: asks the server to end this session when it sits idle inside a
+    /// transaction for longer than `limit`, so a member paused mid-unit (SIGSTOP) releases its
+    /// row locks to the member taking its tables over (PostgreSQL: an idle-in-transaction
+    /// timeout; MySQL: the session's `wait_timeout`). SQLite and stdout do nothing.
+    async fn limit_idle_transactions(&mut self, _limit: std::time::Duration) -> Result<()> {
+        Ok(())
     }
 
     /// Reads the quarantine record, oldest first. With `create` the record is created when
@@ -140,6 +152,21 @@ pub async fn open(
         }
         DownstreamUri::Mysql(uri) => {
             Box::new(mysql::MysqlDownstream::connect(uri, batch_rows).await?)
+        }
+    })
+}
+
+/// Opens the lease store of a consumer group on its own connection to `uri`: PostgreSQL and
+/// MySQL/MariaDB only (SQLite and stdout are single-member downstreams).
+pub async fn open_lease_store(uri: &DownstreamUri) -> Result<Box<dyn LeaseStore>> {
+    Ok(match uri {
+        DownstreamUri::Postgres(uri) => Box::new(postgres::PgLeaseStore::connect(uri).await?),
+        DownstreamUri::Mysql(uri) => Box::new(mysql::MysqlLeaseStore::connect(uri).await?),
+        DownstreamUri::Sqlite(_) | DownstreamUri::Stdout(_) => {
+            return Err(crate::error::Error::config(
+                "group",
+                "a consumer group needs a PostgreSQL or MySQL/MariaDB downstream; SQLite and stdout are single-member downstreams (drop --group)",
+            ))
         }
     })
 }

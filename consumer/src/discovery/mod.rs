@@ -52,7 +52,9 @@
 //! extension) has its files applied as soon as they are indexed, so every round lists there.
 //! With a listing lag `D > 0` a listing need not show what was written within `D` before it, so
 //! the argument fails and every round lists (the skip is off). The replayer asks for a full round
-//! after reopening the downstream ([`Discovery::require_full_round`]).
+//! after reopening the downstream ([`Discovery::require_full_round`]). A consumer group member
+//! never skips ([`Discovery::disable_idle_rounds`]): the tables it may apply change with its
+//! leases and other members move the progress record.
 //!
 //! # Eventually consistent listings
 //!
@@ -201,6 +203,13 @@ impl Discovery {
     pub fn with_idle_rounds(mut self, allowed: bool) -> Discovery {
         self.idle_allowed = allowed;
         self
+    }
+
+    /// Turns idle rounds off (a consumer group member: other members move the progress record
+    /// and leases move between members, so "everything applied" is not this process's to say).
+    pub fn disable_idle_rounds(&mut self) {
+        self.idle_allowed = false;
+        self.idle_at = None;
     }
 
     /// Tells discovery how the round that just ran ended: `all_applied` when the replayer

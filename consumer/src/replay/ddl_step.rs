@@ -102,6 +102,7 @@ impl Replayer {
             },
         )];
         self.phase_counts.applied += 1;
+        let fence = self.fence_for(&progress[0].0);
         self.down
             .apply(Unit {
                 file,
@@ -110,6 +111,7 @@ impl Replayer {
                 rows: &[],
                 progress: &progress,
                 quarantine: None,
+                fence: fence.as_ref(),
             })
             .await?;
         self.commit(progress);

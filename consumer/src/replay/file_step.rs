@@ -205,6 +205,7 @@ impl Replayer {
         };
         let progress = vec![(f.key, pos)];
         self.phase_counts.applied += 1;
+        let fence = self.fence_for(&progress[0].0);
         self.down
             .apply(Unit {
                 file: path,
@@ -213,6 +214,7 @@ impl Replayer {
                 rows: &ops,
                 progress: &progress,
                 quarantine: None,
+                fence: fence.as_ref(),
             })
             .await?;
         self.commit(progress);
@@ -246,6 +248,7 @@ impl Replayer {
         let q = QuarantinedFile::new(&key, &pos, path, err.to_string(), now_ms());
         let progress = vec![(key, pos)];
         self.phase_counts.applied += 1;
+        let fence = self.fence_for(&progress[0].0);
         self.down
             .apply(Unit {
                 file: path,
@@ -254,6 +257,7 @@ impl Replayer {
                 rows: &[],
                 progress: &progress,
                 quarantine: Some(&q),
+                fence: fence.as_ref(),
             })
             .await?;
         self.commit(progress);

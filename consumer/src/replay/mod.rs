@@ -27,6 +27,8 @@
 //!   step loop that runs what [`crate::ordering`] allows, one step at a time.
 //! - `ddl_step`: the database-level and table schema file steps.
 //! - `file_step`: the data file step (read or take the prefetched file, apply or quarantine).
+//! - `group_round`: a consumer group member's round start (fences, progress reload) and
+//!   which tables it applies.
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
@@ -39,6 +41,7 @@
 mod audit;
 mod ddl_step;
 mod file_step;
+mod group_round;
 mod report;
 mod window;
 
@@ -47,6 +50,7 @@ use crate::decode::Decoder;
 use crate::discovery::{Catalog, Discovery, SchemaEntry, Upstream};
 use crate::error::{Error, Result};
 use crate::freshness::{now_ms, Health, Phase, RoundRecord};
+use crate::group::{Fence, Group, LeaseKey};
 use crate::metrics::Metrics;
 use crate::ordering::{schema_step, table_steps, Step};
 use crate::progress::{Position, Progress, ProgressKey};
@@ -90,6 +94,10 @@ pub struct Replayer {
     start_id: String,
     /// Round records kept in the downstream (`--keep-rounds`).
     keep_rounds: u64,
+    /// The consumer group this replayer is a member of (`--group`).
+    group: Option<Group>,
+    /// In a group: this round's leases (see `group_round`).
+    fences: HashMap<LeaseKey, Fence>,
 }
 
 /// Counters behind a round's [`Phase`]s (see [`Replayer::round`]).
@@ -145,7 +153,10 @@ pub struct RoundOutcome {
 fn stops_only_its_table(e: &Error) -> bool {
     matches!(
         e,
-        Error::Missing { .. } | Error::Contract(_) | Error::Downstream { .. }
+        Error::Missing { .. }
+            | Error::Contract(_)
+            | Error::Downstream { .. }
+            | Error::Fenced { .. }
     )
 }
 
@@ -182,6 +193,8 @@ impl Replayer {
             phase_counts: PhaseCounts::default(),
             start_id: crate::audit::start_id(),
             keep_rounds: crate::audit::DEFAULT_KEEP_ROUNDS,
+            group: None,
+            fences: HashMap::new(),
         };
         r.set_quarantined(quarantined);
         r.load_rounds().await;
@@ -284,6 +297,7 @@ impl Replayer {
         self.metrics
             .files_pending
             .set(crate::ordering::count_pending(&cat, &self.progress) as i64);
+        self.begin_group_round(&cat).await?;
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
         self.stalled.clear();
@@ -294,13 +308,18 @@ impl Replayer {
         loop {
             let mut did = false;
             for schema in cat.databases.keys() {
+                if !self.owns(&LeaseKey::Schema(schema.clone())) {
+                    continue;
+                }
                 while let (Some(step), _) = schema_step(&cat, &self.progress, schema) {
                     self.exec(&cat, &up, &cfg, step, rec).await?;
                     did = true;
                 }
             }
             for name in cat.tables.keys() {
-                if stuck.iter().any(|(t, _)| t == name) {
+                if stuck.iter().any(|(t, _)| t == name)
+                    || !self.owns(&LeaseKey::Table(name.clone()))
+                {
                     continue;
                 }
                 match self
@@ -309,6 +328,7 @@ impl Replayer {
                 {
                     Ok(applied) => did |= applied,
                     Err(e) if stops_only_its_table(&e) => {
+                        self.note_fenced(&e);
                         rec.warnings
                             .push(format!("table `{name}` is stuck (other tables go on): {e}"));
                         stuck.push((name.clone(), e));

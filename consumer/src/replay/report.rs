@@ -12,6 +12,7 @@
 use super::Replayer;
 use crate::error::{Error, Result};
 use crate::freshness::{now_ms, RecentError, RoundRecord, StreamProgress, TableProgress};
+use crate::group::LeaseKey;
 use crate::ordering::{count_pending, table_steps, Step, Wait};
 use crate::progress::DDL_STREAM;
 use cdc_common::{TableName, Ts};
@@ -57,7 +58,15 @@ impl Replayer {
         let cat = self.disc.catalog();
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
         let applied = self.applied_ts();
-        let pending = count_pending(cat, &self.progress);
+        let pending = match &self.group {
+            None => count_pending(cat, &self.progress),
+            // A member's freshness covers the tables it owns.
+            Some(_) => crate::group::weights::universe(cat, &self.progress)
+                .into_iter()
+                .filter(|(k, _)| self.owns(k))
+                .map(|(_, w)| w - 1)
+                .sum(),
+        };
         rec.checkpoint_ts = checkpoint.0;
         rec.applied_ts = applied.min(checkpoint).0;
         rec.files_pending = pending;
@@ -142,7 +151,12 @@ impl Replayer {
         let checkpoint = cat.complete_through();
         let mut out = BTreeMap::new();
         let none = HashSet::new();
-        for name in cat.tables.keys() {
+        // In a group, the tables this member owns this round.
+        let owned = cat
+            .tables
+            .keys()
+            .filter(|n| self.owns(&LeaseKey::Table((*n).clone())));
+        for name in owned {
             let (steps, wait) = table_steps(cat, &self.progress, name, &none);
             let t_applied = if steps.is_empty() {
                 match wait {
@@ -186,8 +200,14 @@ impl Replayer {
             })
             .collect();
         for (k, p) in self.progress.rows() {
-            // Database-level DDL rows have no table.
-            if k.table.is_empty() {
+            // Database-level DDL rows have no table; in a group, other members' tables are
+            // theirs to report.
+            if k.table.is_empty()
+                || !self.owns(&LeaseKey::Table(TableName::new(
+                    k.schema.as_str(),
+                    k.table.as_str(),
+                )))
+            {
                 continue;
             }
             let t = out

@@ -23,7 +23,11 @@ pub(super) async fn apply(
     unit: Unit<'_>,
 ) -> Result<()> {
     let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
-    // DDL autocommits: run it first, idempotently (see the module doc).
+    // DDL autocommits: run it first, idempotently (see the module doc), and only while the
+    // unit's lease is ours (checked again with the progress row; see `leases`).
+    if let (Some(f), false) = (unit.fence, unit.ddl.is_empty()) {
+        super::leases::check_fence(conn, progress_db, f, unit.file).await?;
+    }
     for op in unit.ddl {
         for sql in Mysql.ddl(op) {
             conn.query_drop(sql).await.map_err(|e| {
@@ -43,6 +47,10 @@ pub(super) async fn apply(
                 .await
                 .map_err(|e| downstream_error(&tname, unit.file, b.kind(), e))?;
         }
+    }
+    if let Some(f) = unit.fence {
+        // Last before the progress write: the lease row stays locked only until the commit.
+        super::leases::check_fence(&mut tx, progress_db, f, unit.file).await?;
     }
     if bookkeeping::write_progress(&mut tx, progress_db, &tname, &unit).await? {
         warn_already_applied(unit.file);

@@ -28,7 +28,10 @@
 mod apply;
 mod bookkeeping;
 pub mod dialect;
+mod leases;
 mod read_back;
+
+pub use leases::MysqlLeaseStore;
 
 use super::{Downstream, TextRows, Unit};
 use crate::backend::dialect::Dialect;
@@ -101,6 +104,17 @@ impl Downstream for MysqlDownstream {
             .await
             .map_err(|e| super::downstream_error(&name.to_string(), "-", "table lookup", e))?;
         Ok(n.unwrap_or(0) > 0)
+    }
+
+    async fn limit_idle_transactions(&mut self, limit: std::time::Duration) -> Result<()> {
+        // MySQL has no idle-in-transaction timeout; `wait_timeout` ends a session idle for
+        // that long, in a transaction or not (the caller picks a limit above the pause
+        // between rounds; a connection lost otherwise is reopened by the next round).
+        let secs = limit.as_secs_f64().ceil().max(1.0) as u64;
+        self.conn
+            .query_drop(format!("SET SESSION wait_timeout = {secs}"))
+            .await
+            .map_err(|e| super::downstream_error("-", "-", "wait_timeout", e))
     }
 
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {

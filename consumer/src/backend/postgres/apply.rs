@@ -58,10 +58,7 @@ pub(super) async fn apply(
             .unwrap_or(unit.rows.len());
         let (deletes, upserts) = unit.rows.split_at(first_upsert);
         if takes_copy_path(def, upserts) {
-            run_batches(
-                &tx, statements, def, unit.file, &tname, deletes, batch_rows,
-            )
-            .await?;
+            run_batches(&tx, statements, def, unit.file, &tname, deletes, batch_rows).await?;
             let rows = last_images(def, upserts);
             copy_upsert(&tx, def, &rows)
                 .await
@@ -72,6 +69,10 @@ pub(super) async fn apply(
             )
             .await?;
         }
+    }
+    if let Some(f) = unit.fence {
+        // Last before the progress write: the lease row stays locked only until the commit.
+        super::leases::check_fence(&tx, f, unit.file).await?;
     }
     if bookkeeping::write_progress(&tx, &tname, &unit).await? {
         // Committed before (see the module doc): keep that commit, drop this one.

@@ -24,7 +24,7 @@
 //!
 //! Files: [`dialect`] (quoting, types, DDL text), `params` (values as text parameters), `apply`
 //! (the transaction of a unit and its statements), `copy` (the bulk path), `identifiers` (the
-//! length limit), `bookkeeping` (progress and quarantine tables), `read_back` (tables, columns
+//! length limit), `leases` (consumer group leases and the fence check), `bookkeeping` (progress and quarantine tables), `read_back` (tables, columns
 //! and rows as canonical text), `error` (the server's message).
 
 mod apply;
@@ -33,12 +33,14 @@ mod copy;
 pub mod dialect;
 mod error;
 mod identifiers;
+mod leases;
 mod params;
 mod read_back;
 mod upsert;
 
 pub use copy::COPY_MIN_ROWS;
 pub use identifiers::MAX_IDENTIFIER_BYTES;
+pub use leases::PgLeaseStore;
 
 use super::{Downstream, TextRows, Unit};
 use crate::error::{Error, Result};
@@ -117,6 +119,25 @@ impl Downstream for PostgresDownstream {
             unit,
         )
         .await
+    }
+
+    async fn limit_idle_transactions(&mut self, limit: std::time::Duration) -> Result<()> {
+        // A unit's transaction never waits on anything but the server, so it is idle only
+        // when this process is paused or partitioned.
+        self.client
+            .batch_execute(&format!(
+                "SET idle_in_transaction_session_timeout = {}",
+                limit.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| {
+                super::downstream_error(
+                    "-",
+                    "-",
+                    "idle_in_transaction_session_timeout",
+                    PgError(&e),
+                )
+            })
     }
 
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
