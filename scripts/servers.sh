@@ -37,6 +37,8 @@ install_debian_packages() {
   command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
   # promtool checks docs/alerts.yml (consumer/tests/alert_rules.rs)
   command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+  # headless Chromium loads the status page (consumer/tests/status_browser.rs)
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium chromium-driver)
   if [ ${#missing[@]} -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq >/dev/null

@@ -146,6 +146,11 @@ enum Command {
         /// window in which a kill leaves a data file without its index entry).
         #[arg(long)]
         delay_index_puts_ms: Option<u64>,
+        /// Serve the sink's metrics at http://ADDR/metrics while generating (`9100` binds
+        /// 127.0.0.1:9100; `0.0.0.0:9100` every interface), as an embedder would with
+        /// `cdc_sink::serve_metrics`.
+        #[arg(long)]
+        metrics_addr: Option<String>,
         #[command(flatten)]
         workload: WorkloadArgs,
     },
@@ -271,13 +276,19 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
             tps,
             resume,
             delay_index_puts_ms,
+            metrics_addr,
             workload,
         } => {
             let cfg = workload.config()?;
+            let metrics_addr = metrics_addr
+                .as_deref()
+                .map(cdc_consumer::config::parse_metrics_addr)
+                .transpose()?;
             let opts = cdc_harness::generate::GenerateOptions {
                 tps,
                 resume,
                 index_put_delay: delay_index_puts_ms.map(std::time::Duration::from_millis),
+                metrics_addr,
             };
             let bar = Bar::new(quiet, cfg.transactions, "generate", "txns");
             let r =

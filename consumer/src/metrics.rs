@@ -179,6 +179,10 @@ impl Metrics {
         registry
             .register(Box::new(errors.clone()))
             .expect("metric names are unique");
+        // Present at 0 before the first error, so error-rate queries have a series.
+        for kind in ["fatal", "warning", "storage-retry"] {
+            errors.with_label_values(&[kind]);
+        }
         Metrics {
             registry,
             rows_applied,

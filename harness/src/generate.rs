@@ -66,6 +66,9 @@ pub struct GenerateOptions {
     /// Delay every index file put by this much (crash testing): widens the window between a
     /// data file and its index entry, where a crash leaves a file without its entry.
     pub index_put_delay: Option<Duration>,
+    /// Serve the sink's registry at `http://<addr>/metrics` while the workload runs
+    /// ([`cdc_sink::serve_metrics`]), as an embedder without its own endpoint would.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl GenerateReport {
@@ -94,6 +97,15 @@ pub async fn generate(
 ) -> Result<GenerateReport> {
     check_resume(cfg, opts)?;
     let registry = Registry::new();
+    // Held until the workload is done: Prometheus can scrape the run while it lasts.
+    let _endpoint = match opts.metrics_addr {
+        None => None,
+        Some(addr) => {
+            let server = cdc_sink::serve_metrics(registry.clone(), addr).await?;
+            tracing::info!(addr = %server.local_addr(), "sink metrics at http://{}/metrics", server.local_addr());
+            Some(server)
+        }
+    };
     let config = SinkConfig::new("generate");
     let sink = match opts.index_put_delay {
         None => Sink::open(sink_uri, config, &registry).await,

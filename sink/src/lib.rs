@@ -57,6 +57,11 @@
 //! `cdc_sink_worker_busy_ratio{worker}`, `cdc_sink_storage_errors_total{op}`,
 //! `cdc_sink_storage_retries_total`, `cdc_sink_checkpoint_ts`; plus the spool's `cdc_spool_*`.
 //!
+//! Serving them is the embedder's job; one that has no `/metrics` endpoint of its own can call
+//! [`serve_metrics`] with the same registry (see [`metrics_http`]): it binds an address and
+//! answers `GET /metrics` in the Prometheus text format until the returned [`MetricsServer`]
+//! is dropped. `cdc-storage generate --metrics-addr` uses it.
+//!
 //! # Example
 //!
 //! ```
@@ -151,6 +156,7 @@ pub mod error;
 mod failure;
 pub mod flush;
 mod metrics;
+pub mod metrics_http;
 pub mod retry;
 pub mod router;
 mod schema;
@@ -163,6 +169,7 @@ pub use checkpoint::CheckpointOutcome;
 pub use config::SinkConfig;
 pub use error::{Result, SinkError};
 pub use flush::FlushReason;
+pub use metrics_http::{serve_metrics, MetricsServer};
 pub use retry::RetryPolicy;
 pub use router::FileNaming;
 pub use sink::Sink;

@@ -13,7 +13,7 @@
 //! | `cdc_sink_writer_queue_length` | gauge | `shard` | messages queued to a writer |
 //! | `cdc_sink_encoder_queue_length` | gauge | | events queued to the encoding pool (not yet in the spool) |
 //! | `cdc_sink_worker_busy_ratio` | gauge | `worker` | share of the last second a worker (`encoder-N`, `writer-N`) was busy |
-//! | `cdc_sink_storage_errors_total` | counter | `op` | failed storage attempts (errors and timeouts) |
+//! | `cdc_sink_storage_errors_total` | counter | `op` | failed storage attempts (errors and timeouts); every op pre-created at 0 |
 //! | `cdc_sink_storage_retries_total` | counter | | storage attempts retried |
 //! | `cdc_sink_checkpoint_ts` | gauge | | last checkpoint ts written to `metadata` |
 //! | `cdc_sink_stale_files_deleted_total` | counter | | data files a crashed run left above its index entry, deleted on restart |
@@ -25,6 +25,9 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::time::{Duration, Instant};
+
+/// Every `op` label of `cdc_sink_storage_errors_total` (the operations `retry` wraps).
+pub(crate) const STORAGE_OPS: [&str; 5] = ["put", "multipart", "get", "list", "delete"];
 
 /// The metric handles of one sink.
 pub(crate) struct SinkMetrics {
@@ -131,6 +134,11 @@ impl SinkMetrics {
         };
         for r in FlushReason::ALL {
             m.flushes_total.with_label_values(&[r.as_str()]);
+        }
+        // Present at 0 before the first failure: an error-rate query or alert has a series to
+        // evaluate instead of "no data".
+        for op in STORAGE_OPS {
+            m.storage_errors_total.with_label_values(&[op]);
         }
         for (k, c) in m.collectors().into_iter().enumerate() {
             if let Err(e) = registry.register(c) {
