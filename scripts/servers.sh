@@ -96,6 +96,18 @@ except urllib.error.HTTPError as e:
 PY
 }
 
+azure_account_sas() { # prints an account SAS token (blob service, read/write/delete/list, until 2099) for
+  # the emulator's well-known account, signed with its published key (sv 2019-12-12 string to sign)
+  python3 - <<'PY'
+import base64, hmac, hashlib, urllib.parse
+key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+f = {"sv": "2019-12-12", "ss": "b", "srt": "sco", "sp": "rwdlac", "se": "2099-01-01T00:00:00Z", "spr": "https,http"}
+to_sign = "\n".join(["devstoreaccount1", f["sp"], f["ss"], f["srt"], "", f["se"], "", f["spr"], f["sv"], ""])
+f["sig"] = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+print(urllib.parse.urlencode(f))
+PY
+}
+
 start_azurite() {
   local port
   port=$(free_port)
@@ -105,6 +117,10 @@ start_azurite() {
   wait_port 127.0.0.1 "$port" 30 || { log "azurite did not start"; cat "$SERVERS_DIR/azurite.log" >&2; return 1; }
   create_azure_container "$port" cdc-test
   export CDC_TEST_AZURE_URI="azure://cdc-test?use-emulator=true&endpoint=http://127.0.0.1:$port"
+  # credentials tests: the blob endpoint (account in the path) and an account SAS token for it
+  export CDC_TEST_AZURE_BLOB_ENDPOINT="http://127.0.0.1:$port/devstoreaccount1"
+  CDC_TEST_AZURE_SAS=$(azure_account_sas)
+  export CDC_TEST_AZURE_SAS
   log "azurite on 127.0.0.1:$port"
 }
 
