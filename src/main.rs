@@ -250,9 +250,8 @@ async fn run(cmd: Command) -> Result<()> {
             Ok(())
         }
         Command::Consume { args } => {
-            use clap::Parser as _;
             let argv = std::iter::once("storage-consumer".to_string()).chain(args);
-            let args = cdc_consumer::config::Args::try_parse_from(argv)?;
+            let args = cdc_consumer::config_file::parse_args(argv)?;
             // The error text comes back with the URIs' secrets redacted.
             cdc_consumer::main_with(&args)
                 .await
