@@ -99,6 +99,18 @@ except urllib.error.HTTPError as e:
 PY
 }
 
+azure_account_sas() { # prints an account SAS token (blob service, read/write/delete/list, until 2099) for
+  # the emulator's well-known account, signed with its published key (sv 2019-12-12 string to sign)
+  python3 - <<'PY'
+import base64, hmac, hashlib, urllib.parse
+key = base64.b64decode("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==")
+f = {"sv": "2019-12-12", "ss": "b", "srt": "sco", "sp": "rwdlac", "se": "2099-01-01T00:00:00Z", "spr": "https,http"}
+to_sign = "\n".join(["devstoreaccount1", f["sp"], f["ss"], f["srt"], "", f["se"], "", f["spr"], f["sv"], ""])
+f["sig"] = base64.b64encode(hmac.new(key, to_sign.encode(), hashlib.sha256).digest()).decode()
+print(urllib.parse.urlencode(f))
+PY
+}
+
 start_azurite() {
   local port
   port=$(free_port)
@@ -108,7 +120,31 @@ start_azurite() {
   wait_port 127.0.0.1 "$port" 30 || { log "azurite did not start"; cat "$SERVERS_DIR/azurite.log" >&2; return 1; }
   create_azure_container "$port" cdc-test
   export CDC_TEST_AZURE_URI="azure://cdc-test?use-emulator=true&endpoint=http://127.0.0.1:$port"
+  # credentials tests: the blob endpoint (account in the path) and an account SAS token for it
+  export CDC_TEST_AZURE_BLOB_ENDPOINT="http://127.0.0.1:$port/devstoreaccount1"
+  CDC_TEST_AZURE_SAS=$(azure_account_sas)
+  export CDC_TEST_AZURE_SAS
   log "azurite on 127.0.0.1:$port"
+}
+
+make_tls_certs() { # a throwaway CA, a server certificate for 127.0.0.1/localhost, and an unrelated CA
+  local d="$SERVERS_DIR/tls"
+  command -v openssl >/dev/null 2>&1 || {
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null
+  }
+  mkdir -p "$d"
+  for ca in ca wrong-ca; do
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=cdc-test-$ca" -keyout "$d/$ca.key" \
+      -out "$d/$ca.pem" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+  done
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n' >"$d/ext"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 2 \
+    -extfile "$d/ext" -out "$d/server.pem" 2>/dev/null
+  chmod 644 "$d"/*.pem
+  export CDC_TEST_TLS_CA="$d/ca.pem" CDC_TEST_TLS_WRONG_CA="$d/wrong-ca.pem"
 }
 
 start_postgres() {
@@ -121,8 +157,11 @@ start_postgres() {
   runuser -u postgres -- "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$SERVERS_DIR/pg-init.log" 2>&1
   # A copy of the fresh cluster, started below with wal_level=replica (capture's set-up check).
   cp -a "$dir/data" "$dir/data-replica"
+  # TLS offered (plain connections still accepted): the key must belong to postgres, mode 0600
+  install -o postgres -g postgres -m 600 "$SERVERS_DIR/tls/server.key" "$dir/server.key"
+  install -o postgres -g postgres -m 644 "$SERVERS_DIR/tls/server.pem" "$dir/server.pem"
   runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c max_connections=200 -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20" start >/dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c ssl=on -c ssl_cert_file=$dir/server.pem -c ssl_key_file=$dir/server.key -c fsync=off -c max_connections=200 -c wal_level=logical -c max_replication_slots=20 -c max_wal_senders=20" start >/dev/null
   echo "pg:$bin:$dir/data" >>"$SERVERS_DIR/pids"
   runuser -u postgres -- "$bin/psql" -h 127.0.0.1 -p "$port" -U postgres -qc "CREATE DATABASE cdc" >/dev/null
   export CDC_TEST_POSTGRES_URI="postgres://postgres@127.0.0.1:$port/cdc"
@@ -165,6 +204,7 @@ servers_start() {
   install_debian_packages
   install_s3s
   install_azurite
+  make_tls_certs
   start_s3
   start_azurite
   start_postgres

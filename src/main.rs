@@ -261,11 +261,10 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
             Ok(())
         }
         Command::Consume { args } => {
-            use clap::Parser as _;
             let argv = std::iter::once("storage-consumer".to_string())
                 .chain(args)
                 .chain(quiet.then(|| "--quiet".to_string()));
-            let args = cdc_consumer::config::Args::try_parse_from(argv)?;
+            let args = cdc_consumer::config_file::parse_args(argv)?;
             // The error text comes back with the URIs' secrets redacted.
             cdc_consumer::main_with(&args)
                 .await

@@ -18,6 +18,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aws_profile;
+pub mod azure_conn;
 pub mod codec;
 pub mod error;
 pub mod event;

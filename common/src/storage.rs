@@ -12,11 +12,24 @@
 //! one): S3 `endpoint`, `region`, `access-key`, `secret-access-key`, `session-token`,
 //! `force-path-style` (default true: virtual-hosted style when false), `allow-http`; GCS
 //! `credentials-file`, `endpoint`; Azure `account-name`, `account-key`, `sas-token`, `endpoint`,
-//! `use-emulator`, `allow-http`. Credentials the URI does not give come from the usual
-//! environment variables (`AWS_*`, `GOOGLE_*`, `AZURE_*`). Every other query parameter must be a
+//! `use-emulator`, `allow-http`, `connection-string`. Every other query parameter must be a
 //! sink option ([`crate::options::SINK_PARAMS`]) or the caller's own; unknown names are errors.
 //!
-//! Secrets (`secret-access-key`, `session-token`, `account-key`, `sas-token`, URI passwords)
+//! Credentials the URI does not give come from the environment, in the order the cloud SDKs use:
+//! - S3: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN`, then the profile
+//!   `AWS_PROFILE` (or `default`) of the shared credentials/config files
+//!   ([`crate::aws_profile`]), then web identity (`AWS_WEB_IDENTITY_TOKEN_FILE` + `AWS_ROLE_ARN`)
+//!   and instance metadata (both `object_store`'s). Region: URI, `AWS_REGION` /
+//!   `AWS_DEFAULT_REGION`, the profile's, else `us-east-1`.
+//! - Azure: URI `account-name`/`account-key`/`sas-token`, then a connection string (URI
+//!   `connection-string`, else `AZURE_STORAGE_CONNECTION_STRING`, [`crate::azure_conn`]) for
+//!   what the URI left out, then `AZURE_STORAGE_*` variables.
+//! - GCS: `credentials-file` (service-account JSON), then `GOOGLE_SERVICE_ACCOUNT` /
+//!   `GOOGLE_APPLICATION_CREDENTIALS`, then application default credentials (gcloud's file or
+//!   the metadata server).
+//!
+//! Secrets (`secret-access-key`, `session-token`, `account-key`, `sas-token`,
+//! `connection-string`, URI passwords)
 //! never appear in `Debug`/`Display` output or error messages: see [`redact_uri`] and [`Secret`].
 
 pub use crate::error::store_error_is_retryable as is_retryable;
@@ -36,6 +49,7 @@ pub const SECRET_PARAMS: &[&str] = &[
     "session-token",
     "account-key",
     "sas-token",
+    "connection-string",
     "password",
 ];
 /// Storage parameter names understood by [`StorageUri::parse`].
@@ -52,6 +66,7 @@ pub const STORAGE_PARAMS: &[&str] = &[
     "account-key",
     "sas-token",
     "use-emulator",
+    "connection-string",
 ];
 
 /// A string that never shows itself in `Debug` or `Display`.
@@ -140,6 +155,8 @@ pub enum StorageKind {
         use_emulator: bool,
         /// Allow plain http endpoints.
         allow_http: bool,
+        /// Connection string (`AccountName=..;AccountKey=..` or `BlobEndpoint=..;SharedAccessSignature=..`).
+        connection_string: Option<Secret>,
     },
 }
 
@@ -260,6 +277,7 @@ impl StorageUri {
                     account: params.take("account-name"),
                     key: params.take("account-key").map(Secret),
                     sas_token: params.take("sas-token").map(Secret),
+                    connection_string: params.take("connection-string").map(Secret),
                     allow_http: opt_bool(&mut params, "allow-http", allow_default || use_emulator)?,
                     use_emulator,
                     endpoint,
@@ -318,21 +336,39 @@ impl StorageUri {
                 force_path_style,
                 allow_http,
             } => {
+                let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                // The chain's profile step: only when neither the URI nor the environment
+                // gave a key (those come first, as in the AWS SDKs).
+                let profile = if access_key.is_none() && env("AWS_ACCESS_KEY_ID").is_none() {
+                    crate::aws_profile::resolve(&env).map_err(|reason| Error::InvalidUri {
+                        uri: self.redacted.clone(),
+                        reason,
+                    })?
+                } else {
+                    None
+                };
+                let profile = profile.unwrap_or_default();
+                let region = region
+                    .clone()
+                    .or_else(|| env("AWS_REGION"))
+                    .or_else(|| env("AWS_DEFAULT_REGION"))
+                    .or(profile.region)
+                    .unwrap_or_else(|| "us-east-1".into());
                 let mut b = object_store::aws::AmazonS3Builder::from_env()
                     .with_bucket_name(bucket)
                     .with_allow_http(*allow_http)
                     .with_virtual_hosted_style_request(!force_path_style)
-                    .with_region(region.clone().unwrap_or_else(|| "us-east-1".into()));
+                    .with_region(region);
                 if let Some(e) = endpoint {
                     b = b.with_endpoint(e);
                 }
-                if let Some(k) = access_key {
+                if let Some(k) = access_key.clone().or(profile.access_key) {
                     b = b.with_access_key_id(k);
                 }
-                if let Some(s) = secret_key {
+                if let Some(s) = secret_key.clone().or(profile.secret_key) {
                     b = b.with_secret_access_key(s.expose());
                 }
-                if let Some(t) = session_token {
+                if let Some(t) = session_token.clone().or(profile.session_token) {
                     b = b.with_token(t.expose());
                 }
                 Arc::new(b.build().map_err(err)?)
@@ -360,16 +396,49 @@ impl StorageUri {
                 endpoint,
                 use_emulator,
                 allow_http,
+                connection_string,
             } => {
+                let conn_text = connection_string.clone().or_else(|| {
+                    std::env::var("AZURE_STORAGE_CONNECTION_STRING")
+                        .ok()
+                        .filter(|v| !v.is_empty())
+                        .map(Secret::new)
+                });
+                let conn = match conn_text {
+                    Some(t) => crate::azure_conn::parse(t.expose()).map_err(|reason| {
+                        Error::InvalidUri {
+                            uri: self.redacted.clone(),
+                            reason,
+                        }
+                    })?,
+                    None => Default::default(),
+                };
+                // The URI's own settings win; the connection string fills what it left out.
+                let conn_http = endpoint.is_none()
+                    && conn
+                        .endpoint
+                        .as_deref()
+                        .is_some_and(|e| e.starts_with("http://"));
+                let (endpoint, sas_token) = (
+                    endpoint.clone().or(conn.endpoint),
+                    sas_token.clone().or(conn.sas_token),
+                );
+                let use_emulator = *use_emulator || (conn.use_emulator && endpoint.is_none());
+                let allow_http = *allow_http || conn_http || use_emulator;
                 let mut b = object_store::azure::MicrosoftAzureBuilder::from_env()
                     .with_container_name(container)
-                    .with_allow_http(*allow_http);
+                    .with_allow_http(allow_http);
                 let account = account
                     .clone()
+                    .or(conn.account)
                     .or_else(|| use_emulator.then(|| AZURITE_ACCOUNT.to_string()));
-                let key = key
-                    .clone()
-                    .or_else(|| use_emulator.then(|| Secret::new(AZURITE_KEY)));
+                // A SAS token alone authorizes: the emulator's key is only the default when
+                // neither a key nor a token was given.
+                let key = key.clone().or(conn.key).or_else(|| {
+                    (use_emulator && sas_token.is_none()).then(|| Secret::new(AZURITE_KEY))
+                });
+                let endpoint = &endpoint;
+                let sas_token = &sas_token;
                 match (use_emulator, endpoint) {
                     // An emulator on another port: address it as a plain endpoint whose path
                     // carries the account, which is exactly the emulator's URL scheme.
@@ -638,6 +707,39 @@ mod tests {
         ] {
             assert_eq!(redact_uri(uri), want, "{uri}");
         }
+    }
+
+    #[test]
+    fn gcs_service_account_file_is_read_when_the_store_is_built() {
+        // Configuration level only: no GCS emulator speaks the XML API object_store uses.
+        let err = StorageUri::parse("gcs://b/p?credentials-file=/nonexistent/sa.json")
+            .unwrap()
+            .0
+            .build()
+            .expect_err("a missing service-account file is an error");
+        assert!(err.to_string().contains("/nonexistent/sa.json"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let sa = dir.path().join("sa.json");
+        std::fs::write(
+            &sa,
+            r#"{"client_email":"x@y.iam.gserviceaccount.com","private_key":"","private_key_id":"k",
+                "disable_oauth":true,"gcs_base_url":"http://127.0.0.1:9"}"#,
+        )
+        .unwrap();
+        let uri = format!("gcs://b/p?credentials-file={}", sa.display());
+        StorageUri::parse(&uri).unwrap().0.build().unwrap();
+    }
+
+    #[test]
+    fn azure_connection_string_parameter_is_a_secret() {
+        let uri = "azure://c/p?connection-string=AccountName%3Da%3BAccountKey%3DTOPSECRET";
+        let (s, rest) = StorageUri::parse(uri).unwrap();
+        assert!(rest.is_empty());
+        assert!(!format!("{s:?} {s}").contains("TOPSECRET"));
+        let bad = "azure://c/p?connection-string=AccountKeyTOPSECRET";
+        let err = StorageUri::parse(bad).unwrap().0.build().err().unwrap();
+        assert!(!err.to_string().contains("TOPSECRET"), "{err}");
+        assert!(err.to_string().contains("not Key=Value"), "{err}");
     }
 
     #[tokio::test]

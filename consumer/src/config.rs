@@ -2,8 +2,8 @@
 //!
 //! The upstream URI is any storage URI of `cdc_common::storage`; the sink's options that shape
 //! the files (protocol, csv options, date-separator, file-index-width, partition separator) are
-//! given as its query parameters or in a TOML file (`--config`, URI parameters win). Unknown
-//! parameters are errors naming them.
+//! given as its query parameters or in a TOML file (`--config`, URI parameters win), which may
+//! also set every flag ([`crate::config_file`]). Unknown parameters are errors naming them.
 
 use crate::error::{Error, Result};
 use crate::freshness::{default_unhealthy_after, HealthPolicy};
@@ -53,14 +53,21 @@ pub struct Args {
     /// azure://...; the sink's options (protocol, delimiter, quote, null, include-commit-ts,
     /// binary-encoding-method, output-old-value, terminator, enable-tidb-extension,
     /// date-separator, file-index-width, enable-partition-separator) as query parameters.
-    #[arg(long, env = "CDC_CONSUMER_UPSTREAM_URI")]
+    #[arg(long, env = "CDC_CONSUMER_UPSTREAM_URI", hide_env_values = true)]
     pub upstream_uri: String,
-    /// TOML file with the same options as the upstream URI's query (the URI wins).
+    /// TOML file: any flag by its long name (`downstream-uri = "..."`, `once = true`) and the
+    /// upstream URI's query parameters; the command line and environment win over it, the
+    /// URI's query over its parameters (see docs/operations.md).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Where to replay: sqlite:///path.db (or sqlite://relative.db), postgres://user@host/db,
     /// mysql://user@host/db, or stdout:// (JSON lines; progress in --progress-file).
-    #[arg(long, default_value = DEFAULT_DOWNSTREAM)]
+    #[arg(
+        long,
+        default_value = DEFAULT_DOWNSTREAM,
+        env = "CDC_CONSUMER_DOWNSTREAM_URI",
+        hide_env_values = true
+    )]
     pub downstream_uri: String,
     /// Pause between replay rounds (e.g. 500ms, 1s, 1m).
     #[arg(long, default_value = DEFAULT_INTERVAL)]
@@ -359,7 +366,10 @@ impl Config {
                 path: file.display().to_string(),
                 source: e,
             })?;
-            params.merge_toml(&text, &file.display().to_string())?;
+            // The file's flag keys were applied by `config_file::parse_args`.
+            let flags = crate::config_file::flag_names();
+            let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+            params.merge_toml_skipping(&text, &file.display().to_string(), &flags)?;
         }
         let sink = SinkOptions::take_from(&mut params)?;
         let listing_lag = match params.take(LISTING_LAG_PARAM) {

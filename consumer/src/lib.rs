@@ -32,6 +32,7 @@
 pub mod audit;
 pub mod backend;
 pub mod config;
+pub mod config_file;
 pub mod ddl;
 pub mod decode;
 pub mod discovery;

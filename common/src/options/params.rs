@@ -38,10 +38,19 @@ impl Params {
 
     /// Adds the top-level keys of a TOML document that are not already present (the URI wins).
     pub fn merge_toml(&mut self, text: &str, file: &str) -> Result<()> {
+        self.merge_toml_skipping(text, file, &[])
+    }
+
+    /// [`Params::merge_toml`] leaving out the keys in `skip` (a file that also holds keys the
+    /// caller reads elsewhere, such as the consumer's command-line flags).
+    pub fn merge_toml_skipping(&mut self, text: &str, file: &str, skip: &[&str]) -> Result<()> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             Error::param(file.to_string(), format!("not valid TOML: {e}"))
         })?;
         for (k, v) in table {
+            if skip.contains(&k.as_str()) {
+                continue;
+            }
             let s = match v {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
@@ -50,8 +59,12 @@ impl Params {
                 other => {
                     return Err(Error::param(
                         k,
-                        format!("in {file}: expected a string, number or bool, got {other}"),
-                    ))
+                        // The type only: the value may be a secret.
+                        format!(
+                            "in {file}: expected a string, number or bool, got a {}",
+                            other.type_str()
+                        ),
+                    ));
                 }
             };
             self.values.entry(k).or_insert(s);

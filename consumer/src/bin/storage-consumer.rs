@@ -3,11 +3,10 @@
 //! Exit status: 0 when `--once` finished or `--until-ts` was reached, 1 on an error (the message
 //! names the object at fault), 2 on a usage error (clap).
 
-use cdc_consumer::config::Args;
-use clap::Parser;
-
 fn main() {
-    let args = Args::parse();
+    // Flags from the command line, the environment and the `--config` file.
+    let args =
+        cdc_consumer::config_file::parse_args(std::env::args_os()).unwrap_or_else(|e| e.exit());
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log_level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

@@ -36,6 +36,7 @@ mod identifiers;
 mod leases;
 mod params;
 mod read_back;
+pub mod tls;
 mod upsert;
 
 pub use copy::COPY_MIN_ROWS;
@@ -61,20 +62,42 @@ pub struct PostgresDownstream {
 }
 
 impl PostgresDownstream {
-    /// Connects to `uri` (`postgres://user[:password]@host[:port]/db`).
+    /// Connects to `uri` (`postgres://user[:password]@host[:port]/db`, TLS by `sslmode` and
+    /// `sslrootcert`, see [`tls`]).
     pub async fn connect(uri: &str, batch_rows: usize) -> Result<PostgresDownstream> {
-        let (client, conn) =
-            tokio_postgres::connect(uri, NoTls)
-                .await
-                .map_err(|e| Error::Connect {
-                    uri: redact_uri(uri),
-                    reason: PgError(&e).to_string(),
-                })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::error!(error = %e, "postgres connection closed");
+        let bad = |reason: String| Error::Connect {
+            uri: redact_uri(uri),
+            reason,
+        };
+        let plan = tls::from_uri(uri).map_err(bad)?;
+        let config: tokio_postgres::Config =
+            plan.uri.parse().map_err(|e| bad(PgError(&e).to_string()))?;
+        let client = match plan.tls {
+            None => {
+                let (client, conn) = config
+                    .connect(NoTls)
+                    .await
+                    .map_err(|e| bad(PgError(&e).to_string()))?;
+                tokio::spawn(drive(conn));
+                client
             }
-        });
+            Some((rustls_config, mode)) => {
+                let mut config = config;
+                config.ssl_mode(mode);
+                let connector = tokio_postgres_rustls::MakeRustlsConnect::new(rustls_config);
+                let (client, conn) = config.connect(connector).await.map_err(|e| {
+                    let text = PgError(&e).to_string();
+                    match &plan.root_cert {
+                        Some(ca) if text.contains("certificate") => bad(format!(
+                            "{text} (TLS: the server's certificate was checked against sslrootcert {ca})"
+                        )),
+                        _ => bad(text),
+                    }
+                })?;
+                tokio::spawn(drive(conn));
+                client
+            }
+        };
         client
             .batch_execute("SET TIME ZONE 'UTC'")
             .await
@@ -87,6 +110,17 @@ impl PostgresDownstream {
             batch_rows,
             statements: HashMap::new(),
         })
+    }
+}
+
+/// Runs a connection's I/O until it closes.
+async fn drive<S, T>(conn: tokio_postgres::Connection<S, T>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    if let Err(e) = conn.await {
+        tracing::error!(error = %e, "postgres connection closed");
     }
 }
 
