@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `params.rs` | the generic parameter parser: [`Params`] ("take" semantics, TOML merge) and the value parsers |
 //! | `protocol.rs` | [`Protocol`], the data file wire format |
+//! | `compression.rs` | [`Compression`], whole-file compression of csv / canal-json files (an extension) |
 //! | `date_separator.rs` | [`DateSeparator`], the date directory granularity |
 //! | `csv.rs` | [`CsvOptions`], the csv protocol's options |
 //! | `spool.rs` | [`SpoolOptions`] |
@@ -22,6 +23,7 @@
 //!
 //! [`Error::InvalidParameter`]: crate::error::Error::InvalidParameter
 
+mod compression;
 mod csv;
 mod date_separator;
 mod params;
@@ -29,6 +31,7 @@ mod protocol;
 mod sink;
 mod spool;
 
+pub use compression::Compression;
 pub use csv::{BinaryEncoding, CsvOptions, DEFAULT_NULL, DEFAULT_TERMINATOR};
 pub use date_separator::DateSeparator;
 pub use params::{parse_bool, parse_duration, parse_int, parse_size, Params};

@@ -2,6 +2,7 @@
 //! the same struct), their defaults and bounds, and the parse of a whole URI query: each option
 //! group takes its names from [`Params`], and a name nobody took is an error.
 
+use super::compression::Compression;
 use super::csv::CsvOptions;
 use super::date_separator::DateSeparator;
 use super::params::{parse_bool, parse_duration, parse_int, parse_size, Params};
@@ -61,6 +62,8 @@ pub struct SinkOptions {
     pub date_separator: DateSeparator,
     /// Write partitioned tables' files under a partition-id directory.
     pub enable_partition_separator: bool,
+    /// Whole-file compression of csv / canal-json data files (an extension TiCDC lacks).
+    pub compression: Compression,
     /// csv options.
     pub csv: CsvOptions,
     /// canal-json: add the `_tidb` object with the commit ts.
@@ -86,6 +89,7 @@ impl Default for SinkOptions {
             file_index_width: DEFAULT_FILE_INDEX_WIDTH,
             date_separator: DateSeparator::Day,
             enable_partition_separator: true,
+            compression: Compression::None,
             csv: CsvOptions::default(),
             enable_tidb_extension: false,
             file_expiration_days: 0,
@@ -105,6 +109,7 @@ pub const SINK_PARAMS: &[&str] = &[
     "file-index-width",
     "date-separator",
     "enable-partition-separator",
+    "compression",
     "delimiter",
     "quote",
     "null",
@@ -155,6 +160,9 @@ impl SinkOptions {
         }
         if let Some(v) = params.take("enable-partition-separator") {
             o.enable_partition_separator = parse_bool("enable-partition-separator", &v)?;
+        }
+        if let Some(v) = params.take("compression") {
+            o.compression = Compression::parse(&v)?;
         }
         o.csv.take_from(params)?;
         if let Some(v) = params.take("enable-tidb-extension") {
@@ -253,6 +261,17 @@ impl SinkOptions {
         }
         if self.protocol == Protocol::Csv {
             self.csv.validate()?;
+        }
+        if self.compression != Compression::None
+            && !matches!(self.protocol, Protocol::Csv | Protocol::CanalJson)
+        {
+            return Err(Error::param(
+                "compression",
+                format!(
+                    "applies to csv and canal-json only; protocol {} compresses inside its own format",
+                    self.protocol.name()
+                ),
+            ));
         }
         if self.file_expiration_days > 0 && self.date_separator != DateSeparator::Day {
             return Err(Error::param(
@@ -364,6 +383,20 @@ mod tests {
         );
         assert_eq!(err_name(SinkOptions::from_query("quote=ab")), "quote");
         assert_eq!(err_name(SinkOptions::from_query("bogus=1")), "bogus");
+        assert_eq!(
+            err_name(SinkOptions::from_query("compression=lz4")),
+            "compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query("protocol=avro&compression=gzip")),
+            "compression"
+        );
+        assert_eq!(
+            SinkOptions::from_query("protocol=canal-json&compression=zstd")
+                .unwrap()
+                .compression,
+            Compression::Zstd
+        );
         assert_eq!(
             err_name(SinkOptions::from_query("spool-memory-quota=0")),
             "spool-memory-quota"
