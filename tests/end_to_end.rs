@@ -11,6 +11,8 @@
 //! `compression=gzip|zstd` (csv, canal-json) adds a row per downstream: csv+gzip local SQLite,
 //! canal-json+zstd memory PostgreSQL, csv+zstd S3 MariaDB, canal-json+gzip Azurite SQLite; and
 //! one test that the stored names carry the suffix and the index files name them.
+//! `protocol=parquet` gets a row per downstream too (snappy local SQLite, zstd memory
+//! PostgreSQL, uncompressed S3 MariaDB, snappy Azurite SQLite), with DDL barriers in the workload.
 //!
 //! Tests that need a server read its URI from the environment (`scripts/test.sh` starts them);
 //! under `CI=true` a missing server fails the test.
@@ -172,6 +174,10 @@ matrix! {
     canal_zstd_memory_postgres: "canal-json&compression=zstd", Storage::Memory, Db::Postgres;
     csv_zstd_s3_mariadb: "csv&compression=zstd", Storage::S3, Db::Mariadb;
     canal_gzip_azure_sqlite: "canal-json&compression=gzip", Storage::Azure, Db::Sqlite;
+    parquet_local_sqlite: "parquet", Storage::Local, Db::Sqlite;
+    parquet_zstd_memory_postgres: "parquet&parquet-compression=zstd", Storage::Memory, Db::Postgres;
+    parquet_none_s3_mariadb: "parquet&parquet-compression=none", Storage::S3, Db::Mariadb;
+    parquet_azure_sqlite: "parquet", Storage::Azure, Db::Sqlite;
 }
 
 /// Every data file of a compressed run is named `CDC<n>.<ext>.<suffix>`, holds compressed

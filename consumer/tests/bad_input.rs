@@ -99,13 +99,14 @@ async fn truncated_data_file_names_the_file() {
     check_stops_at_first_file(&w, &db, &second).await;
 }
 
-/// A compressed file cut short (or its bytes flipped) does not decompress: the error names the
-/// file, nothing of it is applied, and the repaired file resumes.
+/// A compressed file or a Parquet file cut short (or its bytes flipped) does not decode: the
+/// error names the file, nothing of it is applied, and the repaired file resumes.
 #[tokio::test]
-async fn damaged_compressed_data_file_names_the_file_and_resumes() {
+async fn damaged_compressed_or_parquet_data_file_names_the_file_and_resumes() {
     for (i, query) in [
         "protocol=csv&compression=gzip",
         "protocol=canal-json&enable-tidb-extension=true&compression=zstd",
+        "protocol=parquet",
     ]
     .into_iter()
     .enumerate()
@@ -113,7 +114,9 @@ async fn damaged_compressed_data_file_names_the_file_and_resumes() {
         for damage in ["truncate", "flip"] {
             let (w, second, _) = setup_with(&format!("bad-z{i}-{damage}"), query).await;
             assert!(
-                second.ends_with(".gz") || second.ends_with(".zst"),
+                [".gz", ".zst", ".parquet"]
+                    .into_iter()
+                    .any(|x| second.ends_with(x)),
                 "{second}"
             );
             let good = w.get(&second).await;

@@ -24,6 +24,8 @@
 //! - [`csv`]: TiCDC's csv, every csv option; see its module doc for the value forms.
 //! - [`canal_json`]: TiCDC's canal-json, optionally with `_tidb.commitTs`.
 //! - [`avro`]: Avro object container files with a schema derived from the table version.
+//! - [`parquet`]: Parquet files with typed columns; events are staged as avro blocks and the
+//!   file is written in [`TableCodec::finish_file`].
 //! - [`compressed`]: `compression=gzip|zstd` around csv or canal-json, applied once per file
 //!   in [`TableCodec::finish_file`] (the chunk shape above is what is compressed).
 //!
@@ -38,6 +40,7 @@ pub mod canal_json;
 pub mod compressed;
 pub mod csv;
 pub mod elems;
+pub mod parquet;
 
 use crate::error::{Error, Result};
 use crate::event::{DmlEvent, RowChange};
@@ -99,6 +102,7 @@ pub fn codec_for(options: &SinkOptions) -> Result<Box<dyn Codec>> {
             &options.csv.terminator,
         )?),
         Protocol::Avro => Box::new(avro::AvroCodec::new()),
+        Protocol::Parquet => Box::new(parquet::ParquetCodec::new(options.parquet_compression)),
     };
     Ok(match options.compression {
         Compression::None => inner,
@@ -423,7 +427,12 @@ mod tests {
             Err(Error::InvalidParameter { name, .. }) if name == "delimiter"
         ));
         o.csv = Default::default();
-        for p in [Protocol::Csv, Protocol::CanalJson, Protocol::Avro] {
+        for p in [
+            Protocol::Csv,
+            Protocol::CanalJson,
+            Protocol::Avro,
+            Protocol::Parquet,
+        ] {
             o.protocol = p;
             assert_eq!(codec_for(&o).unwrap().protocol(), p);
         }

@@ -2,6 +2,9 @@
 //! an extension TiCDC does not have. The name suffix it adds (`.gz`, `.zst`) is part of the
 //! storage layout: data file names and index file contents carry it, and a consumer must be
 //! given the same option to find and read the files.
+//!
+//! [`ParquetCompression`]: page compression inside Parquet files (`parquet-compression=`); it
+//! changes no name, readers find the codec in each column chunk's metadata.
 
 use crate::error::{Error, Result};
 
@@ -53,6 +56,49 @@ impl Compression {
     }
 }
 
+/// Page compression inside Parquet files (`parquet-compression=`).
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ParquetCompression {
+    /// `snappy` (the default): what Spark, DuckDB and pyarrow write; cheap to decode.
+    #[default]
+    Snappy,
+    /// `zstd` (level 3): smaller files for a little more CPU.
+    Zstd,
+    /// `none`: uncompressed pages.
+    None,
+}
+
+impl ParquetCompression {
+    /// Every value.
+    pub const ALL: [ParquetCompression; 3] = [
+        ParquetCompression::Snappy,
+        ParquetCompression::Zstd,
+        ParquetCompression::None,
+    ];
+
+    /// The option value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ParquetCompression::Snappy => "snappy",
+            ParquetCompression::Zstd => "zstd",
+            ParquetCompression::None => "none",
+        }
+    }
+
+    /// Parses an option value.
+    pub fn parse(s: &str) -> Result<ParquetCompression> {
+        ParquetCompression::ALL
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| {
+                Error::param(
+                    "parquet-compression",
+                    format!("`{s}` is not one of snappy, zstd, none"),
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +110,9 @@ mod tests {
         }
         assert_eq!(Compression::Gzip.suffix(), ".gz");
         assert_eq!(Compression::Zstd.suffix(), ".zst");
+        for c in ParquetCompression::ALL {
+            assert_eq!(ParquetCompression::parse(c.name()).unwrap(), c);
+        }
         assert!(matches!(
             Compression::parse("lz4"),
             Err(Error::InvalidParameter { name, .. }) if name == "compression"

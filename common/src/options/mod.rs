@@ -31,7 +31,7 @@ mod protocol;
 mod sink;
 mod spool;
 
-pub use compression::Compression;
+pub use compression::{Compression, ParquetCompression};
 pub use csv::{BinaryEncoding, CsvOptions, DEFAULT_NULL, DEFAULT_TERMINATOR};
 pub use date_separator::DateSeparator;
 pub use params::{parse_bool, parse_duration, parse_int, parse_size, Params};

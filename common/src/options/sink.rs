@@ -2,7 +2,7 @@
 //! the same struct), their defaults and bounds, and the parse of a whole URI query: each option
 //! group takes its names from [`Params`], and a name nobody took is an error.
 
-use super::compression::Compression;
+use super::compression::{Compression, ParquetCompression};
 use super::csv::CsvOptions;
 use super::date_separator::DateSeparator;
 use super::params::{parse_bool, parse_duration, parse_int, parse_size, Params};
@@ -64,6 +64,8 @@ pub struct SinkOptions {
     pub enable_partition_separator: bool,
     /// Whole-file compression of csv / canal-json data files (an extension TiCDC lacks).
     pub compression: Compression,
+    /// Page compression inside Parquet files.
+    pub parquet_compression: ParquetCompression,
     /// csv options.
     pub csv: CsvOptions,
     /// canal-json: add the `_tidb` object with the commit ts.
@@ -90,6 +92,7 @@ impl Default for SinkOptions {
             date_separator: DateSeparator::Day,
             enable_partition_separator: true,
             compression: Compression::None,
+            parquet_compression: ParquetCompression::Snappy,
             csv: CsvOptions::default(),
             enable_tidb_extension: false,
             file_expiration_days: 0,
@@ -110,6 +113,7 @@ pub const SINK_PARAMS: &[&str] = &[
     "date-separator",
     "enable-partition-separator",
     "compression",
+    "parquet-compression",
     "delimiter",
     "quote",
     "null",
@@ -163,6 +167,9 @@ impl SinkOptions {
         }
         if let Some(v) = params.take("compression") {
             o.compression = Compression::parse(&v)?;
+        }
+        if let Some(v) = params.take("parquet-compression") {
+            o.parquet_compression = ParquetCompression::parse(&v)?;
         }
         o.csv.take_from(params)?;
         if let Some(v) = params.take("enable-tidb-extension") {
@@ -271,6 +278,14 @@ impl SinkOptions {
                     "applies to csv and canal-json only; protocol {} compresses inside its own format",
                     self.protocol.name()
                 ),
+            ));
+        }
+        if self.parquet_compression != ParquetCompression::Snappy
+            && self.protocol != Protocol::Parquet
+        {
+            return Err(Error::param(
+                "parquet-compression",
+                format!("applies to protocol parquet, not {}", self.protocol.name()),
             ));
         }
         if self.file_expiration_days > 0 && self.date_separator != DateSeparator::Day {
@@ -390,6 +405,28 @@ mod tests {
         assert_eq!(
             err_name(SinkOptions::from_query("protocol=avro&compression=gzip")),
             "compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query("protocol=parquet&compression=zstd")),
+            "compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query(
+                "protocol=csv&parquet-compression=zstd"
+            )),
+            "parquet-compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query(
+                "protocol=parquet&parquet-compression=lz4"
+            )),
+            "parquet-compression"
+        );
+        assert_eq!(
+            SinkOptions::from_query("protocol=parquet&parquet-compression=none")
+                .unwrap()
+                .parquet_compression,
+            ParquetCompression::None
         );
         assert_eq!(
             SinkOptions::from_query("protocol=canal-json&compression=zstd")
