@@ -103,5 +103,51 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// Whole files as stored: encode + the whole-file step (compression, parquet), per variant;
+/// throughput in rows, and the stored bytes per row printed beside it.
+fn bench_files(c: &mut Criterion) {
+    let t = Arc::new(table());
+    let ev = event(&t);
+    let variants = [
+        "protocol=csv",
+        "protocol=csv&compression=gzip",
+        "protocol=csv&compression=zstd",
+        "protocol=canal-json",
+        "protocol=canal-json&compression=gzip",
+        "protocol=canal-json&compression=zstd",
+        "protocol=avro",
+        "protocol=parquet",
+        "protocol=parquet&parquet-compression=zstd",
+        "protocol=parquet&parquet-compression=none",
+    ];
+    let mut g = c.benchmark_group("file");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    for query in variants {
+        let options = SinkOptions::from_query(query).unwrap();
+        let tc = codec_for(&options).unwrap().prepare(&t).unwrap();
+        let whole = || {
+            let mut file = Vec::new();
+            tc.file_header(&mut file);
+            tc.encode(&ev, &mut file).unwrap();
+            tc.finish_file("bench", vec![file.into()]).unwrap().concat()
+        };
+        let stored = whole();
+        let name = query.trim_start_matches("protocol=").replace('&', ",");
+        g.bench_function(BenchmarkId::new("encode", &name), |b| {
+            b.iter(|| black_box(whole().len()))
+        });
+        g.bench_function(BenchmarkId::new("decode", &name), |b| {
+            b.iter(|| black_box(tc.decode("bench", black_box(&stored)).unwrap().len()))
+        });
+        println!(
+            "file {name}: {} rows, {} bytes stored, {:.1} bytes/row",
+            ROWS,
+            stored.len(),
+            stored.len() as f64 / ROWS as f64
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_files);
 criterion_main!(benches);

@@ -7,7 +7,7 @@
 #   - MariaDB     10.11 (Debian package), run as root in a temporary directory
 # Usage: source scripts/servers.sh; servers_start; ... ; servers_stop
 # After servers_start the environment holds CDC_TEST_S3_URI, CDC_TEST_AZURE_URI,
-# CDC_TEST_POSTGRES_URI, CDC_TEST_POSTGRES_NO_LOGICAL_URI and CDC_TEST_MYSQL_URI (the tests read them; under CI=true a test whose
+# CDC_TEST_POSTGRES_URI, CDC_TEST_POSTGRES_NO_LOGICAL_URI, CDC_TEST_MYSQL_URI and CDC_TEST_PYARROW_PYTHON (the tests read them; under CI=true a test whose
 # server is missing fails instead of skipping). Tools are cached in $CDC_TOOLS_DIR.
 set -euo pipefail
 
@@ -196,6 +196,18 @@ start_mariadb() {
   log "mariadb on 127.0.0.1:$port"
 }
 
+# pyarrow (a Parquet reader nobody here wrote) in a cached venv; exports CDC_TEST_PYARROW_PYTHON.
+PYARROW_VERSION=26.0.1
+install_pyarrow() {
+  local venv="$CDC_TOOLS_DIR/pyarrow-$PYARROW_VERSION"
+  if ! "$venv/bin/python" -c 'import pyarrow' 2>/dev/null; then
+    log "installing pyarrow $PYARROW_VERSION into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "pyarrow==$PYARROW_VERSION"
+  fi
+  export CDC_TEST_PYARROW_PYTHON="$venv/bin/python"
+}
+
 servers_start() {
   SERVERS_DIR=$(mktemp -d /tmp/cdc-servers.XXXXXX)
   export SERVERS_DIR
@@ -209,6 +221,7 @@ servers_start() {
   start_azurite
   start_postgres
   start_mariadb
+  install_pyarrow
   env | grep '^CDC_TEST_' | sed "s/^\([^=]*\)=\(.*\)\$/export \1='\2'/" >"$SERVERS_DIR/env"
 }
 

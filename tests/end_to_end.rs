@@ -8,6 +8,12 @@
 //! | canal-json | PostgreSQL | MariaDB    | SQLite      | PostgreSQL |
 //! | avro       | MariaDB    | SQLite     | PostgreSQL  | MariaDB    |
 //!
+//! `compression=gzip|zstd` (csv, canal-json) adds a row per downstream: csv+gzip local SQLite,
+//! canal-json+zstd memory PostgreSQL, csv+zstd S3 MariaDB, canal-json+gzip Azurite SQLite; and
+//! one test that the stored names carry the suffix and the index files name them.
+//! `protocol=parquet` gets a row per downstream too (snappy local SQLite, zstd memory
+//! PostgreSQL, uncompressed S3 MariaDB, snappy Azurite SQLite), with DDL barriers in the workload.
+//!
 //! Tests that need a server read its URI from the environment (`scripts/test.sh` starts them);
 //! under `CI=true` a missing server fails the test.
 
@@ -164,6 +170,78 @@ matrix! {
     avro_local_sqlite: "avro", Storage::Local, Db::Sqlite;
     avro_s3_postgres: "avro", Storage::S3, Db::Postgres;
     avro_azure_mariadb: "avro", Storage::Azure, Db::Mariadb;
+    csv_gzip_local_sqlite: "csv&compression=gzip", Storage::Local, Db::Sqlite;
+    canal_zstd_memory_postgres: "canal-json&compression=zstd", Storage::Memory, Db::Postgres;
+    csv_zstd_s3_mariadb: "csv&compression=zstd", Storage::S3, Db::Mariadb;
+    canal_gzip_azure_sqlite: "canal-json&compression=gzip", Storage::Azure, Db::Sqlite;
+    parquet_local_sqlite: "parquet", Storage::Local, Db::Sqlite;
+    parquet_zstd_memory_postgres: "parquet&parquet-compression=zstd", Storage::Memory, Db::Postgres;
+    parquet_none_s3_mariadb: "parquet&parquet-compression=none", Storage::S3, Db::Mariadb;
+    parquet_azure_sqlite: "parquet", Storage::Azure, Db::Sqlite;
+}
+
+/// Every data file of a compressed run is named `CDC<n>.<ext>.<suffix>`, holds compressed
+/// bytes (the format's magic number), and every index file names such a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_files_carry_the_suffix_and_the_index_names_them() {
+    for (protocol, compression, ext, magic) in [
+        ("csv", "gzip", ".csv.gz", &[0x1f, 0x8b][..]),
+        (
+            "canal-json",
+            "zstd",
+            ".json.zst",
+            &[0x28, 0xb5, 0x2f, 0xfd][..],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("storage");
+        let options = format!(
+            "protocol={protocol}&compression={compression}&flush-interval=50ms&file-size=8192\
+             &file-index-width=6&worker-count=2&spool-dir={}",
+            tmp.path().join("spool").display()
+        );
+        let sink_uri = format!("file://{}?{options}", root.display());
+        let cfg = WorkloadConfig {
+            transactions: 120,
+            ddl_every: 0,
+            ..workload("suffix", 7)
+        };
+        let g = generate(&sink_uri, &cfg, GenerateOptions::default(), &|_| {})
+            .await
+            .expect("generate");
+        let (mut data, mut indexes) = (Vec::new(), Vec::new());
+        let mut stack = vec![root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if name.starts_with("CDC") && name.ends_with(".index") {
+                    indexes.push(std::fs::read_to_string(&p).unwrap());
+                } else if name.starts_with("CDC") {
+                    let bytes = std::fs::read(&p).unwrap();
+                    assert!(name.ends_with(ext), "{name} lacks {ext}");
+                    assert!(bytes.starts_with(magic), "{name} is not {compression}");
+                    data.push(name);
+                }
+            }
+        }
+        assert_eq!(
+            data.len() as u64,
+            g.files,
+            "{protocol}: every published file listed"
+        );
+        assert!(!indexes.is_empty());
+        for i in &indexes {
+            let named = i.trim_end();
+            assert!(named.ends_with(ext), "index names `{named}`");
+            assert!(
+                data.iter().any(|d| d == named),
+                "index names a missing `{named}`"
+            );
+        }
+    }
 }
 
 /// 1000 dispatchers over 200 tables (five dispatchers write each table, with per-dispatcher

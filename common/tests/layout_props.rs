@@ -6,6 +6,7 @@
 use cdc_common::layout::{
     Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig, SchemaFilePath,
 };
+use cdc_common::options::Compression;
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::{ColumnDef, ColumnType, DateSeparator, DdlKind, Error, Protocol, TableDef, Ts};
 use proptest::prelude::*;
@@ -37,8 +38,19 @@ fn layout() -> impl Strategy<Value = LayoutConfig> {
     )
         .prop_map(
             |(protocol, file_index_width, date_separator, enable_partition_separator)| {
+                // Compression only with the text protocols (the options reject the rest).
+                let compression = match protocol {
+                    Protocol::Csv => Compression::Gzip,
+                    Protocol::CanalJson => Compression::Zstd,
+                    _ => Compression::None,
+                };
                 LayoutConfig {
                     protocol,
+                    compression: if file_index_width % 2 == 0 {
+                        compression
+                    } else {
+                        Compression::None
+                    },
                     file_index_width,
                     date_separator,
                     enable_partition_separator,
@@ -124,8 +136,8 @@ proptest! {
     }
 
     #[test]
-    fn near_miss_paths_never_panic(f in data_file(LayoutConfig { protocol: Protocol::Csv, file_index_width: 8, date_separator: DateSeparator::Day, enable_partition_separator: true }), cut in 0usize..200, junk in "[/._0-9a-zA-Z-]{0,6}") {
-        let cfg = LayoutConfig { protocol: Protocol::Csv, file_index_width: 8, date_separator: DateSeparator::Day, enable_partition_separator: true };
+    fn near_miss_paths_never_panic(f in data_file(LayoutConfig { protocol: Protocol::Csv, compression: Default::default(), file_index_width: 8, date_separator: DateSeparator::Day, enable_partition_separator: true }), cut in 0usize..200, junk in "[/._0-9a-zA-Z-]{0,6}") {
+        let cfg = LayoutConfig { protocol: Protocol::Csv, compression: Default::default(), file_index_width: 8, date_separator: DateSeparator::Day, enable_partition_separator: true };
         let path = f.build(&cfg).unwrap();
         let mut cut_at = cut.min(path.len());
         while !path.is_char_boundary(cut_at) { cut_at -= 1; }

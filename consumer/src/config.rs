@@ -50,7 +50,7 @@ restart resumes where it stopped."
 )]
 pub struct Args {
     /// Storage to replay: file:///dir, memory://name, s3://bucket/prefix?endpoint=..., gcs://...,
-    /// azure://...; the sink's options (protocol, delimiter, quote, null, include-commit-ts,
+    /// azure://...; the sink's options (protocol, compression, delimiter, quote, null, include-commit-ts,
     /// binary-encoding-method, output-old-value, terminator, enable-tidb-extension,
     /// date-separator, file-index-width, enable-partition-separator) as query parameters.
     #[arg(long, env = "CDC_CONSUMER_UPSTREAM_URI", hide_env_values = true)]

@@ -43,9 +43,12 @@ fn state(db: &Path) -> (Vec<i64>, Vec<(String, i64)>) {
 /// Storage with two good files, then `damage` applied to the second; returns the writer and
 /// the second file's path.
 async fn setup(name: &str) -> (Writer, String, String) {
-    let mut w = Writer::new(&format!(
-        "memory://{name}?protocol=csv&include-commit-ts=true"
-    ));
+    setup_with(name, "protocol=csv").await
+}
+
+/// [`setup`] with other protocol options (`query`).
+async fn setup_with(name: &str, query: &str) -> (Writer, String, String) {
+    let mut w = Writer::new(&format!("memory://{name}?{query}&include-commit-ts=true"));
     let t = two_cols("db", "t", ts(1));
     let schema = w.schema(&t, "", DdlKind::CreateTable).await;
     w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
@@ -94,6 +97,47 @@ async fn truncated_data_file_names_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     check_stops_at_first_file(&w, &db, &second).await;
+}
+
+/// A compressed file or a Parquet file cut short (or its bytes flipped) does not decode: the
+/// error names the file, nothing of it is applied, and the repaired file resumes.
+#[tokio::test]
+async fn damaged_compressed_or_parquet_data_file_names_the_file_and_resumes() {
+    for (i, query) in [
+        "protocol=csv&compression=gzip",
+        "protocol=canal-json&enable-tidb-extension=true&compression=zstd",
+        "protocol=parquet",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for damage in ["truncate", "flip"] {
+            let (w, second, _) = setup_with(&format!("bad-z{i}-{damage}"), query).await;
+            assert!(
+                [".gz", ".zst", ".parquet"]
+                    .into_iter()
+                    .any(|x| second.ends_with(x)),
+                "{second}"
+            );
+            let good = w.get(&second).await;
+            let mut bad = good.clone();
+            match damage {
+                "truncate" => bad.truncate(good.len() - 5),
+                _ => {
+                    let n = bad.len();
+                    bad[n / 2] ^= 0xff;
+                    bad[n - 6] ^= 0xff;
+                }
+            }
+            w.put(&second, bad).await;
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("out.db");
+            check_stops_at_first_file(&w, &db, &second).await;
+            w.put(&second, good).await;
+            replay(&w.uri, &db).await.unwrap();
+            assert_eq!(state(&db).0, vec![1, 2, 3], "{query} after {damage}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -502,6 +546,7 @@ fn object_store_paths_cannot_carry_traversal_or_nul() {
     // Such a segment is a plain (odd) table name to the layout, never a parent directory.
     let cfg = cdc_common::layout::LayoutConfig {
         protocol: cdc_common::Protocol::Csv,
+        compression: Default::default(),
         file_index_width: 20,
         date_separator: cdc_common::DateSeparator::None,
         enable_partition_separator: false,

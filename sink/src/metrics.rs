@@ -6,6 +6,7 @@
 //! | `cdc_sink_flush_bytes` | histogram | | bytes of one data file |
 //! | `cdc_sink_flush_duration_seconds` | histogram | | schema check + data put + index put of one file |
 //! | `cdc_sink_flushes_total` | counter | `reason` | flushes by [`FlushReason`] |
+//! | `cdc_sink_file_finish_seconds` | histogram | | whole-file step of one data file before its put (compression, parquet), on a blocking thread |
 //! | `cdc_sink_files_written_total` | counter | | data files published |
 //! | `cdc_sink_bytes_written_total` | counter | | data file bytes published |
 //! | `cdc_sink_rows_written_total` | counter | | rows in published data files |
@@ -34,6 +35,7 @@ pub(crate) struct SinkMetrics {
     registry: Registry,
     pub flush_bytes: Histogram,
     pub flush_duration: Histogram,
+    pub file_finish_seconds: Histogram,
     pub flushes_total: IntCounterVec,
     pub files_written_total: IntCounter,
     pub bytes_written_total: IntCounter,
@@ -71,6 +73,11 @@ impl SinkMetrics {
             flush_duration: Histogram::with_opts(hopts(
                 "cdc_sink_flush_duration_seconds",
                 "Time to publish one data file: schema check, data put, index put.",
+                time_buckets.clone(),
+            ))?,
+            file_finish_seconds: Histogram::with_opts(hopts(
+                "cdc_sink_file_finish_seconds",
+                "Time of the whole-file step of one data file (compression, parquet) before its put.",
                 time_buckets.clone(),
             ))?,
             flushes_total: IntCounterVec::new(
@@ -155,6 +162,7 @@ impl SinkMetrics {
         vec![
             Box::new(self.flush_bytes.clone()),
             Box::new(self.flush_duration.clone()),
+            Box::new(self.file_finish_seconds.clone()),
             Box::new(self.flushes_total.clone()),
             Box::new(self.files_written_total.clone()),
             Box::new(self.bytes_written_total.clone()),

@@ -27,6 +27,8 @@
 //! 2. *Publish* (up to `flush-concurrency` batches at once): the payload is the header plus
 //!    the chunks - memory entries shared, not copied; spilled entries read back under a shared
 //!    budget of `upload-memory` bytes, so uploads add a bounded amount to the spool's quota.
+//!    The codec's whole-file step runs next on a blocking thread (`finish_file`: compression,
+//!    parquet; a plain csv/json/avro file passes unchanged).
 //!    Put the data file (multipart at or above the multipart threshold, at most two parts
 //!    buffered), then put the index file naming it. Each put is retried
 //!    with backoff and bounded by a per-request timeout (`retry.rs`).
@@ -49,7 +51,7 @@ use crate::retry::retry;
 use crate::router::DispatcherState;
 use crate::schema::SchemaCache;
 use bytes::Bytes;
-use cdc_common::codec::Codec;
+use cdc_common::codec::{Codec, TableCodec};
 use cdc_common::layout::{parse_file_name, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
 use cdc_common::storage::{get_if_exists, key};
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
@@ -136,6 +138,8 @@ struct Upload {
     index_path: String,
     index_content: Bytes,
     header: Bytes,
+    /// The table version's codec: its `finish_file` turns the parts into the stored bytes.
+    codec: Arc<dyn TableCodec>,
 }
 
 /// One planned file.
@@ -155,7 +159,7 @@ struct Writer {
     queue: prometheus::IntGauge,
     batches: BatchTable,
     next_index: HashMap<IndexKey, u64>,
-    headers: HashMap<(TableName, Ts), Bytes>,
+    headers: HashMap<(TableName, Ts), (Arc<dyn TableCodec>, Bytes)>,
     busy: BusyMeter,
 }
 
@@ -384,13 +388,14 @@ impl Writer {
         // Reserve the index now: a later batch of the same key in this round gets the next.
         self.next_index.insert(index_key.clone(), index + 1);
 
-        let header = self.header(&batch.table)?;
+        let (codec, header) = self.header(&batch.table)?;
         Ok(Job {
             upload: Upload {
                 data_path,
                 index_path,
                 index_content,
                 header,
+                codec,
             },
             index_key,
             index,
@@ -400,15 +405,16 @@ impl Writer {
         })
     }
 
-    fn header(&mut self, table: &TableDef) -> Result<Bytes> {
+    /// The prepared codec of the table version and its file header, made once.
+    fn header(&mut self, table: &TableDef) -> Result<(Arc<dyn TableCodec>, Bytes)> {
         let key = (table.name(), table.version);
         if let Some(h) = self.headers.get(&key) {
             return Ok(h.clone());
         }
-        let tc = self.ctx.codec.prepare(table)?;
+        let tc: Arc<dyn TableCodec> = Arc::from(self.ctx.codec.prepare(table)?);
         let mut h = Vec::new();
         tc.file_header(&mut h);
-        let h = Bytes::from(h);
+        let h = (tc, Bytes::from(h));
         self.headers.insert(key, h.clone());
         Ok(h)
     }
@@ -573,8 +579,30 @@ async fn publish_job(ctx: Arc<WriterContext>, job: Job) -> (Job, Result<u64>) {
     if let Err(e) = ctx.spool.read_many_into(entries, &mut chunks) {
         return (job, Err(e.into()));
     }
+    let chunks = match finish_file(&ctx, &job.upload, chunks).await {
+        Ok(c) => c,
+        Err(e) => return (job, Err(e)),
+    };
     let r = publish(&ctx, &job.upload, chunks).await;
     (job, r)
+}
+
+/// The whole-file step (compression, parquet) on a blocking thread: it is CPU work on the
+/// whole file and must not stall the writer's other uploads. A plain file passes unchanged.
+async fn finish_file(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<Vec<Bytes>> {
+    let codec = Arc::clone(&job.codec);
+    let path = job.data_path.clone();
+    let started = Instant::now();
+    let r = tokio::task::spawn_blocking(move || codec.finish_file(&path, chunks))
+        .await
+        .map_err(|e| cdc_common::Error::Encode {
+            what: format!("data file `{}`", job.data_path),
+            reason: format!("the finishing thread failed: {e}"),
+        })??;
+    ctx.metrics
+        .file_finish_seconds
+        .observe(started.elapsed().as_secs_f64());
+    Ok(r)
 }
 
 /// Puts the data file (single put, or multipart at or above the threshold), then the index

@@ -1,6 +1,6 @@
 //! Data files: [`DataDir`] (`<schema>/<table>/<version>[/<pid>][/<date>]`), [`DataFile`] in it,
 //! and the data file name `CDC[_<dispatcher-id>_]<index>.<ext>` with its index zero-padded to
-//! exactly `file-index-width` digits and its extension fixed by the protocol.
+//! exactly `file-index-width` digits and its extension fixed by the protocol and the compression.
 
 use super::date_dir::DateDir;
 use super::{parse_canonical_u64, parse_u64, validate_name, LayoutConfig};
@@ -210,7 +210,7 @@ pub fn build_file_name(
         ));
     }
     let w = cfg.file_index_width;
-    let ext = cfg.protocol.extension();
+    let ext = cfg.extension();
     Ok(match dispatcher_id {
         None => format!("CDC{index:0w$}.{ext}"),
         Some(id) => {
@@ -227,16 +227,19 @@ pub fn parse_file_name(
     cfg: &LayoutConfig,
 ) -> Result<(Option<String>, u64)> {
     check_width(cfg)?;
+    // The stem (`CDC`, digits, a dispatcher id of letters, digits and `-`) has no dot, so
+    // everything after the first dot is the extension, compression suffix included.
     let (stem, ext) = name
-        .rsplit_once('.')
+        .split_once('.')
         .ok_or_else(|| Error::path(path, format!("file name `{name}` has no extension")))?;
-    if ext != cfg.protocol.extension() {
+    if ext != cfg.extension() {
         return Err(Error::path(
             path,
             format!(
-                "extension `.{ext}` does not match protocol {} (expected `.{}`)",
+                "extension `.{ext}` does not match protocol {} with compression {} (expected `.{}`)",
                 cfg.protocol.name(),
-                cfg.protocol.extension()
+                cfg.compression.name(),
+                cfg.extension()
             ),
         ));
     }

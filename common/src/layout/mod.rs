@@ -14,7 +14,8 @@
 //!
 //! `<index>` is zero-padded to `file-index-width` digits (6..=20). `<date>` is `2006`, `2006-01`
 //! or `2006-01-02` for the year, month and day date separators, taken from the commit ts (UTC).
-//! `<ext>` is `csv`, `json` (canal-json) or `avro`.
+//! `<ext>` is `csv`, `json` (canal-json), `avro` or `parquet`; with `compression=gzip|zstd`
+//! (csv and canal-json only, an extension) `.gz` / `.zst` follows it: `CDC<index>.csv.gz`.
 //!
 //! # Names
 //!
@@ -57,7 +58,7 @@ pub use index_file::IndexFile;
 pub use schema_path::SchemaFilePath;
 
 use crate::error::{Error, Result};
-use crate::options::{DateSeparator, Protocol, SinkOptions};
+use crate::options::{Compression, DateSeparator, Protocol, SinkOptions};
 
 /// Longest schema/table name accepted, in bytes (a file-system segment limit).
 pub const MAX_NAME_BYTES: usize = 255;
@@ -97,6 +98,8 @@ pub fn validate_name(name: &str) -> Result<()> {
 pub struct LayoutConfig {
     /// Data file protocol (the extension).
     pub protocol: Protocol,
+    /// Whole-file compression (a suffix after the extension: `.csv.gz`, `.json.zst`).
+    pub compression: Compression,
     /// Digits of the file index.
     pub file_index_width: usize,
     /// Date directory granularity.
@@ -106,10 +109,17 @@ pub struct LayoutConfig {
 }
 
 impl LayoutConfig {
+    /// The data file extension without the leading dot: the protocol's, then the compression
+    /// suffix (`csv`, `csv.gz`, `json.zst`).
+    pub fn extension(&self) -> String {
+        format!("{}{}", self.protocol.extension(), self.compression.suffix())
+    }
+
     /// The layout part of the sink options.
     pub fn from_options(o: &SinkOptions) -> LayoutConfig {
         LayoutConfig {
             protocol: o.protocol,
+            compression: o.compression,
             file_index_width: o.file_index_width,
             date_separator: o.date_separator,
             enable_partition_separator: o.enable_partition_separator,

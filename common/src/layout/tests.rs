@@ -7,6 +7,7 @@ use crate::ts::Ts;
 fn cfg(sep: DateSeparator, part: bool, width: usize) -> LayoutConfig {
     LayoutConfig {
         protocol: Protocol::Csv,
+        compression: Default::default(),
         file_index_width: width,
         date_separator: sep,
         enable_partition_separator: part,
@@ -50,6 +51,7 @@ fn data_file_paths_match_ticdc() {
     );
     let c6 = LayoutConfig {
         protocol: Protocol::CanalJson,
+        compression: Default::default(),
         ..cfg(DateSeparator::None, false, 6)
     };
     let f = DataFile {

@@ -13,6 +13,7 @@
 //! |---|---|
 //! | `params.rs` | the generic parameter parser: [`Params`] ("take" semantics, TOML merge) and the value parsers |
 //! | `protocol.rs` | [`Protocol`], the data file wire format |
+//! | `compression.rs` | [`Compression`], whole-file compression of csv / canal-json files (an extension) |
 //! | `date_separator.rs` | [`DateSeparator`], the date directory granularity |
 //! | `csv.rs` | [`CsvOptions`], the csv protocol's options |
 //! | `cron.rs` | [`CronSpec`], the `file-cleanup-cron-spec` schedule (TiCDC's cron syntax) |
@@ -23,6 +24,7 @@
 //!
 //! [`Error::InvalidParameter`]: crate::error::Error::InvalidParameter
 
+mod compression;
 mod cron;
 mod csv;
 mod date_separator;
@@ -31,6 +33,7 @@ mod protocol;
 mod sink;
 mod spool;
 
+pub use compression::{Compression, ParquetCompression};
 pub use cron::CronSpec;
 pub use csv::{BinaryEncoding, CsvOptions, DEFAULT_NULL, DEFAULT_TERMINATOR};
 pub use date_separator::DateSeparator;

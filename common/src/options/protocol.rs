@@ -12,6 +12,8 @@ pub enum Protocol {
     CanalJson,
     /// `avro` object container files, `.avro`.
     Avro,
+    /// `parquet` files with one typed column per table column, `.parquet`.
+    Parquet,
 }
 
 impl Protocol {
@@ -21,6 +23,7 @@ impl Protocol {
             Protocol::Csv => "csv",
             Protocol::CanalJson => "canal-json",
             Protocol::Avro => "avro",
+            Protocol::Parquet => "parquet",
         }
     }
 
@@ -30,14 +33,20 @@ impl Protocol {
             Protocol::Csv => "csv",
             Protocol::CanalJson => "json",
             Protocol::Avro => "avro",
+            Protocol::Parquet => "parquet",
         }
     }
 
     /// The protocol whose data files carry `ext`.
     pub fn from_extension(ext: &str) -> Option<Protocol> {
-        [Protocol::Csv, Protocol::CanalJson, Protocol::Avro]
-            .into_iter()
-            .find(|p| p.extension() == ext)
+        [
+            Protocol::Csv,
+            Protocol::CanalJson,
+            Protocol::Avro,
+            Protocol::Parquet,
+        ]
+        .into_iter()
+        .find(|p| p.extension() == ext)
     }
 
     /// Parses a protocol name.
@@ -46,9 +55,10 @@ impl Protocol {
             "csv" => Ok(Protocol::Csv),
             "canal-json" => Ok(Protocol::CanalJson),
             "avro" => Ok(Protocol::Avro),
+            "parquet" => Ok(Protocol::Parquet),
             _ => Err(Error::param(
                 "protocol",
-                format!("`{s}` is not one of csv, canal-json, avro"),
+                format!("`{s}` is not one of csv, canal-json, avro, parquet"),
             )),
         }
     }

@@ -2,6 +2,7 @@
 //! the same struct), their defaults and bounds, and the parse of a whole URI query: each option
 //! group takes its names from [`Params`], and a name nobody took is an error.
 
+use super::compression::{Compression, ParquetCompression};
 use super::cron::CronSpec;
 use super::csv::CsvOptions;
 use super::date_separator::DateSeparator;
@@ -62,6 +63,10 @@ pub struct SinkOptions {
     pub date_separator: DateSeparator,
     /// Write partitioned tables' files under a partition-id directory.
     pub enable_partition_separator: bool,
+    /// Whole-file compression of csv / canal-json data files (an extension TiCDC lacks).
+    pub compression: Compression,
+    /// Page compression inside Parquet files.
+    pub parquet_compression: ParquetCompression,
     /// csv options.
     pub csv: CsvOptions,
     /// canal-json: add the `_tidb` object with the commit ts.
@@ -89,6 +94,8 @@ impl Default for SinkOptions {
             file_index_width: DEFAULT_FILE_INDEX_WIDTH,
             date_separator: DateSeparator::Day,
             enable_partition_separator: true,
+            compression: Compression::None,
+            parquet_compression: ParquetCompression::Snappy,
             csv: CsvOptions::default(),
             enable_tidb_extension: false,
             file_expiration_days: 0,
@@ -109,6 +116,8 @@ pub const SINK_PARAMS: &[&str] = &[
     "file-index-width",
     "date-separator",
     "enable-partition-separator",
+    "compression",
+    "parquet-compression",
     "delimiter",
     "quote",
     "null",
@@ -160,6 +169,12 @@ impl SinkOptions {
         }
         if let Some(v) = params.take("enable-partition-separator") {
             o.enable_partition_separator = parse_bool("enable-partition-separator", &v)?;
+        }
+        if let Some(v) = params.take("compression") {
+            o.compression = Compression::parse(&v)?;
+        }
+        if let Some(v) = params.take("parquet-compression") {
+            o.parquet_compression = ParquetCompression::parse(&v)?;
         }
         o.csv.take_from(params)?;
         if let Some(v) = params.take("enable-tidb-extension") {
@@ -269,6 +284,25 @@ impl SinkOptions {
         if self.protocol == Protocol::Csv {
             self.csv.validate()?;
         }
+        if self.compression != Compression::None
+            && !matches!(self.protocol, Protocol::Csv | Protocol::CanalJson)
+        {
+            return Err(Error::param(
+                "compression",
+                format!(
+                    "applies to csv and canal-json only; protocol {} compresses inside its own format",
+                    self.protocol.name()
+                ),
+            ));
+        }
+        if self.parquet_compression != ParquetCompression::Snappy
+            && self.protocol != Protocol::Parquet
+        {
+            return Err(Error::param(
+                "parquet-compression",
+                format!("applies to protocol parquet, not {}", self.protocol.name()),
+            ));
+        }
         if self.file_expiration_days > 0 && self.date_separator != DateSeparator::Day {
             return Err(Error::param(
                 "file-expiration-days",
@@ -279,13 +313,13 @@ impl SinkOptions {
     }
 
     /// True when every row of a data file carries its commit ts (csv with `include-commit-ts`,
-    /// canal-json with the TiDB extension, avro always), so a consumer can hold rows back to
+    /// canal-json with the TiDB extension, avro and parquet always), so a consumer can hold rows back to
     /// the checkpoint-ts; without it a consumer applies every indexed file at once.
     pub fn rows_carry_commit_ts(&self) -> bool {
         match self.protocol {
             Protocol::Csv => self.csv.include_commit_ts,
             Protocol::CanalJson => self.enable_tidb_extension,
-            Protocol::Avro => true,
+            Protocol::Avro | Protocol::Parquet => true,
         }
     }
 
@@ -409,6 +443,42 @@ mod tests {
         );
         assert_eq!(err_name(SinkOptions::from_query("quote=ab")), "quote");
         assert_eq!(err_name(SinkOptions::from_query("bogus=1")), "bogus");
+        assert_eq!(
+            err_name(SinkOptions::from_query("compression=lz4")),
+            "compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query("protocol=avro&compression=gzip")),
+            "compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query("protocol=parquet&compression=zstd")),
+            "compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query(
+                "protocol=csv&parquet-compression=zstd"
+            )),
+            "parquet-compression"
+        );
+        assert_eq!(
+            err_name(SinkOptions::from_query(
+                "protocol=parquet&parquet-compression=lz4"
+            )),
+            "parquet-compression"
+        );
+        assert_eq!(
+            SinkOptions::from_query("protocol=parquet&parquet-compression=none")
+                .unwrap()
+                .parquet_compression,
+            ParquetCompression::None
+        );
+        assert_eq!(
+            SinkOptions::from_query("protocol=canal-json&compression=zstd")
+                .unwrap()
+                .compression,
+            Compression::Zstd
+        );
         assert_eq!(
             err_name(SinkOptions::from_query("spool-memory-quota=0")),
             "spool-memory-quota"

@@ -60,16 +60,17 @@ impl Discovery {
             return Ok(()); // parse_content reports it as corrupt
         };
         let name = text.trim_end_matches(['\n', '\r']);
-        let Some((stem, ext)) = name.rsplit_once('.') else {
+        let Some((stem, ext)) = name.split_once('.') else {
             return Ok(());
         };
-        if ext != self.cfg.protocol.extension() {
+        if ext != self.cfg.extension() {
             return Err(Error::Mismatch {
                 path: path.into(),
                 expected: format!(
-                    "protocol {} (`.{}` data files)",
+                    "protocol {} compression {} (`.{}` data files)",
                     self.cfg.protocol.name(),
-                    self.cfg.protocol.extension()
+                    self.cfg.compression.name(),
+                    self.cfg.extension()
                 ),
                 found: format!("index names `{name}`"),
             });

@@ -195,7 +195,9 @@ impl Writer {
             index: *n,
         };
         let path = f.build(&self.cfg).unwrap();
-        self.put(&path, out).await;
+        // The whole-file step the sink's writer runs (compression, parquet).
+        let parts = codec.finish_file(&path, vec![out.into()]).unwrap();
+        self.put(&path, parts.concat()).await;
         let idx = f.index_file();
         self.put(
             &idx.build().unwrap(),
