@@ -143,6 +143,7 @@
 mod batch;
 mod batch_table;
 pub mod checkpoint;
+mod checkpoint_update;
 pub mod cleanup;
 pub mod config;
 mod ddl;

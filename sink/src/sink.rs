@@ -204,7 +204,10 @@ impl Sink {
             dispatchers: RwLock::new(HashMap::new()),
             table_owners: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            checkpoint: tokio::sync::Mutex::new(CheckpointState::new(config.checkpoint_interval)),
+            checkpoint: tokio::sync::Mutex::new(CheckpointState::new(
+                config.checkpoint_interval,
+                config.local_root.clone(),
+            )),
             tasks: Mutex::new(tasks),
             cleanup: Mutex::new(cleanup),
         })
