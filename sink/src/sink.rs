@@ -171,7 +171,8 @@ impl Sink {
                 ))
             }
         };
-        let cleanup = (options.file_expiration_days > 0).then(|| {
+        // One cleanup runner per storage: only the configured owner among the sink processes.
+        let cleanup = (options.file_expiration_days > 0 && config.cleanup_owner).then(|| {
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
                 loop {
