@@ -146,6 +146,7 @@ pub mod checkpoint;
 mod checkpoint_update;
 pub mod cleanup;
 pub mod config;
+mod create_only;
 mod ddl;
 mod encoder_pool;
 pub mod error;
