@@ -9,18 +9,20 @@
 //!    lock, and applies to the ts a deferral remembered too: `checkpoint(400)` deferred, an
 //!    event at 350 accepted, `checkpoint(360)` writes 349, not 400.
 //! 3. Monotonic: a ts at or below the last written one (this process, or the file found in
-//!    storage at the first call) is `Unchanged`.
+//!    storage at the first call) is `Unchanged`; and the write itself is conditional
+//!    (`checkpoint_update.rs`): a ts at or below what another process wrote meanwhile is
+//!    `Unchanged` too, so the file never decreases even with several writers.
 //! 4. Rate-limited: within `checkpoint-interval` of the last write the ts is remembered
 //!    (`Deferred`) and written by a later call or at close.
 
+use crate::checkpoint_update::{self, Advanced};
 use crate::error::Result;
 use crate::metrics::SinkMetrics;
-use crate::retry::{retry, RetryPolicy};
-use cdc_common::layout::Checkpoint;
-use cdc_common::storage::{get_if_exists, key};
+use crate::retry::RetryPolicy;
 use cdc_common::Ts;
 
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::ObjectStore;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +43,8 @@ pub enum CheckpointOutcome {
 pub(crate) struct CheckpointState {
     /// Least time between two writes (rule 4).
     interval: Duration,
+    /// Root directory of a local file system store (its `flock` serialises writers there).
+    local_root: Option<PathBuf>,
     loaded: bool,
     last_written: Option<Ts>,
     last_write_at: Option<Instant>,
@@ -49,9 +53,10 @@ pub(crate) struct CheckpointState {
 
 impl CheckpointState {
     /// A writer that writes at most once per `interval` (unless forced).
-    pub fn new(interval: Duration) -> CheckpointState {
+    pub fn new(interval: Duration, local_root: Option<PathBuf>) -> CheckpointState {
         CheckpointState {
             interval,
+            local_root,
             loaded: false,
             last_written: None,
             last_write_at: None,
@@ -67,7 +72,7 @@ impl CheckpointState {
         metrics: &Arc<SinkMetrics>,
     ) -> Result<Option<Ts>> {
         if !self.loaded {
-            self.last_written = read_existing(store, policy, metrics).await?;
+            self.last_written = checkpoint_update::read(store, policy, metrics).await?.ts;
             self.loaded = true;
         }
         Ok(self.last_written)
@@ -105,46 +110,34 @@ impl CheckpointState {
             self.deferred = Some(wanted);
             return Ok(CheckpointOutcome::Deferred(wanted));
         }
-        let body = bytes::Bytes::from(Checkpoint { checkpoint_ts: ts }.build());
-        let location = key(Checkpoint::path())?;
-        retry(policy, metrics, "put", Checkpoint::path(), 1, || {
-            store.put(&location, PutPayload::from(body.clone()))
-        })
-        .await?;
-        self.last_written = Some(ts);
+        let advanced =
+            checkpoint_update::advance(store, policy, metrics, ts, self.local_root.as_deref())
+                .await?;
         self.last_write_at = Some(Instant::now());
         self.deferred = None;
-        metrics.checkpoint_ts.set(ts.0 as i64);
-        Ok(CheckpointOutcome::Written(ts))
+        match advanced {
+            Advanced::Written(ts) => {
+                self.last_written = Some(ts);
+                metrics.checkpoint_ts.set(ts.0 as i64);
+                Ok(CheckpointOutcome::Written(ts))
+            }
+            Advanced::AlreadyAt(stored) => {
+                // Another writer is ahead (or an earlier attempt of ours landed).
+                self.last_written = Some(stored);
+                if stored == ts {
+                    metrics.checkpoint_ts.set(ts.0 as i64);
+                    Ok(CheckpointOutcome::Written(ts))
+                } else {
+                    Ok(CheckpointOutcome::Unchanged)
+                }
+            }
+        }
     }
 
     /// The ts deferred by the rate limit, if any.
     pub fn deferred(&self) -> Option<Ts> {
         self.deferred
     }
-}
-
-/// The checkpoint a previous run left, if any (an unreadable file counts as none, with a
-/// warning: the next write replaces it).
-async fn read_existing(
-    store: &Arc<dyn ObjectStore>,
-    policy: &RetryPolicy,
-    metrics: &Arc<SinkMetrics>,
-) -> Result<Option<Ts>> {
-    let location = key(Checkpoint::path())?;
-    let bytes = retry(policy, metrics, "get", Checkpoint::path(), 1, || {
-        get_if_exists(store.as_ref(), &location)
-    })
-    .await?;
-    Ok(
-        bytes.and_then(|b| match Checkpoint::parse(Checkpoint::path(), &b) {
-            Ok(c) => Some(c.checkpoint_ts),
-            Err(e) => {
-                tracing::warn!(error = %e, "existing checkpoint file unreadable; replacing it");
-                None
-            }
-        }),
-    )
 }
 
 /// Rule 2: the largest ts the checkpoint may hold given the smallest pending commit ts.

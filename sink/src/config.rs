@@ -81,6 +81,10 @@ pub struct SinkConfig {
     /// Root directory of a local-filesystem store, for removing empty directories in cleanup
     /// (set by [`crate::Sink::open`] for `file://` URIs).
     pub local_root: Option<PathBuf>,
+    /// This process runs the retention cleanup (`file-expiration-days`). With several sink
+    /// processes on one storage exactly one should (the CDC service's owner node decides which);
+    /// default `true`, the single-process case.
+    pub cleanup_owner: bool,
     /// The store turns `\` in a key into `/` (Azure Blob Storage does), so a schema or table
     /// name containing `\` would land in another directory: such names are refused. Set by
     /// [`crate::Sink::open`] for `azure://` URIs.
@@ -104,6 +108,7 @@ impl fmt::Debug for SinkConfig {
             .field("checkpoint_interval", &self.checkpoint_interval)
             .field("spool", &self.spool)
             .field("local_root", &self.local_root)
+            .field("cleanup_owner", &self.cleanup_owner)
             .field("backslash_is_separator", &self.backslash_is_separator)
             .field("on_error", &self.on_error.is_some())
             .finish()
@@ -129,6 +134,7 @@ impl SinkConfig {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             spool: None,
             local_root: None,
+            cleanup_owner: true,
             backslash_is_separator: false,
             on_error: None,
         }
@@ -189,6 +195,12 @@ impl SinkConfig {
     /// Uses this spool configuration instead of the URI's options.
     pub fn with_spool(mut self, spool: SpoolConfig) -> Self {
         self.spool = Some(spool);
+        self
+    }
+
+    /// Sets whether this process runs the retention cleanup (see [`SinkConfig::cleanup_owner`]).
+    pub fn with_cleanup_owner(mut self, owner: bool) -> Self {
+        self.cleanup_owner = owner;
         self
     }
 

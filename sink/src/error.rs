@@ -38,6 +38,14 @@ pub enum SinkError {
         #[source]
         source: Arc<object_store::Error>,
     },
+    /// A schema file already exists in storage with other bytes: another writer (another
+    /// sink process with the same dispatcher id, or a stale file) owns that name. Nothing was
+    /// overwritten (create-only put, see `create_only.rs`).
+    #[error("storage object `{path}` already exists with other content; another writer owns this name (two sink processes with the same dispatcher id?), nothing was overwritten")]
+    AlreadyExists {
+        /// The object path.
+        path: String,
+    },
     /// An object store operation did not finish within the per-request timeout on any attempt.
     #[error(
         "storage {op} of `{path}` timed out after {timeout:?} on each of {attempts} attempt(s)"

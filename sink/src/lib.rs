@@ -148,8 +148,10 @@
 mod batch;
 mod batch_table;
 pub mod checkpoint;
+mod checkpoint_update;
 pub mod cleanup;
 pub mod config;
+mod create_only;
 mod ddl;
 mod encoder_pool;
 pub mod error;

@@ -22,7 +22,7 @@ use cdc_common::layout::SchemaFilePath;
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::storage::key;
 use cdc_common::{DdlKind, TableDef, TableName, Ts};
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, PutPayload};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
@@ -113,7 +113,8 @@ pub(crate) fn choose_version(sorted: &[SchemaFilePath], version: Ts, checksum: u
     }
 }
 
-/// Puts one schema file (idempotent: the same definition always has the same bytes).
+/// Puts one schema file, create-only (idempotent: the same definition always has the same
+/// bytes, so another node's identical file counts as written; see `create_only.rs`).
 pub(crate) async fn write_schema_file(
     store: &Arc<dyn ObjectStore>,
     policy: &RetryPolicy,
@@ -123,11 +124,15 @@ pub(crate) async fn write_schema_file(
     let path = file.path().build()?;
     let location = key(&path)?;
     let body = bytes::Bytes::from(file.to_json());
-    retry(policy, metrics, "put", &path, 1, || {
-        store.put(&location, PutPayload::from(body.clone()))
-    })
-    .await?;
-    Ok(())
+    crate::create_only::put_create(
+        store,
+        policy,
+        metrics,
+        &path,
+        &location,
+        PutPayload::from(body),
+    )
+    .await
 }
 
 #[cfg(test)]

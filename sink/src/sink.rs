@@ -171,7 +171,8 @@ impl Sink {
                 ))
             }
         };
-        let cleanup = (options.file_expiration_days > 0).then(|| {
+        // One cleanup runner per storage: only the configured owner among the sink processes.
+        let cleanup = (options.file_expiration_days > 0 && config.cleanup_owner).then(|| {
             let ctx = Arc::clone(&ctx);
             tokio::spawn(async move {
                 let mut first_run = true;
@@ -212,7 +213,10 @@ impl Sink {
             dispatchers: RwLock::new(HashMap::new()),
             table_owners: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
-            checkpoint: tokio::sync::Mutex::new(CheckpointState::new(config.checkpoint_interval)),
+            checkpoint: tokio::sync::Mutex::new(CheckpointState::new(
+                config.checkpoint_interval,
+                config.local_root.clone(),
+            )),
             tasks: Mutex::new(tasks),
             cleanup: Mutex::new(cleanup),
         })

@@ -186,6 +186,50 @@ async fn open_from_a_file_uri_runs_scheduled_expiry() {
     assert!(data.join("s/t").exists());
 }
 
+/// With several sink processes on one storage only the cleanup owner expires files: a sink
+/// opened with `with_cleanup_owner(false)` leaves an expired file alone, the owner removes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_cleanup_owner_expires_files() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let old_dir = data.join("s/t/1/2020-01-01");
+    std::fs::create_dir_all(&old_dir).unwrap();
+    std::fs::write(old_dir.join("CDC00000000000000000001.csv"), "x").unwrap();
+    let uri = |spool: &str| {
+        format!(
+            "file://{}?protocol=csv&date-separator=day&file-expiration-days=1&file-cleanup-interval=1s\
+             &spool-dir={}&spool-memory-quota=16MiB&spool-disk-quota=64MiB",
+            data.display(),
+            root.path().join(spool).display()
+        )
+    };
+    let registry = prometheus::Registry::new();
+    let follower = cdc_sink::Sink::open(
+        &uri("spool-a"),
+        cdc_sink::SinkConfig::new("node-a").with_cleanup_owner(false),
+        &registry,
+    )
+    .await
+    .unwrap();
+    assert!(
+        !wait_for(3, || !old_dir.exists()).await,
+        "a sink that is not the cleanup owner deleted an expired file"
+    );
+    let owner = cdc_sink::Sink::open(
+        &uri("spool-b"),
+        cdc_sink::SinkConfig::new("node-b"),
+        &registry,
+    )
+    .await
+    .unwrap();
+    assert!(
+        wait_for(5, || !old_dir.exists()).await,
+        "the cleanup owner did not remove the expired file"
+    );
+    follower.close().await.unwrap();
+    owner.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cron_spec_schedules_expiry_as_ticdc_does() {
     let root = tempfile::tempdir().unwrap();

@@ -83,6 +83,19 @@ pub enum SpoolError {
         /// What is wrong and what is allowed.
         reason: String,
     },
+    /// Another live spool (in this or another process) holds the lock of this changefeed's
+    /// spool directory; nothing was removed or created. Give each process its own `spool-dir`.
+    #[error(
+        "spool directory `{}` is in use by another process (its lock `{}` is held); give each sink process its own spool-dir",
+        dir.display(),
+        lock.display()
+    )]
+    InUse {
+        /// The changefeed's spool directory.
+        dir: PathBuf,
+        /// The lock file beside it.
+        lock: PathBuf,
+    },
     /// The spool's metrics cannot be registered (a spool for the same changefeed is already
     /// registered on that registry).
     #[error("cannot register spool metrics: {0}")]
@@ -172,6 +185,11 @@ impl SpoolError {
     /// truncation failure); the changefeed must restart from its checkpoint.
     pub fn is_corruption(&self) -> bool {
         matches!(self, SpoolError::Corrupt { .. })
+    }
+
+    /// True for [`SpoolError::InUse`]: another live process owns the spool directory.
+    pub fn is_in_use(&self) -> bool {
+        matches!(self, SpoolError::InUse { .. })
     }
 
     /// True for [`SpoolError::DiskFull`]: the spool directory's file system has no room and

@@ -103,7 +103,14 @@
 //! checkpoint, which re-delivers everything that was in the spool. Replaying segment files would
 //! duplicate (or reorder) those events, so [`Spool::open`] removes what a previous process left
 //! and [`Spool::close`] removes the directory. Only one process may use a given
-//! `<dir>/<changefeed>` at a time (a changefeed has one owner).
+//! `<dir>/<changefeed>` at a time: [`Spool::open`] first takes an exclusive advisory lock
+//! (`flock`) on `<dir>/<changefeed>.lock`, a file beside the directory that is never deleted,
+//! and holds it until the spool's last handle and entry are gone. A second process (or a second
+//! open in the same process) on the same directory gets [`SpoolError::InUse`] and touches
+//! nothing, so it can never remove another live process's segments. The kernel drops the lock
+//! when its holder dies (even by SIGKILL), so a restarted process takes over the scratch left
+//! by a dead one. Several sink processes on one machine give each its own `spool-dir` or
+//! changefeed id.
 //!
 //! # Watermark state machine (wake control)
 //!

@@ -19,6 +19,9 @@
 //!   order.
 //! - The spool directory is removed at close, or when the last handle and the last entry (each
 //!   holds the `Arc<Inner>`) are dropped without close.
+//! - The directory's lock file stays locked from open until close has removed the directory
+//!   (close runs at the latest when `Inner` drops), so no other spool can open (and wipe) the
+//!   directory while this one may still write or read it.
 
 use crate::batch_read::ReadBuffers;
 use crate::config::SpoolConfig;
@@ -42,6 +45,9 @@ pub(crate) struct Inner {
     pub(crate) config: SpoolConfig,
     pub(crate) changefeed: String,
     pub(crate) dir: PathBuf,
+    /// The open lock file `<dir>.lock`, exclusively locked until close (see the crate doc);
+    /// close drops the descriptor, releasing the lock, after the directory is removed.
+    pub(crate) dir_lock: Mutex<Option<std::fs::File>>,
     /// Mirror of `State::closed` for the lock-free read path.
     pub(crate) closed: AtomicBool,
     /// True when the last enqueue did not fit the memory quota: the next one computes its
@@ -111,11 +117,19 @@ impl Inner {
         for (_, cb) in callbacks {
             cb();
         }
-        match std::fs::remove_dir_all(&self.dir) {
+        let removed = match std::fs::remove_dir_all(&self.dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(SpoolError::io(&self.dir, e)),
-        }
+        };
+        // Only now may another spool take the directory.
+        drop(
+            self.dir_lock
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
+        removed
     }
 }
 

@@ -107,13 +107,40 @@ pub fn changefeed_dir_name(changefeed: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Takes the exclusive lock of the spool directory `dir`: creates `parent` and the lock file
+/// `parent/lock_name` if missing and locks it without waiting.
+fn lock_dir(parent: &Path, dir: &Path, lock_name: &str) -> Result<std::fs::File> {
+    std::fs::create_dir_all(parent).map_err(|e| SpoolError::io(parent, e))?;
+    let path = parent.join(lock_name);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| SpoolError::io(&path, e))?;
+    // `flock` (not `fcntl`): the lock belongs to this open file, so a second open in the same
+    // process conflicts too, and the kernel drops it when the descriptor closes or the process
+    // dies.
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(SpoolError::InUse {
+            dir: dir.to_path_buf(),
+            lock: path,
+        }),
+        Err(e) => Err(SpoolError::io(&path, e.into())),
+    }
+}
+
 impl Spool {
-    /// Opens the spool of `changefeed` in `<config.dir>/<changefeed>`: the directory is removed
-    /// if it exists (scratch, see the crate doc) and created empty; the metrics are registered
-    /// on `registry` with a `changefeed` label.
+    /// Opens the spool of `changefeed` in `<config.dir>/<changefeed>`: takes the directory's
+    /// lock (`<changefeed>.lock` beside it; [`SpoolError::InUse`] when another live spool holds
+    /// it), then removes the directory if it exists (scratch, see the crate doc) and creates it
+    /// empty; the metrics are registered on `registry` with a `changefeed` label.
     pub fn open(config: SpoolConfig, changefeed: &str, registry: &Registry) -> Result<Spool> {
         config.validate()?;
-        let dir = config.dir.join(changefeed_dir_name(changefeed)?);
+        let name = changefeed_dir_name(changefeed)?;
+        let dir = config.dir.join(&name);
+        let dir_lock = lock_dir(&config.dir, &dir, &format!("{name}.lock"))?;
         let metrics = SpoolMetrics::register(registry, changefeed)?;
         let prepared = (|| {
             match std::fs::remove_dir_all(&dir) {
@@ -142,6 +169,7 @@ impl Spool {
                 config,
                 changefeed: changefeed.to_string(),
                 dir,
+                dir_lock: Mutex::new(Some(dir_lock)),
                 closed: AtomicBool::new(false),
                 spilling: AtomicBool::new(false),
                 disk_full: AtomicBool::new(false),

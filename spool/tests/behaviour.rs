@@ -410,7 +410,9 @@ fn metrics_carry_the_changefeed_label_and_follow_the_accounting() {
     let registry = prometheus::Registry::new();
     let a = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "cf-a", &registry).unwrap();
     let b = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "cf-b", &registry).unwrap();
-    let dup = Spool::open(config(tmp.path(), 10, 1000, 20, 10), "cf-a", &registry);
+    // (in another directory: in the same one the directory lock refuses it first)
+    let other_dir = tmp.path().join("other");
+    let dup = Spool::open(config(&other_dir, 10, 1000, 20, 10), "cf-a", &registry);
     assert!(matches!(dup, Err(SpoolError::Metrics(_))));
     let _m = a.try_enqueue(vec![0; 10], None, None).unwrap();
     let _d = a
@@ -579,4 +581,77 @@ fn dropping_the_last_handle_and_entry_without_close_removes_the_directory() {
         Spool::open(config(tmp.path(), 1, 1000, 10_000, 1), "cf", &registry).is_ok(),
         "and its metrics were unregistered"
     );
+}
+
+/// Set in a child process (see [`a_second_process_cannot_take_a_live_spool_directory`]): the
+/// directory the child opens its spool in.
+const CHILD_SPOOL_DIR: &str = "CDC_SPOOL_TEST_CHILD_DIR";
+
+/// Runs only as the child of the two-process test: opens the spool of changefeed `cf` in the
+/// parent's directory and prints what happened.
+#[test]
+fn child_process_opens_the_spool() {
+    let Ok(dir) = std::env::var(CHILD_SPOOL_DIR) else {
+        return; // not the child: nothing to do
+    };
+    let cfg = config(std::path::Path::new(&dir), 1, 10_000, 100_000, 1);
+    match Spool::open(cfg, "cf", &prometheus::Registry::new()) {
+        Ok(_) => println!("CHILD-OPENED"),
+        Err(e) if e.is_in_use() => println!("CHILD-IN-USE: {e}"),
+        Err(e) => println!("CHILD-ERROR: {e}"),
+    }
+}
+
+fn open_in_child_process(dir: &std::path::Path) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_process_opens_the_spool",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_SPOOL_DIR, dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_second_process_cannot_take_a_live_spool_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = open(config(tmp.path(), 1, 10_000, 100_000, 1));
+    let e = spool
+        .try_enqueue(vec![7; 10], None, None)
+        .unwrap()
+        .into_entry()
+        .unwrap();
+    assert!(e.is_spilled());
+    let before = segment_files(&spool);
+    assert!(!before.is_empty());
+
+    let child = open_in_child_process(tmp.path());
+    assert!(
+        child.contains("CHILD-IN-USE") && child.contains("spool-dir"),
+        "the second process is refused with a clear error: {child}"
+    );
+    assert_eq!(
+        segment_files(&spool),
+        before,
+        "the first process's segments are untouched"
+    );
+    assert_eq!(spool.read(&e).unwrap().as_ref(), &[7u8; 10][..]);
+    // in the same process, a second open is refused the same way
+    let second = Spool::open(
+        config(tmp.path(), 1, 10_000, 100_000, 1),
+        "cf",
+        &prometheus::Registry::new(),
+    );
+    assert!(matches!(second, Err(SpoolError::InUse { .. })));
+    assert_eq!(segment_files(&spool), before);
+
+    // once the first spool is closed, the directory is free again
+    drop(e);
+    spool.close().unwrap();
+    let child = open_in_child_process(tmp.path());
+    assert!(child.contains("CHILD-OPENED"), "after close: {child}");
 }
