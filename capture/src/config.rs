@@ -17,7 +17,7 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// Default change rows decoded per poll: bounds the memory of one poll (a poll always ends on
 /// a transaction boundary, so one large transaction may exceed it).
 pub const DEFAULT_MAX_CHANGES: u32 = 10_000;
-/// Default changefeed name (metric label, spool sub-directory).
+/// Default changefeed name prefix (metric label, spool sub-directory): `capture-<slot>`.
 pub const DEFAULT_CHANGEFEED: &str = "capture";
 
 /// `cdc-storage capture` / `cdc-capture` flags.
@@ -44,7 +44,7 @@ pub struct CaptureArgs {
     /// Change rows decoded per poll.
     #[arg(long)]
     pub max_changes: Option<u32>,
-    /// Changefeed name (metrics label, spool directory).
+    /// Changefeed name (metrics label, spool directory); default `capture-<slot>`.
     #[arg(long)]
     pub changefeed: Option<String>,
 }
@@ -127,10 +127,10 @@ impl CaptureConfig {
                 })
         };
         let poll = args.poll_interval.clone().or(file.poll_interval);
+        let slot = required("slot", &args.slot, file.slot)?;
         let cfg = CaptureConfig {
             source: required("source", &args.source, file.source)?,
             publication: required("publication", &args.publication, file.publication)?,
-            slot: required("slot", &args.slot, file.slot)?,
             sink_uri: required("sink-uri", &args.sink_uri, file.sink_uri)?,
             poll_interval: match poll {
                 Some(p) => cdc_common::options::parse_duration(
@@ -153,7 +153,10 @@ impl CaptureConfig {
                 .changefeed
                 .clone()
                 .or(file.changefeed)
-                .unwrap_or_else(|| DEFAULT_CHANGEFEED.into()),
+                // one spool sub-directory per slot: captures of different slots on one host
+                // never share (nor lock each other out of) a spool directory
+                .unwrap_or_else(|| format!("{DEFAULT_CHANGEFEED}-{slot}")),
+            slot,
         };
         cfg.validate()?;
         Ok(cfg)

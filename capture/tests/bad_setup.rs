@@ -162,9 +162,11 @@ async fn a_slot_in_use_by_another_capture_is_refused() {
     let storage = dir.path().join("storage");
     let first = start(config(&uri, &pubn, &slot, &sink_uri(&storage)));
     wait_checkpoint(&storage).await;
-    let err = run_once(config(&uri, &pubn, &slot, &sink_uri(&storage)))
-        .await
-        .unwrap_err();
+    // a second capture of the same slot elsewhere (its own spool; on one host the spool lock
+    // would refuse it first, naming the spool directory)
+    let mut second = config(&uri, &pubn, &slot, &sink_uri(&storage));
+    second.changefeed = format!("{}-elsewhere", second.changefeed);
+    let err = run_once(second).await.unwrap_err();
     assert!(matches!(err, CaptureError::SlotInUse { .. }), "{err}");
     assert!(err.to_string().contains("--slot"));
     // The first capture is unharmed and stops cleanly.

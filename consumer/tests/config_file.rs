@@ -48,6 +48,10 @@ log-level = "debug"
 batch-rows = 99
 progress-file = "/tmp/cfg-every-flag.json"
 on-bad-file = "quarantine"
+quiet = true
+group = "orders"
+member-id = "m-1"
+lease-ttl = "5s"
 # an upstream URI parameter next to the flags
 listing-lag = "2s"
 "#;
@@ -62,7 +66,7 @@ listing-lag = "2s"
     let flags: BTreeSet<String> = flag_names().into_iter().collect();
     assert_eq!(keys, flags);
 
-    let a = parse_args(["storage-consumer", "--config", file.to_str().unwrap()]).unwrap();
+    let mut a = parse_args(["storage-consumer", "--config", file.to_str().unwrap()]).unwrap();
     assert_eq!(a.upstream_uri, "memory://cfg-every-flag?protocol=csv");
     assert_eq!(a.downstream_uri, "sqlite:///tmp/cfg-every-flag.db");
     assert_eq!(a.interval, "250ms");
@@ -80,6 +84,13 @@ listing-lag = "2s"
         Some(std::path::Path::new("/tmp/cfg-every-flag.json"))
     );
     assert_eq!(a.on_bad_file, "quarantine");
+    assert!(a.quiet);
+    assert_eq!(a.group.as_deref(), Some("orders"));
+    assert_eq!(a.member_id.as_deref(), Some("m-1"));
+    assert_eq!(a.lease_ttl, "5s");
+    // (a group needs PostgreSQL or MySQL and refuses --once: validated without it)
+    a.group = None;
+    a.member_id = None;
     // The validated configuration takes the flags and the URI parameter from the same file.
     let cfg = Config::from_args(&a).unwrap();
     assert_eq!(cfg.interval, Duration::from_millis(250));
