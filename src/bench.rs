@@ -212,11 +212,11 @@ pub fn bench(quick: bool, json: bool, postgres: Option<&str>, quiet: bool) -> Re
         }
     }
     bar.set_position(total);
-    bar.finish(if failures.is_empty() {
-        "done"
+    if failures.is_empty() {
+        bar.finish("done");
     } else {
-        "failed"
-    });
+        bar.fail("failed");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&figures)?);
     } else {

@@ -293,7 +293,11 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
             let r =
                 cdc_harness::generate::generate(&sink_uri, &cfg, opts, &|n| bar.set_position(n))
                     .await;
-            bar.finish(if r.is_ok() { "done" } else { "failed" });
+            if r.is_ok() {
+                bar.finish("done");
+            } else {
+                bar.fail("failed");
+            }
             let r = r?;
             if let Some(c) = r.resumed_from {
                 println!(
@@ -344,7 +348,11 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
                     bar.set_position(n)
                 })
                 .await;
-            bar.finish(if diffs.is_ok() { "done" } else { "failed" });
+            if diffs.is_ok() {
+                bar.finish("done");
+            } else {
+                bar.fail("failed");
+            }
             let diffs = diffs?;
             if diffs.is_empty() {
                 let rows: usize = model.tables.values().map(|t| t.rows.len()).sum();

@@ -20,9 +20,11 @@ const WORKLOAD: &[&str] = &[
 ];
 
 fn args(job: &str, dir: &Path) -> Vec<String> {
+    // each run its own spool directory: the tests run at once, and a spool directory is locked
     let storage = format!(
-        "file://{}?protocol=csv&flush-interval=50ms",
-        dir.join("storage").display()
+        "file://{}?protocol=csv&flush-interval=50ms&spool-dir={}",
+        dir.join("storage").display(),
+        dir.join("spool").display()
     );
     let db = format!("sqlite://{}", dir.join("out.db").display());
     let mut a: Vec<String> = match job {

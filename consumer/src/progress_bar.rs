@@ -91,6 +91,12 @@ impl Bar {
     pub fn finish(&self, msg: &str) {
         self.pb.finish_with_message(msg.to_string());
     }
+
+    /// Leaves the bar where it stopped with `msg` (a failed job: the counts stay as they were,
+    /// not filled up as [`Bar::finish`] does).
+    pub fn fail(&self, msg: &str) {
+        self.pb.abandon_with_message(msg.to_string());
+    }
 }
 
 impl Drop for Bar {
@@ -163,7 +169,11 @@ impl ReplayBar {
         self.ticker.abort();
         Self::update(&self.bar, &self.metrics, self.start);
         // the aborted ticker may still hold its clone for a moment: finish through the share
-        self.bar.finish(if ok { "done" } else { "failed" });
+        if ok {
+            self.bar.finish("done");
+        } else {
+            self.bar.fail("failed");
+        }
     }
 }
 
