@@ -184,7 +184,8 @@ start_mariadb() {
     --skip-test-db >"$SERVERS_DIR/mariadb-init.log" 2>&1
   mariadbd --no-defaults --user=root --datadir="$dir/data" --bind-address=127.0.0.1 --port="$port" \
     --socket="$dir/mysqld.sock" --pid-file="$dir/mysqld.pid" --log-error="$dir/error.log" --skip-log-bin \
-    --max-connections=300 >/dev/null 2>&1 &
+    --max-connections=300 --ssl-cert="$SERVERS_DIR/tls/server.pem" --ssl-key="$SERVERS_DIR/tls/server.key" \
+    --ssl-ca="$SERVERS_DIR/tls/ca.pem" >/dev/null 2>&1 & # TLS offered, plain still accepted
   echo $! >>"$SERVERS_DIR/pids"
   for ((i = 0; i < 300; i++)); do
     mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null 2>&1 && break

@@ -2,6 +2,7 @@
 //! with a certificate from a throwaway CA (plain connections still accepted): each `sslmode`
 //! connects through the consumer's own connect path and the server reports the session as
 //! encrypted; a wrong CA, a missing `sslrootcert` and an unknown mode are clear errors.
+//! The same for MySQL/MariaDB with `ssl-mode` and `ssl-ca` (the session's `Ssl_cipher`).
 
 use cdc_common::testing::server_uri;
 use cdc_consumer::backend::postgres::tls;
@@ -99,6 +100,83 @@ async fn postgres_sslmodes_wrong_ca_and_plain() {
         ),
     ] {
         let err = consumer_connects(&with(&pg, &q)).await.unwrap_err();
+        assert!(err.contains(needle), "{q}: {err}");
+    }
+}
+
+/// The session's `Ssl_cipher` (empty: plain), over a connection made the way the consumer
+/// makes it.
+async fn mysql_cipher(uri: &str) -> Result<String, String> {
+    use mysql_async::prelude::Queryable;
+    let plan = cdc_consumer::backend::mysql::tls::from_uri(uri)?;
+    let opts = mysql_async::Opts::from_url(&plan.uri).map_err(|e| e.to_string())?;
+    let mut conn =
+        cdc_consumer::backend::mysql::connect_tls(mysql_async::OptsBuilder::from_opts(opts), &plan)
+            .await?;
+    let row: Option<(String, String)> = conn
+        .query_first("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = conn.disconnect().await;
+    Ok(row.map(|(_, v)| v).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn mysql_ssl_modes_wrong_ca_and_plain() {
+    let (Some(my), Some(ca), Some(wrong_ca)) = (
+        server_uri("CDC_TEST_MYSQL_URI"),
+        server_uri("CDC_TEST_TLS_CA"),
+        server_uri("CDC_TEST_TLS_WRONG_CA"),
+    ) else {
+        return;
+    };
+    // Plain keeps working, and is plain, absent or DISABLED.
+    for uri in [my.clone(), with(&my, "ssl-mode=disabled")] {
+        assert_eq!(mysql_cipher(&uri).await.unwrap(), "", "{uri}");
+        consumer_connects(&uri).await.unwrap();
+    }
+    for q in [
+        "ssl-mode=PREFERRED".to_string(),
+        "ssl-mode=required".to_string(),
+        format!("ssl-mode=REQUIRED&ssl-ca={ca}"),
+        format!("ssl-mode=VERIFY_CA&ssl-ca={ca}"),
+        format!("ssl-mode=verify_identity&ssl-ca={ca}"),
+    ] {
+        let uri = with(&my, &q);
+        let cipher = mysql_cipher(&uri)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        assert!(!cipher.is_empty(), "{q}: not encrypted");
+        consumer_connects(&uri)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+    // VERIFY_IDENTITY by name too (the certificate names localhost and 127.0.0.1).
+    let by_name = with(
+        &my.replace("127.0.0.1", "localhost"),
+        &format!("ssl-mode=VERIFY_IDENTITY&ssl-ca={ca}"),
+    );
+    assert!(!mysql_cipher(&by_name).await.unwrap().is_empty());
+
+    // A certificate from another CA is refused, and the error says which CA file was used.
+    for mode in ["VERIFY_CA", "VERIFY_IDENTITY", "REQUIRED"] {
+        let uri = with(&my, &format!("ssl-mode={mode}&ssl-ca={wrong_ca}"));
+        let err = consumer_connects(&uri).await.unwrap_err();
+        assert!(
+            err.contains("certificate") && err.contains(&wrong_ca),
+            "{mode}: {err}"
+        );
+        assert!(!err.contains(":cdc@"), "password shown: {err}");
+    }
+    for (q, needle) in [
+        ("ssl-mode=VERIFY_IDENTITY".to_string(), "ssl-ca"),
+        ("ssl-mode=sometimes".to_string(), "ssl-mode `sometimes`"),
+        (
+            "ssl-mode=VERIFY_CA&ssl-ca=/nonexistent/ca.pem".to_string(),
+            "/nonexistent/ca.pem",
+        ),
+    ] {
+        let err = consumer_connects(&with(&my, &q)).await.unwrap_err();
         assert!(err.contains(needle), "{q}: {err}");
     }
 }

@@ -42,14 +42,15 @@ impl MysqlLeaseStore {
             uri: redact_uri(uri),
             reason,
         };
-        let opts = Opts::from_url(uri).map_err(|e| fail(e.to_string()))?;
+        let plan = super::tls::from_uri(uri).map_err(fail)?;
+        let opts = Opts::from_url(&plan.uri).map_err(|e| fail(e.to_string()))?;
         let db = opts.db_name().unwrap_or("cdc_consumer").to_string();
         let opts = OptsBuilder::from_opts(opts).init(vec![
             "SET time_zone = '+00:00'",
             // See the PostgreSQL store: a claim must not wait long on a held lease row.
             "SET SESSION innodb_lock_wait_timeout = 2",
         ]);
-        let conn = Conn::new(opts).await.map_err(|e| fail(e.to_string()))?;
+        let conn = super::connect_tls(opts, &plan).await.map_err(fail)?;
         Ok(MysqlLeaseStore {
             conn,
             db: super::dialect::Mysql.quote(&db),

@@ -1,4 +1,4 @@
-//! MySQL/MariaDB downstream (mysql_async, binary protocol, no TLS).
+//! MySQL/MariaDB downstream (mysql_async, binary protocol, TLS by `ssl-mode`/`ssl-ca`: [`tls`]).
 //!
 //! - Upstream schemas are databases; column types are MySQL's own (`ColumnDef::sql_type`).
 //! - Multi-row `INSERT ... ON DUPLICATE KEY UPDATE c = VALUES(c)` for upserts, `DELETE ... WHERE
@@ -30,6 +30,7 @@ mod bookkeeping;
 pub mod dialect;
 mod leases;
 mod read_back;
+pub mod tls;
 
 pub use leases::MysqlLeaseStore;
 
@@ -65,7 +66,8 @@ impl MysqlDownstream {
             uri: redact_uri(uri),
             reason,
         };
-        let opts = Opts::from_url(uri).map_err(|e| bad(e.to_string()))?;
+        let plan = tls::from_uri(uri).map_err(bad)?;
+        let opts = Opts::from_url(&plan.uri).map_err(|e| bad(e.to_string()))?;
         let db = opts.db_name().unwrap_or("cdc_consumer").to_string();
         let opts = OptsBuilder::from_opts(opts)
             .stmt_cache_size(STMT_CACHE)
@@ -78,7 +80,7 @@ impl MysqlDownstream {
                 "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), \
                  'NO_BACKSLASH_ESCAPES')",
             ]);
-        let conn = Conn::new(opts).await.map_err(|e| bad(e.to_string()))?;
+        let conn = connect_tls(opts, &plan).await.map_err(bad)?;
         Ok(MysqlDownstream {
             conn,
             batch_rows,
@@ -86,6 +88,29 @@ impl MysqlDownstream {
             progress_db_name: db,
         })
     }
+}
+
+/// Opens the session with the TLS options of `plan`: `PREFERRED` falls back to plain when
+/// the server offers no TLS; a failure with a CA file names the file.
+pub async fn connect_tls(
+    opts: OptsBuilder,
+    plan: &tls::MysqlTls,
+) -> std::result::Result<Conn, String> {
+    // mysql_async builds its rustls configuration with the process-wide provider.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let tried = Conn::new(opts.clone().ssl_opts(plan.ssl.clone())).await;
+    let tried =
+        match tried {
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if plan.mode == tls::SslMode::Preferred => Conn::new(opts.ssl_opts(None)).await,
+            other => other,
+        };
+    tried.map_err(|e| match (&plan.ssl, &plan.ca) {
+        (Some(_), Some(ca)) => format!("{e} (ssl-mode={}, ssl-ca {ca})", plan.mode.name()),
+        (Some(_), None) => format!("{e} (ssl-mode={})", plan.mode.name()),
+        _ => e.to_string(),
+    })
 }
 
 #[async_trait::async_trait]
