@@ -141,11 +141,14 @@ fn s3_store(uri: &str, name: &str) -> Arc<dyn ObjectStore> {
     s.build().unwrap()
 }
 
+/// On the S3-compatible test server the conditional update is checked with a lagging writer
+/// only: s3s-fs checks `If-Match` and then writes, not atomically, so two puts racing on the
+/// same version can both pass there (seen in CI: the file went back by one step). S3 itself
+/// applies `If-Match` atomically; the racing case runs on memory and local files above.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_s3() {
     let Some(uri) = server_uri("CDC_TEST_S3_URI") else {
         return;
     };
     a_lagging_writer_cannot_move_metadata_back(s3_store(&uri, "ckpt-lag"), None).await;
-    racing_writers_never_decrease_metadata(s3_store(&uri, "ckpt-race"), None).await;
 }
