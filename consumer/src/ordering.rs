@@ -259,23 +259,29 @@ pub fn pending_files(t: &TableEntry, progress: &Progress, name: &TableName, cv: 
 
 /// Indexed files not yet applied, over every table (for freshness).
 pub fn count_pending(cat: &Catalog, progress: &Progress) -> u64 {
+    cat.tables
+        .iter()
+        .map(|(name, t)| table_pending(name, t, progress))
+        .sum()
+}
+
+/// Indexed files of one table not yet applied (versions older than its progress excluded).
+pub fn table_pending(name: &TableName, t: &TableEntry, progress: &Progress) -> u64 {
+    let current = progress.table_version(name);
     let mut n = 0u64;
-    for (name, t) in &cat.tables {
-        let current = progress.table_version(name);
-        for (v, ve) in &t.versions {
-            if current.is_some_and(|c| *v < c) {
-                continue;
-            }
-            for (dir, de) in &ve.dirs {
-                let date = date_text(dir);
-                for (dispatcher, newest) in &de.indexes {
-                    let done = match progress.get(&ProgressKey::stream(dir, dispatcher)) {
-                        Some(p) if p.version == *v && p.date == date => p.file_index,
-                        Some(p) if p.cmp_file(*v, &date, 0).is_gt() => *newest,
-                        _ => 0,
-                    };
-                    n += newest.saturating_sub(done);
-                }
+    for (v, ve) in &t.versions {
+        if current.is_some_and(|c| *v < c) {
+            continue;
+        }
+        for (dir, de) in &ve.dirs {
+            let date = date_text(dir);
+            for (dispatcher, newest) in &de.indexes {
+                let done = match progress.get(&ProgressKey::stream(dir, dispatcher)) {
+                    Some(p) if p.version == *v && p.date == date => p.file_index,
+                    Some(p) if p.cmp_file(*v, &date, 0).is_gt() => *newest,
+                    _ => 0,
+                };
+                n += newest.saturating_sub(done);
             }
         }
     }

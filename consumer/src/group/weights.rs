@@ -5,31 +5,15 @@
 
 use super::LeaseKey;
 use crate::discovery::Catalog;
-use crate::progress::{date_text, Progress, ProgressKey};
+use crate::ordering::table_pending;
+use crate::progress::Progress;
 use std::collections::BTreeMap;
 
 /// Every item of the catalog with its weight.
 pub fn universe(cat: &Catalog, progress: &Progress) -> BTreeMap<LeaseKey, u64> {
     let mut out = BTreeMap::new();
     for (name, t) in &cat.tables {
-        let current = progress.table_version(name);
-        let mut pending = 0u64;
-        for (v, ve) in &t.versions {
-            if current.is_some_and(|c| *v < c) {
-                continue;
-            }
-            for (dir, de) in &ve.dirs {
-                let date = date_text(dir);
-                for (dispatcher, newest) in &de.indexes {
-                    let done = match progress.get(&ProgressKey::stream(dir, dispatcher)) {
-                        Some(p) if p.version == *v && p.date == date => p.file_index,
-                        Some(p) if p.cmp_file(*v, &date, 0).is_gt() => *newest,
-                        _ => 0,
-                    };
-                    pending += newest.saturating_sub(done);
-                }
-            }
-        }
+        let pending = table_pending(name, t, progress);
         out.insert(LeaseKey::Table(name.clone()), pending + 1);
     }
     for schema in cat.databases.keys() {
