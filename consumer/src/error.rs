@@ -73,6 +73,20 @@ pub enum Error {
         /// The downstream's message.
         reason: String,
     },
+    /// The downstream ended a unit's transaction on a lock conflict with another session (a
+    /// deadlock, or a lock wait that timed out). Nothing of the unit was committed, so the unit
+    /// may be run again; backends that raise it retry the unit a few times before giving up.
+    #[error("downstream lock conflict on table `{table}` applying `{file}` ({kind}): {reason}")]
+    Conflict {
+        /// The downstream table (`schema.table`, or the schema for schema DDLs).
+        table: String,
+        /// The data or schema file being applied.
+        file: String,
+        /// The kind of statement that met the conflict.
+        kind: String,
+        /// The downstream's message.
+        reason: String,
+    },
     /// The downstream could not be reached or set up.
     #[error("downstream `{uri}`: {reason}")]
     Connect {

@@ -156,6 +156,7 @@ fn stops_only_its_table(e: &Error) -> bool {
         Error::Missing { .. }
             | Error::Contract(_)
             | Error::Downstream { .. }
+            | Error::Conflict { .. }
             | Error::Fenced { .. }
     )
 }

@@ -5,9 +5,10 @@
 //! record. Every value is a bound parameter.
 
 use super::bookkeeping;
+use super::conflict::unit_error;
 use super::dialect::Mysql;
 use crate::backend::dialect::Dialect;
-use crate::backend::{downstream_error, warn_already_applied, Unit};
+use crate::backend::{warn_already_applied, Unit};
 use crate::error::Result;
 use crate::plan::{batches, Batch, RowOp};
 use cdc_common::{TableDef, Value};
@@ -20,7 +21,7 @@ pub(super) async fn apply(
     conn: &mut Conn,
     progress_db: &str,
     batch_rows: usize,
-    unit: Unit<'_>,
+    unit: &Unit<'_>,
 ) -> Result<()> {
     let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
     // DDL autocommits: run it first, idempotently (see the module doc), and only while the
@@ -31,32 +32,32 @@ pub(super) async fn apply(
     for op in unit.ddl {
         for sql in Mysql.ddl(op) {
             conn.query_drop(sql).await.map_err(|e| {
-                downstream_error(&op.target(), unit.file, &format!("ddl: {}", op.kind()), e)
+                unit_error(&op.target(), unit.file, &format!("ddl: {}", op.kind()), e)
             })?;
         }
     }
     let mut tx = conn
         .start_transaction(TxOpts::default())
         .await
-        .map_err(|e| downstream_error(&tname, unit.file, "begin", e))?;
+        .map_err(|e| unit_error(&tname, unit.file, "begin", e))?;
     if let Some(def) = unit.table {
         let ops: &[RowOp] = unit.rows;
         for b in batches(def, ops, batch_rows) {
             let (sql, params) = statement(def, &b);
             tx.exec_drop(sql, Params::Positional(params))
                 .await
-                .map_err(|e| downstream_error(&tname, unit.file, b.kind(), e))?;
+                .map_err(|e| unit_error(&tname, unit.file, b.kind(), e))?;
         }
     }
     if let Some(f) = unit.fence {
         // Last before the progress write: the lease row stays locked only until the commit.
         super::leases::check_fence(&mut tx, progress_db, f, unit.file).await?;
     }
-    if bookkeeping::write_progress(&mut tx, progress_db, &tname, &unit).await? {
+    if bookkeeping::write_progress(&mut tx, progress_db, &tname, unit).await? {
         warn_already_applied(unit.file);
         tx.rollback()
             .await
-            .map_err(|e| downstream_error(&tname, unit.file, "rollback", e))?;
+            .map_err(|e| unit_error(&tname, unit.file, "rollback", e))?;
         return Ok(());
     }
     if let Some(q) = unit.quarantine {
@@ -64,7 +65,7 @@ pub(super) async fn apply(
     }
     tx.commit()
         .await
-        .map_err(|e| downstream_error(&tname, unit.file, "commit", e))?;
+        .map_err(|e| unit_error(&tname, unit.file, "commit", e))?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 //! `cdc_consumer_quarantine` (one row per quarantined data file, created only under policy
 //! `quarantine`): their DDL, their load, their write.
 
+use super::conflict::unit_error;
 use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
 use crate::backend::{downstream_error, Unit};
 use crate::error::Result;
@@ -86,7 +87,7 @@ pub(super) async fn write_progress(
                 ]),
             )
             .await
-            .map_err(|e| downstream_error(tname, unit.file, "progress", e))?;
+            .map_err(|e| unit_error(tname, unit.file, "progress", e))?;
         if stored == Some((v, p.date.clone(), idx, ts)) {
             return Ok(true);
         }
@@ -110,7 +111,7 @@ pub(super) async fn write_progress(
             ]),
         )
         .await
-        .map_err(|e| downstream_error(tname, unit.file, "progress", e))?;
+        .map_err(|e| unit_error(tname, unit.file, "progress", e))?;
     }
     Ok(false)
 }
@@ -151,7 +152,7 @@ pub(super) async fn write_quarantine(
         Params::Positional(params),
     )
     .await
-    .map_err(|e| downstream_error(tname, file, "quarantine", e))?;
+    .map_err(|e| unit_error(tname, file, "quarantine", e))?;
     Ok(())
 }
 

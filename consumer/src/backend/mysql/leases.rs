@@ -300,7 +300,7 @@ pub(super) async fn check_fence<Q: Queryable>(
             ),
         )
         .await
-        .map_err(|e| downstream_error(LEASES_TABLE, file, "fence", e))?;
+        .map_err(|e| super::conflict::unit_error(LEASES_TABLE, file, "fence", e))?;
     match row {
         Some(_) => Ok(()),
         None => Err(fence.lost(file)),

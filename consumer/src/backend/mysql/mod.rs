@@ -21,12 +21,16 @@
 //!   a backslash (without the mode, an element ending in `\` would escape the closing quote and
 //!   let the rest of the definition be read as SQL). Every value is a bound parameter.
 //!
+//! - A unit that meets a lock conflict (deadlock, lock wait timeout) is run again, a few times
+//!   (`conflict`).
+//!
 //! Files: [`dialect`] (quoting, types, DDL text), `apply` (DDL, then the transaction of a unit),
 //! `bookkeeping` (progress and quarantine tables), `read_back` (tables, columns and rows as
 //! canonical text).
 
 mod apply;
 mod bookkeeping;
+mod conflict;
 pub mod dialect;
 mod leases;
 mod read_back;
@@ -143,7 +147,13 @@ impl Downstream for MysqlDownstream {
     }
 
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
-        apply::apply(&mut self.conn, &self.progress_db, self.batch_rows, unit).await
+        let mut retry = conflict::Retry::new();
+        loop {
+            match apply::apply(&mut self.conn, &self.progress_db, self.batch_rows, &unit).await {
+                Err(e) if retry.again(unit.file, &e).await => continue,
+                done => return done,
+            }
+        }
     }
 
     async fn load_quarantine(&mut self, create: bool) -> Result<Vec<QuarantinedFile>> {
