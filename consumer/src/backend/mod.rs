@@ -27,6 +27,7 @@
 //! Rows come ordered by the table's primary key (by every column when it has none), so two
 //! reads of the same table compare equal. stdout keeps no tables and refuses a read-back.
 
+mod ca_file;
 pub mod dialect;
 pub mod mysql;
 pub mod postgres;

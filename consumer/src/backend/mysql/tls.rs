@@ -15,9 +15,8 @@
 //! mode are errors naming the parameter; with `ssl-ca` the driver's built-in web roots are off
 //! (a database's CA is normally private).
 
+use crate::backend::ca_file::{self, decode};
 use mysql_async::SslOpts;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 
 /// The parsed `ssl-mode`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +91,7 @@ pub fn from_uri(uri: &str) -> Result<MysqlTls, String> {
         SslMode::Required | SslMode::VerifyCa | SslMode::VerifyIdentity => {
             let path = ca.as_deref().unwrap_or_default();
             let opts = SslOpts::default()
-                .with_root_certs(vec![read_ca(path)?.into()])
+                .with_root_certs(vec![ca_file::read("ssl-ca", path)?.bytes.into()])
                 .with_disable_built_in_roots(true)
                 .with_danger_skip_domain_validation(mode != SslMode::VerifyIdentity);
             Some(opts)
@@ -119,26 +118,6 @@ fn unchecked() -> SslOpts {
     SslOpts::default()
         .with_danger_accept_invalid_certs(true)
         .with_danger_skip_domain_validation(true)
-}
-
-/// The CA file's bytes, checked to hold at least one PEM certificate.
-fn read_ca(path: &str) -> Result<Vec<u8>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("ssl-ca {path}: cannot read: {e}"))?;
-    let mut n = 0;
-    for cert in CertificateDer::pem_slice_iter(&bytes) {
-        cert.map_err(|e| format!("ssl-ca {path}: not PEM certificates: {e}"))?;
-        n += 1;
-    }
-    if n == 0 {
-        return Err(format!("ssl-ca {path}: holds no certificate"));
-    }
-    Ok(bytes)
-}
-
-fn decode(v: &str) -> String {
-    percent_encoding::percent_decode_str(v)
-        .decode_utf8_lossy()
-        .into_owned()
 }
 
 #[cfg(test)]

@@ -13,10 +13,10 @@
 //! `sslrootcert`, an unreadable or empty CA file and an unknown mode are errors naming the
 //! parameter; there are no built-in roots (a database's CA is normally private).
 
+use crate::backend::ca_file::{self, decode};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
@@ -105,12 +105,6 @@ pub fn from_uri(uri: &str) -> Result<PgTls, String> {
     })
 }
 
-fn decode(v: &str) -> String {
-    percent_encoding::percent_decode_str(v)
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
 enum Verify {
     Nothing,
     Chain,
@@ -122,16 +116,10 @@ fn webpki_verifier(
     provider: Arc<CryptoProvider>,
 ) -> Result<Arc<WebPkiServerVerifier>, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("sslrootcert {path}: cannot read: {e}"))?;
-    for cert in certs {
-        let cert = cert.map_err(|e| format!("sslrootcert {path}: not PEM certificates: {e}"))?;
+    for cert in ca_file::read("sslrootcert", path)?.certs {
         roots
             .add(cert)
             .map_err(|e| format!("sslrootcert {path}: {e}"))?;
-    }
-    if roots.is_empty() {
-        return Err(format!("sslrootcert {path}: holds no certificate"));
     }
     WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
