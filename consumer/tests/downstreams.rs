@@ -313,3 +313,48 @@ async fn a_lost_postgres_connection_is_reopened_by_the_next_round() {
         "the row written after the connection was killed was not applied"
     );
 }
+
+/// Consumers started at once on a fresh PostgreSQL database (a group's members, replicas of one
+/// Deployment) all create the bookkeeping tables: every one of them must start. PostgreSQL's
+/// `CREATE TABLE IF NOT EXISTS` alone lets the second of two racing creates fail on the
+/// catalog's unique index (SQLSTATE 23505), which stopped a member at startup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consumers_starting_at_once_on_a_fresh_postgres_database_all_start() {
+    let Some(base) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    for attempt in 0..4 {
+        let db = format!("race_{}_{attempt}", std::process::id());
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {db}"),
+            format!("CREATE DATABASE {db}"),
+        ] {
+            admin.batch_execute(&sql).await.unwrap();
+        }
+        let uri = match base.rfind('/') {
+            Some(i) if !base[i + 1..].contains('@') => format!("{}/{db}", &base[..i]),
+            _ => panic!("CDC_TEST_POSTGRES_URI names no database: {base}"),
+        };
+        let opens = (0..8).map(|_| {
+            let uri = DownstreamUri::parse(&uri, None).unwrap();
+            tokio::spawn(async move {
+                let mut d = backend::open(&uri, 1, Access::Apply).await?;
+                d.load_progress().await?;
+                let mut leases = backend::open_lease_store(&uri).await?;
+                leases.init().await
+            })
+        });
+        for r in futures::future::join_all(opens).await {
+            r.unwrap()
+                .expect("every consumer starts on a fresh database");
+        }
+        admin
+            .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+}

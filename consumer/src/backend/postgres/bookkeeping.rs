@@ -3,6 +3,7 @@
 //! module doc) and `cdc_consumer_quarantine` (one row per quarantined data file, created only
 //! under policy `quarantine`): their DDL, their load, their write.
 
+use super::create_table;
 use super::error::PgError;
 use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
 use crate::backend::{downstream_error, Unit};
@@ -16,17 +17,17 @@ use tokio_postgres::{Client, Transaction};
 pub(super) async fn load_progress(client: &Client) -> Result<Vec<(ProgressKey, Position)>> {
     let bad =
         |e: tokio_postgres::Error| downstream_error(PROGRESS_TABLE, "-", "progress", PgError(&e));
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS public.{PROGRESS_TABLE} (
-                schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
-                partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
-                table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
-                file_index BIGINT NOT NULL, commit_ts BIGINT NOT NULL,
-                PRIMARY KEY (schema_name, table_name, partition_id, dispatcher))"
-        ))
-        .await
-        .map_err(bad)?;
+    create_table::ensure(
+        client,
+        PROGRESS_TABLE,
+        "schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+         partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+         table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
+         file_index BIGINT NOT NULL, commit_ts BIGINT NOT NULL,
+         PRIMARY KEY (schema_name, table_name, partition_id, dispatcher)",
+    )
+    .await
+    .map_err(bad)?;
     let rows = client
         .query(
             &format!(
@@ -147,19 +148,19 @@ pub(super) async fn load_quarantine(client: &Client, create: bool) -> Result<Vec
         downstream_error(QUARANTINE_TABLE, "-", "quarantine", PgError(&e))
     };
     if create {
-        client
-            .batch_execute(&format!(
-                "CREATE TABLE IF NOT EXISTS public.{QUARANTINE_TABLE} (
-                    schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
-                    partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
-                    table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
-                    file_index BIGINT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
-                    commit_ts_before BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL,
-                    PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
-                                 table_version, date_dir, file_index))"
-            ))
-            .await
-            .map_err(bad)?;
+        create_table::ensure(
+            client,
+            QUARANTINE_TABLE,
+            "schema_name TEXT NOT NULL, table_name TEXT NOT NULL,
+             partition_id TEXT NOT NULL, dispatcher TEXT NOT NULL,
+             table_version BIGINT NOT NULL, date_dir TEXT NOT NULL,
+             file_index BIGINT NOT NULL, path TEXT NOT NULL, reason TEXT NOT NULL,
+             commit_ts_before BIGINT NOT NULL, quarantined_at_ms BIGINT NOT NULL,
+             PRIMARY KEY (schema_name, table_name, partition_id, dispatcher,
+                          table_version, date_dir, file_index)",
+        )
+        .await
+        .map_err(bad)?;
     } else {
         let r = client
             .query_one(
@@ -285,14 +286,14 @@ pub(super) async fn load_rounds(client: &Client, limit: usize) -> Result<Vec<Rou
 
 /// Creates the rounds table when missing.
 async fn create_rounds(client: &Client) -> Result<()> {
-    client
-        .batch_execute(&format!(
-            "CREATE TABLE IF NOT EXISTS public.{ROUNDS_TABLE} (
-                start_id TEXT NOT NULL, round BIGINT NOT NULL,
-                started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
-                fatal TEXT, record TEXT NOT NULL,
-                PRIMARY KEY (start_id, round))"
-        ))
-        .await
-        .map_err(|e| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e)))
+    create_table::ensure(
+        client,
+        ROUNDS_TABLE,
+        "start_id TEXT NOT NULL, round BIGINT NOT NULL,
+         started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
+         fatal TEXT, record TEXT NOT NULL,
+         PRIMARY KEY (start_id, round)",
+    )
+    .await
+    .map_err(|e| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e)))
 }

@@ -3,9 +3,10 @@
 //! inside a unit's transaction.
 //!
 //! Times are the server's clock in milliseconds (`clock_timestamp()`, not `now()`, which is
-//! frozen at the start of a transaction). The two tables are created under a transaction-level
-//! advisory lock, so members starting at once do not race on `CREATE TABLE IF NOT EXISTS`.
+//! frozen at the start of a transaction). The two tables are created by
+//! [`super::create_table::ensure`], so members starting at once do not race on the create.
 
+use super::create_table;
 use super::error::PgError;
 use crate::backend::downstream_error;
 use crate::error::{Error, Result};
@@ -58,21 +59,24 @@ impl PgLeaseStore {
 #[async_trait::async_trait]
 impl LeaseStore for PgLeaseStore {
     async fn init(&mut self) -> Result<()> {
-        let tx = self.client.transaction().await.map_err(bad("create"))?;
-        tx.batch_execute(&format!(
-            "SELECT pg_advisory_xact_lock(hashtext('{LEASES_TABLE}'));
-             CREATE TABLE IF NOT EXISTS public.{LEASES_TABLE} (
-                group_name TEXT NOT NULL, table_key TEXT NOT NULL, owner TEXT NOT NULL,
-                epoch BIGINT NOT NULL, expiry_ms BIGINT NOT NULL,
-                PRIMARY KEY (group_name, table_key));
-             CREATE TABLE IF NOT EXISTS public.{MEMBERS_TABLE} (
-                group_name TEXT NOT NULL, member TEXT NOT NULL, expiry_ms BIGINT NOT NULL,
-                pending BIGINT NOT NULL, tables BIGINT NOT NULL,
-                PRIMARY KEY (group_name, member));"
-        ))
+        create_table::ensure(
+            &self.client,
+            LEASES_TABLE,
+            "group_name TEXT NOT NULL, table_key TEXT NOT NULL, owner TEXT NOT NULL,
+             epoch BIGINT NOT NULL, expiry_ms BIGINT NOT NULL,
+             PRIMARY KEY (group_name, table_key)",
+        )
         .await
         .map_err(bad("create"))?;
-        tx.commit().await.map_err(bad("create"))
+        create_table::ensure(
+            &self.client,
+            MEMBERS_TABLE,
+            "group_name TEXT NOT NULL, member TEXT NOT NULL, expiry_ms BIGINT NOT NULL,
+             pending BIGINT NOT NULL, tables BIGINT NOT NULL,
+             PRIMARY KEY (group_name, member)",
+        )
+        .await
+        .map_err(bad("create"))
     }
 
     async fn heartbeat(

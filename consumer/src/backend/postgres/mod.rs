@@ -30,6 +30,7 @@
 mod apply;
 mod bookkeeping;
 mod copy;
+mod create_table;
 pub mod dialect;
 mod error;
 mod identifiers;
