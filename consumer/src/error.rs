@@ -127,6 +127,12 @@ pub enum Error {
         /// What was applied.
         applied: Ts,
     },
+    /// `--once` was stopped by SIGTERM/SIGINT before it had applied everything.
+    #[error("stopped by a signal before --once had applied everything: applied up to {applied}")]
+    Stopped {
+        /// What was applied.
+        applied: Ts,
+    },
 }
 
 impl Error {

@@ -49,6 +49,7 @@ pub mod progress_bar;
 pub mod quarantine;
 pub mod replay;
 pub mod secrets;
+pub mod shutdown;
 pub mod status_page;
 pub mod wait;
 
@@ -124,13 +125,23 @@ async fn serve(args: &config::Args) -> Result<()> {
         None
     };
     let mut r = replayer(&cfg, metrics.clone(), health.clone()).await?;
-    let _heartbeat = match &cfg.group {
+    let stop = shutdown::Shutdown::on_signals().map_err(|e| Error::Io {
+        path: "signal handlers (SIGTERM, SIGINT)".into(),
+        source: e,
+    })?;
+    let heartbeat = match &cfg.group {
         Some(g) => Some(join_group(&cfg, g, &mut r, health, metrics).await?),
         None => None,
     };
-    let result = run(&cfg, r).await;
+    let result = run_until(&cfg, r, &stop).await;
     if let Some(b) = bar {
         b.finish(result.is_ok());
+    }
+    // A member stopping on a signal hands its tables over now rather than after the TTL.
+    if let Some(h) = heartbeat {
+        if stop.requested() {
+            let _ = h.leave().await;
+        }
     }
     result
 }
@@ -158,28 +169,71 @@ pub async fn join_group(
         cfg: g.clone(),
         shared,
     });
-    Ok(HeartbeatGuard(tokio::spawn(member.run())))
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    Ok(HeartbeatGuard {
+        task: tokio::spawn(member.run(stopped)),
+        stop: Some(stop),
+    })
 }
 
-/// Stops a group member's heartbeat when dropped (its leases then expire after the TTL).
-pub struct HeartbeatGuard(tokio::task::JoinHandle<()>);
+/// A group member's heartbeat. [`HeartbeatGuard::leave`] stops it and leaves the group;
+/// dropping it only stops it (its leases then expire after the TTL, as after a crash).
+pub struct HeartbeatGuard {
+    task: tokio::task::JoinHandle<Result<()>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl HeartbeatGuard {
+    /// Stops the heartbeat and leaves the group: releases every lease and deletes the member
+    /// row, so the other members take the tables over at their next beat. Call it only after
+    /// the last round has ended (a round after it would find no fences and apply nothing).
+    pub async fn leave(mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(r) => r,
+            Err(e) => Err(Error::Io {
+                path: "group heartbeat task".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+}
 
 impl Drop for HeartbeatGuard {
     fn drop(&mut self) {
-        self.0.abort();
+        self.task.abort();
     }
 }
 
 /// Runs rounds until `--once` has nothing left, `--until-ts` is applied, or forever.
 /// In `--once` mode a failed round is returned as the error; otherwise it is logged, shown in
 /// `/health`, the downstream is reopened (progress reloaded from it) and the next round retries.
-pub async fn run(cfg: &Config, mut r: Replayer) -> Result<()> {
+pub async fn run(cfg: &Config, r: Replayer) -> Result<()> {
+    run_until(cfg, r, &shutdown::Shutdown::manual()).await
+}
+
+/// [`run`], also ending after the round in flight when `stop` is requested: `Ok` for a
+/// service (it stopped as asked), [`Error::Stopped`] with `--once` (it did not finish).
+pub async fn run_until(cfg: &Config, mut r: Replayer, stop: &shutdown::Shutdown) -> Result<()> {
+    let mut applied = 0;
     loop {
+        if stop.requested() {
+            tracing::info!(applied_ts = applied, "stopped on request");
+            if cfg.once {
+                return Err(Error::Stopped {
+                    applied: cdc_common::Ts(applied),
+                });
+            }
+            return Ok(());
+        }
         let replay::RoundOutcome {
             record: rec,
             found_new,
             error: err,
         } = r.round().await;
+        applied = rec.applied_ts;
         if let Some(until) = cfg.until_ts {
             if err.is_none() && rec.applied_ts >= until.0 {
                 tracing::info!(applied_ts = rec.applied_ts, "--until-ts reached");
@@ -201,7 +255,10 @@ pub async fn run(cfg: &Config, mut r: Replayer) -> Result<()> {
             }
             continue;
         }
-        tokio::time::sleep(cfg.interval).await;
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.interval) => {}
+            _ = stop.wait() => continue,
+        }
         if err.is_some() {
             // The downstream may have lost its connection: open a new one and reload the
             // progress record from it before the next round.

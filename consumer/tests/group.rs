@@ -272,6 +272,18 @@ impl Proc {
         log: &std::path::Path,
         extra: &[&str],
     ) -> Proc {
+        Self::spawn(up, down, group, id, log, "1s", extra)
+    }
+
+    fn spawn(
+        up: &str,
+        down: &str,
+        group: &str,
+        id: &str,
+        log: &std::path::Path,
+        ttl: &str,
+        extra: &[&str],
+    ) -> Proc {
         let err = std::fs::File::create(log.join(format!("{id}.log"))).unwrap();
         let child = Command::new(BIN)
             .args([
@@ -284,7 +296,7 @@ impl Proc {
                 "--member-id",
                 id,
                 "--lease-ttl",
-                "1s",
+                ttl,
                 "--interval",
                 "100ms",
                 "--log-level",
@@ -296,6 +308,18 @@ impl Proc {
             .spawn()
             .unwrap();
         Proc { child }
+    }
+
+    /// Waits up to `secs` for the process to exit by itself.
+    fn exit_within(&mut self, secs: u64) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
     }
 
     fn signal(&self, sig: &str) {
@@ -534,6 +558,74 @@ async fn a_paused_member_is_taken_over_and_applies_nothing_twice_on_mariadb() {
         return;
     };
     paused_member_is_taken_over(&uri).await;
+}
+
+/// Two members with a long lease TTL (15 s, a beat every 5 s); one is stopped with SIGTERM (as
+/// systemd or Kubernetes stop a process): it exits 0 after its round, releases its leases and
+/// deletes its member row, so the other holds every table within one of its beats, long before
+/// the stopped member's leases would have expired; the downstream then equals the model.
+async fn stopped_member_hands_over(down: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut wl = Workload::new(&dir.path().join("store")).await;
+    let group = unique("g");
+    let mut a = Proc::spawn(&wl.uri(), down, &group, "a", dir.path(), "15s", &[]);
+    let _b = Proc::spawn(&wl.uri(), down, &group, "b", dir.path(), "15s", &[]);
+    for _ in 0..5 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let o = wait_owners(down, &group, 30, |o| o.len() == 2).await;
+    assert_eq!(o.len(), 2, "both members hold tables: {o:?}");
+    let t0 = Instant::now();
+    a.signal("-TERM");
+    let st = a.exit_within(20).expect("a exits after SIGTERM");
+    assert!(st.success(), "a graceful stop exits 0: {st:?}");
+    let uri = DownstreamUri::parse(down, None).unwrap();
+    let mut st = backend::open_lease_store(&uri).await.unwrap();
+    // Every lease row of the group is b's and live (a released its rows; none expired yet).
+    let all_b = |ls: &[cdc_consumer::group::store::LeaseRow]| {
+        ls.iter().all(|l| l.owner == "b" && l.is_live())
+    };
+    let mut leases = st.leases(&group).await.unwrap();
+    while !all_b(&leases) && t0.elapsed() < Duration::from_secs(9) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        leases = st.leases(&group).await.unwrap();
+    }
+    assert!(
+        all_b(&leases),
+        "b holds every lease {:?} after the SIGTERM, before a's 15 s TTL could expire: {leases:?}",
+        t0.elapsed()
+    );
+    let members: Vec<String> = st
+        .members(&group)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.member)
+        .collect();
+    assert_eq!(members, ["b"], "a deleted its member row");
+    for _ in 0..5 {
+        wl.step().await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wl.finish().await;
+    wl.converge(down).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_with_sigterm_hands_its_tables_over_at_once_on_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    stopped_member_hands_over(&uri).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_with_sigterm_hands_its_tables_over_at_once_on_mariadb() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    stopped_member_hands_over(&uri).await;
 }
 
 /// Three members, one killed (SIGKILL) mid-run and a fourth started later, while storage grows

@@ -10,6 +10,9 @@
 //! The next beat comes after a third of the TTL, or just after the first lease another member
 //! holds expires, whichever is sooner (a healthy member renews long before that).
 //!
+//! When the member is stopped (a graceful stop of the process), it leaves: every lease
+//! released and its member row deleted, so the others claim its tables at their next beat.
+//!
 //! The leases held after the beat are published to the [`Shared`] state the replayer takes
 //! its round's fences from. A failed beat keeps the last published set: the fence check in
 //! each apply transaction, not this task, is what makes a lost lease harmless.
@@ -62,9 +65,11 @@ impl Member {
         }
     }
 
-    /// Beats until the task is aborted.
-    pub async fn run(mut self) {
+    /// Beats until `stop` fires (then leaves the group and returns how that went) or the
+    /// task is aborted (then the leases expire after the TTL).
+    pub async fn run(mut self, stop: tokio::sync::oneshot::Receiver<()>) -> Result<()> {
         let period = self.cfg.heartbeat_period();
+        tokio::pin!(stop);
         loop {
             if let Err(e) = self.beat().await {
                 self.metrics.group_heartbeat_failures.inc();
@@ -79,8 +84,19 @@ impl Member {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = self.shared.wake.notified() => {}
+                _ = &mut stop => break,
             }
         }
+        let left = self.leave().await;
+        match &left {
+            Ok(()) => {
+                tracing::info!(group = %self.cfg.group, member = %self.cfg.member, "left the group")
+            }
+            Err(e) => {
+                tracing::warn!(group = %self.cfg.group, error = %e, "leaving the group failed; the leases expire after the TTL")
+            }
+        }
+        left
     }
 
     /// One heartbeat (see the module doc).
