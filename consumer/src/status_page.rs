@@ -128,6 +128,9 @@ pub fn render(h: &Health, now_ms: u64) -> String {
         utc_time(now_ms)
     );
     freshness(&mut p, h);
+    if let Some(g) = &h.group {
+        group(&mut p, g);
+    }
     match &h.last_round {
         Some(r) => last_round(&mut p, r),
         None => p.push_str("<h2>Last round</h2>\n<p>No round has finished yet.</p>\n"),
@@ -168,6 +171,74 @@ fn freshness(p: &mut String, h: &Health) {
         opt(h.freshness.checkpoint_age_ms),
         h.files_pending
     );
+}
+
+/// A group member's view: the members with their lease counts and pending work, then the
+/// leases, oldest renewal first (the ones closest to expiring), at most [`MAX_TABLES_SHOWN`].
+fn group(p: &mut String, g: &crate::group::GroupView) {
+    let _ = writeln!(
+        p,
+        "<h2>Consumer group</h2>\n<p id=\"group\">Group <b>{}</b>, this member <b>{}</b>, \
+         lease TTL {} ms, holding {} lease{}.</p>",
+        escape(&g.group),
+        escape(&g.member),
+        g.lease_ttl_ms,
+        g.owned.len(),
+        if g.owned.len() == 1 { "" } else { "s" }
+    );
+    if let Some(e) = &g.heartbeat_error {
+        let _ = writeln!(
+            p,
+            "<p class=\"fatal\" id=\"group-error\">Last heartbeat failed: {}</p>",
+            escape(e)
+        );
+    }
+    p.push_str(
+        "<table id=\"group-members\"><tr><th>Member</th><th>Live</th><th>Leases</th>\
+         <th>Files pending</th></tr>\n",
+    );
+    for m in &g.members {
+        let _ = writeln!(
+            p,
+            "<tr><td>{}{}</td><td class=\"{}\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
+            escape(&m.member),
+            if m.member == g.member { " (this)" } else { "" },
+            if m.live { "ok" } else { "warn" },
+            if m.live { "yes" } else { "expired" },
+            m.tables.len(),
+            m.pending
+        );
+    }
+    p.push_str(
+        "</table>\n<table id=\"group-leases\"><tr><th>Lease</th><th>Owner</th>\
+                <th>Epoch</th><th>Age (ms)</th></tr>\n",
+    );
+    let mut leases: Vec<_> = g.leases.iter().collect();
+    leases.sort_by(|a, b| b.age_ms.cmp(&a.age_ms).then_with(|| a.table.cmp(&b.table)));
+    let more = leases.len().saturating_sub(MAX_TABLES_SHOWN);
+    for l in leases.into_iter().take(MAX_TABLES_SHOWN) {
+        let owner = if l.live {
+            escape(&l.owner)
+        } else {
+            "<i>free</i>".into()
+        };
+        let _ = writeln!(
+            p,
+            "<tr><td>{}</td><td>{owner}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&l.table),
+            l.epoch,
+            l.age_ms
+        );
+    }
+    p.push_str("</table>\n");
+    if more > 0 {
+        let _ = writeln!(
+            p,
+            "<p class=\"warn\">{more} more leases not shown (listed: the {MAX_TABLES_SHOWN} \
+             renewed longest ago; <a href=\"/group\">/group</a> has all).</p>"
+        );
+    }
 }
 
 fn last_round(p: &mut String, r: &RoundRecord) {
@@ -472,6 +543,64 @@ mod tests {
         assert!(page.contains("50 more tables not shown"));
         let small = render(&health(), 0);
         assert!(!small.contains("more tables not shown"));
+    }
+
+    #[test]
+    fn page_shows_the_group_members_and_leases_escaped() {
+        use crate::group::status::{LeaseView, MemberView};
+        let mut h = health();
+        h.group = Some(crate::group::GroupView {
+            group: format!("g{EVIL}"),
+            member: "a".into(),
+            lease_ttl_ms: 10_000,
+            owned: vec!["db.t1".into()],
+            members: vec![
+                MemberView {
+                    member: "a".into(),
+                    live: true,
+                    pending: 3,
+                    tables: vec!["db.t1".into()],
+                },
+                MemberView {
+                    member: format!("b{EVIL}"),
+                    live: false,
+                    pending: 0,
+                    tables: vec![],
+                },
+            ],
+            leases: vec![
+                LeaseView {
+                    table: "db.t1".into(),
+                    owner: "a".into(),
+                    epoch: 4,
+                    age_ms: 120,
+                    live: true,
+                },
+                LeaseView {
+                    table: "db.t2".into(),
+                    owner: String::new(),
+                    epoch: 2,
+                    age_ms: 9_000,
+                    live: false,
+                },
+            ],
+            heartbeat_error: Some(format!("lease store down {EVIL}")),
+        });
+        let page = render(&h, 0);
+        assert!(!page.contains(EVIL), "escaped");
+        assert!(page.contains("<h2>Consumer group</h2>"), "{page}");
+        assert!(page.contains("this member <b>a</b>, lease TTL 10000 ms, holding 1 lease."));
+        assert!(page.contains("<td>a (this)</td><td class=\"ok\">yes</td><td class=\"num\">1</td><td class=\"num\">3</td>"), "{page}");
+        assert!(page.contains("<td class=\"warn\">expired</td>"));
+        assert!(page.contains("Last heartbeat failed: lease store down &lt;script&gt;"));
+        // Oldest renewal first: the free t2 (9 s) before t1 (120 ms).
+        let t2 = page
+            .find("<td>db.t2</td><td><i>free</i></td>")
+            .expect("t2 row");
+        let t1 = page.find("<td>db.t1</td><td>a</td>").expect("t1 row");
+        assert!(t2 < t1, "{page}");
+        // No group: no section.
+        assert!(!render(&health(), 0).contains("Consumer group"));
     }
 
     #[test]
