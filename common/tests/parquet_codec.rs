@@ -278,3 +278,77 @@ fn a_file_of_another_table_version_is_a_schema_mismatch() {
         Err(Error::Corrupt { .. })
     ));
 }
+
+/// Counts the writes it receives and the bytes each time.
+#[derive(Default)]
+struct Recorder {
+    writes: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl std::io::Write for Recorder {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.writes.push(b.len());
+        self.bytes.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The streamed whole-file step (what the sink sends into a multipart upload) writes each row
+/// group as soon as it is full, not one buffer at the end, and stores exactly the bytes of
+/// `finish_file`, whether the staged file comes as header + chunks or as one part.
+#[test]
+fn the_streamed_whole_file_step_writes_row_groups_as_they_fill() {
+    let tc = codec(ParquetCompression::None);
+    let t = Arc::new(table());
+    let groups = 2 * cdc_common::codec::parquet::ROW_GROUP_ROWS + 10;
+    let per_event = 4096;
+    let mut parts = Vec::new();
+    let mut h = Vec::new();
+    tc.file_header(&mut h);
+    parts.push(Bytes::from(h));
+    let mut id = 0;
+    while id < groups as i64 {
+        let rows = (id..(id + per_event).min(groups as i64))
+            .map(|i| RowChange::Insert {
+                after: row(i, false),
+            })
+            .collect::<Vec<_>>();
+        id += rows.len() as i64;
+        let mut c = Vec::new();
+        tc.encode(
+            &DmlEvent {
+                table: t.clone(),
+                partition_id: None,
+                commit_ts: Ts(id as u64),
+                rows,
+            },
+            &mut c,
+        )
+        .unwrap();
+        parts.push(Bytes::from(c));
+    }
+    let mut rec = Recorder::default();
+    tc.finish_file_into(OBJECT, parts.clone(), &mut rec)
+        .unwrap();
+    let whole = tc.finish_file(OBJECT, parts.clone()).unwrap().concat();
+    assert_eq!(rec.bytes, whole, "streamed bytes equal finish_file's");
+    let one_part = tc
+        .finish_file(OBJECT, vec![Bytes::from(parts.concat())])
+        .unwrap();
+    assert_eq!(one_part.concat(), whole, "one part or many: the same file");
+    // Three row groups: the first group's column chunks reach the writer long before the
+    // footer, in many writes, none near the file's size.
+    let biggest = *rec.writes.iter().max().unwrap();
+    assert!(rec.writes.len() > 20, "{} writes", rec.writes.len());
+    assert!(
+        biggest < whole.len() / 2,
+        "one write of {biggest} bytes holds most of the {}-byte file",
+        whole.len()
+    );
+    let rows = tc.decode(OBJECT, &whole).unwrap();
+    assert_eq!(rows.len(), groups);
+}

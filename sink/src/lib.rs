@@ -163,6 +163,7 @@ pub mod retry;
 pub mod router;
 mod schema;
 mod sink;
+mod streamed_put;
 mod validate;
 mod writer;
 

@@ -7,6 +7,7 @@
 //! | `cdc_sink_flush_duration_seconds` | histogram | | schema check + data put + index put of one file |
 //! | `cdc_sink_flushes_total` | counter | `reason` | flushes by [`FlushReason`] |
 //! | `cdc_sink_file_finish_seconds` | histogram | | whole-file step of one data file before its put (compression, parquet), on a blocking thread |
+//! | `cdc_sink_files_streamed_total` | counter | | data files whose whole-file step streamed into a multipart upload (rewritten files at or above the multipart threshold) |
 //! | `cdc_sink_files_written_total` | counter | | data files published |
 //! | `cdc_sink_bytes_written_total` | counter | | data file bytes published |
 //! | `cdc_sink_rows_written_total` | counter | | rows in published data files |
@@ -39,6 +40,7 @@ pub(crate) struct SinkMetrics {
     pub file_finish_seconds: Histogram,
     pub flushes_total: IntCounterVec,
     pub files_written_total: IntCounter,
+    pub files_streamed_total: IntCounter,
     pub bytes_written_total: IntCounter,
     pub rows_written_total: IntCounter,
     pub ddl_drain_seconds: Histogram,
@@ -89,6 +91,10 @@ impl SinkMetrics {
             files_written_total: IntCounter::with_opts(opts(
                 "cdc_sink_files_written_total",
                 "Data files published.",
+            ))?,
+            files_streamed_total: IntCounter::with_opts(opts(
+                "cdc_sink_files_streamed_total",
+                "Data files whose whole-file step streamed into a multipart upload.",
             ))?,
             bytes_written_total: IntCounter::with_opts(opts(
                 "cdc_sink_bytes_written_total",
@@ -171,6 +177,7 @@ impl SinkMetrics {
             Box::new(self.file_finish_seconds.clone()),
             Box::new(self.flushes_total.clone()),
             Box::new(self.files_written_total.clone()),
+            Box::new(self.files_streamed_total.clone()),
             Box::new(self.bytes_written_total.clone()),
             Box::new(self.rows_written_total.clone()),
             Box::new(self.ddl_drain_seconds.clone()),

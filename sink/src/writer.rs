@@ -30,7 +30,9 @@
 //!    The codec's whole-file step runs next on a blocking thread (`finish_file`: compression,
 //!    parquet; a plain csv/json/avro file passes unchanged).
 //!    Put the data file (multipart at or above the multipart threshold, at most two parts
-//!    buffered), then put the index file naming it. Each put is retried
+//!    buffered), then put the index file naming it. A rewritten file at or above the threshold
+//!    is not held whole: its whole-file step streams into the multipart upload
+//!    (`streamed_put.rs`). Each put is retried
 //!    with backoff and bounded by a per-request timeout (`retry.rs`).
 //! 3. *Complete*: release the batch's spool entries in order - the spool runs each event's flush
 //!    callback, then frees its bytes (which may resume held wakes).
@@ -579,12 +581,27 @@ async fn publish_job(ctx: Arc<WriterContext>, job: Job) -> (Job, Result<u64>) {
     if let Err(e) = ctx.spool.read_many_into(entries, &mut chunks) {
         return (job, Err(e.into()));
     }
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    if job.upload.codec.rewrites_file() && len >= ctx.config.multipart_threshold {
+        let r = publish_streamed(&ctx, &job.upload, chunks).await;
+        return (job, r);
+    }
     let chunks = match finish_file(&ctx, &job.upload, chunks).await {
         Ok(c) => c,
         Err(e) => return (job, Err(e)),
     };
     let r = publish(&ctx, &job.upload, chunks).await;
     (job, r)
+}
+
+/// A large rewritten file (parquet, compressed): the whole-file step streams into a multipart
+/// upload (`streamed_put.rs`), then the index file is put.
+async fn publish_streamed(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<u64> {
+    let len = crate::streamed_put::put_streamed(ctx, &job.codec, &job.data_path, &chunks).await?;
+    drop(chunks);
+    ctx.metrics.files_streamed_total.inc();
+    put_index(ctx, job).await?;
+    Ok(len)
 }
 
 /// The whole-file step (compression, parquet) on a blocking thread: it is CPU work on the
@@ -640,10 +657,24 @@ async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Resul
         })
         .await?;
     }
-    let index_location = key(&job.index_path)?;
-    retry(policy, &ctx.metrics, "put", &job.index_path, 1, || {
-        store.put(&index_location, PutPayload::from(job.index_content.clone()))
-    })
-    .await?;
+    put_index(ctx, job).await?;
     Ok(len as u64)
+}
+
+/// Puts the index file naming the data file just stored.
+async fn put_index(ctx: &WriterContext, job: &Upload) -> Result<()> {
+    let index_location = key(&job.index_path)?;
+    retry(
+        &ctx.config.retry,
+        &ctx.metrics,
+        "put",
+        &job.index_path,
+        1,
+        || {
+            ctx.store
+                .put(&index_location, PutPayload::from(job.index_content.clone()))
+        },
+    )
+    .await?;
+    Ok(())
 }

@@ -75,6 +75,20 @@ impl TableCodec for CompressedTable {
         )?)])
     }
 
+    fn rewrites_file(&self) -> bool {
+        true
+    }
+
+    fn finish_file_into(
+        &self,
+        object: &str,
+        parts: Vec<Bytes>,
+        out: &mut (dyn Write + Send),
+    ) -> Result<()> {
+        let parts = self.inner.finish_file(object, parts)?;
+        compress_into(self.compression, object, &parts, out)
+    }
+
     fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>> {
         let plain = decompress(self.compression, object, bytes)?;
         self.inner.decode(object, &plain)
@@ -84,29 +98,43 @@ impl TableCodec for CompressedTable {
 /// Compresses `parts` (in order) into one gzip member or zstd frame.
 pub fn compress(compression: Compression, object: &str, parts: &[Bytes]) -> Result<Vec<u8>> {
     let len: usize = parts.iter().map(Bytes::len).sum();
+    let mut out = Vec::with_capacity(match compression {
+        Compression::None => len,
+        _ => len / 4,
+    });
+    compress_into(compression, object, parts, &mut out)?;
+    Ok(out)
+}
+
+/// [`compress`], writing the compressed bytes into `out` as the encoder emits them.
+pub fn compress_into(
+    compression: Compression,
+    object: &str,
+    parts: &[Bytes],
+    out: &mut (dyn Write + Send),
+) -> Result<()> {
+    let len: usize = parts.iter().map(Bytes::len).sum();
     let fail = |e: std::io::Error| Error::Encode {
         what: format!("data file `{object}`"),
         reason: format!("{} compression failed: {e}", compression.name()),
     };
     match compression {
         Compression::None => {
-            let mut out = Vec::with_capacity(len);
-            parts.iter().for_each(|p| out.extend_from_slice(p));
-            Ok(out)
+            for p in parts {
+                out.write_all(p).map_err(fail)?;
+            }
+            Ok(())
         }
         Compression::Gzip => {
-            let mut w = flate2::write::GzEncoder::new(
-                Vec::with_capacity(len / 4),
-                flate2::Compression::default(),
-            );
+            let mut w = flate2::write::GzEncoder::new(out, flate2::Compression::default());
             for p in parts {
                 w.write_all(p).map_err(fail)?;
             }
-            w.finish().map_err(fail)
+            w.finish().map_err(fail)?;
+            Ok(())
         }
         Compression::Zstd => {
-            let mut w = zstd::stream::write::Encoder::new(Vec::with_capacity(len / 4), ZSTD_LEVEL)
-                .map_err(fail)?;
+            let mut w = zstd::stream::write::Encoder::new(out, ZSTD_LEVEL).map_err(fail)?;
             w.include_contentsize(true).map_err(fail)?;
             // Without the frame checksum a flipped byte can decode to other text silently.
             w.include_checksum(true).map_err(fail)?;
@@ -114,7 +142,8 @@ pub fn compress(compression: Compression, object: &str, parts: &[Bytes]) -> Resu
             for p in parts {
                 w.write_all(p).map_err(fail)?;
             }
-            w.finish().map_err(fail)
+            w.finish().map_err(fail)?;
+            Ok(())
         }
     }
 }

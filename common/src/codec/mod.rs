@@ -87,8 +87,39 @@ pub trait TableCodec: Send + Sync {
         Ok(parts)
     }
 
+    /// Whether [`TableCodec::finish_file`] rewrites the file (compression, parquet) instead of
+    /// storing the parts as they are. A writer streams a large rewritten file with
+    /// [`TableCodec::finish_file_into`] rather than holding it whole.
+    fn rewrites_file(&self) -> bool {
+        false
+    }
+
+    /// [`TableCodec::finish_file`], written into `out` as the stored bytes are produced, so
+    /// that a large rewritten file is never held whole (the writer sends `out`'s bytes on to a
+    /// multipart upload). The bytes are exactly those `finish_file` returns. A write error of
+    /// `out` is an [`Error::Encode`] naming `object` and the error.
+    fn finish_file_into(
+        &self,
+        object: &str,
+        parts: Vec<Bytes>,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<()> {
+        for p in self.finish_file(object, parts)? {
+            out.write_all(&p).map_err(|e| write_error(object, e))?;
+        }
+        Ok(())
+    }
+
     /// Decodes a whole data file (header included). `object` names the file in errors.
     fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>>;
+}
+
+/// The error of writing a finished file's bytes into their destination.
+pub(crate) fn write_error(object: &str, e: std::io::Error) -> Error {
+    Error::Encode {
+        what: format!("data file `{object}`"),
+        reason: format!("writing the finished file failed: {e}"),
+    }
 }
 
 /// The codec for the protocol and options in `options`. The options are validated first;

@@ -138,19 +138,52 @@ impl TableCodec for ParquetTable {
     }
 
     fn finish_file(&self, object: &str, parts: Vec<Bytes>) -> Result<Vec<Bytes>> {
-        let staged = parts.concat();
-        drop(parts);
-        let rows = self.staging.decode(object, &staged)?;
-        drop(staged);
-        let file = write::write_file(
+        let mut file = Vec::new();
+        self.finish_file_into(object, parts, &mut file)?;
+        Ok(vec![Bytes::from(file)])
+    }
+
+    fn rewrites_file(&self) -> bool {
+        true
+    }
+
+    /// Decodes the staged avro chunk by chunk and writes each row group as soon as it is
+    /// full: the decoded rows held are at most one row group plus one chunk, and the file goes
+    /// out group by group.
+    fn finish_file_into(
+        &self,
+        object: &str,
+        parts: Vec<Bytes>,
+        out: &mut (dyn std::io::Write + Send),
+    ) -> Result<()> {
+        let mut header = Vec::new();
+        self.staging.file_header(&mut header);
+        let mut f = write::FileWriter::new(
             object,
             &self.table,
             &self.kinds,
             Arc::clone(&self.file_schema),
             self.compression,
-            &rows,
+            out,
         )?;
-        Ok(vec![Bytes::from(file)])
+        let mut rows = Vec::new();
+        let mut block = Vec::new();
+        for part in parts {
+            // The first part is the header, alone or followed by blocks (a caller may hand
+            // in the whole staged file as one part); every other part is blocks.
+            let blocks = part.strip_prefix(header.as_slice()).unwrap_or(&part);
+            if blocks.is_empty() {
+                continue;
+            }
+            block.clear();
+            block.extend_from_slice(&header);
+            block.extend_from_slice(blocks);
+            rows.extend(self.staging.decode(object, &block)?);
+            f.write_full_groups(&mut rows)?;
+        }
+        f.write_rows(&rows)?;
+        f.finish()?;
+        Ok(())
     }
 
     fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>> {

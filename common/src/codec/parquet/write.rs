@@ -33,49 +33,94 @@ enum Source {
     Before(usize),
 }
 
-/// Writes `rows` as one Parquet file of `schema`.
-pub fn write_file(
-    object: &str,
-    table: &TableDef,
-    kinds: &[Kind],
-    schema: TypePtr,
-    compression: crate::options::ParquetCompression,
-    rows: &[DecodedRow],
-) -> Result<Vec<u8>> {
-    let fail = |e: parquet::errors::ParquetError| crate::Error::Encode {
+/// One Parquet file being written into `W`: row groups go out as they are written, so only
+/// the group being built is held (plus the footer's metadata).
+pub struct FileWriter<'t, W: std::io::Write + Send> {
+    object: &'t str,
+    table: &'t TableDef,
+    kinds: &'t [Kind],
+    sources: Vec<Source>,
+    w: SerializedFileWriter<W>,
+}
+
+impl<'t, W: std::io::Write + Send> FileWriter<'t, W> {
+    /// Starts a file of `schema` (writes the leading magic into `out`).
+    pub fn new(
+        object: &'t str,
+        table: &'t TableDef,
+        kinds: &'t [Kind],
+        schema: TypePtr,
+        compression: crate::options::ParquetCompression,
+        out: W,
+    ) -> Result<Self> {
+        let page_compression = match compression {
+            crate::options::ParquetCompression::Snappy => PageCompression::SNAPPY,
+            crate::options::ParquetCompression::Zstd => {
+                PageCompression::ZSTD(ZstdLevel::try_new(3).map_err(|e| parquet_error(object, e))?)
+            }
+            crate::options::ParquetCompression::None => PageCompression::UNCOMPRESSED,
+        };
+        let props = WriterProperties::builder()
+            .set_writer_version(WriterVersion::PARQUET_1_0)
+            .set_compression(page_compression)
+            .set_data_page_size_limit(DATA_PAGE_BYTES)
+            .set_created_by(format!("cdc-storage {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let n = table.columns.len();
+        let mut sources = vec![Source::Op, Source::CommitTs];
+        sources.extend((0..n).map(Source::Current));
+        sources.extend((0..n).map(Source::Before));
+        let w = SerializedFileWriter::new(out, schema, Arc::new(props))
+            .map_err(|e| parquet_error(object, e))?;
+        Ok(FileWriter {
+            object,
+            table,
+            kinds,
+            sources,
+            w,
+        })
+    }
+
+    /// Writes `rows` as row groups of at most [`ROW_GROUP_ROWS`] rows.
+    pub fn write_rows(&mut self, rows: &[DecodedRow]) -> Result<()> {
+        let fail = |e| parquet_error(self.object, e);
+        for group in rows.chunks(ROW_GROUP_ROWS) {
+            let mut rg = self.w.next_row_group().map_err(fail)?;
+            for src in &self.sources {
+                let Some(mut col) = rg.next_column().map_err(fail)? else {
+                    break;
+                };
+                write_column(self.table, self.kinds, *src, group, col.untyped())?;
+                col.close().map_err(fail)?;
+            }
+            rg.close().map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    /// Writes whole row groups from the front of `rows` (each of [`ROW_GROUP_ROWS`] rows) and
+    /// keeps the rest in `rows` for a later call.
+    pub fn write_full_groups(&mut self, rows: &mut Vec<DecodedRow>) -> Result<()> {
+        let full = rows.len() / ROW_GROUP_ROWS * ROW_GROUP_ROWS;
+        if full > 0 {
+            self.write_rows(&rows[..full])?;
+            rows.drain(..full);
+        }
+        Ok(())
+    }
+
+    /// Writes the footer and returns the destination.
+    pub fn finish(self) -> Result<W> {
+        let object = self.object;
+        self.w.into_inner().map_err(|e| parquet_error(object, e))
+    }
+}
+
+fn parquet_error(object: &str, e: parquet::errors::ParquetError) -> crate::Error {
+    crate::Error::Encode {
         what: format!("parquet file `{object}`"),
         reason: e.to_string(),
-    };
-    let page_compression = match compression {
-        crate::options::ParquetCompression::Snappy => PageCompression::SNAPPY,
-        crate::options::ParquetCompression::Zstd => {
-            PageCompression::ZSTD(ZstdLevel::try_new(3).map_err(fail)?)
-        }
-        crate::options::ParquetCompression::None => PageCompression::UNCOMPRESSED,
-    };
-    let props = WriterProperties::builder()
-        .set_writer_version(WriterVersion::PARQUET_1_0)
-        .set_compression(page_compression)
-        .set_data_page_size_limit(DATA_PAGE_BYTES)
-        .set_created_by(format!("cdc-storage {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let n = table.columns.len();
-    let mut sources = vec![Source::Op, Source::CommitTs];
-    sources.extend((0..n).map(Source::Current));
-    sources.extend((0..n).map(Source::Before));
-    let mut w = SerializedFileWriter::new(Vec::new(), schema, Arc::new(props)).map_err(fail)?;
-    for group in rows.chunks(ROW_GROUP_ROWS) {
-        let mut rg = w.next_row_group().map_err(fail)?;
-        for src in &sources {
-            let Some(mut col) = rg.next_column().map_err(fail)? else {
-                break;
-            };
-            write_column(table, kinds, *src, group, col.untyped())?;
-            col.close().map_err(fail)?;
-        }
-        rg.close().map_err(fail)?;
     }
-    w.into_inner().map_err(fail)
 }
 
 /// The value a row gives a column (`None`: the image does not exist, e.g. `before` of an insert).
