@@ -1,7 +1,7 @@
 //! The capture command's flags, its TOML file, and the validated [`CaptureConfig`].
 //!
 //! Every flag has a TOML key of the same name (`source`, `publication`, `slot`, `sink-uri`,
-//! `poll-interval`, `max-changes`, `changefeed`); a flag given on the command line wins over
+//! `poll-interval`, `max-changes`, `changefeed`, `metrics-addr`); a flag given on the command line wins over
 //! the file. Secrets (the source's password, the sink URI's keys) never appear in `Debug`
 //! output or logs: both URIs are shown through `cdc_common::storage::redact_uri`.
 
@@ -47,6 +47,9 @@ pub struct CaptureArgs {
     /// Changefeed name (metrics label, spool directory); default `capture-<slot>`.
     #[arg(long)]
     pub changefeed: Option<String>,
+    /// Serve capture's and the sink's metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101).
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
 }
 
 impl std::fmt::Debug for CaptureArgs {
@@ -60,6 +63,7 @@ impl std::fmt::Debug for CaptureArgs {
             .field("poll_interval", &self.poll_interval)
             .field("max_changes", &self.max_changes)
             .field("changefeed", &self.changefeed)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -75,6 +79,7 @@ struct FileConfig {
     poll_interval: Option<String>,
     max_changes: Option<u32>,
     changefeed: Option<String>,
+    metrics_addr: Option<String>,
 }
 
 /// The validated configuration.
@@ -94,6 +99,8 @@ pub struct CaptureConfig {
     pub max_changes: u32,
     /// Changefeed name.
     pub changefeed: String,
+    /// Where to serve `/metrics`, if anywhere.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl std::fmt::Debug for CaptureConfig {
@@ -106,6 +113,7 @@ impl std::fmt::Debug for CaptureConfig {
             .field("poll_interval", &self.poll_interval)
             .field("max_changes", &self.max_changes)
             .field("changefeed", &self.changefeed)
+            .field("metrics_addr", &self.metrics_addr)
             .finish()
     }
 }
@@ -156,6 +164,13 @@ impl CaptureConfig {
                 // one spool sub-directory per slot: captures of different slots on one host
                 // never share (nor lock each other out of) a spool directory
                 .unwrap_or_else(|| format!("{DEFAULT_CHANGEFEED}-{slot}")),
+            metrics_addr: match args.metrics_addr.clone().or(file.metrics_addr) {
+                Some(a) => Some(a.parse().map_err(|e| CaptureError::InvalidParameter {
+                    name: "metrics-addr",
+                    reason: format!("`{a}` is not an address:port: {e}"),
+                })?),
+                None => None,
+            },
             slot,
         };
         cfg.validate()?;

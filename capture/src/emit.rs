@@ -28,17 +28,19 @@ pub struct Emitter {
     woken: Arc<tokio::sync::Notify>,
     /// Row changes handed in.
     pub rows: u64,
+    rows_metric: prometheus::IntCounter,
 }
 
 impl Emitter {
-    /// Wraps an open sink.
-    pub fn new(sink: Arc<Sink>) -> Emitter {
+    /// Wraps an open sink; `rows_metric` counts the row changes handed in.
+    pub fn new(sink: Arc<Sink>, rows_metric: prometheus::IntCounter) -> Emitter {
         Emitter {
             sink,
             dispatchers: HashSet::new(),
             unwoken: Arc::new(AtomicU64::new(0)),
             woken: Arc::new(tokio::sync::Notify::new()),
             rows: 0,
+            rows_metric,
         }
     }
 
@@ -87,6 +89,7 @@ impl Emitter {
             return Err(e.into());
         }
         self.rows += rows;
+        self.rows_metric.inc_by(rows);
         Ok(())
     }
 

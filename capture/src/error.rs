@@ -14,6 +14,9 @@ pub type Result<T, E = CaptureError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CaptureError {
+    /// The metrics could not be registered or served (`--metrics-addr` in use, say).
+    #[error("metrics: {0}")]
+    Metrics(String),
     /// A flag or config-file value is unusable.
     #[error("invalid parameter `{name}`: {reason}")]
     InvalidParameter {

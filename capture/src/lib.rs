@@ -58,6 +58,7 @@
 //! | [`ack`] | the confirmed position behind the flush acknowledgement |
 //! | [`stream`] | the change stream loop |
 //! | [`error`] | [`CaptureError`] |
+//! | [`metrics`] | capture's metrics beside the sink's, served at `--metrics-addr` |
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -66,6 +67,7 @@ pub mod catalog;
 pub mod config;
 pub mod emit;
 pub mod error;
+pub mod metrics;
 pub mod pgoutput;
 pub mod preflight;
 pub mod relations;
@@ -156,19 +158,31 @@ pub async fn capture(cfg: CaptureConfig, stop: watch::Receiver<bool>) -> Result<
             })?;
     let client = source::connect(&pg).await?;
     preflight::check(&client, &cfg.publication).await?;
-    let sink = Arc::new(open_sink(&cfg).await?);
-    let result = start_and_stream(&cfg, pg, client, Arc::clone(&sink), stop).await;
+    let registry = prometheus::Registry::new();
+    let metrics = metrics::CaptureMetrics::register(&registry, &cfg.changefeed)
+        .map_err(|e| CaptureError::Metrics(e.to_string()))?;
+    let sink = Arc::new(open_sink(&cfg, &registry).await?);
+    let _server = match cfg.metrics_addr {
+        Some(addr) => {
+            let s = cdc_sink::serve_metrics(registry.clone(), addr)
+                .await
+                .map_err(|e| CaptureError::Metrics(e.to_string()))?;
+            tracing::info!(addr = %s.local_addr(), "serving /metrics");
+            Some(s)
+        }
+        None => None,
+    };
+    let result = start_and_stream(&cfg, pg, client, Arc::clone(&sink), metrics, stop).await;
     let closed = sink.close().await;
     let report = result?;
     closed?;
     Ok(report)
 }
 
-async fn open_sink(cfg: &CaptureConfig) -> Result<Sink> {
-    let registry = prometheus::Registry::new();
+async fn open_sink(cfg: &CaptureConfig, registry: &prometheus::Registry) -> Result<Sink> {
     // Every confirmation writes the checkpoint: it moves with the slot (ack.rs).
     let config = SinkConfig::new(cfg.changefeed.clone()).with_checkpoint_interval(Duration::ZERO);
-    Ok(Sink::open(&cfg.sink_uri, config, &registry).await?)
+    Ok(Sink::open(&cfg.sink_uri, config, registry).await?)
 }
 
 async fn start_and_stream(
@@ -176,10 +190,11 @@ async fn start_and_stream(
     pg: tokio_postgres::Config,
     client: tokio_postgres::Client,
     sink: Arc<Sink>,
+    metrics: metrics::CaptureMetrics,
     stop: watch::Receiver<bool>,
 ) -> Result<CaptureReport> {
     let mut report = CaptureReport::default();
-    let mut emitter = Emitter::new(Arc::clone(&sink));
+    let mut emitter = Emitter::new(Arc::clone(&sink), metrics.rows.clone());
     let mut acks = Acks::default();
     let stored = sink.stored_checkpoint().await?;
     let info = slot::inspect(&client, &cfg.slot).await?;
@@ -212,10 +227,12 @@ async fn start_and_stream(
                     .await?;
             report.snapshot_taken = true;
             report.snapshot_rows = rows;
+            metrics.snapshot_rows.inc_by(rows);
             (relations, TsClock::after(ts))
         }
     };
-    let stream = stream::Stream::new(cfg.clone(), pg, client, relations, emitter, acks, clock);
+    let stream = stream::Stream::new(cfg.clone(), pg, client, relations, emitter, acks, clock)
+        .with_metrics(metrics);
     let (s, emitter) = stream.run(stop).await?;
     report.transactions = s.transactions;
     report.reconnects = s.reconnects;

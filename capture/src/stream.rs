@@ -79,6 +79,7 @@ pub struct Stream {
     /// The last WAL position an idle peek moved the slot to.
     idle_confirmed: Option<String>,
     report: StreamReport,
+    metrics: crate::metrics::CaptureMetrics,
 }
 
 impl Stream {
@@ -103,7 +104,14 @@ impl Stream {
             handed_end: 0,
             idle_confirmed: None,
             report: StreamReport::default(),
+            metrics: crate::metrics::CaptureMetrics::unregistered(),
         }
+    }
+
+    /// Reports into `metrics` (see [`crate::metrics`]).
+    pub fn with_metrics(mut self, metrics: crate::metrics::CaptureMetrics) -> Stream {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs until `stop` turns true, then drains and confirms everything handed in.
@@ -143,12 +151,21 @@ impl Stream {
         let publication = format!("\"{}\"", self.cfg.publication.replace('"', "\"\""));
         // The WAL position before the peek: every transaction that committed below it is in
         // the peek's answer, so an empty answer with nothing pending lets the slot follow it.
-        let upto: String = self
+        // The same query reads how much WAL the server keeps for the slot.
+        let now = self
             .client
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .query_one(
+                "SELECT pg_current_wal_lsn()::text, \
+                 (SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::int8 \
+                  FROM pg_replication_slots WHERE slot_name = $1)",
+                &[&self.cfg.slot],
+            )
             .await
-            .map_err(|e| peek_error(&self.cfg, e))?
-            .get(0);
+            .map_err(|e| peek_error(&self.cfg, e))?;
+        let upto: String = now.get(0);
+        let lag: Option<i64> = now.get(1);
+        self.metrics.slot_lag_bytes.set(lag.unwrap_or(0));
+        self.metrics.polls.inc();
         let rows = self
             .client
             .query(
@@ -207,6 +224,7 @@ impl Stream {
             }
         }
         self.report.transactions += handed;
+        self.metrics.transactions.inc_by(handed);
         Ok(handed)
     }
 
@@ -329,6 +347,9 @@ impl Stream {
         slot::advance(&self.client, &self.cfg.slot, c.lsn).await?;
         self.emitter.sink().checkpoint(c.ts).await?;
         self.report.confirmed = Some(c);
+        self.metrics
+            .confirmed_ts
+            .set(c.ts.0.min(i64::MAX as u64) as i64);
         Ok(())
     }
 
@@ -347,6 +368,7 @@ impl Stream {
             slot::hold(&client, &self.cfg.slot, info.as_ref()).await?;
             self.client = client;
             self.report.reconnects += 1;
+            self.metrics.reconnects.inc();
             return Ok(());
         }
         Err(cause)
