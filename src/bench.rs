@@ -2,6 +2,16 @@
 //! cargo, from this source tree) and prints their figures as one table, each beside the
 //! baseline the harness measured in the same run and the ratio (or `--json`).
 //!
+//! # Servers
+//!
+//! The consumer's figures beside each database's bulk path need PostgreSQL, MariaDB and the
+//! S3-compatible server. They come from `--postgres-uri` and the `CDC_TEST_POSTGRES_URI`,
+//! `CDC_TEST_MYSQL_URI` and `CDC_TEST_S3_URI` variables `scripts/servers.sh` exports; when one
+//! is missing (and `--no-servers` is not given), `bench` says so and runs itself again under
+//! `bash -c 'source scripts/servers.sh; trap servers_stop EXIT; servers_start; <bench>'`, so
+//! the servers it started are stopped when it ends, however it ends. The re-run carries
+//! [`SERVERS_STARTED`] so it never starts servers twice.
+//!
 //! Harnesses report with lines `BENCH {"group", "name", "value", "unit", "baseline_name",
 //! "baseline", "ratio", "target"}` on stdout; everything else they print is passed through
 //! to stderr for the curious.
@@ -19,8 +29,76 @@ struct Harness {
     env: Vec<(&'static str, String)>,
 }
 
-fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<Harness> {
+/// Set in the environment of the bench that `bench` re-runs under `scripts/servers.sh`.
+const SERVERS_STARTED: &str = "CDC_BENCH_SERVERS_STARTED";
+
+/// The servers the consumer and capture harnesses measure against (`None`: not measured).
+#[derive(Clone, Debug, Default)]
+pub struct Servers {
+    /// A PostgreSQL URI with `wal_level=logical`.
+    pub postgres: Option<String>,
+    /// A MySQL/MariaDB URI (`mysql://user:password@host:port/db`).
+    pub mysql: Option<String>,
+    /// An S3-compatible storage URI (`s3://bucket?endpoint=...`).
+    pub s3: Option<String>,
+}
+
+impl Servers {
+    /// `--postgres-uri` first, then the variables `scripts/servers.sh` exports.
+    pub fn from_env(postgres: Option<&str>) -> Servers {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        Servers {
+            postgres: postgres
+                .map(String::from)
+                .or_else(|| var("CDC_TEST_POSTGRES_URI")),
+            mysql: var("CDC_TEST_MYSQL_URI"),
+            s3: var("CDC_TEST_S3_URI"),
+        }
+    }
+
+    /// The servers not given, by name.
+    fn missing(&self) -> Vec<&'static str> {
+        let mut m = Vec::new();
+        for (name, v) in [
+            ("PostgreSQL", &self.postgres),
+            ("MariaDB", &self.mysql),
+            ("S3-compatible", &self.s3),
+        ] {
+            if v.is_none() {
+                m.push(name);
+            }
+        }
+        m
+    }
+}
+
+/// Runs this very command again under `scripts/servers.sh` (see the module doc) and returns
+/// when it has ended and the servers are stopped.
+fn rerun_with_servers(root: &str, missing: &[&str]) -> Result<()> {
+    eprintln!(
+        "bench: no {} server given (--postgres-uri, CDC_TEST_*_URI): starting PostgreSQL, MariaDB and the S3-compatible server with scripts/servers.sh; they are stopped when the bench ends (--no-servers measures without them)",
+        missing.join(", ")
+    );
+    let exe = std::env::current_exe().context("locating the running cdc-storage binary")?;
+    let status = Command::new("bash")
+        .arg("-c")
+        .arg(r#"source scripts/servers.sh; trap servers_stop EXIT; servers_start; "$@""#)
+        .arg("bash")
+        .arg(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SERVERS_STARTED, "1")
+        .current_dir(root)
+        .status()
+        .context("running bash with scripts/servers.sh")?;
+    if !status.success() {
+        bail!("the bench under scripts/servers.sh failed: {status}");
+    }
+    Ok(())
+}
+
+fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harness> {
     let d = dir.display().to_string();
+    let postgres = servers.postgres.as_deref();
     let rows_per_table = if quick { "2000" } else { "20000" };
     let mut consumer = vec![
         "run",
@@ -33,8 +111,27 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
         "--",
         rows_per_table,
     ];
-    if let Some(pg) = postgres {
-        consumer.push(pg);
+    for (flag, uri) in [
+        ("--postgres", &servers.postgres),
+        ("--mysql", &servers.mysql),
+        ("--s3", &servers.s3),
+    ] {
+        if let Some(uri) = uri {
+            consumer.push(flag);
+            consumer.push(uri);
+        }
+    }
+    // The demo's mixed stream into each downstream (issue 16 item 3), the same size in
+    // --quick: the figure is about that stream.
+    let mut mixed = vec!["run", "--release", "-q", "--example", "mixed_bench", "--"];
+    for (flag, uri) in [
+        ("--postgres", &servers.postgres),
+        ("--mysql", &servers.mysql),
+    ] {
+        if let Some(uri) = uri {
+            mixed.push(flag);
+            mixed.push(uri);
+        }
     }
     let own = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
     let mut all = vec![
@@ -110,6 +207,11 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
             args: own(consumer),
             env: vec![],
         },
+        Harness {
+            group: "consumer",
+            args: own(mixed),
+            env: vec![],
+        },
     ];
     // PostgreSQL capture (issue 18): snapshot and stream rows/s beside COPY TO, and the
     // end-to-end lag into SQLite at 1,000 row changes/s (needs wal_level=logical).
@@ -152,17 +254,35 @@ fn harnesses(quick: bool, dir: &std::path::Path, postgres: Option<&str>) -> Vec<
     all
 }
 
-/// Runs every harness and prints the table (or JSON). `postgres` adds the consumer's
-/// PostgreSQL-vs-COPY figure.
-pub fn bench(quick: bool, json: bool, postgres: Option<&str>, quiet: bool) -> Result<()> {
+/// Runs every harness and prints the table (or JSON), against the servers of [`Servers::from_env`]
+/// (`postgres` is `--postgres-uri`), started first when one is missing and `no_servers` is
+/// false (see the module doc).
+pub fn bench(
+    quick: bool,
+    json: bool,
+    postgres: Option<&str>,
+    quiet: bool,
+    no_servers: bool,
+) -> Result<()> {
     let root = env!("CARGO_MANIFEST_DIR");
+    let servers = Servers::from_env(postgres);
+    let missing = servers.missing();
+    if !missing.is_empty() && !no_servers && std::env::var_os(SERVERS_STARTED).is_none() {
+        return rerun_with_servers(root, &missing);
+    }
+    if !missing.is_empty() {
+        eprintln!(
+            "bench: measuring without {} (their figures are left out)",
+            missing.join(", ")
+        );
+    }
     let dir = tempfile::Builder::new()
         .prefix("cdc-bench")
         .tempdir()
         .context("creating a bench directory")?;
     let mut figures: Vec<Json> = Vec::new();
     let mut failures = Vec::new();
-    let all = harnesses(quick, dir.path(), postgres);
+    let all = harnesses(quick, dir.path(), &servers);
     let total = all.len() as u64;
     let bar = std::sync::Arc::new(Bar::new(quiet, total, "bench", "harnesses"));
     for (done, h) in all.into_iter().enumerate() {

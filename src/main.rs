@@ -167,6 +167,10 @@ enum Command {
         /// stream rows/s beside COPY TO, end-to-end lag); a postgres:// URI, wal_level=logical.
         #[arg(long)]
         postgres_uri: Option<String>,
+        /// Measure only against the servers given (`--postgres-uri`, the CDC_TEST_*_URI
+        /// variables) instead of starting the missing ones with scripts/servers.sh.
+        #[arg(long)]
+        no_servers: bool,
     },
     /// Replicate a PostgreSQL database (logical replication, pgoutput) into storage: snapshot,
     /// then changes, until Ctrl-C. See `cdc-capture --help` for every flag.
@@ -329,9 +333,10 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
             json,
             quick,
             postgres_uri,
+            no_servers,
         } => {
             tokio::task::spawn_blocking(move || {
-                bench::bench(quick, json, postgres_uri.as_deref(), quiet)
+                bench::bench(quick, json, postgres_uri.as_deref(), quiet, no_servers)
             })
             .await?
         }
