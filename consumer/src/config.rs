@@ -104,6 +104,10 @@ pub struct Args {
     /// Rows per multi-row statement.
     #[arg(long, default_value_t = DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
+    /// Data files read and decoded ahead of the one being applied (0..=256; 0 reads each file
+    /// when its turn comes). Memory: about this many decoded data files.
+    #[arg(long, default_value_t = crate::replay::DEFAULT_READ_AHEAD)]
+    pub read_ahead: usize,
     /// Progress file for the stdout downstream (default: storage-consumer.progress.json).
     #[arg(long)]
     pub progress_file: Option<PathBuf>,
@@ -254,6 +258,8 @@ pub struct Config {
     pub health_policy: HealthPolicy,
     /// Round audit records kept in the downstream (`--keep-rounds`).
     pub keep_rounds: u64,
+    /// Data files read ahead (`--read-ahead`).
+    pub read_ahead: usize,
     /// Exit once this ts is applied.
     pub until_ts: Option<cdc_common::Ts>,
     /// Tables to replay.
@@ -397,6 +403,9 @@ impl Config {
         if a.keep_rounds == 0 {
             return Err(Error::config("keep-rounds", "must be at least 1"));
         }
+        if a.read_ahead > 256 {
+            return Err(Error::config("read-ahead", "must be 0..=256 data files"));
+        }
         if a.batch_rows == 0 || a.batch_rows > 10_000 {
             return Err(Error::config("batch-rows", "must be 1..=10000"));
         }
@@ -419,6 +428,7 @@ impl Config {
             once: a.once,
             health_policy,
             keep_rounds: a.keep_rounds,
+            read_ahead: a.read_ahead,
             until_ts: a.until_ts.map(cdc_common::Ts),
             tables: match &a.tables {
                 Some(t) => TableFilter::parse(t)?,

@@ -90,6 +90,7 @@ pub async fn replayer(
     let mut r = Replayer::new(disc, down, &cfg.sink, cfg.on_bad_file, metrics, health).await?;
     r.set_secrets(cfg.secrets.clone());
     r.set_keep_rounds(cfg.keep_rounds);
+    r.set_read_ahead(cfg.read_ahead);
     Ok(r)
 }
 

@@ -46,6 +46,7 @@ tables = "db.*"
 metrics-addr = "127.0.0.1:0"
 log-level = "debug"
 batch-rows = 99
+read-ahead = 3
 progress-file = "/tmp/cfg-every-flag.json"
 on-bad-file = "quarantine"
 quiet = true
@@ -79,6 +80,7 @@ listing-lag = "2s"
     assert_eq!(a.metrics_addr.as_deref(), Some("127.0.0.1:0"));
     assert_eq!(a.log_level, "debug");
     assert_eq!(a.batch_rows, 99);
+    assert_eq!(a.read_ahead, 3);
     assert_eq!(
         a.progress_file.as_deref(),
         Some(std::path::Path::new("/tmp/cfg-every-flag.json"))
@@ -96,6 +98,7 @@ listing-lag = "2s"
     assert_eq!(cfg.interval, Duration::from_millis(250));
     assert_eq!(cfg.listing_lag, Duration::from_secs(2));
     assert_eq!(cfg.batch_rows, 99);
+    assert_eq!(cfg.read_ahead, 3);
 
     // The command line wins over the file.
     let a = parse_args([

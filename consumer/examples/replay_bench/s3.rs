@@ -49,8 +49,12 @@ pub async fn bench(fx: &Fixture, s3: &str, local_rate: f64) {
         .0
         .build()
         .expect("S3 store");
+    let t = std::time::Instant::now();
     let objects = copy_all(&fx.store, &store).await;
-    println!("s3      {objects} objects put under {prefix}");
+    println!(
+        "s3      {objects} objects put under {prefix} in {:.2}s, one at a time",
+        t.elapsed().as_secs_f64()
+    );
     let consumer_uri = if uri.contains('?') {
         format!("{uri}&{QUERY}")
     } else {

@@ -21,6 +21,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 impl Discovery {
+    /// The index files of a directory known to the catalog (what [`Self::read_indexes`]
+    /// reads; for warming).
+    pub(super) fn index_paths(&self, d: &DataDir) -> Vec<String> {
+        let Some(e) = self.dir_entry(d) else {
+            return Vec::new();
+        };
+        e.indexes
+            .keys()
+            .filter_map(|dispatcher| {
+                IndexFile {
+                    dir: d.clone(),
+                    dispatcher_id: dispatcher.clone(),
+                }
+                .build()
+                .ok()
+            })
+            .collect()
+    }
+
     /// Reads every index file of a directory and records the newest file index.
     pub(super) async fn read_indexes(&mut self, d: &DataDir) -> Result<()> {
         let dispatchers: Vec<Option<String>> = match self.dir_entry(d) {
@@ -101,6 +120,32 @@ impl Discovery {
             ),
             found: e.to_string(),
         }
+    }
+
+    /// Whether [`Self::note_schema_file`] would read `path` (a schema file not known yet, of
+    /// a table or database the filter keeps; for warming).
+    pub(super) fn wants_schema_file(&self, path: &str) -> bool {
+        let Ok(sp) = SchemaFilePath::parse(path) else {
+            return false;
+        };
+        let known = match &sp.table {
+            Some(t) => self
+                .catalog
+                .tables
+                .get(&TableName::new(&sp.schema, t))
+                .and_then(|e| e.versions.get(&sp.version))
+                .is_some_and(|v| v.schema.is_some()),
+            None => self
+                .catalog
+                .databases
+                .get(&sp.schema)
+                .is_some_and(|m| m.contains_key(&sp.version)),
+        };
+        !known
+            && match &sp.table {
+                Some(t) => self.filter.matches(&sp.schema, t),
+                None => self.filter.matches_schema(&sp.schema),
+            }
     }
 
     /// Reads and verifies a schema file not seen before; `None` when already known.

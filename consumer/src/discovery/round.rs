@@ -18,6 +18,7 @@
 //! nothing is marked final, closed or complete by a round that failed.
 
 use super::catalog::SchemaEntry;
+use super::store::WARM_CHUNK;
 use super::{Discovery, DiscoveryStats, Fetched};
 use crate::error::Result;
 use cdc_common::layout::{
@@ -66,6 +67,8 @@ impl Discovery {
         let lists0 = self.up.metrics.list_calls.get();
         let gets0 = self.up.metrics.get_calls.get();
         let mut stats = DiscoveryStats::default();
+        // Nothing warmed by an earlier round is taken by this one.
+        self.up.forget_warm();
         self.read_checkpoint().await?;
         if self.idle_at.is_some() && self.idle_at == self.last_read {
             stats.idle = true;
@@ -180,11 +183,20 @@ impl Discovery {
                 self.warn(format!("ignoring object `{p}` (not part of the layout)"));
             }
         }
-        for p in schema_paths {
-            if self.note_schema_file(&p, stats).await?.is_some() {
-                stats.new_schema_files += 1;
+        for chunk in schema_paths.chunks(WARM_CHUNK) {
+            let wanted = chunk
+                .iter()
+                .filter(|p| self.wants_schema_file(p))
+                .cloned()
+                .collect();
+            self.up.warm_gets(wanted).await;
+            for p in chunk {
+                if self.note_schema_file(p, stats).await?.is_some() {
+                    stats.new_schema_files += 1;
+                }
             }
         }
+        self.up.forget_warm();
         Ok(FullListing { index_files })
     }
 
@@ -204,10 +216,15 @@ impl Discovery {
             }
         }
         let dirs: Vec<DataDir> = self.all_dirs(|_, _| true);
-        for d in dirs {
-            stats.new_dirs += 1;
-            self.read_indexes(&d).await?;
+        for chunk in dirs.chunks(WARM_CHUNK) {
+            let paths = chunk.iter().flat_map(|d| self.index_paths(d)).collect();
+            self.up.warm_gets(paths).await;
+            for d in chunk {
+                stats.new_dirs += 1;
+                self.read_indexes(d).await?;
+            }
         }
+        self.up.forget_warm();
         Ok(())
     }
 
@@ -216,6 +233,14 @@ impl Discovery {
     async fn list_new_schema_files(&mut self, stats: &mut DiscoveryStats) -> Result<Barriers> {
         let mut barriers = Barriers::default();
         let (schemas, _) = self.up.list_dir("").await?;
+        let warm = schemas
+            .iter()
+            .filter(|s| self.filter.matches_schema(s))
+            .map(|s| format!("{s}/"))
+            .collect();
+        self.up.warm_lists(warm).await;
+        // Every `meta/` to list, in schema and table order.
+        let mut metas: Vec<(String, String, String)> = Vec::new();
         for schema in schemas {
             if !self.filter.matches_schema(&schema) || self.ignore_bad_name(&schema, &schema) {
                 continue;
@@ -232,7 +257,15 @@ impl Discovery {
                 } else {
                     continue;
                 };
-                let (_, files) = self.up.list_dir(&prefix).await?;
+                metas.push((schema.clone(), table, prefix));
+            }
+        }
+        self.up.forget_warm();
+        for chunk in metas.chunks(WARM_CHUNK) {
+            let warm = chunk.iter().map(|(_, _, p)| p.clone()).collect();
+            self.up.warm_lists(warm).await;
+            for (schema, table, prefix) in chunk {
+                let (_, files) = self.up.list_dir(prefix).await?;
                 for f in files {
                     let p = format!("{prefix}{f}");
                     if !f.starts_with("schema_") {
@@ -240,11 +273,12 @@ impl Discovery {
                     }
                     if let Some(e) = self.note_schema_file(&p, stats).await? {
                         stats.new_schema_files += 1;
-                        barriers.add_new(&schema, &table, &e);
+                        barriers.add_new(schema, table, &e);
                     }
                 }
             }
         }
+        self.up.forget_warm();
         Ok(barriers)
     }
 
@@ -292,37 +326,59 @@ impl Discovery {
         listed: Instant,
     ) -> Result<u64> {
         let mut new_dirs = 0;
-        for (name, version) in open_versions {
-            for dir in self.list_version_dirs(name, *version).await? {
-                if self.note_dir(dir) && self.listing_lag.is_zero() {
-                    new_dirs += 1;
+        for chunk in open_versions.chunks(WARM_CHUNK) {
+            let warm = chunk
+                .iter()
+                .filter_map(|(name, version)| DataDir::version_prefix(name, *version).ok())
+                .map(|base| format!("{base}/"))
+                .collect();
+            self.up.warm_lists(warm).await;
+            for (name, version) in chunk {
+                for dir in self.list_version_dirs(name, *version).await? {
+                    if self.note_dir(dir) && self.listing_lag.is_zero() {
+                        new_dirs += 1;
+                    }
                 }
             }
         }
+        self.up.forget_warm();
         Ok(new_dirs + self.promote(listed))
     }
 
     /// Phase B: lists the `meta/` of every directory not closed and reads its index files.
     async fn read_open_indexes(&mut self) -> Result<()> {
         let dirs = self.all_dirs(|v, d| !v.is_final || !d.closed);
-        for d in dirs {
-            if self.dir_entry(&d).is_some_and(|e| e.closed) {
-                continue;
-            }
-            let prefix = format!("{}/{META_DIR}/", d.build()?);
-            let (_, files) = self.up.list_dir(&prefix).await?;
-            for f in files {
-                let p = format!("{prefix}{f}");
-                if !f.ends_with(".index") {
+        for chunk in dirs.chunks(WARM_CHUNK) {
+            let mut open = Vec::with_capacity(chunk.len());
+            let mut metas = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                if self.dir_entry(d).is_some_and(|e| e.closed) {
                     continue;
                 }
-                let idx = IndexFile::parse(&p, &self.cfg).map_err(|e| self.mismatch(&p, e))?;
-                if let Some(e) = self.dir_entry_mut(&d) {
-                    e.indexes.entry(idx.dispatcher_id).or_insert(0);
+                metas.push(format!("{}/{META_DIR}/", d.build()?));
+                open.push(d);
+            }
+            self.up.warm_lists(metas.clone()).await;
+            for (d, prefix) in open.iter().zip(&metas) {
+                let (_, files) = self.up.list_dir(prefix).await?;
+                for f in files {
+                    let p = format!("{prefix}{f}");
+                    if !f.ends_with(".index") {
+                        continue;
+                    }
+                    let idx = IndexFile::parse(&p, &self.cfg).map_err(|e| self.mismatch(&p, e))?;
+                    if let Some(e) = self.dir_entry_mut(d) {
+                        e.indexes.entry(idx.dispatcher_id).or_insert(0);
+                    }
                 }
             }
-            self.read_indexes(&d).await?;
+            let paths = open.iter().flat_map(|d| self.index_paths(d)).collect();
+            self.up.warm_gets(paths).await;
+            for d in open {
+                self.read_indexes(d).await?;
+            }
         }
+        self.up.forget_warm();
         Ok(())
     }
 

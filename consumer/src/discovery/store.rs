@@ -8,6 +8,18 @@
 //! in all, with a backoff doubling from the first one up to its cap; a call that still fails
 //! returns [`Error::Storage`] (or [`Error::StorageTimeout`]) naming the object, and ends the
 //! round that made it.
+//!
+//! # Warming
+//!
+//! Object stores answer one request in tens of milliseconds, so discovery does not make its
+//! many small calls one after another: where it knows the listings or objects a phase will
+//! ask for, it first *warms* them ([`Upstream::warm_lists`], [`Upstream::warm_gets`]),
+//! [`READ_CONCURRENCY`] requests in flight, and the phase's own calls, still made in their
+//! order, take the warmed answers. A warmed answer is taken once and is never older than
+//! the start of the phase that warmed it (discovery forgets what was not taken at the end of
+//! each phase and round, [`Upstream::forget_warm`]), so the order between phases that
+//! discovery's conclusions rely on is kept. A warming call that failed is not kept: the
+//! phase's own call makes the request again and reports what fails.
 
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -17,8 +29,22 @@ use cdc_common::storage::get_if_exists;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// Requests in flight while warming (see "Warming").
+pub const READ_CONCURRENCY: usize = 16;
+/// Answers warmed at once, at most: a phase warms in chunks of this many, so memory stays
+/// bounded at any number of tables.
+pub const WARM_CHUNK: usize = 1024;
+
+/// Warmed answers not taken yet.
+#[derive(Default)]
+struct Warm {
+    gets: HashMap<String, Option<Bytes>>,
+    lists: HashMap<String, (Vec<String>, Vec<String>)>,
+}
 
 /// Attempts per storage call: rides out a blip (a 503 from a throttling store, a reset
 /// connection) without restarting the round's discovery; a store that stays down still
@@ -50,6 +76,8 @@ pub struct Upstream {
     /// Read by a discovery round to count its calls.
     pub(super) metrics: Metrics,
     policy: RetryPolicy,
+    /// Shared by every clone: the answers warmed for discovery's next calls.
+    warm: Arc<Mutex<Warm>>,
 }
 
 /// Counts each retry in `cdc_consumer_errors_total{kind="storage-retry"}` and logs it.
@@ -80,7 +108,59 @@ impl Upstream {
                 max_backoff: DEFAULT_STORAGE_MAX_BACKOFF,
                 request_timeout: DEFAULT_STORAGE_REQUEST_TIMEOUT,
             },
+            warm: Arc::default(),
         }
+    }
+
+    fn warmed(&self) -> std::sync::MutexGuard<'_, Warm> {
+        // The map holds plain data: a panic elsewhere cannot leave it half-updated.
+        self.warm.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads `paths` concurrently for the [`Upstream::get`] calls that follow (see "Warming").
+    pub async fn warm_gets(&self, paths: Vec<String>) {
+        use futures::StreamExt;
+        let done: Vec<_> = futures::stream::iter(paths)
+            .map(|p| async move {
+                let r = self.fetch(&p).await;
+                (p, r)
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        let mut w = self.warmed();
+        for (p, r) in done {
+            if let Ok(r) = r {
+                w.gets.insert(p, r);
+            }
+        }
+    }
+
+    /// Lists `prefixes` concurrently for the [`Upstream::list_dir`] calls that follow (see
+    /// "Warming").
+    pub async fn warm_lists(&self, prefixes: Vec<String>) {
+        use futures::StreamExt;
+        let done: Vec<_> = futures::stream::iter(prefixes)
+            .map(|p| async move {
+                let r = self.list(&p).await;
+                (p, r)
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .collect()
+            .await;
+        let mut w = self.warmed();
+        for (p, r) in done {
+            if let Ok(r) = r {
+                w.lists.insert(p, r);
+            }
+        }
+    }
+
+    /// Drops every warmed answer not taken (end of a phase or round).
+    pub fn forget_warm(&self) {
+        let mut w = self.warmed();
+        w.gets.clear();
+        w.lists.clear();
     }
 
     /// Sets the attempts per call (at least 1) and the first backoff.
@@ -119,8 +199,15 @@ impl Upstream {
             })
     }
 
-    /// Reads a whole object; `None` when it does not exist.
+    /// Reads a whole object; `None` when it does not exist. A warmed answer is taken.
     pub async fn get(&self, path: &str) -> Result<Option<Bytes>> {
+        if let Some(r) = self.warmed().gets.remove(path) {
+            return Ok(r);
+        }
+        self.fetch(path).await
+    }
+
+    async fn fetch(&self, path: &str) -> Result<Option<Bytes>> {
         let p = Self::path(path)?;
         let r = self
             .retry(path, || async {
@@ -164,8 +251,16 @@ impl Upstream {
         Ok(r)
     }
 
-    /// Lists one directory level: `(sub-directory names, object names)`.
+    /// Lists one directory level: `(sub-directory names, object names)`. A warmed answer is
+    /// taken.
     pub async fn list_dir(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
+        if let Some(r) = self.warmed().lists.remove(prefix) {
+            return Ok(r);
+        }
+        self.list(prefix).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>)> {
         let p = if prefix.is_empty() {
             None
         } else {

@@ -76,10 +76,6 @@ impl Replayer {
             }
             Err(e) => return Err(e),
         };
-        if f.index < newest {
-            let next = Catalog::data_file_path(cfg, &f.dir, &f.dispatcher, f.index + 1)?;
-            self.prefetch_next(up, codec, &def, next, newest);
-        }
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
         let done_ts = f.before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
         let window = checkpoint_window(rows, done_ts, checkpoint);
@@ -139,27 +135,6 @@ impl Replayer {
                 )
                 .await
             }
-        }
-    }
-
-    /// Starts reading and decoding the stream's next file while this one is applied.
-    fn prefetch_next(
-        &mut self,
-        up: &Upstream,
-        codec: Arc<dyn TableCodec>,
-        def: &TableDef,
-        next: String,
-        newest: u64,
-    ) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.prefetch.entry(next) {
-            let h = tokio::spawn(fetch_decode(
-                up.clone(),
-                codec,
-                def.columns.len(),
-                e.key().clone(),
-                newest,
-            ));
-            e.insert(h);
         }
     }
 
@@ -281,7 +256,7 @@ impl Replayer {
 }
 
 /// Reads a data file and decodes it (on a blocking thread: decoding is CPU work).
-async fn fetch_decode(
+pub(super) async fn fetch_decode(
     up: Upstream,
     codec: Arc<dyn TableCodec>,
     columns: usize,

@@ -29,6 +29,7 @@
 //! - `file_step`: the data file step (read or take the prefetched file, apply or quarantine).
 //! - `group_round`: a consumer group member's round start (fences, progress reload) and
 //!   which tables it applies.
+//! - `read_ahead`: the next data files of the round read and decoded while one is applied.
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
@@ -42,8 +43,11 @@ mod audit;
 mod ddl_step;
 mod file_step;
 mod group_round;
+mod read_ahead;
 mod report;
 mod window;
+
+pub use read_ahead::DEFAULT_READ_AHEAD;
 
 use crate::backend::Downstream;
 use crate::decode::Decoder;
@@ -78,8 +82,10 @@ pub struct Replayer {
     stalled: HashSet<ProgressKey>,
     /// Table versions whose unknown ENUM/SET elements were already warned about.
     elems_warned: HashSet<(TableName, Ts)>,
-    /// Next files being read and decoded while the current one is applied (one per stream).
+    /// Data files being read and decoded ahead of their step, by path (see `read_ahead`).
     prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
+    /// How many files `prefetch` may hold (`--read-ahead`).
+    read_ahead_depth: usize,
     /// What to do with a data file that does not decode.
     policy: BadFilePolicy,
     /// The quarantine record as committed (newest [`HEALTH_QUARANTINE_LIST`]) and its size.
@@ -187,6 +193,7 @@ impl Replayer {
             stalled: HashSet::new(),
             elems_warned: HashSet::new(),
             prefetch: HashMap::new(),
+            read_ahead_depth: read_ahead::DEFAULT_READ_AHEAD,
             policy,
             quarantined: Vec::new(),
             quarantined_total: 0,
@@ -370,6 +377,9 @@ impl Replayer {
                     Step::File { key, .. } => Some(key.clone()),
                     _ => None,
                 };
+                if key.is_some() {
+                    self.read_ahead(cat, up, cfg, name, stalled);
+                }
                 match self.exec(cat, up, cfg, step, rec).await? {
                     Outcome::Applied => did = true,
                     Outcome::Stalled => {

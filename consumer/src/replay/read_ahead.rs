@@ -1,0 +1,122 @@
+//! Read-ahead: the data files a round will apply next are read and decoded while the current
+//! one is applied, so a replay from object storage is not one request latency per file.
+//!
+//! Before each data file step, [`Replayer::read_ahead`] walks the files the round would take
+//! next (the current table's streams from their progress, then the tables after it, in round
+//! order; for a table whose next step is a DDL, the files of the version it opens) and starts reading the first ones not already started, until
+//! [`Replayer::read_ahead_depth`] files are in flight or decoded and waiting. The step takes
+//! its file from there (see `file_step`); a read-ahead that failed is simply read again by
+//! the step, which reports the error.
+//!
+//! Invariants: read-ahead only reads, it never changes what is applied or in which order;
+//! it holds at most `depth` decoded files besides the one being applied (memory: about
+//! `depth` times the largest data file, decoded); every read-ahead left over when a round
+//! ends is cancelled (`Replayer::round`). Files of a table whose ENUM/SET elements must come
+//! from the downstream, and files of tables this member does not own, are not read ahead.
+
+use super::file_step::fetch_decode;
+use super::Replayer;
+use crate::discovery::{Catalog, Upstream};
+use crate::enum_elems;
+use crate::group::LeaseKey;
+use crate::ordering::{pending_files, table_steps, Step};
+use crate::progress::ProgressKey;
+use cdc_common::layout::LayoutConfig;
+use cdc_common::TableName;
+use std::collections::HashSet;
+use std::ops::Bound;
+
+/// Data files read ahead by default (`--read-ahead`).
+pub const DEFAULT_READ_AHEAD: usize = 8;
+
+impl Replayer {
+    /// Starts reading the next files of the round from `from`'s streams on (see the module doc).
+    pub(super) fn read_ahead(
+        &mut self,
+        cat: &Catalog,
+        up: &Upstream,
+        cfg: &LayoutConfig,
+        from: &TableName,
+        stalled: &HashSet<ProgressKey>,
+    ) {
+        let tables = cat
+            .tables
+            .range::<TableName, _>((Bound::Included(from), Bound::Unbounded));
+        for (name, t) in tables {
+            if self.prefetch.len() >= self.read_ahead_depth {
+                return;
+            }
+            if !self.owns(&LeaseKey::Table(name.clone())) {
+                continue;
+            }
+            let (mut steps, _) = table_steps(cat, &self.progress, name, stalled);
+            if let [Step::TableDdl { .. }] = steps.as_slice() {
+                // The table's files of the version its DDL opens come right after it.
+                let current = self.progress.table_version(name);
+                let next = t
+                    .versions
+                    .iter()
+                    .find(|(v, ve)| current.is_none_or(|c| **v > c) && ve.schema.is_some())
+                    .map(|(v, _)| *v);
+                steps = next
+                    .map(|v| pending_files(t, &self.progress, name, v))
+                    .unwrap_or_default();
+            }
+            for step in steps {
+                let Step::File {
+                    schema,
+                    dir,
+                    dispatcher,
+                    index,
+                    key,
+                    ..
+                } = step
+                else {
+                    continue;
+                };
+                if stalled.contains(&key) {
+                    continue;
+                }
+                let def = schema.file.to_table_def();
+                if enum_elems::lacks_elems(&def) {
+                    continue;
+                }
+                let Ok(codec) = self.decoder.prepared(&def) else {
+                    continue; // the step reports it
+                };
+                let newest = t
+                    .versions
+                    .get(&dir.version)
+                    .and_then(|v| v.dirs.get(&dir))
+                    .and_then(|d| d.indexes.get(&dispatcher))
+                    .copied()
+                    .unwrap_or(index);
+                for i in index..=newest {
+                    if self.prefetch.len() >= self.read_ahead_depth {
+                        return;
+                    }
+                    let Ok(path) = Catalog::data_file_path(cfg, &dir, &dispatcher, i) else {
+                        break;
+                    };
+                    if self.prefetch.contains_key(&path) {
+                        continue;
+                    }
+                    let h = tokio::spawn(fetch_decode(
+                        up.clone(),
+                        codec.clone(),
+                        def.columns.len(),
+                        path.clone(),
+                        newest,
+                    ));
+                    self.prefetch.insert(path, h);
+                }
+            }
+        }
+    }
+
+    /// Sets how many data files are read ahead (`--read-ahead`; 0 reads each file when its
+    /// step comes).
+    pub fn set_read_ahead(&mut self, depth: usize) {
+        self.read_ahead_depth = depth;
+    }
+}
