@@ -209,7 +209,7 @@ async fn replay(read_ahead: usize) -> u64 {
     ];
     for t in 0..TABLES {
         let got = down
-            .read_rows(&TableName::new("db", &format!("t{t:02}")), &cols)
+            .read_rows(&TableName::new("db", format!("t{t:02}")), &cols)
             .await
             .unwrap();
         let want: Vec<Vec<Option<String>>> = (0..FILES)
