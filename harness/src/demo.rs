@@ -49,6 +49,7 @@ pub async fn open_replayer(
         metrics_addr: None,
         log_level: "warn".into(),
         batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
+        read_ahead: cdc_consumer::replay::DEFAULT_READ_AHEAD,
         progress_file: None,
         on_bad_file: "stop".into(),
         quiet: true,
