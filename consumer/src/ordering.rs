@@ -140,6 +140,13 @@ pub fn table_steps(
     let Some(entry) = ve.schema.clone() else {
         return (Vec::new(), Wait::Idle);
     };
+    // A table's first DDL waits until every schema file up to its version shows in
+    // discovery's listings: with lagging listings the first version seen need not be the
+    // table's first (a hidden RENAME that created it, followed by a visible ADD COLUMN, would
+    // otherwise create the table empty), nor need a rename's source be known yet.
+    if current.is_none() && cat.schemas_through.is_some_and(|s| s < nv) {
+        return (Vec::new(), Wait::Discovery(nv));
+    }
     if let Some(src) = &entry.rename_from {
         if src != name && !table_reached(cat, progress, src, nv) {
             return (
@@ -394,6 +401,13 @@ mod tests {
         let mut p = Progress::default();
         applied(&mut p, &old, 1, 1);
         let none = HashSet::new();
+        // With lagging listings, discovery has not yet shown every schema file up to 10: the
+        // source's history may still be hidden.
+        cat.schemas_through = Some(Ts(9));
+        let (steps, wait) = table_steps(&cat, &p, &new, &none);
+        assert!(steps.is_empty());
+        assert_eq!(wait, Wait::Discovery(Ts(10)));
+        cat.schemas_through = Some(Ts(10));
         // The old table still has file 2 to apply: the rename waits.
         let (steps, wait) = table_steps(&cat, &p, &new, &none);
         assert!(steps.is_empty());

@@ -74,6 +74,10 @@ pub struct Catalog {
     /// (a checkpoint read a lag before the last listings, and below any directory still
     /// waiting to settle). `None`: listings are trusted, everything up to the checkpoint is.
     pub discovered_through: Option<Ts>,
+    /// With a listing lag: every schema file at or below this ts was in the last round's
+    /// schema listings (phase A started a lag after reading a checkpoint this high). `None`:
+    /// listings are trusted, every schema file up to the checkpoint is known.
+    pub schemas_through: Option<Ts>,
 }
 
 impl Catalog {

@@ -66,7 +66,12 @@
 //! directory closes by a checkpoint read `D` before them; a newly listed data directory enters the
 //! catalog only once it was first seen `D` ago and no younger-seen directory of an earlier date of
 //! its version and partition waits (that one's stream must be read first), and while a table has
-//! such waiting directories no barrier above them completes. With `D = 0` every sighting counts
+//! such waiting directories no barrier above them completes. A table's first DDL runs only once
+//! a checkpoint at or above its version was read a lag before the phase A listings
+//! ([`Catalog::schemas_through`]): every schema file below it was written before that
+//! checkpoint and so is in those listings. Without that, a hidden RENAME that created the table
+//! followed by a visible ADD COLUMN would create it empty, and a rename whose source is not
+//! known yet would do the same. With `D = 0` every sighting counts
 //! at once, which is the behaviour described above.
 //!
 //! Transient storage errors are retried per call by [`Upstream`]; a call that still fails ends

@@ -85,8 +85,12 @@ impl Discovery {
             if !self.listing_lag.is_zero() {
                 // The first round's listing proves nothing yet.
                 self.catalog.discovered_through = Some(Ts::ZERO);
+                self.catalog.schemas_through = Some(Ts::ZERO);
             }
         } else {
+            // Phase A's listings start after this: they show every schema file written a lag
+            // before it, so every one below a checkpoint read that long before.
+            let phase_a = Instant::now();
             let mut barriers = self.list_new_schema_files(&mut stats).await?;
             self.add_known_barriers(&mut barriers);
             // Every listing below starts after `listed`: what was first seen at least the
@@ -95,6 +99,10 @@ impl Discovery {
             let open_versions = self.open_versions();
             stats.new_dirs += self.list_open_versions(&open_versions, listed).await?;
             self.read_open_indexes().await?;
+            if !self.listing_lag.is_zero() {
+                let through = self.settled_checkpoint(phase_a).unwrap_or(Ts::ZERO);
+                self.catalog.schemas_through = Some(through);
+            }
             self.conclude(listed, &open_versions, barriers);
         }
         self.rounds += 1;
