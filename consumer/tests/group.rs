@@ -748,7 +748,8 @@ async fn paused_inside_a_transaction(down: String) {
     let t = two_cols(&s, "t", ts(1));
     w.schema(&t, "", DdlKind::CreateTable).await;
     // Files below the COPY threshold, applied one row per statement: long transactions.
-    let (files, per_file) = (8i64, 1500i64);
+    let per_file = cdc_consumer::backend::postgres::COPY_MIN_ROWS as i64 - 1;
+    let files = 12_000 / per_file;
     for f in 0..files {
         let rows = (0..per_file).map(|i| ins(f * per_file + i, "r")).collect();
         w.file(&t, &[(ts(2 + f as u64), rows)]).await;

@@ -60,7 +60,9 @@ pub(super) async fn apply(
         if takes_copy_path(def, upserts) {
             run_batches(&tx, statements, def, unit.file, &tname, deletes, batch_rows).await?;
             let rows = last_images(def, upserts);
-            copy_upsert(&tx, def, &rows)
+            // A unit that deletes keys changes existing rows: its upserts most likely hit
+            // existing keys too, so the straight COPY attempt would only fail first.
+            copy_upsert(&tx, def, &rows, !deletes.is_empty())
                 .await
                 .map_err(|e| downstream_error(&tname, unit.file, "copy upsert", PgError(&e)))?;
         } else {

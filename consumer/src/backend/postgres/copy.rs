@@ -1,8 +1,14 @@
-//! PostgreSQL's bulk path: a unit of at least [`COPY_MIN_ROWS`] upserts (and nothing else) on
-//! a table with a key is first `COPY`ed straight into the table inside a savepoint (when none
-//! of its keys exists, an upsert is an insert); on a unique violation it rolls back to the
-//! savepoint and goes through `COPY` into a temporary table plus one `INSERT ... SELECT ... ON
-//! CONFLICT` (the rows of one key reduced to the last image first, as both paths require).
+//! PostgreSQL's bulk path for a unit of a table with a key whose (reduced) operations are
+//! deletes followed by at least [`COPY_MIN_ROWS`] upserts; the caller runs the deletes first.
+//! The upserts, one (the last) image per key:
+//! - when the unit deleted nothing (most likely new keys), are first `COPY`ed straight into
+//!   the table inside a savepoint (when none of its keys exists, an upsert is an insert); on a
+//!   unique violation it rolls back to the savepoint and takes the path below;
+//! - when it deleted keys (a change stream: its upserts most likely update existing rows, so
+//!   the straight attempt would only fail first), or after that violation, go through `COPY`
+//!   into a temporary table plus one `INSERT ... SELECT ... ON CONFLICT`.
+//!
+//! Both run inside the unit's transaction, with its progress row: exactly once as every path.
 
 use super::dialect::Postgres;
 use super::params::text;
@@ -15,7 +21,7 @@ use futures::SinkExt;
 use std::collections::HashMap;
 
 /// Consecutive upserts from which COPY + merge replaces multi-row INSERT statements.
-pub const COPY_MIN_ROWS: usize = 2048;
+pub const COPY_MIN_ROWS: usize = 512;
 
 /// True when a unit's rows take the COPY path (see the module doc).
 pub(super) fn takes_copy_path(def: &TableDef, rows: &[RowOp]) -> bool {
@@ -87,11 +93,19 @@ pub(super) async fn copy_upsert(
     tx: &tokio_postgres::Transaction<'_>,
     def: &TableDef,
     rows: &[&[Value]],
+    keys_likely_exist: bool,
 ) -> std::result::Result<(), tokio_postgres::Error> {
     let t = Postgres.table(&def.name());
-    tx.batch_execute("SAVEPOINT cdc_consumer_copy").await?;
-    match copy_rows(tx, def, &t, rows).await {
-        Ok(()) => {
+    if !keys_likely_exist {
+        tx.batch_execute("SAVEPOINT cdc_consumer_copy").await?;
+    }
+    match if keys_likely_exist {
+        Ok(false)
+    } else {
+        copy_rows(tx, def, &t, rows).await.map(|()| true)
+    } {
+        Ok(false) => {}
+        Ok(true) => {
             tx.batch_execute("RELEASE SAVEPOINT cdc_consumer_copy")
                 .await?;
             return Ok(());

@@ -5,11 +5,10 @@
 //!   parameter to its column type (`$1::integer`), prepared once per SQL text (one text per
 //!   table version, operation and batch size) and cached on the connection.
 //! - Multi-row upserts are `INSERT ... VALUES (...), (...) ON CONFLICT (pk) DO UPDATE`; a data
-//!   file of at least [`COPY_MIN_ROWS`] upserts (and nothing else) is first `COPY`ed straight
-//!   into the table inside a savepoint (when none of its keys exists, an upsert is an insert);
-//!   on a unique violation it rolls back to the savepoint and goes through `COPY` into a
-//!   temporary table plus one `INSERT ... SELECT ... ON CONFLICT` (the rows of one key reduced
-//!   to the last image first, as both paths require).
+//!   file whose reduced operations are deletes then at least [`COPY_MIN_ROWS`] upserts takes
+//!   the COPY path of [`copy`]: the deletes as multi-row statements, then the upserts by `COPY`
+//!   (straight into the table under a savepoint when the file deleted nothing, else, or on a
+//!   unique violation, into a temporary table plus one `INSERT ... SELECT ... ON CONFLICT`).
 //! - The progress table is `public.cdc_consumer_progress`; rows, DDL and progress of a unit are
 //!   one transaction (PostgreSQL DDL is transactional).
 //! - The progress write is a compare: it changes a row only when the stored position differs
