@@ -19,7 +19,7 @@
 //! The planner is a pure function of the catalog and the progress record, so a restart (which
 //! reloads the progress record from the downstream) resumes exactly where the last commit left.
 
-use crate::discovery::{Catalog, SchemaEntry, TableEntry};
+use crate::discovery::{Catalog, SchemaEntry, TableEntry, VersionEntry};
 use crate::progress::{date_text, Position, Progress, ProgressKey};
 use cdc_common::layout::DataDir;
 use cdc_common::{TableName, Ts};
@@ -108,14 +108,7 @@ pub fn table_steps(
             };
         }
     }
-    // The next version with a schema file.
-    let next = t
-        .versions
-        .iter()
-        .filter(|(v, ve)| current.is_none_or(|c| **v > c) && ve.schema.is_some())
-        .map(|(v, ve)| (*v, ve))
-        .next();
-    let Some((nv, ve)) = next else {
+    let Some((nv, ve)) = next_schema_version(t, current) else {
         return (Vec::new(), Wait::Idle);
     };
     if nv > checkpoint {
@@ -166,6 +159,15 @@ pub fn table_steps(
         }],
         Wait::Idle,
     )
+}
+
+/// The table's first version above `current` (its applied version; `None`: none yet) that
+/// has a schema file: the version its next DDL opens.
+pub fn next_schema_version(t: &TableEntry, current: Option<Ts>) -> Option<(Ts, &VersionEntry)> {
+    t.versions
+        .iter()
+        .find(|(v, ve)| current.is_none_or(|c| **v > c) && ve.schema.is_some())
+        .map(|(v, ve)| (*v, ve))
 }
 
 /// The next database-level DDL of a schema, when every table of the schema reached it.
@@ -298,7 +300,7 @@ pub fn table_pending(name: &TableName, t: &TableEntry, progress: &Progress) -> u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::discovery::{DirEntry, VersionEntry};
+    use crate::discovery::DirEntry;
     use cdc_common::schema_file::SchemaFile;
     use cdc_common::{ColumnDef, ColumnType, DdlKind, TableDef};
     use std::sync::Arc;

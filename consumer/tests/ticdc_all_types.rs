@@ -17,7 +17,7 @@
 mod support;
 
 use cdc_common::schema_file::SchemaFile;
-use cdc_common::{ColumnDef, ColumnType, TableName};
+use cdc_common::TableName;
 use cdc_consumer::backend::{self, Access};
 use cdc_consumer::config::DownstreamUri;
 use object_store::path::Path;
@@ -608,17 +608,6 @@ async fn storage(protocol: &str, form: Form) -> (String, String) {
     (uri, schema)
 }
 
-/// Equal as the column's value: FLOAT/DOUBLE by the number (each downstream prints its own
-/// shortest text), everything else by the text.
-fn same(c: &ColumnDef, got: &Option<String>, want: &Option<String>) -> bool {
-    match (c.ty, got, want) {
-        (ColumnType::Float | ColumnType::Double, Some(g), Some(w)) => {
-            g.parse::<f64>().ok() == w.parse::<f64>().ok()
-        }
-        _ => got == want,
-    }
-}
-
 /// Replays every protocol and form into `down` and checks every value of every row.
 async fn every_type_from_ticdc_text_into(down: &str) {
     let mut diffs = Vec::new();
@@ -644,7 +633,7 @@ async fn every_type_from_ticdc_text_into(down: &str) {
             assert_eq!(got.len(), want.len(), "{protocol} {form:?}: rows");
             for (r, (g, w)) in got.iter().zip(&want).enumerate() {
                 for (c, (gv, wv)) in cols.iter().zip(g.iter().zip(w)) {
-                    if !same(c, gv, &wv.want) {
+                    if !support::same_value(c, gv, &wv.want) {
                         diffs.push(format!(
                             "{protocol} {form:?} row {} {}: got {gv:?}, want {:?}",
                             r + 1,

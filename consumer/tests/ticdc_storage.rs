@@ -735,17 +735,6 @@ fn limits_expected() -> Vec<Option<String>> {
     .collect()
 }
 
-/// Equal as the column's value: FLOAT/DOUBLE by the number (each downstream prints its own
-/// shortest text), everything else by the text.
-fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) -> bool {
-    match (c.ty, got, want) {
-        (ColumnType::Float | ColumnType::Double, Some(g), Some(w)) => {
-            g.parse::<f64>().ok() == w.parse::<f64>().ok()
-        }
-        _ => got == want,
-    }
-}
-
 async fn every_type_at_its_limits_on(down: &str) {
     let cols = every_ticdc_type("x").columns;
     for protocol in ["csv", "canal-json"] {

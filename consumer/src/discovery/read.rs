@@ -122,30 +122,37 @@ impl Discovery {
         }
     }
 
-    /// Whether [`Self::note_schema_file`] would read `path` (a schema file not known yet, of
-    /// a table or database the filter keeps; for warming).
-    pub(super) fn wants_schema_file(&self, path: &str) -> bool {
-        let Ok(sp) = SchemaFilePath::parse(path) else {
-            return false;
-        };
-        let known = match &sp.table {
+    /// The path of the schema file already known for `sp`'s version, if any.
+    fn known_schema_path(&self, sp: &SchemaFilePath) -> Option<&str> {
+        let entry = match &sp.table {
             Some(t) => self
                 .catalog
                 .tables
                 .get(&TableName::new(&sp.schema, t))
                 .and_then(|e| e.versions.get(&sp.version))
-                .is_some_and(|v| v.schema.is_some()),
+                .and_then(|v| v.schema.as_ref()),
             None => self
                 .catalog
                 .databases
                 .get(&sp.schema)
-                .is_some_and(|m| m.contains_key(&sp.version)),
+                .and_then(|m| m.get(&sp.version)),
         };
-        !known
-            && match &sp.table {
-                Some(t) => self.filter.matches(&sp.schema, t),
-                None => self.filter.matches_schema(&sp.schema),
-            }
+        entry.map(|e| e.path.as_str())
+    }
+
+    /// Whether the filter keeps `sp`'s table (or database, for a database-level file).
+    fn keeps(&self, sp: &SchemaFilePath) -> bool {
+        match &sp.table {
+            Some(t) => self.filter.matches(&sp.schema, t),
+            None => self.filter.matches_schema(&sp.schema),
+        }
+    }
+
+    /// Whether [`Self::note_schema_file`] would read `path` (a schema file not known yet, of
+    /// a table or database the filter keeps; for warming).
+    pub(super) fn wants_schema_file(&self, path: &str) -> bool {
+        SchemaFilePath::parse(path)
+            .is_ok_and(|sp| self.known_schema_path(&sp).is_none() && self.keeps(&sp))
     }
 
     /// Reads and verifies a schema file not seen before; `None` when already known.
@@ -155,21 +162,7 @@ impl Discovery {
         _stats: &mut DiscoveryStats,
     ) -> Result<Option<SchemaEntry>> {
         let sp = SchemaFilePath::parse(path)?;
-        let known = match &sp.table {
-            Some(t) => self
-                .catalog
-                .tables
-                .get(&TableName::new(&sp.schema, t))
-                .and_then(|e| e.versions.get(&sp.version))
-                .and_then(|v| v.schema.as_ref())
-                .map(|s| s.path.clone()),
-            None => self
-                .catalog
-                .databases
-                .get(&sp.schema)
-                .and_then(|m| m.get(&sp.version))
-                .map(|s| s.path.clone()),
-        };
+        let known = self.known_schema_path(&sp).map(str::to_string);
         if let Some(k) = known {
             if k != path {
                 self.warn(format!(
@@ -178,10 +171,8 @@ impl Discovery {
             }
             return Ok(None);
         }
-        match &sp.table {
-            Some(t) if !self.filter.matches(&sp.schema, t) => return Ok(None),
-            None if !self.filter.matches_schema(&sp.schema) => return Ok(None),
-            _ => {}
+        if !self.keeps(&sp) {
+            return Ok(None);
         }
         let Some(bytes) = self.up.get(path).await? else {
             return Ok(None);

@@ -39,6 +39,25 @@ pub const READ_CONCURRENCY: usize = 16;
 /// bounded at any number of tables.
 pub const WARM_CHUNK: usize = 1024;
 
+/// Runs `call` on every key, [`READ_CONCURRENCY`] at a time; the keys whose call succeeded,
+/// with their answers (a failed warming call is dropped: the phase's own call repeats it).
+async fn concurrently<T, F, Fut>(keys: Vec<String>, call: F) -> Vec<(String, T)>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(keys)
+        .map(|k| {
+            let r = call(k.clone());
+            async move { r.await.ok().map(|v| (k, v)) }
+        })
+        .buffer_unordered(READ_CONCURRENCY)
+        .filter_map(|x| async move { x })
+        .collect()
+        .await
+}
+
 /// Warmed answers not taken yet.
 #[derive(Default)]
 struct Warm {
@@ -119,41 +138,15 @@ impl Upstream {
 
     /// Reads `paths` concurrently for the [`Upstream::get`] calls that follow (see "Warming").
     pub async fn warm_gets(&self, paths: Vec<String>) {
-        use futures::StreamExt;
-        let done: Vec<_> = futures::stream::iter(paths)
-            .map(|p| async move {
-                let r = self.fetch(&p).await;
-                (p, r)
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect()
-            .await;
-        let mut w = self.warmed();
-        for (p, r) in done {
-            if let Ok(r) = r {
-                w.gets.insert(p, r);
-            }
-        }
+        let done = concurrently(paths, |p| async move { self.fetch(&p).await }).await;
+        self.warmed().gets.extend(done);
     }
 
     /// Lists `prefixes` concurrently for the [`Upstream::list_dir`] calls that follow (see
     /// "Warming").
     pub async fn warm_lists(&self, prefixes: Vec<String>) {
-        use futures::StreamExt;
-        let done: Vec<_> = futures::stream::iter(prefixes)
-            .map(|p| async move {
-                let r = self.list(&p).await;
-                (p, r)
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .collect()
-            .await;
-        let mut w = self.warmed();
-        for (p, r) in done {
-            if let Ok(r) = r {
-                w.lists.insert(p, r);
-            }
-        }
+        let done = concurrently(prefixes, |p| async move { self.list(&p).await }).await;
+        self.warmed().lists.extend(done);
     }
 
     /// Drops every warmed answer not taken (end of a phase or round).

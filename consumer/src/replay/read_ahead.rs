@@ -3,10 +3,11 @@
 //!
 //! Before each data file step, [`Replayer::read_ahead`] walks the files the round would take
 //! next (the current table's streams from their progress, then the tables after it, in round
-//! order; for a table whose next step is a DDL, the files of the version it opens) and starts reading the first ones not already started, until
-//! [`Replayer::read_ahead_depth`] files are in flight or decoded and waiting. The step takes
-//! its file from there (see `file_step`); a read-ahead that failed is simply read again by
-//! the step, which reports the error.
+//! order; for a table whose next step is a DDL, the files of the version it opens) and starts
+//! reading the first ones not already started, until `--read-ahead` files are in flight or
+//! decoded and waiting. It looks at most 32 tables (or four per file of depth) ahead, so a
+//! step costs O(depth), not O(tables). The step takes its file from there (see `file_step`);
+//! a read-ahead that failed is simply read again by the step, which reports the error.
 //!
 //! Invariants: read-ahead only reads, it never changes what is applied or in which order;
 //! it holds at most `depth` decoded files besides the one being applied (memory: about
@@ -19,7 +20,7 @@ use super::Replayer;
 use crate::discovery::{Catalog, Upstream};
 use crate::enum_elems;
 use crate::group::LeaseKey;
-use crate::ordering::{pending_files, table_steps, Step};
+use crate::ordering::{next_schema_version, pending_files, table_steps, Step};
 use crate::progress::ProgressKey;
 use cdc_common::layout::LayoutConfig;
 use cdc_common::TableName;
@@ -28,6 +29,9 @@ use std::ops::Bound;
 
 /// Data files read ahead by default (`--read-ahead`).
 pub const DEFAULT_READ_AHEAD: usize = 8;
+/// Tables looked at from the current one for files to read ahead, at least (four per file of
+/// depth when that is more).
+const READ_AHEAD_TABLES: usize = 32;
 
 impl Replayer {
     /// Starts reading the next files of the round from `from`'s streams on (see the module doc).
@@ -39,9 +43,12 @@ impl Replayer {
         from: &TableName,
         stalled: &HashSet<ProgressKey>,
     ) {
+        // A bounded look ahead: a round with files in few of many tables must not walk every
+        // later table at each file step.
         let tables = cat
             .tables
-            .range::<TableName, _>((Bound::Included(from), Bound::Unbounded));
+            .range::<TableName, _>((Bound::Included(from), Bound::Unbounded))
+            .take(READ_AHEAD_TABLES.max(4 * self.read_ahead_depth));
         for (name, t) in tables {
             if self.prefetch.len() >= self.read_ahead_depth {
                 return;
@@ -52,14 +59,8 @@ impl Replayer {
             let (mut steps, _) = table_steps(cat, &self.progress, name, stalled);
             if let [Step::TableDdl { .. }] = steps.as_slice() {
                 // The table's files of the version its DDL opens come right after it.
-                let current = self.progress.table_version(name);
-                let next = t
-                    .versions
-                    .iter()
-                    .find(|(v, ve)| current.is_none_or(|c| **v > c) && ve.schema.is_some())
-                    .map(|(v, _)| *v);
-                steps = next
-                    .map(|v| pending_files(t, &self.progress, name, v))
+                steps = next_schema_version(t, self.progress.table_version(name))
+                    .map(|(v, _)| pending_files(t, &self.progress, name, v))
                     .unwrap_or_default();
             }
             for step in steps {

@@ -227,3 +227,14 @@ impl Writer {
         .await;
     }
 }
+
+/// Equal as the column's value in a downstream's read-back: FLOAT/DOUBLE by the number (each
+/// downstream prints its own shortest text), everything else by the text.
+pub fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) -> bool {
+    match (c.ty, got, want) {
+        (ColumnType::Float | ColumnType::Double, Some(g), Some(w)) => {
+            g.parse::<f64>().ok() == w.parse::<f64>().ok()
+        }
+        _ => got == want,
+    }
+}

@@ -85,10 +85,10 @@ async fn copy_rows(
     Ok(())
 }
 
-/// Upserts many rows (keys distinct): first optimistically `COPY` straight into the table
-/// inside a savepoint (when no key exists yet, an upsert *is* an insert); on a unique
-/// violation, roll back to the savepoint, `COPY` into a temporary table and merge with one
-/// `INSERT ... SELECT ... ON CONFLICT DO UPDATE`.
+/// Upserts many rows (keys distinct). Unless `keys_likely_exist`, first optimistically `COPY`
+/// straight into the table inside a savepoint (when no key exists yet, an upsert *is* an
+/// insert); otherwise, or on a unique violation (rolled back to the savepoint), `COPY` into a
+/// temporary table and merge with one `INSERT ... SELECT ... ON CONFLICT DO UPDATE`.
 pub(super) async fn copy_upsert(
     tx: &tokio_postgres::Transaction<'_>,
     def: &TableDef,
@@ -96,25 +96,8 @@ pub(super) async fn copy_upsert(
     keys_likely_exist: bool,
 ) -> std::result::Result<(), tokio_postgres::Error> {
     let t = Postgres.table(&def.name());
-    if !keys_likely_exist {
-        tx.batch_execute("SAVEPOINT cdc_consumer_copy").await?;
-    }
-    match if keys_likely_exist {
-        Ok(false)
-    } else {
-        copy_rows(tx, def, &t, rows).await.map(|()| true)
-    } {
-        Ok(false) => {}
-        Ok(true) => {
-            tx.batch_execute("RELEASE SAVEPOINT cdc_consumer_copy")
-                .await?;
-            return Ok(());
-        }
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT cdc_consumer_copy")
-                .await?;
-        }
-        Err(e) => return Err(e),
+    if !keys_likely_exist && copy_as_inserts(tx, def, &t, rows).await? {
+        return Ok(());
     }
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS cdc_consumer_stage (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP; \
@@ -129,6 +112,30 @@ pub(super) async fn copy_upsert(
     ))
     .await?;
     Ok(())
+}
+
+/// `COPY` straight into the table inside a savepoint: true when it took every row, false when
+/// a key already existed (the savepoint rolled back, nothing of it kept).
+async fn copy_as_inserts(
+    tx: &tokio_postgres::Transaction<'_>,
+    def: &TableDef,
+    t: &str,
+    rows: &[&[Value]],
+) -> std::result::Result<bool, tokio_postgres::Error> {
+    tx.batch_execute("SAVEPOINT cdc_consumer_copy").await?;
+    match copy_rows(tx, def, t, rows).await {
+        Ok(()) => {
+            tx.batch_execute("RELEASE SAVEPOINT cdc_consumer_copy")
+                .await?;
+            Ok(true)
+        }
+        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+            tx.batch_execute("ROLLBACK TO SAVEPOINT cdc_consumer_copy")
+                .await?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// One field in COPY's text format (`\N` for NULL; backslash, tab, newline, CR escaped;
