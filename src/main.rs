@@ -151,6 +151,12 @@ enum Command {
         /// `cdc_sink::serve_metrics`.
         #[arg(long)]
         metrics_addr: Option<String>,
+        /// Play node I's share of N nodes of one CDC service (`0/2`): dispatchers d with
+        /// d % N == I, dispatcher-named files, progress in `metadata.node-I`, and `metadata` the
+        /// minimum over every node. Run N processes on one storage. Needs --start-ts and
+        /// --tables a multiple of N.
+        #[arg(long)]
+        node: Option<String>,
         #[command(flatten)]
         workload: WorkloadArgs,
     },
@@ -280,9 +286,14 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
             resume,
             delay_index_puts_ms,
             metrics_addr,
+            node,
             workload,
         } => {
             let cfg = workload.config()?;
+            let node = node
+                .as_deref()
+                .map(cdc_harness::generate::NodeShare::parse)
+                .transpose()?;
             let metrics_addr = metrics_addr
                 .as_deref()
                 .map(cdc_consumer::config::parse_metrics_addr)
@@ -292,6 +303,7 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
                 resume,
                 index_put_delay: delay_index_puts_ms.map(std::time::Duration::from_millis),
                 metrics_addr,
+                node,
             };
             let bar = Bar::new(quiet, cfg.transactions, "generate", "txns");
             let r =
@@ -327,6 +339,12 @@ async fn run(cmd: Command, quiet: bool) -> Result<()> {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             println!("flush reasons: {}", reasons.join(", "));
+            if let (Some(n), Some(p)) = (node, r.node_progress) {
+                println!(
+                    "node {}/{}: progress {p} in metadata.node-{}; {} steps of other nodes",
+                    n.index, n.count, n.index, r.others
+                );
+            }
             Ok(())
         }
         Command::Bench {

@@ -1,7 +1,9 @@
-//! A consumer group end to end: `generate` (a single-process sink) plays a workload into local
-//! storage while three `consume --group` members replay it into PostgreSQL or MariaDB; one member
-//! is killed with SIGKILL mid-run and a fourth starts later. The downstream must equal the
-//! workload's model (`verify`): no duplicate and no missing row, every DDL applied once.
+//! A consumer group end to end: two sink nodes (`generate --node 0/2` and `1/2`, each a sink
+//! process playing its node's tables, `metadata` the minimum of both) write one local storage
+//! while three `consume --group` members replay it into PostgreSQL or MariaDB; one member is
+//! killed with SIGKILL mid-run and a fourth starts later. The downstream must equal the
+//! workload's model (`verify`): no duplicate and no missing row, every DDL applied once (the
+//! `CREATE DATABASE` both nodes wrote included).
 //!
 //! Needs the servers (`scripts/test.sh` starts them); under `CI=true` a missing server fails.
 
@@ -10,48 +12,11 @@ use cdc_harness::demo::consumer_query;
 use cdc_harness::verify::verify;
 use cdc_harness::workload::{Workload, WorkloadConfig};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{log, unique, workload_flags, Proc, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cdc-storage");
-
-fn unique(tag: &str) -> String {
-    let n = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-        % 1_000_000_000;
-    format!("{tag}_{}_{n}", std::process::id())
-}
-
-fn workload_flags(cfg: &WorkloadConfig) -> Vec<String> {
-    [
-        ("--dispatchers", cfg.dispatchers.to_string()),
-        ("--tables", cfg.tables.to_string()),
-        ("--transactions", cfg.transactions.to_string()),
-        ("--rows-per-txn", cfg.rows_per_txn.to_string()),
-        ("--ddl-every", cfg.ddl_every.to_string()),
-        ("--seed", cfg.seed.to_string()),
-        ("--schema", cfg.schema.clone()),
-    ]
-    .into_iter()
-    .flat_map(|(k, v)| [k.to_string(), v])
-    .collect()
-}
-
-/// Kills the child when dropped (a failing test leaves no process behind).
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn log(dir: &Path, name: &str) -> std::fs::File {
-    std::fs::File::create(dir.join(format!("{name}.log"))).unwrap()
-}
+mod support;
 
 fn member(upstream: &str, down: &str, group: &str, id: &str, dir: &Path) -> Proc {
     Proc(
@@ -83,7 +48,8 @@ async fn group_of_three(down: &str) {
         ddl_every: 300,
         seed: 7,
         schema: unique("grp"),
-        start_ts: None,
+        // Both nodes must play the same commit ts.
+        start_ts: Some(cdc_common::Ts(445_000_000_000_000_000)),
         live_rows_cap: None,
     };
     let options = format!(
@@ -94,15 +60,19 @@ async fn group_of_three(down: &str) {
     let sink_uri = format!("{root}?{options}");
     let upstream = format!("{root}?{}", consumer_query(&options));
     let group = unique("g");
-    let mut gen = Proc(
-        Command::new(BIN)
-            .args(["generate", "--sink-uri", &sink_uri, "--tps", "1000"])
-            .args(workload_flags(&cfg))
-            .stdout(Stdio::null())
-            .stderr(log(tmp.path(), "generate"))
-            .spawn()
-            .expect("spawn generate"),
-    );
+    let node = |i: u32| {
+        Proc(
+            Command::new(BIN)
+                .args(["generate", "--sink-uri", &sink_uri, "--tps", "1000"])
+                .args(["--node", &format!("{i}/2")])
+                .args(workload_flags(&cfg))
+                .stdout(Stdio::null())
+                .stderr(log(tmp.path(), &format!("generate-{i}")))
+                .spawn()
+                .expect("spawn generate"),
+        )
+    };
+    let mut nodes = [node(0), node(1)];
     let _a = member(&upstream, down, &group, "a", tmp.path());
     let mut b = member(&upstream, down, &group, "b", tmp.path());
     let _c = member(&upstream, down, &group, "c", tmp.path());
@@ -110,8 +80,10 @@ async fn group_of_three(down: &str) {
     b.0.kill().unwrap(); // SIGKILL
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let _d = member(&upstream, down, &group, "d", tmp.path());
-    let st = gen.0.wait().unwrap();
-    assert!(st.success(), "generate failed: see {:?}", tmp.path());
+    for n in &mut nodes {
+        let st = n.0.wait().unwrap();
+        assert!(st.success(), "generate failed: see {:?}", tmp.path());
+    }
     let model = Workload::final_model(cfg.clone());
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {

@@ -7,42 +7,21 @@
 //! The kill moments come from a seeded generator; the seed is printed and `CRASH_SEED=<n>`
 //! replays a failing schedule.
 
-use cdc_common::layout::{DataFile, IndexFile, LayoutConfig};
+mod support;
+
 use cdc_common::SinkOptions;
 use cdc_harness::demo::consumer_query;
 use cdc_harness::verify::verify;
 use cdc_harness::workload::{Workload, WorkloadConfig};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{data_files_above_index, kill_after, wait_ok, workload_flags, BIN};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cdc-storage");
 /// Kills of each process before it is let run to the end.
 const KILLS: usize = 3;
-
-fn workload_flags(cfg: &WorkloadConfig) -> Vec<String> {
-    vec![
-        "--dispatchers".into(),
-        cfg.dispatchers.to_string(),
-        "--tables".into(),
-        cfg.tables.to_string(),
-        "--transactions".into(),
-        cfg.transactions.to_string(),
-        "--rows-per-txn".into(),
-        cfg.rows_per_txn.to_string(),
-        "--ddl-every".into(),
-        cfg.ddl_every.to_string(),
-        "--seed".into(),
-        cfg.seed.to_string(),
-        "--schema".into(),
-        cfg.schema.clone(),
-        "--start-ts".into(),
-        cfg.start_ts.expect("fixed start ts").0.to_string(),
-    ]
-}
 
 fn generator(uri: &str, cfg: &WorkloadConfig, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new()
@@ -81,74 +60,6 @@ fn consumer(uri: &str, db: &Path, once: bool, log: &Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("spawn consume")
-}
-
-/// Waits up to `d` for the child; kills it (SIGKILL) if it is still running. True if killed.
-fn kill_after(child: &mut Child, d: Duration) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    true
-}
-
-fn wait_ok(child: &mut Child, what: &str, log: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            assert!(
-                st.success(),
-                "{what} failed ({st}); log:\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what} did not finish in 120 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Data files under `root` numbered above their writer's index entry (a missing index counts
-/// as entry 0).
-fn data_files_above_index(root: &Path, options: &SinkOptions) -> Vec<String> {
-    let layout = LayoutConfig::from_options(options);
-    let mut newest: BTreeMap<IndexFile, Vec<(u64, String)>> = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-            if let Ok(f) = DataFile::parse(&rel, &layout) {
-                newest
-                    .entry(f.index_file())
-                    .or_default()
-                    .push((f.index, rel));
-            }
-        }
-    }
-    let mut above = Vec::new();
-    for (index, files) in newest {
-        let path = index.build().unwrap();
-        let indexed = std::fs::read(root.join(&path))
-            .map(|b| index.parse_content(&path, &b, &layout).unwrap())
-            .unwrap_or(0);
-        above.extend(
-            files
-                .into_iter()
-                .filter(|(i, _)| *i > indexed)
-                .map(|(i, rel)| format!("{rel} (file {i} > index entry {indexed})")),
-        );
-    }
-    above
 }
 
 #[test]

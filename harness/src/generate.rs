@@ -11,12 +11,26 @@
 //! - with `resume` (after a crash), it asks the sink for the checkpoint in storage and resends
 //!   only the steps above it, as a CDC service restarting from its checkpoint does. That needs
 //!   a workload with a fixed `start_ts`: the same steps with the same commit ts on every run.
+//!
+//! # Several nodes (`node`: node I of N)
+//!
+//! N `generate` processes on one storage play the shares of N nodes of one CDC service. Each
+//! walks the whole (deterministic) workload and plays only its own share: the dispatchers `d`
+//! with `d % N == I`, every one writing dispatcher-named files. Table slots must be a multiple
+//! of N: dispatcher `d` serves slot `d % M`, so with `N | M` every dispatcher of a slot is on
+//! node `slot % N`, and the slot's DDLs (drains) are played by that node alone. The
+//! `CREATE DATABASE` that starts the workload is written by every node (schema files are
+//! create-only and accept identical bytes). Progress goes through [`NodeCheckpoint`]: each node
+//! writes its own durable position (advanced past other nodes' steps too, so an idle node does
+//! not hold the others back) and `metadata` becomes the minimum over all nodes, as a CDC
+//! service's owner would compute it. `resume` restarts a node from its own file. Only node 0
+//! runs retention cleanup; each node's spool is its own (changefeed `generate-node-<I>`).
 
 use crate::workload::{Step, Workload, WorkloadConfig};
 use anyhow::{Context, Result};
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{DdlEvent, DdlKind, Ts};
-use cdc_sink::{FileNaming, Sink, SinkConfig};
+use cdc_sink::{FileNaming, NodeCheckpoint, Sink, SinkConfig};
 use prometheus::Registry;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +68,40 @@ pub struct GenerateReport {
     pub resumed_from: Option<Ts>,
     /// Steps (DML events and DDLs) skipped because the checkpoint covered them.
     pub skipped: u64,
+    /// With `node`: steps that belong to other nodes (not played here).
+    pub others: u64,
+    /// With `node`: this node's progress file at the end.
+    pub node_progress: Option<Ts>,
+}
+
+/// Node `index` of `count` (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeShare {
+    /// 0-based.
+    pub index: u32,
+    /// Nodes in the cluster.
+    pub count: u32,
+}
+
+impl NodeShare {
+    /// Parses `I/N`.
+    pub fn parse(s: &str) -> Result<NodeShare> {
+        let (i, n) = s
+            .split_once('/')
+            .with_context(|| format!("node `{s}`: expected I/N, such as 0/2"))?;
+        let share = NodeShare {
+            index: i.trim().parse().with_context(|| format!("node `{s}`: I"))?,
+            count: n.trim().parse().with_context(|| format!("node `{s}`: N"))?,
+        };
+        if share.count == 0 || share.index >= share.count {
+            anyhow::bail!("node `{s}`: needs 0 <= I < N");
+        }
+        Ok(share)
+    }
+
+    fn owns(&self, dispatcher: usize) -> bool {
+        dispatcher % self.count as usize == self.index as usize
+    }
 }
 
 /// How `generate` plays the workload.
@@ -69,6 +117,8 @@ pub struct GenerateOptions {
     /// Serve the sink's registry at `http://<addr>/metrics` while the workload runs
     /// ([`cdc_sink::serve_metrics`]), as an embedder without its own endpoint would.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Play node I of N's share (see the module doc); `None`: the whole workload.
+    pub node: Option<NodeShare>,
 }
 
 impl GenerateReport {
@@ -79,10 +129,26 @@ impl GenerateReport {
 }
 
 /// `--resume` replays the steps above the stored checkpoint, which needs a workload whose
-/// commit ts do not depend on the clock.
-fn check_resume(cfg: &WorkloadConfig, opts: GenerateOptions) -> Result<()> {
+/// commit ts do not depend on the clock; so do several nodes, which must all see the same
+/// steps. A node's share needs whole table slots (see the module doc).
+fn check_options(cfg: &WorkloadConfig, opts: GenerateOptions) -> Result<()> {
     if opts.resume && cfg.start_ts.is_none() {
         anyhow::bail!("resuming needs a workload with a fixed start ts (--start-ts)");
+    }
+    if let Some(n) = opts.node {
+        if cfg.start_ts.is_none() {
+            anyhow::bail!(
+                "--node needs a fixed start ts (--start-ts): every node must play the same commit ts"
+            );
+        }
+        if cfg.tables % n.count as usize != 0 {
+            anyhow::bail!(
+                "--node {}/{}: --tables ({}) must be a multiple of the node count, so that every dispatcher of a table is on one node",
+                n.index,
+                n.count,
+                cfg.tables
+            );
+        }
     }
     Ok(())
 }
@@ -95,7 +161,7 @@ pub async fn generate(
     opts: GenerateOptions,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<GenerateReport> {
-    check_resume(cfg, opts)?;
+    check_options(cfg, opts)?;
     let registry = Registry::new();
     // Held until the workload is done: Prometheus can scrape the run while it lasts.
     let _endpoint = match opts.metrics_addr {
@@ -106,7 +172,13 @@ pub async fn generate(
             Some(server)
         }
     };
-    let config = SinkConfig::new("generate");
+    let config = match opts.node {
+        None => SinkConfig::new("generate"),
+        // Each node's spool is its own; only node 0 runs retention cleanup.
+        Some(n) => {
+            SinkConfig::new(format!("generate-node-{}", n.index)).with_cleanup_owner(n.index == 0)
+        }
+    };
     let sink = match opts.index_put_delay {
         None => Sink::open(sink_uri, config, &registry).await,
         Some(delay) => {
@@ -132,7 +204,7 @@ pub async fn generate_into(
     opts: GenerateOptions,
     on_progress: &(dyn Fn(u64) + Sync),
 ) -> Result<GenerateReport> {
-    check_resume(cfg, opts)?;
+    check_options(cfg, opts)?;
     let sink = Arc::new(sink);
     let mut report = match drive(&sink, cfg, opts, on_progress).await {
         Ok(r) => r,
@@ -147,6 +219,54 @@ pub async fn generate_into(
     Ok(report)
 }
 
+/// Where the generator's position goes: the sink's own `metadata`, or this node's progress
+/// file (and from there `metadata` as the minimum over every node).
+enum Progress {
+    Single,
+    Node(NodeShare, NodeCheckpoint),
+}
+
+impl Progress {
+    fn new(node: Option<NodeShare>) -> Result<Progress> {
+        Ok(match node {
+            None => Progress::Single,
+            Some(n) => Progress::Node(n, NodeCheckpoint::new(n.index, n.count)?),
+        })
+    }
+
+    /// Whether this process plays dispatcher `d`.
+    fn owns(&self, d: usize) -> bool {
+        match self {
+            Progress::Single => true,
+            Progress::Node(n, _) => n.owns(d),
+        }
+    }
+
+    /// The position a restart resumes above.
+    async fn stored(&mut self, sink: &Sink) -> Result<Option<Ts>> {
+        Ok(match self {
+            Progress::Single => sink.stored_checkpoint().await?,
+            Progress::Node(_, cp) => cp.stored(sink).await?,
+        })
+    }
+
+    /// Advances towards `ts` (the sink clamps it below every event not yet durable); returns
+    /// `metadata`'s value as far as known, and this node's.
+    async fn advance(&mut self, sink: &Sink, ts: Ts) -> Result<(Option<Ts>, Option<Ts>)> {
+        Ok(match self {
+            Progress::Single => match sink.checkpoint(ts).await? {
+                cdc_sink::CheckpointOutcome::Written(t)
+                | cdc_sink::CheckpointOutcome::Deferred(t) => (Some(t), None),
+                cdc_sink::CheckpointOutcome::Unchanged => (Some(ts), None),
+            },
+            Progress::Node(_, cp) => {
+                let p = cp.advance(sink, ts).await?;
+                (p.global, p.node)
+            }
+        })
+    }
+}
+
 async fn drive(
     sink: &Arc<Sink>,
     cfg: &WorkloadConfig,
@@ -155,18 +275,28 @@ async fn drive(
 ) -> Result<GenerateReport> {
     let start = Instant::now();
     let tps = opts.tps;
+    let mut progress = Progress::new(opts.node)?;
     let resumed_from = if opts.resume {
-        sink.stored_checkpoint().await?
+        progress.stored(sink).await?
     } else {
         None
     };
     // Durable before the crash: the upstream does not send it again.
     let covered = |ts: Ts| resumed_from.is_some_and(|c| ts <= c);
     let mut skipped = 0u64;
+    let mut others = 0u64;
     let mut workload = Workload::new(cfg.clone());
     let ids: Vec<String> = (0..cfg.dispatchers).map(|i| format!("d{i}")).collect();
+    let own_ids: Vec<&String> = (0..cfg.dispatchers)
+        .filter(|d| progress.owns(*d))
+        .map(|d| &ids[d])
+        .collect();
     for (i, id) in ids.iter().enumerate() {
-        let shared = workload.slot_dispatchers(i % cfg.tables).len() > 1;
+        if !progress.owns(i) {
+            continue;
+        }
+        // Several nodes: dispatcher-named files always, as each node's dispatchers write them.
+        let shared = opts.node.is_some() || workload.slot_dispatchers(i % cfg.tables).len() > 1;
         let naming = if shared {
             FileNaming::Dispatcher
         } else {
@@ -181,7 +311,8 @@ async fn drive(
             .collect()
     };
 
-    // The DDLs that created the schema and the tables before the first transaction.
+    // The DDLs that created the schema and the tables before the first transaction (every
+    // node writes the CREATE DATABASE; a table's CREATE is its node's).
     let initial = workload.initial_tables();
     let first = initial.iter().map(|t| t.version).min().unwrap_or(Ts::now());
     let create_schema = DdlEvent {
@@ -196,7 +327,7 @@ async fn drive(
         sink.write_block_event(&create_schema, &[]).await?;
     }
     for (slot, def) in initial.iter().enumerate() {
-        if covered(def.version) {
+        if covered(def.version) || !progress.owns(slot) {
             continue;
         }
         let cols: Vec<String> = def
@@ -231,9 +362,12 @@ async fn drive(
     let mut txn = 0u64;
     let mut paused = Duration::ZERO;
     for step in workload.by_ref() {
-        let ts = match &step {
-            Step::Dml { event, .. } => event.commit_ts,
-            Step::Ddl { event, .. } => event.commit_ts,
+        let (ts, owner) = match &step {
+            Step::Dml { event, dispatcher } => (event.commit_ts, *dispatcher),
+            // Every dispatcher of a slot is on one node (module doc): the first names it.
+            Step::Ddl { event, dispatchers } => {
+                (event.commit_ts, dispatchers.first().copied().unwrap_or(0))
+            }
         };
         if covered(ts) {
             skipped += 1;
@@ -241,43 +375,47 @@ async fn drive(
             txn += 1;
             continue;
         }
-        match step {
-            Step::Dml { dispatcher, event } => {
-                while unwoken.load(Ordering::Acquire) >= MAX_UNWOKEN {
-                    let t = Instant::now();
-                    let _ = tokio::time::timeout(Duration::from_millis(50), woken.notified()).await;
-                    paused += t.elapsed();
-                    sink.error().map_or(Ok(()), Err)?;
+        last_ts = ts;
+        if !progress.owns(owner) {
+            others += 1;
+        } else {
+            match step {
+                Step::Dml { dispatcher, event } => {
+                    while unwoken.load(Ordering::Acquire) >= MAX_UNWOKEN {
+                        let t = Instant::now();
+                        let _ =
+                            tokio::time::timeout(Duration::from_millis(50), woken.notified()).await;
+                        paused += t.elapsed();
+                        sink.error().map_or(Ok(()), Err)?;
+                    }
+                    let rows = event.rows.len() as u64;
+                    unwoken.fetch_add(1, Ordering::AcqRel);
+                    let (u, n) = (Arc::clone(&unwoken), Arc::clone(&woken));
+                    let wake = Box::new(move || {
+                        u.fetch_sub(1, Ordering::AcqRel);
+                        n.notify_one();
+                    });
+                    let f = Arc::clone(&flushed);
+                    let flush = Box::new(move || {
+                        f.fetch_add(rows, Ordering::Relaxed);
+                    });
+                    sink.add_dml_event(&ids[dispatcher], event, Some(wake), Some(flush))?;
+                    report.events += 1;
+                    report.rows += rows;
                 }
-                let rows = event.rows.len() as u64;
-                last_ts = event.commit_ts;
-                unwoken.fetch_add(1, Ordering::AcqRel);
-                let (u, n) = (Arc::clone(&unwoken), Arc::clone(&woken));
-                let wake = Box::new(move || {
-                    u.fetch_sub(1, Ordering::AcqRel);
-                    n.notify_one();
-                });
-                let f = Arc::clone(&flushed);
-                let flush = Box::new(move || {
-                    f.fetch_add(rows, Ordering::Relaxed);
-                });
-                sink.add_dml_event(&ids[dispatcher], event, Some(wake), Some(flush))?;
-                report.events += 1;
-                report.rows += rows;
-            }
-            Step::Ddl { dispatchers, event } => {
-                last_ts = event.commit_ts;
-                let refs: Vec<&str> = dispatchers.iter().map(|d| ids[*d].as_str()).collect();
-                sink.write_block_event(&event, &refs).await?;
-                report.ddls += 1;
+                Step::Ddl { dispatchers, event } => {
+                    debug_assert!(dispatchers.iter().all(|d| progress.owns(*d)));
+                    let refs: Vec<&str> = dispatchers.iter().map(|d| ids[*d].as_str()).collect();
+                    sink.write_block_event(&event, &refs).await?;
+                    report.ddls += 1;
+                }
             }
         }
         txn += 1;
         if txn % 256 == 0 {
             on_progress(txn);
             if last_checkpoint.elapsed() >= Duration::from_millis(200) {
-                // The sink clamps this below every event not yet durable.
-                sink.checkpoint(last_ts).await?;
+                progress.advance(sink, last_ts).await?;
                 last_checkpoint = Instant::now();
             }
         }
@@ -295,16 +433,16 @@ async fn drive(
     on_progress(txn);
     // Drain every dispatcher (their flush callbacks have run when this returns), then the
     // checkpoint may reach the last commit ts.
-    for id in &ids {
+    for id in own_ids {
         sink.remove_dispatcher(id).await?;
     }
-    report.checkpoint_ts = match sink.checkpoint(last_ts).await? {
-        cdc_sink::CheckpointOutcome::Written(ts) | cdc_sink::CheckpointOutcome::Deferred(ts) => ts,
-        cdc_sink::CheckpointOutcome::Unchanged => last_ts,
-    };
+    let (global, node) = progress.advance(sink, last_ts).await?;
+    report.checkpoint_ts = global.unwrap_or(Ts(0));
+    report.node_progress = node;
     report.rows_flushed = flushed.load(Ordering::Relaxed);
     report.resumed_from = resumed_from;
     report.skipped = skipped;
+    report.others = others;
     report.elapsed = start.elapsed();
     report.paused = paused;
     Ok(report)

@@ -19,6 +19,7 @@ use crate::checkpoint_update::{self, Advanced};
 use crate::error::Result;
 use crate::metrics::SinkMetrics;
 use crate::retry::RetryPolicy;
+use cdc_common::layout::Checkpoint;
 use cdc_common::Ts;
 
 use object_store::ObjectStore;
@@ -72,7 +73,9 @@ impl CheckpointState {
         metrics: &Arc<SinkMetrics>,
     ) -> Result<Option<Ts>> {
         if !self.loaded {
-            self.last_written = checkpoint_update::read(store, policy, metrics).await?.ts;
+            self.last_written = checkpoint_update::read(store, policy, metrics, Checkpoint::path())
+                .await?
+                .ts;
             self.loaded = true;
         }
         Ok(self.last_written)
@@ -110,9 +113,15 @@ impl CheckpointState {
             self.deferred = Some(wanted);
             return Ok(CheckpointOutcome::Deferred(wanted));
         }
-        let advanced =
-            checkpoint_update::advance(store, policy, metrics, ts, self.local_root.as_deref())
-                .await?;
+        let advanced = checkpoint_update::advance(
+            store,
+            policy,
+            metrics,
+            Checkpoint::path(),
+            ts,
+            self.local_root.as_deref(),
+        )
+        .await?;
         self.last_write_at = Some(Instant::now());
         self.deferred = None;
         match advanced {

@@ -1,5 +1,6 @@
-//! The conditional write of the checkpoint file `metadata`: it never decreases, even when
-//! several sink processes (CDC nodes) write it.
+//! The conditional write of a checkpoint file - `metadata`, or a node's `metadata.node-<i>`
+//! (`node_checkpoint.rs`): it never decreases, even when several sink processes (CDC nodes)
+//! write it.
 //!
 //! One write of `ts` is a compare-and-swap loop:
 //!
@@ -59,15 +60,16 @@ pub(crate) enum Advanced {
     AlreadyAt(Ts),
 }
 
-/// Reads `metadata` with its version (an unreadable file counts as no value, with a warning:
-/// the next write replaces it).
+/// Reads the checkpoint file `path` with its version (an unreadable file counts as no value,
+/// with a warning: the next write replaces it).
 pub(crate) async fn read(
     store: &Arc<dyn ObjectStore>,
     policy: &RetryPolicy,
     metrics: &Arc<SinkMetrics>,
+    path: &str,
 ) -> Result<Stored> {
-    let location = key(Checkpoint::path())?;
-    let got = retry(policy, metrics, "get", Checkpoint::path(), 1, || async {
+    let location = key(path)?;
+    let got = retry(policy, metrics, "get", path, 1, || async {
         match store.get_opts(&location, GetOptions::default()).await {
             Ok(r) => {
                 let version = UpdateVersion {
@@ -87,10 +89,10 @@ pub(crate) async fn read(
             version: None,
         });
     };
-    let ts = match Checkpoint::parse(Checkpoint::path(), &bytes) {
+    let ts = match Checkpoint::parse(path, &bytes) {
         Ok(c) => Some(c.checkpoint_ts),
         Err(e) => {
-            tracing::warn!(error = %e, "existing checkpoint file unreadable; replacing it");
+            tracing::warn!(error = %e, path, "existing checkpoint file unreadable; replacing it");
             None
         }
     };
@@ -107,35 +109,36 @@ enum Put {
     Unsupported,
 }
 
-/// Writes `ts` to `metadata` unless the stored value is at or above it (see the module doc).
-/// `local_root` is the root directory of a local file system store.
+/// Writes `ts` to the checkpoint file `path` unless the stored value is at or above it (see
+/// the module doc). `local_root` is the root directory of a local file system store.
 pub(crate) async fn advance(
     store: &Arc<dyn ObjectStore>,
     policy: &RetryPolicy,
     metrics: &Arc<SinkMetrics>,
+    path: &str,
     ts: Ts,
     local_root: Option<&FsPath>,
 ) -> Result<Advanced> {
     let mut conflicts = 0;
     loop {
-        let stored = read(store, policy, metrics).await?;
+        let stored = read(store, policy, metrics, path).await?;
         if let Some(s) = stored.ts.filter(|s| *s >= ts) {
             return Ok(Advanced::AlreadyAt(s));
         }
-        match put(store, policy, metrics, ts, stored.version).await? {
+        match put(store, policy, metrics, path, ts, stored.version).await? {
             Put::Done => return Ok(Advanced::Written(ts)),
             Put::Conflict => {
                 metrics.checkpoint_conflicts_total.inc();
                 conflicts += 1;
                 if conflicts >= MAX_CONFLICTS {
                     return Err(crate::error::SinkError::param(
-                        "metadata",
+                        path,
                         format!("{conflicts} concurrent updates of the checkpoint file in a row; is another process writing it in a loop?"),
                     ));
                 }
             }
             Put::Unsupported => {
-                return advance_without_update(store, policy, metrics, ts, local_root).await
+                return advance_without_update(store, policy, metrics, path, ts, local_root).await
             }
         }
     }
@@ -146,13 +149,14 @@ async fn put(
     store: &Arc<dyn ObjectStore>,
     policy: &RetryPolicy,
     metrics: &Arc<SinkMetrics>,
+    path: &str,
     ts: Ts,
     version: Option<UpdateVersion>,
 ) -> Result<Put> {
     let body = bytes::Bytes::from(Checkpoint { checkpoint_ts: ts }.build());
-    let location = key(Checkpoint::path())?;
+    let location = key(path)?;
     let mode = version.map_or(PutMode::Create, PutMode::Update);
-    retry(policy, metrics, "put", Checkpoint::path(), 1, || {
+    retry(policy, metrics, "put", path, 1, || {
         let opts = PutOptions {
             mode: mode.clone(),
             ..PutOptions::default()
@@ -180,6 +184,7 @@ async fn advance_without_update(
     store: &Arc<dyn ObjectStore>,
     policy: &RetryPolicy,
     metrics: &Arc<SinkMetrics>,
+    path: &str,
     ts: Ts,
     local_root: Option<&FsPath>,
 ) -> Result<Advanced> {
@@ -187,13 +192,13 @@ async fn advance_without_update(
         Some(root) => Some(lock_root(root).await?),
         None => None,
     };
-    let stored = read(store, policy, metrics).await?;
+    let stored = read(store, policy, metrics, path).await?;
     if let Some(s) = stored.ts.filter(|s| *s >= ts) {
         return Ok(Advanced::AlreadyAt(s));
     }
     let body = bytes::Bytes::from(Checkpoint { checkpoint_ts: ts }.build());
-    let location = key(Checkpoint::path())?;
-    retry(policy, metrics, "put", Checkpoint::path(), 1, || {
+    let location = key(path)?;
+    retry(policy, metrics, "put", path, 1, || {
         store.put(&location, PutPayload::from(body.clone()))
     })
     .await?;

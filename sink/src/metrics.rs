@@ -18,6 +18,7 @@
 //! | `cdc_sink_storage_errors_total` | counter | `op` | failed storage attempts (errors and timeouts); every op pre-created at 0 |
 //! | `cdc_sink_storage_retries_total` | counter | | storage attempts retried |
 //! | `cdc_sink_checkpoint_ts` | gauge | | last checkpoint ts written to `metadata` |
+//! | `cdc_sink_node_checkpoint_ts` | gauge | | last progress ts written to this node's `metadata.node-<i>` (several sink processes) |
 //! | `cdc_sink_checkpoint_conflicts_total` | counter | | conditional `metadata` writes that lost to another writer and were decided again |
 //! | `cdc_sink_stale_files_deleted_total` | counter | | data files a crashed run left above its index entry, deleted on restart |
 //!
@@ -50,6 +51,7 @@ pub(crate) struct SinkMetrics {
     pub storage_errors_total: IntCounterVec,
     pub storage_retries_total: IntCounter,
     pub checkpoint_ts: IntGauge,
+    pub node_checkpoint_ts: IntGauge,
     pub checkpoint_conflicts_total: IntCounter,
     pub stale_files_deleted: IntCounter,
 }
@@ -142,6 +144,10 @@ impl SinkMetrics {
                 "cdc_sink_checkpoint_ts",
                 "Last checkpoint ts written to the metadata file.",
             ))?,
+            node_checkpoint_ts: IntGauge::with_opts(opts(
+                "cdc_sink_node_checkpoint_ts",
+                "Last progress ts written to this node's metadata.node-<i> file.",
+            ))?,
             checkpoint_conflicts_total: IntCounter::with_opts(opts(
                 "cdc_sink_checkpoint_conflicts_total",
                 "Conditional writes of the metadata file that lost to another writer.",
@@ -187,6 +193,7 @@ impl SinkMetrics {
             Box::new(self.storage_errors_total.clone()),
             Box::new(self.storage_retries_total.clone()),
             Box::new(self.checkpoint_ts.clone()),
+            Box::new(self.node_checkpoint_ts.clone()),
             Box::new(self.checkpoint_conflicts_total.clone()),
             Box::new(self.stale_files_deleted.clone()),
         ]

@@ -524,7 +524,13 @@ impl Sink {
         st.stored(&ctx.store, &ctx.config.retry, &ctx.metrics).await
     }
 
-    fn min_pending(&self) -> Option<Ts> {
+    /// What the writers share (store, config, metrics, failure): for `node_checkpoint.rs`.
+    pub(crate) fn ctx(&self) -> &WriterContext {
+        &self.ctx
+    }
+
+    /// The smallest commit ts handed in and not yet durable, over every dispatcher.
+    pub(crate) fn min_pending(&self) -> Option<Ts> {
         self.dispatchers
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -4,6 +4,8 @@
 //! ```text
 //! <root>/
 //!   metadata                                          {"checkpoint-ts":N}
+//!   metadata.node-<i>                                 node i's progress, same form (extension,
+//!                                                     several sink processes; see checkpoint.rs)
 //!   <schema>/meta/schema_<version>_<crc:%010d>.json   database-level schema file
 //!   <schema>/<table>/meta/schema_<version>_<crc:%010d>.json
 //!   <schema>/<table>/<version>[/<partition-id>][/<date>]/

@@ -151,6 +151,22 @@ fn checkpoint_file() {
 }
 
 #[test]
+fn node_checkpoint_paths() {
+    assert_eq!(Checkpoint::node_path(3), "metadata.node-3");
+    assert!(Checkpoint::is_node_path(&Checkpoint::node_path(0)));
+    assert!(Checkpoint::is_node_path("metadata.node-12"));
+    for other in [
+        "metadata",
+        "metadata.node-",
+        "metadata.node-x",
+        "metadata.nodes-1",
+        "db/metadata.node-1",
+    ] {
+        assert!(!Checkpoint::is_node_path(other), "{other}");
+    }
+}
+
+#[test]
 fn index_content() {
     let c = cfg(DateSeparator::None, false, 6);
     let idx = IndexFile {

@@ -159,7 +159,9 @@ impl Discovery {
         let all = self.up.list_all().await?;
         let mut schema_paths = Vec::new();
         for p in all {
-            if p == METADATA_FILE {
+            // Node progress files (several sink processes) are the sink's; `metadata` is
+            // the minimum over them.
+            if p == METADATA_FILE || Checkpoint::is_node_path(&p) {
                 continue;
             }
             let mut segs = p.split('/');
