@@ -31,7 +31,7 @@ use prometheus::{
 use std::time::{Duration, Instant};
 
 /// Every `op` label of `cdc_sink_storage_errors_total` (the operations `retry` wraps).
-pub(crate) const STORAGE_OPS: [&str; 5] = ["put", "multipart", "get", "list", "delete"];
+pub(crate) const STORAGE_OPS: [&str; 6] = ["put", "multipart", "get", "head", "list", "delete"];
 
 /// The metric handles of one sink.
 pub(crate) struct SinkMetrics {

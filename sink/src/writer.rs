@@ -44,6 +44,7 @@
 use crate::batch::{Batch, BatchKey, Pending};
 use crate::batch_table::BatchTable;
 use crate::config::SinkConfig;
+use crate::create_only::{self, DataTarget};
 use crate::ddl::DrainMarker;
 use crate::error::Result;
 use crate::failure::Failure;
@@ -137,6 +138,9 @@ type IndexKey = (DataDir, Option<String>);
 /// Where one file goes (no spool entries: borrowed across the upload's awaits).
 struct Upload {
     data_path: String,
+    /// The data file's number, and the index file that will name it (create-only rule).
+    number: u64,
+    index_file: IndexFile,
     index_path: String,
     index_content: Bytes,
     header: Bytes,
@@ -394,6 +398,8 @@ impl Writer {
         Ok(Job {
             upload: Upload {
                 data_path,
+                number: index,
+                index_file,
                 index_path,
                 index_content,
                 header,
@@ -459,11 +465,11 @@ async fn sleep_until(deadline: Option<Instant>) {
 /// Data files of `file_id` numbered above that entry were published by a run that crashed
 /// before writing their index entry. No consumer has read them (consumers read up to the
 /// entry only) and none of their events was acknowledged (flush callbacks run after the index
-/// put), so the upstream sends those events again. They are deleted here, and a file this run
-/// numbers the same is overwritten anyway: a stale file is never covered by a later index
-/// entry, which would replay its rows twice (harmful for tables without a primary key when
-/// rows carry no commit ts). Correctness rests on the overwrite; the delete keeps storage tidy
-/// (a file a partial listing missed is overwritten before it can be indexed).
+/// put), so the upstream sends those events again. They are deleted here; a stale file must
+/// never be covered by a later index entry, which would replay its rows twice (harmful for
+/// tables without a primary key when rows carry no commit ts). A file a partial listing
+/// missed is found by the create-only put of the file this run numbers the same, and
+/// deleted there by the same rule before the put is tried again (`create_only.rs`).
 ///
 /// Without a readable index entry - the index file cannot be parsed, or is missing while data
 /// files exist (lost, or deleted by hand) - which files a consumer may have read and which
@@ -597,6 +603,7 @@ async fn publish_job(ctx: Arc<WriterContext>, job: Job) -> (Job, Result<u64>) {
 /// A large rewritten file (parquet, compressed): the whole-file step streams into a multipart
 /// upload (`streamed_put.rs`), then the index file is put.
 async fn publish_streamed(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<u64> {
+    create_only::clear_before_multipart(&data_target(ctx, job)).await?;
     let len = crate::streamed_put::put_streamed(ctx, &job.codec, &job.data_path, &chunks).await?;
     drop(chunks);
     ctx.metrics.files_streamed_total.inc();
@@ -622,14 +629,29 @@ async fn finish_file(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> R
     Ok(r)
 }
 
-/// Puts the data file (single put, or multipart at or above the threshold), then the index
-/// file. Returns the data file's size.
+/// What the create-only rule needs to publish `job`'s data file (`create_only.rs`).
+fn data_target<'a>(ctx: &'a WriterContext, job: &'a Upload) -> DataTarget<'a> {
+    DataTarget {
+        store: &ctx.store,
+        policy: &ctx.config.retry,
+        metrics: &ctx.metrics,
+        layout: &ctx.layout,
+        path: &job.data_path,
+        number: job.number,
+        index: &job.index_file,
+        index_path: &job.index_path,
+    }
+}
+
+/// Puts the data file (create-only single put, or multipart at or above the threshold after
+/// checking the name), then the index file. Returns the data file's size.
 async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<u64> {
     let policy = &ctx.config.retry;
     let store = &ctx.store;
     let location = key(&job.data_path)?;
     let len: usize = chunks.iter().map(Bytes::len).sum();
     if len >= ctx.config.multipart_threshold {
+        create_only::clear_before_multipart(&data_target(ctx, job)).await?;
         let part = ctx.config.multipart_part_size;
         let parts = len.div_ceil(part) as u32;
         retry(
@@ -652,10 +674,7 @@ async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Resul
         .await?;
     } else {
         let payload: PutPayload = chunks.into_iter().collect();
-        retry(policy, &ctx.metrics, "put", &job.data_path, 1, || {
-            store.put(&location, payload.clone())
-        })
-        .await?;
+        create_only::put_data_file(&data_target(ctx, job), payload).await?;
     }
     put_index(ctx, job).await?;
     Ok(len as u64)
