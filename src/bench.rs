@@ -246,7 +246,7 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
                 "group_bench",
                 "--",
                 pg,
-                if quick { "1000" } else { "4000" },
+                if quick { "2000" } else { "16000" },
             ]),
             env: vec![],
         });

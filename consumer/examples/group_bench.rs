@@ -217,10 +217,58 @@ async fn member(up: &str, down: &str, group: &str, id: &str) -> Member {
     Member { stop, task }
 }
 
+/// Waits until the group's live leases are spread evenly over its `n` members (every table
+/// created, every member at its target); returns how long that took.
+async fn wait_balanced(pg: &tokio_postgres::Client, group: &str, n: usize) -> Duration {
+    let t0 = Instant::now();
+    let per = TABLES / n;
+    loop {
+        let rows = pg
+            .query(
+                "SELECT count(*) FROM public.cdc_consumer_leases WHERE group_name = $1 \
+                 AND owner <> '' AND expiry_ms > (extract(epoch from clock_timestamp()) * 1000)::bigint \
+                 GROUP BY owner",
+                &[&group],
+            )
+            .await
+            .unwrap_or_default();
+        let counts: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        // Table leases plus the schema's own lease: at least `per` each, every table held.
+        if counts.len() == n && counts.iter().all(|c| *c as usize >= per) {
+            return t0.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_files(pg: &tokio_postgres::Client, schema: &str, files: i64) {
     while applied_files(pg, schema).await < files {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Busy and total jiffies of every CPU of the machine so far (`/proc/stat`), the consumer and
+/// the database server together: on a machine this small, what limits a group.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = fields.iter().take(8).sum();
+    // idle and iowait are not busy.
+    let idle = fields.get(3).copied().unwrap_or(0) + fields.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// The share of the machine's CPUs that were busy since `since` (from [`cpu_jiffies`]).
+fn busy_since(since: (u64, u64)) -> f64 {
+    let now = cpu_jiffies();
+    (now.0 - since.0) as f64 / (now.1 - since.1).max(1) as f64
 }
 
 /// Replays `per_table` rows into each of 64 tables with `n` members; returns (rows/s, the
@@ -234,24 +282,37 @@ async fn run(
 ) -> (f64, Vec<Member>, Store, String) {
     let schema = format!("gbench{n}_{}", std::process::id());
     let mut st = Store::new(&dir.join(&schema));
+    // The tables first: the members join, create them and spread their leases before the
+    // clock starts (the figure is the group's replay rate, not its join time).
     st.tables(&schema).await;
+    st.checkpoint().await;
+    let group = schema.clone();
+    let mut members = Vec::new();
+    for i in 0..n {
+        members.push(member(&st.uri, pg_uri, &group, &format!("m{i}")).await);
+    }
+    let joined = wait_balanced(pg, &group, n).await;
+    eprintln!(
+        "group of {n}: leases spread in {:.2} s",
+        joined.as_secs_f64()
+    );
     let files = per_table.div_ceil(FILE_ROWS);
     for t in 0..TABLES {
         for _ in 0..files {
             st.file(&schema, t, FILE_ROWS).await;
         }
     }
-    st.checkpoint().await;
-    let group = schema.clone();
     let t0 = Instant::now();
-    let mut members = Vec::new();
-    for i in 0..n {
-        members.push(member(&st.uri, pg_uri, &group, &format!("m{i}")).await);
-    }
+    let cpu0 = cpu_jiffies();
+    st.checkpoint().await;
     wait_files(pg, &schema, (files as usize * TABLES) as i64).await;
     let secs = t0.elapsed().as_secs_f64();
     let rows = (files * FILE_ROWS) as f64 * TABLES as f64;
-    eprintln!("group of {n}: {rows} rows in {secs:.2} s");
+    eprintln!(
+        "group of {n}: {rows} rows in {secs:.2} s, the machine's {} CPUs {:.0}% busy",
+        std::thread::available_parallelism().map_or(0, |p| p.get()),
+        busy_since(cpu0) * 100.0
+    );
     (rows / secs, members, st, schema)
 }
 
