@@ -94,7 +94,7 @@ fn last_states(def: &TableDef, ops: Vec<RowOp>) -> Vec<RowOp> {
     if pk.is_empty() || ops.len() < 2 {
         return ops;
     }
-    let mut last: HashMap<KeyRef<'_>, usize> = HashMap::with_capacity(ops.len());
+    let mut last: KeyMap<'_, usize> = key_map(ops.len());
     for (i, op) in ops.iter().enumerate() {
         match op {
             RowOp::Upsert(r) | RowOp::Delete(r) => {
@@ -176,15 +176,31 @@ impl Batch<'_> {
     }
 }
 
-/// The key columns of a row, hashable (floats by their bits), to find repeated keys.
-#[derive(PartialEq)]
-pub struct KeyRef<'a>(pub Vec<Option<&'a Value>>);
+/// The key columns of a row, hashable (floats by their bits), to find repeated keys. Borrows
+/// the key column indexes and the row: finding a key allocates nothing.
+#[derive(Clone, Copy)]
+pub struct KeyRef<'a> {
+    pk: &'a [usize],
+    row: &'a [Value],
+}
+
+impl<'a> KeyRef<'a> {
+    fn cols(&self) -> impl Iterator<Item = Option<&'a Value>> + '_ {
+        self.pk.iter().map(|i| self.row.get(*i))
+    }
+}
+
+impl PartialEq for KeyRef<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.cols().eq(other.cols())
+    }
+}
 
 impl Eq for KeyRef<'_> {}
 
 impl std::hash::Hash for KeyRef<'_> {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        for v in &self.0 {
+        for v in self.cols() {
             match v {
                 None | Some(Value::Null) => 0u8.hash(h),
                 Some(Value::Int(i)) => (1u8, i).hash(h),
@@ -199,8 +215,15 @@ impl std::hash::Hash for KeyRef<'_> {
 }
 
 /// The key of a row.
-pub fn key_of<'a>(pk: &[usize], row: &'a [Value]) -> KeyRef<'a> {
-    KeyRef(pk.iter().map(|i| row.get(*i)).collect())
+pub fn key_of<'a>(pk: &'a [usize], row: &'a [Value]) -> KeyRef<'a> {
+    KeyRef { pk, row }
+}
+
+/// A map from keys (the per-file key maps: fast hashing, keys are the rows' own).
+pub type KeyMap<'a, V> = HashMap<KeyRef<'a>, V, foldhash::fast::RandomState>;
+
+fn key_map<'a, V>(capacity: usize) -> KeyMap<'a, V> {
+    HashMap::with_capacity_and_hasher(capacity, Default::default())
 }
 
 /// Groups operations into batches of at most `max` rows (see the module doc).
@@ -212,7 +235,7 @@ pub fn batches<'a>(def: &TableDef, ops: &'a [RowOp], max: usize) -> Vec<Batch<'a
     while i < ops.len() {
         let kind = ops[i].kind();
         let mut rows: Vec<&'a [Value]> = Vec::new();
-        let mut seen: HashMap<KeyRef<'a>, usize> = HashMap::new();
+        let mut seen: KeyMap<'_, usize> = key_map(0);
         while i < ops.len() && ops[i].kind() == kind && rows.len() < max {
             match &ops[i] {
                 RowOp::DeleteOne(r) => {

@@ -3,6 +3,7 @@
 //! module doc) and `cdc_consumer_quarantine` (one row per quarantined data file, created only
 //! under policy `quarantine`): their DDL, their load, their write.
 
+use super::apply::{prepared, Statements};
 use super::create_table;
 use super::error::PgError;
 use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
@@ -63,6 +64,7 @@ pub(super) async fn load_progress(client: &Client) -> Result<Vec<(ProgressKey, P
 /// unit's position: the unit was committed before and the caller rolls back.
 pub(super) async fn write_progress(
     tx: &Transaction<'_>,
+    statements: &mut Statements,
     tname: &str,
     unit: &Unit<'_>,
 ) -> Result<bool> {
@@ -71,7 +73,10 @@ pub(super) async fn write_progress(
         let (v, idx, ts) = p
             .to_columns()
             .map_err(|e| downstream_error(tname, unit.file, "progress", e))?;
-        tx.execute(
+        // Prepared once per connection: one round trip per unit instead of two.
+        let st = prepared(
+            statements,
+            tx,
             &format!(
                 "INSERT INTO public.{PROGRESS_TABLE} (schema_name, table_name, partition_id, \
                  dispatcher, table_version, date_dir, file_index, commit_ts) \
@@ -84,6 +89,12 @@ pub(super) async fn write_progress(
                  (EXCLUDED.table_version, EXCLUDED.date_dir, EXCLUDED.file_index, \
                  EXCLUDED.commit_ts)"
             ),
+            &[],
+        )
+        .await
+        .map_err(|e| downstream_error(tname, unit.file, "progress", PgError(&e)))?;
+        tx.execute(
+            &st,
             &[
                 &k.schema,
                 &k.table,

@@ -2,23 +2,24 @@
 //! deletes followed by at least [`COPY_MIN_ROWS`] upserts; the caller runs the deletes first.
 //! The upserts, one (the last) image per key:
 //! - when the unit deleted nothing (most likely new keys), are first `COPY`ed straight into
-//!   the table inside a savepoint (when none of its keys exists, an upsert is an insert); on a
-//!   unique violation it rolls back to the savepoint and takes the path below;
+//!   the table (when none of its keys exists, an upsert is an insert); a unique violation
+//!   aborts the unit's transaction, and the caller applies the unit again taking the path
+//!   below (no savepoint: two round trips fewer for every unit that does not conflict);
 //! - when it deleted keys (a change stream: its upserts most likely update existing rows, so
 //!   the straight attempt would only fail first), or after that violation, go through `COPY`
 //!   into a temporary table plus one `INSERT ... SELECT ... ON CONFLICT`.
 //!
 //! Both run inside the unit's transaction, with its progress row: exactly once as every path.
 
+use super::apply::{prepared, Statements};
 use super::dialect::Postgres;
-use super::params::text;
 use super::upsert::{columns, on_conflict};
 use crate::backend::dialect::Dialect;
-use crate::plan::{key_of, KeyRef, RowOp};
+use crate::plan::{key_of, RowOp};
 use bytes::BytesMut;
 use cdc_common::{TableDef, Value};
 use futures::SinkExt;
-use std::collections::HashMap;
+use std::fmt::Write as _;
 
 /// Consecutive upserts from which COPY + merge replaces multi-row INSERT statements.
 pub const COPY_MIN_ROWS: usize = 512;
@@ -33,11 +34,10 @@ pub(super) fn takes_copy_path(def: &TableDef, rows: &[RowOp]) -> bool {
     all_upserts && upserts >= COPY_MIN_ROWS && !def.pk_indexes().is_empty()
 }
 
-/// The upserted rows of a unit, one (the last) image per key, in order.
-pub(super) fn last_images<'a>(def: &TableDef, unit_rows: &'a [RowOp]) -> Vec<&'a [Value]> {
-    // One key may appear several times: keep its last image.
-    let mut last: HashMap<KeyRef<'_>, usize> = HashMap::new();
-    let pk = def.pk_indexes();
+/// The upserted rows of a unit, in order. The plan is each key's last state
+/// (`Downstream::reduce` is `LastState` for PostgreSQL, see [`crate::plan`]), so every key
+/// appears once: nothing to deduplicate.
+pub(super) fn upserted_rows<'a>(def: &TableDef, unit_rows: &'a [RowOp]) -> Vec<&'a [Value]> {
     let rows: Vec<&[Value]> = unit_rows
         .iter()
         .filter_map(|r| match r {
@@ -45,25 +45,44 @@ pub(super) fn last_images<'a>(def: &TableDef, unit_rows: &'a [RowOp]) -> Vec<&'a
             _ => None,
         })
         .collect();
-    for (i, r) in rows.iter().enumerate() {
-        last.insert(key_of(&pk, r), i);
-    }
-    let mut keep: Vec<usize> = last.into_values().collect();
-    keep.sort_unstable();
-    keep.into_iter().map(|i| rows[i]).collect()
+    debug_assert!(
+        {
+            let pk = def.pk_indexes();
+            let keys: std::collections::HashSet<_> = rows.iter().map(|r| key_of(&pk, r)).collect();
+            keys.len() == rows.len()
+        },
+        "a reduced plan names each key once"
+    );
+    rows
 }
 
-/// COPY `rows` into `table` (any table with the definition's columns).
+/// COPY `rows` into `table` (any table with the definition's columns); the statement is
+/// prepared once per table and column list.
 async fn copy_rows(
     tx: &tokio_postgres::Transaction<'_>,
+    statements: &mut Statements,
     def: &TableDef,
     table: &str,
     rows: &[&[Value]],
 ) -> std::result::Result<(), tokio_postgres::Error> {
     let cols = columns(def);
-    let sink = tx
-        .copy_in(&format!("COPY {table} ({cols}) FROM STDIN"))
-        .await?;
+    let st = prepared(
+        statements,
+        tx,
+        &format!("COPY {table} ({cols}) FROM STDIN"),
+        &[],
+    )
+    .await?;
+    let sink = tx.copy_in(&st).await?;
+    send_rows(sink, def, rows).await
+}
+
+/// Streams `rows` in COPY's text format into an open `COPY ... FROM STDIN` and finishes it.
+async fn send_rows(
+    sink: tokio_postgres::CopyInSink<bytes::Bytes>,
+    def: &TableDef,
+    rows: &[&[Value]],
+) -> std::result::Result<(), tokio_postgres::Error> {
     futures::pin_mut!(sink);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     for r in rows {
@@ -85,82 +104,100 @@ async fn copy_rows(
     Ok(())
 }
 
-/// Upserts many rows (keys distinct). Unless `keys_likely_exist`, first optimistically `COPY`
-/// straight into the table inside a savepoint (when no key exists yet, an upsert *is* an
-/// insert); otherwise, or on a unique violation (rolled back to the savepoint), `COPY` into a
-/// temporary table and merge with one `INSERT ... SELECT ... ON CONFLICT DO UPDATE`.
+/// Upserts many rows (keys distinct). Unless `merge`, `COPY` straight into the table (when no
+/// key exists yet, an upsert *is* an insert): false when a key existed - the transaction is
+/// then aborted and the caller applies the unit again with `merge`. With `merge`, `COPY` into
+/// a temporary table and one `INSERT ... SELECT ... ON CONFLICT DO UPDATE`.
 pub(super) async fn copy_upsert(
     tx: &tokio_postgres::Transaction<'_>,
+    statements: &mut Statements,
     def: &TableDef,
     rows: &[&[Value]],
-    keys_likely_exist: bool,
-) -> std::result::Result<(), tokio_postgres::Error> {
+    merge: bool,
+) -> std::result::Result<bool, tokio_postgres::Error> {
     let t = Postgres.table(&def.name());
-    if !keys_likely_exist && copy_as_inserts(tx, def, &t, rows).await? {
-        return Ok(());
+    if !merge {
+        return match copy_rows(tx, statements, def, &t, rows).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        };
     }
+    // A temporary table is dropped at commit: never cache a statement naming it.
     tx.batch_execute(&format!(
         "CREATE TEMP TABLE IF NOT EXISTS cdc_consumer_stage (LIKE {t} INCLUDING DEFAULTS) ON COMMIT DROP; \
          TRUNCATE cdc_consumer_stage"
     ))
     .await?;
-    copy_rows(tx, def, "cdc_consumer_stage", rows).await?;
     let cols = columns(def);
+    let sink = tx
+        .copy_in(&format!("COPY cdc_consumer_stage ({cols}) FROM STDIN"))
+        .await?;
+    send_rows(sink, def, rows).await?;
     tx.batch_execute(&format!(
         "INSERT INTO {t} ({cols}) SELECT {cols} FROM cdc_consumer_stage{}; DROP TABLE cdc_consumer_stage",
         on_conflict(def)
     ))
     .await?;
-    Ok(())
-}
-
-/// `COPY` straight into the table inside a savepoint: true when it took every row, false when
-/// a key already existed (the savepoint rolled back, nothing of it kept).
-async fn copy_as_inserts(
-    tx: &tokio_postgres::Transaction<'_>,
-    def: &TableDef,
-    t: &str,
-    rows: &[&[Value]],
-) -> std::result::Result<bool, tokio_postgres::Error> {
-    tx.batch_execute("SAVEPOINT cdc_consumer_copy").await?;
-    match copy_rows(tx, def, t, rows).await {
-        Ok(()) => {
-            tx.batch_execute("RELEASE SAVEPOINT cdc_consumer_copy")
-                .await?;
-            Ok(true)
-        }
-        Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) => {
-            tx.batch_execute("ROLLBACK TO SAVEPOINT cdc_consumer_copy")
-                .await?;
-            Ok(false)
-        }
-        Err(e) => Err(e),
-    }
+    Ok(true)
 }
 
 /// One field in COPY's text format (`\N` for NULL; backslash, tab, newline, CR escaped;
-/// bytea as `\\x<hex>`).
+/// bytea as `\\x<hex>`), written straight into `buf`: no allocation per field.
 fn copy_field(buf: &mut BytesMut, def: &TableDef, col: usize, v: &Value) {
     let binary = def.columns.get(col).is_some_and(|c| c.ty.is_binary());
     match v {
         Value::Null => buf.extend_from_slice(b"\\N"),
         Value::Bytes(b) if binary => {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            buf.reserve(3 + 2 * b.len());
             buf.extend_from_slice(b"\\\\x");
             for x in b {
-                buf.extend_from_slice(format!("{x:02x}").as_bytes());
+                buf.extend_from_slice(&[HEX[usize::from(x >> 4)], HEX[usize::from(x & 15)]]);
             }
         }
-        other => {
-            let s = text(other).unwrap_or_default();
-            for ch in s.bytes() {
-                match ch {
-                    b'\\' => buf.extend_from_slice(b"\\\\"),
-                    b'\t' => buf.extend_from_slice(b"\\t"),
-                    b'\n' => buf.extend_from_slice(b"\\n"),
-                    b'\r' => buf.extend_from_slice(b"\\r"),
-                    c => buf.extend_from_slice(&[c]),
-                }
-            }
-        }
+        Value::Int(i) => buf.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
+        Value::UInt(u) => buf.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
+        Value::Float(f) => write_float(buf, f64::from(*f), |b| write!(b, "{f}")),
+        Value::Double(d) => write_float(buf, *d, |b| write!(b, "{d}")),
+        Value::Decimal(s) | Value::String(s) => escape_text(buf, s.as_bytes()),
+        Value::Bytes(b) => escape_text(buf, String::from_utf8_lossy(b).as_bytes()),
     }
+}
+
+/// A float as [`super::params::text`] spells it (PostgreSQL's NaN and infinities, else the
+/// shortest text that reads back to the same value).
+fn write_float(
+    buf: &mut BytesMut,
+    v: f64,
+    shortest: impl FnOnce(&mut BytesMut) -> std::fmt::Result,
+) {
+    if v.is_nan() {
+        buf.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        buf.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
+    } else {
+        // Writing into a BytesMut cannot fail.
+        let _ = shortest(buf);
+    }
+}
+
+/// Text with COPY's escapes; runs without a special byte are copied whole.
+fn escape_text(buf: &mut BytesMut, s: &[u8]) {
+    let mut start = 0;
+    for (i, ch) in s.iter().enumerate() {
+        let esc: &[u8] = match ch {
+            b'\\' => b"\\\\",
+            b'\t' => b"\\t",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            _ => continue,
+        };
+        buf.extend_from_slice(&s[start..i]);
+        buf.extend_from_slice(esc);
+        start = i + 1;
+    }
+    buf.extend_from_slice(&s[start..]);
 }
