@@ -238,6 +238,107 @@ async fn large_files_take_the_copy_path_on_postgres_with_conflict_fallback() {
     assert_eq!((n, b, seven.as_str()), (4500, 3000, "last"));
 }
 
+#[tokio::test]
+async fn large_files_take_load_data_on_mariadb_with_the_last_image_of_each_key() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let s = unique("cdcl");
+    let mut w = Writer::new(&format!("memory://{s}?protocol=csv&include-commit-ts=true"));
+    let t = two_cols(&s, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    // 3000 fresh keys, then 3000 rows of which 1500 hit existing keys, and two more rows for
+    // keys of the first file with names holding every byte LOAD DATA must escape.
+    w.file(&t, &[(ts(2), (0..3000).map(|i| ins(i, "a")).collect())])
+        .await;
+    let mut rows: Vec<RowChange> = (0..3000).map(|i| ins(i + 1500, "b")).collect();
+    rows.push(ins(7, "tab\there\\ nl\nend\r\u{0}x"));
+    rows.push(ins(8, "\\N"));
+    w.file(&t, &[(ts(3), rows)]).await;
+    w.checkpoint(ts(10)).await;
+    replay(&w.uri, &uri).await.unwrap();
+    let rows = Reader(uri.clone()).rows(&s, "t").await;
+    let name = |id: &str| rows.iter().find(|(i, _)| i == id).unwrap().1.clone();
+    let b = rows.iter().filter(|(_, n)| n == "b").count();
+    assert_eq!((rows.len(), b), (4500, 3000));
+    assert_eq!(name("7"), "tab\there\\ nl\nend\r\u{0}x");
+    assert_eq!(name("8"), "\\N");
+}
+
+#[tokio::test]
+async fn load_data_on_mariadb_keeps_bit_float_and_binary_values_exact() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let s = unique("cdcb");
+    let mut w = Writer::new(&format!("memory://{s}?protocol=csv&include-commit-ts=true"));
+    let cols = vec![
+        ColumnDef::new("id", ColumnType::BigInt).pk(),
+        ColumnDef::new("flags", ColumnType::Bit).with_precision(Some(16), None),
+        ColumnDef::new("d", ColumnType::Double),
+        ColumnDef::new("raw", ColumnType::VarBinary).with_precision(Some(8), None),
+    ];
+    let t = table(&s, "t", ts(1), cols.clone());
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    let row = |i: i64| RowChange::Insert {
+        after: vec![
+            Value::Int(i),
+            if i % 7 == 0 {
+                Value::Null
+            } else {
+                Value::UInt((i * 37 % 65536) as u64)
+            },
+            Value::Double(i as f64 / 3.0),
+            Value::Bytes(vec![(i % 256) as u8, b'\\', b'\t', 0, b'\n']),
+        ],
+    };
+    w.file(&t, &[(ts(2), (0..600).map(row).collect())]).await;
+    w.checkpoint(ts(10)).await;
+    replay(&w.uri, &uri).await.unwrap();
+    let mut down = Reader(uri.clone()).open().await;
+    let got = down
+        .read_rows(&cdc_common::TableName::new(&s, "t"), &cols)
+        .await
+        .unwrap();
+    // The same rows through statements (SQLite): the canonical text must match.
+    let lite = tempfile::tempdir().unwrap();
+    let lite_uri = format!("sqlite://{}", lite.path().join("d.db").display());
+    replay(&w.uri, &lite_uri).await.unwrap();
+    let mut lite_down = Reader(lite_uri).open().await;
+    let want = lite_down
+        .read_rows(&cdc_common::TableName::new(&s, "t"), &cols)
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 600);
+    for (g, w) in got.iter().zip(&want) {
+        for (c, (a, b)) in cols.iter().zip(g.iter().zip(w)) {
+            assert!(same_value(c, a, b), "{}: {a:?} vs {b:?}", c.name);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_value_load_data_would_clip_fails_the_unit_on_mariadb_and_keeps_nothing() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_MYSQL_URI") else {
+        return;
+    };
+    let s = unique("cdcw");
+    let mut w = Writer::new(&format!("memory://{s}?protocol=csv&include-commit-ts=true"));
+    let t = two_cols(&s, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "kept")])]).await;
+    // VARCHAR(64): LOAD DATA LOCAL would store the first 64 characters with a warning.
+    let mut rows: Vec<RowChange> = (10..700).map(|i| ins(i, "ok")).collect();
+    rows.push(ins(5, &"x".repeat(80)));
+    w.file(&t, &[(ts(3), rows)]).await;
+    w.checkpoint(ts(10)).await;
+    let e = replay(&w.uri, &uri).await.unwrap_err().to_string();
+    assert!(e.contains("2.csv") && e.contains("Data too long"), "{e}");
+    // The first file stays applied; nothing of the second, clipped or not.
+    let rows = Reader(uri.clone()).rows(&s, "t").await;
+    assert_eq!(rows, vec![r(1, "kept")]);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_postgres_connection_is_reopened_by_the_next_round() {
     let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {

@@ -1,12 +1,14 @@
 //! The MySQL/MariaDB apply path: a unit's DDL first (it autocommits; the statements are
 //! idempotent), then one transaction holding its rows (multi-row `INSERT ... ON DUPLICATE KEY
 //! UPDATE c = VALUES(c)` upserts, `DELETE ... WHERE (pk) IN (...)`, `DELETE ... WHERE c <=> ?
-//! ... LIMIT 1` for tables without key), its progress (after a locking read) and its quarantine
-//! record. Every value is a bound parameter.
+//! ... LIMIT 1` for tables without key; a unit's many upserts as one `LOAD DATA LOCAL INFILE`,
+//! see [`super::load_data`]), its progress (after a locking read) and its quarantine record.
+//! Every value of a statement is a bound parameter.
 
 use super::bookkeeping;
 use super::conflict::unit_error;
 use super::dialect::Mysql;
+use super::load_data::{load_upserts, takes_load_path, Infiles, Loaded};
 use crate::backend::dialect::Dialect;
 use crate::backend::{warn_already_applied, Unit};
 use crate::error::Result;
@@ -15,14 +17,56 @@ use cdc_common::{TableDef, Value};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, TxOpts, Value as MyValue};
 
+/// What the bulk path needs: the driver's payload registry, and whether the server accepts
+/// LOCAL INFILE (turned off at the first refusal).
+pub(super) struct Bulk<'a> {
+    pub infiles: &'a Infiles,
+    pub enabled: &'a mut bool,
+}
+
 /// Applies one unit: DDL, then rows, progress and quarantine in one transaction (see the
-/// module doc).
+/// module doc). A bulk load that warned is rolled back and the unit applied with statements.
 pub(super) async fn apply(
     conn: &mut Conn,
     progress_db: &str,
     batch_rows: usize,
     unit: &Unit<'_>,
+    bulk: Bulk<'_>,
 ) -> Result<()> {
+    if *bulk.enabled {
+        match apply_once(conn, progress_db, batch_rows, unit, Some(&bulk)).await? {
+            Attempt::Done => return Ok(()),
+            Attempt::Refused(why) => {
+                tracing::warn!(reason = %why, "the server refuses LOAD DATA LOCAL INFILE; units are applied with statements from now on");
+                *bulk.enabled = false;
+            }
+            Attempt::Warned(n) => tracing::warn!(
+                file = unit.file,
+                warnings = n,
+                "LOAD DATA reported warnings (a value clipped or converted): the unit was rolled back and is applied with statements"
+            ),
+        }
+    }
+    match apply_once(conn, progress_db, batch_rows, unit, None).await? {
+        Attempt::Done | Attempt::Refused(_) | Attempt::Warned(_) => Ok(()),
+    }
+}
+
+/// How one attempt at a unit ended (the last two: rolled back, nothing kept).
+enum Attempt {
+    Done,
+    Refused(String),
+    Warned(u16),
+}
+
+/// One attempt; `bulk` lets many upserts take LOAD DATA.
+async fn apply_once(
+    conn: &mut Conn,
+    progress_db: &str,
+    batch_rows: usize,
+    unit: &Unit<'_>,
+    bulk: Option<&Bulk<'_>>,
+) -> Result<Attempt> {
     let tname = unit.table.map(|t| t.name().to_string()).unwrap_or_default();
     // DDL autocommits: run it first, idempotently (see the module doc), and only while the
     // unit's lease is ours (checked again with the progress row; see `leases`).
@@ -41,12 +85,44 @@ pub(super) async fn apply(
         .await
         .map_err(|e| unit_error(&tname, unit.file, "begin", e))?;
     if let Some(def) = unit.table {
-        let ops: &[RowOp] = unit.rows;
-        for b in batches(def, ops, batch_rows) {
+        // A reduced plan is its deletes, then its upserts: the upserts may take LOAD DATA.
+        let first_upsert = unit
+            .rows
+            .iter()
+            .position(|r| !matches!(r, RowOp::Delete(_)))
+            .unwrap_or(unit.rows.len());
+        let (deletes, upserts) = unit.rows.split_at(first_upsert);
+        let load = bulk.filter(|_| takes_load_path(def, upserts));
+        let statements = if load.is_some() { deletes } else { unit.rows };
+        for b in batches(def, statements, batch_rows) {
             let (sql, params) = statement(def, &b);
             tx.exec_drop(sql, Params::Positional(params))
                 .await
                 .map_err(|e| unit_error(&tname, unit.file, b.kind(), e))?;
+        }
+        if let Some(bulk) = load {
+            let d = Mysql;
+            let loaded = load_upserts(
+                &mut tx,
+                bulk.infiles,
+                &d.table(&def.name()),
+                |c| d.quote(c),
+                def,
+                upserts,
+            )
+            .await
+            .map_err(|e| unit_error(&tname, unit.file, "load data", e))?;
+            let undo = match loaded {
+                Loaded::Clean => None,
+                Loaded::Warned(n) => Some(Attempt::Warned(n)),
+                Loaded::Refused(why) => Some(Attempt::Refused(why)),
+            };
+            if let Some(a) = undo {
+                tx.rollback()
+                    .await
+                    .map_err(|e| unit_error(&tname, unit.file, "rollback", e))?;
+                return Ok(a);
+            }
         }
     }
     if let Some(f) = unit.fence {
@@ -58,7 +134,7 @@ pub(super) async fn apply(
         tx.rollback()
             .await
             .map_err(|e| unit_error(&tname, unit.file, "rollback", e))?;
-        return Ok(());
+        return Ok(Attempt::Done);
     }
     if let Some(q) = unit.quarantine {
         bookkeeping::write_quarantine(&mut tx, progress_db, &tname, unit.file, q).await?;
@@ -66,7 +142,7 @@ pub(super) async fn apply(
     tx.commit()
         .await
         .map_err(|e| unit_error(&tname, unit.file, "commit", e))?;
-    Ok(())
+    Ok(Attempt::Done)
 }
 
 fn my_value(v: &Value) -> MyValue {

@@ -33,6 +33,7 @@ mod bookkeeping;
 mod conflict;
 pub mod dialect;
 mod leases;
+mod load_data;
 mod read_back;
 pub mod tls;
 
@@ -49,6 +50,7 @@ use cdc_common::{ColumnDef, TableName};
 use dialect::Mysql;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
+use std::sync::Arc;
 
 /// Statements kept prepared per connection.
 const STMT_CACHE: usize = 512;
@@ -61,6 +63,10 @@ pub struct MysqlDownstream {
     progress_db: String,
     /// The same database, unquoted (for information_schema lookups).
     progress_db_name: String,
+    /// Rows waiting for the server's LOCAL INFILE requests (`load_data.rs`).
+    infiles: Arc<load_data::Infiles>,
+    /// False once the server refused LOCAL INFILE: statements only.
+    load_data: bool,
 }
 
 impl MysqlDownstream {
@@ -84,12 +90,16 @@ impl MysqlDownstream {
                 "SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), \
                  'NO_BACKSLASH_ESCAPES')",
             ]);
+        let infiles = Arc::new(load_data::Infiles::default());
+        let opts = infiles.install(opts);
         let conn = connect_tls(opts, &plan).await.map_err(bad)?;
         Ok(MysqlDownstream {
             conn,
             batch_rows,
             progress_db: Mysql.quote(&db),
             progress_db_name: db,
+            infiles,
+            load_data: true,
         })
     }
 }
@@ -149,7 +159,19 @@ impl Downstream for MysqlDownstream {
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
         let mut retry = conflict::Retry::new();
         loop {
-            match apply::apply(&mut self.conn, &self.progress_db, self.batch_rows, &unit).await {
+            let bulk = apply::Bulk {
+                infiles: &self.infiles,
+                enabled: &mut self.load_data,
+            };
+            match apply::apply(
+                &mut self.conn,
+                &self.progress_db,
+                self.batch_rows,
+                &unit,
+                bulk,
+            )
+            .await
+            {
                 Err(e) if retry.again(unit.file, &e).await => continue,
                 done => return done,
             }
