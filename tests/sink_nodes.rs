@@ -79,8 +79,13 @@ fn three_sink_nodes_one_killed_and_resumed_reproduce_the_model() {
     let mut nodes: Vec<Proc> = (0..NODES).map(|i| Proc(node(&uri, &cfg, i, dir))).collect();
     let mut follower = Proc(consumer(&uri, &db, false, dir));
 
-    // Let every node write for a while, then kill node 1 (SIGKILL).
-    std::thread::sleep(Duration::from_millis(900));
+    // Once every node has reported (so `metadata` exists), kill node 1 (SIGKILL).
+    let until = Instant::now() + Duration::from_secs(30);
+    while read_ts(&root, "metadata").is_none() {
+        assert!(Instant::now() < until, "no checkpoint after 30 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
     assert!(
         nodes[1].0.try_wait().unwrap().is_none(),
         "node 1 finished before the kill; make the workload longer"
