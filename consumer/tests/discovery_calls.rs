@@ -26,6 +26,8 @@ struct Counts {
     list: AtomicU64,
     list_delim: AtomicU64,
     get: AtomicU64,
+    /// Objects (not directories) returned by delimiter listings.
+    listed_objects: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -68,7 +70,11 @@ impl ObjectStore for Recording {
     }
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
         self.counts.list_delim.fetch_add(1, Ordering::Relaxed);
-        self.inner.list_with_delimiter(prefix).await
+        let r = self.inner.list_with_delimiter(prefix).await?;
+        self.counts
+            .listed_objects
+            .fetch_add(r.objects.len() as u64, Ordering::Relaxed);
+        Ok(r)
     }
     async fn copy_opts(&self, from: &Path, to: &Path, o: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, o).await
@@ -162,4 +168,62 @@ async fn quiet_rounds_cost_o_tables_small_reads_and_no_recursive_listing() {
         .versions
         .contains_key(&ts(13)));
     assert!(cat.tables[&TableName::new("db0", "t0")].complete_below >= ts(13));
+}
+
+#[tokio::test]
+async fn without_date_directories_no_round_lists_the_data_files() {
+    const TABLES: u64 = 4;
+    const FILES: u64 = 30;
+    let mut w =
+        Writer::new("memory://disc-none?protocol=csv&include-commit-ts=true&date-separator=none");
+    let mut tables = Vec::new();
+    for i in 0..TABLES {
+        let t = two_cols("db", &format!("t{i}"), ts(1));
+        w.schema(&t, "", DdlKind::CreateTable).await;
+        for f in 0..FILES {
+            w.file(&t, &[(ts(2 + f), vec![ins(f as i64, "x")])]).await;
+        }
+        tables.push(t);
+    }
+    w.checkpoint(ts(100)).await;
+    let counts = Arc::new(Counts::default());
+    let store = Arc::new(Recording {
+        inner: w.store.clone(),
+        counts: counts.clone(),
+    });
+    let cfg = LayoutConfig::from_options(&w.opts);
+    let mut d = Discovery::new(
+        Upstream::new(store, Metrics::new()),
+        cfg,
+        TableFilter::all(),
+    );
+    d.round().await.unwrap();
+    take(&counts);
+    counts.listed_objects.swap(0, Ordering::Relaxed);
+    for round in 0..3 {
+        // A new file in every table each round: their versions stay open.
+        for (i, t) in tables.iter().enumerate() {
+            let at = ts(200 + round * 10 + i as u64);
+            w.file(t, &[(at, vec![ins(1000 + round as i64, "y")])])
+                .await;
+        }
+        w.checkpoint(ts(300 + round * 10)).await;
+        d.round().await.unwrap();
+        let listed = counts.listed_objects.swap(0, Ordering::Relaxed);
+        // Index files and schema files only: never the data files next to them.
+        assert!(
+            listed <= 2 * TABLES + 2,
+            "round {round}: delimiter listings returned {listed} objects ({} data files per table)",
+            FILES + round + 1
+        );
+    }
+    let files: u64 = d
+        .catalog()
+        .tables
+        .values()
+        .flat_map(|t| t.versions.values())
+        .flat_map(|v| v.dirs.values())
+        .map(|d| d.indexes.values().sum::<u64>())
+        .sum();
+    assert_eq!(files, TABLES * (FILES + 3));
 }

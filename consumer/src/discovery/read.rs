@@ -221,6 +221,27 @@ impl Discovery {
         Ok(Some(entry))
     }
 
+    /// Whether finding the data directories of `name`'s `version` takes a listing. Not with
+    /// `date-separator=none` once the version directory is known to be the table's data
+    /// directory (its `meta/` was seen: the table is not partitioned, and a table is either
+    /// partitioned or not): it then holds every data file of the version, so listing it would
+    /// return all of them, round after round. Its `meta/` is listed with the other open
+    /// directories instead. (A partitioned table's version directory holds only partition
+    /// directories: listing it stays cheap.)
+    pub(super) fn lists_version_dirs(&self, name: &TableName, version: Ts) -> bool {
+        self.cfg.date_separator != DateSeparator::None
+            || !self
+                .catalog
+                .tables
+                .get(name)
+                .and_then(|t| t.versions.get(&version))
+                .is_some_and(|v| {
+                    v.dirs
+                        .keys()
+                        .any(|d| d.partition_id.is_none() && d.date.is_none())
+                })
+    }
+
     /// Finds the data directories of one table version with delimiter listings.
     pub(super) async fn list_version_dirs(
         &mut self,
@@ -228,8 +249,6 @@ impl Discovery {
         version: Ts,
     ) -> Result<Vec<DataDir>> {
         let base = DataDir::version_prefix(name, version)?;
-        let (children, _) = self.up.list_dir(&format!("{base}/")).await?;
-        let mut out = Vec::new();
         let sep = self.cfg.date_separator;
         let dir = |partition_id, date| DataDir {
             schema: name.schema.clone(),
@@ -238,6 +257,11 @@ impl Discovery {
             partition_id,
             date,
         };
+        if !self.lists_version_dirs(name, version) {
+            return Ok(vec![dir(None, None)]);
+        }
+        let (children, _) = self.up.list_dir(&format!("{base}/")).await?;
+        let mut out = Vec::new();
         for c in children {
             if c == META_DIR {
                 if sep == DateSeparator::None {

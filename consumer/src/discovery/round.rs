@@ -339,6 +339,7 @@ impl Discovery {
         for chunk in open_versions.chunks(WARM_CHUNK) {
             let warm = chunk
                 .iter()
+                .filter(|(name, version)| self.lists_version_dirs(name, *version))
                 .filter_map(|(name, version)| DataDir::version_prefix(name, *version).ok())
                 .map(|base| format!("{base}/"))
                 .collect();
