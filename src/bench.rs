@@ -185,6 +185,22 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
                 ("BENCH_DIR", d.clone()),
             ],
         },
+        // Rows/s and peak RSS by dispatcher count (issue 16 item 4).
+        Harness {
+            group: "sink",
+            args: own(vec![
+                "bench",
+                "-q",
+                "-p",
+                "cdc-sink",
+                "--bench",
+                "dispatchers",
+            ]),
+            env: vec![
+                ("BENCH_QUICK", if quick { "1" } else { "0" }.into()),
+                ("BENCH_DIR", d.clone()),
+            ],
+        },
         Harness {
             group: "sink",
             args: own(vec![
