@@ -228,6 +228,25 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
             args: own(mixed),
             env: vec![],
         },
+        // Cost curves by table count (issue 16 item 4): cold replay, restart and requests per
+        // round at 100 to 20,000 tables of one tiny file each (--quick: 100 and 1,000).
+        Harness {
+            group: "scale",
+            args: own([
+                "run",
+                "--release",
+                "-q",
+                "-p",
+                "cdc-consumer",
+                "--example",
+                "scale_bench",
+                "--",
+            ]
+            .into_iter()
+            .chain(quick.then_some("--quick"))
+            .collect()),
+            env: vec![],
+        },
     ];
     // PostgreSQL capture (issue 18): snapshot and stream rows/s beside COPY TO, and the
     // end-to-end lag into SQLite at 1,000 row changes/s (needs wal_level=logical).

@@ -82,10 +82,14 @@ impl Downstream for SqliteDownstream {
     }
 
     async fn table_exists(&mut self, name: &TableName) -> Result<bool> {
+        // `pragma_table_info` finds the table through SQLite's in-memory schema (a hash
+        // lookup); a query of `sqlite_master` by name scans every table's row, which made a
+        // replay creating N tables cost O(N^2). A view of that name counts as existing (the
+        // consumer creates no views; a CREATE TABLE over one would fail either way).
         let n: i64 = self
             .conn
             .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+                "SELECT count(*) FROM pragma_table_info(?)",
                 [format!("{}.{}", name.schema, name.table)],
                 |r| r.get(0),
             )

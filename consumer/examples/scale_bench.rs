@@ -1,0 +1,346 @@
+//! Cost curves of the consumer by table count (issue 16 item 4): storage of N tables with one
+//! one-row file each, replayed into a fresh SQLite file.
+//!
+//! ```text
+//! cargo run --release -p cdc-consumer --example scale_bench -- [--quick] [N ...]
+//! ```
+//!
+//! Default N: 100, 1,000, 10,000 and 20,000 tables (`--quick`: 100 and 1,000). For each N,
+//! measured in one process, every figure a `BENCH` line:
+//!
+//! - cold replay: seconds until the first round that found and applied nothing, and ms per
+//!   table; peak RSS of that replay (VmHWM, reset through `/proc/self/clear_refs` first);
+//! - requests (the consumer's own `list_calls` and `get_calls` counters) of the first round, of
+//!   the idle round that follows, of a restart with nothing new (a new replayer on the same
+//!   downstream: its first round) and of a round where 10 tables got one new file each;
+//! - the restart's seconds until drained.
+//!
+//! Every figure's baseline is the same figure at the smallest N, scaled by the table ratio:
+//! a ratio of 1.0 means linear, above 1.0 super-linear.
+
+use cdc_common::codec::codec_for;
+use cdc_common::layout::{Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
+use cdc_common::schema_file::SchemaFile;
+use cdc_common::storage::StorageUri;
+use cdc_common::testing::bench_line;
+use cdc_common::{ColumnDef, ColumnType, DdlKind, DmlEvent, RowChange, TableDef, Ts, Value};
+use cdc_consumer::config::{Args, Config};
+use cdc_consumer::freshness::Health;
+use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::Replayer;
+use clap::Parser;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+const QUERY: &str = "protocol=csv&include-commit-ts=true&date-separator=none";
+/// Tables given a new file in the "k changed" round.
+const CHANGED: usize = 10;
+
+fn def(i: usize) -> TableDef {
+    TableDef {
+        schema: format!("s{}", i % 10),
+        table: format!("t{i}"),
+        table_id: 0,
+        version: Ts::from_parts(1_700_000_000_000, 0),
+        columns: vec![
+            ColumnDef::new("id", ColumnType::BigInt).pk(),
+            ColumnDef::new("v", ColumnType::VarChar).with_precision(Some(16), None),
+        ],
+    }
+}
+
+/// The storage being written: store, layout and codec options.
+struct Storage {
+    store: Arc<dyn ObjectStore>,
+    cfg: LayoutConfig,
+    opts: cdc_common::SinkOptions,
+}
+
+impl Storage {
+    async fn put(&self, path: String, bytes: Vec<u8>) {
+        self.store
+            .put(&Path::parse(&path).expect("path"), PutPayload::from(bytes))
+            .await
+            .expect("put");
+    }
+
+    async fn schema(&self, d: &TableDef) {
+        let f = SchemaFile::for_table(d, "", &DdlKind::CreateTable);
+        self.put(f.path().build().expect("path"), f.to_json().into_bytes())
+            .await;
+    }
+
+    /// Data file `index` of table `d`: one row, id `index`, at `ts`.
+    async fn file(&self, d: &TableDef, index: u64, ts: Ts) {
+        let codec = codec_for(&self.opts).expect("codec");
+        let tc = codec.prepare(d).expect("prepare");
+        let mut out = Vec::new();
+        tc.file_header(&mut out);
+        tc.encode(
+            &DmlEvent {
+                table: Arc::new(d.clone()),
+                partition_id: None,
+                commit_ts: ts,
+                rows: vec![RowChange::Insert {
+                    after: vec![Value::Int(index as i64), Value::String("x".into())],
+                }],
+            },
+            &mut out,
+        )
+        .expect("encode");
+        let file = DataFile {
+            dir: DataDir {
+                schema: d.schema.clone(),
+                table: d.table.clone(),
+                version: d.version,
+                partition_id: None,
+                date: DateDir::for_ts(self.opts.date_separator, d.version),
+            },
+            dispatcher_id: None,
+            index,
+        };
+        self.put(file.build(&self.cfg).expect("path"), out).await;
+        self.put(
+            file.index_file().build().expect("path"),
+            IndexFile::content(&file.file_name(&self.cfg).expect("name")).into_bytes(),
+        )
+        .await;
+    }
+
+    async fn checkpoint(&self, ts: Ts) {
+        let c = Checkpoint { checkpoint_ts: ts };
+        self.put("metadata".into(), c.build().into_bytes()).await;
+    }
+}
+
+/// Peak RSS in MB since the last [`reset_peak`] (Linux; 0 elsewhere).
+fn peak_mb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+async fn replayer(cfg: &Config, m: &Metrics) -> Replayer {
+    cdc_consumer::replayer(cfg, m.clone(), Arc::new(Mutex::new(Health::default())))
+        .await
+        .expect("replayer")
+}
+
+/// Requests of one round: (lists, gets), and whether it found or applied anything.
+async fn counted(r: &mut Replayer, m: &Metrics) -> (u64, u64, bool) {
+    let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
+    let out = r.round().await;
+    if let Some(e) = out.error {
+        panic!("round failed: {e}");
+    }
+    let busy = out.found_new || out.record.applied_anything();
+    (m.list_calls.get() - l0, m.get_calls.get() - g0, busy)
+}
+
+/// Rounds until one finds and applies nothing; the first round's requests and the idle
+/// round's.
+async fn drain(r: &mut Replayer, m: &Metrics) -> ((u64, u64), (u64, u64)) {
+    let (l, g, _) = counted(r, m).await;
+    loop {
+        let (il, ig, busy) = counted(r, m).await;
+        if !busy {
+            return ((l, g), (il, ig));
+        }
+    }
+}
+
+/// One table count's figures.
+struct Figures {
+    tables: usize,
+    cold_s: f64,
+    peak_mb: f64,
+    first: (u64, u64),
+    idle: (u64, u64),
+    restart_s: f64,
+    restart: (u64, u64),
+    changed: (u64, u64),
+}
+
+async fn measure(tables: usize) -> Figures {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("storage");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    let uri = format!("file://{}?{QUERY}", root.display());
+    let (s, opts) = StorageUri::parse_sink(&uri).expect("uri");
+    let st = Storage {
+        store: s.build().expect("store"),
+        cfg: LayoutConfig::from_options(&opts),
+        opts,
+    };
+    let t0 = Instant::now();
+    for i in 0..tables {
+        let d = def(i);
+        st.schema(&d).await;
+        st.file(&d, 1, Ts::from_parts(1_700_000_001_000 + i as u64, 0))
+            .await;
+    }
+    st.checkpoint(Ts::from_parts(1_750_000_000_000, 0)).await;
+    eprintln!(
+        "scale_bench: {tables} tables written in {:.1}s",
+        t0.elapsed().as_secs_f64()
+    );
+    let db = dir.path().join("down.db");
+    let argv = [
+        "storage-consumer",
+        "--upstream-uri",
+        &uri,
+        "--downstream-uri",
+        &format!("sqlite://{}", db.display()),
+        "--log-level",
+        "warn",
+    ];
+    let cfg = Config::from_args(&Args::parse_from(argv)).expect("config");
+
+    reset_peak();
+    let m = Metrics::new();
+    let t = Instant::now();
+    let mut r = replayer(&cfg, &m).await;
+    let (first, idle) = drain(&mut r, &m).await;
+    let cold_s = t.elapsed().as_secs_f64();
+    let peak_mb = peak_mb();
+    drop(r);
+
+    let m = Metrics::new();
+    let t = Instant::now();
+    let mut r = replayer(&cfg, &m).await;
+    let (restart, _) = drain(&mut r, &m).await;
+    let restart_s = t.elapsed().as_secs_f64();
+
+    for i in 0..CHANGED.min(tables) {
+        st.file(&def(i), 2, Ts::from_parts(1_760_000_000_000 + i as u64, 0))
+            .await;
+    }
+    st.checkpoint(Ts::from_parts(1_770_000_000_000, 0)).await;
+    let (cl, cg, busy) = counted(&mut r, &m).await;
+    assert!(busy, "the round after {CHANGED} new files applied nothing");
+    Figures {
+        tables,
+        cold_s,
+        peak_mb,
+        first,
+        idle,
+        restart_s,
+        restart: (restart.0, restart.1),
+        changed: (cl, cg),
+    }
+}
+
+fn reqs(p: (u64, u64)) -> f64 {
+    (p.0 + p.1) as f64
+}
+
+fn report(f: &Figures, base: Option<&Figures>) {
+    let n = f.tables;
+    let scale = |v: fn(&Figures) -> f64| {
+        base.map_or(("", 0.0), |b| {
+            ("smallest N, scaled", v(b) * n as f64 / b.tables as f64)
+        })
+    };
+    let ms_per_table = |f: &Figures| f.cold_s * 1000.0 / f.tables as f64;
+    let line = |name: &str, value: f64, unit: &str, b: (&str, f64), target: &str| {
+        bench_line(
+            "scale",
+            &format!("{name} @{n} tables"),
+            value,
+            unit,
+            b,
+            target,
+        )
+    };
+    line("cold replay", f.cold_s, "s", scale(|f| f.cold_s), "linear");
+    line(
+        "cold replay per table",
+        ms_per_table(f),
+        "ms",
+        base.map_or(("", 0.0), |b| ("smallest N", ms_per_table(b))),
+        "<=0.3 ms",
+    );
+    line("cold replay peak RSS", f.peak_mb, "MB", ("", 0.0), "");
+    line(
+        "first round LIST+GET",
+        reqs(f.first),
+        "req",
+        scale(|f| reqs(f.first)),
+        "",
+    );
+    line("idle round LIST+GET", reqs(f.idle), "req", ("", 0.0), "1");
+    line(
+        "restart, nothing new",
+        f.restart_s,
+        "s",
+        scale(|f| f.restart_s),
+        "<1 s @20k",
+    );
+    line(
+        "restart first round LIST+GET",
+        reqs(f.restart),
+        "req",
+        scale(|f| reqs(f.restart)),
+        "",
+    );
+    line(
+        &format!("round, {CHANGED} tables changed, LIST+GET"),
+        reqs(f.changed),
+        "req",
+        ("", 0.0),
+        "",
+    );
+    println!(
+        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB); first round {} LIST {} GET; idle {} LIST {} GET; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET",
+        f.cold_s,
+        ms_per_table(f),
+        f.peak_mb,
+        f.first.0,
+        f.first.1,
+        f.idle.0,
+        f.idle.1,
+        f.restart_s,
+        f.restart.0,
+        f.restart.1,
+        f.changed.0,
+        f.changed.1,
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let mut quick = false;
+    let mut counts = Vec::new();
+    for a in std::env::args().skip(1) {
+        match a.as_str() {
+            "--quick" => quick = true,
+            n => counts.push(
+                n.parse::<usize>()
+                    .unwrap_or_else(|_| panic!("a table count, not {n:?}")),
+            ),
+        }
+    }
+    if counts.is_empty() {
+        counts = if quick {
+            vec![100, 1000]
+        } else {
+            vec![100, 1000, 10_000, 20_000]
+        };
+    }
+    let mut base: Option<Figures> = None;
+    for n in counts {
+        let f = measure(n).await;
+        report(&f, base.as_ref());
+        if base.is_none() {
+            base = Some(f);
+        }
+    }
+}
