@@ -194,8 +194,11 @@ async fn clear_unindexed(t: &DataTarget<'_>, location: &Path) -> Result<()> {
         get_if_exists(t.store.as_ref(), &index_location)
     })
     .await?;
+    // No index file, or one that does not parse: which files were read or acknowledged is
+    // unknown (the writer's cold start deletes nothing then either, see `writer.rs`), so the
+    // file is refused, never deleted.
     let entry = match content {
-        None => Some(0),
+        None => None,
         Some(b) => t.index.parse_content(t.index_path, &b, t.layout).ok(),
     };
     if entry.is_none_or(|e| t.number <= e) {

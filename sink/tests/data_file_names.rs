@@ -95,3 +95,39 @@ async fn an_unindexed_file_at_the_next_name_is_replaced() {
     );
     h.sink.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_at_the_name_with_no_index_file_is_refused_not_deleted() {
+    use cdc_common::testing::{Fault, FaultStore, Op, Rule};
+    // A file a listing does not show, in a directory with no index file: which files were read
+    // or acknowledged is unknown, so the sink must stop rather than delete it.
+    let inner: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+    let dir = format!("s/t/{}", ts(0).0);
+    let first = format!("{dir}/CDC_d_000001.csv");
+    inner
+        .put(&Path::from(first.as_str()), "unknown rows\n".into())
+        .await
+        .unwrap();
+    let store = FaultStore::new(Arc::clone(&inner));
+    store.add_rule(Rule::new(
+        Op::List,
+        "",
+        Fault::PartialList {
+            hide: 1.0,
+            younger_than: None,
+        },
+    ));
+    let h = harness_on(Some(store), QUERY, |c| c).await;
+    h.sink
+        .add_dispatcher("d", cdc_sink::FileNaming::Dispatcher)
+        .unwrap();
+    let t = table("t", ts(0));
+    h.sink
+        .add_dml_event("d", event(&t, ts(1), "d", 0, 1), None, None)
+        .unwrap();
+    assert!(wait_for(5, || h.sink.error().is_some()).await);
+    let e = h.sink.error().unwrap().to_string();
+    assert!(e.contains("already exists"), "{e}");
+    assert_eq!(read(&inner, &first).await, "unknown rows\n");
+    let _ = h.sink.close().await;
+}

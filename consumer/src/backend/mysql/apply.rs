@@ -40,6 +40,11 @@ pub(super) async fn apply(
                 tracing::warn!(reason = %why, "the server refuses LOAD DATA LOCAL INFILE; units are applied with statements from now on");
                 *bulk.enabled = false;
             }
+            Attempt::Failed(why) => tracing::warn!(
+                file = unit.file,
+                reason = %why,
+                "LOAD DATA failed: the unit was rolled back and is applied with statements"
+            ),
             Attempt::Warned(n) => tracing::warn!(
                 file = unit.file,
                 warnings = n,
@@ -48,7 +53,7 @@ pub(super) async fn apply(
         }
     }
     match apply_once(conn, progress_db, batch_rows, unit, None).await? {
-        Attempt::Done | Attempt::Refused(_) | Attempt::Warned(_) => Ok(()),
+        Attempt::Done | Attempt::Refused(_) | Attempt::Warned(_) | Attempt::Failed(_) => Ok(()),
     }
 }
 
@@ -57,6 +62,7 @@ enum Attempt {
     Done,
     Refused(String),
     Warned(u16),
+    Failed(String),
 }
 
 /// One attempt; `bulk` lets many upserts take LOAD DATA.
@@ -116,6 +122,7 @@ async fn apply_once(
                 Loaded::Clean => None,
                 Loaded::Warned(n) => Some(Attempt::Warned(n)),
                 Loaded::Refused(why) => Some(Attempt::Refused(why)),
+                Loaded::Failed(why) => Some(Attempt::Failed(why)),
             };
             if let Some(a) = undo {
                 tx.rollback()

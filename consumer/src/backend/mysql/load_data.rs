@@ -19,6 +19,8 @@
 //!   warnings and loads a clipped value. A load that reports any warning is therefore not kept:
 //!   the caller rolls the unit back and applies it with statements, which fail with the
 //!   server's error naming the problem.
+//! - Any other server error from the load (not a deadlock or lock wait) is treated the same
+//!   way: the unit is rolled back and applied with statements, whose error names the problem.
 //! - A server that refuses `LOCAL INFILE` (`local_infile=OFF`: MySQL 8's default; MariaDB's is
 //!   ON) gets statements from then on; the refusal is logged once.
 
@@ -106,6 +108,8 @@ pub enum Loaded {
     Warned(u16),
     /// The server refuses LOCAL INFILE: use statements.
     Refused(String),
+    /// The server refused this load: roll back and apply the unit with statements.
+    Failed(String),
 }
 
 /// The column list of the statement and its `SET` clause (BIT columns through a variable).
@@ -160,6 +164,12 @@ pub async fn load_upserts(
         // loading local data is disabled.
         Err(mysql_async::Error::Server(e)) if matches!(e.code, 1148 | 3948 | 4166) => {
             Ok(Loaded::Refused(e.message))
+        }
+        // Deadlocks and lock waits are retried by the caller as for any statement; any other
+        // refusal of the load (a column type it cannot fill from the file, say MySQL's JSON
+        // from a binary string) is decided by statements, which name the real problem.
+        Err(mysql_async::Error::Server(e)) if !matches!(e.code, 1205 | 1213) => {
+            Ok(Loaded::Failed(format!("{} ({})", e.message, e.code)))
         }
         Err(e) => Err(e),
     }
