@@ -29,6 +29,7 @@
 
 mod ca_file;
 pub mod dialect;
+mod escape;
 pub mod mysql;
 pub mod postgres;
 pub mod sqlite;

@@ -24,6 +24,7 @@
 //! - A server that refuses `LOCAL INFILE` (`local_infile=OFF`: MySQL 8's default; MariaDB's is
 //!   ON) gets statements from then on; the refusal is logged once.
 
+use crate::backend::escape::{escape_into, separators_and_nul};
 use crate::plan::RowOp;
 use bytes::{Bytes, BytesMut};
 use cdc_common::table::ColumnType;
@@ -209,23 +210,8 @@ fn field(buf: &mut BytesMut, v: &Value) {
     }
 }
 
-/// Bytes with LOAD DATA's escapes; runs without a special byte are copied whole.
 fn escape(buf: &mut BytesMut, s: &[u8]) {
-    let mut start = 0;
-    for (i, ch) in s.iter().enumerate() {
-        let esc: &[u8] = match ch {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            0 => b"\\0",
-            _ => continue,
-        };
-        buf.extend_from_slice(&s[start..i]);
-        buf.extend_from_slice(esc);
-        start = i + 1;
-    }
-    buf.extend_from_slice(&s[start..]);
+    escape_into(buf, s, separators_and_nul);
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use super::apply::{prepared, Statements};
 use super::dialect::Postgres;
 use super::upsert::{columns, on_conflict};
 use crate::backend::dialect::Dialect;
+use crate::backend::escape::{escape_into, separators};
 use crate::plan::{key_of, RowOp};
 use bytes::BytesMut;
 use cdc_common::{TableDef, Value};
@@ -184,20 +185,7 @@ fn write_float(
     }
 }
 
-/// Text with COPY's escapes; runs without a special byte are copied whole.
+/// Text with COPY's escapes.
 fn escape_text(buf: &mut BytesMut, s: &[u8]) {
-    let mut start = 0;
-    for (i, ch) in s.iter().enumerate() {
-        let esc: &[u8] = match ch {
-            b'\\' => b"\\\\",
-            b'\t' => b"\\t",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        buf.extend_from_slice(&s[start..i]);
-        buf.extend_from_slice(esc);
-        start = i + 1;
-    }
-    buf.extend_from_slice(&s[start..]);
+    escape_into(buf, s, separators);
 }
