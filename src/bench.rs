@@ -175,6 +175,28 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
                 ("BENCH_DIR", d.clone()),
             ],
         },
+        // The whole pipeline, the producer's event building included (issue 16 item 1).
+        Harness {
+            group: "sink",
+            args: own(vec![
+                "bench",
+                "-q",
+                "-p",
+                "cdc-sink",
+                "--bench",
+                "sink",
+                "--",
+                "throughput",
+            ]),
+            env: vec![
+                (
+                    "BENCH_ROWS",
+                    if quick { "500000" } else { "4000000" }.into(),
+                ),
+                ("BENCH_PREBUILT", "0".into()),
+                ("BENCH_DIR", d.clone()),
+            ],
+        },
         Harness {
             group: "sink",
             args: own(vec![

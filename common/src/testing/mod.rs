@@ -64,3 +64,20 @@ pub fn bench_line(
     });
     println!("BENCH {line}");
 }
+
+/// CPU seconds (user + system, every thread) this process has used so far, from
+/// `/proc/self/stat` (10 ms resolution); 0 where that file does not exist. Benchmarks print the
+/// CPU a phase took beside its wall time: on a shared 2-core machine the CPU figure moves less.
+pub fn process_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse::<u64>().ok())
+        .sum();
+    // Clock ticks are 100 per second on Linux.
+    ticks as f64 / 100.0
+}

@@ -91,7 +91,7 @@ pub async fn replay(uri: &str, down: &str) -> f64 {
     ];
     let cfg = Config::from_args(&Args::parse_from(argv)).expect("config");
     let t = Instant::now();
-    let cpu = process_cpu_secs();
+    let cpu = cdc_common::testing::process_cpu_secs();
     let r = cdc_consumer::replayer(
         &cfg,
         Metrics::new(),
@@ -104,24 +104,9 @@ pub async fn replay(uri: &str, down: &str) -> f64 {
     // What limits a replay: the consumer's own CPU, or waiting on the database.
     println!(
         "        (the consumer's CPU: {:.2} s in {secs:.2} s of replay)",
-        process_cpu_secs() - cpu
+        cdc_common::testing::process_cpu_secs() - cpu
     );
     secs
-}
-
-/// CPU seconds (user + system) this process has used so far (`/proc/self/stat`).
-fn process_cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // Clock ticks are 100 per second on Linux.
-    f.iter().sum::<u64>() as f64 / 100.0
 }
 
 /// Prints a timed step's seconds and rows/s and returns the rate.
