@@ -120,6 +120,7 @@ impl CheckpointState {
             Checkpoint::path(),
             ts,
             self.local_root.as_deref(),
+            checkpoint_update::Writers::One,
         )
         .await?;
         self.last_write_at = Some(Instant::now());

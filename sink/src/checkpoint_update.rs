@@ -22,7 +22,9 @@
 //!   cannot carry the lock). Every writer on the machine takes the same lock. A store that
 //!   supports neither (GCS through object_store, S3 with conditional put disabled, a local
 //!   store whose root is unknown) falls back to a plain overwrite after the comparison,
-//!   monotonic within one process only; docs/operations.md says so.
+//!   monotonic within one process only; docs/operations.md says so. A file several processes
+//!   write by design ([`Writers::Several`]: `metadata` under `node_checkpoint.rs`) is refused
+//!   there with an error naming it, since the overwrite could move it back.
 //! - A retried put whose earlier attempt landed reads back its own value and stops.
 //! - `cdc_sink_checkpoint_conflicts_total` counts the conflicts.
 
@@ -109,6 +111,17 @@ enum Put {
     Unsupported,
 }
 
+/// Who writes a checkpoint file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Writers {
+    /// One process by design (`metadata` of a single sink, a node's own file): on a store
+    /// without any conditional update, a plain overwrite after the comparison is monotonic.
+    One,
+    /// Several processes by design (`metadata` from every node of `node_checkpoint.rs`): a
+    /// plain overwrite could move the file back, so such a store is refused.
+    Several,
+}
+
 /// Writes `ts` to the checkpoint file `path` unless the stored value is at or above it (see
 /// the module doc). `local_root` is the root directory of a local file system store.
 pub(crate) async fn advance(
@@ -118,6 +131,7 @@ pub(crate) async fn advance(
     path: &str,
     ts: Ts,
     local_root: Option<&FsPath>,
+    writers: Writers,
 ) -> Result<Advanced> {
     let mut conflicts = 0;
     loop {
@@ -136,6 +150,15 @@ pub(crate) async fn advance(
                         format!("{conflicts} concurrent updates of the checkpoint file in a row; is another process writing it in a loop?"),
                     ));
                 }
+            }
+            Put::Unsupported if local_root.is_none() && writers == Writers::Several => {
+                return Err(crate::error::SinkError::param(
+                    path,
+                    "is written by several sink nodes, and this store supports neither a \
+                     conditional update nor the local file lock: a node's plain overwrite \
+                     could move it back. Use a store with conditional writes (S3 with \
+                     conditional put, Azure, a local directory)",
+                ));
             }
             Put::Unsupported => {
                 return advance_without_update(store, policy, metrics, path, ts, local_root).await

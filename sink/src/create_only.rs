@@ -3,7 +3,7 @@
 //!
 //! - **Schema files** ([`put_create`]): their name carries the definition's checksum, so the
 //!   same name with other bytes means another writer or damage: an error.
-//! - **Data files** ([`put_data_file`], [`clear_before_multipart`]): a name already taken is
+//! - **Data files** ([`put_data_file`], [`check_data_name`]): a name already taken is
 //!   either a file a crashed run of this dispatcher published without its index entry (a
 //!   cold-start listing that missed it: `tests/partial_listing.rs`), or another live writer
 //!   using the same dispatcher id (a misconfiguration: each node's dispatchers are its own).
@@ -22,7 +22,9 @@
 //!   another node writing the identical schema file of a shared table.
 //! - `AlreadyExists` with other bytes is [`SinkError::AlreadyExists`] naming the object.
 //! - A store without conditional create (`NotImplemented`: GCS through object_store, S3 with
-//!   conditional put disabled) gets a plain put, as before; docs/operations.md says so.
+//!   conditional put disabled) gets a plain put: a schema file as before, a data file after the
+//!   same name check as a multipart upload (HEAD and the index rule, not atomic with the put);
+//!   docs/operations.md says so.
 //! - Index files are rewritten in place by their one dispatcher by design and stay plain.
 
 use crate::error::{Result, SinkError};
@@ -149,7 +151,9 @@ pub(crate) async fn put_data_file(t: &DataTarget<'_>, payload: PutPayload) -> Re
         match try_create(store, policy, metrics, t.path, &location, &payload).await? {
             Created::Yes => return Ok(()),
             Created::Unsupported => {
-                return put_plain(store, policy, metrics, t.path, &location, &payload).await
+                // No atomic create: the name is checked first, as for a multipart upload.
+                check_data_name(t).await?;
+                return put_plain(store, policy, metrics, t.path, &location, &payload).await;
             }
             Created::Exists => {
                 if holds(store, policy, metrics, t.path, &location, &payload).await? {
@@ -168,9 +172,10 @@ pub(crate) async fn put_data_file(t: &DataTarget<'_>, payload: PutPayload) -> Re
     }
 }
 
-/// Before a multipart upload of a data file: a file already at the name is handled by the
-/// rule of the module doc (checked here, not atomically with the upload).
-pub(crate) async fn clear_before_multipart(t: &DataTarget<'_>) -> Result<()> {
+/// Before a put that cannot be create-only (a multipart upload, a store without conditional
+/// create): a file already at the name is handled by the rule of the module doc (checked here,
+/// not atomically with the put).
+pub(crate) async fn check_data_name(t: &DataTarget<'_>) -> Result<()> {
     let location = key(t.path)?;
     let exists = retry(t.policy, t.metrics, "head", t.path, 1, || async {
         match t.store.head(&location).await {

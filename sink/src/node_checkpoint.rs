@@ -34,11 +34,14 @@
 //! not hold the others back. A node restarting after a crash resumes above
 //! [`NodeCheckpoint::stored`], its own file.
 //!
-//! Do not mix with [`Sink::checkpoint`] on the same sink: that writes `metadata` from this
-//! node's progress alone.
+//! A sink serves one checkpoint writer: once a `NodeCheckpoint` has used it,
+//! [`Sink::checkpoint`] is refused (it would write `metadata` from this node's progress alone),
+//! and a sink that wrote through [`Sink::checkpoint`] refuses a `NodeCheckpoint`. On a store
+//! with neither conditional updates nor the local lock, writing `metadata` is refused (a node's
+//! plain overwrite could move it back; `checkpoint_update.rs`).
 
 use crate::checkpoint::clamp;
-use crate::checkpoint_update::{self, Advanced};
+use crate::checkpoint_update::{self, Advanced, Writers};
 use crate::error::{Result, SinkError};
 use crate::sink::Sink;
 use cdc_common::layout::Checkpoint;
@@ -87,6 +90,7 @@ impl NodeCheckpoint {
     /// first write, the one a previous run of this node left (`None` for a new node). A node
     /// restarting after a crash resends every change above it.
     pub async fn stored(&mut self, sink: &Sink) -> Result<Option<Ts>> {
+        sink.claim_checkpoint_mode(true)?;
         if !self.loaded {
             let ctx = sink.ctx();
             let stored =
@@ -128,6 +132,7 @@ impl NodeCheckpoint {
             &self.path,
             ts,
             ctx.config.local_root.as_deref(),
+            Writers::One,
         )
         .await?;
         let now = match advanced {
@@ -171,6 +176,7 @@ impl NodeCheckpoint {
             Checkpoint::path(),
             min,
             ctx.config.local_root.as_deref(),
+            Writers::Several,
         )
         .await?;
         let now = match advanced {

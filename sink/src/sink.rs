@@ -82,10 +82,20 @@ pub struct Sink {
     /// Table -> the `FileNaming::Table` dispatcher writing it (one index file, one writer).
     table_owners: Mutex<HashMap<TableName, Arc<str>>>,
     closed: AtomicBool,
+    /// Which checkpoint writer this sink serves, fixed by the first call: [`Sink::checkpoint`]
+    /// (`metadata` from this sink's progress) or a `NodeCheckpoint` (this node's file, and
+    /// `metadata` as the minimum over every node). Mixing them would write `metadata` from one
+    /// node's progress alone.
+    checkpoint_mode: std::sync::atomic::AtomicU8,
     checkpoint: tokio::sync::Mutex<CheckpointState>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     cleanup: Mutex<Option<JoinHandle<()>>>,
 }
+
+/// `Sink::checkpoint_mode` values.
+const MODE_UNSET: u8 = 0;
+const MODE_SINGLE: u8 = 1;
+const MODE_NODE: u8 = 2;
 
 impl std::fmt::Debug for Sink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,6 +223,7 @@ impl Sink {
             dispatchers: RwLock::new(HashMap::new()),
             table_owners: Mutex::new(HashMap::new()),
             closed: AtomicBool::new(false),
+            checkpoint_mode: std::sync::atomic::AtomicU8::new(MODE_UNSET),
             checkpoint: tokio::sync::Mutex::new(CheckpointState::new(
                 config.checkpoint_interval,
                 config.local_root.clone(),
@@ -497,6 +508,7 @@ impl Sink {
     /// has stopped on an error.
     pub async fn checkpoint(&self, ts: Ts) -> Result<CheckpointOutcome> {
         self.ctx.failure.check()?;
+        self.claim_checkpoint_mode(false)?;
         let ctx = &self.ctx;
         let mut st = self.checkpoint.lock().await;
         let r = st
@@ -522,6 +534,31 @@ impl Sink {
         let ctx = &self.ctx;
         let mut st = self.checkpoint.lock().await;
         st.stored(&ctx.store, &ctx.config.retry, &ctx.metrics).await
+    }
+
+    /// Fixes which checkpoint writer this sink serves (`node`: a `NodeCheckpoint`), or refuses
+    /// a call of the other one.
+    pub(crate) fn claim_checkpoint_mode(&self, node: bool) -> Result<()> {
+        let want = if node { MODE_NODE } else { MODE_SINGLE };
+        match self.checkpoint_mode.compare_exchange(
+            MODE_UNSET,
+            want,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Ok(()),
+            Err(had) if had == want => Ok(()),
+            Err(_) => Err(SinkError::param(
+                "checkpoint",
+                if node {
+                    "this sink already wrote `metadata` through Sink::checkpoint; a NodeCheckpoint \
+                     on the same sink would mix one node's progress with the minimum over nodes"
+                } else {
+                    "this sink is a node of several (NodeCheckpoint): Sink::checkpoint would \
+                     write `metadata` from this node's progress alone"
+                },
+            )),
+        }
     }
 
     /// What the writers share (store, config, metrics, failure): for `node_checkpoint.rs`.

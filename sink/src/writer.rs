@@ -603,7 +603,7 @@ async fn publish_job(ctx: Arc<WriterContext>, job: Job) -> (Job, Result<u64>) {
 /// A large rewritten file (parquet, compressed): the whole-file step streams into a multipart
 /// upload (`streamed_put.rs`), then the index file is put.
 async fn publish_streamed(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<u64> {
-    create_only::clear_before_multipart(&data_target(ctx, job)).await?;
+    create_only::check_data_name(&data_target(ctx, job)).await?;
     let len = crate::streamed_put::put_streamed(ctx, &job.codec, &job.data_path, &chunks).await?;
     drop(chunks);
     ctx.metrics.files_streamed_total.inc();
@@ -651,7 +651,7 @@ async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Resul
     let location = key(&job.data_path)?;
     let len: usize = chunks.iter().map(Bytes::len).sum();
     if len >= ctx.config.multipart_threshold {
-        create_only::clear_before_multipart(&data_target(ctx, job)).await?;
+        create_only::check_data_name(&data_target(ctx, job)).await?;
         let part = ctx.config.multipart_part_size;
         let parts = len.div_ceil(part) as u32;
         retry(

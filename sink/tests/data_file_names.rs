@@ -27,8 +27,22 @@ async fn read(store: &Arc<dyn ObjectStore>, path: &str) -> String {
 /// One sink writes file 1 of dispatcher `d`; then `other` puts file 2 (and, when `indexed`,
 /// points the index file at it) before the sink publishes its next file.
 async fn next_file_over(indexed: bool) -> (Harness, Arc<dyn ObjectStore>, String) {
+    next_file_over_on(indexed, false).await
+}
+
+/// As [`next_file_over`]; with `unconditional`, the store refuses create-only puts (as GCS, or
+/// S3 with conditional put disabled).
+async fn next_file_over_on(
+    indexed: bool,
+    unconditional: bool,
+) -> (Harness, Arc<dyn ObjectStore>, String) {
     let t = table("t", ts(0));
     let h = harness(QUERY).await;
+    if unconditional {
+        use cdc_common::testing::{Fault, Op, Rule};
+        h.store
+            .add_rule(Rule::new(Op::Put, "", Fault::Unconditional));
+    }
     h.sink
         .add_dispatcher("d", cdc_sink::FileNaming::Dispatcher)
         .unwrap();
@@ -73,6 +87,35 @@ async fn an_indexed_file_of_another_writer_stops_the_sink_and_stays() {
     );
     assert_eq!(read(&store, &second).await, "another writer's rows\n");
     let _ = h.sink.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_conditional_create_an_indexed_file_is_still_checked_and_kept() {
+    let (h, store, second) = next_file_over_on(true, true).await;
+    assert!(wait_for(5, || h.sink.error().is_some()).await);
+    let e = h.sink.error().unwrap().to_string();
+    assert!(
+        e.contains(&format!("`{second}` already exists with other content")),
+        "{e}"
+    );
+    assert_eq!(read(&store, &second).await, "another writer's rows\n");
+    let _ = h.sink.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_conditional_create_an_unindexed_file_is_replaced() {
+    let (h, store, second) = next_file_over_on(false, true).await;
+    assert!(
+        wait_for(5, || metric(
+            &h.registry,
+            "cdc_sink_rows_written_total",
+            &[]
+        ) == 2.0)
+        .await
+    );
+    assert!(h.sink.error().is_none());
+    assert!(read(&store, &second).await.contains(r#""d",1,"#));
+    h.sink.close().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

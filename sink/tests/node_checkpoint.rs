@@ -113,3 +113,50 @@ fn a_node_number_outside_the_cluster_is_refused() {
     assert!(NodeCheckpoint::new(0, 0).is_err());
     assert!(NodeCheckpoint::new(1, 3).is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sink_serves_one_checkpoint_writer() {
+    let query = "protocol=csv&flush-interval=600s";
+    // A node's sink refuses Sink::checkpoint ...
+    let a = harness(query).await;
+    let mut na = NodeCheckpoint::new(0, 2).unwrap();
+    na.advance(&a.sink, ts(10)).await.unwrap();
+    let e = a.sink.checkpoint(ts(20)).await.unwrap_err().to_string();
+    assert!(e.contains("NodeCheckpoint"), "{e}");
+    assert_eq!(read_checkpoint(&a.store.inner().clone()).await, None);
+    // ... and a sink that wrote metadata itself refuses to become a node.
+    let b = harness(query).await;
+    b.sink.checkpoint(ts(10)).await.unwrap();
+    let mut nb = NodeCheckpoint::new(0, 2).unwrap();
+    let e = nb.advance(&b.sink, ts(20)).await.unwrap_err().to_string();
+    assert!(e.contains("Sink::checkpoint"), "{e}");
+    assert_eq!(read_node(&b.store.inner().clone(), 0).await, None);
+    a.sink.close().await.unwrap();
+    b.sink.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_of_several_nodes_is_refused_on_a_store_without_conditional_writes() {
+    use cdc_common::testing::{Fault, Op, Rule};
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let query = "protocol=csv&flush-interval=600s";
+    let faults = FaultStore::new(store.clone());
+    faults.add_rule(Rule::new(Op::Put, "", Fault::Unconditional));
+    let a = harness_on(Some(faults.clone()), query, |c| c).await;
+    let b = harness_on(Some(faults), query, |c| c).await;
+    let mut na = NodeCheckpoint::new(0, 2).unwrap();
+    let mut nb = NodeCheckpoint::new(1, 2).unwrap();
+    // A node's own file has one writer: the plain overwrite after the comparison is kept.
+    na.advance(&a.sink, ts(100)).await.unwrap();
+    assert_eq!(read_node(&store, 0).await, Some(ts(100)));
+    // `metadata` has every node as a writer: refused, naming the file.
+    let e = nb.advance(&b.sink, ts(50)).await.unwrap_err().to_string();
+    assert!(
+        e.contains("metadata") && e.contains("several sink nodes"),
+        "{e}"
+    );
+    assert_eq!(read_node(&store, 1).await, Some(ts(50)));
+    assert_eq!(read_checkpoint(&store).await, None);
+    a.sink.close().await.unwrap();
+    b.sink.close().await.unwrap();
+}

@@ -15,6 +15,7 @@
 //! | [`Fault::Throughput`] | share one link of a given bandwidth between matching puts |
 //! | [`Fault::PartialList`] | a listing leaves out entries (randomly, or only young ones) |
 //! | [`Fault::TruncatedList`] | a listing returns only its first entries |
+//! | [`Fault::Unconditional`] | a create-only or conditional-update put fails with `NotImplemented` |
 //!
 //! A rule fires on every matching operation, or only on every `k`-th per path
 //! ([`Rule::every`]), with a probability ([`Rule::probability`], the error *rate*), or for the
@@ -215,6 +216,12 @@ impl ObjectStore for FaultStore {
             .apply(Op::Put, path, payload.content_length())
             .await
         {
+            Ok(f) if f.unconditional && !matches!(opts.mode, object_store::PutMode::Overwrite) => {
+                Err(object_store::Error::NotImplemented {
+                    operation: format!("conditional put of {path}"),
+                    implementer: "FaultStore (Fault::Unconditional)".into(),
+                })
+            }
             Ok(_) => self.inner.put_opts(location, payload, opts).await,
             Err(e) => Err(e),
         };

@@ -60,6 +60,10 @@ pub enum Fault {
         /// Entries kept.
         keep: usize,
     },
+    /// Puts (only [`Op::Put`]) with a conditional mode (create-only or update) fail with
+    /// `NotImplemented`, as on a store without conditional writes (GCS through object_store,
+    /// S3 with conditional put disabled); plain overwrites run.
+    Unconditional,
 }
 
 impl Fault {

@@ -64,6 +64,8 @@ pub(super) struct ListFilter {
     pub(super) partial: Vec<(f64, Option<Duration>)>,
     /// Smallest `keep` of the truncating rules.
     pub(super) keep: Option<usize>,
+    /// A [`Fault::Unconditional`] rule fired (read by puts, not listings).
+    pub(super) unconditional: bool,
 }
 
 impl ListFilter {
@@ -207,6 +209,7 @@ impl State {
                 Fault::TruncatedList { keep } => {
                     filter.keep = Some(filter.keep.map_or(keep, |k| k.min(keep)))
                 }
+                Fault::Unconditional => filter.unconditional = true,
             }
         }
         Ok(filter)
