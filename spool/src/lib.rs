@@ -48,11 +48,12 @@
 //! | record framing (frozen) | `record.rs` |
 //! | segment file I/O, diagnostics scan | `segment.rs` |
 //! | segment table: which segments exist, live counts, deletion | `segment_table.rs` |
+//! | the open segment files by id, for reads outside the lock | `open_segments.rs` |
 //! | write buffer of small spilled records | `write_buffer.rs` |
 //! | quota, watermark machine, configuration, metrics, errors | `quota.rs`, `watermark.rs`, `config.rs`, `metrics.rs`, `error.rs` |
 //!
-//! Dependencies inside the crate point one way: `record <- segment <- write_buffer <-
-//! segment_table <- shared <- entry <- {read, release} <- spool`.
+//! Dependencies inside the crate point one way: `record <- segment <- {write_buffer,
+//! open_segments} <- segment_table <- shared <- entry <- {read, release} <- spool`.
 //!
 //! # Segment record layout (frozen)
 //!
@@ -157,6 +158,7 @@ pub mod config;
 mod entry;
 mod error;
 mod metrics;
+mod open_segments;
 mod quota;
 mod read;
 mod record;

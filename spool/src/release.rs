@@ -95,10 +95,9 @@ impl Inner {
                 let rec = record_len(*len);
                 st.acct.sub_disk(rec);
                 match how {
-                    Freed::Released => st.segments.release(segment.id(), &mut actions),
+                    Freed::Released => st.segments.release(*segment, &mut actions),
                     Freed::RolledBack => {
-                        st.segments
-                            .roll_back(segment.id(), *offset, rec, &mut actions)
+                        st.segments.roll_back(*segment, *offset, rec, &mut actions)
                     }
                 }
             }
@@ -146,7 +145,7 @@ impl Inner {
                 Location::Memory(b) => st.acct.sub_memory(b.len() as u64),
                 Location::Disk { segment, len, .. } => {
                     st.acct.sub_disk(record_len(*len));
-                    let id = segment.id();
+                    let id = *segment;
                     match &mut run {
                         Some((seg, n)) if *seg == id => *n += 1,
                         _ => {
