@@ -56,6 +56,11 @@ pub(crate) struct FileActions {
 }
 
 impl FileActions {
+    /// True when there is nothing to do (most small spills: their chunk is still open).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.seal.is_empty() && self.delete.is_empty()
+    }
+
     /// Seals and deletes files; errors are logged (a leftover file is removed with the
     /// directory at close or at the next open). The `write` jobs must have been taken out and
     /// run by the spool first, since they need its lock to complete.

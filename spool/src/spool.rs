@@ -310,16 +310,18 @@ impl Spool {
                 .buffer_record(segment, offset, header, data, &mut actions);
             let total = st.acct.total();
             let run = st.watermark.on_enqueue(total, wake);
+            inner.metrics.spill_bytes_total.add_locked(rec);
             inner.publish(&st);
             drop(st);
-            inner.metrics.spill_bytes_total.inc_by(rec);
             if let Some(w) = run {
                 w();
             }
             // A chunk this append sealed is written now. If that fails, its records stay
             // readable from memory and the next spill retries it (and is refused meanwhile).
-            if let Err(f) = inner.run_actions(actions) {
-                inner.note_write_failure(&f);
+            if !actions.is_empty() {
+                if let Err(f) = inner.run_actions(actions) {
+                    inner.note_write_failure(&f);
+                }
             }
             return Ok(accepted(inner.disk_entry(segment, offset, len, flush)));
         }
@@ -348,12 +350,12 @@ impl Spool {
             return inner.refuse(f, generation, data, wake, flush);
         }
         drop(data);
-        inner.metrics.spill_bytes_total.inc_by(rec);
         let entry = inner.disk_entry(segment, offset, len, flush);
         let mut st = lock(&inner.state);
         if st.closed {
             return Err(SpoolError::Closed);
         }
+        inner.metrics.spill_bytes_total.add_locked(rec);
         let total = st.acct.total();
         let run = st.watermark.on_enqueue(total, wake);
         inner.publish(&st);
