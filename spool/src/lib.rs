@@ -41,6 +41,7 @@
 //! | concept | file |
 //! |---------|------|
 //! | the handle: open, enqueue, disk-space waits, stats, rotate, close | `spool.rs` |
+//! | batched enqueue: one critical section for a run of messages | `enqueue_many.rs` |
 //! | the state a handle shares with its entries (`Spool`, lock, teardown) | `shared.rs` |
 //! | entry types and addressing (`Enqueued`, `Entry`, `EntryLocation`) | `entry.rs` |
 //! | reads, one entry or a batch | `read.rs`, coalescing in `batch_read.rs` |
@@ -53,7 +54,7 @@
 //! | quota, watermark machine, configuration, metrics, errors | `quota.rs`, `watermark.rs`, `config.rs`, `metrics.rs`, `error.rs` |
 //!
 //! Dependencies inside the crate point one way: `record <- segment <- {write_buffer,
-//! open_segments} <- segment_table <- shared <- entry <- {read, release} <- spool`.
+//! open_segments} <- segment_table <- shared <- entry <- {read, release} <- spool <- enqueue_many`.
 //!
 //! # Segment record layout (frozen)
 //!
@@ -155,6 +156,7 @@
 
 pub mod batch_read;
 pub mod config;
+mod enqueue_many;
 mod entry;
 mod error;
 mod metrics;
@@ -171,6 +173,7 @@ mod watermark;
 pub mod write_buffer;
 
 pub use config::{MachineInfo, SpoolConfig, SpoolConfigBuilder};
+pub use enqueue_many::Offer;
 pub use entry::{Enqueued, Entry, EntryLocation};
 pub use error::{CorruptReason, Result, SpoolError};
 pub use metrics::CHANGEFEED_LABEL;

@@ -518,7 +518,7 @@ impl Inner {
     /// Writes the chunks queued in `actions` (completing each under the lock), then seals and
     /// deletes files. Returns the first failed write; it and the chunks after it stay in their
     /// buffers as failed, their records readable from memory.
-    fn run_actions(&self, mut actions: FileActions) -> Result<(), WriteFailure> {
+    pub(crate) fn run_actions(&self, mut actions: FileActions) -> Result<(), WriteFailure> {
         let jobs = std::mem::take(&mut actions.write);
         let res = if jobs.is_empty() {
             Ok(())
@@ -556,7 +556,7 @@ impl Inner {
     }
 
     /// Logs a failed chunk write whose records stay in memory (the next spill answers for it).
-    fn note_write_failure(&self, f: &WriteFailure) {
+    pub(crate) fn note_write_failure(&self, f: &WriteFailure) {
         if !f.is_no_space() || !self.disk_full.swap(true, Ordering::Relaxed) {
             tracing::warn!(path = %f.path.display(), error = %f.source,
                 "cannot write spool segment; its buffered records stay in memory");
