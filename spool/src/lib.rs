@@ -12,7 +12,9 @@
 //!   than the whole disk quota, admitted when the disk holds nothing, so it can never wait
 //!   forever) or [`Enqueued::WaitForDiskQuota`], which hands data and callbacks back; the caller
 //!   flushes, waits ([`Spool::wait_for_space_since`] on a thread, [`Spool::notify_on_space`] from
-//!   async code) and retries.
+//!   async code) and retries. [`Spool::enqueue_many`] answers a run of messages as `try_enqueue`
+//!   would answer each in turn, with one critical section for every stretch that goes to
+//!   memory or to a write buffer.
 //! - **Memory is bounded**: memory bytes never exceed the memory quota; everything else is on
 //!   disk. Disk bytes stay within the disk quota, except for one oversized record alone.
 //! - **Reads do not scan**: an entry addresses `(segment, offset, length)`; a read is one
@@ -73,7 +75,8 @@
 //! # Write path of a spilled record
 //!
 //! ```text
-//!  record < 256 KiB:  reserve (segment, offset) + append to the open chunk   [one lock]
+//!  record < 256 KiB:  reserve (segment, offset) + append to the open chunk   [one lock;
+//!                     enqueue_many: one lock for a run of them]
 //!                     open chunk would pass 1 MiB -> seal it; this thread pwritev()s it,
 //!                     outside the lock; the chunk leaves the buffer once written
 //!  record >= 256 KiB: reserve + seal the open chunk [lock] -> pwritev(chunk), pwritev(header,
