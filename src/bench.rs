@@ -389,6 +389,7 @@ pub fn bench(
         }
     }
     bar.set_position(total);
+    figures.extend(spool_vs_sink(&figures));
     if failures.is_empty() {
         bar.finish("done");
     } else {
@@ -404,6 +405,42 @@ pub fn bench(
     }
     Ok(())
 }
+
+/// The spool's spilled throughput beside the sink's (issue 16 item 5): the spool is not the
+/// sink's bottleneck while the spool moves spilled 1 KiB entries (about the size of an encoded
+/// event) at least 5x as fast as the sink writes files. Both figures are MiB/s of the same kind
+/// of bytes (encoded events), measured in this run; `None` unless both harnesses reported.
+fn spool_vs_sink(figures: &[Json]) -> Option<Json> {
+    let value = |group: &str, name: &str| {
+        figures.iter().find_map(|v| {
+            (v.get("group")?.as_str()? == group && v.get("name")?.as_str()? == name)
+                .then(|| v.get("value")?.as_f64())?
+        })
+    };
+    let spool = value("spool", SPOOL_SPILLED_FIGURE)?;
+    let sink = value("sink", SINK_THROUGHPUT_FIGURE)?;
+    (sink > 0.0).then(|| {
+        serde_json::json!({
+            "group": "spool",
+            "name": "spilled 1K batched vs the sink's throughput",
+            "value": spool,
+            "unit": "MiB/s",
+            "baseline_name": "sink throughput, events pre-built",
+            "baseline": sink,
+            "ratio": spool / sink,
+            "target": ">= 5",
+        })
+    })
+}
+
+/// The spool harness's figure for spilled 1 KiB entries read back in batches
+/// (`spool/examples/spool_bench.rs`).
+const SPOOL_SPILLED_FIGURE: &str = "spilled 1K enqueue+read_many+release";
+
+/// The sink harness's throughput figure with events built before the clock starts
+/// (`sink/benches/sink.rs`).
+const SINK_THROUGHPUT_FIGURE: &str =
+    "throughput, csv to local fs, 1000 dispatchers (events pre-built)";
 
 fn print_table(figures: &[Json]) {
     let s = |v: &Json, k: &str| v.get(k).and_then(Json::as_str).unwrap_or("").to_string();
@@ -433,5 +470,46 @@ fn print_table(figures: &[Json]) {
             r,
             s(v, "target")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(group: &str, name: &str, value: f64) -> Json {
+        serde_json::json!({"group": group, "name": name, "value": value, "unit": "MiB/s"})
+    }
+
+    #[test]
+    fn the_spool_is_set_beside_the_sink_when_both_reported() {
+        let figures = vec![
+            line("spool", "in-memory 1K enqueue+read+release", 9000.0),
+            line("spool", SPOOL_SPILLED_FIGURE, 2400.0),
+            line(
+                "sink",
+                "peak RSS, storage 100x slower than the producer",
+                300.0,
+            ),
+            line("sink", SINK_THROUGHPUT_FIGURE, 160.0),
+        ];
+        let v = spool_vs_sink(&figures).expect("both figures present");
+        assert_eq!(v["value"].as_f64(), Some(2400.0));
+        assert_eq!(v["baseline"].as_f64(), Some(160.0));
+        assert_eq!(v["ratio"].as_f64(), Some(15.0));
+        assert_eq!(v["target"].as_str(), Some(">= 5"));
+        assert!(spool_vs_sink(&figures[..3]).is_none(), "no sink figure");
+        assert!(spool_vs_sink(&figures[2..]).is_none(), "no spool figure");
+    }
+
+    #[test]
+    fn the_figure_names_are_the_ones_the_harnesses_print() {
+        // The harnesses build these names with format!; a rename there must show up here.
+        let spool = include_str!("../spool/examples/spool_bench.rs");
+        assert!(spool.contains("\"spilled {}K enqueue+read_many+release\""));
+        let sink = include_str!("../sink/benches/sink.rs");
+        assert!(sink.contains("\"throughput, csv to local fs, {DISPATCHERS} dispatchers ({})\""));
+        assert!(sink.contains("const DISPATCHERS: usize = 1000;"));
+        assert!(sink.contains("\"events pre-built\""));
     }
 }

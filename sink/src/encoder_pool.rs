@@ -62,6 +62,17 @@
 //! an event handed in from it takes the pool, not a nested inline encode, so a dispatcher that
 //! always re-enters from its wake does not grow the stack.
 //!
+//! # Runs
+//!
+//! An encoder thread that finds more events queued behind the one it took (up to
+//! [`ENQUEUE_RUN`]) encodes them all, then offers them with one `Spool::enqueue_many`: one
+//! critical section of the spool for the run instead of one per event. Order is unchanged: the
+//! spool answers as it would answer the events one by one, the entries are forwarded in order,
+//! and each event still counts in its dispatcher's `queued` until it is forwarded, so an event
+//! handed in by a wake queues behind it. A wake runs once the spool has accepted its event,
+//! before the entries are forwarded, as on the single path. An event the spool refuses for
+//! lack of disk space is offered alone (waiting for space, as below), then the rest of the run.
+//!
 //! # Spool pressure
 //!
 //! After an enqueue that spilled (or every 16th one), the encoder looks at the spool: if it
@@ -77,7 +88,7 @@ use crate::writer::{WriterHandle, WriterMsg};
 use bytes::Bytes;
 use cdc_common::codec::{Codec, TableCodec};
 use cdc_common::{DmlEvent, TableDef, Ts};
-use cdc_spool::{Callback, Enqueued, Spool};
+use cdc_spool::{Callback, Enqueued, Entry, Offer as SpoolOffer, Spool};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -87,6 +98,11 @@ use std::time::{Duration, Instant};
 
 /// Least time between two pressure signals.
 const PRESSURE_GAP: Duration = Duration::from_millis(20);
+
+/// Most events an encoder thread encodes before offering them to the spool together (see
+/// "Runs" in the module doc): bounds the delay of the first one's wake by the encoding of the
+/// others (microseconds for small events).
+const ENQUEUE_RUN: usize = 64;
 
 /// Work for an encoder thread.
 pub(crate) enum EncodeTask {
@@ -212,14 +228,21 @@ fn run(i: usize, rx: Receiver<EncodeTask>, ctx: Arc<EncoderContext>) {
             .with_label_values(&[&format!("encoder-{i}")]),
     );
     let mut count: u64 = 0;
+    // A task taken from the queue behind a run of events, handled next.
+    let mut next: Option<EncodeTask> = None;
+    let mut run_events: Vec<Encoded> = Vec::with_capacity(ENQUEUE_RUN);
+    let mut run_dispatchers: Vec<Arc<DispatcherState>> = Vec::with_capacity(ENQUEUE_RUN);
     loop {
-        let task = match rx.recv_timeout(Duration::from_secs(1)) {
-            Ok(t) => t,
-            Err(RecvTimeoutError::Timeout) => {
-                meter.tick();
-                continue;
-            }
-            Err(RecvTimeoutError::Disconnected) => return,
+        let task = match next.take() {
+            Some(t) => t,
+            None => match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(t) => t,
+                Err(RecvTimeoutError::Timeout) => {
+                    meter.tick();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
         };
         let start = Instant::now();
         match task {
@@ -229,11 +252,39 @@ fn run(i: usize, rx: Receiver<EncodeTask>, ctx: Arc<EncoderContext>) {
                 wake,
                 flush,
             } => {
-                ctx.metrics.encoder_queue_length.dec();
-                count += 1;
-                let d = Arc::clone(&dispatcher);
-                encode_one(&ctx, &mut codecs, dispatcher, event, wake, flush, count);
-                d.leave();
+                // This event and the events already queued behind it (up to ENQUEUE_RUN) are
+                // encoded, then offered to the spool together (see "Runs" above).
+                let mut task = Some((dispatcher, event, wake, flush));
+                while let Some((dispatcher, event, wake, flush)) = task.take() {
+                    ctx.metrics.encoder_queue_length.dec();
+                    count += 1;
+                    run_dispatchers.push(Arc::clone(&dispatcher));
+                    run_events.extend(encode_one(
+                        &ctx,
+                        &mut codecs,
+                        dispatcher,
+                        event,
+                        wake,
+                        flush,
+                    ));
+                    if run_dispatchers.len() < ENQUEUE_RUN {
+                        match rx.try_recv() {
+                            Ok(EncodeTask::Dml {
+                                dispatcher,
+                                event,
+                                wake,
+                                flush,
+                            }) => task = Some((dispatcher, event, wake, flush)),
+                            Ok(other) => next = Some(other),
+                            Err(_) => {}
+                        }
+                    }
+                }
+                offer_run(&ctx, &mut run_events, count);
+                // Each event counts for its dispatcher until it is forwarded (see "Order").
+                for d in run_dispatchers.drain(..) {
+                    d.leave();
+                }
             }
             EncodeTask::Encoded(e) => {
                 let d = Arc::clone(&e.dispatcher);
@@ -372,7 +423,10 @@ pub(crate) enum Offer {
 /// waits for disk space as long as needed (encoder threads); without, hands it back.
 pub(crate) fn offer(ctx: &EncoderContext, mut e: Encoded, wait: bool, count: u64) -> Offer {
     let entry = loop {
-        match ctx.spool.try_enqueue(e.data, e.wake, e.flush) {
+        match ctx
+            .spool
+            .try_enqueue(std::mem::take(&mut e.data), e.wake.take(), e.flush.take())
+        {
             Ok(Enqueued::WaitForDiskQuota {
                 data,
                 wake,
@@ -406,6 +460,12 @@ pub(crate) fn offer(ctx: &EncoderContext, mut e: Encoded, wait: bool, count: u64
             }
         }
     };
+    forward(ctx, e, entry);
+    Offer::Done
+}
+
+/// Hands an accepted event's entry to its dispatcher's writer.
+fn forward(ctx: &EncoderContext, e: Encoded, entry: Entry) {
     let shard = e.dispatcher.shard;
     let msg = WriterMsg::Dml {
         table: e.table,
@@ -421,7 +481,57 @@ pub(crate) fn offer(ctx: &EncoderContext, mut e: Encoded, wait: bool, count: u64
     // The entry is in the writer's queue: a wake parked by the gate runs now, so an event it
     // hands in reaches the writer behind this one.
     drop(e.gate);
-    Offer::Done
+}
+
+/// Puts a run of events encoded by an encoder thread into the spool with
+/// [`Spool::enqueue_many`] (one critical section for every stretch of entries that go to
+/// memory or to a write buffer) and forwards each entry to its writer, in order. An event the
+/// spool refuses for lack of disk space goes through [`offer`], which signals pressure and
+/// waits for space; the events after it are offered once it is in. `run` is left empty.
+fn offer_run(ctx: &EncoderContext, run: &mut Vec<Encoded>, count: u64) {
+    if run.len() <= 1 {
+        if let Some(e) = run.pop() {
+            offer(ctx, e, true, count);
+        }
+        return;
+    }
+    let mut answers = Vec::with_capacity(run.len());
+    let mut offers = run.iter_mut().map(|e| SpoolOffer {
+        data: std::mem::take(&mut e.data),
+        wake: e.wake.take(),
+        flush: e.flush.take(),
+    });
+    let res = ctx.spool.enqueue_many(&mut offers, &mut answers);
+    let mut events = run.drain(..);
+    // `answers` goes first: the zip stops at its end without taking an event not offered.
+    for (answer, mut e) in answers.into_iter().zip(events.by_ref()) {
+        match answer {
+            Enqueued::WaitForDiskQuota {
+                data, wake, flush, ..
+            } => {
+                (e.data, e.wake, e.flush) = (data, wake, flush);
+                offer(ctx, e, true, count);
+            }
+            accepted => {
+                if let Some(entry) = accepted.into_entry() {
+                    forward(ctx, e, entry);
+                }
+            }
+        }
+    }
+    let mut rest: Vec<Encoded> = events.collect();
+    if let Err(err) = res {
+        // The failed event's callbacks were dropped by the spool; the sink stops.
+        ctx.failure.fail(err.into());
+        return;
+    }
+    // Once per run (the single path looks after a spill or every 16th event).
+    if ctx.spool.stats().holding {
+        ctx.signal_pressure();
+    }
+    if !rest.is_empty() {
+        offer_run(ctx, &mut rest, count);
+    }
 }
 
 /// The inline path of `add_dml_event`: encodes a small event on the caller's thread with the
@@ -478,6 +588,8 @@ pub(crate) fn encode_inline(
     offer(ctx, e, false, 0)
 }
 
+/// Encodes one event of the pool path; `None` if the sink stopped or the encoding failed (the
+/// event is dropped with its callbacks: no wake, no flush).
 fn encode_one(
     ctx: &EncoderContext,
     codecs: &mut HashMap<CodecKey, (Box<dyn TableCodec>, usize)>,
@@ -485,11 +597,10 @@ fn encode_one(
     event: DmlEvent,
     wake: Option<Callback>,
     flush: Option<Callback>,
-    count: u64,
-) {
+) -> Option<Encoded> {
     if ctx.failure.is_failed() {
         // The sink stopped: the event is dropped with its callbacks (no wake, no flush).
-        return;
+        return None;
     }
     let key = (
         event.table.schema.clone(),
@@ -505,17 +616,15 @@ fn encode_one(
                     dispatcher: dispatcher.id.to_string(),
                     source: Arc::new(e),
                 });
-                return;
+                return None;
             }
         },
     };
     // The last chunk's size per row sizes the buffer (no pass over the values).
     let estimate = *hint * event.rows.len() + 64;
-    let Some(data) = encode_chunk(ctx, tc.as_ref(), &dispatcher, &event, estimate) else {
-        return;
-    };
+    let data = encode_chunk(ctx, tc.as_ref(), &dispatcher, &event, estimate)?;
     *hint = data.len() / event.rows.len().max(1) + 1;
-    let e = Encoded {
+    Some(Encoded {
         rows: event.rows.len(),
         partition_id: event.partition_id,
         commit_ts: event.commit_ts,
@@ -525,8 +634,7 @@ fn encode_one(
         wake,
         flush,
         gate: WakeGate::none(),
-    };
-    offer(ctx, e, true, count);
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p cdc-spool --example spool_bench [-- --dir DIR --mib N --entry BYTES --no-rss]
 //! cargo run --release -p cdc-spool --example spool_bench -- --profile-batched   # under a profiler
+//! cargo run --release -p cdc-spool --example spool_bench -- --profile-floor     # its floor, alike
 //! ```
 //!
 //! Prints, for 1 KiB and 64 KiB entries, the enqueue + read + release throughput of entries held
@@ -18,7 +19,11 @@
 //! memory quota and reports the child's peak RSS (`VmHWM`) against memory quota + 64 MiB.
 //!
 //! Pattern of every case: batches of `BATCH` bytes are enqueued, then every entry is read back
-//! and released (a writer draining its batch; `batched` reads a group at a time and releases it with `Spool::release_many`); the plain-file baseline writes each batch to a
+//! and released (a writer draining its batch). `spilled` enqueues one message at a time
+//! (`Spool::try_enqueue`) and reads and releases one entry at a time; `batched` works as the
+//! sink does under load: it enqueues runs of 64 messages with `Spool::enqueue_many` (an
+//! encoder thread's run of queued events), reads a group at a time and releases it with
+//! `Spool::release_many` (a writer's published file). The plain-file baseline writes each batch to a
 //! file with positioned 1 MiB writes and reads it back the same way. No fsync on either side
 //! (the spool never syncs: its files are scratch).
 //!
@@ -67,6 +72,9 @@ struct Args {
     skip_rss: bool,
     /// `--profile-batched`: run only the batched spilled case, for a profiler.
     profile_batched: bool,
+    /// `--profile-floor`: run only the framed floor, for a profiler (to set beside
+    /// `--profile-batched`).
+    profile_floor: bool,
 }
 
 fn args() -> Args {
@@ -77,6 +85,7 @@ fn args() -> Args {
         entries: vec![1024, 64 * 1024],
         skip_rss: false,
         profile_batched: false,
+        profile_floor: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -86,6 +95,7 @@ fn args() -> Args {
             "--rss-child" => a.rss_child = true,
             "--no-rss" => a.skip_rss = true,
             "--profile-batched" => a.profile_batched = true,
+            "--profile-floor" => a.profile_floor = true,
             "--entry" => {
                 a.entries = vec![it
                     .next()
@@ -178,6 +188,10 @@ enum ReadBack {
     Batched,
 }
 
+/// Events an encoder thread of the sink offers together when they queue behind each other
+/// (`ENQUEUE_RUN` in `sink/src/encoder_pool.rs`): `batched` cases enqueue in runs of this many.
+const ENQUEUE_RUN: usize = 64;
+
 /// Reads back and releases `entries` in groups of [`READ_GROUP`] bytes with one
 /// `read_many_into` each; `payloads` is reused.
 fn drain_batched(
@@ -212,16 +226,41 @@ fn run_spool(
     let batches = (total / (per_batch * entry as u64)).max(1);
     let mut entries = Vec::with_capacity(per_batch as usize);
     let mut payloads = Vec::new();
+    let mut answers = Vec::with_capacity(ENQUEUE_RUN);
     let start = Clock::start();
     for _ in 0..batches {
-        for _ in 0..per_batch {
-            let e = spool
-                .try_enqueue(payload.clone(), None, None)
-                .unwrap()
-                .into_entry()
-                .expect("accepted");
-            debug_assert_eq!(e.is_spilled(), expect_spilled);
-            entries.push(e);
+        match read {
+            // One message at a time, as the sink's inline path and a lone queued event do.
+            ReadBack::PerEntry => {
+                for _ in 0..per_batch {
+                    let e = spool
+                        .try_enqueue(payload.clone(), None, None)
+                        .unwrap()
+                        .into_entry()
+                        .expect("accepted");
+                    debug_assert_eq!(e.is_spilled(), expect_spilled);
+                    entries.push(e);
+                }
+            }
+            // Runs of queued events, as the sink's encoder threads offer them.
+            ReadBack::Batched => {
+                let mut left = per_batch as usize;
+                while left > 0 {
+                    let n = left.min(ENQUEUE_RUN);
+                    left -= n;
+                    let mut offers = (0..n).map(|_| cdc_spool::Offer {
+                        data: payload.clone(),
+                        wake: None,
+                        flush: None,
+                    });
+                    spool.enqueue_many(&mut offers, &mut answers).unwrap();
+                    entries.extend(answers.drain(..).map(|a| {
+                        let e = a.into_entry().expect("accepted");
+                        debug_assert_eq!(e.is_spilled(), expect_spilled);
+                        e
+                    }));
+                }
+            }
         }
         if read == ReadBack::Batched {
             drain_batched(spool, &mut entries, entry, &mut payloads);
@@ -391,7 +430,27 @@ fn main() {
                 run_spool(&disk, entry, total, true, ReadBack::Batched)
             });
             disk.close().unwrap();
-            println!("batched {entry} B: {:.0} MiB/s", mb_per_s(total, t.wall));
+            println!(
+                "batched {entry} B: {:.0} MiB/s (wall), {:.0} MiB/s (cpu)",
+                mb_per_s(total, t.wall),
+                mb_per_s(total, t.cpu)
+            );
+        }
+        return;
+    }
+    if a.profile_floor {
+        for &entry in &a.entries {
+            let plain = PlainFile::create(&a.dir);
+            let mut best = Timing::MAX;
+            for _ in 0..ROUNDS {
+                let (t, moved) = plain.framed_floor(total, entry);
+                best = best.min(t.scaled(total as f64 / moved as f64));
+            }
+            println!(
+                "floor {entry} B: {:.0} MiB/s (wall), {:.0} MiB/s (cpu)",
+                mb_per_s(total, best.wall),
+                mb_per_s(total, best.cpu)
+            );
         }
         return;
     }
@@ -403,8 +462,9 @@ fn main() {
     );
     println!(
         "throughput in MiB/s, by wall clock and by this thread's CPU time (steadier when shared);\n\
-         spilled = Spool::read per entry, batched = Spool::read_many_into per 8 MiB group (the \
-         sink's read-back, target case);\n\
+         spilled = try_enqueue and Spool::read per entry, batched = enqueue_many in runs of 64 and \
+         Spool::read_many_into per 8 MiB group (the sink's enqueue and read-back under load, \
+         target case);\n\
          ratio = spool / plain files with 1 MiB I/O (target >= 0.6 for batched), and / plain files \
          with I/O of the entry's size;\n\
          ceiling = plain-file reads of the entry's size alone (Spool::read's one read per entry), \

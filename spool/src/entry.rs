@@ -6,12 +6,13 @@
 //!
 //! - An entry's location is set from acceptance until its bytes are freed; only the free
 //!   (release, drop, batch release) takes it, so every other method may rely on it.
-//! - An entry holds its spool's shared state (`Arc<Inner>`) and, once spilled, its segment
-//!   (`Arc<Segment>`): reading a record in the file needs neither a table look-up nor the lock.
+//! - An entry holds one reference count: its spool's shared state (`Arc<Inner>`). A spilled
+//!   entry addresses its segment by id; while the entry is live its segment is tracked by the
+//!   segment table and found by readers in `OpenSegments` (`open_segments.rs`) without the
+//!   spool's lock. (An `Arc<Segment>` per entry cost two more atomic updates per entry.)
 //! - Accounting never leaks: dropping an entry frees its bytes, but never runs its flush
 //!   callback. That `Drop` lives in `release.rs`, with the release it is a form of.
 
-use crate::segment::Segment;
 use crate::shared::Inner;
 #[cfg(doc)]
 use crate::shared::Spool;
@@ -106,11 +107,12 @@ pub enum EntryLocation {
     },
 }
 
-/// Where an entry's bytes are, as the spool holds them (the payload or its segment).
+/// Where an entry's bytes are, as the spool holds them (the payload, or its record's address).
 pub(crate) enum Location {
     Memory(Bytes),
     Disk {
-        segment: Arc<Segment>,
+        /// Segment id.
+        segment: u64,
         offset: u64,
         len: u64,
     },
@@ -161,7 +163,7 @@ impl Entry {
                 offset,
                 len,
             } => EntryLocation::Disk {
-                segment: segment.id(),
+                segment: *segment,
                 offset: *offset,
                 len: *len,
             },

@@ -12,7 +12,9 @@
 //!   than the whole disk quota, admitted when the disk holds nothing, so it can never wait
 //!   forever) or [`Enqueued::WaitForDiskQuota`], which hands data and callbacks back; the caller
 //!   flushes, waits ([`Spool::wait_for_space_since`] on a thread, [`Spool::notify_on_space`] from
-//!   async code) and retries.
+//!   async code) and retries. [`Spool::enqueue_many`] answers a run of messages as `try_enqueue`
+//!   would answer each in turn, with one critical section for every stretch that goes to
+//!   memory or to a write buffer.
 //! - **Memory is bounded**: memory bytes never exceed the memory quota; everything else is on
 //!   disk. Disk bytes stay within the disk quota, except for one oversized record alone.
 //! - **Reads do not scan**: an entry addresses `(segment, offset, length)`; a read is one
@@ -41,6 +43,7 @@
 //! | concept | file |
 //! |---------|------|
 //! | the handle: open, enqueue, disk-space waits, stats, rotate, close | `spool.rs` |
+//! | batched enqueue: one critical section for a run of messages | `enqueue_many.rs` |
 //! | the state a handle shares with its entries (`Spool`, lock, teardown) | `shared.rs` |
 //! | entry types and addressing (`Enqueued`, `Entry`, `EntryLocation`) | `entry.rs` |
 //! | reads, one entry or a batch | `read.rs`, coalescing in `batch_read.rs` |
@@ -48,11 +51,12 @@
 //! | record framing (frozen) | `record.rs` |
 //! | segment file I/O, diagnostics scan | `segment.rs` |
 //! | segment table: which segments exist, live counts, deletion | `segment_table.rs` |
+//! | the open segment files by id, for reads outside the lock | `open_segments.rs` |
 //! | write buffer of small spilled records | `write_buffer.rs` |
 //! | quota, watermark machine, configuration, metrics, errors | `quota.rs`, `watermark.rs`, `config.rs`, `metrics.rs`, `error.rs` |
 //!
-//! Dependencies inside the crate point one way: `record <- segment <- write_buffer <-
-//! segment_table <- shared <- entry <- {read, release} <- spool`.
+//! Dependencies inside the crate point one way: `record <- segment <- {write_buffer,
+//! open_segments} <- segment_table <- shared <- entry <- {read, release} <- spool <- enqueue_many`.
 //!
 //! # Segment record layout (frozen)
 //!
@@ -71,7 +75,8 @@
 //! # Write path of a spilled record
 //!
 //! ```text
-//!  record < 256 KiB:  reserve (segment, offset) + append to the open chunk   [one lock]
+//!  record < 256 KiB:  reserve (segment, offset) + append to the open chunk   [one lock;
+//!                     enqueue_many: one lock for a run of them]
 //!                     open chunk would pass 1 MiB -> seal it; this thread pwritev()s it,
 //!                     outside the lock; the chunk leaves the buffer once written
 //!  record >= 256 KiB: reserve + seal the open chunk [lock] -> pwritev(chunk), pwritev(header,
@@ -154,9 +159,11 @@
 
 pub mod batch_read;
 pub mod config;
+mod enqueue_many;
 mod entry;
 mod error;
 mod metrics;
+mod open_segments;
 mod quota;
 mod read;
 mod record;
@@ -169,6 +176,7 @@ mod watermark;
 pub mod write_buffer;
 
 pub use config::{MachineInfo, SpoolConfig, SpoolConfigBuilder};
+pub use enqueue_many::Offer;
 pub use entry::{Enqueued, Entry, EntryLocation};
 pub use error::{CorruptReason, Result, SpoolError};
 pub use metrics::CHANGEFEED_LABEL;

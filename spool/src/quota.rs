@@ -77,9 +77,21 @@ impl Accounting {
     }
 
     pub(crate) fn sub_memory(&mut self, len: u64) {
-        debug_assert!(self.memory_bytes >= len && self.memory_entries > 0);
-        self.memory_bytes = self.memory_bytes.saturating_sub(len);
-        self.memory_entries = self.memory_entries.saturating_sub(1);
+        self.sub_memory_n(len, 1);
+    }
+
+    /// Frees `n` memory entries of `bytes` payload bytes in all.
+    pub(crate) fn sub_memory_n(&mut self, bytes: u64, n: u64) {
+        debug_assert!(self.memory_bytes >= bytes && self.memory_entries >= n);
+        self.memory_bytes = self.memory_bytes.saturating_sub(bytes);
+        self.memory_entries = self.memory_entries.saturating_sub(n);
+    }
+
+    /// Frees `n` disk entries of `bytes` record bytes in all.
+    pub(crate) fn sub_disk_n(&mut self, bytes: u64, n: u64) {
+        debug_assert!(self.disk_bytes >= bytes && self.disk_entries >= n);
+        self.disk_bytes = self.disk_bytes.saturating_sub(bytes);
+        self.disk_entries = self.disk_entries.saturating_sub(n);
     }
 
     pub(crate) fn add_disk(&mut self, rec_len: u64) {
@@ -88,9 +100,7 @@ impl Accounting {
     }
 
     pub(crate) fn sub_disk(&mut self, rec_len: u64) {
-        debug_assert!(self.disk_bytes >= rec_len && self.disk_entries > 0);
-        self.disk_bytes = self.disk_bytes.saturating_sub(rec_len);
-        self.disk_entries = self.disk_entries.saturating_sub(1);
+        self.sub_disk_n(rec_len, 1);
     }
 }
 

@@ -7,8 +7,10 @@
 //!   shared) from its segment's write buffer while it is there, else read with one positioned
 //!   read of `8 + len` bytes at its offset and verified (length and CRC-32C, see
 //!   [`crate::record`]). Damage is [`SpoolError::Corrupt`], never decoded.
-//! - The lock is taken only for a record still in a write buffer; a record in the file is read
-//!   without it (`Segment::is_written`).
+//! - The spool's lock is taken only for a record still in a write buffer; a record in the file
+//!   is read without it (`Segment::is_written`). An entry names its segment by id: the file is
+//!   looked up in `OpenSegments` once per run of a batch (once per single read), never under
+//!   the spool's lock.
 //! - A batch gives the same bytes and the same first error as reading its entries one by one;
 //!   consecutive records close together in one file are read with one positioned read
 //!   ([`crate::batch_read`]). On error the output is left as it was.
@@ -35,7 +37,7 @@ impl Spool {
                 segment,
                 offset,
                 len,
-            } => self.read_disk(segment, *offset, *len),
+            } => self.read_disk(&*self.segment(*segment)?, *offset, *len),
         }
     }
 
@@ -83,9 +85,11 @@ impl Spool {
     ) -> Result<()> {
         let mut entries = entries.into_iter().peekable();
         let mut run = Run::default();
+        // The segment of the previous record: consecutive records mostly share one.
+        let mut current: Option<Arc<Segment>> = None;
         while let Some(entry) = entries.next() {
             self.check_readable(entry)?;
-            let (segment, offset, len) = match entry.loc() {
+            let (id, offset, len) = match entry.loc() {
                 Location::Memory(b) => {
                     out.push(b.clone());
                     continue;
@@ -94,21 +98,22 @@ impl Spool {
                     segment,
                     offset,
                     len,
-                } if segment.is_written(*offset, *len) => (segment, *offset, *len),
-                Location::Disk {
-                    segment,
-                    offset,
-                    len,
-                } => {
-                    out.push(self.read_disk(segment, *offset, *len)?);
-                    continue;
-                }
+                } => (*segment, *offset, *len),
             };
+            let segment = match current.take() {
+                Some(s) if s.id() == id => s,
+                _ => self.segment(id)?,
+            };
+            let segment = &*current.insert(segment);
+            if !segment.is_written(offset, len) {
+                out.push(self.read_disk(segment, offset, len)?);
+                continue;
+            }
             run.begin(offset, len);
             while let Some(next) = entries.peek() {
                 let joins = Arc::ptr_eq(&self.inner, &next.spool)
                     && matches!(next.loc(), Location::Disk { segment: s, offset: o, len: l }
-                        if Arc::ptr_eq(s, segment) && s.is_written(*o, *l) && run.try_push(*o, *l));
+                        if *s == id && segment.is_written(*o, *l) && run.try_push(*o, *l));
                 if !joins {
                     break;
                 }
@@ -117,6 +122,19 @@ impl Spool {
             run.read(segment, &self.inner.read_buffers, out)?;
         }
         Ok(())
+    }
+
+    /// The file of segment `id`, which a live entry of this open spool addresses.
+    fn segment(&self, id: u64) -> Result<Arc<Segment>> {
+        match self.inner.open_segments.get(id) {
+            Some(s) => Ok(s),
+            // Only a close (racing this read) forgets the segment of a live entry.
+            None if self.inner.closed.load(Ordering::Acquire) => Err(SpoolError::Closed),
+            None => Err(SpoolError::param(
+                "entry",
+                format!("addresses segment {id}, which this spool no longer has"),
+            )),
+        }
     }
 
     /// Fails unless the spool is open and `entry` is one of its entries.

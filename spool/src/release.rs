@@ -57,13 +57,23 @@ impl Spool {
     /// advances once per entry. An entry of another spool is freed by its own spool as it is
     /// dropped (its flush callback still runs).
     pub fn release_many(&self, entries: impl IntoIterator<Item = Entry>) {
-        let mut entries: Vec<Entry> = entries.into_iter().collect();
-        for e in &mut entries {
+        // One pass: each flush callback runs, then the entry's location is tallied and the
+        // entry dropped (it has nothing left to free); the tally is freed under one lock.
+        let mut freed = Tally::default();
+        let mut foreign = Vec::new();
+        for mut e in entries {
             if let Some(f) = e.flush.take() {
                 f();
             }
+            if !Arc::ptr_eq(&self.inner, &e.spool) {
+                foreign.push(e);
+            } else if let Some(loc) = e.location.take() {
+                freed.add(loc);
+            }
         }
-        self.inner.free_many(entries);
+        self.inner.free_tally(freed);
+        // Entries of another spool are freed by their own spool, after every flush callback.
+        drop(foreign);
     }
 }
 
@@ -95,10 +105,9 @@ impl Inner {
                 let rec = record_len(*len);
                 st.acct.sub_disk(rec);
                 match how {
-                    Freed::Released => st.segments.release(segment.id(), &mut actions),
+                    Freed::Released => st.segments.release(*segment, &mut actions),
                     Freed::RolledBack => {
-                        st.segments
-                            .roll_back(segment.id(), *offset, rec, &mut actions)
+                        st.segments.roll_back(*segment, *offset, rec, &mut actions)
                     }
                 }
             }
@@ -126,12 +135,10 @@ impl Inner {
         }
     }
 
-    /// [`Inner::free`] of many released entries under one lock. The locations are taken out of
-    /// the entries only after the lock is dropped (so their bytes are freed outside it, and
-    /// the entries' own `Drop` then has nothing left to free).
-    fn free_many(self: &Arc<Self>, mut entries: Vec<Entry>) {
-        entries.retain(|e| Arc::ptr_eq(self, &e.spool));
-        if entries.is_empty() {
+    /// [`Inner::free`] of many released entries, tallied, under one lock.
+    fn free_tally(&self, t: Tally) {
+        let entries = t.memory_entries + t.disk_entries;
+        if entries == 0 {
             return;
         }
         let mut actions = FileActions::default();
@@ -139,34 +146,45 @@ impl Inner {
         if st.closed {
             return;
         }
-        // Consecutive entries of one segment release it with one table look-up.
-        let mut run: Option<(u64, u64)> = None;
-        for e in &entries {
-            match e.loc() {
-                Location::Memory(b) => st.acct.sub_memory(b.len() as u64),
-                Location::Disk { segment, len, .. } => {
-                    st.acct.sub_disk(record_len(*len));
-                    let id = segment.id();
-                    match &mut run {
-                        Some((seg, n)) if *seg == id => *n += 1,
-                        _ => {
-                            if let Some((seg, n)) = run.replace((id, 1)) {
-                                st.segments.release_n(seg, n, &mut actions);
-                            }
-                        }
-                    }
+        st.acct.sub_memory_n(t.memory_bytes, t.memory_entries);
+        st.acct.sub_disk_n(t.disk_bytes, t.disk_entries);
+        for &(segment, n) in &t.segments {
+            st.segments.release_n(segment, n, &mut actions);
+        }
+        let after = self.settle(st, entries);
+        after.run(self, actions);
+    }
+}
+
+/// What a batch release frees, summed entry by entry without the lock: bytes and entries in
+/// memory and on disk, and live entries per segment (consecutive entries of one segment
+/// counted together, so a published file's entries are mostly one segment's run).
+#[derive(Debug, Default)]
+struct Tally {
+    memory_bytes: u64,
+    memory_entries: u64,
+    disk_bytes: u64,
+    disk_entries: u64,
+    segments: Vec<(u64, u64)>,
+}
+
+impl Tally {
+    /// Counts a freed entry's location (a memory payload is dropped here, outside the lock).
+    fn add(&mut self, loc: Location) {
+        match loc {
+            Location::Memory(b) => {
+                self.memory_bytes += b.len() as u64;
+                self.memory_entries += 1;
+            }
+            Location::Disk { segment, len, .. } => {
+                self.disk_bytes += record_len(len);
+                self.disk_entries += 1;
+                match self.segments.last_mut() {
+                    Some((s, n)) if *s == segment => *n += 1,
+                    _ => self.segments.push((segment, 1)),
                 }
             }
         }
-        if let Some((seg, n)) = run {
-            st.segments.release_n(seg, n, &mut actions);
-        }
-        let after = self.settle(st, entries.len() as u64);
-        for e in &mut entries {
-            e.location = None;
-        }
-        drop(entries);
-        after.run(self, actions);
     }
 }
 

@@ -20,6 +20,7 @@
 //! See [`Segments`] for the full list and [`crate::write_buffer`] for the buffers' invariants.
 
 use crate::error::{SpoolError, WriteFailure};
+use crate::open_segments::OpenSegments;
 use crate::record::RECORD_HEADER_LEN;
 use crate::segment::Segment;
 use crate::write_buffer::{WriteBuffer, WriteJob};
@@ -55,6 +56,11 @@ pub(crate) struct FileActions {
 }
 
 impl FileActions {
+    /// True when there is nothing to do (most small spills: their chunk is still open).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.write.is_empty() && self.seal.is_empty() && self.delete.is_empty()
+    }
+
     /// Seals and deletes files; errors are logged (a leftover file is removed with the
     /// directory at close or at the next open). The `write` jobs must have been taken out and
     /// run by the spool first, since they need its lock to complete.
@@ -98,6 +104,9 @@ pub(crate) struct Segments {
     /// Failed chunks over all write buffers, so that a spill learns whether it must retry one
     /// without looking at every segment.
     failed_chunks: usize,
+    /// The segments of `slots`, by id, for readers outside the lock: kept in step with
+    /// `slots` (inserted at creation, removed with the slot).
+    open: Arc<OpenSegments>,
 }
 
 /// Runs `f` on a slot's write buffer and keeps the table's count of failed chunks in step.
@@ -113,7 +122,7 @@ fn on_buffer<R>(
 }
 
 impl Segments {
-    pub(crate) fn new(dir: PathBuf, segment_size: u64) -> Segments {
+    pub(crate) fn new(dir: PathBuf, segment_size: u64, open: Arc<OpenSegments>) -> Segments {
         Segments {
             dir,
             segment_size,
@@ -121,7 +130,21 @@ impl Segments {
             active: None,
             next_id: 0,
             failed_chunks: 0,
+            open,
         }
+    }
+
+    /// The file of segment `id`, while the table tracks it.
+    pub(crate) fn segment(&self, id: u64) -> Option<Arc<Segment>> {
+        self.slots.get(&id).map(|s| Arc::clone(&s.segment))
+    }
+
+    /// Drops the slot of segment `id` and queues its file for deletion.
+    fn forget(&mut self, id: u64, actions: &mut FileActions) {
+        let slot = self.slots.remove(&id).expect("slot exists");
+        self.failed_chunks -= slot.buffer.failed_count();
+        self.open.remove(id);
+        actions.delete.push(slot.segment);
     }
 
     /// Segment files that exist.
@@ -135,13 +158,14 @@ impl Segments {
     }
 
     /// Reserves a region of `rec_len` bytes for a new record, creating or rotating the active
-    /// segment as needed. Returns the segment and the record's offset; the entry counts as live
-    /// from now on. The only I/O under the lock is creating a new (empty) file at rotation.
+    /// segment as needed. Returns the segment's id and the record's offset; the entry counts
+    /// as live from now on. The only I/O under the lock is creating a new (empty) file at
+    /// rotation.
     pub(crate) fn reserve(
         &mut self,
         rec_len: u64,
         actions: &mut FileActions,
-    ) -> Result<(Arc<Segment>, u64), WriteFailure> {
+    ) -> Result<(u64, u64), WriteFailure> {
         if let Some(id) = self.active {
             let slot = self.slots.get_mut(&id).expect("active segment has a slot");
             if slot.live == 0 && !slot.buffer.is_writing() {
@@ -168,6 +192,7 @@ impl Segments {
                     Err(other) => unreachable!("segment creation fails only with I/O: {other}"),
                 };
                 self.next_id += 1;
+                self.open.insert(&segment);
                 self.slots.insert(
                     id,
                     Slot {
@@ -185,7 +210,7 @@ impl Segments {
         let offset = slot.end;
         slot.end += rec_len;
         slot.live += 1;
-        Ok((Arc::clone(&slot.segment), offset))
+        Ok((id, offset))
     }
 
     /// Appends the record just reserved at `offset` of segment `id` to that segment's write
@@ -326,9 +351,7 @@ impl Segments {
         }
         self.active = None;
         if slot.live == 0 {
-            let slot = self.slots.remove(&id).expect("slot exists");
-            self.failed_chunks -= slot.buffer.failed_count();
-            actions.delete.push(slot.segment);
+            self.forget(id, actions);
         } else {
             actions.write.extend(slot.buffer.seal(&slot.segment));
             actions.seal.push(Arc::clone(&slot.segment));
@@ -358,9 +381,7 @@ impl Segments {
             return;
         }
         if self.active != Some(id) {
-            let slot = self.slots.remove(&id).expect("slot exists");
-            self.failed_chunks -= slot.buffer.failed_count();
-            actions.delete.push(slot.segment);
+            self.forget(id, actions);
         } else if !slot.buffer.is_writing() {
             on_buffer(&mut self.failed_chunks, slot, |b, s| b.clear(s));
         }
@@ -369,6 +390,7 @@ impl Segments {
     /// Forgets every segment (the spool is closing and removes the directory as a whole).
     pub(crate) fn clear(&mut self) {
         self.slots.clear();
+        self.open.clear();
         self.failed_chunks = 0;
         self.active = None;
     }
@@ -382,9 +404,10 @@ mod tests {
     #[test]
     fn a_failed_last_record_is_rolled_back_and_cut_from_the_file_but_not_one_before_another() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = Segments::new(dir.path().to_path_buf(), 1 << 20);
+        let mut t = Segments::new(dir.path().to_path_buf(), 1 << 20, Arc::default());
         let mut a = FileActions::default();
-        let (s, o0) = t.reserve(100, &mut a).unwrap();
+        let (id, o0) = t.reserve(100, &mut a).unwrap();
+        let s = t.segment(id).unwrap();
         let (_, o1) = t.reserve(300, &mut a).unwrap();
         assert_eq!((o0, o1), (0, 100));
         // the second record's write got 150 bytes out before failing
@@ -404,24 +427,31 @@ mod tests {
     #[test]
     fn reserve_rotates_at_segment_size_and_deletes_released_sealed_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let mut t = Segments::new(dir.path().to_path_buf(), 20);
+        let open = Arc::new(OpenSegments::default());
+        let mut t = Segments::new(dir.path().to_path_buf(), 20, Arc::clone(&open));
         let mut a = FileActions::default();
-        let (s0, o0) = t.reserve(12, &mut a).unwrap();
-        assert_eq!((s0.id(), o0), (0, 0));
-        let (s1, o1) = t.reserve(12, &mut a).unwrap();
-        assert_eq!((s1.id(), o1), (1, 0), "12 + 12 crosses 20: rotated");
+        assert_eq!(t.reserve(12, &mut a).unwrap(), (0, 0));
+        assert_eq!(
+            t.reserve(12, &mut a).unwrap(),
+            (1, 0),
+            "12 + 12 crosses 20: rotated"
+        );
         assert_eq!(a.seal.len(), 1);
         assert_eq!(t.count(), 2);
+        assert!(
+            open.get(0).is_some() && open.get(1).is_some(),
+            "readers find both"
+        );
         t.release(0, &mut a);
         assert_eq!(a.delete.len(), 1, "sealed and fully released");
+        assert!(open.get(0).is_none(), "readers forget a deleted segment");
         t.release(1, &mut a);
         assert_eq!(t.count(), 1, "the active segment stays");
+        assert!(open.get(1).is_some());
         let (s, o) = t.reserve(12, &mut a).unwrap();
-        assert_eq!(
-            (s.id(), o),
-            (1, 0),
-            "an empty active segment is reused from 0"
-        );
+        assert_eq!((s, o), (1, 0), "an empty active segment is reused from 0");
         a.run();
+        t.clear();
+        assert!(open.get(1).is_none(), "close forgets every segment");
     }
 }

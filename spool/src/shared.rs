@@ -27,6 +27,7 @@ use crate::batch_read::ReadBuffers;
 use crate::config::SpoolConfig;
 use crate::error::{Result, SpoolError};
 use crate::metrics::SpoolMetrics;
+use crate::open_segments::OpenSegments;
 use crate::quota::Accounting;
 use crate::segment_table::Segments;
 use crate::watermark::{Callback, Watermark};
@@ -62,6 +63,8 @@ pub(crate) struct Inner {
     pub(crate) metrics: SpoolMetrics,
     /// Idle buffers of batched reads (`batch_read`), shared with the payloads read into them.
     pub(crate) read_buffers: Arc<ReadBuffers>,
+    /// The segment files by id, kept by the segment table, looked up by reads.
+    pub(crate) open_segments: Arc<OpenSegments>,
 }
 
 /// The bookkeeping guarded by the spool's one lock (see [`lock`]).

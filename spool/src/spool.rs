@@ -33,10 +33,10 @@ use crate::config::SpoolConfig;
 use crate::entry::{Enqueued, Entry, Location};
 use crate::error::{Result, SpoolError, WriteFailure};
 use crate::metrics::SpoolMetrics;
+use crate::open_segments::OpenSegments;
 use crate::quota::{Accounting, Placement};
 use crate::record::{encode_header, record_len, MAX_RECORD_PAYLOAD};
 use crate::release::Freed;
-use crate::segment::Segment;
 use crate::segment_table::{FileActions, Segments};
 use crate::shared::{lock, Inner, Spool, State};
 use crate::watermark::{Callback, Watermark};
@@ -155,11 +155,12 @@ impl Spool {
             return Err(e);
         }
         tracing::debug!(changefeed, dir = %dir.display(), ?config, "spool opened");
+        let open_segments = Arc::new(OpenSegments::default());
         let state = State {
             closed: false,
             acct: Accounting::new(config.memory_quota, config.disk_quota),
             watermark: Watermark::new(config.high_watermark, config.low_watermark),
-            segments: Segments::new(dir.clone(), config.segment_size),
+            segments: Segments::new(dir.clone(), config.segment_size, Arc::clone(&open_segments)),
             space_generation: 0,
             space_callbacks: Vec::new(),
             blocked_waiters: 0,
@@ -177,6 +178,7 @@ impl Spool {
                 space: Condvar::new(),
                 metrics,
                 read_buffers: Arc::default(),
+                open_segments,
             }),
         })
     }
@@ -305,30 +307,37 @@ impl Spool {
         if rec < DIRECT_WRITE_MIN {
             // Buffered: the record is stored once it is in the write buffer.
             st.segments
-                .buffer_record(segment.id(), offset, header, data, &mut actions);
+                .buffer_record(segment, offset, header, data, &mut actions);
             let total = st.acct.total();
             let run = st.watermark.on_enqueue(total, wake);
+            inner.metrics.spill_bytes_total.add_locked(rec);
             inner.publish(&st);
             drop(st);
-            inner.metrics.spill_bytes_total.inc_by(rec);
             if let Some(w) = run {
                 w();
             }
             // A chunk this append sealed is written now. If that fails, its records stay
             // readable from memory and the next spill retries it (and is refused meanwhile).
-            if let Err(f) = inner.run_actions(actions) {
-                inner.note_write_failure(&f);
+            if !actions.is_empty() {
+                if let Err(f) = inner.run_actions(actions) {
+                    inner.note_write_failure(&f);
+                }
             }
             return Ok(accepted(inner.disk_entry(segment, offset, len, flush)));
         }
 
         // Direct: the open chunk ends where this record starts; it goes first.
-        st.segments.seal_open(segment.id(), &mut actions);
+        st.segments.seal_open(segment, &mut actions);
+        let file = st
+            .segments
+            .segment(segment)
+            .expect("a reserved segment is tracked");
         inner.publish(&st);
         drop(st);
         let written = inner
             .run_actions(actions)
-            .and_then(|()| segment.write_record(offset, &header, &data));
+            .and_then(|()| file.write_record(offset, &header, &data));
+        drop(file);
         if let Err(f) = written {
             inner.free(
                 Location::Disk {
@@ -341,12 +350,12 @@ impl Spool {
             return inner.refuse(f, generation, data, wake, flush);
         }
         drop(data);
-        inner.metrics.spill_bytes_total.inc_by(rec);
         let entry = inner.disk_entry(segment, offset, len, flush);
         let mut st = lock(&inner.state);
         if st.closed {
             return Err(SpoolError::Closed);
         }
+        inner.metrics.spill_bytes_total.add_locked(rec);
         let total = st.acct.total();
         let run = st.watermark.on_enqueue(total, wake);
         inner.publish(&st);
@@ -490,7 +499,7 @@ impl Inner {
     /// An accepted entry whose record is at `offset` of `segment`.
     fn disk_entry(
         self: &Arc<Self>,
-        segment: Arc<Segment>,
+        segment: u64,
         offset: u64,
         len: u64,
         flush: Option<Callback>,
@@ -509,7 +518,7 @@ impl Inner {
     /// Writes the chunks queued in `actions` (completing each under the lock), then seals and
     /// deletes files. Returns the first failed write; it and the chunks after it stay in their
     /// buffers as failed, their records readable from memory.
-    fn run_actions(&self, mut actions: FileActions) -> Result<(), WriteFailure> {
+    pub(crate) fn run_actions(&self, mut actions: FileActions) -> Result<(), WriteFailure> {
         let jobs = std::mem::take(&mut actions.write);
         let res = if jobs.is_empty() {
             Ok(())
@@ -547,7 +556,7 @@ impl Inner {
     }
 
     /// Logs a failed chunk write whose records stay in memory (the next spill answers for it).
-    fn note_write_failure(&self, f: &WriteFailure) {
+    pub(crate) fn note_write_failure(&self, f: &WriteFailure) {
         if !f.is_no_space() || !self.disk_full.swap(true, Ordering::Relaxed) {
             tracing::warn!(path = %f.path.display(), error = %f.source,
                 "cannot write spool segment; its buffered records stay in memory");
