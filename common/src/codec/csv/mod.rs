@@ -463,10 +463,11 @@ impl TableCodec for CsvTableCodec {
         let mut reader = RecordReader::new(&self.delim, &self.term, self.quote.as_deref(), bytes);
         let mut fields = Vec::with_capacity(self.header_names.len());
         if self.opts.output_field_header {
-            if let Some(line) = reader
+            if let Some(at) = reader
                 .next(&mut fields)
-                .map_err(|(line, e)| self.corrupt(object, line, e))?
+                .map_err(|(at, e)| self.corrupt(object, reader.line_of(at), e))?
             {
+                let line = reader.line_of(at);
                 let found: Vec<Cow<'_, str>> = fields
                     .iter()
                     .map(|f| String::from_utf8_lossy(&f.text))
@@ -487,12 +488,12 @@ impl TableCodec for CsvTableCodec {
         let meta = self.meta_fields();
         let mut rows = Vec::new();
         // The delete half of an update (output-old-value), waiting for its insert half.
-        let mut pending: Option<(Vec<Value>, u64)> = None;
-        while let Some(line) = reader
+        let mut pending: Option<(Vec<Value>, usize)> = None;
+        while let Some(start) = reader
             .next(&mut fields)
-            .map_err(|(line, e)| self.corrupt(object, line, e))?
+            .map_err(|(at, e)| self.corrupt(object, reader.line_of(at), e))?
         {
-            let bad = |reason: String| self.corrupt(object, line, reason);
+            let bad = |reason: String| self.corrupt(object, reader.line_of(start), reason);
             if fields.len() != expected {
                 return Err(bad(format!(
                     "expected {expected} fields, found {}",
@@ -557,13 +558,14 @@ impl TableCodec for CsvTableCodec {
             if let Some((_, at)) = &pending {
                 if !(op == OP_INSERT && is_update) {
                     return Err(bad(format!(
-                        "the delete half of an update at line {at} has no insert half"
+                        "the delete half of an update at line {} has no insert half",
+                        reader.line_of(*at)
                     )));
                 }
             }
             let change = match (op, is_update) {
                 (OP_DELETE, true) => {
-                    pending = Some((image, line));
+                    pending = Some((image, start));
                     continue;
                 }
                 (OP_INSERT, true) => match pending.take() {
@@ -589,7 +591,7 @@ impl TableCodec for CsvTableCodec {
         if let Some((_, at)) = pending {
             return Err(self.corrupt(
                 object,
-                at,
+                reader.line_of(at),
                 "the delete half of an update has no insert half (truncated object?)",
             ));
         }

@@ -1,5 +1,6 @@
 //! The csv record reader: splits a whole object into records of raw fields, one record at a
-//! time, tracking the physical line each record starts on (for error messages).
+//! time, returning the byte offset each record starts at. The physical line of an offset is
+//! counted only when an error needs it ([`RecordReader::line_of`]), never per record.
 //!
 //! Hand-written rather than the `csv` crate's: delimiters of up to three characters,
 //! multi-byte quote characters and the backslash escapes are beyond it. It scans with `memchr`
@@ -32,15 +33,13 @@ pub(super) struct RawField<'a> {
     pub(super) text: Cow<'a, [u8]>,
 }
 
-/// Reads records one by one, tracking the line each starts on.
+/// Reads records one by one, returning the offset each starts at.
 pub(super) struct RecordReader<'a, 'c> {
     delim: &'c [u8],
     term: &'c [u8],
     quote: Option<&'c [u8]>,
     buf: &'a [u8],
     pos: usize,
-    /// Line of the next record (1-based).
-    line: u64,
 }
 
 impl<'a, 'c> RecordReader<'a, 'c> {
@@ -57,24 +56,28 @@ impl<'a, 'c> RecordReader<'a, 'c> {
             quote,
             buf,
             pos: 0,
-            line: 1,
         }
     }
 
-    /// Reads the next record into `fields`; `Ok(None)` at the end of the input. On success
-    /// returns the line the record started on.
+    /// Reads the next record into `fields`; `Ok(None)` at the end of the input. Returns the
+    /// byte offset the record starts at, with the error too.
     pub(super) fn next(
         &mut self,
         fields: &mut Vec<RawField<'a>>,
-    ) -> std::result::Result<Option<u64>, (u64, String)> {
+    ) -> std::result::Result<Option<usize>, (usize, String)> {
         if self.pos >= self.buf.len() {
             return Ok(None);
         }
-        let line = self.line;
         let start = self.pos;
-        let r = self.read_fields(fields);
-        self.line += memchr::memchr_iter(b'\n', &self.buf[start..self.pos]).count() as u64;
-        r.map(|()| Some(line)).map_err(|e| (line, e))
+        self.read_fields(fields)
+            .map(|()| Some(start))
+            .map_err(|e| (start, e))
+    }
+
+    /// The physical line (1-based) that byte `offset` of the input is on.
+    pub(super) fn line_of(&self, offset: usize) -> u64 {
+        let before = &self.buf[..offset.min(self.buf.len())];
+        1 + memchr::memchr_iter(b'\n', before).count() as u64
     }
 
     fn read_fields(&mut self, fields: &mut Vec<RawField<'a>>) -> std::result::Result<(), String> {
