@@ -12,8 +12,7 @@
 //!
 //! The fast path either produces exactly the rows the general decoder produces for the line,
 //! or declines (`None`) and leaves no rows behind; it never reports an error itself. It
-//! declines anything outside the plain shape: invalid JSON, a line that is not UTF-8 or holds a
-//! control character, escapes in keys, duplicate message fields, an unknown or missing column,
+//! declines anything outside the plain shape: invalid JSON, a line that is not UTF-8, escapes in keys, duplicate message fields, an unknown or missing column,
 //! a value that does not parse, a DDL or watermark message, another database or table, a
 //! surrogate escape. The general decoder then accepts or rejects the line with its own message,
 //! so error messages and every edge of the format stay where they were. Tables with an ENUM or
@@ -104,7 +103,7 @@ impl CanalTableCodec {
         scratch: &mut Scratch<'a>,
         rows: &mut Vec<DecodedRow>,
     ) -> Option<()> {
-        if !self.fast || line.iter().any(|&b| b < 0x20) {
+        if !self.fast {
             return None;
         }
         let text = std::str::from_utf8(line).ok()?;

@@ -1,7 +1,7 @@
 //! A borrowed scanner of one JSON text, for the canal-json fast path ([`super::fast`]).
 //!
-//! It reads the JSON grammar (RFC 8259) from a line already known to be UTF-8 without control
-//! characters, borrowing string contents from the line. It is deliberately partial: every
+//! It reads the JSON grammar (RFC 8259) from a line already known to be UTF-8, borrowing
+//! string contents from the line. It is deliberately partial: every
 //! method returns `None` both for invalid JSON and for valid JSON it does not handle (a `\u`
 //! escape of a surrogate, nesting deeper than [`MAX_DEPTH`]). `None` never becomes an error
 //! here: the caller hands the line to the general decoder, which accepts or rejects it with
@@ -12,6 +12,20 @@ use std::borrow::Cow;
 
 /// Deepest nesting the scanner skips through (serde_json's own limit is 128).
 pub(super) const MAX_DEPTH: u32 = 100;
+
+/// Bytes that end the plain run of a string: the closing quote, an escape, or a control
+/// character (not allowed raw in a JSON string).
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
 
 /// A position in one JSON text.
 pub(super) struct Scan<'a> {
@@ -148,7 +162,11 @@ impl<'a> Scan<'a> {
         let start = self.pos;
         let mut escaped = false;
         loop {
-            let i = self.pos + memchr::memchr2(b'"', b'\\', &b[self.pos..])?;
+            // Strings here are mostly short: a table lookup per byte beats a memchr call.
+            let i = self.pos + b[self.pos..].iter().position(|&c| STOP[c as usize])?;
+            if b[i] < 0x20 {
+                return None;
+            }
             if b[i] == b'"' {
                 self.pos = i + 1;
                 return Some(RawStr {
