@@ -41,7 +41,10 @@ impl CsvTableCodec {
         let expected = self.header_names.len();
         let meta = self.meta_fields();
         let columns = self.table.columns.len();
-        let mut rows = Vec::new();
+        // Every record ends with the terminator and takes at least `expected` bytes (its
+        // delimiters and terminator), so both bound the rows: reserve once, never regrow.
+        let records = memchr::memmem::find_iter(bytes, &self.term).count();
+        let mut rows = Vec::with_capacity(records.min(bytes.len() / expected.max(1)));
         // The delete half of an update (output-old-value), waiting for its insert half.
         let mut pending: Option<(Vec<Value>, usize)> = None;
         while let Some(start) = reader
@@ -148,7 +151,10 @@ impl CsvTableCodec {
         }
         let mut k = 3;
         let commit_ts = if self.opts.include_commit_ts {
-            let text = utf8(&fields[k].text, HEADER_COMMIT_TS)?;
+            let text = match fields[k].str_text {
+                Some(s) => s,
+                None => utf8(&fields[k].text, HEADER_COMMIT_TS)?,
+            };
             k += 1;
             Some(Ts(text.parse().map_err(|_| {
                 format!("commit ts `{}` is not a number", shorten(text))
@@ -180,8 +186,8 @@ impl CsvTableCodec {
         }
         let name = &self.table.columns[column].name;
         Ok(match self.kinds[column] {
-            ValueKind::String => Value::String(owned_utf8(std::mem::take(&mut f.text), name)?),
-            ValueKind::Decimal => Value::Decimal(owned_utf8(std::mem::take(&mut f.text), name)?),
+            ValueKind::String => Value::String(owned_text(f, name)?),
+            ValueKind::Decimal => Value::Decimal(owned_text(f, name)?),
             ValueKind::Int => match plain_digits(&f.text, 18, true) {
                 Some((negative, v)) => Value::Int(if negative { -(v as i64) } else { v as i64 }),
                 None => self.general_value(column, f)?,
@@ -220,7 +226,10 @@ impl CsvTableCodec {
                 )
             });
         }
-        let text = utf8(&f.text, &col.name)?;
+        let text = match f.str_text {
+            Some(s) => s,
+            None => utf8(&f.text, &col.name)?,
+        };
         parse_text_value(col, text)
     }
 }
@@ -233,9 +242,13 @@ fn not_utf8(what: &str, e: std::str::Utf8Error) -> String {
     format!("field `{what}` is not UTF-8: {e}")
 }
 
-/// The text as a `String`, reusing an owned buffer.
-fn owned_utf8(text: Cow<'_, [u8]>, what: &str) -> std::result::Result<String, String> {
-    match text {
+/// A field's text as a `String`: copied from its `str` when the reader has it, else checked
+/// for UTF-8, reusing an owned buffer.
+fn owned_text(f: &mut RawField<'_>, what: &str) -> std::result::Result<String, String> {
+    if let Some(s) = f.str_text {
+        return Ok(s.to_owned());
+    }
+    match std::mem::take(&mut f.text) {
         Cow::Borrowed(b) => utf8(b, what).map(str::to_owned),
         Cow::Owned(v) => String::from_utf8(v).map_err(|e| not_utf8(what, e.utf8_error())),
     }

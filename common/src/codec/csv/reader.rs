@@ -3,10 +3,16 @@
 //! counted only when an error needs it ([`RecordReader::line_of`]), never per record.
 //!
 //! Hand-written rather than the `csv` crate's: delimiters of up to three characters,
-//! multi-byte quote characters and the backslash escapes are beyond it. It scans with `memchr`
-//! and borrows field text from the input unless a field holds doubled quotes or escapes.
-//! A record not ended by the terminator (a truncated object) is an error; after an error the
-//! reader is at the end of its input, so it never loops.
+//! multi-byte quote characters and the backslash escapes are beyond it. It finds the bytes
+//! that end a run (the first byte of the delimiter, the terminator or the quote, a backslash)
+//! with `memchr` (a byte loop over short fields measured slower) and borrows field text from
+//! the input unless a field holds doubled quotes or escapes; such a field is copied once,
+//! into a buffer of its exact length. When the whole input is UTF-8 (checked once), a
+//! borrowed field also carries its text as `str`, so values need no UTF-8 check of their own:
+//! every cut falls next to a whole delimiter, terminator or quote character, so on a char
+//! boundary (`str::get` checks it all the same). A record not ended by the terminator (a
+//! truncated object) is an error; after an error the reader is at the end of its input, so it
+//! never loops.
 
 use std::borrow::Cow;
 
@@ -31,6 +37,8 @@ pub(super) struct RawField<'a> {
     pub(super) raw: &'a [u8],
     pub(super) quoted: bool,
     pub(super) text: Cow<'a, [u8]>,
+    /// The text as `str`, when it is borrowed from an input that is UTF-8 as a whole.
+    pub(super) str_text: Option<&'a str>,
 }
 
 /// Reads records one by one, returning the offset each starts at.
@@ -39,6 +47,8 @@ pub(super) struct RecordReader<'a, 'c> {
     term: &'c [u8],
     quote: Option<&'c [u8]>,
     buf: &'a [u8],
+    /// `buf` as `str` when it is UTF-8 as a whole.
+    whole: Option<&'a str>,
     pos: usize,
 }
 
@@ -55,6 +65,7 @@ impl<'a, 'c> RecordReader<'a, 'c> {
             term,
             quote,
             buf,
+            whole: std::str::from_utf8(buf).ok(),
             pos: 0,
         }
     }
@@ -87,38 +98,56 @@ impl<'a, 'c> RecordReader<'a, 'c> {
         fields.clear();
         loop {
             let field_start = self.pos;
-            if let Some(q) = self.quote.filter(|q| starts(&buf[self.pos..], q)) {
-                let mut i = self.pos + q.len();
-                let mut seg = i;
-                let mut owned: Option<Vec<u8>> = None;
+            let quote = match self.quote {
+                Some(q) if buf.get(self.pos) == Some(&q[0]) && starts(&buf[self.pos..], q) => {
+                    Some(q)
+                }
+                _ => None,
+            };
+            if let Some(q) = quote {
+                // First find the closing quote, counting doubled quotes; only a field that
+                // holds some is copied, into a buffer of its exact length.
+                let open = self.pos + q.len();
+                let mut i = open;
+                let mut doubled = 0;
+                let q0 = q[0];
                 let end = loop {
-                    let Some(j) = find(&buf[i..], q) else {
+                    let Some(j) = memchr::memchr(q0, &buf[i..]) else {
                         self.pos = buf.len();
                         return Err("unterminated quoted field (truncated object?)".into());
                     };
                     let at = i + j;
-                    if starts(&buf[at + q.len()..], q) {
-                        owned
-                            .get_or_insert_with(Vec::new)
-                            .extend_from_slice(&buf[seg..at + q.len()]);
+                    if !starts(&buf[at..], q) {
+                        i = at + 1;
+                    } else if starts(&buf[at + q.len()..], q) {
+                        doubled += 1;
                         i = at + 2 * q.len();
-                        seg = i;
                     } else {
                         break at;
                     }
                 };
-                let text = match owned {
-                    Some(mut o) => {
-                        o.extend_from_slice(&buf[seg..end]);
-                        Cow::Owned(o)
+                let (text, str_text) = if doubled == 0 {
+                    (
+                        Cow::Borrowed(&buf[open..end]),
+                        self.whole.and_then(|w| w.get(open..end)),
+                    )
+                } else {
+                    let mut o = Vec::with_capacity(end - open - doubled * q.len());
+                    let mut rest = &buf[open..end];
+                    while let Some(k) = find(rest, q) {
+                        // Every quote inside is doubled: keep one of the pair.
+                        o.extend_from_slice(&rest[..k + q.len()]);
+                        rest = &rest[k + 2 * q.len()..];
                     }
-                    None => Cow::Borrowed(&buf[seg..end]),
+                    o.extend_from_slice(rest);
+                    (Cow::Owned(o), None)
                 };
                 self.pos = end + q.len();
                 fields.push(RawField {
                     raw: &buf[field_start..self.pos],
                     quoted: true,
                     text,
+                    str_text,
                 });
             } else {
                 let escapes = self.quote.is_none();
@@ -156,18 +185,22 @@ impl<'a, 'c> RecordReader<'a, 'c> {
                         i += 1;
                     }
                 }
-                let text = match owned {
+                let (text, str_text) = match owned {
                     Some(mut o) => {
                         o.extend_from_slice(&buf[seg..i]);
-                        Cow::Owned(o)
+                        (Cow::Owned(o), None)
                     }
-                    None => Cow::Borrowed(&buf[seg..i]),
+                    None => (
+                        Cow::Borrowed(&buf[seg..i]),
+                        self.whole.and_then(|w| w.get(seg..i)),
+                    ),
                 };
                 self.pos = i;
                 fields.push(RawField {
                     raw: &buf[field_start..i],
                     quoted: false,
                     text,
+                    str_text,
                 });
             }
             let rest = &buf[self.pos..];
