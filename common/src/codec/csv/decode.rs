@@ -4,9 +4,10 @@
 //!
 //! Values are read straight from the record's fields: a text or decimal column takes the
 //! field's bytes as its `String` (moving the buffer an unescaped field already owns), an
-//! integer is read from the bytes. Anything the direct readers do not take (a sign, more
-//! digits than certainly fit, floats, binary) goes through the general text parser, which
-//! also words every error, so messages are those of [`parse_text_value`].
+//! integer is read from the bytes, a float from the field's `str`. Anything the direct readers
+//! do not take (a `+` sign, more digits than certainly fit, text that does not parse, binary)
+//! goes through the general parsers, which also word every error, so messages are those of
+//! [`parse_text_value`].
 
 use super::reader::{starts, RawField, RecordReader};
 use super::{CsvTableCodec, HEADER_COMMIT_TS, OP_DELETE, OP_INSERT, OP_UPDATE};
@@ -196,9 +197,15 @@ impl CsvTableCodec {
                 Some((_, v)) => Value::UInt(v),
                 None => self.general_value(column, f)?,
             },
-            ValueKind::Float | ValueKind::Double | ValueKind::Bytes => {
-                self.general_value(column, f)?
-            }
+            ValueKind::Double => match f.str_text.map(str::parse) {
+                Some(Ok(v)) => Value::Double(v),
+                _ => self.general_value(column, f)?,
+            },
+            ValueKind::Float => match f.str_text.map(str::parse) {
+                Some(Ok(v)) => Value::Float(v),
+                _ => self.general_value(column, f)?,
+            },
+            ValueKind::Bytes => self.general_value(column, f)?,
         })
     }
 

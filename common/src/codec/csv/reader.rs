@@ -117,9 +117,10 @@ impl<'a, 'c> RecordReader<'a, 'c> {
                         return Err("unterminated quoted field (truncated object?)".into());
                     };
                     let at = i + j;
-                    if !starts(&buf[at..], q) {
+                    if q.len() > 1 && !starts(&buf[at..], q) {
                         i = at + 1;
-                    } else if starts(&buf[at + q.len()..], q) {
+                    } else if buf.get(at + q.len()) == Some(&q0) && starts(&buf[at + q.len()..], q)
+                    {
                         doubled += 1;
                         i = at + 2 * q.len();
                     } else {
@@ -204,7 +205,7 @@ impl<'a, 'c> RecordReader<'a, 'c> {
                 });
             }
             let rest = &buf[self.pos..];
-            if starts(rest, d) {
+            if rest.first() == Some(&d[0]) && starts(rest, d) {
                 self.pos += d.len();
             } else if starts(rest, t) {
                 self.pos += t.len();
