@@ -352,6 +352,8 @@ mod tests {
     use crate::codec::{Codec, TableCodec};
     use crate::event::DmlEvent;
     use crate::table::{ColumnDef, TableDef};
+    use proptest::prelude::*;
+    use proptest::sample::Index;
     use std::sync::Arc;
 
     fn table() -> TableDef {
@@ -382,13 +384,16 @@ mod tests {
     /// Decodes `line` both ways: when the fast path takes it, its rows must be the general
     /// decoder's. Returns whether the fast path took it.
     fn both(c: &CanalTableCodec, line: &str) -> bool {
+        both_bytes(c, line.as_bytes())
+    }
+
+    fn both_bytes(c: &CanalTableCodec, bytes: &[u8]) -> bool {
+        let line = String::from_utf8_lossy(bytes);
         let mut fast_rows = vec![];
         let mut scratch = Scratch::default();
-        let took = c
-            .decode_fast(line.as_bytes(), &mut scratch, &mut fast_rows)
-            .is_some();
+        let took = c.decode_fast(bytes, &mut scratch, &mut fast_rows).is_some();
         let mut slow_rows = vec![];
-        let slow = c.decode_message(line.as_bytes(), &mut slow_rows);
+        let slow = c.decode_message(bytes, &mut slow_rows);
         if took {
             assert!(
                 slow.is_ok(),
@@ -402,6 +407,119 @@ mod tests {
             );
         }
         took
+    }
+
+    /// The encoder's lines for an insert, an update with and without its before image, and a
+    /// delete, with `_tidb`.
+    fn encoded_lines(c: &CanalTableCodec) -> Vec<Vec<u8>> {
+        let event = DmlEvent {
+            table: Arc::new(table()),
+            partition_id: None,
+            commit_ts: Ts(445_000_000_000_000_001),
+            rows: vec![
+                RowChange::Insert {
+                    after: row(1, "plain"),
+                },
+                RowChange::Update {
+                    before: Some(row(2, "a\"b\\c<\u{2028}é\n\t")),
+                    after: row(2, "after"),
+                },
+                RowChange::Update {
+                    before: None,
+                    after: vec![Value::Null; 9],
+                },
+                RowChange::Delete {
+                    before: row(4, "gone"),
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        c.encode(&event, &mut out).unwrap();
+        out.split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect()
+    }
+
+    /// One edit of a line, biased to the bytes that shape JSON.
+    #[derive(Clone, Debug)]
+    enum Edit {
+        Insert(Index, u8),
+        Replace(Index, u8),
+        Delete(Index),
+        /// Copies `len` bytes from one place to another (repeated keys, values, fields).
+        Copy(Index, Index, usize),
+        /// Inserts a byte right after one of the line's `:`, `,`, `[` or `{` (where whitespace,
+        /// a digit, a sign or a quote keep the line close to valid).
+        AfterToken(Index, u8),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let byte = prop_oneof![
+            proptest::sample::select(b"{}[]\":,\\ -.0123456789eEnultrfaseu".to_vec()),
+            any::<u8>(),
+        ];
+        prop_oneof![
+            (any::<Index>(), byte.clone()).prop_map(|(i, b)| Edit::Insert(i, b)),
+            (any::<Index>(), byte).prop_map(|(i, b)| Edit::Replace(i, b)),
+            any::<Index>().prop_map(Edit::Delete),
+            (any::<Index>(), any::<Index>(), 1usize..40).prop_map(|(a, b, n)| Edit::Copy(a, b, n)),
+            (
+                any::<Index>(),
+                proptest::sample::select(b" \t0123456789-+.eE\"n".to_vec())
+            )
+                .prop_map(|(i, b)| Edit::AfterToken(i, b)),
+        ]
+    }
+
+    fn apply(mut b: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
+        for e in edits {
+            if b.is_empty() {
+                break;
+            }
+            match e {
+                Edit::Insert(i, x) => b.insert(i.index(b.len() + 1), *x),
+                Edit::Replace(i, x) => {
+                    let i = i.index(b.len());
+                    b[i] = *x;
+                }
+                Edit::Delete(i) => {
+                    b.remove(i.index(b.len()));
+                }
+                Edit::AfterToken(i, x) => {
+                    let tokens: Vec<usize> = (0..b.len())
+                        .filter(|&k| matches!(b[k], b':' | b',' | b'[' | b'{'))
+                        .collect();
+                    if !tokens.is_empty() {
+                        b.insert(tokens[i.index(tokens.len())] + 1, *x);
+                    }
+                }
+                Edit::Copy(from, to, n) => {
+                    let from = from.index(b.len());
+                    let piece = b[from..(from + n).min(b.len())].to_vec();
+                    let to = to.index(b.len() + 1);
+                    b.splice(to..to, piece);
+                }
+            }
+        }
+        b
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Differential check of the invariant on damaged and reshaped lines: whenever the
+        /// fast path takes a line, the general decoder accepts it with the same rows.
+        #[test]
+        fn edited_lines_decode_alike_or_are_declined(
+            which in 0usize..4,
+            edits in proptest::collection::vec(edit(), 1..4),
+        ) {
+            let c = codec();
+            let lines = encoded_lines(&c);
+            let line = apply(lines[which % lines.len()].clone(), &edits);
+            both_bytes(&c, &line);
+        }
     }
 
     fn row(i: i64, s: &str) -> Vec<Value> {
