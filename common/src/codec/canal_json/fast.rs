@@ -626,6 +626,14 @@ mod tests {
             ok.replace(DATA, "[]"),
             ok.replace(DATA, "null"),
             ok.replace(r#""type":"INSERT""#, r#""type":"INSERT","type":"INSERT""#),
+            ok.replace(
+                r#""type":"INSERT""#,
+                &format!(r#""type":"INSERT","data":{DATA}"#),
+            ),
+            ok.replace(
+                r#""type":"INSERT""#,
+                r#""type":"INSERT","old":null,"old":null"#,
+            ),
             ok.replace(r#""s":"x""#, r#""s":"\ud83d\ude00""#),
             ok.replace(r#""s":"x""#, r#""s":"\x""#),
             ok.replace(r#""s":"x""#, "\"s\":\"a\tb\""),
