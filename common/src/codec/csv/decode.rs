@@ -44,7 +44,11 @@ impl CsvTableCodec {
         let columns = self.table.columns.len();
         // Every record ends with the terminator and takes at least `expected` bytes (its
         // delimiters and terminator), so both bound the rows: reserve once, never regrow.
-        let records = memchr::memmem::find_iter(bytes, &self.term).count();
+        // (Its last byte is counted: one SIMD pass, and still an upper bound.)
+        let records = self
+            .term
+            .last()
+            .map_or(0, |&b| memchr::memchr_iter(b, bytes).count());
         let mut rows = Vec::with_capacity(records.min(bytes.len() / expected.max(1)));
         // The delete half of an update (output-old-value), waiting for its insert half.
         let mut pending: Option<(Vec<Value>, usize)> = None;
