@@ -1,13 +1,14 @@
 //! Encode and decode throughput of every codec on a 10-column table of ~100-byte rows
 //! (int pk, bigint, 3 varchars, decimal, double, datetime, tinyint, text), 1000 rows per
-//! event. Throughput is bytes of encoded output.
+//! event (`cdc_common::testing::codec_fixture`). Throughput is bytes of encoded output.
+//! `common/examples/decode_bench.rs` runs the same decodes a fixed number of times (for
+//! instruction counts and profiles).
 //!
 //! `cargo bench --bench codecs -- --warm-up-time 1 --measurement-time 3`
 
 use cdc_common::codec::codec_for;
-use cdc_common::{
-    ColumnDef, ColumnType, DmlEvent, Protocol, RowChange, SinkOptions, TableDef, Ts, Value,
-};
+use cdc_common::testing::codec_fixture::{orders_event, orders_table};
+use cdc_common::{DmlEvent, Protocol, SinkOptions, TableDef};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -15,50 +16,11 @@ use std::sync::Arc;
 const ROWS: usize = 1000;
 
 fn table() -> TableDef {
-    use ColumnType::*;
-    TableDef {
-        schema: "bench".into(),
-        table: "orders".into(),
-        table_id: 1,
-        version: Ts::from_parts(1_700_000_000_000, 0),
-        columns: vec![
-            ColumnDef::new("id", Int).pk(),
-            ColumnDef::new("customer_id", BigInt),
-            ColumnDef::new("name", VarChar),
-            ColumnDef::new("email", VarChar),
-            ColumnDef::new("city", VarChar),
-            ColumnDef::new("amount", Decimal).with_precision(Some(12), Some(2)),
-            ColumnDef::new("score", Double),
-            ColumnDef::new("created_at", DateTime),
-            ColumnDef::new("status", TinyInt),
-            ColumnDef::new("note", Text),
-        ],
-    }
+    orders_table()
 }
 
 fn event(table: &Arc<TableDef>) -> DmlEvent {
-    let rows = (0..ROWS as i64)
-        .map(|i| RowChange::Insert {
-            after: vec![
-                Value::Int(i),
-                Value::Int(1_000_000 + i * 7),
-                Value::String(format!("customer {i}")),
-                Value::String(format!("user{i}@example.com")),
-                Value::String("Amsterdam".into()),
-                Value::Decimal(format!("{}.{:02}", i * 3, i % 100)),
-                Value::Double(i as f64 * 0.37),
-                Value::String("2024-01-02 03:04:05".into()),
-                Value::Int(i % 4),
-                Value::String("shipped, \"fast\"".into()),
-            ],
-        })
-        .collect();
-    DmlEvent {
-        table: table.clone(),
-        partition_id: None,
-        commit_ts: Ts::from_parts(1_700_000_001_000, 1),
-        rows,
-    }
+    orders_event(table, ROWS)
 }
 
 fn bench(c: &mut Criterion) {

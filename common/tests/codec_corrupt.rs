@@ -409,3 +409,30 @@ proptest! {
         assert_corrupt_or_ok(tc.decode(OBJECT, &f));
     }
 }
+
+/// A byte that is not UTF-8 inside a text value: csv names the field and the record's line,
+/// canal-json reports the line as invalid JSON (the decoders' fast paths, which rely on a
+/// whole object or line being UTF-8, hand such input to the checking path).
+#[test]
+fn a_byte_that_is_not_utf8_names_the_line() {
+    let bad_text = |f: Vec<u8>| {
+        let at = f
+            .windows("中".len())
+            .position(|w| w == "中".as_bytes())
+            .expect("the fixture holds 中");
+        let mut f = f;
+        f[at] = 0xFF;
+        f
+    };
+    let tc = codec(&options(Protocol::Csv));
+    let (pos, reason) = line_of(tc.decode(OBJECT, &bad_text(file(&*tc))));
+    assert!(matches!(pos, Position::Line(1)), "{pos:?}");
+    assert!(
+        reason.starts_with("field `c_char` is not UTF-8"),
+        "{reason}"
+    );
+    let tc = codec(&options(Protocol::CanalJson));
+    let (pos, reason) = line_of(tc.decode(OBJECT, &bad_text(file(&*tc))));
+    assert!(matches!(pos, Position::Line(1)), "{pos:?}");
+    assert!(reason.starts_with("invalid JSON"), "{reason}");
+}

@@ -1,7 +1,7 @@
 //! Test support shared by every crate's tests: where the real servers are, the benchmark line
 //! format, [`FaultStore`], the recording, fault-injecting store wrapper (see [`fault_store`])
 //! that drives both the sink and the consumer, and [`Tmpfs`], small file systems for disk-full
-//! tests.
+//! tests, and [`codec_fixture`], the table and event the codec benchmarks encode.
 //!
 //! `scripts/servers.sh` starts them and exports `CDC_TEST_S3_URI`, `CDC_TEST_AZURE_URI`,
 //! `CDC_TEST_POSTGRES_URI` and `CDC_TEST_MYSQL_URI`. A test that needs one calls
@@ -13,6 +13,7 @@ pub(crate) fn under_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+pub mod codec_fixture;
 pub mod fault_store;
 mod tmpfs;
 

@@ -64,19 +64,18 @@
 //!   backslash nor start with `r` or `n`.
 
 use super::{
-    check_row_len, mismatch, parse_text_value, shorten, write_f32, write_f64, write_int, Codec,
-    DecodedRow, TableCodec,
+    check_row_len, mismatch, write_f32, write_f64, write_int, Codec, DecodedRow, TableCodec,
 };
-use crate::error::{Error, Position, Result};
+use crate::error::{Error, Result};
 use crate::event::{DmlEvent, RowChange};
 use crate::options::{BinaryEncoding, CsvOptions, Protocol};
 use crate::table::{TableDef, ValueKind};
 use crate::ts::Ts;
 use crate::value::Value;
 use base64::Engine;
-use reader::{find, starts, RawField, RecordReader};
-use std::borrow::Cow;
+use reader::find;
 
+mod decode;
 mod reader;
 
 /// Field-header name of the operation column (TiCDC's).
@@ -405,44 +404,6 @@ impl CsvTableCodec {
         }
         Ok(())
     }
-
-    fn corrupt(&self, object: &str, line: u64, reason: impl Into<String>) -> Error {
-        Error::corrupt(object, Position::Line(line), reason)
-    }
-
-    fn parse_value(&self, column: usize, f: &RawField<'_>) -> std::result::Result<Value, String> {
-        if !f.quoted && f.raw.len() == self.null.len() && starts(f.raw, &self.null) {
-            return Ok(Value::Null);
-        }
-        let col = &self.table.columns[column];
-        if self.kinds[column] == ValueKind::Bytes {
-            let text = &f.text[..];
-            let decoded = match self.opts.binary_encoding {
-                BinaryEncoding::Base64 => base64::engine::general_purpose::STANDARD
-                    .decode(text)
-                    .map_err(|e| e.to_string()),
-                BinaryEncoding::Hex => hex::decode(text).map_err(|e| e.to_string()),
-            };
-            return decoded.map(Value::Bytes).map_err(|e| {
-                format!(
-                    "column `{}` ({}): `{}` is not {}: {e}",
-                    col.name,
-                    col.sql_type(),
-                    shorten(&String::from_utf8_lossy(text)),
-                    match self.opts.binary_encoding {
-                        BinaryEncoding::Base64 => "base64",
-                        BinaryEncoding::Hex => "hex",
-                    }
-                )
-            });
-        }
-        let text = utf8(&f.text, &col.name)?;
-        parse_text_value(col, text)
-    }
-}
-
-fn utf8<'a>(b: &'a [u8], what: &str) -> std::result::Result<&'a str, String> {
-    std::str::from_utf8(b).map_err(|e| format!("field `{what}` is not UTF-8: {e}"))
 }
 
 impl TableCodec for CsvTableCodec {
@@ -460,140 +421,7 @@ impl TableCodec for CsvTableCodec {
     }
 
     fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>> {
-        let mut reader = RecordReader::new(&self.delim, &self.term, self.quote.as_deref(), bytes);
-        let mut fields = Vec::with_capacity(self.header_names.len());
-        if self.opts.output_field_header {
-            if let Some(line) = reader
-                .next(&mut fields)
-                .map_err(|(line, e)| self.corrupt(object, line, e))?
-            {
-                let found: Vec<Cow<'_, str>> = fields
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(&f.text))
-                    .collect();
-                if found != self.header_names {
-                    return Err(self.corrupt(
-                        object,
-                        line,
-                        format!(
-                            "field header does not match the table: expected {:?}, found {:?}",
-                            self.header_names, found
-                        ),
-                    ));
-                }
-            }
-        }
-        let expected = self.header_names.len();
-        let meta = self.meta_fields();
-        let mut rows = Vec::new();
-        // The delete half of an update (output-old-value), waiting for its insert half.
-        let mut pending: Option<(Vec<Value>, u64)> = None;
-        while let Some(line) = reader
-            .next(&mut fields)
-            .map_err(|(line, e)| self.corrupt(object, line, e))?
-        {
-            let bad = |reason: String| self.corrupt(object, line, reason);
-            if fields.len() != expected {
-                return Err(bad(format!(
-                    "expected {expected} fields, found {}",
-                    fields.len()
-                )));
-            }
-            let op = match &fields[0].text[..] {
-                b"I" => OP_INSERT,
-                b"U" => OP_UPDATE,
-                b"D" => OP_DELETE,
-                other => {
-                    return Err(bad(format!(
-                        "operation `{}` is not I, U or D",
-                        shorten(&String::from_utf8_lossy(other))
-                    )))
-                }
-            };
-            if fields[1].text[..] != *self.table.table.as_bytes()
-                || fields[2].text[..] != *self.table.schema.as_bytes()
-            {
-                return Err(bad(format!(
-                    "row is for `{}`.`{}`, not `{}`.`{}`",
-                    shorten(&String::from_utf8_lossy(&fields[2].text)),
-                    shorten(&String::from_utf8_lossy(&fields[1].text)),
-                    self.table.schema,
-                    self.table.table
-                )));
-            }
-            let mut k = 3;
-            let commit_ts = if self.opts.include_commit_ts {
-                let text = utf8(&fields[k].text, HEADER_COMMIT_TS).map_err(bad)?;
-                k += 1;
-                Some(Ts(text.parse().map_err(|_| {
-                    bad(format!("commit ts `{}` is not a number", shorten(text)))
-                })?))
-            } else {
-                None
-            };
-            let is_update = if self.opts.output_old_value {
-                let v = match &fields[k].text[..] {
-                    b"true" => true,
-                    b"false" => false,
-                    other => {
-                        return Err(bad(format!(
-                            "is-update `{}` is not true or false",
-                            shorten(&String::from_utf8_lossy(other))
-                        )))
-                    }
-                };
-                k += 1;
-                v
-            } else {
-                false
-            };
-            debug_assert_eq!(k, meta);
-            let image = fields[meta..]
-                .iter()
-                .enumerate()
-                .map(|(i, f)| self.parse_value(i, f))
-                .collect::<std::result::Result<Vec<_>, _>>()
-                .map_err(bad)?;
-            if let Some((_, at)) = &pending {
-                if !(op == OP_INSERT && is_update) {
-                    return Err(bad(format!(
-                        "the delete half of an update at line {at} has no insert half"
-                    )));
-                }
-            }
-            let change = match (op, is_update) {
-                (OP_DELETE, true) => {
-                    pending = Some((image, line));
-                    continue;
-                }
-                (OP_INSERT, true) => match pending.take() {
-                    Some((before, _)) => RowChange::Update {
-                        before: Some(before),
-                        after: image,
-                    },
-                    None => {
-                        return Err(bad(
-                            "the insert half of an update has no delete half before it".into(),
-                        ))
-                    }
-                },
-                (OP_INSERT, false) => RowChange::Insert { after: image },
-                (OP_DELETE, false) => RowChange::Delete { before: image },
-                _ => RowChange::Update {
-                    before: None,
-                    after: image,
-                },
-            };
-            rows.push(DecodedRow { commit_ts, change });
-        }
-        if let Some((_, at)) = pending {
-            return Err(self.corrupt(
-                object,
-                at,
-                "the delete half of an update has no insert half (truncated object?)",
-            ));
-        }
-        Ok(rows)
+        self.decode_file(object, bytes)
     }
 }
 

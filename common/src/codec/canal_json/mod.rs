@@ -36,6 +36,11 @@
 //! `data`), several rows per message (`old[i]` pairs with `data[i]`), and skips
 //! `TIDB_WATERMARK` messages. Without `_tidb` the decoded `commit_ts` is `None`.
 //!
+//! Each line first goes to the fast path ([`fast`], scanning with [`scan`]): the message
+//! shape TiCDC and this sink write, decoded from borrowed bytes with no per-key allocation.
+//! It yields exactly what the general decoder (`serde_json` into maps) yields, or declines and
+//! the general decoder takes the line; errors always come from the general decoder.
+//!
 //! # What is lost, deviations from TiCDC
 //!
 //! - Without `enable-tidb-extension` the commit ts (only its millisecond part is in `es`).
@@ -53,8 +58,12 @@ use crate::options::Protocol;
 use crate::table::{ColumnDef, ColumnType, TableDef, ValueKind};
 use crate::ts::Ts;
 use crate::value::Value;
+use fast::Plan;
 use serde::Deserialize;
 use std::collections::HashMap;
+
+mod fast;
+mod scan;
 
 /// The canal-json protocol with its options.
 #[derive(Clone, Debug)]
@@ -133,7 +142,7 @@ pub fn java_sql_type(column: &ColumnDef, value: &Value) -> i32 {
 }
 
 /// The canal-json codec bound to one table version.
-struct CanalTableCodec {
+pub(super) struct CanalTableCodec {
     table: TableDef,
     kinds: Vec<ValueKind>,
     /// `{"id":0,"database":..,"table":..,"pkNames":..,"isDdl":false,"type":"`
@@ -146,6 +155,11 @@ struct CanalTableCodec {
     mysql_type: Vec<u8>,
     tidb: bool,
     term: Vec<u8>,
+    /// Per column, how the decoder's fast path reads its text.
+    plans: Vec<Plan>,
+    /// Whether the fast path can decode this table's messages (no ENUM/SET column lacks its
+    /// elements; see [`fast`]).
+    fast: bool,
 }
 
 /// Bytes that need escaping in a JSON string (Go's `encoding/json` set, plus 0xE2 which may
@@ -290,6 +304,15 @@ impl CanalTableCodec {
             mysql_type,
             tidb,
             term: term.to_vec(),
+            plans: table
+                .columns
+                .iter()
+                .map(|c| Plan::of(c.ty, c.value_kind()))
+                .collect(),
+            fast: !table
+                .columns
+                .iter()
+                .any(|c| matches!(c.ty, ColumnType::Enum | ColumnType::Set) && c.elems.is_empty()),
         }
     }
 
@@ -608,6 +631,7 @@ impl TableCodec for CanalTableCodec {
 
     fn decode(&self, object: &str, bytes: &[u8]) -> Result<Vec<DecodedRow>> {
         let mut rows = Vec::new();
+        let mut scratch = fast::Scratch::default();
         let mut rest = bytes;
         let mut line_no = 0u64;
         while !rest.is_empty() {
@@ -623,6 +647,9 @@ impl TableCodec for CanalTableCodec {
             rest = &rest[end + 1..];
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            if self.decode_fast(line, &mut scratch, &mut rows).is_some() {
                 continue;
             }
             self.decode_message(line, &mut rows)
