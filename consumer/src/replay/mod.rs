@@ -42,11 +42,13 @@
 mod audit;
 mod ddl_step;
 mod file_step;
+mod file_unit;
 mod group_round;
 mod read_ahead;
 mod report;
 mod window;
 
+pub use file_unit::{DEFAULT_UNIT_FILES, MAX_UNIT_FILES, UNIT_MAX_ROWS};
 pub use read_ahead::DEFAULT_READ_AHEAD;
 
 use crate::backend::Downstream;
@@ -86,6 +88,11 @@ pub struct Replayer {
     prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
     /// How many files `prefetch` may hold (`--read-ahead`).
     read_ahead_depth: usize,
+    /// Consecutive data files of one stream applied as one unit (`--unit-files`).
+    unit_files: usize,
+    /// Streams whose unit of several files the downstream refused this round: one file per
+    /// unit until the round ends (see `file_unit`).
+    files_alone: HashSet<ProgressKey>,
     /// What to do with a data file that does not decode.
     policy: BadFilePolicy,
     /// The quarantine record as committed (newest [`HEALTH_QUARANTINE_LIST`]) and its size.
@@ -194,6 +201,8 @@ impl Replayer {
             elems_warned: HashSet::new(),
             prefetch: HashMap::new(),
             read_ahead_depth: read_ahead::DEFAULT_READ_AHEAD,
+            unit_files: file_unit::DEFAULT_UNIT_FILES,
+            files_alone: HashSet::new(),
             policy,
             quarantined: Vec::new(),
             quarantined_total: 0,
@@ -309,6 +318,7 @@ impl Replayer {
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
         self.stalled.clear();
+        self.files_alone.clear();
         let mut stalled: HashSet<ProgressKey> = HashSet::new();
         // Tables a table-local error stopped this round, with the error (the first one ends
         // the round once every other table went as far as it can).
@@ -320,7 +330,7 @@ impl Replayer {
                     continue;
                 }
                 while let (Some(step), _) = schema_step(&cat, &self.progress, schema) {
-                    self.exec(&cat, &up, &cfg, step, rec).await?;
+                    self.exec(&cat, &up, &cfg, step, &stalled, rec).await?;
                     did = true;
                 }
             }
@@ -378,9 +388,9 @@ impl Replayer {
                     _ => None,
                 };
                 if key.is_some() {
-                    self.read_ahead(cat, up, cfg, name, stalled);
+                    self.read_ahead(cat, up, cfg, name, stalled, None);
                 }
-                match self.exec(cat, up, cfg, step, rec).await? {
+                match self.exec(cat, up, cfg, step, stalled, rec).await? {
                     Outcome::Applied => did = true,
                     Outcome::Stalled => {
                         if let Some(k) = key {
@@ -400,6 +410,7 @@ impl Replayer {
         up: &Upstream,
         cfg: &LayoutConfig,
         step: Step,
+        stalled: &HashSet<ProgressKey>,
         rec: &mut RoundRecord,
     ) -> Result<Outcome> {
         let started = Instant::now();
@@ -429,7 +440,7 @@ impl Replayer {
                     key,
                     before,
                 };
-                return self.exec_file(cat, up, cfg, f, started, rec).await;
+                return self.exec_file(cat, up, cfg, f, stalled, rec).await;
             }
         }
         self.metrics

@@ -34,7 +34,9 @@ pub const DEFAULT_READ_AHEAD: usize = 8;
 const READ_AHEAD_TABLES: usize = 32;
 
 impl Replayer {
-    /// Starts reading the next files of the round from `from`'s streams on (see the module doc).
+    /// Starts reading the next files of the round from `from`'s streams on (see the module
+    /// doc). `applying`: a stream whose files up to the given index are in the unit being
+    /// applied (taken from the read-ahead already): its reading starts after them.
     pub(super) fn read_ahead(
         &mut self,
         cat: &Catalog,
@@ -42,6 +44,7 @@ impl Replayer {
         cfg: &LayoutConfig,
         from: &TableName,
         stalled: &HashSet<ProgressKey>,
+        applying: Option<(&ProgressKey, u64)>,
     ) {
         // A bounded look ahead: a round with files in few of many tables must not walk every
         // later table at each file step.
@@ -92,7 +95,11 @@ impl Replayer {
                     .and_then(|d| d.indexes.get(&dispatcher))
                     .copied()
                     .unwrap_or(index);
-                for i in index..=newest {
+                let first = match applying {
+                    Some((k, last)) if *k == key => index.max(last + 1),
+                    _ => index,
+                };
+                for i in first..=newest {
                     if self.prefetch.len() >= self.read_ahead_depth {
                         return;
                     }
