@@ -13,8 +13,9 @@
 //!
 //! # Unit of work
 //!
-//! A [`Unit`] is one data file's rows (or one schema file's DDL) together with the progress rows
-//! that cover it. A backend applies a unit **atomically**: rows and progress in one transaction
+//! A [`Unit`] is the rows of consecutive data files of one stream (up to `--unit-files`, see
+//! `replay/file_unit.rs`; `file` then names the first and last of them), or one schema file's
+//! DDL, together with the progress rows that cover it. A backend applies a unit **atomically**: rows and progress in one transaction
 //! (MySQL DDL autocommits; there the DDL statements are written to be idempotent, `IF [NOT]
 //! EXISTS`, and the progress row follows them, so a crash in between re-runs harmless DDL).
 //!
@@ -47,7 +48,8 @@ use cdc_common::{ColumnDef, TableDef, TableName};
 
 /// What one unit carries.
 pub struct Unit<'a> {
-    /// The data or schema file being applied (for errors).
+    /// The data or schema file being applied, or `first .. last (n files)` for a unit of
+    /// several data files (for errors).
     pub file: &'a str,
     /// The table of the row operations (or of the DDL).
     pub table: Option<&'a TableDef>,

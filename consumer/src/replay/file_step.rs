@@ -2,7 +2,8 @@
 //! the checkpoint window (see [`super::window`]) together with the stream's new position, or
 //! quarantine the file.
 //!
-//! Invariants: a file's rows and its stream's progress row are one downstream unit; the
+//! Invariants: a file's rows (with the stream's next files taken into its unit, see
+//! [`super::file_unit`]) and its stream's progress row are one downstream unit; the
 //! in-memory progress moves only after that unit committed. A file partly above the checkpoint
 //! keeps the previous file as the stream's position (only its commit ts advances), so the rest
 //! of the file is read again after the next checkpoint. At most one next file per stream is

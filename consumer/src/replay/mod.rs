@@ -3,10 +3,11 @@
 //!
 //! # Invariants
 //!
-//! - A unit (one data file, the part of a file at or below the checkpoint, or one DDL) and the
-//!   progress rows covering it are committed together; the in-memory [`Progress`] is updated only
-//!   after the commit returned. On any error the round ends and progress stays where the last
-//!   commit left it.
+//! - A unit (consecutive data files of one stream, up to `--unit-files`; the part of a file at
+//!   or below the checkpoint; or one DDL) and the progress rows covering it are committed
+//!   together, the progress row naming the unit's last file; the in-memory [`Progress`] is
+//!   updated only after the commit returned. On any error the round ends and progress stays
+//!   where the last commit left it (see `file_unit`).
 //! - Rows with a commit ts above the checkpoint-ts are never applied; rows at or below the
 //!   stream's recorded commit ts are skipped (they were applied, or are a sink replay).
 //! - Rows without a commit ts (csv without `include-commit-ts`, canal-json without the TiDB
@@ -27,6 +28,8 @@
 //!   step loop that runs what [`crate::ordering`] allows, one step at a time.
 //! - `ddl_step`: the database-level and table schema file steps.
 //! - `file_step`: the data file step (read or take the prefetched file, apply or quarantine).
+//! - `file_unit`: the stream's next files taken into the step's unit (one transaction, one
+//!   progress row).
 //! - `group_round`: a consumer group member's round start (fences, progress reload) and
 //!   which tables it applies.
 //! - `read_ahead`: the next data files of the round read and decoded while one is applied.

@@ -10,8 +10,10 @@
 //! a read-ahead that failed is simply read again by the step, which reports the error.
 //!
 //! Invariants: read-ahead only reads, it never changes what is applied or in which order;
-//! it holds at most `depth` decoded files besides the one being applied (memory: about
-//! `depth` times the largest data file, decoded); every read-ahead left over when a round
+//! it holds at most `depth` decoded files besides the unit being applied (memory: about
+//! `depth` times the largest data file, decoded, plus the unit's rows, see `file_unit`);
+//! once a step took its stream's next files into its unit, the read-ahead starts again after
+//! them, so the next files are read while the unit is applied; every read-ahead left over when a round
 //! ends is cancelled (`Replayer::round`). Files of a table whose ENUM/SET elements must come
 //! from the downstream, and files of tables this member does not own, are not read ahead.
 

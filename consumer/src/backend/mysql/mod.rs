@@ -13,7 +13,9 @@
 //!   right after sending `COMMIT` leaves a server session that still commits, after a restarted
 //!   consumer may have read the progress record; the restarted one then applies the same unit,
 //!   waits on the row lock, finds the unit's own position stored and rolls back, so the unit is
-//!   applied exactly once.
+//!   applied exactly once. The progress record itself is read with a locking read, which waits
+//!   for such a late commit: a unit of several files formed again after discovery saw more
+//!   files would not end at the late unit's file, and the compare alone would not catch it.
 //! - The progress table lives in the URI's database (`cdc_consumer` when the URI names none).
 //! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text) and
 //!   `NO_BACKSLASH_ESCAPES` added to its `sql_mode`: the only string literals in our SQL text

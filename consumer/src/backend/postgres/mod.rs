@@ -18,6 +18,10 @@
 //!   lock, finds the unit's own position stored, changes nothing, and the whole transaction is
 //!   rolled back: the unit is applied exactly once (a table without a key would otherwise get
 //!   its rows twice).
+//!   The progress record itself is read under a `SHARE` lock, which waits for such a late
+//!   commit: a unit of several files (see `replay/file_unit.rs`) formed again after discovery
+//!   saw more files would not end at the late unit's file, and the compare alone would not
+//!   catch it.
 //! - A schema, table or column name longer than [`MAX_IDENTIFIER_BYTES`] is refused (an error
 //!   naming the table) rather than silently truncated by PostgreSQL into another name.
 //!
@@ -127,7 +131,7 @@ where
 #[async_trait::async_trait]
 impl Downstream for PostgresDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        bookkeeping::load_progress(&self.client).await
+        bookkeeping::load_progress(&mut self.client).await
     }
 
     async fn table_exists(&mut self, name: &TableName) -> Result<bool> {
