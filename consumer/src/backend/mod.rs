@@ -76,6 +76,17 @@ pub trait Downstream: Send {
     /// Creates the progress table when missing and reads it back.
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>>;
 
+    /// [`Downstream::load_progress`], after waiting for every unit still in flight on the
+    /// progress record to commit or roll back: a killed consumer's server session that had
+    /// received `COMMIT` still commits, and a consumer starting (or reopening its downstream)
+    /// must read the record after that (see the PostgreSQL and MySQL module docs). SQLite and
+    /// stdout have no such late commits. Not used for a group member's per-round reload: there
+    /// the lease fence, checked inside every unit's transaction, orders a takeover after the
+    /// last unit of the member it replaces.
+    async fn load_progress_settled(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
+        self.load_progress().await
+    }
+
     /// True when the downstream has the table.
     async fn table_exists(&mut self, name: &TableName) -> Result<bool>;
 

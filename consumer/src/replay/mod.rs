@@ -187,7 +187,7 @@ impl Replayer {
         metrics: Metrics,
         health: Arc<Mutex<Health>>,
     ) -> Result<Replayer> {
-        let rows = down.load_progress().await?;
+        let rows = down.load_progress_settled().await?;
         let quarantined = down
             .load_quarantine(policy == BadFilePolicy::Quarantine)
             .await?;
@@ -224,7 +224,7 @@ impl Replayer {
     /// Replaces the downstream (after a failed round: a new connection) and reloads the
     /// progress record from it, the source of truth for what was committed.
     pub async fn reopen(&mut self, mut down: Box<dyn Downstream>) -> Result<()> {
-        let rows = down.load_progress().await?;
+        let rows = down.load_progress_settled().await?;
         let quarantined = down
             .load_quarantine(self.policy == BadFilePolicy::Quarantine)
             .await?;

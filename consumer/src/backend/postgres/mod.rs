@@ -18,7 +18,8 @@
 //!   lock, finds the unit's own position stored, changes nothing, and the whole transaction is
 //!   rolled back: the unit is applied exactly once (a table without a key would otherwise get
 //!   its rows twice).
-//!   The progress record itself is read under a `SHARE` lock, which waits for such a late
+//!   When a consumer starts or reopens its downstream, the progress record is read under a
+//!   `SHARE` lock (held for that one read), which waits for such a late
 //!   commit: a unit of several files (see `replay/file_unit.rs`) formed again after discovery
 //!   saw more files would not end at the late unit's file, and the compare alone would not
 //!   catch it.
@@ -131,7 +132,11 @@ where
 #[async_trait::async_trait]
 impl Downstream for PostgresDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        bookkeeping::load_progress(&mut self.client).await
+        bookkeeping::load_progress(&mut self.client, false).await
+    }
+
+    async fn load_progress_settled(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
+        bookkeeping::load_progress(&mut self.client, true).await
     }
 
     async fn table_exists(&mut self, name: &TableName) -> Result<bool> {
