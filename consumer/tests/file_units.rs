@@ -4,7 +4,11 @@
 //!   (rows and progress), and a restart ends equal to an uninterrupted run (PostgreSQL: the
 //!   unit is held mid-way by a sleeping trigger, then the consumer is killed with SIGKILL);
 //! - a unit the downstream refuses is applied again one file per unit, so the error names the
-//!   exact file and the files before it are committed (SQLite: a trigger raising an error).
+//!   exact file and the files before it are committed (SQLite: a trigger raising an error);
+//! - a killed consumer's unit that commits late (its server session had received `COMMIT`) is
+//!   not applied again by a restart that would cut its unit differently (the checkpoint moved):
+//!   the restart reads the progress record settled (PostgreSQL: a deferred trigger makes the
+//!   commit late).
 
 mod support;
 
@@ -71,6 +75,10 @@ async fn release(uri: &str) {
 }
 
 fn consumer(uri: &str, down: &str) -> Command {
+    consumer_with(uri, down, UNIT_FILES)
+}
+
+fn consumer_with(uri: &str, down: &str, unit_files: &str) -> Command {
     let mut c = Command::new(BIN);
     c.args([
         "--upstream-uri",
@@ -79,7 +87,7 @@ fn consumer(uri: &str, down: &str) -> Command {
         down,
         "--once",
         "--unit-files",
-        UNIT_FILES,
+        unit_files,
         "--log-level",
         "warn",
     ])
@@ -178,7 +186,7 @@ async fn a_kill_in_the_middle_of_a_unit_leaves_the_previous_unit_and_a_restart_f
         .unwrap();
     release(&run_uri).await;
     let mut child = consumer(&run_uri, &pg).spawn().unwrap();
-    let held = wait_for_sleeping_backend(&client).await;
+    let held = wait_for_sleeping_backend(&client, &format!("%{b}%")).await;
     let Some(backend_pid) = held else {
         child.kill().ok();
         panic!("the unit of files 5-8 never reached file 7's row");
@@ -215,15 +223,16 @@ async fn a_kill_in_the_middle_of_a_unit_leaves_the_previous_unit_and_a_restart_f
     assert_eq!(progress_file(&pg, &b, "nopk").await, Some(FILES as u64));
 }
 
-/// The pid of a server backend sleeping in the test's trigger (within 60 s), if any.
-async fn wait_for_sleeping_backend(client: &tokio_postgres::Client) -> Option<i32> {
+/// The pid of a server backend sleeping in a test's trigger while running a statement like
+/// `query` (within 60 s), if any.
+async fn wait_for_sleeping_backend(client: &tokio_postgres::Client, query: &str) -> Option<i32> {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(60) {
         let rows = client
             .query(
                 "SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' \
-                 AND pid <> pg_backend_pid()",
-                &[],
+                 AND pid <> pg_backend_pid() AND query LIKE $1",
+                &[&query],
             )
             .await
             .unwrap();
@@ -298,4 +307,64 @@ async fn consecutive_files_of_a_stream_are_one_unit_and_a_refused_unit_is_applie
         .await
         .unwrap();
     assert_eq!(dump(&down, "db").await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_commit_of_a_killed_consumers_unit_is_not_applied_again_by_a_longer_unit_on_postgres(
+) {
+    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tag = tag();
+    let (a, b) = (format!("late_ref_{tag}"), format!("late_run_{tag}"));
+    let dir = tempfile::tempdir().unwrap();
+    let ref_uri = storage(&dir.path().join("a"), &a).await;
+    release(&ref_uri).await;
+    assert!(consumer_with(&ref_uri, &pg, "8")
+        .status()
+        .unwrap()
+        .success());
+    let want = dump(&pg, &a).await;
+
+    // Tables first; then only files 1-4 below the checkpoint: the first unit is files 1-4.
+    let uri = storage(&dir.path().join("b"), &b).await;
+    assert!(consumer_with(&uri, &pg, "8").status().unwrap().success());
+    Writer::new(&uri).checkpoint(ts(10 + 4)).await;
+    // The stream's first progress row commits 3 s after its COMMIT arrived.
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION {b}.late() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN PERFORM pg_sleep(3); RETURN NULL; END $$; \
+             CREATE CONSTRAINT TRIGGER late_{tag} AFTER INSERT ON public.cdc_consumer_progress \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW \
+             WHEN (NEW.schema_name = '{b}' AND NEW.table_name = 'nopk') \
+             EXECUTE FUNCTION {b}.late()"
+        ))
+        .await
+        .unwrap();
+    let mut killed = consumer_with(&uri, &pg, "8").spawn().unwrap();
+    let Some(_) = wait_for_sleeping_backend(&client, "COMMIT").await else {
+        killed.kill().ok();
+        panic!("the unit of files 1-4 never reached its commit");
+    };
+    killed.kill().unwrap(); // SIGKILL after COMMIT was sent: its session still commits
+    killed.wait().unwrap();
+    // The restart sees every file below the checkpoint: its first unit would be files 1-8.
+    release(&uri).await;
+    assert!(consumer_with(&uri, &pg, "8").status().unwrap().success());
+    client
+        .batch_execute(&format!(
+            "DROP TRIGGER late_{tag} ON public.cdc_consumer_progress"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        dump(&pg, &b).await,
+        want,
+        "files 1-4 applied once: by the late commit, not again by the restart"
+    );
 }
