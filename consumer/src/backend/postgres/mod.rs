@@ -7,8 +7,9 @@
 //! - Multi-row upserts are `INSERT ... VALUES (...), (...) ON CONFLICT (pk) DO UPDATE`; a data
 //!   file whose reduced operations are deletes then at least [`COPY_MIN_ROWS`] upserts takes
 //!   the COPY path of [`copy`]: the deletes as multi-row statements, then the upserts by `COPY`
-//!   (straight into the table under a savepoint when the file deleted nothing, else, or on a
-//!   unique violation, into a temporary table plus one `INSERT ... SELECT ... ON CONFLICT`).
+//!   (straight into the table when the unit deleted nothing, no savepoint: a unique violation
+//!   aborts the transaction and the unit is applied again; else, or after that violation, into
+//!   a temporary table plus one `INSERT ... SELECT ... ON CONFLICT`).
 //! - The progress table is `public.cdc_consumer_progress`; rows, DDL and progress of a unit are
 //!   one transaction (PostgreSQL DDL is transactional).
 //! - The progress write is a compare: it changes a row only when the stored position differs
