@@ -108,6 +108,11 @@ pub struct Args {
     /// when its turn comes). Memory: about this many decoded data files.
     #[arg(long, default_value_t = crate::replay::DEFAULT_READ_AHEAD)]
     pub read_ahead: usize,
+    /// Consecutive data files of one stream applied in one downstream transaction with one
+    /// progress row (1..=64; 1 applies every file alone). A unit also stops at 100,000 row
+    /// changes, at a file partly above the checkpoint and at a file that does not read.
+    #[arg(long, default_value_t = crate::replay::DEFAULT_UNIT_FILES)]
+    pub unit_files: usize,
     /// Progress file for the stdout downstream (default: storage-consumer.progress.json).
     #[arg(long)]
     pub progress_file: Option<PathBuf>,
@@ -260,6 +265,8 @@ pub struct Config {
     pub keep_rounds: u64,
     /// Data files read ahead (`--read-ahead`).
     pub read_ahead: usize,
+    /// Data files per unit (`--unit-files`).
+    pub unit_files: usize,
     /// Exit once this ts is applied.
     pub until_ts: Option<cdc_common::Ts>,
     /// Tables to replay.
@@ -406,6 +413,12 @@ impl Config {
         if a.read_ahead > 256 {
             return Err(Error::config("read-ahead", "must be 0..=256 data files"));
         }
+        if a.unit_files == 0 || a.unit_files > crate::replay::MAX_UNIT_FILES {
+            return Err(Error::config(
+                "unit-files",
+                format!("must be 1..={} data files", crate::replay::MAX_UNIT_FILES),
+            ));
+        }
         if a.batch_rows == 0 || a.batch_rows > 10_000 {
             return Err(Error::config("batch-rows", "must be 1..=10000"));
         }
@@ -429,6 +442,7 @@ impl Config {
             health_policy,
             keep_rounds: a.keep_rounds,
             read_ahead: a.read_ahead,
+            unit_files: a.unit_files,
             until_ts: a.until_ts.map(cdc_common::Ts),
             tables: match &a.tables {
                 Some(t) => TableFilter::parse(t)?,

@@ -19,11 +19,15 @@ pub struct Metrics {
     pub rows_applied: IntCounter,
     /// Data files applied downstream (wholly).
     pub files_applied: IntCounter,
+    /// Downstream transactions that applied data files (a unit holds up to `--unit-files`
+    /// consecutive files of one stream; files applied / units = files per unit).
+    pub data_units: IntCounter,
     /// DDLs (schema files) applied downstream.
     pub ddls_applied: IntCounter,
     /// Bytes of objects read from storage.
     pub bytes_read: IntCounter,
-    /// Time to apply one unit (a data file or a DDL) downstream, commit included.
+    /// Time to apply one unit (consecutive data files of one stream, or a DDL) downstream,
+    /// commit included.
     pub apply_duration: Histogram,
     /// Upstream checkpoint ts minus applied ts, in seconds of wall time (NaN while the applied
     /// ts is unknown, see [`crate::freshness`]).
@@ -90,6 +94,10 @@ impl Metrics {
         };
         let rows_applied = counter("rows_applied_total", "Row changes applied downstream");
         let files_applied = counter("files_applied_total", "Data files applied downstream");
+        let data_units = counter(
+            "data_units_total",
+            "Downstream transactions that applied data files (up to --unit-files files each)",
+        );
         let ddls_applied = counter("ddls_applied_total", "Schema changes applied downstream");
         let bytes_read = counter("bytes_read_total", "Bytes read from storage");
         let list_calls = counter("list_calls_total", "Object store list calls");
@@ -134,7 +142,7 @@ impl Metrics {
         let apply_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "cdc_consumer_apply_duration_seconds",
-                "Time to apply one data file or DDL downstream, commit included",
+                "Time to apply one unit (data files of one stream, or a DDL) downstream, commit included",
             )
             .buckets(prometheus::exponential_buckets(0.0005, 4.0, 10).unwrap_or_default()),
         )
@@ -187,6 +195,7 @@ impl Metrics {
             registry,
             rows_applied,
             files_applied,
+            data_units,
             ddls_applied,
             bytes_read,
             apply_duration,

@@ -19,7 +19,8 @@
 //! `(version, date, index)` order) and one `#ddl` row per table and per schema holding the
 //! version of the last applied schema file. A row is written in the same downstream transaction
 //! as the rows or DDL it covers (for stdout: in a progress file replaced atomically), so after a
-//! crash the record and the data agree.
+//! crash the record and the data agree. A unit of several consecutive files of one stream
+//! writes the row once, naming its last file.
 //!
 //! A file whose rows are only partly at or below the checkpoint is applied up to the checkpoint:
 //! the record keeps the *previous* file as `file_index` and the checkpoint as `commit_ts`; the

@@ -47,6 +47,7 @@ metrics-addr = "127.0.0.1:0"
 log-level = "debug"
 batch-rows = 99
 read-ahead = 3
+unit-files = 5
 progress-file = "/tmp/cfg-every-flag.json"
 on-bad-file = "quarantine"
 quiet = true
@@ -81,6 +82,7 @@ listing-lag = "2s"
     assert_eq!(a.log_level, "debug");
     assert_eq!(a.batch_rows, 99);
     assert_eq!(a.read_ahead, 3);
+    assert_eq!(a.unit_files, 5);
     assert_eq!(
         a.progress_file.as_deref(),
         Some(std::path::Path::new("/tmp/cfg-every-flag.json"))
@@ -99,6 +101,7 @@ listing-lag = "2s"
     assert_eq!(cfg.listing_lag, Duration::from_secs(2));
     assert_eq!(cfg.batch_rows, 99);
     assert_eq!(cfg.read_ahead, 3);
+    assert_eq!(cfg.unit_files, 5);
 
     // The command line wins over the file.
     let a = parse_args([
@@ -214,4 +217,25 @@ fn downstream_uri_from_the_environment_beats_the_file_and_stays_hidden() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("TOPSECRETPW"), "{err}");
+}
+
+#[test]
+fn unit_files_out_of_range_is_refused_naming_the_flag() {
+    for bad in ["0", "65"] {
+        let a = parse_args([
+            "storage-consumer",
+            "--upstream-uri",
+            "memory://units?protocol=csv",
+            "--downstream-uri",
+            "sqlite:///tmp/units.db",
+            "--unit-files",
+            bad,
+        ])
+        .unwrap();
+        let e = Config::from_args(&a).unwrap_err().to_string();
+        assert!(
+            e.contains("unit-files") && e.contains("1..=64"),
+            "--unit-files {bad}: {e}"
+        );
+    }
 }

@@ -175,7 +175,8 @@ where
 {
     let mut kills = 0;
     let mut mid_way = 0;
-    let delays = [40u64, 90, 150, 60, 220, 120, 300, 80, 400, 500];
+    // Short delays first: with units of several files a run may finish within 100 ms.
+    let delays = [15u64, 30, 40, 90, 150, 60, 220, 120, 300, 80, 400, 500];
     let mut finished = false;
     for d in delays {
         let mut child = consumer(uri, down, "1").spawn().unwrap();

@@ -74,6 +74,7 @@ async fn health_reports_freshness_and_the_last_round() {
     for name in [
         "cdc_consumer_rows_applied_total 2",
         "cdc_consumer_files_applied_total 1",
+        "cdc_consumer_data_units_total 1",
         "cdc_consumer_bytes_read_total",
         "cdc_consumer_apply_duration_seconds_bucket",
         "cdc_consumer_lag_seconds 0",

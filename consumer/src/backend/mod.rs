@@ -13,8 +13,9 @@
 //!
 //! # Unit of work
 //!
-//! A [`Unit`] is one data file's rows (or one schema file's DDL) together with the progress rows
-//! that cover it. A backend applies a unit **atomically**: rows and progress in one transaction
+//! A [`Unit`] is the rows of consecutive data files of one stream (up to `--unit-files`, see
+//! `replay/file_unit.rs`; `file` then names the first and last of them), or one schema file's
+//! DDL, together with the progress rows that cover it. A backend applies a unit **atomically**: rows and progress in one transaction
 //! (MySQL DDL autocommits; there the DDL statements are written to be idempotent, `IF [NOT]
 //! EXISTS`, and the progress row follows them, so a crash in between re-runs harmless DDL).
 //!
@@ -47,7 +48,8 @@ use cdc_common::{ColumnDef, TableDef, TableName};
 
 /// What one unit carries.
 pub struct Unit<'a> {
-    /// The data or schema file being applied (for errors).
+    /// The data or schema file being applied, or `first .. last (n files)` for a unit of
+    /// several data files (for errors).
     pub file: &'a str,
     /// The table of the row operations (or of the DDL).
     pub table: Option<&'a TableDef>,
@@ -73,6 +75,17 @@ pub type TextRows = Vec<Vec<Option<String>>>;
 pub trait Downstream: Send {
     /// Creates the progress table when missing and reads it back.
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>>;
+
+    /// [`Downstream::load_progress`], after waiting for every unit still in flight on the
+    /// progress record to commit or roll back: a killed consumer's server session that had
+    /// received `COMMIT` still commits, and a consumer starting (or reopening its downstream)
+    /// must read the record after that (see the PostgreSQL and MySQL module docs). SQLite and
+    /// stdout have no such late commits. Not used for a group member's per-round reload: there
+    /// the lease fence, checked inside every unit's transaction, orders a takeover after the
+    /// last unit of the member it replaces.
+    async fn load_progress_settled(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
+        self.load_progress().await
+    }
 
     /// True when the downstream has the table.
     async fn table_exists(&mut self, name: &TableName) -> Result<bool>;

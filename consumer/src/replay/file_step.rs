@@ -2,7 +2,8 @@
 //! the checkpoint window (see [`super::window`]) together with the stream's new position, or
 //! quarantine the file.
 //!
-//! Invariants: a file's rows and its stream's progress row are one downstream unit; the
+//! Invariants: a file's rows (with the stream's next files taken into its unit, see
+//! [`super::file_unit`]) and its stream's progress row are one downstream unit; the
 //! in-memory progress moves only after that unit committed. A file partly above the checkpoint
 //! keeps the previous file as the stream's position (only its commit ts advances), so the rest
 //! of the file is read again after the next checkpoint. At most one next file per stream is
@@ -14,7 +15,8 @@
 //! checkpoint. Its stream waits (a warning names the table and the file) and nothing else does.
 //! A missing file below the newest named one is damage: [`Error::Missing`] naming it.
 
-use super::window::{checkpoint_window, Window};
+use super::file_unit::{FileUnit, Source};
+use super::window::checkpoint_window;
 use super::{DataFileStep, Outcome, Replayer};
 use crate::backend::Unit;
 use crate::discovery::{Catalog, Upstream};
@@ -27,21 +29,23 @@ use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH
 use cdc_common::codec::{DecodedRow, TableCodec};
 use cdc_common::layout::LayoutConfig;
 use cdc_common::{TableDef, Ts};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
 impl Replayer {
-    /// Applies one data file (or quarantines it); `started` is when the step began, observed
-    /// in the apply duration once the file was applied.
+    /// Applies one data file and the stream's next files as one unit (see `file_unit`), or
+    /// quarantines the file; the step's duration is observed once a unit was applied.
     pub(super) async fn exec_file(
         &mut self,
         cat: &Catalog,
         up: &Upstream,
         cfg: &LayoutConfig,
         f: DataFileStep,
-        started: Instant,
+        stalled: &HashSet<ProgressKey>,
         rec: &mut RoundRecord,
     ) -> Result<Outcome> {
+        let started = Instant::now();
         let path = Catalog::data_file_path(cfg, &f.dir, &f.dispatcher, f.index)?;
         let newest = cat
             .tables
@@ -79,9 +83,38 @@ impl Replayer {
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
         let done_ts = f.before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
         let window = checkpoint_window(rows, done_ts, checkpoint);
-        let out = self
-            .apply_window(f, &path, &def, window, done_ts, rec)
-            .await?;
+        let mut unit = FileUnit::first(f.index, &path, window, done_ts);
+        let src = Source {
+            up,
+            cfg,
+            codec: &codec,
+            def: &def,
+            newest,
+            checkpoint,
+        };
+        self.extend_unit(&mut unit, &f, &src).await;
+        if unit.files > 1 {
+            // The files after the unit are read while it is applied.
+            self.read_ahead(
+                cat,
+                up,
+                cfg,
+                &f.table,
+                stalled,
+                Some((&f.key, unit.last_index)),
+            );
+        }
+        let files = unit.files;
+        let label = unit.label();
+        let out = match self.apply_unit(&f, &def, unit, &label, rec).await {
+            Err(e @ Error::Downstream { .. }) if files > 1 => {
+                // Applied again one file per unit (see `file_unit`); the stream moves on
+                // from its progress in this round's next pass.
+                self.retry_files_alone(&f, &label, &e);
+                return Ok(Outcome::Applied);
+            }
+            r => r?,
+        };
         if out.is_some() {
             self.metrics
                 .apply_duration
@@ -109,7 +142,7 @@ impl Replayer {
     }
 
     /// The file's decoded rows: prefetched, or read and decoded here.
-    async fn read_rows(
+    pub(super) async fn read_rows(
         &mut self,
         up: &Upstream,
         codec: &Arc<dyn TableCodec>,
@@ -138,26 +171,26 @@ impl Replayer {
         }
     }
 
-    /// Applies the window's rows with the stream's new position as one unit. `None` when
-    /// nothing could be applied (every row above the checkpoint): the stream stalls.
-    async fn apply_window(
+    /// Applies the unit's rows with the stream's new position as one downstream unit.
+    /// `None` when nothing could be applied (every row of its file above the checkpoint): the
+    /// stream stalls.
+    async fn apply_unit(
         &mut self,
-        f: DataFileStep,
-        path: &str,
+        f: &DataFileStep,
         def: &TableDef,
-        w: Window,
-        done_ts: Ts,
+        unit: FileUnit,
+        label: &str,
         rec: &mut RoundRecord,
     ) -> Result<Option<Outcome>> {
-        let n_rows = w.apply.len() as u64;
-        let (ops, no_before) = plan_rows(def, w.apply, self.down.reduce());
+        let n_rows = unit.rows.len() as u64;
+        let (ops, no_before) = plan_rows(def, unit.rows, self.down.reduce());
         if no_before > 0 {
             rec.warnings.push(format!(
-                "`{path}`: {no_before} updates of a table without primary key carry no \
+                "`{label}`: {no_before} updates of a table without primary key carry no \
                  old image; applied as inserts"
             ));
         }
-        let pos = if w.above {
+        let pos = if unit.above {
             if n_rows == 0 {
                 return Ok(None);
             }
@@ -168,22 +201,22 @@ impl Replayer {
                 file_index: 0,
                 commit_ts: Ts::ZERO,
             });
-            p.commit_ts = p.commit_ts.max(w.max_ts);
+            p.commit_ts = p.commit_ts.max(unit.ts_after);
             p
         } else {
             Position {
                 version: f.dir.version,
                 date: date_text(&f.dir),
-                file_index: f.index,
-                commit_ts: done_ts.max(w.max_ts),
+                file_index: unit.last_index,
+                commit_ts: unit.ts_after,
             }
         };
-        let progress = vec![(f.key, pos)];
+        let progress = vec![(f.key.clone(), pos)];
         self.phase_counts.applied += 1;
         let fence = self.fence_for(&progress[0].0);
         self.down
             .apply(Unit {
-                file: path,
+                file: label,
                 table: Some(def),
                 ddl: &[],
                 rows: &ops,
@@ -194,17 +227,19 @@ impl Replayer {
             .await?;
         self.commit(progress);
         self.metrics.rows_applied.inc_by(n_rows);
+        self.metrics.data_units.inc();
         let tr = rec.tables.entry(f.table.to_string()).or_default();
         tr.rows += n_rows;
-        Ok(Some(if w.above {
+        Ok(Some(if unit.above {
             Outcome::Stalled
         } else {
-            self.metrics.files_applied.inc();
-            // one fewer to go (the round's end sets the exact count again)
-            if self.metrics.files_pending.get() > 0 {
-                self.metrics.files_pending.dec();
-            }
-            tr.files += 1;
+            self.metrics.files_applied.inc_by(unit.files);
+            // fewer to go (the round's end sets the exact count again)
+            let pending = self.metrics.files_pending.get();
+            self.metrics
+                .files_pending
+                .set((pending - unit.files as i64).max(0));
+            tr.files += unit.files;
             Outcome::Applied
         }))
     }

@@ -3,10 +3,11 @@
 //!
 //! # Invariants
 //!
-//! - A unit (one data file, the part of a file at or below the checkpoint, or one DDL) and the
-//!   progress rows covering it are committed together; the in-memory [`Progress`] is updated only
-//!   after the commit returned. On any error the round ends and progress stays where the last
-//!   commit left it.
+//! - A unit (consecutive data files of one stream, up to `--unit-files`; the part of a file at
+//!   or below the checkpoint; or one DDL) and the progress rows covering it are committed
+//!   together, the progress row naming the unit's last file; the in-memory [`Progress`] is
+//!   updated only after the commit returned. On any error the round ends and progress stays
+//!   where the last commit left it (see `file_unit`).
 //! - Rows with a commit ts above the checkpoint-ts are never applied; rows at or below the
 //!   stream's recorded commit ts are skipped (they were applied, or are a sink replay).
 //! - Rows without a commit ts (csv without `include-commit-ts`, canal-json without the TiDB
@@ -27,6 +28,8 @@
 //!   step loop that runs what [`crate::ordering`] allows, one step at a time.
 //! - `ddl_step`: the database-level and table schema file steps.
 //! - `file_step`: the data file step (read or take the prefetched file, apply or quarantine).
+//! - `file_unit`: the stream's next files taken into the step's unit (one transaction, one
+//!   progress row).
 //! - `group_round`: a consumer group member's round start (fences, progress reload) and
 //!   which tables it applies.
 //! - `read_ahead`: the next data files of the round read and decoded while one is applied.
@@ -42,11 +45,13 @@
 mod audit;
 mod ddl_step;
 mod file_step;
+mod file_unit;
 mod group_round;
 mod read_ahead;
 mod report;
 mod window;
 
+pub use file_unit::{DEFAULT_UNIT_FILES, MAX_UNIT_FILES, UNIT_MAX_ROWS};
 pub use read_ahead::DEFAULT_READ_AHEAD;
 
 use crate::backend::Downstream;
@@ -86,6 +91,11 @@ pub struct Replayer {
     prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
     /// How many files `prefetch` may hold (`--read-ahead`).
     read_ahead_depth: usize,
+    /// Consecutive data files of one stream applied as one unit (`--unit-files`).
+    unit_files: usize,
+    /// Streams whose unit of several files the downstream refused this round: one file per
+    /// unit until the round ends (see `file_unit`).
+    files_alone: HashSet<ProgressKey>,
     /// What to do with a data file that does not decode.
     policy: BadFilePolicy,
     /// The quarantine record as committed (newest [`HEALTH_QUARANTINE_LIST`]) and its size.
@@ -177,7 +187,7 @@ impl Replayer {
         metrics: Metrics,
         health: Arc<Mutex<Health>>,
     ) -> Result<Replayer> {
-        let rows = down.load_progress().await?;
+        let rows = down.load_progress_settled().await?;
         let quarantined = down
             .load_quarantine(policy == BadFilePolicy::Quarantine)
             .await?;
@@ -194,6 +204,8 @@ impl Replayer {
             elems_warned: HashSet::new(),
             prefetch: HashMap::new(),
             read_ahead_depth: read_ahead::DEFAULT_READ_AHEAD,
+            unit_files: file_unit::DEFAULT_UNIT_FILES,
+            files_alone: HashSet::new(),
             policy,
             quarantined: Vec::new(),
             quarantined_total: 0,
@@ -212,7 +224,7 @@ impl Replayer {
     /// Replaces the downstream (after a failed round: a new connection) and reloads the
     /// progress record from it, the source of truth for what was committed.
     pub async fn reopen(&mut self, mut down: Box<dyn Downstream>) -> Result<()> {
-        let rows = down.load_progress().await?;
+        let rows = down.load_progress_settled().await?;
         let quarantined = down
             .load_quarantine(self.policy == BadFilePolicy::Quarantine)
             .await?;
@@ -309,6 +321,7 @@ impl Replayer {
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
         self.stalled.clear();
+        self.files_alone.clear();
         let mut stalled: HashSet<ProgressKey> = HashSet::new();
         // Tables a table-local error stopped this round, with the error (the first one ends
         // the round once every other table went as far as it can).
@@ -320,7 +333,7 @@ impl Replayer {
                     continue;
                 }
                 while let (Some(step), _) = schema_step(&cat, &self.progress, schema) {
-                    self.exec(&cat, &up, &cfg, step, rec).await?;
+                    self.exec(&cat, &up, &cfg, step, &stalled, rec).await?;
                     did = true;
                 }
             }
@@ -378,9 +391,9 @@ impl Replayer {
                     _ => None,
                 };
                 if key.is_some() {
-                    self.read_ahead(cat, up, cfg, name, stalled);
+                    self.read_ahead(cat, up, cfg, name, stalled, None);
                 }
-                match self.exec(cat, up, cfg, step, rec).await? {
+                match self.exec(cat, up, cfg, step, stalled, rec).await? {
                     Outcome::Applied => did = true,
                     Outcome::Stalled => {
                         if let Some(k) = key {
@@ -400,6 +413,7 @@ impl Replayer {
         up: &Upstream,
         cfg: &LayoutConfig,
         step: Step,
+        stalled: &HashSet<ProgressKey>,
         rec: &mut RoundRecord,
     ) -> Result<Outcome> {
         let started = Instant::now();
@@ -429,7 +443,7 @@ impl Replayer {
                     key,
                     before,
                 };
-                return self.exec_file(cat, up, cfg, f, started, rec).await;
+                return self.exec_file(cat, up, cfg, f, stalled, rec).await;
             }
         }
         self.metrics

@@ -10,8 +10,10 @@
 //! a read-ahead that failed is simply read again by the step, which reports the error.
 //!
 //! Invariants: read-ahead only reads, it never changes what is applied or in which order;
-//! it holds at most `depth` decoded files besides the one being applied (memory: about
-//! `depth` times the largest data file, decoded); every read-ahead left over when a round
+//! it holds at most `depth` decoded files besides the unit being applied (memory: about
+//! `depth` times the largest data file, decoded, plus the unit's rows, see `file_unit`);
+//! once a step took its stream's next files into its unit, the read-ahead starts again after
+//! them, so the next files are read while the unit is applied; every read-ahead left over when a round
 //! ends is cancelled (`Replayer::round`). Files of a table whose ENUM/SET elements must come
 //! from the downstream, and files of tables this member does not own, are not read ahead.
 
@@ -34,7 +36,9 @@ pub const DEFAULT_READ_AHEAD: usize = 8;
 const READ_AHEAD_TABLES: usize = 32;
 
 impl Replayer {
-    /// Starts reading the next files of the round from `from`'s streams on (see the module doc).
+    /// Starts reading the next files of the round from `from`'s streams on (see the module
+    /// doc). `applying`: a stream whose files up to the given index are in the unit being
+    /// applied (taken from the read-ahead already): its reading starts after them.
     pub(super) fn read_ahead(
         &mut self,
         cat: &Catalog,
@@ -42,6 +46,7 @@ impl Replayer {
         cfg: &LayoutConfig,
         from: &TableName,
         stalled: &HashSet<ProgressKey>,
+        applying: Option<(&ProgressKey, u64)>,
     ) {
         // A bounded look ahead: a round with files in few of many tables must not walk every
         // later table at each file step.
@@ -92,7 +97,11 @@ impl Replayer {
                     .and_then(|d| d.indexes.get(&dispatcher))
                     .copied()
                     .unwrap_or(index);
-                for i in index..=newest {
+                let first = match applying {
+                    Some((k, last)) if *k == key => index.max(last + 1),
+                    _ => index,
+                };
+                for i in first..=newest {
                     if self.prefetch.len() >= self.read_ahead_depth {
                         return;
                     }

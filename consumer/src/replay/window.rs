@@ -25,11 +25,15 @@ pub(super) struct Window {
     pub(super) max_ts: Ts,
 }
 
+/// True when some row of `rows` is above the checkpoint (the file is not wholly applicable).
+pub(super) fn holds_rows_above(rows: &[DecodedRow], checkpoint: Ts) -> bool {
+    rows.iter()
+        .any(|r| r.commit_ts.is_some_and(|t| t > checkpoint))
+}
+
 /// The rows of `rows` with `done_ts < commit_ts <= checkpoint` or no commit ts.
 pub(super) fn checkpoint_window(rows: Vec<DecodedRow>, done_ts: Ts, checkpoint: Ts) -> Window {
-    let above = rows
-        .iter()
-        .any(|r| r.commit_ts.is_some_and(|t| t > checkpoint));
+    let above = holds_rows_above(&rows, checkpoint);
     let max_ts = rows
         .iter()
         .filter_map(|r| r.commit_ts)

@@ -14,10 +14,17 @@ use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Transaction, Value as MyValue};
 
-/// Creates the database and the progress table when missing and reads it (`db` quoted).
+/// Creates the database and the progress table when missing and reads it (`db` quoted);
+/// with `settled` (a consumer starting or reopening its downstream), a locking read waits for every transaction holding a progress row (updated
+/// or inserted) to end. A consumer killed right after sending `COMMIT` leaves a session that
+/// still commits its unit; a restart reading the record before that commit landed would apply
+/// the unit again, and a unit of several files formed again after discovery saw more files
+/// would end at another file than the late one, so the compare before the progress write
+/// could not tell it was applied.
 pub(super) async fn load_progress(
     conn: &mut Conn,
     db: &str,
+    settled: bool,
 ) -> Result<Vec<(ProgressKey, Position)>> {
     let bad = |e: mysql_async::Error| downstream_error(PROGRESS_TABLE, "-", "progress", e);
     conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {db}"))
@@ -35,13 +42,20 @@ pub(super) async fn load_progress(
     .await
     .map_err(bad)?;
     type Row = (String, String, String, String, i64, String, i64, i64);
-    let rows: Vec<Row> = conn
+    // A locking read: it waits for every unit in flight on the record (see the doc above).
+    let mut tx = conn
+        .start_transaction(mysql_async::TxOpts::default())
+        .await
+        .map_err(bad)?;
+    let lock = if settled { " LOCK IN SHARE MODE" } else { "" };
+    let rows: Vec<Row> = tx
         .query(format!(
             "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
-             date_dir, file_index, commit_ts FROM {db}.{PROGRESS_TABLE}"
+             date_dir, file_index, commit_ts FROM {db}.{PROGRESS_TABLE}{lock}"
         ))
         .await
         .map_err(bad)?;
+    tx.commit().await.map_err(bad)?;
     let mut out = Vec::new();
     for (schema, table, partition, dispatcher, v, date, idx, ts) in rows {
         out.push((

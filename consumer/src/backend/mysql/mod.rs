@@ -13,7 +13,10 @@
 //!   right after sending `COMMIT` leaves a server session that still commits, after a restarted
 //!   consumer may have read the progress record; the restarted one then applies the same unit,
 //!   waits on the row lock, finds the unit's own position stored and rolls back, so the unit is
-//!   applied exactly once.
+//!   applied exactly once. When a consumer starts or reopens its downstream, the progress record is read with a
+//!   locking read, which waits
+//!   for such a late commit: a unit of several files formed again after discovery saw more
+//!   files would not end at the late unit's file, and the compare alone would not catch it.
 //! - The progress table lives in the URI's database (`cdc_consumer` when the URI names none).
 //! - The session runs with `time_zone = '+00:00'` (TIMESTAMP values are UTC text) and
 //!   `NO_BACKSLASH_ESCAPES` added to its `sql_mode`: the only string literals in our SQL text
@@ -130,7 +133,11 @@ pub async fn connect_tls(
 #[async_trait::async_trait]
 impl Downstream for MysqlDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        bookkeeping::load_progress(&mut self.conn, &self.progress_db).await
+        bookkeeping::load_progress(&mut self.conn, &self.progress_db, false).await
+    }
+
+    async fn load_progress_settled(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
+        bookkeeping::load_progress(&mut self.conn, &self.progress_db, true).await
     }
 
     async fn table_exists(&mut self, name: &TableName) -> Result<bool> {

@@ -14,8 +14,18 @@ use crate::progress::{Position, ProgressKey, PROGRESS_TABLE};
 use crate::quarantine::{QuarantinedFile, QUARANTINE_TABLE};
 use tokio_postgres::{Client, Transaction};
 
-/// Creates the progress table when missing and reads it.
-pub(super) async fn load_progress(client: &Client) -> Result<Vec<(ProgressKey, Position)>> {
+/// Creates the progress table when missing and reads it; with `settled`, under a `SHARE`
+/// lock, which waits for every transaction that wrote progress rows and has not ended. A consumer
+/// killed right after sending `COMMIT` leaves a server backend that still commits its unit;
+/// a restart reading the record before that commit landed would apply the unit again, and a
+/// unit of several files formed again after discovery saw more files would end at another
+/// file than the late one, so the progress compare (see the backend's module doc) could not
+/// tell it was applied. Waiting for the lock reads the record after the late commit. The lock
+/// is held for the one read, and taken only when a consumer starts or reopens its downstream.
+pub(super) async fn load_progress(
+    client: &mut Client,
+    settled: bool,
+) -> Result<Vec<(ProgressKey, Position)>> {
     let bad =
         |e: tokio_postgres::Error| downstream_error(PROGRESS_TABLE, "-", "progress", PgError(&e));
     create_table::ensure(
@@ -29,7 +39,13 @@ pub(super) async fn load_progress(client: &Client) -> Result<Vec<(ProgressKey, P
     )
     .await
     .map_err(bad)?;
-    let rows = client
+    let tx = client.transaction().await.map_err(bad)?;
+    if settled {
+        tx.batch_execute(&format!("LOCK TABLE public.{PROGRESS_TABLE} IN SHARE MODE"))
+            .await
+            .map_err(bad)?;
+    }
+    let rows = tx
         .query(
             &format!(
                 "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
@@ -39,6 +55,7 @@ pub(super) async fn load_progress(client: &Client) -> Result<Vec<(ProgressKey, P
         )
         .await
         .map_err(bad)?;
+    tx.commit().await.map_err(bad)?;
     let mut out = Vec::new();
     for r in rows {
         out.push((

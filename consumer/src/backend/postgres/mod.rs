@@ -7,8 +7,9 @@
 //! - Multi-row upserts are `INSERT ... VALUES (...), (...) ON CONFLICT (pk) DO UPDATE`; a data
 //!   file whose reduced operations are deletes then at least [`COPY_MIN_ROWS`] upserts takes
 //!   the COPY path of [`copy`]: the deletes as multi-row statements, then the upserts by `COPY`
-//!   (straight into the table under a savepoint when the file deleted nothing, else, or on a
-//!   unique violation, into a temporary table plus one `INSERT ... SELECT ... ON CONFLICT`).
+//!   (straight into the table when the unit deleted nothing, no savepoint: a unique violation
+//!   aborts the transaction and the unit is applied again; else, or after that violation, into
+//!   a temporary table plus one `INSERT ... SELECT ... ON CONFLICT`).
 //! - The progress table is `public.cdc_consumer_progress`; rows, DDL and progress of a unit are
 //!   one transaction (PostgreSQL DDL is transactional).
 //! - The progress write is a compare: it changes a row only when the stored position differs
@@ -18,6 +19,11 @@
 //!   lock, finds the unit's own position stored, changes nothing, and the whole transaction is
 //!   rolled back: the unit is applied exactly once (a table without a key would otherwise get
 //!   its rows twice).
+//!   When a consumer starts or reopens its downstream, the progress record is read under a
+//!   `SHARE` lock (held for that one read), which waits for such a late
+//!   commit: a unit of several files (see `replay/file_unit.rs`) formed again after discovery
+//!   saw more files would not end at the late unit's file, and the compare alone would not
+//!   catch it.
 //! - A schema, table or column name longer than [`MAX_IDENTIFIER_BYTES`] is refused (an error
 //!   naming the table) rather than silently truncated by PostgreSQL into another name.
 //!
@@ -127,7 +133,11 @@ where
 #[async_trait::async_trait]
 impl Downstream for PostgresDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        bookkeeping::load_progress(&self.client).await
+        bookkeeping::load_progress(&mut self.client, false).await
+    }
+
+    async fn load_progress_settled(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
+        bookkeeping::load_progress(&mut self.client, true).await
     }
 
     async fn table_exists(&mut self, name: &TableName) -> Result<bool> {
