@@ -16,6 +16,7 @@
 //! - [`ddl`]: structured DDL operations from schema files (dialect-free).
 //! - [`progress`]: the per-stream progress record, committed with the rows it covers.
 //! - [`quarantine`]: the bad-file policy and the record of quarantined data files.
+//! - [`settled`]: the settled mark, which lets a restart with nothing new skip the catalog.
 //! - [`secrets`]: keeping URI secrets out of logs, errors, `/health` and the status page.
 //! - [`group`]: consumer groups (leases, fencing, balancing) for several processes on one
 //!   storage and one downstream.
@@ -49,6 +50,7 @@ pub mod progress_bar;
 pub mod quarantine;
 pub mod replay;
 pub mod secrets;
+pub mod settled;
 pub mod shutdown;
 pub mod status_page;
 pub mod wait;
@@ -92,7 +94,18 @@ pub async fn replayer(
     r.set_keep_rounds(cfg.keep_rounds);
     r.set_read_ahead(cfg.read_ahead);
     r.set_unit_files(cfg.unit_files);
+    r.set_scope(&settled_scope(cfg), cfg.tables.clone());
     Ok(r)
+}
+
+/// The scope a settled mark is written under (see [`settled`]): the storage location and its
+/// options (the redacted upstream URI: no secret is hashed), the table filter, the layout and
+/// the protocol options. Any change makes the stored mark not hold, and the start lists.
+fn settled_scope(cfg: &Config) -> String {
+    format!(
+        "{}\n{:?}\n{:?}\n{:?}",
+        cfg.upstream_redacted, cfg.tables, cfg.layout, cfg.sink
+    )
 }
 
 /// What `storage-consumer` does with its parsed flags once logging is set up: builds the
@@ -246,7 +259,11 @@ pub async fn run_until(cfg: &Config, mut r: Replayer, stop: &shutdown::Shutdown)
             if let Some(e) = err {
                 return Err(e);
             }
-            if rec.round >= 2 && !found_new && !rec.applied_anything() {
+            // An idle round proves nothing at or below the checkpoint is left (on the first
+            // round too, when it stands on a settled mark); a round that listed proves it
+            // from the second round on (the first round's listing is not ordered).
+            let settled = rec.round >= 2 || rec.discovery.idle;
+            if settled && !found_new && !rec.applied_anything() {
                 if let Some(until) = cfg.until_ts {
                     return Err(Error::UntilNotReached {
                         until,

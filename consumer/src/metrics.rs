@@ -55,6 +55,9 @@ pub struct Metrics {
     pub rounds: IntCounter,
     /// Rounds that read an unchanged checkpoint after a settled round and stopped there.
     pub idle_rounds: IntCounter,
+    /// Checkpoint-ts of the settled mark this process stored or started from (0: none; see
+    /// [`crate::settled`]).
+    pub settled_checkpoint_ts: IntGauge,
     /// Data files quarantined by this process (`--on-bad-file quarantine`); the downstream's
     /// quarantine table holds every one ever recorded.
     pub quarantined_files: IntCounter,
@@ -137,6 +140,10 @@ impl Metrics {
             .register(Box::new(group_info.clone()))
             .expect("metric names are unique");
         let checkpoint_ts = gauge("checkpoint_ts", "Upstream checkpoint ts seen last");
+        let settled_checkpoint_ts = gauge(
+            "settled_checkpoint_ts",
+            "Checkpoint ts of the settled mark stored or started from (0: none)",
+        );
         let applied_ts = gauge("applied_ts", "Ts up to which every table is applied");
         let files_pending = gauge("files_pending", "Indexed data files not yet applied");
         let apply_duration = Histogram::with_opts(
@@ -211,6 +218,7 @@ impl Metrics {
             errors,
             rounds,
             idle_rounds,
+            settled_checkpoint_ts,
             quarantined_files,
             group_leases_held,
             group_claims,

@@ -25,6 +25,17 @@
 //! A file whose rows are only partly at or below the checkpoint is applied up to the checkpoint:
 //! the record keeps the *previous* file as `file_index` and the checkpoint as `commit_ts`; the
 //! next round reads the file again and skips rows at or below `commit_ts`.
+//!
+//! More rows may be present: *settled marks* (`''`, `''`, `<scope>`, [`SETTLED_STREAM`]), one per
+//! consumer scope, derived values that let a restart skip rebuilding the catalog (see
+//! [`crate::settled`]). They are not streams: [`Progress::from_rows`] leaves them out, and the
+//! columns keep their types (no migration: an older progress table holds them as they are, an
+//! older consumer ignores them).
+//!
+//! [`Progress::digest`] is an order-free digest of every row, kept up to date as rows are set
+//! (one small hash per committed unit, no walk of the record), and
+//! [`Progress::digest_where`] the same over some rows: a settled mark stores the digest of the
+//! rows in its scope, so it is believed only while they are exactly the ones it was written with.
 
 use cdc_common::layout::DataDir;
 use cdc_common::{TableName, Ts};
@@ -35,6 +46,9 @@ use std::collections::BTreeMap;
 pub const PROGRESS_TABLE: &str = "cdc_consumer_progress";
 /// The `dispatcher` value of DDL rows (dispatcher ids are `[A-Za-z0-9-]`, so it cannot clash).
 pub const DDL_STREAM: &str = "#ddl";
+/// The `dispatcher` value of settled marks' rows (schema and table `''`: no schema is named
+/// `''`, so they cannot clash with a stream or a DDL row).
+pub const SETTLED_STREAM: &str = "#settled";
 
 /// The key of a progress row.
 #[derive(
@@ -70,6 +84,21 @@ impl ProgressKey {
             partition: String::new(),
             dispatcher: DDL_STREAM.into(),
         }
+    }
+
+    /// The row of the settled mark of consumer scope `scope` (see [`crate::settled`]).
+    pub fn settled(scope: &str) -> ProgressKey {
+        ProgressKey {
+            schema: String::new(),
+            table: String::new(),
+            partition: scope.into(),
+            dispatcher: SETTLED_STREAM.into(),
+        }
+    }
+
+    /// True for a settled mark's row.
+    pub fn is_settled(&self) -> bool {
+        self.dispatcher == SETTLED_STREAM && self.schema.is_empty() && self.table.is_empty()
     }
 
     /// The stream of one writer of a data directory.
@@ -134,18 +163,40 @@ pub fn date_text(dir: &DataDir) -> String {
     dir.date.map(|d| d.to_string()).unwrap_or_default()
 }
 
-/// The in-memory copy of the progress record.
+/// The in-memory copy of the progress record (the settled mark's row left out).
 #[derive(Clone, Debug, Default)]
 pub struct Progress {
     rows: BTreeMap<ProgressKey, Position>,
+    /// Wrapping sum of [`row_hash`] over `rows` (see [`Progress::digest`]).
+    digest: u64,
 }
 
 impl Progress {
-    /// From rows read back from the downstream.
+    /// From rows read back from the downstream; the settled mark's row is not a stream and is
+    /// left out (read it with [`crate::settled::SettledMark::find`]).
     pub fn from_rows(rows: impl IntoIterator<Item = (ProgressKey, Position)>) -> Progress {
-        Progress {
-            rows: rows.into_iter().collect(),
+        let mut p = Progress::default();
+        for (k, v) in rows {
+            if !k.is_settled() {
+                p.set(k, v);
+            }
         }
+        p
+    }
+
+    /// An order-free digest of every row (keys and positions): equal records give equal
+    /// digests in any process; any row added, removed or changed changes it (up to hash
+    /// collisions). O(1): kept up to date by [`Progress::set`].
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// [`Progress::digest`] of the rows `keep` accepts (a walk of the record).
+    pub fn digest_where(&self, keep: impl Fn(&ProgressKey) -> bool) -> u64 {
+        self.rows
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .fold(0u64, |h, (k, p)| h.wrapping_add(row_hash(k, p)))
     }
 
     /// The position of a key.
@@ -155,6 +206,11 @@ impl Progress {
 
     /// Records a committed position.
     pub fn set(&mut self, k: ProgressKey, p: Position) {
+        let added = row_hash(&k, &p);
+        if let Some(old) = self.rows.get(&k) {
+            self.digest = self.digest.wrapping_sub(row_hash(&k, old));
+        }
+        self.digest = self.digest.wrapping_add(added);
         self.rows.insert(k, p);
     }
 
@@ -176,6 +232,35 @@ impl Progress {
     pub fn rows(&self) -> impl Iterator<Item = (&ProgressKey, &Position)> {
         self.rows.iter()
     }
+}
+
+/// FNV-1a (64-bit) of `bytes`, continuing from `h`.
+pub(crate) fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// The FNV-1a offset basis.
+pub(crate) const FNV_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// A stable hash of one row: every key and position field, each text ended by its length so
+/// no two rows share an encoding. The same in every process and build (no random state).
+fn row_hash(k: &ProgressKey, p: &Position) -> u64 {
+    let mut h = FNV_BASIS;
+    for text in [&k.schema, &k.table, &k.partition, &k.dispatcher, &p.date] {
+        h = fnv1a(h, text.as_bytes());
+        h = fnv1a(h, &(text.len() as u64).to_le_bytes());
+    }
+    for n in [p.version.0, p.file_index, p.commit_ts.0] {
+        h = fnv1a(h, &n.to_le_bytes());
+    }
+    // spread the bits before they are summed (FNV's low bits mix poorly)
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^ (h >> 33)
 }
 
 /// Converts a ts or index to the signed 64-bit column type of SQL downstreams.

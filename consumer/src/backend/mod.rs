@@ -93,6 +93,13 @@ pub trait Downstream: Send {
     /// Applies one unit atomically (see the module doc).
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()>;
 
+    /// True when the downstream keeps the settled mark in its progress record (see
+    /// [`crate::settled`]): every SQL downstream. stdout does not (its progress file is read
+    /// by other tools as frozen format), so a stdout consumer always starts with a full round.
+    fn keeps_settled_mark(&self) -> bool {
+        true
+    }
+
     /// How a file's row changes are planned for this downstream: each key's last state for a
     /// database (see [`crate::plan`]), every change for a change log.
     fn reduce(&self) -> crate::plan::Reduce {

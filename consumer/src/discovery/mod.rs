@@ -56,6 +56,12 @@
 //! never skips ([`Discovery::disable_idle_rounds`]): the tables it may apply change with its
 //! leases and other members move the progress record.
 //!
+//! A new process may start from a checkpoint its predecessor settled at
+//! ([`Discovery::resume_at`], from the [`crate::settled`] mark): while `metadata` reads that
+//! checkpoint its rounds are idle with an empty catalog; the first round that reads another
+//! one is a first round (the recursive listing), and the skip is earned again two built rounds
+//! later, as in any process.
+//!
 //! # Eventually consistent listings
 //!
 //! With a listing lag `D` ([`Discovery::with_listing_lag`]) a listing may leave out objects
@@ -136,6 +142,10 @@ pub struct DiscoveryStats {
     /// (see "Idle rounds").
     #[serde(default)]
     pub idle: bool,
+    /// Whether that idle round stood on the checkpoint a previous process settled at (the
+    /// settled mark) with no catalog built in this process.
+    #[serde(default)]
+    pub resumed: bool,
 }
 
 /// Incremental discovery state.
@@ -144,7 +154,11 @@ pub struct Discovery {
     cfg: LayoutConfig,
     filter: TableFilter,
     catalog: Catalog,
-    rounds: u64,
+    /// Rounds that listed storage and completed (idle rounds are not counted): the first one
+    /// lists recursively, and only from the second on can a round be settled.
+    built: u64,
+    /// The last round was idle (it carried the settled state over).
+    last_idle: bool,
     warnings: Vec<String>,
     /// Listings may leave out objects younger than this (see "Eventually consistent listings").
     listing_lag: Duration,
@@ -178,7 +192,8 @@ impl Discovery {
             cfg,
             filter,
             catalog: Catalog::default(),
-            rounds: 0,
+            built: 0,
+            last_idle: false,
             warnings: Vec::new(),
             listing_lag: Duration::ZERO,
             first_seen: HashMap::new(),
@@ -220,14 +235,41 @@ impl Discovery {
     /// Tells discovery how the round that just ran ended: `all_applied` when the replayer
     /// applied everything the catalog allowed without an error. After such a round that was
     /// ordered against writes (not the first), with no listing lag, later rounds stop after
-    /// phase 0 while the checkpoint-ts stays the same (see "Idle rounds").
+    /// phase 0 while the checkpoint-ts stays the same (see "Idle rounds"). An idle round that
+    /// ended so keeps the state it stood on.
     pub fn finish_round(&mut self, all_applied: bool) {
-        let settled = all_applied && self.listing_lag.is_zero() && self.rounds >= 2;
+        let settled = all_applied
+            && self.listing_lag.is_zero()
+            && (self.built >= 2 || (self.last_idle && self.idle_at.is_some()));
         self.idle_at = if self.idle_allowed && settled {
             self.last_read
         } else {
             None
         };
+    }
+
+    /// The checkpoint-ts the last finished round settled at (`None`: it did not settle, so the
+    /// next round lists): what the replayer stores as the settled mark.
+    pub fn settled_at(&self) -> Option<Ts> {
+        self.idle_at
+    }
+
+    /// Starts from a checkpoint-ts `c` that a previous process settled at (the settled mark,
+    /// checked by the caller against the progress record): while `metadata` reads `c`, rounds
+    /// are idle without building the catalog. Refused (false) where idle rounds are not
+    /// allowed (rows without commit ts, a listing lag, a group member) or after a round ran.
+    pub fn resume_at(&mut self, c: Ts) -> bool {
+        if !self.idle_allowed || !self.listing_lag.is_zero() || self.built > 0 || self.last_idle {
+            return false;
+        }
+        self.idle_at = Some(c);
+        true
+    }
+
+    /// True once a round listed storage in this process (false while every round so far, if
+    /// any, was idle on a resumed checkpoint with an empty catalog).
+    pub fn catalog_built(&self) -> bool {
+        self.built > 0
     }
 
     /// The next round lists storage whatever the checkpoint says (the downstream was reopened,

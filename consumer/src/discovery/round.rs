@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! read_checkpoint                      phase 0: GET metadata (conditional)
-//! unchanged since a settled round:     stop (an idle round, see "Idle rounds")
+//! unchanged since a settled round:     stop (an idle round, see "Idle rounds"; also on the
+//!                                      checkpoint a previous process settled at)
 //! first round:  list_everything        phase A: one recursive LIST, schema files read
 //!               read_listed_indexes    phase B: every listed directory's index files
 //! later rounds: list_new_schema_files  phase A: delimiter listings, new schema files -> barriers
@@ -72,13 +73,15 @@ impl Discovery {
         self.read_checkpoint().await?;
         if self.idle_at.is_some() && self.idle_at == self.last_read {
             stats.idle = true;
-            self.rounds += 1;
+            stats.resumed = self.built == 0;
+            self.last_idle = true;
             stats.get_calls = self.up.metrics.get_calls.get() - gets0;
             return Ok(stats);
         }
         // a full round: the replayer earns the next skip again
         self.idle_at = None;
-        if self.rounds == 0 {
+        self.last_idle = false;
+        if self.built == 0 {
             stats.full_listing = true;
             let listing = self.list_everything(&mut stats).await?;
             self.read_listed_indexes(listing, &mut stats).await?;
@@ -105,7 +108,7 @@ impl Discovery {
             }
             self.conclude(listed, &open_versions, barriers);
         }
-        self.rounds += 1;
+        self.built += 1;
         stats.list_calls = self.up.metrics.list_calls.get() - lists0;
         stats.get_calls = self.up.metrics.get_calls.get() - gets0;
         Ok(stats)

@@ -38,6 +38,8 @@
 //!   applied ts per table.
 //! - `audit`: the round record stored in the downstream (`cdc_consumer_rounds`, see
 //!   [`crate::audit`]) and loaded back at start.
+//! - `resume`: the settled mark ([`crate::settled`]): starting from it, storing it after a
+//!   settled round, and what a round reports while it stands on it without a catalog.
 //!
 //! The files below this one use it; it uses none of them (it only calls their methods on
 //! [`Replayer`]), so there is no import circle.
@@ -49,6 +51,7 @@ mod file_unit;
 mod group_round;
 mod read_ahead;
 mod report;
+mod resume;
 mod window;
 
 pub use file_unit::{DEFAULT_UNIT_FILES, MAX_UNIT_FILES, UNIT_MAX_ROWS};
@@ -65,6 +68,7 @@ use crate::ordering::{schema_step, table_steps, Step};
 use crate::progress::{Position, Progress, ProgressKey};
 use crate::quarantine::{BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
 use crate::secrets::Secrets;
+use crate::settled::{Scope, SettledMark};
 use cdc_common::codec::DecodedRow;
 use cdc_common::layout::{DataDir, LayoutConfig};
 use cdc_common::{SinkOptions, TableName, Ts};
@@ -114,6 +118,17 @@ pub struct Replayer {
     group: Option<Group>,
     /// In a group: this round's leases (see `group_round`).
     fences: HashMap<LeaseKey, Fence>,
+    /// The consumer's scope ([`Replayer::set_scope`]); `None`: no settled mark is stored nor
+    /// believed.
+    scope: Option<Scope>,
+    /// Every settled mark's row in the progress record as loaded (each scope has its own).
+    loaded_marks: Vec<(ProgressKey, Position)>,
+    /// This scope's settled mark as stored in the downstream (as loaded, or as last written).
+    mark: Option<SettledMark>,
+    /// [`Progress::digest`] of the record `mark` is known to hold for (`None`: not checked).
+    mark_progress: Option<u64>,
+    /// The mark this process started from, while no round has built the catalog.
+    resumed: Option<SettledMark>,
 }
 
 /// Counters behind a round's [`Phase`]s (see [`Replayer::round`]).
@@ -122,6 +137,14 @@ struct PhaseCounts {
     read: u64,
     applied: u64,
     committed: u64,
+}
+
+/// The settled marks' rows among progress rows read back (see [`crate::settled`]).
+fn settled_rows(rows: &[(ProgressKey, Position)]) -> Vec<(ProgressKey, Position)> {
+    rows.iter()
+        .filter(|(k, _)| k.is_settled())
+        .cloned()
+        .collect()
 }
 
 /// What one step did.
@@ -188,6 +211,7 @@ impl Replayer {
         health: Arc<Mutex<Health>>,
     ) -> Result<Replayer> {
         let rows = down.load_progress_settled().await?;
+        let loaded_marks = settled_rows(&rows);
         let quarantined = down
             .load_quarantine(policy == BadFilePolicy::Quarantine)
             .await?;
@@ -215,6 +239,11 @@ impl Replayer {
             keep_rounds: crate::audit::DEFAULT_KEEP_ROUNDS,
             group: None,
             fences: HashMap::new(),
+            scope: None,
+            loaded_marks,
+            mark: None,
+            mark_progress: None,
+            resumed: None,
         };
         r.set_quarantined(quarantined);
         r.load_rounds().await;
@@ -229,10 +258,14 @@ impl Replayer {
             .load_quarantine(self.policy == BadFilePolicy::Quarantine)
             .await?;
         self.down = down;
+        self.loaded_marks = settled_rows(&rows);
+        self.mark = (self.scope.as_ref()).and_then(|s| SettledMark::find(&self.loaded_marks, s));
+        self.mark_progress = None;
         self.progress = Progress::from_rows(rows);
         self.set_quarantined(quarantined);
         // the progress record may differ from what the last round left: look again
         self.disc.require_full_round();
+        self.resumed = None;
         Ok(())
     }
 
@@ -290,11 +323,14 @@ impl Replayer {
         for (_, h) in self.prefetch.drain() {
             h.abort();
         }
-        self.collect_warnings(&mut rec);
-        let found_new = self.note_fingerprint();
+        // an idle round read nothing but `metadata`: it found nothing new, even on the first
+        // round of a process (whose catalog goes from nothing to the checkpoint)
+        let found_new = self.note_fingerprint() && !rec.discovery.idle;
         let error = self.record_error(&mut rec, result);
         self.disc.finish_round(error.is_none());
         self.record_totals(&mut rec);
+        self.store_settled_mark(&mut rec).await;
+        self.collect_warnings(&mut rec);
         Self::log_record(&rec);
         self.save_round(&rec).await;
         self.publish_health(&rec);

@@ -58,10 +58,12 @@ impl Replayer {
         let cat = self.disc.catalog();
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
         let applied = self.applied_ts();
-        let pending = match &self.group {
-            None => count_pending(cat, &self.progress),
+        let pending = match (&self.group, self.standing_on()) {
+            // no catalog read in this process: the count the mark's settled round saw
+            (None, Some(mark)) => mark.files_pending,
+            (None, None) => count_pending(cat, &self.progress),
             // A member's freshness covers the tables it owns.
-            Some(_) => crate::group::weights::universe(cat, &self.progress)
+            (Some(_), _) => crate::group::weights::universe(cat, &self.progress)
                 .into_iter()
                 .filter(|(k, _)| self.owns(k))
                 .map(|(_, w)| w - 1)
@@ -104,13 +106,19 @@ impl Replayer {
     }
 
     /// The applied ts `/health` shows: `None` when it is not known (no checkpoint yet, or no
-    /// table in the catalog: nothing was read), never the checkpoint borrowed.
+    /// table in the catalog: nothing was read), never the checkpoint borrowed. Standing on a
+    /// settled mark (no catalog built in this process), it is the mark's checkpoint: what the
+    /// mark proves applied.
     pub fn known_applied_ts(&self) -> Option<Ts> {
         let cat = self.disc.catalog();
-        if cat.checkpoint.is_none() || cat.tables.is_empty() {
+        let checkpoint = cat.checkpoint?;
+        if let Some(on_mark) = self.applied_on_mark(checkpoint) {
+            return Some(on_mark);
+        }
+        if cat.tables.is_empty() {
             return None;
         }
-        Some(self.applied_ts().min(cat.checkpoint.unwrap_or(Ts::ZERO)))
+        Some(self.applied_ts().min(checkpoint))
     }
 
     fn catalog_fingerprint(&self) -> u64 {
@@ -145,11 +153,27 @@ impl Replayer {
     }
 
     /// Per table of the catalog, the ts up to which it is applied (at most the checkpoint).
+    /// Standing on a settled mark, every table the catalog or the progress record names, at
+    /// the mark's checkpoint.
     pub fn tables_applied_ts(&self) -> BTreeMap<TableName, Ts> {
         let cat = self.disc.catalog();
         // Not beyond what discovery knows to be complete (lagging listings).
         let checkpoint = cat.complete_through();
         let mut out = BTreeMap::new();
+        if let Some(on_mark) = self.applied_on_mark(checkpoint) {
+            let named = self
+                .progress
+                .rows()
+                .map(|(k, _)| k)
+                .filter(|k| !k.table.is_empty());
+            for k in named {
+                out.insert(TableName::new(k.schema.as_str(), k.table.as_str()), on_mark);
+            }
+            for name in cat.tables.keys() {
+                out.insert(name.clone(), on_mark);
+            }
+            return out;
+        }
         let none = HashSet::new();
         // In a group, the tables this member owns this round.
         let owned = cat

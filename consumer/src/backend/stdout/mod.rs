@@ -152,6 +152,10 @@ impl Downstream for StdoutDownstream {
         Ok(true)
     }
 
+    fn keeps_settled_mark(&self) -> bool {
+        false
+    }
+
     fn reduce(&self) -> crate::plan::Reduce {
         // a change log: every change, in order
         crate::plan::Reduce::Exact
