@@ -756,7 +756,9 @@ async fn paused_inside_a_transaction(down: String) {
     }
     w.checkpoint(ts(100)).await;
     let group = unique("g");
-    let slow = ["--batch-rows", "1"];
+    // One file per transaction (a unit of several would reach the COPY threshold and finish
+    // before a pause could land inside it).
+    let slow = ["--batch-rows", "1", "--unit-files", "1"];
     let a = Proc::start_with(&up, &down, &group, "a", dir.path(), &slow);
     // Pause a while its session is inside a transaction writing the table.
     let deadline = Instant::now() + Duration::from_secs(30);
