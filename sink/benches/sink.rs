@@ -341,20 +341,29 @@ async fn throughput() {
     );
     // Raw bandwidth: the same files (same paths, same sizes), written to the same disk by plain
     // std::fs writes, each directory created once, after the same writeback of what came before.
-    let raw = root.path().join("raw");
+    // The file system's state (its writeback, recently freed inodes) moves this figure several
+    // fold between runs, so it is the fastest of three.
     let buf = vec![b'x'; files.iter().map(|f| f.1).max().unwrap_or(0) as usize];
-    sync_disks();
-    let start = Instant::now();
-    for (rel, n) in &files {
-        let path = raw.join(rel);
-        let dir = path.parent().expect("parent");
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).expect("mkdir");
+    let (mut raw_secs, mut raw_cpu) = (f64::MAX, 0.0);
+    for attempt in 0..3 {
+        let raw = root.path().join(format!("raw{attempt}"));
+        sync_disks();
+        let cpu = process_cpu_secs();
+        let start = Instant::now();
+        for (rel, n) in &files {
+            let path = raw.join(rel);
+            let dir = path.parent().expect("parent");
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).expect("mkdir");
+            }
+            std::fs::write(&path, &buf[..*n as usize]).expect("write");
         }
-        std::fs::write(&path, &buf[..*n as usize]).expect("write");
+        let secs = start.elapsed().as_secs_f64();
+        if secs < raw_secs {
+            (raw_secs, raw_cpu) = (secs, process_cpu_secs() - cpu);
+        }
+        let _ = std::fs::remove_dir_all(&raw);
     }
-    let raw_secs = start.elapsed().as_secs_f64();
-    let raw_cpu = process_cpu_secs() - cpu_closed;
     println!(
         "cpu: {:.2}s until the producer was done, {:.2}s in close, {:.2}s in total ({:.2} cores \
          busy); raw write {:.2}s",
