@@ -408,28 +408,9 @@ async fn memory() {
     let local: Arc<dyn ObjectStore> =
         Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
     let slow = FaultStore::new(local);
-    // First measure the producer alone (events into a sink over a fast store) ...
-    let probe_rate = {
-        let spool_dir = root.path().join("spool-probe");
-        let config = SinkConfig::new("bench-probe").with_spool(spool(&spool_dir, 1 << 30, 4 << 30));
-        let query = format!("protocol=csv&flush-interval=60s&worker-count={workers}");
-        let mem: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
-        let (sink, tables, awake) = setup(mem, &query, config).await;
-        let flushed = Arc::new(AtomicU64::new(0));
-        let s2 = Arc::clone(&sink);
-        let start = Instant::now();
-        let sent = tokio::task::spawn_blocking(move || {
-            let next = cloning(tables, rows(0, ROWS_PER_EVENT));
-            produce(&s2, &Park::new(), &awake, &flushed, next, |sent| {
-                sent < 1_000_000
-            })
-        })
-        .await
-        .expect("producer");
-        let rate = sent as f64 * 100.0 / start.elapsed().as_secs_f64(); // ~100 csv bytes/row
-        sink.close().await.expect("close");
-        rate
-    };
+    // First measure the producer alone (events into a sink over a fast store), in a process
+    // of its own: its memory would otherwise stay in this process's heap and peak RSS ...
+    let probe_rate = probe_in_child();
     // ... then run it against storage 100x slower.
     let storage_bps = (probe_rate / 100.0) as u64;
     slow.add_rule(Rule::new(
@@ -600,6 +581,49 @@ async fn low_traffic() {
     );
 }
 
+/// The producer's rate alone, in bytes/s (the `memory` scenario's probe, run by
+/// [`probe_in_child`] in its own process).
+async fn memory_probe() {
+    let workers = env_u64("BENCH_WORKERS", 2);
+    let root = tempfile::tempdir_in(bench_dir()).expect("tempdir");
+    let rate = {
+        let spool_dir = root.path().join("spool-probe");
+        let config = SinkConfig::new("bench-probe").with_spool(spool(&spool_dir, 1 << 30, 4 << 30));
+        let query = format!("protocol=csv&flush-interval=60s&worker-count={workers}");
+        let mem: Arc<dyn ObjectStore> = Arc::new(object_store::memory::InMemory::new());
+        let (sink, tables, awake) = setup(mem, &query, config).await;
+        let flushed = Arc::new(AtomicU64::new(0));
+        let s2 = Arc::clone(&sink);
+        let start = Instant::now();
+        let sent = tokio::task::spawn_blocking(move || {
+            let next = cloning(tables, rows(0, ROWS_PER_EVENT));
+            produce(&s2, &Park::new(), &awake, &flushed, next, |sent| {
+                sent < 1_000_000
+            })
+        })
+        .await
+        .expect("producer");
+        let rate = sent as f64 * 100.0 / start.elapsed().as_secs_f64(); // ~100 csv bytes/row
+        sink.close().await.expect("close");
+        rate
+    };
+    println!("PROBE {rate}");
+}
+
+/// Runs `memory-probe` in a child process and returns the rate it printed.
+fn probe_in_child() -> f64 {
+    let exe = std::env::current_exe().expect("current exe");
+    let out = std::process::Command::new(exe)
+        .arg("memory-probe")
+        .output()
+        .expect("run the memory probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("PROBE "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("the memory probe printed no rate: {text}"))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -620,5 +644,9 @@ fn main() {
     }
     if want("memory") {
         rt.block_on(memory());
+    }
+    // Only when asked by name (the `memory` scenario's child process).
+    if args.iter().any(|a| a == "memory-probe") {
+        rt.block_on(memory_probe());
     }
 }
