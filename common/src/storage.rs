@@ -12,7 +12,9 @@
 //! one): S3 `endpoint`, `region`, `access-key`, `secret-access-key`, `session-token`,
 //! `force-path-style` (default true: virtual-hosted style when false), `allow-http`; GCS
 //! `credentials-file`, `endpoint`; Azure `account-name`, `account-key`, `sas-token`, `endpoint`,
-//! `use-emulator`, `allow-http`, `connection-string`. Every other query parameter must be a
+//! `use-emulator`, `allow-http`, `connection-string`; local directories `fsync` (default true:
+//! every file written and its directory are synced before the put returns, so what the sink
+//! acknowledges survives a power loss; `fsync=false` leaves it to the page cache). Every other query parameter must be a
 //! sink option ([`crate::options::SINK_PARAMS`]) or the caller's own; unknown names are errors.
 //!
 //! Credentials the URI does not give come from the environment, in the order the cloud SDKs use:
@@ -67,6 +69,7 @@ pub const STORAGE_PARAMS: &[&str] = &[
     "sas-token",
     "use-emulator",
     "connection-string",
+    "fsync",
 ];
 
 /// A string that never shows itself in `Debug` or `Display`.
@@ -105,6 +108,9 @@ pub enum StorageKind {
     Local {
         /// Absolute root directory.
         root: PathBuf,
+        /// Sync each written file and its directory before a put returns (`fsync`, default
+        /// true).
+        fsync: bool,
     },
     /// A process-wide in-memory store, shared by name.
     Memory {
@@ -236,6 +242,7 @@ impl StorageUri {
                 (
                     StorageKind::Local {
                         root: PathBuf::from(&path),
+                        fsync: opt_bool(&mut params, "fsync", true)?,
                     },
                     String::new(),
                 )
@@ -315,14 +322,15 @@ impl StorageUri {
             reason: e.to_string(),
         };
         let store: Arc<dyn ObjectStore> = match &self.kind {
-            StorageKind::Local { root } => {
+            StorageKind::Local { root, fsync } => {
                 std::fs::create_dir_all(root).map_err(|e| Error::InvalidUri {
                     uri: self.redacted.clone(),
                     reason: format!("cannot create directory {}: {e}", root.display()),
                 })?;
                 let fs = object_store::local::LocalFileSystem::new_with_prefix(root)
                     .map_err(err)?
-                    .with_automatic_cleanup(true);
+                    .with_automatic_cleanup(true)
+                    .with_fsync(*fsync);
                 Arc::new(fs)
             }
             StorageKind::Memory { name } => memory_store(name),
@@ -597,9 +605,22 @@ mod tests {
         assert_eq!(
             s.kind,
             StorageKind::Local {
-                root: "/tmp/cdc-x".into()
+                root: "/tmp/cdc-x".into(),
+                fsync: true,
             }
         );
+        let (s, _) = StorageUri::parse("file:///tmp/cdc-x?fsync=false").unwrap();
+        assert_eq!(
+            s.kind,
+            StorageKind::Local {
+                root: "/tmp/cdc-x".into(),
+                fsync: false,
+            }
+        );
+        let e = StorageUri::parse("file:///tmp/cdc-x?fsync=sometimes")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("fsync"), "{e}");
         let (s, _) = StorageUri::parse("memory://t1/a/b").unwrap();
         assert_eq!(
             (s.kind, s.prefix.as_str()),

@@ -87,7 +87,7 @@ impl Scope {
     }
 
     /// True for a progress row of a table (or a schema's DDL row) this scope replays.
-    fn covers(&self, k: &ProgressKey) -> bool {
+    pub(crate) fn covers(&self, k: &ProgressKey) -> bool {
         if k.table.is_empty() {
             self.filter.matches_schema(&k.schema)
         } else {

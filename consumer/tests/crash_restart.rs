@@ -23,6 +23,11 @@ fn consumer(uri: &str, down: &str, batch: &str) -> Command {
         "--once",
         "--batch-rows",
         batch,
+        // One file per transaction: a unit of several files made the whole replay commit
+        // within a few units, too fast for a kill to land between them reliably (kills
+        // inside a unit are `file_units.rs`'s).
+        "--unit-files",
+        "1",
         "--log-level",
         "warn",
     ])

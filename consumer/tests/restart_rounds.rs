@@ -197,11 +197,19 @@ async fn a_mark_is_believed_only_for_its_progress_rows_and_scope() {
         let (mut r, m, _) = start(&w.uri, &down, &["--tables", filter]).await;
         assert_eq!(settle(&mut r, &m).await, 3 * (TABLES / 3) as u64);
     }
-    for filter in ["db0.*", "db1.*"] {
-        let (mut r, m, _) = start(&w.uri, &down, &["--tables", filter]).await;
+    for (filter, schema) in [("db0.*", "db0"), ("db1.*", "db1")] {
+        let (mut r, m, h) = start(&w.uri, &down, &["--tables", filter]).await;
         let (out, lists, gets) = counted(&mut r, &m).await;
         assert!(out.record.discovery.resumed, "{filter}");
         assert_eq!((lists, gets), (0, 1), "{filter}");
+        // /health names this consumer's tables only, not the other's sharing the downstream
+        let tables = h.lock().unwrap().tables.clone();
+        assert_eq!(tables.len(), TABLES / 3, "{filter}: {:?}", tables.keys());
+        assert!(
+            tables.keys().all(|t| t.starts_with(&format!("{schema}."))),
+            "{filter}: {:?}",
+            tables.keys()
+        );
     }
 
     // Another scope (every table): db2's tables were never applied, so no mark may hold.

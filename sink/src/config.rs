@@ -216,7 +216,7 @@ impl SinkConfig {
     /// apply it too.
     pub fn for_storage(mut self, kind: &StorageKind) -> Self {
         match kind {
-            StorageKind::Local { root } if self.local_root.is_none() => {
+            StorageKind::Local { root, .. } if self.local_root.is_none() => {
                 self.local_root = Some(root.clone());
             }
             StorageKind::Azure { .. } => self.backslash_is_separator = true,

@@ -165,7 +165,9 @@ impl Replayer {
                 .progress
                 .rows()
                 .map(|(k, _)| k)
-                .filter(|k| !k.table.is_empty());
+                // Only this consumer's tables: the progress table may be shared with other
+                // consumers, or name tables outside `--tables`.
+                .filter(|k| !k.table.is_empty() && self.scope.as_ref().is_none_or(|s| s.covers(k)));
             for k in named {
                 out.insert(TableName::new(k.schema.as_str(), k.table.as_str()), on_mark);
             }
@@ -225,8 +227,10 @@ impl Replayer {
             .collect();
         for (k, p) in self.progress.rows() {
             // Database-level DDL rows have no table; in a group, other members' tables are
-            // theirs to report.
+            // theirs to report; rows of tables outside this consumer's scope (another consumer
+            // sharing the progress table, a table outside `--tables`) are not this one's.
             if k.table.is_empty()
+                || self.scope.as_ref().is_some_and(|s| !s.covers(k))
                 || !self.owns(&LeaseKey::Table(TableName::new(
                     k.schema.as_str(),
                     k.table.as_str(),
