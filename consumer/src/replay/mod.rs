@@ -253,7 +253,15 @@ impl Replayer {
     /// Replaces the downstream (after a failed round: a new connection) and reloads the
     /// progress record from it, the source of truth for what was committed.
     pub async fn reopen(&mut self, mut down: Box<dyn Downstream>) -> Result<()> {
-        let rows = down.load_progress_settled().await?;
+        // A group member reads without the settle lock: each of its rounds reloads progress
+        // unlocked anyway, and the lease fence orders a takeover after the replaced member's
+        // last unit (`group_round.rs`); a member paused inside the locked read would make
+        // every other member's progress write wait.
+        let rows = if self.group.is_some() {
+            down.load_progress().await?
+        } else {
+            down.load_progress_settled().await?
+        };
         let quarantined = down
             .load_quarantine(self.policy == BadFilePolicy::Quarantine)
             .await?;
