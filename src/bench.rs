@@ -29,6 +29,18 @@ struct Harness {
     env: Vec<(&'static str, String)>,
 }
 
+/// A harness of the `cdc-sink` crate's benches: `cargo bench -q -p cdc-sink --bench <args>`
+/// (`args` is the bench name, then `--` and the scenario where it has several).
+fn sink_bench(args: &[&str], env: Vec<(&'static str, String)>) -> Harness {
+    let mut all = vec!["bench", "-q", "-p", "cdc-sink", "--bench"];
+    all.extend_from_slice(args);
+    Harness {
+        group: "sink",
+        args: all.into_iter().map(String::from).collect(),
+        env,
+    }
+}
+
 /// Set in the environment of the bench that `bench` re-runs under `scripts/servers.sh`.
 const SERVERS_STARTED: &str = "CDC_BENCH_SERVERS_STARTED";
 
@@ -153,20 +165,10 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
             ]),
             env: vec![],
         },
-        Harness {
-            group: "sink",
-            args: own(vec![
-                "bench",
-                "-q",
-                "-p",
-                "cdc-sink",
-                "--bench",
-                "sink",
-                "--",
-                "throughput",
-            ]),
-            // Events built before the clock starts: the figure is the sink's, not the producer's.
-            env: vec![
+        // Events built before the clock starts: the figure is the sink's, not the producer's.
+        sink_bench(
+            &["sink", "--", "throughput"],
+            vec![
                 (
                     "BENCH_ROWS",
                     if quick { "500000" } else { "4000000" }.into(),
@@ -174,21 +176,11 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
                 ("BENCH_PREBUILT", "1".into()),
                 ("BENCH_DIR", d.clone()),
             ],
-        },
+        ),
         // The whole pipeline, the producer's event building included (issue 16 item 1).
-        Harness {
-            group: "sink",
-            args: own(vec![
-                "bench",
-                "-q",
-                "-p",
-                "cdc-sink",
-                "--bench",
-                "sink",
-                "--",
-                "throughput",
-            ]),
-            env: vec![
+        sink_bench(
+            &["sink", "--", "throughput"],
+            vec![
                 (
                     "BENCH_ROWS",
                     if quick { "500000" } else { "4000000" }.into(),
@@ -196,50 +188,29 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
                 ("BENCH_PREBUILT", "0".into()),
                 ("BENCH_DIR", d.clone()),
             ],
-        },
-        Harness {
-            group: "sink",
-            args: own(vec![
-                "bench", "-q", "-p", "cdc-sink", "--bench", "sink", "--", "memory",
-            ]),
-            env: vec![
+        ),
+        sink_bench(
+            &["sink", "--", "memory"],
+            vec![
                 ("BENCH_SECS", if quick { "8" } else { "30" }.into()),
                 ("BENCH_DIR", d.clone()),
             ],
-        },
+        ),
         // Rows/s and peak RSS by dispatcher count (issue 16 item 4).
-        Harness {
-            group: "sink",
-            args: own(vec![
-                "bench",
-                "-q",
-                "-p",
-                "cdc-sink",
-                "--bench",
-                "dispatchers",
-            ]),
-            env: vec![
+        sink_bench(
+            &["dispatchers"],
+            vec![
                 ("BENCH_QUICK", if quick { "1" } else { "0" }.into()),
                 ("BENCH_DIR", d.clone()),
             ],
-        },
-        Harness {
-            group: "sink",
-            args: own(vec![
-                "bench",
-                "-q",
-                "-p",
-                "cdc-sink",
-                "--bench",
-                "sink",
-                "--",
-                "low-traffic",
-            ]),
-            env: vec![
+        ),
+        sink_bench(
+            &["sink", "--", "low-traffic"],
+            vec![
                 ("BENCH_SECS", if quick { "8" } else { "15" }.into()),
                 ("BENCH_DIR", d.clone()),
             ],
-        },
+        ),
         Harness {
             group: "consumer",
             args: own(consumer),

@@ -3,9 +3,7 @@
 
 mod support;
 
-use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableName, Value};
-use cdc_consumer::backend::{self, Access};
-use cdc_consumer::config::DownstreamUri;
+use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -47,34 +45,6 @@ fn applied_files(db: &Path) -> i64 {
         |r| r.get(0),
     )
     .unwrap_or(0)
-}
-
-/// Every row of `schema`'s tables through the backend's read-back, as `table [values]` text,
-/// sorted per table (the schema name left out, so two schemas compare).
-async fn dump(down: &str, schema: &str) -> Vec<String> {
-    let uri = DownstreamUri::parse(down, None).unwrap();
-    let mut d = backend::open(&uri, 1, Access::ReadBack).await.unwrap();
-    let mut out = Vec::new();
-    for t in d.read_tables(schema).await.unwrap() {
-        let name = TableName::new(schema, &t);
-        let cols: Vec<ColumnDef> = d
-            .read_columns(&name)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| ColumnDef::new(c, ColumnType::Text))
-            .collect();
-        let mut rows: Vec<String> = d
-            .read_rows(&name, &cols)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| format!("{t} {r:?}"))
-            .collect();
-        rows.sort();
-        out.extend(rows);
-    }
-    out
 }
 
 /// Pads row images to `n` columns (tables that gained a column).

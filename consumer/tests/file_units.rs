@@ -12,7 +12,7 @@
 
 mod support;
 
-use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableName};
+use cdc_common::{DdlKind, RowChange};
 use cdc_consumer::backend::{self, Access};
 use cdc_consumer::config::DownstreamUri;
 use cdc_consumer::metrics::Metrics;
@@ -94,33 +94,6 @@ fn consumer_with(uri: &str, down: &str, unit_files: &str) -> Command {
     .stdout(Stdio::null())
     .stderr(Stdio::null());
     c
-}
-
-/// Every row of `schema`'s tables as `table [values]` text, sorted per table.
-async fn dump(down: &str, schema: &str) -> Vec<String> {
-    let uri = DownstreamUri::parse(down, None).unwrap();
-    let mut d = backend::open(&uri, 1, Access::ReadBack).await.unwrap();
-    let mut out = Vec::new();
-    for t in d.read_tables(schema).await.unwrap() {
-        let name = TableName::new(schema, &t);
-        let cols: Vec<ColumnDef> = d
-            .read_columns(&name)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|c| ColumnDef::new(c, ColumnType::Text))
-            .collect();
-        let mut rows: Vec<String> = d
-            .read_rows(&name, &cols)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|r| format!("{t} {r:?}"))
-            .collect();
-        rows.sort();
-        out.extend(rows);
-    }
-    out
 }
 
 /// The file index the progress record holds for `schema.table`'s stream.

@@ -5,32 +5,15 @@
 
 mod support;
 
-use cdc_common::DdlKind;
 use cdc_consumer::metrics::Metrics;
-use cdc_consumer::replay::{Replayer, RoundOutcome};
+use cdc_consumer::replay::Replayer;
 use support::*;
 
 const TABLES: usize = 30;
 
 /// Storage with `TABLES` tables of three files each, checkpoint at ts(10).
 async fn storage(uri: &str) -> Writer {
-    let mut w = Writer::new(uri);
-    for i in 0..TABLES {
-        let t = two_cols(&format!("db{}", i % 3), &format!("t{i}"), ts(1));
-        w.schema(&t, "", DdlKind::CreateTable).await;
-        for f in 0..3 {
-            w.file(&t, &[(ts(2 + f), vec![ins(f as i64, "x")])]).await;
-        }
-    }
-    w.checkpoint(ts(10)).await;
-    w
-}
-
-/// Requests one round made: (lists, gets).
-async fn counted(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) {
-    let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
-    let out = r.round().await;
-    (out, m.list_calls.get() - l0, m.get_calls.get() - g0)
+    three_files_per_table(uri, TABLES).await
 }
 
 async fn replayer(uri: &str, db: &std::path::Path, m: &Metrics, extra: &[&str]) -> Replayer {
@@ -64,11 +47,11 @@ async fn unchanged_checkpoint_on(uri: &str) {
     let m = Metrics::new();
     let mut r = replayer(&w.uri, &dir.path().join("d.db"), &m, &[]).await;
 
-    let (first, _, _) = counted(&mut r, &m).await;
+    let (first, _, _) = counted_round(&mut r, &m).await;
     assert!(first.error.is_none());
     assert_eq!(first.record.rows(), 3 * TABLES as u64);
     // the second round is ordered against writes: it settles the catalog
-    let (second, lists, _) = counted(&mut r, &m).await;
+    let (second, lists, _) = counted_round(&mut r, &m).await;
     assert!(second.error.is_none() && !second.record.discovery.idle);
     assert!(
         lists > TABLES as u64,
@@ -76,7 +59,7 @@ async fn unchanged_checkpoint_on(uri: &str) {
     );
 
     for _ in 0..3 {
-        let (idle, lists, gets) = counted(&mut r, &m).await;
+        let (idle, lists, gets) = counted_round(&mut r, &m).await;
         assert!(idle.error.is_none());
         assert!(idle.record.discovery.idle, "{:?}", idle.record.discovery);
         assert_eq!((lists, gets), (0, 1), "an idle round reads `metadata` only");
@@ -86,16 +69,16 @@ async fn unchanged_checkpoint_on(uri: &str) {
     // a file above the checkpoint changes nothing until the checkpoint moves
     let t0 = two_cols("db0", "t0", ts(1));
     w.file(&t0, &[(ts(15), vec![ins(100, "late")])]).await;
-    let (still, lists, _) = counted(&mut r, &m).await;
+    let (still, lists, _) = counted_round(&mut r, &m).await;
     assert!(still.record.discovery.idle && lists == 0);
     assert_eq!(still.record.rows(), 0);
 
     // the checkpoint moves: a full round finds and applies it, then idle again
     w.checkpoint(ts(20)).await;
-    let (moved, lists, _) = counted(&mut r, &m).await;
+    let (moved, lists, _) = counted_round(&mut r, &m).await;
     assert!(!moved.record.discovery.idle && lists > 0);
     assert_eq!(moved.record.rows(), 1);
-    let (again, lists, gets) = counted(&mut r, &m).await;
+    let (again, lists, gets) = counted_round(&mut r, &m).await;
     assert!(again.record.discovery.idle);
     assert_eq!((lists, gets), (0, 1));
 }
@@ -117,7 +100,7 @@ async fn a_failed_round_is_followed_by_full_rounds() {
     w.put(&bad, b"\"I\",broken".to_vec()).await;
     w.checkpoint(ts(13)).await;
     for _ in 0..2 {
-        let (failed, lists, _) = counted(&mut r, &m).await;
+        let (failed, lists, _) = counted_round(&mut r, &m).await;
         assert!(failed.error.is_some());
         assert!(!failed.record.discovery.idle && lists > 0);
     }
@@ -141,7 +124,7 @@ async fn rows_without_commit_ts_or_a_listing_lag_keep_every_round_full() {
     }
     let t0 = two_cols("db0", "t0", ts(1));
     w.file(&t0, &[(ts(15), vec![ins(100, "late")])]).await;
-    let (round, lists, _) = counted(&mut r, &m).await;
+    let (round, lists, _) = counted_round(&mut r, &m).await;
     assert!(!round.record.discovery.idle && lists > 0);
     assert_eq!(
         round.record.rows(),
@@ -155,7 +138,7 @@ async fn rows_without_commit_ts_or_a_listing_lag_keep_every_round_full() {
     let m2 = Metrics::new();
     let mut r2 = replayer(&lagged, &dir.path().join("b.db"), &m2, &[]).await;
     for _ in 0..4 {
-        let (round, lists, _) = counted(&mut r2, &m2).await;
+        let (round, lists, _) = counted_round(&mut r2, &m2).await;
         assert!(round.error.is_none());
         assert!(!round.record.discovery.idle && lists > 0);
     }

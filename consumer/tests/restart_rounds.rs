@@ -15,26 +15,16 @@ use support::*;
 
 const TABLES: usize = 30;
 
-/// Storage with `TABLES` tables (three schemas) of three files each, checkpoint at ts(10).
+/// Storage with `TABLES` tables of three files each, checkpoint at ts(10).
 async fn storage(uri: &str) -> Writer {
-    let mut w = Writer::new(uri);
-    for i in 0..TABLES {
-        let t = two_cols(&format!("db{}", i % 3), &format!("t{i}"), ts(1));
-        w.schema(&t, "", DdlKind::CreateTable).await;
-        for f in 0..3 {
-            w.file(&t, &[(ts(2 + f), vec![ins(f as i64, "x")])]).await;
-        }
-    }
-    w.checkpoint(ts(10)).await;
-    w
+    three_files_per_table(uri, TABLES).await
 }
 
 /// One round and the requests it made: (outcome, lists, gets).
 async fn counted(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) {
-    let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
-    let out = r.round().await;
+    let (out, lists, gets) = counted_round(r, m).await;
     assert!(out.error.is_none(), "{:?}", out.error);
-    (out, m.list_calls.get() - l0, m.get_calls.get() - g0)
+    (out, lists, gets)
 }
 
 /// A consumer process on `down` (fresh metrics and health), with `extra` flags.

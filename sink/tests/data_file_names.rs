@@ -24,14 +24,10 @@ async fn read(store: &Arc<dyn ObjectStore>, path: &str) -> String {
     String::from_utf8_lossy(&b).into_owned()
 }
 
-/// One sink writes file 1 of dispatcher `d`; then `other` puts file 2 (and, when `indexed`,
-/// points the index file at it) before the sink publishes its next file.
-async fn next_file_over(indexed: bool) -> (Harness, Arc<dyn ObjectStore>, String) {
-    next_file_over_on(indexed, false).await
-}
-
-/// As [`next_file_over`]; with `unconditional`, the store refuses create-only puts (as GCS, or
-/// S3 with conditional put disabled).
+/// One sink writes file 1 of dispatcher `d`; then another writer puts file 2 (and, when
+/// `indexed`, points the index file at it) before the sink publishes its next file. With
+/// `unconditional`, the store refuses create-only puts (as GCS, or S3 with conditional put
+/// disabled).
 async fn next_file_over_on(
     indexed: bool,
     unconditional: bool,
@@ -76,9 +72,9 @@ async fn next_file_over_on(
     (h, store, second)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_indexed_file_of_another_writer_stops_the_sink_and_stays() {
-    let (h, store, second) = next_file_over(true).await;
+/// An indexed file of another writer at the next name: the sink stops, the file stays.
+async fn indexed_file_stops_the_sink(unconditional: bool) {
+    let (h, store, second) = next_file_over_on(true, unconditional).await;
     assert!(wait_for(5, || h.sink.error().is_some()).await);
     let e = h.sink.error().unwrap().to_string();
     assert!(
@@ -89,38 +85,9 @@ async fn an_indexed_file_of_another_writer_stops_the_sink_and_stays() {
     let _ = h.sink.close().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_conditional_create_an_indexed_file_is_still_checked_and_kept() {
-    let (h, store, second) = next_file_over_on(true, true).await;
-    assert!(wait_for(5, || h.sink.error().is_some()).await);
-    let e = h.sink.error().unwrap().to_string();
-    assert!(
-        e.contains(&format!("`{second}` already exists with other content")),
-        "{e}"
-    );
-    assert_eq!(read(&store, &second).await, "another writer's rows\n");
-    let _ = h.sink.close().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_conditional_create_an_unindexed_file_is_replaced() {
-    let (h, store, second) = next_file_over_on(false, true).await;
-    assert!(
-        wait_for(5, || metric(
-            &h.registry,
-            "cdc_sink_rows_written_total",
-            &[]
-        ) == 2.0)
-        .await
-    );
-    assert!(h.sink.error().is_none());
-    assert!(read(&store, &second).await.contains(r#""d",1,"#));
-    h.sink.close().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unindexed_file_at_the_next_name_is_replaced() {
-    let (h, store, second) = next_file_over(false).await;
+/// An unindexed file at the next name: deleted (counted) and replaced by the sink's own.
+async fn unindexed_file_is_replaced(unconditional: bool) {
+    let (h, store, second) = next_file_over_on(false, unconditional).await;
     assert!(
         wait_for(5, || metric(
             &h.registry,
@@ -137,6 +104,26 @@ async fn an_unindexed_file_at_the_next_name_is_replaced() {
         1.0
     );
     h.sink.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indexed_file_of_another_writer_stops_the_sink_and_stays() {
+    indexed_file_stops_the_sink(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_conditional_create_an_indexed_file_is_still_checked_and_kept() {
+    indexed_file_stops_the_sink(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unindexed_file_at_the_next_name_is_replaced() {
+    unindexed_file_is_replaced(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_conditional_create_an_unindexed_file_is_replaced() {
+    unindexed_file_is_replaced(true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

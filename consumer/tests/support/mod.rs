@@ -238,3 +238,59 @@ pub fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) ->
         _ => got == want,
     }
 }
+
+/// Storage of `tables` tables (schemas `db0`..`db2` in turn, two columns) of three one-row
+/// files each, checkpoint at ts(10): the fixture of the request-counting tests.
+pub async fn three_files_per_table(uri: &str, tables: usize) -> Writer {
+    let mut w = Writer::new(uri);
+    for i in 0..tables {
+        let t = two_cols(&format!("db{}", i % 3), &format!("t{i}"), ts(1));
+        w.schema(&t, "", DdlKind::CreateTable).await;
+        for f in 0..3 {
+            w.file(&t, &[(ts(2 + f), vec![ins(f as i64, "x")])]).await;
+        }
+    }
+    w.checkpoint(ts(10)).await;
+    w
+}
+
+/// One round of `r` and the requests it made: (outcome, LIST calls, GET calls).
+pub async fn counted_round(
+    r: &mut cdc_consumer::replay::Replayer,
+    m: &cdc_consumer::metrics::Metrics,
+) -> (cdc_consumer::replay::RoundOutcome, u64, u64) {
+    let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
+    let out = r.round().await;
+    (out, m.list_calls.get() - l0, m.get_calls.get() - g0)
+}
+
+/// Every row of `schema`'s tables through the backend's read-back, as `table [values]` text,
+/// sorted per table (the schema name left out, so two schemas compare).
+pub async fn dump(down: &str, schema: &str) -> Vec<String> {
+    use cdc_common::TableName;
+    use cdc_consumer::backend::{self, Access};
+    use cdc_consumer::config::DownstreamUri;
+    let uri = DownstreamUri::parse(down, None).unwrap();
+    let mut d = backend::open(&uri, 1, Access::ReadBack).await.unwrap();
+    let mut out = Vec::new();
+    for t in d.read_tables(schema).await.unwrap() {
+        let name = TableName::new(schema, &t);
+        let cols: Vec<ColumnDef> = d
+            .read_columns(&name)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| ColumnDef::new(c, ColumnType::Text))
+            .collect();
+        let mut rows: Vec<String> = d
+            .read_rows(&name, &cols)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| format!("{t} {r:?}"))
+            .collect();
+        rows.sort();
+        out.extend(rows);
+    }
+    out
+}

@@ -163,16 +163,10 @@ pub(super) struct CanalTableCodec {
 }
 
 /// Bytes that need escaping in a JSON string (Go's `encoding/json` set, plus 0xE2 which may
-/// start U+2028/U+2029).
+/// start U+2028/U+2029): the bytes that end a plain run when scanning (control characters,
+/// quote, backslash) and the HTML-sensitive ones.
 const ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
+    let mut t = scan::STOP;
     t[b'<' as usize] = true;
     t[b'>' as usize] = true;
     t[b'&' as usize] = true;

@@ -15,7 +15,7 @@ pub(super) const MAX_DEPTH: u32 = 100;
 
 /// Bytes that end the plain run of a string: the closing quote, an escape, or a control
 /// character (not allowed raw in a JSON string).
-const STOP: [bool; 256] = {
+pub(super) const STOP: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 0x20 {
