@@ -89,12 +89,17 @@ pub async fn replayer(
         .with_listing_lag(cfg.listing_lag)
         .with_idle_rounds(cfg.sink.rows_carry_commit_ts());
     let down = open_downstream(cfg).await?;
-    let mut r = Replayer::new(disc, down, &cfg.sink, cfg.on_bad_file, metrics, health).await?;
+    let (sink, policy) = (&cfg.sink, cfg.on_bad_file);
+    let mut r = if cfg.group.is_some() {
+        Replayer::new_member(disc, down, sink, policy, metrics, health).await?
+    } else {
+        Replayer::new(disc, down, sink, policy, metrics, health).await?
+    };
     r.set_secrets(cfg.secrets.clone());
     r.set_keep_rounds(cfg.keep_rounds);
     r.set_read_ahead(cfg.read_ahead);
     r.set_unit_files(cfg.unit_files);
-    r.set_scope(&settled_scope(cfg), cfg.tables.clone());
+    r.set_scope(&settled_scope(cfg), cfg.tables.clone(), cfg.group.is_some());
     Ok(r)
 }
 

@@ -44,6 +44,31 @@ use std::collections::BTreeMap;
 
 /// Name of the progress table in SQL downstreams.
 pub const PROGRESS_TABLE: &str = "cdc_consumer_progress";
+
+/// How long the settled read of the progress record (a consumer's start or reopen, see
+/// [`crate::backend::Downstream::load_progress_settled`]) waits for another session's
+/// transaction that wrote progress rows and has not ended, unless the environment variable
+/// `CDC_CONSUMER_SETTLE_WAIT_SECS` says otherwise (a whole number of seconds, at least 1).
+pub const SETTLE_WAIT_SECS: u64 = 30;
+
+/// The settled read's bound in seconds: `CDC_CONSUMER_SETTLE_WAIT_SECS` or [`SETTLE_WAIT_SECS`].
+pub fn settle_wait_secs() -> u64 {
+    std::env::var("CDC_CONSUMER_SETTLE_WAIT_SECS")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&s| s >= 1)
+        .unwrap_or(SETTLE_WAIT_SECS)
+}
+
+/// The error text of a settled read that waited [`settle_wait_secs`] in vain.
+pub fn settle_wait_reason() -> String {
+    format!(
+        "another session held a transaction that wrote progress rows open for more than {} s \
+         (a paused or cut-off consumer?); nothing was read nor applied until it ends (commits, \
+         rolls back or is ended by the server)",
+        settle_wait_secs()
+    )
+}
 /// The `dispatcher` value of DDL rows (dispatcher ids are `[A-Za-z0-9-]`, so it cannot clash).
 pub const DDL_STREAM: &str = "#ddl";
 /// The `dispatcher` value of settled marks' rows (schema and table `''`: no schema is named

@@ -253,16 +253,30 @@ async fn consecutive_files_of_a_stream_are_one_unit_and_a_refused_unit_is_applie
         ))
         .unwrap();
     release(&uri).await;
-    let err = ReplayerBuilder::sqlite(&uri, &db)
-        .once()
+    let mut r = ReplayerBuilder::sqlite(&uri, &db)
         .args(&["--unit-files", UNIT_FILES])
-        .run()
+        .replayer()
         .await
-        .unwrap_err()
-        .to_string();
+        .unwrap();
+    let mut warnings = Vec::new();
+    let err = loop {
+        let out = r.round().await;
+        warnings.extend(out.record.warnings);
+        if let Some(e) = out.error {
+            break e.to_string();
+        }
+        assert!(!out.record.discovery.idle, "the refusal never came back");
+    };
+    drop(r);
     assert!(
         err.contains("injected refusal") && err.contains("0007.csv") && !err.contains(".."),
         "the error names the one refused file: {err}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("refused the unit") && w.contains("0005.csv")),
+        "the round record says the unit was refused and split: {warnings:?}"
     );
     assert_eq!(
         progress_file(&down, "db", "nopk").await,

@@ -299,7 +299,13 @@ async fn a_restart_with_nothing_new_on_postgres_and_mysql() {
         let (mut r, m, _) = start(&w.uri, &down, &[]).await;
         assert_eq!(settle(&mut r, &m).await, 3, "{var}");
         drop(r);
+        // a process about to join a group does not stand on the mark: no log, no gauge (its
+        // scope is set before it joins; other members' progress moves under a mark)
+        let (g, gm, _) = start(&w.uri, &down, &["--group", &format!("g{tag}")]).await;
+        assert_eq!(gm.settled_checkpoint_ts.get(), 0, "{var}");
+        drop(g);
         let (mut r, m, _) = start(&w.uri, &down, &[]).await;
+        assert_eq!(m.settled_checkpoint_ts.get(), ts(10).0 as i64, "{var}");
         let (out, lists, gets) = counted(&mut r, &m).await;
         assert!(out.record.discovery.resumed, "{var}");
         assert_eq!((lists, gets), (0, 1), "{var}");

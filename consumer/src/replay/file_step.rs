@@ -107,10 +107,11 @@ impl Replayer {
         let files = unit.files;
         let label = unit.label();
         let out = match self.apply_unit(&f, &def, unit, &label, rec).await {
-            Err(e @ Error::Downstream { .. }) if files > 1 => {
+            Err(e @ (Error::Downstream { .. } | Error::Conflict { .. })) if files > 1 => {
                 // Applied again one file per unit (see `file_unit`); the stream moves on
-                // from its progress in this round's next pass.
-                self.retry_files_alone(&f, &label, &e);
+                // from its progress in this round's next pass. A lock conflict splits the
+                // unit too: a shorter transaction holds its locks for less time.
+                self.retry_files_alone(&f, &label, &e, rec);
                 return Ok(Outcome::Applied);
             }
             r => r?,

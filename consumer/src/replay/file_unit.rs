@@ -34,7 +34,7 @@
 //!   duration once per unit, and the unit in `cdc_consumer_data_units_total`.
 
 use super::window::{checkpoint_window, holds_rows_above, Window};
-use super::{DataFileStep, Replayer};
+use super::{DataFileStep, Replayer, RoundRecord};
 use crate::discovery::{Catalog, Upstream};
 use cdc_common::codec::TableCodec;
 use cdc_common::layout::LayoutConfig;
@@ -168,20 +168,25 @@ impl Replayer {
         }
     }
 
-    /// After the downstream refused a unit of several files of `f`'s stream: that stream's
-    /// next units are one file each for the rest of the round, so the error names the file
-    /// and the files before it commit.
+    /// After the downstream refused a unit of several files of `f`'s stream (a statement it
+    /// refused, or a lock conflict that outlasted the retries; the round record's warnings say
+    /// so): that stream's next units are one file each for the rest of the round, so the
+    /// error names the file and the files before it commit.
     pub(super) fn retry_files_alone(
         &mut self,
         f: &DataFileStep,
         label: &str,
         e: &crate::error::Error,
+        rec: &mut RoundRecord,
     ) {
         tracing::warn!(
             unit = label,
             error = %e,
             "the downstream refused a unit of several files; applying them one file per unit"
         );
+        rec.warnings.push(format!(
+            "the downstream refused the unit {label} ({e}); its files are applied one per unit"
+        ));
         self.files_alone.insert(f.key.clone());
     }
 

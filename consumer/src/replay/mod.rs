@@ -204,13 +204,44 @@ impl Replayer {
     /// Loads the progress record (and the quarantine record) from the downstream.
     pub async fn new(
         disc: Discovery,
-        mut down: Box<dyn Downstream>,
+        down: Box<dyn Downstream>,
         options: &SinkOptions,
         policy: BadFilePolicy,
         metrics: Metrics,
         health: Arc<Mutex<Health>>,
     ) -> Result<Replayer> {
-        let rows = down.load_progress_settled().await?;
+        Self::start(disc, down, options, policy, metrics, health, true).await
+    }
+
+    /// [`Replayer::new`] for a process about to join a consumer group: it reads progress
+    /// without the settle lock, as a member's [`Replayer::reopen`] and rounds do (a member
+    /// paused inside the locked read would make every other member's progress write wait;
+    /// the lease fence orders a takeover after the replaced member's last unit).
+    pub async fn new_member(
+        disc: Discovery,
+        down: Box<dyn Downstream>,
+        options: &SinkOptions,
+        policy: BadFilePolicy,
+        metrics: Metrics,
+        health: Arc<Mutex<Health>>,
+    ) -> Result<Replayer> {
+        Self::start(disc, down, options, policy, metrics, health, false).await
+    }
+
+    async fn start(
+        disc: Discovery,
+        mut down: Box<dyn Downstream>,
+        options: &SinkOptions,
+        policy: BadFilePolicy,
+        metrics: Metrics,
+        health: Arc<Mutex<Health>>,
+        settled: bool,
+    ) -> Result<Replayer> {
+        let rows = if settled {
+            down.load_progress_settled().await?
+        } else {
+            down.load_progress().await?
+        };
         let loaded_marks = settled_rows(&rows);
         let quarantined = down
             .load_quarantine(policy == BadFilePolicy::Quarantine)

@@ -30,8 +30,10 @@ impl Replayer {
     /// [`crate::replayer`]) and the filter (which progress rows are the scope's). Without a
     /// scope no mark is stored nor believed. When the downstream holds this scope's mark and
     /// it holds for the progress record as loaded, the replayer starts from it: while
-    /// `metadata` reads its checkpoint, rounds cost one GET.
-    pub fn set_scope(&mut self, text: &str, filter: TableFilter) {
+    /// `metadata` reads its checkpoint, rounds cost one GET. A consumer that is about to join
+    /// a group says so (`joining_group`): the scope is set before [`Replayer::set_group`], and a
+    /// member never stands on a mark (other members' progress moves under it).
+    pub fn set_scope(&mut self, text: &str, filter: TableFilter, joining_group: bool) {
         let scope = Scope::new(text, filter);
         self.mark = SettledMark::find(&self.loaded_marks, &scope);
         self.mark_progress = None;
@@ -46,7 +48,7 @@ impl Replayer {
             return;
         };
         self.mark_progress = Some(self.progress.digest());
-        let usable = self.group.is_none() && self.down.keeps_settled_mark();
+        let usable = !joining_group && self.group.is_none() && self.down.keeps_settled_mark();
         if usable && self.disc.resume_at(mark.checkpoint) {
             tracing::info!(
                 checkpoint_ts = mark.checkpoint.0,

@@ -15,12 +15,14 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Transaction, Value as MyValue};
 
 /// Creates the database and the progress table when missing and reads it (`db` quoted);
-/// with `settled` (a consumer starting or reopening its downstream), a locking read waits for every transaction holding a progress row (updated
-/// or inserted) to end. A consumer killed right after sending `COMMIT` leaves a session that
+/// with `settled` (a consumer, not a group member, starting or reopening its downstream), a
+/// locking read waits for every transaction holding a progress row (updated or inserted) to end. A consumer killed right after sending `COMMIT` leaves a session that
 /// still commits its unit; a restart reading the record before that commit landed would apply
 /// the unit again, and a unit of several files formed again after discovery saw more files
 /// would end at another file than the late one, so the compare before the progress write
-/// could not tell it was applied.
+/// could not tell it was applied. The wait is bounded ([`crate::progress::settle_wait_secs`],
+/// set for that one read): a session that stays inside a progress-writing transaction (a
+/// paused or cut-off consumer) makes the read fail with an error that says so.
 pub(super) async fn load_progress(
     conn: &mut Conn,
     db: &str,
@@ -48,13 +50,36 @@ pub(super) async fn load_progress(
         .await
         .map_err(bad)?;
     let lock = if settled { " LOCK IN SHARE MODE" } else { "" };
-    let rows: Vec<Row> = tx
+    if settled {
+        // bounded, for this read only (units keep the server's own wait)
+        tx.query_drop(format!(
+            "SET @cdc_lock_wait = @@innodb_lock_wait_timeout, \
+             SESSION innodb_lock_wait_timeout = {}",
+            crate::progress::settle_wait_secs()
+        ))
+        .await
+        .map_err(bad)?;
+    }
+    let read: std::result::Result<Vec<Row>, _> = tx
         .query(format!(
             "SELECT schema_name, table_name, partition_id, dispatcher, table_version, \
              date_dir, file_index, commit_ts FROM {db}.{PROGRESS_TABLE}{lock}"
         ))
-        .await
-        .map_err(bad)?;
+        .await;
+    if settled {
+        tx.query_drop("SET SESSION innodb_lock_wait_timeout = @cdc_lock_wait")
+            .await
+            .map_err(bad)?;
+    }
+    let rows = read.map_err(|e| match e {
+        mysql_async::Error::Server(s) if s.code == 1205 => downstream_error(
+            PROGRESS_TABLE,
+            "-",
+            "progress",
+            crate::progress::settle_wait_reason(),
+        ),
+        e => bad(e),
+    })?;
     tx.commit().await.map_err(bad)?;
     let mut out = Vec::new();
     for (schema, table, partition, dispatcher, v, date, idx, ts) in rows {

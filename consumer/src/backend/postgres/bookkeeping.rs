@@ -21,7 +21,10 @@ use tokio_postgres::{Client, Transaction};
 /// unit of several files formed again after discovery saw more files would end at another
 /// file than the late one, so the progress compare (see the backend's module doc) could not
 /// tell it was applied. Waiting for the lock reads the record after the late commit. The lock
-/// is held for the one read, and taken only when a consumer starts or reopens its downstream.
+/// is held for the one read, and taken only when a consumer (not a group member) starts or
+/// reopens its downstream. The wait is bounded ([`crate::progress::settle_wait_secs`]): a
+/// session that stays inside a progress-writing transaction (a paused or cut-off consumer)
+/// makes the read fail with an error that says so, rather than hang the start.
 pub(super) async fn load_progress(
     client: &mut Client,
     settled: bool,
@@ -41,9 +44,18 @@ pub(super) async fn load_progress(
     .map_err(bad)?;
     let tx = client.transaction().await.map_err(bad)?;
     if settled {
-        tx.batch_execute(&format!("LOCK TABLE public.{PROGRESS_TABLE} IN SHARE MODE"))
-            .await
-            .map_err(bad)?;
+        tx.batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{}s'; LOCK TABLE public.{PROGRESS_TABLE} IN SHARE MODE",
+            crate::progress::settle_wait_secs()
+        ))
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::LOCK_NOT_AVAILABLE) {
+                settle_wait_error()
+            } else {
+                bad(e)
+            }
+        })?;
     }
     let rows = tx
         .query(
@@ -324,4 +336,15 @@ async fn create_rounds(client: &Client) -> Result<()> {
     )
     .await
     .map_err(|e| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e)))
+}
+
+/// The settled read waited [`crate::progress::settle_wait_secs`] for another session's
+/// transaction on the progress record.
+fn settle_wait_error() -> crate::error::Error {
+    downstream_error(
+        PROGRESS_TABLE,
+        "-",
+        "progress",
+        crate::progress::settle_wait_reason(),
+    )
 }
