@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::freshness::{now_ms, RecentError, RoundRecord, StreamProgress, TableProgress};
 use crate::group::LeaseKey;
 use crate::ordering::{count_pending, table_steps, Step, Wait};
-use crate::progress::DDL_STREAM;
+use crate::progress::{ProgressKey, DDL_STREAM};
 use cdc_common::{TableName, Ts};
 use std::collections::{BTreeMap, HashSet};
 
@@ -152,6 +152,13 @@ impl Replayer {
             .fold(checkpoint, Ts::min)
     }
 
+    /// True for a progress row of one of this consumer's tables: database-level DDL rows have
+    /// no table, and rows outside the consumer's scope (another consumer sharing the progress
+    /// table, a table outside `--tables`) are not this one's to report.
+    fn names_own_table(&self, k: &ProgressKey) -> bool {
+        !k.table.is_empty() && self.scope.as_ref().is_none_or(|s| s.covers(k))
+    }
+
     /// Per table of the catalog, the ts up to which it is applied (at most the checkpoint).
     /// Standing on a settled mark, every table the catalog or the progress record names, at
     /// the mark's checkpoint.
@@ -165,9 +172,7 @@ impl Replayer {
                 .progress
                 .rows()
                 .map(|(k, _)| k)
-                // Only this consumer's tables: the progress table may be shared with other
-                // consumers, or name tables outside `--tables`.
-                .filter(|k| !k.table.is_empty() && self.scope.as_ref().is_none_or(|s| s.covers(k)));
+                .filter(|k| self.names_own_table(k));
             for k in named {
                 out.insert(TableName::new(k.schema.as_str(), k.table.as_str()), on_mark);
             }
@@ -226,11 +231,8 @@ impl Replayer {
             })
             .collect();
         for (k, p) in self.progress.rows() {
-            // Database-level DDL rows have no table; in a group, other members' tables are
-            // theirs to report; rows of tables outside this consumer's scope (another consumer
-            // sharing the progress table, a table outside `--tables`) are not this one's.
-            if k.table.is_empty()
-                || self.scope.as_ref().is_some_and(|s| !s.covers(k))
+            // In a group, other members' tables are theirs to report.
+            if !self.names_own_table(k)
                 || !self.owns(&LeaseKey::Table(TableName::new(
                     k.schema.as_str(),
                     k.table.as_str(),
