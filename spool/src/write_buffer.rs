@@ -32,6 +32,12 @@
 //! - Memory: the open chunk holds at most [`WRITE_BUFFER_SIZE`] bytes; sealed chunks exist only
 //!   while a thread writes them or while a failed one waits for its retry (during which spills
 //!   are refused), so a spool's buffer stays within a few MiB of its memory quota.
+//! - One buffer carries the records while the spool fills chunk after chunk: a written chunk's
+//!   buffer takes over the records of the open chunk begun when it was sealed (usually the one
+//!   record that did not fit; more if other threads spilled during the write) and becomes the
+//!   open chunk again, so the next megabyte of copies lands in memory the CPU's cache still
+//!   holds instead of alternating between two 1 MiB buffers. The records keep their offsets
+//!   and stay readable throughout (the move happens under the spool's lock).
 //! - The segment offset is reset to 0 (a fully released active segment is reused) only when no
 //!   chunk is being written, so a late write can never land on records written after it.
 
@@ -111,6 +117,18 @@ impl Chunk {
         self.bytes.clear();
         self.parts.clear();
         self.records.clear();
+    }
+
+    /// Moves every record of `from` into this empty chunk (same offsets, same parts), leaving
+    /// `from` empty with its allocations.
+    fn take_records_of(&mut self, from: &mut Chunk) {
+        debug_assert!(self.is_empty() && self.parts.is_empty() && self.bytes.is_empty());
+        self.start = from.start;
+        self.len = from.len;
+        self.bytes.extend_from_slice(&from.bytes);
+        self.parts.append(&mut from.parts);
+        self.records.append(&mut from.records);
+        from.clear();
     }
 
     fn copy(&mut self, b: &[u8]) {
@@ -356,11 +374,19 @@ impl WriteBuffer {
         }
         drop(self.sealed.remove(i));
         self.publish(segment);
+        let Ok(mut written) = Arc::try_unwrap(chunk) else {
+            return;
+        };
+        written.clear();
+        if written.bytes.capacity() > self.open.bytes.capacity() {
+            // The open chunk began when this one was sealed and holds only what came since:
+            // its records move into the written chunk's buffer, which the records of the next
+            // megabyte then reuse while it is still in the CPU's cache.
+            written.take_records_of(&mut self.open);
+            std::mem::swap(&mut written, &mut self.open);
+        }
         if self.spare.is_none() {
-            if let Ok(mut c) = Arc::try_unwrap(chunk) {
-                c.clear();
-                self.spare = Some(c);
-            }
+            self.spare = Some(written);
         }
     }
 
@@ -389,6 +415,66 @@ mod tests {
 
     fn append(b: &mut WriteBuffer, seg: &Arc<Segment>, at: u64, p: &[u8]) -> Option<WriteJob> {
         b.append(seg, at, encode_header(p), Bytes::copy_from_slice(p))
+    }
+
+    #[test]
+    fn records_appended_while_a_chunk_is_written_move_into_its_buffer_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment(dir.path());
+        let mut b = WriteBuffer::default();
+        let payload = |i: u64| vec![(i % 251) as u8; 1000 + (i % 7) as usize];
+        let mut offset = 0;
+        let mut written = Vec::new();
+        let mut next = 0u64;
+        // Two chunks' worth, so that the second seal finds a spare from the first write.
+        for round in 0..2 {
+            let job = loop {
+                let p = payload(next);
+                let job = append(&mut b, &seg, offset, &p);
+                written.push((offset, p));
+                offset += 8 + written.last().unwrap().1.len() as u64;
+                next += 1;
+                if let Some(job) = job {
+                    break job;
+                }
+            };
+            // While the sealed chunk is written, more records arrive (one large, shared).
+            let big = Bytes::from(vec![0xabu8; COPY_MAX + 1]);
+            assert!(b
+                .append(&seg, offset, encode_header(&big), big.clone())
+                .is_none());
+            written.push((offset, big.to_vec()));
+            offset += 8 + big.len() as u64;
+            let p = payload(next);
+            assert!(append(&mut b, &seg, offset, &p).is_none());
+            written.push((offset, p));
+            offset += 8 + written.last().unwrap().1.len() as u64;
+            next += 1;
+
+            let sealed_buffer = job.chunk.bytes.as_ptr();
+            let open_from = b.open.start;
+            job.chunk.write_to(&seg).unwrap();
+            b.complete(&seg, job.chunk, true);
+            assert_eq!(
+                b.open.bytes.as_ptr(),
+                sealed_buffer,
+                "round {round}: the open chunk continues in the written chunk's buffer"
+            );
+            assert_eq!(b.open.start, open_from);
+            assert_eq!(seg.buffered_from.load(Ordering::Acquire), open_from);
+            for (at, p) in written.iter().filter(|(at, _)| *at >= open_from) {
+                assert_eq!(b.read(*at).as_deref(), Some(&p[..]), "record at {at}");
+            }
+        }
+        let job = b.seal(&seg).unwrap();
+        job.chunk.write_to(&seg).unwrap();
+        b.complete(&seg, job.chunk, true);
+        assert_eq!(seg.buffered_from.load(Ordering::Acquire), u64::MAX);
+        for (at, p) in &written {
+            assert_eq!(seg.read_record(*at, p.len() as u64).unwrap(), &p[..]);
+        }
+        let found = crate::segment::scan_segment(seg.path(), 0, None).unwrap();
+        assert_eq!(found.len(), written.len());
     }
 
     #[test]
