@@ -37,7 +37,8 @@
 //!   record that did not fit; more if other threads spilled during the write) and becomes the
 //!   open chunk again, so the next megabyte of copies lands in memory the CPU's cache still
 //!   holds instead of alternating between two 1 MiB buffers. The records keep their offsets
-//!   and stay readable throughout (the move happens under the spool's lock).
+//!   and stay readable throughout (the move happens under the spool's lock, so it is made
+//!   only when the open chunk holds at most [`HANDOVER_MAX`] copied bytes).
 //! - The segment offset is reset to 0 (a fully released active segment is reused) only when no
 //!   chunk is being written, so a late write can never land on records written after it.
 
@@ -64,6 +65,12 @@ pub const DIRECT_WRITE_MIN: u64 = 256 * 1024;
 /// caller's bytes (no copy) and become buffers of their own in the vectored write. Measured
 /// with `spool_bench`: copying beats an extra kernel buffer below a few KiB.
 pub const COPY_MAX: usize = 4 * 1024;
+
+/// Most copied bytes an open chunk may hold for its records to move into the buffer of a
+/// chunk just written (see [`WriteBuffer::complete`]): the move is a copy made under the spool's
+/// lock, so an open chunk that other threads filled further during the write keeps its own
+/// buffer.
+pub const HANDOVER_MAX: usize = 64 * 1024;
 
 /// A piece of a chunk in write order.
 #[derive(Debug)]
@@ -356,7 +363,9 @@ impl WriteBuffer {
     }
 
     /// Records the outcome of a chunk's write: a written chunk leaves the buffer (its
-    /// allocations are kept for the next open chunk), a failed one stays for a retry. `chunk`
+    /// allocations are kept for the next open chunk, or take over the open chunk's records
+    /// when that one is smaller and holds at most [`HANDOVER_MAX`] copied bytes), a failed one
+    /// stays for a retry. `chunk`
     /// is the job's handle, given back so that the allocations can be reused.
     pub(crate) fn complete(&mut self, segment: &Segment, chunk: Arc<Chunk>, written: bool) {
         let Some(i) = self
@@ -378,7 +387,9 @@ impl WriteBuffer {
             return;
         };
         written.clear();
-        if written.bytes.capacity() > self.open.bytes.capacity() {
+        if written.bytes.capacity() > self.open.bytes.capacity()
+            && self.open.bytes.len() <= HANDOVER_MAX
+        {
             // The open chunk began when this one was sealed and holds only what came since:
             // its records move into the written chunk's buffer, which the records of the next
             // megabyte then reuse while it is still in the CPU's cache.
@@ -475,6 +486,41 @@ mod tests {
         }
         let found = crate::segment::scan_segment(seg.path(), 0, None).unwrap();
         assert_eq!(found.len(), written.len());
+    }
+
+    #[test]
+    fn an_open_chunk_filled_past_the_handover_bound_keeps_its_own_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment(dir.path());
+        let mut b = WriteBuffer::default();
+        let p = vec![3u8; 1024];
+        let mut offset = 0;
+        let job = loop {
+            let job = append(&mut b, &seg, offset, &p);
+            offset += 8 + 1024;
+            if let Some(job) = job {
+                break job;
+            }
+        };
+        let open_from = b.open.start;
+        while b.open.bytes.len() <= HANDOVER_MAX {
+            assert!(append(&mut b, &seg, offset, &p).is_none());
+            offset += 8 + 1024;
+        }
+        let own = b.open.bytes.as_ptr();
+        job.chunk.write_to(&seg).unwrap();
+        b.complete(&seg, job.chunk, true);
+        assert_eq!(b.open.bytes.as_ptr(), own, "no copy of more than the bound");
+        assert_eq!(b.open.start, open_from);
+        assert!(
+            b.spare.is_some(),
+            "the written chunk is kept for the next seal"
+        );
+        let mut at = open_from;
+        while at < offset {
+            assert_eq!(b.read(at).as_deref(), Some(&p[..]), "record at {at}");
+            at += 8 + 1024;
+        }
     }
 
     #[test]
