@@ -78,7 +78,9 @@
 //!  record < 256 KiB:  reserve (segment, offset) + append to the open chunk   [one lock;
 //!                     enqueue_many: one lock for a run of them]
 //!                     open chunk would pass 1 MiB -> seal it; this thread pwritev()s it,
-//!                     outside the lock; the chunk leaves the buffer once written
+//!                     outside the lock; the chunk leaves the buffer once written and
+//!                     its memory carries on as the open chunk (cache-warm for the next
+//!                     megabyte of copies), taking over the records appended meanwhile
 //!  record >= 256 KiB: reserve + seal the open chunk [lock] -> pwritev(chunk), pwritev(header,
 //!                     payload) -> decide the wake [lock]
 //!  read:              offset + 8 + len <= segment.buffered_from ? pread (no lock)

@@ -32,6 +32,13 @@
 //! - Memory: the open chunk holds at most [`WRITE_BUFFER_SIZE`] bytes; sealed chunks exist only
 //!   while a thread writes them or while a failed one waits for its retry (during which spills
 //!   are refused), so a spool's buffer stays within a few MiB of its memory quota.
+//! - One buffer carries the records while the spool fills chunk after chunk: a written chunk's
+//!   buffer takes over the records of the open chunk begun when it was sealed (usually the one
+//!   record that did not fit; more if other threads spilled during the write) and becomes the
+//!   open chunk again, so the next megabyte of copies lands in memory the CPU's cache still
+//!   holds instead of alternating between two 1 MiB buffers. The records keep their offsets
+//!   and stay readable throughout (the move happens under the spool's lock, so it is made
+//!   only when the open chunk holds at most [`HANDOVER_MAX`] copied bytes).
 //! - The segment offset is reset to 0 (a fully released active segment is reused) only when no
 //!   chunk is being written, so a late write can never land on records written after it.
 
@@ -58,6 +65,12 @@ pub const DIRECT_WRITE_MIN: u64 = 256 * 1024;
 /// caller's bytes (no copy) and become buffers of their own in the vectored write. Measured
 /// with `spool_bench`: copying beats an extra kernel buffer below a few KiB.
 pub const COPY_MAX: usize = 4 * 1024;
+
+/// Most copied bytes an open chunk may hold for its records to move into the buffer of a
+/// chunk just written (see [`WriteBuffer::complete`]): the move is a copy made under the spool's
+/// lock, so an open chunk that other threads filled further during the write keeps its own
+/// buffer.
+pub const HANDOVER_MAX: usize = 64 * 1024;
 
 /// A piece of a chunk in write order.
 #[derive(Debug)]
@@ -111,6 +124,18 @@ impl Chunk {
         self.bytes.clear();
         self.parts.clear();
         self.records.clear();
+    }
+
+    /// Moves every record of `from` into this empty chunk (same offsets, same parts), leaving
+    /// `from` empty with its allocations.
+    fn take_records_of(&mut self, from: &mut Chunk) {
+        debug_assert!(self.is_empty() && self.parts.is_empty() && self.bytes.is_empty());
+        self.start = from.start;
+        self.len = from.len;
+        self.bytes.extend_from_slice(&from.bytes);
+        self.parts.append(&mut from.parts);
+        self.records.append(&mut from.records);
+        from.clear();
     }
 
     fn copy(&mut self, b: &[u8]) {
@@ -338,7 +363,9 @@ impl WriteBuffer {
     }
 
     /// Records the outcome of a chunk's write: a written chunk leaves the buffer (its
-    /// allocations are kept for the next open chunk), a failed one stays for a retry. `chunk`
+    /// allocations are kept for the next open chunk, or take over the open chunk's records
+    /// when that one is smaller and holds at most [`HANDOVER_MAX`] copied bytes), a failed one
+    /// stays for a retry. `chunk`
     /// is the job's handle, given back so that the allocations can be reused.
     pub(crate) fn complete(&mut self, segment: &Segment, chunk: Arc<Chunk>, written: bool) {
         let Some(i) = self
@@ -356,11 +383,21 @@ impl WriteBuffer {
         }
         drop(self.sealed.remove(i));
         self.publish(segment);
+        let Ok(mut written) = Arc::try_unwrap(chunk) else {
+            return;
+        };
+        written.clear();
+        if written.bytes.capacity() > self.open.bytes.capacity()
+            && self.open.bytes.len() <= HANDOVER_MAX
+        {
+            // The open chunk began when this one was sealed and holds only what came since:
+            // its records move into the written chunk's buffer, which the records of the next
+            // megabyte then reuse while it is still in the CPU's cache.
+            written.take_records_of(&mut self.open);
+            std::mem::swap(&mut written, &mut self.open);
+        }
         if self.spare.is_none() {
-            if let Ok(mut c) = Arc::try_unwrap(chunk) {
-                c.clear();
-                self.spare = Some(c);
-            }
+            self.spare = Some(written);
         }
     }
 
@@ -389,6 +426,101 @@ mod tests {
 
     fn append(b: &mut WriteBuffer, seg: &Arc<Segment>, at: u64, p: &[u8]) -> Option<WriteJob> {
         b.append(seg, at, encode_header(p), Bytes::copy_from_slice(p))
+    }
+
+    #[test]
+    fn records_appended_while_a_chunk_is_written_move_into_its_buffer_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment(dir.path());
+        let mut b = WriteBuffer::default();
+        let payload = |i: u64| vec![(i % 251) as u8; 1000 + (i % 7) as usize];
+        let mut offset = 0;
+        let mut written = Vec::new();
+        let mut next = 0u64;
+        // Two chunks' worth, so that the second seal finds a spare from the first write.
+        for round in 0..2 {
+            let job = loop {
+                let p = payload(next);
+                let job = append(&mut b, &seg, offset, &p);
+                written.push((offset, p));
+                offset += 8 + written.last().unwrap().1.len() as u64;
+                next += 1;
+                if let Some(job) = job {
+                    break job;
+                }
+            };
+            // While the sealed chunk is written, more records arrive (one large, shared).
+            let big = Bytes::from(vec![0xabu8; COPY_MAX + 1]);
+            assert!(b
+                .append(&seg, offset, encode_header(&big), big.clone())
+                .is_none());
+            written.push((offset, big.to_vec()));
+            offset += 8 + big.len() as u64;
+            let p = payload(next);
+            assert!(append(&mut b, &seg, offset, &p).is_none());
+            written.push((offset, p));
+            offset += 8 + written.last().unwrap().1.len() as u64;
+            next += 1;
+
+            let sealed_buffer = job.chunk.bytes.as_ptr();
+            let open_from = b.open.start;
+            job.chunk.write_to(&seg).unwrap();
+            b.complete(&seg, job.chunk, true);
+            assert_eq!(
+                b.open.bytes.as_ptr(),
+                sealed_buffer,
+                "round {round}: the open chunk continues in the written chunk's buffer"
+            );
+            assert_eq!(b.open.start, open_from);
+            assert_eq!(seg.buffered_from.load(Ordering::Acquire), open_from);
+            for (at, p) in written.iter().filter(|(at, _)| *at >= open_from) {
+                assert_eq!(b.read(*at).as_deref(), Some(&p[..]), "record at {at}");
+            }
+        }
+        let job = b.seal(&seg).unwrap();
+        job.chunk.write_to(&seg).unwrap();
+        b.complete(&seg, job.chunk, true);
+        assert_eq!(seg.buffered_from.load(Ordering::Acquire), u64::MAX);
+        for (at, p) in &written {
+            assert_eq!(seg.read_record(*at, p.len() as u64).unwrap(), &p[..]);
+        }
+        let found = crate::segment::scan_segment(seg.path(), 0, None).unwrap();
+        assert_eq!(found.len(), written.len());
+    }
+
+    #[test]
+    fn an_open_chunk_filled_past_the_handover_bound_keeps_its_own_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment(dir.path());
+        let mut b = WriteBuffer::default();
+        let p = vec![3u8; 1024];
+        let mut offset = 0;
+        let job = loop {
+            let job = append(&mut b, &seg, offset, &p);
+            offset += 8 + 1024;
+            if let Some(job) = job {
+                break job;
+            }
+        };
+        let open_from = b.open.start;
+        while b.open.bytes.len() <= HANDOVER_MAX {
+            assert!(append(&mut b, &seg, offset, &p).is_none());
+            offset += 8 + 1024;
+        }
+        let own = b.open.bytes.as_ptr();
+        job.chunk.write_to(&seg).unwrap();
+        b.complete(&seg, job.chunk, true);
+        assert_eq!(b.open.bytes.as_ptr(), own, "no copy of more than the bound");
+        assert_eq!(b.open.start, open_from);
+        assert!(
+            b.spare.is_some(),
+            "the written chunk is kept for the next seal"
+        );
+        let mut at = open_from;
+        while at < offset {
+            assert_eq!(b.read(at).as_deref(), Some(&p[..]), "record at {at}");
+            at += 8 + 1024;
+        }
     }
 
     #[test]
