@@ -131,6 +131,20 @@ async fn summary_is_put_before_metadata_moves_and_names_exactly_the_touched_tabl
     let c = s.changed_between(ts(1), ts(40)).expect("a complete chain");
     assert_eq!(c.tables.len(), 3);
 
+    // Step (40, 45]: a new file of a, whose schema file exists: its index entry alone.
+    write_tables(&h, &["a"], ts(42)).await;
+    assert_eq!(
+        h.sink.checkpoint(ts(45)).await.unwrap(),
+        CheckpointOutcome::Written(ts(45))
+    );
+    let s = read_summary(&store).await.unwrap();
+    let step = s.steps.last().unwrap();
+    assert_eq!(
+        (step.from, step.to, step.complete),
+        (Some(ts(40)), ts(45), true)
+    );
+    assert_eq!(names(step), ["s.a"]);
+
     // Nothing touched: an empty, complete step.
     assert_eq!(
         h.sink.checkpoint(ts(50)).await.unwrap(),
@@ -140,7 +154,7 @@ async fn summary_is_put_before_metadata_moves_and_names_exactly_the_touched_tabl
     let step = s.steps.last().unwrap();
     assert_eq!(
         (step.from, step.complete, names(step).len()),
-        (Some(ts(40)), true, 0)
+        (Some(ts(45)), true, 0)
     );
     let incarnation = s.incarnation.clone();
     h.sink.close().await.unwrap();

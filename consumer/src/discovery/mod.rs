@@ -56,6 +56,14 @@
 //! never skips ([`Discovery::disable_idle_rounds`]): the tables it may apply change with its
 //! leases and other members move the progress record.
 //!
+//! # Summary rounds
+//!
+//! A round after the checkpoint moved from `C_prev` to `C_m`, in a process whose last round
+//! left the catalog up to date at `C_prev`, reads the sink's change summary (`changes.metadata`)
+//! and refreshes only the tables its steps from `C_prev` to `C_m` name: O(changed tables)
+//! requests. Where it is missing, unreadable or does not chain, the round is a full one. The
+//! argument and its conditions are in `summary.rs`.
+//!
 //! A new process may start from a checkpoint its predecessor settled at
 //! ([`Discovery::resume_at`], from the [`crate::settled`] mark): while `metadata` reads that
 //! checkpoint its rounds are idle with an empty catalog; the first round that reads another
@@ -102,6 +110,7 @@
 //! - `round`: [`Discovery::round`] as its phases.
 //! - `read`: reading one schema file, one directory's index files, one version's directories.
 //! - `settle`: listing-lag settling (which sightings count, directories waiting to settle).
+//! - `summary`: summary rounds, which refresh only the tables the change summary names.
 //! - this file: the [`Discovery`] state, its small catalog accessors and [`DiscoveryStats`].
 //!
 //! The files below this one use it; it uses none of them but the leaves `catalog` and `store`
@@ -112,6 +121,7 @@ mod read;
 mod round;
 mod settle;
 mod store;
+mod summary;
 
 pub use catalog::{Catalog, DirEntry, SchemaEntry, TableEntry, VersionEntry};
 pub use store::{
@@ -146,6 +156,29 @@ pub struct DiscoveryStats {
     /// settled mark) with no catalog built in this process.
     #[serde(default)]
     pub resumed: bool,
+    /// Whether the round refreshed only the tables the sink's change summary named (see
+    /// "Summary rounds").
+    #[serde(default)]
+    pub summary: bool,
+    /// Tables a summary round refreshed.
+    #[serde(default)]
+    pub summary_tables: u64,
+}
+
+impl DiscoveryStats {
+    /// The round's kind for `cdc_consumer_discovery_rounds_total`: `idle`, `first` (the
+    /// recursive listing), `summary` or `full`.
+    pub fn kind(&self) -> &'static str {
+        if self.idle {
+            "idle"
+        } else if self.full_listing {
+            "first"
+        } else if self.summary {
+            "summary"
+        } else {
+            "full"
+        }
+    }
 }
 
 /// Incremental discovery state.
@@ -182,6 +215,9 @@ pub struct Discovery {
     /// The checkpoint at which the replayer found everything applied after a settled round:
     /// while `metadata` still says so, a round stops after phase 0 (see "Idle rounds").
     idle_at: Option<Ts>,
+    /// The checkpoint-ts read by the last round that left the catalog up to date at it
+    /// (completed, ordered against writes): a summary round starts its chain there.
+    summary_base: Option<Ts>,
 }
 
 impl Discovery {
@@ -204,6 +240,7 @@ impl Discovery {
             last_read: None,
             idle_allowed: false,
             idle_at: None,
+            summary_base: None,
         }
     }
 
@@ -230,6 +267,7 @@ impl Discovery {
     pub fn disable_idle_rounds(&mut self) {
         self.idle_allowed = false;
         self.idle_at = None;
+        self.summary_base = None;
     }
 
     /// Tells discovery how the round that just ran ended: `all_applied` when the replayer
@@ -276,6 +314,7 @@ impl Discovery {
     /// or the set of tables to replay changed).
     pub fn require_full_round(&mut self) {
         self.idle_at = None;
+        self.summary_base = None;
     }
 
     /// What is known so far.
