@@ -253,3 +253,81 @@ async fn a_ddl_travels_through_a_summary_round() {
         .any(|l| l.starts_with("t2 ")));
     assert_eq!(dump(&down, "db9").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_restart_on_the_settled_mark_reads_only_the_changed_tables() {
+    use cdc_consumer::freshness::{Health, Status};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let m = Metrics::new();
+    let uri = "memory://summary-4?protocol=csv&include-commit-ts=true";
+    let (mut w, r) = settled(uri, &db, &m).await;
+    drop(r);
+    let start = |w: &Writer| {
+        let m = Metrics::new();
+        let h = Arc::new(Mutex::new(Health::default()));
+        let b = ReplayerBuilder::sqlite(&w.uri, &db)
+            .metrics(m.clone())
+            .health(h.clone());
+        async move { (b.replayer().await.unwrap(), m, h) }
+    };
+
+    // While it is down: new files in two tables, the checkpoint passes them.
+    touch(&mut w, &[3, 17], ts(15), 300).await;
+    w.checkpoint(ts(20)).await;
+    let (mut r, m, h) = start(&w).await;
+    let (out, lists, gets) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 2);
+    assert_eq!(out.record.rows(), 2);
+    // GET metadata and the summary; per table, read from scratch: LIST its meta/, GET its
+    // schema file, LIST its version directory and the data directory's meta/, GET the index
+    // file and the one data file not applied yet.
+    assert_eq!((lists, gets), (6, 2 + 6));
+    assert_eq!(
+        r.catalog().tables.len(),
+        2,
+        "only the changed tables were read"
+    );
+    // Freshness stays honest: every table, read or not, is applied through the checkpoint.
+    let (applied, status, tables) = {
+        let h = h.lock().unwrap();
+        (h.applied_ts, h.status, h.tables.clone())
+    };
+    assert_eq!(applied, Some(ts(20).0));
+    assert_eq!(status, Status::Ready);
+    assert_eq!(tables.len(), TABLES);
+    assert!(
+        tables.values().all(|t| t.applied_ts == ts(20).0),
+        "{tables:?}"
+    );
+    // Settled at once: idle, and a summary round again once the checkpoint moves.
+    let (idle, lists, gets) = counted_round(&mut r, &m).await;
+    assert!(idle.record.discovery.idle && (lists, gets) == (0, 1));
+    touch(&mut w, &[20], ts(25), 300).await;
+    w.checkpoint(ts(30)).await;
+    let (out, _, _) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 1);
+
+    // A file above the checkpoint is pending when the process settles: the mark says so, and
+    // a restart does not chain from it (that file's table is named in a step before it).
+    touch(&mut w, &[25], ts(35), 400).await;
+    w.checkpoint(ts(32)).await;
+    let (out, _, _) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 0, "held back above the checkpoint");
+    assert!(counted_round(&mut r, &m).await.0.record.discovery.idle);
+    drop(r);
+    w.checkpoint(ts(40)).await;
+    let (mut r, m, _) = start(&w).await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(
+        out.record.discovery.full_listing,
+        "{:?}",
+        out.record.discovery
+    );
+    assert_eq!(lists, 1);
+    assert_eq!(out.record.rows(), 1, "the pending file is applied");
+}

@@ -218,6 +218,12 @@ pub struct Discovery {
     /// The checkpoint-ts read by the last round that left the catalog up to date at it
     /// (completed, ordered against writes): a summary round starts its chain there.
     summary_base: Option<Ts>,
+    /// The last round was a summary round.
+    last_summary: bool,
+    /// The catalog holds only the tables changed since a settled mark this process started
+    /// from (a summary round without a full one before it): every table it lacks is applied
+    /// through the checkpoint (see `summary.rs`).
+    partial: bool,
 }
 
 impl Discovery {
@@ -241,6 +247,8 @@ impl Discovery {
             idle_allowed: false,
             idle_at: None,
             summary_base: None,
+            last_summary: false,
+            partial: false,
         }
     }
 
@@ -278,7 +286,7 @@ impl Discovery {
     pub fn finish_round(&mut self, all_applied: bool) {
         let settled = all_applied
             && self.listing_lag.is_zero()
-            && (self.built >= 2 || (self.last_idle && self.idle_at.is_some()));
+            && (self.built >= 2 || self.last_summary || (self.last_idle && self.idle_at.is_some()));
         self.idle_at = if self.idle_allowed && settled {
             self.last_read
         } else {
@@ -294,14 +302,24 @@ impl Discovery {
 
     /// Starts from a checkpoint-ts `c` that a previous process settled at (the settled mark,
     /// checked by the caller against the progress record): while `metadata` reads `c`, rounds
-    /// are idle without building the catalog. Refused (false) where idle rounds are not
+    /// are idle without building the catalog. When the mark also says no indexed file was
+    /// pending (`nothing_pending`), the first round that reads a moved checkpoint may be a
+    /// summary round from `c` (see `summary.rs`). Refused (false) where idle rounds are not
     /// allowed (rows without commit ts, a listing lag, a group member) or after a round ran.
-    pub fn resume_at(&mut self, c: Ts) -> bool {
+    pub fn resume_at(&mut self, c: Ts, nothing_pending: bool) -> bool {
         if !self.idle_allowed || !self.listing_lag.is_zero() || self.built > 0 || self.last_idle {
             return false;
         }
         self.idle_at = Some(c);
+        self.summary_base = nothing_pending.then_some(c);
         true
+    }
+
+    /// True while the catalog holds only the tables changed since the settled mark this
+    /// process started from: a table it lacks has nothing left to apply through the
+    /// checkpoint (see `summary.rs`).
+    pub fn partial_catalog(&self) -> bool {
+        self.partial
     }
 
     /// True once a round listed storage in this process (false while every round so far, if

@@ -90,8 +90,20 @@ impl Discovery {
         // a full round: the replayer earns the next skip again
         self.idle_at = None;
         self.last_idle = false;
-        if self.built == 0 {
+        self.last_summary = false;
+        let changed = match base {
+            Some(_) => self.read_summary(base).await?,
+            None => None,
+        };
+        if let Some(changed) = changed {
+            stats.summary = true;
+            // On a settled mark's empty catalog the changed tables are read from scratch.
+            self.partial |= self.built == 0;
+            self.summary_round(changed, &mut stats).await?;
+            self.last_summary = true;
+        } else if self.built == 0 {
             stats.full_listing = true;
+            self.partial = false;
             let listing = self.list_everything(&mut stats).await?;
             self.read_listed_indexes(listing, &mut stats).await?;
             if !self.listing_lag.is_zero() {
@@ -99,9 +111,6 @@ impl Discovery {
                 self.catalog.discovered_through = Some(Ts::ZERO);
                 self.catalog.schemas_through = Some(Ts::ZERO);
             }
-        } else if let Some(changed) = self.read_summary(base).await? {
-            stats.summary = true;
-            self.summary_round(changed, &mut stats).await?;
         } else {
             // Phase A's listings start after this: they show every schema file written a lag
             // before it, so every one below a checkpoint read that long before.
@@ -119,9 +128,11 @@ impl Discovery {
                 self.catalog.schemas_through = Some(through);
             }
             self.conclude(listed, &open_versions, barriers, None);
+            // Every table was listed: the catalog is whole again.
+            self.partial = false;
         }
         self.built += 1;
-        if self.built >= 2 && self.summary_allowed() {
+        if (self.built >= 2 || self.last_summary) && self.summary_allowed() {
             self.summary_base = self.last_read;
         }
         stats.list_calls = self.up.metrics.list_calls.get() - lists0;

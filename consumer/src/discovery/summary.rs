@@ -36,16 +36,31 @@
 //! refreshed only at or below `C_m` (a DROP DATABASE or RENAME seen in this round's listings
 //! may be newer than `C_m`, and the table's DML below it newer than what was read).
 //!
+//! # On a settled mark (no catalog)
+//!
+//! A process that started from the settled mark at `C_s` ([`crate::settled`]) has an empty
+//! catalog. When the mark also says that no indexed file was pending (above `C_s`, held back)
+//! at the round that settled, the storage it stands for is the catalog "up to date at `C_s`"
+//! with everything applied: a table named in no step from `C_s` to `C_m` has nothing to
+//! apply through `C_m`. The round reads the named tables from scratch (every schema file,
+//! every version's directories and index files: a first round's work for those tables,
+//! ordered against writes) and the catalog is *partial* ([`Discovery::partial_catalog`]): a
+//! table it lacks counts as applied through the checkpoint (ordering's `table_reached` already
+//! treats an unknown table so; `/health` lists the progress record's tables at the checkpoint).
+//! A mark with pending files is not chained from: such a file's table is named in a step
+//! before `C_s`, not after. The next full round lists every table and makes the catalog
+//! whole.
+//!
 //! # When it runs
 //!
 //! Only where an idle round could: rows carry their commit ts (without one, files are applied
 //! as soon as indexed, and a round must find them whatever the checkpoint), no listing lag
 //! (the argument relies on a listing showing every put completed before it), not a group
-//! member. And only after a round that left the catalog up to date at `C_prev`: a failed
-//! round, a first round (its recursive listing is not ordered against writes), a reopened
-//! downstream or a process that started from the settled mark without a catalog do a full
-//! round. The exact landing on `C_m` matters: a chain that passes `C_m` without a step ending
-//! there means `metadata` was written by someone else (another sink, TiCDC).
+//! member. And only after a round that left the catalog up to date at `C_prev` (or on a
+//! settled mark without pending files): after a failed round, a first round (its recursive
+//! listing is not ordered against writes) or a reopened downstream the round is a full one.
+//! The exact landing on `C_m` matters: a chain that passes `C_m` without a step ending there
+//! means `metadata` was written by someone else (another sink, TiCDC).
 
 use super::round::{Barriers, Scope};
 use super::{Discovery, DiscoveryStats};
@@ -61,7 +76,7 @@ impl Discovery {
         let (Some(from), Some(to)) = (base, self.last_read) else {
             return Ok(None);
         };
-        if !self.summary_allowed() || self.built < 2 {
+        if !self.summary_allowed() {
             return Ok(None);
         }
         let Some(bytes) = self.up.get(CHANGE_SUMMARY_FILE).await? else {
