@@ -12,14 +12,20 @@
 //!   table; peak RSS of that replay (VmHWM, reset through `/proc/self/clear_refs` first);
 //! - requests (the consumer's own `list_calls` and `get_calls` counters) of the first round, of
 //!   the idle round that follows, of a restart with nothing new (a new replayer on the same
-//!   downstream: its first round) and of a round where 10 tables got one new file each;
+//!   downstream: its first round) and of a round where 10 tables got one new file each (right
+//!   after that restart: the process's first round that lists); then, in that process once it
+//!   has settled, of a second round where 10 other tables got a new file (a summary round: the
+//!   storage carries the sink's change summary `changes.metadata`);
 //! - the restart's seconds until drained.
 //!
 //! Every figure's baseline is the same figure at the smallest N, scaled by the table ratio:
 //! a ratio of 1.0 means linear, above 1.0 super-linear.
 
 use cdc_common::codec::codec_for;
-use cdc_common::layout::{Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
+use cdc_common::layout::{
+    ChangeStep, ChangeSummary, Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig,
+    CHANGE_SUMMARY_FILE,
+};
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::storage::StorageUri;
 use cdc_common::testing::bench_line;
@@ -51,12 +57,17 @@ fn def(i: usize) -> TableDef {
     }
 }
 
-/// The storage being written: store, layout and codec options.
+/// The storage being written: store, layout and codec options, and the change summary the
+/// sink keeps (tables touched since the last checkpoint, steps written, last checkpoint).
 struct Storage {
     store: Arc<dyn ObjectStore>,
     cfg: LayoutConfig,
     opts: cdc_common::SinkOptions,
+    summary: Mutex<SummaryState>,
 }
+
+/// Touched tables since the last checkpoint, the steps written, the last checkpoint.
+type SummaryState = (Vec<(String, String)>, ChangeSummary, Option<Ts>);
 
 impl Storage {
     async fn put(&self, path: String, bytes: Vec<u8>) {
@@ -70,6 +81,12 @@ impl Storage {
         let f = SchemaFile::for_table(d, "", &DdlKind::CreateTable);
         self.put(f.path().build().expect("path"), f.to_json().into_bytes())
             .await;
+        self.touched(d);
+    }
+
+    fn touched(&self, d: &TableDef) {
+        let mut s = self.summary.lock().expect("summary");
+        s.0.push((d.schema.clone(), d.table.clone()));
     }
 
     /// Data file `index` of table `d`: one row, id `index`, at `ts`.
@@ -107,9 +124,29 @@ impl Storage {
             IndexFile::content(&file.file_name(&self.cfg).expect("name")).into_bytes(),
         )
         .await;
+        self.touched(d);
     }
 
+    /// The change summary's step, then `metadata`, as the sink writes them.
     async fn checkpoint(&self, ts: Ts) {
+        let body = {
+            let mut s = self.summary.lock().expect("summary");
+            let mut tables = std::mem::take(&mut s.0);
+            tables.sort();
+            tables.dedup();
+            let step = ChangeStep {
+                from: s.2,
+                to: ts,
+                complete: s.2.is_some(),
+                tables,
+                schemas: Vec::new(),
+            };
+            s.1.push(step);
+            s.2 = Some(ts);
+            s.1.build()
+        };
+        self.put(CHANGE_SUMMARY_FILE.into(), body.into_bytes())
+            .await;
         let c = Checkpoint { checkpoint_ts: ts };
         self.put("metadata".into(), c.build().into_bytes()).await;
     }
@@ -167,6 +204,8 @@ struct Figures {
     restart_s: f64,
     restart: (u64, u64),
     changed: (u64, u64),
+    /// The round with 10 tables changed in a process whose catalog settled.
+    running: (u64, u64),
 }
 
 async fn measure(tables: usize) -> Figures {
@@ -179,6 +218,7 @@ async fn measure(tables: usize) -> Figures {
         store: s.build().expect("store"),
         cfg: LayoutConfig::from_options(&opts),
         opts,
+        summary: Mutex::new((Vec::new(), ChangeSummary::new("scale-bench"), None)),
     };
     let t0 = Instant::now();
     for i in 0..tables {
@@ -226,6 +266,18 @@ async fn measure(tables: usize) -> Figures {
     st.checkpoint(Ts::from_parts(1_770_000_000_000, 0)).await;
     let (cl, cg, busy) = counted(&mut r, &m).await;
     assert!(busy, "the round after {CHANGED} new files applied nothing");
+    // settle (the second round of the process is ordered against writes), then 10 others
+    drain(&mut r, &m).await;
+    for i in CHANGED..(2 * CHANGED).min(tables) {
+        st.file(&def(i), 2, Ts::from_parts(1_780_000_000_000 + i as u64, 0))
+            .await;
+    }
+    st.checkpoint(Ts::from_parts(1_790_000_000_000, 0)).await;
+    let (sl, sg, busy) = counted(&mut r, &m).await;
+    assert!(
+        busy,
+        "the running process's round after {CHANGED} new files applied nothing"
+    );
     Figures {
         tables,
         cold_s,
@@ -235,6 +287,7 @@ async fn measure(tables: usize) -> Figures {
         restart_s,
         restart: (restart.0, restart.1),
         changed: (cl, cg),
+        running: (sl, sg),
     }
 }
 
@@ -298,8 +351,15 @@ fn report(f: &Figures, base: Option<&Figures>) {
         ("", 0.0),
         "",
     );
+    line(
+        &format!("running process, {CHANGED} tables changed, LIST+GET"),
+        reqs(f.running),
+        "req",
+        ("", 0.0),
+        "O(10)",
+    );
     println!(
-        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB); first round {} LIST {} GET; idle {} LIST {} GET; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET",
+        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB); first round {} LIST {} GET; idle {} LIST {} GET; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET",
         f.cold_s,
         ms_per_table(f),
         f.peak_mb,
@@ -312,6 +372,8 @@ fn report(f: &Figures, base: Option<&Figures>) {
         f.restart.1,
         f.changed.0,
         f.changed.1,
+        f.running.0,
+        f.running.1,
     );
 }
 

@@ -55,6 +55,9 @@ pub struct Metrics {
     pub rounds: IntCounter,
     /// Rounds that read an unchanged checkpoint after a settled round and stopped there.
     pub idle_rounds: IntCounter,
+    /// Discovery rounds by kind: `idle`, `first`, `summary`, `full` (see
+    /// [`crate::discovery::DiscoveryStats::kind`]).
+    pub discovery_rounds: IntCounterVec,
     /// Checkpoint-ts of the settled mark this process stored or started from (0: none; see
     /// [`crate::settled`]).
     pub settled_checkpoint_ts: IntGauge,
@@ -194,6 +197,20 @@ impl Metrics {
         registry
             .register(Box::new(errors.clone()))
             .expect("metric names are unique");
+        let discovery_rounds = IntCounterVec::new(
+            Opts::new(
+                "cdc_consumer_discovery_rounds_total",
+                "Discovery rounds by kind (idle, first, summary, full)",
+            ),
+            &["kind"],
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(discovery_rounds.clone()))
+            .expect("metric names are unique");
+        for kind in ["idle", "first", "summary", "full"] {
+            discovery_rounds.with_label_values(&[kind]);
+        }
         // Present at 0 before the first error, so error-rate queries have a series.
         for kind in ["fatal", "warning", "storage-retry"] {
             errors.with_label_values(&[kind]);
@@ -218,6 +235,7 @@ impl Metrics {
             errors,
             rounds,
             idle_rounds,
+            discovery_rounds,
             settled_checkpoint_ts,
             quarantined_files,
             group_leases_held,

@@ -11,7 +11,9 @@
 //! location, table filter, layout and protocol options). A consumer starting with the same
 //! scope and the same rows that reads `C` again from `metadata` knows nothing new can be
 //! applied: its first round is idle without building the catalog. The first round that reads
-//! a moved checkpoint builds the catalog as any first round does.
+//! a moved checkpoint builds the catalog as any first round does, or, when the mark had no
+//! file pending and the sink's change summary chains from `C`, reads only the tables changed
+//! since (a summary round, see `discovery/summary.rs`).
 //!
 //! # Why it is not written in a unit's transaction
 //!

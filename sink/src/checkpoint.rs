@@ -14,11 +14,15 @@
 //!    `Unchanged` too, so the file never decreases even with several writers.
 //! 4. Rate-limited: within `checkpoint-interval` of the last write the ts is remembered
 //!    (`Deferred`) and written by a later call or at close.
+//! 5. Each write of `metadata` is preceded by the change summary naming the tables touched
+//!    since the previous one (`summary_writer.rs`).
 
+use crate::changes::ChangeLog;
 use crate::checkpoint_update::{self, Advanced};
 use crate::error::Result;
 use crate::metrics::SinkMetrics;
 use crate::retry::RetryPolicy;
+use crate::summary_writer::SummaryWriter;
 use cdc_common::layout::Checkpoint;
 use cdc_common::Ts;
 
@@ -50,11 +54,17 @@ pub(crate) struct CheckpointState {
     last_written: Option<Ts>,
     last_write_at: Option<Instant>,
     deferred: Option<Ts>,
+    /// The change summary put before each write (rule 5).
+    summary: SummaryWriter,
 }
 
 impl CheckpointState {
     /// A writer that writes at most once per `interval` (unless forced).
-    pub fn new(interval: Duration, local_root: Option<PathBuf>) -> CheckpointState {
+    pub fn new(
+        interval: Duration,
+        local_root: Option<PathBuf>,
+        changes: Arc<ChangeLog>,
+    ) -> CheckpointState {
         CheckpointState {
             interval,
             local_root,
@@ -62,6 +72,7 @@ impl CheckpointState {
             last_written: None,
             last_write_at: None,
             deferred: None,
+            summary: SummaryWriter::new(changes),
         }
     }
 
@@ -113,6 +124,9 @@ impl CheckpointState {
             self.deferred = Some(wanted);
             return Ok(CheckpointOutcome::Deferred(wanted));
         }
+        self.summary
+            .before_metadata(store, policy, metrics, self.last_written, ts)
+            .await;
         let advanced = checkpoint_update::advance(
             store,
             policy,
@@ -122,7 +136,9 @@ impl CheckpointState {
             self.local_root.as_deref(),
             checkpoint_update::Writers::One,
         )
-        .await?;
+        .await;
+        self.summary.after_metadata(advanced.as_ref().ok().copied());
+        let advanced = advanced?;
         self.last_write_at = Some(Instant::now());
         self.deferred = None;
         match advanced {

@@ -147,6 +147,7 @@
 
 mod batch;
 mod batch_table;
+mod changes;
 pub mod checkpoint;
 mod checkpoint_update;
 pub mod cleanup;
@@ -165,6 +166,7 @@ pub mod router;
 mod schema;
 mod sink;
 mod streamed_put;
+mod summary_writer;
 mod validate;
 mod writer;
 

@@ -20,6 +20,8 @@
 //! | `cdc_sink_checkpoint_ts` | gauge | | last checkpoint ts written to `metadata` |
 //! | `cdc_sink_node_checkpoint_ts` | gauge | | last progress ts written to this node's `metadata.node-<i>` (several sink processes) |
 //! | `cdc_sink_checkpoint_conflicts_total` | counter | | conditional `metadata` writes that lost to another writer and were decided again |
+//! | `cdc_sink_change_summary_writes_total` | counter | | change summaries (`changes.metadata`) put before a `metadata` write |
+//! | `cdc_sink_change_summary_failures_total` | counter | | change summary puts that failed (consumers do full rounds until the next one) |
 //! | `cdc_sink_stale_files_deleted_total` | counter | | data files a crashed run left above its index entry, deleted on restart |
 //!
 //! [`FlushReason`]: crate::flush::FlushReason
@@ -53,6 +55,8 @@ pub(crate) struct SinkMetrics {
     pub checkpoint_ts: IntGauge,
     pub node_checkpoint_ts: IntGauge,
     pub checkpoint_conflicts_total: IntCounter,
+    pub change_summary_writes_total: IntCounter,
+    pub change_summary_failures_total: IntCounter,
     pub stale_files_deleted: IntCounter,
 }
 
@@ -152,6 +156,14 @@ impl SinkMetrics {
                 "cdc_sink_checkpoint_conflicts_total",
                 "Conditional writes of the metadata file that lost to another writer.",
             ))?,
+            change_summary_writes_total: IntCounter::with_opts(opts(
+                "cdc_sink_change_summary_writes_total",
+                "Change summaries (changes.metadata) put before a metadata write.",
+            ))?,
+            change_summary_failures_total: IntCounter::with_opts(opts(
+                "cdc_sink_change_summary_failures_total",
+                "Change summary puts that failed.",
+            ))?,
             stale_files_deleted: IntCounter::with_opts(opts(
                 "cdc_sink_stale_files_deleted_total",
                 "Data files a crashed run published without an index entry, deleted on restart.",
@@ -195,6 +207,8 @@ impl SinkMetrics {
             Box::new(self.checkpoint_ts.clone()),
             Box::new(self.node_checkpoint_ts.clone()),
             Box::new(self.checkpoint_conflicts_total.clone()),
+            Box::new(self.change_summary_writes_total.clone()),
+            Box::new(self.change_summary_failures_total.clone()),
             Box::new(self.stale_files_deleted.clone()),
         ]
     }

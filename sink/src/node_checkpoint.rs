@@ -34,6 +34,9 @@
 //! not hold the others back. A node restarting after a crash resumes above
 //! [`NodeCheckpoint::stored`], its own file.
 //!
+//! A node keeps no change summary (`summary_writer.rs`): at its first use it stops collecting
+//! and deletes `changes.metadata`, so consumers do full rounds.
+//!
 //! A sink serves one checkpoint writer: once a `NodeCheckpoint` has used it,
 //! [`Sink::checkpoint`] is refused (it would write `metadata` from this node's progress alone),
 //! and a sink that wrote through [`Sink::checkpoint`] refuses a `NodeCheckpoint`. On a store
@@ -93,6 +96,10 @@ impl NodeCheckpoint {
         sink.claim_checkpoint_mode(true)?;
         if !self.loaded {
             let ctx = sink.ctx();
+            // One process cannot summarise every node's writes: none is kept, and one left
+            // by an earlier single-process run goes, so no consumer chains through it.
+            ctx.changes.disable();
+            crate::summary_writer::delete(&ctx.store, &ctx.config.retry, &ctx.metrics).await?;
             let stored =
                 checkpoint_update::read(&ctx.store, &ctx.config.retry, &ctx.metrics, &self.path)
                     .await?;

@@ -15,6 +15,7 @@
 //! intervening different definition is never reused: that would put new rows before a DDL.
 //! DDL schema files (`write_block_event`) are always written and recorded here directly.
 
+use crate::changes::ChangeLog;
 use crate::error::Result;
 use crate::metrics::SinkMetrics;
 use crate::retry::{retry, RetryPolicy};
@@ -48,11 +49,12 @@ impl SchemaCache {
         store: &Arc<dyn ObjectStore>,
         policy: &RetryPolicy,
         metrics: &Arc<SinkMetrics>,
+        changes: &ChangeLog,
         def: &TableDef,
     ) -> Result<Ts> {
         let cell = self.cell(def.name(), def.version);
         let v = cell
-            .get_or_try_init(|| resolve_in_storage(store, policy, metrics, def))
+            .get_or_try_init(|| resolve_in_storage(store, policy, metrics, changes, def))
             .await?;
         Ok(*v)
     }
@@ -67,6 +69,7 @@ async fn resolve_in_storage(
     store: &Arc<dyn ObjectStore>,
     policy: &RetryPolicy,
     metrics: &Arc<SinkMetrics>,
+    changes: &ChangeLog,
     def: &TableDef,
 ) -> Result<Ts> {
     let file = SchemaFile::for_table(def, "", &DdlKind::Other);
@@ -88,7 +91,7 @@ async fn resolve_in_storage(
         tracing::debug!(table = %def.name(), version = %def.version, reused = %v, "schema file reused");
         return Ok(v);
     }
-    write_schema_file(store, policy, metrics, &file).await?;
+    write_schema_file(store, policy, metrics, changes, &file).await?;
     Ok(def.version)
 }
 
@@ -114,17 +117,20 @@ pub(crate) fn choose_version(sorted: &[SchemaFilePath], version: Ts, checksum: u
 }
 
 /// Puts one schema file, create-only (idempotent: the same definition always has the same
-/// bytes, so another node's identical file counts as written; see `create_only.rs`).
+/// bytes, so another node's identical file counts as written; see `create_only.rs`). Its table
+/// (or schema, for a database-level file) is noted for the change summary after the put.
 pub(crate) async fn write_schema_file(
     store: &Arc<dyn ObjectStore>,
     policy: &RetryPolicy,
     metrics: &Arc<SinkMetrics>,
+    changes: &ChangeLog,
     file: &SchemaFile,
 ) -> Result<()> {
-    let path = file.path().build()?;
+    let target = file.path();
+    let path = target.build()?;
     let location = key(&path)?;
     let body = bytes::Bytes::from(file.to_json());
-    crate::create_only::put_create(
+    let put = crate::create_only::put_create(
         store,
         policy,
         metrics,
@@ -132,7 +138,12 @@ pub(crate) async fn write_schema_file(
         &location,
         PutPayload::from(body),
     )
-    .await
+    .await;
+    match &target.table {
+        Some(t) => changes.note_table(&target.schema, t),
+        None => changes.note_schema(&target.schema),
+    }
+    put
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 //! storage. A failed write never runs `flush`, and once anything failed the sink is stopped:
 //! every call returns [`SinkError::Failed`] and the checkpoint does not move.
 
+use crate::changes::ChangeLog;
 use crate::checkpoint::{CheckpointOutcome, CheckpointState};
 use crate::cleanup;
 use crate::config::SinkConfig;
@@ -145,6 +146,7 @@ impl Sink {
             }
         };
         let failure = Arc::new(Failure::new(config.on_error.clone()));
+        let changes = Arc::new(ChangeLog::default());
         let ctx = Arc::new(WriterContext {
             store,
             layout: LayoutConfig::from_options(&options),
@@ -153,6 +155,7 @@ impl Sink {
             spool: spool.clone(),
             codec: Arc::clone(&codec),
             schemas: Arc::new(SchemaCache::default()),
+            changes: Arc::clone(&changes),
             metrics: Arc::clone(&metrics),
             failure: Arc::clone(&failure),
             upload_memory: Arc::new(tokio::sync::Semaphore::new(config.upload_memory / 1024)),
@@ -227,6 +230,7 @@ impl Sink {
             checkpoint: tokio::sync::Mutex::new(CheckpointState::new(
                 config.checkpoint_interval,
                 config.local_root.clone(),
+                changes,
             )),
             tasks: Mutex::new(tasks),
             cleanup: Mutex::new(cleanup),
@@ -448,7 +452,14 @@ impl Sink {
         self.pass_block_event(event, dispatchers).await?;
         let ctx = &self.ctx;
         for f in files {
-            if let Err(e) = write_schema_file(&ctx.store, &ctx.config.retry, &ctx.metrics, &f).await
+            if let Err(e) = write_schema_file(
+                &ctx.store,
+                &ctx.config.retry,
+                &ctx.metrics,
+                &ctx.changes,
+                &f,
+            )
+            .await
             {
                 ctx.failure.fail(e.clone());
                 return Err(e);

@@ -43,6 +43,7 @@
 
 use crate::batch::{Batch, BatchKey, Pending};
 use crate::batch_table::BatchTable;
+use crate::changes::ChangeLog;
 use crate::config::SinkConfig;
 use crate::create_only::{self, DataTarget};
 use crate::ddl::DrainMarker;
@@ -124,6 +125,8 @@ pub(crate) struct WriterContext {
     pub spool: Spool,
     pub codec: Arc<dyn Codec>,
     pub schemas: Arc<SchemaCache>,
+    /// Tables touched since the last checkpoint write (for the change summary).
+    pub changes: Arc<ChangeLog>,
     pub metrics: Arc<SinkMetrics>,
     pub failure: Arc<Failure>,
     /// Permits (KiB) for bytes read back from spilled entries by uploads in flight.
@@ -362,7 +365,13 @@ impl Writer {
         let ctx = Arc::clone(&self.ctx);
         let version = ctx
             .schemas
-            .resolve(&ctx.store, &ctx.config.retry, &ctx.metrics, &batch.table)
+            .resolve(
+                &ctx.store,
+                &ctx.config.retry,
+                &ctx.metrics,
+                &ctx.changes,
+                &batch.table,
+            )
             .await?;
         let dir = DataDir {
             schema: batch.key.schema.clone(),
@@ -680,10 +689,11 @@ async fn publish(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Resul
     Ok(len as u64)
 }
 
-/// Puts the index file naming the data file just stored.
+/// Puts the index file naming the data file just stored, then notes its table for the change
+/// summary (after the put, failed or not: see `changes.rs`).
 async fn put_index(ctx: &WriterContext, job: &Upload) -> Result<()> {
     let index_location = key(&job.index_path)?;
-    retry(
+    let put = retry(
         &ctx.config.retry,
         &ctx.metrics,
         "put",
@@ -694,6 +704,9 @@ async fn put_index(ctx: &WriterContext, job: &Upload) -> Result<()> {
                 .put(&index_location, PutPayload::from(job.index_content.clone()))
         },
     )
-    .await?;
+    .await;
+    let dir = &job.index_file.dir;
+    ctx.changes.note_table(&dir.schema, &dir.table);
+    put?;
     Ok(())
 }

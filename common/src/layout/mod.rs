@@ -6,6 +6,8 @@
 //!   metadata                                          {"checkpoint-ts":N}
 //!   metadata.node-<i>                                 node i's progress, same form (extension,
 //!                                                     several sink processes; see checkpoint.rs)
+//!   changes.metadata                                  optional, derived change summary
+//!                                                     (extension; see change_summary.rs)
 //!   <schema>/meta/schema_<version>_<crc:%010d>.json   database-level schema file
 //!   <schema>/<table>/meta/schema_<version>_<crc:%010d>.json
 //!   <schema>/<table>/<version>[/<partition-id>][/<date>]/
@@ -44,15 +46,20 @@
 //! | `index_file.rs` | [`IndexFile`], its path and content |
 //! | `schema_path.rs` | [`SchemaFilePath`] |
 //! | `checkpoint.rs` | [`Checkpoint`], the `metadata` file |
+//! | `change_summary.rs` | [`ChangeSummary`], the optional `changes.metadata` file |
 //!
 //! Every item is re-exported here: `cdc_common::layout::X` is the one path callers use.
 
+mod change_summary;
 mod checkpoint;
 mod data_file;
 mod date_dir;
 mod index_file;
 mod schema_path;
 
+pub use change_summary::{
+    ChangeStep, ChangeSummary, ChangedSince, CHANGE_SUMMARY_FILE, MAX_STEPS as MAX_SUMMARY_STEPS,
+};
 pub use checkpoint::Checkpoint;
 pub use data_file::{build_file_name, parse_file_name, DataDir, DataFile};
 pub use date_dir::DateDir;

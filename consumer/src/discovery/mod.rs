@@ -56,6 +56,14 @@
 //! never skips ([`Discovery::disable_idle_rounds`]): the tables it may apply change with its
 //! leases and other members move the progress record.
 //!
+//! # Summary rounds
+//!
+//! A round after the checkpoint moved from `C_prev` to `C_m`, in a process whose last round
+//! left the catalog up to date at `C_prev`, reads the sink's change summary (`changes.metadata`)
+//! and refreshes only the tables its steps from `C_prev` to `C_m` name: O(changed tables)
+//! requests. Where it is missing, unreadable or does not chain, the round is a full one. The
+//! argument and its conditions are in `summary.rs`.
+//!
 //! A new process may start from a checkpoint its predecessor settled at
 //! ([`Discovery::resume_at`], from the [`crate::settled`] mark): while `metadata` reads that
 //! checkpoint its rounds are idle with an empty catalog; the first round that reads another
@@ -102,6 +110,7 @@
 //! - `round`: [`Discovery::round`] as its phases.
 //! - `read`: reading one schema file, one directory's index files, one version's directories.
 //! - `settle`: listing-lag settling (which sightings count, directories waiting to settle).
+//! - `summary`: summary rounds, which refresh only the tables the change summary names.
 //! - this file: the [`Discovery`] state, its small catalog accessors and [`DiscoveryStats`].
 //!
 //! The files below this one use it; it uses none of them but the leaves `catalog` and `store`
@@ -112,6 +121,7 @@ mod read;
 mod round;
 mod settle;
 mod store;
+mod summary;
 
 pub use catalog::{Catalog, DirEntry, SchemaEntry, TableEntry, VersionEntry};
 pub use store::{
@@ -146,6 +156,29 @@ pub struct DiscoveryStats {
     /// settled mark) with no catalog built in this process.
     #[serde(default)]
     pub resumed: bool,
+    /// Whether the round refreshed only the tables the sink's change summary named (see
+    /// "Summary rounds").
+    #[serde(default)]
+    pub summary: bool,
+    /// Tables a summary round refreshed.
+    #[serde(default)]
+    pub summary_tables: u64,
+}
+
+impl DiscoveryStats {
+    /// The round's kind for `cdc_consumer_discovery_rounds_total`: `idle`, `first` (the
+    /// recursive listing), `summary` or `full`.
+    pub fn kind(&self) -> &'static str {
+        if self.idle {
+            "idle"
+        } else if self.full_listing {
+            "first"
+        } else if self.summary {
+            "summary"
+        } else {
+            "full"
+        }
+    }
 }
 
 /// Incremental discovery state.
@@ -182,6 +215,15 @@ pub struct Discovery {
     /// The checkpoint at which the replayer found everything applied after a settled round:
     /// while `metadata` still says so, a round stops after phase 0 (see "Idle rounds").
     idle_at: Option<Ts>,
+    /// The checkpoint-ts read by the last round that left the catalog up to date at it
+    /// (completed, ordered against writes): a summary round starts its chain there.
+    summary_base: Option<Ts>,
+    /// The last round was a summary round.
+    last_summary: bool,
+    /// The catalog holds only the tables changed since a settled mark this process started
+    /// from (a summary round without a full one before it): every table it lacks is applied
+    /// through the checkpoint (see `summary.rs`).
+    partial: bool,
 }
 
 impl Discovery {
@@ -204,6 +246,9 @@ impl Discovery {
             last_read: None,
             idle_allowed: false,
             idle_at: None,
+            summary_base: None,
+            last_summary: false,
+            partial: false,
         }
     }
 
@@ -230,6 +275,7 @@ impl Discovery {
     pub fn disable_idle_rounds(&mut self) {
         self.idle_allowed = false;
         self.idle_at = None;
+        self.summary_base = None;
     }
 
     /// Tells discovery how the round that just ran ended: `all_applied` when the replayer
@@ -240,7 +286,7 @@ impl Discovery {
     pub fn finish_round(&mut self, all_applied: bool) {
         let settled = all_applied
             && self.listing_lag.is_zero()
-            && (self.built >= 2 || (self.last_idle && self.idle_at.is_some()));
+            && (self.built >= 2 || self.last_summary || (self.last_idle && self.idle_at.is_some()));
         self.idle_at = if self.idle_allowed && settled {
             self.last_read
         } else {
@@ -256,14 +302,24 @@ impl Discovery {
 
     /// Starts from a checkpoint-ts `c` that a previous process settled at (the settled mark,
     /// checked by the caller against the progress record): while `metadata` reads `c`, rounds
-    /// are idle without building the catalog. Refused (false) where idle rounds are not
+    /// are idle without building the catalog. When the mark also says no indexed file was
+    /// pending (`nothing_pending`), the first round that reads a moved checkpoint may be a
+    /// summary round from `c` (see `summary.rs`). Refused (false) where idle rounds are not
     /// allowed (rows without commit ts, a listing lag, a group member) or after a round ran.
-    pub fn resume_at(&mut self, c: Ts) -> bool {
+    pub fn resume_at(&mut self, c: Ts, nothing_pending: bool) -> bool {
         if !self.idle_allowed || !self.listing_lag.is_zero() || self.built > 0 || self.last_idle {
             return false;
         }
         self.idle_at = Some(c);
+        self.summary_base = nothing_pending.then_some(c);
         true
+    }
+
+    /// True while the catalog holds only the tables changed since the settled mark this
+    /// process started from: a table it lacks has nothing left to apply through the
+    /// checkpoint (see `summary.rs`).
+    pub fn partial_catalog(&self) -> bool {
+        self.partial
     }
 
     /// True once a round listed storage in this process (false while every round so far, if
@@ -276,6 +332,7 @@ impl Discovery {
     /// or the set of tables to replay changed).
     pub fn require_full_round(&mut self) {
         self.idle_at = None;
+        self.summary_base = None;
     }
 
     /// What is known so far.

@@ -7,6 +7,8 @@
 //!                                      checkpoint a previous process settled at)
 //! first round:  list_everything        phase A: one recursive LIST, schema files read
 //!               read_listed_indexes    phase B: every listed directory's index files
+//! summary round: read_summary, then     phase A and B of the tables the change summary names
+//!               summary_round                   (see `summary.rs`; a later round otherwise)
 //! later rounds: list_new_schema_files  phase A: delimiter listings, new schema files -> barriers
 //!               add_known_barriers              (barriers seen in earlier rounds still hold)
 //!               list_open_versions     phase B: data directories of versions not final, promoted
@@ -23,7 +25,7 @@ use super::store::WARM_CHUNK;
 use super::{Discovery, DiscoveryStats, Fetched};
 use crate::error::Result;
 use cdc_common::layout::{
-    Checkpoint, DataDir, DataFile, DateDir, IndexFile, METADATA_FILE, META_DIR,
+    ChangeSummary, Checkpoint, DataDir, DataFile, DateDir, IndexFile, METADATA_FILE, META_DIR,
 };
 use cdc_common::{TableName, Ts};
 use std::time::Instant;
@@ -47,7 +49,7 @@ struct SchemaBarrier {
 /// Barriers seen in phase A: (table, version) pairs whose earlier DML is complete after
 /// phase B.
 #[derive(Default)]
-struct Barriers {
+pub(super) struct Barriers {
     tables: Vec<TableBarrier>,
     schemas: Vec<SchemaBarrier>,
 }
@@ -59,7 +61,10 @@ struct FullListing {
 }
 
 /// One version of one table.
-type TableVersion = (TableName, Ts);
+pub(super) type TableVersion = (TableName, Ts);
+
+/// The tables a summary round refreshes.
+pub(super) type Scope = std::collections::BTreeSet<TableName>;
 
 impl Discovery {
     /// Runs one discovery round (see the module doc). On error the catalog keeps what it had
@@ -70,8 +75,12 @@ impl Discovery {
         let mut stats = DiscoveryStats::default();
         // Nothing warmed by an earlier round is taken by this one.
         self.up.forget_warm();
+        // Set again only by a round that completes (a failed one leaves the catalog partly
+        // refreshed: the next round is a full one).
+        let base = self.summary_base.take();
         self.read_checkpoint().await?;
         if self.idle_at.is_some() && self.idle_at == self.last_read {
+            self.summary_base = base;
             stats.idle = true;
             stats.resumed = self.built == 0;
             self.last_idle = true;
@@ -81,8 +90,20 @@ impl Discovery {
         // a full round: the replayer earns the next skip again
         self.idle_at = None;
         self.last_idle = false;
-        if self.built == 0 {
+        self.last_summary = false;
+        let changed = match base {
+            Some(_) => self.read_summary(base).await?,
+            None => None,
+        };
+        if let Some(changed) = changed {
+            stats.summary = true;
+            // On a settled mark's empty catalog the changed tables are read from scratch.
+            self.partial |= self.built == 0;
+            self.summary_round(changed, &mut stats).await?;
+            self.last_summary = true;
+        } else if self.built == 0 {
             stats.full_listing = true;
+            self.partial = false;
             let listing = self.list_everything(&mut stats).await?;
             self.read_listed_indexes(listing, &mut stats).await?;
             if !self.listing_lag.is_zero() {
@@ -99,16 +120,21 @@ impl Discovery {
             // Every listing below starts after `listed`: what was first seen at least the
             // listing lag before it, and everything written before that, shows in them.
             let listed = Instant::now();
-            let open_versions = self.open_versions();
+            let open_versions = self.open_versions(None);
             stats.new_dirs += self.list_open_versions(&open_versions, listed).await?;
-            self.read_open_indexes().await?;
+            self.read_open_indexes(None).await?;
             if !self.listing_lag.is_zero() {
                 let through = self.settled_checkpoint(phase_a).unwrap_or(Ts::ZERO);
                 self.catalog.schemas_through = Some(through);
             }
-            self.conclude(listed, &open_versions, barriers);
+            self.conclude(listed, &open_versions, barriers, None);
+            // Every table was listed: the catalog is whole again.
+            self.partial = false;
         }
         self.built += 1;
+        if (self.built >= 2 || self.last_summary) && self.summary_allowed() {
+            self.summary_base = self.last_read;
+        }
         stats.list_calls = self.up.metrics.list_calls.get() - lists0;
         stats.get_calls = self.up.metrics.get_calls.get() - gets0;
         Ok(stats)
@@ -163,8 +189,8 @@ impl Discovery {
         let mut schema_paths = Vec::new();
         for p in all {
             // Node progress files (several sink processes) are the sink's; `metadata` is
-            // the minimum over them.
-            if p == METADATA_FILE || Checkpoint::is_node_path(&p) {
+            // the minimum over them; the change summary is read by summary rounds.
+            if p == METADATA_FILE || Checkpoint::is_node_path(&p) || ChangeSummary::is_path(&p) {
                 continue;
             }
             let mut segs = p.split('/');
@@ -244,7 +270,6 @@ impl Discovery {
     /// Phase A of later rounds: delimiter listings of every schema and table `meta/`; each
     /// schema file not seen before is read and is a barrier.
     async fn list_new_schema_files(&mut self, stats: &mut DiscoveryStats) -> Result<Barriers> {
-        let mut barriers = Barriers::default();
         let (schemas, _) = self.up.list_dir("").await?;
         let warm = schemas
             .iter()
@@ -274,6 +299,17 @@ impl Discovery {
             }
         }
         self.up.forget_warm();
+        self.read_meta_dirs(&metas, stats).await
+    }
+
+    /// Phase A's reading part: lists each `(schema, table or "meta", prefix)` `meta/` and
+    /// reads the schema files not seen before (each a barrier).
+    pub(super) async fn read_meta_dirs(
+        &mut self,
+        metas: &[(String, String, String)],
+        stats: &mut DiscoveryStats,
+    ) -> Result<Barriers> {
+        let mut barriers = Barriers::default();
         for chunk in metas.chunks(WARM_CHUNK) {
             let warm = chunk.iter().map(|(_, _, p)| p.clone()).collect();
             self.up.warm_lists(warm).await;
@@ -297,7 +333,7 @@ impl Discovery {
 
     /// Every known schema and table also counts its barriers seen in earlier rounds (still
     /// valid now; the newest one that is settled wins).
-    fn add_known_barriers(&self, barriers: &mut Barriers) {
+    pub(super) fn add_known_barriers(&self, barriers: &mut Barriers) {
         for (name, t) in &self.catalog.tables {
             for (v, ve) in &t.versions {
                 let Some(schema) = &ve.schema else { continue };
@@ -317,11 +353,13 @@ impl Discovery {
         }
     }
 
-    /// The table versions not final yet: their directories are listed in phase B.
-    fn open_versions(&self) -> Vec<TableVersion> {
+    /// The table versions not final yet (of the tables in `scope`, all without one): their
+    /// directories are listed in phase B.
+    pub(super) fn open_versions(&self, scope: Option<&Scope>) -> Vec<TableVersion> {
         self.catalog
             .tables
             .iter()
+            .filter(|(n, _)| scope.is_none_or(|s| s.contains(*n)))
             .flat_map(|(n, t)| {
                 t.versions
                     .iter()
@@ -333,7 +371,7 @@ impl Discovery {
 
     /// Phase B: lists the data directories of the open versions, then promotes the settled
     /// ones. Returns how many directories entered the catalog.
-    async fn list_open_versions(
+    pub(super) async fn list_open_versions(
         &mut self,
         open_versions: &[TableVersion],
         listed: Instant,
@@ -359,9 +397,13 @@ impl Discovery {
         Ok(new_dirs + self.promote(listed))
     }
 
-    /// Phase B: lists the `meta/` of every directory not closed and reads its index files.
-    async fn read_open_indexes(&mut self) -> Result<()> {
-        let dirs = self.all_dirs(|v, d| !v.is_final || !d.closed);
+    /// Phase B: lists the `meta/` of every directory not closed (of the tables in `scope`, all
+    /// without one) and reads its index files.
+    pub(super) async fn read_open_indexes(&mut self, scope: Option<&Scope>) -> Result<()> {
+        let mut dirs = self.all_dirs(|v, d| !v.is_final || !d.closed);
+        if let Some(s) = scope {
+            dirs.retain(|d| s.contains(&TableName::new(&d.schema, &d.table)));
+        }
         for chunk in dirs.chunks(WARM_CHUNK) {
             let mut open = Vec::with_capacity(chunk.len());
             let mut metas = Vec::with_capacity(chunk.len());
@@ -397,15 +439,22 @@ impl Discovery {
     }
 
     /// Marks what can no longer change, from sightings old enough for the listings above to
-    /// be complete (all of them without a listing lag).
-    fn conclude(&mut self, listed: Instant, open_versions: &[TableVersion], barriers: Barriers) {
+    /// be complete (all of them without a listing lag). `scope`: the tables a summary round
+    /// refreshed (see `summary.rs` for what its conclusions may say of the others).
+    pub(super) fn conclude(
+        &mut self,
+        listed: Instant,
+        open_versions: &[TableVersion],
+        barriers: Barriers,
+        scope: Option<&Scope>,
+    ) {
         let ckpt_date = self
             .settled_checkpoint(listed)
             .and_then(|c| DateDir::for_ts(self.cfg.date_separator, earliest_writer_clock(c)));
         let finals = self.final_versions(listed, open_versions);
         let barriers = self.settled_barriers(listed, barriers);
         self.mark_final_and_closed(&finals, ckpt_date);
-        self.complete_tables(barriers);
+        self.complete_tables(barriers, scope);
         if !self.listing_lag.is_zero() {
             self.update_discovered_through(listed);
         }
@@ -472,14 +521,23 @@ impl Discovery {
     }
 
     /// Raises `complete_below` of every table a settled barrier covers (a database-level one
-    /// covers the schema's tables that have no directory waiting below it).
-    fn complete_tables(&mut self, barriers: Barriers) {
+    /// covers the schema's tables that have no directory waiting below it). With a `scope`
+    /// (a summary round), a table outside it only for a barrier at or below the checkpoint
+    /// read: its index files were not read this round, and only below the checkpoint is every
+    /// DML of it known to be in what earlier rounds read (`summary.rs`).
+    fn complete_tables(&mut self, barriers: Barriers, scope: Option<&Scope>) {
+        let read_ckpt = self.last_read.unwrap_or(Ts::ZERO);
+        let covers =
+            |name: &TableName, v: Ts| scope.is_none_or(|s| s.contains(name)) || v <= read_ckpt;
         let unsettled_tables: Vec<TableVersion> = self
             .unsettled
             .keys()
             .map(|d| (TableName::new(&d.schema, &d.table), d.version))
             .collect();
         for b in barriers.tables {
+            if !covers(&b.table, b.version) {
+                continue;
+            }
             if let Some(t) = self.catalog.tables.get_mut(&b.table) {
                 t.complete_below = t.complete_below.max(b.version);
             }
@@ -487,7 +545,7 @@ impl Discovery {
         for SchemaBarrier { schema, version: v } in barriers.schemas {
             for (name, t) in self.catalog.tables.iter_mut() {
                 let waiting = unsettled_tables.iter().any(|(n, x)| n == name && *x < v);
-                if name.schema == schema && !waiting {
+                if name.schema == schema && !waiting && covers(name, v) {
                     t.complete_below = t.complete_below.max(v);
                 }
             }

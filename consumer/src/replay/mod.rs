@@ -382,6 +382,10 @@ impl Replayer {
 
     async fn round_inner(&mut self, rec: &mut RoundRecord) -> Result<()> {
         rec.discovery = self.disc.round().await?;
+        self.metrics
+            .discovery_rounds
+            .with_label_values(&[rec.discovery.kind()])
+            .inc();
         if rec.discovery.idle {
             // nothing at or below an unchanged checkpoint is left to apply
             self.metrics.idle_rounds.inc();

@@ -115,7 +115,7 @@ impl Replayer {
         if let Some(on_mark) = self.applied_on_mark(checkpoint) {
             return Some(on_mark);
         }
-        if cat.tables.is_empty() {
+        if cat.tables.is_empty() && !self.disc.partial_catalog() {
             return None;
         }
         Some(self.applied_ts().min(checkpoint))
@@ -168,18 +168,20 @@ impl Replayer {
         let checkpoint = cat.complete_through();
         let mut out = BTreeMap::new();
         if let Some(on_mark) = self.applied_on_mark(checkpoint) {
-            let named = self
-                .progress
-                .rows()
-                .map(|(k, _)| k)
-                .filter(|k| self.names_own_table(k));
-            for k in named {
-                out.insert(TableName::new(k.schema.as_str(), k.table.as_str()), on_mark);
+            for name in self.progress_tables() {
+                out.insert(name, on_mark);
             }
             for name in cat.tables.keys() {
                 out.insert(name.clone(), on_mark);
             }
             return out;
+        }
+        if self.disc.partial_catalog() {
+            // Tables a summary round on a settled mark did not read: unchanged since the mark,
+            // nothing left to apply through the checkpoint (see discovery's `summary.rs`).
+            for name in self.progress_tables() {
+                out.insert(name, checkpoint);
+            }
         }
         let none = HashSet::new();
         // In a group, the tables this member owns this round.
@@ -214,6 +216,17 @@ impl Replayer {
             out.insert(name.clone(), t_applied.min(checkpoint));
         }
         out
+    }
+
+    /// The tables this consumer's progress rows name (only its scope's: the progress table may
+    /// be shared with other consumers, or name tables outside `--tables`).
+    fn progress_tables(&self) -> Vec<TableName> {
+        self.progress
+            .rows()
+            .map(|(k, _)| k)
+            .filter(|k| self.names_own_table(k))
+            .map(|k| TableName::new(k.schema.as_str(), k.table.as_str()))
+            .collect()
     }
 
     /// Per-table progress for `/health` and the status page: the catalog's tables with their

@@ -49,7 +49,11 @@ impl Replayer {
         };
         self.mark_progress = Some(self.progress.digest());
         let usable = !joining_group && self.group.is_none() && self.down.keeps_settled_mark();
-        if usable && self.disc.resume_at(mark.checkpoint) {
+        if usable
+            && self
+                .disc
+                .resume_at(mark.checkpoint, mark.files_pending == 0)
+        {
             tracing::info!(
                 checkpoint_ts = mark.checkpoint.0,
                 "starting from the settled mark: no listing while the checkpoint stays there"
@@ -76,7 +80,9 @@ impl Replayer {
         let Some(c) = self.disc.settled_at() else {
             return;
         };
-        let has_tables = !self.disc.catalog().tables.is_empty() || self.standing_on().is_some();
+        let has_tables = !self.disc.catalog().tables.is_empty()
+            || self.standing_on().is_some()
+            || self.disc.partial_catalog();
         if self.group.is_some() || !self.down.keeps_settled_mark() || !has_tables {
             return;
         }

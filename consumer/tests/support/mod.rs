@@ -15,7 +15,10 @@ pub use http::{http_get_ok, http_get_raw, http_get_status};
 pub use replayer::ReplayerBuilder;
 
 use cdc_common::codec::codec_for;
-use cdc_common::layout::{Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
+use cdc_common::layout::{
+    ChangeStep, ChangeSummary, Checkpoint, DataDir, DataFile, DateDir, IndexFile, LayoutConfig,
+    CHANGE_SUMMARY_FILE,
+};
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::storage::StorageUri;
 use cdc_common::{
@@ -84,6 +87,20 @@ pub struct Writer {
     /// event's commit ts here.
     pub utc_offset_secs: i64,
     next: HashMap<(DataDir, Option<String>), u64>,
+    /// The change summary the sink keeps, when this writer keeps one too
+    /// ([`Writer::with_change_summary`]).
+    summary: std::sync::Mutex<Option<SummaryState>>,
+}
+
+/// The sink's change summary, as the fixture keeps it: the touched set since the last
+/// checkpoint, the history, and the last checkpoint written.
+#[derive(Default)]
+struct SummaryState {
+    file: ChangeSummary,
+    tables: std::collections::BTreeSet<(String, String)>,
+    schemas: std::collections::BTreeSet<String>,
+    last: Option<Ts>,
+    begun: bool,
 }
 
 impl Writer {
@@ -97,7 +114,59 @@ impl Writer {
             uri: uri.to_string(),
             utc_offset_secs: 0,
             next: HashMap::new(),
+            summary: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Keeps the change summary `changes.metadata` as the sink does: each schema file and
+    /// index entry notes its table; [`Writer::checkpoint`] puts the step before `metadata`.
+    pub fn with_change_summary(self) -> Writer {
+        self.restart_summary();
+        self
+    }
+
+    /// A new sink process (incarnation): its first step is incomplete.
+    pub fn restart_summary(&self) {
+        let mut s = self.summary.lock().unwrap();
+        let last = s.as_ref().and_then(|s| s.last);
+        *s = Some(SummaryState {
+            file: ChangeSummary::new(format!("fixture-{}", last.map_or(0, |t| t.0))),
+            last,
+            ..SummaryState::default()
+        });
+    }
+
+    fn note_table(&self, schema: &str, table: &str) {
+        if let Some(s) = self.summary.lock().unwrap().as_mut() {
+            s.tables.insert((schema.to_string(), table.to_string()));
+        }
+    }
+
+    /// Moves `metadata` to `ts` without touching the change summary (another writer: TiCDC,
+    /// an older sink).
+    pub async fn checkpoint_without_summary(&self, ts: Ts) {
+        self.put(
+            "metadata",
+            Checkpoint { checkpoint_ts: ts }.build().into_bytes(),
+        )
+        .await;
+    }
+
+    /// The change summary's next content for a checkpoint write of `ts` (the step taken).
+    fn summary_step(&self, ts: Ts) -> Option<String> {
+        let mut guard = self.summary.lock().unwrap();
+        let s = guard.as_mut()?;
+        let step = ChangeStep {
+            from: s.last,
+            to: ts,
+            complete: s.begun,
+            tables: std::mem::take(&mut s.tables).into_iter().collect(),
+            schemas: std::mem::take(&mut s.schemas).into_iter().collect(),
+        };
+        s.begun = true;
+        s.last = Some(ts);
+        s.file.push(step);
+        Some(s.file.build())
     }
 
     pub async fn put(&self, path: &str, bytes: Vec<u8>) {
@@ -129,6 +198,7 @@ impl Writer {
         let f = SchemaFile::for_table(def, query, &kind);
         let p = f.path().build().unwrap();
         self.put(&p, f.to_json().into_bytes()).await;
+        self.note_table(&def.schema, &def.table);
         p
     }
 
@@ -136,6 +206,9 @@ impl Writer {
         let f = SchemaFile::for_database(schema, version, query, &kind);
         let p = f.path().build().unwrap();
         self.put(&p, f.to_json().into_bytes()).await;
+        if let Some(s) = self.summary.lock().unwrap().as_mut() {
+            s.schemas.insert(schema.to_string());
+        }
         p
     }
 
@@ -204,6 +277,7 @@ impl Writer {
             IndexFile::content(&f.file_name(&self.cfg).unwrap()).into_bytes(),
         )
         .await;
+        self.note_table(&def.schema, &def.table);
         path
     }
 
@@ -219,7 +293,11 @@ impl Writer {
         Ts::from_parts(ms as u64, ts.logical())
     }
 
+    /// Writes `metadata`; with a change summary kept, the summary's new step first.
     pub async fn checkpoint(&self, ts: Ts) {
+        if let Some(body) = self.summary_step(ts) {
+            self.put(CHANGE_SUMMARY_FILE, body.into_bytes()).await;
+        }
         self.put(
             "metadata",
             Checkpoint { checkpoint_ts: ts }.build().into_bytes(),
@@ -242,7 +320,11 @@ pub fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) ->
 /// Storage of `tables` tables (schemas `db0`..`db2` in turn, two columns) of three one-row
 /// files each, checkpoint at ts(10): the fixture of the request-counting tests.
 pub async fn three_files_per_table(uri: &str, tables: usize) -> Writer {
-    let mut w = Writer::new(uri);
+    three_files_per_table_in(Writer::new(uri), tables).await
+}
+
+/// [`three_files_per_table`] written by `w` (e.g. one keeping a change summary).
+pub async fn three_files_per_table_in(mut w: Writer, tables: usize) -> Writer {
     for i in 0..tables {
         let t = two_cols(&format!("db{}", i % 3), &format!("t{i}"), ts(1));
         w.schema(&t, "", DdlKind::CreateTable).await;

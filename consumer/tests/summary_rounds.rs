@@ -1,0 +1,333 @@
+//! Summary rounds: on storage whose sink keeps the change summary `changes.metadata`, a round
+//! after the checkpoint moved refreshes only the tables that changed (O(changed tables)
+//! requests), and applies the same rows and DDLs a full round would. A missing, damaged or
+//! unchainable summary (a gap, another writer, a new sink process) brings a full round back.
+
+mod support;
+
+use cdc_common::DdlKind;
+use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::{Replayer, RoundOutcome};
+use support::*;
+
+const TABLES: usize = 30;
+
+async fn replayer(uri: &str, db: &std::path::Path, m: &Metrics) -> Replayer {
+    ReplayerBuilder::sqlite(uri, db)
+        .metrics(m.clone())
+        .replayer()
+        .await
+        .unwrap()
+}
+
+/// `TABLES` tables of three files each (checkpoint ts(10)) written by a sink keeping the
+/// change summary, and a replayer that has run its first (recursive) and second (settling)
+/// rounds and one idle round over it.
+async fn settled(uri: &str, db: &std::path::Path, m: &Metrics) -> (Writer, Replayer) {
+    let w = three_files_per_table_in(Writer::new(uri).with_change_summary(), TABLES).await;
+    let mut r = replayer(&w.uri, db, m).await;
+    for _ in 0..2 {
+        let out = r.round().await;
+        assert!(out.error.is_none(), "{:?}", out.error);
+    }
+    assert!(r.round().await.record.discovery.idle);
+    (w, r)
+}
+
+/// One new one-row file in each of tables `t<i>` for `i` in `which`, at `at`.
+async fn touch(w: &mut Writer, which: &[usize], at: cdc_common::Ts, id: i64) {
+    for &i in which {
+        let t = two_cols(&format!("db{}", i % 3), &format!("t{i}"), ts(1));
+        w.file(&t, &[(at, vec![ins(id, "new")])]).await;
+    }
+}
+
+fn assert_summary(out: &RoundOutcome, tables: u64) {
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let d = &out.record.discovery;
+    assert!(d.summary && !d.idle && !d.full_listing, "{d:?}");
+    assert_eq!(d.summary_tables, tables, "{d:?}");
+}
+
+fn assert_full(out: &RoundOutcome, lists: u64) {
+    assert!(out.error.is_none(), "{:?}", out.error);
+    let d = &out.record.discovery;
+    assert!(!d.summary && !d.idle, "{d:?}");
+    assert!(
+        lists > TABLES as u64,
+        "a full round lists per table: {lists}"
+    );
+}
+
+#[tokio::test]
+async fn k_changed_tables_cost_requests_in_k_on_memory() {
+    k_changed_tables_on("memory://summary-1?protocol=csv&include-commit-ts=true").await;
+}
+
+#[tokio::test]
+async fn k_changed_tables_cost_requests_in_k_on_a_local_directory() {
+    let root = tempfile::tempdir().unwrap();
+    let uri = format!(
+        "file://{}?protocol=csv&include-commit-ts=true",
+        root.path().display()
+    );
+    k_changed_tables_on(&uri).await;
+}
+
+async fn k_changed_tables_on(uri: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metrics::new();
+    let (mut w, mut r) = settled(uri, &dir.path().join("d.db"), &m).await;
+
+    for (k, (at, ckpt)) in [(1usize, (15, 20)), (3, (25, 30))] {
+        let which: Vec<usize> = (0..k).map(|j| 7 + 5 * j).collect();
+        touch(&mut w, &which, ts(at), 100 + k as i64).await;
+        w.checkpoint(ts(ckpt)).await;
+        let (out, lists, gets) = counted_round(&mut r, &m).await;
+        assert_summary(&out, k as u64);
+        assert_eq!(out.record.rows(), k as u64);
+        // GET metadata and the summary; per table: LIST its meta/, its version directory and
+        // the data directory's meta/, GET the index file, GET the data file.
+        assert_eq!((lists, gets), (3 * k as u64, 2 + 2 * k as u64), "k = {k}");
+        let (idle, lists, gets) = counted_round(&mut r, &m).await;
+        assert!(idle.record.discovery.idle);
+        assert_eq!((lists, gets), (0, 1));
+    }
+    // Two checkpoints passed between two rounds: the steps chain.
+    touch(&mut w, &[1], ts(35), 200).await;
+    w.checkpoint(ts(40)).await;
+    touch(&mut w, &[2], ts(45), 200).await;
+    w.checkpoint(ts(50)).await;
+    let (out, _, _) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 2);
+    assert_eq!(out.record.rows(), 2);
+    let kinds = |k: &str| m.discovery_rounds.with_label_values(&[k]).get();
+    assert_eq!((kinds("first"), kinds("full"), kinds("summary")), (1, 1, 3));
+}
+
+#[tokio::test]
+async fn without_a_usable_summary_the_round_is_full_and_rows_still_apply() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metrics::new();
+    let uri = "memory://summary-2?protocol=csv&include-commit-ts=true";
+    let (mut w, mut r) = settled(uri, &dir.path().join("d.db"), &m).await;
+
+    // Missing (deleted: it is derived).
+    touch(&mut w, &[4], ts(15), 1).await;
+    w.checkpoint(ts(20)).await;
+    w.delete("changes.metadata").await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert_full(&out, lists);
+    assert_eq!(out.record.rows(), 1);
+
+    // Damaged: a warning naming it, and a full round.
+    touch(&mut w, &[5], ts(25), 1).await;
+    w.checkpoint(ts(30)).await;
+    w.put("changes.metadata", b"{\"version\":1,\"steps\":[".to_vec())
+        .await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert_full(&out, lists);
+    assert_eq!(out.record.rows(), 1);
+    assert!(
+        out.record
+            .warnings
+            .iter()
+            .any(|w| w.contains("changes.metadata")),
+        "{:?}",
+        out.record.warnings
+    );
+
+    // A gap: another writer moved `metadata` without a step (the summary still ends at 30).
+    touch(&mut w, &[6], ts(32), 1).await;
+    w.checkpoint_without_summary(ts(35)).await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert_full(&out, lists);
+    assert_eq!(out.record.rows(), 1);
+    // ...and the sink's next step starts at its own last checkpoint (30), not at 35.
+    touch(&mut w, &[8], ts(38), 1).await;
+    w.checkpoint(ts(40)).await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert_full(&out, lists);
+    assert_eq!(out.record.rows(), 1);
+
+    // A summary round again once the chain holds...
+    touch(&mut w, &[9], ts(45), 1).await;
+    w.checkpoint(ts(50)).await;
+    let (out, _, _) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 1);
+
+    // ...until a new sink process: its first step is incomplete.
+    w.restart_summary();
+    touch(&mut w, &[10], ts(55), 1).await;
+    w.checkpoint(ts(60)).await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert_full(&out, lists);
+    assert_eq!(out.record.rows(), 1);
+    touch(&mut w, &[11], ts(65), 1).await;
+    w.checkpoint(ts(70)).await;
+    let (out, _, _) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 1);
+}
+
+#[tokio::test]
+async fn a_ddl_travels_through_a_summary_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = Metrics::new();
+    let uri = "memory://summary-3?protocol=csv&include-commit-ts=true";
+    let db = dir.path().join("d.db");
+    let (mut w, mut r) = settled(uri, &db, &m).await;
+
+    // A new version of db0.t0 (ADD COLUMN), a new table db1.fresh, db2.t2 dropped, and a new
+    // database with a table.
+    let mut t0 = two_cols("db0", "t0", ts(12));
+    t0.columns.push(cdc_common::ColumnDef::new(
+        "extra",
+        cdc_common::ColumnType::Int,
+    ));
+    w.schema(
+        &t0,
+        "ALTER TABLE t0 ADD COLUMN extra INT",
+        DdlKind::AddColumn,
+    )
+    .await;
+    w.file(
+        &t0,
+        &[(
+            ts(13),
+            vec![cdc_common::RowChange::Insert {
+                after: vec![
+                    cdc_common::Value::Int(50),
+                    cdc_common::Value::String("v2".into()),
+                    cdc_common::Value::Int(7),
+                ],
+            }],
+        )],
+    )
+    .await;
+    let fresh = two_cols("db1", "fresh", ts(14));
+    w.schema(&fresh, "CREATE TABLE fresh", DdlKind::CreateTable)
+        .await;
+    w.file(&fresh, &[(ts(15), vec![ins(1, "f")])]).await;
+    let mut t2 = two_cols("db2", "t2", ts(1));
+    t2.version = ts(16);
+    w.schema(&t2, "DROP TABLE t2", DdlKind::DropTable).await;
+    w.db_schema("db9", ts(17), "CREATE DATABASE db9", DdlKind::CreateSchema)
+        .await;
+    let n9 = two_cols("db9", "n", ts(18));
+    w.schema(&n9, "CREATE TABLE n", DdlKind::CreateTable).await;
+    w.file(&n9, &[(ts(19), vec![ins(9, "nine")])]).await;
+    w.checkpoint(ts(20)).await;
+
+    let out = r.round().await;
+    assert_summary(&out, 4);
+    assert_eq!(out.record.rows(), 3);
+    let down = format!("sqlite://{}", db.display());
+
+    // A fresh consumer's full replay of the same storage reaches the same downstream.
+    let db2 = dir.path().join("full.db");
+    let mut full = replayer(&w.uri, &db2, &Metrics::new()).await;
+    for _ in 0..2 {
+        assert!(full.round().await.error.is_none());
+    }
+    let down2 = format!("sqlite://{}", db2.display());
+    for schema in ["db0", "db1", "db2", "db9"] {
+        assert_eq!(
+            dump(&down, schema).await,
+            dump(&down2, schema).await,
+            "{schema}"
+        );
+    }
+    let db0 = dump(&down, "db0").await;
+    assert!(
+        db0.iter().any(|l| l.contains("v2") && l.contains('7')),
+        "{db0:?}"
+    );
+    assert!(dump(&down, "db1")
+        .await
+        .iter()
+        .any(|l| l.starts_with("fresh")));
+    assert!(!dump(&down, "db2")
+        .await
+        .iter()
+        .any(|l| l.starts_with("t2 ")));
+    assert_eq!(dump(&down, "db9").await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_restart_on_the_settled_mark_reads_only_the_changed_tables() {
+    use cdc_consumer::freshness::{Health, Status};
+    use std::sync::{Arc, Mutex};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let m = Metrics::new();
+    let uri = "memory://summary-4?protocol=csv&include-commit-ts=true";
+    let (mut w, r) = settled(uri, &db, &m).await;
+    drop(r);
+    let start = |w: &Writer| {
+        let m = Metrics::new();
+        let h = Arc::new(Mutex::new(Health::default()));
+        let b = ReplayerBuilder::sqlite(&w.uri, &db)
+            .metrics(m.clone())
+            .health(h.clone());
+        async move { (b.replayer().await.unwrap(), m, h) }
+    };
+
+    // While it is down: new files in two tables, the checkpoint passes them.
+    touch(&mut w, &[3, 17], ts(15), 300).await;
+    w.checkpoint(ts(20)).await;
+    let (mut r, m, h) = start(&w).await;
+    let (out, lists, gets) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 2);
+    assert_eq!(out.record.rows(), 2);
+    // GET metadata and the summary; per table, read from scratch: LIST its meta/, GET its
+    // schema file, LIST its version directory and the data directory's meta/, GET the index
+    // file and the one data file not applied yet.
+    assert_eq!((lists, gets), (6, 2 + 6));
+    assert_eq!(
+        r.catalog().tables.len(),
+        2,
+        "only the changed tables were read"
+    );
+    // Freshness stays honest: every table, read or not, is applied through the checkpoint.
+    let (applied, status, tables) = {
+        let h = h.lock().unwrap();
+        (h.applied_ts, h.status, h.tables.clone())
+    };
+    assert_eq!(applied, Some(ts(20).0));
+    assert_eq!(status, Status::Ready);
+    assert_eq!(tables.len(), TABLES);
+    assert!(
+        tables.values().all(|t| t.applied_ts == ts(20).0),
+        "{tables:?}"
+    );
+    // Settled at once: idle, and a summary round again once the checkpoint moves.
+    let (idle, lists, gets) = counted_round(&mut r, &m).await;
+    assert!(idle.record.discovery.idle && (lists, gets) == (0, 1));
+    touch(&mut w, &[20], ts(25), 300).await;
+    w.checkpoint(ts(30)).await;
+    let (out, _, _) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 1);
+
+    // A file above the checkpoint is pending when the process settles: the mark says so, and
+    // a restart does not chain from it (that file's table is named in a step before it).
+    touch(&mut w, &[25], ts(35), 400).await;
+    w.checkpoint(ts(32)).await;
+    let (out, _, _) = counted_round(&mut r, &m).await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 0, "held back above the checkpoint");
+    assert!(counted_round(&mut r, &m).await.0.record.discovery.idle);
+    drop(r);
+    w.checkpoint(ts(40)).await;
+    let (mut r, m, _) = start(&w).await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(
+        out.record.discovery.full_listing,
+        "{:?}",
+        out.record.discovery
+    );
+    assert_eq!(lists, 1);
+    assert_eq!(out.record.rows(), 1, "the pending file is applied");
+}
