@@ -35,6 +35,12 @@
 //! downstream table given an extra unique index by hand, the order that avoided a transient
 //! violation of it (the consumer creates only primary keys). Tables without a key and the
 //! stdout downstream (a change log) stay exact ([`Reduce::Exact`]).
+//!
+//! When no key occurs twice and nothing is deleted (an insert-only unit, the common case of a
+//! bulk load), every operation is already its key's last and there is no delete to move
+//! first: the plan is the operations in their order, found with one pass over the keys and
+//! no reordering. When the one integer key column strictly increases from each upsert to the
+//! next, no key can occur twice, and that pass compares neighbours instead of hashing keys.
 
 use cdc_common::{RowChange, TableDef, Value};
 use std::collections::HashMap;
@@ -94,15 +100,27 @@ fn last_states(def: &TableDef, ops: Vec<RowOp>) -> Vec<RowOp> {
     if pk.is_empty() || ops.len() < 2 {
         return ops;
     }
+    if keys_increase(&pk, &ops) {
+        return ops;
+    }
     let mut last: KeyMap<'_, usize> = key_map(ops.len());
+    let mut repeated = false;
+    let mut deletes = false;
     for (i, op) in ops.iter().enumerate() {
         match op {
-            RowOp::Upsert(r) | RowOp::Delete(r) => {
-                last.insert(key_of(&pk, r), i);
+            RowOp::Upsert(r) => repeated |= last.insert(key_of(&pk, r), i).is_some(),
+            RowOp::Delete(r) => {
+                deletes = true;
+                repeated |= last.insert(key_of(&pk, r), i).is_some();
             }
             // keyless operations never occur on a keyed table; keep such a plan exact
             RowOp::Insert(_) | RowOp::DeleteOne(_) => return ops,
         }
+    }
+    if !repeated && !deletes {
+        // Every key occurs once, so every operation is its key's last, and there is no delete
+        // to move first: the plan is the operations as they are (an insert-only unit).
+        return ops;
     }
     let mut keep: Vec<usize> = last.into_values().collect();
     keep.sort_unstable();
@@ -118,6 +136,29 @@ fn last_states(def: &TableDef, ops: Vec<RowOp>) -> Vec<RowOp> {
         }
     }
     out
+}
+
+/// True when `ops` are upserts whose one integer key column strictly increases from each
+/// to the next: then no key repeats and nothing is deleted, so the plan is `ops` as they are,
+/// found without hashing a key (a bulk load of ascending keys). Any other plan answers false.
+fn keys_increase(pk: &[usize], ops: &[RowOp]) -> bool {
+    let [col] = pk else { return false };
+    let mut prev: Option<&Value> = None;
+    for op in ops {
+        let RowOp::Upsert(r) = op else { return false };
+        let Some(v) = r.get(*col) else { return false };
+        let increases = match (prev, v) {
+            (None, Value::Int(_) | Value::UInt(_)) => true,
+            (Some(Value::Int(a)), Value::Int(b)) => a < b,
+            (Some(Value::UInt(a)), Value::UInt(b)) => a < b,
+            _ => false,
+        };
+        if !increases {
+            return false;
+        }
+        prev = Some(v);
+    }
+    true
 }
 
 /// Every row change as its operations, in order.
@@ -400,6 +441,94 @@ mod tests {
                 (7, "kept".to_string())
             ]
         );
+    }
+
+    #[test]
+    fn distinct_keys_without_deletes_keep_their_order_and_a_repeat_or_a_delete_reduces() {
+        let d = def(true);
+        let ins = |k: i64, v: &str| RowChange::Insert { after: row(k, v) };
+        // an insert-only unit: the plan is its upserts, in order
+        let (ops, _) = plan_rows(
+            &d,
+            [ins(3, "a"), ins(1, "b"), ins(2, "c")],
+            Reduce::LastState,
+        );
+        assert_eq!(
+            ops,
+            vec![
+                RowOp::Upsert(row(3, "a")),
+                RowOp::Upsert(row(1, "b")),
+                RowOp::Upsert(row(2, "c"))
+            ]
+        );
+        // a repeated key: only its last image, at its last place
+        let (ops, _) = plan_rows(
+            &d,
+            [ins(3, "a"), ins(1, "b"), ins(3, "c")],
+            Reduce::LastState,
+        );
+        assert_eq!(
+            ops,
+            vec![RowOp::Upsert(row(1, "b")), RowOp::Upsert(row(3, "c"))]
+        );
+        // distinct keys with a delete among them: the delete goes first
+        let del = RowChange::Delete {
+            before: row(9, "z"),
+        };
+        let (ops, _) = plan_rows(&d, [ins(3, "a"), del, ins(1, "b")], Reduce::LastState);
+        assert_eq!(
+            ops,
+            vec![
+                RowOp::Delete(row(9, "z")),
+                RowOp::Upsert(row(3, "a")),
+                RowOp::Upsert(row(1, "b"))
+            ]
+        );
+    }
+
+    #[test]
+    fn ascending_integer_keys_are_kept_as_they_are_and_anything_else_is_reduced() {
+        let d = def(true);
+        let ins = |k: i64, v: &str| RowChange::Insert { after: row(k, v) };
+        let (ops, _) = plan_rows(
+            &d,
+            [ins(1, "a"), ins(2, "b"), ins(7, "c")],
+            Reduce::LastState,
+        );
+        assert_eq!(ops.len(), 3);
+        // equal neighbours are a repeat, not an increase
+        let (ops, _) = plan_rows(
+            &d,
+            [ins(1, "a"), ins(2, "b"), ins(2, "c")],
+            Reduce::LastState,
+        );
+        assert_eq!(
+            ops,
+            vec![RowOp::Upsert(row(1, "a")), RowOp::Upsert(row(2, "c"))]
+        );
+        // a repeat after a descent
+        let (ops, _) = plan_rows(
+            &d,
+            [ins(5, "a"), ins(2, "b"), ins(5, "c")],
+            Reduce::LastState,
+        );
+        assert_eq!(
+            ops,
+            vec![RowOp::Upsert(row(2, "b")), RowOp::Upsert(row(5, "c"))]
+        );
+        // ascending keys with a delete last: the delete still goes first
+        let (ops, _) = plan_rows(
+            &d,
+            [
+                ins(1, "a"),
+                ins(2, "b"),
+                RowChange::Delete {
+                    before: row(3, "z"),
+                },
+            ],
+            Reduce::LastState,
+        );
+        assert_eq!(ops[0], RowOp::Delete(row(3, "z")));
     }
 
     #[test]

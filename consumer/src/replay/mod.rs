@@ -93,6 +93,9 @@ pub struct Replayer {
     elems_warned: HashSet<(TableName, Ts)>,
     /// Data files being read and decoded ahead of their step, by path (see `read_ahead`).
     prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
+    /// The rows of the last committed unit, being freed on a blocking thread (see
+    /// `file_step`).
+    freeing: Option<JoinHandle<()>>,
     /// How many files `prefetch` may hold (`--read-ahead`).
     read_ahead_depth: usize,
     /// Consecutive data files of one stream applied as one unit (`--unit-files`).
@@ -258,6 +261,7 @@ impl Replayer {
             stalled: HashSet::new(),
             elems_warned: HashSet::new(),
             prefetch: HashMap::new(),
+            freeing: None,
             read_ahead_depth: read_ahead::DEFAULT_READ_AHEAD,
             unit_files: file_unit::DEFAULT_UNIT_FILES,
             files_alone: HashSet::new(),

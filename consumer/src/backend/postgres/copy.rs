@@ -20,7 +20,6 @@ use crate::plan::{key_of, RowOp};
 use bytes::BytesMut;
 use cdc_common::{TableDef, Value};
 use futures::SinkExt;
-use std::fmt::Write as _;
 
 /// Consecutive upserts from which COPY + merge replaces multi-row INSERT statements.
 pub const COPY_MIN_ROWS: usize = 512;
@@ -161,31 +160,85 @@ fn copy_field(buf: &mut BytesMut, def: &TableDef, col: usize, v: &Value) {
         }
         Value::Int(i) => buf.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::UInt(u) => buf.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
-        Value::Float(f) => write_float(buf, f64::from(*f), |b| write!(b, "{f}")),
-        Value::Double(d) => write_float(buf, *d, |b| write!(b, "{d}")),
+        Value::Float(f) => write_float(buf, f64::from(*f), |b| {
+            b.extend_from_slice(ryu::Buffer::new().format_finite(*f).as_bytes())
+        }),
+        Value::Double(d) => write_float(buf, *d, |b| {
+            b.extend_from_slice(ryu::Buffer::new().format_finite(*d).as_bytes())
+        }),
         Value::Decimal(s) | Value::String(s) => escape_text(buf, s.as_bytes()),
         Value::Bytes(b) => escape_text(buf, String::from_utf8_lossy(b).as_bytes()),
     }
 }
 
-/// A float as [`super::params::text`] spells it (PostgreSQL's NaN and infinities, else the
-/// shortest text that reads back to the same value).
-fn write_float(
-    buf: &mut BytesMut,
-    v: f64,
-    shortest: impl FnOnce(&mut BytesMut) -> std::fmt::Result,
-) {
+/// A float the way PostgreSQL reads it: its NaN and infinities, else the shortest text that
+/// reads back to the same value (ryu's, which may use an exponent, `1e16`, where
+/// [`super::params::text`] spells every digit: both read back as the same float).
+fn write_float(buf: &mut BytesMut, v: f64, shortest: impl FnOnce(&mut BytesMut)) {
     if v.is_nan() {
         buf.extend_from_slice(b"NaN");
     } else if v.is_infinite() {
         buf.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
     } else {
-        // Writing into a BytesMut cannot fail.
-        let _ = shortest(buf);
+        shortest(buf);
     }
 }
 
 /// Text with COPY's escapes.
 fn escape_text(buf: &mut BytesMut, s: &[u8]) {
     escape_into(buf, s, separators);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdc_common::{ColumnDef, ColumnType, Ts};
+
+    fn def() -> TableDef {
+        TableDef {
+            schema: "s".into(),
+            table: "t".into(),
+            table_id: 0,
+            version: Ts(1),
+            columns: vec![
+                ColumnDef::new("d", ColumnType::Double),
+                ColumnDef::new("f", ColumnType::Float),
+            ],
+        }
+    }
+
+    fn field(col: usize, v: &Value) -> String {
+        let mut buf = BytesMut::new();
+        copy_field(&mut buf, &def(), col, v);
+        String::from_utf8(buf.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn floats_are_written_as_text_that_reads_back_to_the_same_value() {
+        let doubles = [
+            0.5,
+            -0.0,
+            1e16,
+            1.5e-7,
+            0.1 + 0.2,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            5e-324,
+            123_456_789.125,
+        ];
+        for d in doubles {
+            let text = field(0, &Value::Double(d));
+            let back: f64 = text.parse().unwrap();
+            assert_eq!(back.to_bits(), d.to_bits(), "{d} written as {text}");
+        }
+        for f in [1.1f32, -0.0, 3.4e38, 1e-45, 16_777_217.0] {
+            let text = field(1, &Value::Float(f));
+            let back: f32 = text.parse().unwrap();
+            assert_eq!(back.to_bits(), f.to_bits(), "{f} written as {text}");
+        }
+        assert_eq!(field(0, &Value::Double(f64::NAN)), "NaN");
+        assert_eq!(field(0, &Value::Double(f64::INFINITY)), "Infinity");
+        assert_eq!(field(0, &Value::Double(f64::NEG_INFINITY)), "-Infinity");
+        assert_eq!(field(1, &Value::Null), "\\N");
+    }
 }
