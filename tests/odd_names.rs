@@ -98,7 +98,7 @@ async fn odd_names_reach_storage_and_sqlite_verbatim() {
     .unwrap();
     let rows = |ids: std::ops::Range<i64>| -> Vec<RowChange> {
         ids.map(|i| RowChange::Insert {
-            after: vec![Value::Int(i), Value::String(format!("v{i} \"%#"))],
+            after: vec![Value::Int(i), Value::String(format!("v{i} \"%#").into())],
         })
         .collect()
     };

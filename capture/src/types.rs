@@ -170,7 +170,7 @@ fn bad(ty: PgType, text: &str, why: &str) -> CaptureError {
 pub fn to_value(ty: PgType, text: &str) -> Result<Value> {
     Ok(match ty {
         PgType::Int(_) => Value::Int(text.parse().map_err(|_| bad(ty, text, "not an integer"))?),
-        PgType::Numeric => Value::Decimal(text.to_string()),
+        PgType::Numeric => Value::Decimal(text.into()),
         PgType::Float4 => Value::Float(text.parse().map_err(|_| bad(ty, text, "not a real"))?),
         PgType::Float8 => Value::Double(text.parse().map_err(|_| bad(ty, text, "not a double"))?),
         PgType::Bool => match text {
@@ -178,11 +178,13 @@ pub fn to_value(ty: PgType, text: &str) -> Result<Value> {
             "f" => Value::Int(0),
             _ => return Err(bad(ty, text, "not t or f")),
         },
-        PgType::Char => Value::String(text.trim_end_matches(' ').to_string()),
+        PgType::Char => Value::String(text.trim_end_matches(' ').into()),
         PgType::Bytea => Value::Bytes(hex_bytea(text).ok_or_else(|| bad(ty, text, "not \\x hex"))?),
-        PgType::TimestampTz => Value::String(strip_utc_offset(text).to_string()),
+        PgType::TimestampTz => Value::String(strip_utc_offset(text).into()),
         PgType::Array(elem) => Value::String(
-            array_to_json(text, elem).ok_or_else(|| bad(ty, text, "not an array literal"))?,
+            array_to_json(text, elem)
+                .ok_or_else(|| bad(ty, text, "not an array literal"))?
+                .into(),
         ),
         PgType::Text
         | PgType::VarChar
@@ -191,7 +193,7 @@ pub fn to_value(ty: PgType, text: &str) -> Result<Value> {
         | PgType::Timestamp
         | PgType::Time
         | PgType::Json
-        | PgType::Uuid => Value::String(text.to_string()),
+        | PgType::Uuid => Value::String(text.into()),
     })
 }
 

@@ -39,4 +39,4 @@ pub use event::{DdlEvent, DdlKind, DmlEvent, RowChange};
 pub use options::{CsvOptions, DateSeparator, Protocol, SinkOptions, SpoolOptions};
 pub use table::{ColumnDef, ColumnType, TableDef, TableName};
 pub use ts::Ts;
-pub use value::Value;
+pub use value::{Text, Value};

@@ -15,9 +15,19 @@
 //! | ENUM, SET                                         | `String` (element name; set members comma-joined) |
 //! | BINARY, VARBINARY, *BLOB                          | `Bytes`            |
 //!
+//! Text (`Decimal`, `String`) is a [`Text`]: a string of up to 24 bytes is stored inside the
+//! value itself, a longer one on the heap. Decoders produce a value per column of every row,
+//! and most text columns (dates, names, codes, decimals) are short, so a decoded row costs one
+//! allocation (its image vector) instead of one more per text value. `Text` dereferences to
+//! `str`; `From<String>` keeps a long string's buffer and `Text::into_string` gives a `String`
+//! back. It serializes as a plain string.
+//!
 //! [`ColumnType`]: crate::table::ColumnType
 
 use serde::{Deserialize, Serialize};
+
+/// The text of a `Decimal` or `String` value: inline up to 24 bytes, else on the heap.
+pub type Text = compact_str::CompactString;
 
 /// One column's value in a row image.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,9 +43,9 @@ pub enum Value {
     /// DOUBLE.
     Double(f64),
     /// DECIMAL, as its exact decimal text.
-    Decimal(String),
+    Decimal(Text),
     /// Character, JSON, temporal, ENUM and SET columns, as text.
-    String(String),
+    String(Text),
     /// Binary columns.
     Bytes(Vec<u8>),
 }

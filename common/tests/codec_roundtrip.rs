@@ -97,13 +97,13 @@ fn value(c: &ColumnDef) -> BoxedStrategy<Value> {
             .prop_map(Value::Double)
             .boxed(),
         (Decimal, _) => "-?[0-9]{1,12}(\\.[0-9]{1,6})?"
-            .prop_map(Value::Decimal)
+            .prop_map(|s| Value::Decimal(s.into()))
             .boxed(),
         (Enum, _) => {
             let mut options = c.elems.clone();
             options.push(String::new());
             proptest::sample::select(options)
-                .prop_map(Value::String)
+                .prop_map(|s| Value::String(s.into()))
                 .boxed()
         }
         (Set, _) => {
@@ -116,14 +116,14 @@ fn value(c: &ColumnDef) -> BoxedStrategy<Value> {
                         .filter(|(_, b)| *b)
                         .map(|(e, _)| e.as_str())
                         .collect();
-                    Value::String(names.join(","))
+                    Value::String(names.join(",").into())
                 })
                 .boxed()
         }
         (t, _) if t.is_binary() => proptest::collection::vec(any::<u8>(), 0..12)
             .prop_map(Value::Bytes)
             .boxed(),
-        _ => text().prop_map(Value::String).boxed(),
+        _ => text().prop_map(|s| Value::String(s.into())).boxed(),
     };
     prop_oneof![1 => Just(Value::Null), 4 => v].boxed()
 }

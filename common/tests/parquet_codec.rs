@@ -60,7 +60,7 @@ fn row(id: i64, extreme: bool) -> Vec<Value> {
             UInt(u64::from(u32::MAX)),
             UInt(u64::MAX),
             Decimal("-999999999.999".into()),
-            Decimal(format!("-{}.{}", "9".repeat(35), "9".repeat(30))),
+            Decimal(format!("-{}.{}", "9".repeat(35), "9".repeat(30)).into()),
             Float(f32::MIN_POSITIVE),
             Double(-1e300),
             UInt(u64::MAX),
@@ -69,7 +69,7 @@ fn row(id: i64, extreme: bool) -> Vec<Value> {
             String("23:59:59.999".into()),
             String("1000-01-01 00:00:00.000001".into()),
             String("2038-01-19 03:14:07".into()),
-            String(std::string::String::new()),
+            String("".into()),
             String("é\u{1F600}\"'\n,".into()),
             Bytes(vec![0, 255, 10, 13]),
             String("y".into()),
@@ -79,7 +79,7 @@ fn row(id: i64, extreme: bool) -> Vec<Value> {
     } else {
         let mut r = vec![Null; 22];
         r[0] = Int(id);
-        r[16] = String(format!("v{id}"));
+        r[16] = String(format!("v{id}").into());
         r[6] = Decimal("0.001".into());
         r[12] = String("1970-01-01".into());
         r

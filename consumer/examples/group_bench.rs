@@ -112,8 +112,8 @@ impl Store {
                 .map(|i| RowChange::Insert {
                     after: vec![
                         Value::Int(*i as i64),
-                        Value::String(format!("a{i:030}")),
-                        Value::String(format!("b{:030}", i * 7)),
+                        Value::String(format!("a{i:030}").into()),
+                        Value::String(format!("b{:030}", i * 7).into()),
                     ],
                 })
                 .collect();

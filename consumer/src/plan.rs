@@ -382,7 +382,7 @@ mod tests {
                     let (Value::Int(k), Value::String(v)) = (&r[0], &r[1]) else {
                         panic!("{r:?}")
                     };
-                    table.insert(*k, v.clone());
+                    table.insert(*k, v.to_string());
                 }
                 RowOp::Delete(r) => {
                     let Value::Int(k) = &r[0] else {

@@ -202,7 +202,7 @@ async fn write_storage(
             .map(|x| match x {
                 Value::Null => None,
                 Value::Int(i) => Some(i.to_string()),
-                Value::String(s) => Some(s.clone()),
+                Value::String(s) => Some(s.to_string()),
                 other => panic!("{other:?}"),
             })
             .collect()

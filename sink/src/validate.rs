@@ -280,8 +280,8 @@ mod tests {
         ])
         .unwrap();
         let mut empty = row();
-        empty[3] = Value::String(String::new());
-        empty[4] = Value::String(String::new());
+        empty[3] = Value::String(String::new().into());
+        empty[4] = Value::String(String::new().into());
         empty[1] = Value::Null;
         check(vec![RowChange::Insert { after: empty }]).unwrap();
     }

@@ -61,7 +61,7 @@ use crate::event::{DmlEvent, RowChange};
 use crate::options::Protocol;
 use crate::table::{ColumnDef, ColumnType, TableDef, ValueKind};
 use crate::ts::Ts;
-use crate::value::Value;
+use crate::value::{Text, Value};
 use serde_json::json;
 
 /// The Avro container magic.
@@ -345,8 +345,8 @@ impl AvroTableCodec {
                     }
                     Kind::Float => Value::Float(f32::from_le_bytes(r.array()?)),
                     Kind::Double => Value::Double(f64::from_le_bytes(r.array()?)),
-                    Kind::Decimal => Value::Decimal(r.string()?.to_owned()),
-                    Kind::Str => Value::String(r.string()?.to_owned()),
+                    Kind::Decimal => Value::Decimal(Text::new(r.string()?)),
+                    Kind::Str => Value::String(Text::new(r.string()?)),
                     Kind::Bytes => Value::Bytes(r.bytes()?.to_vec()),
                 },
                 n => {

@@ -338,8 +338,8 @@ pub(crate) fn parse_text_value(
         ValueKind::UInt => Value::UInt(text.parse().map_err(|_| bad("an unsigned integer"))?),
         ValueKind::Float => Value::Float(text.parse().map_err(|_| bad("a float"))?),
         ValueKind::Double => Value::Double(text.parse().map_err(|_| bad("a double"))?),
-        ValueKind::Decimal => Value::Decimal(text.to_owned()),
-        ValueKind::String => Value::String(text.to_owned()),
+        ValueKind::Decimal => Value::Decimal(text.into()),
+        ValueKind::String => Value::String(text.into()),
         ValueKind::Bytes => return Err(bad("binary")),
     })
 }

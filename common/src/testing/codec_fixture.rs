@@ -35,10 +35,10 @@ pub fn orders_event(table: &Arc<TableDef>, rows: usize) -> DmlEvent {
             after: vec![
                 Value::Int(i),
                 Value::Int(1_000_000 + i * 7),
-                Value::String(format!("customer {i}")),
-                Value::String(format!("user{i}@example.com")),
+                Value::String(format!("customer {i}").into()),
+                Value::String(format!("user{i}@example.com").into()),
                 Value::String("Amsterdam".into()),
-                Value::Decimal(format!("{}.{:02}", i * 3, i % 100)),
+                Value::Decimal(format!("{}.{:02}", i * 3, i % 100).into()),
                 Value::Double(i as f64 * 0.37),
                 Value::String("2024-01-02 03:04:05".into()),
                 Value::Int(i % 4),

@@ -68,7 +68,7 @@ pub fn full_row(id: i64) -> Vec<Value> {
         Value::UInt(16_777_215),
         Value::UInt(4_294_967_295),
         Value::UInt(u64::MAX),
-        Value::Decimal(format!("-{id}2345678.90")),
+        Value::Decimal(format!("-{id}2345678.90").into()),
         Value::Float(0.1),
         Value::Double(-1.5e-10),
         s("comma, \"quote\" and pipe|"),

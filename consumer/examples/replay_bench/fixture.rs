@@ -67,7 +67,7 @@ pub fn def(i: usize) -> TableDef {
 
 fn row(i: u64) -> Vec<Value> {
     let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let s = |k: u64| Value::String(format!("{:010x}", (h >> k) & 0xff_ffff_ffff));
+    let s = |k: u64| Value::String(format!("{:010x}", (h >> k) & 0xff_ffff_ffff).into());
     vec![
         Value::Int(i as i64),
         Value::Int((i * 7 % 100_000) as i64),
@@ -77,7 +77,7 @@ fn row(i: u64) -> Vec<Value> {
         s(12),
         s(16),
         Value::Double(i as f64 * 0.5),
-        Value::Decimal(format!("{}.{:02}", i % 100_000, i % 100)),
+        Value::Decimal(format!("{}.{:02}", i % 100_000, i % 100).into()),
         Value::String("2024-01-02 03:04:05".into()),
     ]
 }
@@ -87,7 +87,7 @@ fn plain_csv(v: &[Value]) -> String {
         .map(|x| match x {
             Value::Int(i) => i.to_string(),
             Value::Double(d) => d.to_string(),
-            Value::Decimal(s) | Value::String(s) => s.clone(),
+            Value::Decimal(s) | Value::String(s) => s.to_string(),
             _ => String::new(),
         })
         .collect::<Vec<_>>()

@@ -79,7 +79,7 @@ impl Workload {
                 let v: i64 = r.random_range(-999_999_999_999..=999_999_999_999);
                 let sign = if v < 0 { "-" } else { "" };
                 let a = v.unsigned_abs();
-                Value::Decimal(format!("{sign}{}.{:03}", a / 1000, a % 1000))
+                Value::Decimal(format!("{sign}{}.{:03}", a / 1000, a % 1000).into())
             }
             // Binary fractions survive every downstream's float rendering exactly.
             T::Float => Value::Float(r.random_range(-1_000_000i32..1_000_000) as f32 / 4.0),
@@ -88,36 +88,49 @@ impl Workload {
             }
             T::VarChar | T::Text | T::TinyText | T::MediumText | T::LongText => {
                 let t = TEXTS[r.random_range(0..TEXTS.len())];
-                Value::String(format!("{t}#{key}"))
+                Value::String(format!("{t}#{key}").into())
             }
-            T::Char => Value::String(format!("c{}", r.random_range(0..1_000_000u32))),
+            T::Char => Value::String(format!("c{}", r.random_range(0..1_000_000u32)).into()),
             T::Binary | T::VarBinary | T::TinyBlob | T::Blob | T::MediumBlob | T::LongBlob => {
                 let n = r.random_range(0..16);
                 Value::Bytes((0..n).map(|_| r.random::<u8>()).collect())
             }
-            T::Date => Value::String(format!(
-                "{:04}-{:02}-{:02}",
-                r.random_range(1000..=9999),
-                r.random_range(1..=12),
-                r.random_range(1..=28)
-            )),
-            T::Time => Value::String(format!(
-                "{:02}:{:02}:{:02}",
-                r.random_range(0..=23),
-                r.random_range(0..=59),
-                r.random_range(0..=59)
-            )),
-            T::DateTime | T::Timestamp => Value::String(format!(
-                "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-                r.random_range(1971..=2037),
-                r.random_range(1..=12),
-                r.random_range(1..=28),
-                r.random_range(0..=23),
-                r.random_range(0..=59),
-                r.random_range(0..=59)
-            )),
+            T::Date => Value::String(
+                format!(
+                    "{:04}-{:02}-{:02}",
+                    r.random_range(1000..=9999),
+                    r.random_range(1..=12),
+                    r.random_range(1..=28)
+                )
+                .into(),
+            ),
+            T::Time => Value::String(
+                format!(
+                    "{:02}:{:02}:{:02}",
+                    r.random_range(0..=23),
+                    r.random_range(0..=59),
+                    r.random_range(0..=59)
+                )
+                .into(),
+            ),
+            T::DateTime | T::Timestamp => Value::String(
+                format!(
+                    "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+                    r.random_range(1971..=2037),
+                    r.random_range(1..=12),
+                    r.random_range(1..=28),
+                    r.random_range(0..=23),
+                    r.random_range(0..=59),
+                    r.random_range(0..=59)
+                )
+                .into(),
+            ),
             T::Year => Value::Int(r.random_range(1901..=2155)),
-            T::Enum => Value::String(col.elems[r.random_range(0..col.elems.len())].clone()),
+            T::Enum => Value::String(
+                col.elems[r.random_range(0..col.elems.len())]
+                    .as_str()
+                    .into(),
+            ),
             T::Set => {
                 let mask: u32 = r.random_range(0..(1u32 << col.elems.len()));
                 let members: Vec<&str> = col
@@ -127,13 +140,11 @@ impl Workload {
                     .filter(|(i, _)| mask & (1 << i) != 0)
                     .map(|(_, e)| e.as_str())
                     .collect();
-                Value::String(members.join(","))
+                Value::String(members.join(",").into())
             }
-            T::Json => Value::String(format!(
-                "{{\"k\":{},\"s\":\"v{}\"}}",
-                r.random_range(0..1000),
-                key
-            )),
+            T::Json => Value::String(
+                format!("{{\"k\":{},\"s\":\"v{}\"}}", r.random_range(0..1000), key).into(),
+            ),
             T::Bit => Value::UInt(r.random_range(0..=255)),
         }
     }

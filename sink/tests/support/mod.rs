@@ -118,7 +118,7 @@ pub fn event_sized(
                     Value::Int(seq0 + i),
                     Value::String(dispatcher.into()),
                     Value::Int(seq0 + i),
-                    Value::String("x".repeat(payload)),
+                    Value::String("x".repeat(payload).into()),
                 ],
             })
             .collect(),
@@ -179,7 +179,7 @@ pub async fn read_data_files(
 pub fn row_key(r: &DecodedRow) -> (String, i64) {
     let img = r.change.image();
     let d = match &img[1] {
-        Value::String(s) => s.clone(),
+        Value::String(s) => s.to_string(),
         other => panic!("unexpected {other:?}"),
     };
     let seq = match &img[2] {

@@ -294,8 +294,8 @@ impl CanalTableCodec {
     /// The value of column `i` from its text, as the general decoder's `parse_value` reads it.
     fn fast_value(&self, i: usize, text: Cow<'_, str>) -> Option<Value> {
         Some(match self.plans[i] {
-            Plan::Text => Value::String(text.into_owned()),
-            Plan::Decimal => Value::Decimal(text.into_owned()),
+            Plan::Text => Value::String(text.into()),
+            Plan::Decimal => Value::Decimal(text.into()),
             Plan::Int => Value::Int(text.parse().ok()?),
             Plan::UInt => Value::UInt(text.parse().ok()?),
             Plan::Float => Value::Float(text.parse().ok()?),

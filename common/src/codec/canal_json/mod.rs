@@ -460,20 +460,20 @@ impl CanalTableCodec {
             // Elements unknown (TiCDC's schema files carry none): the raw index / bitmask.
             (_, ColumnType::Enum | ColumnType::Set) if col.elems.is_empty() => text
                 .parse::<u64>()
-                .map(|n| Value::String(n.to_string()))
+                .map(|n| Value::String(n.to_string().into()))
                 .map_err(|_| bad("an element index or set bitmask")),
             // An index / bitmask, or (content-compatible) the element names themselves.
             (_, ColumnType::Enum) => match text.parse::<u64>() {
                 Ok(n) => enum_name(col, n).map(str::to_owned),
                 Err(_) => enum_index(col, text).map(|_| text.to_owned()),
             }
-            .map(Value::String)
+            .map(|s| Value::String(s.into()))
             .ok_or_else(|| bad("an element index")),
             (_, ColumnType::Set) => match text.parse::<u64>() {
                 Ok(n) => set_names(col, n),
                 Err(_) => set_mask(col, text).map(|_| text.to_owned()),
             }
-            .map(Value::String)
+            .map(|s| Value::String(s.into()))
             .ok_or_else(|| bad("a set bitmask")),
             _ => parse_text_value(col, text),
         }

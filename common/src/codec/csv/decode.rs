@@ -3,8 +3,9 @@
 //! column, and the two halves of an `output-old-value` update joined into one change.
 //!
 //! Values are read straight from the record's fields: a text or decimal column takes the
-//! field's bytes as its `String` (moving the buffer an unescaped field already owns), an
-//! integer is read from the bytes, a float from the field's `str`. Anything the direct readers
+//! field's bytes as its [`Text`] (inline up to 24 bytes, so most text values allocate nothing;
+//! a longer copied field's buffer moves into it), an integer is read from the bytes, a float
+//! from the field's `str`. Anything the direct readers
 //! do not take (a `+` sign, more digits than certainly fit, text that does not parse, binary)
 //! goes through the general parsers, which also word every error, so messages are those of
 //! [`parse_text_value`].
@@ -17,7 +18,7 @@ use crate::event::RowChange;
 use crate::options::BinaryEncoding;
 use crate::table::ValueKind;
 use crate::ts::Ts;
-use crate::value::Value;
+use crate::value::{Text, Value};
 use base64::Engine;
 use std::borrow::Cow;
 
@@ -253,15 +254,22 @@ fn not_utf8(what: &str, e: std::str::Utf8Error) -> String {
     format!("field `{what}` is not UTF-8: {e}")
 }
 
-/// A field's text as a `String`: copied from its `str` when the reader has it, else checked
-/// for UTF-8, reusing an owned buffer.
-fn owned_text(f: &mut RawField<'_>, what: &str) -> std::result::Result<String, String> {
+/// Longest text a [`Text`] holds without a heap allocation (its own size).
+const INLINE_TEXT: usize = std::mem::size_of::<Text>();
+
+/// A field's text as a [`Text`]: copied from its `str` when the reader has it, else checked
+/// for UTF-8. A short copied field is copied again, inline, and its buffer left for the reader
+/// to reuse; a long one's buffer moves into the value.
+fn owned_text(f: &mut RawField<'_>, what: &str) -> std::result::Result<Text, String> {
     if let Some(s) = f.str_text {
-        return Ok(s.to_owned());
+        return Ok(Text::new(s));
     }
-    match std::mem::take(&mut f.text) {
-        Cow::Borrowed(b) => utf8(b, what).map(str::to_owned),
-        Cow::Owned(v) => String::from_utf8(v).map_err(|e| not_utf8(what, e.utf8_error())),
+    match &f.text {
+        Cow::Borrowed(b) => utf8(b, what).map(Text::new),
+        Cow::Owned(v) if v.len() <= INLINE_TEXT => utf8(v, what).map(Text::new),
+        Cow::Owned(_) => String::from_utf8(std::mem::take(&mut f.text).into_owned())
+            .map(Text::from)
+            .map_err(|e| not_utf8(what, e.utf8_error())),
     }
 }
 

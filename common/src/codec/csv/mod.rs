@@ -471,12 +471,12 @@ mod tests {
         let (c, out) = encode(
             opts,
             vec![RowChange::Insert {
-                after: vec![Value::Int(1), Value::String(s.clone())],
+                after: vec![Value::Int(1), Value::String(s.clone().into())],
             }],
         );
         assert_eq!(out, b"I||t||db||1||a\\|\\|\\|b\\\\N\\r\\n\n");
         let rows = c.decode("o", &out).unwrap();
-        assert_eq!(rows[0].change.image()[1], Value::String(s));
+        assert_eq!(rows[0].change.image()[1], Value::String(s.into()));
     }
 
     #[test]

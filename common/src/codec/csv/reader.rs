@@ -14,6 +14,11 @@
 //! a char boundary (`str::get` checks it all the same). A record not ended by the terminator (a
 //! truncated object) is an error; after an error the reader is at the end of its input, so it
 //! never loops.
+//!
+//! The buffers of copied fields are taken back from the previous record's fields when the next
+//! record is read, and reused (at most [`SPARE_BUFFERS`] kept): a file whose records each hold
+//! a field with doubled quotes allocates for the first records only. A caller that takes a
+//! buffer out of its field (a long text moved into its value) leaves none to reuse.
 
 use std::borrow::Cow;
 
@@ -33,6 +38,9 @@ pub(super) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     }
 }
 
+/// Most copy buffers the reader keeps for reuse (a record rarely holds more copied fields).
+pub(super) const SPARE_BUFFERS: usize = 16;
+
 /// One field as read: the raw bytes (quotes and escapes included) and the text they stand for.
 pub(super) struct RawField<'a> {
     pub(super) raw: &'a [u8],
@@ -51,6 +59,8 @@ pub(super) struct RecordReader<'a, 'c> {
     /// `buf` as `str` when it is UTF-8 as a whole.
     whole: Option<&'a str>,
     pos: usize,
+    /// Emptied buffers of earlier records' copied fields, for the next copies.
+    spare: Vec<Vec<u8>>,
 }
 
 impl<'a, 'c> RecordReader<'a, 'c> {
@@ -68,6 +78,7 @@ impl<'a, 'c> RecordReader<'a, 'c> {
             buf,
             whole: std::str::from_utf8(buf).ok(),
             pos: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -77,6 +88,7 @@ impl<'a, 'c> RecordReader<'a, 'c> {
         &mut self,
         fields: &mut Vec<RawField<'a>>,
     ) -> std::result::Result<Option<usize>, (usize, String)> {
+        self.reclaim(fields);
         if self.pos >= self.buf.len() {
             return Ok(None);
         }
@@ -86,6 +98,30 @@ impl<'a, 'c> RecordReader<'a, 'c> {
             _ => self.read_fields(fields),
         };
         r.map(|()| Some(start)).map_err(|e| (start, e))
+    }
+
+    /// Empties `fields`, keeping the buffers of its copied fields for reuse.
+    fn reclaim(&mut self, fields: &mut Vec<RawField<'a>>) {
+        for f in fields.drain(..) {
+            if let Cow::Owned(mut v) = f.text {
+                if self.spare.len() < SPARE_BUFFERS && v.capacity() > 0 {
+                    v.clear();
+                    self.spare.push(v);
+                }
+            }
+        }
+    }
+
+    /// An empty buffer for a copied field of at most `len` bytes: a spare one when there is
+    /// one, else a new one of exactly that size.
+    fn buffer(&mut self, len: usize) -> Vec<u8> {
+        match self.spare.pop() {
+            Some(mut v) => {
+                v.reserve(len);
+                v
+            }
+            None => Vec::with_capacity(len),
+        }
     }
 
     /// The physical line (1-based) that byte `offset` of the input is on.
@@ -104,7 +140,6 @@ impl<'a, 'c> RecordReader<'a, 'c> {
         const TRUNCATED: &str = "record is missing its terminator (truncated object?)";
         let buf = self.buf;
         let (d, t) = (self.delim[0], self.term);
-        fields.clear();
         loop {
             let start = self.pos;
             if buf.get(start) == Some(&q) {
@@ -129,7 +164,7 @@ impl<'a, 'c> RecordReader<'a, 'c> {
                         self.whole.and_then(|w| w.get(open..end)),
                     )
                 } else {
-                    let mut o = Vec::with_capacity(end - open - doubled);
+                    let mut o = self.buffer(end - open - doubled);
                     let mut rest = &buf[open..end];
                     while let Some(k) = memchr::memchr(q, rest) {
                         // Every quote inside is doubled: keep one of the pair.
@@ -187,7 +222,6 @@ impl<'a, 'c> RecordReader<'a, 'c> {
         const TRUNCATED: &str = "record is missing its terminator (truncated object?)";
         let buf = self.buf;
         let (d, t) = (self.delim, self.term);
-        fields.clear();
         loop {
             let field_start = self.pos;
             let quote = match self.quote {
@@ -225,7 +259,7 @@ impl<'a, 'c> RecordReader<'a, 'c> {
                         self.whole.and_then(|w| w.get(open..end)),
                     )
                 } else {
-                    let mut o = Vec::with_capacity(end - open - doubled * q.len());
+                    let mut o = self.buffer(end - open - doubled * q.len());
                     let mut rest = &buf[open..end];
                     while let Some(k) = find(rest, q) {
                         // Every quote inside is doubled: keep one of the pair.
@@ -263,7 +297,7 @@ impl<'a, 'c> RecordReader<'a, 'c> {
                             self.pos = buf.len();
                             return Err(TRUNCATED.into());
                         };
-                        let o = owned.get_or_insert_with(Vec::new);
+                        let o = owned.get_or_insert_with(|| self.buffer(0));
                         o.extend_from_slice(&buf[seg..i]);
                         o.push(match e {
                             b'r' => b'\r',

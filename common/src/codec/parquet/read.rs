@@ -114,7 +114,7 @@ fn read_column(
         }
         (Kind::Date, ColumnReader::Int32ColumnReader(r)) => {
             spread(r, optional, count, |v: i32| {
-                values::date_from_days(v).map(Value::String)
+                values::date_from_days(v).map(|s| Value::String(s.into()))
             })?
         }
         (Kind::I64 { signed }, ColumnReader::Int64ColumnReader(r)) => {
@@ -128,12 +128,12 @@ fn read_column(
         }
         (Kind::Time { fsp }, ColumnReader::Int64ColumnReader(r)) => {
             spread(r, optional, count, |v| {
-                values::time_from_micros(v, fsp).map(Value::String)
+                values::time_from_micros(v, fsp).map(|s| Value::String(s.into()))
             })?
         }
         (Kind::Timestamp { fsp }, ColumnReader::Int64ColumnReader(r)) => {
             spread(r, optional, count, |v| {
-                values::datetime_from_micros(v, fsp).map(Value::String)
+                values::datetime_from_micros(v, fsp).map(|s| Value::String(s.into()))
             })?
         }
         (Kind::Float, ColumnReader::FloatColumnReader(r)) => {
@@ -150,12 +150,14 @@ fn read_column(
                         v.data().len()
                     ));
                 }
-                Ok(Value::Decimal(values::decimal_from_bytes(v.data(), scale)))
+                Ok(Value::Decimal(
+                    values::decimal_from_bytes(v.data(), scale).into(),
+                ))
             })?
         }
         (Kind::Text, ColumnReader::ByteArrayColumnReader(r)) => spread(r, optional, count, |v| {
-            String::from_utf8(v.data().to_vec())
-                .map(Value::String)
+            std::str::from_utf8(v.data())
+                .map(|s| Value::String(s.into()))
                 .map_err(|_| "text that is not UTF-8".to_string())
         })?,
         (Kind::Binary, ColumnReader::ByteArrayColumnReader(r)) => {

@@ -261,7 +261,9 @@ fn write_column(
             let mut out = Vec::with_capacity(present.len());
             for v in present {
                 match (kind, v) {
-                    (Kind::Text, Value::String(s)) => out.push(ByteArray::from(s.into_bytes())),
+                    (Kind::Text, Value::String(s)) => {
+                        out.push(ByteArray::from(s.into_string().into_bytes()))
+                    }
                     (Kind::Binary, Value::Bytes(b)) => out.push(ByteArray::from(b)),
                     (_, v) => return Err(bad(&v)),
                 }

@@ -40,7 +40,7 @@ pub(super) fn text(v: &Value) -> Option<String> {
         Value::UInt(u) => u.to_string(),
         Value::Float(f) => float_text(f64::from(*f), f.to_string()),
         Value::Double(d) => float_text(*d, d.to_string()),
-        Value::Decimal(s) | Value::String(s) => s.clone(),
+        Value::Decimal(s) | Value::String(s) => s.to_string(),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
     })
 }

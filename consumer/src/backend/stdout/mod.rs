@@ -122,7 +122,7 @@ pub fn value_json(v: &Value) -> Json {
         Value::Double(d) => serde_json::Number::from_f64(*d)
             .map(Json::Number)
             .unwrap_or_else(|| Json::String(d.to_string())),
-        Value::Decimal(s) | Value::String(s) => Json::String(s.clone()),
+        Value::Decimal(s) | Value::String(s) => Json::String(s.to_string()),
         Value::Bytes(b) => Json::String(b.iter().map(|x| format!("{x:02x}")).collect()),
     }
 }
