@@ -235,14 +235,14 @@ async fn a_mark_is_believed_only_for_its_progress_rows_and_scope() {
 async fn stdout_rows_without_commit_ts_and_a_listing_lag_start_with_a_full_round() {
     let dir = tempfile::tempdir().unwrap();
     // stdout keeps no mark: its progress file holds streams only
-    let w = small("memory://restart-5?protocol=csv&include-commit-ts=true").await;
+    let w = one_table_one_file("memory://restart-5?protocol=csv&include-commit-ts=true").await;
     let progress = dir.path().join("p.json");
     let progress = progress.to_str().unwrap();
     let flags = ["--progress-file", progress];
     // rows without commit ts are applied as soon as indexed: no round is idle
-    let w2 = small("memory://restart-6?protocol=csv").await;
+    let w2 = one_table_one_file("memory://restart-6?protocol=csv").await;
     // a listing lag: no conclusion from a listing, so no round is idle
-    let w3 = small("memory://restart-7?protocol=csv&include-commit-ts=true").await;
+    let w3 = one_table_one_file("memory://restart-7?protocol=csv&include-commit-ts=true").await;
     let lagged = format!("{}&listing-lag=1ms", w3.uri);
     let cases = [
         (w.uri.clone(), "stdout://".to_string(), &flags[..]),
@@ -264,16 +264,6 @@ async fn stdout_rows_without_commit_ts_and_a_listing_lag_start_with_a_full_round
             assert_eq!(m.settled_checkpoint_ts.get(), 0, "{uri} {down}");
         }
     }
-}
-
-/// One table, one file, checkpoint at ts(10).
-async fn small(uri: &str) -> Writer {
-    let mut w = Writer::new(uri);
-    let t = two_cols("db", "t", ts(1));
-    w.schema(&t, "", DdlKind::CreateTable).await;
-    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
-    w.checkpoint(ts(10)).await;
-    w
 }
 
 /// The mark in the PostgreSQL and MySQL/MariaDB progress tables (a row their frozen columns

@@ -7,18 +7,7 @@
 
 mod support;
 
-use cdc_common::DdlKind;
 use support::*;
-
-/// One table, one file, checkpoint at ts(10).
-async fn small(uri: &str) -> Writer {
-    let mut w = Writer::new(uri);
-    let t = two_cols("db", "t", ts(1));
-    w.schema(&t, "", DdlKind::CreateTable).await;
-    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
-    w.checkpoint(ts(10)).await;
-    w
-}
 
 /// A session that keeps a progress-writing transaction open (a paused consumer) bounds the
 /// settled read of a starting consumer: the start fails with an error that says why instead of
@@ -35,7 +24,7 @@ async fn a_transaction_left_open_on_progress_bounds_the_settled_read() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let w = small(&format!(
+        let w = one_table_one_file(&format!(
             "memory://settle-wait-{tag}?protocol=csv&include-commit-ts=true"
         ))
         .await;

@@ -318,6 +318,16 @@ pub fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) ->
 }
 
 /// Storage of `tables` tables (schemas `db0`..`db2` in turn, two columns) of three one-row
+/// Storage of one table (`db.t`) with one one-row file, checkpoint at ts(10).
+pub async fn one_table_one_file(uri: &str) -> Writer {
+    let mut w = Writer::new(uri);
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
+    w.checkpoint(ts(10)).await;
+    w
+}
+
 /// files each, checkpoint at ts(10): the fixture of the request-counting tests.
 pub async fn three_files_per_table(uri: &str, tables: usize) -> Writer {
     three_files_per_table_in(Writer::new(uri), tables).await
