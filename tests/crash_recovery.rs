@@ -5,7 +5,8 @@
 //! crash published without its index entry may remain where a restarted sink wrote again.
 //!
 //! The kill moments come from a seeded generator; the seed is printed and `CRASH_SEED=<n>`
-//! replays a failing schedule.
+//! replays a failing schedule (the timing still varies, so run it a few times).
+//! `CRASH_DIR=<dir>` keeps the storage, the downstream and both logs there for a post-mortem.
 
 mod support;
 
@@ -76,12 +77,16 @@ fn sigkill_generator_and_consumer_repeatedly_then_downstream_equals_the_model() 
     eprintln!("crash schedule seed: CRASH_SEED={seed}");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("storage");
-    let db = tmp.path().join("down.db");
-    let (glog, clog) = (
-        tmp.path().join("generate.log"),
-        tmp.path().join("consume.log"),
-    );
+    let work = match std::env::var_os("CRASH_DIR") {
+        Some(d) => {
+            std::fs::create_dir_all(&d).unwrap();
+            std::path::PathBuf::from(d)
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let root = work.join("storage");
+    let db = work.join("down.db");
+    let (glog, clog) = (work.join("generate.log"), work.join("consume.log"));
     // csv without commit ts: the consumer cannot tell a replayed row from a new one, so only
     // the sink's restart rules keep stale files out of what it reads.
     let query = "protocol=csv&flush-interval=50ms&file-size=8KiB&date-separator=none";

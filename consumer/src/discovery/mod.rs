@@ -21,13 +21,26 @@
 //!
 //! # Invariants that make skipping safe
 //!
-//! - **Phase A before phase B.** The sink flushes every DML below a DDL's ts (data file, then
-//!   index entry) before it writes the DDL's schema file. Every index read in phase B happens
-//!   after the schema listings of phase A, so once a barrier at ts `V` was listed in phase A of
-//!   a round, the index files read in phase B of that round cover every DML below `V` of the
-//!   tables the barrier affects. [`TableEntry::complete_below`] records that.
-//! - **Final versions.** A version with a newer version is *final* after one phase B that ran
-//!   after the newer schema file was seen: its directories are never listed again.
+//! - **Phase A before phase B, below the checkpoint.** The sink flushes every DML below a
+//!   DDL's ts (data file, then index entry) before it writes the DDL's schema file, and every
+//!   DML at or below a checkpoint before it writes that checkpoint. Every index read in phase B
+//!   happens after phase 0's checkpoint read and phase A's schema listings, so once a barrier at
+//!   ts `V` was listed in phase A of a round whose phase 0 read a checkpoint `C >= V`, the
+//!   index files read in phase B of that round cover every DML below `V` of the tables the
+//!   barrier affects. [`TableEntry::complete_below`] records that.
+//! - **Final versions.** A version with a newer version `V` is *final* after one phase B that
+//!   ran after the newer schema file was seen and after a checkpoint `C >= V` was read: its
+//!   directories are never listed again.
+//! - **Sink restarts.** Why the checkpoint and not the schema file alone: a sink restarted
+//!   from a checkpoint below `V` writes the rows between that checkpoint and `V` again, into
+//!   new files of the older version, after the schema file of `V` exists. Rows that carry their
+//!   commit ts are skipped by the progress record, but rows without one are applied as soon as
+//!   their file is indexed, and a copy applied in part (its first files before the version was
+//!   closed, the rest never) leaves keys in an older state. Applied whole, the copies converge:
+//!   each key's last change in them is its last change below `V`. Once `metadata` reads
+//!   `C >= V`, a restart resumes above `C` and never writes below `V` again (`metadata` only
+//!   moves forward). Test: `tests/sink_restart_replays.rs`; the end-to-end kill test
+//!   `tests/crash_recovery.rs` at the workspace root found it.
 //! - **Closed data directories.** A date directory is named by the writer's local wall clock at
 //!   flush time (TiCDC, any time zone) or by the UTC date of the commit ts (this sink), so no
 //!   conclusion assumes a zone: a directory whose date is before the UTC date of the checkpoint

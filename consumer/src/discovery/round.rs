@@ -448,11 +448,12 @@ impl Discovery {
         barriers: Barriers,
         scope: Option<&Scope>,
     ) {
-        let ckpt_date = self
-            .settled_checkpoint(listed)
+        let settled = self.settled_checkpoint(listed);
+        let ckpt_date = settled
             .and_then(|c| DateDir::for_ts(self.cfg.date_separator, earliest_writer_clock(c)));
-        let finals = self.final_versions(listed, open_versions);
-        let barriers = self.settled_barriers(listed, barriers);
+        let through = settled.unwrap_or(Ts::ZERO);
+        let finals = self.final_versions(listed, through, open_versions);
+        let barriers = self.settled_barriers(listed, through, barriers);
         self.mark_final_and_closed(&finals, ckpt_date);
         self.complete_tables(barriers, scope);
         if !self.listing_lag.is_zero() {
@@ -460,16 +461,24 @@ impl Discovery {
         }
     }
 
-    /// The open versions that became final: a newer settled version exists, and no directory
-    /// of theirs waits to settle.
-    fn final_versions(&self, listed: Instant, open_versions: &[TableVersion]) -> Vec<TableVersion> {
+    /// The open versions that became final: a newer settled version at or below `through`
+    /// (the checkpoint read before the listings) exists, and no directory of theirs waits to
+    /// settle. A newer schema file alone is not enough: a sink restarted from a checkpoint
+    /// below it writes the older version's rows again, into new files of the older version
+    /// (see "Sink restarts" in the module doc).
+    fn final_versions(
+        &self,
+        listed: Instant,
+        through: Ts,
+        open_versions: &[TableVersion],
+    ) -> Vec<TableVersion> {
         let mut finals: Vec<TableVersion> = Vec::new();
         for (name, t) in &self.catalog.tables {
             let newest_settled = t
                 .versions
                 .keys()
                 .rev()
-                .find(|v| self.version_settled(name, **v, listed))
+                .find(|v| **v <= through && self.version_settled(name, **v, listed))
                 .copied();
             for v in t.versions.keys() {
                 let newer = newest_settled.is_some_and(|n| n > *v);
@@ -486,15 +495,18 @@ impl Discovery {
         finals
     }
 
-    /// The barriers whose evidence is settled and below which no directory waits.
-    fn settled_barriers(&self, listed: Instant, mut barriers: Barriers) -> Barriers {
+    /// The barriers at or below `through` (the checkpoint read before the listings) whose
+    /// evidence is settled and below which no directory waits. A barrier above it may still
+    /// get rows below it from a restarted sink (see "Sink restarts" in the module doc).
+    fn settled_barriers(&self, listed: Instant, through: Ts, mut barriers: Barriers) -> Barriers {
         barriers.tables.retain(|b| {
-            self.version_settled(&b.evidence, b.version, listed)
+            b.version <= through
+                && self.version_settled(&b.evidence, b.version, listed)
                 && !self.unsettled_below(&b.table, b.version)
         });
-        barriers
-            .schemas
-            .retain(|b| self.database_settled(&b.schema, b.version, listed));
+        barriers.schemas.retain(|b| {
+            b.version <= through && self.database_settled(&b.schema, b.version, listed)
+        });
         barriers
     }
 
