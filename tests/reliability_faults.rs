@@ -115,6 +115,7 @@ async fn ten_percent_errors_latency_and_lagging_listings_still_reach_the_model()
         Box::new(down),
         &options,
         cdc_consumer::quarantine::BadFilePolicy::Stop,
+        cdc_consumer::replay::ProgressRead::Settled,
         metrics,
         Arc::new(Mutex::new(Health::default())),
     )

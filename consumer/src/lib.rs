@@ -62,7 +62,7 @@ use crate::config::Config;
 use crate::discovery::{Discovery, Upstream};
 use crate::freshness::Health;
 use crate::metrics::Metrics;
-use crate::replay::Replayer;
+use crate::replay::{ProgressRead, Replayer};
 use std::sync::{Arc, Mutex};
 
 /// Opens the configured downstream to apply to (see [`backend::open`]).
@@ -90,16 +90,18 @@ pub async fn replayer(
         .with_idle_rounds(cfg.sink.rows_carry_commit_ts());
     let down = open_downstream(cfg).await?;
     let (sink, policy) = (&cfg.sink, cfg.on_bad_file);
-    let mut r = if cfg.group.is_some() {
-        Replayer::new_member(disc, down, sink, policy, metrics, health).await?
-    } else {
-        Replayer::new(disc, down, sink, policy, metrics, health).await?
+    // decided once: a process about to join a group reads progress plain and so never stands
+    // on a settled mark (see `ProgressRead`)
+    let read = match cfg.group {
+        Some(_) => ProgressRead::Plain,
+        None => ProgressRead::Settled,
     };
+    let mut r = Replayer::new(disc, down, sink, policy, read, metrics, health).await?;
     r.set_secrets(cfg.secrets.clone());
     r.set_keep_rounds(cfg.keep_rounds);
     r.set_read_ahead(cfg.read_ahead);
     r.set_unit_files(cfg.unit_files);
-    r.set_scope(&settled_scope(cfg), cfg.tables.clone(), cfg.group.is_some());
+    r.set_scope(&settled_scope(cfg), cfg.tables.clone());
     Ok(r)
 }
 

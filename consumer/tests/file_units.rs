@@ -108,25 +108,16 @@ async fn progress_file(down: &str, schema: &str, table: &str) -> Option<u64> {
         .map(|(_, p)| p.file_index)
 }
 
-fn tag() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-        % 1_000_000_000
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_in_the_middle_of_a_unit_leaves_the_previous_unit_and_a_restart_finishes_it_on_postgres(
 ) {
-    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+    let Some(SqlServer { down: pg, tag, .. }) = sql_server(POSTGRES) else {
         return;
     };
     let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
-    let tag = tag();
     let (a, b) = (format!("unit_ref_{tag}"), format!("unit_run_{tag}"));
     let dir = tempfile::tempdir().unwrap();
 
@@ -299,14 +290,13 @@ async fn consecutive_files_of_a_stream_are_one_unit_and_a_refused_unit_is_applie
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_commit_of_a_killed_consumers_unit_is_not_applied_again_by_a_longer_unit_on_postgres(
 ) {
-    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+    let Some(SqlServer { down: pg, tag, .. }) = sql_server(POSTGRES) else {
         return;
     };
     let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
         .await
         .unwrap();
     tokio::spawn(conn);
-    let tag = tag();
     let (a, b) = (format!("late_ref_{tag}"), format!("late_run_{tag}"));
     let dir = tempfile::tempdir().unwrap();
     let ref_uri = storage(&dir.path().join("a"), &a).await;

@@ -648,6 +648,7 @@ async fn hostile_names_and_values_on_stdout() {
         Box::new(down),
         &cfg.sink,
         cfg.on_bad_file,
+        cdc_consumer::replay::ProgressRead::Settled,
         metrics,
         Arc::new(Mutex::new(Health::default())),
     )

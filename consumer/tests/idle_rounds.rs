@@ -5,8 +5,6 @@
 
 mod support;
 
-use cdc_consumer::metrics::Metrics;
-use cdc_consumer::replay::Replayer;
 use support::*;
 
 const TABLES: usize = 30;
@@ -14,15 +12,6 @@ const TABLES: usize = 30;
 /// Storage with `TABLES` tables of three files each, checkpoint at ts(10).
 async fn storage(uri: &str) -> Writer {
     three_files_per_table(uri, TABLES).await
-}
-
-async fn replayer(uri: &str, db: &std::path::Path, m: &Metrics, extra: &[&str]) -> Replayer {
-    ReplayerBuilder::sqlite(uri, db)
-        .args(extra)
-        .metrics(m.clone())
-        .replayer()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -33,22 +22,16 @@ async fn an_unchanged_checkpoint_costs_one_get_after_a_settled_round() {
 /// The same on a local directory, whose store answers the conditional GET with its own tags.
 #[tokio::test]
 async fn an_unchanged_checkpoint_costs_one_get_on_a_local_directory() {
-    let root = tempfile::tempdir().unwrap();
-    let uri = format!(
-        "file://{}?protocol=csv&include-commit-ts=true",
-        root.path().display()
-    );
+    let (_root, uri) = local_storage("protocol=csv&include-commit-ts=true");
     unchanged_checkpoint_on(&uri).await;
 }
 
 async fn unchanged_checkpoint_on(uri: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut w = storage(uri).await;
-    let m = Metrics::new();
-    let mut r = replayer(&w.uri, &dir.path().join("d.db"), &m, &[]).await;
+    let (mut r, m, _) = start(&w.uri, &sqlite_uri(&dir.path().join("d.db")), &[]).await;
 
-    let (first, _, _) = counted_round(&mut r, &m).await;
-    assert!(first.error.is_none());
+    let (first, _, _) = counted(&mut r, &m).await;
     assert_eq!(first.record.rows(), 3 * TABLES as u64);
     // the second round is ordered against writes: it settles the catalog
     let (second, lists, _) = counted_round(&mut r, &m).await;
@@ -59,8 +42,7 @@ async fn unchanged_checkpoint_on(uri: &str) {
     );
 
     for _ in 0..3 {
-        let (idle, lists, gets) = counted_round(&mut r, &m).await;
-        assert!(idle.error.is_none());
+        let (idle, lists, gets) = counted(&mut r, &m).await;
         assert!(idle.record.discovery.idle, "{:?}", idle.record.discovery);
         assert_eq!((lists, gets), (0, 1), "an idle round reads `metadata` only");
     }
@@ -87,8 +69,7 @@ async fn unchanged_checkpoint_on(uri: &str) {
 async fn a_failed_round_is_followed_by_full_rounds() {
     let dir = tempfile::tempdir().unwrap();
     let mut w = storage("memory://idle-rounds-2?protocol=csv&include-commit-ts=true").await;
-    let m = Metrics::new();
-    let mut r = replayer(&w.uri, &dir.path().join("d.db"), &m, &[]).await;
+    let (mut r, m, _) = start(&w.uri, &sqlite_uri(&dir.path().join("d.db")), &[]).await;
     for _ in 0..2 {
         assert!(r.round().await.error.is_none());
     }
@@ -117,8 +98,7 @@ async fn rows_without_commit_ts_or_a_listing_lag_keep_every_round_full() {
     let dir = tempfile::tempdir().unwrap();
     // csv without include-commit-ts: files are applied as soon as indexed, above the checkpoint
     let mut w = storage("memory://idle-rounds-3?protocol=csv").await;
-    let m = Metrics::new();
-    let mut r = replayer(&w.uri, &dir.path().join("a.db"), &m, &[]).await;
+    let (mut r, m, _) = start(&w.uri, &sqlite_uri(&dir.path().join("a.db")), &[]).await;
     for _ in 0..2 {
         assert!(r.round().await.error.is_none());
     }
@@ -135,11 +115,9 @@ async fn rows_without_commit_ts_or_a_listing_lag_keep_every_round_full() {
     // a listing lag: a listing may miss recent objects, so no round can stop at phase 0
     let w2 = storage("memory://idle-rounds-4?protocol=csv&include-commit-ts=true").await;
     let lagged = format!("{}&listing-lag=1ms", w2.uri);
-    let m2 = Metrics::new();
-    let mut r2 = replayer(&lagged, &dir.path().join("b.db"), &m2, &[]).await;
+    let (mut r2, m2, _) = start(&lagged, &sqlite_uri(&dir.path().join("b.db")), &[]).await;
     for _ in 0..4 {
-        let (round, lists, _) = counted_round(&mut r2, &m2).await;
-        assert!(round.error.is_none());
+        let (round, lists, _) = counted(&mut r2, &m2).await;
         assert!(!round.record.discovery.idle && lists > 0);
     }
     assert_eq!(m2.idle_rounds.get(), 0);

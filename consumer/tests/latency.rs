@@ -190,6 +190,7 @@ async fn replay(read_ahead: usize) -> u64 {
         Box::new(SqliteDownstream::open(&db, 64).unwrap()),
         &w.opts,
         cdc_consumer::quarantine::BadFilePolicy::Stop,
+        cdc_consumer::replay::ProgressRead::Settled,
         Metrics::new(),
         Arc::new(Mutex::new(Health::default())),
     )

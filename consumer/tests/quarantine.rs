@@ -64,6 +64,7 @@ async fn run_once(cfg: &Config, down: Box<dyn Downstream>) -> Run {
         down,
         &cfg.sink,
         cfg.on_bad_file,
+        cdc_consumer::replay::ProgressRead::Settled,
         metrics.clone(),
         health.clone(),
     )

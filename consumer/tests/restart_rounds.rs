@@ -7,10 +7,9 @@
 mod support;
 
 use cdc_common::DdlKind;
-use cdc_consumer::freshness::{Health, Status};
+use cdc_consumer::freshness::Status;
 use cdc_consumer::metrics::Metrics;
-use cdc_consumer::replay::{Replayer, RoundOutcome};
-use std::sync::{Arc, Mutex};
+use cdc_consumer::replay::Replayer;
 use support::*;
 
 const TABLES: usize = 30;
@@ -18,27 +17,6 @@ const TABLES: usize = 30;
 /// Storage with `TABLES` tables of three files each, checkpoint at ts(10).
 async fn storage(uri: &str) -> Writer {
     three_files_per_table(uri, TABLES).await
-}
-
-/// One round and the requests it made: (outcome, lists, gets).
-async fn counted(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) {
-    let (out, lists, gets) = counted_round(r, m).await;
-    assert!(out.error.is_none(), "{:?}", out.error);
-    (out, lists, gets)
-}
-
-/// A consumer process on `down` (fresh metrics and health), with `extra` flags.
-async fn start(uri: &str, down: &str, extra: &[&str]) -> (Replayer, Metrics, Arc<Mutex<Health>>) {
-    let m = Metrics::new();
-    let h = Arc::new(Mutex::new(Health::default()));
-    let r = ReplayerBuilder::new(uri, down)
-        .args(extra)
-        .metrics(m.clone())
-        .health(h.clone())
-        .replayer()
-        .await
-        .unwrap();
-    (r, m, h)
 }
 
 /// Runs rounds until one is idle (the replayer settled); returns the rows applied.
@@ -54,10 +32,6 @@ async fn settle(r: &mut Replayer, m: &Metrics) -> u64 {
     panic!("no idle round after 6 rounds");
 }
 
-fn sqlite(db: &std::path::Path) -> String {
-    format!("sqlite://{}", db.display())
-}
-
 #[tokio::test]
 async fn a_restart_with_nothing_new_reads_metadata_only() {
     restart_on("memory://restart-1?protocol=csv&include-commit-ts=true").await;
@@ -66,17 +40,13 @@ async fn a_restart_with_nothing_new_reads_metadata_only() {
 /// The same on a local directory (the store `scale_bench` measures).
 #[tokio::test]
 async fn a_restart_with_nothing_new_reads_metadata_only_on_a_local_directory() {
-    let root = tempfile::tempdir().unwrap();
-    let uri = format!(
-        "file://{}?protocol=csv&include-commit-ts=true",
-        root.path().display()
-    );
+    let (_root, uri) = local_storage("protocol=csv&include-commit-ts=true");
     restart_on(&uri).await;
 }
 
 async fn restart_on(uri: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let down = sqlite(&dir.path().join("d.db"));
+    let down = sqlite_uri(&dir.path().join("d.db"));
     let w = storage(uri).await;
     let (mut r, m, _) = start(&w.uri, &down, &[]).await;
     assert_eq!(settle(&mut r, &m).await, 3 * TABLES as u64);
@@ -120,7 +90,7 @@ async fn restart_on(uri: &str) {
 #[tokio::test]
 async fn a_restart_after_new_data_arrived_applies_it() {
     let dir = tempfile::tempdir().unwrap();
-    let down = sqlite(&dir.path().join("d.db"));
+    let down = sqlite_uri(&dir.path().join("d.db"));
     let mut w = storage("memory://restart-2?protocol=csv&include-commit-ts=true").await;
     let (mut r, m, _) = start(&w.uri, &down, &[]).await;
     settle(&mut r, &m).await;
@@ -150,7 +120,7 @@ async fn a_restart_after_new_data_arrived_applies_it() {
 #[tokio::test]
 async fn a_checkpoint_that_moved_while_down_brings_the_full_first_round() {
     let dir = tempfile::tempdir().unwrap();
-    let down = sqlite(&dir.path().join("d.db"));
+    let down = sqlite_uri(&dir.path().join("d.db"));
     let w = storage("memory://restart-3?protocol=csv&include-commit-ts=true").await;
     let (mut r, m, _) = start(&w.uri, &down, &[]).await;
     settle(&mut r, &m).await;
@@ -179,7 +149,7 @@ async fn a_checkpoint_that_moved_while_down_brings_the_full_first_round() {
 async fn a_mark_is_believed_only_for_its_progress_rows_and_scope() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("d.db");
-    let down = sqlite(&db);
+    let down = sqlite_uri(&db);
     let w = storage("memory://restart-4?protocol=csv&include-commit-ts=true").await;
 
     // Two consumers share the downstream: db0's tables and db1's. Each settles with its own
@@ -246,8 +216,12 @@ async fn stdout_rows_without_commit_ts_and_a_listing_lag_start_with_a_full_round
     let lagged = format!("{}&listing-lag=1ms", w3.uri);
     let cases = [
         (w.uri.clone(), "stdout://".to_string(), &flags[..]),
-        (w2.uri.clone(), sqlite(&dir.path().join("a.db")), &[][..]),
-        (lagged, sqlite(&dir.path().join("b.db")), &[][..]),
+        (
+            w2.uri.clone(),
+            sqlite_uri(&dir.path().join("a.db")),
+            &[][..],
+        ),
+        (lagged, sqlite_uri(&dir.path().join("b.db")), &[][..]),
     ];
     for (uri, down, extra) in cases {
         for process in 0..2 {
@@ -270,14 +244,7 @@ async fn stdout_rows_without_commit_ts_and_a_listing_lag_start_with_a_full_round
 /// hold), beside the tests' other consumers.
 #[tokio::test]
 async fn a_restart_with_nothing_new_on_postgres_and_mysql() {
-    for var in ["CDC_TEST_POSTGRES_URI", "CDC_TEST_MYSQL_URI"] {
-        let Some(down) = cdc_common::testing::server_uri(var) else {
-            continue;
-        };
-        let tag = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+    for SqlServer { var, down, tag } in sql_servers() {
         let mut w = Writer::new(&format!(
             "memory://restart-server-{tag}?protocol=csv&include-commit-ts=true"
         ));

@@ -174,6 +174,7 @@ async fn secrets_never_reach_logs_errors_health_status_page_or_metrics() {
             Box::new(down),
             &cfg.sink,
             cfg.on_bad_file,
+            cdc_consumer::replay::ProgressRead::Settled,
             metrics.clone(),
             health.clone(),
         )

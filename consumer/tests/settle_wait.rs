@@ -16,14 +16,7 @@ use support::*;
 #[tokio::test]
 async fn a_transaction_left_open_on_progress_bounds_the_settled_read() {
     std::env::set_var("CDC_CONSUMER_SETTLE_WAIT_SECS", "2");
-    for var in ["CDC_TEST_POSTGRES_URI", "CDC_TEST_MYSQL_URI"] {
-        let Some(down) = cdc_common::testing::server_uri(var) else {
-            continue;
-        };
-        let tag = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+    for SqlServer { var, down, tag } in sql_servers() {
         let w = one_table_one_file(&format!(
             "memory://settle-wait-{tag}?protocol=csv&include-commit-ts=true"
         ))

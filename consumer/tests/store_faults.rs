@@ -58,6 +58,7 @@ impl Consumer {
             Box::new(down),
             &w.opts,
             cdc_consumer::quarantine::BadFilePolicy::Stop,
+            cdc_consumer::replay::ProgressRead::Settled,
             metrics,
             Arc::new(Mutex::new(Health::default())),
         )

@@ -12,26 +12,18 @@ use support::*;
 
 const TABLES: usize = 30;
 
-async fn replayer(uri: &str, db: &std::path::Path, m: &Metrics) -> Replayer {
-    ReplayerBuilder::sqlite(uri, db)
-        .metrics(m.clone())
-        .replayer()
-        .await
-        .unwrap()
-}
-
 /// `TABLES` tables of three files each (checkpoint ts(10)) written by a sink keeping the
-/// change summary, and a replayer that has run its first (recursive) and second (settling)
-/// rounds and one idle round over it.
-async fn settled(uri: &str, db: &std::path::Path, m: &Metrics) -> (Writer, Replayer) {
+/// change summary, and a consumer process on the SQLite database `db` that has run its first
+/// (recursive) and second (settling) rounds and one idle round over it, with its metrics.
+async fn settled(uri: &str, db: &std::path::Path) -> (Writer, Replayer, Metrics) {
     let w = three_files_per_table_in(Writer::new(uri).with_change_summary(), TABLES).await;
-    let mut r = replayer(&w.uri, db, m).await;
+    let (mut r, m, _) = start(&w.uri, &sqlite_uri(db), &[]).await;
     for _ in 0..2 {
         let out = r.round().await;
         assert!(out.error.is_none(), "{:?}", out.error);
     }
     assert!(r.round().await.record.discovery.idle);
-    (w, r)
+    (w, r, m)
 }
 
 /// One new one-row file in each of tables `t<i>` for `i` in `which`, at `at`.
@@ -66,18 +58,13 @@ async fn k_changed_tables_cost_requests_in_k_on_memory() {
 
 #[tokio::test]
 async fn k_changed_tables_cost_requests_in_k_on_a_local_directory() {
-    let root = tempfile::tempdir().unwrap();
-    let uri = format!(
-        "file://{}?protocol=csv&include-commit-ts=true",
-        root.path().display()
-    );
+    let (_root, uri) = local_storage("protocol=csv&include-commit-ts=true");
     k_changed_tables_on(&uri).await;
 }
 
 async fn k_changed_tables_on(uri: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let m = Metrics::new();
-    let (mut w, mut r) = settled(uri, &dir.path().join("d.db"), &m).await;
+    let (mut w, mut r, m) = settled(uri, &dir.path().join("d.db")).await;
 
     for (k, (at, ckpt)) in [(1usize, (15, 20)), (3, (25, 30))] {
         let which: Vec<usize> = (0..k).map(|j| 7 + 5 * j).collect();
@@ -108,9 +95,8 @@ async fn k_changed_tables_on(uri: &str) {
 #[tokio::test]
 async fn without_a_usable_summary_the_round_is_full_and_rows_still_apply() {
     let dir = tempfile::tempdir().unwrap();
-    let m = Metrics::new();
     let uri = "memory://summary-2?protocol=csv&include-commit-ts=true";
-    let (mut w, mut r) = settled(uri, &dir.path().join("d.db"), &m).await;
+    let (mut w, mut r, m) = settled(uri, &dir.path().join("d.db")).await;
 
     // Missing (deleted: it is derived).
     touch(&mut w, &[4], ts(15), 1).await;
@@ -173,10 +159,9 @@ async fn without_a_usable_summary_the_round_is_full_and_rows_still_apply() {
 #[tokio::test]
 async fn a_ddl_travels_through_a_summary_round() {
     let dir = tempfile::tempdir().unwrap();
-    let m = Metrics::new();
     let uri = "memory://summary-3?protocol=csv&include-commit-ts=true";
     let db = dir.path().join("d.db");
-    let (mut w, mut r) = settled(uri, &db, &m).await;
+    let (mut w, mut r, _) = settled(uri, &db).await;
 
     // A new version of db0.t0 (ADD COLUMN), a new table db1.fresh, db2.t2 dropped, and a new
     // database with a table.
@@ -222,15 +207,15 @@ async fn a_ddl_travels_through_a_summary_round() {
     let out = r.round().await;
     assert_summary(&out, 4);
     assert_eq!(out.record.rows(), 3);
-    let down = format!("sqlite://{}", db.display());
+    let down = sqlite_uri(&db);
 
     // A fresh consumer's full replay of the same storage reaches the same downstream.
     let db2 = dir.path().join("full.db");
-    let mut full = replayer(&w.uri, &db2, &Metrics::new()).await;
+    let (mut full, _, _) = start(&w.uri, &sqlite_uri(&db2), &[]).await;
     for _ in 0..2 {
         assert!(full.round().await.error.is_none());
     }
-    let down2 = format!("sqlite://{}", db2.display());
+    let down2 = sqlite_uri(&db2);
     for schema in ["db0", "db1", "db2", "db9"] {
         assert_eq!(
             dump(&down, schema).await,
@@ -256,27 +241,18 @@ async fn a_ddl_travels_through_a_summary_round() {
 
 #[tokio::test]
 async fn a_restart_on_the_settled_mark_reads_only_the_changed_tables() {
-    use cdc_consumer::freshness::{Health, Status};
-    use std::sync::{Arc, Mutex};
+    use cdc_consumer::freshness::Status;
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("d.db");
-    let m = Metrics::new();
     let uri = "memory://summary-4?protocol=csv&include-commit-ts=true";
-    let (mut w, r) = settled(uri, &db, &m).await;
+    let (mut w, r, _) = settled(uri, &db).await;
     drop(r);
-    let start = |w: &Writer| {
-        let m = Metrics::new();
-        let h = Arc::new(Mutex::new(Health::default()));
-        let b = ReplayerBuilder::sqlite(&w.uri, &db)
-            .metrics(m.clone())
-            .health(h.clone());
-        async move { (b.replayer().await.unwrap(), m, h) }
-    };
+    let down = sqlite_uri(&db);
 
     // While it is down: new files in two tables, the checkpoint passes them.
     touch(&mut w, &[3, 17], ts(15), 300).await;
     w.checkpoint(ts(20)).await;
-    let (mut r, m, h) = start(&w).await;
+    let (mut r, m, h) = start(&w.uri, &down, &[]).await;
     let (out, lists, gets) = counted_round(&mut r, &m).await;
     assert_summary(&out, 2);
     assert_eq!(out.record.rows(), 2);
@@ -320,7 +296,7 @@ async fn a_restart_on_the_settled_mark_reads_only_the_changed_tables() {
     assert!(counted_round(&mut r, &m).await.0.record.discovery.idle);
     drop(r);
     w.checkpoint(ts(40)).await;
-    let (mut r, m, _) = start(&w).await;
+    let (mut r, m, _) = start(&w.uri, &down, &[]).await;
     let (out, lists, _) = counted_round(&mut r, &m).await;
     assert!(out.error.is_none(), "{:?}", out.error);
     assert!(

@@ -9,7 +9,7 @@
 //! applied; a lease lost or re-claimed after the snapshot has another epoch, and the fence
 //! check fails instead of applying from a stale position.
 
-use super::Replayer;
+use super::{ProgressRead, Replayer};
 use crate::discovery::Catalog;
 use crate::error::{Error, Result};
 use crate::group::{weights, Fence, Group, LeaseKey};
@@ -17,9 +17,10 @@ use crate::progress::{Progress, ProgressKey};
 
 impl Replayer {
     /// Makes this replayer a member of a group: from the next round on it applies only what
-    /// it holds leases on.
+    /// it holds leases on, and it reads progress plain at reopen ([`ProgressRead::Plain`]).
     pub fn set_group(&mut self, group: Group) {
         self.group = Some(group);
+        self.read = ProgressRead::Plain;
         // leases and other members' progress change what this member can apply
         self.disc.disable_idle_rounds();
     }

@@ -132,6 +132,34 @@ pub struct Replayer {
     mark_progress: Option<u64>,
     /// The mark this process started from, while no round has built the catalog.
     resumed: Option<SettledMark>,
+    /// How the progress record is read at start and reopen: [`ProgressRead::Plain`] from the
+    /// start for a process about to join a group, and from [`Replayer::set_group`] on.
+    read: ProgressRead,
+}
+
+/// How the replayer reads the progress record when it starts and when it reopens its
+/// downstream. Decided once, by whether the consumer joins a group ([`crate::replayer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgressRead {
+    /// After every unit still in flight on the record committed or rolled back
+    /// ([`Downstream::load_progress_settled`]): a consumer outside a group. Only a record read
+    /// this way lets a settled mark be believed (a late commit must change its digest).
+    Settled,
+    /// Without the settle lock ([`Downstream::load_progress`]): a group member, as its per-round
+    /// reloads do. A member paused inside the locked read would make every other member's
+    /// progress write wait, and the lease fence already orders a takeover after the replaced
+    /// member's last unit (`group_round`). A member never stands on a settled mark (the others'
+    /// progress moves under it).
+    Plain,
+}
+
+impl ProgressRead {
+    async fn load(self, down: &mut dyn Downstream) -> Result<Vec<(ProgressKey, Position)>> {
+        match self {
+            ProgressRead::Settled => down.load_progress_settled().await,
+            ProgressRead::Plain => down.load_progress().await,
+        }
+    }
 }
 
 /// Counters behind a round's [`Phase`]s (see [`Replayer::round`]).
@@ -204,47 +232,18 @@ fn stops_only_its_table(e: &Error) -> bool {
 }
 
 impl Replayer {
-    /// Loads the progress record (and the quarantine record) from the downstream.
+    /// Loads the progress record (read as `read` says) and the quarantine record from the
+    /// downstream.
     pub async fn new(
-        disc: Discovery,
-        down: Box<dyn Downstream>,
-        options: &SinkOptions,
-        policy: BadFilePolicy,
-        metrics: Metrics,
-        health: Arc<Mutex<Health>>,
-    ) -> Result<Replayer> {
-        Self::start(disc, down, options, policy, metrics, health, true).await
-    }
-
-    /// [`Replayer::new`] for a process about to join a consumer group: it reads progress
-    /// without the settle lock, as a member's [`Replayer::reopen`] and rounds do (a member
-    /// paused inside the locked read would make every other member's progress write wait;
-    /// the lease fence orders a takeover after the replaced member's last unit).
-    pub async fn new_member(
-        disc: Discovery,
-        down: Box<dyn Downstream>,
-        options: &SinkOptions,
-        policy: BadFilePolicy,
-        metrics: Metrics,
-        health: Arc<Mutex<Health>>,
-    ) -> Result<Replayer> {
-        Self::start(disc, down, options, policy, metrics, health, false).await
-    }
-
-    async fn start(
         disc: Discovery,
         mut down: Box<dyn Downstream>,
         options: &SinkOptions,
         policy: BadFilePolicy,
+        read: ProgressRead,
         metrics: Metrics,
         health: Arc<Mutex<Health>>,
-        settled: bool,
     ) -> Result<Replayer> {
-        let rows = if settled {
-            down.load_progress_settled().await?
-        } else {
-            down.load_progress().await?
-        };
+        let rows = read.load(down.as_mut()).await?;
         let loaded_marks = settled_rows(&rows);
         let quarantined = down
             .load_quarantine(policy == BadFilePolicy::Quarantine)
@@ -279,6 +278,7 @@ impl Replayer {
             mark: None,
             mark_progress: None,
             resumed: None,
+            read,
         };
         r.set_quarantined(quarantined);
         r.load_rounds().await;
@@ -288,15 +288,8 @@ impl Replayer {
     /// Replaces the downstream (after a failed round: a new connection) and reloads the
     /// progress record from it, the source of truth for what was committed.
     pub async fn reopen(&mut self, mut down: Box<dyn Downstream>) -> Result<()> {
-        // A group member reads without the settle lock: each of its rounds reloads progress
-        // unlocked anyway, and the lease fence orders a takeover after the replaced member's
-        // last unit (`group_round.rs`); a member paused inside the locked read would make
-        // every other member's progress write wait.
-        let rows = if self.group.is_some() {
-            down.load_progress().await?
-        } else {
-            down.load_progress_settled().await?
-        };
+        // a group member reads plain (see `ProgressRead`)
+        let rows = self.read.load(down.as_mut()).await?;
         let quarantined = down
             .load_quarantine(self.policy == BadFilePolicy::Quarantine)
             .await?;

@@ -4,9 +4,11 @@
 //!
 //! # Invariants
 //!
-//! - A mark is believed only with a scope set ([`Replayer::set_scope`]), outside a group, on a
-//!   downstream that keeps it, when it holds for the progress record as loaded; discovery then
-//!   refuses it where idle rounds are not allowed (rows without commit ts, a listing lag).
+//! - A mark is believed only with a scope set ([`Replayer::set_scope`]), on a progress record
+//!   read settled ([`ProgressRead::Settled`]: never by a group member, nor a process about to
+//!   join one), on a downstream that keeps it, when it holds for the record as loaded;
+//!   discovery then refuses it where idle rounds are not allowed (rows without commit ts, a
+//!   listing lag).
 //! - A mark is stored only under the same conditions, after a round discovery reports as
 //!   settled, with a catalog that has tables (or while standing on the mark it would store
 //!   again), and only when it differs from the stored one: at most one small transaction per
@@ -17,7 +19,7 @@
 //!   mark's checkpoint, never more than the checkpoint read: everything at or below it is
 //!   applied, which is what the mark proves.
 
-use super::Replayer;
+use super::{ProgressRead, Replayer};
 use crate::backend::Unit;
 use crate::config::TableFilter;
 use crate::freshness::RoundRecord;
@@ -30,10 +32,11 @@ impl Replayer {
     /// [`crate::replayer`]) and the filter (which progress rows are the scope's). Without a
     /// scope no mark is stored nor believed. When the downstream holds this scope's mark and
     /// it holds for the progress record as loaded, the replayer starts from it: while
-    /// `metadata` reads its checkpoint, rounds cost one GET. A consumer that is about to join
-    /// a group says so (`joining_group`): the scope is set before [`Replayer::set_group`], and a
-    /// member never stands on a mark (other members' progress moves under it).
-    pub fn set_scope(&mut self, text: &str, filter: TableFilter, joining_group: bool) {
+    /// `metadata` reads its checkpoint, rounds cost one GET. It does not when the record was
+    /// read plain: a process about to join a group was built with [`ProgressRead::Plain`]
+    /// (the scope is set before [`Replayer::set_group`]), and a member never stands on a mark
+    /// (other members' progress moves under it).
+    pub fn set_scope(&mut self, text: &str, filter: TableFilter) {
         let scope = Scope::new(text, filter);
         self.mark = SettledMark::find(&self.loaded_marks, &scope);
         self.mark_progress = None;
@@ -48,7 +51,7 @@ impl Replayer {
             return;
         };
         self.mark_progress = Some(self.progress.digest());
-        let usable = !joining_group && self.group.is_none() && self.down.keeps_settled_mark();
+        let usable = self.read == ProgressRead::Settled && self.down.keeps_settled_mark();
         if usable
             && self
                 .disc

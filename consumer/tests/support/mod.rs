@@ -2,17 +2,21 @@
 //! `cdc_common` only (layout paths, schema files, codecs, index files, `metadata`).
 //!
 //! [`ReplayerBuilder`] (in `replayer.rs`) is the tests' one prologue from `storage-consumer`
-//! flags to a replayer.
+//! flags to a replayer, with the helpers that start a consumer process and count a round's
+//! requests; `servers.rs` gives the SQL servers a test runs against.
 #![allow(dead_code)]
 
 mod http;
 mod replayer;
+mod servers;
 
-// Not every test file drives a replayer.
+// Not every test file drives a replayer or uses a server.
 #[allow(unused_imports)]
 pub use http::{http_get_ok, http_get_raw, http_get_status};
 #[allow(unused_imports)]
-pub use replayer::ReplayerBuilder;
+pub use replayer::{counted, counted_round, sqlite_uri, start, ReplayerBuilder};
+#[allow(unused_imports)]
+pub use servers::{sql_server, sql_servers, unique_tag, SqlServer, MYSQL, POSTGRES};
 
 use cdc_common::codec::codec_for;
 use cdc_common::layout::{
@@ -306,6 +310,14 @@ impl Writer {
     }
 }
 
+/// Storage in a new local directory (removed when the returned guard drops): the guard and
+/// the sink URI of the directory with `options` (e.g. `protocol=csv&include-commit-ts=true`).
+pub fn local_storage(options: &str) -> (tempfile::TempDir, String) {
+    let root = tempfile::tempdir().unwrap();
+    let uri = format!("file://{}?{options}", root.path().display());
+    (root, uri)
+}
+
 /// Equal as the column's value in a downstream's read-back: FLOAT/DOUBLE by the number (each
 /// downstream prints its own shortest text), everything else by the text.
 pub fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) -> bool {
@@ -317,7 +329,6 @@ pub fn same_value(c: &ColumnDef, got: &Option<String>, want: &Option<String>) ->
     }
 }
 
-/// Storage of `tables` tables (schemas `db0`..`db2` in turn, two columns) of three one-row
 /// Storage of one table (`db.t`) with one one-row file, checkpoint at ts(10).
 pub async fn one_table_one_file(uri: &str) -> Writer {
     let mut w = Writer::new(uri);
@@ -328,6 +339,7 @@ pub async fn one_table_one_file(uri: &str) -> Writer {
     w
 }
 
+/// Storage of `tables` tables (schemas `db0`..`db2` in turn, two columns) of three one-row
 /// files each, checkpoint at ts(10): the fixture of the request-counting tests.
 pub async fn three_files_per_table(uri: &str, tables: usize) -> Writer {
     three_files_per_table_in(Writer::new(uri), tables).await
@@ -344,16 +356,6 @@ pub async fn three_files_per_table_in(mut w: Writer, tables: usize) -> Writer {
     }
     w.checkpoint(ts(10)).await;
     w
-}
-
-/// One round of `r` and the requests it made: (outcome, LIST calls, GET calls).
-pub async fn counted_round(
-    r: &mut cdc_consumer::replay::Replayer,
-    m: &cdc_consumer::metrics::Metrics,
-) -> (cdc_consumer::replay::RoundOutcome, u64, u64) {
-    let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
-    let out = r.round().await;
-    (out, m.list_calls.get() - l0, m.get_calls.get() - g0)
 }
 
 /// Every row of `schema`'s tables through the backend's read-back, as `table [values]` text,

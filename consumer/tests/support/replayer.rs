@@ -7,12 +7,13 @@
 //! ```
 //!
 //! Every replayer gets fresh [`Metrics`] and [`Health`] unless the test passes its own to read
-//! them afterwards.
+//! them afterwards; [`start`] hands a consumer process's back with it. [`counted_round`] and
+//! [`counted`] run a round and say how many storage requests it made.
 
 use cdc_consumer::config::{Args, Config};
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
-use cdc_consumer::replay::Replayer;
+use cdc_consumer::replay::{Replayer, RoundOutcome};
 use clap::Parser;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,7 @@ impl ReplayerBuilder {
 
     /// Replays into the SQLite database file `db`.
     pub fn sqlite(upstream: &str, db: &Path) -> ReplayerBuilder {
-        Self::new(upstream, &format!("sqlite://{}", db.display()))
+        Self::new(upstream, &sqlite_uri(db))
     }
 
     /// Adds `--once`: [`ReplayerBuilder::run`] returns once storage is drained.
@@ -92,4 +93,42 @@ impl ReplayerBuilder {
         let (cfg, r) = self.build().await?;
         cdc_consumer::run(&cfg, r).await
     }
+}
+
+/// The downstream URI of the SQLite database file `db`.
+pub fn sqlite_uri(db: &Path) -> String {
+    format!("sqlite://{}", db.display())
+}
+
+/// A consumer process on `down` with `extra` flags: its replayer, and the fresh metrics and
+/// health it reports into.
+pub async fn start(
+    upstream: &str,
+    down: &str,
+    extra: &[&str],
+) -> (Replayer, Metrics, Arc<Mutex<Health>>) {
+    let m = Metrics::new();
+    let h = Arc::new(Mutex::new(Health::default()));
+    let r = ReplayerBuilder::new(upstream, down)
+        .args(extra)
+        .metrics(m.clone())
+        .health(h.clone())
+        .replayer()
+        .await
+        .unwrap();
+    (r, m, h)
+}
+
+/// One round of `r` and the requests it made: (outcome, LIST calls, GET calls).
+pub async fn counted_round(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) {
+    let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
+    let out = r.round().await;
+    (out, m.list_calls.get() - l0, m.get_calls.get() - g0)
+}
+
+/// [`counted_round`] of a round that must succeed.
+pub async fn counted(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) {
+    let (out, lists, gets) = counted_round(r, m).await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    (out, lists, gets)
 }

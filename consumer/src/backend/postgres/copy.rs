@@ -13,6 +13,7 @@
 
 use super::apply::{prepared, Statements};
 use super::dialect::Postgres;
+use super::float::float_text;
 use super::upsert::{columns, on_conflict};
 use crate::backend::dialect::Dialect;
 use crate::backend::escape::{escape_into, separators};
@@ -160,27 +161,14 @@ fn copy_field(buf: &mut BytesMut, def: &TableDef, col: usize, v: &Value) {
         }
         Value::Int(i) => buf.extend_from_slice(itoa::Buffer::new().format(*i).as_bytes()),
         Value::UInt(u) => buf.extend_from_slice(itoa::Buffer::new().format(*u).as_bytes()),
-        Value::Float(f) => write_float(buf, f64::from(*f), |b| {
-            b.extend_from_slice(ryu::Buffer::new().format_finite(*f).as_bytes())
-        }),
-        Value::Double(d) => write_float(buf, *d, |b| {
-            b.extend_from_slice(ryu::Buffer::new().format_finite(*d).as_bytes())
-        }),
+        Value::Float(f) => {
+            buf.extend_from_slice(float_text(&mut ryu::Buffer::new(), *f).as_bytes())
+        }
+        Value::Double(d) => {
+            buf.extend_from_slice(float_text(&mut ryu::Buffer::new(), *d).as_bytes())
+        }
         Value::Decimal(s) | Value::String(s) => escape_text(buf, s.as_bytes()),
         Value::Bytes(b) => escape_text(buf, String::from_utf8_lossy(b).as_bytes()),
-    }
-}
-
-/// A float the way PostgreSQL reads it: its NaN and infinities, else the shortest text that
-/// reads back to the same value (ryu's, which may use an exponent, `1e16`, where
-/// [`super::params::text`] spells every digit: both read back as the same float).
-fn write_float(buf: &mut BytesMut, v: f64, shortest: impl FnOnce(&mut BytesMut)) {
-    if v.is_nan() {
-        buf.extend_from_slice(b"NaN");
-    } else if v.is_infinite() {
-        buf.extend_from_slice(if v > 0.0 { b"Infinity" } else { b"-Infinity" });
-    } else {
-        shortest(buf);
     }
 }
 
@@ -239,6 +227,10 @@ mod tests {
         assert_eq!(field(0, &Value::Double(f64::NAN)), "NaN");
         assert_eq!(field(0, &Value::Double(f64::INFINITY)), "Infinity");
         assert_eq!(field(0, &Value::Double(f64::NEG_INFINITY)), "-Infinity");
+        assert_eq!(field(0, &Value::Double(-0.0)), "-0.0");
+        assert_eq!(field(0, &Value::Double(0.1 + 0.2)), "0.30000000000000004");
+        assert_eq!(field(1, &Value::Float(f32::INFINITY)), "Infinity");
+        assert_eq!(field(1, &Value::Float(-0.0)), "-0.0");
         assert_eq!(field(1, &Value::Null), "\\N");
     }
 }

@@ -27,7 +27,8 @@
 //! - A schema, table or column name longer than [`MAX_IDENTIFIER_BYTES`] is refused (an error
 //!   naming the table) rather than silently truncated by PostgreSQL into another name.
 //!
-//! Files: [`dialect`] (quoting, types, DDL text), `params` (values as text parameters), `apply`
+//! Files: [`dialect`] (quoting, types, DDL text), `params` (values as text parameters), `float`
+//! (the text of a float, for parameters and COPY alike), `apply`
 //! (the transaction of a unit and its statements), `copy` (the bulk path), `identifiers` (the
 //! length limit), `leases` (consumer group leases and the fence check), `bookkeeping` (progress and quarantine tables), `read_back` (tables, columns
 //! and rows as canonical text), `error` (the server's message).
@@ -38,6 +39,7 @@ mod copy;
 mod create_table;
 pub mod dialect;
 mod error;
+mod float;
 mod identifiers;
 mod leases;
 mod params;

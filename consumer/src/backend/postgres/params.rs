@@ -1,8 +1,9 @@
 //! How values reach PostgreSQL: every value is sent as text (binary columns as `bytea`) into a
-//! statement that casts each parameter to its column type (`$1::integer`); floats use
-//! PostgreSQL's spellings of NaN and the infinities.
+//! statement that casts each parameter to its column type (`$1::integer`); floats as `float`
+//! writes them (PostgreSQL's spellings of NaN and the infinities), the same text as COPY's.
 
 use super::dialect::Postgres;
+use super::float::float_text;
 use crate::backend::dialect::Dialect;
 use bytes::BytesMut;
 use cdc_common::{TableDef, Value};
@@ -38,21 +39,11 @@ pub(super) fn text(v: &Value) -> Option<String> {
         Value::Null => return None,
         Value::Int(i) => i.to_string(),
         Value::UInt(u) => u.to_string(),
-        Value::Float(f) => float_text(f64::from(*f), f.to_string()),
-        Value::Double(d) => float_text(*d, d.to_string()),
+        Value::Float(f) => float_text(&mut ryu::Buffer::new(), *f).to_owned(),
+        Value::Double(d) => float_text(&mut ryu::Buffer::new(), *d).to_owned(),
         Value::Decimal(s) | Value::String(s) => s.to_string(),
         Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
     })
-}
-
-fn float_text(v: f64, shortest: String) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "Infinity" } else { "-Infinity" }.into()
-    } else {
-        shortest
-    }
 }
 
 pub(super) fn param(def: &TableDef, col: usize, v: &Value) -> Param {
@@ -82,5 +73,27 @@ pub(super) fn placeholder(def: &TableDef, col: usize, n: usize) -> String {
         Some(c) if c.ty.is_binary() => format!("${n}"),
         Some(c) => format!("${n}::{}", Postgres.column_type(c)),
         None => format!("${n}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text;
+    use cdc_common::Value;
+
+    #[test]
+    fn float_parameters_spell_what_copy_spells() {
+        for (v, want) in [
+            (Value::Double(f64::NAN), "NaN"),
+            (Value::Double(f64::INFINITY), "Infinity"),
+            (Value::Double(f64::NEG_INFINITY), "-Infinity"),
+            (Value::Double(-0.0), "-0.0"),
+            (Value::Double(0.1 + 0.2), "0.30000000000000004"),
+            (Value::Float(f32::NEG_INFINITY), "-Infinity"),
+            (Value::Float(-0.0), "-0.0"),
+            (Value::Float(0.1 + 0.2), "0.3"),
+        ] {
+            assert_eq!(text(&v).as_deref(), Some(want), "{v:?}");
+        }
     }
 }
