@@ -34,12 +34,27 @@
 //!    is not held whole: its whole-file step streams into the multipart upload
 //!    (`streamed_put.rs`). Each put is retried
 //!    with backoff and bounded by a per-request timeout (`retry.rs`).
+//!    A stream's files of one flush in different date directories (a batch before midnight
+//!    and one after; one stream = dispatcher, table version, partition) publish one after the
+//!    other in date order, never concurrently: see "Streams across date directories".
 //! 3. *Complete*: release the batch's spool entries in order - the spool runs each event's flush
 //!    callback, then frees its bytes (which may resume held wakes).
 //!
 //! A batch whose publishing fails for good stops the sink (sticky error, error callback): its
 //! entries are dropped, so their flush callbacks never run and the checkpoint never passes them.
 //! From then on the writer drops what it receives and answers markers with the error.
+//!
+//! # Streams across date directories
+//!
+//! A consumer reads a stream's date directories in date order and, once it applied a file of
+//! a later directory, never goes back to an earlier one (rows without a commit ts are applied
+//! as soon as their file is indexed). So no index entry of a stream in a later directory may
+//! be put before every file of its earlier directories that the same flush publishes: with
+//! `flush-concurrency` above one, a small batch after midnight would otherwise be indexed
+//! before a large one before it, and the consumer would skip the late file for good. The
+//! stream's batches of one flush are therefore published in date order, one after the other
+//! (`stream_chains`, `publish_chain`); different streams still publish concurrently. Flushes
+//! run one after the other, so batches of different flushes are ordered already.
 
 use crate::batch::{Batch, BatchKey, Pending};
 use crate::batch_table::BatchTable;
@@ -346,12 +361,12 @@ impl Writer {
             }
         }
         let ctx = Arc::clone(&self.ctx);
-        let results: Vec<(Job, Result<u64>)> = futures::stream::iter(jobs)
-            .map(|job| publish_job(Arc::clone(&ctx), job))
+        let results: Vec<Vec<(Job, Result<u64>)>> = futures::stream::iter(stream_chains(jobs))
+            .map(|chain| publish_chain(Arc::clone(&ctx), chain))
             .buffer_unordered(self.ctx.config.flush_concurrency)
             .collect()
             .await;
-        for (job, r) in results {
+        for (job, r) in results.into_iter().flatten() {
             match r {
                 Ok(bytes) => self.complete(job, bytes),
                 Err(e) => self.ctx.failure.fail(e),
@@ -560,6 +575,53 @@ async fn discover_next_index(
         ctx.metrics.stale_files_deleted.inc();
     }
     Ok(indexed + 1)
+}
+
+/// The jobs of one flush as chains, one per stream (dispatcher, table version, partition: what
+/// a consumer reads as one stream across date directories), each in date order (see
+/// "Streams across date directories" in the module doc). Chains keep the order of their first
+/// jobs.
+fn stream_chains(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut chains: Vec<Vec<Job>> = Vec::new();
+    for job in jobs {
+        let k = &job.batch.key;
+        let same = |c: &Vec<Job>| {
+            let o = &c[0].batch.key;
+            o.dispatcher == k.dispatcher
+                && o.schema == k.schema
+                && o.table == k.table
+                && o.version == k.version
+                && o.partition_id == k.partition_id
+        };
+        match chains.iter_mut().find(|c| same(c)) {
+            Some(c) => c.push(job),
+            None => chains.push(vec![job]),
+        }
+    }
+    for c in &mut chains {
+        c.sort_by_key(|a| a.batch.key.date);
+    }
+    chains
+}
+
+/// Publishes one stream's jobs one after the other (data file, then index entry, then the
+/// next); after a failure the later jobs are not tried (their index entries would name files
+/// past a gap) and carry the same error, so their entries are dropped unacknowledged.
+async fn publish_chain(ctx: Arc<WriterContext>, chain: Vec<Job>) -> Vec<(Job, Result<u64>)> {
+    let mut out = Vec::with_capacity(chain.len());
+    let mut failed: Option<crate::error::SinkError> = None;
+    for job in chain {
+        if let Some(e) = &failed {
+            out.push((job, Err(e.clone())));
+            continue;
+        }
+        let (job, r) = publish_job(Arc::clone(&ctx), job).await;
+        if let Err(e) = &r {
+            failed = Some(e.clone());
+        }
+        out.push((job, r));
+    }
+    out
 }
 
 /// Reads a job's chunks and publishes its file. Memory entries are shared, not copied (the
