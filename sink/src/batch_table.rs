@@ -3,7 +3,8 @@
 //! ```text
 //!  append(key, event) --> batches[key] (opened on first event: id, created, deadline pushed)
 //!  deadlines: min-heap of (created + flush-interval, id)    keys_by_id: id -> key
-//!  take(key) / take_due(now) / take_all() / take_dispatcher(id) --> batches to flush
+//!  take(key) / take_due(now) / take_all() / take_dispatcher(id) / take_earlier_days(key)
+//!                                                              --> batches to flush
 //! ```
 //!
 //! Each batch has its own deadline, `created + flush-interval`: batches of different tables that
@@ -126,6 +127,18 @@ impl BatchTable {
     }
 
     /// Takes every open batch of the dispatcher `id`.
+    /// Takes the batches of `key`'s stream in date directories before `key`'s (they must be
+    /// published before it, see "Streams across date directories" in `writer.rs`).
+    pub fn take_earlier_days(&mut self, key: &BatchKey) -> Vec<Batch> {
+        let keys: Vec<BatchKey> = self
+            .batches
+            .keys()
+            .filter(|k| k.same_stream(key) && k.date < key.date)
+            .cloned()
+            .collect();
+        keys.iter().filter_map(|k| self.take(k)).collect()
+    }
+
     pub fn take_dispatcher(&mut self, id: &Arc<str>) -> Vec<Batch> {
         let keys: Vec<BatchKey> = self
             .batches

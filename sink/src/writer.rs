@@ -34,9 +34,10 @@
 //!    is not held whole: its whole-file step streams into the multipart upload
 //!    (`streamed_put.rs`). Each put is retried
 //!    with backoff and bounded by a per-request timeout (`retry.rs`).
-//!    A stream's files of one flush in different date directories (a batch before midnight
-//!    and one after; one stream = dispatcher, table version, partition) publish one after the
-//!    other in date order, never concurrently: see "Streams across date directories".
+//!    A flush takes along its streams' open batches of earlier date directories, and a
+//!    stream's files in different date directories (a batch before midnight and one after;
+//!    one stream = dispatcher, table version, partition) publish one after the other in date
+//!    order, never concurrently: see "Streams across date directories".
 //! 3. *Complete*: release the batch's spool entries in order - the spool runs each event's flush
 //!    callback, then frees its bytes (which may resume held wakes).
 //!
@@ -51,10 +52,15 @@
 //! as soon as their file is indexed). So no index entry of a stream in a later directory may
 //! be put before every file of its earlier directories that the same flush publishes: with
 //! `flush-concurrency` above one, a small batch after midnight would otherwise be indexed
-//! before a large one before it, and the consumer would skip the late file for good. The
-//! stream's batches of one flush are therefore published in date order, one after the other
-//! (`stream_chains`, `publish_chain`); different streams still publish concurrently. Flushes
-//! run one after the other, so batches of different flushes are ordered already.
+//! before a large one before it, and the consumer would skip the late file for good. So:
+//!
+//! - a flush takes along the still open batches of the same streams in earlier date
+//!   directories (`BatchTable::take_earlier_days`): a file-size flush of the batch after
+//!   midnight must not publish it while the batch before midnight waits for its deadline;
+//! - the stream's batches of one flush are published in date order, one after the other
+//!   (`stream_chains`, `publish_chain`); different streams still publish concurrently.
+//!
+//! Flushes run one after the other, so batches of different flushes are ordered already.
 
 use crate::batch::{Batch, BatchKey, Pending};
 use crate::batch_table::BatchTable;
@@ -347,8 +353,13 @@ impl Writer {
         if batches.is_empty() {
             return Ok(());
         }
-        // Oldest first, so that when concurrency is limited the files of one dispatcher in
-        // different directories (date change) publish in order of their data.
+        // A stream's batches of earlier days still open go first (a size flush of the later
+        // day's batch must not index it before them), then each stream publishes in date order.
+        let mut earlier = Vec::new();
+        for b in &batches {
+            earlier.extend(self.batches.take_earlier_days(&b.key));
+        }
+        batches.extend(earlier);
         batches.sort_by_key(|b| b.created);
         let mut jobs = Vec::with_capacity(batches.len());
         for b in batches {
@@ -585,15 +596,7 @@ fn stream_chains(jobs: Vec<Job>) -> Vec<Vec<Job>> {
     let mut chains: Vec<Vec<Job>> = Vec::new();
     for job in jobs {
         let k = &job.batch.key;
-        let same = |c: &Vec<Job>| {
-            let o = &c[0].batch.key;
-            o.dispatcher == k.dispatcher
-                && o.schema == k.schema
-                && o.table == k.table
-                && o.version == k.version
-                && o.partition_id == k.partition_id
-        };
-        match chains.iter_mut().find(|c| same(c)) {
+        match chains.iter_mut().find(|c| c[0].batch.key.same_stream(k)) {
             Some(c) => c.push(job),
             None => chains.push(vec![job]),
         }
