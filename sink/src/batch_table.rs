@@ -274,6 +274,39 @@ mod tests {
     }
 
     #[test]
+    fn take_earlier_days_takes_only_the_same_streams_earlier_dates() {
+        use cdc_common::layout::DateDir;
+        use cdc_common::DateSeparator;
+        let f = Fixture::new();
+        let mut t = BatchTable::new(Duration::from_secs(3600));
+        let dated = |dispatcher: &str, table: &str, day: &str| BatchKey {
+            date: DateDir::parse(DateSeparator::Day, day),
+            ..key(dispatcher, table)
+        };
+        let keys = [
+            dated("d", "t", "2023-11-13"),
+            dated("d", "t", "2023-11-14"),
+            dated("d", "t", "2023-11-15"),
+            dated("d", "t", "2023-11-16"),
+            dated("e", "t", "2023-11-14"),
+            dated("d", "u", "2023-11-14"),
+        ];
+        for k in &keys {
+            let d = Arc::new(DispatcherState::new(&k.dispatcher, FileNaming::Table, 1, 1));
+            t.append(k.clone(), Arc::clone(&f.table), d, f.pending(1));
+        }
+        let mut taken: Vec<BatchKey> = t
+            .take_earlier_days(&keys[2])
+            .into_iter()
+            .map(|b| b.key)
+            .collect();
+        taken.sort_by_key(|k| k.date);
+        assert_eq!(taken, [keys[0].clone(), keys[1].clone()]);
+        // The later day and the other streams stay open.
+        assert_eq!(t.take_all().len(), 4);
+    }
+
+    #[test]
     fn take_dispatcher_takes_only_that_dispatchers_batches() {
         let f = Fixture::new();
         let mut t = BatchTable::new(Duration::from_secs(3600));
