@@ -5,7 +5,15 @@
 //! 1. A table's schema versions are applied in ts order. The *current* version is the one in
 //!    the table's `#ddl` progress row.
 //! 2. Within the current version, each stream's files are applied in `(date, index)` order, up
-//!    to the newest indexed file; files at or below the stream's progress are skipped.
+//!    to the newest indexed file; files at or below the stream's progress are skipped. Once a
+//!    stream applied a file of a later date directory, files of earlier ones are never read
+//!    again. That rests on the writer: a stream's index entry in a later date directory is put
+//!    only after its entries in earlier ones (`docs/format.md`, invariant 6). A restarted
+//!    writer's copy that lands in an earlier date than the stream's position is skipped
+//!    safely when dates follow the commit ts (this sink): with commit ts its rows are at or
+//!    below the stream's commit ts; without, the copy's rows of the later dates follow it
+//!    whole, so each key still ends at its last change. Dates from writers' wall clocks that
+//!    disagree (TiCDC nodes with skewed clocks) break this; not handled.
 //! 3. A new version is a **barrier**: its DDL is applied only when (a) no file of the current
 //!    version is pending, (b) discovery has confirmed that every DML below it is indexed
 //!    ([`TableEntry::complete_below`]), (c) its ts is at or below the checkpoint-ts, (d) every

@@ -23,6 +23,19 @@ pub(crate) struct BatchKey {
     pub date: Option<DateDir>,
 }
 
+impl BatchKey {
+    /// True when `other` goes to the same stream as this key (dispatcher, table version,
+    /// partition), whatever its date directory: a consumer reads one stream's date directories
+    /// in date order (see "Streams across date directories" in `writer.rs`).
+    pub fn same_stream(&self, other: &BatchKey) -> bool {
+        self.dispatcher == other.dispatcher
+            && self.schema == other.schema
+            && self.table == other.table
+            && self.version == other.version
+            && self.partition_id == other.partition_id
+    }
+}
+
 /// One accepted event waiting in a batch.
 pub(crate) struct Pending {
     pub entry: Entry,

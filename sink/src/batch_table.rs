@@ -3,7 +3,8 @@
 //! ```text
 //!  append(key, event) --> batches[key] (opened on first event: id, created, deadline pushed)
 //!  deadlines: min-heap of (created + flush-interval, id)    keys_by_id: id -> key
-//!  take(key) / take_due(now) / take_all() / take_dispatcher(id) --> batches to flush
+//!  take(key) / take_due(now) / take_all() / take_dispatcher(id) / take_earlier_days(key)
+//!                                                              --> batches to flush
 //! ```
 //!
 //! Each batch has its own deadline, `created + flush-interval`: batches of different tables that
@@ -126,6 +127,18 @@ impl BatchTable {
     }
 
     /// Takes every open batch of the dispatcher `id`.
+    /// Takes the batches of `key`'s stream in date directories before `key`'s (they must be
+    /// published before it, see "Streams across date directories" in `writer.rs`).
+    pub fn take_earlier_days(&mut self, key: &BatchKey) -> Vec<Batch> {
+        let keys: Vec<BatchKey> = self
+            .batches
+            .keys()
+            .filter(|k| k.same_stream(key) && k.date < key.date)
+            .cloned()
+            .collect();
+        keys.iter().filter_map(|k| self.take(k)).collect()
+    }
+
     pub fn take_dispatcher(&mut self, id: &Arc<str>) -> Vec<Batch> {
         let keys: Vec<BatchKey> = self
             .batches
@@ -258,6 +271,39 @@ mod tests {
         assert!(t.next_deadline().unwrap() > Instant::now());
         assert_eq!(t.take_all().len(), 1);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn take_earlier_days_takes_only_the_same_streams_earlier_dates() {
+        use cdc_common::layout::DateDir;
+        use cdc_common::DateSeparator;
+        let f = Fixture::new();
+        let mut t = BatchTable::new(Duration::from_secs(3600));
+        let dated = |dispatcher: &str, table: &str, day: &str| BatchKey {
+            date: DateDir::parse(DateSeparator::Day, day),
+            ..key(dispatcher, table)
+        };
+        let keys = [
+            dated("d", "t", "2023-11-13"),
+            dated("d", "t", "2023-11-14"),
+            dated("d", "t", "2023-11-15"),
+            dated("d", "t", "2023-11-16"),
+            dated("e", "t", "2023-11-14"),
+            dated("d", "u", "2023-11-14"),
+        ];
+        for k in &keys {
+            let d = Arc::new(DispatcherState::new(&k.dispatcher, FileNaming::Table, 1, 1));
+            t.append(k.clone(), Arc::clone(&f.table), d, f.pending(1));
+        }
+        let mut taken: Vec<BatchKey> = t
+            .take_earlier_days(&keys[2])
+            .into_iter()
+            .map(|b| b.key)
+            .collect();
+        taken.sort_by_key(|k| k.date);
+        assert_eq!(taken, [keys[0].clone(), keys[1].clone()]);
+        // The later day and the other streams stay open.
+        assert_eq!(t.take_all().len(), 4);
     }
 
     #[test]

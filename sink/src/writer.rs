@@ -34,12 +34,33 @@
 //!    is not held whole: its whole-file step streams into the multipart upload
 //!    (`streamed_put.rs`). Each put is retried
 //!    with backoff and bounded by a per-request timeout (`retry.rs`).
+//!    A flush takes along its streams' open batches of earlier date directories, and a
+//!    stream's files in different date directories (a batch before midnight and one after;
+//!    one stream = dispatcher, table version, partition) publish one after the other in date
+//!    order, never concurrently: see "Streams across date directories".
 //! 3. *Complete*: release the batch's spool entries in order - the spool runs each event's flush
 //!    callback, then frees its bytes (which may resume held wakes).
 //!
 //! A batch whose publishing fails for good stops the sink (sticky error, error callback): its
 //! entries are dropped, so their flush callbacks never run and the checkpoint never passes them.
 //! From then on the writer drops what it receives and answers markers with the error.
+//!
+//! # Streams across date directories
+//!
+//! A consumer reads a stream's date directories in date order and, once it applied a file of
+//! a later directory, never goes back to an earlier one (rows without a commit ts are applied
+//! as soon as their file is indexed). So no index entry of a stream in a later directory may
+//! be put before every file of its earlier directories that the same flush publishes: with
+//! `flush-concurrency` above one, a small batch after midnight would otherwise be indexed
+//! before a large one before it, and the consumer would skip the late file for good. So:
+//!
+//! - a flush takes along the still open batches of the same streams in earlier date
+//!   directories (`BatchTable::take_earlier_days`): a file-size flush of the batch after
+//!   midnight must not publish it while the batch before midnight waits for its deadline;
+//! - the stream's batches of one flush are published in date order, one after the other
+//!   (`stream_chains`, `publish_chain`); different streams still publish concurrently.
+//!
+//! Flushes run one after the other, so batches of different flushes are ordered already.
 
 use crate::batch::{Batch, BatchKey, Pending};
 use crate::batch_table::BatchTable;
@@ -332,8 +353,13 @@ impl Writer {
         if batches.is_empty() {
             return Ok(());
         }
-        // Oldest first, so that when concurrency is limited the files of one dispatcher in
-        // different directories (date change) publish in order of their data.
+        // A stream's batches of earlier days still open go first (a size flush of the later
+        // day's batch must not index it before them), then each stream publishes in date order.
+        let mut earlier = Vec::new();
+        for b in &batches {
+            earlier.extend(self.batches.take_earlier_days(&b.key));
+        }
+        batches.extend(earlier);
         batches.sort_by_key(|b| b.created);
         let mut jobs = Vec::with_capacity(batches.len());
         for b in batches {
@@ -346,12 +372,12 @@ impl Writer {
             }
         }
         let ctx = Arc::clone(&self.ctx);
-        let results: Vec<(Job, Result<u64>)> = futures::stream::iter(jobs)
-            .map(|job| publish_job(Arc::clone(&ctx), job))
+        let results: Vec<Vec<(Job, Result<u64>)>> = futures::stream::iter(stream_chains(jobs))
+            .map(|chain| publish_chain(Arc::clone(&ctx), chain))
             .buffer_unordered(self.ctx.config.flush_concurrency)
             .collect()
             .await;
-        for (job, r) in results {
+        for (job, r) in results.into_iter().flatten() {
             match r {
                 Ok(bytes) => self.complete(job, bytes),
                 Err(e) => self.ctx.failure.fail(e),
@@ -560,6 +586,45 @@ async fn discover_next_index(
         ctx.metrics.stale_files_deleted.inc();
     }
     Ok(indexed + 1)
+}
+
+/// The jobs of one flush as chains, one per stream (dispatcher, table version, partition: what
+/// a consumer reads as one stream across date directories), each in date order (see
+/// "Streams across date directories" in the module doc). Chains keep the order of their first
+/// jobs.
+fn stream_chains(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut chains: Vec<Vec<Job>> = Vec::new();
+    for job in jobs {
+        let k = &job.batch.key;
+        match chains.iter_mut().find(|c| c[0].batch.key.same_stream(k)) {
+            Some(c) => c.push(job),
+            None => chains.push(vec![job]),
+        }
+    }
+    for c in &mut chains {
+        c.sort_by_key(|a| a.batch.key.date);
+    }
+    chains
+}
+
+/// Publishes one stream's jobs one after the other (data file, then index entry, then the
+/// next); after a failure the later jobs are not tried (their index entries would name files
+/// past a gap) and carry the same error, so their entries are dropped unacknowledged.
+async fn publish_chain(ctx: Arc<WriterContext>, chain: Vec<Job>) -> Vec<(Job, Result<u64>)> {
+    let mut out = Vec::with_capacity(chain.len());
+    let mut failed: Option<crate::error::SinkError> = None;
+    for job in chain {
+        if let Some(e) = &failed {
+            out.push((job, Err(e.clone())));
+            continue;
+        }
+        let (job, r) = publish_job(Arc::clone(&ctx), job).await;
+        if let Err(e) = &r {
+            failed = Some(e.clone());
+        }
+        out.push((job, r));
+    }
+    out
 }
 
 /// Reads a job's chunks and publishes its file. Memory entries are shared, not copied (the

@@ -107,6 +107,79 @@ async fn index_is_published_after_data_file() {
     assert!(index_puts >= 2);
 }
 
+/// A stream's batch before midnight and its batch after it, flushed together: the later day's
+/// index entry is put only after the earlier day's (a consumer that saw the later day never
+/// reads the earlier one again), even when the earlier day's data file is slow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_streams_later_day_is_indexed_after_its_earlier_day() {
+    let h = harness("protocol=csv&flush-interval=10s&date-separator=day").await;
+    h.store.add_rule(Rule::new(
+        Op::Put,
+        "2023-11-14/CDC",
+        Fault::Delay(Duration::from_millis(300)),
+    ));
+    let t = table("t", ts(0));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    // 2023-11-15 00:00:00 UTC is ts(6_400_000).
+    for (n, at) in [6_399_000u64, 6_401_000].into_iter().enumerate() {
+        h.sink
+            .add_dml_event("d", event(&t, ts(at), "d", n as i64, 1), None, None)
+            .unwrap();
+    }
+    h.sink.close().await.unwrap();
+    let log = h.store.log();
+    let index_put = |day: &str| {
+        log.iter()
+            .find(|r| r.op == Op::Put && r.ok && r.path.contains(day) && r.path.ends_with(".index"))
+            .unwrap_or_else(|| panic!("no index put in {day}: {log:?}"))
+            .clone()
+    };
+    let (earlier, later) = (index_put("/2023-11-14/"), index_put("/2023-11-15/"));
+    assert!(
+        earlier.finished <= later.started,
+        "{later:?} started before {earlier:?} finished"
+    );
+}
+
+/// The batch after midnight reaches file-size while the stream's batch before midnight waits
+/// for its deadline: the size flush publishes the earlier day first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_size_flush_after_midnight_publishes_the_earlier_day_first() {
+    let h = harness("protocol=csv&flush-interval=60s&file-size=1KiB&date-separator=day").await;
+    let t = table("t", ts(0));
+    h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    // 2023-11-15 00:00:00 UTC is ts(6_400_000): one small event before, a large one after.
+    h.sink
+        .add_dml_event("d", event(&t, ts(6_399_000), "d", 0, 1), None, None)
+        .unwrap();
+    h.sink
+        .add_dml_event(
+            "d",
+            event_sized(&t, ts(6_401_000), "d", 1, 1, 4096),
+            None,
+            None,
+        )
+        .unwrap();
+    // The size flush happens now; the deadline of the earlier batch is a minute away.
+    let index_put = |day: &str| {
+        h.store
+            .log()
+            .into_iter()
+            .find(|r| r.op == Op::Put && r.ok && r.path.contains(day) && r.path.ends_with(".index"))
+    };
+    assert!(wait_for(5, || index_put("/2023-11-15/").is_some()).await);
+    let (earlier, later) = (
+        index_put("/2023-11-14/"),
+        index_put("/2023-11-15/").unwrap(),
+    );
+    let earlier = earlier.unwrap_or_else(|| panic!("{later:?} put while 2023-11-14 has none"));
+    assert!(
+        earlier.finished <= later.started,
+        "{later:?} started before {earlier:?} finished"
+    );
+    h.sink.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_flush_callback_before_the_put_completes() {
     let h = harness("protocol=csv&flush-interval=10ms").await;
