@@ -34,6 +34,15 @@ impl BatchKey {
             && self.version == other.version
             && self.partition_id == other.partition_id
     }
+
+    /// The key of this key's stream: the same key without its date directory (keys of one
+    /// stream map to equal stream keys, so it can key a map).
+    pub fn stream(&self) -> BatchKey {
+        BatchKey {
+            date: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// One accepted event waiting in a batch.

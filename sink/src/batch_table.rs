@@ -31,6 +31,9 @@ pub(crate) struct BatchTable {
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     keys_by_id: HashMap<u64, BatchKey>,
     next_batch_id: u64,
+    /// Open batches with a date directory, per stream ([`BatchKey::stream`]): only a stream
+    /// with more than one has earlier days to take along ([`BatchTable::take_earlier_days`]).
+    dated_per_stream: HashMap<BatchKey, u32>,
 }
 
 impl BatchTable {
@@ -42,6 +45,7 @@ impl BatchTable {
             deadlines: BinaryHeap::new(),
             keys_by_id: HashMap::new(),
             next_batch_id: 0,
+            dated_per_stream: HashMap::new(),
         }
     }
 
@@ -81,6 +85,9 @@ impl BatchTable {
         self.deadlines
             .push(Reverse((created + self.flush_interval, id)));
         self.keys_by_id.insert(id, key.clone());
+        if key.date.is_some() {
+            *self.dated_per_stream.entry(key.stream()).or_insert(0) += 1;
+        }
         self.batches.insert(key, b);
         bytes
     }
@@ -100,6 +107,15 @@ impl BatchTable {
     pub fn take(&mut self, key: &BatchKey) -> Option<Batch> {
         let b = self.batches.remove(key)?;
         self.keys_by_id.remove(&b.id);
+        if key.date.is_some() {
+            let stream = key.stream();
+            if let Some(n) = self.dated_per_stream.get_mut(&stream) {
+                *n -= 1;
+                if *n == 0 {
+                    self.dated_per_stream.remove(&stream);
+                }
+            }
+        }
         Some(b)
     }
 
@@ -126,10 +142,19 @@ impl BatchTable {
         keys.iter().filter_map(|k| self.take(k)).collect()
     }
 
-    /// Takes every open batch of the dispatcher `id`.
     /// Takes the batches of `key`'s stream in date directories before `key`'s (they must be
-    /// published before it, see "Streams across date directories" in `writer.rs`).
+    /// published before it, see "Streams across date directories" in `writer.rs`). Costs a
+    /// look-up unless the stream has another dated batch open (around a date change), then a
+    /// walk of the open batches.
     pub fn take_earlier_days(&mut self, key: &BatchKey) -> Vec<Batch> {
+        if key.date.is_none()
+            || self
+                .dated_per_stream
+                .get(&key.stream())
+                .is_none_or(|n| *n == 0)
+        {
+            return Vec::new();
+        }
         let keys: Vec<BatchKey> = self
             .batches
             .keys()
@@ -139,6 +164,7 @@ impl BatchTable {
         keys.iter().filter_map(|k| self.take(k)).collect()
     }
 
+    /// Takes every open batch of the dispatcher `id`.
     pub fn take_dispatcher(&mut self, id: &Arc<str>) -> Vec<Batch> {
         let keys: Vec<BatchKey> = self
             .batches

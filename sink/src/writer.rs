@@ -593,12 +593,20 @@ async fn discover_next_index(
 /// "Streams across date directories" in the module doc). Chains keep the order of their first
 /// jobs.
 fn stream_chains(jobs: Vec<Job>) -> Vec<Vec<Job>> {
-    let mut chains: Vec<Vec<Job>> = Vec::new();
+    let mut chains: Vec<Vec<Job>> = Vec::with_capacity(jobs.len());
+    // Without date directories a flush holds one batch per stream: every chain is one job.
+    if jobs.iter().all(|j| j.batch.key.date.is_none()) {
+        chains.extend(jobs.into_iter().map(|j| vec![j]));
+        return chains;
+    }
+    let mut by_stream: HashMap<BatchKey, usize> = HashMap::with_capacity(jobs.len());
     for job in jobs {
-        let k = &job.batch.key;
-        match chains.iter_mut().find(|c| c[0].batch.key.same_stream(k)) {
-            Some(c) => c.push(job),
-            None => chains.push(vec![job]),
+        match by_stream.entry(job.batch.key.stream()) {
+            std::collections::hash_map::Entry::Occupied(e) => chains[*e.get()].push(job),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(chains.len());
+                chains.push(vec![job]);
+            }
         }
     }
     for c in &mut chains {
