@@ -21,7 +21,7 @@
 //! A missing file below the newest named one is damage: [`Error::Missing`] naming it.
 
 use super::file_unit::{FileUnit, Source};
-use super::window::checkpoint_window;
+use super::window::{checkpoint_window, AtDoneTs};
 use super::{DataFileStep, Outcome, Replayer};
 use crate::backend::Unit;
 use crate::discovery::{Catalog, Upstream};
@@ -91,7 +91,7 @@ impl Replayer {
         };
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
         let done_ts = f.before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
-        let window = checkpoint_window(rows, done_ts, checkpoint);
+        let window = checkpoint_window(rows, done_ts, checkpoint, AtDoneTs::for_table(&def));
         let mut unit = FileUnit::first(f.index, &path, window, done_ts);
         let src = Source {
             up,

@@ -33,7 +33,7 @@
 //!   `cdc_consumer_files_applied_total`, the round record's per-table files), the apply
 //!   duration once per unit, and the unit in `cdc_consumer_data_units_total`.
 
-use super::window::{checkpoint_window, holds_rows_above, Window};
+use super::window::{checkpoint_window, holds_rows_above, AtDoneTs, Window};
 use super::{DataFileStep, Replayer, RoundRecord};
 use crate::discovery::{Catalog, Upstream};
 use cdc_common::codec::TableCodec;
@@ -163,7 +163,12 @@ impl Replayer {
                     .insert(path, tokio::spawn(async move { Ok(rows) }));
                 return;
             }
-            let w = checkpoint_window(rows, unit.ts_after, src.checkpoint);
+            let w = checkpoint_window(
+                rows,
+                unit.ts_after,
+                src.checkpoint,
+                AtDoneTs::for_table(src.def),
+            );
             unit.push(path, w);
         }
     }

@@ -8,8 +8,10 @@
 //!   together, the progress row naming the unit's last file; the in-memory [`Progress`] is
 //!   updated only after the commit returned. On any error the round ends and progress stays
 //!   where the last commit left it (see `file_unit`).
-//! - Rows with a commit ts above the checkpoint-ts are never applied; rows at or below the
-//!   stream's recorded commit ts are skipped (they were applied, or are a sink replay).
+//! - Rows with a commit ts above the checkpoint-ts are never applied; rows below the
+//!   stream's recorded commit ts are skipped (they were applied, or are a sink replay); rows at
+//!   it are applied again for a table with a primary key (the rest of a transaction cut across
+//!   files, or a harmless copy) and skipped for a table without one (see `window`).
 //! - Rows without a commit ts (csv without `include-commit-ts`, canal-json without the TiDB
 //!   extension) are applied once their file is indexed: the sink indexes a file only after it is
 //!   durable, but such rows cannot be held back to the checkpoint.
