@@ -1,6 +1,6 @@
 //! The upstream store client: every object store call discovery and replay make goes through
-//! [`Upstream`], which counts it (`cdc_consumer_{list,get}_calls_total`, bytes read) and retries
-//! transient errors.
+//! [`Upstream`], which counts it (`cdc_consumer_{list,get}_calls_total`, bytes read, each GET's
+//! time in `cdc_consumer_get_duration_seconds`) and retries transient errors.
 //!
 //! Invariants: every call runs through the one retry policy of object-storage calls,
 //! [`cdc_common::retry`]: retried only for an error [`cdc_common::storage::is_retryable`]
@@ -202,6 +202,8 @@ impl Upstream {
 
     async fn fetch(&self, path: &str) -> Result<Option<Bytes>> {
         let p = Self::path(path)?;
+        // observed when dropped, a failed call too
+        let _timer = self.metrics.get_duration.start_timer();
         let r = self
             .retry(path, || async {
                 self.metrics.get_calls.inc();
@@ -219,6 +221,8 @@ impl Upstream {
     /// condition returns the object, which the caller compares). One request either way.
     pub async fn get_if_changed(&self, path: &str, etag: Option<&str>) -> Result<Fetched> {
         let p = Self::path(path)?;
+        // observed when dropped, a failed call too
+        let _timer = self.metrics.get_duration.start_timer();
         let r = self
             .retry(path, || async {
                 self.metrics.get_calls.inc();
