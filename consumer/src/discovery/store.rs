@@ -33,8 +33,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Requests in flight while warming (see "Warming").
-pub const READ_CONCURRENCY: usize = 16;
+/// Requests in flight while warming (see "Warming"). A phase's calls are small (schema files,
+/// index files, one-level listings), so their time is the store's latency: at 64 a round over
+/// 50 tables waits about one latency per phase, not four (measured on the S3-compatible test
+/// server: 200 GETs of 20 KB take 0.46 s 16 at a time, 0.10 s 64 at a time).
+pub const READ_CONCURRENCY: usize = 64;
 /// Answers warmed at once, at most: a phase warms in chunks of this many, so memory stays
 /// bounded at any number of tables.
 pub const WARM_CHUNK: usize = 1024;

@@ -52,8 +52,9 @@ pub const DEFAULT_READ_AHEAD: usize = 32;
 pub const DEFAULT_READ_AHEAD_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Files the window takes before the first file's size is known: a process's first reads may
-/// be of any size, so only a few go before the byte budget can be applied.
-pub const UNKNOWN_SIZE_FILES: usize = 4;
+/// be of any size, so no more go than the read-ahead's former default depth (memory as before
+/// the byte budget) until the budget can be applied.
+pub const UNKNOWN_SIZE_FILES: usize = 8;
 
 /// What the window's reads share: the stored bytes of the files fetched and not taken, how
 /// many such files there are, and the largest data file read so far.
