@@ -1,5 +1,5 @@
 //! Requests overlap under latency: over a store that answers every GET and delimiter listing
-//! after a fixed delay, discovery warms its index and schema reads and its listings (several in
+//! after a fixed delay, discovery warms its index and schema reads and its listings (up to 64 in
 //! flight at once, the same requests as one by one), and the replayer reads data files ahead
 //! (by default up to 32 in flight while one is applied; none with `--read-ahead 0`; no more
 //! than `--read-ahead-bytes` of stored data allow), the read-ahead gauges go back to zero, and
@@ -150,12 +150,17 @@ fn name(id: i64) -> String {
 
 /// TABLES tables of FILES files of `rows` rows each, checkpoint above all of them.
 async fn storage(rows: i64) -> Writer {
+    storage_of(TABLES, rows).await
+}
+
+/// `tables` tables of FILES files of `rows` rows each, checkpoint above all of them.
+async fn storage_of(tables: i64, rows: i64) -> Writer {
     static STORES: AtomicU64 = AtomicU64::new(0);
     let n = STORES.fetch_add(1, Ordering::SeqCst);
     let mut w = Writer::new(&format!(
         "memory://latency-{n}?protocol=csv&include-commit-ts=true"
     ));
-    for t in 0..TABLES {
+    for t in 0..tables {
         let def = two_cols("db", &format!("t{t:02}"), ts(1));
         w.schema(&def, "", DdlKind::CreateTable).await;
         for f in 0..FILES {
@@ -220,6 +225,22 @@ async fn discovery_warms_its_reads_and_listings_with_the_same_requests() {
         "second round: at most {max_list} listings at once"
     );
     assert_eq!(g.data_gets.take().1, 0, "discovery reads no data file");
+}
+
+#[tokio::test]
+async fn discovery_warms_many_more_reads_at_once_than_sixteen() {
+    let tables = 40;
+    let w = storage_of(tables, 1).await;
+    let (up, g) = slow(&w);
+    let mut d = Discovery::new(up, w.cfg, TableFilter::all());
+    d.round().await.unwrap();
+    let (max, n) = g.other_gets.take();
+    assert_eq!(n, 1 + 2 * tables as u64, "first round GETs");
+    // The 40 schema files are read 64 at a time: at once.
+    assert!(
+        max > 16,
+        "first round over {tables} tables: at most {max} GETs in flight at once"
+    );
 }
 
 /// What a replay over the slow store showed.
