@@ -11,7 +11,7 @@ use crate::group::GroupConfig;
 use crate::quarantine::BadFilePolicy;
 use crate::secrets::Secrets;
 use cdc_common::layout::LayoutConfig;
-use cdc_common::options::{parse_bool, parse_duration, SinkOptions, SINK_PARAMS};
+use cdc_common::options::{parse_bool, parse_duration, parse_size, SinkOptions, SINK_PARAMS};
 use cdc_common::storage::{redact_uri, StorageUri, STORAGE_PARAMS};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +20,8 @@ use std::time::Duration;
 /// Default pause between replay rounds: short enough for second-level freshness, long enough
 /// that an idle consumer costs a few small requests per table per second.
 pub const DEFAULT_INTERVAL: &str = "1s";
+/// Default `--read-ahead-bytes` ([`crate::replay::DEFAULT_READ_AHEAD_BYTES`] written as a size).
+pub const DEFAULT_READ_AHEAD_BYTES: &str = "128MiB";
 /// Default rows per multi-row statement: 256 rows of 10 columns stay far below every
 /// downstream's bound-parameter limit (SQLite 32766, PostgreSQL and MySQL 65535).
 pub const DEFAULT_BATCH_ROWS: usize = 256;
@@ -105,9 +107,13 @@ pub struct Args {
     #[arg(long, default_value_t = DEFAULT_BATCH_ROWS)]
     pub batch_rows: usize,
     /// Data files read and decoded ahead of the one being applied (0..=256; 0 reads each file
-    /// when its turn comes). Memory: about this many decoded data files.
+    /// when its turn comes): this many GETs in flight hide the store's request latency.
     #[arg(long, default_value_t = crate::replay::DEFAULT_READ_AHEAD)]
     pub read_ahead: usize,
+    /// Stored bytes the read-ahead holds, about (e.g. 128MiB; 1MiB..=16GiB; at least one file
+    /// is read ahead whatever its size). Memory: the decoded rows of that much data.
+    #[arg(long, default_value = DEFAULT_READ_AHEAD_BYTES)]
+    pub read_ahead_bytes: String,
     /// Consecutive data files of one stream applied in one downstream transaction with one
     /// progress row (1..=64; 1 applies every file alone). A unit also stops at 100,000 row
     /// changes, at a file partly above the checkpoint and at a file that does not read.
@@ -265,6 +271,8 @@ pub struct Config {
     pub keep_rounds: u64,
     /// Data files read ahead (`--read-ahead`).
     pub read_ahead: usize,
+    /// Stored bytes the read-ahead holds, about (`--read-ahead-bytes`).
+    pub read_ahead_bytes: u64,
     /// Data files per unit (`--unit-files`).
     pub unit_files: usize,
     /// Exit once this ts is applied.
@@ -413,6 +421,8 @@ impl Config {
         if a.read_ahead > 256 {
             return Err(Error::config("read-ahead", "must be 0..=256 data files"));
         }
+        let read_ahead_bytes =
+            parse_size("read-ahead-bytes", &a.read_ahead_bytes, 1 << 20, 16 << 30)?;
         if a.unit_files == 0 || a.unit_files > crate::replay::MAX_UNIT_FILES {
             return Err(Error::config(
                 "unit-files",
@@ -442,6 +452,7 @@ impl Config {
             health_policy,
             keep_rounds: a.keep_rounds,
             read_ahead: a.read_ahead,
+            read_ahead_bytes,
             unit_files: a.unit_files,
             until_ts: a.until_ts.map(cdc_common::Ts),
             tables: match &a.tables {
@@ -471,6 +482,36 @@ mod tests {
         assert!(f.matches_schema("z"));
         assert!(TableFilter::parse("nodot").is_err());
         assert!(TableFilter::all().matches("x", "y"));
+    }
+
+    fn config(extra: &[&str]) -> Result<Config> {
+        use clap::Parser;
+        let mut argv = vec![
+            "storage-consumer",
+            "--upstream-uri",
+            "memory://cfg?protocol=csv",
+        ];
+        argv.extend_from_slice(extra);
+        Config::from_args(&Args::parse_from(argv))
+    }
+
+    #[test]
+    fn read_ahead_bytes_is_a_size_in_range() {
+        assert_eq!(
+            config(&[]).unwrap().read_ahead_bytes,
+            crate::replay::DEFAULT_READ_AHEAD_BYTES
+        );
+        let c = config(&["--read-ahead-bytes", "64MiB"]).unwrap();
+        assert_eq!(c.read_ahead_bytes, 64 << 20);
+        for (bad, says) in [("lots", "`lots` is not a size"), ("512KiB", "out of range")] {
+            let e = config(&["--read-ahead-bytes", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("read-ahead-bytes") && e.contains(says),
+                "--read-ahead-bytes {bad}: {e}"
+            );
+        }
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub async fn replayer(
     r.set_secrets(cfg.secrets.clone());
     r.set_keep_rounds(cfg.keep_rounds);
     r.set_read_ahead(cfg.read_ahead);
+    r.set_read_ahead_bytes(cfg.read_ahead_bytes);
     r.set_unit_files(cfg.unit_files);
     r.set_scope(&settled_scope(cfg), cfg.tables.clone());
     Ok(r)

@@ -7,8 +7,8 @@
 
 use crate::freshness::Health;
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
-    Opts, Registry, TextEncoder,
+    Counter, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// The consumer's metrics and the registry that renders them.
@@ -49,6 +49,14 @@ pub struct Metrics {
     pub list_calls: IntCounter,
     /// Object store get calls.
     pub get_calls: IntCounter,
+    /// Time of one object store get call (retries included), answer read.
+    pub get_duration: Histogram,
+    /// Data files in the read-ahead window (being read and decoded, or waiting for their step).
+    pub read_ahead_files: IntGauge,
+    /// Stored bytes of the data files the read-ahead window fetched and holds.
+    pub read_ahead_bytes: IntGauge,
+    /// Time the replay waited for a data file's rows (read-ahead not ready, or not read ahead).
+    pub read_wait_seconds: Counter,
     /// Errors by kind (`fatal`, `warning`).
     pub errors: IntCounterVec,
     /// Replay rounds run.
@@ -149,6 +157,33 @@ impl Metrics {
         );
         let applied_ts = gauge("applied_ts", "Ts up to which every table is applied");
         let files_pending = gauge("files_pending", "Indexed data files not yet applied");
+        let read_ahead_files = gauge(
+            "read_ahead_files",
+            "Data files in the read-ahead window (in flight, or decoded and waiting)",
+        );
+        let read_ahead_bytes = gauge(
+            "read_ahead_bytes",
+            "Stored bytes of the data files the read-ahead window fetched and holds",
+        );
+        let read_wait_seconds = Counter::new(
+            "cdc_consumer_read_wait_seconds_total",
+            "Time the replay waited for a data file to be read and decoded",
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(read_wait_seconds.clone()))
+            .expect("metric names are unique");
+        let get_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "cdc_consumer_get_duration_seconds",
+                "Time of one object store get call (retries included), its answer read",
+            )
+            .buckets(prometheus::exponential_buckets(0.001, 2.0, 14).unwrap_or_default()),
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(get_duration.clone()))
+            .expect("metric names are unique");
         let apply_duration = Histogram::with_opts(
             HistogramOpts::new(
                 "cdc_consumer_apply_duration_seconds",
@@ -232,6 +267,10 @@ impl Metrics {
             files_pending,
             list_calls,
             get_calls,
+            get_duration,
+            read_ahead_files,
+            read_ahead_bytes,
+            read_wait_seconds,
             errors,
             rounds,
             idle_rounds,

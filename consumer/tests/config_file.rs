@@ -47,6 +47,7 @@ metrics-addr = "127.0.0.1:0"
 log-level = "debug"
 batch-rows = 99
 read-ahead = 3
+read-ahead-bytes = "2MiB"
 unit-files = 5
 progress-file = "/tmp/cfg-every-flag.json"
 on-bad-file = "quarantine"
@@ -82,6 +83,7 @@ listing-lag = "2s"
     assert_eq!(a.log_level, "debug");
     assert_eq!(a.batch_rows, 99);
     assert_eq!(a.read_ahead, 3);
+    assert_eq!(a.read_ahead_bytes, "2MiB");
     assert_eq!(a.unit_files, 5);
     assert_eq!(
         a.progress_file.as_deref(),
@@ -101,6 +103,7 @@ listing-lag = "2s"
     assert_eq!(cfg.listing_lag, Duration::from_secs(2));
     assert_eq!(cfg.batch_rows, 99);
     assert_eq!(cfg.read_ahead, 3);
+    assert_eq!(cfg.read_ahead_bytes, 2 << 20);
     assert_eq!(cfg.unit_files, 5);
 
     // The command line wins over the file.

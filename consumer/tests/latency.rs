@@ -1,8 +1,9 @@
 //! Requests overlap under latency: over a store that answers every GET and delimiter listing
-//! after a fixed delay, discovery warms its index and schema reads and its listings (several in
+//! after a fixed delay, discovery warms its index and schema reads and its listings (up to 64 in
 //! flight at once, the same requests as one by one), and the replayer reads data files ahead
-//! (several in flight while one is applied; none with `--read-ahead 0`), and every row still
-//! lands once, in order.
+//! (by default up to 32 in flight while one is applied; none with `--read-ahead 0`; no more
+//! than `--read-ahead-bytes` of stored data allow), the read-ahead gauges go back to zero, and
+//! every row still lands once, in order.
 
 mod support;
 
@@ -58,11 +59,29 @@ impl Gauge {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Gauges {
     data_gets: Gauge,
     other_gets: Gauge,
     lists: Gauge,
+    /// The replayer's metrics, sampled around each data file GET.
+    metrics: Metrics,
+    /// Most stored bytes the read-ahead window held (`cdc_consumer_read_ahead_bytes`) when a
+    /// data file GET started or ended.
+    max_held: AtomicU64,
+}
+
+impl fmt::Debug for Gauges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Gauges").finish_non_exhaustive()
+    }
+}
+
+impl Gauges {
+    fn sample_held(&self) {
+        let held = self.metrics.read_ahead_bytes.get().max(0) as u64;
+        self.max_held.fetch_max(held, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -93,12 +112,13 @@ impl ObjectStore for Slow {
         let data = l
             .filename()
             .is_some_and(|n| n.starts_with("CDC") && !n.ends_with(".index"));
-        let gauge = if data {
-            &self.g.data_gets
-        } else {
-            &self.g.other_gets
-        };
-        gauge.around(self.inner.get_opts(l, o)).await
+        if !data {
+            return self.g.other_gets.around(self.inner.get_opts(l, o)).await;
+        }
+        self.g.sample_held();
+        let r = self.g.data_gets.around(self.inner.get_opts(l, o)).await;
+        self.g.sample_held();
+        r
     }
     fn delete_stream(
         &self,
@@ -123,19 +143,49 @@ impl ObjectStore for Slow {
 const TABLES: i64 = 12;
 const FILES: i64 = 4;
 
-/// TABLES tables of FILES files, one row each, checkpoint above all of them.
-async fn storage() -> Writer {
-    let mut w = Writer::new("memory://latency?protocol=csv&include-commit-ts=true");
-    for t in 0..TABLES {
+/// The name of row `id`: 60 characters, so a file's size is its rows' count times a constant.
+fn name(id: i64) -> String {
+    format!("r{id:059}")
+}
+
+/// TABLES tables of FILES files of `rows` rows each, checkpoint above all of them.
+async fn storage(rows: i64) -> Writer {
+    storage_of(TABLES, rows).await
+}
+
+/// `tables` tables of FILES files of `rows` rows each, checkpoint above all of them.
+async fn storage_of(tables: i64, rows: i64) -> Writer {
+    static STORES: AtomicU64 = AtomicU64::new(0);
+    let n = STORES.fetch_add(1, Ordering::SeqCst);
+    let mut w = Writer::new(&format!(
+        "memory://latency-{n}?protocol=csv&include-commit-ts=true"
+    ));
+    for t in 0..tables {
         let def = two_cols("db", &format!("t{t:02}"), ts(1));
         w.schema(&def, "", DdlKind::CreateTable).await;
         for f in 0..FILES {
-            w.file(&def, &[(ts(2 + f as u64), vec![ins(f, &format!("r{f}"))])])
-                .await;
+            let ids = f * rows..(f + 1) * rows;
+            let changes = ids.map(|id| ins(id, &name(id))).collect();
+            w.file(&def, &[(ts(2 + f as u64), changes)]).await;
         }
     }
     w.checkpoint(ts(100)).await;
     w
+}
+
+/// The largest data file's size in `w`'s storage.
+async fn largest_data_file(w: &Writer) -> u64 {
+    use futures::TryStreamExt;
+    let all: Vec<ObjectMeta> = w.store.list(None).try_collect().await.unwrap();
+    all.iter()
+        .filter(|m| {
+            m.location
+                .filename()
+                .is_some_and(|n| n.starts_with("CDC") && !n.ends_with(".index"))
+        })
+        .map(|m| m.size)
+        .max()
+        .unwrap()
 }
 
 fn slow(w: &Writer) -> (Upstream, Arc<Gauges>) {
@@ -144,12 +194,12 @@ fn slow(w: &Writer) -> (Upstream, Arc<Gauges>) {
         inner: w.store.clone(),
         g: g.clone(),
     });
-    (Upstream::new(store, Metrics::new()), g)
+    (Upstream::new(store, g.metrics.clone()), g)
 }
 
 #[tokio::test]
 async fn discovery_warms_its_reads_and_listings_with_the_same_requests() {
-    let w = storage().await;
+    let w = storage(1).await;
     let (up, g) = slow(&w);
     let mut d = Discovery::new(up, w.cfg, TableFilter::all());
 
@@ -177,11 +227,37 @@ async fn discovery_warms_its_reads_and_listings_with_the_same_requests() {
     assert_eq!(g.data_gets.take().1, 0, "discovery reads no data file");
 }
 
-/// Replays the storage with `read_ahead` files read ahead; returns the most data file GETs in
-/// flight at once and checks every table holds its rows.
-async fn replay(read_ahead: usize) -> u64 {
-    let w = storage().await;
+#[tokio::test]
+async fn discovery_warms_many_more_reads_at_once_than_sixteen() {
+    let tables = 40;
+    let w = storage_of(tables, 1).await;
     let (up, g) = slow(&w);
+    let mut d = Discovery::new(up, w.cfg, TableFilter::all());
+    d.round().await.unwrap();
+    let (max, n) = g.other_gets.take();
+    assert_eq!(n, 1 + 2 * tables as u64, "first round GETs");
+    // The 40 schema files are read 64 at a time: at once.
+    assert!(
+        max > 16,
+        "first round over {tables} tables: at most {max} GETs in flight at once"
+    );
+}
+
+/// What a replay over the slow store showed.
+struct Seen {
+    /// Most data file GETs in flight at once.
+    max_in_flight: u64,
+    /// Most stored bytes the read-ahead window held when a data file GET started or ended.
+    max_held: u64,
+    /// Seconds the replay waited for data files (`cdc_consumer_read_wait_seconds_total`).
+    read_wait: f64,
+}
+
+/// Replays `w`'s storage (`rows` rows per file) with the replayer set by `set`; checks every
+/// data file is read once, every table holds its rows in order, and the read-ahead gauges are
+/// back to zero once the rounds ended.
+async fn replay(w: &Writer, rows: i64, set: impl FnOnce(&mut Replayer)) -> Seen {
+    let (up, g) = slow(w);
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("latency.db");
     let disc = Discovery::new(up, w.cfg, TableFilter::all());
@@ -191,17 +267,17 @@ async fn replay(read_ahead: usize) -> u64 {
         &w.opts,
         cdc_consumer::quarantine::BadFilePolicy::Stop,
         cdc_consumer::replay::ProgressRead::Settled,
-        Metrics::new(),
+        g.metrics.clone(),
         Arc::new(Mutex::new(Health::default())),
     )
     .await
     .unwrap();
-    r.set_read_ahead(read_ahead);
+    set(&mut r);
     for _ in 0..3 {
         let out = r.round().await;
         assert!(out.error.is_none(), "{:?}", out.error);
     }
-    let (max, n) = g.data_gets.take();
+    let (max_in_flight, n) = g.data_gets.take();
     assert_eq!(n, (TABLES * FILES) as u64, "each data file is read once");
     let mut down = SqliteDownstream::open(&db, 1).unwrap();
     let cols = [
@@ -213,24 +289,102 @@ async fn replay(read_ahead: usize) -> u64 {
             .read_rows(&TableName::new("db", format!("t{t:02}")), &cols)
             .await
             .unwrap();
-        let want: Vec<Vec<Option<String>>> = (0..FILES)
-            .map(|f| vec![Some(f.to_string()), Some(format!("r{f}"))])
+        let want: Vec<Vec<Option<String>>> = (0..FILES * rows)
+            .map(|id| vec![Some(id.to_string()), Some(name(id))])
             .collect();
         assert_eq!(got, want, "table t{t:02}");
     }
-    max
+    assert_eq!(
+        g.metrics.read_ahead_files.get(),
+        0,
+        "no file is left in the read-ahead window after the rounds"
+    );
+    // The last read-ahead tasks release their bytes as they are cancelled.
+    for _ in 0..100 {
+        if g.metrics.read_ahead_bytes.get() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        g.metrics.read_ahead_bytes.get(),
+        0,
+        "every byte the read-ahead window held was released"
+    );
+    Seen {
+        max_in_flight,
+        max_held: g.max_held.load(Ordering::SeqCst),
+        read_wait: g.metrics.read_wait_seconds.get(),
+    }
 }
 
 #[tokio::test]
 async fn the_replayer_reads_data_files_ahead_and_applies_them_in_order() {
-    let ahead = replay(8).await;
+    let w = storage(1).await;
+    let ahead = replay(&w, 1, |r| r.set_read_ahead(8)).await;
     assert!(
-        ahead >= 6,
-        "read-ahead 8: at most {ahead} data file GETs were in flight at once"
+        ahead.max_in_flight >= 6,
+        "read-ahead 8: at most {} data file GETs were in flight at once",
+        ahead.max_in_flight
     );
-    let one_by_one = replay(0).await;
+    let one_by_one = replay(&w, 1, |r| r.set_read_ahead(0)).await;
     assert_eq!(
-        one_by_one, 1,
+        one_by_one.max_in_flight, 1,
         "read-ahead 0 reads each file when its step comes"
+    );
+    // Every one of the 48 steps waited for its GET (the store answers after DELAY).
+    let floor = (TABLES * FILES) as f64 * DELAY.as_secs_f64();
+    assert!(
+        one_by_one.read_wait >= floor,
+        "read-ahead 0: the replay waited {:.3} s for data files, below the {floor:.3} s its \
+         GETs alone take (cdc_consumer_read_wait_seconds_total)",
+        one_by_one.read_wait
+    );
+}
+
+#[tokio::test]
+async fn by_default_many_more_data_files_are_in_flight_than_one_table_holds() {
+    let w = storage(1).await;
+    let seen = replay(&w, 1, |_| {}).await;
+    // After the first unit the window fills to 32 files: eight tables of 4 files ahead.
+    assert!(
+        seen.max_in_flight >= 24,
+        "default read-ahead: at most {} data file GETs were in flight at once",
+        seen.max_in_flight
+    );
+}
+
+#[tokio::test]
+async fn the_read_ahead_window_holds_no_more_bytes_than_its_budget_allows() {
+    let rows = 200;
+    let w = storage(rows).await;
+    let largest = largest_data_file(&w).await;
+    assert!(largest > 10_000, "files of {largest} bytes");
+    // Room for ten files: the window never holds more than that (plus the file in flight
+    // whose size was not known yet, at most one here since every file has the same size; the
+    // first window, before any size is known, is 8 files).
+    let budget = 10 * largest;
+    let tight = replay(&w, rows, |r| r.set_read_ahead_bytes(budget)).await;
+    assert!(
+        tight.max_held <= budget + largest,
+        "budget {budget} bytes: the read-ahead window held {} bytes",
+        tight.max_held
+    );
+    assert!(
+        tight.max_in_flight <= 10,
+        "budget of ten files: {} data file GETs were in flight at once",
+        tight.max_in_flight
+    );
+    assert!(
+        tight.max_held >= largest,
+        "the window held {} bytes: the gauge never counted a fetched file",
+        tight.max_held
+    );
+    // The same storage with the default budget: the bytes were the limit, not the count.
+    let wide = replay(&w, rows, |_| {}).await;
+    assert!(
+        wide.max_in_flight >= 20,
+        "default budget: at most {} data file GETs were in flight at once",
+        wide.max_in_flight
     );
 }

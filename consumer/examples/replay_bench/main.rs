@@ -5,7 +5,8 @@
 //!     [--postgres URI] [--mysql URI] [--s3 URI]
 //! ```
 //!
-//! (`ROWS_PER_TABLE POSTGRES_URI`, the older form, still works.) The storage is
+//! (`ROWS_PER_TABLE POSTGRES_URI`, the older form, still works; `REPLAY_BENCH_CONSUMER_ARGS`
+//! adds consumer flags, e.g. `--read-ahead 8`, to every replay.) The storage is
 //! [`fixture`]'s: 50 tables of 10 columns written as the sink writes them. Measured, each in
 //! one run, every figure a `BENCH` line with its ratio and target:
 //!
@@ -77,9 +78,10 @@ async fn main() {
 }
 
 /// Seconds the consumer (`storage-consumer --once`, as a library) takes to replay `uri` into
-/// `down`.
+/// `down`. `REPLAY_BENCH_CONSUMER_ARGS` (whitespace-separated flags, e.g. `--read-ahead 8`) is
+/// added to its command line, to compare settings with one binary.
 pub async fn replay(uri: &str, down: &str) -> f64 {
-    let argv = [
+    let mut argv: Vec<String> = [
         "storage-consumer",
         "--upstream-uri",
         uri,
@@ -88,13 +90,19 @@ pub async fn replay(uri: &str, down: &str) -> f64 {
         "--once",
         "--log-level",
         "warn",
-    ];
+    ]
+    .map(String::from)
+    .to_vec();
+    if let Ok(extra) = std::env::var("REPLAY_BENCH_CONSUMER_ARGS") {
+        argv.extend(extra.split_whitespace().map(String::from));
+    }
     let cfg = Config::from_args(&Args::parse_from(argv)).expect("config");
+    let metrics = Metrics::new();
     let t = Instant::now();
     let cpu = cdc_common::testing::process_cpu_secs();
     let r = cdc_consumer::replayer(
         &cfg,
-        Metrics::new(),
+        metrics.clone(),
         Arc::new(Mutex::new(Health::default())),
     )
     .await
@@ -105,6 +113,14 @@ pub async fn replay(uri: &str, down: &str) -> f64 {
     println!(
         "        (the consumer's CPU: {:.2} s in {secs:.2} s of replay)",
         cdc_common::testing::process_cpu_secs() - cpu
+    );
+    // Or waiting on storage: its requests, and how long the replay waited for data files.
+    let gets = metrics.get_duration.get_sample_count();
+    println!(
+        "        (storage: {gets} GETs and {} LISTs, a GET {:.1} ms on average; the replay waited {:.2} s for data files)",
+        metrics.list_calls.get(),
+        metrics.get_duration.get_sample_sum() * 1000.0 / gets.max(1) as f64,
+        metrics.read_wait_seconds.get()
     );
     secs
 }

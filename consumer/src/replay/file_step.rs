@@ -1,4 +1,4 @@
-//! The data file step: read (or take the prefetched) file, decode it, apply the rows inside
+//! The data file step: read the file (or take it from the read-ahead window), apply the rows inside
 //! the checkpoint window (see [`super::window`]) together with the stream's new position, or
 //! quarantine the file.
 //!
@@ -6,8 +6,8 @@
 //! [`super::file_unit`]) and its stream's progress row are one downstream unit; the
 //! in-memory progress moves only after that unit committed. A file partly above the checkpoint
 //! keeps the previous file as the stream's position (only its commit ts advances), so the rest
-//! of the file is read again after the next checkpoint. At most one next file per stream is
-//! prefetched; a prefetch that failed is simply read again here.
+//! of the file is read again after the next checkpoint. A file the read-ahead window
+//! (`prefetch`) holds is taken from there; a read-ahead that failed is simply read again here.
 //! A committed unit's rows are freed on a blocking thread (a unit's hundred thousand small
 //! frees were about a quarter of the apply task's CPU, and the database waited for them before
 //! the next unit's statements); at most one unit is being freed, the next waits for it, so
@@ -31,6 +31,7 @@ use crate::freshness::{now_ms, RoundRecord};
 use crate::plan::plan_rows;
 use crate::progress::{date_text, Position, ProgressKey};
 use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
+use bytes::Bytes;
 use cdc_common::codec::{DecodedRow, TableCodec};
 use cdc_common::layout::LayoutConfig;
 use cdc_common::{TableDef, Ts};
@@ -151,7 +152,9 @@ impl Replayer {
         Ok(def)
     }
 
-    /// The file's decoded rows: prefetched, or read and decoded here.
+    /// The file's decoded rows: taken from the read-ahead window, or read and decoded here.
+    /// The time this takes is the replay's wait for storage and decoding
+    /// (`cdc_consumer_read_wait_seconds_total`: near zero while the read-ahead keeps up).
     pub(super) async fn read_rows(
         &mut self,
         up: &Upstream,
@@ -160,25 +163,16 @@ impl Replayer {
         path: &str,
         newest: u64,
     ) -> Result<Vec<DecodedRow>> {
-        let prefetched = match self.prefetch.remove(path) {
-            // Err: the task panicked or was cancelled.
-            Some(h) => h.await.ok(),
-            None => None,
-        };
-        match prefetched {
+        let started = Instant::now();
+        let rows = match self.prefetch.take(path).await {
             Some(r) => r,
-            // Not prefetched, or the prefetch task failed: read the file here instead.
-            None => {
-                fetch_decode(
-                    up.clone(),
-                    codec.clone(),
-                    def.columns.len(),
-                    path.to_string(),
-                    newest,
-                )
-                .await
-            }
-        }
+            // Not read ahead, or its read was cancelled: read the file here instead.
+            None => fetch_decode(up, codec.clone(), def.columns.len(), path, newest).await,
+        };
+        self.metrics
+            .read_wait_seconds
+            .inc_by(started.elapsed().as_secs_f64());
+        rows
     }
 
     /// Applies the unit's rows with the stream's new position as one downstream unit.
@@ -315,21 +309,33 @@ impl Replayer {
 }
 
 /// Reads a data file and decodes it (on a blocking thread: decoding is CPU work).
-pub(super) async fn fetch_decode(
-    up: Upstream,
+async fn fetch_decode(
+    up: &Upstream,
+    codec: Arc<dyn TableCodec>,
+    columns: usize,
+    path: &str,
+    newest: u64,
+) -> Result<Vec<DecodedRow>> {
+    let bytes = fetch_data_file(up, path, newest).await?;
+    decode_off_thread(codec, columns, path.to_string(), bytes).await
+}
+
+/// Reads a data file's bytes; [`Error::Missing`] when storage lacks it (the step decides
+/// whether that is a file in flight or damage).
+pub(super) async fn fetch_data_file(up: &Upstream, path: &str, newest: u64) -> Result<Bytes> {
+    up.get(path).await?.ok_or_else(|| Error::Missing {
+        path: path.to_string(),
+        reason: format!("its index file names file {newest}, so files up to {newest} must exist"),
+    })
+}
+
+/// Decodes a data file's bytes on a blocking thread.
+pub(super) async fn decode_off_thread(
     codec: Arc<dyn TableCodec>,
     columns: usize,
     path: String,
-    newest: u64,
+    bytes: Bytes,
 ) -> Result<Vec<DecodedRow>> {
-    let Some(bytes) = up.get(&path).await? else {
-        return Err(Error::Missing {
-            path,
-            reason: format!(
-                "its index file names file {newest}, so files up to {newest} must exist"
-            ),
-        });
-    };
     let object = path.clone();
     match tokio::task::spawn_blocking(move || {
         crate::decode::decode_with(codec.as_ref(), columns, &path, &bytes)

@@ -159,8 +159,7 @@ impl Replayer {
             };
             if holds_rows_above(&rows, src.checkpoint) {
                 // Its own step applies it up to the checkpoint: hand the decoded rows back.
-                self.prefetch
-                    .insert(path, tokio::spawn(async move { Ok(rows) }));
+                self.prefetch.hand_back(path, rows);
                 return;
             }
             let w = checkpoint_window(

@@ -29,12 +29,15 @@
 //! - this file: the [`Replayer`], a round ([`Replayer::round`] -> [`RoundOutcome`]) and the
 //!   step loop that runs what [`crate::ordering`] allows, one step at a time.
 //! - `ddl_step`: the database-level and table schema file steps.
-//! - `file_step`: the data file step (read or take the prefetched file, apply or quarantine).
+//! - `file_step`: the data file step (read the file or take it from the read-ahead window,
+//!   apply or quarantine).
 //! - `file_unit`: the stream's next files taken into the step's unit (one transaction, one
 //!   progress row).
 //! - `group_round`: a consumer group member's round start (fences, progress reload) and
 //!   which tables it applies.
-//! - `read_ahead`: the next data files of the round read and decoded while one is applied.
+//! - `read_ahead`: which data files of the round are read and decoded next, while one is
+//!   applied.
+//! - `prefetch`: the read-ahead window those files wait in, bounded by files and bytes.
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
@@ -51,13 +54,14 @@ mod ddl_step;
 mod file_step;
 mod file_unit;
 mod group_round;
+mod prefetch;
 mod read_ahead;
 mod report;
 mod resume;
 mod window;
 
 pub use file_unit::{DEFAULT_UNIT_FILES, MAX_UNIT_FILES, UNIT_MAX_ROWS};
-pub use read_ahead::DEFAULT_READ_AHEAD;
+pub use prefetch::{DEFAULT_READ_AHEAD, DEFAULT_READ_AHEAD_BYTES};
 
 use crate::backend::Downstream;
 use crate::decode::Decoder;
@@ -71,7 +75,6 @@ use crate::progress::{Position, Progress, ProgressKey};
 use crate::quarantine::{BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
 use crate::secrets::Secrets;
 use crate::settled::{Scope, SettledMark};
-use cdc_common::codec::DecodedRow;
 use cdc_common::layout::{DataDir, LayoutConfig};
 use cdc_common::{SinkOptions, TableName, Ts};
 use std::collections::{HashMap, HashSet};
@@ -93,13 +96,11 @@ pub struct Replayer {
     stalled: HashSet<ProgressKey>,
     /// Table versions whose unknown ENUM/SET elements were already warned about.
     elems_warned: HashSet<(TableName, Ts)>,
-    /// Data files being read and decoded ahead of their step, by path (see `read_ahead`).
-    prefetch: HashMap<String, JoinHandle<Result<Vec<DecodedRow>>>>,
+    /// Data files being read and decoded ahead of their step (see `read_ahead`, `prefetch`).
+    prefetch: prefetch::Prefetch,
     /// The rows of the last committed unit, being freed on a blocking thread (see
     /// `file_step`).
     freeing: Option<JoinHandle<()>>,
-    /// How many files `prefetch` may hold (`--read-ahead`).
-    read_ahead_depth: usize,
     /// Consecutive data files of one stream applied as one unit (`--unit-files`).
     unit_files: usize,
     /// Streams whose unit of several files the downstream refused this round: one file per
@@ -250,6 +251,7 @@ impl Replayer {
         let quarantined = down
             .load_quarantine(policy == BadFilePolicy::Quarantine)
             .await?;
+        let prefetch = prefetch::Prefetch::new(&metrics);
         let mut r = Replayer {
             disc,
             down,
@@ -261,9 +263,8 @@ impl Replayer {
             fingerprint: 0,
             stalled: HashSet::new(),
             elems_warned: HashSet::new(),
-            prefetch: HashMap::new(),
+            prefetch,
             freeing: None,
-            read_ahead_depth: read_ahead::DEFAULT_READ_AHEAD,
             unit_files: file_unit::DEFAULT_UNIT_FILES,
             files_alone: HashSet::new(),
             policy,
@@ -358,9 +359,7 @@ impl Replayer {
         let before = self.phase_counts;
         let result = self.round_inner(&mut rec).await;
         rec.phases = self.phases_since(before);
-        for (_, h) in self.prefetch.drain() {
-            h.abort();
-        }
+        self.prefetch.cancel_all();
         // an idle round read nothing but `metadata`: it found nothing new, even on the first
         // round of a process (whose catalog goes from nothing to the checkpoint)
         let found_new = self.note_fingerprint() && !rec.discovery.idle;

@@ -4,20 +4,21 @@
 //! Before each data file step, [`Replayer::read_ahead`] walks the files the round would take
 //! next (the current table's streams from their progress, then the tables after it, in round
 //! order; for a table whose next step is a DDL, the files of the version it opens) and starts
-//! reading the first ones not already started, until `--read-ahead` files are in flight or
-//! decoded and waiting. It looks at most 32 tables (or four per file of depth) ahead, so a
-//! step costs O(depth), not O(tables). The step takes its file from there (see `file_step`);
-//! a read-ahead that failed is simply read again by the step, which reports the error.
+//! reading the first ones not already started, while the read-ahead window has room (`prefetch`:
+//! at most `--read-ahead` files, default [`super::DEFAULT_READ_AHEAD`], and about `--read-ahead-bytes`
+//! of stored data, default [`super::DEFAULT_READ_AHEAD_BYTES`]). It looks at most 32 tables (or four
+//! per file of depth) ahead, so a step costs O(depth), not O(tables). The step takes its file
+//! from the window (see `file_step`); a read-ahead that failed is simply read again by the
+//! step, which reports the error.
 //!
 //! Invariants: read-ahead only reads, it never changes what is applied or in which order;
-//! it holds at most `depth` decoded files besides the unit being applied (memory: about
-//! `depth` times the largest data file, decoded, plus the unit's rows, see `file_unit`);
-//! once a step took its stream's next files into its unit, the read-ahead starts again after
-//! them, so the next files are read while the unit is applied; every read-ahead left over when a round
-//! ends is cancelled (`Replayer::round`). Files of a table whose ENUM/SET elements must come
-//! from the downstream, and files of tables this member does not own, are not read ahead.
+//! the window's memory is bounded by files and by bytes (see `prefetch`) besides the unit being
+//! applied (its rows, see `file_unit`); once a step took its stream's next files into its unit,
+//! the read-ahead starts again after them, so the next files are read while the unit is
+//! applied; every read-ahead left over when a round ends is cancelled (`Replayer::round`).
+//! Files of a table whose ENUM/SET elements must come from the downstream, and files of tables
+//! this member does not own, are not read ahead.
 
-use super::file_step::fetch_decode;
 use super::Replayer;
 use crate::discovery::{Catalog, Upstream};
 use crate::enum_elems;
@@ -29,8 +30,6 @@ use cdc_common::TableName;
 use std::collections::HashSet;
 use std::ops::Bound;
 
-/// Data files read ahead by default (`--read-ahead`).
-pub const DEFAULT_READ_AHEAD: usize = 8;
 /// Tables looked at from the current one for files to read ahead, at least (four per file of
 /// depth when that is more).
 const READ_AHEAD_TABLES: usize = 32;
@@ -53,9 +52,9 @@ impl Replayer {
         let tables = cat
             .tables
             .range::<TableName, _>((Bound::Included(from), Bound::Unbounded))
-            .take(READ_AHEAD_TABLES.max(4 * self.read_ahead_depth));
+            .take(READ_AHEAD_TABLES.max(4 * self.prefetch.max_files()));
         for (name, t) in tables {
-            if self.prefetch.len() >= self.read_ahead_depth {
+            if !self.prefetch.has_room() {
                 return;
             }
             if !self.owns(&LeaseKey::Table(name.clone())) {
@@ -102,31 +101,33 @@ impl Replayer {
                     _ => index,
                 };
                 for i in first..=newest {
-                    if self.prefetch.len() >= self.read_ahead_depth {
+                    if !self.prefetch.has_room() {
                         return;
                     }
                     let Ok(path) = Catalog::data_file_path(cfg, &dir, &dispatcher, i) else {
                         break;
                     };
-                    if self.prefetch.contains_key(&path) {
+                    if self.prefetch.contains(&path) {
                         continue;
                     }
-                    let h = tokio::spawn(fetch_decode(
-                        up.clone(),
-                        codec.clone(),
-                        def.columns.len(),
-                        path.clone(),
-                        newest,
-                    ));
-                    self.prefetch.insert(path, h);
+                    self.prefetch
+                        .start(up, codec.clone(), def.columns.len(), path, newest);
                 }
             }
         }
     }
 
     /// Sets how many data files are read ahead (`--read-ahead`; 0 reads each file when its
-    /// step comes).
+    /// step comes), keeping the byte limit.
     pub fn set_read_ahead(&mut self, depth: usize) {
-        self.read_ahead_depth = depth;
+        let bytes = self.prefetch.max_bytes();
+        self.prefetch.set_limits(depth, bytes);
+    }
+
+    /// Sets the stored bytes the read-ahead window holds, about (`--read-ahead-bytes`; see
+    /// `prefetch`), keeping the file limit.
+    pub fn set_read_ahead_bytes(&mut self, bytes: u64) {
+        let files = self.prefetch.max_files();
+        self.prefetch.set_limits(files, bytes);
     }
 }
