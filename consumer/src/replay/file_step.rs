@@ -116,7 +116,10 @@ impl Replayer {
         }
         let files = unit.files;
         let label = unit.label();
-        let out = match self.apply_unit(&f, &def, unit, &label, rec).await {
+        let out = match self
+            .apply_unit(&f, &def, unit, checkpoint, &label, rec)
+            .await
+        {
             Err(e @ (Error::Downstream { .. } | Error::Conflict { .. })) if files > 1 => {
                 // Applied again one file per unit (see `file_unit`); the stream moves on
                 // from its progress in this round's next pass. A lock conflict splits the
@@ -175,14 +178,15 @@ impl Replayer {
         rows
     }
 
-    /// Applies the unit's rows with the stream's new position as one downstream unit.
-    /// `None` when nothing could be applied (every row of its file above the checkpoint): the
-    /// stream stalls.
+    /// Applies the unit's rows with the stream's new position as one downstream unit
+    /// (`checkpoint`: the one its rows were windowed with). `None` when nothing could be
+    /// applied (every row of its file above the checkpoint): the stream stalls.
     async fn apply_unit(
         &mut self,
         f: &DataFileStep,
         def: &TableDef,
         unit: FileUnit,
+        checkpoint: Ts,
         label: &str,
         rec: &mut RoundRecord,
     ) -> Result<Option<Outcome>> {
@@ -198,14 +202,18 @@ impl Replayer {
             if n_rows == 0 {
                 return Ok(None);
             }
-            // Partly applicable: keep the previous file as the position, advance the ts.
+            // Partly applicable: keep the previous file as the position and record the
+            // checkpoint as its ts (every row of the stream at or below it is applied). The
+            // file is read again later from above it: with the largest ts applied instead, a
+            // keyed table would apply the rows at that ts a second time (`window`'s rows at
+            // `done_ts`), counting them twice.
             let mut p = f.before.clone().unwrap_or(Position {
                 version: f.dir.version,
                 date: date_text(&f.dir),
                 file_index: 0,
                 commit_ts: Ts::ZERO,
             });
-            p.commit_ts = p.commit_ts.max(unit.ts_after);
+            p.commit_ts = p.commit_ts.max(unit.ts_after).max(checkpoint);
             p
         } else {
             Position {

@@ -22,11 +22,12 @@
 //!   duplicate rows, so a transaction split across files loses its rest there (documented in
 //!   docs/consumer.md; such tables need one file per commit ts).
 //!
-//! A file re-read after it was applied up to the checkpoint keeps its stream at the previous
-//! file with `done_ts` = the largest ts applied, so its rows at `done_ts` come again: applied
-//! again for keyed tables (harmless), but a file whose applicable rows are all at `done_ts`
-//! while it still has rows above the checkpoint applies nothing (the stream waits), so a stalled
-//! stream does not commit the same rows every round.
+//! A file applied only up to the checkpoint keeps its stream at the previous file with
+//! `done_ts` = that checkpoint (every row of the stream at or below it is applied), so when it
+//! is read again only a row at exactly the checkpoint comes again (applied again for a keyed
+//! table: harmless). A file whose applicable rows are all at `done_ts` while it still has rows
+//! above the checkpoint applies nothing (the stream waits), so a stalled stream does not commit
+//! the same rows every round.
 //!
 //! This is a pure function of the decoded rows and the two bounds, so it is tested here
 //! without storage or a downstream.
