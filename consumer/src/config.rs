@@ -108,8 +108,9 @@ pub struct Args {
     pub batch_rows: usize,
     /// Data files read and decoded ahead of the one being applied (0..=256; 0 reads each file
     /// when its turn comes): this many GETs in flight hide the store's request latency.
-    #[arg(long, default_value_t = crate::replay::DEFAULT_READ_AHEAD)]
-    pub read_ahead: usize,
+    /// Default 32 from an object store, 8 from a local directory.
+    #[arg(long)]
+    pub read_ahead: Option<usize>,
     /// Stored bytes the read-ahead holds, about (e.g. 128MiB; 1MiB..=16GiB; at least one file
     /// is read ahead whatever its size). Memory: the decoded rows of that much data.
     #[arg(long, default_value = DEFAULT_READ_AHEAD_BYTES)]
@@ -418,7 +419,13 @@ impl Config {
         if a.keep_rounds == 0 {
             return Err(Error::config("keep-rounds", "must be at least 1"));
         }
-        if a.read_ahead > 256 {
+        let read_ahead = a.read_ahead.unwrap_or(match upstream.kind {
+            cdc_common::storage::StorageKind::Local { .. } => {
+                crate::replay::DEFAULT_READ_AHEAD_LOCAL
+            }
+            _ => crate::replay::DEFAULT_READ_AHEAD,
+        });
+        if read_ahead > 256 {
             return Err(Error::config("read-ahead", "must be 0..=256 data files"));
         }
         let read_ahead_bytes =
@@ -451,7 +458,7 @@ impl Config {
             once: a.once,
             health_policy,
             keep_rounds: a.keep_rounds,
-            read_ahead: a.read_ahead,
+            read_ahead,
             read_ahead_bytes,
             unit_files: a.unit_files,
             until_ts: a.until_ts.map(cdc_common::Ts),
@@ -493,6 +500,26 @@ mod tests {
         ];
         argv.extend_from_slice(extra);
         Config::from_args(&Args::parse_from(argv))
+    }
+
+    #[test]
+    fn read_ahead_defaults_by_store_and_the_flag_wins() {
+        use clap::Parser;
+        let at = |uri: &str, extra: &[&str]| {
+            let mut argv = vec!["storage-consumer", "--upstream-uri", uri];
+            argv.extend_from_slice(extra);
+            Config::from_args(&Args::parse_from(argv))
+                .unwrap()
+                .read_ahead
+        };
+        let local = "file:///tmp/cfg-read-ahead?protocol=csv";
+        assert_eq!(at(local, &[]), crate::replay::DEFAULT_READ_AHEAD_LOCAL);
+        assert_eq!(
+            at("memory://cfg?protocol=csv", &[]),
+            crate::replay::DEFAULT_READ_AHEAD
+        );
+        assert_eq!(at(local, &["--read-ahead", "20"]), 20);
+        assert_eq!(at("memory://cfg?protocol=csv", &["--read-ahead", "0"]), 0);
     }
 
     #[test]

@@ -82,7 +82,7 @@ listing-lag = "2s"
     assert_eq!(a.metrics_addr.as_deref(), Some("127.0.0.1:0"));
     assert_eq!(a.log_level, "debug");
     assert_eq!(a.batch_rows, 99);
-    assert_eq!(a.read_ahead, 3);
+    assert_eq!(a.read_ahead, Some(3));
     assert_eq!(a.read_ahead_bytes, "2MiB");
     assert_eq!(a.unit_files, 5);
     assert_eq!(

@@ -49,7 +49,7 @@ pub async fn open_replayer(
         metrics_addr: None,
         log_level: "warn".into(),
         batch_rows: cdc_consumer::config::DEFAULT_BATCH_ROWS,
-        read_ahead: cdc_consumer::replay::DEFAULT_READ_AHEAD,
+        read_ahead: None,
         read_ahead_bytes: cdc_consumer::config::DEFAULT_READ_AHEAD_BYTES.into(),
         unit_files: cdc_consumer::replay::DEFAULT_UNIT_FILES,
         progress_file: None,

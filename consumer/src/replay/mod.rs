@@ -61,7 +61,7 @@ mod resume;
 mod window;
 
 pub use file_unit::{DEFAULT_UNIT_FILES, MAX_UNIT_FILES, UNIT_MAX_ROWS};
-pub use prefetch::{DEFAULT_READ_AHEAD, DEFAULT_READ_AHEAD_BYTES};
+pub use prefetch::{DEFAULT_READ_AHEAD, DEFAULT_READ_AHEAD_BYTES, DEFAULT_READ_AHEAD_LOCAL};
 
 use crate::backend::Downstream;
 use crate::decode::Decoder;
