@@ -8,29 +8,8 @@
 
 mod support;
 
-use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName, Value};
-use cdc_consumer::backend::sqlite::SqliteDownstream;
-use cdc_consumer::backend::Downstream;
+use cdc_common::{ColumnDef, ColumnType, DdlKind, Value};
 use support::*;
-
-/// `(id, name)` of every row of SQLite table `db.t`, ordered by id.
-fn rows(db: &std::path::Path) -> Vec<(i64, String)> {
-    let defs = vec![
-        ColumnDef::new("id", ColumnType::BigInt).pk(),
-        ColumnDef::new("name", ColumnType::Text),
-    ];
-    let mut d = SqliteDownstream::open(db, 1).unwrap();
-    futures::executor::block_on(d.read_rows(&TableName::new("db", "t"), &defs))
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r[0].as_deref().unwrap().parse().unwrap(),
-                r[1].clone().unwrap(),
-            )
-        })
-        .collect()
-}
 
 #[tokio::test]
 async fn a_restarted_sinks_copies_below_a_ddl_are_applied_whole_before_it() {
@@ -50,23 +29,16 @@ async fn a_restarted_sinks_copies_below_a_ddl_are_applied_whole_before_it() {
         .await;
     w.checkpoint(ts(1)).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("out.db");
-    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
-        .replayer()
-        .await
-        .unwrap();
-    let rec = r.round().await;
-    assert!(rec.error.is_none(), "{:?}", rec.record.fatal);
-    assert_eq!(rows(&db), vec![(2, "b".to_string())]);
+    let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
+    ok_round(&mut r).await;
+    assert_eq!(id_names(&db, "db.t"), vec![s(2, "b")]);
 
     // The restarted sink resumes from the checkpoint (ts 1) and writes version 1's rows again:
     // the first copy lands before the consumer's next round, which applies it (row 1 is back).
     w.file(&v1, &[(ts(2), vec![ins(1, "a"), ins(2, "b")])])
         .await;
-    let rec = r.round().await;
-    assert!(rec.error.is_none(), "{:?}", rec.record.fatal);
-    assert_eq!(rows(&db), vec![(1, "a".to_string()), (2, "b".to_string())]);
+    ok_round(&mut r).await;
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "b")]);
 
     // Then the rest of the copies, and only then a checkpoint past the DDL.
     w.file(&v1, &[(ts(3), vec![del(1, "a")])]).await;
@@ -81,13 +53,10 @@ async fn a_restarted_sinks_copies_below_a_ddl_are_applied_whole_before_it() {
     )
     .await;
     w.checkpoint(ts(12)).await;
-    for _ in 0..3 {
-        let rec = r.round().await;
-        assert!(rec.error.is_none(), "{:?}", rec.record.fatal);
-    }
+    ok_rounds(&mut r, 3).await;
     assert_eq!(
-        rows(&db),
-        vec![(2, "b".to_string()), (3, "c".to_string())],
+        id_names(&db, "db.t"),
+        vec![s(2, "b"), s(3, "c")],
         "every copy of version 1 is applied before the ADD COLUMN, so row 1 stays deleted"
     );
 }

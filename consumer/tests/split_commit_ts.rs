@@ -7,32 +7,8 @@
 
 mod support;
 
-use cdc_common::{ColumnDef, ColumnType, DdlKind, TableDef, TableName};
-use cdc_consumer::backend::sqlite::SqliteDownstream;
-use cdc_consumer::backend::Downstream;
+use cdc_common::{ColumnDef, ColumnType, DdlKind};
 use support::*;
-
-/// `(id, name)` of every row of SQLite table `db.<table>`, ordered by id.
-fn rows(db: &std::path::Path, def: &TableDef) -> Vec<(i64, String)> {
-    let mut d = SqliteDownstream::open(db, 1).unwrap();
-    let mut out: Vec<(i64, String)> =
-        futures::executor::block_on(d.read_rows(&TableName::new("db", &def.table), &def.columns))
-            .unwrap()
-            .into_iter()
-            .map(|r| {
-                (
-                    r[0].as_deref().unwrap().parse().unwrap(),
-                    r[1].clone().unwrap(),
-                )
-            })
-            .collect();
-    out.sort();
-    out
-}
-
-fn s(id: i64, n: &str) -> (i64, String) {
-    (id, n.to_string())
-}
 
 /// Replays `w`'s storage to the end with `extra` flags, in three rounds of one replayer.
 async fn replay(w: &Writer, db: &std::path::Path, extra: &[&str]) {
@@ -41,10 +17,7 @@ async fn replay(w: &Writer, db: &std::path::Path, extra: &[&str]) {
         .replayer()
         .await
         .unwrap();
-    for _ in 0..3 {
-        let rec = r.round().await;
-        assert!(rec.error.is_none(), "{:?}", rec.record.fatal);
-    }
+    ok_rounds(&mut r, 3).await;
 }
 
 #[tokio::test]
@@ -70,7 +43,7 @@ async fn a_transaction_split_over_two_files_is_applied_whole() {
         let db = dir.path().join("out.db");
         replay(&w, &db, flags).await;
         assert_eq!(
-            rows(&db, &t),
+            id_names(&db, &format!("db.{}", t.table)),
             vec![s(1, "a"), s(2, "b"), s(3, "C")],
             "{flags:?}"
         );
@@ -92,7 +65,7 @@ async fn a_copy_at_the_recorded_ts_leaves_a_keyed_table_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w, &db, &["--unit-files", "1"]).await;
-    assert_eq!(rows(&db, &t), vec![s(2, "z")]);
+    assert_eq!(id_names(&db, &format!("db.{}", t.table)), vec![s(2, "z")]);
 }
 
 #[tokio::test]
@@ -119,7 +92,10 @@ async fn a_keyless_table_skips_rows_at_the_recorded_ts() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w, &db, &["--unit-files", "1"]).await;
-    assert_eq!(rows(&db, &t), vec![s(1, "a"), s(2, "b")]);
+    assert_eq!(
+        id_names(&db, &format!("db.{}", t.table)),
+        vec![s(1, "a"), s(2, "b")]
+    );
 }
 
 #[tokio::test]
@@ -133,16 +109,10 @@ async fn a_stalled_file_does_not_commit_the_same_rows_every_round() {
     )
     .await;
     w.checkpoint(ts(5)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("out.db");
-    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
-        .replayer()
-        .await
-        .unwrap();
+    let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
     let mut applied = Vec::new();
     for _ in 0..4 {
-        let rec = r.round().await;
-        assert!(rec.error.is_none(), "{:?}", rec.record.fatal);
+        let rec = ok_round(&mut r).await;
         applied.push(rec.record.tables.get("db.t").map_or(0, |t| t.rows));
     }
     // The first rounds apply row 1 (up to the checkpoint); later ones wait without a commit.
@@ -151,13 +121,12 @@ async fn a_stalled_file_does_not_commit_the_same_rows_every_round() {
         1,
         "rows applied per round: {applied:?}"
     );
-    assert_eq!(rows(&db, &t), vec![s(1, "a")]);
+    assert_eq!(id_names(&db, &format!("db.{}", t.table)), vec![s(1, "a")]);
     // Read again once the checkpoint passed it: only row 2 is new, and only row 2 is applied
     // (row 1 is not applied, nor counted, a second time).
     w.checkpoint(ts(10)).await;
     for _ in 0..2 {
-        let rec = r.round().await;
-        assert!(rec.error.is_none(), "{:?}", rec.record.fatal);
+        let rec = ok_round(&mut r).await;
         applied.push(rec.record.tables.get("db.t").map_or(0, |t| t.rows));
     }
     assert_eq!(
@@ -165,5 +134,8 @@ async fn a_stalled_file_does_not_commit_the_same_rows_every_round() {
         2,
         "rows applied per round: {applied:?}"
     );
-    assert_eq!(rows(&db, &t), vec![s(1, "a"), s(2, "b")]);
+    assert_eq!(
+        id_names(&db, &format!("db.{}", t.table)),
+        vec![s(1, "a"), s(2, "b")]
+    );
 }

@@ -29,18 +29,6 @@ fn read_back(db: &Path, table: &str, cols: &[&str]) -> Vec<Vec<Option<String>>> 
     futures::executor::block_on(d.read_rows(&TableName::new(schema, table), &defs)).unwrap()
 }
 
-fn rows(db: &Path, table: &str) -> Vec<(i64, String)> {
-    read_back(db, table, &["name"])
-        .into_iter()
-        .map(|r| {
-            (
-                r[0].as_deref().unwrap().parse().unwrap(),
-                r[1].clone().unwrap(),
-            )
-        })
-        .collect()
-}
-
 fn table_names(db: &Path) -> Vec<String> {
     let c = rusqlite::Connection::open(db).unwrap();
     let mut st = c
@@ -50,10 +38,6 @@ fn table_names(db: &Path) -> Vec<String> {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
-}
-
-fn s(id: i64, n: &str) -> (i64, String) {
-    (id, n.to_string())
 }
 
 #[tokio::test]
@@ -80,15 +64,15 @@ async fn csv_with_commit_ts_replays_inserts_updates_and_deletes() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "A"), s(3, "c")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "A"), s(3, "c")]);
     // A second run with nothing new changes nothing.
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "A"), s(3, "c")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "A"), s(3, "c")]);
     // New files are picked up from the recorded progress.
     w.file(&t, &[(ts(11), vec![ins(4, "d")])]).await;
     w.checkpoint(ts(12)).await;
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "A"), s(3, "c"), s(4, "d")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "A"), s(3, "c"), s(4, "d")]);
 }
 
 #[tokio::test]
@@ -106,13 +90,13 @@ async fn rows_above_the_checkpoint_wait_for_it() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a")]);
     w.checkpoint(ts(5)).await;
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "b")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "b")]);
     w.checkpoint(ts(9)).await;
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
 }
 
 #[tokio::test]
@@ -201,7 +185,10 @@ async fn rename_table_waits_for_the_old_tables_dml() {
     w.checkpoint(ts(10)).await;
     replay(&w.uri, &db, &[]).await.unwrap();
     assert_eq!(table_names(&db), vec!["db.new"]);
-    assert_eq!(rows(&db, "db.new"), vec![s(1, "a"), s(2, "B"), s(3, "c")]);
+    assert_eq!(
+        id_names(&db, "db.new"),
+        vec![s(1, "a"), s(2, "B"), s(3, "c")]
+    );
 }
 
 #[tokio::test]
@@ -234,8 +221,8 @@ async fn drop_schema_waits_for_every_table_of_the_schema() {
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
     assert_eq!(table_names(&db), vec!["db.a", "other.k"]);
-    assert_eq!(rows(&db, "db.a"), vec![s(9, "new")]);
-    assert_eq!(rows(&db, "other.k"), vec![s(1, "k")]);
+    assert_eq!(id_names(&db, "db.a"), vec![s(9, "new")]);
+    assert_eq!(id_names(&db, "other.k"), vec![s(1, "k")]);
 }
 
 #[tokio::test]
@@ -259,7 +246,7 @@ async fn truncate_and_drop_table() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(2, "b")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(2, "b")]);
     assert_eq!(table_names(&db), vec!["db.t"]);
 }
 
@@ -278,7 +265,7 @@ async fn table_without_primary_key_deletes_one_matching_row() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "B")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "B")]);
 }
 
 #[tokio::test]
@@ -301,7 +288,7 @@ async fn canal_json_and_avro_replay_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("out.db");
         replay(&w.uri, &db, &[]).await.unwrap();
-        assert_eq!(rows(&db, "db.t"), vec![s(1, "x")], "{name}");
+        assert_eq!(id_names(&db, "db.t"), vec![s(1, "x")], "{name}");
     }
 }
 
@@ -381,7 +368,7 @@ async fn rows_at_or_below_the_recorded_commit_ts_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a")]);
     // A restarted sink writes rows again from its checkpoint: ts 2 and 5 reappear in a new
     // file, followed by new rows.
     w.file(
@@ -395,7 +382,7 @@ async fn rows_at_or_below_the_recorded_commit_ts_are_skipped() {
     .await;
     w.checkpoint(ts(10)).await;
     replay(&w.uri, &db, &[]).await.unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
 }
 
 #[tokio::test]
@@ -446,13 +433,13 @@ async fn several_dispatchers_and_date_directories_are_each_applied_in_order() {
     let db = dir.path().join("out.db");
     replay(&w.uri, &db, &[]).await.unwrap();
     assert_eq!(
-        rows(&db, "db.t"),
+        id_names(&db, "db.t"),
         vec![s(1, "A"), s(2, "A"), s(100, "b"), s(101, "b")]
     );
     w.checkpoint(ts(day + 10)).await;
     replay(&w.uri, &db, &[]).await.unwrap();
     assert_eq!(
-        rows(&db, "db.t"),
+        id_names(&db, "db.t"),
         vec![
             s(1, "A"),
             s(2, "A"),
@@ -505,7 +492,7 @@ async fn sink_options_can_come_from_a_config_file() {
     )
     .await
     .unwrap();
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a")]);
 }
 
 #[tokio::test]
@@ -520,16 +507,11 @@ async fn partition_directories_are_separate_streams() {
     w.file_in(&t, Some(101), None, &[(ts(3), vec![upd(1, "a", "A")])])
         .await;
     w.checkpoint(ts(10)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("out.db");
-    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
-        .replayer()
-        .await
-        .unwrap();
+    let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
     for _ in 0..2 {
         assert!(r.round().await.error.is_none());
     }
-    assert_eq!(rows(&db, "db.p"), vec![s(1, "A"), s(2, "b")]);
+    assert_eq!(id_names(&db, "db.p"), vec![s(1, "A"), s(2, "b")]);
     // A new partition appears while the replayer runs: found by the incremental listings.
     w.file_in(&t, Some(103), None, &[(ts(11), vec![ins(3, "c")])])
         .await;
@@ -544,7 +526,7 @@ async fn partition_directories_are_separate_streams() {
     assert!(err.is_none());
     assert!(!rec.discovery.full_listing);
     assert_eq!(rec.tables["db.p"].files, 2);
-    assert_eq!(rows(&db, "db.p"), vec![s(1, "A"), s(3, "c")]);
+    assert_eq!(id_names(&db, "db.p"), vec![s(1, "A"), s(3, "c")]);
 }
 
 #[tokio::test]
@@ -554,12 +536,7 @@ async fn rename_and_dml_arriving_between_rounds_of_one_replayer_keep_their_order
     w.schema(&old, "", DdlKind::CreateTable).await;
     w.file(&old, &[(ts(2), vec![ins(1, "a")])]).await;
     w.checkpoint(ts(3)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("out.db");
-    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
-        .replayer()
-        .await
-        .unwrap();
+    let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
     for _ in 0..2 {
         assert!(r.round().await.error.is_none());
     }
@@ -582,5 +559,5 @@ async fn rename_and_dml_arriving_between_rounds_of_one_replayer_keep_their_order
         assert!(err.is_none(), "{:?}", rec.fatal);
     }
     assert_eq!(table_names(&db), vec!["db.new"]);
-    assert_eq!(rows(&db, "db.new"), vec![s(1, "A"), s(3, "c")]);
+    assert_eq!(id_names(&db, "db.new"), vec![s(1, "A"), s(3, "c")]);
 }

@@ -4,47 +4,12 @@
 mod support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName};
-use cdc_consumer::backend::sqlite::SqliteDownstream;
-use cdc_consumer::backend::Downstream;
-use cdc_consumer::replay::{Replayer, RoundOutcome};
-use std::path::Path;
+use cdc_consumer::replay::RoundOutcome;
 use support::*;
 
 /// Seconds after [`ts`]'s origin (2023-11-14 22:13:20 UTC) at which the UTC date becomes
 /// 2023-11-15.
 const UTC_MIDNIGHT: u64 = 6400;
-
-/// `(id, name)` rows of SQLite table `schema.table`, ordered by id.
-fn rows(db: &Path, table: &str) -> Vec<(i64, String)> {
-    let (schema, table) = table.split_once('.').unwrap();
-    let defs = [
-        ColumnDef::new("id", ColumnType::BigInt).pk(),
-        ColumnDef::new("name", ColumnType::Text),
-    ];
-    let mut d = SqliteDownstream::open(db, 1).unwrap();
-    futures::executor::block_on(d.read_rows(&TableName::new(schema, table), &defs))
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            (
-                r[0].as_deref().unwrap().parse().unwrap(),
-                r[1].clone().unwrap(),
-            )
-        })
-        .collect()
-}
-
-fn s(id: i64, n: &str) -> (i64, String) {
-    (id, n.to_string())
-}
-
-/// Runs `n` rounds of `r`, each without a fatal error.
-async fn rounds(r: &mut Replayer, n: usize) {
-    for _ in 0..n {
-        let RoundOutcome { record, error, .. } = r.round().await;
-        assert!(error.is_none(), "{:?}", record.fatal);
-    }
-}
 
 /// A writer at `hours` from UTC keeps writing into the directory of its local date after the
 /// checkpoint's UTC date has moved on (west) or before it has (east): every file is applied.
@@ -56,21 +21,16 @@ async fn every_file_of_a_writer_at(hours: i64, name: &str) {
     let at = |sec: u64| ts(UTC_MIDNIGHT + sec);
     w.file(&t, &[(at(60), vec![ins(1, "a")])]).await;
     w.checkpoint(at(70)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("out.db");
-    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
-        .replayer()
-        .await
-        .unwrap();
-    rounds(&mut r, 3).await;
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a")]);
+    let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
+    ok_rounds(&mut r, 3).await;
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a")]);
     // Still the same local date for the writer: the same directory gets file 2.
     w.file(&t, &[(at(100), vec![ins(2, "b")])]).await;
     // Hours later (still before the writer's local midnight at UTC-12).
     w.file(&t, &[(at(10 * 3600), vec![ins(3, "c")])]).await;
     w.checkpoint(at(10 * 3600 + 10)).await;
-    rounds(&mut r, 3).await;
-    assert_eq!(rows(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
+    ok_rounds(&mut r, 3).await;
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "b"), s(3, "c")]);
 }
 
 #[tokio::test]
@@ -115,8 +75,8 @@ async fn the_newest_indexed_file_absent_is_in_flight_and_once_exits_zero() {
         .run()
         .await
         .expect("rows at or below the checkpoint are all applied");
-    assert_eq!(rows(&db, "db.a"), vec![s(1, "a")]);
-    assert_eq!(rows(&db, "db.b"), vec![s(1, "b")]);
+    assert_eq!(id_names(&db, "db.a"), vec![s(1, "a")]);
+    assert_eq!(id_names(&db, "db.b"), vec![s(1, "b")]);
     // The round record names the waiting table and the file. (The checkpoint moves, still
     // below the file: a restart on an unchanged one stands on the settled mark and lists
     // nothing.)
@@ -162,8 +122,8 @@ async fn a_missing_file_below_the_newest_is_damage_that_stops_only_its_table() {
         "{e}"
     );
     // The other table of the same round is applied all the same.
-    assert_eq!(rows(&db, "db.a"), vec![s(1, "a")]);
-    assert_eq!(rows(&db, "db.b"), vec![s(1, "b")]);
+    assert_eq!(id_names(&db, "db.a"), vec![s(1, "a")]);
+    assert_eq!(id_names(&db, "db.b"), vec![s(1, "b")]);
     let h: &cdc_consumer::freshness::Health = &health.lock().unwrap();
     let last = h.last_round.as_ref().unwrap();
     assert!(
@@ -386,7 +346,7 @@ async fn enum_and_set_without_elements_on(down: &str, schema: &str) {
             .unwrap();
         let RoundOutcome { record, error, .. } = r.round().await;
         assert!(error.is_none(), "{protocol}: {:?}", record.fatal);
-        rounds(&mut r, 2).await;
+        ok_rounds(&mut r, 2).await;
         assert_eq!(
             enum_rows(down, &schema, "q").await,
             vec![
@@ -526,7 +486,7 @@ async fn enum_and_set_elements_come_from_the_existing_mariadb_table() {
         "{:?}",
         record.warnings
     );
-    rounds(&mut r, 2).await;
+    ok_rounds(&mut r, 2).await;
     let some = |s: &str| Some(s.to_string());
     assert_eq!(
         enum_rows(&uri, &schema, "t").await,

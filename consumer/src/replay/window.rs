@@ -65,9 +65,11 @@ pub(crate) enum AtDoneTs {
 }
 
 impl AtDoneTs {
-    /// The rule for a table: [`AtDoneTs::Apply`] when it has a primary key.
+    /// The rule for a table: [`AtDoneTs::Apply`] when it has a primary key, by the same test
+    /// the plan uses to choose upserts and deletes by key (`crate::plan`), which is what makes
+    /// applying rows again idempotent.
     pub(crate) fn for_table(def: &cdc_common::TableDef) -> AtDoneTs {
-        if def.columns.iter().any(|c| c.primary_key) {
+        if !def.pk_indexes().is_empty() {
             AtDoneTs::Apply
         } else {
             AtDoneTs::Skip

@@ -14,7 +14,10 @@ mod servers;
 #[allow(unused_imports)]
 pub use http::{http_get_ok, http_get_raw, http_get_status};
 #[allow(unused_imports)]
-pub use replayer::{counted, counted_round, sqlite_uri, start, ReplayerBuilder};
+pub use replayer::{
+    counted, counted_round, ok_round, ok_rounds, sqlite_replayer, sqlite_uri, start,
+    ReplayerBuilder,
+};
 #[allow(unused_imports)]
 pub use servers::{sql_server, sql_servers, unique_tag, SqlServer, MYSQL, POSTGRES};
 
@@ -316,6 +319,33 @@ pub fn local_storage(options: &str) -> (tempfile::TempDir, String) {
     let root = tempfile::tempdir().unwrap();
     let uri = format!("file://{}?{options}", root.path().display());
     (root, uri)
+}
+
+/// `(id, name)` rows of SQLite table `schema.table` (given as `"schema.table"`) in `db`,
+/// through the backend's read-back, ordered by id: the two columns of [`two_cols`].
+pub fn id_names(db: &std::path::Path, table: &str) -> Vec<(i64, String)> {
+    use cdc_consumer::backend::Downstream;
+    let (schema, table) = table.split_once('.').expect("schema.table");
+    let defs = [
+        ColumnDef::new("id", ColumnType::BigInt).pk(),
+        ColumnDef::new("name", ColumnType::Text),
+    ];
+    let mut d = cdc_consumer::backend::sqlite::SqliteDownstream::open(db, 1).unwrap();
+    futures::executor::block_on(d.read_rows(&cdc_common::TableName::new(schema, table), &defs))
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            (
+                r[0].as_deref().unwrap().parse().unwrap(),
+                r[1].clone().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// An `(id, name)` row as [`id_names`] returns it.
+pub fn s(id: i64, n: &str) -> (i64, String) {
+    (id, n.to_string())
 }
 
 /// Equal as the column's value in a downstream's read-back: FLOAT/DOUBLE by the number (each

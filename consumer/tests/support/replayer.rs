@@ -119,6 +119,32 @@ pub async fn start(
     (r, m, h)
 }
 
+/// One round of `r` that must succeed.
+pub async fn ok_round(r: &mut Replayer) -> RoundOutcome {
+    let out = r.round().await;
+    assert!(out.error.is_none(), "{:?}", out.record.fatal);
+    out
+}
+
+/// `n` rounds of `r`, each one that must succeed.
+pub async fn ok_rounds(r: &mut Replayer, n: usize) {
+    for _ in 0..n {
+        ok_round(r).await;
+    }
+}
+
+/// A replayer of `upstream` into a fresh SQLite file `out.db`: the temporary directory holding
+/// it (kept alive by the caller), the file and the replayer.
+pub async fn sqlite_replayer(upstream: &str) -> (tempfile::TempDir, std::path::PathBuf, Replayer) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    let r = ReplayerBuilder::sqlite(upstream, &db)
+        .replayer()
+        .await
+        .unwrap();
+    (dir, db, r)
+}
+
 /// One round of `r` and the requests it made: (outcome, LIST calls, GET calls).
 pub async fn counted_round(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) {
     let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
