@@ -459,3 +459,59 @@ async fn consumers_starting_at_once_on_a_fresh_postgres_database_all_start() {
             .unwrap();
     }
 }
+
+/// The existence check a DDL step asks before choosing CREATE TABLE or a column diff: a table
+/// or view of exactly that schema and name (names are case-sensitive once quoted), nothing in
+/// another schema, asked again after a change (the cached statement re-reads the catalog).
+#[tokio::test]
+async fn table_exists_sees_a_table_or_view_of_that_schema_and_name_on_postgres() {
+    let Some(uri) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let s = unique("cdcx");
+    let other = unique("cdcy");
+    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA {s}; CREATE SCHEMA {other}; CREATE TABLE {s}.\"Mixed\" (id INT); \
+             CREATE VIEW {s}.v AS SELECT 1 AS one; CREATE TABLE {other}.only_there (id INT)"
+        ))
+        .await
+        .unwrap();
+    let mut down = Reader(uri.clone()).open().await;
+    let mut exists = Vec::new();
+    for (schema, table) in [
+        (&s, "Mixed"),
+        (&s, "mixed"),
+        (&s, "v"),
+        (&s, "only_there"),
+        (&other, "only_there"),
+        (&s, "later"),
+    ] {
+        exists.push(
+            down.table_exists(&TableName::new(schema, table))
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(exists, [true, false, true, false, true, false]);
+    client
+        .batch_execute(&format!("CREATE TABLE {s}.later (id INT); DROP VIEW {s}.v"))
+        .await
+        .unwrap();
+    let later = down
+        .table_exists(&TableName::new(&s, "later"))
+        .await
+        .unwrap();
+    let view = down.table_exists(&TableName::new(&s, "v")).await.unwrap();
+    assert_eq!((later, view), (true, false));
+    client
+        .batch_execute(&format!(
+            "DROP SCHEMA {s} CASCADE; DROP SCHEMA {other} CASCADE"
+        ))
+        .await
+        .unwrap();
+}

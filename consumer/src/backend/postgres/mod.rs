@@ -67,7 +67,17 @@ pub struct PostgresDownstream {
     client: Client,
     batch_rows: usize,
     statements: apply::Statements,
+    /// [`TABLE_EXISTS`], prepared on first use (one round trip per lookup after it).
+    table_exists: Option<tokio_postgres::Statement>,
 }
+
+/// Whether a relation of that schema and name exists (a table, partitioned table, view,
+/// foreign table or materialized view: any of them makes a CREATE TABLE of that name fail).
+/// Read from `pg_catalog` rather than `information_schema.tables`, a view that also checks the
+/// user's privileges on every candidate row: the catalog lookup is an index probe.
+const TABLE_EXISTS: &str = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c \
+     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+     WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p', 'v', 'f', 'm'))";
 
 impl PostgresDownstream {
     /// Connects to `uri` (`postgres://user[:password]@host[:port]/db`, TLS by `sslmode` and
@@ -117,6 +127,7 @@ impl PostgresDownstream {
             client,
             batch_rows,
             statements: HashMap::new(),
+            table_exists: None,
         })
     }
 }
@@ -143,18 +154,22 @@ impl Downstream for PostgresDownstream {
     }
 
     async fn table_exists(&mut self, name: &TableName) -> Result<bool> {
+        let bad = |e: tokio_postgres::Error| {
+            super::downstream_error(&name.to_string(), "-", "table lookup", PgError(&e))
+        };
+        let st = match &self.table_exists {
+            Some(st) => st.clone(),
+            None => {
+                let st = self.client.prepare(TABLE_EXISTS).await.map_err(bad)?;
+                self.table_exists.insert(st).clone()
+            }
+        };
         let r = self
             .client
-            .query_one(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
-                &[&name.schema, &name.table],
-            )
+            .query_one(&st, &[&name.schema, &name.table])
             .await
-            .map_err(|e| super::downstream_error(&name.to_string(), "-", "table lookup", PgError(&e)))?;
-        let n: i64 = r.try_get(0).map_err(|e| {
-            super::downstream_error(&name.to_string(), "-", "table lookup", PgError(&e))
-        })?;
-        Ok(n > 0)
+            .map_err(bad)?;
+        r.try_get(0).map_err(bad)
     }
 
     async fn apply(&mut self, unit: Unit<'_>) -> Result<()> {
