@@ -1,0 +1,224 @@
+//! Writer rule 7 (docs/format.md): a data file of a table without a primary key never ends
+//! inside a commit ts, while a keyed table's files are still cut at `file-size`
+//! (`sink/src/keyless_cut.rs`).
+
+mod support;
+
+use cdc_common::codec::DecodedRow;
+use cdc_common::layout::DataFile;
+use cdc_common::{ColumnDef, ColumnType, TableDef, Ts};
+use cdc_sink::FileNaming;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+/// `s.<name>` with the columns of [`table`] but no primary key.
+fn keyless(name: &str) -> Arc<TableDef> {
+    Arc::new(TableDef {
+        schema: "s".into(),
+        table: name.into(),
+        table_id: 2,
+        version: ts(0),
+        columns: vec![
+            ColumnDef::new("id", ColumnType::BigInt),
+            ColumnDef::new("d", ColumnType::VarChar),
+            ColumnDef::new("seq", ColumnType::BigInt),
+            ColumnDef::new("payload", ColumnType::VarChar),
+        ],
+    })
+}
+
+/// Per commit ts of `table`'s rows: the data files (by index) holding some of them.
+fn files_per_ts(files: &[(DataFile, Vec<DecodedRow>)], table: &str) -> BTreeMap<Ts, BTreeSet<u64>> {
+    let mut out: BTreeMap<Ts, BTreeSet<u64>> = BTreeMap::new();
+    for (f, rows) in files.iter().filter(|(f, _)| f.dir.table == table) {
+        for r in rows {
+            let t = r.commit_ts.expect("include-commit-ts=true");
+            out.entry(t).or_default().insert(f.index);
+        }
+    }
+    out
+}
+
+/// The `seq` column of `table`'s rows, in file order.
+fn seqs(files: &[(DataFile, Vec<DecodedRow>)], table: &str) -> Vec<i64> {
+    files
+        .iter()
+        .filter(|(f, _)| f.dir.table == table)
+        .flat_map(|(_, rows)| rows.iter().map(|r| row_key(r).1))
+        .collect()
+}
+
+/// Four transactions of 30 events (3 rows each, about 4 file sizes per transaction), handed
+/// in with pauses longer than the flush interval, to a keyless and a keyed table side by side.
+/// The keyless table's files hold whole transactions; the keyed table's are cut inside them.
+/// The last keyless transaction waits for the checkpoint that says it is complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_tables_files_hold_whole_commit_ts_runs() {
+    let h = harness(
+        "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
+    )
+    .await;
+    let k = keyless("k");
+    let p = table("p", ts(0));
+    h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
+    h.sink.add_dispatcher("dp", FileNaming::Table).unwrap();
+    let (flushed_k, flush_k) = counter();
+    let (flushed_p, flush_p) = counter();
+    const TXNS: u64 = 4;
+    const EVENTS: i64 = 30;
+    let mut seq = 0i64;
+    for txn in 0..TXNS {
+        let at = ts(10 + txn);
+        for e in 0..EVENTS {
+            h.sink
+                .add_dml_event("dk", event(&k, at, "dk", seq, 3), None, Some(flush_k()))
+                .unwrap();
+            h.sink
+                .add_dml_event("dp", event(&p, at, "dp", seq, 3), None, Some(flush_p()))
+                .unwrap();
+            seq += 3;
+            if e % 6 == 5 {
+                // Longer than the flush interval: interval flushes fall inside the transaction.
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    }
+    let total = (TXNS as usize) * EVENTS as usize;
+    // The keyed table is published whole; the keyless table's last transaction is not known
+    // complete (no later ts, no checkpoint at it), so it stays open over several intervals.
+    assert!(wait_for(5, || flushed_p.load(Ordering::SeqCst) == total).await);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        flushed_k.load(Ordering::SeqCst),
+        total - EVENTS as usize,
+        "the keyless table's last transaction is kept open until known complete"
+    );
+    // The checkpoint at its ts says every event at or below it was handed in.
+    h.sink.checkpoint(ts(10 + TXNS - 1)).await.unwrap();
+    assert!(
+        wait_for(5, || flushed_k.load(Ordering::SeqCst) == total).await,
+        "published after the checkpoint reached its ts: {} of {total}",
+        flushed_k.load(Ordering::SeqCst)
+    );
+    let deferred = metric(&h.registry, "cdc_sink_file_cut_deferred_total", &[]);
+    assert!(deferred > 0.0, "some flush kept a run back");
+    assert_eq!(
+        metric(&h.registry, "cdc_sink_file_cut_forced_total", &[]),
+        0.0
+    );
+    h.sink.close().await.unwrap();
+
+    let mut defs = BTreeMap::new();
+    defs.insert("k".to_string(), Arc::clone(&k));
+    defs.insert("p".to_string(), Arc::clone(&p));
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let all: Vec<i64> = (0..seq).collect();
+    assert_eq!(seqs(&files, "k"), all, "keyless rows: each once, in order");
+    assert_eq!(seqs(&files, "p"), all, "keyed rows: each once, in order");
+
+    let keyless_ts = files_per_ts(&files, "k");
+    assert_eq!(keyless_ts.len(), TXNS as usize);
+    for (t, in_files) in &keyless_ts {
+        assert_eq!(in_files.len(), 1, "keyless ts {t} spans files {in_files:?}");
+    }
+    let keyed_ts = files_per_ts(&files, "p");
+    assert!(
+        keyed_ts.values().any(|f| f.len() > 1),
+        "the keyed table is still cut at file-size: {keyed_ts:?}"
+    );
+    // A whole transaction is larger than file-size: its file is too.
+    let keyless_files = files.iter().filter(|(f, _)| f.dir.table == "k").count();
+    let keyed_files = files.iter().filter(|(f, _)| f.dir.table == "p").count();
+    assert!(
+        keyless_files <= TXNS as usize && keyed_files > 2 * TXNS as usize,
+        "keyless files {keyless_files}, keyed files {keyed_files}"
+    );
+}
+
+/// A later commit ts of the dispatcher closes the run before it: a file-size flush publishes
+/// everything up to the new ts at once, without waiting for a checkpoint or an interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_commit_ts_completes_the_run_before_it() {
+    let h = harness(
+        "protocol=csv&include-commit-ts=true&flush-interval=600s&file-size=1KiB&date-separator=none",
+    )
+    .await;
+    let k = keyless("k");
+    h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
+    let (flushed, flush) = counter();
+    for e in 0..20i64 {
+        h.sink
+            .add_dml_event("dk", event(&k, ts(5), "dk", e * 3, 3), None, Some(flush()))
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        flushed.load(Ordering::SeqCst),
+        0,
+        "one transaction still arriving, past file-size: nothing published"
+    );
+    h.sink
+        .add_dml_event("dk", event(&k, ts(6), "dk", 60, 3), None, Some(flush()))
+        .unwrap();
+    assert!(
+        wait_for(5, || flushed.load(Ordering::SeqCst) == 20).await,
+        "the run at ts 5 is published when ts 6 arrives: {}",
+        flushed.load(Ordering::SeqCst)
+    );
+    assert_eq!(
+        metric(&h.registry, "cdc_sink_file_cut_deferred_total", &[]),
+        1.0,
+        "one flush kept the new ts back"
+    );
+    h.sink.close().await.unwrap();
+    let mut defs = BTreeMap::new();
+    defs.insert("k".to_string(), Arc::clone(&k));
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let per_ts = files_per_ts(&files, "k");
+    assert_eq!(per_ts.len(), 2);
+    assert!(per_ts.values().all(|f| f.len() == 1), "{per_ts:?}");
+    assert_eq!(seqs(&files, "k"), (0..63).collect::<Vec<_>>());
+}
+
+/// A transaction larger than the spool's high watermark, never completed (no later ts, no
+/// checkpoint): keeping it back would hold the spool's wakes for good, so the writer publishes
+/// it anyway, counted as a forced cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spool_pressure_publishes_a_kept_run() {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_path_buf();
+    let h = harness_on(
+        None,
+        "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
+        move |c| {
+            c.with_spool(
+                cdc_spool::SpoolConfig::builder()
+                    .dir(spool_dir)
+                    .memory_quota(16 << 10)
+                    .disk_quota(1 << 20)
+                    .watermarks(8 << 10, 4 << 10)
+                    .build()
+                    .unwrap(),
+            )
+        },
+    )
+    .await;
+    let k = keyless("k");
+    h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
+    let (flushed, flush) = counter();
+    for e in 0..100i64 {
+        h.sink
+            .add_dml_event("dk", event(&k, ts(5), "dk", e * 3, 3), None, Some(flush()))
+            .unwrap();
+    }
+    assert!(
+        wait_for(5, || flushed.load(Ordering::SeqCst) == 100).await,
+        "published under pressure: {}",
+        flushed.load(Ordering::SeqCst)
+    );
+    assert!(metric(&h.registry, "cdc_sink_file_cut_forced_total", &[]) > 0.0);
+    h.sink.close().await.unwrap();
+}
