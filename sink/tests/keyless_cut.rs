@@ -222,3 +222,152 @@ async fn spool_pressure_publishes_a_kept_run() {
     assert!(metric(&h.registry, "cdc_sink_file_cut_forced_total", &[]) > 0.0);
     h.sink.close().await.unwrap();
 }
+
+mod model {
+    //! Random interleavings of multi-event transactions, pauses (interval flushes), file-size
+    //! flushes, checkpoints and drains, over two keyless and two keyed tables: every keyless
+    //! commit ts lands in exactly one file, and every dispatcher's rows arrive once, in order.
+
+    use super::*;
+    use cdc_common::{DdlEvent, DdlKind};
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Clone, Debug)]
+    enum Action {
+        /// An event of dispatcher `d`; `same_ts`: in the transaction of the last ts when no
+        /// checkpoint or drain sealed it.
+        Add {
+            d: usize,
+            rows: usize,
+            same_ts: bool,
+        },
+        Checkpoint,
+        Drain {
+            d: usize,
+        },
+        Pause {
+            ms: u64,
+        },
+    }
+
+    fn action() -> impl Strategy<Value = Action> {
+        prop_oneof![
+            8 => (0..4usize, 1..8usize, prop::bool::weighted(0.8))
+                .prop_map(|(d, rows, same_ts)| Action::Add { d, rows, same_ts }),
+            1 => Just(Action::Checkpoint),
+            1 => (0..4usize).prop_map(|d| Action::Drain { d }),
+            2 => (0..25u64).prop_map(|ms| Action::Pause { ms }),
+        ]
+    }
+
+    fn run(actions: Vec<Action>) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let h = harness(
+                "protocol=csv&include-commit-ts=true&flush-interval=10ms&file-size=1KiB&date-separator=none",
+            )
+            .await;
+            // d0, d1: keyless tables; d2, d3: keyed tables.
+            let tables: Vec<Arc<TableDef>> = (0..4)
+                .map(|i| {
+                    if i < 2 {
+                        keyless(&format!("t{i}"))
+                    } else {
+                        table(&format!("t{i}"), ts(0))
+                    }
+                })
+                .collect();
+            for d in 0..4 {
+                h.sink
+                    .add_dispatcher(&format!("d{d}"), FileNaming::Table)
+                    .unwrap();
+            }
+            let mut sent = [0i64; 4];
+            let mut clock = 1u64;
+            let mut sealed = true;
+            for a in actions {
+                match a {
+                    Action::Add { d, rows, same_ts } => {
+                        if sealed || !same_ts {
+                            clock += 1;
+                            sealed = false;
+                        }
+                        let id = format!("d{d}");
+                        let ev = event(&tables[d], ts(clock), &id, sent[d], rows);
+                        h.sink.add_dml_event(&id, ev, None, None).unwrap();
+                        sent[d] += rows as i64;
+                    }
+                    Action::Checkpoint => {
+                        h.sink.checkpoint(ts(clock)).await.unwrap();
+                        sealed = true;
+                    }
+                    Action::Drain { d } => {
+                        clock += 1;
+                        sealed = true;
+                        let ddl = DdlEvent {
+                            commit_ts: ts(clock),
+                            query: String::new(),
+                            kind: DdlKind::Other,
+                            schema: "s".into(),
+                            tables: vec![],
+                            prev_tables: vec![],
+                        };
+                        h.sink
+                            .pass_block_event(&ddl, &[&format!("d{d}")])
+                            .await
+                            .unwrap();
+                    }
+                    Action::Pause { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
+                }
+            }
+            assert_eq!(
+                metric(&h.registry, "cdc_sink_file_cut_forced_total", &[]),
+                0.0,
+                "the spool is large: no forced cut"
+            );
+            h.sink.close().await.unwrap();
+            let defs: BTreeMap<String, Arc<TableDef>> = tables
+                .iter()
+                .map(|t| (t.table.clone(), Arc::clone(t)))
+                .collect();
+            let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+            let mut per: HashMap<String, Vec<i64>> = HashMap::new();
+            for (_, rows) in &files {
+                for r in rows {
+                    let (d, seq) = row_key(r);
+                    per.entry(d).or_default().push(seq);
+                }
+            }
+            for (d, n) in sent.iter().enumerate() {
+                let got = per.remove(&format!("d{d}")).unwrap_or_default();
+                assert_eq!(got, (0..*n).collect::<Vec<_>>(), "d{d}");
+            }
+            for t in &tables[..2] {
+                for (at, in_files) in files_per_ts(&files, &t.table) {
+                    assert_eq!(
+                        in_files.len(),
+                        1,
+                        "keyless {} ts {at} spans files {in_files:?}",
+                        t.table
+                    );
+                }
+            }
+        });
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn keyless_files_hold_whole_commit_ts_under_random_flushes(
+            actions in prop::collection::vec(action(), 1..80)
+        ) {
+            run(actions);
+        }
+    }
+}
