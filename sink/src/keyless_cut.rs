@@ -17,9 +17,9 @@
 //!    dispatcher hands in its events in commit-ts order and they reach its writer in that
 //!    order (`encoder_pool.rs`), so every event at `T` has arrived (in this batch: one commit
 //!    ts of one stream goes to one batch, as the date directory follows the ts); or
-//! 2. `T` is at or below the ts the caller last gave [`crate::Sink::checkpoint`] or
-//!    `NodeCheckpoint::advance` (TiCDC's resolved ts: every event at or below it has been
-//!    handed in) **and** nothing the dispatcher handed in is still on its way to the writer
+//! 2. `T` is at or below the largest ts the caller gave [`crate::Sink::checkpoint`],
+//!    [`crate::Sink::mark_resolved`] or `NodeCheckpoint::advance` (TiCDC's resolved ts: every
+//!    event at or below it has been handed in) **and** nothing the dispatcher handed in is still on its way to the writer
 //!    (`DispatcherState::nothing_in_transit`). The ts is read before the transit count: an
 //!    event handed in before the caller's checkpoint call is counted by then.
 //!

@@ -545,6 +545,18 @@ impl Sink {
         r
     }
 
+    /// Tells the sink that every event with a commit ts at or below `ts` has been handed in
+    /// (TiCDC's resolved ts), without writing anything. [`Sink::checkpoint`] says the same of
+    /// its ts; a caller that checkpoints only behind flush callbacks (the capture confirms a
+    /// transaction once its events are durable) calls this when a transaction is handed in
+    /// whole. A table without a primary key has its file closed at a commit ts only once that
+    /// ts is known complete (docs/format.md, writer rule 7): without this call, or a later
+    /// event of the same dispatcher, its last transaction stays open until a DDL drain, spool
+    /// pressure or close. One atomic update; callable from a callback.
+    pub fn mark_resolved(&self, ts: Ts) {
+        self.ctx.note_handed_in(ts);
+    }
+
     /// The checkpoint in storage: the last one this sink wrote or, before its first write, the
     /// one a previous run left (`None` for new storage). An upstream restarting after a crash
     /// resends every event with a commit ts above it; events at or below it are durable.

@@ -161,8 +161,9 @@ pub(crate) struct WriterContext {
     pub upload_memory: Arc<tokio::sync::Semaphore>,
     /// Total permits of `upload_memory`.
     pub upload_memory_kib: u32,
-    /// The largest ts the caller gave `Sink::checkpoint` or `NodeCheckpoint::advance`: every
-    /// event at or below it has been handed in (`keyless_cut.rs`).
+    /// The largest ts the caller gave `Sink::checkpoint`, `Sink::mark_resolved` or
+    /// `NodeCheckpoint::advance`: every event at or below it has been handed in
+    /// (`keyless_cut.rs`).
     pub handed_in: std::sync::atomic::AtomicU64,
 }
 

@@ -371,3 +371,35 @@ mod model {
         }
     }
 }
+
+/// A caller that checkpoints only behind flush callbacks (the capture) says a transaction is
+/// handed in whole with `mark_resolved`: the run is published at the next interval, and no
+/// checkpoint is written for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mark_resolved_completes_a_run_without_a_checkpoint() {
+    let h = harness(
+        "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
+    )
+    .await;
+    let k = keyless("k");
+    h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
+    let (flushed, flush) = counter();
+    for e in 0..10i64 {
+        h.sink
+            .add_dml_event("dk", event(&k, ts(5), "dk", e * 3, 3), None, Some(flush()))
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(flushed.load(Ordering::SeqCst), 0, "not known complete yet");
+    h.sink.mark_resolved(ts(4));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(flushed.load(Ordering::SeqCst), 0, "resolved below the run");
+    h.sink.mark_resolved(ts(5));
+    assert!(
+        wait_for(5, || flushed.load(Ordering::SeqCst) == 10).await,
+        "published once resolved: {}",
+        flushed.load(Ordering::SeqCst)
+    );
+    assert_eq!(read_checkpoint(h.store.inner()).await, None);
+    h.sink.close().await.unwrap();
+}
