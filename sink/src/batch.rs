@@ -72,6 +72,9 @@ pub(crate) struct Batch {
     /// Index of the first item at the last commit ts (`items[run_start..]` is the trailing
     /// run; 0 when empty).
     pub run_start: usize,
+    /// What this batch added to the writers' count of kept-back bytes when a flush put it back
+    /// (`keyless_cut.rs`); 0 when it was not kept back. Taken off when a flush takes it again.
+    pub kept_weight: u64,
 }
 
 impl Batch {
@@ -120,6 +123,7 @@ impl Batch {
             created: self.created,
             keyless: self.keyless,
             run_start: 0,
+            kept_weight: 0,
         }
     }
 }

@@ -110,6 +110,7 @@ impl BatchTable {
             created,
             keyless,
             run_start: 0,
+            kept_weight: 0,
         })
     }
 

@@ -31,11 +31,19 @@
 //! - `drain` (a DDL at `V`: every DML below `V` has been handed in), `remove` and `close`
 //!   publish everything: a closing sink or a removed dispatcher is not handed the rest of an
 //!   open transaction. What a consumer then sees is in docs/format.md (rule 7's exceptions).
-//! - Spool pressure that keeping runs back would hold: after a flush kept runs back, if the
-//!   spool still holds wakes or has a writer waiting for disk room, the kept runs are published
-//!   too (`cdc_sink_file_cut_forced_total`). Otherwise a transaction larger than the spool's
-//!   high watermark would stop its dispatcher for good (its wake held, the rest never handed
-//!   in).
+//! - Spool pressure that the kept runs themselves would hold: after a flush kept runs back, if
+//!   the spool holds wakes and the runs kept by every writer weigh more than its low watermark
+//!   (with everything else published the spool would still not resume the wakes), or an
+//!   enqueue waits for disk room, the kept runs are published too
+//!   (`cdc_sink_file_cut_forced_total`). Otherwise a transaction larger than the low watermark
+//!   could stop its dispatcher for good (its wake held, the rest never handed in). Kept runs
+//!   below that weight never block the wakes for good: the writers publish everything else,
+//!   the spool falls to its low watermark and the dispatchers hand in more. The weight of a
+//!   kept batch is its bytes plus a spilled record's header per item ([`kept_weight`]: the
+//!   watermarks count spilled records with their headers), counted in the writers' shared
+//!   `WriterContext::kept_bytes` when a flush puts it back and taken off when a flush takes it
+//!   again (events appended to it in between count from its next flush, at most one flush
+//!   interval later: its deadline).
 //!
 //! A kept run stays in the spool and counts against its quotas like any open batch; it goes
 //! back into the batch table with a new deadline one flush interval later. A transaction larger
@@ -47,14 +55,33 @@ use crate::batch::Batch;
 use crate::flush::FlushReason;
 use cdc_common::Ts;
 
-/// What a flush does with one taken batch.
-pub(crate) enum Cut {
-    /// Publish all of it.
-    Whole(Batch),
-    /// Publish `head`; `run` goes back open.
-    Split { head: Batch, run: Batch },
-    /// Publish nothing: the batch is one incomplete run and goes back open.
-    Hold(Batch),
+/// What a flush does with one taken batch: the part to publish now and the part that goes
+/// back open for the next file (a whole batch is one or the other; a split has both).
+pub(crate) struct Cut {
+    pub publish: Option<Batch>,
+    pub keep: Option<Batch>,
+}
+
+/// Bytes of a spilled record's header (`cdc_spool`'s record framing): the watermarks count
+/// spilled records with it.
+const SPILLED_RECORD_HEADER: u64 = 8;
+
+/// What a kept-back batch weighs against the spool's watermarks, at most: its bytes, plus a
+/// record header per item in case they are spilled.
+pub(crate) fn kept_weight(batch: &Batch) -> u64 {
+    batch.bytes + SPILLED_RECORD_HEADER * batch.items.len() as u64
+}
+
+/// True when the runs kept back must be published anyway (see the module doc): the spool
+/// holds wakes and the kept runs of every writer (`kept_bytes`) weigh more than its low
+/// watermark, or an enqueue waits for disk room.
+pub(crate) fn kept_runs_block_the_spool(
+    holding: bool,
+    disk_waiters: u64,
+    kept_bytes: u64,
+    low_watermark: u64,
+) -> bool {
+    (holding && kept_bytes > low_watermark) || disk_waiters > 0
 }
 
 /// True when a flush of `reason` keeps incomplete trailing runs of keyless batches back.
@@ -84,11 +111,20 @@ pub(crate) fn would_hold(batch: &Batch, handed_in: Ts) -> bool {
 /// Decides one batch of a flush that defers (see [`defers`]).
 pub(crate) fn cut(mut batch: Batch, handed_in: Ts) -> Cut {
     if !batch.keyless || trailing_run_complete(&batch, handed_in) {
-        return Cut::Whole(batch);
+        return Cut {
+            publish: Some(batch),
+            keep: None,
+        };
     }
     if batch.run_start == 0 {
-        return Cut::Hold(batch);
+        return Cut {
+            publish: None,
+            keep: Some(batch),
+        };
     }
     let run = batch.split_trailing_run();
-    Cut::Split { head: batch, run }
+    Cut {
+        publish: Some(batch),
+        keep: Some(run),
+    }
 }

@@ -24,7 +24,7 @@
 //! | `cdc_sink_change_summary_failures_total` | counter | | change summary puts that failed (consumers do full rounds until the next one) |
 //! | `cdc_sink_stale_files_deleted_total` | counter | | data files a crashed run left above its index entry, deleted on restart |
 //! | `cdc_sink_file_cut_deferred_total` | counter | | flushed batches of tables without a primary key whose trailing commit ts was kept back for the next file (`keyless_cut.rs`) |
-//! | `cdc_sink_file_cut_forced_total` | counter | | kept-back runs published anyway under spool pressure: files of tables without a primary key ending inside a commit ts |
+//! | `cdc_sink_file_cut_forced_total` | counter | | kept-back runs published anyway because they alone held the spool above its low watermark (or the disk was full): files of tables without a primary key ending inside a commit ts |
 //!
 //! [`FlushReason`]: crate::flush::FlushReason
 

@@ -161,6 +161,7 @@ impl Sink {
             upload_memory: Arc::new(tokio::sync::Semaphore::new(config.upload_memory / 1024)),
             upload_memory_kib: (config.upload_memory / 1024) as u32,
             handed_in: std::sync::atomic::AtomicU64::new(0),
+            kept_bytes: std::sync::atomic::AtomicU64::new(0),
         });
         let mut handles = Vec::with_capacity(config.writer_count);
         let mut tasks = Vec::with_capacity(config.writer_count);

@@ -20,8 +20,8 @@
 //! A `file-size`, `interval` or `spool-pressure` flush of a table without a primary key keeps
 //! the batch's trailing commit ts back (open, for the next file) unless it is known complete,
 //! and a file-size trigger on a batch that is one incomplete transaction does not take it out
-//! at all; if the spool is still under pressure after such a flush, the kept runs are published
-//! too (`keyless_cut.rs`). `drain`, `remove` and `close` publish everything.
+//! at all; if after such a flush the kept runs alone hold the spool's wakes (they weigh more
+//! than its low watermark) or the disk is full, they are published too (`keyless_cut.rs`). `drain`, `remove` and `close` publish everything.
 //!
 //! # Publishing one batch
 //!
@@ -165,6 +165,9 @@ pub(crate) struct WriterContext {
     /// `NodeCheckpoint::advance`: every event at or below it has been handed in
     /// (`keyless_cut.rs`).
     pub handed_in: std::sync::atomic::AtomicU64,
+    /// The weight of every writer's kept-back runs (`keyless_cut::kept_weight`), as counted
+    /// when their flush put them back.
+    pub kept_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl WriterContext {
@@ -384,7 +387,7 @@ impl Writer {
     /// Flushes `batches` for `reason`: takes along their streams' earlier days, keeps the
     /// incomplete trailing runs of keyless batches back when the reason allows it (phase
     /// *keep back*, `keyless_cut.rs`), publishes the rest, and publishes the kept runs too when
-    /// the spool is still under pressure afterwards (phase *force*). On failure the sink is
+    /// they alone hold the spool's wakes afterwards (phase *force*). On failure the sink is
     /// failed and every entry not published is dropped (no flush callback).
     async fn flush(&mut self, mut batches: Vec<Batch>, reason: FlushReason) -> Result<()> {
         self.ctx.failure.check()?;
@@ -398,16 +401,22 @@ impl Writer {
             earlier.extend(self.batches.take_earlier_days(&b.key));
         }
         batches.extend(earlier);
+        for b in &mut batches {
+            self.unkeep(b);
+        }
         let kept = if keyless_cut::defers(reason) {
             self.keep_back_runs(&mut batches)
         } else {
             Vec::new()
         };
         self.publish_batches(batches, reason).await?;
-        if kept.is_empty() || !self.spool_under_pressure() {
+        if kept.is_empty() || !self.kept_runs_block_the_spool() {
             return Ok(());
         }
-        let forced: Vec<Batch> = kept.iter().filter_map(|k| self.batches.take(k)).collect();
+        let mut forced: Vec<Batch> = kept.iter().filter_map(|k| self.batches.take(k)).collect();
+        for b in &mut forced {
+            self.unkeep(b);
+        }
         self.ctx
             .metrics
             .file_cut_forced_total
@@ -431,18 +440,12 @@ impl Writer {
         let mut kept = Vec::new();
         let mut publish = Vec::with_capacity(batches.len());
         for b in batches.drain(..) {
-            match keyless_cut::cut(b, handed_in) {
-                Cut::Whole(b) => publish.push(b),
-                Cut::Split { head, run } => {
-                    kept.push(run.key.clone());
-                    self.batches.put_back(run);
-                    publish.push(head);
-                }
-                Cut::Hold(b) => {
-                    kept.push(b.key.clone());
-                    self.batches.put_back(b);
-                }
+            let Cut { publish: now, keep } = keyless_cut::cut(b, handed_in);
+            if let Some(run) = keep {
+                kept.push(run.key.clone());
+                self.keep(run);
             }
+            publish.extend(now);
         }
         *batches = publish;
         self.ctx
@@ -452,10 +455,36 @@ impl Writer {
         kept
     }
 
-    /// True when the spool holds wakes or an enqueue waits for disk room.
-    fn spool_under_pressure(&self) -> bool {
+    /// Puts a kept-back batch into the table, counting its weight in `kept_bytes`.
+    fn keep(&mut self, mut b: Batch) {
+        b.kept_weight = keyless_cut::kept_weight(&b);
+        self.ctx
+            .kept_bytes
+            .fetch_add(b.kept_weight, std::sync::atomic::Ordering::AcqRel);
+        self.batches.put_back(b);
+    }
+
+    /// Takes a batch's kept weight off `kept_bytes` (it was taken out of the table again).
+    fn unkeep(&self, b: &mut Batch) {
+        if b.kept_weight > 0 {
+            self.ctx
+                .kept_bytes
+                .fetch_sub(b.kept_weight, std::sync::atomic::Ordering::AcqRel);
+            b.kept_weight = 0;
+        }
+    }
+
+    /// The force rule of `keyless_cut.rs`, on the spool's state now.
+    fn kept_runs_block_the_spool(&self) -> bool {
         let st = self.ctx.spool.stats();
-        st.holding || st.disk_quota_waiters > 0
+        keyless_cut::kept_runs_block_the_spool(
+            st.holding,
+            st.disk_quota_waiters,
+            self.ctx
+                .kept_bytes
+                .load(std::sync::atomic::Ordering::Acquire),
+            self.ctx.spool.config().low_watermark,
+        )
     }
 
     /// Plans, publishes and completes `batches` (phase *publish*).

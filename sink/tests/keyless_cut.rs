@@ -403,3 +403,77 @@ async fn mark_resolved_completes_a_run_without_a_checkpoint() {
     assert_eq!(read_checkpoint(h.store.inner()).await, None);
     h.sink.close().await.unwrap();
 }
+
+/// Spool pressure from other tables does not cut a small kept run: with the run below the
+/// spool's low watermark, publishing everything else resumes the wakes, so the run waits for
+/// its transaction's end as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_path_buf();
+    let h = harness_on(
+        None,
+        "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
+        move |c| {
+            c.with_spool(
+                cdc_spool::SpoolConfig::builder()
+                    .dir(spool_dir)
+                    .memory_quota(64 << 10)
+                    .disk_quota(1 << 20)
+                    .watermarks(16 << 10, 8 << 10)
+                    .build()
+                    .unwrap(),
+            )
+        },
+    )
+    .await;
+    let k = keyless("k");
+    let p = table("p", ts(0));
+    h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
+    h.sink.add_dispatcher("dp", FileNaming::Table).unwrap();
+    let (flushed_k, flush_k) = counter();
+    let (flushed_p, flush_p) = counter();
+    for e in 0..5i64 {
+        h.sink
+            .add_dml_event(
+                "dk",
+                event(&k, ts(5), "dk", e * 3, 3),
+                None,
+                Some(flush_k()),
+            )
+            .unwrap();
+    }
+    // A burst of the keyed table, well above the high watermark.
+    for e in 0..300i64 {
+        h.sink
+            .add_dml_event(
+                "dp",
+                event(&p, ts(6), "dp", e * 3, 3),
+                None,
+                Some(flush_p()),
+            )
+            .unwrap();
+    }
+    assert!(wait_for(10, || flushed_p.load(Ordering::SeqCst) == 300).await);
+    assert!(
+        metric(
+            &h.registry,
+            "cdc_sink_flushes_total",
+            &[("reason", "spool-pressure")]
+        ) > 0.0,
+        "the burst put the spool under pressure"
+    );
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    assert_eq!(
+        flushed_k.load(Ordering::SeqCst),
+        0,
+        "the small run stays open"
+    );
+    assert_eq!(
+        metric(&h.registry, "cdc_sink_file_cut_forced_total", &[]),
+        0.0
+    );
+    h.sink.mark_resolved(ts(6));
+    assert!(wait_for(5, || flushed_k.load(Ordering::SeqCst) == 5).await);
+    h.sink.close().await.unwrap();
+}
