@@ -274,6 +274,9 @@ async fn initial_snapshot(
     .await;
     new.conn.close().await;
     let r = r?;
+    // The snapshot is one transaction at `ts`, handed in whole: a keyless table's file may
+    // close at it (docs/format.md, writer rule 7).
+    emitter.sink().mark_resolved(ts);
     tracing::info!(tables = r.tables, rows = r.rows, ts = %ts, "initial snapshot handed in");
     acks.push(
         Confirm {

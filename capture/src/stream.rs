@@ -306,6 +306,10 @@ impl Stream {
         for oid in oids {
             self.hand_share(&mut txn, oid)?;
         }
+        // Transactions arrive in commit order: everything at or below this ts is handed in,
+        // which lets the sink close a keyless table's file at it (its checkpoint comes only
+        // once the rows are durable, so it cannot say so; docs/format.md, writer rule 7).
+        self.emitter.sink().mark_resolved(txn.ts);
         self.handed_end = end_lsn;
         self.acks.push(
             Confirm {

@@ -3,7 +3,9 @@
 //! transactions) is cut where a file reaches `file-size`. The rows at the stream's recorded
 //! commit ts in the next file are the transaction's rest: a table with a primary key applies
 //! them (idempotent even when they are a copy), a table without one skips them (a copy would
-//! duplicate rows). See `consumer/src/replay/window.rs`.
+//! duplicate rows; this project's sink never cuts a keyless table's file inside a commit ts,
+//! docs/format.md writer rule 7, end to end in `capture/tests/keyless_transactions.rs`). See
+//! `consumer/src/replay/window.rs`.
 
 mod support;
 

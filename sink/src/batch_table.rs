@@ -67,29 +67,65 @@ impl BatchTable {
             b.push(pending);
             return b.bytes;
         }
-        let id = self.next_batch_id;
-        self.next_batch_id += 1;
-        let created = Instant::now();
-        let mut b = Batch {
+        let b = self.open(key, table, dispatcher);
+        b.push(pending);
+        b.bytes
+    }
+
+    /// Puts a batch kept back from a flush (a trailing run, `keyless_cut.rs`) back as the open
+    /// batch of its key, under a new id with a new deadline one flush interval from now. The
+    /// flush took the key's batch out before any new event could reach it, so the key has no
+    /// open batch. Costs a heap push, whatever the batch holds.
+    pub fn put_back(&mut self, mut batch: Batch) {
+        debug_assert!(!self.batches.contains_key(&batch.key));
+        let (id, created) = self.register(&batch.key);
+        batch.id = id;
+        batch.created = created;
+        self.batches.insert(batch.key.clone(), batch);
+    }
+
+    /// The batch of `key`, if open.
+    pub fn get(&self, key: &BatchKey) -> Option<&Batch> {
+        self.batches.get(key)
+    }
+
+    /// Opens an empty batch for `key` (which has none).
+    fn open(
+        &mut self,
+        key: BatchKey,
+        table: Arc<TableDef>,
+        dispatcher: Arc<DispatcherState>,
+    ) -> &mut Batch {
+        let (id, created) = self.register(&key);
+        // The test the consumer uses to pick its rule at `done_ts` (no column of the key).
+        let keyless = !table.columns.iter().any(|c| c.primary_key);
+        self.batches.entry(key.clone()).or_insert(Batch {
             id,
-            key: key.clone(),
+            key,
             table,
             dispatcher,
             items: Vec::new(),
             bytes: 0,
             rows: 0,
             created,
-        };
-        b.push(pending);
-        let bytes = b.bytes;
+            keyless,
+            run_start: 0,
+            kept_weight: 0,
+        })
+    }
+
+    /// A new batch id for `key`, its creation time and its deadline in the heap.
+    fn register(&mut self, key: &BatchKey) -> (u64, Instant) {
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        let created = Instant::now();
         self.deadlines
             .push(Reverse((created + self.flush_interval, id)));
         self.keys_by_id.insert(id, key.clone());
         if key.date.is_some() {
             *self.dated_per_stream.entry(key.stream()).or_insert(0) += 1;
         }
-        self.batches.insert(key, b);
-        bytes
+        (id, created)
     }
 
     /// The earliest deadline of an open batch (stale heap entries are dropped on the way).
@@ -214,6 +250,10 @@ mod tests {
         }
 
         fn pending(&self, bytes: usize) -> Pending {
+            self.pending_at(bytes, Ts(1))
+        }
+
+        fn pending_at(&self, bytes: usize, commit_ts: Ts) -> Pending {
             let entry = self
                 .spool
                 .try_enqueue(vec![0u8; bytes], None, None)
@@ -222,7 +262,7 @@ mod tests {
                 .unwrap();
             Pending {
                 entry,
-                commit_ts: Ts(1),
+                commit_ts,
                 rows: 1,
             }
         }
@@ -349,5 +389,52 @@ mod tests {
         let rest = t.take_all();
         assert_eq!(rest.len(), 1);
         assert_eq!(&*rest[0].key.dispatcher, "d2");
+    }
+
+    #[test]
+    fn the_trailing_run_splits_off_and_goes_back_with_a_new_deadline() {
+        let f = Fixture::new();
+        let mut t = BatchTable::new(Duration::from_secs(3600));
+        let d = Arc::new(DispatcherState::new("d", FileNaming::Table, 1, 1));
+        let k = key("d", "t");
+        for (bytes, at) in [(1, 1), (2, 1), (4, 2), (8, 3), (16, 3)] {
+            t.append(
+                k.clone(),
+                Arc::clone(&f.table),
+                Arc::clone(&d),
+                f.pending_at(bytes, Ts(at)),
+            );
+        }
+        let b = t.get(&k).unwrap();
+        assert!(b.keyless, "the fixture's table has no primary key");
+        assert_eq!((b.run_start, b.last_ts()), (3, Some(Ts(3))));
+        let first_deadline = t.next_deadline().unwrap();
+        let mut head = t.take(&k).unwrap();
+        let run = head.split_trailing_run();
+        assert_eq!((head.items.len(), head.bytes, head.rows), (3, 7, 3));
+        assert_eq!((run.items.len(), run.bytes, run.rows), (2, 24, 2));
+        assert!(run.items.iter().all(|p| p.commit_ts == Ts(3)));
+        let old_id = run.id;
+        t.put_back(run);
+        let back = t.get(&k).unwrap();
+        assert_ne!(back.id, old_id, "a new id: the old heap entry stays stale");
+        assert_eq!(back.run_start, 0);
+        assert!(t.next_deadline().unwrap() >= first_deadline);
+        // An event at the same ts extends the run; a later one starts a new run.
+        t.append(
+            k.clone(),
+            Arc::clone(&f.table),
+            Arc::clone(&d),
+            f.pending_at(1, Ts(3)),
+        );
+        assert_eq!(t.get(&k).unwrap().run_start, 0);
+        t.append(
+            k.clone(),
+            Arc::clone(&f.table),
+            Arc::clone(&d),
+            f.pending_at(1, Ts(4)),
+        );
+        assert_eq!(t.get(&k).unwrap().run_start, 3);
+        assert_eq!(t.take_all().len(), 1);
     }
 }

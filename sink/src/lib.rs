@@ -21,6 +21,7 @@
 //! | [`router`] | dispatcher -> encoder thread and writer shard |
 //! | `batch` | per (dispatcher, table, version, partition, date) batches |
 //! | `batch_table` | a writer's open batches by key and their flush deadlines |
+//! | `keyless_cut` | a file of a table without a primary key never ends inside a commit ts |
 //! | `writer` | flush triggers and publishing (data, then index, then callbacks) |
 //! | [`flush`] | flush reasons |
 //! | `ddl` | drain markers and the schema files of a DDL |
@@ -44,6 +45,8 @@
 //!   in the next event; callbacks must not block (see [`Sink`] for what they may do).
 //! - `pass_block_event`/`write_block_event` return only after every DML the blocked
 //!   dispatchers handed in before is durable; `write_block_event` then writes the schema files.
+//! - A data file of a table without a primary key never ends inside a commit ts, except
+//!   under spool pressure and at `remove`/`close` (`keyless_cut`, docs/format.md rule 7).
 //! - Restarting never overwrites a data file and reuses a table version whose definition did
 //!   not change.
 //!
@@ -158,6 +161,7 @@ mod encoder_pool;
 pub mod error;
 mod failure;
 pub mod flush;
+mod keyless_cut;
 mod metrics;
 pub mod metrics_http;
 mod node_checkpoint;

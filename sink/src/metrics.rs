@@ -23,6 +23,8 @@
 //! | `cdc_sink_change_summary_writes_total` | counter | | change summaries (`changes.metadata`) put before a `metadata` write |
 //! | `cdc_sink_change_summary_failures_total` | counter | | change summary puts that failed (consumers do full rounds until the next one) |
 //! | `cdc_sink_stale_files_deleted_total` | counter | | data files a crashed run left above its index entry, deleted on restart |
+//! | `cdc_sink_file_cut_deferred_total` | counter | | flushed batches of tables without a primary key whose trailing commit ts was kept back for the next file (`keyless_cut.rs`) |
+//! | `cdc_sink_file_cut_forced_total` | counter | | kept-back runs published anyway because they alone held the spool above its low watermark (or the disk was full): files of tables without a primary key ending inside a commit ts |
 //!
 //! [`FlushReason`]: crate::flush::FlushReason
 
@@ -58,6 +60,8 @@ pub(crate) struct SinkMetrics {
     pub change_summary_writes_total: IntCounter,
     pub change_summary_failures_total: IntCounter,
     pub stale_files_deleted: IntCounter,
+    pub file_cut_deferred_total: IntCounter,
+    pub file_cut_forced_total: IntCounter,
 }
 
 impl SinkMetrics {
@@ -168,6 +172,14 @@ impl SinkMetrics {
                 "cdc_sink_stale_files_deleted_total",
                 "Data files a crashed run published without an index entry, deleted on restart.",
             ))?,
+            file_cut_deferred_total: IntCounter::with_opts(opts(
+                "cdc_sink_file_cut_deferred_total",
+                "Flushed batches of keyless tables whose trailing commit ts was kept for the next file.",
+            ))?,
+            file_cut_forced_total: IntCounter::with_opts(opts(
+                "cdc_sink_file_cut_forced_total",
+                "Kept-back runs of keyless tables published inside a commit ts under spool pressure.",
+            ))?,
         };
         for r in FlushReason::ALL {
             m.flushes_total.with_label_values(&[r.as_str()]);
@@ -210,6 +222,8 @@ impl SinkMetrics {
             Box::new(self.change_summary_writes_total.clone()),
             Box::new(self.change_summary_failures_total.clone()),
             Box::new(self.stale_files_deleted.clone()),
+            Box::new(self.file_cut_deferred_total.clone()),
+            Box::new(self.file_cut_forced_total.clone()),
         ]
     }
 

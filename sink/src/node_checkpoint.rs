@@ -113,6 +113,9 @@ impl NodeCheckpoint {
     pub async fn advance(&mut self, sink: &Sink, ts: Ts) -> Result<NodeProgress> {
         sink.ctx().failure.check()?;
         self.stored(sink).await?;
+        // The caller's part (module doc): every change of this node at or below `ts` has been
+        // handed in, which closes keyless files at it (`keyless_cut.rs`).
+        sink.ctx().note_handed_in(ts);
         // Taken after the stored value is known, right before deciding (as `checkpoint.rs`).
         let durable = clamp(ts, sink.min_pending());
         if self.last_node.is_none_or(|last| durable > last) {

@@ -68,6 +68,13 @@ pub(crate) struct DispatcherState {
     last_dml: AtomicU64,
     /// Commit ts of the last DDL passed (0 before any): the lowest DML ts allowed.
     last_ddl: AtomicU64,
+    /// Events accepted by `add_dml_event` that the writer has not received yet (increased on
+    /// acceptance, decreased by the writer; an event dropped on the way to a stopped sink leaves
+    /// it above zero, which only makes `keyless_cut.rs` keep runs back longer).
+    in_transit: AtomicUsize,
+    /// Largest commit ts the writer has received from this dispatcher (0 before any). Written
+    /// by the dispatcher's writer only.
+    arrived: AtomicU64,
 }
 
 /// The inline path's cached codec: (schema, table, version), codec, last chunk size.
@@ -86,6 +93,8 @@ impl DispatcherState {
             owned_tables: Mutex::new(Vec::new()),
             last_dml: AtomicU64::new(0),
             last_ddl: AtomicU64::new(0),
+            in_transit: AtomicUsize::new(0),
+            arrived: AtomicU64::new(0),
         }
     }
 
@@ -159,9 +168,35 @@ impl DispatcherState {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An event at `ts` was accepted.
+    /// An event at `ts` was accepted (pending until durable, in transit until its writer has
+    /// it).
     pub fn track(&self, ts: Ts) {
+        self.in_transit.fetch_add(1, Ordering::AcqRel);
         *self.lock().entry(ts).or_insert(0) += 1;
+    }
+
+    /// An accepted event at `ts` never reaches the writer (its queue is gone): no longer
+    /// pending nor in transit.
+    pub fn untrack(&self, ts: Ts) {
+        self.in_transit.fetch_sub(1, Ordering::AcqRel);
+        self.done(ts);
+    }
+
+    /// The writer received an event at `ts` (called by the dispatcher's writer only, in the
+    /// order the dispatcher's events were accepted).
+    pub fn note_arrived(&self, ts: Ts) {
+        self.arrived.fetch_max(ts.0, Ordering::AcqRel);
+        self.in_transit.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Largest commit ts the writer has received from this dispatcher.
+    pub fn arrived(&self) -> Ts {
+        Ts(self.arrived.load(Ordering::Acquire))
+    }
+
+    /// True when every event accepted so far has reached the writer.
+    pub fn nothing_in_transit(&self) -> bool {
+        self.in_transit.load(Ordering::Acquire) == 0
     }
 
     /// An event at `ts` is durable.

@@ -160,6 +160,8 @@ impl Sink {
             failure: Arc::clone(&failure),
             upload_memory: Arc::new(tokio::sync::Semaphore::new(config.upload_memory / 1024)),
             upload_memory_kib: (config.upload_memory / 1024) as u32,
+            handed_in: std::sync::atomic::AtomicU64::new(0),
+            kept_bytes: std::sync::atomic::AtomicU64::new(0),
         });
         let mut handles = Vec::with_capacity(config.writer_count);
         let mut tasks = Vec::with_capacity(config.writer_count);
@@ -350,7 +352,7 @@ impl Sink {
                 Offer::WaitForSpace(e) => {
                     if !self.encoders.send(d.encoder, EncodeTask::Encoded(e)) {
                         d.leave();
-                        d.done(ts);
+                        d.untrack(ts);
                         return Err(SinkError::Closed);
                     }
                 }
@@ -369,7 +371,7 @@ impl Sink {
         if !self.encoders.send(encoder, task) {
             self.ctx.metrics.encoder_queue_length.dec();
             d.leave();
-            d.done(ts);
+            d.untrack(ts);
             return Err(SinkError::Closed);
         }
         Ok(())
@@ -517,10 +519,16 @@ impl Sink {
     /// monotonic, rate-limited, clamped below every event handed in and not yet durable at the
     /// moment the file is written (a ts deferred earlier included), and refused once the sink
     /// has stopped on an error.
+    ///
+    /// `ts` is also the caller's word that every event at or below it has been handed in
+    /// (TiCDC's resolved ts): the writers then close the files of tables without a primary key
+    /// at that commit ts (docs/format.md, writer rule 7). A `ts` given too early can make such
+    /// a file end inside a transaction.
     pub async fn checkpoint(&self, ts: Ts) -> Result<CheckpointOutcome> {
         self.ctx.failure.check()?;
         self.claim_checkpoint_mode(false)?;
         let ctx = &self.ctx;
+        ctx.note_handed_in(ts);
         let mut st = self.checkpoint.lock().await;
         let r = st
             .advance(
@@ -536,6 +544,18 @@ impl Sink {
             tracing::warn!(error = %e, "checkpoint write failed");
         }
         r
+    }
+
+    /// Tells the sink that every event with a commit ts at or below `ts` has been handed in
+    /// (TiCDC's resolved ts), without writing anything. [`Sink::checkpoint`] says the same of
+    /// its ts; a caller that checkpoints only behind flush callbacks (the capture confirms a
+    /// transaction once its events are durable) calls this when a transaction is handed in
+    /// whole. A table without a primary key has its file closed at a commit ts only once that
+    /// ts is known complete (docs/format.md, writer rule 7): without this call, or a later
+    /// event of the same dispatcher, its last transaction stays open until a DDL drain, spool
+    /// pressure or close. One atomic update; callable from a callback.
+    pub fn mark_resolved(&self, ts: Ts) {
+        self.ctx.note_handed_in(ts);
     }
 
     /// The checkpoint in storage: the last one this sink wrote or, before its first write, the

@@ -17,6 +17,12 @@
 //! each batch has its own deadline, `created + flush-interval`, so batches of different tables
 //! that started at different times flush at different times.
 //!
+//! A `file-size`, `interval` or `spool-pressure` flush of a table without a primary key keeps
+//! the batch's trailing commit ts back (open, for the next file) unless it is known complete,
+//! and a file-size trigger on a batch that is one incomplete transaction does not take it out
+//! at all; if after such a flush the kept runs alone hold the spool's wakes (they weigh more
+//! than its low watermark) or the disk is full, they are published too (`keyless_cut.rs`). `drain`, `remove` and `close` publish everything.
+//!
 //! # Publishing one batch
 //!
 //! 1. *Plan* (sequential, in the writer): resolve the table version directory (the schema file
@@ -71,6 +77,7 @@ use crate::ddl::DrainMarker;
 use crate::error::Result;
 use crate::failure::Failure;
 use crate::flush::FlushReason;
+use crate::keyless_cut::{self, Cut};
 use crate::metrics::{BusyMeter, SinkMetrics};
 use crate::retry::retry;
 use crate::router::DispatcherState;
@@ -154,6 +161,26 @@ pub(crate) struct WriterContext {
     pub upload_memory: Arc<tokio::sync::Semaphore>,
     /// Total permits of `upload_memory`.
     pub upload_memory_kib: u32,
+    /// The largest ts the caller gave `Sink::checkpoint`, `Sink::mark_resolved` or
+    /// `NodeCheckpoint::advance`: every event at or below it has been handed in
+    /// (`keyless_cut.rs`).
+    pub handed_in: std::sync::atomic::AtomicU64,
+    /// The weight of every writer's kept-back runs (`keyless_cut::kept_weight`), as counted
+    /// when their flush put them back.
+    pub kept_bytes: std::sync::atomic::AtomicU64,
+}
+
+impl WriterContext {
+    /// Notes the caller's promise that every event at or below `ts` has been handed in.
+    pub fn note_handed_in(&self, ts: Ts) {
+        self.handed_in
+            .fetch_max(ts.0, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// The largest ts noted by [`WriterContext::note_handed_in`].
+    pub fn handed_in(&self) -> Ts {
+        Ts(self.handed_in.load(std::sync::atomic::Ordering::Acquire))
+    }
 }
 
 /// Index files are per (data directory, file id).
@@ -265,6 +292,7 @@ impl Writer {
                 rows,
                 entry,
             } => {
+                dispatcher.note_arrived(commit_ts);
                 if self.ctx.failure.is_failed() {
                     // Dropped: no flush callback, the checkpoint stays behind it.
                     return false;
@@ -276,7 +304,7 @@ impl Writer {
                     rows,
                 };
                 let bytes = self.batches.append(key.clone(), table, dispatcher, pending);
-                if bytes >= self.ctx.options.file_size {
+                if bytes >= self.ctx.options.file_size && !self.holds_whole(&key) {
                     if let Some(b) = self.batches.take(&key) {
                         let _ = self.flush(vec![b], FlushReason::FileSize).await;
                     }
@@ -331,6 +359,16 @@ impl Writer {
         }
     }
 
+    /// True when a flush of `key`'s batch would keep all of it back (a keyless batch that is
+    /// one transaction still arriving, `keyless_cut.rs`): it is not taken out, so a large
+    /// transaction costs one check per event, not a take and a put-back.
+    fn holds_whole(&self, key: &BatchKey) -> bool {
+        let handed_in = self.ctx.handed_in();
+        self.batches
+            .get(key)
+            .is_some_and(|b| keyless_cut::would_hold(b, handed_in))
+    }
+
     async fn flush_due(&mut self) {
         let due = self.batches.take_due(Instant::now());
         let _ = self.flush(due, FlushReason::Interval).await;
@@ -346,8 +384,11 @@ impl Writer {
         self.flush(batches, reason).await
     }
 
-    /// Plans, publishes and completes `batches`. On failure the sink is failed and every
-    /// entry not published is dropped (no flush callback).
+    /// Flushes `batches` for `reason`: takes along their streams' earlier days, keeps the
+    /// incomplete trailing runs of keyless batches back when the reason allows it (phase
+    /// *keep back*, `keyless_cut.rs`), publishes the rest, and publishes the kept runs too when
+    /// they alone hold the spool's wakes afterwards (phase *force*). On failure the sink is
+    /// failed and every entry not published is dropped (no flush callback).
     async fn flush(&mut self, mut batches: Vec<Batch>, reason: FlushReason) -> Result<()> {
         self.ctx.failure.check()?;
         if batches.is_empty() {
@@ -360,6 +401,101 @@ impl Writer {
             earlier.extend(self.batches.take_earlier_days(&b.key));
         }
         batches.extend(earlier);
+        for b in &mut batches {
+            self.unkeep(b);
+        }
+        let kept = if keyless_cut::defers(reason) {
+            self.keep_back_runs(&mut batches)
+        } else {
+            Vec::new()
+        };
+        self.publish_batches(batches, reason).await?;
+        if kept.is_empty() || !self.kept_runs_block_the_spool() {
+            return Ok(());
+        }
+        let mut forced: Vec<Batch> = kept.iter().filter_map(|k| self.batches.take(k)).collect();
+        for b in &mut forced {
+            self.unkeep(b);
+        }
+        self.ctx
+            .metrics
+            .file_cut_forced_total
+            .inc_by(forced.len() as u64);
+        tracing::warn!(
+            shard = self.shard,
+            runs = forced.len(),
+            "spool under pressure: publishing kept-back commit ts runs of tables without a \
+             primary key, their files end inside a commit ts"
+        );
+        self.publish_batches(forced, FlushReason::SpoolPressure)
+            .await
+    }
+
+    /// Phase *keep back*: replaces `batches` by what is to be published now and puts each
+    /// incomplete trailing run of a keyless batch back into the table. Returns the keys put
+    /// back.
+    fn keep_back_runs(&mut self, batches: &mut Vec<Batch>) -> Vec<BatchKey> {
+        // Read before any transit count (`keyless_cut::trailing_run_complete`).
+        let handed_in = self.ctx.handed_in();
+        let mut kept = Vec::new();
+        let mut publish = Vec::with_capacity(batches.len());
+        for b in batches.drain(..) {
+            let Cut { publish: now, keep } = keyless_cut::cut(b, handed_in);
+            if let Some(run) = keep {
+                kept.push(run.key.clone());
+                self.keep(run);
+            }
+            publish.extend(now);
+        }
+        *batches = publish;
+        self.ctx
+            .metrics
+            .file_cut_deferred_total
+            .inc_by(kept.len() as u64);
+        kept
+    }
+
+    /// Puts a kept-back batch into the table, counting its weight in `kept_bytes`.
+    fn keep(&mut self, mut b: Batch) {
+        b.kept_weight = keyless_cut::kept_weight(&b);
+        self.ctx
+            .kept_bytes
+            .fetch_add(b.kept_weight, std::sync::atomic::Ordering::AcqRel);
+        self.batches.put_back(b);
+    }
+
+    /// Takes a batch's kept weight off `kept_bytes` (it was taken out of the table again).
+    fn unkeep(&self, b: &mut Batch) {
+        if b.kept_weight > 0 {
+            self.ctx
+                .kept_bytes
+                .fetch_sub(b.kept_weight, std::sync::atomic::Ordering::AcqRel);
+            b.kept_weight = 0;
+        }
+    }
+
+    /// The force rule of `keyless_cut.rs`, on the spool's state now.
+    fn kept_runs_block_the_spool(&self) -> bool {
+        let st = self.ctx.spool.stats();
+        keyless_cut::kept_runs_block_the_spool(
+            st.holding,
+            st.disk_quota_waiters,
+            self.ctx
+                .kept_bytes
+                .load(std::sync::atomic::Ordering::Acquire),
+            self.ctx.spool.config().low_watermark,
+        )
+    }
+
+    /// Plans, publishes and completes `batches` (phase *publish*).
+    async fn publish_batches(
+        &mut self,
+        mut batches: Vec<Batch>,
+        reason: FlushReason,
+    ) -> Result<()> {
+        if batches.is_empty() {
+            return self.ctx.failure.check();
+        }
         batches.sort_by_key(|b| b.created);
         let mut jobs = Vec::with_capacity(batches.len());
         for b in batches {
