@@ -16,7 +16,12 @@
 //!   after that restart: the process's first round that lists); then, in that process once it
 //!   has settled, of a second round where 10 other tables got a new file (a summary round: the
 //!   storage carries the sink's change summary `changes.metadata`);
-//! - the restart's seconds until drained.
+//! - the restart's seconds until drained;
+//! - the downstream's share of the cold replay: SQLite alone creating the N tables (the
+//!   consumer's own `CREATE TABLE` text, one transaction, into a fresh file), and a cold
+//!   replay into that file, where every table exists (`CREATE TABLE IF NOT EXISTS` finds it):
+//!   the consumer's own cost per table, without SQLite's DDL, which grows with the number of
+//!   tables already in the file (docs/architecture.md, "Consumer: cost curves").
 //!
 //! Every figure's baseline is the same figure at the smallest N, scaled by the table ratio:
 //! a ratio of 1.0 means linear, above 1.0 super-linear.
@@ -30,7 +35,10 @@ use cdc_common::schema_file::SchemaFile;
 use cdc_common::storage::StorageUri;
 use cdc_common::testing::bench_line;
 use cdc_common::{ColumnDef, ColumnType, DdlKind, DmlEvent, RowChange, TableDef, Ts, Value};
+use cdc_consumer::backend::dialect::Dialect;
+use cdc_consumer::backend::sqlite::dialect::Sqlite;
 use cdc_consumer::config::{Args, Config};
+use cdc_consumer::ddl::DdlOp;
 use cdc_consumer::freshness::Health;
 use cdc_consumer::metrics::Metrics;
 use cdc_consumer::replay::Replayer;
@@ -206,6 +214,10 @@ struct Figures {
     changed: (u64, u64),
     /// The round with 10 tables changed in a process whose catalog settled.
     running: (u64, u64),
+    /// SQLite alone creating the tables.
+    create_s: f64,
+    /// A cold replay into a file where the tables exist.
+    own_s: f64,
 }
 
 async fn measure(tables: usize) -> Figures {
@@ -253,6 +265,7 @@ async fn measure(tables: usize) -> Figures {
     let cold_s = t.elapsed().as_secs_f64();
     let peak_mb = peak_mb();
     drop(r);
+    let (create_s, own_s) = without_ddl(&uri, dir.path(), tables).await;
 
     let m = Metrics::new();
     let t = Instant::now();
@@ -289,7 +302,46 @@ async fn measure(tables: usize) -> Figures {
         restart: (restart.0, restart.1),
         changed: (cl, cg),
         running: (sl, sg),
+        create_s,
+        own_s,
     }
+}
+
+/// SQLite creating the `tables` tables alone (the consumer's text, one transaction, a fresh
+/// WAL file), then a cold replay of `uri` into that file: (create seconds, replay seconds).
+async fn without_ddl(uri: &str, dir: &std::path::Path, tables: usize) -> (f64, f64) {
+    let db = dir.join("created.db");
+    let mut sql = String::from("BEGIN;");
+    for i in 0..tables {
+        for stmt in Sqlite.ddl(&DdlOp::CreateTable(def(i))) {
+            sql.push_str(&stmt);
+            sql.push_str(";\n");
+        }
+    }
+    sql.push_str("COMMIT;");
+    let conn = rusqlite::Connection::open(&db).expect("sqlite");
+    conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        .expect("pragma");
+    let t = Instant::now();
+    conn.execute_batch(&sql).expect("create tables");
+    let create_s = t.elapsed().as_secs_f64();
+    drop(conn);
+    let down = format!("sqlite://{}", db.display());
+    let argv = [
+        "storage-consumer",
+        "--upstream-uri",
+        uri,
+        "--downstream-uri",
+        &down,
+        "--log-level",
+        "warn",
+    ];
+    let cfg = Config::from_args(&Args::parse_from(argv)).expect("config");
+    let m = Metrics::new();
+    let t = Instant::now();
+    let mut r = replayer(&cfg, &m).await;
+    drain(&mut r, &m).await;
+    (create_s, t.elapsed().as_secs_f64())
 }
 
 fn reqs(p: (u64, u64)) -> f64 {
@@ -323,6 +375,25 @@ fn report(f: &Figures, base: Option<&Figures>) {
         "<=0.3 ms",
     );
     line("cold replay peak RSS", f.peak_mb, "MB", ("", 0.0), "");
+    let per_table = |s: f64| s * 1000.0 / n as f64;
+    line(
+        "SQLite alone, CREATE TABLE per table",
+        per_table(f.create_s),
+        "ms",
+        base.map_or(("", 0.0), |b| {
+            ("smallest N", b.create_s * 1000.0 / b.tables as f64)
+        }),
+        "",
+    );
+    line(
+        "cold replay per table, tables created beforehand",
+        per_table(f.own_s),
+        "ms",
+        base.map_or(("", 0.0), |b| {
+            ("smallest N", b.own_s * 1000.0 / b.tables as f64)
+        }),
+        "<=0.3 ms",
+    );
     line(
         "first round LIST+GET",
         reqs(f.first),
@@ -360,10 +431,12 @@ fn report(f: &Figures, base: Option<&Figures>) {
         "O(10)",
     );
     println!(
-        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB); first round {} LIST {} GET; idle {} LIST {} GET; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET",
+        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB; SQLite's CREATE TABLEs alone {:.3} ms/table, cold replay with the tables there {:.3} ms/table); first round {} LIST {} GET; idle {} LIST {} GET; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET",
         f.cold_s,
         ms_per_table(f),
         f.peak_mb,
+        per_table(f.create_s),
+        per_table(f.own_s),
         f.first.0,
         f.first.1,
         f.idle.0,
