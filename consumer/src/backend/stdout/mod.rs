@@ -6,20 +6,23 @@
 //! (non-finite floats and integers beyond 2^53 stay exact as strings only when needed: u64 and
 //! i64 are written as numbers, as serde_json does), text as strings, binary as lowercase hex.
 //!
-//! # Progress file
+//! # Progress file and journal
 //!
-//! After a unit's lines are written and stdout is flushed, the whole progress record is
-//! written to `<file>.tmp`, fsynced, renamed over `<file>` and the directory fsynced, so the file
-//! is always one complete record. stdout has no transaction: after a kill between the flush and
-//! the rename, the last unit's lines are printed again on restart (at-least-once for the
-//! lines, exactly-once for the record). Quarantined data files (`--on-bad-file quarantine`)
-//! are kept in the same file (`quarantined`), so they are recorded with the progress that
-//! skips them.
+//! After a unit's lines are written and stdout is flushed, the unit's progress rows (and its
+//! quarantine record, `--on-bad-file quarantine`) are appended as one line to
+//! `<file>.journal` and synced ([`journal`]). The record is the progress file, a snapshot
+//! written to `<file>.tmp`, fsynced, renamed over `<file>` and the directory fsynced, with the
+//! journal's lines applied over it; the snapshot is rewritten and the journal emptied once the
+//! journal holds more lines than the record has streams, so a unit costs one small synced
+//! append whatever the number of tables. stdout has no transaction: after a kill between the
+//! flush and the append, the last unit's lines are printed again on restart (at-least-once
+//! for the lines, exactly-once for the record).
 //!
 //! # Read-back
 //!
 //! There are no tables to read back: the read-back calls return an error saying so.
 
+mod journal;
 mod rounds;
 
 use super::{read_back_error, Downstream, TextRows, Unit};
@@ -45,6 +48,10 @@ pub struct StdoutDownstream {
     out: Box<dyn Write + Send>,
     /// Lines in the rounds file (see [`rounds`]), once known.
     rounds_stored: Option<usize>,
+    /// Units recorded since the last snapshot.
+    journal: journal::Journal,
+    /// Snapshots written by this process (tests: compaction is amortized).
+    snapshots: usize,
 }
 
 /// The progress file. Format 1; `quarantined` was added later and defaults to empty, so files
@@ -66,12 +73,19 @@ impl StdoutDownstream {
     /// Writes lines to `out` (tests).
     pub fn with_writer(progress_file: PathBuf, out: Box<dyn Write + Send>) -> StdoutDownstream {
         StdoutDownstream {
+            journal: journal::Journal::new(&progress_file),
             progress_file,
             record: BTreeMap::new(),
             quarantined: Vec::new(),
             out,
             rounds_stored: None,
+            snapshots: 0,
         }
+    }
+
+    /// Snapshots of the progress record this downstream has written.
+    pub fn snapshots_written(&self) -> usize {
+        self.snapshots
     }
 
     fn io(&self, e: std::io::Error) -> Error {
@@ -81,7 +95,33 @@ impl StdoutDownstream {
         }
     }
 
-    fn save(&self) -> Result<()> {
+    /// Phase *record*: the unit's progress and quarantine record into the state and the
+    /// journal; phase *compact* once the journal outgrows the record.
+    fn record_unit(&mut self, unit: &Unit<'_>) -> Result<()> {
+        for (k, p) in unit.progress {
+            self.record.insert(k.clone(), p.clone());
+        }
+        if let Some(q) = unit.quarantine {
+            note_quarantined(&mut self.quarantined, q.clone());
+        }
+        if self.snapshots == 0 && !self.progress_file.exists() {
+            // The snapshot exists before the journal's first line, so a journal without it is
+            // always a progress file deleted by hand (see `read_state`).
+            self.save()?;
+        }
+        self.journal.append(&journal::Entry {
+            progress: unit.progress.to_vec(),
+            quarantined: unit.quarantine.cloned(),
+        })?;
+        if self.journal.lines() > self.record.len().max(journal::COMPACT_MIN) {
+            self.save()?;
+            self.journal.clear()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the snapshot (see [`journal`] for why the journal is emptied only after it).
+    fn save(&mut self) -> Result<()> {
         let rec = FileRecord {
             format: PROGRESS_FILE_FORMAT,
             progress: self
@@ -99,15 +139,50 @@ impl StdoutDownstream {
         f.write_all(&text).map_err(|e| self.io(e))?;
         f.sync_all().map_err(|e| self.io(e))?;
         std::fs::rename(&tmp, &self.progress_file).map_err(|e| self.io(e))?;
-        let dir = match self.progress_file.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
+        journal::sync_parent(&self.progress_file);
+        self.snapshots += 1;
         Ok(())
     }
+
+    /// The record: the snapshot with the journal applied; `None` when neither exists.
+    fn read_state(&self) -> Result<Option<FileRecord>> {
+        let snapshot = self.read_file()?;
+        let journal_path = journal::journal_file(&self.progress_file);
+        let (entries, _) = journal::read(&journal_path)?;
+        if snapshot.is_none() {
+            if entries.is_empty() {
+                return Ok(None);
+            }
+            return Err(self.io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "the progress journal {} exists without its progress file: restore the \
+                     progress file, or delete the journal too to replay from the start",
+                    journal_path.display()
+                ),
+            )));
+        }
+        let mut rec = snapshot.unwrap_or(FileRecord {
+            format: PROGRESS_FILE_FORMAT,
+            progress: Vec::new(),
+            quarantined: Vec::new(),
+        });
+        let mut progress: BTreeMap<ProgressKey, Position> = rec.progress.drain(..).collect();
+        for e in entries {
+            progress.extend(e.progress);
+            if let Some(q) = e.quarantined {
+                note_quarantined(&mut rec.quarantined, q);
+            }
+        }
+        rec.progress = progress.into_iter().collect();
+        Ok(Some(rec))
+    }
+}
+
+/// A quarantine record replaces an earlier one of the same data file.
+fn note_quarantined(list: &mut Vec<QuarantinedFile>, q: QuarantinedFile) {
+    list.retain(|x| x.path != q.path);
+    list.push(q);
 }
 
 /// JSON form of a value (see the module doc).
@@ -130,7 +205,7 @@ pub fn value_json(v: &Value) -> Json {
 #[async_trait::async_trait]
 impl Downstream for StdoutDownstream {
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
-        let Some(rec) = self.read_file()? else {
+        let Some(rec) = self.read_state()? else {
             return Ok(Vec::new());
         };
         self.record = rec.progress.iter().cloned().collect();
@@ -139,7 +214,7 @@ impl Downstream for StdoutDownstream {
     }
 
     async fn load_quarantine(&mut self, _create: bool) -> Result<Vec<QuarantinedFile>> {
-        Ok(match self.read_file()? {
+        Ok(match self.read_state()? {
             Some(rec) => {
                 self.quarantined = rec.quarantined.clone();
                 rec.quarantined
@@ -189,14 +264,7 @@ impl Downstream for StdoutDownstream {
         }
         self.out.write_all(&buf).map_err(|e| self.io(e))?;
         self.out.flush().map_err(|e| self.io(e))?;
-        for (k, p) in unit.progress {
-            self.record.insert(k.clone(), p.clone());
-        }
-        if let Some(q) = unit.quarantine {
-            self.quarantined.retain(|x| x.path != q.path);
-            self.quarantined.push(q.clone());
-        }
-        self.save()
+        self.record_unit(&unit)
     }
 
     async fn save_round(&mut self, rec: &RoundRecord, keep: u64) -> Result<()> {
@@ -264,5 +332,150 @@ mod tests {
                 if kind == "read back" && reason.contains("stdout keeps no tables")),
             "{e}"
         );
+    }
+
+    fn key(i: usize) -> ProgressKey {
+        ProgressKey {
+            schema: "db".into(),
+            table: format!("t{i}"),
+            partition: String::new(),
+            dispatcher: String::new(),
+        }
+    }
+
+    fn pos(i: u64) -> Position {
+        Position {
+            version: cdc_common::Ts(1),
+            date: String::new(),
+            file_index: i,
+            commit_ts: cdc_common::Ts(100 + i),
+        }
+    }
+
+    /// Applies one unit whose only effect is the progress row `(key(i), pos(at))`.
+    fn record(d: &mut StdoutDownstream, i: usize, at: u64) {
+        let progress = [(key(i), pos(at))];
+        futures::executor::block_on(d.apply(Unit {
+            file: "f",
+            table: None,
+            ddl: &[],
+            rows: &[],
+            progress: &progress,
+            quarantine: None,
+            fence: None,
+        }))
+        .unwrap();
+    }
+
+    fn open(path: &std::path::Path) -> StdoutDownstream {
+        StdoutDownstream::with_writer(path.to_path_buf(), Box::new(std::io::sink()))
+    }
+
+    fn loaded(path: &std::path::Path) -> BTreeMap<ProgressKey, Position> {
+        futures::executor::block_on(open(path).load_progress())
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    #[test]
+    fn a_cold_start_of_many_streams_rewrites_the_snapshot_a_bounded_number_of_times() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let mut d = open(&path);
+        let n = 3000;
+        for i in 0..n {
+            record(&mut d, i, i as u64 + 1);
+        }
+        // One snapshot before the first journal line, then one each time the journal outgrows
+        // the record (which grows by one stream per unit here): a handful, not one per unit.
+        assert!(
+            d.snapshots_written() <= 8,
+            "{} snapshots for {n} units",
+            d.snapshots_written()
+        );
+        let back = loaded(&path);
+        assert_eq!(back.len(), n);
+        assert!((0..n).all(|i| back[&key(i)] == pos(i as u64 + 1)));
+    }
+
+    #[test]
+    fn the_journal_over_the_snapshot_is_the_record_in_any_kill_between_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let journal = journal::journal_file(&path);
+        let mut d = open(&path);
+        // the same few streams moved many times: the journal compacts every COMPACT_MIN + 1
+        for at in 1..=journal::COMPACT_MIN as u64 {
+            record(&mut d, (at % 3) as usize, at);
+        }
+        let before_compaction = std::fs::read(&journal).unwrap();
+        record(&mut d, 0, 1000);
+        assert_eq!(d.snapshots_written(), 2, "the journal was compacted");
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+        let want = loaded(&path);
+        assert_eq!(want[&key(0)], pos(1000));
+        // A kill after the snapshot's rename and before the journal was emptied: the old
+        // lines (every one of them older than the snapshot) are applied again over it.
+        let mut stale = before_compaction;
+        stale.extend_from_slice(
+            &serde_json::to_vec(&journal::Entry {
+                progress: vec![(key(0), pos(1000))],
+                quarantined: None,
+            })
+            .unwrap(),
+        );
+        stale.push(b'\n');
+        std::fs::write(&journal, stale).unwrap();
+        assert_eq!(loaded(&path), want);
+    }
+
+    #[test]
+    fn a_torn_last_journal_line_is_not_recorded_and_is_cut_before_the_next_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let journal = journal::journal_file(&path);
+        let mut d = open(&path);
+        record(&mut d, 1, 1);
+        record(&mut d, 2, 1);
+        drop(d);
+        let mut text = std::fs::read(&journal).unwrap();
+        text.extend_from_slice(br#"{"progress":[[{"schema":"db","tab"#);
+        std::fs::write(&journal, &text).unwrap();
+        let back = loaded(&path);
+        assert_eq!(back.keys().cloned().collect::<Vec<_>>(), [key(1), key(2)]);
+        let mut d = open(&path);
+        futures::executor::block_on(d.load_progress()).unwrap();
+        record(&mut d, 3, 7);
+        let back = loaded(&path);
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[&key(3)], pos(7));
+        // a damaged line in the middle is not a torn tail: an error naming the journal
+        let mut text = std::fs::read(&journal).unwrap();
+        text.splice(0..0, b"not json\n".iter().copied());
+        std::fs::write(&journal, &text).unwrap();
+        let e = futures::executor::block_on(open(&path).load_progress()).unwrap_err();
+        assert!(
+            e.to_string().contains("p.json.journal") && e.to_string().contains("byte 0"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_journal_without_its_progress_file_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.json");
+        let mut d = open(&path);
+        record(&mut d, 1, 1);
+        drop(d);
+        std::fs::remove_file(&path).unwrap();
+        let e = futures::executor::block_on(open(&path).load_progress()).unwrap_err();
+        assert!(
+            e.to_string().contains("exists without its progress file")
+                && e.to_string().contains("delete the journal too"),
+            "{e}"
+        );
+        std::fs::remove_file(journal::journal_file(&path)).unwrap();
+        assert!(loaded(&path).is_empty());
     }
 }
