@@ -23,6 +23,10 @@
 //! - Memory: a mapping covers the run's span plus less than a page before it; its pages are
 //!   the page cache's (counted in the process's RSS while mapped), freed from the process at
 //!   the drop of the last payload sliced from it.
+//! - Disk: a mapping holds its segment's file open, so a segment deleted while mapped keeps its
+//!   space until the last payload of the mapping is dropped. A caller that drops the payloads
+//!   before releasing their entries (the sink's writer does: upload, then release) never keeps
+//!   a deleted segment alive this way, nor blocks a reuse that would otherwise happen.
 
 // The one module of the crate with unsafe code: `mmap`/`munmap` and the slice over the mapping
 // have no safe form. Each block states what keeps it sound.
