@@ -94,17 +94,21 @@ impl Run {
     /// record in order and appends the payloads to `out`.
     pub(crate) fn read(&self, segment: &Arc<Segment>, out: &mut Vec<Bytes>) -> Result<()> {
         let span = (self.end - self.start) as usize;
-        let (buf, shift, got) = if span as u64 >= MAPPED_MIN_SPAN {
-            match Mapping::map(segment, self.start, span)? {
-                Some(m) => {
-                    let got = m.as_ref().len();
-                    (Bytes::from_owner(m), 0, got)
-                }
-                None => (Bytes::new(), 0, 0),
-            }
+        let mapped = if span as u64 >= MAPPED_MIN_SPAN {
+            Mapping::map(segment, self.start, span)
         } else {
-            let (buf, shift, got) = read_span(segment.file(), segment.path(), self.start, span)?;
-            (Bytes::from(buf), shift, got)
+            None
+        };
+        let (buf, shift, got) = match mapped {
+            Some(m) => {
+                let got = m.as_ref().len();
+                (Bytes::from_owner(m), 0, got)
+            }
+            None => {
+                let (buf, shift, got) =
+                    read_span(segment.file(), segment.path(), self.start, span)?;
+                (Bytes::from(buf), shift, got)
+            }
         };
         for &(offset, len) in &self.records {
             let rel = (offset - self.start) as usize;

@@ -20,6 +20,8 @@
 //! - **Nothing past the end of the file is touched**: the mapping covers only the bytes the
 //!   file holds from the run's start (its size is read first), so a file cut short before the
 //!   read gives the same `Truncated` error as a short positioned read, never a `SIGBUS`.
+//! - A range that cannot be mapped (nothing left in the file, `mmap` refused) is read with a
+//!   positioned read instead, with the same results and errors as before mapping existed.
 //! - Memory: a mapping covers the run's span plus less than a page before it; its pages are
 //!   the page cache's (counted in the process's RSS while mapped), freed from the process at
 //!   the drop of the last payload sliced from it.
@@ -32,7 +34,6 @@
 // have no safe form. Each block states what keeps it sound.
 #![allow(unsafe_code)]
 
-use crate::error::{Result, SpoolError};
 use crate::segment::Segment;
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -60,17 +61,16 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl Mapping {
-    /// Maps `span` bytes of `segment`'s file from `start`, or as many as the file holds; `None`
-    /// when it holds none from `start`. The caller holds live entries of records in the range.
-    pub(crate) fn map(segment: &Arc<Segment>, start: u64, span: usize) -> Result<Option<Mapping>> {
-        let size = segment
-            .file()
-            .metadata()
-            .map_err(|e| SpoolError::io(segment.path(), e))?
-            .len();
+    /// Maps `span` bytes of `segment`'s file from `start`, or as many as the file holds. `None`
+    /// when there is nothing to map (the file holds no byte from `start`) or the mapping cannot
+    /// be made (its size unreadable, `mmap` refused, e.g. by a file system without it): the
+    /// caller then reads the range with a positioned read, which reports what is wrong. The
+    /// caller holds live entries of records in the range.
+    pub(crate) fn map(segment: &Arc<Segment>, start: u64, span: usize) -> Option<Mapping> {
+        let size = segment.file().metadata().ok()?.len();
         let len = size.saturating_sub(start).min(span as u64) as usize;
         if len == 0 {
-            return Ok(None);
+            return None;
         }
         let page = rustix::param::page_size() as u64;
         let from = start - start % page;
@@ -91,16 +91,18 @@ impl Mapping {
             )
         };
         match mapped {
-            Ok(p) => Ok(Some(Mapping {
+            Ok(p) => Some(Mapping {
                 base: NonNull::new(p.cast::<u8>()).expect("mmap never returns null on success"),
                 map_len,
                 shift,
                 len,
                 segment: Arc::clone(segment),
-            })),
+            }),
             Err(e) => {
                 segment.unpin_mapping();
-                Err(SpoolError::io(segment.path(), e.into()))
+                tracing::debug!(path = %segment.path().display(), error = %e,
+                    "cannot map a spool segment range; reading it instead");
+                None
             }
         }
     }
