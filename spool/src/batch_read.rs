@@ -12,20 +12,20 @@
 //!
 //! # Read buffers
 //!
-//! A fresh buffer costs a page fault per 4 KiB the first time the kernel copies into it (more
-//! than the copy itself), and a batch's buffers live until its upload ends, so they rarely come
-//! back warm from the allocator. A run spanning at least [`POOLED_MIN_SPAN`] is therefore read
-//! into a buffer of [`MAX_RUN_BYTES`] + 64 taken from the spool's [`ReadBuffers`]: the payloads
-//! sliced from it share it (`Bytes::from_owner`), and when the last of them is dropped the
-//! buffer goes back to the pool, which keeps at most [`MAX_IDLE_BUFFERS`] of them. Smaller runs
-//! get a buffer of their own size.
+//! The payloads of a batch live until the caller is done with them (the sink: until the upload
+//! of their data file ends), so a buffer they were copied into is rarely in the CPU's cache by
+//! the time the next batch is read, and a fresh one costs a page fault per 4 KiB as well. A
+//! run spanning at least 256 KiB (`mapped_read::MAPPED_MIN_SPAN`) is therefore not copied at
+//! all: it is mapped from the segment file (`mapped_read.rs`) and the payloads are slices of
+//! the mapping (`Bytes::from_owner`), unmapped when the last of them is dropped. Smaller runs
+//! are read into a buffer of their own size.
 //!
 //! Invariants:
 //! - memory: the buffer of a run holds its records (headers included), its gaps (at most 1/8 of
-//!   its payload) and at most 64 bytes of alignment, or is a pooled buffer at most 4/3 of its
-//!   span; it lives as long as any payload sliced from it, so a caller that bounds the payload
-//!   bytes it reads back bounds the memory: at most 3/2 of the payload plus 11 bytes per record
-//!   and 64 per run. Idle pooled buffers add at most [`MAX_IDLE_BUFFERS`] MiB per spool;
+//!   its payload) and at most 64 bytes of alignment; a mapping holds the same plus less than a
+//!   page before the run. Either lives as long as any payload sliced from it, so a caller that
+//!   bounds the payload bytes it reads back bounds the memory: at most 3/2 of the payload plus
+//!   11 bytes per record and a page per run;
 //! - verification: every record is checked exactly as a single read checks it
 //!   ([`verify_record`]), in the caller's order, and the first bad record fails the whole call
 //!   with the same [`SpoolError::Corrupt`] (segment, record offset, reason) a single read of it
@@ -33,10 +33,11 @@
 //!   fit, as `Truncated` with the bytes the file holds from that record's offset.
 
 use crate::error::{CorruptReason, Result, SpoolError};
+use crate::mapped_read::{Mapping, MAPPED_MIN_SPAN};
 use crate::record::{record_len, verify_record, RECORD_HEADER_LEN};
-use crate::segment::{read_exact_or_eof, read_span, Segment, READ_ALIGN};
+use crate::segment::{read_span, Segment};
 use bytes::Bytes;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Largest range one batched positioned read covers: bounds the buffer of a run.
 pub const MAX_RUN_BYTES: u64 = 1024 * 1024;
@@ -44,56 +45,6 @@ pub const MAX_RUN_BYTES: u64 = 1024 * 1024;
 /// Largest hole between two records of a run. Reading a hole costs a copy of its bytes; a
 /// separate `pread` costs about as much as copying a few KiB, so larger holes end the run.
 pub const MAX_GAP: u64 = 4 * 1024;
-
-/// Smallest span read into a pooled buffer (3/4 of one): the pooled buffer is then at most 4/3
-/// of what the run needs. Runs of records up to 256 KiB reach it whenever enough of them are
-/// consecutive (15 of 64 KiB span 960 KiB, 3 of 300 KiB 900 KiB).
-pub const POOLED_MIN_SPAN: u64 = MAX_RUN_BYTES / 4 * 3;
-
-/// Idle pooled buffers a spool keeps (each [`MAX_RUN_BYTES`] + 64 bytes).
-pub const MAX_IDLE_BUFFERS: usize = 8;
-
-/// Length of a pooled buffer: a whole run at any alignment shift.
-const POOLED_LEN: usize = MAX_RUN_BYTES as usize + READ_ALIGN;
-
-/// The spool's idle read buffers (see the module doc). Each is `POOLED_LEN` initialized bytes,
-/// zeroed once when first allocated, so reusing one costs neither page faults nor zeroing.
-#[derive(Debug, Default)]
-pub(crate) struct ReadBuffers {
-    idle: Mutex<Vec<Vec<u8>>>,
-}
-
-impl ReadBuffers {
-    fn take(&self) -> Vec<u8> {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        idle.unwrap_or_else(|| vec![0u8; POOLED_LEN])
-    }
-
-    fn give(&self, buf: Vec<u8>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < MAX_IDLE_BUFFERS {
-            idle.push(buf);
-        }
-    }
-}
-
-/// A pooled buffer lent to the payloads sliced from it; back to the pool on drop.
-struct Lent {
-    buf: Vec<u8>,
-    pool: Arc<ReadBuffers>,
-}
-
-impl AsRef<[u8]> for Lent {
-    fn as_ref(&self) -> &[u8] {
-        &self.buf
-    }
-}
-
-impl Drop for Lent {
-    fn drop(&mut self) {
-        self.pool.give(std::mem::take(&mut self.buf));
-    }
-}
 
 /// The records of one run being planned: `(offset, payload length)` in the caller's order.
 /// Its vector is reused from run to run within a batched read.
@@ -138,33 +89,26 @@ impl Run {
         true
     }
 
-    /// Reads the run from `segment` with one positioned read (repeated only if the kernel
-    /// returns less), verifies every record in order and appends the payloads to `out`.
-    pub(crate) fn read(
-        &self,
-        segment: &Segment,
-        pool: &Arc<ReadBuffers>,
-        out: &mut Vec<Bytes>,
-    ) -> Result<()> {
+    /// Reads the run from `segment` (mapped when it spans at least [`MAPPED_MIN_SPAN`], else
+    /// with one positioned read, repeated only if the kernel returns less), verifies every
+    /// record in order and appends the payloads to `out`.
+    pub(crate) fn read(&self, segment: &Arc<Segment>, out: &mut Vec<Bytes>) -> Result<()> {
         let span = (self.end - self.start) as usize;
-        let (buf, shift, got) = if span as u64 >= POOLED_MIN_SPAN && span <= MAX_RUN_BYTES as usize
-        {
-            let mut buf = pool.take();
-            let shift = (self.start as usize).wrapping_sub(buf.as_ptr() as usize) % READ_ALIGN;
-            let got = read_exact_or_eof(
-                segment.file(),
-                segment.path(),
-                self.start,
-                &mut buf[shift..shift + span],
-            );
-            let lent = Lent {
-                buf,
-                pool: Arc::clone(pool),
-            };
-            (Bytes::from_owner(lent), shift, got?)
+        let mapped = if span as u64 >= MAPPED_MIN_SPAN {
+            Mapping::map(segment, self.start, span)
         } else {
-            let (buf, shift, got) = read_span(segment.file(), segment.path(), self.start, span)?;
-            (Bytes::from(buf), shift, got)
+            None
+        };
+        let (buf, shift, got) = match mapped {
+            Some(m) => {
+                let got = m.as_ref().len();
+                (Bytes::from_owner(m), 0, got)
+            }
+            None => {
+                let (buf, shift, got) =
+                    read_span(segment.file(), segment.path(), self.start, span)?;
+                (Bytes::from(buf), shift, got)
+            }
         };
         for &(offset, len) in &self.records {
             let rel = (offset - self.start) as usize;

@@ -21,8 +21,8 @@
 //!   positioned read, verified by length and CRC-32C, or - while the record still waits in its
 //!   segment's write buffer - a copy (or a shared handle) from memory. A batch
 //!   ([`Spool::read_many`]) reads records that lie close together in one file with one
-//!   positioned read of the covering range (at most 1 MiB) and verifies each record the same
-//!   way. Damage is an error ([`SpoolError::Corrupt`] with segment, offset and
+//!   positioned read of the covering range (at most 1 MiB), or maps that range when it spans
+//!   256 KiB or more, and verifies each record the same way. Damage is an error ([`SpoolError::Corrupt`] with segment, offset and
 //!   [`CorruptReason`]), never decoded.
 //! - **Accounting never leaks**: an [`Entry`] frees its bytes when released or dropped.
 //! - **No lock across I/O**: one mutex guards the bookkeeping; record writes and reads happen
@@ -46,7 +46,7 @@
 //! | batched enqueue: one critical section for a run of messages | `enqueue_many.rs` |
 //! | the state a handle shares with its entries (`Spool`, lock, teardown) | `shared.rs` |
 //! | entry types and addressing (`Enqueued`, `Entry`, `EntryLocation`) | `entry.rs` |
-//! | reads, one entry or a batch | `read.rs`, coalescing in `batch_read.rs` |
+//! | reads, one entry or a batch | `read.rs`, coalescing in `batch_read.rs`, mapping in `mapped_read.rs` |
 //! | release: flush callbacks, freeing, held wakes, waiters woken | `release.rs` |
 //! | record framing (frozen) | `record.rs` |
 //! | segment file I/O, diagnostics scan | `segment.rs` |
@@ -56,7 +56,8 @@
 //! | quota, watermark machine, configuration, metrics, errors | `quota.rs`, `watermark.rs`, `config.rs`, `metrics.rs`, `error.rs` |
 //!
 //! Dependencies inside the crate point one way: `record <- segment <- {write_buffer,
-//! open_segments} <- segment_table <- shared <- entry <- {read, release} <- spool <- enqueue_many`.
+//! open_segments, mapped_read} <- segment_table <- shared <- entry <- {read, release} <- spool
+//! <- enqueue_many` (`batch_read` uses `mapped_read`; `read` uses `batch_read`).
 //!
 //! # Segment record layout (frozen)
 //!
@@ -86,7 +87,8 @@
 //!  read:              offset + 8 + len <= segment.buffered_from ? pread (no lock)
 //!                                                               : from the buffer [lock]
 //!  read_many:         runs of consecutive entries close together in one file -> one pread of
-//!                     the covering range (<= 1 MiB), each record verified and sliced out
+//!                     the covering range (<= 1 MiB; a range of >= 256 KiB is mmap()ed, not
+//!                     copied), each record verified and sliced out
 //! ```
 //!
 //! See [`write_buffer`] for the buffer's invariants and [`batch_read`] for the batched read.
@@ -164,6 +166,7 @@ pub mod config;
 mod enqueue_many;
 mod entry;
 mod error;
+mod mapped_read;
 mod metrics;
 mod open_segments;
 mod quota;

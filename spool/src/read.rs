@@ -56,15 +56,17 @@ impl Spool {
     /// same order. Memory entries and records still in a write buffer are served as by
     /// [`Spool::read`]; consecutive entries whose records lie close together in one segment
     /// file (ascending, small gaps, at most 1 MiB from the first record's start to the last
-    /// one's end) are read with one positioned read of the range covering them, and each
-    /// payload is a slice of that buffer (no copy). Every record is verified as
+    /// one's end) are read with one positioned read of the range covering them (or, from 256
+    /// KiB, by mapping that range of the file), and each payload is a slice of that buffer or
+    /// mapping (no copy). Every record is verified as
     /// [`Spool::read`] verifies it, and the first bad one fails the call with the same
     /// [`SpoolError::Corrupt`] (its segment and offset); on any error `out` is left as it was.
     ///
-    /// Memory: the returned payloads keep their read buffers alive; these hold at most 3/2 of
-    /// the payload bytes read from files plus 11 bytes per record and 64 per read, and buffers
-    /// of large runs are reused once released (see [`crate::batch_read`]), so bounding the
-    /// payload bytes a caller reads back bounds the memory.
+    /// Memory: the returned payloads keep their read buffers or mappings alive; these hold at
+    /// most 3/2 of the payload bytes read from files plus 11 bytes per record and a page per
+    /// read (see [`crate::batch_read`]), so bounding the payload bytes a caller reads back
+    /// bounds the memory. While a mapping is alive its segment is not reused from offset 0
+    /// (the spool appends after it instead), so mapped payloads never change.
     pub fn read_many_into<'a>(
         &self,
         entries: impl IntoIterator<Item = &'a Entry>,
@@ -104,7 +106,7 @@ impl Spool {
                 Some(s) if s.id() == id => s,
                 _ => self.segment(id)?,
             };
-            let segment = &*current.insert(segment);
+            let segment: &Arc<Segment> = current.insert(segment);
             if !segment.is_written(offset, len) {
                 out.push(self.read_disk(segment, offset, len)?);
                 continue;
@@ -119,7 +121,7 @@ impl Spool {
                 }
                 entries.next();
             }
-            run.read(segment, &self.inner.read_buffers, out)?;
+            run.read(segment, out)?;
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// Alignment (a cache line) the read buffer is matched to, see [`read_span`].
 pub(crate) const READ_ALIGN: usize = 64;
@@ -51,6 +51,9 @@ pub(crate) struct Segment {
     /// Lowest offset still held by the segment's write buffer (`u64::MAX` when none): a record
     /// ending at or before it is in the file. Set under the spool's lock by the buffer.
     pub(crate) buffered_from: AtomicU64,
+    /// Live read mappings of this file (`mapped_read`): while any exists the segment is not
+    /// reused from offset 0, so mapped bytes are never rewritten or cut.
+    mappings: AtomicUsize,
 }
 
 impl Segment {
@@ -68,6 +71,7 @@ impl Segment {
             path,
             file,
             buffered_from: AtomicU64::new(u64::MAX),
+            mappings: AtomicUsize::new(0),
         })
     }
 
@@ -130,6 +134,23 @@ impl Segment {
     /// write buffer's lowest offset, i.e. in the file (read without the lock).
     pub(crate) fn is_written(&self, offset: u64, len: u64) -> bool {
         offset + record_len(len) <= self.buffered_from.load(Ordering::Acquire)
+    }
+
+    /// Counts a read mapping of this file that is about to be made; taken while the caller
+    /// holds live entries of the mapped records, so the segment cannot be reused meanwhile.
+    pub(crate) fn pin_mapping(&self) {
+        self.mappings.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Forgets a read mapping once it is unmapped.
+    pub(crate) fn unpin_mapping(&self) {
+        self.mappings.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// True while a read mapping of this file exists (checked under the spool's lock before
+    /// the segment is reused from offset 0).
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.mappings.load(Ordering::Acquire) > 0
     }
 
     /// Makes the file read-only once it is no longer the active segment. Open handles keep
@@ -207,26 +228,6 @@ pub(crate) fn read_span(
     buf.truncate(want);
     let got = buf.len() - shift;
     Ok((buf, shift, got))
-}
-
-/// Fills `dst` from `offset` of `file` with positioned reads (repeated if the kernel returns
-/// less); returns the bytes read, fewer than `dst.len()` only when the file ends first.
-pub(crate) fn read_exact_or_eof(
-    file: &File,
-    path: &Path,
-    offset: u64,
-    dst: &mut [u8],
-) -> Result<usize> {
-    let mut got = 0;
-    while got < dst.len() {
-        match file.read_at(&mut dst[got..], offset + got as u64) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(SpoolError::io(path, e)),
-        }
-    }
-    Ok(got)
 }
 
 /// One positioned read of the record at `offset`, verified.

@@ -87,10 +87,11 @@ impl FileActions {
 ///   already holds bytes and the record would cross `segment_size`, the active segment is
 ///   rotated first (a record larger than `segment_size` gets a segment of its own);
 /// - the active segment is created lazily by the first spill after open or rotation;
-/// - when the active segment has no live entry and none of its chunks is being written, its
-///   next write starts again at offset 0 and its buffer is emptied (the bytes there belong to
-///   released entries, nobody can address them any more), so a spool that spills and drains in
-///   turn reuses one file instead of growing it;
+/// - when the active segment has no live entry, none of its chunks is being written and no
+///   batched read maps it (`mapped_read.rs`: payloads read back may still be slices of its
+///   pages), its next write starts again at offset 0 and its buffer is emptied (the bytes there
+///   belong to released entries, nobody can address them any more), so a spool that spills and
+///   drains in turn reuses one file instead of growing it;
 /// - rotation seals the open chunk of the segment it ends (the rotating thread writes it);
 /// - a segment that is not active is deleted as soon as its last entry is released, with
 ///   whatever its buffer still held.
@@ -168,7 +169,7 @@ impl Segments {
     ) -> Result<(u64, u64), WriteFailure> {
         if let Some(id) = self.active {
             let slot = self.slots.get_mut(&id).expect("active segment has a slot");
-            if slot.live == 0 && !slot.buffer.is_writing() {
+            if slot.live == 0 && !slot.buffer.is_writing() && !slot.segment.is_mapped() {
                 slot.end = 0;
                 on_buffer(&mut self.failed_chunks, slot, |b, s| b.clear(s));
             }

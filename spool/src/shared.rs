@@ -23,7 +23,6 @@
 //!   (close runs at the latest when `Inner` drops), so no other spool can open (and wipe) the
 //!   directory while this one may still write or read it.
 
-use crate::batch_read::ReadBuffers;
 use crate::config::SpoolConfig;
 use crate::error::{Result, SpoolError};
 use crate::metrics::SpoolMetrics;
@@ -61,8 +60,6 @@ pub(crate) struct Inner {
     /// Signalled when bytes are released (the space generation advances) and at close.
     pub(crate) space: Condvar,
     pub(crate) metrics: SpoolMetrics,
-    /// Idle buffers of batched reads (`batch_read`), shared with the payloads read into them.
-    pub(crate) read_buffers: Arc<ReadBuffers>,
     /// The segment files by id, kept by the segment table, looked up by reads.
     pub(crate) open_segments: Arc<OpenSegments>,
 }

@@ -177,7 +177,6 @@ impl Spool {
                 state: Mutex::new(state),
                 space: Condvar::new(),
                 metrics,
-                read_buffers: Arc::default(),
                 open_segments,
             }),
         })

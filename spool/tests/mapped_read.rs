@@ -1,0 +1,145 @@
+//! Batched reads of large runs map the segment file (`mapped_read.rs`): the payloads are slices
+//! of the file's pages, so the spool must not rewrite or cut mapped bytes, and a file shorter
+//! than the run must give the same `Truncated` error as a short positioned read (never touch a
+//! page past the end of the file).
+
+mod support;
+
+use cdc_spool::{CorruptReason, Entry, EntryLocation, Spool, SpoolError};
+use std::fs::OpenOptions;
+use support::H;
+
+/// Payload bytes of the entries here: 512 of them span 516 KiB, a run that is mapped.
+const LEN: usize = 1024;
+
+fn payload(round: u8, i: usize) -> Vec<u8> {
+    (0..LEN).map(|j| (i * 7 + j) as u8 ^ round).collect()
+}
+
+fn spool(dir: &std::path::Path) -> (Spool, prometheus::Registry) {
+    support::open(
+        support::spool_config(dir, 1, 64 << 20, 1 << 40, 1)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// Spills `n` entries of round `round` and puts them in the file.
+fn spill(spool: &Spool, round: u8, n: usize) -> Vec<Entry> {
+    let entries: Vec<Entry> = (0..n)
+        .map(|i| {
+            spool
+                .try_enqueue(payload(round, i), None, None)
+                .unwrap()
+                .into_entry()
+                .unwrap()
+        })
+        .collect();
+    spool.write_buffered().unwrap();
+    entries
+}
+
+fn offset(e: &Entry) -> u64 {
+    match e.location() {
+        EntryLocation::Disk { offset, .. } => offset,
+        other => panic!("not spilled: {other:?}"),
+    }
+}
+
+#[test]
+fn a_segment_is_not_reused_while_payloads_of_a_mapped_read_are_alive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let first = spill(&spool, 0, 512);
+    assert_eq!(offset(&first[0]), 0);
+    let payloads = spool.read_many(&first).unwrap();
+    spool.release_many(first);
+    assert_eq!(spool.stats().entries, 0);
+
+    // Nothing is live, but the payloads still map the file's first 516 KiB: the next records
+    // go after them instead of over them.
+    let second = spill(&spool, 0xff, 512);
+    assert_eq!(offset(&second[0]), 512 * (H + LEN as u64));
+    for (i, p) in payloads.iter().enumerate() {
+        assert_eq!(&p[..], &payload(0, i)[..], "payload {i} after later writes");
+    }
+    let again = spool.read_many(&second).unwrap();
+    for (i, p) in again.iter().enumerate() {
+        assert_eq!(&p[..], &payload(0xff, i)[..], "second round payload {i}");
+    }
+
+    // Once every mapping is gone, a fully released segment is reused from offset 0 again.
+    drop(payloads);
+    drop(again);
+    spool.release_many(second);
+    let third = spill(&spool, 1, 1);
+    assert_eq!(offset(&third[0]), 0);
+    assert_eq!(&spool.read(&third[0]).unwrap()[..], &payload(1, 0)[..]);
+}
+
+#[test]
+fn a_mapped_run_cut_short_by_the_end_of_the_file_fails_as_truncated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let entries = spill(&spool, 0, 512);
+    let rec = H + LEN as u64;
+    // The file ends 100 bytes into record 300.
+    OpenOptions::new()
+        .write(true)
+        .open(support::segment_path(&spool, 0))
+        .unwrap()
+        .set_len(300 * rec + 100)
+        .unwrap();
+    match spool.read_many(&entries) {
+        Err(SpoolError::Corrupt {
+            segment: 0,
+            offset,
+            reason: CorruptReason::Truncated { needed, available },
+        }) => {
+            assert_eq!(offset, 300 * rec);
+            assert_eq!(needed, rec);
+            assert_eq!(available, 100);
+        }
+        other => panic!("expected Truncated at record 300, got {other:?}"),
+    }
+    // The records before the cut (a run long enough to be mapped) read back whole.
+    let before = spool.read_many(&entries[..300]).unwrap();
+    for (i, p) in before.iter().enumerate() {
+        assert_eq!(&p[..], &payload(0, i)[..], "payload {i}");
+    }
+    // A run that starts past the end of the file: nothing to map, the first record fails.
+    match spool.read_many(&entries[301..]) {
+        Err(SpoolError::Corrupt {
+            offset,
+            reason: CorruptReason::Truncated { available: 0, .. },
+            ..
+        }) => assert_eq!(offset, 301 * rec),
+        other => panic!("expected Truncated at record 301, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_damaged_record_in_a_mapped_run_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let entries = spill(&spool, 0, 512);
+    let rec = H + LEN as u64;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(support::segment_path(&spool, 0))
+        .unwrap();
+    use std::os::unix::fs::FileExt;
+    let at = 400 * rec + H + 5;
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at).unwrap();
+    file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    match spool.read_many(&entries) {
+        Err(SpoolError::Corrupt {
+            segment: 0,
+            offset,
+            reason: CorruptReason::ChecksumMismatch { .. },
+        }) => assert_eq!(offset, 400 * rec),
+        other => panic!("expected a checksum mismatch at record 400, got {other:?}"),
+    }
+}
