@@ -434,7 +434,7 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
     let spool_dir = spool.path().to_path_buf();
     let h = harness_on(
         None,
-        "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
+        "protocol=csv&include-commit-ts=true&flush-interval=200ms&file-size=64KiB&date-separator=none",
         move |c| {
             c.with_spool(
                 cdc_spool::SpoolConfig::builder()
@@ -464,7 +464,9 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
             )
             .unwrap();
     }
-    // A burst of the keyed table, well above the high watermark.
+    // A burst of the keyed table, well above the high watermark: with files of 64 KiB and an
+    // interval of 200 ms, only spool pressure can publish it in time, whatever the machine's
+    // load.
     for e in 0..300i64 {
         h.sink
             .add_dml_event(
@@ -484,7 +486,8 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
         ) > 0.0,
         "the burst put the spool under pressure"
     );
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Past the run's deadline: an interval flush keeps it too.
+    tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(
         flushed_k.load(Ordering::SeqCst),
         0,
