@@ -7,7 +7,7 @@
 //!     |   +------------- wake (enqueued under quota) ---------------+          |
 //!     +----------------- flush (data + index file durable) --------------------+
 //! DDL: pass_block_event / write_block_event(ddl, dispatchers) -- drain markers (ddl.rs)
-//! checkpoint(ts) -> metadata;  close() -> flush everything accepted, stop
+//! checkpoint(ts) -> metadata;  close() -> flush everything accepted (rule 7 aside), stop
 //! ```
 //!
 //! Two-stage acknowledgement: `wake` runs once the spool accepted the encoded event under its
@@ -661,7 +661,8 @@ impl Sink {
             }
         })
         .await;
-        // Writers flush everything (reason `close`) and exit.
+        // Writers flush everything (reason `close`; a keyless transaction not known complete is
+        // dropped, `keyless_cut.rs`) and exit.
         let mut waits = Vec::new();
         for w in &self.enc_ctx.writers {
             let (tx, rx) = tokio::sync::oneshot::channel();

@@ -270,7 +270,8 @@ impl Writer {
                 }
             };
             let Some(msg) = msg else {
-                // Every sender is gone without a Close: flush what was accepted.
+                // Every sender is gone without a Close: flush what was accepted, as close
+                // does (a keyless transaction not known complete is dropped).
                 self.flush_all(FlushReason::Close).await.ok();
                 return;
             };
