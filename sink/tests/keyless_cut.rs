@@ -9,10 +9,38 @@ use cdc_common::layout::DataFile;
 use cdc_common::{ColumnDef, ColumnType, TableDef, Ts};
 use cdc_sink::FileNaming;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use support::*;
+
+/// The warnings every test of this binary logged (one subscriber for the binary).
+fn warnings() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        #[derive(Clone)]
+        struct W(Arc<Mutex<Vec<u8>>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let w = W(Arc::clone(&buf));
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .try_init()
+            .expect("the only subscriber of this test binary");
+        buf
+    })
+}
 
 /// `s.<name>` with the columns of [`table`] but no primary key.
 fn keyless(name: &str) -> Arc<TableDef> {
@@ -511,7 +539,8 @@ async fn close_drops_an_incomplete_keyless_run_unacknowledged() {
         "protocol=csv&include-commit-ts=true&flush-interval=600s&file-size=1MiB&date-separator=none",
     )
     .await;
-    let k = keyless("k");
+    let logs = warnings();
+    let k = keyless("k_closed");
     let p = table("p", ts(0));
     h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
     h.sink.add_dispatcher("dp", FileNaming::Table).unwrap();
@@ -561,11 +590,24 @@ async fn close_drops_an_incomplete_keyless_run_unacknowledged() {
         "checkpoint {cp:?} below the dropped ts 3"
     );
     // (The metric is checked in the remove test: close unregisters the metrics.)
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let want = [
+        format!("table={}", k.name()),
+        "dispatcher=dk".to_string(),
+        format!("ts={}", ts(3)),
+        "the upstream resends it from the checkpoint".to_string(),
+    ];
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("WARN") && want.iter().all(|w| l.contains(w.as_str()))),
+        "a warning naming table, dispatcher and ts: {logged}"
+    );
     let mut defs = BTreeMap::new();
-    defs.insert("k".to_string(), Arc::clone(&k));
+    defs.insert("k_closed".to_string(), Arc::clone(&k));
     defs.insert("p".to_string(), Arc::clone(&p));
     let files = read_data_files(h.store.inner(), &h.options, &defs).await;
-    assert_eq!(seqs(&files, "k"), (0..4).collect::<Vec<_>>());
+    assert_eq!(seqs(&files, "k_closed"), (0..4).collect::<Vec<_>>());
     assert_eq!(seqs(&files, "p"), (4..7).collect::<Vec<_>>());
 }
 
