@@ -145,3 +145,122 @@ async fn keyless_transactions_larger_than_a_file_replay_exactly_once() {
         assert_eq!(r[1].as_deref(), Some(format!("row {id}").as_str()));
     }
 }
+
+/// Hands `rows` inserts from `first` at `at` to dispatcher `d`, one event per row, each
+/// counting its flush callback in `flushed`.
+fn hand_in(
+    sink: &Sink,
+    t: &Arc<TableDef>,
+    at: Ts,
+    first: i64,
+    rows: i64,
+    flushed: &Arc<AtomicUsize>,
+) {
+    for i in first..first + rows {
+        let f = Arc::clone(flushed);
+        sink.add_dml_event(
+            "d",
+            inserts(t, at, i, 1),
+            None,
+            Some(Box::new(move || {
+                f.fetch_add(1, Ordering::SeqCst);
+            })),
+        )
+        .unwrap();
+    }
+}
+
+/// A sink closed in the middle of a keyless table's transaction (rule 7: close does not
+/// publish a run not known complete): the part handed in is not published and not
+/// acknowledged, the checkpoint stays below its ts, the restarted sink is handed the whole
+/// transaction again, and the consumer applies it once, whole. Had the closing sink published
+/// the part, the consumer would apply it, record done_ts = its ts and skip the restarted
+/// sink's whole copy: the rest of the transaction lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyless_transaction_cut_by_close_is_applied_whole_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("storage");
+    std::fs::create_dir_all(&storage).unwrap();
+    let uri = format!(
+        "file://{}?protocol=csv&include-commit-ts=true&flush-interval=20ms",
+        storage.display()
+    );
+    let t = Arc::new(TableDef {
+        schema: "db".into(),
+        table: "k".into(),
+        table_id: 1,
+        version: ts(1),
+        columns: columns(),
+    });
+    let open = || async {
+        let sink = Sink::open(
+            &uri,
+            SinkConfig::new("keyless-close").with_checkpoint_interval(Duration::ZERO),
+            &prometheus::Registry::new(),
+        )
+        .await
+        .unwrap();
+        sink.add_dispatcher("d", FileNaming::Table).unwrap();
+        sink
+    };
+    let wait = |c: Arc<AtomicUsize>, n: usize| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while c.load(Ordering::SeqCst) < n && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        c.load(Ordering::SeqCst)
+    };
+
+    // First run: the transaction at ts 2 is whole and durable; the one at ts 3 (ids 5..10)
+    // has been handed in up to id 7 when the sink closes.
+    let sink = open().await;
+    let before = Arc::new(AtomicUsize::new(0));
+    hand_in(&sink, &t, ts(2), 0, 5, &before);
+    sink.checkpoint(ts(2)).await.unwrap();
+    assert_eq!(wait(Arc::clone(&before), 5).await, 5, "ts 2 durable");
+    sink.checkpoint(ts(2)).await.unwrap();
+    let cut = Arc::new(AtomicUsize::new(0));
+    hand_in(&sink, &t, ts(3), 5, 3, &cut);
+    // Several flush intervals: the open transaction is kept back meanwhile.
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    sink.close().await.unwrap();
+    assert_eq!(
+        cut.load(Ordering::SeqCst),
+        0,
+        "the part of ts 3 handed in before close is never acknowledged"
+    );
+
+    // Restarted run: resumes from the checkpoint, which stayed below ts 3, and is handed the
+    // transaction at ts 3 whole.
+    let sink = open().await;
+    let resumed = sink.stored_checkpoint().await.unwrap();
+    assert_eq!(
+        resumed,
+        Some(ts(2)),
+        "the checkpoint stays below the dropped ts 3"
+    );
+    let after = Arc::new(AtomicUsize::new(0));
+    hand_in(&sink, &t, ts(3), 5, 5, &after);
+    sink.checkpoint(ts(3)).await.unwrap();
+    assert_eq!(wait(Arc::clone(&after), 5).await, 5, "ts 3 durable");
+    sink.checkpoint(ts(3)).await.unwrap();
+    sink.close().await.unwrap();
+
+    let db = dir.path().join("replica.db");
+    replay(&uri, &sqlite_down(&db)).await;
+    let mut d = cdc_consumer::backend::sqlite::SqliteDownstream::open(&db, 1).unwrap();
+    let got = d
+        .read_rows(&TableName::new("db", "k"), &columns())
+        .await
+        .unwrap();
+    let mut ids: Vec<i64> = got
+        .iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(
+        ids,
+        (0..10).collect::<Vec<_>>(),
+        "both transactions applied once, whole"
+    );
+}

@@ -431,8 +431,11 @@ async fn drive(
         }
     }
     on_progress(txn);
-    // Drain every dispatcher (their flush callbacks have run when this returns), then the
-    // checkpoint may reach the last commit ts.
+    // Every event is handed in: say so first, so that removing a dispatcher publishes the
+    // last transaction of a table without a primary key instead of dropping it (format rule
+    // 7). Then drain every dispatcher (their flush callbacks have run when this returns), then
+    // the checkpoint may reach the last commit ts.
+    sink.mark_resolved(last_ts);
     for id in own_ids {
         sink.remove_dispatcher(id).await?;
     }

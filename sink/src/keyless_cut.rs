@@ -28,9 +28,7 @@
 //! - Tables with a primary key: their files are cut at `file-size` as before (the consumer
 //!   applies rows at `done_ts` again, idempotently; the capture's snapshots rely on bounded
 //!   files).
-//! - `drain` (a DDL at `V`: every DML below `V` has been handed in), `remove` and `close`
-//!   publish everything: a closing sink or a removed dispatcher is not handed the rest of an
-//!   open transaction. What a consumer then sees is in docs/format.md (rule 7's exceptions).
+//! - `drain` (a DDL at `V`: every DML below `V` has been handed in) publishes everything.
 //! - Spool pressure that the kept runs themselves would hold: after a flush kept runs back, if
 //!   the spool holds wakes and the runs kept by every writer weigh more than its low watermark
 //!   (with everything else published the spool would still not resume the wakes), or an
@@ -44,6 +42,17 @@
 //!   `WriterContext::kept_bytes` when a flush puts it back and taken off when a flush takes it
 //!   again (events appended to it in between count from its next flush, at most one flush
 //!   interval later: its deadline).
+//!
+//! # Close and remove: an incomplete run is dropped, not published
+//!
+//! A closing sink or a removed dispatcher is never handed the rest of an open transaction.
+//! So on `close` and on a dispatcher's `remove` ([`drops`]), a keyless batch's trailing run
+//! that is not known complete (same test as above) is released from the spool unpublished:
+//! its entries are dropped, so their flush callbacks never run, the dispatcher's pending set
+//! keeps its ts and the checkpoint stays below it. The upstream resends the whole transaction
+//! from the checkpoint (after the restart, or to the dispatcher's next owner), and a consumer
+//! sees it once, whole. Everything before the run is published; a run known complete is
+//! published. Counted by `cdc_sink_incomplete_runs_dropped_total`, logged as a warning.
 //!
 //! A kept run stays in the spool and counts against its quotas like any open batch; it goes
 //! back into the batch table with a new deadline one flush interval later. A transaction larger
@@ -92,6 +101,13 @@ pub(crate) fn defers(reason: FlushReason) -> bool {
     )
 }
 
+/// True when a flush of `reason` drops incomplete trailing runs of keyless batches instead of
+/// publishing them: the sink closes or the dispatcher is removed, the rest of the
+/// transaction will never reach this batch.
+pub(crate) fn drops(reason: FlushReason) -> bool {
+    matches!(reason, FlushReason::Close | FlushReason::Remove)
+}
+
 /// True when every event at the batch's last commit ts has reached this batch (see the module
 /// doc). `handed_in` is the caller's checkpoint ts, read before this call.
 pub(crate) fn trailing_run_complete(batch: &Batch, handed_in: Ts) -> bool {
@@ -108,7 +124,8 @@ pub(crate) fn would_hold(batch: &Batch, handed_in: Ts) -> bool {
     batch.keyless && batch.run_start == 0 && !trailing_run_complete(batch, handed_in)
 }
 
-/// Decides one batch of a flush that defers (see [`defers`]).
+/// Decides one batch of a flush that defers (see [`defers`]) or drops (see [`drops`]): `keep`
+/// is the incomplete trailing run, to keep open or to drop.
 pub(crate) fn cut(mut batch: Batch, handed_in: Ts) -> Cut {
     if !batch.keyless || trailing_run_complete(&batch, handed_in) {
         return Cut {

@@ -46,7 +46,10 @@
 //! - `pass_block_event`/`write_block_event` return only after every DML the blocked
 //!   dispatchers handed in before is durable; `write_block_event` then writes the schema files.
 //! - A data file of a table without a primary key never ends inside a commit ts, except
-//!   under spool pressure and at `remove`/`close` (`keyless_cut`, docs/format.md rule 7).
+//!   under spool pressure (`keyless_cut`, docs/format.md rule 7). At `remove`/`close` such a
+//!   table's last transaction, when not known complete, is dropped unacknowledged (its `flush`
+//!   never runs, the checkpoint stays below it): call `mark_resolved(ts)` or `checkpoint(ts)`
+//!   first to have it written.
 //! - Restarting never overwrites a data file and reuses a table version whose definition did
 //!   not change.
 //!

@@ -25,6 +25,7 @@
 //! | `cdc_sink_stale_files_deleted_total` | counter | | data files a crashed run left above its index entry, deleted on restart |
 //! | `cdc_sink_file_cut_deferred_total` | counter | | flushed batches of tables without a primary key whose trailing commit ts was kept back for the next file (`keyless_cut.rs`) |
 //! | `cdc_sink_file_cut_forced_total` | counter | | kept-back runs published anyway because they alone held the spool above its low watermark (or the disk was full): files of tables without a primary key ending inside a commit ts |
+//! | `cdc_sink_incomplete_runs_dropped_total` | counter | | trailing commit ts runs of tables without a primary key not known complete at `close` or a dispatcher's `remove`: released from the spool unpublished, never acknowledged (the upstream resends them) |
 //!
 //! [`FlushReason`]: crate::flush::FlushReason
 
@@ -62,6 +63,7 @@ pub(crate) struct SinkMetrics {
     pub stale_files_deleted: IntCounter,
     pub file_cut_deferred_total: IntCounter,
     pub file_cut_forced_total: IntCounter,
+    pub incomplete_runs_dropped_total: IntCounter,
 }
 
 impl SinkMetrics {
@@ -180,6 +182,10 @@ impl SinkMetrics {
                 "cdc_sink_file_cut_forced_total",
                 "Kept-back runs of keyless tables published inside a commit ts under spool pressure.",
             ))?,
+            incomplete_runs_dropped_total: IntCounter::with_opts(opts(
+                "cdc_sink_incomplete_runs_dropped_total",
+                "Incomplete trailing commit ts runs of keyless tables released unpublished at close or remove.",
+            ))?,
         };
         for r in FlushReason::ALL {
             m.flushes_total.with_label_values(&[r.as_str()]);
@@ -224,6 +230,7 @@ impl SinkMetrics {
             Box::new(self.stale_files_deleted.clone()),
             Box::new(self.file_cut_deferred_total.clone()),
             Box::new(self.file_cut_forced_total.clone()),
+            Box::new(self.incomplete_runs_dropped_total.clone()),
         ]
     }
 

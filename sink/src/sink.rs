@@ -7,7 +7,7 @@
 //!     |   +------------- wake (enqueued under quota) ---------------+          |
 //!     +----------------- flush (data + index file durable) --------------------+
 //! DDL: pass_block_event / write_block_event(ddl, dispatchers) -- drain markers (ddl.rs)
-//! checkpoint(ts) -> metadata;  close() -> flush everything accepted, stop
+//! checkpoint(ts) -> metadata;  close() -> flush everything accepted (rule 7 aside), stop
 //! ```
 //!
 //! Two-stage acknowledgement: `wake` runs once the spool accepted the encoded event under its
@@ -296,7 +296,14 @@ impl Sink {
     }
 
     /// Unregisters a dispatcher after flushing everything it handed in (their flush callbacks
-    /// have run when this returns `Ok`).
+    /// have run when this returns `Ok`), except the last transaction of a table without a
+    /// primary key when it is not known complete (docs/format.md, writer rule 7): no event of
+    /// the dispatcher with a later commit ts arrived, and its ts is above what
+    /// [`Sink::mark_resolved`] / [`Sink::checkpoint`] said was handed in. That transaction is
+    /// released unpublished: its flush callbacks never run, it is never acknowledged, and its
+    /// next owner must get it again from the upstream, whole. So the caller's checkpoint must
+    /// not pass it (TiCDC's, built from flush callbacks, does not). A caller that wants it
+    /// written calls `mark_resolved(ts)` or `checkpoint(ts)` first.
     pub async fn remove_dispatcher(&self, id: &str) -> Result<()> {
         self.usable()?;
         let d = self.dispatcher(id)?;
@@ -623,7 +630,16 @@ impl Sink {
     }
 
     /// Flushes everything accepted, writes a deferred checkpoint, stops every worker, closes
-    /// the spool and unregisters the metrics. Returns the error that stopped the sink, if any.
+    /// the spool and unregisters the metrics.
+    ///
+    /// One exception to "everything accepted": a table without a primary key whose last
+    /// transaction is not known complete (no later commit ts of its dispatcher arrived, and
+    /// its ts is above what [`Sink::mark_resolved`] / [`Sink::checkpoint`] said was handed in)
+    /// does not get that transaction published (docs/format.md, writer rule 7): it is released
+    /// unpublished, its flush callbacks never run and the checkpoint stays below its ts, so the
+    /// upstream resends it whole after the restart. An embedder that wants its last keyless
+    /// transaction written on close calls `mark_resolved(ts)` or `checkpoint(ts)` first
+    /// (`cdc-storage generate` and the capture do). Returns the error that stopped the sink, if any.
     /// Later calls return `Ok` (or that error) and do nothing.
     pub async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) {
@@ -645,7 +661,8 @@ impl Sink {
             }
         })
         .await;
-        // Writers flush everything (reason `close`) and exit.
+        // Writers flush everything (reason `close`; a keyless transaction not known complete is
+        // dropped, `keyless_cut.rs`) and exit.
         let mut waits = Vec::new();
         for w in &self.enc_ctx.writers {
             let (tx, rx) = tokio::sync::oneshot::channel();

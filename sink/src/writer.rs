@@ -21,7 +21,10 @@
 //! the batch's trailing commit ts back (open, for the next file) unless it is known complete,
 //! and a file-size trigger on a batch that is one incomplete transaction does not take it out
 //! at all; if after such a flush the kept runs alone hold the spool's wakes (they weigh more
-//! than its low watermark) or the disk is full, they are published too (`keyless_cut.rs`). `drain`, `remove` and `close` publish everything.
+//! than its low watermark) or the disk is full, they are published too (`keyless_cut.rs`).
+//! `drain` publishes everything. `remove` and `close` publish everything except such a
+//! trailing run not known complete: it is dropped unpublished (its flush callbacks never run,
+//! the upstream resends the transaction; phase *drop incomplete* of `Writer::flush`).
 //!
 //! # Publishing one batch
 //!
@@ -267,7 +270,8 @@ impl Writer {
                 }
             };
             let Some(msg) = msg else {
-                // Every sender is gone without a Close: flush what was accepted.
+                // Every sender is gone without a Close: flush what was accepted, as close
+                // does (a keyless transaction not known complete is dropped).
                 self.flush_all(FlushReason::Close).await.ok();
                 return;
             };
@@ -386,7 +390,8 @@ impl Writer {
 
     /// Flushes `batches` for `reason`: takes along their streams' earlier days, keeps the
     /// incomplete trailing runs of keyless batches back when the reason allows it (phase
-    /// *keep back*, `keyless_cut.rs`), publishes the rest, and publishes the kept runs too when
+    /// *keep back*, `keyless_cut.rs`) or drops them on close and remove (phase *drop
+    /// incomplete*), publishes the rest, and publishes the kept runs too when
     /// they alone hold the spool's wakes afterwards (phase *force*). On failure the sink is
     /// failed and every entry not published is dropped (no flush callback).
     async fn flush(&mut self, mut batches: Vec<Batch>, reason: FlushReason) -> Result<()> {
@@ -409,6 +414,9 @@ impl Writer {
         } else {
             Vec::new()
         };
+        if keyless_cut::drops(reason) {
+            self.drop_incomplete_runs(&mut batches, reason);
+        }
         self.publish_batches(batches, reason).await?;
         if kept.is_empty() || !self.kept_runs_block_the_spool() {
             return Ok(());
@@ -453,6 +461,36 @@ impl Writer {
             .file_cut_deferred_total
             .inc_by(kept.len() as u64);
         kept
+    }
+
+    /// Phase *drop incomplete* (close, remove): replaces `batches` by what is to be published
+    /// and drops each incomplete trailing run of a keyless batch: its entries go back to the
+    /// spool without their flush callbacks, so nothing acknowledges them and the dispatcher's
+    /// pending set keeps their ts (the checkpoint stays below it).
+    fn drop_incomplete_runs(&mut self, batches: &mut Vec<Batch>, reason: FlushReason) {
+        // Read before any transit count (`keyless_cut::trailing_run_complete`).
+        let handed_in = self.ctx.handed_in();
+        let mut publish = Vec::with_capacity(batches.len());
+        for b in batches.drain(..) {
+            let Cut { publish: now, keep } = keyless_cut::cut(b, handed_in);
+            if let Some(run) = keep {
+                self.ctx.metrics.incomplete_runs_dropped_total.inc();
+                tracing::warn!(
+                    shard = self.shard,
+                    table = %run.table.name(),
+                    dispatcher = %run.dispatcher.id,
+                    ts = %run.last_ts().unwrap_or(Ts::ZERO),
+                    events = run.items.len(),
+                    reason = %reason,
+                    "transaction of a table without a primary key incomplete at {reason}: not \
+                     published and not acknowledged; the upstream resends it from the checkpoint"
+                );
+                // Dropping the entries frees their spool bytes, once, without flush callbacks.
+                drop(run);
+            }
+            publish.extend(now);
+        }
+        *batches = publish;
     }
 
     /// Puts a kept-back batch into the table, counting its weight in `kept_bytes`.

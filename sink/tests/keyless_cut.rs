@@ -9,10 +9,38 @@ use cdc_common::layout::DataFile;
 use cdc_common::{ColumnDef, ColumnType, TableDef, Ts};
 use cdc_sink::FileNaming;
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use support::*;
+
+/// The warnings every test of this binary logged (one subscriber for the binary).
+fn warnings() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        #[derive(Clone)]
+        struct W(Arc<Mutex<Vec<u8>>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let w = W(Arc::clone(&buf));
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .try_init()
+            .expect("the only subscriber of this test binary");
+        buf
+    })
+}
 
 /// `s.<name>` with the columns of [`table`] but no primary key.
 fn keyless(name: &str) -> Arc<TableDef> {
@@ -173,6 +201,8 @@ async fn a_later_commit_ts_completes_the_run_before_it() {
         1.0,
         "one flush kept the new ts back"
     );
+    // Close publishes only runs known complete.
+    h.sink.mark_resolved(ts(6));
     h.sink.close().await.unwrap();
     let mut defs = BTreeMap::new();
     defs.insert("k".to_string(), Arc::clone(&k));
@@ -226,7 +256,8 @@ async fn spool_pressure_publishes_a_kept_run() {
 mod model {
     //! Random interleavings of multi-event transactions, pauses (interval flushes), file-size
     //! flushes, checkpoints and drains, over two keyless and two keyed tables: every keyless
-    //! commit ts lands in exactly one file, and every dispatcher's rows arrive once, in order.
+    //! commit ts lands in exactly one file, and every dispatcher's rows arrive once, in order,
+    //! except a keyless dispatcher's last transaction not known complete at close (dropped).
 
     use super::*;
     use cdc_common::{DdlEvent, DdlKind};
@@ -288,6 +319,10 @@ mod model {
                     .unwrap();
             }
             let mut sent = [0i64; 4];
+            // Per dispatcher: the ts of its last event and the first seq at that ts, and
+            // whether a drain of it came after that event (its run was published then).
+            let mut last = [(ts(0), 0i64, true); 4];
+            let mut checkpointed = ts(0);
             let mut clock = 1u64;
             let mut sealed = true;
             for a in actions {
@@ -300,10 +335,14 @@ mod model {
                         let id = format!("d{d}");
                         let ev = event(&tables[d], ts(clock), &id, sent[d], rows);
                         h.sink.add_dml_event(&id, ev, None, None).unwrap();
+                        if last[d].0 != ts(clock) || last[d].2 {
+                            last[d] = (ts(clock), sent[d], false);
+                        }
                         sent[d] += rows as i64;
                     }
                     Action::Checkpoint => {
                         h.sink.checkpoint(ts(clock)).await.unwrap();
+                        checkpointed = ts(clock);
                         sealed = true;
                     }
                     Action::Drain { d } => {
@@ -321,6 +360,7 @@ mod model {
                             .pass_block_event(&ddl, &[&format!("d{d}")])
                             .await
                             .unwrap();
+                        last[d].2 = true;
                     }
                     Action::Pause { ms } => tokio::time::sleep(Duration::from_millis(ms)).await,
                 }
@@ -343,10 +383,19 @@ mod model {
                     per.entry(d).or_default().push(seq);
                 }
             }
+            // Close drops a keyless dispatcher's last run unless it is known complete (a
+            // checkpoint at or above it) or a drain published it.
             for (d, n) in sent.iter().enumerate() {
+                let (at, first, drained) = last[d];
+                let end = if d < 2 && *n > 0 && !drained && at > checkpointed {
+                    first
+                } else {
+                    *n
+                };
                 let got = per.remove(&format!("d{d}")).unwrap_or_default();
-                assert_eq!(got, (0..*n).collect::<Vec<_>>(), "d{d}");
+                assert_eq!(got, (0..end).collect::<Vec<_>>(), "d{d}");
             }
+
             for t in &tables[..2] {
                 for (at, in_files) in files_per_ts(&files, &t.table) {
                     assert_eq!(
@@ -413,7 +462,7 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
     let spool_dir = spool.path().to_path_buf();
     let h = harness_on(
         None,
-        "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
+        "protocol=csv&include-commit-ts=true&flush-interval=200ms&file-size=64KiB&date-separator=none",
         move |c| {
             c.with_spool(
                 cdc_spool::SpoolConfig::builder()
@@ -443,7 +492,9 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
             )
             .unwrap();
     }
-    // A burst of the keyed table, well above the high watermark.
+    // A burst of the keyed table, well above the high watermark: with files of 64 KiB and an
+    // interval of 200 ms, only spool pressure can publish it in time, whatever the machine's
+    // load.
     for e in 0..300i64 {
         h.sink
             .add_dml_event(
@@ -463,7 +514,8 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
         ) > 0.0,
         "the burst put the spool under pressure"
     );
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // Past the run's deadline: an interval flush keeps it too.
+    tokio::time::sleep(Duration::from_millis(250)).await;
     assert_eq!(
         flushed_k.load(Ordering::SeqCst),
         0,
@@ -476,4 +528,153 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
     h.sink.mark_resolved(ts(6));
     assert!(wait_for(5, || flushed_k.load(Ordering::SeqCst) == 5).await);
     h.sink.close().await.unwrap();
+}
+
+/// Close in the middle of a keyless transaction: what comes before it is published, the
+/// transaction's part is released unpublished (its flush callbacks never run), the checkpoint
+/// stays below its ts. A keyed table's open events are published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_drops_an_incomplete_keyless_run_unacknowledged() {
+    let h = harness(
+        "protocol=csv&include-commit-ts=true&flush-interval=600s&file-size=1MiB&date-separator=none",
+    )
+    .await;
+    let logs = warnings();
+    let k = keyless("k_closed");
+    let p = table("p", ts(0));
+    h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
+    h.sink.add_dispatcher("dp", FileNaming::Table).unwrap();
+    let (whole, flush_whole) = counter();
+    let (open, flush_open) = counter();
+    let (keyed, flush_keyed) = counter();
+    for e in 0..4i64 {
+        h.sink
+            .add_dml_event(
+                "dk",
+                event(&k, ts(2), "dk", e, 1),
+                None,
+                Some(flush_whole()),
+            )
+            .unwrap();
+    }
+    // ts 2 is complete (checkpoint), ts 3 is still arriving when the sink closes.
+    h.sink.checkpoint(ts(2)).await.unwrap();
+    for e in 4..7i64 {
+        h.sink
+            .add_dml_event("dk", event(&k, ts(3), "dk", e, 1), None, Some(flush_open()))
+            .unwrap();
+        h.sink
+            .add_dml_event(
+                "dp",
+                event(&p, ts(3), "dp", e, 1),
+                None,
+                Some(flush_keyed()),
+            )
+            .unwrap();
+    }
+    h.sink.close().await.unwrap();
+    assert_eq!(whole.load(Ordering::SeqCst), 4, "ts 2 published");
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        0,
+        "no callback of the dropped run"
+    );
+    assert_eq!(
+        keyed.load(Ordering::SeqCst),
+        3,
+        "a keyed table is published"
+    );
+    let cp = read_checkpoint(h.store.inner()).await;
+    assert!(
+        cp.is_some_and(|c| c < ts(3)),
+        "checkpoint {cp:?} below the dropped ts 3"
+    );
+    // (The metric is checked in the remove test: close unregisters the metrics.)
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let want = [
+        format!("table={}", k.name()),
+        "dispatcher=dk".to_string(),
+        format!("ts={}", ts(3)),
+        "the upstream resends it from the checkpoint".to_string(),
+    ];
+    assert!(
+        logged
+            .lines()
+            .any(|l| l.contains("WARN") && want.iter().all(|w| l.contains(w.as_str()))),
+        "a warning naming table, dispatcher and ts: {logged}"
+    );
+    let mut defs = BTreeMap::new();
+    defs.insert("k_closed".to_string(), Arc::clone(&k));
+    defs.insert("p".to_string(), Arc::clone(&p));
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    assert_eq!(seqs(&files, "k_closed"), (0..4).collect::<Vec<_>>());
+    assert_eq!(seqs(&files, "p"), (4..7).collect::<Vec<_>>());
+}
+
+/// Removing a dispatcher in the middle of a keyless transaction drops it like close (no
+/// callback, nothing written) and gives its spool bytes back once; a transaction known
+/// complete (`mark_resolved`) is published on remove.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_drops_an_incomplete_keyless_run_and_frees_its_spool_bytes() {
+    let h = harness(
+        "protocol=csv&include-commit-ts=true&flush-interval=600s&file-size=1MiB&date-separator=none",
+    )
+    .await;
+    let k = keyless("k");
+    let k2 = keyless("k2");
+    h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
+    h.sink.add_dispatcher("dk2", FileNaming::Table).unwrap();
+    let (open, flush_open) = counter();
+    let (resolved, flush_resolved) = counter();
+    for e in 0..5i64 {
+        h.sink
+            .add_dml_event("dk", event(&k, ts(5), "dk", e, 1), None, Some(flush_open()))
+            .unwrap();
+    }
+    assert!(wait_for(5, || h.sink.spool_stats().entries == 5).await);
+    h.sink.remove_dispatcher("dk").await.unwrap();
+    assert_eq!(
+        open.load(Ordering::SeqCst),
+        0,
+        "no callback of the dropped run"
+    );
+    let st = h.sink.spool_stats();
+    assert_eq!(
+        (st.entries, st.memory_bytes, st.disk_bytes),
+        (0, 0, 0),
+        "the dropped entries' bytes are given back"
+    );
+    assert_eq!(
+        metric(&h.registry, "cdc_sink_incomplete_runs_dropped_total", &[]),
+        1.0
+    );
+    for e in 0..5i64 {
+        h.sink
+            .add_dml_event(
+                "dk2",
+                event(&k2, ts(6), "dk2", e, 1),
+                None,
+                Some(flush_resolved()),
+            )
+            .unwrap();
+    }
+    h.sink.mark_resolved(ts(6));
+    h.sink.remove_dispatcher("dk2").await.unwrap();
+    assert_eq!(
+        resolved.load(Ordering::SeqCst),
+        5,
+        "a complete run is published"
+    );
+    assert_eq!(h.sink.spool_stats().entries, 0);
+    assert_eq!(
+        metric(&h.registry, "cdc_sink_incomplete_runs_dropped_total", &[]),
+        1.0
+    );
+    h.sink.close().await.unwrap();
+    let mut defs = BTreeMap::new();
+    defs.insert("k".to_string(), Arc::clone(&k));
+    defs.insert("k2".to_string(), Arc::clone(&k2));
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    assert!(seqs(&files, "k").is_empty());
+    assert_eq!(seqs(&files, "k2"), (0..5).collect::<Vec<_>>());
 }

@@ -21,9 +21,9 @@
 //! - a table without one ([`AtDoneTs::Skip`]) skips them: applying a copy again would add
 //!   duplicate rows, so a transaction split across files would lose its rest there. This
 //!   project's sink never ends such a table's file inside a commit ts (docs/format.md, writer
-//!   rule 7, with its exceptions: spool pressure, a close or remove in the middle of a
-//!   transaction), so there the rows are always a copy; storage written by TiCDC has no such
-//!   rule.
+//!   rule 7, with its exceptions: spool pressure, a checkpoint ts given too early; a close or
+//!   remove in the middle of a transaction drops the part instead of publishing it), so there
+//!   the rows are always a copy; storage written by TiCDC has no such rule.
 //!
 //! A file applied only up to the checkpoint keeps its stream at the previous file with
 //! `done_ts` = that checkpoint (every row of the stream at or below it is applied), so when it
