@@ -224,15 +224,7 @@ async fn spool_pressure_publishes_a_kept_run() {
         None,
         "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
         move |c| {
-            c.with_spool(
-                cdc_spool::SpoolConfig::builder()
-                    .dir(spool_dir)
-                    .memory_quota(16 << 10)
-                    .disk_quota(1 << 20)
-                    .watermarks(8 << 10, 4 << 10)
-                    .build()
-                    .unwrap(),
-            )
+            c.with_spool(small_spool(&spool_dir, 16 << 10, 8 << 10, 4 << 10))
         },
     )
     .await;
@@ -260,7 +252,6 @@ mod model {
     //! except a keyless dispatcher's last transaction not known complete at close (dropped).
 
     use super::*;
-    use cdc_common::{DdlEvent, DdlKind};
     use proptest::prelude::*;
     use std::collections::HashMap;
 
@@ -348,14 +339,7 @@ mod model {
                     Action::Drain { d } => {
                         clock += 1;
                         sealed = true;
-                        let ddl = DdlEvent {
-                            commit_ts: ts(clock),
-                            query: String::new(),
-                            kind: DdlKind::Other,
-                            schema: "s".into(),
-                            tables: vec![],
-                            prev_tables: vec![],
-                        };
+                        let ddl = barrier_ddl(ts(clock));
                         h.sink
                             .pass_block_event(&ddl, &[&format!("d{d}")])
                             .await
@@ -464,15 +448,7 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
         None,
         "protocol=csv&include-commit-ts=true&flush-interval=200ms&file-size=64KiB&date-separator=none",
         move |c| {
-            c.with_spool(
-                cdc_spool::SpoolConfig::builder()
-                    .dir(spool_dir)
-                    .memory_quota(64 << 10)
-                    .disk_quota(1 << 20)
-                    .watermarks(16 << 10, 8 << 10)
-                    .build()
-                    .unwrap(),
-            )
+            c.with_spool(small_spool(&spool_dir, 64 << 10, 16 << 10, 8 << 10))
         },
     )
     .await;

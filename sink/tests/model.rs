@@ -5,7 +5,7 @@
 
 mod support;
 
-use cdc_common::{DdlEvent, DdlKind, Ts};
+use cdc_common::Ts;
 use cdc_sink::{CheckpointOutcome, FileNaming};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -81,14 +81,7 @@ fn run(actions: Vec<Action>) {
                 }
                 Action::Drain { d } => {
                     clock += 1;
-                    let ddl = DdlEvent {
-                        commit_ts: ts(clock),
-                        query: String::new(),
-                        kind: DdlKind::Other,
-                        schema: "s".into(),
-                        tables: vec![],
-                        prev_tables: vec![],
-                    };
+                    let ddl = barrier_ddl(ts(clock));
                     h.sink
                         .pass_block_event(&ddl, &[&format!("d{d}")])
                         .await

@@ -5,7 +5,9 @@
 use cdc_common::codec::{codec_for, DecodedRow};
 use cdc_common::layout::{DataFile, LayoutConfig};
 use cdc_common::testing::FaultStore;
-use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value};
+use cdc_common::{
+    ColumnDef, ColumnType, DdlEvent, DdlKind, DmlEvent, RowChange, SinkOptions, TableDef, Ts, Value,
+};
 use cdc_sink::{Callback, RetryPolicy, Sink, SinkConfig};
 use futures::TryStreamExt;
 use object_store::memory::InMemory;
@@ -40,6 +42,36 @@ pub fn spool_config(dir: &std::path::Path, memory: u64, disk: u64) -> cdc_spool:
         .disk_quota(disk)
         .build()
         .unwrap()
+}
+
+/// A spool small enough to come under pressure in a test: `memory` bytes in memory, 1 MiB on
+/// disk, wakes held above `high` and resumed below `low`.
+pub fn small_spool(
+    dir: &std::path::Path,
+    memory: u64,
+    high: u64,
+    low: u64,
+) -> cdc_spool::SpoolConfig {
+    cdc_spool::SpoolConfig::builder()
+        .dir(dir)
+        .memory_quota(memory)
+        .disk_quota(1 << 20)
+        .watermarks(high, low)
+        .build()
+        .unwrap()
+}
+
+/// A DDL of schema `s` at `at` that names no table: a drain barrier for the dispatchers it is
+/// passed with, and nothing else.
+pub fn barrier_ddl(at: Ts) -> DdlEvent {
+    DdlEvent {
+        commit_ts: at,
+        query: String::new(),
+        kind: DdlKind::Other,
+        schema: "s".into(),
+        tables: vec![],
+        prev_tables: vec![],
+    }
 }
 
 /// A sink over `store` (a fresh in-memory store when `None`).
