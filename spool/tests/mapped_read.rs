@@ -143,3 +143,100 @@ fn a_damaged_record_in_a_mapped_run_is_named() {
         other => panic!("expected a checksum mismatch at record 400, got {other:?}"),
     }
 }
+
+/// Live mappings of `spool`'s segment files in this process (`/proc/self/maps` lines naming a
+/// file of its directory; a deleted file keeps its path there with a " (deleted)" suffix).
+fn mappings_of(spool: &Spool) -> usize {
+    let dir = spool.dir().to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&dir))
+        .count()
+}
+
+#[test]
+fn a_failed_mapped_read_unpins_its_segment_and_unmaps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let entries = spill(&spool, 0, 512);
+    let rec = H + LEN as u64;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(support::segment_path(&spool, 0))
+        .unwrap();
+    use std::os::unix::fs::FileExt;
+    // A checksum failure inside a mapped run (record 400 of 512).
+    let at = 400 * rec + H + 5;
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at).unwrap();
+    file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    assert!(spool.read_many(&entries).is_err());
+    assert_eq!(mappings_of(&spool), 0, "the failed run is unmapped");
+    // A mapping shorter than its run (the file ends inside record 300).
+    file.set_len(300 * rec + 100).unwrap();
+    assert!(spool.read_many(&entries).is_err());
+    assert_eq!(mappings_of(&spool), 0, "the short run is unmapped");
+    // No pin is left behind: once everything is released the segment is reused from 0.
+    spool.release_many(entries);
+    let next = spill(&spool, 3, 1);
+    assert_eq!(
+        offset(&next[0]),
+        0,
+        "a leaked pin keeps the segment from reuse"
+    );
+    assert_eq!(&spool.read(&next[0]).unwrap()[..], &payload(3, 0)[..]);
+}
+
+#[test]
+fn mapped_payloads_are_unmapped_when_the_last_slice_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let entries = spill(&spool, 0, 2048);
+    let payloads = spool.read_many(&entries).unwrap();
+    // 2048 records of 1 KiB span about 2 MiB: two runs of 1 MiB are mapped (the kernel may
+    // merge adjacent mappings of one file into one line).
+    let mapped = mappings_of(&spool);
+    assert!(
+        mapped >= 1,
+        "expected the runs to be mapped, found {mapped}"
+    );
+    let kept = payloads[5].clone();
+    drop(payloads);
+    assert_eq!(
+        mappings_of(&spool),
+        1,
+        "only the run of the kept slice stays"
+    );
+    assert_eq!(&kept[..], &payload(0, 5)[..]);
+    drop(kept);
+    assert_eq!(mappings_of(&spool), 0);
+    spool.release_many(entries);
+}
+
+#[test]
+fn mapped_payloads_stay_readable_after_release_and_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let dir = spool.dir().to_path_buf();
+    let entries = spill(&spool, 0, 512);
+    let payloads = spool.read_many(&entries).unwrap();
+    assert!(mappings_of(&spool) >= 1);
+    spool.release_many(entries);
+    spool.close().unwrap();
+    assert!(!dir.exists(), "close removes the directory");
+    // A later spool in the same directory writes new files, not the mapped (deleted) one.
+    let (again, _r2) = self::spool(tmp.path());
+    assert_eq!(again.dir(), dir);
+    assert_eq!(offset(&spill(&again, 0xaa, 1)[0]), 0);
+    let other = spill(&again, 0xaa, 512);
+    for (i, p) in payloads.iter().enumerate() {
+        assert_eq!(
+            &p[..],
+            &payload(0, i)[..],
+            "payload {i} after close and reopen"
+        );
+    }
+    again.release_many(other);
+}
