@@ -240,3 +240,47 @@ fn mapped_payloads_stay_readable_after_release_and_close() {
     }
     again.release_many(other);
 }
+
+/// Open descriptors of this process on files of `spool`'s directory.
+fn open_files_of(spool: &Spool) -> usize {
+    let dir = spool.dir().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|f| std::fs::read_link(f.path()).ok())
+        .filter(|p| p.to_string_lossy().contains(&dir))
+        .count()
+}
+
+#[test]
+fn a_deleted_segment_keeps_its_file_only_until_its_mapped_payloads_are_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    // Files the spool holds open besides its segments (its lock file).
+    let base = open_files_of(&spool);
+    let first = spill(&spool, 0, 512);
+    spool.rotate();
+    let later = spill(&spool, 1, 1);
+    assert_eq!(support::segment_files(&spool).len(), 2);
+    let payloads = spool.read_many(&first).unwrap();
+    assert_eq!(open_files_of(&spool), base + 2);
+    // Releasing the last entry of a segment that is not active deletes its file; the mapping
+    // keeps the (unlinked) file open and its bytes readable.
+    spool.release_many(first);
+    assert_eq!(support::segment_files(&spool).len(), 1);
+    assert_eq!(
+        open_files_of(&spool),
+        base + 2,
+        "the mapping holds the deleted file"
+    );
+    assert_eq!(&payloads[511][..], &payload(0, 511)[..]);
+    // The last payload gone, the file is closed and its space freed.
+    drop(payloads);
+    assert_eq!(mappings_of(&spool), 0);
+    assert_eq!(
+        open_files_of(&spool),
+        base + 1,
+        "the deleted segment's file is closed"
+    );
+    spool.release_many(later);
+}
