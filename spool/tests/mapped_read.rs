@@ -284,3 +284,64 @@ fn a_deleted_segment_keeps_its_file_only_until_its_mapped_payloads_are_dropped()
     );
     spool.release_many(later);
 }
+
+#[test]
+fn payloads_mapped_by_several_threads_survive_release_and_later_writes() {
+    const THREADS: usize = 3;
+    const ROUNDS: usize = 12;
+    const N: usize = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let barrier = std::sync::Barrier::new(THREADS);
+    // Failures are collected, not panicked on, so that no thread leaves the others waiting at
+    // the barrier.
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (spool, barrier, failures) = (&spool, &barrier, &failures);
+            s.spawn(move || {
+                let fail = |m: String| failures.lock().unwrap().push(m);
+                let tag = |r: usize| (t * ROUNDS + r) as u8;
+                let mut prev: Option<(u8, Vec<bytes::Bytes>)> = None;
+                for r in 0..ROUNDS {
+                    // Every thread spills while the others' earlier payloads are still mapped
+                    // and all their entries are released: a segment reused from offset 0 here
+                    // would overwrite those payloads.
+                    let entries = spill(spool, tag(r), N);
+                    barrier.wait();
+                    if let Some((old, payloads)) = prev.take() {
+                        let bad = (0..N).filter(|&i| payloads[i][..] != payload(old, i)[..]);
+                        if let Some(i) = bad.clone().next() {
+                            fail(format!(
+                                "thread {t} round {r}: {} payloads of round {old} changed after \
+                                 release, first {i}",
+                                bad.count()
+                            ));
+                        }
+                    }
+                    let payloads = match spool.read_many(&entries) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            fail(format!("thread {t} round {r}: read_many failed: {e}"));
+                            Vec::new()
+                        }
+                    };
+                    if payloads.len() == N
+                        && (0..N).any(|i| payloads[i][..] != payload(tag(r), i)[..])
+                    {
+                        fail(format!("thread {t} round {r}: read back wrong bytes"));
+                    }
+                    barrier.wait();
+                    spool.release_many(entries);
+                    if payloads.len() == N {
+                        prev = Some((tag(r), payloads));
+                    }
+                    barrier.wait();
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(spool.stats().entries, 0);
+}
