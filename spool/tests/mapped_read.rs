@@ -143,3 +143,205 @@ fn a_damaged_record_in_a_mapped_run_is_named() {
         other => panic!("expected a checksum mismatch at record 400, got {other:?}"),
     }
 }
+
+/// Live mappings of `spool`'s segment files in this process (`/proc/self/maps` lines naming a
+/// file of its directory; a deleted file keeps its path there with a " (deleted)" suffix).
+fn mappings_of(spool: &Spool) -> usize {
+    let dir = spool.dir().to_string_lossy().into_owned();
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&dir))
+        .count()
+}
+
+#[test]
+fn a_failed_mapped_read_unpins_its_segment_and_unmaps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let entries = spill(&spool, 0, 512);
+    let rec = H + LEN as u64;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(support::segment_path(&spool, 0))
+        .unwrap();
+    use std::os::unix::fs::FileExt;
+    // A checksum failure inside a mapped run (record 400 of 512).
+    let at = 400 * rec + H + 5;
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at).unwrap();
+    file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    assert!(spool.read_many(&entries).is_err());
+    assert_eq!(mappings_of(&spool), 0, "the failed run is unmapped");
+    // A mapping shorter than its run (the file ends inside record 300).
+    file.set_len(300 * rec + 100).unwrap();
+    assert!(spool.read_many(&entries).is_err());
+    assert_eq!(mappings_of(&spool), 0, "the short run is unmapped");
+    // No pin is left behind: once everything is released the segment is reused from 0.
+    spool.release_many(entries);
+    let next = spill(&spool, 3, 1);
+    assert_eq!(
+        offset(&next[0]),
+        0,
+        "a leaked pin keeps the segment from reuse"
+    );
+    assert_eq!(&spool.read(&next[0]).unwrap()[..], &payload(3, 0)[..]);
+}
+
+#[test]
+fn mapped_payloads_are_unmapped_when_the_last_slice_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let entries = spill(&spool, 0, 2048);
+    let payloads = spool.read_many(&entries).unwrap();
+    // 2048 records of 1 KiB span about 2 MiB: two runs of 1 MiB are mapped (the kernel may
+    // merge adjacent mappings of one file into one line).
+    let mapped = mappings_of(&spool);
+    assert!(
+        mapped >= 1,
+        "expected the runs to be mapped, found {mapped}"
+    );
+    let kept = payloads[5].clone();
+    drop(payloads);
+    assert_eq!(
+        mappings_of(&spool),
+        1,
+        "only the run of the kept slice stays"
+    );
+    assert_eq!(&kept[..], &payload(0, 5)[..]);
+    drop(kept);
+    assert_eq!(mappings_of(&spool), 0);
+    spool.release_many(entries);
+}
+
+#[test]
+fn mapped_payloads_stay_readable_after_release_and_close() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let dir = spool.dir().to_path_buf();
+    let entries = spill(&spool, 0, 512);
+    let payloads = spool.read_many(&entries).unwrap();
+    assert!(mappings_of(&spool) >= 1);
+    spool.release_many(entries);
+    spool.close().unwrap();
+    assert!(!dir.exists(), "close removes the directory");
+    // A later spool in the same directory writes new files, not the mapped (deleted) one.
+    let (again, _r2) = self::spool(tmp.path());
+    assert_eq!(again.dir(), dir);
+    assert_eq!(offset(&spill(&again, 0xaa, 1)[0]), 0);
+    let other = spill(&again, 0xaa, 512);
+    for (i, p) in payloads.iter().enumerate() {
+        assert_eq!(
+            &p[..],
+            &payload(0, i)[..],
+            "payload {i} after close and reopen"
+        );
+    }
+    again.release_many(other);
+}
+
+/// Open descriptors of this process on files of `spool`'s directory.
+fn open_files_of(spool: &Spool) -> usize {
+    let dir = spool.dir().to_string_lossy().into_owned();
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|f| std::fs::read_link(f.path()).ok())
+        .filter(|p| p.to_string_lossy().contains(&dir))
+        .count()
+}
+
+#[test]
+fn a_deleted_segment_keeps_its_file_only_until_its_mapped_payloads_are_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    // Files the spool holds open besides its segments (its lock file).
+    let base = open_files_of(&spool);
+    let first = spill(&spool, 0, 512);
+    spool.rotate();
+    let later = spill(&spool, 1, 1);
+    assert_eq!(support::segment_files(&spool).len(), 2);
+    let payloads = spool.read_many(&first).unwrap();
+    assert_eq!(open_files_of(&spool), base + 2);
+    // Releasing the last entry of a segment that is not active deletes its file; the mapping
+    // keeps the (unlinked) file open and its bytes readable.
+    spool.release_many(first);
+    assert_eq!(support::segment_files(&spool).len(), 1);
+    assert_eq!(
+        open_files_of(&spool),
+        base + 2,
+        "the mapping holds the deleted file"
+    );
+    assert_eq!(&payloads[511][..], &payload(0, 511)[..]);
+    // The last payload gone, the file is closed and its space freed.
+    drop(payloads);
+    assert_eq!(mappings_of(&spool), 0);
+    assert_eq!(
+        open_files_of(&spool),
+        base + 1,
+        "the deleted segment's file is closed"
+    );
+    spool.release_many(later);
+}
+
+#[test]
+fn payloads_mapped_by_several_threads_survive_release_and_later_writes() {
+    const THREADS: usize = 3;
+    const ROUNDS: usize = 12;
+    const N: usize = 300;
+    let tmp = tempfile::tempdir().unwrap();
+    let (spool, _r) = spool(tmp.path());
+    let barrier = std::sync::Barrier::new(THREADS);
+    // Failures are collected, not panicked on, so that no thread leaves the others waiting at
+    // the barrier.
+    let failures = std::sync::Mutex::new(Vec::<String>::new());
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let (spool, barrier, failures) = (&spool, &barrier, &failures);
+            s.spawn(move || {
+                let fail = |m: String| failures.lock().unwrap().push(m);
+                let tag = |r: usize| (t * ROUNDS + r) as u8;
+                let mut prev: Option<(u8, Vec<bytes::Bytes>)> = None;
+                for r in 0..ROUNDS {
+                    // Every thread spills while the others' earlier payloads are still mapped
+                    // and all their entries are released: a segment reused from offset 0 here
+                    // would overwrite those payloads.
+                    let entries = spill(spool, tag(r), N);
+                    barrier.wait();
+                    if let Some((old, payloads)) = prev.take() {
+                        let bad = (0..N).filter(|&i| payloads[i][..] != payload(old, i)[..]);
+                        if let Some(i) = bad.clone().next() {
+                            fail(format!(
+                                "thread {t} round {r}: {} payloads of round {old} changed after \
+                                 release, first {i}",
+                                bad.count()
+                            ));
+                        }
+                    }
+                    let payloads = match spool.read_many(&entries) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            fail(format!("thread {t} round {r}: read_many failed: {e}"));
+                            Vec::new()
+                        }
+                    };
+                    if payloads.len() == N
+                        && (0..N).any(|i| payloads[i][..] != payload(tag(r), i)[..])
+                    {
+                        fail(format!("thread {t} round {r}: read back wrong bytes"));
+                    }
+                    barrier.wait();
+                    spool.release_many(entries);
+                    if payloads.len() == N {
+                        prev = Some((tag(r), payloads));
+                    }
+                    barrier.wait();
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert_eq!(spool.stats().entries, 0);
+}
