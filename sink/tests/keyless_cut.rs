@@ -9,37 +9,37 @@ use cdc_common::layout::DataFile;
 use cdc_common::{ColumnDef, ColumnType, TableDef, Ts};
 use cdc_sink::FileNaming;
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
 
 /// The warnings every test of this binary logged (one subscriber for the binary).
 fn warnings() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        #[derive(Clone)]
-        struct W(Arc<Mutex<Vec<u8>>>);
-        impl Write for W {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let w = W(Arc::clone(&buf));
-        tracing_subscriber::fmt()
-            .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
-            .with_ansi(false)
-            .with_writer(move || w.clone())
-            .try_init()
-            .expect("the only subscriber of this test binary");
-        buf
-    })
+    captured_logs(tracing_subscriber::filter::LevelFilter::WARN)
+}
+
+/// Hands dispatcher `d` one event per `e` in `events`, all at commit ts `at`, each of `rows`
+/// rows numbered from `e * rows`, each with a flush callback from `flush`.
+fn hand_in(
+    h: &Harness,
+    d: &str,
+    t: &Arc<TableDef>,
+    at: Ts,
+    events: std::ops::Range<i64>,
+    rows: usize,
+    flush: &impl Fn() -> cdc_sink::Callback,
+) {
+    for e in events {
+        h.sink
+            .add_dml_event(
+                d,
+                event(t, at, d, e * rows as i64, rows),
+                None,
+                Some(flush()),
+            )
+            .unwrap();
+    }
 }
 
 /// `s.<name>` with the columns of [`table`] but no primary key.
@@ -177,11 +177,7 @@ async fn a_later_commit_ts_completes_the_run_before_it() {
     let k = keyless("k");
     h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
     let (flushed, flush) = counter();
-    for e in 0..20i64 {
-        h.sink
-            .add_dml_event("dk", event(&k, ts(5), "dk", e * 3, 3), None, Some(flush()))
-            .unwrap();
-    }
+    hand_in(&h, "dk", &k, ts(5), 0..20, 3, &flush);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(
         flushed.load(Ordering::SeqCst),
@@ -231,11 +227,7 @@ async fn spool_pressure_publishes_a_kept_run() {
     let k = keyless("k");
     h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
     let (flushed, flush) = counter();
-    for e in 0..100i64 {
-        h.sink
-            .add_dml_event("dk", event(&k, ts(5), "dk", e * 3, 3), None, Some(flush()))
-            .unwrap();
-    }
+    hand_in(&h, "dk", &k, ts(5), 0..100, 3, &flush);
     assert!(
         wait_for(5, || flushed.load(Ordering::SeqCst) == 100).await,
         "published under pressure: {}",
@@ -417,11 +409,7 @@ async fn mark_resolved_completes_a_run_without_a_checkpoint() {
     let k = keyless("k");
     h.sink.add_dispatcher("dk", FileNaming::Table).unwrap();
     let (flushed, flush) = counter();
-    for e in 0..10i64 {
-        h.sink
-            .add_dml_event("dk", event(&k, ts(5), "dk", e * 3, 3), None, Some(flush()))
-            .unwrap();
-    }
+    hand_in(&h, "dk", &k, ts(5), 0..10, 3, &flush);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(flushed.load(Ordering::SeqCst), 0, "not known complete yet");
     h.sink.mark_resolved(ts(4));
@@ -458,29 +446,11 @@ async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
     h.sink.add_dispatcher("dp", FileNaming::Table).unwrap();
     let (flushed_k, flush_k) = counter();
     let (flushed_p, flush_p) = counter();
-    for e in 0..5i64 {
-        h.sink
-            .add_dml_event(
-                "dk",
-                event(&k, ts(5), "dk", e * 3, 3),
-                None,
-                Some(flush_k()),
-            )
-            .unwrap();
-    }
+    hand_in(&h, "dk", &k, ts(5), 0..5, 3, &flush_k);
     // A burst of the keyed table, well above the high watermark: with files of 64 KiB and an
     // interval of 200 ms, only spool pressure can publish it in time, whatever the machine's
     // load.
-    for e in 0..300i64 {
-        h.sink
-            .add_dml_event(
-                "dp",
-                event(&p, ts(6), "dp", e * 3, 3),
-                None,
-                Some(flush_p()),
-            )
-            .unwrap();
-    }
+    hand_in(&h, "dp", &p, ts(6), 0..300, 3, &flush_p);
     assert!(wait_for(10, || flushed_p.load(Ordering::SeqCst) == 300).await);
     assert!(
         metric(
@@ -523,16 +493,7 @@ async fn close_drops_an_incomplete_keyless_run_unacknowledged() {
     let (whole, flush_whole) = counter();
     let (open, flush_open) = counter();
     let (keyed, flush_keyed) = counter();
-    for e in 0..4i64 {
-        h.sink
-            .add_dml_event(
-                "dk",
-                event(&k, ts(2), "dk", e, 1),
-                None,
-                Some(flush_whole()),
-            )
-            .unwrap();
-    }
+    hand_in(&h, "dk", &k, ts(2), 0..4, 1, &flush_whole);
     // ts 2 is complete (checkpoint), ts 3 is still arriving when the sink closes.
     h.sink.checkpoint(ts(2)).await.unwrap();
     for e in 4..7i64 {
@@ -602,11 +563,7 @@ async fn remove_drops_an_incomplete_keyless_run_and_frees_its_spool_bytes() {
     h.sink.add_dispatcher("dk2", FileNaming::Table).unwrap();
     let (open, flush_open) = counter();
     let (resolved, flush_resolved) = counter();
-    for e in 0..5i64 {
-        h.sink
-            .add_dml_event("dk", event(&k, ts(5), "dk", e, 1), None, Some(flush_open()))
-            .unwrap();
-    }
+    hand_in(&h, "dk", &k, ts(5), 0..5, 1, &flush_open);
     assert!(wait_for(5, || h.sink.spool_stats().entries == 5).await);
     h.sink.remove_dispatcher("dk").await.unwrap();
     assert_eq!(
@@ -624,16 +581,7 @@ async fn remove_drops_an_incomplete_keyless_run_and_frees_its_spool_bytes() {
         metric(&h.registry, "cdc_sink_incomplete_runs_dropped_total", &[]),
         1.0
     );
-    for e in 0..5i64 {
-        h.sink
-            .add_dml_event(
-                "dk2",
-                event(&k2, ts(6), "dk2", e, 1),
-                None,
-                Some(flush_resolved()),
-            )
-            .unwrap();
-    }
+    hand_in(&h, "dk2", &k2, ts(6), 0..5, 1, &flush_resolved);
     h.sink.mark_resolved(ts(6));
     h.sink.remove_dispatcher("dk2").await.unwrap();
     assert_eq!(

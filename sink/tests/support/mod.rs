@@ -13,8 +13,9 @@ use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub struct Harness {
@@ -23,6 +24,36 @@ pub struct Harness {
     pub registry: prometheus::Registry,
     pub options: SinkOptions,
     pub spool_dir: tempfile::TempDir,
+}
+
+/// The log lines of this test binary at `level` and above, captured by its one subscriber
+/// (installed by the first call; the level of that call holds for the binary).
+pub fn captured_logs(
+    level: tracing_subscriber::filter::LevelFilter,
+) -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        #[derive(Clone)]
+        struct W(Arc<Mutex<Vec<u8>>>);
+        impl Write for W {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let w = W(Arc::clone(&buf));
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || w.clone())
+            .try_init()
+            .expect("the only subscriber of this test binary");
+        buf
+    })
 }
 
 /// A quick retry policy for tests.
