@@ -27,6 +27,17 @@ fn columns() -> Vec<ColumnDef> {
     ]
 }
 
+/// `db.k` at version 1, with [`columns`]: no primary key.
+fn keyless_table() -> Arc<TableDef> {
+    Arc::new(TableDef {
+        schema: "db".into(),
+        table: "k".into(),
+        table_id: 1,
+        version: ts(1),
+        columns: columns(),
+    })
+}
+
 /// `rows` inserts `(id, "row <id>")` from `first`, at `at`.
 fn inserts(t: &Arc<TableDef>, at: Ts, first: i64, rows: i64) -> DmlEvent {
     DmlEvent {
@@ -74,13 +85,7 @@ async fn keyless_transactions_larger_than_a_file_replay_exactly_once() {
     )
     .await
     .unwrap();
-    let t = Arc::new(TableDef {
-        schema: "db".into(),
-        table: "k".into(),
-        table_id: 1,
-        version: ts(1),
-        columns: columns(),
-    });
+    let t = keyless_table();
     sink.add_dispatcher("d", FileNaming::Table).unwrap();
     let flushed = Arc::new(AtomicUsize::new(0));
     let mut next = 0i64;
@@ -185,13 +190,7 @@ async fn a_keyless_transaction_cut_by_close_is_applied_whole_after_the_restart()
         "file://{}?protocol=csv&include-commit-ts=true&flush-interval=20ms",
         storage.display()
     );
-    let t = Arc::new(TableDef {
-        schema: "db".into(),
-        table: "k".into(),
-        table_id: 1,
-        version: ts(1),
-        columns: columns(),
-    });
+    let t = keyless_table();
     let open = || async {
         let sink = Sink::open(
             &uri,
