@@ -186,13 +186,7 @@ async fn injected_retryable_errors_lose_nothing() {
     );
     h.store.clear_rules();
     let files = read_data_files(h.store.inner(), &h.options, &defs).await;
-    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
-    for (_, rows) in &files {
-        for r in rows {
-            let (d, seq) = row_key(r);
-            per.entry(d).or_default().push(seq);
-        }
-    }
+    let per = seqs_per_dispatcher(&files);
     for d in 0..4 {
         assert_eq!(per[&format!("d{d}")], (0..60).collect::<Vec<_>>());
     }
@@ -470,13 +464,7 @@ async fn a_full_spool_file_system_withholds_wakes_and_loses_nothing() {
     );
     let defs = BTreeMap::from([("t".to_string(), Arc::clone(&t))]);
     let files = read_data_files(h.store.inner(), &h.options, &defs).await;
-    let mut per: HashMap<String, Vec<i64>> = HashMap::new();
-    for (_, rows) in &files {
-        for r in rows {
-            let (d, seq) = row_key(r);
-            per.entry(d).or_default().push(seq);
-        }
-    }
+    let per = seqs_per_dispatcher(&files);
     assert_eq!(per.len(), DISPATCHERS as usize);
     for (d, seqs) in per {
         let want: Vec<i64> = (0..EVENTS * ROWS as i64).collect();

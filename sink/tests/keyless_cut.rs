@@ -214,14 +214,11 @@ async fn a_later_commit_ts_completes_the_run_before_it() {
 /// it anyway, counted as a forced cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spool_pressure_publishes_a_kept_run() {
-    let spool = tempfile::tempdir().unwrap();
-    let spool_dir = spool.path().to_path_buf();
-    let h = harness_on(
-        None,
+    let (h, _spool) = harness_with_small_spool(
         "protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB&date-separator=none",
-        move |c| {
-            c.with_spool(small_spool(&spool_dir, 16 << 10, 8 << 10, 4 << 10))
-        },
+        16 << 10,
+        8 << 10,
+        4 << 10,
     )
     .await;
     let k = keyless("k");
@@ -245,7 +242,6 @@ mod model {
 
     use super::*;
     use proptest::prelude::*;
-    use std::collections::HashMap;
 
     #[derive(Clone, Debug)]
     enum Action {
@@ -352,13 +348,7 @@ mod model {
                 .map(|t| (t.table.clone(), Arc::clone(t)))
                 .collect();
             let files = read_data_files(h.store.inner(), &h.options, &defs).await;
-            let mut per: HashMap<String, Vec<i64>> = HashMap::new();
-            for (_, rows) in &files {
-                for r in rows {
-                    let (d, seq) = row_key(r);
-                    per.entry(d).or_default().push(seq);
-                }
-            }
+            let mut per = seqs_per_dispatcher(&files);
             // Close drops a keyless dispatcher's last run unless it is known complete (a
             // checkpoint at or above it) or a drain published it.
             for (d, n) in sent.iter().enumerate() {
@@ -430,14 +420,11 @@ async fn mark_resolved_completes_a_run_without_a_checkpoint() {
 /// its transaction's end as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_kept_run_is_not_cut_by_other_tables_pressure() {
-    let spool = tempfile::tempdir().unwrap();
-    let spool_dir = spool.path().to_path_buf();
-    let h = harness_on(
-        None,
+    let (h, _spool) = harness_with_small_spool(
         "protocol=csv&include-commit-ts=true&flush-interval=200ms&file-size=64KiB&date-separator=none",
-        move |c| {
-            c.with_spool(small_spool(&spool_dir, 64 << 10, 16 << 10, 8 << 10))
-        },
+        64 << 10,
+        16 << 10,
+        8 << 10,
     )
     .await;
     let k = keyless("k");

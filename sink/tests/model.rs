@@ -8,7 +8,7 @@ mod support;
 use cdc_common::Ts;
 use cdc_sink::{CheckpointOutcome, FileNaming};
 use proptest::prelude::*;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -106,13 +106,7 @@ fn run(actions: Vec<Action>) {
         h.sink.close().await.unwrap();
         assert!(unflushed.lock().unwrap().is_empty());
         let files = read_data_files(h.store.inner(), &h.options, &defs).await;
-        let mut per: HashMap<String, Vec<i64>> = HashMap::new();
-        for (_, rows) in &files {
-            for r in rows {
-                let (d, seq) = row_key(r);
-                per.entry(d).or_default().push(seq);
-            }
-        }
+        let mut per = seqs_per_dispatcher(&files);
         for (d, n) in sent.iter().enumerate() {
             let got = per.remove(&format!("d{d}")).unwrap_or_default();
             assert_eq!(got, (0..*n).collect::<Vec<_>>(), "d{d}");

@@ -105,6 +105,23 @@ pub fn barrier_ddl(at: Ts) -> DdlEvent {
     }
 }
 
+/// A sink (fresh in-memory store) whose spool is [`small_spool`] in a directory of its own,
+/// returned with it (keep it alive as long as the sink).
+pub async fn harness_with_small_spool(
+    query: &str,
+    memory: u64,
+    high: u64,
+    low: u64,
+) -> (Harness, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let h = harness_on(None, query, move |c| {
+        c.with_spool(small_spool(&path, memory, high, low))
+    })
+    .await;
+    (h, dir)
+}
+
 /// A sink over `store` (a fresh in-memory store when `None`).
 pub async fn harness_on(
     store: Option<FaultStore>,
@@ -236,6 +253,20 @@ pub async fn read_data_files(
         out.push((f, rows));
     }
     out
+}
+
+/// The `(dispatcher, seq)` rows of `files` ([`row_key`]), seqs per dispatcher in file order.
+pub fn seqs_per_dispatcher(
+    files: &[(DataFile, Vec<DecodedRow>)],
+) -> std::collections::HashMap<String, Vec<i64>> {
+    let mut per: std::collections::HashMap<String, Vec<i64>> = Default::default();
+    for (_, rows) in files {
+        for r in rows {
+            let (d, seq) = row_key(r);
+            per.entry(d).or_default().push(seq);
+        }
+    }
+    per
 }
 
 /// `(dispatcher column, seq column)` of a decoded row.

@@ -52,6 +52,8 @@ pub struct StdoutDownstream {
     journal: journal::Journal,
     /// Snapshots written by this process (tests: compaction is amortized).
     snapshots: usize,
+    /// The progress file is known to exist (written or seen): no look-up per unit.
+    snapshot_exists: bool,
 }
 
 /// The progress file. Format 1; `quarantined` was added later and defaults to empty, so files
@@ -80,6 +82,7 @@ impl StdoutDownstream {
             out,
             rounds_stored: None,
             snapshots: 0,
+            snapshot_exists: false,
         }
     }
 
@@ -104,11 +107,12 @@ impl StdoutDownstream {
         if let Some(q) = unit.quarantine {
             note_quarantined(&mut self.quarantined, q.clone());
         }
-        if self.snapshots == 0 && !self.progress_file.exists() {
+        if !self.snapshot_exists && !self.progress_file.exists() {
             // The snapshot exists before the journal's first line, so a journal without it is
             // always a progress file deleted by hand (see `read_state`).
             self.save()?;
         }
+        self.snapshot_exists = true;
         self.journal.append(&journal::Entry {
             progress: unit.progress.to_vec(),
             quarantined: unit.quarantine.cloned(),
