@@ -27,6 +27,19 @@ fn columns() -> Vec<ColumnDef> {
     ]
 }
 
+/// A sink on `uri` (checkpoints written at once) with dispatcher `d` added.
+async fn open_sink(uri: &str, name: &str) -> Sink {
+    let sink = Sink::open(
+        uri,
+        SinkConfig::new(name).with_checkpoint_interval(Duration::ZERO),
+        &prometheus::Registry::new(),
+    )
+    .await
+    .unwrap();
+    sink.add_dispatcher("d", FileNaming::Table).unwrap();
+    sink
+}
+
 /// `db.k` at version 1, with [`columns`]: no primary key.
 fn keyless_table() -> Arc<TableDef> {
     Arc::new(TableDef {
@@ -78,15 +91,8 @@ async fn keyless_transactions_larger_than_a_file_replay_exactly_once() {
         "file://{}?protocol=csv&include-commit-ts=true&flush-interval=20ms&file-size=1KiB",
         storage.display()
     );
-    let sink = Sink::open(
-        &uri,
-        SinkConfig::new("keyless").with_checkpoint_interval(Duration::ZERO),
-        &prometheus::Registry::new(),
-    )
-    .await
-    .unwrap();
+    let sink = open_sink(&uri, "keyless").await;
     let t = keyless_table();
-    sink.add_dispatcher("d", FileNaming::Table).unwrap();
     let flushed = Arc::new(AtomicUsize::new(0));
     let mut next = 0i64;
     for txn in 0..TXNS {
@@ -191,17 +197,7 @@ async fn a_keyless_transaction_cut_by_close_is_applied_whole_after_the_restart()
         storage.display()
     );
     let t = keyless_table();
-    let open = || async {
-        let sink = Sink::open(
-            &uri,
-            SinkConfig::new("keyless-close").with_checkpoint_interval(Duration::ZERO),
-            &prometheus::Registry::new(),
-        )
-        .await
-        .unwrap();
-        sink.add_dispatcher("d", FileNaming::Table).unwrap();
-        sink
-    };
+    let open = || async { open_sink(&uri, "keyless-close").await };
     let wait = |c: Arc<AtomicUsize>, n: usize| async move {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while c.load(Ordering::SeqCst) < n && std::time::Instant::now() < deadline {

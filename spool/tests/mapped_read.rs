@@ -124,16 +124,7 @@ fn a_damaged_record_in_a_mapped_run_is_named() {
     let (spool, _r) = spool(tmp.path());
     let entries = spill(&spool, 0, 512);
     let rec = H + LEN as u64;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(support::segment_path(&spool, 0))
-        .unwrap();
-    use std::os::unix::fs::FileExt;
-    let at = 400 * rec + H + 5;
-    let mut b = [0u8; 1];
-    file.read_exact_at(&mut b, at).unwrap();
-    file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    damage_payload(&spool, 400 * rec);
     match spool.read_many(&entries) {
         Err(SpoolError::Corrupt {
             segment: 0,
@@ -142,6 +133,22 @@ fn a_damaged_record_in_a_mapped_run_is_named() {
         }) => assert_eq!(offset, 400 * rec),
         other => panic!("expected a checksum mismatch at record 400, got {other:?}"),
     }
+}
+
+/// Flips a bit in the payload of the record at `offset` of segment 0; the open file, for more
+/// damage.
+fn damage_payload(spool: &Spool, offset: u64) -> std::fs::File {
+    use std::os::unix::fs::FileExt;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(support::segment_path(spool, 0))
+        .unwrap();
+    let at = offset + H + 5;
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at).unwrap();
+    file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    file
 }
 
 /// Live mappings of `spool`'s segment files in this process (`/proc/self/maps` lines naming a
@@ -161,17 +168,8 @@ fn a_failed_mapped_read_unpins_its_segment_and_unmaps() {
     let (spool, _r) = spool(tmp.path());
     let entries = spill(&spool, 0, 512);
     let rec = H + LEN as u64;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(support::segment_path(&spool, 0))
-        .unwrap();
-    use std::os::unix::fs::FileExt;
     // A checksum failure inside a mapped run (record 400 of 512).
-    let at = 400 * rec + H + 5;
-    let mut b = [0u8; 1];
-    file.read_exact_at(&mut b, at).unwrap();
-    file.write_all_at(&[b[0] ^ 0x10], at).unwrap();
+    let file = damage_payload(&spool, 400 * rec);
     assert!(spool.read_many(&entries).is_err());
     assert_eq!(mappings_of(&spool), 0, "the failed run is unmapped");
     // A mapping shorter than its run (the file ends inside record 300).
