@@ -173,6 +173,21 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// The consumer's configuration for replaying `uri` into the SQLite file `db`.
+fn sqlite_config(uri: &str, db: &std::path::Path) -> Config {
+    let down = format!("sqlite://{}", db.display());
+    let argv = [
+        "storage-consumer",
+        "--upstream-uri",
+        uri,
+        "--downstream-uri",
+        &down,
+        "--log-level",
+        "warn",
+    ];
+    Config::from_args(&Args::parse_from(argv)).expect("config")
+}
+
 async fn replayer(cfg: &Config, m: &Metrics) -> Replayer {
     cdc_consumer::replayer(cfg, m.clone(), Arc::new(Mutex::new(Health::default())))
         .await
@@ -245,17 +260,7 @@ async fn measure(tables: usize) -> Figures {
         "scale_bench: {tables} tables written in {:.1}s",
         t0.elapsed().as_secs_f64()
     );
-    let db = dir.path().join("down.db");
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        &uri,
-        "--downstream-uri",
-        &format!("sqlite://{}", db.display()),
-        "--log-level",
-        "warn",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).expect("config");
+    let cfg = sqlite_config(&uri, &dir.path().join("down.db"));
 
     reset_peak();
     let m = Metrics::new();
@@ -326,17 +331,7 @@ async fn without_ddl(uri: &str, dir: &std::path::Path, tables: usize) -> (f64, f
     conn.execute_batch(&sql).expect("create tables");
     let create_s = t.elapsed().as_secs_f64();
     drop(conn);
-    let down = format!("sqlite://{}", db.display());
-    let argv = [
-        "storage-consumer",
-        "--upstream-uri",
-        uri,
-        "--downstream-uri",
-        &down,
-        "--log-level",
-        "warn",
-    ];
-    let cfg = Config::from_args(&Args::parse_from(argv)).expect("config");
+    let cfg = sqlite_config(uri, &db);
     let m = Metrics::new();
     let t = Instant::now();
     let mut r = replayer(&cfg, &m).await;
