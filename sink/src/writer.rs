@@ -439,23 +439,33 @@ impl Writer {
             .await
     }
 
-    /// Phase *keep back*: replaces `batches` by what is to be published now and puts each
-    /// incomplete trailing run of a keyless batch back into the table. Returns the keys put
-    /// back.
-    fn keep_back_runs(&mut self, batches: &mut Vec<Batch>) -> Vec<BatchKey> {
+    /// Replaces `batches` by what is to be published now and returns the incomplete trailing
+    /// runs of keyless batches cut off them (`keyless_cut::cut`); the shared step of phases
+    /// *keep back* and *drop incomplete*.
+    fn split_incomplete_runs(&self, batches: &mut Vec<Batch>) -> Vec<Batch> {
         // Read before any transit count (`keyless_cut::trailing_run_complete`).
         let handed_in = self.ctx.handed_in();
-        let mut kept = Vec::new();
+        let mut runs = Vec::new();
         let mut publish = Vec::with_capacity(batches.len());
         for b in batches.drain(..) {
             let Cut { publish: now, keep } = keyless_cut::cut(b, handed_in);
-            if let Some(run) = keep {
-                kept.push(run.key.clone());
-                self.keep(run);
-            }
+            runs.extend(keep);
             publish.extend(now);
         }
         *batches = publish;
+        runs
+    }
+
+    /// Phase *keep back*: puts each incomplete trailing run of a keyless batch back into the
+    /// table, to go to the next file with the rest of its transaction. Returns the keys put
+    /// back.
+    fn keep_back_runs(&mut self, batches: &mut Vec<Batch>) -> Vec<BatchKey> {
+        let runs = self.split_incomplete_runs(batches);
+        let mut kept = Vec::with_capacity(runs.len());
+        for run in runs {
+            kept.push(run.key.clone());
+            self.keep(run);
+        }
         self.ctx
             .metrics
             .file_cut_deferred_total
@@ -463,34 +473,26 @@ impl Writer {
         kept
     }
 
-    /// Phase *drop incomplete* (close, remove): replaces `batches` by what is to be published
-    /// and drops each incomplete trailing run of a keyless batch: its entries go back to the
-    /// spool without their flush callbacks, so nothing acknowledges them and the dispatcher's
-    /// pending set keeps their ts (the checkpoint stays below it).
+    /// Phase *drop incomplete* (close, remove): drops each incomplete trailing run of a
+    /// keyless batch: its entries go back to the spool without their flush callbacks, so
+    /// nothing acknowledges them and the dispatcher's pending set keeps their ts (the
+    /// checkpoint stays below it).
     fn drop_incomplete_runs(&mut self, batches: &mut Vec<Batch>, reason: FlushReason) {
-        // Read before any transit count (`keyless_cut::trailing_run_complete`).
-        let handed_in = self.ctx.handed_in();
-        let mut publish = Vec::with_capacity(batches.len());
-        for b in batches.drain(..) {
-            let Cut { publish: now, keep } = keyless_cut::cut(b, handed_in);
-            if let Some(run) = keep {
-                self.ctx.metrics.incomplete_runs_dropped_total.inc();
-                tracing::warn!(
-                    shard = self.shard,
-                    table = %run.table.name(),
-                    dispatcher = %run.dispatcher.id,
-                    ts = %run.last_ts().unwrap_or(Ts::ZERO),
-                    events = run.items.len(),
-                    reason = %reason,
-                    "transaction of a table without a primary key incomplete at {reason}: not \
-                     published and not acknowledged; the upstream resends it from the checkpoint"
-                );
-                // Dropping the entries frees their spool bytes, once, without flush callbacks.
-                drop(run);
-            }
-            publish.extend(now);
+        for run in self.split_incomplete_runs(batches) {
+            self.ctx.metrics.incomplete_runs_dropped_total.inc();
+            tracing::warn!(
+                shard = self.shard,
+                table = %run.table.name(),
+                dispatcher = %run.dispatcher.id,
+                ts = %run.last_ts().unwrap_or(Ts::ZERO),
+                events = run.items.len(),
+                reason = %reason,
+                "transaction of a table without a primary key incomplete at {reason}: not \
+                 published and not acknowledged; the upstream resends it from the checkpoint"
+            );
+            // Dropping the entries frees their spool bytes, once, without flush callbacks.
+            drop(run);
         }
-        *batches = publish;
     }
 
     /// Puts a kept-back batch into the table, counting its weight in `kept_bytes`.
