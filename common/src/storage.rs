@@ -315,6 +315,15 @@ impl StorageUri {
         Ok((s, o))
     }
 
+    /// The directory the store's keys are under, when the store is a local directory (a file
+    /// URI's path is all root, its prefix empty): what [`StorageUri::build`]'s store reads.
+    pub fn local_root(&self) -> Option<PathBuf> {
+        match &self.kind {
+            StorageKind::Local { root, .. } if self.prefix.is_empty() => Some(root.clone()),
+            _ => None,
+        }
+    }
+
     /// Builds the store, rooted at the prefix.
     pub fn build(&self) -> Result<Arc<dyn ObjectStore>> {
         let err = |e: object_store::Error| Error::InvalidUri {

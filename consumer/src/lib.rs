@@ -84,7 +84,10 @@ pub async fn replayer(
     health: Arc<Mutex<Health>>,
 ) -> Result<Replayer> {
     let store = cfg.upstream.build()?;
-    let up = Upstream::new(store, metrics.clone());
+    let mut up = Upstream::new(store, metrics.clone());
+    if let Some(root) = cfg.upstream.local_root() {
+        up = up.with_local_root(&root)?;
+    }
     let disc = Discovery::new(up, cfg.layout, cfg.tables.clone())
         .with_listing_lag(cfg.listing_lag)
         .with_idle_rounds(cfg.sink.rows_carry_commit_ts());

@@ -44,6 +44,36 @@ async fn a_restart_with_nothing_new_reads_metadata_only_on_a_local_directory() {
     restart_on(&uri).await;
 }
 
+/// A local directory is read as files, not through object_store's local store (discovery's
+/// `LocalReader`): the same storage replays the same rows with the same requests counted as
+/// from the in-memory store, round by round.
+#[tokio::test]
+async fn a_local_directory_replays_with_the_requests_counted_as_from_any_store() {
+    let (_root, local) = local_storage("protocol=csv&include-commit-ts=true");
+    let options = "memory://restart-local-twin?protocol=csv&include-commit-ts=true";
+    let mut seen = Vec::new();
+    for uri in [local.as_str(), options] {
+        let dir = tempfile::tempdir().unwrap();
+        let down = sqlite_uri(&dir.path().join("d.db"));
+        let w = storage(uri).await;
+        let (mut r, m, _) = start(&w.uri, &down, &[]).await;
+        let mut rounds = Vec::new();
+        for _ in 0..4 {
+            let (out, lists, gets) = counted(&mut r, &m).await;
+            rounds.push((out.record.rows(), lists, gets));
+        }
+        let bytes = m.bytes_read.get();
+        let timed = m.get_duration.get_sample_count();
+        assert_eq!(timed, m.get_calls.get(), "every GET timed once on {uri}");
+        seen.push((rounds, bytes));
+    }
+    assert_eq!(seen[0], seen[1], "local directory vs memory store");
+    let (rounds, bytes) = &seen[0];
+    assert_eq!(rounds.iter().map(|r| r.0).sum::<u64>(), 3 * TABLES as u64);
+    assert!(rounds[0].2 >= 3 * TABLES as u64, "{rounds:?}");
+    assert!(*bytes > 0);
+}
+
 async fn restart_on(uri: &str) {
     let dir = tempfile::tempdir().unwrap();
     let down = sqlite_uri(&dir.path().join("d.db"));

@@ -130,6 +130,7 @@
 //! (re-exported here), so there is no import circle.
 
 mod catalog;
+mod local_read;
 mod read;
 mod round;
 mod settle;

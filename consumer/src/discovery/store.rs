@@ -20,7 +20,16 @@
 //! each phase and round, [`Upstream::forget_warm`]), so the order between phases that
 //! discovery's conclusions rely on is kept. A warming call that failed is not kept: the
 //! phase's own call makes the request again and reports what fails.
+//!
+//! # A local directory
+//!
+//! When the upstream is a local directory ([`Upstream::with_local_root`]), GETs read the files
+//! through [`LocalReader`] (small files on the calling thread, a warming batch in one
+//! blocking-pool task) instead of object_store's two blocking-pool tasks per GET; they are
+//! counted, timed and retried the same way. Listings and the conditional GET of `metadata` go
+//! through object_store as for any store.
 
+use super::local_read::LocalReader;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -100,6 +109,8 @@ pub struct Upstream {
     policy: RetryPolicy,
     /// Shared by every clone: the answers warmed for discovery's next calls.
     warm: Arc<Mutex<Warm>>,
+    /// Set when the store is a local directory: GETs read the files directly.
+    local: Option<LocalReader>,
 }
 
 /// Counts each retry in `cdc_consumer_errors_total{kind="storage-retry"}` and logs it.
@@ -131,7 +142,17 @@ impl Upstream {
                 request_timeout: DEFAULT_STORAGE_REQUEST_TIMEOUT,
             },
             warm: Arc::default(),
+            local: None,
         }
+    }
+
+    /// Reads objects as files under `root` (the store is that local directory; see "A local
+    /// directory").
+    pub fn with_local_root(mut self, root: &std::path::Path) -> Result<Upstream> {
+        let reader =
+            LocalReader::new(root).map_err(|e| Error::storage(root.display().to_string(), e))?;
+        self.local = Some(reader);
+        Ok(self)
     }
 
     fn warmed(&self) -> std::sync::MutexGuard<'_, Warm> {
@@ -141,8 +162,44 @@ impl Upstream {
 
     /// Reads `paths` concurrently for the [`Upstream::get`] calls that follow (see "Warming").
     pub async fn warm_gets(&self, paths: Vec<String>) {
-        let done = concurrently(paths, |p| async move { self.fetch(&p).await }).await;
+        let done = match &self.local {
+            Some(local) => self.warm_local(local, paths).await,
+            None => concurrently(paths, |p| async move { self.fetch(&p).await }).await,
+        };
         self.warmed().gets.extend(done);
+    }
+
+    /// Warming from a local directory: one blocking-pool task reads the batch; each file is
+    /// counted as a GET (a failed one is dropped, as for any store).
+    async fn warm_local(
+        &self,
+        local: &LocalReader,
+        paths: Vec<String>,
+    ) -> Vec<(String, Option<Bytes>)> {
+        let mut keys = Vec::with_capacity(paths.len());
+        let mut parsed = Vec::with_capacity(paths.len());
+        for p in paths {
+            if let Ok(path) = Self::path(&p) {
+                keys.push(p);
+                parsed.push(path);
+            }
+        }
+        let t = std::time::Instant::now();
+        let read = local.read_many(parsed).await;
+        let n = read.len().max(1) as f64;
+        let each = t.elapsed().as_secs_f64() / n;
+        let mut done = Vec::with_capacity(keys.len());
+        for (k, r) in keys.into_iter().zip(read) {
+            self.metrics.get_calls.inc();
+            self.metrics.get_duration.observe(each);
+            if let Ok(body) = r {
+                if let Some(b) = &body {
+                    self.metrics.bytes_read.inc_by(b.len() as u64);
+                }
+                done.push((k, body));
+            }
+        }
+        done
     }
 
     /// Lists `prefixes` concurrently for the [`Upstream::list_dir`] calls that follow (see
@@ -210,7 +267,10 @@ impl Upstream {
         let r = self
             .retry(path, || async {
                 self.metrics.get_calls.inc();
-                get_if_exists(self.store.as_ref(), &p).await
+                match &self.local {
+                    Some(local) => local.read(&p).await,
+                    None => get_if_exists(self.store.as_ref(), &p).await,
+                }
             })
             .await?;
         if let Some(b) = &r {

@@ -316,7 +316,7 @@ impl Replayer {
     }
 }
 
-/// Reads a data file and decodes it (on a blocking thread: decoding is CPU work).
+/// Reads a data file and decodes it (see [`decode_file`]).
 async fn fetch_decode(
     up: &Upstream,
     codec: Arc<dyn TableCodec>,
@@ -325,7 +325,7 @@ async fn fetch_decode(
     newest: u64,
 ) -> Result<Vec<DecodedRow>> {
     let bytes = fetch_data_file(up, path, newest).await?;
-    decode_off_thread(codec, columns, path.to_string(), bytes).await
+    decode_file(codec, columns, path.to_string(), bytes).await
 }
 
 /// Reads a data file's bytes; [`Error::Missing`] when storage lacks it (the step decides
@@ -337,26 +337,89 @@ pub(super) async fn fetch_data_file(up: &Upstream, path: &str, newest: u64) -> R
     })
 }
 
-/// Decodes a data file's bytes on a blocking thread.
-pub(super) async fn decode_off_thread(
+/// Largest data file decoded on the calling task's thread: decoding runs at 200-700 MiB/s per
+/// core (docs/architecture.md, "Codecs: decode"), so 16 KiB holds a worker under 0.1 ms, less
+/// than the two thread hand-offs a blocking-pool task costs (a cold replay of many small files
+/// was a third slower through the pool).
+pub(super) const INLINE_DECODE_MAX: usize = 16 * 1024;
+
+/// Decodes a data file's bytes: a small file inline, a larger one on a blocking thread
+/// (decoding is CPU work). A decoder panic on these bytes is reported as a corrupt file, never
+/// propagated, either way.
+pub(super) async fn decode_file(
     codec: Arc<dyn TableCodec>,
     columns: usize,
     path: String,
     bytes: Bytes,
 ) -> Result<Vec<DecodedRow>> {
     let object = path.clone();
-    match tokio::task::spawn_blocking(move || {
-        crate::decode::decode_with(codec.as_ref(), columns, &path, &bytes)
-    })
-    .await
-    {
+    let inline = bytes.len() <= INLINE_DECODE_MAX;
+    let decode = move || crate::decode::decode_with(codec.as_ref(), columns, &path, &bytes);
+    let outcome = if inline {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).map_err(panic_text)
+    } else {
+        tokio::task::spawn_blocking(decode)
+            .await
+            .map_err(|e| e.to_string())
+    };
+    match outcome {
         Ok(r) => r,
-        // A decoder panic on these bytes is reported as a corrupt file, never propagated.
         Err(e) => Err(cdc_common::Error::corrupt(
             object,
             cdc_common::error::Position::None,
             format!("the decoder failed on this file: {e}"),
         )
         .into()),
+    }
+}
+
+/// The message of a caught panic.
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    match (p.downcast_ref::<&str>(), p.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "panic".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cdc_common::codec::TableCodec;
+    use cdc_common::DmlEvent;
+
+    /// A codec whose decoder panics, as a bug on unusual bytes would.
+    struct Panics;
+
+    impl TableCodec for Panics {
+        fn file_header(&self, _: &mut Vec<u8>) {}
+        fn encode(&self, _: &DmlEvent, _: &mut Vec<u8>) -> cdc_common::Result<()> {
+            Ok(())
+        }
+        fn decode(&self, _: &str, bytes: &[u8]) -> cdc_common::Result<Vec<DecodedRow>> {
+            panic!("decoder bug at byte {}", bytes.len())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_decoder_panic_is_a_corrupt_file_naming_it_inline_and_off_thread() {
+        for len in [
+            10,
+            INLINE_DECODE_MAX,
+            INLINE_DECODE_MAX + 1,
+            4 * INLINE_DECODE_MAX,
+        ] {
+            let bytes = Bytes::from(vec![b'x'; len]);
+            let e = decode_file(Arc::new(Panics), 2, "s/t/1/CDC1.csv".into(), bytes)
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("s/t/1/CDC1.csv"), "{len}: {e}");
+            assert!(e.contains("the decoder failed on this file"), "{len}: {e}");
+            assert!(
+                e.contains(&format!("decoder bug at byte {len}")),
+                "{len}: {e}"
+            );
+        }
     }
 }

@@ -32,7 +32,7 @@
 //!   number of files in the window.
 //! - Every file left in the window when a round ends is cancelled ([`Prefetch::cancel_all`]).
 
-use super::file_step::{decode_off_thread, fetch_data_file};
+use super::file_step::{decode_file, fetch_data_file};
 use crate::discovery::Upstream;
 use crate::error::Result;
 use crate::metrics::Metrics;
@@ -182,7 +182,7 @@ impl Prefetch {
         let task = tokio::spawn(async move {
             let bytes = fetch_data_file(&up, &p, newest).await?;
             let share = held.hold(bytes.len() as u64);
-            let rows = decode_off_thread(codec, columns, p, bytes).await?;
+            let rows = decode_file(codec, columns, p, bytes).await?;
             Ok((rows, Some(share)))
         });
         self.tasks.insert(path, task);
