@@ -87,6 +87,13 @@ pub trait Downstream: Send {
         self.load_progress().await
     }
 
+    /// True when a unit's DDL is part of its transaction (rolled back with it): the replayer
+    /// then creates many tables in one unit (`replay/create_batch.rs`). False by default
+    /// (MySQL commits each DDL statement on its own; stdout prints each schema file's lines).
+    fn transactional_ddl(&self) -> bool {
+        false
+    }
+
     /// True when the downstream has the table.
     async fn table_exists(&mut self, name: &TableName) -> Result<bool>;
 

@@ -4,7 +4,8 @@
 //! # Invariants
 //!
 //! - A unit (consecutive data files of one stream, up to `--unit-files`; the part of a file at
-//!   or below the checkpoint; or one DDL) and the progress rows covering it are committed
+//!   or below the checkpoint; one DDL; or the CREATE TABLE DDLs of many tables, see
+//!   `create_batch`) and the progress rows covering it are committed
 //!   together, the progress row naming the unit's last file; the in-memory [`Progress`] is
 //!   updated only after the commit returned. On any error the round ends and progress stays
 //!   where the last commit left it (see `file_unit`).
@@ -29,6 +30,8 @@
 //! - this file: the [`Replayer`], a round ([`Replayer::round`] -> [`RoundOutcome`]) and the
 //!   step loop that runs what [`crate::ordering`] allows, one step at a time.
 //! - `ddl_step`: the database-level and table schema file steps.
+//! - `create_batch`: the CREATE TABLE steps of many tables applied as one unit, where the
+//!   downstream's DDL is transactional.
 //! - `file_step`: the data file step (read the file or take it from the read-ahead window,
 //!   apply or quarantine).
 //! - `file_unit`: the stream's next files taken into the step's unit (one transaction, one
@@ -50,6 +53,7 @@
 //! [`Replayer`]), so there is no import circle.
 
 mod audit;
+mod create_batch;
 mod ddl_step;
 mod file_step;
 mod file_unit;
@@ -414,6 +418,15 @@ impl Replayer {
                     did = true;
                 }
             }
+            let free: Vec<TableName> = cat
+                .tables
+                .keys()
+                .filter(|n| !stuck.iter().any(|(t, _)| t == *n))
+                .cloned()
+                .collect();
+            did |= self
+                .create_tables_together(&cat, &free, &stalled, rec)
+                .await;
             for name in cat.tables.keys() {
                 if stuck.iter().any(|(t, _)| t == name)
                     || !self.owns(&LeaseKey::Table(name.clone()))

@@ -145,6 +145,10 @@ where
 
 #[async_trait::async_trait]
 impl Downstream for PostgresDownstream {
+    fn transactional_ddl(&self) -> bool {
+        true
+    }
+
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
         bookkeeping::load_progress(&mut self.client, false).await
     }

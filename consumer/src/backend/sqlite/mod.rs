@@ -77,6 +77,10 @@ impl SqliteDownstream {
 
 #[async_trait::async_trait]
 impl Downstream for SqliteDownstream {
+    fn transactional_ddl(&self) -> bool {
+        true
+    }
+
     async fn load_progress(&mut self) -> Result<Vec<(ProgressKey, Position)>> {
         bookkeeping::load_progress(&self.conn)
     }
