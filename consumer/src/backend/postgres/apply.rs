@@ -66,8 +66,19 @@ async fn apply_once(
         .transaction()
         .await
         .map_err(|e| downstream_error(&tname, unit.file, "begin", PgError(&e)))?;
+    // A unit creating many tables of one schema (`replay/create_batch.rs`) sends its
+    // `CREATE SCHEMA IF NOT EXISTS` once, not once per table (a round trip each); a DROP
+    // SCHEMA in between makes the next create needed again.
+    let mut schemas_made = std::collections::HashSet::new();
     for op in unit.ddl {
         for sql in Postgres.ddl(op) {
+            if sql.starts_with("CREATE SCHEMA IF NOT EXISTS ") {
+                if !schemas_made.insert(sql.clone()) {
+                    continue;
+                }
+            } else if sql.starts_with("DROP SCHEMA ") {
+                schemas_made.clear();
+            }
             tx.batch_execute(&sql).await.map_err(|e| {
                 downstream_error(
                     &op.target(),
