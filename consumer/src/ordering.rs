@@ -17,8 +17,12 @@
 //! 3. A new version is a **barrier**: its DDL is applied only when (a) no file of the current
 //!    version is pending, (b) discovery has confirmed that every DML below it is indexed
 //!    ([`TableEntry::complete_below`]), (c) its ts is at or below the checkpoint-ts, (d) every
-//!    database-level DDL of the schema at or below it is applied, and (e) for RENAME TABLE, the
-//!    source table reached the rename's ts by the same rules.
+//!    database-level DDL of the schema at or below it is applied, (e) for RENAME TABLE, the
+//!    source table reached the rename's ts by the same rules, and (f) every RENAME TABLE that
+//!    moves this name away (another table's schema file naming it as the source) below the
+//!    barrier's ts is applied: a table renamed away and created again under its old name
+//!    (`RENAME TABLE t TO t_old` at 10, `CREATE TABLE t` at 20) gets its new table only after
+//!    the old one moved, never a `CREATE TABLE IF NOT EXISTS` that finds the old one.
 //! 4. A database-level DDL (create/drop schema) at `V` waits until every table of the schema
 //!    reached `V` (no version below `V` pending, nothing pending in the current one).
 //! 5. Rows above the checkpoint-ts are never applied (enforced by the replay loop per row, see
@@ -156,6 +160,12 @@ pub fn table_steps(
             );
         }
     }
+    if let Some((v, to)) = pending_rename_away(cat, progress, name, nv) {
+        return (
+            Vec::new(),
+            Wait::Other(format!("the rename of `{name}` to `{to}` at {v}")),
+        );
+    }
     let prev = current
         .and_then(|c| t.versions.get(&c))
         .and_then(|v| v.schema.clone());
@@ -167,6 +177,24 @@ pub fn table_steps(
         }],
         Wait::Idle,
     )
+}
+
+/// A RENAME TABLE below `nv` that moves `name` away and is not applied yet: its version and
+/// the renaming table (rule 3 (f)).
+fn pending_rename_away<'a>(
+    cat: &'a Catalog,
+    progress: &Progress,
+    name: &TableName,
+    nv: Ts,
+) -> Option<(Ts, &'a TableName)> {
+    cat.renamed_away.get(name)?.iter().find_map(|(v, to)| {
+        let pending = *v < nv
+            && to != name
+            && progress
+                .table_version(to)
+                .is_none_or(|applied| applied < *v);
+        pending.then_some((*v, to))
+    })
 }
 
 /// The table's first version above `current` (its applied version; `None`: none yet) that
@@ -434,6 +462,71 @@ mod tests {
         let (steps, wait) = table_steps(&cat, &p, &new, &none);
         assert!(steps.is_empty());
         assert_eq!(wait, Wait::Checkpoint(Ts(10)));
+    }
+
+    #[test]
+    fn a_name_created_again_waits_for_the_rename_that_moved_it_away() {
+        // RENAME TABLE t TO t_old at 10, then CREATE TABLE t at 20
+        let t = TableName::new("s", "t");
+        let moved = TableName::new("s", "t_old");
+        let mut cat = Catalog {
+            checkpoint: Some(Ts(100)),
+            ..Default::default()
+        };
+        let mut te = TableEntry::default();
+        te.versions.insert(
+            Ts(1),
+            version(entry("s", "t", 1, DdlKind::CreateTable, None), 1),
+        );
+        te.versions.insert(
+            Ts(20),
+            version(entry("s", "t", 20, DdlKind::CreateTable, None), 0),
+        );
+        te.complete_below = Ts(100);
+        cat.tables.insert(t.clone(), te);
+        let mut me = TableEntry::default();
+        me.versions.insert(
+            Ts(10),
+            version(
+                entry("s", "t_old", 10, DdlKind::RenameTable, Some(t.clone())),
+                0,
+            ),
+        );
+        me.complete_below = Ts(100);
+        cat.tables.insert(moved.clone(), me);
+        cat.renamed_away
+            .entry(t.clone())
+            .or_default()
+            .insert((Ts(10), moved.clone()));
+        let mut p = Progress::default();
+        applied(&mut p, &t, 1, 1);
+        let none = HashSet::new();
+        let (steps, wait) = table_steps(&cat, &p, &t, &none);
+        assert!(steps.is_empty(), "{steps:?}");
+        assert!(
+            matches!(&wait, Wait::Other(w) if w.contains("rename of `s.t` to `s.t_old` at")),
+            "{wait:?}"
+        );
+        // the rename itself may go (its source reached 10)
+        let (steps, _) = table_steps(&cat, &p, &moved, &none);
+        assert!(matches!(&steps[..], [Step::TableDdl { table, .. }] if *table == moved));
+        applied(&mut p, &moved, 10, 0);
+        let (steps, _) = table_steps(&cat, &p, &t, &none);
+        assert!(
+            matches!(&steps[..], [Step::TableDdl { table, entry, .. }] if *table == t && entry.file.table_version == Ts(20)),
+            "{steps:?}"
+        );
+        // a rename away at or above the DDL's own version does not hold it
+        let mut cat2 = cat.clone();
+        cat2.renamed_away.clear();
+        cat2.renamed_away
+            .entry(t.clone())
+            .or_default()
+            .insert((Ts(20), moved.clone()));
+        let mut p2 = Progress::default();
+        applied(&mut p2, &t, 1, 1);
+        let (steps, _) = table_steps(&cat2, &p2, &t, &none);
+        assert_eq!(steps.len(), 1, "{steps:?}");
     }
 
     #[test]

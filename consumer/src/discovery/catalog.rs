@@ -17,7 +17,7 @@ use crate::error::Result;
 use cdc_common::layout::{DataDir, DataFile, LayoutConfig};
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::{TableName, Ts};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// A schema file read from storage.
@@ -78,6 +78,10 @@ pub struct Catalog {
     /// schema listings (phase A started a lag after reading a checkpoint this high). `None`:
     /// listings are trusted, every schema file up to the checkpoint is known.
     pub schemas_through: Option<Ts>,
+    /// Renames away from a name: for each source table, the (version, renaming table) of every
+    /// RENAME TABLE schema file that names it as the source. A name's later DDL waits for the
+    /// renames away from it below that DDL ([`crate::ordering`], rule 3 (f)).
+    pub renamed_away: BTreeMap<TableName, BTreeSet<(Ts, TableName)>>,
 }
 
 impl Catalog {

@@ -205,6 +205,13 @@ impl Discovery {
         match &sp.table {
             Some(t) => {
                 let t = t.clone();
+                if let Some(src) = &entry.rename_from {
+                    self.catalog
+                        .renamed_away
+                        .entry(src.clone())
+                        .or_default()
+                        .insert((sp.version, TableName::new(&sp.schema, &t)));
+                }
                 self.version_mut(&sp.schema, &t, sp.version).schema = Some(entry.clone());
             }
             None => {
