@@ -271,3 +271,86 @@ async fn a_cold_start_creates_many_tables_per_unit_on_postgres() {
     assert_eq!(seen, vec![(256, 256), (4, 4)]);
     assert_eq!(dump(&pg, &schema).await.len(), tables);
 }
+
+/// `RENAME TABLE t TO t_old` at 10, then `CREATE TABLE t` at 20, into SQLite: the new `t`
+/// is created only after the old one moved, whether the rename and the create arrive in one
+/// round (a cold start) or after the old table's rows were applied (the create is then due
+/// before the renaming table's step comes). Found by review: the created-together pass ran
+/// the create first, and a per-table cold start did too; the new rows then went into the old
+/// table, or the new table was missing.
+#[tokio::test]
+async fn a_name_renamed_away_and_created_again_gets_a_new_table() {
+    for (tag, first_checkpoint) in [("cold", None), ("two-rounds", Some(ts(8)))] {
+        let mut w = Writer::new(&format!(
+            "memory://create-batch-rename-{tag}?protocol=csv&include-commit-ts=true"
+        ));
+        // a few other tables, so the created-together pass has a unit to form
+        for i in 0..3 {
+            let o = two_cols("db", &format!("other{i}"), ts(1));
+            w.schema(&o, "", cdc_common::DdlKind::CreateTable).await;
+        }
+        let t = two_cols("db", "t", ts(5));
+        w.schema(&t, "", cdc_common::DdlKind::CreateTable).await;
+        w.file(&t, &[(ts(6), vec![ins(1, "old")])]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("d.db");
+        if let Some(c) = first_checkpoint {
+            w.checkpoint(c).await;
+            let (mut r, _, _) = watched(&w.uri, &sqlite_uri(&db), &[], None).await;
+            assert_eq!(rounds(&mut r, 2).await, 1);
+        }
+        let moved = two_cols("db", "t_old", ts(10));
+        w.schema(
+            &moved,
+            "RENAME TABLE t TO t_old",
+            cdc_common::DdlKind::RenameTable,
+        )
+        .await;
+        let again = two_cols("db", "t", ts(20));
+        w.schema(&again, "", cdc_common::DdlKind::CreateTable).await;
+        w.file(&again, &[(ts(21), vec![ins(7, "new")])]).await;
+        w.checkpoint(ts(25)).await;
+        let (mut r, _, _) = watched(&w.uri, &sqlite_uri(&db), &[], None).await;
+        rounds(&mut r, 3).await;
+        assert_eq!(
+            id_names(&db, "db.t_old"),
+            vec![(1, "old".to_string())],
+            "{tag}"
+        );
+        assert_eq!(id_names(&db, "db.t"), vec![(7, "new".to_string())], "{tag}");
+    }
+}
+
+/// A unit of created tables whose progress rows are only partly there already (a late commit
+/// of another process covered some of its tables) is not a copy of a committed unit: on
+/// PostgreSQL, whose progress compare rolls back a unit it finds applied, it still commits.
+/// Found by review: one row found in place rolled back the whole unit, reported success, and
+/// the other tables' data then met no table.
+#[tokio::test]
+async fn a_unit_of_tables_partly_created_by_another_process_commits_on_postgres() {
+    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let schema = format!("cbl_{}", unique_tag() % 1_000_000_000);
+    let mut w = Writer::new(&format!(
+        "memory://create-batch-late-{schema}?protocol=csv&include-commit-ts=true"
+    ));
+    for i in 0..10 {
+        let t = two_cols(&schema, &format!("t{i}"), ts(1));
+        w.schema(&t, "", cdc_common::DdlKind::CreateTable).await;
+        w.file(&t, &[(ts(2), vec![ins(i as i64, "x")])]).await;
+    }
+    w.checkpoint(ts(10)).await;
+    // this process loaded the progress record before the other one committed
+    let (mut r, _, seen) = watched(&w.uri, &pg, &[], None).await;
+    let half: Vec<String> = (0..5).map(|i| format!("{schema}.t{i}")).collect();
+    ReplayerBuilder::new(&w.uri, &pg)
+        .args(&["--tables", &half.join(",")])
+        .once()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(rounds(&mut r, 3).await, 10);
+    assert_eq!(seen.lock().unwrap().first(), Some(&(10, 10)));
+    assert_eq!(dump(&pg, &schema).await.len(), 10);
+}

@@ -89,15 +89,18 @@ pub(super) async fn load_progress(
     Ok(out)
 }
 
-/// Writes the unit's progress rows inside its transaction. True when a row already held the
-/// unit's position: the unit was committed before and the caller rolls back.
+/// Writes the unit's progress rows inside its transaction. True when every row already held
+/// the unit's position: the unit was committed before and the caller rolls back. A unit of
+/// many tables (tables created together) whose rows were only partly there is not such a
+/// copy: a late commit of a differently cut unit covered some of its tables, so it commits
+/// (its DDL is idempotent and the rows already there are written unchanged).
 pub(super) async fn write_progress(
     tx: &Transaction<'_>,
     statements: &mut Statements,
     tname: &str,
     unit: &Unit<'_>,
 ) -> Result<bool> {
-    let mut already_applied = false;
+    let mut already_applied = !unit.progress.is_empty();
     for (k, p) in unit.progress {
         let (v, idx, ts) = p
             .to_columns()
@@ -137,7 +140,7 @@ pub(super) async fn write_progress(
         )
         .await
         .map_err(|e| downstream_error(tname, unit.file, "progress", PgError(&e)))
-        .map(|changed| already_applied |= changed == 0)?;
+        .map(|changed| already_applied &= changed == 0)?;
     }
     Ok(already_applied)
 }
