@@ -11,12 +11,19 @@
 //!   store's own rule ([`LocalFileSystem::path_to_filesystem`]), so names that need escaping map
 //!   the same way for the sink that wrote them and the consumer that reads them.
 //! - A missing file, or a directory at the path, is *not found* (`None`), as object_store
-//!   answers; every other failure is an object_store error of the path, so the retry policy
-//!   classifies it as it would the store's own.
-//! - A file of at most [`INLINE_READ_MAX`] bytes is read on the calling thread (an open, a stat
-//!   and one read, from the page cache: microseconds); a larger one on the blocking pool, so an
-//!   async worker never waits on a long read. [`LocalReader::read_many`] reads a batch in one
-//!   blocking-pool task (warming: many small files, one hand-off).
+//!   answers; anything else that is not a regular file (a FIFO, a socket, a device) is an error
+//!   naming it, found without blocking (opened non-blocking); every other failure is an
+//!   object_store `Generic` error naming the path, retried as the store's own open and read
+//!   errors are.
+//! - On a disk file system, a file of at most [`INLINE_READ_MAX`] bytes is read on the calling
+//!   thread (an open, a stat and one read, from the page cache: microseconds); a larger one on
+//!   the blocking pool, so an async worker never waits on a long read. [`LocalReader::read_many`]
+//!   reads a warming batch in one blocking-pool task.
+//! - On a network or user-space file system (NFS, SMB/CIFS, FUSE, Ceph, 9P, found with
+//!   `statfs` when the reader is made), where an open or a read can hang, nothing is read on the
+//!   calling thread: every read is one blocking-pool task, so the per-request timeout of the
+//!   retry policy still ends a hung request, and warming keeps its concurrent requests
+//!   ([`LocalReader::reads_inline`] is false).
 //! - A file is read whole, up to its end when read (not the size first seen): the sink's data
 //!   and schema files appear complete (written under a staging name, then linked), and an index
 //!   file is replaced by a rename, so an open file is one version of the object.
@@ -25,6 +32,7 @@ use bytes::Bytes;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -37,6 +45,8 @@ pub const INLINE_READ_MAX: u64 = 256 * 1024;
 pub struct LocalReader {
     /// The store rooted where the upstream is, for its path mapping only.
     fs: Arc<LocalFileSystem>,
+    /// Small files are read on the calling thread (a disk file system).
+    inline: bool,
 }
 
 /// What reading one file found: `None` when it does not exist.
@@ -47,7 +57,13 @@ impl LocalReader {
     pub fn new(root: &std::path::Path) -> object_store::Result<LocalReader> {
         Ok(LocalReader {
             fs: Arc::new(LocalFileSystem::new_with_prefix(root)?),
+            inline: !on_network_fs(root),
         })
+    }
+
+    /// Whether small files are read on the calling thread (see the module invariants).
+    pub fn reads_inline(&self) -> bool {
+        self.inline
     }
 
     fn fs_path(&self, path: &Path) -> object_store::Result<PathBuf> {
@@ -57,6 +73,11 @@ impl LocalReader {
     /// Reads one object: inline when small, on the blocking pool otherwise.
     pub async fn read(&self, path: &Path) -> ReadResult {
         let fs_path = self.fs_path(path)?;
+        if !self.inline {
+            return tokio::task::spawn_blocking(move || read_path(&fs_path))
+                .await
+                .map_err(|e| generic(e.into()))?;
+        }
         let (mut file, len) = match open(&fs_path)? {
             Some(f) => f,
             None => return Ok(None),
@@ -89,17 +110,81 @@ impl LocalReader {
     }
 
     fn read_blocking(&self, path: &Path) -> ReadResult {
-        let fs_path = self.fs_path(path)?;
-        match open(&fs_path)? {
-            Some((mut file, len)) => read_rest(&mut file, len, &fs_path).map(Some),
-            None => Ok(None),
-        }
+        read_path(&self.fs_path(path)?)
     }
 }
 
-/// Opens a file and reads its length; `None` when nothing or a directory is at the path.
+/// Opens and reads one file (see [`open`]).
+fn read_path(path: &std::path::Path) -> ReadResult {
+    match open(path)? {
+        Some((mut file, len)) => read_rest(&mut file, len, path).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// File system types (as `/proc/self/mountinfo` names them) whose calls can hang on a network
+/// or a user-space daemon; `fuse.<name>` types are FUSE too.
+const NETWORK_FS: [&str; 13] = [
+    "nfs",
+    "nfs4",
+    "cifs",
+    "smb3",
+    "smbfs",
+    "fuse",
+    "fuseblk",
+    "ceph",
+    "9p",
+    "afs",
+    "lustre",
+    "gpfs",
+    "glusterfs",
+];
+
+/// Whether a file system type is one of [`NETWORK_FS`] or a FUSE file system.
+fn is_network_fs(fs_type: &str) -> bool {
+    NETWORK_FS.contains(&fs_type) || fs_type.starts_with("fuse.")
+}
+
+/// The type of the file system mounted at the longest mount point that holds `path`, from the
+/// text of `/proc/self/mountinfo` (mount point the 5th field, type the first after ` - `;
+/// spaces in mount points are written `\040`).
+fn fs_type_of<'a>(mountinfo: &'a str, path: &std::path::Path) -> Option<&'a str> {
+    let mut best: Option<(usize, &str)> = None;
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let (Some(mount), Some(fs_type)) = (left.split(' ').nth(4), right.split(' ').next()) else {
+            continue;
+        };
+        let mount = mount.replace("\\040", " ");
+        let holds = path.starts_with(&mount);
+        if holds && best.is_none_or(|(len, _)| mount.len() > len) {
+            best = Some((mount.len(), fs_type));
+        }
+    }
+    best.map(|(_, t)| t)
+}
+
+/// Whether `root` is on a network or user-space file system (false when that cannot be read:
+/// not Linux, or no `/proc`).
+fn on_network_fs(root: &std::path::Path) -> bool {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()
+        .and_then(|m| fs_type_of(&m, &root).map(is_network_fs))
+        .unwrap_or(false)
+}
+
+/// Opens a file and reads its length; `None` when nothing or a directory is at the path. Opened
+/// non-blocking, so a FIFO at the path does not wait for a writer (it is then refused); the
+/// flag changes nothing for a regular file's reads.
 fn open(path: &std::path::Path) -> object_store::Result<Option<(std::fs::File, u64)>> {
-    let file = match std::fs::File::open(path) {
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(path, e)),
@@ -107,6 +192,11 @@ fn open(path: &std::path::Path) -> object_store::Result<Option<(std::fs::File, u
     let meta = file.metadata().map_err(|e| io_error(path, e))?;
     if meta.is_dir() {
         return Ok(None);
+    }
+    if !meta.is_file() {
+        return Err(generic(
+            format!("{} is not a regular file", path.display()).into(),
+        ));
     }
     Ok(Some((file, meta.len())))
 }
@@ -124,14 +214,9 @@ fn read_rest(
     Ok(Bytes::from(buf))
 }
 
+/// An open or read error: `Generic`, as object_store's local store reports them (so retried).
 fn io_error(path: &std::path::Path, e: std::io::Error) -> object_store::Error {
-    match e.kind() {
-        ErrorKind::PermissionDenied => object_store::Error::PermissionDenied {
-            path: path.display().to_string(),
-            source: Box::new(e),
-        },
-        _ => generic(format!("reading {}: {e}", path.display()).into()),
-    }
+    generic(format!("reading {}: {e}", path.display()).into())
 }
 
 fn generic(source: Box<dyn std::error::Error + Send + Sync>) -> object_store::Error {
@@ -196,6 +281,57 @@ mod tests {
                 .unwrap()
                 .unwrap(),
             &b"row"[..]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fifo_at_the_path_is_refused_at_once_not_waited_on() {
+        let (dir, r) = reader();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join("pipe"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let p = Path::parse("pipe").unwrap();
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), r.read(&p));
+        let e = read.await.expect("no wait for a writer").unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn network_file_systems_are_read_off_the_async_threads() {
+        let mountinfo = "\
+22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
+30 22 0:40 / /mnt/nas rw,relatime shared:9 - nfs4 host:/export rw,vers=4.2
+31 22 0:41 / /mnt/my\\040bucket rw,relatime shared:10 - fuse.s3fs s3fs rw
+32 30 8:2 / /mnt/nas/local rw,relatime shared:11 - xfs /dev/sdb1 rw
+33 22 0:42 / /tmp rw,nosuid shared:12 - tmpfs tmpfs rw
+";
+        let fs = |p: &str| fs_type_of(mountinfo, std::path::Path::new(p));
+        assert_eq!(fs("/var/cdc"), Some("ext4"));
+        assert_eq!(fs("/mnt/nas/cdc/db"), Some("nfs4"));
+        assert_eq!(
+            fs("/mnt/nas/local/cdc"),
+            Some("xfs"),
+            "the longest mount point"
+        );
+        assert_eq!(
+            fs("/mnt/nasty"),
+            Some("ext4"),
+            "a path prefix is not a mount"
+        );
+        assert_eq!(fs("/mnt/my bucket/cdc"), Some("fuse.s3fs"));
+        assert_eq!(fs("/tmp/x"), Some("tmpfs"));
+        for (t, network) in [("nfs4", true), ("fuse.s3fs", true), ("cifs", true)] {
+            assert_eq!(is_network_fs(t), network, "{t}");
+        }
+        for t in ["ext4", "xfs", "tmpfs", "overlay", "btrfs"] {
+            assert!(!is_network_fs(t), "{t}");
+        }
+        let (_dir, r) = reader();
+        assert!(
+            r.reads_inline(),
+            "the test's temporary directory is on a disk"
         );
     }
 

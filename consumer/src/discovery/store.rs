@@ -24,9 +24,10 @@
 //! # A local directory
 //!
 //! When the upstream is a local directory ([`Upstream::with_local_root`]), GETs read the files
-//! through [`LocalReader`] (small files on the calling thread, a warming batch in one
-//! blocking-pool task) instead of object_store's two blocking-pool tasks per GET; they are
-//! counted, timed and retried the same way. Listings and the conditional GET of `metadata` go
+//! through [`LocalReader`] (on a disk: small files on the calling thread, a warming batch in
+//! one blocking-pool task; on a network file system: one blocking-pool task per GET, warming
+//! concurrent as for any store) instead of object_store's two blocking-pool tasks per GET;
+//! they are counted, timed and retried the same way. Listings and the conditional GET of `metadata` go
 //! through object_store as for any store.
 
 use super::local_read::LocalReader;
@@ -163,14 +164,15 @@ impl Upstream {
     /// Reads `paths` concurrently for the [`Upstream::get`] calls that follow (see "Warming").
     pub async fn warm_gets(&self, paths: Vec<String>) {
         let done = match &self.local {
-            Some(local) => self.warm_local(local, paths).await,
-            None => concurrently(paths, |p| async move { self.fetch(&p).await }).await,
+            Some(local) if local.reads_inline() => self.warm_local(local, paths).await,
+            _ => concurrently(paths, |p| async move { self.fetch(&p).await }).await,
         };
         self.warmed().gets.extend(done);
     }
 
-    /// Warming from a local directory: one blocking-pool task reads the batch; each file is
-    /// counted as a GET (a failed one is dropped, as for any store).
+    /// Warming from a local directory on a disk: one blocking-pool task reads the batch; each
+    /// file is counted as a GET, each timed at the batch's mean time per file (a failed one is
+    /// dropped, as for any store: the phase's own call repeats it, under the retry policy).
     async fn warm_local(
         &self,
         local: &LocalReader,

@@ -10,15 +10,20 @@
 //! Invariants:
 //! - A table is taken only when its next step in [`crate::ordering`]'s order is a schema file
 //!   of type CREATE TABLE: what the per-table loop would apply next for it. Its operations do
-//!   not depend on the downstream (`CREATE TABLE IF NOT EXISTS`, see `ddl_step`), nor on any
-//!   other table, so applying them before other tables' data files changes nothing a reader
-//!   of one table can see.
+//!   not depend on what the downstream holds (`CREATE TABLE IF NOT EXISTS`, see `ddl_step`);
+//!   what other tables' steps it must follow, the ordering's rules already hold it for, so
+//!   applying it before other tables' data files changes nothing a reader of one table sees.
 //! - The unit holds each table's DDL and its `#ddl` progress row (version and commit ts the
 //!   file's table version, as `ddl_step` writes it) in one transaction: all of them are
 //!   applied or none; the in-memory progress moves only after the commit.
 //! - A unit that fails changes nothing (its transaction rolled back) and is not an error of
 //!   the round: its tables are left to the per-table loop, which applies each alone and
-//!   reports a failure against the one table and schema file it belongs to.
+//!   reports a failure against the one table and schema file it belongs to; the refusal is a
+//!   warning of the round record (and so of `/health`) and of the log.
+//! - The order is [`crate::ordering`]'s: a table is due only when `table_steps` offers its
+//!   CREATE TABLE, which waits, among the other rules, for a rename that moves the name away
+//!   below it (rule 3 (f); before that rule, a table renamed away and created again under its
+//!   old name could get its new rows in the old table).
 //! - Not in a consumer group: there every unit carries its own table's fence.
 
 use super::Replayer;
@@ -102,7 +107,12 @@ impl Replayer {
             })
             .await;
         if let Err(e) = applied {
-            tracing::debug!(unit = %label, error = %e, "tables created together: refused, each is applied alone");
+            // Not an error of the round (each table is applied alone next), but not silent:
+            // a unit refused every round (a server's lock table too small for it) shows.
+            tracing::warn!(unit = %label, error = %e, "tables created together: refused, each is applied alone");
+            rec.warnings.push(format!(
+                "creating tables together refused ({label}): {e}; each table is created alone"
+            ));
             return false;
         }
         self.phase_counts.applied += 1;

@@ -343,8 +343,8 @@ pub(super) async fn fetch_data_file(up: &Upstream, path: &str, newest: u64) -> R
 /// was a third slower through the pool).
 pub(super) const INLINE_DECODE_MAX: usize = 16 * 1024;
 
-/// Decodes a data file's bytes: a small file inline, a larger one on a blocking thread
-/// (decoding is CPU work). A decoder panic on these bytes is reported as a corrupt file, never
+/// Decodes a data file's bytes: a small file stored as encoded inline, a larger or compressed
+/// one on a blocking thread (decoding is CPU work). A decoder panic on these bytes is reported as a corrupt file, never
 /// propagated, either way.
 pub(super) async fn decode_file(
     codec: Arc<dyn TableCodec>,
@@ -353,7 +353,8 @@ pub(super) async fn decode_file(
     bytes: Bytes,
 ) -> Result<Vec<DecodedRow>> {
     let object = path.clone();
-    let inline = bytes.len() <= INLINE_DECODE_MAX;
+    // A compressed (or rewritten) file's stored size says nothing of its decoded size.
+    let inline = bytes.len() <= INLINE_DECODE_MAX && !codec.rewrites_file();
     let decode = move || crate::decode::decode_with(codec.as_ref(), columns, &path, &bytes);
     let outcome = if inline {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)).map_err(panic_text)
