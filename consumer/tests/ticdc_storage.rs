@@ -738,3 +738,35 @@ async fn every_type_at_its_limits_lands_in_mariadb() {
     };
     every_type_at_its_limits_on(&uri).await;
 }
+
+/// TiCDC's storage layer writes a small object (a schema file, an index file, a data file when
+/// `flush-concurrency` is 1) to a local directory as `<name>.tmp`, then renames it: a listing
+/// can catch the staging name. The consumer passes over it, in the first round's recursive
+/// listing and in later rounds' `meta/` listings, and reads the object once it has its name.
+#[tokio::test]
+async fn staging_names_of_ticdc_local_writes_are_passed_over() {
+    let uri = "memory://ticdc-staging?protocol=csv&include-commit-ts=true&date-separator=day";
+    let mut w = Writer::new(uri);
+    let t = two_cols("db", "t", ts(1));
+    let schema = w.schema(&t, "", DdlKind::CreateTable).await;
+    let data = w.file(&t, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(10)).await;
+    // caught mid-write: a data file, an index file and the next version's schema file
+    let meta = format!("{}/", schema.rsplit_once('/').unwrap().0);
+    let data_meta = format!("{}/meta/", data.rsplit_once('/').unwrap().0);
+    w.put(&format!("{data}.tmp"), b"id".to_vec()).await;
+    w.put(&format!("{data_meta}CDC.index.tmp"), b"CDC".to_vec())
+        .await;
+    w.put(
+        &format!("{meta}schema_445644800262144000_0000000000.json.tmp"),
+        b"{".to_vec(),
+    )
+    .await;
+    let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
+    ok_rounds(&mut r, 3).await;
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a")]);
+    w.file(&t, &[(ts(11), vec![ins(2, "b")])]).await;
+    w.checkpoint(ts(20)).await;
+    ok_rounds(&mut r, 3).await;
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "b")]);
+}

@@ -144,6 +144,14 @@ pub use store::{
 };
 
 use crate::config::TableFilter;
+
+/// Whether a listed name is a writer's staging name, never an object of the layout: TiCDC's
+/// storage layer (TiDB's `br/pkg/storage`) writes a small object to a local directory as
+/// `<name>.tmp` and renames it, so a listing can catch it mid-write. Passed over; the object is
+/// read once it has its name (`tests/ticdc_storage.rs`).
+pub(crate) fn is_staging_name(name: &str) -> bool {
+    name.ends_with(".tmp")
+}
 use cdc_common::layout::{DataDir, LayoutConfig};
 use cdc_common::{TableName, Ts};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};

@@ -203,6 +203,9 @@ impl Discovery {
                 }
             }
             let name = p.rsplit('/').next().unwrap_or("");
+            if super::is_staging_name(name) {
+                continue;
+            }
             if name.starts_with("schema_") && p.contains("/meta/") {
                 schema_paths.push(p);
             } else if name.ends_with(".index") {
@@ -317,7 +320,7 @@ impl Discovery {
                 let (_, files) = self.up.list_dir(prefix).await?;
                 for f in files {
                     let p = format!("{prefix}{f}");
-                    if !f.starts_with("schema_") {
+                    if !f.starts_with("schema_") || super::is_staging_name(&f) {
                         continue;
                     }
                     if let Some(e) = self.note_schema_file(&p, stats).await? {
