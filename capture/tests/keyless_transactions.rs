@@ -27,6 +27,15 @@ fn columns() -> Vec<ColumnDef> {
     ]
 }
 
+/// Replays `uri` into the SQLite file `db`; the rows of `db.k` there.
+async fn replicated(uri: &str, db: &std::path::Path) -> cdc_consumer::backend::TextRows {
+    replay(uri, &sqlite_down(db)).await;
+    let mut d = cdc_consumer::backend::sqlite::SqliteDownstream::open(db, 1).unwrap();
+    d.read_rows(&TableName::new("db", "k"), &columns())
+        .await
+        .unwrap()
+}
+
 /// A sink on `uri` (checkpoints written at once) with dispatcher `d` added.
 async fn open_sink(uri: &str, name: &str) -> Sink {
     let sink = Sink::open(
@@ -134,12 +143,7 @@ async fn keyless_transactions_larger_than_a_file_replay_exactly_once() {
     );
 
     let db = dir.path().join("replica.db");
-    replay(&uri, &sqlite_down(&db)).await;
-    let mut d = cdc_consumer::backend::sqlite::SqliteDownstream::open(&db, 1).unwrap();
-    let got = d
-        .read_rows(&TableName::new("db", "k"), &columns())
-        .await
-        .unwrap();
+    let got = replicated(&uri, &db).await;
     assert_eq!(
         got.len() as i64,
         next,
@@ -242,12 +246,7 @@ async fn a_keyless_transaction_cut_by_close_is_applied_whole_after_the_restart()
     sink.close().await.unwrap();
 
     let db = dir.path().join("replica.db");
-    replay(&uri, &sqlite_down(&db)).await;
-    let mut d = cdc_consumer::backend::sqlite::SqliteDownstream::open(&db, 1).unwrap();
-    let got = d
-        .read_rows(&TableName::new("db", "k"), &columns())
-        .await
-        .unwrap();
+    let got = replicated(&uri, &db).await;
     let mut ids: Vec<i64> = got
         .iter()
         .map(|r| r[0].as_deref().unwrap().parse().unwrap())

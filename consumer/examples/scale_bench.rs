@@ -350,7 +350,14 @@ fn report(f: &Figures, base: Option<&Figures>) {
             ("smallest N, scaled", v(b) * n as f64 / b.tables as f64)
         })
     };
-    let ms_per_table = |f: &Figures| f.cold_s * 1000.0 / f.tables as f64;
+    // A time of `f` in ms per table, and the same figure at the smallest N as its baseline.
+    let ms_per_table = |f: &Figures, v: fn(&Figures) -> f64| v(f) * 1000.0 / f.tables as f64;
+    let per_table = |v: fn(&Figures) -> f64| {
+        (
+            ms_per_table(f, v),
+            base.map_or(("", 0.0), |b| ("smallest N", ms_per_table(b, v))),
+        )
+    };
     let line = |name: &str, value: f64, unit: &str, b: (&str, f64), target: &str| {
         bench_line(
             "scale",
@@ -362,31 +369,16 @@ fn report(f: &Figures, base: Option<&Figures>) {
         )
     };
     line("cold replay", f.cold_s, "s", scale(|f| f.cold_s), "linear");
-    line(
-        "cold replay per table",
-        ms_per_table(f),
-        "ms",
-        base.map_or(("", 0.0), |b| ("smallest N", ms_per_table(b))),
-        "<=0.3 ms",
-    );
+    let per_table_line = |name: &str, v: fn(&Figures) -> f64, target: &str| {
+        let (value, b) = per_table(v);
+        line(name, value, "ms", b, target);
+    };
+    per_table_line("cold replay per table", |f| f.cold_s, "<=0.3 ms");
     line("cold replay peak RSS", f.peak_mb, "MB", ("", 0.0), "");
-    let per_table = |s: f64| s * 1000.0 / n as f64;
-    line(
-        "SQLite alone, CREATE TABLE per table",
-        per_table(f.create_s),
-        "ms",
-        base.map_or(("", 0.0), |b| {
-            ("smallest N", b.create_s * 1000.0 / b.tables as f64)
-        }),
-        "",
-    );
-    line(
+    per_table_line("SQLite alone, CREATE TABLE per table", |f| f.create_s, "");
+    per_table_line(
         "cold replay per table, tables created beforehand",
-        per_table(f.own_s),
-        "ms",
-        base.map_or(("", 0.0), |b| {
-            ("smallest N", b.own_s * 1000.0 / b.tables as f64)
-        }),
+        |f| f.own_s,
         "<=0.3 ms",
     );
     line(
@@ -428,10 +420,10 @@ fn report(f: &Figures, base: Option<&Figures>) {
     println!(
         "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB; SQLite's CREATE TABLEs alone {:.3} ms/table, cold replay with the tables there {:.3} ms/table); first round {} LIST {} GET; idle {} LIST {} GET; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET",
         f.cold_s,
-        ms_per_table(f),
+        ms_per_table(f, |f| f.cold_s),
         f.peak_mb,
-        per_table(f.create_s),
-        per_table(f.own_s),
+        ms_per_table(f, |f| f.create_s),
+        ms_per_table(f, |f| f.own_s),
         f.first.0,
         f.first.1,
         f.idle.0,

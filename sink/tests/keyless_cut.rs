@@ -70,6 +70,15 @@ fn files_per_ts(files: &[(DataFile, Vec<DecodedRow>)], table: &str) -> BTreeMap<
     out
 }
 
+/// Every data file `h` wrote of `tables`, decoded.
+async fn written(h: &Harness, tables: &[&Arc<TableDef>]) -> Vec<(DataFile, Vec<DecodedRow>)> {
+    let defs: BTreeMap<String, Arc<TableDef>> = tables
+        .iter()
+        .map(|t| (t.table.clone(), Arc::clone(t)))
+        .collect();
+    read_data_files(h.store.inner(), &h.options, &defs).await
+}
+
 /// The `seq` column of `table`'s rows, in file order.
 fn seqs(files: &[(DataFile, Vec<DecodedRow>)], table: &str) -> Vec<i64> {
     files
@@ -139,10 +148,7 @@ async fn a_keyless_tables_files_hold_whole_commit_ts_runs() {
     );
     h.sink.close().await.unwrap();
 
-    let mut defs = BTreeMap::new();
-    defs.insert("k".to_string(), Arc::clone(&k));
-    defs.insert("p".to_string(), Arc::clone(&p));
-    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let files = written(&h, &[&k, &p]).await;
     let all: Vec<i64> = (0..seq).collect();
     assert_eq!(seqs(&files, "k"), all, "keyless rows: each once, in order");
     assert_eq!(seqs(&files, "p"), all, "keyed rows: each once, in order");
@@ -200,9 +206,7 @@ async fn a_later_commit_ts_completes_the_run_before_it() {
     // Close publishes only runs known complete.
     h.sink.mark_resolved(ts(6));
     h.sink.close().await.unwrap();
-    let mut defs = BTreeMap::new();
-    defs.insert("k".to_string(), Arc::clone(&k));
-    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let files = written(&h, &[&k]).await;
     let per_ts = files_per_ts(&files, "k");
     assert_eq!(per_ts.len(), 2);
     assert!(per_ts.values().all(|f| f.len() == 1), "{per_ts:?}");
@@ -343,11 +347,7 @@ mod model {
                 "the spool is large: no forced cut"
             );
             h.sink.close().await.unwrap();
-            let defs: BTreeMap<String, Arc<TableDef>> = tables
-                .iter()
-                .map(|t| (t.table.clone(), Arc::clone(t)))
-                .collect();
-            let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+            let files = written(&h, &tables.iter().collect::<Vec<_>>()).await;
             let mut per = seqs_per_dispatcher(&files);
             // Close drops a keyless dispatcher's last run unless it is known complete (a
             // checkpoint at or above it) or a drain published it.
@@ -527,10 +527,7 @@ async fn close_drops_an_incomplete_keyless_run_unacknowledged() {
             .any(|l| l.contains("WARN") && want.iter().all(|w| l.contains(w.as_str()))),
         "a warning naming table, dispatcher and ts: {logged}"
     );
-    let mut defs = BTreeMap::new();
-    defs.insert("k_closed".to_string(), Arc::clone(&k));
-    defs.insert("p".to_string(), Arc::clone(&p));
-    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let files = written(&h, &[&k, &p]).await;
     assert_eq!(seqs(&files, "k_closed"), (0..4).collect::<Vec<_>>());
     assert_eq!(seqs(&files, "p"), (4..7).collect::<Vec<_>>());
 }
@@ -582,10 +579,7 @@ async fn remove_drops_an_incomplete_keyless_run_and_frees_its_spool_bytes() {
         1.0
     );
     h.sink.close().await.unwrap();
-    let mut defs = BTreeMap::new();
-    defs.insert("k".to_string(), Arc::clone(&k));
-    defs.insert("k2".to_string(), Arc::clone(&k2));
-    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    let files = written(&h, &[&k, &k2]).await;
     assert!(seqs(&files, "k").is_empty());
     assert_eq!(seqs(&files, "k2"), (0..5).collect::<Vec<_>>());
 }
