@@ -155,6 +155,7 @@ pub(crate) fn is_staging_name(name: &str) -> bool {
 use cdc_common::layout::{DataDir, LayoutConfig};
 use cdc_common::{TableName, Ts};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Counts of one discovery round, for the audit record.
@@ -208,7 +209,10 @@ pub struct Discovery {
     up: Upstream,
     cfg: LayoutConfig,
     filter: TableFilter,
-    catalog: Catalog,
+    /// Shared with the replay of the round that read it ([`Discovery::shared_catalog`]); a
+    /// mutation while the replay still holds it copies it first (`Arc::make_mut`), so each
+    /// round's replay sees the catalog as that round concluded it.
+    catalog: Arc<Catalog>,
     /// Rounds that listed storage and completed (idle rounds are not counted): the first one
     /// lists recursively, and only from the second on can a round be settled.
     built: u64,
@@ -255,7 +259,7 @@ impl Discovery {
             up,
             cfg,
             filter,
-            catalog: Catalog::default(),
+            catalog: Arc::default(),
             built: 0,
             last_idle: false,
             warnings: Vec::new(),
@@ -362,6 +366,12 @@ impl Discovery {
         &self.catalog
     }
 
+    /// What is known so far, as a handle the replay keeps through its round without copying
+    /// the catalog (a copy of 20,000 tables' entries per round was 3% of a cold replay).
+    pub fn shared_catalog(&self) -> Arc<Catalog> {
+        Arc::clone(&self.catalog)
+    }
+
     /// The upstream store (for reading data files).
     pub fn upstream(&self) -> &Upstream {
         &self.up
@@ -411,7 +421,7 @@ impl Discovery {
         self.first_seen
             .entry((schema.to_string(), Some(table.to_string()), version))
             .or_insert_with(Instant::now);
-        self.catalog
+        Arc::make_mut(&mut self.catalog)
             .tables
             .entry(TableName::new(schema, table))
             .or_default()
@@ -431,7 +441,7 @@ impl Discovery {
     }
 
     fn dir_entry_mut(&mut self, d: &DataDir) -> Option<&mut DirEntry> {
-        self.catalog
+        Arc::make_mut(&mut self.catalog)
             .tables
             .get_mut(&TableName::new(&d.schema, &d.table))?
             .versions

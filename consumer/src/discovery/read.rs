@@ -206,7 +206,7 @@ impl Discovery {
             Some(t) => {
                 let t = t.clone();
                 if let Some(src) = &entry.rename_from {
-                    self.catalog
+                    Arc::make_mut(&mut self.catalog)
                         .renamed_away
                         .entry(src.clone())
                         .or_default()
@@ -218,7 +218,7 @@ impl Discovery {
                 self.first_seen
                     .entry((sp.schema.clone(), None, sp.version))
                     .or_insert_with(Instant::now);
-                self.catalog
+                Arc::make_mut(&mut self.catalog)
                     .databases
                     .entry(sp.schema.clone())
                     .or_default()

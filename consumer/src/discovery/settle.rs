@@ -12,6 +12,7 @@ use super::catalog::DirEntry;
 use super::Discovery;
 use cdc_common::layout::DataDir;
 use cdc_common::{TableName, Ts};
+use std::sync::Arc;
 use std::time::Instant;
 
 impl Discovery {
@@ -125,6 +126,6 @@ impl Discovery {
             .keys()
             .map(|d| Ts(d.version.0.saturating_sub(1)))
             .fold(settled, Ts::min);
-        self.catalog.discovered_through = Some(through);
+        Arc::make_mut(&mut self.catalog).discovered_through = Some(through);
     }
 }

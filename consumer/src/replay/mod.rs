@@ -393,7 +393,7 @@ impl Replayer {
             self.metrics.idle_rounds.inc();
             return Ok(());
         }
-        let cat = self.disc.catalog().clone();
+        let cat = self.disc.shared_catalog();
         // what this round found to do, for `/metrics` and `--once`'s bar while it applies
         self.metrics
             .files_pending
