@@ -81,8 +81,10 @@ impl Replayer {
     /// Puts the round in `/health`: its totals, its record, the per-table progress, the
     /// quarantine record, and its error among the recent ones.
     pub(super) fn publish_health(&self, rec: &RoundRecord) {
-        let tables = self.table_progress();
-        let applied = self.known_applied_ts();
+        // One walk of every table's steps serves both (it is O(tables) per round).
+        let per_table = self.tables_applied_ts();
+        let applied = self.known_applied_ts_of(Some(&per_table));
+        let tables = self.table_progress(per_table);
         if let Ok(mut h) = self.health.lock() {
             h.set_ts(Ts(rec.checkpoint_ts), applied);
             h.note_round(rec.fatal.is_none(), rec.ended_at_ms);
@@ -110,6 +112,12 @@ impl Replayer {
     /// settled mark (no catalog built in this process), it is the mark's checkpoint: what the
     /// mark proves applied.
     pub fn known_applied_ts(&self) -> Option<Ts> {
+        self.known_applied_ts_of(None)
+    }
+
+    /// [`Replayer::known_applied_ts`], from `per_table` ([`Replayer::tables_applied_ts`]) when
+    /// the caller has it.
+    fn known_applied_ts_of(&self, per_table: Option<&BTreeMap<TableName, Ts>>) -> Option<Ts> {
         let cat = self.disc.catalog();
         let checkpoint = cat.checkpoint?;
         if let Some(on_mark) = self.applied_on_mark(checkpoint) {
@@ -118,7 +126,11 @@ impl Replayer {
         if cat.tables.is_empty() && !self.disc.partial_catalog() {
             return None;
         }
-        Some(self.applied_ts().min(checkpoint))
+        let applied = match per_table {
+            Some(m) => m.values().copied().fold(cat.complete_through(), Ts::min),
+            None => self.applied_ts(),
+        };
+        Some(applied.min(checkpoint))
     }
 
     fn catalog_fingerprint(&self) -> u64 {
@@ -231,9 +243,11 @@ impl Replayer {
 
     /// Per-table progress for `/health` and the status page: the catalog's tables with their
     /// applied ts, and every progress row grouped by table.
-    fn table_progress(&self) -> BTreeMap<String, TableProgress> {
-        let mut out: BTreeMap<String, TableProgress> = self
-            .tables_applied_ts()
+    fn table_progress(
+        &self,
+        per_table: BTreeMap<TableName, Ts>,
+    ) -> BTreeMap<String, TableProgress> {
+        let mut out: BTreeMap<String, TableProgress> = per_table
             .into_iter()
             .map(|(name, ts)| {
                 let t = TableProgress {
