@@ -122,3 +122,57 @@ async fn rows_without_commit_ts_or_a_listing_lag_keep_every_round_full() {
     }
     assert_eq!(m2.idle_rounds.get(), 0);
 }
+
+/// An idle round reuses the totals and `/health` figures of the first idle round after a round
+/// that was not idle (computing them walks every table's steps); they must be what a fresh
+/// computation gives, also once a moved checkpoint changed them.
+#[tokio::test]
+async fn idle_rounds_report_what_a_fresh_computation_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = storage("memory://idle-rounds-4?protocol=csv&include-commit-ts=true").await;
+    let (mut r, _m, h) = start(&w.uri, &sqlite_uri(&dir.path().join("d.db")), &[]).await;
+    ok_rounds(&mut r, 2).await;
+    let t0 = two_cols("db0", "t0", ts(1));
+    for (n, checkpoint) in [(15, 20), (25, 30)] {
+        for _ in 0..3 {
+            let idle = ok_round(&mut r).await;
+            assert!(idle.record.discovery.idle, "{:?}", idle.record.discovery);
+            assert_figures_fresh(&r, &idle.record, &h);
+        }
+        // a file and a moved checkpoint: a full round applies it and moves every table
+        w.file(&t0, &[(ts(n), vec![ins(n as i64, "late")])]).await;
+        w.checkpoint(ts(checkpoint)).await;
+        let moved = ok_round(&mut r).await;
+        assert!(!moved.record.discovery.idle);
+        assert_eq!(moved.record.rows(), 1);
+        assert_figures_fresh(&r, &moved.record, &h);
+    }
+    let last = ok_round(&mut r).await;
+    assert!(last.record.discovery.idle);
+    assert_eq!(last.record.applied_ts, ts(30).0);
+    assert_figures_fresh(&r, &last.record, &h);
+}
+
+/// The round record's totals and `/health` are those computed from the replayer as it stands.
+fn assert_figures_fresh(
+    r: &cdc_consumer::replay::Replayer,
+    rec: &cdc_consumer::freshness::RoundRecord,
+    h: &std::sync::Mutex<cdc_consumer::freshness::Health>,
+) {
+    let checkpoint = r.catalog().checkpoint.expect("checkpoint");
+    assert_eq!(rec.applied_ts, r.applied_ts().min(checkpoint).0);
+    assert_eq!(
+        rec.files_pending,
+        cdc_consumer::ordering::count_pending(r.catalog(), r.progress())
+    );
+    let h = h.lock().unwrap();
+    assert_eq!(
+        h.applied_ts,
+        r.known_applied_ts().map(|t| t.min(checkpoint).0)
+    );
+    let fresh = r.tables_applied_ts();
+    assert_eq!(h.tables.len(), fresh.len());
+    for (name, applied) in fresh {
+        assert_eq!(h.tables[&name.to_string()].applied_ts, applied.0, "{name}");
+    }
+}

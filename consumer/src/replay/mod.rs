@@ -96,6 +96,9 @@ pub struct Replayer {
     health: Arc<Mutex<Health>>,
     rounds: u64,
     fingerprint: u64,
+    /// The totals and `/health` figures of the first idle round since the last round that
+    /// was not idle, reused by the idle rounds after it (see [`report::IdleFigures`]).
+    idle_figures: Option<report::IdleFigures>,
     /// Streams whose next file holds only rows above the checkpoint (applied up to it).
     stalled: HashSet<ProgressKey>,
     /// Table versions whose unknown ENUM/SET elements were already warned about.
@@ -265,6 +268,7 @@ impl Replayer {
             health,
             rounds: 0,
             fingerprint: 0,
+            idle_figures: None,
             stalled: HashSet::new(),
             elems_warned: HashSet::new(),
             prefetch,
@@ -305,6 +309,7 @@ impl Replayer {
         self.mark = (self.scope.as_ref()).and_then(|s| SettledMark::find(&self.loaded_marks, s));
         self.mark_progress = None;
         self.progress = Progress::from_rows(rows);
+        self.idle_figures = None;
         self.set_quarantined(quarantined);
         // the progress record may differ from what the last round left: look again
         self.disc.require_full_round();
@@ -369,6 +374,9 @@ impl Replayer {
         let found_new = self.note_fingerprint() && !rec.discovery.idle;
         let error = self.record_error(&mut rec, result);
         self.disc.finish_round(error.is_none());
+        if !rec.discovery.idle || error.is_some() {
+            self.idle_figures = None;
+        }
         self.record_totals(&mut rec);
         self.store_settled_mark(&mut rec).await;
         self.collect_warnings(&mut rec);
