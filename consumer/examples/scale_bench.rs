@@ -16,6 +16,9 @@
 //!   after that restart: the process's first round that lists); then, in that process once it
 //!   has settled, of a second round where 10 other tables got a new file (a summary round: the
 //!   storage carries the sink's change summary `changes.metadata`);
+//! - the wall time of an idle round in the process that made the cold replay (its whole
+//!   catalog built; the median of 5): requests stay at one, the CPU a round spends on its
+//!   catalog and progress record is what grows with N;
 //! - the restart's seconds until drained;
 //! - the downstream's share of the cold replay: SQLite alone creating the N tables (the
 //!   consumer's own `CREATE TABLE` text, one transaction, into a fresh file), and a cold
@@ -51,6 +54,8 @@ use std::time::Instant;
 const QUERY: &str = "protocol=csv&include-commit-ts=true&date-separator=none";
 /// Tables given a new file in the "k changed" round.
 const CHANGED: usize = 10;
+/// Idle rounds timed after the cold replay (the median is reported).
+const IDLE_ROUNDS: usize = 5;
 
 fn def(i: usize) -> TableDef {
     TableDef {
@@ -217,6 +222,20 @@ async fn drain(r: &mut Replayer, m: &Metrics) -> ((u64, u64), (u64, u64)) {
     }
 }
 
+/// Wall time of an idle round in a process that built its whole catalog: the median of
+/// `IDLE_ROUNDS` rounds (each must stay idle), in ms.
+async fn idle_round_ms(r: &mut Replayer, m: &Metrics) -> f64 {
+    let mut ms: Vec<f64> = Vec::with_capacity(IDLE_ROUNDS);
+    for _ in 0..IDLE_ROUNDS {
+        let t = Instant::now();
+        let (_, _, busy) = counted(r, m).await;
+        ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(!busy, "an idle round found or applied something");
+    }
+    ms.sort_by(f64::total_cmp);
+    ms[IDLE_ROUNDS / 2]
+}
+
 /// One table count's figures.
 struct Figures {
     tables: usize,
@@ -224,6 +243,8 @@ struct Figures {
     peak_mb: f64,
     first: (u64, u64),
     idle: (u64, u64),
+    /// Wall time of an idle round after the cold replay (see [`idle_round_ms`]).
+    idle_ms: f64,
     restart_s: f64,
     restart: (u64, u64),
     changed: (u64, u64),
@@ -269,6 +290,7 @@ async fn measure(tables: usize) -> Figures {
     let (first, idle) = drain(&mut r, &m).await;
     let cold_s = t.elapsed().as_secs_f64();
     let peak_mb = peak_mb();
+    let idle_ms = idle_round_ms(&mut r, &m).await;
     drop(r);
     let (create_s, own_s) = without_ddl(&uri, dir.path(), tables).await;
 
@@ -303,6 +325,7 @@ async fn measure(tables: usize) -> Figures {
         peak_mb,
         first,
         idle,
+        idle_ms,
         restart_s,
         restart: (restart.0, restart.1),
         changed: (cl, cg),
@@ -390,6 +413,13 @@ fn report(f: &Figures, base: Option<&Figures>) {
     );
     line("idle round LIST+GET", reqs(f.idle), "req", ("", 0.0), "1");
     line(
+        "idle round wall time",
+        f.idle_ms,
+        "ms",
+        scale(|f| f.idle_ms),
+        "",
+    );
+    line(
         "restart, nothing new",
         f.restart_s,
         "s",
@@ -418,7 +448,7 @@ fn report(f: &Figures, base: Option<&Figures>) {
         "O(10)",
     );
     println!(
-        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB; SQLite's CREATE TABLEs alone {:.3} ms/table, cold replay with the tables there {:.3} ms/table); first round {} LIST {} GET; idle {} LIST {} GET; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET",
+        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB; SQLite's CREATE TABLEs alone {:.3} ms/table, cold replay with the tables there {:.3} ms/table); first round {} LIST {} GET; idle {} LIST {} GET, {:.1} ms; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET",
         f.cold_s,
         ms_per_table(f, |f| f.cold_s),
         f.peak_mb,
@@ -428,6 +458,7 @@ fn report(f: &Figures, base: Option<&Figures>) {
         f.first.1,
         f.idle.0,
         f.idle.1,
+        f.idle_ms,
         f.restart_s,
         f.restart.0,
         f.restart.1,
