@@ -11,7 +11,9 @@
 //!
 //! Invariants: nothing is removed from the catalog within a process (an entry once seen stays;
 //! `is_final`, `closed` and `complete_below` only move forward); what each promises is stated in
-//! [`crate::discovery`]'s module doc. Only a discovery round writes it; replay reads a clone.
+//! [`crate::discovery`]'s module doc. Only a discovery round writes it; a round's replay reads
+//! it through a shared handle (`Discovery::shared_catalog`), which a later write copies first
+//! (`Arc::make_mut`).
 
 use crate::error::Result;
 use cdc_common::layout::{DataDir, DataFile, LayoutConfig};

@@ -41,6 +41,8 @@ impl Replayer {
         self.mark = SettledMark::find(&self.loaded_marks, &scope);
         self.mark_progress = None;
         self.resumed = None;
+        // what the figures were computed standing on may have changed (see `IdleFigures`)
+        self.idle_figures = None;
         let holds = self
             .mark
             .as_ref()
