@@ -385,6 +385,19 @@ mod tests {
         }
     }
 
+    /// A catalog table of `versions` (each keyed by its schema file's version).
+    fn table(complete_below: u64, versions: impl IntoIterator<Item = VersionEntry>) -> TableEntry {
+        let mut t = TableEntry {
+            complete_below: Ts(complete_below),
+            ..Default::default()
+        };
+        for v in versions {
+            let at = v.schema.as_ref().expect("schema").file.table_version;
+            t.versions.insert(at, v);
+        }
+        t
+    }
+
     fn applied(progress: &mut Progress, name: &TableName, v: u64, files: u64) {
         progress.set(
             ProgressKey::table_ddl(name),
@@ -421,21 +434,11 @@ mod tests {
             checkpoint: Some(Ts(100)),
             ..Default::default()
         };
-        let mut t_old = TableEntry::default();
-        t_old.versions.insert(
-            Ts(1),
-            version(entry("s", "old", 1, DdlKind::CreateTable, None), 2),
-        );
-        cat.tables.insert(old.clone(), t_old);
-        let mut t_new = TableEntry::default();
-        t_new.versions.insert(
-            Ts(10),
-            version(
-                entry("s", "new", 10, DdlKind::RenameTable, Some(old.clone())),
-                0,
-            ),
-        );
-        cat.tables.insert(new.clone(), t_new);
+        let t_old = version(entry("s", "old", 1, DdlKind::CreateTable, None), 2);
+        cat.tables.insert(old.clone(), table(0, [t_old]));
+        let from_old = entry("s", "new", 10, DdlKind::RenameTable, Some(old.clone()));
+        cat.tables
+            .insert(new.clone(), table(0, [version(from_old, 0)]));
         let mut p = Progress::default();
         applied(&mut p, &old, 1, 1);
         let none = HashSet::new();
@@ -473,27 +476,12 @@ mod tests {
             checkpoint: Some(Ts(100)),
             ..Default::default()
         };
-        let mut te = TableEntry::default();
-        te.versions.insert(
-            Ts(1),
-            version(entry("s", "t", 1, DdlKind::CreateTable, None), 1),
-        );
-        te.versions.insert(
-            Ts(20),
-            version(entry("s", "t", 20, DdlKind::CreateTable, None), 0),
-        );
-        te.complete_below = Ts(100);
-        cat.tables.insert(t.clone(), te);
-        let mut me = TableEntry::default();
-        me.versions.insert(
-            Ts(10),
-            version(
-                entry("s", "t_old", 10, DdlKind::RenameTable, Some(t.clone())),
-                0,
-            ),
-        );
-        me.complete_below = Ts(100);
-        cat.tables.insert(moved.clone(), me);
+        let first = version(entry("s", "t", 1, DdlKind::CreateTable, None), 1);
+        let again = version(entry("s", "t", 20, DdlKind::CreateTable, None), 0);
+        cat.tables.insert(t.clone(), table(100, [first, again]));
+        let away = entry("s", "t_old", 10, DdlKind::RenameTable, Some(t.clone()));
+        cat.tables
+            .insert(moved.clone(), table(100, [version(away, 0)]));
         cat.renamed_away
             .entry(t.clone())
             .or_default()
@@ -536,19 +524,9 @@ mod tests {
             checkpoint: Some(Ts(100)),
             ..Default::default()
         };
-        let mut e = TableEntry {
-            complete_below: Ts(20),
-            ..Default::default()
-        };
-        e.versions.insert(
-            Ts(1),
-            version(entry("s", "t", 1, DdlKind::CreateTable, None), 3),
-        );
-        e.versions.insert(
-            Ts(20),
-            version(entry("s", "t", 20, DdlKind::AddColumn, None), 1),
-        );
-        cat.tables.insert(t.clone(), e);
+        let created = version(entry("s", "t", 1, DdlKind::CreateTable, None), 3);
+        let added = version(entry("s", "t", 20, DdlKind::AddColumn, None), 1);
+        cat.tables.insert(t.clone(), table(20, [created, added]));
         let mut p = Progress::default();
         applied(&mut p, &t, 1, 1);
         let none = HashSet::new();

@@ -299,13 +299,7 @@ async fn the_quarantining_round_reports_it_in_its_record_and_on_the_status_page(
         ..
     } = r.round().await;
     assert!(err.is_none(), "{err:?}");
-    assert!(
-        rec.warnings
-            .iter()
-            .any(|w| w.starts_with(&format!("quarantined `{second}`"))),
-        "{:?}",
-        rec.warnings
-    );
+    assert_warned(&rec, |w| w.starts_with(&format!("quarantined `{second}`")));
     let t = &rec.tables["quarantine-round.t"];
     assert_eq!((t.files, t.rows, t.quarantined), (2, 2, 1));
     let h = health.lock().unwrap().clone();

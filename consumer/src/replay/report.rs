@@ -71,20 +71,11 @@ impl Replayer {
     /// Fills the record's totals and end time, and sets the gauges from them.
     pub(super) fn record_totals(&mut self, rec: &mut RoundRecord) {
         let checkpoint = self.disc.catalog().checkpoint.unwrap_or(Ts::ZERO);
-        let reuse = self
-            .idle_figures
-            .as_ref()
-            .filter(|_| rec.discovery.idle)
-            .and_then(|f| f.totals);
-        let (applied, pending) = match reuse {
+        let (applied, pending) = match self.reusable(rec, |f| f.totals) {
             Some(t) => t,
             None => {
                 let t = (self.applied_ts(), self.files_pending());
-                if rec.discovery.idle && rec.fatal.is_none() {
-                    self.idle_figures
-                        .get_or_insert_with(Default::default)
-                        .totals = Some(t);
-                }
+                self.keep_for_idle(rec, |f| f.totals = Some(t));
                 t
             }
         };
@@ -95,6 +86,26 @@ impl Replayer {
         self.metrics.checkpoint_ts.set(checkpoint.0 as i64);
         self.metrics.applied_ts.set(rec.applied_ts as i64);
         self.metrics.files_pending.set(pending as i64);
+    }
+
+    /// A figure of [`IdleFigures`], when `rec` is an idle round that may reuse it.
+    fn reusable<T>(
+        &self,
+        rec: &RoundRecord,
+        pick: impl Fn(&IdleFigures) -> Option<T>,
+    ) -> Option<T> {
+        self.idle_figures
+            .as_ref()
+            .filter(|_| rec.discovery.idle)
+            .and_then(pick)
+    }
+
+    /// Keeps a figure `rec` computed for the idle rounds after it, when it is a successful
+    /// idle round itself.
+    fn keep_for_idle(&mut self, rec: &RoundRecord, set: impl FnOnce(&mut IdleFigures)) {
+        if rec.discovery.idle && rec.fatal.is_none() {
+            set(self.idle_figures.get_or_insert_with(Default::default));
+        }
     }
 
     /// Files left to apply at or below the checkpoint, of the tables this consumer reports.
@@ -116,23 +127,14 @@ impl Replayer {
     /// Puts the round in `/health`: its totals, its record, the per-table progress, the
     /// quarantine record, and its error among the recent ones.
     pub(super) fn publish_health(&mut self, rec: &RoundRecord) {
-        let reuse = self
-            .idle_figures
-            .as_ref()
-            .filter(|_| rec.discovery.idle)
-            .and_then(|f| f.known_applied);
         // `None`: `/health` keeps the per-table progress it has (an idle round reusing them).
-        let (applied, tables) = match reuse {
+        let (applied, tables) = match self.reusable(rec, |f| f.known_applied) {
             Some(applied) => (applied, None),
             None => {
                 // One walk of every table's steps serves both (it is O(tables) per round).
                 let per_table = self.tables_applied_ts();
                 let applied = self.known_applied_ts_of(Some(&per_table));
-                if rec.discovery.idle && rec.fatal.is_none() {
-                    self.idle_figures
-                        .get_or_insert_with(Default::default)
-                        .known_applied = Some(applied);
-                }
+                self.keep_for_idle(rec, |f| f.known_applied = Some(applied));
                 (applied, Some(self.table_progress(per_table)))
             }
         };
@@ -180,7 +182,7 @@ impl Replayer {
             return None;
         }
         let applied = match per_table {
-            Some(m) => m.values().copied().fold(cat.complete_through(), Ts::min),
+            Some(m) => self.applied_of(m),
             None => self.applied_ts(),
         };
         Some(applied.min(checkpoint))
@@ -211,10 +213,13 @@ impl Replayer {
     /// the catalog every table is vacuously applied, so this is the checkpoint (what
     /// `--until-ts` compares). `/health` shows [`Replayer::known_applied_ts`] instead.
     pub fn applied_ts(&self) -> Ts {
+        self.applied_of(&self.tables_applied_ts())
+    }
+
+    /// [`Replayer::applied_ts`] from the per-table figures ([`Replayer::tables_applied_ts`]).
+    fn applied_of(&self, per_table: &BTreeMap<TableName, Ts>) -> Ts {
         let checkpoint = self.disc.catalog().complete_through();
-        self.tables_applied_ts()
-            .into_values()
-            .fold(checkpoint, Ts::min)
+        per_table.values().copied().fold(checkpoint, Ts::min)
     }
 
     /// True for a progress row of one of this consumer's tables: database-level DDL rows have

@@ -15,7 +15,7 @@ mod servers;
 pub use http::{http_get_ok, http_get_raw, http_get_status};
 #[allow(unused_imports)]
 pub use replayer::{
-    counted, counted_round, ok_round, ok_rounds, sqlite_replayer, sqlite_uri, start,
+    assert_warned, counted, counted_round, ok_round, ok_rounds, sqlite_replayer, sqlite_uri, start,
     ReplayerBuilder,
 };
 #[allow(unused_imports)]

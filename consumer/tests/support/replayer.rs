@@ -11,7 +11,7 @@
 //! [`counted`] run a round and say how many storage requests it made.
 
 use cdc_consumer::config::{Args, Config};
-use cdc_consumer::freshness::Health;
+use cdc_consumer::freshness::{Health, RoundRecord};
 use cdc_consumer::metrics::Metrics;
 use cdc_consumer::replay::{Replayer, RoundOutcome};
 use clap::Parser;
@@ -157,4 +157,10 @@ pub async fn counted(r: &mut Replayer, m: &Metrics) -> (RoundOutcome, u64, u64) 
     let (out, lists, gets) = counted_round(r, m).await;
     assert!(out.error.is_none(), "{:?}", out.error);
     (out, lists, gets)
+}
+
+/// Asserts that one of the round record's warnings is `what` (a predicate on its text).
+#[track_caller]
+pub fn assert_warned(rec: &RoundRecord, what: impl Fn(&str) -> bool) {
+    assert!(rec.warnings.iter().any(|w| what(w)), "{:?}", rec.warnings);
 }
