@@ -272,7 +272,8 @@ pub async fn run_until(cfg: &Config, mut r: Replayer, stop: &shutdown::Shutdown)
             }
             // An idle round proves nothing at or below the checkpoint is left (on the first
             // round too, when it stands on a settled mark); a round that listed proves it
-            // from the second round on (the first round's listing is not ordered).
+            // from the second round on (with a listing lag the first round's listing proves
+            // nothing yet; without one the second round is the idle one, a single GET).
             let settled = rec.round >= 2 || rec.discovery.idle;
             if settled && !found_new && !rec.applied_anything() {
                 if let Some(until) = cfg.until_ts {

@@ -47,17 +47,25 @@
 //!   time *minus one day* (zones reach UTC-12; the rest covers clock lag) gets no new file, and
 //!   holds only rows at or below the checkpoint, which the writer flushed and indexed before it
 //!   wrote the checkpoint; after one index read that follows that checkpoint read it is closed.
-//! - The first round's recursive listing is not ordered against writes, so nothing is marked
-//!   final, closed or complete from it; the second round (delimiter listings) does that.
+//! - **The first round.** Its recursive listing sees a table's index files and its schema
+//!   files in one pass, in no order against each other, but it starts after phase 0 read the
+//!   checkpoint `C`, and every conclusion above is about what lies at or below `C`: the older
+//!   version's directories and index entries, the DML below a barrier `V <= C`, the rows of a
+//!   directory dated before `C`'s day. All of it was in storage, indexed, before `C` was
+//!   written, so the listing shows it and the index reads after it cover it: without a listing
+//!   lag the first round concludes as a later round does (`tests/first_round.rs`). A cold start
+//!   applies a table's history below the checkpoint, DDLs included, in its first round, and
+//!   no second full round follows it (at 10,000 tables that round was 2 LISTs and a GET per
+//!   table). With a lag the first listing proves nothing yet and the second round concludes.
 //!
 //! # Idle rounds
 //!
 //! A round whose phase 0 reads the same checkpoint-ts `C` as a round after which the replayer had
-//! applied everything the catalog allowed (no error, not the first round) stops there: one GET of
-//! `metadata` (conditional, `If-None-Match` its entity tag, where the store supports it), no
-//! listing. Why nothing can be missed: every row at or below `C` was durable, with its index entry
-//! and any schema file below it, before `C` was written; the settled round read `C` before its
-//! listings, so its listings showed all of them and it drew every conclusion (final versions,
+//! applied everything the catalog allowed (no error; the first round counts only without a
+//! listing lag) stops there: one GET of `metadata` (conditional, `If-None-Match` its entity tag,
+//! where the store supports it), no listing. Why nothing can be missed: every row at or below
+//! `C` was durable, with its index entry and any schema file below it, before `C` was written;
+//! the settled round read `C` before its listings, so its listings showed all of them and it drew every conclusion (final versions,
 //! closed directories, complete barriers) they allow. What storage got since holds only rows above
 //! `C`, which cannot be applied until the checkpoint moves, and a moved checkpoint ends the skip.
 //! That needs rows that carry their commit ts (the consumer holds them back to the checkpoint);
@@ -80,8 +88,8 @@
 //! A new process may start from a checkpoint its predecessor settled at
 //! ([`Discovery::resume_at`], from the [`crate::settled`] mark): while `metadata` reads that
 //! checkpoint its rounds are idle with an empty catalog; the first round that reads another
-//! one is a first round (the recursive listing), and the skip is earned again two built rounds
-//! later, as in any process.
+//! one is a first round (the recursive listing), and the skip is earned again by it, as in any
+//! process.
 //!
 //! # Eventually consistent listings
 //!
@@ -214,7 +222,7 @@ pub struct Discovery {
     /// round's replay sees the catalog as that round concluded it.
     catalog: Arc<Catalog>,
     /// Rounds that listed storage and completed (idle rounds are not counted): the first one
-    /// lists recursively, and only from the second on can a round be settled.
+    /// lists recursively, and settles only without a listing lag ([`Discovery::concluded`]).
     built: u64,
     /// The last round was idle (it carried the settled state over).
     last_idle: bool,
@@ -305,19 +313,28 @@ impl Discovery {
     }
 
     /// Tells discovery how the round that just ran ended: `all_applied` when the replayer
-    /// applied everything the catalog allowed without an error. After such a round that was
-    /// ordered against writes (not the first), with no listing lag, later rounds stop after
-    /// phase 0 while the checkpoint-ts stays the same (see "Idle rounds"). An idle round that
-    /// ended so keeps the state it stood on.
+    /// applied everything the catalog allowed without an error. After such a round that drew
+    /// its conclusions (with no listing lag, any round that listed, the first one included),
+    /// later rounds stop after phase 0 while the checkpoint-ts stays the same (see "Idle
+    /// rounds"). An idle round that ended so keeps the state it stood on.
     pub fn finish_round(&mut self, all_applied: bool) {
         let settled = all_applied
             && self.listing_lag.is_zero()
-            && (self.built >= 2 || self.last_summary || (self.last_idle && self.idle_at.is_some()));
+            && (self.concluded()
+                || self.last_summary
+                || (self.last_idle && self.idle_at.is_some()));
         self.idle_at = if self.idle_allowed && settled {
             self.last_read
         } else {
             None
         };
+    }
+
+    /// True once a completed round listed storage and drew its conclusions from listings
+    /// ordered against writes: every round after the first, and the first one too without a
+    /// listing lag (with one, its listing proves nothing yet).
+    fn concluded(&self) -> bool {
+        self.built >= 2 || (self.built == 1 && self.listing_lag.is_zero())
     }
 
     /// The checkpoint-ts the last finished round settled at (`None`: it did not settle, so the

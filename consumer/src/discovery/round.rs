@@ -7,6 +7,7 @@
 //!                                      checkpoint a previous process settled at)
 //! first round:  list_everything        phase A: one recursive LIST, schema files read
 //!               read_listed_indexes    phase B: every listed directory's index files
+//!               conclude_first                  without a listing lag: conclude, as below
 //! summary round: read_summary, then     phase A and B of the tables the change summary names
 //!               summary_round                   (see `summary.rs`; a later round otherwise)
 //! later rounds: list_new_schema_files  phase A: delimiter listings, new schema files -> barriers
@@ -16,7 +17,9 @@
 //!               conclude                        finals, closed directories, complete tables
 //! ```
 //!
-//! Invariants: every phase B listing starts after every phase A listing of the same round; a
+//! Invariants: every phase B listing of a later round starts after every phase A listing of
+//! the same round (the first round's one listing needs no such order: "The first round" in
+//! [`crate::discovery`]); a
 //! phase that fails ends the round with the catalog keeping what earlier calls taught it, and
 //! nothing is marked final, closed or complete by a round that failed.
 
@@ -105,9 +108,13 @@ impl Discovery {
         } else if self.built == 0 {
             stats.full_listing = true;
             self.partial = false;
+            // The recursive listing starts after phase 0 read the checkpoint.
+            let listed = Instant::now();
             let listing = self.list_everything(&mut stats).await?;
             self.read_listed_indexes(listing, &mut stats).await?;
-            if !self.listing_lag.is_zero() {
+            if self.listing_lag.is_zero() {
+                self.conclude_first(listed);
+            } else {
                 // The first round's listing proves nothing yet.
                 Arc::make_mut(&mut self.catalog).discovered_through = Some(Ts::ZERO);
                 Arc::make_mut(&mut self.catalog).schemas_through = Some(Ts::ZERO);
@@ -133,7 +140,7 @@ impl Discovery {
             self.partial = false;
         }
         self.built += 1;
-        if (self.built >= 2 || self.last_summary) && self.summary_allowed() {
+        if (self.concluded() || self.last_summary) && self.summary_allowed() {
             self.summary_base = self.last_read;
         }
         stats.list_calls = self.up.metrics.list_calls.get() - lists0;
@@ -269,6 +276,18 @@ impl Discovery {
         }
         self.up.forget_warm();
         Ok(())
+    }
+
+    /// The first round's conclusions, without a listing lag: every schema file it read is a
+    /// barrier, every version is open. Sound for the reason given in [`crate::discovery`]
+    /// ("The first round"): each conclusion is about what lies at or
+    /// below the checkpoint phase 0 read, all of which was in storage before the recursive
+    /// listing started, and every index file was read after that.
+    fn conclude_first(&mut self, listed: Instant) {
+        let mut barriers = Barriers::default();
+        self.add_known_barriers(&mut barriers);
+        let open_versions = self.open_versions(None);
+        self.conclude(listed, &open_versions, barriers, None);
     }
 
     /// Phase A of later rounds: delimiter listings of every schema and table `meta/`; each

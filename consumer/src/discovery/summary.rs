@@ -13,10 +13,11 @@
 //!
 //! # Why the other tables need no request
 //!
-//! The catalog was up to date at `C_prev`: the last round completed, was ordered against
-//! writes (not a first round), read `C_prev` before its listings and drew every conclusion
-//! they allow. The sink takes its touched set right before it starts writing `metadata = C`,
-//! notes a put only once it returned, and stores the step before `metadata` moves. So:
+//! The catalog was up to date at `C_prev`: the last round completed, read `C_prev` before its
+//! listings (a first round too: its recursive listing starts after phase 0) and drew every
+//! conclusion they allow. The sink takes its touched set right before it starts writing
+//! `metadata = C`, notes a put only once it returned, and stores the step before `metadata`
+//! moves. So:
 //!
 //! - an index entry or schema file the last round's listings did not show completed after
 //!   they started, so after `metadata = C_prev` was written, so after the set for `C_prev`
@@ -57,8 +58,8 @@
 //! as soon as indexed, and a round must find them whatever the checkpoint), no listing lag
 //! (the argument relies on a listing showing every put completed before it), not a group
 //! member. And only after a round that left the catalog up to date at `C_prev` (or on a
-//! settled mark without pending files): after a failed round, a first round (its recursive
-//! listing is not ordered against writes) or a reopened downstream the round is a full one.
+//! settled mark without pending files): after a failed round or a reopened downstream the
+//! round is a full one.
 //! The exact landing on `C_m` matters: a chain that passes `C_m` without a step ending there
 //! means `metadata` was written by someone else (another sink, TiCDC).
 
