@@ -57,6 +57,8 @@ pub struct Metrics {
     pub read_ahead_bytes: IntGauge,
     /// Time the replay waited for a data file's rows (read-ahead not ready, or not read ahead).
     pub read_wait_seconds: Counter,
+    /// Data files a step read itself: not started by the read-ahead (or its read cancelled).
+    pub read_ahead_misses: IntCounter,
     /// Errors by kind (`fatal`, `warning`).
     pub errors: IntCounterVec,
     /// Replay rounds run.
@@ -165,6 +167,10 @@ impl Metrics {
             "read_ahead_bytes",
             "Stored bytes of the data files the read-ahead window fetched and holds",
         );
+        let read_ahead_misses = counter(
+            "read_ahead_misses_total",
+            "Data files a step read itself: the read-ahead had not started them",
+        );
         let read_wait_seconds = Counter::new(
             "cdc_consumer_read_wait_seconds_total",
             "Time the replay waited for a data file to be read and decoded",
@@ -271,6 +277,7 @@ impl Metrics {
             read_ahead_files,
             read_ahead_bytes,
             read_wait_seconds,
+            read_ahead_misses,
             errors,
             rounds,
             idle_rounds,

@@ -251,6 +251,8 @@ struct Seen {
     max_held: u64,
     /// Seconds the replay waited for data files (`cdc_consumer_read_wait_seconds_total`).
     read_wait: f64,
+    /// Data files a step read itself (`cdc_consumer_read_ahead_misses_total`).
+    misses: u64,
 }
 
 /// Replays `w`'s storage (`rows` rows per file) with the replayer set by `set`; checks every
@@ -315,23 +317,29 @@ async fn replay(w: &Writer, rows: i64, set: impl FnOnce(&mut Replayer)) -> Seen 
         max_in_flight,
         max_held: g.max_held.load(Ordering::SeqCst),
         read_wait: g.metrics.read_wait_seconds.get(),
+        misses: g.metrics.read_ahead_misses.get(),
     }
 }
 
 #[tokio::test]
 async fn the_replayer_reads_data_files_ahead_and_applies_them_in_order() {
     let w = storage(1).await;
-    let ahead = replay(&w, 1, |r| r.set_read_ahead(8)).await;
+    // 7 files in a window over tables of 4 files: the window fills in the middle of a table.
+    let ahead = replay(&w, 1, |r| r.set_read_ahead(7)).await;
     assert!(
         ahead.max_in_flight >= 6,
-        "read-ahead 8: at most {} data file GETs were in flight at once",
+        "read-ahead 7: at most {} data file GETs were in flight at once",
         ahead.max_in_flight
     );
+    // Each step finds its file started: the read-ahead resumes after the tables whose files
+    // it has all started, and never skips one it has not.
+    assert_eq!(ahead.misses, 0, "data files a step had to read itself");
     let one_by_one = replay(&w, 1, |r| r.set_read_ahead(0)).await;
     assert_eq!(
         one_by_one.max_in_flight, 1,
         "read-ahead 0 reads each file when its step comes"
     );
+    assert_eq!(one_by_one.misses, (TABLES * FILES) as u64);
     // Every one of the 48 steps waited for its GET (the store answers after DELAY).
     let floor = (TABLES * FILES) as f64 * DELAY.as_secs_f64();
     assert!(

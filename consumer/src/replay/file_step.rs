@@ -170,7 +170,10 @@ impl Replayer {
         let rows = match self.prefetch.take(path).await {
             Some(r) => r,
             // Not read ahead, or its read was cancelled: read the file here instead.
-            None => fetch_decode(up, codec.clone(), def.columns.len(), path, newest).await,
+            None => {
+                self.metrics.read_ahead_misses.inc();
+                fetch_decode(up, codec.clone(), def.columns.len(), path, newest).await
+            }
         };
         self.metrics
             .read_wait_seconds
