@@ -155,10 +155,16 @@ async fn storage(rows: i64) -> Writer {
 
 /// `tables` tables of FILES files of `rows` rows each, checkpoint above all of them.
 async fn storage_of(tables: i64, rows: i64) -> Writer {
+    storage_with(tables, rows, 1).await
+}
+
+/// As [`storage_of`], each file `secs_apart` seconds after the one before (a day apart: each
+/// in a date directory of its own, `date-separator=day`).
+async fn storage_with(tables: i64, rows: i64, secs_apart: u64) -> Writer {
     static STORES: AtomicU64 = AtomicU64::new(0);
     let n = STORES.fetch_add(1, Ordering::SeqCst);
     let mut w = Writer::new(&format!(
-        "memory://latency-{n}?protocol=csv&include-commit-ts=true"
+        "memory://latency-{n}?protocol=csv&include-commit-ts=true&date-separator=day"
     ));
     for t in 0..tables {
         let def = two_cols("db", &format!("t{t:02}"), ts(1));
@@ -166,10 +172,11 @@ async fn storage_of(tables: i64, rows: i64) -> Writer {
         for f in 0..FILES {
             let ids = f * rows..(f + 1) * rows;
             let changes = ids.map(|id| ins(id, &name(id))).collect();
-            w.file(&def, &[(ts(2 + f as u64), changes)]).await;
+            w.file(&def, &[(ts(2 + f as u64 * secs_apart), changes)])
+                .await;
         }
     }
-    w.checkpoint(ts(100)).await;
+    w.checkpoint(ts(100 + FILES as u64 * secs_apart)).await;
     w
 }
 
@@ -348,6 +355,15 @@ async fn the_replayer_reads_data_files_ahead_and_applies_them_in_order() {
          GETs alone take (cdc_consumer_read_wait_seconds_total)",
         one_by_one.read_wait
     );
+}
+
+#[tokio::test]
+async fn the_read_ahead_follows_a_stream_into_its_next_date_directories() {
+    // Each table's 4 files are a day apart: one stream, 4 date directories. A table is not
+    // done for the read-ahead while its stream has a later directory than the one started.
+    let w = storage_with(TABLES, 1, 86_400).await;
+    let ahead = replay(&w, 1, |r| r.set_read_ahead(7)).await;
+    assert_eq!(ahead.misses, 0, "data files a step had to read itself");
 }
 
 #[tokio::test]

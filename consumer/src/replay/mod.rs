@@ -105,9 +105,9 @@ pub struct Replayer {
     elems_warned: HashSet<(TableName, Ts)>,
     /// Data files being read and decoded ahead of their step (see `read_ahead`, `prefetch`).
     prefetch: prefetch::Prefetch,
-    /// Where the read-ahead resumes in this round: the last table of the unbroken run of tables
-    /// it has nothing left to start in (see `read_ahead`); dropped with the window.
-    read_ahead_through: Option<TableName>,
+    /// Where the read-ahead resumes in this round: the first and last table of an unbroken run
+    /// of tables it has nothing left to start in (see `read_ahead`); dropped with the window.
+    read_ahead_run: Option<(TableName, TableName)>,
     /// The rows of the last committed unit, being freed on a blocking thread (see
     /// `file_step`).
     freeing: Option<JoinHandle<()>>,
@@ -275,7 +275,7 @@ impl Replayer {
             stalled: HashSet::new(),
             elems_warned: HashSet::new(),
             prefetch,
-            read_ahead_through: None,
+            read_ahead_run: None,
             freeing: None,
             unit_files: file_unit::DEFAULT_UNIT_FILES,
             files_alone: HashSet::new(),
@@ -373,7 +373,7 @@ impl Replayer {
         let result = self.round_inner(&mut rec).await;
         rec.phases = self.phases_since(before);
         self.prefetch.cancel_all();
-        self.read_ahead_through = None;
+        self.read_ahead_run = None;
         // an idle round read nothing but `metadata`: it found nothing new, even on the first
         // round of a process (whose catalog goes from nothing to the checkpoint)
         let found_new = self.note_fingerprint() && !rec.discovery.idle;

@@ -13,9 +13,11 @@
 //!
 //! Where it resumes: a table whose every file the read-ahead would read is started (and which
 //! has no newer version whose files come later) is *done* for the round, and so is a table it
-//! never reads (not owned, nothing pending, streams stalled). The replayer keeps the last table
-//! of the unbroken run of done tables from the current one (`read_ahead_through`), and the
-//! next call starts after it instead of walking those tables' steps again: with one small file
+//! never reads (not owned, nothing pending, streams stalled). A table with a stream whose next
+//! date directory comes after the one started is not done. The replayer keeps the unbroken
+//! run of done tables that began at a call's current table (`read_ahead_run`: its first and
+//! last table), and a call whose current table lies in that run starts after its last table
+//! instead of walking those tables' steps again: with one small file
 //! per table, each file step had recomputed the steps of the `--read-ahead` tables in the
 //! window before it found one to start (a fifth of a cold replay's main-thread samples at
 //! 10,000 tables). A table that is not done (no room left in it, a DDL next, a newer version
@@ -36,7 +38,7 @@ use crate::enum_elems;
 use crate::group::LeaseKey;
 use crate::ordering::{next_schema_version, pending_files, table_steps, Step};
 use crate::progress::ProgressKey;
-use cdc_common::layout::LayoutConfig;
+use cdc_common::layout::{DataDir, LayoutConfig};
 use cdc_common::TableName;
 use std::collections::HashSet;
 use std::ops::Bound;
@@ -58,10 +60,18 @@ impl Replayer {
         stalled: &HashSet<ProgressKey>,
         applying: Option<(&ProgressKey, u64)>,
     ) {
-        // Tables from `from` up to the resume point have nothing left to start.
-        let start = match &self.read_ahead_through {
-            Some(through) if through >= from => Bound::Excluded(through),
-            _ => Bound::Included(from),
+        // Tables from `from` up to the resume point have nothing left to start, when `from`
+        // lies in the run of done tables it ends (a later pass of the round over earlier
+        // tables does not).
+        let resume = match &self.read_ahead_run {
+            Some((run_from, through)) if run_from <= from && from <= through => {
+                Some((run_from.clone(), through.clone()))
+            }
+            _ => None,
+        };
+        let (start, run_from) = match &resume {
+            Some((run_from, through)) => (Bound::Excluded(through), run_from),
+            None => (Bound::Included(from), from),
         };
         // A bounded look ahead: a round with files in few of many tables must not walk every
         // later table at each file step.
@@ -89,7 +99,7 @@ impl Replayer {
             }
         }
         if let Some(name) = through {
-            self.read_ahead_through = Some(name.clone());
+            self.read_ahead_run = Some((run_from.clone(), name.clone()));
         }
     }
 
@@ -114,7 +124,9 @@ impl Replayer {
                 .map(|(v, _)| pending_files(t, &self.progress, name, v))
                 .unwrap_or_default();
         }
-        if steps.iter().any(|s| !matches!(s, Step::File { .. })) {
+        if steps.iter().any(|s| !matches!(s, Step::File { .. }))
+            || steps.iter().any(|s| stream_continues(t, s))
+        {
             done = false;
         }
         for step in steps {
@@ -184,6 +196,24 @@ impl Replayer {
         let files = self.prefetch.max_files();
         self.prefetch.set_limits(files, bytes);
     }
+}
+
+/// True when `step`'s stream has files in a later directory of its version than the step's
+/// (the next date of the same partition): its step comes after this directory's files.
+fn stream_continues(t: &TableEntry, step: &Step) -> bool {
+    let Step::File {
+        dir, dispatcher, ..
+    } = step
+    else {
+        return false;
+    };
+    let Some(ve) = t.versions.get(&dir.version) else {
+        return false;
+    };
+    ve.dirs
+        .range::<DataDir, _>((Bound::Excluded(dir), Bound::Unbounded))
+        .take_while(|(d, _)| d.partition_id == dir.partition_id)
+        .any(|(_, de)| de.indexes.contains_key(dispatcher))
 }
 
 /// What [`Replayer::read_ahead`] left of one table.
