@@ -307,7 +307,7 @@ async fn measure(tables: usize) -> Figures {
     st.checkpoint(Ts::from_parts(1_770_000_000_000, 0)).await;
     let (cl, cg, busy) = counted(&mut r, &m).await;
     assert!(busy, "the round after {CHANGED} new files applied nothing");
-    // settle (the second round of the process is ordered against writes), then 10 others
+    // settle (a round that lists and applies everything below the checkpoint), then 10 others
     drain(&mut r, &m).await;
     for i in CHANGED..(2 * CHANGED).min(tables) {
         st.file(&def(i), 2, Ts::from_parts(1_780_000_000_000 + i as u64, 0))

@@ -4,8 +4,8 @@
 //! # What it says
 //!
 //! A round is *settled* at checkpoint-ts `C` when the replayer applied everything the catalog
-//! allowed after a discovery round ordered against writes read `C` (see "Idle rounds" in
-//! [`crate::discovery`]): then every row at or below `C` that storage holds for the tables this
+//! allowed after a discovery round that read `C` before its listings drew its conclusions (see
+//! "Idle rounds" in [`crate::discovery`]): then every row at or below `C` that storage holds for the tables this
 //! consumer replays is applied. The mark stores `C` in the downstream's progress record, with
 //! a digest of the record's rows of those tables and of the consumer's *scope* (storage
 //! location, table filter, layout and protocol options). A consumer starting with the same

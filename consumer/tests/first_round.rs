@@ -87,3 +87,44 @@ async fn a_first_round_below_the_ddl_leaves_the_older_version_open() {
     assert!(!t.versions[&ts(1)].is_final, "version 1 stays open");
     assert!(t.complete_below < ts(10), "{:?}", t.complete_below);
 }
+
+#[tokio::test]
+async fn a_listing_that_fails_midway_is_listed_again_and_the_round_completes() {
+    use cdc_common::testing::fault_store::{Fault, FaultStore, Op, Rule};
+    use cdc_consumer::config::TableFilter;
+    use cdc_consumer::discovery::{Discovery, Upstream};
+    use cdc_consumer::metrics::Metrics;
+    use std::sync::Arc;
+
+    // The round reads the first round's listing while it goes on: the names of the attempt
+    // that failed were already taken when the listing is made again from the start.
+    let tables = 30;
+    let w = three_files_per_table(
+        "memory://first-round-3?protocol=csv&include-commit-ts=true",
+        tables,
+    )
+    .await;
+    let store = FaultStore::new(Arc::clone(&w.store));
+    store.add_rule(Rule::new(Op::List, "", Fault::FailListAfter { entries: 40 }).times(1));
+    let metrics = Metrics::new();
+    let up = Upstream::new(Arc::new(store.clone()), metrics.clone())
+        .with_retry(2, std::time::Duration::from_millis(1));
+    let mut d = Discovery::new(up, w.cfg, TableFilter::all());
+    let stats = d
+        .round()
+        .await
+        .expect("the retried listing completes the round");
+    assert_eq!(
+        metrics.list_calls.get(),
+        2,
+        "one failed attempt, one whole listing"
+    );
+    assert_eq!(d.catalog().tables.len(), tables);
+    assert!(
+        d.catalog().tables.values().all(|t| t.versions.len() == 1),
+        "every table has its one version"
+    );
+    assert!(stats.full_listing);
+    let warnings = d.take_warnings();
+    assert!(warnings.is_empty(), "{warnings:?}");
+}

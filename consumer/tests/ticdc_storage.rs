@@ -94,9 +94,10 @@ async fn the_newest_indexed_file_absent_is_in_flight_and_once_exits_zero() {
     let mut w = w;
     let a = two_cols("db", "a", ts(1));
     let again = w.file(&a, &[(ts(20), vec![ins(2, "a")])]).await;
-    w.delete(&again).await; // file 3 named, file 2 still missing: now damage below it
-                            // (rounds that read an unchanged checkpoint after a settled one are idle: the checkpoint
-                            // moves, still below both files, so the next round reads the index again)
+    // File 3 named, file 2 still missing: now damage below it. A round that reads an
+    // unchanged checkpoint after a settled one is idle: the checkpoint moves, still below
+    // both files, so the next round reads the index again.
+    w.delete(&again).await;
     w.checkpoint(ts(12)).await;
     let RoundOutcome { error, .. } = r.round().await;
     let e = error.expect("a missing file below the newest named one is damage");

@@ -51,8 +51,9 @@
 //!   files in one pass, in no order against each other, but it starts after phase 0 read the
 //!   checkpoint `C`, and every conclusion above is about what lies at or below `C`: the older
 //!   version's directories and index entries, the DML below a barrier `V <= C`, the rows of a
-//!   directory dated before `C`'s day. All of it was in storage, indexed, before `C` was
-//!   written, so the listing shows it and the index reads after it cover it: without a listing
+//!   directory dated before the day before `C`'s. All of it was in storage, indexed, before `C`
+//!   was written, so the listing shows it and the index reads (they too start after phase 0)
+//!   cover it: without a listing
 //!   lag the first round concludes as a later round does (`tests/first_round.rs`). A cold start
 //!   applies a table's history below the checkpoint, DDLs included, in its first round, and
 //!   no second full round follows it (at 10,000 tables that round was 2 LISTs and a GET per
@@ -127,6 +128,7 @@
 //! # Files
 //!
 //! - `store`: [`Upstream`], the counted, retrying store client.
+//! - `listing_ahead`: the first round's recursive listing, read while it goes on.
 //! - `catalog`: [`Catalog`] and its entries, what discovery has learnt.
 //! - `round`: [`Discovery::round`] as its phases.
 //! - `read`: reading one schema file, one directory's index files, one version's directories.
@@ -138,6 +140,7 @@
 //! (re-exported here), so there is no import circle.
 
 mod catalog;
+mod listing_ahead;
 mod local_read;
 mod read;
 mod round;
@@ -250,7 +253,7 @@ pub struct Discovery {
     /// while `metadata` still says so, a round stops after phase 0 (see "Idle rounds").
     idle_at: Option<Ts>,
     /// The checkpoint-ts read by the last round that left the catalog up to date at it
-    /// (completed, ordered against writes): a summary round starts its chain there.
+    /// (completed, its conclusions drawn): a summary round starts its chain there.
     summary_base: Option<Ts>,
     /// The last round was a summary round.
     last_summary: bool,
@@ -330,9 +333,9 @@ impl Discovery {
         };
     }
 
-    /// True once a completed round listed storage and drew its conclusions from listings
-    /// ordered against writes: every round after the first, and the first one too without a
-    /// listing lag (with one, its listing proves nothing yet).
+    /// True once a completed round listed storage and drew its conclusions: every round after
+    /// the first, and the first one too without a listing lag (with one, its listing proves
+    /// nothing yet).
     fn concluded(&self) -> bool {
         self.built >= 2 || (self.built == 1 && self.listing_lag.is_zero())
     }

@@ -190,12 +190,34 @@ impl Discovery {
     }
 
     /// Phase A of the first round: one recursive listing; schema files are read, data
-    /// directories noted, index files returned for phase B.
+    /// directories noted, index files returned for phase B. The names are taken in batches
+    /// while the listing goes on (`listing_ahead`), and the schema files among them read a
+    /// chunk at a time as soon as a chunk is there, in the listing's order.
     async fn list_everything(&mut self, stats: &mut DiscoveryStats) -> Result<FullListing> {
         let mut index_files: Vec<(DataDir, Option<String>)> = Vec::new();
-        let all = self.up.list_all().await?;
         let mut schema_paths = Vec::new();
-        for p in all {
+        let mut listing = self.up.list_all_ahead();
+        while let Some(batch) = listing.next_batch().await? {
+            self.note_listed(batch, &mut schema_paths, &mut index_files)?;
+            while schema_paths.len() >= WARM_CHUNK {
+                let chunk: Vec<String> = schema_paths.drain(..WARM_CHUNK).collect();
+                self.read_schema_chunk(&chunk, stats).await?;
+            }
+        }
+        self.read_schema_chunk(&schema_paths, stats).await?;
+        self.up.forget_warm();
+        Ok(FullListing { index_files })
+    }
+
+    /// Classifies a batch of the first round's listing: schema files to read, index files
+    /// for phase B, data directories noted, anything else warned about.
+    fn note_listed(
+        &mut self,
+        batch: Vec<String>,
+        schema_paths: &mut Vec<String>,
+        index_files: &mut Vec<(DataDir, Option<String>)>,
+    ) -> Result<()> {
+        for p in batch {
             // Node progress files (several sink processes) are the sink's; `metadata` is
             // the minimum over them; the change summary is read by summary rounds.
             if p == METADATA_FILE || Checkpoint::is_node_path(&p) || ChangeSummary::is_path(&p) {
@@ -233,21 +255,28 @@ impl Discovery {
                 self.warn(format!("ignoring object `{p}` (not part of the layout)"));
             }
         }
-        for chunk in schema_paths.chunks(WARM_CHUNK) {
-            let wanted = chunk
-                .iter()
-                .filter(|p| self.wants_schema_file(p))
-                .cloned()
-                .collect();
-            self.up.warm_gets(wanted).await;
-            for p in chunk {
-                if self.note_schema_file(p, stats).await?.is_some() {
-                    stats.new_schema_files += 1;
-                }
+        Ok(())
+    }
+
+    /// Reads the schema files of `chunk` (at most [`WARM_CHUNK`]) not seen before, warmed
+    /// together, in `chunk`'s order.
+    async fn read_schema_chunk(
+        &mut self,
+        chunk: &[String],
+        stats: &mut DiscoveryStats,
+    ) -> Result<()> {
+        let wanted = chunk
+            .iter()
+            .filter(|p| self.wants_schema_file(p))
+            .cloned()
+            .collect();
+        self.up.warm_gets(wanted).await;
+        for p in chunk {
+            if self.note_schema_file(p, stats).await?.is_some() {
+                stats.new_schema_files += 1;
             }
         }
-        self.up.forget_warm();
-        Ok(FullListing { index_files })
+        Ok(())
     }
 
     /// Phase B of the first round: the listed directories and the index files in them.
@@ -282,7 +311,7 @@ impl Discovery {
     /// barrier, every version is open. Sound for the reason given in [`crate::discovery`]
     /// ("The first round"): each conclusion is about what lies at or
     /// below the checkpoint phase 0 read, all of which was in storage before the recursive
-    /// listing started, and every index file was read after that.
+    /// listing started, and every index file was read after phase 0 too.
     fn conclude_first(&mut self, listed: Instant) {
         let mut barriers = Barriers::default();
         self.add_known_barriers(&mut barriers);

@@ -36,7 +36,6 @@ use crate::metrics::Metrics;
 use bytes::Bytes;
 use cdc_common::retry::{retry, AttemptFailure, RetryError, RetryHook, RetryPolicy};
 use cdc_common::storage::get_if_exists;
-use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore};
 use std::collections::HashMap;
@@ -230,8 +229,13 @@ impl Upstream {
         Path::parse(p).map_err(|e| cdc_common::Error::path(p, e.to_string()).into())
     }
 
+    /// The store itself (for a call that is not a plain request: `listing_ahead`).
+    pub(super) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
     /// Runs `f` under the retry policy; the final failure names `what`.
-    async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    pub(super) async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = object_store::Result<T>>,
@@ -339,17 +343,5 @@ impl Upstream {
             r.common_prefixes.iter().filter_map(last).collect(),
             r.objects.iter().filter_map(|o| last(&o.location)).collect(),
         ))
-    }
-
-    /// Lists every object under the root (first round only).
-    pub async fn list_all(&self) -> Result<Vec<String>> {
-        self.retry("", || {
-            self.metrics.list_calls.inc();
-            self.store
-                .list(None)
-                .map_ok(|m| m.location.to_string())
-                .try_collect()
-        })
-        .await
     }
 }

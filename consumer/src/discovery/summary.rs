@@ -44,8 +44,8 @@
 //! at the round that settled, the storage it stands for is the catalog "up to date at `C_s`"
 //! with everything applied: a table named in no step from `C_s` to `C_m` has nothing to
 //! apply through `C_m`. The round reads the named tables from scratch (every schema file,
-//! every version's directories and index files: a first round's work for those tables,
-//! ordered against writes) and the catalog is *partial* ([`Discovery::partial_catalog`]): a
+//! every version's directories and index files: a first round's work for those tables, its
+//! listings made after phase 0) and the catalog is *partial* ([`Discovery::partial_catalog`]): a
 //! table it lacks counts as applied through the checkpoint (ordering's `table_reached` already
 //! treats an unknown table so; `/health` lists the progress record's tables at the checkpoint).
 //! A mark with pending files is not chained from: such a file's table is named in a step

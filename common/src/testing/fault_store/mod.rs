@@ -15,6 +15,7 @@
 //! | [`Fault::Throughput`] | share one link of a given bandwidth between matching puts |
 //! | [`Fault::PartialList`] | a listing leaves out entries (randomly, or only young ones) |
 //! | [`Fault::TruncatedList`] | a listing returns only its first entries |
+//! | [`Fault::FailListAfter`] | a listing returns its first entries, then a retryable error |
 //! | [`Fault::Unconditional`] | a create-only or conditional-update put fails with `NotImplemented` |
 //!
 //! A rule fires on every matching operation, or only on every `k`-th per path
@@ -308,6 +309,7 @@ impl ObjectStore for FaultStore {
                 Ok(filter) => {
                     // Truncation needs the whole listing in path order.
                     let keep = filter.keep;
+                    let fail_after = filter.fail_after;
                     let st = Arc::clone(&state);
                     let all: object_store::Result<Vec<ObjectMeta>> = inner
                         .try_filter(move |o| {
@@ -325,7 +327,18 @@ impl ObjectStore for FaultStore {
                                 state.hidden.fetch_add(cut, Ordering::Relaxed);
                                 v.truncate(keep);
                             }
-                            v.into_iter().map(Ok).collect()
+                            let mut items: Vec<_> = v.into_iter().map(Ok).collect();
+                            if let Some(n) = fail_after {
+                                items.truncate(n);
+                                items.push(Err(object_store::Error::Generic {
+                                    store: "FaultStore",
+                                    source: format!(
+                                        "injected failure of LIST {p} after {n} entries"
+                                    )
+                                    .into(),
+                                }));
+                            }
+                            items
                         }
                         Err(e) => vec![Err(e)],
                     };
@@ -351,6 +364,14 @@ impl ObjectStore for FaultStore {
                 return Err(e);
             }
         };
+        if let Some(n) = filter.fail_after {
+            // One answer: it fails whole.
+            self.state.record(Op::List, &p, started, false);
+            return Err(object_store::Error::Generic {
+                store: "FaultStore",
+                source: format!("injected failure of LIST {p} after {n} entries").into(),
+            });
+        }
         let r = if filter.partial.is_empty() {
             self.inner.list_with_delimiter(prefix).await
         } else {

@@ -60,6 +60,13 @@ pub enum Fault {
         /// Entries kept.
         keep: usize,
     },
+    /// Recursive listings (only [`Op::List`]) return their first `entries` entries, then fail
+    /// with a retryable error (a connection lost in the middle of a paginated listing); a
+    /// delimiter listing, one answer, fails whole.
+    FailListAfter {
+        /// Entries returned before the error.
+        entries: usize,
+    },
     /// Puts (only [`Op::Put`]) with a conditional mode (create-only or update) fail with
     /// `NotImplemented`, as on a store without conditional writes (GCS through object_store,
     /// S3 with conditional put disabled); plain overwrites run.
@@ -70,7 +77,7 @@ impl Fault {
     pub(super) fn filters_listings(&self) -> bool {
         matches!(
             self,
-            Fault::PartialList { .. } | Fault::TruncatedList { .. }
+            Fault::PartialList { .. } | Fault::TruncatedList { .. } | Fault::FailListAfter { .. }
         )
     }
 }

@@ -64,13 +64,15 @@ pub(super) struct ListFilter {
     pub(super) partial: Vec<(f64, Option<Duration>)>,
     /// Smallest `keep` of the truncating rules.
     pub(super) keep: Option<usize>,
+    /// Smallest `entries` of the [`Fault::FailListAfter`] rules.
+    pub(super) fail_after: Option<usize>,
     /// A [`Fault::Unconditional`] rule fired (read by puts, not listings).
     pub(super) unconditional: bool,
 }
 
 impl ListFilter {
     pub(super) fn is_empty(&self) -> bool {
-        self.partial.is_empty() && self.keep.is_none()
+        self.partial.is_empty() && self.keep.is_none() && self.fail_after.is_none()
     }
 }
 
@@ -208,6 +210,9 @@ impl State {
                 }
                 Fault::TruncatedList { keep } => {
                     filter.keep = Some(filter.keep.map_or(keep, |k| k.min(keep)))
+                }
+                Fault::FailListAfter { entries } => {
+                    filter.fail_after = Some(filter.fail_after.map_or(entries, |k| k.min(entries)))
                 }
                 Fault::Unconditional => filter.unconditional = true,
             }
