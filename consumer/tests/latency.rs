@@ -155,16 +155,17 @@ async fn storage(rows: i64) -> Writer {
 
 /// `tables` tables of FILES files of `rows` rows each, checkpoint above all of them.
 async fn storage_of(tables: i64, rows: i64) -> Writer {
-    storage_with(tables, rows, 1).await
+    storage_with(tables, rows, 1, "").await
 }
 
-/// As [`storage_of`], each file `secs_apart` seconds after the one before (a day apart: each
-/// in a date directory of its own, `date-separator=day`).
-async fn storage_with(tables: i64, rows: i64, secs_apart: u64) -> Writer {
+/// As [`storage_of`], each file `secs_apart` seconds after the one before, `options` added to
+/// the storage URI (a day apart with `&date-separator=day`: each file in a date directory of
+/// its own).
+async fn storage_with(tables: i64, rows: i64, secs_apart: u64, options: &str) -> Writer {
     static STORES: AtomicU64 = AtomicU64::new(0);
     let n = STORES.fetch_add(1, Ordering::SeqCst);
     let mut w = Writer::new(&format!(
-        "memory://latency-{n}?protocol=csv&include-commit-ts=true&date-separator=day"
+        "memory://latency-{n}?protocol=csv&include-commit-ts=true{options}"
     ));
     for t in 0..tables {
         let def = two_cols("db", &format!("t{t:02}"), ts(1));
@@ -176,7 +177,8 @@ async fn storage_with(tables: i64, rows: i64, secs_apart: u64) -> Writer {
                 .await;
         }
     }
-    w.checkpoint(ts(100 + FILES as u64 * secs_apart)).await;
+    w.checkpoint(ts(100.max(10 + FILES as u64 * secs_apart)))
+        .await;
     w
 }
 
@@ -361,7 +363,7 @@ async fn the_replayer_reads_data_files_ahead_and_applies_them_in_order() {
 async fn the_read_ahead_follows_a_stream_into_its_next_date_directories() {
     // Each table's 4 files are a day apart: one stream, 4 date directories. A table is not
     // done for the read-ahead while its stream has a later directory than the one started.
-    let w = storage_with(TABLES, 1, 86_400).await;
+    let w = storage_with(TABLES, 1, 86_400, "&date-separator=day").await;
     let ahead = replay(&w, 1, |r| r.set_read_ahead(7)).await;
     assert_eq!(ahead.misses, 0, "data files a step had to read itself");
 }

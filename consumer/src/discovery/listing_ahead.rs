@@ -10,11 +10,12 @@
 //!   at most [`LISTING_BATCH`]; [`ListingAhead::next_batch`] answers `None` only after the
 //!   listing completed, and the listing's error once it failed for good.
 //! - The listing is one call under the retry policy, as every store call is: an attempt that
-//!   fails is made again from the start, counted as another LIST. Names a failed attempt
-//!   already sent may therefore come again: whatever the caller does with a name must hold
-//!   when done twice (the first round's handling of a name is: note a directory or a version,
-//!   note an index file, read a schema file not seen before; a second warning about an object
-//!   outside the layout is the only trace).
+//!   fails is made again from the start, counted as another LIST. The names a failed attempt
+//!   found (its batches, and the part batch it held when it failed) come again: whatever the
+//!   caller does with a name must hold when done twice (the first round's handling of a name
+//!   is: note a directory or a version, note an index file, read a schema file not seen
+//!   before; a second warning about an object outside the layout is the only trace, and a
+//!   schema file still waiting for its chunk may be read twice).
 //! - The listing never waits for the caller (the channel is unbounded): the per-attempt timeout
 //!   measures the store, not the round, and the names held are at most the whole listing,
 //!   which the round held in one vector before.
@@ -51,7 +52,18 @@ impl Upstream {
                 async move {
                     let mut listed = store.list(None);
                     let mut batch = Vec::with_capacity(LISTING_BATCH);
-                    while let Some(meta) = listed.try_next().await? {
+                    loop {
+                        let meta = match listed.try_next().await {
+                            Ok(Some(meta)) => meta,
+                            Ok(None) => break,
+                            Err(e) => {
+                                // What this attempt found is handed over all the same.
+                                if !batch.is_empty() {
+                                    let _ = tx.send(batch);
+                                }
+                                return Err(e);
+                            }
+                        };
                         batch.push(meta.location.to_string());
                         if batch.len() == LISTING_BATCH {
                             // A receiver gone means the round ended: nothing to do then.

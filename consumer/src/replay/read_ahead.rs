@@ -30,7 +30,8 @@
 //! applied; every read-ahead left over when a round ends is cancelled (`Replayer::round`).
 //! Files of a table whose ENUM/SET elements must come from the downstream, and files of tables
 //! this member does not own, are not read ahead. The resume point only skips tables that have
-//! nothing left to start; it is dropped when the round ends, with the window.
+//! nothing left to start; it is dropped when the round ends, with the window, and when a
+//! refused unit sends its files back to be read again one by one (`file_unit`).
 
 use super::Replayer;
 use crate::discovery::{Catalog, TableEntry, Upstream};
@@ -213,7 +214,7 @@ fn stream_continues(t: &TableEntry, step: &Step) -> bool {
     ve.dirs
         .range::<DataDir, _>((Bound::Excluded(dir), Bound::Unbounded))
         .take_while(|(d, _)| d.partition_id == dir.partition_id)
-        .any(|(_, de)| de.indexes.contains_key(dispatcher))
+        .any(|(_, de)| de.indexes.get(dispatcher).is_some_and(|newest| *newest > 0))
 }
 
 /// What [`Replayer::read_ahead`] left of one table.
