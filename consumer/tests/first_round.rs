@@ -9,6 +9,8 @@
 mod support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, Value};
+use cdc_consumer::metrics::Metrics;
+use cdc_consumer::replay::{Replayer, RoundOutcome};
 use support::*;
 
 /// `db.t` at version 1 with rows 1 and 2, an ADD COLUMN at ts 10, row 3 of version 2 at
@@ -33,6 +35,34 @@ async fn history(uri: &str, checkpoint: u64) -> Writer {
     w
 }
 
+/// A fresh SQLite downstream replaying a storage, after its first round.
+struct FirstRound {
+    /// Holds the downstream's directory (bind it: dropping it deletes the file).
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    r: Replayer,
+    m: Metrics,
+    /// The first round (it did not fail) and its LIST calls.
+    first: RoundOutcome,
+    lists: u64,
+}
+
+async fn first_round(w: &Writer) -> FirstRound {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let (mut r, m, _) = start(&w.uri, &sqlite_uri(&db), &[]).await;
+    let (first, lists, _) = counted(&mut r, &m).await;
+    assert!(first.error.is_none(), "{:?}", first.record.fatal);
+    FirstRound {
+        _dir: dir,
+        db,
+        r,
+        m,
+        first,
+        lists,
+    }
+}
+
 #[tokio::test]
 async fn a_cold_start_applies_a_ddl_and_the_rows_after_it_in_its_first_round() {
     let w = history(
@@ -40,12 +70,14 @@ async fn a_cold_start_applies_a_ddl_and_the_rows_after_it_in_its_first_round() {
         12,
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("d.db");
-    let (mut r, m, _) = start(&w.uri, &sqlite_uri(&db), &[]).await;
-
-    let (first, lists, _) = counted(&mut r, &m).await;
-    assert!(first.error.is_none(), "{:?}", first.record.fatal);
+    let FirstRound {
+        _dir,
+        db,
+        mut r,
+        m,
+        first,
+        lists,
+    } = first_round(&w).await;
     assert!(first.record.discovery.full_listing);
     assert_eq!(lists, 1, "one recursive listing");
     // version 1 is final, the ADD COLUMN's barrier complete: the DDL and row 3 apply too
@@ -77,11 +109,7 @@ async fn a_first_round_below_the_ddl_leaves_the_older_version_open() {
         9,
     )
     .await;
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("d.db");
-    let (mut r, m, _) = start(&w.uri, &sqlite_uri(&db), &[]).await;
-    let (first, _, _) = counted(&mut r, &m).await;
-    assert!(first.error.is_none(), "{:?}", first.record.fatal);
+    let FirstRound { _dir, db, r, .. } = first_round(&w).await;
     assert_eq!(id_names(&db, "db.t"), vec![s(1, "a"), s(2, "bb")]);
     let t = &r.catalog().tables[&cdc_common::TableName::new("db", "t")];
     assert!(!t.versions[&ts(1)].is_final, "version 1 stays open");
@@ -93,7 +121,6 @@ async fn a_listing_that_fails_midway_is_listed_again_and_the_round_completes() {
     use cdc_common::testing::fault_store::{Fault, FaultStore, Op, Rule};
     use cdc_consumer::config::TableFilter;
     use cdc_consumer::discovery::{Discovery, Upstream};
-    use cdc_consumer::metrics::Metrics;
     use object_store::ObjectStoreExt;
     use std::sync::Arc;
 

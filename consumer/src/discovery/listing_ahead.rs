@@ -52,30 +52,24 @@ impl Upstream {
                 async move {
                     let mut listed = store.list(None);
                     let mut batch = Vec::with_capacity(LISTING_BATCH);
-                    loop {
-                        let meta = match listed.try_next().await {
-                            Ok(Some(meta)) => meta,
-                            Ok(None) => break,
-                            Err(e) => {
-                                // What this attempt found is handed over all the same.
-                                if !batch.is_empty() {
-                                    let _ = tx.send(batch);
-                                }
-                                return Err(e);
-                            }
-                        };
-                        batch.push(meta.location.to_string());
+                    let ended = loop {
+                        match listed.try_next().await {
+                            Ok(Some(meta)) => batch.push(meta.location.to_string()),
+                            Ok(None) => break Ok(()),
+                            Err(e) => break Err(e),
+                        }
                         if batch.len() == LISTING_BATCH {
                             // A receiver gone means the round ended: nothing to do then.
                             let full =
                                 std::mem::replace(&mut batch, Vec::with_capacity(LISTING_BATCH));
                             let _ = tx.send(full);
                         }
-                    }
+                    };
+                    // What the attempt found is handed over, a failed attempt's too.
                     if !batch.is_empty() {
                         let _ = tx.send(batch);
                     }
-                    Ok(())
+                    ended
                 }
             })
             .await

@@ -63,16 +63,15 @@ impl Replayer {
     ) {
         // Tables from `from` up to the resume point have nothing left to start, when `from`
         // lies in the run of done tables it ends (a later pass of the round over earlier
-        // tables does not).
-        let resume = match &self.read_ahead_run {
-            Some((run_from, through)) if run_from <= from && from <= through => {
-                Some((run_from.clone(), through.clone()))
-            }
-            _ => None,
-        };
-        let (start, run_from) = match &resume {
-            Some((run_from, through)) => (Bound::Excluded(through), run_from),
-            None => (Bound::Included(from), from),
+        // tables does not). The run is taken out while the tables are walked, and put back
+        // (extended, replaced or as it was) after.
+        let run = self.read_ahead_run.take();
+        let resumed = run
+            .as_ref()
+            .is_some_and(|(first, last)| first <= from && from <= last);
+        let (start, run_from) = match &run {
+            Some((first, last)) if resumed => (Bound::Excluded(last), first),
+            _ => (Bound::Included(from), from),
         };
         // A bounded look ahead: a round with files in few of many tables must not walk every
         // later table at each file step.
@@ -99,9 +98,10 @@ impl Replayer {
                 break;
             }
         }
-        if let Some(name) = through {
-            self.read_ahead_run = Some((run_from.clone(), name.clone()));
-        }
+        self.read_ahead_run = match through {
+            Some(name) => Some((run_from.clone(), name.clone())),
+            None => run,
+        };
     }
 
     /// Starts reading `table`'s next files while the window has room; says whether the table
@@ -117,19 +117,19 @@ impl Replayer {
     ) -> Ahead {
         let (mut steps, _) = table_steps(cat, &self.progress, name, stalled);
         // Files of a newer version than those started here come after a DDL step.
-        let mut done = next_schema_version(t, self.progress.table_version(name)).is_none();
+        let next_version = next_schema_version(t, self.progress.table_version(name));
+        let mut done = next_version.is_none();
         if let [Step::TableDdl { .. }] = steps.as_slice() {
             // The table's files of the version its DDL opens come right after it.
             done = false;
-            steps = next_schema_version(t, self.progress.table_version(name))
+            steps = next_version
                 .map(|(v, _)| pending_files(t, &self.progress, name, v))
                 .unwrap_or_default();
         }
-        if steps.iter().any(|s| !matches!(s, Step::File { .. }))
-            || steps.iter().any(|s| stream_continues(t, s))
-        {
-            done = false;
-        }
+        // Anything but a file, or a file whose stream goes on in a later directory, comes after.
+        done &= steps
+            .iter()
+            .all(|s| matches!(s, Step::File { .. }) && !stream_continues(t, s));
         for step in steps {
             let Step::File {
                 schema,
