@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::{log, unique, workload_flags, Proc, BIN};
 
-mod support;
+use crate::support;
 
 fn member(upstream: &str, down: &str, group: &str, id: &str, dir: &Path) -> Proc {
     Proc(

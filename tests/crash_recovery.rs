@@ -8,7 +8,7 @@
 //! replays a failing schedule (the timing still varies, so run it a few times).
 //! `CRASH_DIR=<dir>` keeps the storage, the downstream and both logs there for a post-mortem.
 
-mod support;
+use crate::support;
 
 use cdc_common::SinkOptions;
 use cdc_harness::demo::consumer_query;
@@ -89,7 +89,12 @@ fn sigkill_generator_and_consumer_repeatedly_then_downstream_equals_the_model() 
     let (glog, clog) = (work.join("generate.log"), work.join("consume.log"));
     // csv without commit ts: the consumer cannot tell a replayed row from a new one, so only
     // the sink's restart rules keep stale files out of what it reads.
-    let query = "protocol=csv&flush-interval=50ms&file-size=8KiB&date-separator=none";
+    // Its own spool directory: a spool directory is locked by the process that uses it, and
+    // other tests of this binary run generators at the same time.
+    let query = format!(
+        "protocol=csv&flush-interval=50ms&file-size=8KiB&date-separator=none&spool-dir={}",
+        work.join("spool").display()
+    );
     let uri = format!("file://{}?{query}", root.display());
     let cfg = WorkloadConfig {
         dispatchers: 6,
@@ -153,7 +158,7 @@ fn sigkill_generator_and_consumer_repeatedly_then_downstream_equals_the_model() 
         );
     }
 
-    let options = SinkOptions::from_query(query).unwrap();
+    let options = SinkOptions::from_query(&query).unwrap();
     let stale = data_files_above_index(&root, &options);
     assert!(
         stale.is_empty(),

@@ -205,9 +205,11 @@ fn prometheus_scrapes_sink_and_consumers_dashboard_and_alert_work() {
     // The sink: a slow workload that keeps running while Prometheus scrapes it.
     let storage = dir.path().join("storage");
     std::fs::create_dir_all(&storage).unwrap();
+    // Its own spool directory: other tests of this binary run generators at the same time.
     let sink_uri = format!(
-        "file://{}?protocol=csv&flush-interval=200ms",
-        storage.display()
+        "file://{}?protocol=csv&flush-interval=200ms&spool-dir={}",
+        storage.display(),
+        dir.path().join("spool").display()
     );
     let mut sink = Running(
         "generate",

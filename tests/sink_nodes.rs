@@ -6,7 +6,7 @@
 //! node 1 had made durable; at the end the downstream must equal the workload's model and no
 //! data file may remain above its index entry.
 
-mod support;
+use crate::support;
 
 use cdc_common::layout::Checkpoint;
 use cdc_common::{SinkOptions, Ts};

@@ -4,7 +4,7 @@
 //! REPLICATION, a published table whose updates cannot be keyed, a slot without a finished
 //! snapshot.
 
-mod support;
+use crate::support;
 
 use cdc_capture::CaptureError;
 use support::*;

@@ -2,7 +2,7 @@
 //! consumer's replay shows no duplicate (a keyless table would show one as an extra row).
 //! Runs the `cdc-capture` binary (the same code as `cdc-storage capture`) as a child process.
 
-mod support;
+use crate::support;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! key), deletes, ADD and DROP COLUMN, a table created after capture started, TRUNCATE, and
 //! unchanged TOAST values under replica identity DEFAULT and FULL. Needs CDC_TEST_POSTGRES_URI
 //! and CDC_TEST_MYSQL_URI (scripts/servers.sh; under CI=true a missing server fails the test).
-mod support;
+use crate::support;
 
 use support::*;
 

@@ -2,7 +2,7 @@
 //! (or in another database) must not pin WAL behind the slot forever, and a waiter on the
 //! server's current position must see the slot reach it.
 
-mod support;
+use crate::support;
 
 use support::*;
 

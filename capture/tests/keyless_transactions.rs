@@ -5,7 +5,7 @@
 //! sink never ends such a file inside a commit ts (docs/format.md, writer rule 7), and every
 //! row replays exactly once. No source server: the events are handed to the sink directly.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DmlEvent, RowChange, TableDef, TableName, Ts, Value};
 use cdc_consumer::backend::Downstream;

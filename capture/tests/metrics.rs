@@ -2,7 +2,7 @@
 //! HTTP, reports the transactions, rows, snapshot rows and confirmed ts it did, the slot's WAL
 //! lag, and the sink's own metrics on the same endpoint. Needs CDC_TEST_POSTGRES_URI (under
 //! CI=true a missing server fails the test).
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use support::*;

@@ -1,7 +1,7 @@
 //! The source connection dropped mid-stream (its backend terminated): capture reconnects,
 //! re-takes the slot and resumes from the confirmed position; nothing lost, nothing twice.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 use support::*;

@@ -3,7 +3,7 @@
 //! spans several files of the table's stream. Every row must replay (the consumer applies rows
 //! at the stream's recorded commit ts again for a keyed table; `consumer/src/replay/window.rs`).
 
-mod support;
+use crate::support;
 
 use support::*;
 

@@ -2,7 +2,7 @@
 //! canal-json) or byte offset (avro) for damaged files and never panic on any bytes; encoders
 //! reject rows that do not match the table with an `Encode` error and append nothing.
 
-mod support;
+use crate::support;
 
 use support::fixture::{self, codec, file, options};
 use support::mutation;

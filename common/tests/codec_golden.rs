@@ -4,7 +4,7 @@
 //! To accept a deliberate format change, rewrite the files and review the diff:
 //! `UPDATE_GOLDEN=1 cargo test -p cdc-common --test codec_golden`.
 
-mod support;
+use crate::support;
 
 use support::fixture::{self, options};
 

@@ -11,7 +11,7 @@ use cdc_common::schema_file::SchemaFile;
 use cdc_common::{ColumnDef, ColumnType, DateSeparator, DdlKind, Error, Protocol, TableDef, Ts};
 use proptest::prelude::*;
 
-mod support;
+use crate::support;
 use support::mutation::{mutate, mutation};
 
 fn name() -> impl Strategy<Value = String> {

@@ -4,7 +4,7 @@
 //! warning naming it), progress left where it was, and a clean resume once storage is repaired.
 //! The `--on-bad-file quarantine` policy is tested in `tests/quarantine.rs`.
 
-mod support;
+use crate::support;
 
 use cdc_common::codec::codec_for;
 use cdc_common::schema_file::SchemaFile;

@@ -1,7 +1,7 @@
 //! The binary's command line: `--help` explains every option; bad options and downstreams are
 //! errors naming them; the stdout downstream prints JSON lines and keeps its progress file.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use std::process::Command;

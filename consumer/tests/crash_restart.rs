@@ -1,7 +1,7 @@
 //! Kill -9 at arbitrary moments and restart: the final state equals an uninterrupted run, with
 //! no duplicate (a table without primary key would show one) and no missing row.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, Value};
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! transactional, and a unit the downstream refuses leaves each table to be applied alone,
 //! the failure reported against its own table.
 
-mod support;
+use crate::support;
 
 use async_trait::async_trait;
 use cdc_common::{ColumnDef, TableName};

@@ -2,7 +2,7 @@
 //! (one recursive listing), a round with nothing new costs O(tables) small reads and no
 //! recursive listing, and new tables and versions are still found.
 
-mod support;
+use crate::support;
 
 use async_trait::async_trait;
 use cdc_common::layout::LayoutConfig;

@@ -2,7 +2,7 @@
 //! `scripts/servers.sh` started them (`CDC_TEST_POSTGRES_URI`, `CDC_TEST_MYSQL_URI`; under
 //! `CI=true` a missing server fails the test).
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableName, Value};
 use cdc_consumer::backend::{self, Access, Downstream};

@@ -10,7 +10,7 @@
 //!   the restart reads the progress record settled (PostgreSQL: a deferred trigger makes the
 //!   commit late).
 
-mod support;
+use crate::support;
 
 use cdc_common::{DdlKind, RowChange};
 use cdc_consumer::backend::{self, Access};

@@ -6,7 +6,7 @@
 //! versions above the checkpoint still wait (a restarted sink may write below them again:
 //! `sink_restart_replays.rs`, whose first round reads a checkpoint below the DDL).
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, Value};
 use cdc_consumer::metrics::Metrics;

@@ -3,7 +3,7 @@
 //! paused members are taken over, and a group's members together apply every row once and in
 //! order.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName};
 use cdc_consumer::backend::{self, Access};

@@ -5,7 +5,7 @@
 //! RENAME TABLE, DROP TABLE, statements for tables without key) and touches no other object,
 //! on SQLite, PostgreSQL, MariaDB and stdout (whose JSON lines must stay valid and exact).
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, TableName, Ts, Value};
 use cdc_consumer::backend::{self, Access};

@@ -2,7 +2,7 @@
 //! apart from the fatal error), per-table progress, recent errors and the `cdc_consumer_*`
 //! metrics.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use cdc_consumer::freshness::Health;

@@ -3,7 +3,7 @@
 //! the difference between a few requests a day and a billion). A moved checkpoint, a failed
 //! round, storage whose rows carry no commit ts and a listing lag each bring full rounds back.
 
-mod support;
+use crate::support;
 
 use support::*;
 

@@ -5,7 +5,7 @@
 //! than `--read-ahead-bytes` of stored data allow), the read-ahead gauges go back to zero, and
 //! every row still lands once, in order.
 
-mod support;
+use crate::support;
 
 use async_trait::async_trait;
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName};

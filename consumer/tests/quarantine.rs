@@ -4,7 +4,7 @@
 //! replay continues, and neither a restart nor a later repair of the file re-reads or applies
 //! it. Missing files, bad schema/index/metadata files always stop. Run against every downstream.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName};
 use cdc_consumer::backend::stdout::StdoutDownstream;

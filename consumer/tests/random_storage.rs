@@ -3,7 +3,7 @@
 //! replays of a storage whose data, index, schema or `metadata` file was damaged, or that holds
 //! an extra object at a random key. Nothing panics; an error names the damaged object.
 
-mod support;
+use crate::support;
 
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::{DdlKind, RowChange, TableDef};

@@ -4,7 +4,7 @@
 //! data, a moved checkpoint, a progress record that changed, another scope, stdout, rows
 //! without commit ts and a listing lag each bring the full first round back.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use cdc_consumer::freshness::Status;

@@ -4,7 +4,7 @@
 //! `/rounds`; `--keep-rounds` bounds what is kept. PostgreSQL and MariaDB run when
 //! `scripts/servers.sh` started them.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use cdc_consumer::freshness::{Health, Phase, RoundRecord};

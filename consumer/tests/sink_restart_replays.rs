@@ -6,7 +6,7 @@
 //! until a checkpoint at or above the newer version was read before the listings: from then on
 //! no restarted sink can write below it again.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, Value};
 use support::*;

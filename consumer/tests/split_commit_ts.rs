@@ -7,7 +7,7 @@
 //! docs/format.md writer rule 7, end to end in `capture/tests/keyless_transactions.rs`). See
 //! `consumer/src/replay/window.rs`.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind};
 use support::*;

@@ -1,7 +1,7 @@
 //! End-to-end replays into SQLite: fixtures written as the sink writes them, replayed with the
 //! library entry points exactly as the binary runs them.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName, Value};
 use cdc_consumer::backend::sqlite::SqliteDownstream;

@@ -12,7 +12,7 @@
 //! failure (scripts/servers.sh installs the Debian packages `chromium` and `chromium-driver`).
 //! `CDC_UPDATE_SCREENSHOT=1` also writes docs/status-page.png from the same run.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! `GET /`: the HTML status page, fetched over HTTP after replaying a fixture: freshness,
 //! per-table progress, the last round and recent errors, with storage texts escaped.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use cdc_consumer::freshness::{Health, TableProgress};

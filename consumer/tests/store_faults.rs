@@ -3,7 +3,7 @@
 //! files, date directories, a second stream and a DDL. Rounds that fail are retried; nothing is
 //! skipped, nothing applied twice, and the DDL lands between the rows of its two versions.
 
-mod support;
+use crate::support;
 
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{ColumnDef, ColumnType, DdlKind, RowChange, TableDef, TableName, Ts, Value};

@@ -3,7 +3,7 @@
 //! requests), and applies the same rows and DDLs a full round would. A missing, damaged or
 //! unchainable summary (a gap, another writer, a new sink process) brings a full round back.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use cdc_consumer::metrics::Metrics;

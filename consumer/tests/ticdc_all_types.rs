@@ -14,7 +14,7 @@
 //!   bitmask, BIT as the unsigned number; `mysqlType` names the type without lengths (`enum`,
 //!   `set`); the commit ts in `_tidb.commitTs` (`enable-tidb-extension=true`).
 
-mod support;
+use crate::support;
 
 use cdc_common::schema_file::SchemaFile;
 use cdc_common::TableName;

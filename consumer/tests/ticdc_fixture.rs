@@ -6,7 +6,7 @@ use cdc_common::{ColumnDef, ColumnType, TableName};
 use cdc_consumer::backend::{self, Access};
 use cdc_consumer::config::DownstreamUri;
 
-mod support;
+use crate::support;
 
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};

@@ -1,7 +1,7 @@
 //! Storage as TiCDC users have it (issue 20): writers in any time zone, index entries
 //! published before their data files, every table's stream independent of the others.
 
-mod support;
+use crate::support;
 
 use cdc_common::{ColumnDef, ColumnType, DdlKind, TableName};
 use cdc_consumer::replay::RoundOutcome;

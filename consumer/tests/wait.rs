@@ -2,7 +2,7 @@
 //! round that applies N (woken, not polling: no storage call while they wait), a waiter past
 //! its timeout gets 504 with the same freshness document, and a malformed request 400.
 
-mod support;
+use crate::support;
 
 use cdc_common::DdlKind;
 use cdc_consumer::freshness::Health;

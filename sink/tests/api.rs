@@ -1,6 +1,6 @@
 //! API edges: every protocol round-trips, partitions, dispatcher removal, bad input.
 
-mod support;
+use crate::support;
 
 use cdc_common::layout::{DataFile, LayoutConfig};
 use cdc_sink::{FileNaming, SinkError};

@@ -3,7 +3,7 @@
 //! naming what is wrong; the sink keeps working, and storage then holds exactly the accepted
 //! events (decoded back), nothing of the refused ones.
 
-mod support;
+use crate::support;
 
 use cdc_common::testing::FaultStore;
 use cdc_common::{DdlEvent, DdlKind, RowChange, SinkOptions, Ts, Value};

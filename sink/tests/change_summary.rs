@@ -2,7 +2,7 @@
 //! tables (and schemas) that got an index entry or a schema file since the previous one; a
 //! process's first step is incomplete; a node of several keeps none.
 
-mod support;
+use crate::support;
 
 use cdc_common::layout::{ChangeStep, ChangeSummary, CHANGE_SUMMARY_FILE};
 use cdc_common::{DdlEvent, DdlKind, Ts};

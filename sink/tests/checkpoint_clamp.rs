@@ -2,7 +2,7 @@
 //! deferred by the rate limit never carries the file past an event accepted after the deferral
 //! and not yet durable; and the checkpoint never decreases.
 
-mod support;
+use crate::support;
 
 use cdc_common::testing::{Fault, Op, Rule};
 use cdc_common::{DdlEvent, DdlKind, Ts};

@@ -1,7 +1,7 @@
 //! Several sink processes (CDC nodes) write one storage's `metadata`: the conditional update
 //! keeps it from ever decreasing, on every store kind (memory, local files, S3 via s3s-fs).
 
-mod support;
+use crate::support;
 
 use cdc_common::storage::StorageUri;
 use cdc_common::testing::{server_uri, FaultStore};

@@ -3,7 +3,7 @@
 //! dispatcher id indexed it) stops the sink and stays as it was; a file above the index entry
 //! (a crashed run's unindexed file, never read nor acknowledged) is deleted and replaced.
 
-mod support;
+use crate::support;
 
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};

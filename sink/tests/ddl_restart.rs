@@ -1,6 +1,6 @@
 //! DDL drain markers, schema files, restart behaviour, checkpoint rules, multipart, cleanup.
 
-mod support;
+use crate::support;
 
 use cdc_common::layout::{Checkpoint, DataFile, LayoutConfig, SchemaFilePath};
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};

@@ -1,6 +1,6 @@
 //! Scale, slow storage, injected failures, flush timing.
 
-mod support;
+use crate::support;
 
 use cdc_common::testing::{Fault, Op, Rule};
 use cdc_common::Ts;

@@ -1,7 +1,7 @@
 //! `serve_metrics`: a running sink's registry scraped over HTTP shows the rows it published,
 //! other paths and methods are refused, and the endpoint stops when its handle is dropped.
 
-mod support;
+use crate::support;
 
 use cdc_sink::{serve_metrics, FileNaming};
 use std::sync::atomic::Ordering;

@@ -3,7 +3,7 @@
 //! return only after the dispatcher's earlier events are durable, and a checkpoint that never
 //! reaches an event whose flush callback has not run.
 
-mod support;
+use crate::support;
 
 use cdc_common::Ts;
 use cdc_sink::{CheckpointOutcome, FileNaming};

@@ -3,7 +3,7 @@
 //! written only once every node reported, never passing a node's pending event, never going
 //! back.
 
-mod support;
+use crate::support;
 
 use cdc_common::layout::Checkpoint;
 use cdc_common::testing::FaultStore;

@@ -3,7 +3,7 @@
 //! restarted sink never reuses the number of an indexed file whatever the listing shows; an
 //! unindexed file a listing missed is replaced by the next file (no reader can have used it).
 
-mod support;
+use crate::support;
 
 use cdc_common::layout::{DataFile, LayoutConfig};
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};

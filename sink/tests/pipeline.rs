@@ -1,6 +1,6 @@
 //! The vertical slice: events in, data files then index files out, callbacks after the puts.
 
-mod support;
+use crate::support;
 
 use cdc_common::layout::{IndexFile, LayoutConfig};
 use cdc_common::testing::{Fault, Op, Rule};

@@ -7,7 +7,7 @@
 //! spool, and a little longer, before it returns: if the wake ran before its own event was
 //! handed to the writer, the next event would reach the writer first.
 
-mod support;
+use crate::support;
 
 use cdc_common::TableDef;
 use cdc_sink::{Callback, FileNaming, Sink};

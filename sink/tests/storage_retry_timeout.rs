@@ -4,7 +4,7 @@
 //! acknowledged during it and everything landing once after; the same outage past a shorter
 //! budget stops the sink with the storage error through the error callback.
 
-mod support;
+use crate::support;
 
 use cdc_common::testing::{Fault, Op, Rule};
 use cdc_sink::{FileNaming, RetryPolicy, SinkError};

@@ -4,7 +4,7 @@
 //! store recovers and everything lands once, or the retry budget runs out and the sink stops
 //! with a storage error, having lost nothing it acknowledged.
 
-mod support;
+use crate::support;
 
 use cdc_common::testing::{Fault, Op, Rule};
 use cdc_common::Ts;

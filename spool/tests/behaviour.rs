@@ -1,7 +1,7 @@
 //! Behaviour of the spool through its public API: placement, wake hysteresis, release and drop,
 //! segment lifecycle, scratch directory, disk-quota waits, metrics.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use cdc_spool::segment::segment_file_name;
@@ -603,13 +603,15 @@ fn child_process_opens_the_spool() {
 }
 
 fn open_in_child_process(dir: &std::path::Path) -> String {
+    // The test's name as libtest knows it: its module path without the crate's name.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let name = if module.is_empty() {
+        "child_process_opens_the_spool".to_string()
+    } else {
+        format!("{module}::child_process_opens_the_spool")
+    };
     let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_opens_the_spool",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", &name, "--nocapture", "--test-threads=1"])
         .env(CHILD_SPOOL_DIR, dir)
         .output()
         .unwrap();

@@ -1,7 +1,7 @@
 //! Damage a segment file under a live spool (its directory is scratch, so "reopen" would wipe
 //! it: the damage is done while the entries still address it) and assert the exact error.
 
-mod support;
+use crate::support;
 
 use cdc_spool::segment::{scan_segment, RecordAddress};
 use cdc_spool::{CorruptReason, Entry, EntryLocation, Spool, SpoolConfig, SpoolError};

@@ -8,7 +8,7 @@
 //! entries are held or as `SpoolError::DiskFull` naming the directory and the segment when
 //! nothing is; once space is freed, enqueue works again and the accounting returns to zero.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use cdc_common::testing::Tmpfs;

@@ -3,7 +3,7 @@
 //! stops at the first `WaitForDiskQuota` leaving the rest of the batch to the caller, and is
 //! refused by a closed spool.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use cdc_spool::{Enqueued, EntryLocation, Offer, Spool, SpoolError};

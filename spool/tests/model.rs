@@ -6,7 +6,7 @@
 //! before them. Batched reads (`read_many_into`) of consecutive, gapped and descending picks
 //! must return what per-entry reads return.
 
-mod support;
+use crate::support;
 
 use bytes::Bytes;
 use cdc_spool::segment::{segment_file_name, RECORD_HEADER_LEN};
