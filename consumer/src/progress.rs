@@ -257,6 +257,25 @@ impl Progress {
     pub fn rows(&self) -> impl Iterator<Item = (&ProgressKey, &Position)> {
         self.rows.iter()
     }
+
+    /// The rows of one table (its DDL row and its streams). Keys order by schema, then table,
+    /// so they are one range of the record: O(log rows + the table's rows), where a filter
+    /// over [`Progress::rows`] is O(rows), and O(tables x rows) when every table asks.
+    pub fn table_rows<'a>(
+        &'a self,
+        name: &'a TableName,
+    ) -> impl Iterator<Item = (&'a ProgressKey, &'a Position)> + 'a {
+        // The table's least key: "" is the least partition and dispatcher.
+        let first = ProgressKey {
+            schema: name.schema.clone(),
+            table: name.table.clone(),
+            partition: String::new(),
+            dispatcher: String::new(),
+        };
+        self.rows
+            .range(first..)
+            .take_while(move |(k, _)| k.schema == name.schema && k.table == name.table)
+    }
 }
 
 /// FNV-1a (64-bit) of `bytes`, continuing from `h`.
@@ -296,4 +315,64 @@ pub fn to_i64(what: &str, v: u64) -> Result<i64, String> {
 /// Converts a signed column value back (negative values are corrupt progress).
 pub fn from_i64(what: &str, v: i64) -> Result<u64, String> {
     u64::try_from(v).map_err(|_| format!("{what} {v} in {PROGRESS_TABLE} is negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(schema: &str, table: &str, partition: &str, dispatcher: &str) -> ProgressKey {
+        ProgressKey {
+            schema: schema.into(),
+            table: table.into(),
+            partition: partition.into(),
+            dispatcher: dispatcher.into(),
+        }
+    }
+
+    fn at(commit_ts: u64) -> Position {
+        Position {
+            version: Ts(1),
+            date: String::new(),
+            file_index: 1,
+            commit_ts: Ts(commit_ts),
+        }
+    }
+
+    #[test]
+    fn table_rows_are_the_tables_rows_and_no_neighbours() {
+        // Neighbours on both sides in key order: names that extend, prefix or sort beside
+        // the table's, in its schema and in schemas that extend or prefix it.
+        let rows = [
+            key("s", "", "", DDL_STREAM),
+            key("s", "s", "", ""),
+            key("s", "t", "", ""),
+            key("s", "t", "", DDL_STREAM),
+            key("s", "t", "p1", "d-1"),
+            key("s", "t", "p2", ""),
+            key("s", "t ", "", ""),
+            key("s", "t1", "", ""),
+            key("s", "ta", "", DDL_STREAM),
+            key("s", "u", "", ""),
+            key("s1", "t", "", ""),
+            key("", "t", "", ""),
+            key("r", "t", "", ""),
+        ];
+        let progress = Progress::from_rows(
+            rows.iter()
+                .enumerate()
+                .map(|(i, k)| (k.clone(), at(i as u64))),
+        );
+        let name = TableName::new("s", "t");
+        let got: Vec<&ProgressKey> = progress.table_rows(&name).map(|(k, _)| k).collect();
+        let want: Vec<&ProgressKey> = progress
+            .rows()
+            .filter(|(k, _)| k.schema == "s" && k.table == "t")
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(got, want);
+        assert_eq!(got.len(), 4);
+        assert_eq!(progress.table_rows(&TableName::new("s", "v")).count(), 0);
+        assert_eq!(progress.table_rows(&TableName::new("s1", "t")).count(), 1);
+    }
 }

@@ -344,10 +344,11 @@ impl Replayer {
         out
     }
 
+    /// The highest commit ts a table's rows record: a range of the record, not a walk of it
+    /// (every waiting table asks, once per round).
     fn table_commit_ts(&self, name: &TableName) -> Ts {
         self.progress
-            .rows()
-            .filter(|(k, _)| k.schema == name.schema && k.table == name.table)
+            .table_rows(name)
             .map(|(_, p)| p.commit_ts)
             .max()
             .unwrap_or(Ts::ZERO)
