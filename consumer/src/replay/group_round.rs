@@ -43,6 +43,15 @@ impl Replayer {
         self.group.is_none() || self.fences.contains_key(key)
     }
 
+    /// [`Self::owns`] of a table's lease, without building its key outside a group (asked per
+    /// table, per file step of the read-ahead).
+    pub(super) fn owns_table(&self, schema: &str, table: &str) -> bool {
+        self.group.is_none()
+            || self
+                .fences
+                .contains_key(&LeaseKey::Table(cdc_common::TableName::new(schema, table)))
+    }
+
     /// The fence of a unit whose (first) progress row is `pk`; `None` outside a group. Inside
     /// one, a unit without a lease gets a fence no lease row matches, so it can never commit.
     pub(super) fn fence_for(&self, pk: &ProgressKey) -> Option<Fence> {

@@ -442,7 +442,7 @@ impl Replayer {
                 .await;
             for name in cat.tables.keys() {
                 if stuck.iter().any(|(t, _)| t == name)
-                    || !self.owns(&LeaseKey::Table(name.clone()))
+                    || !self.owns_table(&name.schema, &name.table)
                 {
                     continue;
                 }

@@ -36,7 +36,6 @@
 use super::Replayer;
 use crate::discovery::{Catalog, TableEntry, Upstream};
 use crate::enum_elems;
-use crate::group::LeaseKey;
 use crate::ordering::{next_schema_version, pending_files, table_steps, Step};
 use crate::progress::ProgressKey;
 use cdc_common::layout::{DataDir, LayoutConfig};
@@ -85,7 +84,7 @@ impl Replayer {
             if !self.prefetch.has_room() {
                 break;
             }
-            let ahead = if self.owns(&LeaseKey::Table(name.clone())) {
+            let ahead = if self.owns_table(&name.schema, &name.table) {
                 self.read_ahead_table(cat, up, cfg, (name, t), stalled, applying)
             } else {
                 Ahead::Done

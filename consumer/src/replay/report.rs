@@ -12,7 +12,6 @@
 use super::Replayer;
 use crate::error::{Error, Result};
 use crate::freshness::{now_ms, RecentError, RoundRecord, StreamProgress, TableProgress};
-use crate::group::LeaseKey;
 use crate::ordering::{count_pending, table_steps, Step, Wait};
 use crate::progress::{ProgressKey, DDL_STREAM};
 use cdc_common::{TableName, Ts};
@@ -258,7 +257,7 @@ impl Replayer {
         let owned = cat
             .tables
             .keys()
-            .filter(|n| self.owns(&LeaseKey::Table((*n).clone())));
+            .filter(|n| self.owns_table(&n.schema, &n.table));
         for name in owned {
             let (steps, wait) = table_steps(cat, &self.progress, name, &none);
             let t_applied = if steps.is_empty() {
@@ -317,12 +316,7 @@ impl Replayer {
             .collect();
         for (k, p) in self.progress.rows() {
             // In a group, other members' tables are theirs to report.
-            if !self.names_own_table(k)
-                || !self.owns(&LeaseKey::Table(TableName::new(
-                    k.schema.as_str(),
-                    k.table.as_str(),
-                )))
-            {
+            if !self.names_own_table(k) || !self.owns_table(&k.schema, &k.table) {
                 continue;
             }
             let t = out
