@@ -48,7 +48,7 @@ impl Replayer {
     pub(super) async fn create_tables_together(
         &mut self,
         cat: &Catalog,
-        tables: &[TableName],
+        tables: &[&TableName],
         stalled: &HashSet<ProgressKey>,
         rec: &mut RoundRecord,
     ) -> bool {
@@ -132,11 +132,11 @@ impl Replayer {
 fn next_creates(
     cat: &Catalog,
     progress: &crate::progress::Progress,
-    tables: &[TableName],
+    tables: &[&TableName],
     stalled: &HashSet<ProgressKey>,
 ) -> Vec<(TableName, SchemaEntry)> {
     let mut due = Vec::new();
-    for name in tables {
+    for &name in tables {
         let (steps, _) = table_steps(cat, progress, name, stalled);
         if let Some(Step::TableDdl { table, entry, .. }) = steps.into_iter().next() {
             if entry.file.ddl_type == ddl::ACTION_CREATE_TABLE {

@@ -420,6 +420,8 @@ impl Replayer {
         // Tables a table-local error stopped this round, with the error (the first one ends
         // the round once every other table went as far as it can).
         let mut stuck: Vec<(TableName, Error)> = Vec::new();
+        // Their names, asked per table per pass.
+        let mut stuck_names: HashSet<TableName> = HashSet::new();
         loop {
             let mut did = false;
             for schema in cat.databases.keys() {
@@ -431,19 +433,16 @@ impl Replayer {
                     did = true;
                 }
             }
-            let free: Vec<TableName> = cat
+            let free: Vec<&TableName> = cat
                 .tables
                 .keys()
-                .filter(|n| !stuck.iter().any(|(t, _)| t == *n))
-                .cloned()
+                .filter(|n| !stuck_names.contains(*n))
                 .collect();
             did |= self
                 .create_tables_together(&cat, &free, &stalled, rec)
                 .await;
             for name in cat.tables.keys() {
-                if stuck.iter().any(|(t, _)| t == name)
-                    || !self.owns_table(&name.schema, &name.table)
-                {
+                if stuck_names.contains(name) || !self.owns_table(&name.schema, &name.table) {
                     continue;
                 }
                 match self
@@ -455,6 +454,7 @@ impl Replayer {
                         self.note_fenced(&e);
                         rec.warnings
                             .push(format!("table `{name}` is stuck (other tables go on): {e}"));
+                        stuck_names.insert(name.clone());
                         stuck.push((name.clone(), e));
                     }
                     Err(e) => return Err(e),
