@@ -116,7 +116,9 @@
 //! (`flock`) on `<dir>/<changefeed>.lock`, a file beside the directory that is never deleted,
 //! and holds it until the spool's last handle and entry are gone. A second process (or a second
 //! open in the same process) on the same directory gets [`SpoolError::InUse`] and touches
-//! nothing, so it can never remove another live process's segments. The kernel drops the lock
+//! nothing, so it can never remove another live process's segments. It gets that answer after
+//! [`LOCK_WAIT`] of trying: a child being started by another thread holds a copy of a
+//! just-closed spool's lock until it execs. The kernel drops the lock
 //! when its holder dies (even by SIGKILL), so a restarted process takes over the scratch left
 //! by a dead one. Several sink processes on one machine give each its own `spool-dir` or
 //! changefeed id.
@@ -186,5 +188,5 @@ pub use entry::{Enqueued, Entry, EntryLocation};
 pub use error::{CorruptReason, Result, SpoolError};
 pub use metrics::CHANGEFEED_LABEL;
 pub use shared::Spool;
-pub use spool::{changefeed_dir_name, SpoolStats};
+pub use spool::{changefeed_dir_name, SpoolStats, LOCK_WAIT};
 pub use watermark::Callback;

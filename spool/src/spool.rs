@@ -107,8 +107,20 @@ pub fn changefeed_dir_name(changefeed: &str) -> Result<String> {
     Ok(out)
 }
 
+/// How long [`lock_dir`] waits for a lock held by someone else before it answers
+/// [`SpoolError::InUse`].
+///
+/// A closed spool's lock can outlive it for a moment: when any thread of this process starts a
+/// child (`std::process::Command`), the child holds a copy of every descriptor from the fork
+/// until its exec closes them (they are close-on-exec), and a `flock` belongs to the open file,
+/// so the copy holds it too. A spool reopened in that moment (a sink restarting a changefeed
+/// while another thread starts a helper) would find its own released lock still taken. A live
+/// owner holds it for as long as it runs, so waiting a bounded while only delays that answer.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Takes the exclusive lock of the spool directory `dir`: creates `parent` and the lock file
-/// `parent/lock_name` if missing and locks it without waiting.
+/// `parent/lock_name` if missing and locks it, waiting at most [`LOCK_WAIT`] for a holder to
+/// let go.
 fn lock_dir(parent: &Path, dir: &Path, lock_name: &str) -> Result<std::fs::File> {
     std::fs::create_dir_all(parent).map_err(|e| SpoolError::io(parent, e))?;
     let path = parent.join(lock_name);
@@ -121,13 +133,21 @@ fn lock_dir(parent: &Path, dir: &Path, lock_name: &str) -> Result<std::fs::File>
     // `flock` (not `fcntl`): the lock belongs to this open file, so a second open in the same
     // process conflicts too, and the kernel drops it when the descriptor closes or the process
     // dies.
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(file),
-        Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(SpoolError::InUse {
-            dir: dir.to_path_buf(),
-            lock: path,
-        }),
-        Err(e) => Err(SpoolError::io(&path, e.into())),
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(SpoolError::InUse {
+                        dir: dir.to_path_buf(),
+                        lock: path,
+                    });
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(SpoolError::io(&path, e.into())),
+        }
     }
 }
 

@@ -657,3 +657,50 @@ fn a_second_process_cannot_take_a_live_spool_directory() {
     let child = open_in_child_process(tmp.path());
     assert!(child.contains("CHILD-OPENED"), "after close: {child}");
 }
+
+/// Holds `<dir>/cf.lock` the way a copy of a closed spool's descriptor does in a child that has
+/// forked and not yet exec'd: the same lock, taken through another open file, let go after
+/// `hold`. A `hold` of `None` keeps it for the test's life (a live owner).
+fn hold_lock(dir: &std::path::Path, hold: Option<Duration>) -> std::thread::JoinHandle<()> {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("cf.lock"))
+        .unwrap();
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    std::thread::spawn(move || {
+        match hold {
+            Some(d) => std::thread::sleep(d),
+            None => std::thread::sleep(Duration::from_secs(3600)),
+        }
+        drop(file);
+    })
+}
+
+#[test]
+fn a_lock_let_go_within_moments_is_waited_for_and_a_kept_one_is_refused() {
+    // Let go well inside the wait: the open takes the directory.
+    let tmp = tempfile::tempdir().unwrap();
+    let _holder = hold_lock(tmp.path(), Some(cdc_spool::LOCK_WAIT / 5));
+    let opened = Spool::open(
+        config(tmp.path(), 1, 10_000, 100_000, 1),
+        "cf",
+        &prometheus::Registry::new(),
+    );
+    assert!(opened.is_ok(), "{:?}", opened.err());
+    opened.unwrap().close().unwrap();
+
+    // Kept: refused once the wait is over, and not before it.
+    let tmp = tempfile::tempdir().unwrap();
+    let _holder = hold_lock(tmp.path(), None);
+    let started = std::time::Instant::now();
+    let refused = Spool::open(
+        config(tmp.path(), 1, 10_000, 100_000, 1),
+        "cf",
+        &prometheus::Registry::new(),
+    );
+    assert!(matches!(refused, Err(SpoolError::InUse { .. })));
+    assert!(started.elapsed() >= cdc_spool::LOCK_WAIT);
+}
