@@ -417,11 +417,10 @@ impl Replayer {
         self.stalled.clear();
         self.files_alone.clear();
         let mut stalled: HashSet<ProgressKey> = HashSet::new();
-        // Tables a table-local error stopped this round, with the error (the first one ends
-        // the round once every other table went as far as it can).
-        let mut stuck: Vec<(TableName, Error)> = Vec::new();
-        // Their names, asked per table per pass.
-        let mut stuck_names: HashSet<TableName> = HashSet::new();
+        // Tables a table-local error stopped this round (asked per table per pass), and the
+        // first such error: it ends the round once every other table went as far as it can.
+        let mut stuck: HashSet<TableName> = HashSet::new();
+        let mut first_stuck: Option<Error> = None;
         loop {
             let mut did = false;
             for schema in cat.databases.keys() {
@@ -433,16 +432,12 @@ impl Replayer {
                     did = true;
                 }
             }
-            let free: Vec<&TableName> = cat
-                .tables
-                .keys()
-                .filter(|n| !stuck_names.contains(*n))
-                .collect();
+            let free: Vec<&TableName> = cat.tables.keys().filter(|n| !stuck.contains(*n)).collect();
             did |= self
                 .create_tables_together(&cat, &free, &stalled, rec)
                 .await;
             for name in cat.tables.keys() {
-                if stuck_names.contains(name) || !self.owns_table(&name.schema, &name.table) {
+                if stuck.contains(name) || !self.owns_table(&name.schema, &name.table) {
                     continue;
                 }
                 match self
@@ -454,8 +449,8 @@ impl Replayer {
                         self.note_fenced(&e);
                         rec.warnings
                             .push(format!("table `{name}` is stuck (other tables go on): {e}"));
-                        stuck_names.insert(name.clone());
-                        stuck.push((name.clone(), e));
+                        stuck.insert(name.clone());
+                        first_stuck.get_or_insert(e);
                     }
                     Err(e) => return Err(e),
                 }
@@ -465,8 +460,8 @@ impl Replayer {
             }
         }
         self.stalled = stalled;
-        match stuck.into_iter().next() {
-            Some((_, e)) => Err(e),
+        match first_stuck {
+            Some(e) => Err(e),
             None => Ok(()),
         }
     }
