@@ -17,8 +17,9 @@
 //!   before; a second warning about an object outside the layout is the only trace, and a
 //!   schema file still waiting for its chunk may be read twice).
 //! - The listing never waits for the caller (the channel is unbounded): the per-attempt timeout
-//!   measures the store, not the round, and the names held are at most the whole listing,
-//!   which the round held in one vector before.
+//!   measures the store, not the round. The names held are at most the whole listing once
+//!   per attempt (a failed attempt's batches stay queued until the round takes them); the
+//!   round held one whole listing in a vector before.
 //! - Dropping a `ListingAhead` (the round failed, or ended early) stops the listing.
 
 use super::store::Upstream;

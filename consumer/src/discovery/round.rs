@@ -174,8 +174,12 @@ impl Discovery {
                 ));
             }
         }
+        // Only a value read for the first time in a row: settling asks when a value was first
+        // read, and idle rounds read the same one without end (the list would only grow).
         if let Some(c) = checkpoint {
-            self.checkpoints.push_back((Instant::now(), c));
+            if self.checkpoints.back().map(|(_, ts)| *ts) != Some(c) {
+                self.checkpoints.push_back((Instant::now(), c));
+            }
         }
         if checkpoint.is_none() {
             self.warn(format!(

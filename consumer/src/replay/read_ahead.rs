@@ -68,9 +68,9 @@ impl Replayer {
         let resumed = run
             .as_ref()
             .is_some_and(|(first, last)| first <= from && from <= last);
-        let (start, run_from) = match &run {
-            Some((first, last)) if resumed => (Bound::Excluded(last), first),
-            _ => (Bound::Included(from), from),
+        let start = match &run {
+            Some((_, last)) if resumed => Bound::Excluded(last),
+            _ => Bound::Included(from),
         };
         // A bounded look ahead: a round with files in few of many tables must not walk every
         // later table at each file step.
@@ -98,7 +98,11 @@ impl Replayer {
             }
         }
         self.read_ahead_run = match through {
-            Some(name) => Some((run_from.clone(), name.clone())),
+            // the run goes on from where it began: the resumed run's first table, or `from`
+            Some(name) => match run {
+                Some((first, _)) if resumed => Some((first, name.clone())),
+                _ => Some((from.clone(), name.clone())),
+            },
             None => run,
         };
     }
