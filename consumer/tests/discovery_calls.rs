@@ -227,3 +227,42 @@ async fn without_date_directories_no_round_lists_the_data_files() {
         .sum();
     assert_eq!(files, TABLES * (FILES + 3));
 }
+
+/// A database-level schema file completes its schema's tables and no other: names sort by
+/// schema first, and neighbours that extend the schema's name (`db1`), sort just before it
+/// (`da`) or are its prefix (`d`) keep their own barrier.
+#[tokio::test]
+async fn a_database_barrier_completes_its_schemas_tables_only() {
+    let mut w = Writer::new("memory://db-barrier?protocol=csv&include-commit-ts=true");
+    let schemas = ["d", "da", "db", "db1", "dc"];
+    for s in schemas {
+        for t in ["a", "t", "zz"] {
+            let def = two_cols(s, t, ts(1));
+            w.schema(&def, "", DdlKind::CreateTable).await;
+            w.file(&def, &[(ts(2), vec![ins(1, "x")])]).await;
+        }
+    }
+    w.db_schema(
+        "db",
+        ts(5),
+        "ALTER DATABASE db CHARACTER SET utf8mb4",
+        DdlKind::Other,
+    )
+    .await;
+    w.checkpoint(ts(10)).await;
+    let cfg = LayoutConfig::from_options(&w.opts);
+    let mut d = Discovery::new(
+        Upstream::new(w.store.clone(), Metrics::new()),
+        cfg,
+        TableFilter::all(),
+    );
+    // The first round concludes; a later round counts the barriers it saw again.
+    for round in 0..2 {
+        d.round().await.unwrap();
+        for (name, t) in &d.catalog().tables {
+            let want = if name.schema == "db" { ts(5) } else { ts(1) };
+            assert_eq!(t.complete_below, want, "round {round}: `{name}`");
+        }
+        assert_eq!(d.catalog().tables.len(), 15);
+    }
+}

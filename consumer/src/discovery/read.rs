@@ -206,7 +206,7 @@ impl Discovery {
             Some(t) => {
                 let t = t.clone();
                 if let Some(src) = &entry.rename_from {
-                    Arc::make_mut(&mut self.catalog)
+                    self.catalog_mut()
                         .renamed_away
                         .entry(src.clone())
                         .or_default()
@@ -218,7 +218,7 @@ impl Discovery {
                 self.first_seen
                     .entry((sp.schema.clone(), None, sp.version))
                     .or_insert_with(Instant::now);
-                Arc::make_mut(&mut self.catalog)
+                self.catalog_mut()
                     .databases
                     .entry(sp.schema.clone())
                     .or_default()

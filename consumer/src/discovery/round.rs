@@ -24,6 +24,7 @@
 //! nothing is marked final, closed or complete by a round that failed.
 
 use super::catalog::SchemaEntry;
+use super::settle::{waiting_below, waiting_versions};
 use super::store::WARM_CHUNK;
 use super::{Discovery, DiscoveryStats, Fetched};
 use crate::error::Result;
@@ -116,8 +117,8 @@ impl Discovery {
                 self.conclude_first(listed);
             } else {
                 // The first round's listing proves nothing yet.
-                Arc::make_mut(&mut self.catalog).discovered_through = Some(Ts::ZERO);
-                Arc::make_mut(&mut self.catalog).schemas_through = Some(Ts::ZERO);
+                self.catalog_mut().discovered_through = Some(Ts::ZERO);
+                self.catalog_mut().schemas_through = Some(Ts::ZERO);
             }
         } else {
             // Phase A's listings start after this: they show every schema file written a lag
@@ -133,7 +134,7 @@ impl Discovery {
             self.read_open_indexes(None).await?;
             if !self.listing_lag.is_zero() {
                 let through = self.settled_checkpoint(phase_a).unwrap_or(Ts::ZERO);
-                Arc::make_mut(&mut self.catalog).schemas_through = Some(through);
+                self.catalog_mut().schemas_through = Some(through);
             }
             self.conclude(listed, &open_versions, barriers, None);
             // Every table was listed: the catalog is whole again.
@@ -186,7 +187,7 @@ impl Discovery {
                 "no `{METADATA_FILE}` checkpoint file yet: nothing can be applied"
             ));
         }
-        Arc::make_mut(&mut self.catalog).checkpoint = match (self.catalog.checkpoint, checkpoint) {
+        self.catalog_mut().checkpoint = match (self.catalog.checkpoint, checkpoint) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => b.or(a),
         };
@@ -556,11 +557,7 @@ impl Discovery {
             if newest_settled.is_none_or(|n| n <= *v) {
                 continue;
             }
-            let waiting = self
-                .unsettled
-                .keys()
-                .any(|d| d.schema == name.schema && d.table == name.table && d.version == *v);
-            if !waiting {
+            if !waiting_versions(&self.unsettled, name).any(|w| w == *v) {
                 finals.push((name.clone(), *v));
             }
         }
@@ -585,7 +582,7 @@ impl Discovery {
     /// Marks the final versions, and closes their directories and every dated directory
     /// before the settled checkpoint's date.
     fn mark_final_and_closed(&mut self, finals: &[TableVersion], ckpt_date: Option<DateDir>) {
-        let catalog = Arc::make_mut(&mut self.catalog);
+        let catalog = self.catalog_mut();
         for (name, v) in finals {
             if let Some(ve) = catalog
                 .tables
@@ -620,23 +617,24 @@ impl Discovery {
         let read_ckpt = self.last_read.unwrap_or(Ts::ZERO);
         let covers =
             |name: &TableName, v: Ts| scope.is_none_or(|s| s.contains(name)) || v <= read_ckpt;
-        let unsettled_tables: Vec<TableVersion> = self
-            .unsettled
-            .keys()
-            .map(|d| (TableName::new(&d.schema, &d.table), d.version))
-            .collect();
+        let unsettled = &self.unsettled;
+        let catalog = Arc::make_mut(&mut self.catalog);
         for b in barriers.tables {
             if !covers(&b.table, b.version) {
                 continue;
             }
-            if let Some(t) = Arc::make_mut(&mut self.catalog).tables.get_mut(&b.table) {
+            if let Some(t) = catalog.tables.get_mut(&b.table) {
                 t.complete_below = t.complete_below.max(b.version);
             }
         }
         for SchemaBarrier { schema, version: v } in barriers.schemas {
-            for (name, t) in Arc::make_mut(&mut self.catalog).tables.iter_mut() {
-                let waiting = unsettled_tables.iter().any(|(n, x)| n == name && *x < v);
-                if name.schema == schema && !waiting && covers(name, v) {
+            // Names sort by schema first: the schema's tables are one range.
+            let tables = catalog
+                .tables
+                .range_mut(TableName::new(&schema, "")..)
+                .take_while(|(name, _)| name.schema == schema);
+            for (name, t) in tables {
+                if !waiting_below(unsettled, name, v) && covers(name, v) {
                     t.complete_below = t.complete_below.max(v);
                 }
             }

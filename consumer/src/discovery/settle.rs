@@ -12,8 +12,41 @@ use super::catalog::DirEntry;
 use super::Discovery;
 use cdc_common::layout::DataDir;
 use cdc_common::{TableName, Ts};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Instant;
+
+/// The versions of `name` with a listed directory that is not in the catalog yet (waiting to
+/// settle), lowest first: `unsettled` sorts by table, then version, so they are one range.
+pub(super) fn waiting_versions<'a>(
+    unsettled: &'a BTreeMap<DataDir, Instant>,
+    name: &'a TableName,
+) -> impl Iterator<Item = Ts> + 'a {
+    // no key to build where nothing waits (always, without a listing lag)
+    let first = (!unsettled.is_empty()).then(|| DataDir {
+        schema: name.schema.clone(),
+        table: name.table.clone(),
+        version: Ts::ZERO,
+        partition_id: None,
+        date: None,
+    });
+    first.into_iter().flat_map(move |from| {
+        unsettled
+            .range(from..)
+            .take_while(move |(d, _)| d.schema == name.schema && d.table == name.table)
+            .map(|(d, _)| d.version)
+    })
+}
+
+/// True when a directory of `name` below version `v` waits to settle.
+pub(super) fn waiting_below(
+    unsettled: &BTreeMap<DataDir, Instant>,
+    name: &TableName,
+    v: Ts,
+) -> bool {
+    waiting_versions(unsettled, name)
+        .next()
+        .is_some_and(|w| w < v)
+}
 
 impl Discovery {
     /// True when something first seen at `seen` is old enough that a listing started at
@@ -44,9 +77,7 @@ impl Discovery {
 
     /// True when a listed directory of `name` below version `v` is not in the catalog yet.
     pub(super) fn unsettled_below(&self, name: &TableName, v: Ts) -> bool {
-        self.unsettled
-            .keys()
-            .any(|d| d.schema == name.schema && d.table == name.table && d.version < v)
+        waiting_below(&self.unsettled, name, v)
     }
 
     /// The largest checkpoint-ts read long enough before `listed` (all of it, without a lag).
@@ -126,6 +157,6 @@ impl Discovery {
             .keys()
             .map(|d| Ts(d.version.0.saturating_sub(1)))
             .fold(settled, Ts::min);
-        Arc::make_mut(&mut self.catalog).discovered_through = Some(through);
+        self.catalog_mut().discovered_through = Some(through);
     }
 }
