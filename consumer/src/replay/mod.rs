@@ -95,7 +95,9 @@ pub struct Replayer {
     metrics: Metrics,
     health: Arc<Mutex<Health>>,
     rounds: u64,
-    fingerprint: u64,
+    /// The catalog as the last round left it: its checkpoint and a hash of its tables (see
+    /// `Replayer::note_fingerprint`), to tell whether a round found anything new.
+    fingerprint: (Option<Ts>, u64),
     /// The totals and `/health` figures of the first idle round since the last round that
     /// was not idle, reused by the idle rounds after it (see [`report::IdleFigures`]).
     idle_figures: Option<report::IdleFigures>,
@@ -270,7 +272,7 @@ impl Replayer {
             metrics,
             health,
             rounds: 0,
-            fingerprint: 0,
+            fingerprint: (None, 0),
             idle_figures: None,
             stalled: HashSet::new(),
             elems_warned: HashSet::new(),
@@ -376,18 +378,16 @@ impl Replayer {
         self.read_ahead_run = None;
         // an idle round read nothing but `metadata`: it found nothing new, even on the first
         // round of a process (whose catalog goes from nothing to the checkpoint)
-        let found_new = self.note_fingerprint() && !rec.discovery.idle;
+        let found_new = self.note_fingerprint(rec.discovery.idle);
         let error = self.record_error(&mut rec, result);
         self.disc.finish_round(error.is_none());
-        if !rec.discovery.idle || error.is_some() {
-            self.idle_figures = None;
-        }
-        self.record_totals(&mut rec);
+        let figures = self.round_figures(&rec);
+        self.record_totals(&mut rec, &figures);
         self.store_settled_mark(&mut rec).await;
         self.collect_warnings(&mut rec);
         Self::log_record(&rec);
         self.save_round(&rec).await;
-        self.publish_health(&rec);
+        self.publish_health(&rec, figures);
         RoundOutcome {
             record: rec,
             found_new,

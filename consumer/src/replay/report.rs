@@ -17,19 +17,35 @@ use crate::progress::{ProgressKey, DDL_STREAM};
 use cdc_common::{TableName, Ts};
 use std::collections::{BTreeMap, HashSet};
 
-/// What an idle round would compute again for its record's totals and for `/health`. An idle
-/// round read an unchanged checkpoint and stopped there: it changed neither the catalog nor
-/// the progress record, nor which streams are stalled, and what it stores after its totals
-/// (the settled mark) changes none of the inputs either; so the first idle round after a
-/// round that was not idle computes them (`O(tables)` walks of every table's steps: 160 ms a
-/// round at 20,000 tables), and the idle rounds after it reuse them. Dropped by every round
-/// that is not idle or fails, and when the progress record is reloaded.
-#[derive(Default)]
-pub(super) struct IdleFigures {
-    /// The record's applied ts (before the checkpoint bound) and files pending.
-    totals: Option<(Ts, u64)>,
+/// What a round reports of its tables: the record's totals and `/health` both read it. It is
+/// computed once per round, after the steps ran ([`Replayer::round_figures`]): each table's
+/// steps are walked once (`O(tables)`), where the totals and `/health` each walked them before.
+/// Nothing the figures depend on (catalog, progress record, stalled streams, ownership, the
+/// mark the process stands on) changes between the totals and `/health`: storing the settled
+/// mark and the round record writes neither.
+pub(super) struct RoundFigures {
+    /// The record's applied ts (before the checkpoint bound).
+    applied: Ts,
+    /// Files left to apply at or below the checkpoint.
+    pending: u64,
     /// `/health`'s applied ts ([`Replayer::known_applied_ts`]).
-    known_applied: Option<Option<Ts>>,
+    known_applied: Option<Ts>,
+    /// `/health`'s per-table progress; `None` for an idle round that reuses the figures
+    /// (`/health` keeps the tables it has).
+    tables: Option<BTreeMap<String, TableProgress>>,
+}
+
+/// The figures an idle round would compute again. An idle round read an unchanged checkpoint
+/// and stopped there: it changed neither the catalog nor the progress record, nor which
+/// streams are stalled, and what it stores (the settled mark) changes none of the inputs
+/// either; so the first idle round after a round that was not idle computes them (160 ms a
+/// round at 20,000 tables), and the idle rounds after it reuse them. Dropped by every round
+/// that is not idle or fails, and when the progress record is reloaded or the scope set.
+#[derive(Clone, Copy)]
+pub(super) struct IdleFigures {
+    applied: Ts,
+    pending: u64,
+    known_applied: Option<Ts>,
 }
 
 impl Replayer {
@@ -48,8 +64,16 @@ impl Replayer {
     }
 
     /// True when the catalog changed since the last round (discovery found something new).
-    pub(super) fn note_fingerprint(&mut self) -> bool {
-        let fp = self.catalog_fingerprint();
+    /// An `idle` round found nothing new and changed nothing in the catalog but its checkpoint
+    /// (it stopped after reading it): the tables' part is kept, not walked again (`O(tables)`,
+    /// the largest cost of an idle round at 20,000 tables).
+    pub(super) fn note_fingerprint(&mut self, idle: bool) -> bool {
+        let checkpoint = self.disc.catalog().checkpoint;
+        if idle {
+            self.fingerprint.0 = checkpoint;
+            return false;
+        }
+        let fp = (checkpoint, self.tables_fingerprint());
         let found_new = fp != self.fingerprint;
         self.fingerprint = fp;
         found_new
@@ -67,44 +91,50 @@ impl Replayer {
         }
     }
 
-    /// Fills the record's totals and end time, and sets the gauges from them.
-    pub(super) fn record_totals(&mut self, rec: &mut RoundRecord) {
+    /// The round's figures (see [`RoundFigures`]). The one place that decides whether they
+    /// are computed or reused: reused by an idle round that ended well, when the idle round
+    /// before it kept them (see [`IdleFigures`]).
+    pub(super) fn round_figures(&mut self, rec: &RoundRecord) -> RoundFigures {
+        let idle_ok = rec.discovery.idle && rec.fatal.is_none();
+        if !idle_ok {
+            self.idle_figures = None;
+        }
+        if let Some(f) = self.idle_figures {
+            return RoundFigures {
+                applied: f.applied,
+                pending: f.pending,
+                known_applied: f.known_applied,
+                tables: None,
+            };
+        }
+        let per_table = self.tables_applied_ts();
+        let (applied, pending) = (self.applied_of(&per_table), self.files_pending());
+        let known_applied = self.known_applied_ts_of(Some(&per_table));
+        if idle_ok {
+            self.idle_figures = Some(IdleFigures {
+                applied,
+                pending,
+                known_applied,
+            });
+        }
+        RoundFigures {
+            applied,
+            pending,
+            known_applied,
+            tables: Some(self.table_progress(per_table)),
+        }
+    }
+
+    /// Fills the record's totals and end time from the round's figures, and sets the gauges.
+    pub(super) fn record_totals(&mut self, rec: &mut RoundRecord, figures: &RoundFigures) {
         let checkpoint = self.disc.catalog().checkpoint.unwrap_or(Ts::ZERO);
-        let (applied, pending) = match self.reusable(rec, |f| f.totals) {
-            Some(t) => t,
-            None => {
-                let t = (self.applied_ts(), self.files_pending());
-                self.keep_for_idle(rec, |f| f.totals = Some(t));
-                t
-            }
-        };
         rec.checkpoint_ts = checkpoint.0;
-        rec.applied_ts = applied.min(checkpoint).0;
-        rec.files_pending = pending;
+        rec.applied_ts = figures.applied.min(checkpoint).0;
+        rec.files_pending = figures.pending;
         rec.ended_at_ms = now_ms();
         self.metrics.checkpoint_ts.set(checkpoint.0 as i64);
         self.metrics.applied_ts.set(rec.applied_ts as i64);
-        self.metrics.files_pending.set(pending as i64);
-    }
-
-    /// A figure of [`IdleFigures`], when `rec` is an idle round that may reuse it.
-    fn reusable<T>(
-        &self,
-        rec: &RoundRecord,
-        pick: impl Fn(&IdleFigures) -> Option<T>,
-    ) -> Option<T> {
-        self.idle_figures
-            .as_ref()
-            .filter(|_| rec.discovery.idle)
-            .and_then(pick)
-    }
-
-    /// Keeps a figure `rec` computed for the idle rounds after it, when it is a successful
-    /// idle round itself.
-    fn keep_for_idle(&mut self, rec: &RoundRecord, set: impl FnOnce(&mut IdleFigures)) {
-        if rec.discovery.idle && rec.fatal.is_none() {
-            set(self.idle_figures.get_or_insert_with(Default::default));
-        }
+        self.metrics.files_pending.set(figures.pending as i64);
     }
 
     /// Files left to apply at or below the checkpoint, of the tables this consumer reports.
@@ -125,18 +155,8 @@ impl Replayer {
 
     /// Puts the round in `/health`: its totals, its record, the per-table progress, the
     /// quarantine record, and its error among the recent ones.
-    pub(super) fn publish_health(&mut self, rec: &RoundRecord) {
-        // `None`: `/health` keeps the per-table progress it has (an idle round reusing them).
-        let (applied, tables) = match self.reusable(rec, |f| f.known_applied) {
-            Some(applied) => (applied, None),
-            None => {
-                // One walk of every table's steps serves both (it is O(tables) per round).
-                let per_table = self.tables_applied_ts();
-                let applied = self.known_applied_ts_of(Some(&per_table));
-                self.keep_for_idle(rec, |f| f.known_applied = Some(applied));
-                (applied, Some(self.table_progress(per_table)))
-            }
-        };
+    pub(super) fn publish_health(&mut self, rec: &RoundRecord, figures: RoundFigures) {
+        let (applied, tables) = (figures.known_applied, figures.tables);
         if let Ok(mut h) = self.health.lock() {
             h.set_ts(Ts(rec.checkpoint_ts), applied);
             h.note_round(rec.fatal.is_none(), rec.ended_at_ms);
@@ -187,9 +207,11 @@ impl Replayer {
         Some(applied.min(checkpoint))
     }
 
-    fn catalog_fingerprint(&self) -> u64 {
+    /// A hash of what the catalog knows of its tables and schemas (every version, schema file,
+    /// index entry count and completion; the checkpoint is beside it in the fingerprint).
+    fn tables_fingerprint(&self) -> u64 {
         let cat = self.disc.catalog();
-        let mut h: u64 = cat.checkpoint.map(|c| c.0).unwrap_or(0);
+        let mut h: u64 = 0;
         for t in cat.tables.values() {
             for (v, ve) in &t.versions {
                 h = h.wrapping_mul(31).wrapping_add(v.0);
