@@ -201,13 +201,20 @@ async fn replayer(cfg: &Config, m: &Metrics) -> Replayer {
 
 /// Requests of one round: (lists, gets), and whether it found or applied anything.
 async fn counted(r: &mut Replayer, m: &Metrics) -> (u64, u64, bool) {
+    let (l, g, busy, _) = counted_kind(r, m).await;
+    (l, g, busy)
+}
+
+/// [`counted`], and whether discovery called the round idle (it stopped after `metadata`).
+async fn counted_kind(r: &mut Replayer, m: &Metrics) -> (u64, u64, bool, bool) {
     let (l0, g0) = (m.list_calls.get(), m.get_calls.get());
     let out = r.round().await;
     if let Some(e) = out.error {
         panic!("round failed: {e}");
     }
     let busy = out.found_new || out.record.applied_anything();
-    (m.list_calls.get() - l0, m.get_calls.get() - g0, busy)
+    let idle = out.record.discovery.idle;
+    (m.list_calls.get() - l0, m.get_calls.get() - g0, busy, idle)
 }
 
 /// Rounds until one finds and applies nothing; the first round's requests and the idle
@@ -223,14 +230,18 @@ async fn drain(r: &mut Replayer, m: &Metrics) -> ((u64, u64), (u64, u64)) {
 }
 
 /// Wall time of an idle round in a process that built its whole catalog: the median of
-/// `IDLE_ROUNDS` rounds (each must stay idle), in ms.
+/// `IDLE_ROUNDS` rounds (each must be an idle round and find nothing), in ms.
 async fn idle_round_ms(r: &mut Replayer, m: &Metrics) -> f64 {
     let mut ms: Vec<f64> = Vec::with_capacity(IDLE_ROUNDS);
     for _ in 0..IDLE_ROUNDS {
         let t = Instant::now();
-        let (_, _, busy) = counted(r, m).await;
+        let (_, _, busy, idle) = counted_kind(r, m).await;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         assert!(!busy, "an idle round found or applied something");
+        assert!(
+            idle,
+            "a round timed as idle listed storage (discovery did not call it idle)"
+        );
     }
     ms.sort_by(f64::total_cmp);
     ms[IDLE_ROUNDS / 2]

@@ -153,6 +153,11 @@ async fn a_listing_that_fails_midway_is_listed_again_and_the_round_completes() {
         2,
         "one failed attempt, one whole listing"
     );
+    assert_eq!(
+        store.failures(),
+        1,
+        "the store's log has the cut listing failed"
+    );
     assert_eq!(d.catalog().tables.len(), tables);
     assert!(
         d.catalog().tables.values().all(|t| t.versions.len() == 1),

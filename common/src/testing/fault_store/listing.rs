@@ -46,3 +46,12 @@ pub(super) fn truncate(mut r: ListResult, keep: usize) -> ListResult {
     r.objects.retain(|o| names.contains(&o.location));
     r
 }
+
+/// The error of a listing of `prefix` that [`super::Fault::FailListAfter`] cuts after `n`
+/// entries (retryable, as a dropped connection is).
+pub(super) fn failed_after(prefix: &str, n: usize) -> object_store::Error {
+    object_store::Error::Generic {
+        store: "FaultStore",
+        source: format!("injected failure of LIST {prefix} after {n} entries").into(),
+    }
+}

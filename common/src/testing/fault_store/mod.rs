@@ -303,7 +303,9 @@ impl ObjectStore for FaultStore {
         futures::stream::once(async move {
             let started = state.epoch.elapsed();
             let r = state.apply(Op::List, &p, 0).await;
-            state.record(Op::List, &p, started, r.is_ok());
+            // A listing that is to fail after some entries fails, as the delimiter one does.
+            let ok = r.as_ref().is_ok_and(|f| f.fail_after.is_none());
+            state.record(Op::List, &p, started, ok);
             match r {
                 Ok(filter) if filter.is_empty() => inner,
                 Ok(filter) => {
@@ -330,13 +332,7 @@ impl ObjectStore for FaultStore {
                             let mut items: Vec<_> = v.into_iter().map(Ok).collect();
                             if let Some(n) = fail_after {
                                 items.truncate(n);
-                                items.push(Err(object_store::Error::Generic {
-                                    store: "FaultStore",
-                                    source: format!(
-                                        "injected failure of LIST {p} after {n} entries"
-                                    )
-                                    .into(),
-                                }));
+                                items.push(Err(listing::failed_after(&p, n)));
                             }
                             items
                         }
@@ -367,10 +363,7 @@ impl ObjectStore for FaultStore {
         if let Some(n) = filter.fail_after {
             // One answer: it fails whole.
             self.state.record(Op::List, &p, started, false);
-            return Err(object_store::Error::Generic {
-                store: "FaultStore",
-                source: format!("injected failure of LIST {p} after {n} entries").into(),
-            });
+            return Err(listing::failed_after(&p, n));
         }
         let r = if filter.partial.is_empty() {
             self.inner.list_with_delimiter(prefix).await
