@@ -24,8 +24,6 @@
 
 use super::store::Upstream;
 use crate::error::{Error, Result};
-use futures::TryStreamExt;
-use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -46,34 +44,11 @@ impl Upstream {
         let (tx, batches) = mpsc::unbounded_channel();
         let up = self.clone();
         let task = tokio::spawn(async move {
-            up.retry("", || {
-                up.metrics.list_calls.inc();
-                let tx = tx.clone();
-                let store = Arc::clone(up.store());
-                async move {
-                    let mut listed = store.list(None);
-                    let mut batch = Vec::with_capacity(LISTING_BATCH);
-                    let ended = loop {
-                        match listed.try_next().await {
-                            Ok(Some(meta)) => batch.push(meta.location.to_string()),
-                            Ok(None) => break Ok(()),
-                            Err(e) => break Err(e),
-                        }
-                        if batch.len() == LISTING_BATCH {
-                            // A receiver gone means the round ended: nothing to do then.
-                            let full =
-                                std::mem::replace(&mut batch, Vec::with_capacity(LISTING_BATCH));
-                            let _ = tx.send(full);
-                        }
-                    };
-                    // What the attempt found is handed over, a failed attempt's too.
-                    if !batch.is_empty() {
-                        let _ = tx.send(batch);
-                    }
-                    ended
-                }
-            })
-            .await
+            // A receiver gone means the round ended: nothing to do then.
+            let send = move |names: Vec<String>| {
+                let _ = tx.send(names);
+            };
+            up.list_all_in_batches(LISTING_BATCH, send).await
         });
         ListingAhead { batches, task }
     }

@@ -127,8 +127,9 @@
 //!
 //! # Files
 //!
-//! - `store`: [`Upstream`], the counted, retrying store client.
-//! - `listing_ahead`: the first round's recursive listing, read while it goes on.
+//! - `store`: [`Upstream`], the counted, retrying store client (the recursive listing too).
+//! - `listing_ahead`: the first round's recursive listing, read while it goes on (the listing
+//!   itself is `store`'s; this file runs it on a task and hands its batches over).
 //! - `catalog`: [`Catalog`] and its entries, what discovery has learnt.
 //! - `round`: [`Discovery::round`] as its phases.
 //! - `read`: reading one schema file, one directory's index files, one version's directories.

@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use bytes::Bytes;
 use cdc_common::retry::{retry, AttemptFailure, RetryError, RetryHook, RetryPolicy};
 use cdc_common::storage::get_if_exists;
+use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{GetOptions, ObjectStore};
 use std::collections::HashMap;
@@ -229,13 +230,42 @@ impl Upstream {
         Path::parse(p).map_err(|e| cdc_common::Error::path(p, e.to_string()).into())
     }
 
-    /// The store itself (for a call that is not a plain request: `listing_ahead`).
-    pub(super) fn store(&self) -> &Arc<dyn ObjectStore> {
-        &self.store
+    /// Lists every object under the root, as one call under the retry policy (each attempt
+    /// counted as a LIST), handing the names to `send` in batches of at most `batch`, in the
+    /// listing's order, as they come. An attempt that fails hands over what it found too, and
+    /// the next attempt starts again from the start (see `listing_ahead`).
+    pub(super) async fn list_all_in_batches(
+        &self,
+        batch: usize,
+        send: impl Fn(Vec<String>) + Clone,
+    ) -> Result<()> {
+        self.retry("", || {
+            self.metrics.list_calls.inc();
+            let send = send.clone();
+            let mut listed = self.store.list(None);
+            async move {
+                let mut names = Vec::with_capacity(batch);
+                let ended = loop {
+                    match listed.try_next().await {
+                        Ok(Some(meta)) => names.push(meta.location.to_string()),
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(e),
+                    }
+                    if names.len() == batch {
+                        send(std::mem::replace(&mut names, Vec::with_capacity(batch)));
+                    }
+                };
+                if !names.is_empty() {
+                    send(names);
+                }
+                ended
+            }
+        })
+        .await
     }
 
     /// Runs `f` under the retry policy; the final failure names `what`.
-    pub(super) async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
+    async fn retry<T, F, Fut>(&self, what: &str, f: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = object_store::Result<T>>,
