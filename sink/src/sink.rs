@@ -137,7 +137,17 @@ impl Sink {
             Some(c) => c.clone(),
             None => SpoolConfig::from_options(&options.spool)?,
         };
-        let spool = Spool::open(spool_config, &config.changefeed, registry)?;
+        // Off the runtime's threads: opening reads the directory, and it waits up to
+        // `cdc_spool::LOCK_WAIT` for a lock that another thread's child may still hold.
+        let (changefeed, reg) = (config.changefeed.clone(), registry.clone());
+        let spool =
+            tokio::task::spawn_blocking(move || Spool::open(spool_config, &changefeed, &reg))
+                .await
+                .map_err(|e| match e.try_into_panic() {
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    // the runtime is shutting down
+                    Err(_) => SinkError::Closed,
+                })??;
         let metrics = match SinkMetrics::register(registry, &config.changefeed) {
             Ok(m) => Arc::new(m),
             Err(e) => {

@@ -255,3 +255,43 @@ async fn a_cron_spec_schedules_expiry_as_ticdc_does() {
     );
     sink.close().await.unwrap();
 }
+
+/// Opening a sink whose spool directory another sink holds waits for the lock (up to
+/// `cdc_spool::LOCK_WAIT`, see the spool's "ownership") off the runtime's threads: on a
+/// runtime of one thread other tasks go on meanwhile, and the open is refused as in use once
+/// the wait is over.
+#[tokio::test(flavor = "current_thread")]
+async fn a_held_spool_directory_is_waited_for_without_blocking_the_runtime() {
+    let root = tempfile::tempdir().unwrap();
+    let uri = format!(
+        "file://{}?protocol=csv&spool-dir={}&spool-memory-quota=16MiB&spool-disk-quota=64MiB",
+        root.path().join("data").display(),
+        root.path().join("spool").display()
+    );
+    let config = || cdc_sink::SinkConfig::new("held");
+    let first = cdc_sink::Sink::open(&uri, config(), &prometheus::Registry::new())
+        .await
+        .unwrap();
+    let ticks = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counted = Arc::clone(&ticks);
+    let ticker = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            counted.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let second = cdc_sink::Sink::open(&uri, config(), &prometheus::Registry::new()).await;
+    let during = ticks.load(Ordering::SeqCst);
+    ticker.abort();
+    match second {
+        Err(SinkError::Spool(e)) => assert!(e.is_in_use(), "{e}"),
+        other => panic!("a held spool directory was opened: {other:?}"),
+    }
+    // 500 ms of waiting is about 50 ticks; a blocked runtime runs none.
+    assert!(
+        during >= 10,
+        "the runtime ran {during} ticks of 10 ms while the open waited {:?}",
+        cdc_spool::LOCK_WAIT
+    );
+    first.close().await.unwrap();
+}
