@@ -149,13 +149,16 @@ async fn shutdown_signal() {
 
 /// Captures until `stop` turns true.
 pub async fn capture(cfg: CaptureConfig, stop: watch::Receiver<bool>) -> Result<CaptureReport> {
-    let pg: tokio_postgres::Config =
+    let mut pg: tokio_postgres::Config =
         cfg.source
             .parse()
             .map_err(|e| CaptureError::InvalidParameter {
                 name: "source",
                 reason: format!("{e}"),
             })?;
+    if pg.get_application_name().is_none() {
+        pg.application_name(source::application_name(&cfg.slot));
+    }
     let client = source::connect(&pg).await?;
     preflight::check(&client, &cfg.publication).await?;
     let registry = prometheus::Registry::new();

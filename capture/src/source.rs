@@ -12,7 +12,21 @@ use tokio_postgres::{Client, NoTls};
 /// The session settings capture relies on.
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET TimeZone = 'UTC'; \
      SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET extra_float_digits = 3; \
-     SET client_encoding = 'UTF8'; SET application_name = 'cdc-capture'";
+     SET client_encoding = 'UTF8'";
+
+/// The `application_name` of every session a capture of `slot` opens (its SQL connection and
+/// the replication one), unless the source URI sets one: `cdc-capture <slot>`, cut to the
+/// server's 63 bytes. `pg_stat_activity` then tells which capture a session belongs to, and a
+/// session of one capture can be ended without touching another's.
+pub fn application_name(slot: &str) -> String {
+    let mut name = format!("cdc-capture {slot}");
+    let mut end = name.len().min(63);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    name
+}
 
 /// Connects, spawns the connection task, and applies [`SESSION_SETTINGS`].
 pub async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
@@ -30,4 +44,19 @@ pub async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
         .await
         .map_err(|e| CaptureError::pg("applying session settings", e))?;
     Ok(client)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_application_name_names_the_slot_within_the_servers_63_bytes() {
+        assert_eq!(application_name("orders"), "cdc-capture orders");
+        // a slot name may take the whole 63 bytes itself
+        let long = "s".repeat(63);
+        let name = application_name(&long);
+        assert_eq!(name.len(), 63);
+        assert!(name.starts_with("cdc-capture sss"));
+    }
 }

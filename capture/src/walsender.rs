@@ -65,13 +65,14 @@ impl WalSender {
     async fn startup(&mut self, config: &tokio_postgres::Config) -> Result<()> {
         let user = config.get_user().unwrap_or("postgres").to_string();
         let db = config.get_dbname().unwrap_or(&user).to_string();
+        let app = config.get_application_name().unwrap_or("cdc-capture");
         let mut out = BytesMut::new();
         let params = [
             ("user", user.as_str()),
             ("database", db.as_str()),
             ("replication", "database"),
             ("client_encoding", "UTF8"),
-            ("application_name", "cdc-capture"),
+            ("application_name", app),
         ];
         frontend::startup_message(params.iter().copied(), &mut out)?;
         self.send(&out).await?;

@@ -31,13 +31,14 @@ async fn a_dropped_connection_is_reopened_and_the_stream_resumes() {
                 .await
                 .unwrap();
         }
-        // Terminate capture's own session (the stream's connection) mid-stream.
+        // Terminate this capture's own session (the stream's connection) mid-stream, found
+        // by the name it gives its sessions: other tests' captures run beside this one.
         let killed: i64 = c
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = 'cdc-capture' AND pid <> pg_backend_pid() AND datname = current_database() \
-                 AND backend_type = 'client backend'",
-                &[],
+                 WHERE application_name = $1 AND pid <> pg_backend_pid() \
+                 AND datname = current_database() AND backend_type = 'client backend'",
+                &[&format!("cdc-capture {slot}")],
             )
             .await
             .unwrap()
