@@ -192,9 +192,8 @@ impl Replayer {
             "the downstream refused the unit {label} ({e}); its files are applied one per unit"
         ));
         self.files_alone.insert(f.key.clone());
-        // The refused unit's files left the read-ahead window and are to be read again: the
-        // read-ahead's resume run may hold their table as done (see `read_ahead`).
-        self.read_ahead_run = None;
+        // The refused unit's files left the read-ahead window and are to be read again.
+        self.prefetch.taken_not_applied();
     }
 
     /// Sets how many consecutive data files of one stream are applied in one unit

@@ -106,10 +106,8 @@ pub struct Replayer {
     /// Table versions whose unknown ENUM/SET elements were already warned about.
     elems_warned: HashSet<(TableName, Ts)>,
     /// Data files being read and decoded ahead of their step (see `read_ahead`, `prefetch`).
+    /// The read-ahead window, and where the read-ahead resumes (see `read_ahead`).
     prefetch: prefetch::Prefetch,
-    /// Where the read-ahead resumes in this round: the first and last table of an unbroken run
-    /// of tables it has nothing left to start in (see `read_ahead`); dropped with the window.
-    read_ahead_run: Option<(TableName, TableName)>,
     /// The rows of the last committed unit, being freed on a blocking thread (see
     /// `file_step`).
     freeing: Option<JoinHandle<()>>,
@@ -277,7 +275,6 @@ impl Replayer {
             stalled: HashSet::new(),
             elems_warned: HashSet::new(),
             prefetch,
-            read_ahead_run: None,
             freeing: None,
             unit_files: file_unit::DEFAULT_UNIT_FILES,
             files_alone: HashSet::new(),
@@ -375,7 +372,6 @@ impl Replayer {
         let result = self.round_inner(&mut rec).await;
         rec.phases = self.phases_since(before);
         self.prefetch.cancel_all();
-        self.read_ahead_run = None;
         // an idle round read nothing but `metadata`: it found nothing new, even on the first
         // round of a process (whose catalog goes from nothing to the checkpoint)
         let found_new = self.note_fingerprint(rec.discovery.idle);

@@ -31,12 +31,16 @@
 //!   cancelled or failed read releases its bytes too); `cdc_consumer_read_ahead_files` is the
 //!   number of files in the window.
 //! - Every file left in the window when a round ends is cancelled ([`Prefetch::cancel_all`]).
+//! - The window keeps where the read-ahead resumes (`read_ahead`), and drops it whenever files
+//!   leave without being applied: at a round's end, and when a refused unit's files are to be
+//!   read again ([`Prefetch::taken_not_applied`]).
 
 use super::file_step::{decode_file, fetch_data_file};
 use crate::discovery::Upstream;
 use crate::error::Result;
 use crate::metrics::Metrics;
 use cdc_common::codec::{DecodedRow, TableCodec};
+use cdc_common::TableName;
 use prometheus::IntGauge;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,9 +105,17 @@ impl Drop for HeldBytes {
 /// A file's read: its decoded rows and, for a fetched file, its share of the window's bytes.
 type Read = Result<(Vec<DecodedRow>, Option<HeldBytes>)>;
 
+/// The tables the read-ahead has nothing left to start in: the first and last table of an
+/// unbroken run of them (see `read_ahead`, "Where it resumes").
+pub(super) type ResumeRun = (TableName, TableName);
+
 /// The read-ahead window (see the module doc).
 pub(super) struct Prefetch {
     tasks: HashMap<String, JoinHandle<Read>>,
+    /// Where the read-ahead resumes. It stands for files started in this window: it goes
+    /// whenever files leave the window without being applied (all of them at a round's end,
+    /// a refused unit's), so it never skips a table whose files are to be read again.
+    resume: Option<ResumeRun>,
     max_files: usize,
     max_bytes: u64,
     held: Arc<Held>,
@@ -115,6 +127,7 @@ impl Prefetch {
     pub(super) fn new(metrics: &Metrics) -> Prefetch {
         Prefetch {
             tasks: HashMap::new(),
+            resume: None,
             max_files: DEFAULT_READ_AHEAD,
             max_bytes: DEFAULT_READ_AHEAD_BYTES,
             held: Arc::new(Held {
@@ -206,11 +219,30 @@ impl Prefetch {
         Some(read.map(|(rows, _share)| rows))
     }
 
-    /// Cancels every read in the window (a round's end).
+    /// Cancels every read in the window (a round's end), and forgets where the read-ahead
+    /// resumes.
     pub(super) fn cancel_all(&mut self) {
         for (_, task) in self.tasks.drain() {
             task.abort();
         }
         self.files_gauge.set(0);
+        self.resume = None;
+    }
+
+    /// Files taken out of the window were not applied (a refused unit's) and are to be read
+    /// again: the read-ahead's resume run may hold their table as done, so it goes.
+    pub(super) fn taken_not_applied(&mut self) {
+        self.resume = None;
+    }
+
+    /// Takes where the read-ahead resumes (it puts it back, extended or replaced, with
+    /// [`Prefetch::set_resume`]).
+    pub(super) fn take_resume(&mut self) -> Option<ResumeRun> {
+        self.resume.take()
+    }
+
+    /// Sets where the read-ahead resumes.
+    pub(super) fn set_resume(&mut self, run: Option<ResumeRun>) {
+        self.resume = run;
     }
 }

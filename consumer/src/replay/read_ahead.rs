@@ -14,14 +14,14 @@
 //! Where it resumes: a table whose every file the read-ahead would read is started (and which
 //! has no newer version whose files come later) is *done* for the round, and so is a table it
 //! never reads (not owned, nothing pending, streams stalled). A table with a stream whose next
-//! date directory comes after the one started is not done. The replayer keeps the unbroken
-//! run of done tables that began at a call's current table (`read_ahead_run`: its first and
-//! last table), and a call whose current table lies in that run starts after its last table
-//! instead of walking those tables' steps again: with one small file
-//! per table, each file step had recomputed the steps of the `--read-ahead` tables in the
-//! window before it found one to start (a fifth of a cold replay's main-thread samples at
-//! 10,000 tables). A table that is not done (no room left in it, a DDL next, a newer version
-//! to follow) ends the run, so from there on each call walks as before.
+//! date directory comes after the one started is not done. The window (`prefetch`) keeps the
+//! unbroken run of done tables that began at a call's current table (its first and last
+//! table), and a call whose current table lies in that run starts after its last table instead
+//! of walking those tables' steps again: with one small file per table, each file step had
+//! recomputed the steps of the `--read-ahead` tables in the window before it found one to
+//! start (a fifth of a cold replay's main-thread samples at 10,000 tables). A table that is not
+//! done (no room left in it, a DDL next, a newer version to follow) ends the run, so from there
+//! on each call walks as before.
 //!
 //! Invariants: read-ahead only reads, it never changes what is applied or in which order;
 //! the window's memory is bounded by files and by bytes (see `prefetch`) besides the unit being
@@ -30,8 +30,8 @@
 //! applied; every read-ahead left over when a round ends is cancelled (`Replayer::round`).
 //! Files of a table whose ENUM/SET elements must come from the downstream, and files of tables
 //! this member does not own, are not read ahead. The resume point only skips tables that have
-//! nothing left to start; it is dropped when the round ends, with the window, and when a
-//! refused unit sends its files back to be read again one by one (`file_unit`).
+//! nothing left to start; the window drops it whenever files leave it without being applied
+//! (the round's end, a refused unit's files sent back to be read one by one).
 
 use super::Replayer;
 use crate::discovery::{Catalog, TableEntry, Upstream};
@@ -64,7 +64,7 @@ impl Replayer {
         // lies in the run of done tables it ends (a later pass of the round over earlier
         // tables does not). The run is taken out while the tables are walked, and put back
         // (extended, replaced or as it was) after.
-        let run = self.read_ahead_run.take();
+        let run = self.prefetch.take_resume();
         let resumed = run
             .as_ref()
             .is_some_and(|(first, last)| first <= from && from <= last);
@@ -97,7 +97,7 @@ impl Replayer {
                 break;
             }
         }
-        self.read_ahead_run = match through {
+        let run = match through {
             // the run goes on from where it began: the resumed run's first table, or `from`
             Some(name) => match run {
                 Some((first, _)) if resumed => Some((first, name.clone())),
@@ -105,6 +105,7 @@ impl Replayer {
             },
             None => run,
         };
+        self.prefetch.set_resume(run);
     }
 
     /// Starts reading `table`'s next files while the window has room; says whether the table
