@@ -218,7 +218,7 @@ pub fn schema_step(cat: &Catalog, progress: &Progress, schema: &str) -> (Option<
     if *v > cat.checkpoint.unwrap_or(Ts::ZERO) {
         return (None, Wait::Checkpoint(*v));
     }
-    for name in cat.tables.keys().filter(|n| n.schema == schema) {
+    for (name, _) in cat.tables_of(schema) {
         if !table_reached(cat, progress, name, *v) {
             return (None, Wait::Other(format!("table `{name}` to reach {v}")));
         }

@@ -87,6 +87,17 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The tables of `schema`, in name order: names sort by schema first, so they are one
+    /// range of [`Catalog::tables`] (no walk of the other schemas' tables).
+    pub fn tables_of<'a>(
+        &'a self,
+        schema: &'a str,
+    ) -> impl Iterator<Item = (&'a TableName, &'a TableEntry)> + 'a {
+        self.tables
+            .range(TableName::new(schema, "")..)
+            .take_while(move |(n, _)| n.schema == schema)
+    }
+
     /// The ts up to which the catalog is complete and rows may be reported applied: the
     /// checkpoint, or less while listings lag (see [`Catalog::discovered_through`]).
     pub fn complete_through(&self) -> Ts {
@@ -107,5 +118,37 @@ impl Catalog {
             index,
         }
         .build(cfg)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schemas_tables_are_its_own_and_no_neighbours() {
+        let mut cat = Catalog::default();
+        for (s, t) in [
+            ("d", "z"),
+            ("da", "a"),
+            ("db", ""),
+            ("db", "a"),
+            ("db", "zz"),
+            ("db.", "a"),
+            ("db1", "a"),
+            ("dc", "a"),
+        ] {
+            cat.tables
+                .insert(TableName::new(s, t), TableEntry::default());
+        }
+        let names = |schema| -> Vec<String> {
+            cat.tables_of(schema)
+                .map(|(n, _)| format!("{}/{}", n.schema, n.table))
+                .collect()
+        };
+        assert_eq!(names("db"), ["db/", "db/a", "db/zz"]);
+        assert_eq!(names("d"), ["d/z"]);
+        assert_eq!(names("dc"), ["dc/a"]);
+        assert!(names("b").is_empty());
     }
 }

@@ -30,12 +30,7 @@ impl Replayer {
             ddl::ACTION_CREATE_SCHEMA => vec![DdlOp::CreateSchema(schema.clone())],
             ddl::ACTION_DROP_SCHEMA => vec![DdlOp::DropSchema {
                 schema: schema.clone(),
-                tables: cat
-                    .tables
-                    .keys()
-                    .filter(|n| n.schema == schema)
-                    .cloned()
-                    .collect(),
+                tables: cat.tables_of(&schema).map(|(n, _)| n.clone()).collect(),
             }],
             other => {
                 rec.warnings.push(format!(
