@@ -40,7 +40,8 @@
 //!   which tables it applies.
 //! - `read_ahead`: which data files of the round are read and decoded next, while one is
 //!   applied.
-//! - `prefetch`: the read-ahead window those files wait in, bounded by files and bytes.
+//! - `prefetch`: the read-ahead window those files wait in, bounded by files and bytes, and
+//!   where the read-ahead resumes.
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
@@ -105,8 +106,8 @@ pub struct Replayer {
     stalled: HashSet<ProgressKey>,
     /// Table versions whose unknown ENUM/SET elements were already warned about.
     elems_warned: HashSet<(TableName, Ts)>,
-    /// Data files being read and decoded ahead of their step (see `read_ahead`, `prefetch`).
-    /// The read-ahead window, and where the read-ahead resumes (see `read_ahead`).
+    /// Data files being read and decoded ahead of their step, and where the read-ahead
+    /// resumes (see `read_ahead`, `prefetch`).
     prefetch: prefetch::Prefetch,
     /// The rows of the last committed unit, being freed on a blocking thread (see
     /// `file_step`).

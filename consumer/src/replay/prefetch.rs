@@ -31,9 +31,10 @@
 //!   cancelled or failed read releases its bytes too); `cdc_consumer_read_ahead_files` is the
 //!   number of files in the window.
 //! - Every file left in the window when a round ends is cancelled ([`Prefetch::cancel_all`]).
-//! - The window keeps where the read-ahead resumes (`read_ahead`), and drops it whenever files
-//!   leave without being applied: at a round's end, and when a refused unit's files are to be
-//!   read again ([`Prefetch::taken_not_applied`]).
+//! - The window keeps where the read-ahead resumes (`read_ahead`), and drops it at a round's
+//!   end and when a refused unit's files are to be read again
+//!   ([`Prefetch::taken_not_applied`]). A file whose read failed when a unit took it
+//!   (`file_unit`) does not drop it: its own step reads it again, at worst one read-ahead miss.
 
 use super::file_step::{decode_file, fetch_data_file};
 use crate::discovery::Upstream;
@@ -113,8 +114,8 @@ pub(super) type ResumeRun = (TableName, TableName);
 pub(super) struct Prefetch {
     tasks: HashMap<String, JoinHandle<Read>>,
     /// Where the read-ahead resumes. It stands for files started in this window: it goes
-    /// whenever files leave the window without being applied (all of them at a round's end,
-    /// a refused unit's), so it never skips a table whose files are to be read again.
+    /// when files leave the window to be read again (all of them at a round's end, a refused
+    /// unit's); a file whose read failed is read by its own step (see the module doc).
     resume: Option<ResumeRun>,
     max_files: usize,
     max_bytes: u64,

@@ -30,8 +30,8 @@
 //! applied; every read-ahead left over when a round ends is cancelled (`Replayer::round`).
 //! Files of a table whose ENUM/SET elements must come from the downstream, and files of tables
 //! this member does not own, are not read ahead. The resume point only skips tables that have
-//! nothing left to start; the window drops it whenever files leave it without being applied
-//! (the round's end, a refused unit's files sent back to be read one by one).
+//! nothing left to start; the window drops it at the round's end and when a refused unit's
+//! files are sent back to be read one by one (see `prefetch`).
 
 use super::Replayer;
 use crate::discovery::{Catalog, TableEntry, Upstream};

@@ -21,8 +21,9 @@ use std::collections::{BTreeMap, HashSet};
 /// computed once per round, after the steps ran ([`Replayer::round_figures`]): each table's
 /// steps are walked once (`O(tables)`), where the totals and `/health` each walked them before.
 /// Nothing the figures depend on (catalog, progress record, stalled streams, ownership, the
-/// mark the process stands on) changes between the totals and `/health`: storing the settled
-/// mark and the round record writes neither.
+/// mark the process stands on) changes between the totals and `/health`: storing the round
+/// record writes none of them, and storing the settled mark writes only `resumed`, which it
+/// clears once the catalog is built, when `standing_on()` no longer reads it.
 pub(super) struct RoundFigures {
     /// The record's applied ts (before the checkpoint bound).
     applied: Ts,
