@@ -38,7 +38,7 @@ async fn a_dropped_connection_is_reopened_and_the_stream_resumes() {
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
                  WHERE application_name = $1 AND pid <> pg_backend_pid() \
                  AND datname = current_database() AND backend_type = 'client backend'",
-                &[&format!("cdc-capture {slot}")],
+                &[&cdc_capture::source::application_name(&slot)],
             )
             .await
             .unwrap()

@@ -98,6 +98,16 @@ impl Catalog {
             .take_while(move |(n, _)| n.schema == schema)
     }
 
+    /// [`Catalog::tables_of`], to change them.
+    pub fn tables_of_mut<'a>(
+        &'a mut self,
+        schema: &'a str,
+    ) -> impl Iterator<Item = (&'a TableName, &'a mut TableEntry)> + 'a {
+        self.tables
+            .range_mut(TableName::new(schema, "")..)
+            .take_while(move |(n, _)| n.schema == schema)
+    }
+
     /// The ts up to which the catalog is complete and rows may be reported applied: the
     /// checkpoint, or less while listings lag (see [`Catalog::discovered_through`]).
     pub fn complete_through(&self) -> Ts {

@@ -617,6 +617,8 @@ impl Discovery {
         let read_ckpt = self.last_read.unwrap_or(Ts::ZERO);
         let covers =
             |name: &TableName, v: Ts| scope.is_none_or(|s| s.contains(name)) || v <= read_ckpt;
+        // The fields apart (not `catalog_mut`, which borrows all of `self`): the waiting
+        // directories are read while the catalog is changed.
         let unsettled = &self.unsettled;
         let catalog = Arc::make_mut(&mut self.catalog);
         for b in barriers.tables {
@@ -628,12 +630,7 @@ impl Discovery {
             }
         }
         for SchemaBarrier { schema, version: v } in barriers.schemas {
-            // Names sort by schema first: the schema's tables are one range.
-            let tables = catalog
-                .tables
-                .range_mut(TableName::new(&schema, "")..)
-                .take_while(|(name, _)| name.schema == schema);
-            for (name, t) in tables {
+            for (name, t) in catalog.tables_of_mut(&schema) {
                 if !waiting_below(unsettled, name, v) && covers(name, v) {
                     t.complete_below = t.complete_below.max(v);
                 }
