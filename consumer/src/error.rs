@@ -57,6 +57,15 @@ pub enum Error {
         /// Why it was expected.
         reason: String,
     },
+    /// The newest data file an index names may still be being written in place: its stream
+    /// waits for a later round (see `replay::in_place`).
+    #[error("data file `{path}` may still be being written: {reason}")]
+    InFlight {
+        /// The data file.
+        path: String,
+        /// What was seen.
+        reason: String,
+    },
     /// A file or path read from storage violates the storage contract (corrupt, truncated,
     /// wrong checksum, not following the layout).
     #[error(transparent)]

@@ -59,6 +59,9 @@ pub struct Metrics {
     pub read_wait_seconds: Counter,
     /// Data files a step read itself: not started by the read-ahead (or its read cancelled).
     pub read_ahead_misses: IntCounter,
+    /// Second looks at a local directory's newest data file that may still be being written
+    /// in place (see `replay::in_place`).
+    pub in_place_looks: IntCounter,
     /// Errors by kind (`fatal`, `warning`).
     pub errors: IntCounterVec,
     /// Replay rounds run.
@@ -171,6 +174,10 @@ impl Metrics {
             "read_ahead_misses_total",
             "Data files a step read itself: the read-ahead had not started them",
         );
+        let in_place_looks = counter(
+            "in_place_looks_total",
+            "Second looks at a newest data file that may still be being written in place",
+        );
         let read_wait_seconds = Counter::new(
             "cdc_consumer_read_wait_seconds_total",
             "Time the replay waited for a data file to be read and decoded",
@@ -278,6 +285,7 @@ impl Metrics {
             read_ahead_bytes,
             read_wait_seconds,
             read_ahead_misses,
+            in_place_looks,
             errors,
             rounds,
             idle_rounds,

@@ -30,6 +30,7 @@ mod hostile_names;
 mod http_bind;
 mod http_health;
 mod idle_rounds;
+mod in_place_writes;
 mod latency;
 mod lock_conflicts;
 mod quarantine;

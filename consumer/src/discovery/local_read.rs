@@ -79,13 +79,27 @@ impl LocalReader {
                 .map_err(|e| generic(e.into()))?;
         }
         let (mut file, len) = match open(&fs_path)? {
-            Some(f) => f,
+            Some((f, meta)) => (f, meta.len()),
             None => return Ok(None),
         };
         if len <= INLINE_READ_MAX {
             return read_rest(&mut file, len, &fs_path).map(Some);
         }
         tokio::task::spawn_blocking(move || read_rest(&mut file, len, &fs_path).map(Some))
+            .await
+            .map_err(|e| generic(e.into()))?
+    }
+
+    /// One object's length and modification time (`None`: not there): an open and a stat of
+    /// the open file, not a `stat` of the path, so an NFS client asks its server again
+    /// (close-to-open) instead of answering from its attribute cache. On the calling thread on
+    /// a disk, on the blocking pool on a network file system (see the module invariants).
+    pub async fn look(&self, path: &Path) -> object_store::Result<Option<Look>> {
+        let fs_path = self.fs_path(path)?;
+        if self.inline {
+            return look_path(&fs_path);
+        }
+        tokio::task::spawn_blocking(move || look_path(&fs_path))
             .await
             .map_err(|e| generic(e.into()))?
     }
@@ -114,10 +128,31 @@ impl LocalReader {
     }
 }
 
+/// What a look at one file found (see [`LocalReader::look`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Look {
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its modification time, as the file system stamped it.
+    pub modified: std::time::SystemTime,
+}
+
+/// Opens one file and reads its length and modification time (see [`open`]).
+fn look_path(path: &std::path::Path) -> object_store::Result<Option<Look>> {
+    let Some((_file, meta)) = open(path)? else {
+        return Ok(None);
+    };
+    let modified = meta.modified().map_err(|e| io_error(path, e))?;
+    Ok(Some(Look {
+        len: meta.len(),
+        modified,
+    }))
+}
+
 /// Opens and reads one file (see [`open`]).
 fn read_path(path: &std::path::Path) -> ReadResult {
     match open(path)? {
-        Some((mut file, len)) => read_rest(&mut file, len, path).map(Some),
+        Some((mut file, meta)) => read_rest(&mut file, meta.len(), path).map(Some),
         None => Ok(None),
     }
 }
@@ -179,7 +214,9 @@ fn on_network_fs(root: &std::path::Path) -> bool {
 /// Opens a file and reads its length; `None` when nothing or a directory is at the path. Opened
 /// non-blocking, so a FIFO at the path does not wait for a writer (it is then refused); the
 /// flag changes nothing for a regular file's reads.
-fn open(path: &std::path::Path) -> object_store::Result<Option<(std::fs::File, u64)>> {
+fn open(
+    path: &std::path::Path,
+) -> object_store::Result<Option<(std::fs::File, std::fs::Metadata)>> {
     let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -198,7 +235,7 @@ fn open(path: &std::path::Path) -> object_store::Result<Option<(std::fs::File, u
             format!("{} is not a regular file", path.display()).into(),
         ));
     }
-    Ok(Some((file, meta.len())))
+    Ok(Some((file, meta)))
 }
 
 /// Reads a file to its end, sized for `len` bytes.

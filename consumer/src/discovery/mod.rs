@@ -150,6 +150,7 @@ mod store;
 mod summary;
 
 pub use catalog::{Catalog, DirEntry, SchemaEntry, TableEntry, VersionEntry};
+pub use local_read::Look;
 pub use store::{
     Fetched, Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF,
     DEFAULT_STORAGE_MAX_BACKOFF, DEFAULT_STORAGE_REQUEST_TIMEOUT,

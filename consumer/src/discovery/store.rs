@@ -30,7 +30,7 @@
 //! they are counted, timed and retried the same way. Listings and the conditional GET of `metadata` go
 //! through object_store as for any store.
 
-use super::local_read::LocalReader;
+use super::local_read::{LocalReader, Look};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use bytes::Bytes;
@@ -345,6 +345,33 @@ impl Upstream {
             self.metrics.bytes_read.inc_by(b.len() as u64);
         }
         Ok(r)
+    }
+
+    /// Whether the upstream is a local directory, where a writer may show a file before it is
+    /// whole (see `replay::in_place`); an object store publishes an object whole.
+    pub fn is_directory(&self) -> bool {
+        self.local.is_some()
+    }
+
+    /// Whether this host's clock stamps the directory's files: a disk file system (a network
+    /// one's server stamps them by its own clock).
+    pub fn stamps_files_locally(&self) -> bool {
+        self.local.as_ref().is_some_and(LocalReader::reads_inline)
+    }
+
+    /// A local directory's file: its length and modification time (`None`: not there, or the
+    /// upstream is not a local directory). Retried as a GET is, and counted in
+    /// `cdc_consumer_in_place_looks_total` (its one caller's looks), not as a GET.
+    pub async fn look(&self, path: &str) -> Result<Option<Look>> {
+        let Some(local) = &self.local else {
+            return Ok(None);
+        };
+        let p = Self::path(path)?;
+        self.retry(path, || async {
+            self.metrics.in_place_looks.inc();
+            local.look(&p).await
+        })
+        .await
     }
 
     /// Lists one directory level: `(sub-directory names, object names)`. A warmed answer is

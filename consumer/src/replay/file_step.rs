@@ -18,9 +18,13 @@
 //! that index names: TiCDC (tiflow) publishes the index entry before the data file, and the
 //! checkpoint never passes rows that are not durable, so every row of it is above the
 //! checkpoint. Its stream waits (a warning names the table and the file) and nothing else does.
-//! A missing file below the newest named one is damage: [`Error::Missing`] naming it.
+//! A missing file below the newest named one is damage: [`Error::Missing`] naming it. The
+//! newest file on a local directory may also be there but not whole yet (TiCDC writes it in
+//! place): [`super::in_place`] holds it back ([`Error::InFlight`]), and its stream waits the same
+//! way.
 
 use super::file_unit::{FileUnit, Source};
+use super::in_place;
 use super::window::{checkpoint_window, AtDoneTs};
 use super::{DataFileStep, Outcome, Replayer};
 use crate::backend::Unit;
@@ -67,8 +71,13 @@ impl Replayer {
             .unwrap_or(f.index);
         let def = self.table_def(&f, rec).await?;
         let codec = self.decoder.prepared(&def)?;
-        let rows = match self.read_rows(up, &codec, &def, &path, newest).await {
+        let at = (f.index, newest);
+        let rows = match self.read_rows(up, &codec, &def, &path, at).await {
             Ok(rows) => rows,
+            Err(e @ Error::InFlight { .. }) => {
+                rec.warnings.push(format!("table `{}` waits: {e}", f.table));
+                return Ok(Outcome::Stalled);
+            }
             Err(Error::Missing { path: p, .. }) if p == path && f.index == newest => {
                 rec.warnings.push(format!(
                     "table `{}` waits: `{path}`, the newest file its index names, is not \
@@ -155,7 +164,8 @@ impl Replayer {
         Ok(def)
     }
 
-    /// The file's decoded rows: taken from the read-ahead window, or read and decoded here.
+    /// The file's decoded rows: taken from the read-ahead window, or read and decoded here
+    /// (`at`: the file's index and the newest its index names).
     /// The time this takes is the replay's wait for storage and decoding
     /// (`cdc_consumer_read_wait_seconds_total`: near zero while the read-ahead keeps up).
     pub(super) async fn read_rows(
@@ -164,7 +174,7 @@ impl Replayer {
         codec: &Arc<dyn TableCodec>,
         def: &TableDef,
         path: &str,
-        newest: u64,
+        at: (u64, u64),
     ) -> Result<Vec<DecodedRow>> {
         let started = Instant::now();
         let rows = match self.prefetch.take(path).await {
@@ -172,7 +182,7 @@ impl Replayer {
             // Not read ahead, or its read was cancelled: read the file here instead.
             None => {
                 self.metrics.read_ahead_misses.inc();
-                fetch_decode(up, codec.clone(), def.columns.len(), path, newest).await
+                fetch_decode(up, codec.clone(), def.columns.len(), path, at).await
             }
         };
         self.metrics
@@ -325,19 +335,30 @@ async fn fetch_decode(
     codec: Arc<dyn TableCodec>,
     columns: usize,
     path: &str,
-    newest: u64,
+    (index, newest): (u64, u64),
 ) -> Result<Vec<DecodedRow>> {
-    let bytes = fetch_data_file(up, path, newest).await?;
+    let bytes = fetch_data_file(up, path, index, newest).await?;
     decode_file(codec, columns, path.to_string(), bytes).await
 }
 
-/// Reads a data file's bytes; [`Error::Missing`] when storage lacks it (the step decides
-/// whether that is a file in flight or damage).
-pub(super) async fn fetch_data_file(up: &Upstream, path: &str, newest: u64) -> Result<Bytes> {
-    up.get(path).await?.ok_or_else(|| Error::Missing {
+/// Reads data file `index` of a stream whose index names `newest`; [`Error::Missing`] when
+/// storage lacks it (the step decides whether that is a file in flight or damage). The newest
+/// file is taken once it is whole by [`super::in_place`]'s rule ([`Error::InFlight`] when it may
+/// still be being written in place).
+pub(super) async fn fetch_data_file(
+    up: &Upstream,
+    path: &str,
+    index: u64,
+    newest: u64,
+) -> Result<Bytes> {
+    let bytes = up.get(path).await?.ok_or_else(|| Error::Missing {
         path: path.to_string(),
         reason: format!("its index file names file {newest}, so files up to {newest} must exist"),
-    })
+    })?;
+    if index == newest {
+        return in_place::whole(up, path, bytes).await;
+    }
+    Ok(bytes)
 }
 
 /// Largest data file decoded on the calling task's thread: decoding runs at 200-700 MiB/s per

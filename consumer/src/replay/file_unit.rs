@@ -152,7 +152,7 @@ impl Replayer {
             };
             // An error is the file's own step's to report (it reads the file again).
             let Ok(rows) = self
-                .read_rows(src.up, src.codec, src.def, &path, src.newest)
+                .read_rows(src.up, src.codec, src.def, &path, (next, src.newest))
                 .await
             else {
                 return;

@@ -59,6 +59,7 @@ mod ddl_step;
 mod file_step;
 mod file_unit;
 mod group_round;
+mod in_place;
 mod prefetch;
 mod read_ahead;
 mod report;
@@ -238,6 +239,7 @@ fn stops_only_its_table(e: &Error) -> bool {
     matches!(
         e,
         Error::Missing { .. }
+            | Error::InFlight { .. }
             | Error::Contract(_)
             | Error::Downstream { .. }
             | Error::Conflict { .. }

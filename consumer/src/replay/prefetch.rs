@@ -182,19 +182,19 @@ impl Prefetch {
         self.tasks.contains_key(path)
     }
 
-    /// Starts reading and decoding `path` (on a blocking thread); `newest` is the newest file
-    /// its index names (for the error of a missing file).
+    /// Starts reading and decoding `path` (on a blocking thread); `(index, newest)` are its
+    /// index and the newest file its index names (see `file_step::fetch_data_file`).
     pub(super) fn start(
         &mut self,
         up: &Upstream,
         codec: Arc<dyn TableCodec>,
         columns: usize,
         path: String,
-        newest: u64,
+        (index, newest): (u64, u64),
     ) {
         let (up, held, p) = (up.clone(), self.held.clone(), path.clone());
         let task = tokio::spawn(async move {
-            let bytes = fetch_data_file(&up, &p, newest).await?;
+            let bytes = fetch_data_file(&up, &p, index, newest).await?;
             let share = held.hold(bytes.len() as u64);
             let rows = decode_file(codec, columns, p, bytes).await?;
             Ok((rows, Some(share)))

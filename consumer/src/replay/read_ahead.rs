@@ -178,7 +178,7 @@ impl Replayer {
                     continue;
                 }
                 self.prefetch
-                    .start(up, codec.clone(), def.columns.len(), path, newest);
+                    .start(up, codec.clone(), def.columns.len(), path, (i, newest));
             }
         }
         if done {

@@ -1,0 +1,214 @@
+//! A data file its writer may still be writing in place: what the newest file an index names
+//! must show on a local directory before its rows are taken.
+//!
+//! TiCDC (tiflow) with `flush-concurrency` > 1 writes a data file through its storage layer's
+//! multipart writer, which on a local or NFS directory creates the file at its final path and
+//! writes it there, after the index entry naming it was published (`file_step`'s "in flight").
+//! A read in between sees the file empty or a prefix of it:
+//!
+//! - a prefix cut inside a record fails to decode: a spurious error that stopped the table, or
+//!   quarantined the file with none of its rows under `--on-bad-file quarantine`;
+//! - an empty view, or a prefix of whole records, read as a whole file: the stream moved past
+//!   the file and the rest of its rows were never applied. Rows with a commit ts were safe in
+//!   a prefix (none of them is at or below the checkpoint before the file is whole, so the
+//!   window holds them back), but not in an empty view (no row to hold back); rows without a
+//!   commit ts were applied at once.
+//!
+//! # What a reader can see
+//!
+//! Linux publishes a buffered write page by page: the file's size grows after each page is
+//! copied. The writer writes from offset 0 in chunks that end on 4 KiB boundaries (Go's
+//! `bufio.Writer` of 4 KiB, or one `write` of the whole buffer), so a view taken while it
+//! writes is a whole number of 4 KiB pages, 0 included. An NFS client sends whole pages too.
+//!
+//! # The rule
+//!
+//! On a local-directory upstream, the newest file an index names whose length is a multiple of
+//! [`PAGE`] (an empty one too) is taken once it is **quiet**: a second look finds the same
+//! length, and it was not modified for [`QUIET`]. On a disk file system this host's clock
+//! stamped it, so its modification time says; on a network file system (the server stamps it)
+//! the consumer's own clock between the read and a later look does. A length that changed is
+//! read again. A file not quiet after [`MAX_LOOKS`] looks is in flight ([`Error::InFlight`]):
+//! its stream waits for a later round, as for a data file not there yet, and nothing else does.
+//!
+//! Taken as read: files of any other length, files below the newest (a writer finishes a file
+//! before it publishes the next one's index entry), and object stores (they publish an object
+//! whole). Each second look counts in `cdc_consumer_in_place_looks_total`.
+//!
+//! Cost: one look for one newest file in 4,096 at random lengths, and a wait only when that file
+//! was modified within [`QUIET`] (always, on a network file system).
+//!
+//! Left: a writer stopped in the middle of a write (SIGSTOP, a hung disk) for longer than
+//! [`QUIET`] shows a quiet prefix; an NFS server whose clock is not this host's is why network
+//! file systems wait instead of reading the modification time.
+
+use crate::discovery::Upstream;
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A view of a file taken while its writer writes is a whole number of these (see the module
+/// doc); on 64 KiB-page machines too, since their pages are whole numbers of it.
+pub(super) const PAGE: u64 = 4096;
+/// How long a suspect file must be unmodified before its bytes are taken.
+pub(super) const QUIET: Duration = Duration::from_secs(1);
+/// Looks at one suspect file before it is held in flight for the round.
+pub(super) const MAX_LOOKS: u32 = 3;
+
+/// Whether a newest file read at `len` bytes may be a view of a write in progress.
+pub(super) fn suspect(len: usize) -> bool {
+    len as u64 % PAGE == 0
+}
+
+/// The newest file's bytes once they are whole by the module's rule: `bytes` as first read,
+/// or the file read again after it changed; [`Error::InFlight`] when it is not quiet after
+/// [`MAX_LOOKS`] looks, [`Error::Missing`] when it went away.
+pub(super) async fn whole(up: &Upstream, path: &str, mut bytes: Bytes) -> Result<Bytes> {
+    if !up.is_directory() {
+        return Ok(bytes);
+    }
+    let mut read_at = Instant::now();
+    for look in 1..=MAX_LOOKS {
+        if !suspect(bytes.len()) {
+            return Ok(bytes);
+        }
+        let Some(seen) = up.look(path).await? else {
+            return Err(gone(path));
+        };
+        if seen.len != bytes.len() as u64 {
+            bytes = up.get(path).await?.ok_or_else(|| gone(path))?;
+            read_at = Instant::now();
+            continue;
+        }
+        let quiet = if up.stamps_files_locally() {
+            SystemTime::now()
+                .duration_since(seen.modified)
+                .unwrap_or_default()
+        } else {
+            read_at.elapsed()
+        };
+        if quiet >= QUIET {
+            return Ok(bytes);
+        }
+        if look < MAX_LOOKS {
+            tokio::time::sleep(QUIET - quiet).await;
+        }
+    }
+    Err(Error::InFlight {
+        path: path.to_string(),
+        reason: format!(
+            "it is the newest file its index names, {} bytes (whole 4 KiB pages), modified \
+             within {QUIET:?} at each of {MAX_LOOKS} looks; a writer that writes in place \
+             (TiCDC on a local or NFS directory with flush-concurrency > 1) may not be done",
+            bytes.len()
+        ),
+    })
+}
+
+/// The error of a file that went away between its read and a look.
+fn gone(path: &str) -> Error {
+    Error::Missing {
+        path: path.to_string(),
+        reason: "it was there a moment ago, while it may still have been being written".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    fn local(dir: &std::path::Path) -> (Upstream, Metrics) {
+        let store = object_store::local::LocalFileSystem::new_with_prefix(dir).unwrap();
+        let metrics = Metrics::new();
+        let up = Upstream::new(std::sync::Arc::new(store), metrics.clone())
+            .with_local_root(dir)
+            .unwrap();
+        (up, metrics)
+    }
+
+    #[test]
+    fn only_whole_pages_are_suspect() {
+        assert!(suspect(0));
+        assert!(suspect(4096));
+        assert!(suspect(3 * 65536));
+        assert!(!suspect(1));
+        assert!(!suspect(4095));
+        assert!(!suspect(4097));
+    }
+
+    #[tokio::test]
+    async fn a_file_of_another_length_is_taken_without_a_look() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"abc").unwrap();
+        let (up, m) = local(dir.path());
+        let got = whole(&up, "f", Bytes::from_static(b"abc")).await.unwrap();
+        assert_eq!(got, &b"abc"[..]);
+        assert_eq!(m.in_place_looks.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_page_long_file_modified_long_ago_is_taken_after_one_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (up, m) = local(dir.path());
+        let started = Instant::now();
+        let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 4096);
+        assert_eq!(m.in_place_looks.get(), 1);
+        assert!(
+            started.elapsed() < QUIET,
+            "no wait for a file quiet for a minute"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_file_that_grows_is_read_again_and_one_that_keeps_growing_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 8192]).unwrap();
+        let (up, m) = local(dir.path());
+        // read as one page, now two: read again, then taken once quiet
+        let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 8192);
+        // a writer that adds a page more often than QUIET is never quiet
+        let append = |path: &std::path::Path| {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+            f.write_all(&[b'y'; 4096]).unwrap();
+        };
+        append(&path);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let writer = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::thread::sleep(QUIET / 3);
+                    append(&path);
+                }
+            })
+        };
+        let first = Bytes::from(std::fs::read(&path).unwrap());
+        match whole(&up, "f", first).await {
+            Err(Error::InFlight { path, .. }) => assert_eq!(path, "f"),
+            other => panic!("in flight expected, got {:?}", other.map(|b| b.len())),
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        // the first file: changed, then the same but just written, then quiet; the second:
+        // every look
+        assert_eq!(m.in_place_looks.get(), 3 + MAX_LOOKS as u64);
+        writer.join().unwrap();
+    }
+}
