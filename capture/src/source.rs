@@ -5,6 +5,10 @@
 //! type output function of *this* session, so these settings are part of the format:
 //! `DateStyle=ISO, MDY`, `TimeZone=UTC`, `IntervalStyle=postgres`, `bytea_output=hex`,
 //! `extra_float_digits=3` (shortest exact float text), `client_encoding=UTF8`.
+//!
+//! Every session capture opens is named: `application_name` is `cdc-capture <slot>`
+//! ([`application_name`]) when the capture sets it, the source URI's own when it has one, and
+//! [`DEFAULT_APPLICATION_NAME`] for a connection made without either (the walsender's too).
 
 use crate::error::{CaptureError, Result};
 use tokio_postgres::{Client, NoTls};
@@ -13,6 +17,10 @@ use tokio_postgres::{Client, NoTls};
 pub const SESSION_SETTINGS: &str = "SET DateStyle = 'ISO, MDY'; SET TimeZone = 'UTC'; \
      SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'; SET extra_float_digits = 3; \
      SET client_encoding = 'UTF8'";
+
+/// The `application_name` of a session whose config names none (a caller of [`connect`] or of
+/// the walsender that did not set [`application_name`]).
+pub const DEFAULT_APPLICATION_NAME: &str = "cdc-capture";
 
 /// The `application_name` of every session a capture of `slot` opens (its SQL connection and
 /// the replication one), unless the source URI sets one: `cdc-capture <slot>`, cut to the
@@ -28,8 +36,13 @@ pub fn application_name(slot: &str) -> String {
     name
 }
 
-/// Connects, spawns the connection task, and applies [`SESSION_SETTINGS`].
+/// Connects, spawns the connection task, and applies [`SESSION_SETTINGS`]. A config without an
+/// `application_name` gets [`DEFAULT_APPLICATION_NAME`].
 pub async fn connect(config: &tokio_postgres::Config) -> Result<Client> {
+    let mut config = config.clone();
+    if config.get_application_name().is_none() {
+        config.application_name(DEFAULT_APPLICATION_NAME);
+    }
     let (client, conn) = config
         .connect(NoTls)
         .await

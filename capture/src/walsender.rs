@@ -7,7 +7,8 @@
 //! module frames the protocol itself with tokio-postgres's own `postgres-protocol` crate:
 //!
 //! ```text
-//! -> StartupMessage {user, database, replication=database, client_encoding=UTF8}
+//! -> StartupMessage {user, database, replication=database, client_encoding=UTF8,
+//!                    application_name}       (the config's, else source::DEFAULT_APPLICATION_NAME)
 //! <- Authentication* (ok | cleartext | md5 | SASL SCRAM-SHA-256)   -> answers
 //! <- ParameterStatus* BackendKeyData ReadyForQuery
 //! -> Query "CREATE_REPLICATION_SLOT ..."
@@ -65,7 +66,9 @@ impl WalSender {
     async fn startup(&mut self, config: &tokio_postgres::Config) -> Result<()> {
         let user = config.get_user().unwrap_or("postgres").to_string();
         let db = config.get_dbname().unwrap_or(&user).to_string();
-        let app = config.get_application_name().unwrap_or("cdc-capture");
+        let app = config
+            .get_application_name()
+            .unwrap_or(crate::source::DEFAULT_APPLICATION_NAME);
         let mut out = BytesMut::new();
         let params = [
             ("user", user.as_str()),

@@ -138,16 +138,24 @@ impl Sink {
             None => SpoolConfig::from_options(&options.spool)?,
         };
         // Off the runtime's threads: opening reads the directory, and it waits up to
-        // `cdc_spool::LOCK_WAIT` for a lock that another thread's child may still hold.
+        // `cdc_spool::LOCK_WAIT` for a lock that another thread's child may still hold. The
+        // caller's span goes with it. A caller that drops this future does not stop the open:
+        // the spool opened is dropped with the task's answer, which cleans up as `close` does.
         let (changefeed, reg) = (config.changefeed.clone(), registry.clone());
-        let spool =
-            tokio::task::spawn_blocking(move || Spool::open(spool_config, &changefeed, &reg))
-                .await
-                .map_err(|e| match e.try_into_panic() {
-                    Ok(panic) => std::panic::resume_unwind(panic),
-                    // the runtime is shutting down
-                    Err(_) => SinkError::Closed,
-                })??;
+        let dir = spool_config.dir.clone();
+        let span = tracing::Span::current();
+        let spool = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| Spool::open(spool_config, &changefeed, &reg))
+        })
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // the runtime is shutting down
+            Err(e) => SinkError::Spool(Arc::new(cdc_spool::SpoolError::Io {
+                path: dir,
+                source: std::io::Error::other(format!("opening the spool did not finish: {e}")),
+            })),
+        })??;
         let metrics = match SinkMetrics::register(registry, &config.changefeed) {
             Ok(m) => Arc::new(m),
             Err(e) => {

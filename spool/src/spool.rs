@@ -155,7 +155,9 @@ impl Spool {
     /// Opens the spool of `changefeed` in `<config.dir>/<changefeed>`: takes the directory's
     /// lock (`<changefeed>.lock` beside it; [`SpoolError::InUse`] when another live spool holds
     /// it), then removes the directory if it exists (scratch, see the crate doc) and creates it
-    /// empty; the metrics are registered on `registry` with a `changefeed` label.
+    /// empty; the metrics are registered on `registry` with a `changefeed` label. Blocks the
+    /// calling thread: the lock is tried for up to [`LOCK_WAIT`], and the directory's old
+    /// segments are removed (an async caller runs it on a blocking thread).
     pub fn open(config: SpoolConfig, changefeed: &str, registry: &Registry) -> Result<Spool> {
         config.validate()?;
         let name = changefeed_dir_name(changefeed)?;

@@ -160,3 +160,52 @@ impl Discovery {
         self.catalog_mut().discovered_through = Some(through);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(schema: &str, table: &str, version: u64, partition_id: Option<i64>) -> DataDir {
+        DataDir {
+            schema: schema.into(),
+            table: table.into(),
+            version: Ts(version),
+            partition_id,
+            date: None,
+        }
+    }
+
+    #[test]
+    fn a_tables_waiting_versions_are_its_own_and_no_neighbours() {
+        let now = Instant::now();
+        let unsettled: BTreeMap<DataDir, Instant> = [
+            dir("d", "s", 1, None),
+            dir("d", "t", 7, None),
+            dir("d", "t", 3, Some(2)),
+            dir("d", "t", 3, None),
+            dir("d", "t1", 2, None),
+            dir("d", "t.x", 1, None),
+            dir("d1", "t", 1, None),
+            dir("da", "t", 1, None),
+        ]
+        .into_iter()
+        .map(|d| (d, now))
+        .collect();
+        let t = TableName::new("d", "t");
+        let got: Vec<Ts> = waiting_versions(&unsettled, &t).collect();
+        assert_eq!(
+            got,
+            vec![Ts(3), Ts(3), Ts(7)],
+            "one per waiting directory, lowest first"
+        );
+        assert!(waiting_below(&unsettled, &t, Ts(4)));
+        assert!(
+            !waiting_below(&unsettled, &t, Ts(3)),
+            "none below its lowest"
+        );
+        let none = TableName::new("d", "r");
+        assert_eq!(waiting_versions(&unsettled, &none).count(), 0);
+        assert!(!waiting_below(&unsettled, &none, Ts(100)));
+        assert_eq!(waiting_versions(&BTreeMap::new(), &t).count(), 0);
+    }
+}

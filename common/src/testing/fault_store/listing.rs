@@ -1,5 +1,6 @@
 //! Listing results under faults: a delimiter listing rebuilt from the objects a filtered
-//! recursive listing kept, and truncation to the first entries in path order.
+//! recursive listing kept, truncation to the first entries in path order, and the error of a
+//! listing cut after some entries (`FailListAfter`).
 
 use object_store::path::Path;
 use object_store::{ListResult, ObjectMeta};
