@@ -38,9 +38,18 @@
 //! Cost: one look for one newest file in 4,096 at random lengths, and a wait only when that file
 //! was modified within [`QUIET`] (always, on a network file system).
 //!
-//! Left: a writer stopped in the middle of a write (SIGSTOP, a hung disk) for longer than
-//! [`QUIET`] shows a quiet prefix; an NFS server whose clock is not this host's is why network
-//! file systems wait instead of reading the modification time.
+//! Left:
+//! - a writer stopped in the middle of a write (SIGSTOP, a hung disk) for longer than [`QUIET`]
+//!   shows a quiet prefix; an NFS server whose clock is not this host's is why network file
+//!   systems wait instead of reading the modification time;
+//! - a TiCDC killed in the middle of a file: on restart it writes that file again under the same
+//!   name when it is empty (tiflow's `getNextFileIdxFromIndexFile`), else goes on at the next
+//!   number and resends the rows. A consumer that took the empty file once it was quiet has
+//!   moved past it (its rows are lost); one that took a prefix applies its whole records twice
+//!   (harmless with a primary key, duplicates without), and a record cut in two fails to
+//!   decode once a later file is indexed. Treating every empty newest file as not there would
+//!   close the first, but this sink publishes an empty data file for an event of no rows, and
+//!   its stream would then wait until the next file.
 
 use crate::discovery::Upstream;
 use crate::error::{Error, Result};
