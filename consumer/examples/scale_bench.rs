@@ -20,6 +20,8 @@
 //!   catalog built; the median of 5): requests stay at one, the CPU a round spends on its
 //!   catalog and progress record is what grows with N;
 //! - the restart's seconds until drained;
+//! - with `SCALE_BENCH_BUSY_ROUNDS=K`, the mean wall time of K more rounds of that process,
+//!   each after 10 other tables got a file (one round's time moves a few ms between runs);
 //! - the downstream's share of the cold replay: SQLite alone creating the N tables (the
 //!   consumer's own `CREATE TABLE` text, one transaction, into a fresh file), and a cold
 //!   replay into that file, where every table exists (`CREATE TABLE IF NOT EXISTS` finds it):
@@ -263,10 +265,42 @@ struct Figures {
     running: (u64, u64),
     /// Wall time of that round (its discovery, its 10 files applied, its report), in ms.
     running_ms: f64,
+    /// The mean wall time of `SCALE_BENCH_BUSY_ROUNDS` more such rounds, in ms.
+    busy_mean_ms: Option<f64>,
     /// SQLite alone creating the tables.
     create_s: f64,
     /// A cold replay into a file where the tables exist.
     own_s: f64,
+}
+
+/// Rounds of `SCALE_BENCH_BUSY_ROUNDS` (unset: none) in the running process `r`, each after
+/// 10 tables got a new file and the checkpoint moved: their mean wall time in ms (one round's
+/// time moves a few ms from run to run; the mean of 100 does not, and a profiler can attach
+/// to a long run of them).
+async fn busy_rounds_mean_ms(
+    st: &Storage,
+    r: &mut Replayer,
+    m: &Metrics,
+    tables: usize,
+) -> Option<f64> {
+    let rounds: u64 = std::env::var("SCALE_BENCH_BUSY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)?;
+    let mut spent = 0.0;
+    for k in 0..rounds {
+        let base = 1_800_000_000_000 + k * 1000;
+        for i in CHANGED..(2 * CHANGED).min(tables) {
+            st.file(&def(i), 3 + k, Ts::from_parts(base + i as u64, 0))
+                .await;
+        }
+        st.checkpoint(Ts::from_parts(base + 999, 0)).await;
+        let t = Instant::now();
+        let (_, _, busy) = counted(r, m).await;
+        spent += t.elapsed().as_secs_f64() * 1000.0;
+        assert!(busy, "busy round {k} applied nothing");
+    }
+    Some(spent / rounds as f64)
 }
 
 async fn measure(tables: usize) -> Figures {
@@ -334,6 +368,7 @@ async fn measure(tables: usize) -> Figures {
         busy,
         "the running process's round after {CHANGED} new files applied nothing"
     );
+    let busy_mean_ms = busy_rounds_mean_ms(&st, &mut r, &m, tables).await;
     Figures {
         tables,
         cold_s,
@@ -346,6 +381,7 @@ async fn measure(tables: usize) -> Figures {
         changed: (cl, cg),
         running: (sl, sg),
         running_ms,
+        busy_mean_ms,
         create_s,
         own_s,
     }
@@ -470,6 +506,15 @@ fn report(f: &Figures, base: Option<&Figures>) {
         scale(|f| f.running_ms),
         "",
     );
+    if let Some(mean) = f.busy_mean_ms {
+        line(
+            &format!("running process, {CHANGED} tables changed, mean wall time of SCALE_BENCH_BUSY_ROUNDS"),
+            mean,
+            "ms",
+            scale(|f| f.busy_mean_ms.unwrap_or(0.0)),
+            "",
+        );
+    }
     println!(
         "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB; SQLite's CREATE TABLEs alone {:.3} ms/table, cold replay with the tables there {:.3} ms/table); first round {} LIST {} GET; idle {} LIST {} GET, {:.1} ms; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET, {:.1} ms",
         f.cold_s,

@@ -186,6 +186,11 @@ impl TableFilter {
                 .any(|(s, t)| (s == "*" || s == schema) && (t == "*" || t == table))
     }
 
+    /// True when it accepts every table and schema (no patterns).
+    pub fn is_all(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
     /// True when some table of the schema may be replayed.
     pub fn matches_schema(&self, schema: &str) -> bool {
         self.patterns.is_empty() || self.patterns.iter().any(|(s, _)| s == "*" || s == schema)

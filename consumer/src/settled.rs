@@ -99,7 +99,13 @@ impl Scope {
 
     /// The digest a mark stores for `progress` (63 bits: the column is signed).
     fn digest(&self, progress: &Progress) -> u64 {
-        let rows = progress.digest_where(|k| self.covers(k));
+        // A scope of every table covers every row: the record keeps that digest as it changes
+        // (a walk of the record was a tenth of a busy round's CPU at 20,000 tables).
+        let rows = if self.filter.is_all() {
+            progress.digest()
+        } else {
+            progress.digest_where(|k| self.covers(k))
+        };
         let h = fnv1a(FNV_BASIS, &rows.to_le_bytes());
         fnv1a(h, &self.hash.to_le_bytes()) & (i64::MAX as u64)
     }
@@ -226,6 +232,20 @@ mod tests {
         // this scope's schema DDL row and tables count
         p.set(key("s", ""), pos(31));
         assert!(!mark.holds_for(&p, &sc));
+    }
+
+    #[test]
+    fn a_scope_of_every_table_takes_the_records_kept_digest_which_a_walk_agrees_with() {
+        let mut p = Progress::from_rows([(key("s", "a"), pos(10)), (key("t", ""), pos(1))]);
+        p.set(key("s", "b"), pos(11));
+        p.set(key("s", "a"), pos(12));
+        p.set(key("s", "a"), pos(13));
+        let all = scope("file:///x", "");
+        let mark = SettledMark::new(Ts(20), &p, &all, 0);
+        // the same mark by a walk of every row: a filter that accepts every row by its patterns
+        let walked = scope("file:///x", "*.*");
+        assert_eq!(p.digest(), p.digest_where(|_| true));
+        assert_eq!(mark.digest, SettledMark::new(Ts(20), &p, &walked, 0).digest);
     }
 
     #[test]
