@@ -61,6 +61,13 @@ impl LocalReader {
         })
     }
 
+    /// The same reader as on a network file system (tests of what differs there).
+    #[cfg(test)]
+    pub(crate) fn into_network(mut self) -> LocalReader {
+        self.inline = false;
+        self
+    }
+
     /// Whether small files are read on the calling thread (see the module invariants).
     pub fn reads_inline(&self) -> bool {
         self.inline

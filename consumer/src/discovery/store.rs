@@ -353,6 +353,13 @@ impl Upstream {
         self.local.is_some()
     }
 
+    /// The same upstream as a directory on a network file system (tests of what differs there).
+    #[cfg(test)]
+    pub(crate) fn into_network_directory(mut self) -> Upstream {
+        self.local = self.local.take().map(LocalReader::into_network);
+        self
+    }
+
     /// Whether this host's clock stamps the directory's files: a disk file system (a network
     /// one's server stamps them by its own clock).
     pub fn stamps_files_locally(&self) -> bool {

@@ -182,6 +182,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn on_a_network_file_system_a_page_long_file_waits_out_the_quiet_time_by_this_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        // stamped a minute ago by a server clock this host cannot trust
+        let old = SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let (up, m) = local(dir.path());
+        let up = up.into_network_directory();
+        assert!(up.is_directory() && !up.stamps_files_locally());
+        let started = Instant::now();
+        let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 4096);
+        assert!(
+            started.elapsed() >= QUIET,
+            "the same length a quiet time apart"
+        );
+        assert_eq!(m.in_place_looks.get(), 2);
+    }
+
+    #[tokio::test]
     async fn a_file_that_grows_is_read_again_and_one_that_keeps_growing_is_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
