@@ -22,6 +22,9 @@
 //! - the restart's seconds until drained;
 //! - with `SCALE_BENCH_BUSY_ROUNDS=K`, the mean wall time of K more rounds of that process,
 //!   each after 10 other tables got a file (one round's time moves a few ms between runs);
+//! - the wall time of a round with 10 tables changed in the process that made the cold replay
+//!   (its catalog whole, where the restarted process stands on its settled mark with a partial
+//!   one): the mean of `SCALE_BENCH_BUSY_ROUNDS` rounds, one when unset;
 //! - the downstream's share of the cold replay: SQLite alone creating the N tables (the
 //!   consumer's own `CREATE TABLE` text, one transaction, into a fresh file), and a cold
 //!   replay into that file, where every table exists (`CREATE TABLE IF NOT EXISTS` finds it):
@@ -267,31 +270,39 @@ struct Figures {
     running_ms: f64,
     /// The mean wall time of `SCALE_BENCH_BUSY_ROUNDS` more such rounds, in ms.
     busy_mean_ms: Option<f64>,
+    /// The same round's wall time in the process that made the cold replay (its catalog whole,
+    /// not standing on a settled mark), in ms: the mean of `SCALE_BENCH_BUSY_ROUNDS` (1 unset).
+    cold_process_ms: f64,
     /// SQLite alone creating the tables.
     create_s: f64,
     /// A cold replay into a file where the tables exist.
     own_s: f64,
 }
 
-/// Rounds of `SCALE_BENCH_BUSY_ROUNDS` (unset: none) in the running process `r`, each after
-/// 10 tables got a new file and the checkpoint moved: their mean wall time in ms (one round's
-/// time moves a few ms from run to run; the mean of 100 does not, and a profiler can attach
-/// to a long run of them).
+/// `SCALE_BENCH_BUSY_ROUNDS` (unset: `default`) rounds of the process `r`, each after 10
+/// tables (from the `first`th) got a new file, numbered from `index`, and the checkpoint moved
+/// past it from `ts_base` on: their mean wall time in ms (`None` for no rounds). One round's
+/// time moves a few ms from run to run; the mean of 100 does not, and a profiler can attach to
+/// a long run of them.
 async fn busy_rounds_mean_ms(
     st: &Storage,
     r: &mut Replayer,
     m: &Metrics,
-    tables: usize,
+    (first, index, ts_base): (usize, u64, u64),
+    default: u64,
 ) -> Option<f64> {
     let rounds: u64 = std::env::var("SCALE_BENCH_BUSY_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)?;
+        .unwrap_or(default);
+    if rounds == 0 {
+        return None;
+    }
     let mut spent = 0.0;
     for k in 0..rounds {
-        let base = 1_800_000_000_000 + k * 1000;
-        for i in CHANGED..(2 * CHANGED).min(tables) {
-            st.file(&def(i), 3 + k, Ts::from_parts(base + i as u64, 0))
+        let base = ts_base + k * 1000;
+        for i in first..first + CHANGED {
+            st.file(&def(i), index + k, Ts::from_parts(base + i as u64, 0))
                 .await;
         }
         st.checkpoint(Ts::from_parts(base + 999, 0)).await;
@@ -338,6 +349,11 @@ async fn measure(tables: usize) -> Figures {
     let cold_s = t.elapsed().as_secs_f64();
     let peak_mb = peak_mb();
     let idle_ms = idle_round_ms(&mut r, &m).await;
+    // Tables from 2 x CHANGED on, below every later checkpoint: the restart finds them applied.
+    let cold_process_ms =
+        busy_rounds_mean_ms(&st, &mut r, &m, (2 * CHANGED, 2, 1_751_000_000_000), 1)
+            .await
+            .expect("at least one round");
     drop(r);
     let (create_s, own_s) = without_ddl(&uri, dir.path(), tables).await;
 
@@ -368,7 +384,8 @@ async fn measure(tables: usize) -> Figures {
         busy,
         "the running process's round after {CHANGED} new files applied nothing"
     );
-    let busy_mean_ms = busy_rounds_mean_ms(&st, &mut r, &m, tables).await;
+    let busy_mean_ms =
+        busy_rounds_mean_ms(&st, &mut r, &m, (CHANGED, 3, 1_800_000_000_000), 0).await;
     Figures {
         tables,
         cold_s,
@@ -382,6 +399,7 @@ async fn measure(tables: usize) -> Figures {
         running: (sl, sg),
         running_ms,
         busy_mean_ms,
+        cold_process_ms,
         create_s,
         own_s,
     }
@@ -506,6 +524,13 @@ fn report(f: &Figures, base: Option<&Figures>) {
         scale(|f| f.running_ms),
         "",
     );
+    line(
+        &format!("process of the cold replay, {CHANGED} tables changed, wall time"),
+        f.cold_process_ms,
+        "ms",
+        scale(|f| f.cold_process_ms),
+        "",
+    );
     if let Some(mean) = f.busy_mean_ms {
         line(
             &format!("running process, {CHANGED} tables changed, mean wall time of SCALE_BENCH_BUSY_ROUNDS"),
@@ -516,7 +541,7 @@ fn report(f: &Figures, base: Option<&Figures>) {
         );
     }
     println!(
-        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB; SQLite's CREATE TABLEs alone {:.3} ms/table, cold replay with the tables there {:.3} ms/table); first round {} LIST {} GET; idle {} LIST {} GET, {:.1} ms; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET, {:.1} ms",
+        "tables {n:>6}: cold {:.2}s ({:.3} ms/table, peak {:.0} MB; SQLite's CREATE TABLEs alone {:.3} ms/table, cold replay with the tables there {:.3} ms/table); first round {} LIST {} GET; idle {} LIST {} GET, {:.1} ms; restart {:.2}s, first round {} LIST {} GET; {CHANGED} changed: {} LIST {} GET; running, {CHANGED} changed: {} LIST {} GET, {:.1} ms; in the cold replay's process: {:.1} ms",
         f.cold_s,
         ms_per_table(f, |f| f.cold_s),
         f.peak_mb,
@@ -535,6 +560,7 @@ fn report(f: &Figures, base: Option<&Figures>) {
         f.running.0,
         f.running.1,
         f.running_ms,
+        f.cold_process_ms,
     );
 }
 

@@ -32,7 +32,7 @@
 //! reloads the progress record from the downstream) resumes exactly where the last commit left.
 
 use crate::discovery::{Catalog, SchemaEntry, TableEntry, VersionEntry};
-use crate::progress::{date_text, Position, Progress, ProgressKey};
+use crate::progress::{Position, Progress, ProgressKey};
 use cdc_common::layout::DataDir;
 use cdc_common::{TableName, Ts};
 use std::collections::HashSet;
@@ -263,29 +263,31 @@ pub fn pending_files(t: &TableEntry, progress: &Progress, name: &TableName, cv: 
     let Some(ve) = t.versions.get(&cv) else {
         return Vec::new();
     };
-    let Some(schema) = ve.schema.clone() else {
+    let Some(schema) = &ve.schema else {
         return Vec::new();
     };
     let mut out: Vec<Step> = Vec::new();
     let mut seen: HashSet<ProgressKey> = HashSet::new();
+    // A caught-up table (most of them, in most rounds) allocates nothing here.
+    let mut text = DirText::default();
     // Directories iterate in (partition, date) order, so a stream's earliest date comes first.
     for (dir, de) in &ve.dirs {
-        let date = date_text(dir);
+        text.set(dir);
         for (dispatcher, newest) in &de.indexes {
-            let key = ProgressKey::stream(dir, dispatcher);
-            if seen.contains(&key) {
+            if !seen.is_empty() && seen.contains(&ProgressKey::stream(dir, dispatcher)) {
                 continue;
             }
-            let before = progress.get(&key).cloned();
-            let next = match &before {
-                Some(p) => match p.cmp_file(cv, &date, 0) {
+            let before = progress.get_parts(text.stream(dir, dispatcher));
+            let next = match before {
+                Some(p) => match p.cmp_file(cv, &text.date, 0) {
                     std::cmp::Ordering::Less => 1,
-                    _ if p.version == cv && p.date == date => p.file_index + 1,
+                    _ if p.version == cv && p.date == text.date => p.file_index + 1,
                     _ => continue, // this directory is behind the stream's position
                 },
                 None => 1,
             };
             if next <= *newest {
+                let key = ProgressKey::stream(dir, dispatcher);
                 seen.insert(key.clone());
                 out.push(Step::File {
                     table: name.clone(),
@@ -294,12 +296,49 @@ pub fn pending_files(t: &TableEntry, progress: &Progress, name: &TableName, cv: 
                     dispatcher: dispatcher.clone(),
                     index: next,
                     key,
-                    before,
+                    before: before.cloned(),
                 });
             }
         }
     }
     out
+}
+
+/// A data directory's date and partition as progress rows store them (what
+/// [`crate::progress::date_text`] and [`ProgressKey::stream`] make of them), written into
+/// buffers kept from one directory to the next: a stream's row is looked up by its key's
+/// parts without a new string.
+#[derive(Default)]
+struct DirText {
+    date: String,
+    partition: String,
+}
+
+impl DirText {
+    /// Takes `dir`'s texts.
+    fn set(&mut self, dir: &DataDir) {
+        write_opt(&mut self.date, dir.date.as_ref());
+        write_opt(&mut self.partition, dir.partition_id.as_ref());
+    }
+
+    /// The key parts of the stream of `dispatcher` in `dir` (the directory last [`Self::set`]).
+    fn stream<'a>(
+        &'a self,
+        dir: &'a DataDir,
+        dispatcher: &'a Option<String>,
+    ) -> (&'a str, &'a str, &'a str, &'a str) {
+        let stream = dispatcher.as_deref().unwrap_or("");
+        (&dir.schema, &dir.table, &self.partition, stream)
+    }
+}
+
+/// Sets `buf` to `v`'s text, or empty for `None`.
+fn write_opt(buf: &mut String, v: Option<&impl std::fmt::Display>) {
+    use std::fmt::Write;
+    buf.clear();
+    if let Some(v) = v {
+        let _ = write!(buf, "{v}");
+    }
 }
 
 /// Indexed files not yet applied, over every table (for freshness).
@@ -314,16 +353,18 @@ pub fn count_pending(cat: &Catalog, progress: &Progress) -> u64 {
 pub fn table_pending(name: &TableName, t: &TableEntry, progress: &Progress) -> u64 {
     let current = progress.table_version(name);
     let mut n = 0u64;
+    let mut text = DirText::default();
     for (v, ve) in &t.versions {
         if current.is_some_and(|c| *v < c) {
             continue;
         }
         for (dir, de) in &ve.dirs {
-            let date = date_text(dir);
+            text.set(dir);
+            let date = &text.date;
             for (dispatcher, newest) in &de.indexes {
-                let done = match progress.get(&ProgressKey::stream(dir, dispatcher)) {
-                    Some(p) if p.version == *v && p.date == date => p.file_index,
-                    Some(p) if p.cmp_file(*v, &date, 0).is_gt() => *newest,
+                let done = match progress.get_parts(text.stream(dir, dispatcher)) {
+                    Some(p) if p.version == *v && p.date == *date => p.file_index,
+                    Some(p) if p.cmp_file(*v, date, 0).is_gt() => *newest,
                     _ => 0,
                 };
                 n += newest.saturating_sub(done);

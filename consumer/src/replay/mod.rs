@@ -420,6 +420,9 @@ impl Replayer {
         // first such error: it ends the round once every other table went as far as it can.
         let mut stuck: HashSet<TableName> = HashSet::new();
         let mut first_stuck: Option<Error> = None;
+        // A CREATE TABLE can be due in a batch only when this round read a schema file (see
+        // `create_batch`): other rounds skip the walk of every table it costs.
+        let creates = rec.discovery.new_schema_files > 0;
         loop {
             let mut did = false;
             for schema in cat.databases.keys() {
@@ -431,10 +434,13 @@ impl Replayer {
                     did = true;
                 }
             }
-            let free: Vec<&TableName> = cat.tables.keys().filter(|n| !stuck.contains(*n)).collect();
-            did |= self
-                .create_tables_together(&cat, &free, &stalled, rec)
-                .await;
+            if creates {
+                let free: Vec<&TableName> =
+                    cat.tables.keys().filter(|n| !stuck.contains(*n)).collect();
+                did |= self
+                    .create_tables_together(&cat, &free, &stalled, rec)
+                    .await;
+            }
             for name in cat.tables.keys() {
                 if stuck.contains(name) || !self.owns_table(&name.schema, &name.table) {
                     continue;
