@@ -139,11 +139,12 @@ async fn a_newest_file_still_being_written_waits_for_a_later_round() {
     let rows = rows_with_a_record_ending_at_a_page(&t, 1, 1000).await;
     let first = w.file(&t, &[(ts(20), rows)]).await;
     w.file(&u, &[(ts(20), vec![ins(1, "u")])]).await;
-    // The writer adds a page more often than the consumer's looks wait for a quiet file, for
-    // longer than they go on: the first round holds the file back.
-    let done = written_in_place(&root.path().join(&first), PAGE, Duration::from_millis(250));
     w.checkpoint(ts(30)).await;
     let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
+    // The writer adds a page more often than the consumer's looks wait for a quiet file, for
+    // longer than they go on (started once the replayer is made, so a slow start does not
+    // eat into that time): the first round holds the file back.
+    let done = written_in_place(&root.path().join(&first), PAGE, Duration::from_millis(250));
     let out = ok_round(&mut r).await;
     assert_warned(&out.record, |m| {
         m.contains("`db.t` waits") && m.contains(&first) && m.contains("may still be")
