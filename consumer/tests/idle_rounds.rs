@@ -125,7 +125,7 @@ async fn rows_without_commit_ts_or_a_listing_lag_keep_every_round_full() {
 #[tokio::test]
 async fn idle_rounds_report_what_a_fresh_computation_gives() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = storage("memory://idle-rounds-4?protocol=csv&include-commit-ts=true").await;
+    let mut w = storage("memory://idle-rounds-5?protocol=csv&include-commit-ts=true").await;
     let (mut r, _m, h) = start(&w.uri, &sqlite_uri(&dir.path().join("d.db")), &[]).await;
     ok_rounds(&mut r, 2).await;
     let t0 = two_cols("db0", "t0", ts(1));
