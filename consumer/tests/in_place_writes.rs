@@ -156,3 +156,46 @@ async fn a_newest_file_still_being_written_waits_for_a_later_round() {
     ok_round(&mut r).await;
     assert_eq!(ids(&db, "db.t"), (1..1001).collect::<Vec<_>>());
 }
+
+/// A unit that reaches the newest file while it is being written leaves it to its step with
+/// the answer it got: the stream waits for the file to be quiet once a round, not once for
+/// the unit and again for the step.
+#[tokio::test]
+async fn a_unit_that_reaches_a_file_in_flight_waits_for_it_once() {
+    let (root, uri) = local_storage("protocol=csv");
+    let mut w = Writer::new(&uri);
+    let t = two_cols("db", "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(0, "first")])]).await;
+    let rows = rows_with_a_record_ending_at_a_page(&t, 1, 3000).await;
+    let newest = w.file(&t, &[(ts(20), rows)]).await;
+    w.checkpoint(ts(30)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    let m = cdc_consumer::metrics::Metrics::new();
+    let mut r = ReplayerBuilder::sqlite(&w.uri, &db)
+        .metrics(m.clone())
+        .replayer()
+        .await
+        .unwrap();
+    // A page every 250 ms for longer than two series of looks would take.
+    let done = written_in_place(&root.path().join(&newest), PAGE, Duration::from_millis(250));
+    let out = ok_round(&mut r).await;
+    assert_warned(&out.record, |m| {
+        m.contains("`db.t` waits") && m.contains(&newest)
+    });
+    assert_eq!(
+        ids(&db, "db.t"),
+        vec![0],
+        "the file before it, in a unit of its own"
+    );
+    assert_eq!(
+        m.in_place_looks.get(),
+        3,
+        "one series of looks at the file in flight in the round"
+    );
+    done.join().unwrap();
+    w.checkpoint(ts(31)).await;
+    ok_round(&mut r).await;
+    assert_eq!(ids(&db, "db.t"), (0..3001).collect::<Vec<_>>());
+}

@@ -11,7 +11,8 @@
 //! - the next file is indexed in the same directory by the same writer (same table version,
 //!   date and partition: no DDL lies between, and the stream's order is the index order);
 //! - it reads and decodes (an error leaves it to its own step, which reports it, waits for it
-//!   or quarantines it exactly as before);
+//!   or quarantines it exactly as before; a newest file held in flight by `in_place` hands
+//!   that answer to the step, so the stream waits once, not twice, for the file to be quiet);
 //! - every row of it is at or below the checkpoint (a file partly above is its own step: it is
 //!   applied up to the checkpoint and its stream waits); it is handed back to the read-ahead.
 //!
@@ -36,6 +37,7 @@
 use super::window::{checkpoint_window, holds_rows_above, AtDoneTs, Window};
 use super::{DataFileStep, Replayer, RoundRecord};
 use crate::discovery::{Catalog, Upstream};
+use crate::error::Error;
 use cdc_common::codec::TableCodec;
 use cdc_common::layout::LayoutConfig;
 use cdc_common::{RowChange, TableDef, Ts};
@@ -150,16 +152,23 @@ impl Replayer {
             let Ok(path) = Catalog::data_file_path(src.cfg, &f.dir, &f.dispatcher, next) else {
                 return;
             };
-            // An error is the file's own step's to report (it reads the file again).
-            let Ok(rows) = self
+            let rows = match self
                 .read_rows(src.up, src.codec, src.def, &path, (next, src.newest))
                 .await
-            else {
-                return;
+            {
+                Ok(rows) => rows,
+                Err(e @ Error::InFlight { .. }) => {
+                    // Its stream waits: the step takes this answer, and does not wait for the
+                    // file to be quiet a second time in the round.
+                    self.prefetch.hand_back(path, Err(e));
+                    return;
+                }
+                // Any other error is the file's own step's to report (it reads the file again).
+                Err(_) => return,
             };
             if holds_rows_above(&rows, src.checkpoint) {
                 // Its own step applies it up to the checkpoint: hand the decoded rows back.
-                self.prefetch.hand_back(path, rows);
+                self.prefetch.hand_back(path, Ok(rows));
                 return;
             }
             let w = checkpoint_window(

@@ -203,10 +203,14 @@ impl Prefetch {
         self.files_gauge.set(self.tasks.len() as i64);
     }
 
-    /// Puts a file's decoded rows back (a unit that did not take them: its own step will).
-    pub(super) fn hand_back(&mut self, path: String, rows: Vec<DecodedRow>) {
-        self.tasks
-            .insert(path, tokio::spawn(async move { Ok((rows, None)) }));
+    /// Puts a file's read back (a unit that did not take it: its own step will): its decoded
+    /// rows, or the [`crate::error::Error::InFlight`] that holds its stream back this round, so
+    /// the step does not look at the file again for as long.
+    pub(super) fn hand_back(&mut self, path: String, read: Result<Vec<DecodedRow>>) {
+        self.tasks.insert(
+            path,
+            tokio::spawn(async move { read.map(|rows| (rows, None)) }),
+        );
         self.files_gauge.set(self.tasks.len() as i64);
     }
 
