@@ -19,8 +19,9 @@
 //!   thread (an open, a stat and one read, from the page cache: microseconds); a larger one on
 //!   the blocking pool, so an async worker never waits on a long read. [`LocalReader::read_many`]
 //!   reads a warming batch in one blocking-pool task.
-//! - On a network or user-space file system (NFS, SMB/CIFS, FUSE, Ceph, 9P, found with
-//!   `statfs` when the reader is made), where an open or a read can hang, nothing is read on the
+//! - On a network, cluster, guest-shared or user-space file system (NFS, SMB/CIFS, FUSE, Ceph,
+//!   9P, GFS2, virtiofs, ... found in `/proc/self/mountinfo` when the reader is made, at the
+//!   root or mounted below it), where an open or a read can hang, nothing is read on the
 //!   calling thread: every read is one blocking-pool task, so the per-request timeout of the
 //!   retry policy still ends a hung request, and warming keeps its concurrent requests
 //!   ([`LocalReader::reads_inline`] is false).
@@ -164,9 +165,10 @@ fn read_path(path: &std::path::Path) -> ReadResult {
     }
 }
 
-/// File system types (as `/proc/self/mountinfo` names them) whose calls can hang on a network
-/// or a user-space daemon; `fuse.<name>` types are FUSE too.
-const NETWORK_FS: [&str; 13] = [
+/// File system types (as `/proc/self/mountinfo` names them) whose calls can hang on a network,
+/// a cluster lock manager or a user-space daemon, and whose files another host's clock may
+/// stamp (network, cluster and guest-shared file systems); `fuse.<name>` types are FUSE too.
+const NETWORK_FS: [&str; 24] = [
     "nfs",
     "nfs4",
     "cifs",
@@ -177,9 +179,20 @@ const NETWORK_FS: [&str; 13] = [
     "ceph",
     "9p",
     "afs",
+    "coda",
     "lustre",
     "gpfs",
     "glusterfs",
+    "beegfs",
+    "orangefs",
+    "pvfs2",
+    "wekafs",
+    "gfs2",
+    "ocfs2",
+    "virtiofs",
+    "vboxsf",
+    "vmhgfs",
+    "davfs",
 ];
 
 /// Whether a file system type is one of [`NETWORK_FS`] or a FUSE file system.
@@ -187,35 +200,45 @@ fn is_network_fs(fs_type: &str) -> bool {
     NETWORK_FS.contains(&fs_type) || fs_type.starts_with("fuse.")
 }
 
-/// The type of the file system mounted at the longest mount point that holds `path`, from the
-/// text of `/proc/self/mountinfo` (mount point the 5th field, type the first after ` - `;
-/// spaces in mount points are written `\040`).
+/// Each mount of the text of `/proc/self/mountinfo`: its mount point (the 5th field; spaces
+/// are written `\040`) and its type (the first field after ` - `).
+fn mounts(mountinfo: &str) -> impl Iterator<Item = (String, &str)> {
+    mountinfo.lines().filter_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        let mount = left.split(' ').nth(4)?;
+        let fs_type = right.split(' ').next()?;
+        Some((mount.replace("\\040", " "), fs_type))
+    })
+}
+
+/// The type of the file system mounted at the longest mount point that holds `path`.
 fn fs_type_of<'a>(mountinfo: &'a str, path: &std::path::Path) -> Option<&'a str> {
     let mut best: Option<(usize, &str)> = None;
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
-        };
-        let (Some(mount), Some(fs_type)) = (left.split(' ').nth(4), right.split(' ').next()) else {
-            continue;
-        };
-        let mount = mount.replace("\\040", " ");
-        let holds = path.starts_with(&mount);
-        if holds && best.is_none_or(|(len, _)| mount.len() > len) {
+    for (mount, fs_type) in mounts(mountinfo) {
+        if path.starts_with(&mount) && best.is_none_or(|(len, _)| mount.len() > len) {
             best = Some((mount.len(), fs_type));
         }
     }
     best.map(|(_, t)| t)
 }
 
-/// Whether `root` is on a network or user-space file system (false when that cannot be read:
-/// not Linux, or no `/proc`).
+/// Whether any part of the tree at `root` is on a network file system: the mount that holds
+/// `root`, or one mounted below it (a table's directory on NFS under a root on a disk).
+fn network_fs_in(mountinfo: &str, root: &std::path::Path) -> bool {
+    fs_type_of(mountinfo, root).is_some_and(is_network_fs)
+        || mounts(mountinfo).any(|(mount, fs_type)| {
+            let below = std::path::Path::new(&mount);
+            below != root && below.starts_with(root) && is_network_fs(fs_type)
+        })
+}
+
+/// Whether `root`'s tree is on a network or user-space file system, in part or whole (false
+/// when that cannot be read: not Linux, or no `/proc`).
 fn on_network_fs(root: &std::path::Path) -> bool {
     let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
     std::fs::read_to_string("/proc/self/mountinfo")
         .ok()
-        .and_then(|m| fs_type_of(&m, &root).map(is_network_fs))
-        .unwrap_or(false)
+        .is_some_and(|m| network_fs_in(&m, &root))
 }
 
 /// Opens a file and reads its length; `None` when nothing or a directory is at the path. Opened
@@ -366,9 +389,22 @@ mod tests {
         );
         assert_eq!(fs("/mnt/my bucket/cdc"), Some("fuse.s3fs"));
         assert_eq!(fs("/tmp/x"), Some("tmpfs"));
-        for (t, network) in [("nfs4", true), ("fuse.s3fs", true), ("cifs", true)] {
-            assert_eq!(is_network_fs(t), network, "{t}");
+        for t in [
+            "nfs4",
+            "fuse.s3fs",
+            "cifs",
+            "virtiofs",
+            "gfs2",
+            "ocfs2",
+            "beegfs",
+        ] {
+            assert!(is_network_fs(t), "{t}");
         }
+        let root = |p: &str| network_fs_in(mountinfo, std::path::Path::new(p));
+        assert!(!root("/var/cdc"));
+        assert!(root("/mnt/nas/cdc"));
+        assert!(root("/mnt"), "an NFS mount below the root");
+        assert!(!root("/mnt/nas/local"), "the disk below the NFS mount");
         for t in ["ext4", "xfs", "tmpfs", "overlay", "btrfs"] {
             assert!(!is_network_fs(t), "{t}");
         }

@@ -24,24 +24,35 @@
 //! # The rule
 //!
 //! On a local-directory upstream, the newest file an index names whose length is a multiple of
-//! [`PAGE`] (an empty one too) is taken once it is **quiet**: a second look finds the same
-//! length, and it was not modified for [`QUIET`]. On a disk file system this host's clock
-//! stamped it, so its modification time says; on a network file system (the server stamps it)
-//! the consumer's own clock between the read and a later look does. A length that changed is
-//! read again. A file not quiet after [`MAX_LOOKS`] looks is in flight ([`Error::InFlight`]):
-//! its stream waits for a later round, as for a data file not there yet, and nothing else does.
+//! [`PAGE`] (an empty one too) is taken once it is **quiet**: a look at least [`QUIET`] after
+//! the read, by the consumer's own clock, finds the same length. On a disk file system, whose
+//! files this host's clock stamps, the file must also be unmodified for [`QUIET`] by its
+//! modification time; a modification time in the future (a clock stepped back, a copy that
+//! kept a faster host's time) is ignored. The modification time alone is not enough: Linux
+//! stamps it at the start of a `write()`, so one long write throttled by dirty-page limits
+//! shows an old time while its pages still land. On a network file system the server stamps
+//! files by a clock this host cannot trust, so only the consumer's clock counts. A length that
+//! changed is read again. A file not quiet after [`MAX_LOOKS`] looks is in flight
+//! ([`Error::InFlight`]): its stream waits for a later round, as for a data file not there
+//! yet, and nothing else does.
 //!
 //! Taken as read: files of any other length, files below the newest (a writer finishes a file
 //! before it publishes the next one's index entry), and object stores (they publish an object
 //! whole). Each second look counts in `cdc_consumer_in_place_looks_total`.
 //!
-//! Cost: one look for one newest file in 4,096 at random lengths, and a wait only when that file
-//! was modified within [`QUIET`] (always, on a network file system).
+//! Cost: for one newest file in 4,096 at random lengths (and every empty newest file, which
+//! this sink writes for an event of no rows), one look after a wait of [`QUIET`]. The wait runs
+//! in the read-ahead beside other files' reads; the round's steps, applied one at a time, wait
+//! only for what is left of it when they reach the file.
 //!
 //! Left:
 //! - a writer stopped in the middle of a write (SIGSTOP, a hung disk) for longer than [`QUIET`]
-//!   shows a quiet prefix; an NFS server whose clock is not this host's is why network file
-//!   systems wait instead of reading the modification time;
+//!   shows a quiet prefix;
+//! - NFS: a client may complete a file's WRITEs out of order, so a reader on another client can
+//!   see the final length, not a whole number of pages, with a hole of zeros before it (taken
+//!   as read, and the zeros then fail to decode); and a client mounted `nocto` or with a long `actimeo` serves stale lengths, which
+//!   look quiet. Mount the consumer's side with the defaults (close-to-open, `actimeo` well
+//!   under [`QUIET`]) or use an object store;
 //! - a TiCDC killed in the middle of a file: on restart it writes that file again under the same
 //!   name when it is empty (tiflow's `getNextFileIdxFromIndexFile`), else goes on at the next
 //!   number and resends the rows. A consumer that took the empty file once it was quiet has
@@ -77,41 +88,56 @@ pub(super) async fn whole(up: &Upstream, path: &str, mut bytes: Bytes) -> Result
         return Ok(bytes);
     }
     let mut read_at = Instant::now();
-    for look in 1..=MAX_LOOKS {
+    // each look comes once the bytes in hand could be quiet: a quiet time after their read, or
+    // after the modification a look found
+    let mut wait = QUIET;
+    for _ in 0..MAX_LOOKS {
         if !suspect(bytes.len()) {
             return Ok(bytes);
         }
+        tokio::time::sleep(wait).await;
         let Some(seen) = up.look(path).await? else {
             return Err(gone(path));
         };
         if seen.len != bytes.len() as u64 {
             bytes = up.get(path).await?.ok_or_else(|| gone(path))?;
             read_at = Instant::now();
+            wait = QUIET;
             continue;
         }
-        let quiet = if up.stamps_files_locally() {
-            SystemTime::now()
-                .duration_since(seen.modified)
-                .unwrap_or_default()
-        } else {
-            read_at.elapsed()
-        };
+        let quiet = quiet_for(read_at.elapsed(), seen.modified, up.stamps_files_locally());
         if quiet >= QUIET {
             return Ok(bytes);
         }
-        if look < MAX_LOOKS {
-            tokio::time::sleep(QUIET - quiet).await;
-        }
+        wait = QUIET - quiet;
     }
     Err(Error::InFlight {
         path: path.to_string(),
         reason: format!(
-            "it is the newest file its index names, {} bytes (whole 4 KiB pages), modified \
-             within {QUIET:?} at each of {MAX_LOOKS} looks; a writer that writes in place \
-             (TiCDC on a local or NFS directory with flush-concurrency > 1) may not be done",
+            "it is the newest file its index names, {} bytes (whole 4 KiB pages), and it \
+             changed within {QUIET:?} at each of {MAX_LOOKS} looks; a writer that writes in \
+             place (TiCDC on a local or NFS directory with flush-concurrency > 1) may not be \
+             done",
             bytes.len()
         ),
     })
+}
+
+/// How long a file seen at an unchanged length has been quiet: the consumer's own clock since
+/// the read (`since_read`), the one measure every file system gives. Linux stamps a file's
+/// modification time at the *start* of a `write()`, so one long write (throttled by dirty-page
+/// limits) shows an old time while its pages keep landing: the time alone cannot say a file is
+/// whole. Where this host's clock stamps the file (`local_clock`), a modification within the
+/// quiet time shortens it too; a time in the future (a clock stepped back, a copy that kept a
+/// faster host's time) says nothing and is ignored, so it cannot hold a whole file back.
+fn quiet_for(since_read: Duration, modified: SystemTime, local_clock: bool) -> Duration {
+    if !local_clock {
+        return since_read;
+    }
+    match SystemTime::now().duration_since(modified) {
+        Ok(age) => since_read.min(age),
+        Err(_) => since_read,
+    }
 }
 
 /// The error of a file that went away between its read and a look.
@@ -156,19 +182,29 @@ mod tests {
         assert_eq!(m.in_place_looks.get(), 0);
     }
 
+    /// Sets `path`'s modification time `secs` seconds from now (negative: in the past).
+    fn stamp(path: &std::path::Path, secs: i64) {
+        let at = if secs < 0 {
+            SystemTime::now() - Duration::from_secs(secs.unsigned_abs())
+        } else {
+            SystemTime::now() + Duration::from_secs(secs as u64)
+        };
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(at)
+            .unwrap();
+    }
+
     #[tokio::test]
-    async fn a_page_long_file_modified_long_ago_is_taken_after_one_look() {
+    async fn a_page_long_file_modified_long_ago_is_taken_one_quiet_time_after_its_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, vec![b'x'; 4096]).unwrap();
-        let old = SystemTime::now() - Duration::from_secs(60);
-        std::fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(old)
-            .unwrap();
+        stamp(&path, -60);
         let (up, m) = local(dir.path());
+        assert!(up.stamps_files_locally());
         let started = Instant::now();
         let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096]))
             .await
@@ -176,9 +212,60 @@ mod tests {
         assert_eq!(got.len(), 4096);
         assert_eq!(m.in_place_looks.get(), 1);
         assert!(
-            started.elapsed() < QUIET,
-            "no wait for a file quiet for a minute"
+            started.elapsed() >= QUIET,
+            "the same length a quiet time apart"
         );
+    }
+
+    /// One long `write()` (throttled by dirty-page limits) keeps the modification time it got
+    /// when it started while its pages land: the old time must not pass a growing file.
+    #[tokio::test]
+    async fn a_file_growing_under_an_old_modification_time_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        stamp(&path, -60);
+        let (up, m) = local(dir.path());
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                std::thread::sleep(QUIET / 4);
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                f.write_all(&[b'y'; 4096]).unwrap();
+                drop(f);
+                stamp(&path, -60);
+            })
+        };
+        let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        writer.join().unwrap();
+        assert_eq!(
+            got.len(),
+            8192,
+            "the page that landed after the read is taken"
+        );
+        assert_eq!(m.in_place_looks.get(), 2);
+    }
+
+    /// A modification time in the future (a clock stepped back) says nothing: the file is
+    /// taken once this clock saw it unchanged, not held in flight round after round.
+    #[tokio::test]
+    async fn a_modification_time_in_the_future_does_not_hold_a_whole_file_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        stamp(&path, 3600);
+        let (up, m) = local(dir.path());
+        let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 4096);
+        assert_eq!(m.in_place_looks.get(), 1);
     }
 
     #[tokio::test]
@@ -206,7 +293,7 @@ mod tests {
             started.elapsed() >= QUIET,
             "the same length a quiet time apart"
         );
-        assert_eq!(m.in_place_looks.get(), 2);
+        assert_eq!(m.in_place_looks.get(), 1);
     }
 
     #[tokio::test]
@@ -243,9 +330,9 @@ mod tests {
             other => panic!("in flight expected, got {:?}", other.map(|b| b.len())),
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        // the first file: changed, then the same but just written, then quiet; the second:
+        // the first file: changed (read again), then quiet a quiet time later; the second:
         // every look
-        assert_eq!(m.in_place_looks.get(), 3 + MAX_LOOKS as u64);
+        assert_eq!(m.in_place_looks.get(), 2 + MAX_LOOKS as u64);
         writer.join().unwrap();
     }
 }
