@@ -21,14 +21,17 @@
 //! A missing file below the newest named one is damage: [`Error::Missing`] naming it. The
 //! newest file on a local directory may also be there but not whole yet (TiCDC writes it in
 //! place): [`super::in_place`] holds it back ([`Error::InFlight`]), and its stream waits the same
-//! way.
+//! way. Such a file that reads as no rows (empty) while its writer may still write it
+//! (`stream_open`) does not move its stream either, without a warning: the stream reads it
+//! again in its next busy round and passes it once a later file is indexed or its directory
+//! closes (see `in_place`).
 
 use super::file_unit::{FileUnit, Source};
 use super::in_place;
 use super::window::{checkpoint_window, AtDoneTs};
 use super::{DataFileStep, Outcome, Replayer};
 use crate::backend::Unit;
-use crate::discovery::{Catalog, Upstream};
+use crate::discovery::{Catalog, DirEntry, Upstream};
 use crate::enum_elems;
 use crate::error::{Error, Result};
 use crate::freshness::{now_ms, RoundRecord};
@@ -37,9 +40,9 @@ use crate::progress::{date_text, Position, ProgressKey};
 use crate::quarantine::{is_quarantinable, BadFilePolicy, QuarantinedFile, HEALTH_QUARANTINE_LIST};
 use bytes::Bytes;
 use cdc_common::codec::{DecodedRow, TableCodec};
-use cdc_common::layout::LayoutConfig;
+use cdc_common::layout::{DataDir, LayoutConfig};
 use cdc_common::{TableDef, Ts};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -61,18 +64,26 @@ impl Replayer {
     ) -> Result<Outcome> {
         let started = Instant::now();
         let path = Catalog::data_file_path(cfg, &f.dir, &f.dispatcher, f.index)?;
-        let newest = cat
+        let dirs = cat
             .tables
             .get(&f.table)
             .and_then(|t| t.versions.get(&f.dir.version))
-            .and_then(|v| v.dirs.get(&f.dir))
+            .map(|v| &v.dirs);
+        let newest = dirs
+            .and_then(|d| d.get(&f.dir))
             .and_then(|d| d.indexes.get(&f.dispatcher))
             .copied()
             .unwrap_or(f.index);
+        let newest_open = up.is_directory() && dirs.is_some_and(|d| stream_open(d, &f));
         let def = self.table_def(&f, rec).await?;
         let codec = self.decoder.prepared(&def)?;
         let at = (f.index, newest);
         let rows = match self.read_rows(up, &codec, &def, &path, at).await {
+            Ok(rows) if rows.is_empty() && newest_open && f.index == newest => {
+                // Not passed while its writer may still write it (see the module doc).
+                tracing::debug!(file = %path, "newest file reads as no rows; its stream waits");
+                return Ok(Outcome::Stalled);
+            }
             Ok(rows) => rows,
             Err(e @ Error::InFlight { .. }) => {
                 rec.warnings.push(format!("table `{}` waits: {e}", f.table));
@@ -109,6 +120,7 @@ impl Replayer {
             codec: &codec,
             def: &def,
             newest,
+            newest_open,
             checkpoint,
         };
         self.extend_unit(&mut unit, &f, &src).await;
@@ -339,6 +351,20 @@ async fn fetch_decode(
 ) -> Result<Vec<DecodedRow>> {
     let bytes = fetch_data_file(up, path, index, newest).await?;
     decode_file(codec, columns, path.to_string(), bytes).await
+}
+
+/// Whether `f`'s stream may still get rows in the newest file its directory's index names:
+/// the directory is not closed (see [`crate::discovery`]) and no later date directory of the
+/// same stream (table version, partition and writer) names a file (writer rule 6: a writer
+/// indexes a later date only after it finished the earlier one). `dirs`: the version's
+/// directories.
+fn stream_open(dirs: &BTreeMap<DataDir, DirEntry>, f: &DataFileStep) -> bool {
+    use std::ops::Bound::{Excluded, Unbounded};
+    let open = dirs.get(&f.dir).is_some_and(|d| !d.closed);
+    open && !dirs
+        .range((Excluded(&f.dir), Unbounded))
+        .take_while(|(d, _)| d.partition_id == f.dir.partition_id)
+        .any(|(_, e)| e.indexes.contains_key(&f.dispatcher))
 }
 
 /// Reads data file `index` of a stream whose index names `newest`; [`Error::Missing`] when

@@ -14,7 +14,9 @@
 //!   or quarantines it exactly as before; a newest file held in flight by `in_place` hands
 //!   that answer to the step, so the stream waits once, not twice, for the file to be quiet);
 //! - every row of it is at or below the checkpoint (a file partly above is its own step: it is
-//!   applied up to the checkpoint and its stream waits); it is handed back to the read-ahead.
+//!   applied up to the checkpoint and its stream waits), and it is not a newest file of no
+//!   rows its writer may still write (its step holds the stream before it, see `in_place`);
+//!   such a file is handed back to the read-ahead.
 //!
 //! # Invariants
 //!
@@ -125,6 +127,9 @@ pub(super) struct Source<'a> {
     pub(super) def: &'a TableDef,
     /// The newest index of the stream's directory.
     pub(super) newest: u64,
+    /// Its writer may still write that newest file (`file_step`'s `stream_open`, on a local
+    /// directory): read as no rows, it is not taken.
+    pub(super) newest_open: bool,
     pub(super) checkpoint: Ts,
 }
 
@@ -166,8 +171,11 @@ impl Replayer {
                 // Any other error is the file's own step's to report (it reads the file again).
                 Err(_) => return,
             };
-            if holds_rows_above(&rows, src.checkpoint) {
-                // Its own step applies it up to the checkpoint: hand the decoded rows back.
+            if holds_rows_above(&rows, src.checkpoint)
+                || (rows.is_empty() && src.newest_open && next == src.newest)
+            {
+                // Its own step applies it up to the checkpoint, or holds its stream before an
+                // open newest file of no rows: hand the decoded rows back.
                 self.prefetch.hand_back(path, Ok(rows));
                 return;
             }

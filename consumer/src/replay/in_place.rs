@@ -23,9 +23,9 @@
 //!
 //! # The rule
 //!
-//! On a local-directory upstream, the newest file an index names whose length is a multiple of
-//! [`PAGE`] (an empty one too) is taken once it is **quiet**: a look at least [`QUIET`] after
-//! the read, by the consumer's own clock, finds the same length. On a disk file system, whose
+//! On a local-directory upstream, the newest file an index names whose length is a non-zero
+//! multiple of [`PAGE`] is taken once it is **quiet**: a look at least [`QUIET`] after the
+//! read, by the consumer's own clock, finds the same length. On a disk file system, whose
 //! files this host's clock stamps, the file must also be unmodified for [`QUIET`] by its
 //! modification time; a modification time in the future (a clock stepped back, a copy that
 //! kept a faster host's time) is ignored. The modification time alone is not enough: Linux
@@ -36,31 +36,38 @@
 //! ([`Error::InFlight`]): its stream waits for a later round, as for a data file not there
 //! yet, and nothing else does.
 //!
+//! An empty view is returned at once, with no look: while its writer may still write the file
+//! (the stream's directory is not closed and no later date directory of the stream names a
+//! file), a newest file that reads as no rows does not move its stream (`file_step`; a unit
+//! that reaches it leaves it to its step, `file_unit`). The stream reads it again in its next
+//! busy round and passes it once a later file is indexed or the directory closes. Its table
+//! counts as applied through the checkpoint meanwhile (no row of it can be at or below the
+//! checkpoint while the file is empty), and the file counts in `files_pending`. This sink
+//! writes an empty data file for an event of no rows: its stream stays before that file until
+//! the next one, at the cost of one small read per busy round.
+//!
 //! Taken as read: files of any other length, files below the newest (a writer finishes a file
 //! before it publishes the next one's index entry), and object stores (they publish an object
 //! whole). Each second look counts in `cdc_consumer_in_place_looks_total`.
 //!
-//! Cost: for one newest file in 4,096 at random lengths (and every empty newest file, which
-//! this sink writes for an event of no rows), one look after a wait of [`QUIET`]. The wait runs
-//! in the read-ahead beside other files' reads; the round's steps, applied one at a time, wait
-//! only for what is left of it when they reach the file.
+//! Cost: for one newest file in 4,096 at random lengths, one look after a wait of [`QUIET`].
+//! The wait runs in the read-ahead beside other files' reads; the round's steps, applied one
+//! at a time, wait only for what is left of it when they reach the file.
 //!
 //! Left:
 //! - a writer stopped in the middle of a write (SIGSTOP, a hung disk) for longer than [`QUIET`]
 //!   shows a quiet prefix;
 //! - NFS: a client may complete a file's WRITEs out of order, so a reader on another client can
 //!   see the final length, not a whole number of pages, with a hole of zeros before it (taken
-//!   as read, and the zeros then fail to decode); and a client mounted `nocto` or with a long `actimeo` serves stale lengths, which
-//!   look quiet. Mount the consumer's side with the defaults (close-to-open, `actimeo` well
-//!   under [`QUIET`]) or use an object store;
-//! - a TiCDC killed in the middle of a file: on restart it writes that file again under the same
-//!   name when it is empty (tiflow's `getNextFileIdxFromIndexFile`), else goes on at the next
-//!   number and resends the rows. A consumer that took the empty file once it was quiet has
-//!   moved past it (its rows are lost); one that took a prefix applies its whole records twice
-//!   (harmless with a primary key, duplicates without), and a record cut in two fails to
-//!   decode once a later file is indexed. Treating every empty newest file as not there would
-//!   close the first, but this sink publishes an empty data file for an event of no rows, and
-//!   its stream would then wait until the next file.
+//!   as read, and the zeros then fail to decode); and a client mounted `nocto` or with a long
+//!   `actimeo` serves stale lengths, which look quiet. Mount the consumer's side with the
+//!   defaults (close-to-open, `actimeo` well under [`QUIET`]) or use an object store;
+//! - a TiCDC killed in the middle of a file: on restart it writes that file again under the
+//!   same name when it is empty (tiflow's `getNextFileIdxFromIndexFile`), which the consumer
+//!   then reads (see above), else goes on at the next number and resends the rows. A consumer
+//!   that took a quiet prefix applies its whole records twice (harmless with a primary key,
+//!   duplicates without), and a record cut in two fails to decode once a later file is
+//!   indexed.
 
 use crate::discovery::Upstream;
 use crate::error::{Error, Result};
@@ -92,7 +99,8 @@ pub(super) async fn whole(up: &Upstream, path: &str, mut bytes: Bytes) -> Result
     // after the modification a look found
     let mut wait = QUIET;
     for _ in 0..MAX_LOOKS {
-        if !suspect(bytes.len()) {
+        // An empty view needs no wait: its stream does not move past it (module doc).
+        if bytes.is_empty() || !suspect(bytes.len()) {
             return Ok(bytes);
         }
         tokio::time::sleep(wait).await;
@@ -170,6 +178,20 @@ mod tests {
         assert!(!suspect(1));
         assert!(!suspect(4095));
         assert!(!suspect(4097));
+    }
+
+    #[tokio::test]
+    async fn an_empty_view_is_taken_without_a_look() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"").unwrap();
+        let (up, m) = local(dir.path());
+        let got = whole(&up, "f", Bytes::new()).await.unwrap();
+        assert!(got.is_empty());
+        assert_eq!(
+            m.in_place_looks.get(),
+            0,
+            "its stream does not move past it"
+        );
     }
 
     #[tokio::test]
