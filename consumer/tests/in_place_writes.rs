@@ -264,22 +264,26 @@ async fn a_newest_file_left_empty_by_a_killed_writer_is_read_again_once_rewritte
 
 /// This sink writes an empty data file for an event of no rows. Its stream stays before it
 /// without a warning or a wait, and passes it once the next file is indexed, in the same date
-/// directory or the next one, or once a newer table version closes its directory.
+/// directory (`t`) or the next one (`u`), once a newer table version closes its directory
+/// (`v`), or once the checkpoint is a minute past the file's making (`x`).
 #[tokio::test]
 async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
     let (root, uri) = local_storage("protocol=csv&include-commit-ts=true&date-separator=day");
     let mut w = Writer::new(&uri);
-    let t = two_cols("db", "t", ts(1));
-    let u = two_cols("db", "u", ts(1));
-    let v = two_cols("db", "v", ts(1));
-    for def in [&t, &u, &v] {
+    let names = ["t", "u", "v", "x"];
+    let defs: Vec<TableDef> = names.iter().map(|n| two_cols("db", n, ts(1))).collect();
+    for def in &defs {
         w.schema(def, "", DdlKind::CreateTable).await;
         w.file(def, &[(ts(2), vec![ins(0, "first")])]).await;
-        let empty = w.file(def, &[(ts(3), vec![])]).await;
-        assert_eq!(
-            std::fs::metadata(root.path().join(&empty)).unwrap().len(),
-            0
-        );
+        let empty = root.path().join(w.file(def, &[(ts(3), vec![])]).await);
+        assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+        // made when the sink wrote the event of ts 3 (its clock and the ts's agree)
+        std::fs::File::options()
+            .write(true)
+            .open(&empty)
+            .unwrap()
+            .set_modified(ts(3).to_system_time())
+            .unwrap();
     }
     w.checkpoint(ts(10)).await;
     let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
@@ -296,16 +300,18 @@ async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
         "applied through the checkpoint: no row waits"
     );
     assert_eq!(
-        out.record.files_pending, 3,
-        "each empty file, not passed yet"
+        out.record.files_pending, 4,
+        "each empty file, not passed: the checkpoint is 7 s past its making"
     );
-    for name in ["db.t", "db.u", "db.v"] {
-        assert_eq!(ids(&db, name), vec![0], "{name}");
+    for n in names {
+        assert_eq!(ids(&db, &format!("db.{n}")), vec![0], "{n}");
     }
-    // t: the next file in the same directory; u: in the next day's directory (2023-11-15);
-    // v: a newer table version.
-    w.file(&t, &[(ts(20), vec![ins(1, "next")])]).await;
-    w.file(&u, &[(ts(7000), vec![ins(1, "next day")])]).await;
+    let [t, u, v, _] = &defs[..] else {
+        unreachable!()
+    };
+    w.file(t, &[(ts(20), vec![ins(1, "next")])]).await;
+    // 2023-11-15
+    w.file(u, &[(ts(7000), vec![ins(1, "next day")])]).await;
     let mut v2 = v.clone();
     v2.version = ts(30);
     v2.columns[1].name = "renamed".into();
@@ -319,7 +325,9 @@ async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
         .await;
     w.checkpoint(ts(8000)).await;
     ok_rounds(&mut r, 2).await;
-    for name in ["db.t", "db.u", "db.v"] {
-        assert_eq!(ids(&db, name), vec![0, 1], "{name}");
+    let out = ok_round(&mut r).await;
+    for n in ["t", "u", "v"] {
+        assert_eq!(ids(&db, &format!("db.{n}")), vec![0, 1], "{n}");
     }
+    assert_eq!(out.record.files_pending, 0, "every empty file passed");
 }

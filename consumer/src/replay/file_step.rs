@@ -22,9 +22,9 @@
 //! newest file on a local directory may also be there but not whole yet (TiCDC writes it in
 //! place): [`super::in_place`] holds it back ([`Error::InFlight`]), and its stream waits the same
 //! way. Such a file that reads as no rows (empty) while its writer may still write it
-//! (`stream_open`) does not move its stream either, without a warning: the stream reads it
-//! again in its next busy round and passes it once a later file is indexed or its directory
-//! closes (see `in_place`).
+//! (`stream_open`, and [`in_place::may_still_be_written`]) does not move its stream either,
+//! without a warning: the stream reads it again in its next busy round and passes it once the
+//! checkpoint passes it, a later file is indexed or its directory closes (see `in_place`).
 
 use super::file_unit::{FileUnit, Source};
 use super::in_place;
@@ -79,11 +79,6 @@ impl Replayer {
         let codec = self.decoder.prepared(&def)?;
         let at = (f.index, newest);
         let rows = match self.read_rows(up, &codec, &def, &path, at).await {
-            Ok(rows) if rows.is_empty() && newest_open && f.index == newest => {
-                // Not passed while its writer may still write it (see the module doc).
-                tracing::debug!(file = %path, "newest file reads as no rows; its stream waits");
-                return Ok(Outcome::Stalled);
-            }
             Ok(rows) => rows,
             Err(e @ Error::InFlight { .. }) => {
                 rec.warnings.push(format!("table `{}` waits: {e}", f.table));
@@ -111,6 +106,15 @@ impl Replayer {
             Err(e) => return Err(e),
         };
         let checkpoint = cat.checkpoint.unwrap_or(Ts::ZERO);
+        if rows.is_empty()
+            && newest_open
+            && f.index == newest
+            && in_place::may_still_be_written(up, &path, checkpoint).await?
+        {
+            // Not passed while its writer may still write it (see the module doc).
+            tracing::debug!(file = %path, "newest file reads as no rows; its stream waits");
+            return Ok(Outcome::Stalled);
+        }
         let done_ts = f.before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
         let window = checkpoint_window(rows, done_ts, checkpoint, AtDoneTs::for_table(&def));
         let mut unit = FileUnit::first(f.index, &path, window, done_ts);

@@ -36,15 +36,23 @@
 //! ([`Error::InFlight`]): its stream waits for a later round, as for a data file not there
 //! yet, and nothing else does.
 //!
-//! An empty view is returned at once, with no look: while its writer may still write the file
-//! (the stream's directory is not closed and no later date directory of the stream names a
-//! file), a newest file that reads as no rows does not move its stream (`file_step`; a unit
-//! that reaches it leaves it to its step, `file_unit`). The stream reads it again in its next
-//! busy round and passes it once a later file is indexed or the directory closes. Its table
-//! counts as applied through the checkpoint meanwhile (no row of it can be at or below the
-//! checkpoint while the file is empty), and the file counts in `files_pending`. This sink
-//! writes an empty data file for an event of no rows: its stream stays before that file until
-//! the next one, at the cost of one small read per busy round.
+//! An empty view is returned at once, with no look: while its writer may still write the file,
+//! a newest file that reads as no rows does not move its stream (`file_step`; a unit that
+//! reaches it leaves it to its step, `file_unit`). Its writer may still write it while the
+//! stream's directory is open (not closed, and no later date directory of the stream names a
+//! file) and the checkpoint's time is at most [`CLOCK_MARGIN`] past the file's modification
+//! time ([`may_still_be_written`], one look). Past that, the file is final: its rows were
+//! committed before it was made, so they are below the checkpoint and durable (writer rule 5),
+//! and an empty file holds none. A TiCDC killed before it wrote the file writes it again under
+//! the same name when it restarts, and cannot move the checkpoint past its rows before; that
+//! rewritten file is then read. The stream reads a held file again in its next busy round. Its
+//! table counts as applied through the checkpoint meanwhile (no row of the file can be at or
+//! below it), and the file counts in `files_pending`. This sink writes an empty data file for
+//! an event of no rows: its stream stays before that file until the checkpoint passes it (a
+//! minute and the checkpoint's lag), the next file is indexed or the directory closes, at the
+//! cost of a small read and a look per busy round; a database-level DDL of its schema waits
+//! for it as long. A modification time far in the future holds the file until a later file or
+//! the directory's close.
 //!
 //! Taken as read: files of any other length, files below the newest (a writer finishes a file
 //! before it publishes the next one's index entry), and object stores (they publish an object
@@ -72,6 +80,7 @@
 use crate::discovery::Upstream;
 use crate::error::{Error, Result};
 use bytes::Bytes;
+use cdc_common::Ts;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A view of a file taken while its writer writes is a whole number of these (see the module
@@ -79,6 +88,10 @@ use std::time::{Duration, Instant, SystemTime};
 pub(super) const PAGE: u64 = 4096;
 /// How long a suspect file must be unmodified before its bytes are taken.
 pub(super) const QUIET: Duration = Duration::from_secs(1);
+/// How far the clock that stamps a data file (its writer's host, or a network file system's
+/// server) may be behind the one that gives commit ts (TiDB's PD) without an empty file taken
+/// as final while its writer may still write it (see the module doc).
+pub(super) const CLOCK_MARGIN: Duration = Duration::from_secs(60);
 /// Looks at one suspect file before it is held in flight for the round.
 pub(super) const MAX_LOOKS: u32 = 3;
 
@@ -146,6 +159,20 @@ fn quiet_for(since_read: Duration, modified: SystemTime, local_clock: bool) -> D
         Ok(age) => since_read.min(age),
         Err(_) => since_read,
     }
+}
+
+/// Whether an empty newest file may still get rows from its writer, given the checkpoint read
+/// this round: until the checkpoint's time is [`CLOCK_MARGIN`] past the file's modification
+/// time (see the module doc). A file that went away may be written again: it may.
+pub(super) async fn may_still_be_written(
+    up: &Upstream,
+    path: &str,
+    checkpoint: Ts,
+) -> Result<bool> {
+    let Some(seen) = up.look(path).await? else {
+        return Ok(true);
+    };
+    Ok(checkpoint.to_system_time() <= seen.modified + CLOCK_MARGIN)
 }
 
 /// The error of a file that went away between its read and a look.
