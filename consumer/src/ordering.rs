@@ -27,6 +27,10 @@
 //!    reached `V` (no version below `V` pending, nothing pending in the current one).
 //! 5. Rows above the checkpoint-ts are never applied (enforced by the replay loop per row, see
 //!    [`crate::replay`]); a stream whose next file has such rows is *stalled* for the round.
+//!    A stream *held* before an empty newest file its writer may still write is not pending
+//!    for the rest of the round ([`pending_files`]): that file's rows, if any ever come, are
+//!    above the checkpoint read before it was read empty, so barriers (rules 3 and 4) and
+//!    renames at or below the checkpoint go ahead of them, as their ts order says.
 //!
 //! The planner is a pure function of the catalog and the progress record, so a restart (which
 //! reloads the progress record from the downstream) resumes exactly where the last commit left.
@@ -258,7 +262,10 @@ pub fn table_reached(cat: &Catalog, progress: &Progress, name: &TableName, v: Ts
     }
 }
 
-/// Every stream's next file in version `cv` (one step per stream).
+/// Every stream's next file in version `cv` (one step per stream), but for streams held this
+/// round ([`Progress::hold`]): a held stream's next file is an empty newest file whose rows,
+/// if it ever gets any, are above the checkpoint, so no barrier at or below the checkpoint
+/// waits for it.
 pub fn pending_files(t: &TableEntry, progress: &Progress, name: &TableName, cv: Ts) -> Vec<Step> {
     let Some(ve) = t.versions.get(&cv) else {
         return Vec::new();
@@ -277,7 +284,12 @@ pub fn pending_files(t: &TableEntry, progress: &Progress, name: &TableName, cv: 
             if !seen.is_empty() && seen.contains(&ProgressKey::stream(dir, dispatcher)) {
                 continue;
             }
-            let before = progress.get_parts(text.stream(dir, dispatcher));
+            let parts = text.stream(dir, dispatcher);
+            if progress.is_held(parts) {
+                // its rows, if it ever gets any, are above the checkpoint (`replay::in_place`)
+                continue;
+            }
+            let before = progress.get_parts(parts);
             let next = match before {
                 Some(p) => match p.cmp_file(cv, &text.date, 0) {
                     std::cmp::Ordering::Less => 1,
@@ -349,7 +361,8 @@ pub fn count_pending(cat: &Catalog, progress: &Progress) -> u64 {
         .sum()
 }
 
-/// Indexed files of one table not yet applied (versions older than its progress excluded).
+/// Indexed files of one table not yet applied (versions older than its progress excluded, and
+/// the empty newest file of a stream held this round, which holds no row to apply).
 pub fn table_pending(name: &TableName, t: &TableEntry, progress: &Progress) -> u64 {
     let current = progress.table_version(name);
     let mut n = 0u64;
@@ -362,7 +375,12 @@ pub fn table_pending(name: &TableName, t: &TableEntry, progress: &Progress) -> u
             text.set(dir);
             let date = &text.date;
             for (dispatcher, newest) in &de.indexes {
-                let done = match progress.get_parts(text.stream(dir, dispatcher)) {
+                let parts = text.stream(dir, dispatcher);
+                if current == Some(*v) && progress.is_held(parts) {
+                    // an empty newest file holding nothing to apply (see `pending_files`)
+                    continue;
+                }
+                let done = match progress.get_parts(parts) {
                     Some(p) if p.version == *v && p.date == *date => p.file_index,
                     Some(p) if p.cmp_file(*v, date, 0).is_gt() => *newest,
                     _ => 0,

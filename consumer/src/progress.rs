@@ -40,7 +40,7 @@
 use cdc_common::layout::DataDir;
 use cdc_common::{TableName, Ts};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Name of the progress table in SQL downstreams.
 pub const PROGRESS_TABLE: &str = "cdc_consumer_progress";
@@ -258,6 +258,11 @@ pub struct Progress {
     index: HashMap<ProgressKey, Position, foldhash::fast::RandomState>,
     /// Wrapping sum of [`row_hash`] over `rows` (see [`Progress::digest`]).
     digest: u64,
+    /// Streams held this round before an empty newest file their writer may still write
+    /// (`replay::in_place`): not pending for the rest of the round (see
+    /// [`crate::ordering::pending_files`]). Not a row: no part of the record or its digest;
+    /// cleared at each round's start ([`Progress::clear_holds`]).
+    held: HashSet<ProgressKey, foldhash::fast::RandomState>,
 }
 
 impl Progress {
@@ -302,6 +307,21 @@ impl Progress {
         self.digest = self.digest.wrapping_add(added);
         self.index.insert(k.clone(), p.clone());
         self.rows.insert(k, p);
+    }
+
+    /// Holds `k`'s stream for the rest of the round (see the field `held`).
+    pub fn hold(&mut self, k: ProgressKey) {
+        self.held.insert(k);
+    }
+
+    /// Forgets every hold (a round's start).
+    pub fn clear_holds(&mut self) {
+        self.held.clear();
+    }
+
+    /// Whether the stream whose key's parts are `parts` is held this round.
+    pub fn is_held(&self, parts: (&str, &str, &str, &str)) -> bool {
+        !self.held.is_empty() && self.held.contains(&parts as &dyn KeyParts)
     }
 
     /// The position of the key whose parts are `parts` (see [`KeyParts`]).

@@ -136,7 +136,7 @@ async fn a_newest_file_still_being_written_waits_for_a_later_round() {
     let u = two_cols("db", "u", ts(1));
     w.schema(&t, "", DdlKind::CreateTable).await;
     w.schema(&u, "", DdlKind::CreateTable).await;
-    let rows = rows_with_a_record_ending_at_a_page(&t, 1, 1000).await;
+    let rows = rows_with_a_record_ending_at_a_page(&t, 1, 4000).await;
     let first = w.file(&t, &[(ts(20), rows)]).await;
     w.file(&u, &[(ts(20), vec![ins(1, "u")])]).await;
     w.checkpoint(ts(30)).await;
@@ -154,7 +154,7 @@ async fn a_newest_file_still_being_written_waits_for_a_later_round() {
     done.join().unwrap();
     w.checkpoint(ts(31)).await;
     ok_round(&mut r).await;
-    assert_eq!(ids(&db, "db.t"), (1..1001).collect::<Vec<_>>());
+    assert_eq!(ids(&db, "db.t"), (1..4001).collect::<Vec<_>>());
 }
 
 /// A unit that reaches the newest file while it is being written leaves it to its step with
@@ -262,28 +262,63 @@ async fn a_newest_file_left_empty_by_a_killed_writer_is_read_again_once_rewritte
     }
 }
 
+/// The date directory of 2023-11-`d`.
+fn day(d: u32) -> String {
+    format!("2023-11-{d}")
+}
+
+/// The date directory and data file index each stream of `db.<table>` reached, and the
+/// version of `db`'s database-level DDL row (0: none applied).
+fn positions(db: &Path, table: &str) -> (Vec<(String, i64)>, i64) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    let files = c
+        .prepare(
+            "SELECT date_dir, file_index FROM cdc_consumer_progress WHERE schema_name = 'db' \
+             AND table_name = ?1 AND dispatcher <> '#ddl' ORDER BY date_dir",
+        )
+        .and_then(|mut s| {
+            s.query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
+        })
+        .unwrap();
+    let schema_ddl = c
+        .query_row(
+            "SELECT coalesce(max(table_version), 0) FROM cdc_consumer_progress \
+             WHERE schema_name = 'db' AND table_name = '' AND dispatcher = '#ddl'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    (files, schema_ddl)
+}
+
 /// This sink writes an empty data file for an event of no rows. Its stream stays before it
 /// without a warning or a wait, and passes it once the next file is indexed, in the same date
 /// directory (`t`) or the next one (`u`), once a newer table version closes its directory
-/// (`v`), or once the checkpoint is a minute past the file's making (`x`).
+/// (`v`), or once the checkpoint is a minute past the file's making (`x`); `h`'s empty file,
+/// made now, stays held (the checkpoint is years before). A database-level DDL of the schema
+/// at or below the checkpoint does not wait for the held streams: their file's rows, if it
+/// ever gets any, are above the checkpoint.
 #[tokio::test]
 async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
     let (root, uri) = local_storage("protocol=csv&include-commit-ts=true&date-separator=day");
     let mut w = Writer::new(&uri);
-    let names = ["t", "u", "v", "x"];
+    let names = ["t", "u", "v", "x", "h"];
     let defs: Vec<TableDef> = names.iter().map(|n| two_cols("db", n, ts(1))).collect();
     for def in &defs {
         w.schema(def, "", DdlKind::CreateTable).await;
         w.file(def, &[(ts(2), vec![ins(0, "first")])]).await;
         let empty = root.path().join(w.file(def, &[(ts(3), vec![])]).await);
         assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
-        // made when the sink wrote the event of ts 3 (its clock and the ts's agree)
-        std::fs::File::options()
-            .write(true)
-            .open(&empty)
-            .unwrap()
-            .set_modified(ts(3).to_system_time())
-            .unwrap();
+        if def.table == "x" {
+            // made when the sink wrote the event of ts 3 (its clock and the ts's agree)
+            std::fs::File::options()
+                .write(true)
+                .open(&empty)
+                .unwrap()
+                .set_modified(ts(3).to_system_time())
+                .unwrap();
+        }
     }
     w.checkpoint(ts(10)).await;
     let (_dir, db, mut r) = sqlite_replayer(&w.uri).await;
@@ -300,13 +335,18 @@ async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
         "applied through the checkpoint: no row waits"
     );
     assert_eq!(
-        out.record.files_pending, 4,
-        "each empty file, not passed: the checkpoint is 7 s past its making"
+        out.record.files_pending, 0,
+        "a held empty file holds nothing to apply"
     );
     for n in names {
         assert_eq!(ids(&db, &format!("db.{n}")), vec![0], "{n}");
+        assert_eq!(
+            positions(&db, n).0,
+            [(day(14), 1)],
+            "{n}: held before its empty file"
+        );
     }
-    let [t, u, v, _] = &defs[..] else {
+    let [t, u, v, ..] = &defs[..] else {
         unreachable!()
     };
     w.file(t, &[(ts(20), vec![ins(1, "next")])]).await;
@@ -323,11 +363,40 @@ async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
     .await;
     w.file(&v2, &[(ts(31), vec![ins(1, "newer version")])])
         .await;
+    w.db_schema(
+        "db",
+        ts(40),
+        "ALTER DATABASE db CHARACTER SET utf8mb4",
+        DdlKind::Other,
+    )
+    .await;
     w.checkpoint(ts(8000)).await;
-    ok_rounds(&mut r, 2).await;
     let out = ok_round(&mut r).await;
+    assert!(
+        !out.record.warnings.iter().any(|m| m.contains("waits")),
+        "{:?}",
+        out.record.warnings
+    );
     for n in ["t", "u", "v"] {
         assert_eq!(ids(&db, &format!("db.{n}")), vec![0, 1], "{n}");
     }
-    assert_eq!(out.record.files_pending, 0, "every empty file passed");
+    assert_eq!(
+        positions(&db, "t").0,
+        [(day(14), 3)],
+        "t: past its empty file"
+    );
+    assert_eq!(positions(&db, "u").0, [(day(15), 1)], "u: on the next day");
+    assert_eq!(
+        positions(&db, "x").0,
+        [(day(14), 2)],
+        "x: passed by the checkpoint"
+    );
+    let (h, schema_ddl) = positions(&db, "h");
+    assert_eq!(h, [(day(14), 1)], "h: still held");
+    assert_eq!(
+        schema_ddl,
+        ts(40).0 as i64,
+        "the database-level DDL went ahead of the held stream"
+    );
+    assert_eq!(out.record.files_pending, 0);
 }

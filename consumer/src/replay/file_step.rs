@@ -113,7 +113,8 @@ impl Replayer {
         {
             // Not passed while its writer may still write it (see the module doc).
             tracing::debug!(file = %path, "newest file reads as no rows; its stream waits");
-            return Ok(Outcome::Stalled);
+            self.progress.hold(f.key);
+            return Ok(Outcome::Held);
         }
         let done_ts = f.before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO);
         let window = checkpoint_window(rows, done_ts, checkpoint, AtDoneTs::for_table(&def));

@@ -31,10 +31,11 @@
 //! kept a faster host's time) is ignored. The modification time alone is not enough: Linux
 //! stamps it at the start of a `write()`, so one long write throttled by dirty-page limits
 //! shows an old time while its pages still land. On a network file system the server stamps
-//! files by a clock this host cannot trust, so only the consumer's clock counts. A length that
-//! changed is read again. A file not quiet after [`MAX_LOOKS`] looks is in flight
-//! ([`Error::InFlight`]): its stream waits for a later round, as for a data file not there
-//! yet, and nothing else does.
+//! files by a clock this host cannot trust, so only the consumer's clock counts. A file that
+//! changed since its read (another length, or on a disk a modification after the read) is
+//! read again. A file not quiet after [`MAX_LOOKS`] looks is in flight ([`Error::InFlight`]),
+//! unless the read at the last look found it empty or of another length: its stream waits for
+//! a later round, as for a data file not there yet, and nothing else does.
 //!
 //! An empty view is returned at once, with no look: while its writer may still write the file,
 //! a newest file that reads as no rows does not move its stream (`file_step`; a unit that
@@ -45,14 +46,16 @@
 //! committed before it was made, so they are below the checkpoint and durable (writer rule 5),
 //! and an empty file holds none. A TiCDC killed before it wrote the file writes it again under
 //! the same name when it restarts, and cannot move the checkpoint past its rows before; that
-//! rewritten file is then read. The stream reads a held file again in its next busy round. Its
-//! table counts as applied through the checkpoint meanwhile (no row of the file can be at or
-//! below it), and the file counts in `files_pending`. This sink writes an empty data file for
-//! an event of no rows: its stream stays before that file until the checkpoint passes it (a
-//! minute and the checkpoint's lag), the next file is indexed or the directory closes, at the
-//! cost of a small read and a look per busy round; a database-level DDL of its schema waits
-//! for it as long. A modification time far in the future holds the file until a later file or
-//! the directory's close.
+//! rewritten file is then read. The stream reads a held file again in its next busy round.
+//! Nothing waits for it meanwhile: its rows, if any ever come, are above the checkpoint read
+//! before the file was read empty, so the stream is not pending for the rest of the round
+//! ([`crate::progress::Progress::hold`], `ordering::pending_files`): its table counts as
+//! applied through the checkpoint, the file is not in `files_pending`, and DDLs at or below the
+//! checkpoint go ahead of it. This sink writes an empty data file for an event of no rows: its
+//! stream stays before that file until the checkpoint passes it (a minute and the checkpoint's
+//! lag), the next file is indexed or the directory closes, at the cost of a small read and a
+//! look per busy round. A modification time far in the future holds the file until a later
+//! file or the directory's close.
 //!
 //! Taken as read: files of any other length, files below the newest (a writer finishes a file
 //! before it publishes the next one's index entry), and object stores (they publish an object
@@ -107,7 +110,8 @@ pub(super) async fn whole(up: &Upstream, path: &str, mut bytes: Bytes) -> Result
     if !up.is_directory() {
         return Ok(bytes);
     }
-    let mut read_at = Instant::now();
+    let local_clock = up.stamps_files_locally();
+    let (mut read_at, mut read_wall) = (Instant::now(), SystemTime::now());
     // each look comes once the bytes in hand could be quiet: a quiet time after their read, or
     // after the modification a look found
     let mut wait = QUIET;
@@ -120,17 +124,24 @@ pub(super) async fn whole(up: &Upstream, path: &str, mut bytes: Bytes) -> Result
         let Some(seen) = up.look(path).await? else {
             return Err(gone(path));
         };
-        if seen.len != bytes.len() as u64 {
+        // changed since the read: a new length, or (by this clock) a modification after it
+        // (one in the future says nothing, as in `quiet_for`)
+        let modified_since = seen.modified > read_wall && seen.modified <= SystemTime::now();
+        if seen.len != bytes.len() as u64 || (local_clock && modified_since) {
             bytes = up.get(path).await?.ok_or_else(|| gone(path))?;
-            read_at = Instant::now();
+            (read_at, read_wall) = (Instant::now(), SystemTime::now());
             wait = QUIET;
             continue;
         }
-        let quiet = quiet_for(read_at.elapsed(), seen.modified, up.stamps_files_locally());
+        let quiet = quiet_for(read_at.elapsed(), seen.modified, local_clock);
         if quiet >= QUIET {
             return Ok(bytes);
         }
         wait = QUIET - quiet;
+    }
+    // read again at the last look: whole if it no longer looks like a write in progress
+    if bytes.is_empty() || !suspect(bytes.len()) {
+        return Ok(bytes);
     }
     Err(Error::InFlight {
         path: path.to_string(),
@@ -299,6 +310,60 @@ mod tests {
             "the page that landed after the read is taken"
         );
         assert_eq!(m.in_place_looks.get(), 2);
+    }
+
+    /// A file rewritten after the read at the same length: the bytes in hand are stale, the
+    /// later modification says so.
+    #[tokio::test]
+    async fn a_file_rewritten_at_the_same_length_after_the_read_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        stamp(&path, -60);
+        let (up, _m) = local(dir.path());
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(QUIET / 4);
+                std::fs::write(&path, vec![b'z'; 4096]).unwrap();
+            })
+        };
+        let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096]))
+            .await
+            .unwrap();
+        writer.join().unwrap();
+        assert!(
+            got.len() == 4096 && got.iter().all(|b| *b == b'z'),
+            "the file as it is, not as first read"
+        );
+    }
+
+    /// A writer that finishes (at a length that is no whole number of pages) just before the
+    /// last look: the bytes read then are whole, not in flight.
+    #[tokio::test]
+    async fn a_file_that_ends_at_the_last_look_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![b'x'; 4096]).unwrap();
+        let (up, _m) = local(dir.path());
+        let writer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                use std::io::Write;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&path)
+                    .unwrap();
+                // half a quiet time before each look, so every look finds the file grown
+                for (pause, n) in [(QUIET / 2, 4096), (QUIET, 4096), (QUIET, 100)] {
+                    std::thread::sleep(pause);
+                    f.write_all(&vec![b'y'; n]).unwrap();
+                }
+            })
+        };
+        let got = whole(&up, "f", Bytes::from(vec![b'x'; 4096])).await;
+        writer.join().unwrap();
+        assert_eq!(got.map(|b| b.len()).ok(), Some(3 * 4096 + 100));
     }
 
     /// A modification time in the future (a clock stepped back) says nothing: the file is

@@ -199,6 +199,9 @@ enum Outcome {
     Applied,
     /// The stream's next file holds rows above the checkpoint: applied up to it, it waits.
     Stalled,
+    /// The stream's next file is an empty newest file its writer may still write: the stream
+    /// is held for the round ([`Progress::hold`]), nothing applied.
+    Held,
 }
 
 /// One data file to apply (the fields of [`crate::ordering::Step::File`]).
@@ -414,6 +417,7 @@ impl Replayer {
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
         self.stalled.clear();
+        self.progress.clear_holds();
         self.files_alone.clear();
         let mut stalled: HashSet<ProgressKey> = HashSet::new();
         // Tables a table-local error stopped this round (asked per table per pass), and the
@@ -498,6 +502,15 @@ impl Replayer {
                 }
                 match self.exec(cat, up, cfg, step, stalled, rec).await? {
                     Outcome::Applied => did = true,
+                    Outcome::Held => {
+                        // A hold can let a barrier go (see `ordering`): another pass. The
+                        // stream is stalled too, so it is not stepped again this round
+                        // whatever the ordering makes of the hold.
+                        did = true;
+                        if let Some(k) = key {
+                            stalled.insert(k);
+                        }
+                    }
                     Outcome::Stalled => {
                         if let Some(k) = key {
                             stalled.insert(k);
