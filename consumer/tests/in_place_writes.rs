@@ -400,3 +400,29 @@ async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
     );
     assert_eq!(out.record.files_pending, 0);
 }
+
+/// A round whose only work is a hold still lets the database-level DDL it unblocks go (the
+/// hold asks for another pass of the round's steps).
+#[tokio::test]
+async fn a_hold_alone_lets_a_database_level_ddl_go_in_its_round() {
+    let (_root, mut w, t, (_dir, db, mut r)) =
+        one_row_applied("protocol=csv&include-commit-ts=true").await;
+    w.file(&t, &[(ts(20), vec![])]).await;
+    w.db_schema(
+        "db",
+        ts(40),
+        "ALTER DATABASE db CHARACTER SET utf8mb4",
+        DdlKind::Other,
+    )
+    .await;
+    w.checkpoint(ts(50)).await;
+    ok_round(&mut r).await;
+    let (files, schema_ddl) = positions(&db, "t");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].1, 1, "held before its empty file");
+    assert_eq!(
+        schema_ddl,
+        ts(40).0 as i64,
+        "the DDL went in the same round"
+    );
+}

@@ -95,6 +95,9 @@ pub(super) const QUIET: Duration = Duration::from_secs(1);
 /// server) may be behind the one that gives commit ts (TiDB's PD) without an empty file taken
 /// as final while its writer may still write it (see the module doc).
 pub(super) const CLOCK_MARGIN: Duration = Duration::from_secs(60);
+/// How far a file system's modification stamp may lag this clock (Linux stamps with a clock
+/// that advances once a scheduler tick).
+const MTIME_TICK: Duration = Duration::from_millis(20);
 /// Looks at one suspect file before it is held in flight for the round.
 pub(super) const MAX_LOOKS: u32 = 3;
 
@@ -126,7 +129,10 @@ pub(super) async fn whole(up: &Upstream, path: &str, mut bytes: Bytes) -> Result
         };
         // changed since the read: a new length, or (by this clock) a modification after it
         // (one in the future says nothing, as in `quiet_for`)
-        let modified_since = seen.modified > read_wall && seen.modified <= SystemTime::now();
+        // (the file system's clock is coarse: a stamp up to a tick before `read_wall` may be
+        // a write after the read)
+        let after = read_wall.checked_sub(MTIME_TICK).unwrap_or(read_wall);
+        let modified_since = seen.modified > after && seen.modified <= SystemTime::now();
         if seen.len != bytes.len() as u64 || (local_clock && modified_since) {
             bytes = up.get(path).await?.ok_or_else(|| gone(path))?;
             (read_at, read_wall) = (Instant::now(), SystemTime::now());

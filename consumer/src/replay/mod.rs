@@ -409,6 +409,8 @@ impl Replayer {
             return Ok(());
         }
         let cat = self.disc.shared_catalog();
+        // last round's holds say nothing of this round's files
+        self.progress.clear_holds();
         // what this round found to do, for `/metrics` and `--once`'s bar while it applies
         self.metrics
             .files_pending
@@ -417,7 +419,6 @@ impl Replayer {
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
         self.stalled.clear();
-        self.progress.clear_holds();
         self.files_alone.clear();
         let mut stalled: HashSet<ProgressKey> = HashSet::new();
         // Tables a table-local error stopped this round (asked per table per pass), and the
