@@ -200,15 +200,30 @@ async fn a_unit_that_reaches_a_file_in_flight_waits_for_it_once() {
     assert_eq!(ids(&db, "db.t"), (0..3001).collect::<Vec<_>>());
 }
 
-/// Sets the modification time of `path` a minute back: a file its writer left long ago.
-fn left_long_ago(path: &Path) {
-    let old = std::time::SystemTime::now() - Duration::from_secs(60);
+/// Sets the modification time of `path` to `at`.
+fn stamped(path: &Path, at: std::time::SystemTime) {
     std::fs::File::options()
         .write(true)
         .open(path)
         .unwrap()
-        .set_modified(old)
+        .set_modified(at)
         .unwrap();
+}
+
+/// Sets the modification time of `path` a minute back: a file its writer left long ago.
+fn left_long_ago(path: &Path) {
+    stamped(path, std::time::SystemTime::now() - Duration::from_secs(60));
+}
+
+/// A database-level DDL of schema `db` at `at` (one with no effect on the tables).
+async fn alter_database(w: &Writer, at: cdc_common::Ts) {
+    w.db_schema(
+        "db",
+        at,
+        "ALTER DATABASE db CHARACTER SET utf8mb4",
+        DdlKind::Other,
+    )
+    .await;
 }
 
 /// TiCDC killed after it indexed a file and created it empty writes that file again under the
@@ -312,12 +327,7 @@ async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
         assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
         if def.table == "x" {
             // made when the sink wrote the event of ts 3 (its clock and the ts's agree)
-            std::fs::File::options()
-                .write(true)
-                .open(&empty)
-                .unwrap()
-                .set_modified(ts(3).to_system_time())
-                .unwrap();
+            stamped(&empty, ts(3).to_system_time());
         }
     }
     w.checkpoint(ts(10)).await;
@@ -363,13 +373,7 @@ async fn an_empty_newest_file_of_no_rows_holds_nothing_back() {
     .await;
     w.file(&v2, &[(ts(31), vec![ins(1, "newer version")])])
         .await;
-    w.db_schema(
-        "db",
-        ts(40),
-        "ALTER DATABASE db CHARACTER SET utf8mb4",
-        DdlKind::Other,
-    )
-    .await;
+    alter_database(&w, ts(40)).await;
     w.checkpoint(ts(8000)).await;
     let out = ok_round(&mut r).await;
     assert!(
@@ -408,13 +412,7 @@ async fn a_hold_alone_lets_a_database_level_ddl_go_in_its_round() {
     let (_root, mut w, t, (_dir, db, mut r)) =
         one_row_applied("protocol=csv&include-commit-ts=true").await;
     w.file(&t, &[(ts(20), vec![])]).await;
-    w.db_schema(
-        "db",
-        ts(40),
-        "ALTER DATABASE db CHARACTER SET utf8mb4",
-        DdlKind::Other,
-    )
-    .await;
+    alter_database(&w, ts(40)).await;
     w.checkpoint(ts(50)).await;
     ok_round(&mut r).await;
     let (files, schema_ddl) = positions(&db, "t");
