@@ -204,6 +204,15 @@ fn harnesses(quick: bool, dir: &std::path::Path, servers: &Servers) -> Vec<Harne
                 ("BENCH_DIR", d.clone()),
             ],
         ),
+        // New tables over storage with a round trip per request: the first flush's look-ups
+        // overlap (sink/src/plan_lookup.rs).
+        sink_bench(
+            &["sink", "--", "first-flush"],
+            vec![
+                ("BENCH_TABLES", if quick { "500" } else { "2000" }.into()),
+                ("BENCH_DIR", d.clone()),
+            ],
+        ),
         sink_bench(
             &["sink", "--", "low-traffic"],
             vec![

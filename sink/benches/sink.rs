@@ -5,11 +5,13 @@
 //! cargo bench -p cdc-sink --bench sink -- throughput    # rows/s to the local fs + raw disk bandwidth
 //! cargo bench -p cdc-sink --bench sink -- memory        # peak RSS with storage 100x slower
 //! cargo bench -p cdc-sink --bench sink -- low-traffic   # wake latency, flush spread
+//! cargo bench -p cdc-sink --bench sink -- first-flush   # new tables over storage with latency
 //! ```
 //!
 //! Environment: `BENCH_ROWS` (throughput, default 4,000,000), `BENCH_SECS` (memory, default
 //! 30; low-traffic, default 15), `BENCH_DIR` (default: the system temp dir), `BENCH_WORKERS`
-//! (encoder threads, default 2), `BENCH_PREBUILT=1` (throughput: build every event before the
+//! (encoder threads, default 2), `BENCH_TABLES` (first-flush, default 2,000),
+//! `BENCH_PREBUILT=1` (throughput: build every event before the
 //! clock starts, to measure the sink without the producer's allocations).
 
 use cdc_common::testing::{bench_line, process_cpu_secs};
@@ -398,16 +400,21 @@ async fn throughput() {
     );
 }
 
+/// A fault store over local files in `root/sink` (the scenarios with slow storage).
+fn local_fault_store(root: &std::path::Path) -> FaultStore {
+    let out = root.join("sink");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    let local: Arc<dyn ObjectStore> =
+        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
+    FaultStore::new(local)
+}
+
 async fn memory() {
     let secs = env_u64("BENCH_SECS", 30);
     let workers = env_u64("BENCH_WORKERS", 2);
     const QUOTA: u64 = 256 << 20;
     let root = tempfile::tempdir_in(bench_dir()).expect("tempdir");
-    let out = root.path().join("sink");
-    std::fs::create_dir_all(&out).expect("mkdir");
-    let local: Arc<dyn ObjectStore> =
-        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
-    let slow = FaultStore::new(local);
+    let slow = local_fault_store(root.path());
     // First measure the producer alone (events into a sink over a fast store), in a process
     // of its own: its memory would otherwise stay in this process's heap and peak RSS ...
     let probe_rate = probe_in_child();
@@ -484,14 +491,65 @@ async fn memory() {
     sink.close().await.expect("close");
 }
 
+/// The first flush across many new tables over storage with a round trip per request (5 ms,
+/// a nearby object store): every table needs its schema file, its index file looked for and
+/// its directory listed, then its data and index files put. Prints the wall time of the
+/// flush beside the time of its requests made one after another (lower is better).
+async fn first_flush() {
+    const LATENCY: Duration = Duration::from_millis(5);
+    let tables = env_u64("BENCH_TABLES", 2000) as usize;
+    let root = tempfile::tempdir_in(bench_dir()).expect("tempdir");
+    let store = local_fault_store(root.path());
+    store.add_rule(Rule::any("", Fault::Delay(LATENCY)));
+    let options =
+        SinkOptions::from_query("protocol=csv&flush-interval=60s&date-separator=none").unwrap();
+    let config = SinkConfig::new("bench-first-flush").with_spool(spool(
+        &root.path().join("spool"),
+        256 << 20,
+        1 << 30,
+    ));
+    let registry = prometheus::Registry::new();
+    let sink = Sink::with_store(Arc::new(store.clone()), options, config, &registry)
+        .await
+        .expect("sink");
+    let before = store.log().len();
+    for i in 0..tables {
+        let d = format!("d{i}");
+        sink.add_dispatcher(&d, FileNaming::Table)
+            .expect("dispatcher");
+        let ev = DmlEvent {
+            table: table(i),
+            partition_id: None,
+            commit_ts: Ts::from_parts(1_700_000_001_000, i as u64),
+            rows: rows(0, 10),
+        };
+        sink.add_dml_event(&d, ev, None, None)
+            .expect("add_dml_event");
+    }
+    let start = Instant::now();
+    sink.close().await.expect("close");
+    let secs = start.elapsed().as_secs_f64();
+    let requests = store.log().len() - before;
+    let sequential = requests as f64 * LATENCY.as_secs_f64();
+    println!(
+        "first flush: {tables} new tables, {requests} requests of {} ms each, in {secs:.2}s \
+         ({sequential:.1}s one after another)",
+        LATENCY.as_millis()
+    );
+    bench_line(
+        "sink",
+        &format!("first flush of {tables} new tables, storage at 5 ms per request"),
+        secs,
+        "s",
+        ("its requests one after another", sequential),
+        "<= 0.1",
+    );
+}
+
 async fn low_traffic() {
     let secs = env_u64("BENCH_SECS", 15);
     let root = tempfile::tempdir_in(bench_dir()).expect("tempdir");
-    let out = root.path().join("sink");
-    std::fs::create_dir_all(&out).expect("mkdir");
-    let local: Arc<dyn ObjectStore> =
-        Arc::new(object_store::local::LocalFileSystem::new_with_prefix(&out).expect("local store"));
-    let store = FaultStore::new(local);
+    let store = local_fault_store(root.path());
     let spool_dir = root.path().join("spool");
     let config = SinkConfig::new("bench-low").with_spool(spool(&spool_dir, 256 << 20, 1 << 30));
     let query = "protocol=csv&flush-interval=5s&worker-count=2";
@@ -644,6 +702,9 @@ fn main() {
     }
     if want("memory") {
         rt.block_on(memory());
+    }
+    if want("first-flush") {
+        rt.block_on(first_flush());
     }
     // Only when asked by name (the `memory` scenario's child process).
     if args.iter().any(|a| a == "memory-probe") {

@@ -168,6 +168,7 @@ mod keyless_cut;
 mod metrics;
 pub mod metrics_http;
 mod node_checkpoint;
+mod plan_lookup;
 pub mod retry;
 pub mod router;
 mod schema;

@@ -28,11 +28,13 @@
 //!
 //! # Publishing one batch
 //!
-//! 1. *Plan* (sequential, in the writer): resolve the table version directory (the schema file
-//!    exists: written or reused, see `schema.rs`); pick the date directory from the commit ts;
-//!    take the next file index of `(data dir, dispatcher)` - on a cold start read from storage:
-//!    `index file content + 1`, after deleting the files a crashed run published above the
-//!    index entry (never read by a consumer, never acknowledged; see `discover_next_index`).
+//! 1. *Look up* (`flush-concurrency` at a time for the whole flush, `plan_lookup.rs`): resolve
+//!    each batch's table version directory (the schema file exists: written or reused, see
+//!    `schema.rs`); for a `(data dir, dispatcher)` not numbered yet, read the next file index
+//!    from storage: `index file content + 1`, after deleting the files a crashed run published
+//!    above the index entry (never read by a consumer, never acknowledged; see
+//!    `discover_next_index`). *Plan* (sequential, in the writer, no I/O): name the file in the
+//!    date directory of its commit ts and take the stream's next number.
 //! 2. *Publish* (up to `flush-concurrency` batches at once): the payload is the header plus
 //!    the chunks - memory entries shared, not copied; spilled entries read back under a shared
 //!    budget of `upload-memory` bytes, so uploads add a bounded amount to the spool's quota.
@@ -82,13 +84,14 @@ use crate::failure::Failure;
 use crate::flush::FlushReason;
 use crate::keyless_cut::{self, Cut};
 use crate::metrics::{BusyMeter, SinkMetrics};
+use crate::plan_lookup;
 use crate::retry::retry;
 use crate::router::DispatcherState;
 use crate::schema::SchemaCache;
 use bytes::Bytes;
 use cdc_common::codec::{Codec, TableCodec};
-use cdc_common::layout::{parse_file_name, DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
-use cdc_common::storage::{get_if_exists, key};
+use cdc_common::layout::{DataDir, DataFile, DateDir, IndexFile, LayoutConfig};
+use cdc_common::storage::key;
 use cdc_common::{SinkOptions, TableDef, TableName, Ts};
 use cdc_spool::{Entry, Spool};
 use futures::StreamExt;
@@ -187,7 +190,7 @@ impl WriterContext {
 }
 
 /// Index files are per (data directory, file id).
-type IndexKey = (DataDir, Option<String>);
+pub(crate) type IndexKey = (DataDir, Option<String>);
 
 /// Where one file goes (no spool entries: borrowed across the upload's awaits).
 struct Upload {
@@ -537,9 +540,19 @@ impl Writer {
             return self.ctx.failure.check();
         }
         batches.sort_by_key(|b| b.created);
+        let started = Instant::now();
+        let needs: Vec<plan_lookup::Need> = batches.iter().map(plan_lookup::Need::of).collect();
+        let looked = match plan_lookup::look_up(&self.ctx, &needs, &self.next_index).await {
+            Ok(l) => l,
+            Err(e) => {
+                self.ctx.failure.fail(e);
+                return self.ctx.failure.check();
+            }
+        };
+        self.next_index.extend(looked.next_index);
         let mut jobs = Vec::with_capacity(batches.len());
-        for b in batches {
-            match self.plan(b, reason).await {
+        for ((b, need), version) in batches.into_iter().zip(&needs).zip(looked.versions) {
+            match self.plan(b, need.index_key(version), reason, started) {
                 Ok(job) => jobs.push(job),
                 Err(e) => {
                     self.ctx.failure.fail(e);
@@ -562,38 +575,26 @@ impl Writer {
         self.ctx.failure.check()
     }
 
-    async fn plan(&mut self, batch: Batch, reason: FlushReason) -> Result<Job> {
-        let started = Instant::now();
-        let ctx = Arc::clone(&self.ctx);
-        let version = ctx
-            .schemas
-            .resolve(
-                &ctx.store,
-                &ctx.config.retry,
-                &ctx.metrics,
-                &ctx.changes,
-                &batch.table,
-            )
-            .await?;
-        let dir = DataDir {
-            schema: batch.key.schema.clone(),
-            table: batch.key.table.clone(),
-            version,
-            partition_id: batch.key.partition_id,
-            date: batch.key.date,
-        };
-        let file_id = batch.dispatcher.file_id.clone();
-        let index_key: IndexKey = (dir.clone(), file_id.clone());
-        let index = match self.next_index.get(&index_key) {
-            Some(n) => *n,
-            None => discover_next_index(&ctx, &dir, &file_id).await?,
-        };
+    /// Names the file of `batch` under `index_key` and takes its stream's next
+    /// number (known: phase *look up* ran for this flush).
+    fn plan(
+        &mut self,
+        batch: Batch,
+        index_key: IndexKey,
+        reason: FlushReason,
+        started: Instant,
+    ) -> Result<Job> {
+        // Phase *look up* put every key of this flush that the writer had not numbered.
+        let index = *self
+            .next_index
+            .get(&index_key)
+            .expect("the flush's look-up numbered every stream");
         let file = DataFile {
-            dir,
-            dispatcher_id: file_id,
+            dir: index_key.0.clone(),
+            dispatcher_id: index_key.1.clone(),
             index,
         };
-        let data_path = file.build(&ctx.layout)?;
+        let data_path = file.build(&self.ctx.layout)?;
         let index_file = file.index_file();
         let index_path = index_file.build()?;
         let name = data_path
@@ -669,99 +670,6 @@ async fn sleep_until(deadline: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
         None => futures::future::pending().await,
     }
-}
-
-/// The next file index of `(dir, file_id)` on a cold start: one past the index file's entry.
-///
-/// Data files of `file_id` numbered above that entry were published by a run that crashed
-/// before writing their index entry. No consumer has read them (consumers read up to the
-/// entry only) and none of their events was acknowledged (flush callbacks run after the index
-/// put), so the upstream sends those events again. They are deleted here; a stale file must
-/// never be covered by a later index entry, which would replay its rows twice (harmful for
-/// tables without a primary key when rows carry no commit ts). A file a partial listing
-/// missed is found by the create-only put of the file this run numbers the same, and
-/// deleted there by the same rule before the put is tried again (`create_only.rs`).
-///
-/// Without a readable index entry - the index file cannot be parsed, or is missing while data
-/// files exist (lost, or deleted by hand) - which files a consumer may have read and which
-/// events were acknowledged is unknown: the writer numbers past every listed file and deletes
-/// nothing. Deleting there could destroy acknowledged data; the cost of not deleting is that a
-/// file a crash left before the directory's first index entry may be read later.
-async fn discover_next_index(
-    ctx: &WriterContext,
-    dir: &DataDir,
-    file_id: &Option<String>,
-) -> Result<u64> {
-    let index_file = IndexFile {
-        dir: dir.clone(),
-        dispatcher_id: file_id.clone(),
-    };
-    let index_path = index_file.build()?;
-    let location = key(&index_path)?;
-    let store = &ctx.store;
-    let policy = &ctx.config.retry;
-    let content = retry(policy, &ctx.metrics, "get", &index_path, 1, || {
-        get_if_exists(store.as_ref(), &location)
-    })
-    .await?;
-    let mut indexed = match &content {
-        None => Some(0),
-        Some(bytes) => match index_file.parse_content(&index_path, bytes, &ctx.layout) {
-            Ok(i) => Some(i),
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable index file; numbering past every listed file");
-                None
-            }
-        },
-    };
-    let dir_path = dir.build()?;
-    let prefix = key(&dir_path)?;
-    let listed = retry(policy, &ctx.metrics, "list", &dir_path, 1, || {
-        store.list_with_delimiter(Some(&prefix))
-    })
-    .await?;
-    let mut newest_listed = 0u64;
-    let mut stale = Vec::new();
-    for o in &listed.objects {
-        let Some(name) = o.location.filename() else {
-            continue;
-        };
-        if let Ok((id, i)) = parse_file_name(o.location.as_ref(), name, &ctx.layout) {
-            if &id == file_id {
-                newest_listed = newest_listed.max(i);
-                if indexed.is_some_and(|x| i > x) {
-                    stale.push(o.location.clone());
-                }
-            }
-        }
-    }
-    if content.is_none() && newest_listed > 0 {
-        tracing::warn!(
-            index = %index_path,
-            newest = newest_listed,
-            "index file missing while data files exist; numbering past them, deleting nothing"
-        );
-        indexed = None;
-    }
-    let Some(indexed) = indexed else {
-        return Ok(newest_listed + 1);
-    };
-    for path in stale {
-        tracing::warn!(
-            path = %path,
-            index = %index_path,
-            "deleting a data file a crashed run published without its index entry"
-        );
-        retry(policy, &ctx.metrics, "delete", path.as_ref(), 1, || async {
-            match store.delete(&path).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-                Err(e) => Err(e),
-            }
-        })
-        .await?;
-        ctx.metrics.stale_files_deleted.inc();
-    }
-    Ok(indexed + 1)
 }
 
 /// The jobs of one flush as chains, one per stream (dispatcher, table version, partition: what

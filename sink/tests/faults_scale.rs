@@ -473,3 +473,78 @@ async fn a_full_spool_file_system_withholds_wakes_and_loses_nothing() {
     drop(h);
     assert_eq!(fs.free(), FS_SIZE, "the spool left nothing behind");
 }
+
+/// A flush's first files across new tables: each table's schema file and file number are
+/// looked up in storage before its file is named. One writer made those requests one table
+/// after another, so over a store with a round trip per request the first flush of N tables
+/// waited for about 4 N round trips; now they run `flush-concurrency` at a time, and still
+/// every data file is put only after its table's schema file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_flush_looks_up_its_new_tables_side_by_side() {
+    const TABLES: usize = 24;
+    let h = harness_on(
+        None,
+        "protocol=csv&flush-interval=60s&date-separator=none",
+        |c| c.with_writer_count(1).with_flush_concurrency(8),
+    )
+    .await;
+    h.store.add_rule(Rule::new(
+        Op::List,
+        "",
+        Fault::Delay(Duration::from_millis(20)),
+    ));
+    let mut defs = BTreeMap::new();
+    for t in 0..TABLES {
+        let name = format!("t{t}");
+        let def = table(&name, ts(0));
+        defs.insert(name.clone(), Arc::clone(&def));
+        h.sink.add_dispatcher(&name, FileNaming::Table).unwrap();
+        let ev = event(&def, ts(1 + t as u64), &name, 0, 3);
+        h.sink.add_dml_event(&name, ev, None, None).unwrap();
+    }
+    h.sink.close().await.unwrap();
+
+    let log = h.store.log();
+    let lists: Vec<_> = log.iter().filter(|r| r.op == Op::List).collect();
+    let most_at_once = lists
+        .iter()
+        .map(|a| {
+            lists
+                .iter()
+                .filter(|b| b.started <= a.started && a.started < b.finished)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        most_at_once >= 4,
+        "the look-ups of {TABLES} new tables ran {most_at_once} at a time at most (one writer, \
+         flush-concurrency 8)"
+    );
+    for t in 0..TABLES {
+        let dir = format!("s/t{t}/");
+        let schema_done = log
+            .iter()
+            .filter(|r| {
+                r.op == Op::Put && r.ok && r.path.starts_with(&format!("{dir}meta/schema_"))
+            })
+            .map(|r| r.finished)
+            .min()
+            .unwrap_or_else(|| panic!("no schema file put for t{t}"));
+        let data_started = log
+            .iter()
+            .filter(|r| r.op == Op::Put && r.path.starts_with(&dir) && r.path.ends_with(".csv"))
+            .map(|r| r.started)
+            .min()
+            .unwrap_or_else(|| panic!("no data file put for t{t}"));
+        assert!(
+            schema_done <= data_started,
+            "t{t}: its data file was put before its schema file was"
+        );
+    }
+    let files = read_data_files(h.store.inner(), &h.options, &defs).await;
+    assert_eq!(files.len(), TABLES, "one data file per table");
+    assert!(files
+        .iter()
+        .all(|(f, rows)| f.index == 1 && rows.len() == 3));
+}
