@@ -6,7 +6,7 @@
 //! | `cdc_sink_flush_bytes` | histogram | | bytes of one data file |
 //! | `cdc_sink_flush_duration_seconds` | histogram | | schema check + data put + index put of one file |
 //! | `cdc_sink_flushes_total` | counter | `reason` | flushes by [`FlushReason`] |
-//! | `cdc_sink_file_finish_seconds` | histogram | | whole-file step of one data file before its put (compression, parquet), on a blocking thread |
+//! | `cdc_sink_file_finish_seconds` | histogram | | whole-file step of one data file before its put (compression, parquet), on a blocking thread; plain files are not observed |
 //! | `cdc_sink_files_streamed_total` | counter | | data files whose whole-file step streamed into a multipart upload (rewritten files at or above the multipart threshold) |
 //! | `cdc_sink_files_written_total` | counter | | data files published |
 //! | `cdc_sink_bytes_written_total` | counter | | data file bytes published |

@@ -778,8 +778,12 @@ async fn publish_streamed(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>)
 }
 
 /// The whole-file step (compression, parquet) on a blocking thread: it is CPU work on the
-/// whole file and must not stall the writer's other uploads. A plain file passes unchanged.
+/// whole file and must not stall the writer's other uploads. A plain file passes unchanged,
+/// without a trip to a blocking thread (two thread wake-ups per file) and unobserved.
 async fn finish_file(ctx: &WriterContext, job: &Upload, chunks: Vec<Bytes>) -> Result<Vec<Bytes>> {
+    if !job.codec.rewrites_file() {
+        return Ok(chunks);
+    }
     let codec = Arc::clone(&job.codec);
     let path = job.data_path.clone();
     let started = Instant::now();

@@ -548,3 +548,38 @@ async fn a_first_flush_looks_up_its_new_tables_side_by_side() {
         .iter()
         .all(|(f, rows)| f.index == 1 && rows.len() == 3));
 }
+
+/// `cdc_sink_file_finish_seconds` times the whole-file step (compression, parquet), which runs
+/// on a blocking thread. A plain file has no such step: it is neither sent to a thread nor
+/// timed (it used to be both, a round trip to a blocking thread per file for nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_file_with_a_whole_file_step_is_timed_as_finished() {
+    for (query, finished) in [
+        ("protocol=csv&flush-interval=50ms&date-separator=none", 0.0),
+        (
+            "protocol=csv&compression=gzip&flush-interval=50ms&date-separator=none",
+            1.0,
+        ),
+    ] {
+        let h = harness(query).await;
+        let t = table("t", ts(0));
+        h.sink.add_dispatcher("d", FileNaming::Table).unwrap();
+        h.sink
+            .add_dml_event("d", event(&t, ts(1), "d", 0, 3), None, None)
+            .unwrap();
+        // Read while the sink is open: closing unregisters its metrics.
+        let written = || metric(&h.registry, "cdc_sink_files_written_total", &[]) == 1.0;
+        assert!(wait_for(10, written).await, "{query}: no file written");
+        let text = prometheus::TextEncoder::new()
+            .encode_to_string(&h.registry.gather())
+            .unwrap();
+        let count: f64 = text
+            .lines()
+            .find(|l| l.starts_with("cdc_sink_file_finish_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{query}: no cdc_sink_file_finish_seconds_count\n{text}"));
+        assert_eq!(count, finished, "{query}: files timed as finished");
+        h.sink.close().await.unwrap();
+    }
+}
