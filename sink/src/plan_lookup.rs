@@ -10,14 +10,16 @@
 //! at a time, in two waves:
 //!
 //! 1. *versions*: one schema resolution per batch (`SchemaCache::resolve` shares one storage
-//!    look-up per table version between all callers and caches the answer);
+//!    look-up per table version between all callers and caches the answer); one table's
+//!    versions one after another in the flush's order (reuse of an older schema file depends
+//!    on the versions between), different tables side by side;
 //! 2. *indexes*: one discovery per distinct `(data directory, file id)` the writer has no
 //!    number for; two batches of one stream in the same flush share it.
 //!
 //! Invariants:
 //! - nothing is published before both waves are done: a data file still follows its schema
 //!   file, and an index number is known before any file of its stream is named;
-//! - discoveries of different keys touch different directories' files only (each deletes
+//! - discoveries of different keys touch different files only (each deletes
 //!   stale files of its own key), so running them side by side changes no outcome;
 //! - the plans themselves (number assignment, `Writer::plan`) stay sequential and in the
 //!   flush's order, so numbering is what it was;
@@ -81,22 +83,48 @@ pub(crate) async fn look_up(
     known: &HashMap<IndexKey, u64>,
 ) -> Result<Looked> {
     let width = ctx.config.flush_concurrency.max(1);
-    // Futures are made as the stream asks for them. The closures take an index or an owned
-    // key, not a `&Need`: rustc cannot prove a future made by a closure over a borrowed
-    // argument `Send` for every lifetime, and the writer's task must be `Send`.
-    let resolving = (0..needs.len()).map(|i| {
-        ctx.schemas.resolve(
-            &ctx.store,
-            &ctx.config.retry,
-            &ctx.metrics,
-            &ctx.changes,
-            &needs[i].table,
-        )
+    // One table's versions are resolved one after another, in the flush's order: whether a
+    // version may reuse an older schema file depends on the files of the versions between
+    // (`schema.rs`), so version 20 must see version 10's file written first. Different tables
+    // go side by side. The closures take a group index, not a borrow (rustc cannot prove a
+    // future made by a closure over a borrowed argument `Send` for every lifetime).
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut by_table: HashMap<(&str, &str), usize> = HashMap::new();
+    for (i, n) in needs.iter().enumerate() {
+        let g = *by_table
+            .entry((n.table.schema.as_str(), n.table.table.as_str()))
+            .or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+        groups[g].push(i);
+    }
+    let groups = &groups;
+    let resolving = (0..groups.len()).map(|g| async move {
+        let mut out = Vec::with_capacity(groups[g].len());
+        for &i in &groups[g] {
+            let v = ctx
+                .schemas
+                .resolve(
+                    &ctx.store,
+                    &ctx.config.retry,
+                    &ctx.metrics,
+                    &ctx.changes,
+                    &needs[i].table,
+                )
+                .await?;
+            out.push((i, v));
+        }
+        Ok::<_, crate::error::SinkError>(out)
     });
-    let versions: Vec<Ts> = futures::stream::iter(resolving)
-        .buffered(width)
+    let resolved: Vec<Vec<(usize, Ts)>> = futures::stream::iter(resolving)
+        .buffer_unordered(width)
         .try_collect()
         .await?;
+    let mut versions = vec![Ts::ZERO; needs.len()];
+    for (i, v) in resolved.into_iter().flatten() {
+        versions[i] = v;
+    }
     let missing: HashSet<IndexKey> = needs
         .iter()
         .zip(&versions)

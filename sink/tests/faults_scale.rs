@@ -583,3 +583,65 @@ async fn only_a_file_with_a_whole_file_step_is_timed_as_finished() {
         h.sink.close().await.unwrap();
     }
 }
+
+/// Two versions of one table in one flush (definition Y at 10, then the first run's definition
+/// X again at 20): version 20 may not reuse run 1's `schema_5` of X, because Y lies between.
+/// Resolved side by side, 20's listing could run before 10's schema file was written and
+/// reuse version 5, so rows after the change went into the directory read before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tables_versions_in_one_flush_are_resolved_in_order() {
+    use cdc_common::{ColumnDef, ColumnType, RowChange, Value};
+    let q = "protocol=csv&flush-interval=60s&date-separator=none";
+    let h = harness_on(None, q, |c| c.with_writer_count(1)).await;
+    let x5 = table("t", ts(5));
+    h.sink.add_dispatcher("d0", FileNaming::Dispatcher).unwrap();
+    h.sink
+        .add_dml_event("d0", event(&x5, ts(6), "d0", 0, 1), None, None)
+        .unwrap();
+    h.sink.close().await.unwrap();
+    let h = harness_on(Some(h.store.clone()), q, |c| {
+        c.with_writer_count(1).with_flush_concurrency(8)
+    })
+    .await;
+    h.store.add_rule(Rule::new(
+        Op::List,
+        "",
+        Fault::Delay(Duration::from_millis(50)),
+    ));
+    h.store.add_rule(Rule::new(
+        Op::Put,
+        "meta/schema_",
+        Fault::Delay(Duration::from_millis(100)),
+    ));
+    let mut y = (*table("t", ts(10))).clone();
+    y.columns.push(ColumnDef::new("extra", ColumnType::VarChar));
+    let y10 = Arc::new(y);
+    let mut ev = event(&y10, ts(11), "d1", 0, 1);
+    for r in ev.rows.iter_mut() {
+        if let RowChange::Insert { after } = r {
+            after.push(Value::Null);
+        }
+    }
+    h.sink.add_dispatcher("d1", FileNaming::Dispatcher).unwrap();
+    h.sink.add_dispatcher("d2", FileNaming::Dispatcher).unwrap();
+    h.sink.add_dml_event("d1", ev, None, None).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.sink
+        .add_dml_event(
+            "d2",
+            event(&table("t", ts(20)), ts(21), "d2", 0, 1),
+            None,
+            None,
+        )
+        .unwrap();
+    h.sink.close().await.unwrap();
+    let puts: Vec<String> = h.store.completed_puts();
+    let d2: Vec<&String> = puts.iter().filter(|p| p.contains("CDC_d2_")).collect();
+    assert_eq!(d2.len(), 1, "{puts:?}");
+    let v20 = ts(20).0.to_string();
+    assert!(
+        d2[0].starts_with(&format!("s/t/{v20}/")),
+        "d2's rows after version 10 went to {}, not version 20's directory",
+        d2[0]
+    );
+}
