@@ -45,6 +45,8 @@ pub struct Metrics {
     pub applied_ts: IntGauge,
     /// Indexed data files not yet applied.
     pub files_pending: IntGauge,
+    /// Tables the last round that was not idle walked (the others known quiet).
+    pub tables_walked: IntGauge,
     /// Object store list calls (recursive or with delimiter).
     pub list_calls: IntCounter,
     /// Object store get calls.
@@ -162,6 +164,10 @@ impl Metrics {
         );
         let applied_ts = gauge("applied_ts", "Ts up to which every table is applied");
         let files_pending = gauge("files_pending", "Indexed data files not yet applied");
+        let tables_walked = gauge(
+            "tables_walked",
+            "Tables the last round that was not idle walked (the others had nothing to do)",
+        );
         let read_ahead_files = gauge(
             "read_ahead_files",
             "Data files in the read-ahead window (in flight, or decoded and waiting)",
@@ -278,6 +284,7 @@ impl Metrics {
             checkpoint_ts,
             applied_ts,
             files_pending,
+            tables_walked,
             list_calls,
             get_calls,
             get_duration,

@@ -324,6 +324,13 @@ impl Progress {
         !self.held.is_empty() && self.held.contains(&parts as &dyn KeyParts)
     }
 
+    /// Whether any stream of `name` is held this round: O(held streams), none in most rounds.
+    pub fn holds_in(&self, name: &TableName) -> bool {
+        self.held
+            .iter()
+            .any(|k| k.schema == name.schema && k.table == name.table)
+    }
+
     /// The position of the key whose parts are `parts` (see [`KeyParts`]).
     pub fn get_parts(&self, parts: (&str, &str, &str, &str)) -> Option<&Position> {
         self.index.get(&parts as &dyn KeyParts)

@@ -65,6 +65,8 @@ async fn k_changed_tables_cost_requests_in_k_on_a_local_directory() {
 async fn k_changed_tables_on(uri: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (mut w, mut r, m) = settled(uri, &dir.path().join("d.db")).await;
+    // the first round walked every table
+    assert_eq!(m.tables_walked.get(), TABLES as i64);
 
     for (k, (at, ckpt)) in [(1usize, (15, 20)), (3, (25, 30))] {
         let which: Vec<usize> = (0..k).map(|j| 7 + 5 * j).collect();
@@ -73,6 +75,8 @@ async fn k_changed_tables_on(uri: &str) {
         let (out, lists, gets) = counted_round(&mut r, &m).await;
         assert_summary(&out, k as u64);
         assert_eq!(out.record.rows(), k as u64);
+        // ...and walks only those tables: the others were left with nothing to do
+        assert_eq!(m.tables_walked.get(), k as i64, "k = {k}");
         // GET metadata and the summary; per table: LIST its meta/, its version directory and
         // the data directory's meta/, GET the index file, GET the data file.
         assert_eq!((lists, gets), (3 * k as u64, 2 + 2 * k as u64), "k = {k}");
@@ -300,4 +304,45 @@ async fn a_restart_on_the_settled_mark_reads_only_the_changed_tables() {
     );
     assert_eq!(lists, 1);
     assert_eq!(out.record.rows(), 1, "the pending file is applied");
+}
+
+/// A table left with something to wait for (here its file's rows are above the checkpoint) is
+/// walked again in the next summary round even when the summary does not name it, and a table
+/// that has only its rows touched by the round is walked in it.
+#[tokio::test]
+async fn a_table_left_waiting_is_walked_again_though_the_summary_does_not_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "memory://summary-5?protocol=csv&include-commit-ts=true";
+    let db = dir.path().join("d.db");
+    let (mut w, mut r, m) = settled(uri, &db).await;
+
+    // t3's new file holds a row at 25, above the checkpoint 20 the summary names it under.
+    touch(&mut w, &[3], ts(25), 300).await;
+    touch(&mut w, &[4], ts(15), 400).await;
+    w.checkpoint(ts(20)).await;
+    let out = r.round().await;
+    assert_summary(&out, 2);
+    assert_eq!(
+        out.record.rows(),
+        1,
+        "t4's row; t3's waits for the checkpoint"
+    );
+    assert_eq!(m.tables_walked.get(), 2);
+
+    // The checkpoint moves past it with no table named: t3 is still walked, and applied.
+    w.checkpoint(ts(30)).await;
+    let out = r.round().await;
+    assert_summary(&out, 0);
+    assert_eq!(out.record.rows(), 1, "t3's row at 25");
+    assert_eq!(m.tables_walked.get(), 1);
+    let rows = dump(&sqlite_uri(&db), "db0").await;
+    assert!(rows.iter().any(|l| l.contains("300")), "{rows:?}");
+    assert_eq!(m.files_pending.get(), 0);
+
+    // Nothing left anywhere: the next summary round walks only what it names.
+    touch(&mut w, &[5], ts(35), 500).await;
+    w.checkpoint(ts(40)).await;
+    let out = r.round().await;
+    assert_summary(&out, 1);
+    assert_eq!(m.tables_walked.get(), 1);
 }

@@ -155,6 +155,7 @@ pub use store::{
     Fetched, Upstream, DEFAULT_STORAGE_ATTEMPTS, DEFAULT_STORAGE_BACKOFF,
     DEFAULT_STORAGE_MAX_BACKOFF, DEFAULT_STORAGE_REQUEST_TIMEOUT,
 };
+pub use summary::Refreshed;
 
 use crate::config::TableFilter;
 
@@ -259,6 +260,8 @@ pub struct Discovery {
     summary_base: Option<Ts>,
     /// The last round was a summary round.
     last_summary: bool,
+    /// What the last round refreshed, when it was a summary round that completed.
+    refreshed: Option<Refreshed>,
     /// The catalog holds only the tables changed since a settled mark this process started
     /// from (a summary round without a full one before it): every table it lacks is applied
     /// through the checkpoint (see `summary.rs`).
@@ -287,6 +290,7 @@ impl Discovery {
             idle_at: None,
             summary_base: None,
             last_summary: false,
+            refreshed: None,
             partial: false,
         }
     }
@@ -398,6 +402,13 @@ impl Discovery {
     /// the catalog (a copy of 20,000 tables' entries per round was 3% of a cold replay).
     pub fn shared_catalog(&self) -> Arc<Catalog> {
         Arc::clone(&self.catalog)
+    }
+
+    /// What the last round refreshed: `Some` only after a summary round that completed, whose
+    /// other tables the round left as they were (see [`Refreshed`]); `None` after any other
+    /// round (an idle one included: it read nothing).
+    pub fn refreshed(&self) -> Option<&Refreshed> {
+        self.refreshed.as_ref()
     }
 
     /// The upstream store (for reading data files).

@@ -83,6 +83,7 @@ impl Discovery {
         // Set again only by a round that completes (a failed one leaves the catalog partly
         // refreshed: the next round is a full one).
         let base = self.summary_base.take();
+        self.refreshed = None;
         self.read_checkpoint().await?;
         if self.idle_at.is_some() && self.idle_at == self.last_read {
             self.summary_base = base;
@@ -104,7 +105,8 @@ impl Discovery {
             stats.summary = true;
             // On a settled mark's empty catalog the changed tables are read from scratch.
             self.partial |= self.built == 0;
-            self.summary_round(changed, &mut stats).await?;
+            let refreshed = self.summary_round(changed, &mut stats).await?;
+            self.refreshed = Some(refreshed);
             self.last_summary = true;
         } else if self.built == 0 {
             stats.full_listing = true;

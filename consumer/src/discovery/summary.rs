@@ -70,6 +70,19 @@ use cdc_common::layout::{ChangeSummary, ChangedSince, CHANGE_SUMMARY_FILE, META_
 use cdc_common::{TableName, Ts};
 use std::time::Instant;
 
+/// What a summary round refreshed: the tables and schemas the change summary named (and the
+/// filter kept). Every other table's catalog entry is as the round before left it, but for
+/// conclusions that cannot give a table without a next version anything to apply (closed
+/// dated directories, `complete_below`); the replay's quiet tables rest on that
+/// (`replay/quiet.rs`).
+#[derive(Clone, Debug, Default)]
+pub struct Refreshed {
+    /// The tables read again.
+    pub tables: std::collections::BTreeSet<TableName>,
+    /// The schemas whose `meta/` directory was listed again.
+    pub schemas: std::collections::BTreeSet<String>,
+}
+
 impl Discovery {
     /// Phase S: what changed from `base` (the checkpoint the last up-to-date round read) to the
     /// checkpoint just read, from the change summary; `None`: a full round is needed.
@@ -100,12 +113,12 @@ impl Discovery {
         self.idle_allowed && self.listing_lag.is_zero()
     }
 
-    /// Phases A and B for the tables and schemas of `changed` only.
+    /// Phases A and B for the tables and schemas of `changed` only; what the round refreshed.
     pub(super) async fn summary_round(
         &mut self,
         changed: ChangedSince,
         stats: &mut DiscoveryStats,
-    ) -> Result<()> {
+    ) -> Result<Refreshed> {
         let scope = self.summary_scope(&changed);
         stats.summary_tables = scope.len() as u64;
         let metas = self.summary_metas(&changed);
@@ -117,7 +130,15 @@ impl Discovery {
         stats.new_dirs += self.list_open_versions(&open_versions, listed).await?;
         self.read_open_indexes(Some(&scope)).await?;
         self.conclude(listed, &open_versions, barriers, Some(&scope));
-        Ok(())
+        let schemas = metas
+            .into_iter()
+            .filter(|(_, t, _)| t == META_DIR)
+            .map(|(s, _, _)| s)
+            .collect();
+        Ok(Refreshed {
+            tables: scope,
+            schemas,
+        })
     }
 
     /// The tables `changed` names that the filter keeps.

@@ -43,6 +43,8 @@
 //! - `prefetch`: the read-ahead window those files wait in, bounded by files and bytes, and
 //!   where the read-ahead resumes.
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
+//! - `quiet`: the tables known to have nothing to do, which a round after a summary round
+//!   does not walk.
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
 //! - `audit`: the round record stored in the downstream (`cdc_consumer_rounds`, see
@@ -61,6 +63,7 @@ mod file_unit;
 mod group_round;
 mod in_place;
 mod prefetch;
+mod quiet;
 mod read_ahead;
 mod report;
 mod resume;
@@ -105,6 +108,9 @@ pub struct Replayer {
     idle_figures: Option<report::IdleFigures>,
     /// Streams whose next file holds only rows above the checkpoint (applied up to it).
     stalled: HashSet<ProgressKey>,
+    /// Tables known to have nothing to do until discovery refreshes them or a commit touches
+    /// them: a busy round after a summary round walks only the others (see `quiet`).
+    quiet: quiet::Quiet,
     /// Table versions whose unknown ENUM/SET elements were already warned about.
     elems_warned: HashSet<(TableName, Ts)>,
     /// Data files being read and decoded ahead of their step, and where the read-ahead
@@ -238,6 +244,21 @@ pub struct RoundOutcome {
 /// file, a statement the downstream refused): it stops that table (and the tables a DDL barrier
 /// ties to it, which wait for its progress) while the others go on. Storage and connection
 /// trouble ends the round.
+/// Indexed files not yet applied in the tables of `walk` (the others are quiet: none).
+fn pending_in(
+    cat: &Catalog,
+    progress: &Progress,
+    walk: &std::collections::BTreeSet<TableName>,
+) -> u64 {
+    walk.iter()
+        .filter_map(|n| {
+            cat.tables
+                .get(n)
+                .map(|t| crate::ordering::table_pending(n, t, progress))
+        })
+        .sum()
+}
+
 fn stops_only_its_table(e: &Error) -> bool {
     matches!(
         e,
@@ -279,6 +300,7 @@ impl Replayer {
             fingerprint: (None, 0),
             idle_figures: None,
             stalled: HashSet::new(),
+            quiet: quiet::Quiet::default(),
             elems_warned: HashSet::new(),
             prefetch,
             freeing: None,
@@ -319,6 +341,7 @@ impl Replayer {
         self.mark_progress = None;
         self.progress = Progress::from_rows(rows);
         self.idle_figures = None;
+        self.quiet.forget();
         self.set_quarantined(quarantined);
         // the progress record may differ from what the last round left: look again
         self.disc.require_full_round();
@@ -398,6 +421,9 @@ impl Replayer {
     }
 
     async fn round_inner(&mut self, rec: &mut RoundRecord) -> Result<()> {
+        // Nothing is known quiet while discovery changes the catalog, nor after an error
+        // before the round concludes (see `quiet`).
+        let known = self.quiet.take();
         rec.discovery = self.disc.round().await?;
         self.metrics
             .discovery_rounds
@@ -406,15 +432,25 @@ impl Replayer {
         if rec.discovery.idle {
             // nothing at or below an unchanged checkpoint is left to apply
             self.metrics.idle_rounds.inc();
+            self.quiet.restore(known);
             return Ok(());
         }
         let cat = self.disc.shared_catalog();
         // last round's holds say nothing of this round's files
         self.progress.clear_holds();
+        // The tables this round walks: after a summary round, the ones not known quiet and
+        // the ones it refreshed; else all (see `quiet`).
+        let mut walk = self.quiet.walk(known, &cat, self.disc.refreshed());
         // what this round found to do, for `/metrics` and `--once`'s bar while it applies
-        self.metrics
-            .files_pending
-            .set(crate::ordering::count_pending(&cat, &self.progress) as i64);
+        let pending = match &walk {
+            None => crate::ordering::count_pending(&cat, &self.progress),
+            Some(w) => pending_in(&cat, &self.progress, w),
+        };
+        self.metrics.files_pending.set(pending as i64);
+        self.metrics.tables_walked.set(match &walk {
+            None => cat.tables.len(),
+            Some(w) => w.len(),
+        } as i64);
         self.begin_group_round(&cat).await?;
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
@@ -439,14 +475,24 @@ impl Replayer {
                     did = true;
                 }
             }
+            // a step of another table or schema may have written a table's rows (a rename, a
+            // database-level DDL): it is walked from this pass on
+            self.quiet.extend_walk(&cat, &mut walk);
+            let names: Vec<&TableName> = match &walk {
+                None => cat.tables.keys().collect(),
+                Some(w) => w.iter().filter(|n| cat.tables.contains_key(*n)).collect(),
+            };
             if creates {
-                let free: Vec<&TableName> =
-                    cat.tables.keys().filter(|n| !stuck.contains(*n)).collect();
+                let free: Vec<&TableName> = names
+                    .iter()
+                    .copied()
+                    .filter(|n| !stuck.contains(*n))
+                    .collect();
                 did |= self
                     .create_tables_together(&cat, &free, &stalled, rec)
                     .await;
             }
-            for name in cat.tables.keys() {
+            for name in names {
                 if stuck.contains(name) || !self.owns_table(&name.schema, &name.table) {
                     continue;
                 }
@@ -472,7 +518,14 @@ impl Replayer {
         self.stalled = stalled;
         match first_stuck {
             Some(e) => Err(e),
-            None => Ok(()),
+            None => {
+                // A member's progress moves under it (other members' commits): nothing is
+                // known quiet in a group.
+                if self.group.is_none() {
+                    self.quiet.conclude(&cat, &self.progress, walk);
+                }
+                Ok(())
+            }
         }
     }
 
@@ -590,6 +643,7 @@ impl Replayer {
     fn commit(&mut self, rows: Vec<(ProgressKey, Position)>) {
         self.phase_counts.committed += 1;
         for (k, p) in rows {
+            self.quiet.note_commit(&k);
             self.progress.set(k, p);
         }
     }

@@ -144,7 +144,11 @@ impl Replayer {
         match (&self.group, self.standing_on()) {
             // no catalog read in this process: the count the mark's settled round saw
             (None, Some(mark)) => mark.files_pending,
-            (None, None) => count_pending(cat, &self.progress),
+            // a quiet table has none (see `quiet`)
+            (None, None) => match self.quiet.busy() {
+                Some(busy) => super::pending_in(cat, &self.progress, busy),
+                None => count_pending(cat, &self.progress),
+            },
             // A member's freshness covers the tables it owns.
             (Some(_), _) => crate::group::weights::universe(cat, &self.progress)
                 .into_iter()
@@ -279,6 +283,11 @@ impl Replayer {
             .keys()
             .filter(|n| self.owns_table(&n.schema, &n.table));
         for name in owned {
+            if self.quiet.is_quiet(name) {
+                // nothing to apply nor wait for: applied through the checkpoint
+                out.push((name.clone(), checkpoint));
+                continue;
+            }
             let (steps, wait) = table_steps(cat, &self.progress, name, &none);
             let t_applied = if steps.is_empty() {
                 match wait {

@@ -43,6 +43,7 @@ impl Replayer {
         self.resumed = None;
         // what the figures were computed standing on may have changed (see `IdleFigures`)
         self.idle_figures = None;
+        self.quiet.forget();
         let holds = self
             .mark
             .as_ref()

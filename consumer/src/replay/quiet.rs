@@ -1,0 +1,159 @@
+//! Quiet tables: the tables a busy round need not walk.
+//!
+//! A table is *quiet* when, at the end of a round, it has nothing to apply and nothing to wait
+//! for: [`crate::ordering::table_steps`] gives no step and [`Wait::Idle`] (with no stream left
+//! out as stalled), [`crate::ordering::table_pending`] counts no indexed file, and no stream of
+//! it is held. What such a table can be given to do comes from two places only:
+//!
+//! - **discovery**: a new index entry, data directory, version or schema file of its own. A
+//!   summary round reads again only the tables (and schemas) the change summary names
+//!   ([`crate::discovery::Refreshed`]); every other table's catalog entry stays as it was, but
+//!   for conclusions that only gate a next version (`complete_below`) or an empty newest file
+//!   (closed dated directories), and a quiet table has neither;
+//! - **the progress record**: a commit of one of its rows. Its own steps, and steps of other
+//!   tables that write its rows (a rename, a database-level DDL).
+//!
+//! Nothing else it is judged by changes for it: the checkpoint only bounds work that exists
+//! (a table waiting for the checkpoint, or with a stream stalled above it, is not quiet), a
+//! database-level DDL gates only a next version, and holds last one round.
+//!
+//! So after a summary round a round walks only the tables that were not quiet, the ones the
+//! round refreshed (with every table of a refreshed schema) and the ones a commit of the round
+//! touched, and its figures take a quiet table as applied through the checkpoint with nothing
+//! pending. Every other round (a process's first, a full one, a group member's, the round
+//! after an error, a reopened downstream or a new scope) walks every table and decides afresh.
+//! Debug builds check, after every round that walked a part, that each table it left out is
+//! quiet (the whole test suite runs that check).
+
+use crate::discovery::{Catalog, Refreshed};
+use crate::ordering::{table_pending, table_steps, Wait};
+use crate::progress::{Progress, ProgressKey};
+use cdc_common::TableName;
+use std::collections::{BTreeSet, HashSet};
+
+/// Which tables are known quiet between rounds.
+#[derive(Default)]
+pub(super) struct Quiet {
+    /// Tables not known to be quiet; `None`: nothing is known, a round walks every table.
+    busy: Option<BTreeSet<TableName>>,
+    /// Tables whose progress rows the current round committed.
+    touched: BTreeSet<TableName>,
+    /// Schemas whose database-level progress row the current round committed.
+    touched_schemas: BTreeSet<String>,
+}
+
+/// The tables a round walks: `None` for every table of the catalog.
+pub(super) type Walk = Option<BTreeSet<TableName>>;
+
+impl Quiet {
+    /// Forgets what is known: the next round walks every table.
+    pub fn forget(&mut self) {
+        self.busy = None;
+    }
+
+    /// Takes what is known, leaving nothing known: a round takes it before its discovery
+    /// changes the catalog, and puts it back only when the round turned out idle.
+    pub fn take(&mut self) -> Option<BTreeSet<TableName>> {
+        self.busy.take()
+    }
+
+    /// Puts back what [`Quiet::take`] took (an idle round changed nothing).
+    pub fn restore(&mut self, busy: Option<BTreeSet<TableName>>) {
+        self.busy = busy;
+    }
+
+    /// Whether `name` is known quiet.
+    pub fn is_quiet(&self, name: &TableName) -> bool {
+        self.busy.as_ref().is_some_and(|b| !b.contains(name))
+    }
+
+    /// The tables not known quiet (`None`: nothing is known).
+    pub fn busy(&self) -> Option<&BTreeSet<TableName>> {
+        self.busy.as_ref()
+    }
+
+    /// The tables the round about to run walks, from what was known before its discovery
+    /// (`busy`, from [`Quiet::take`]): those, and what discovery refreshed (every table of a
+    /// refreshed schema too), when discovery says what it refreshed; else every table.
+    pub fn walk(
+        &mut self,
+        busy: Option<BTreeSet<TableName>>,
+        cat: &Catalog,
+        refreshed: Option<&Refreshed>,
+    ) -> Walk {
+        self.touched.clear();
+        self.touched_schemas.clear();
+        let (Some(mut walk), Some(refreshed)) = (busy, refreshed) else {
+            return None;
+        };
+        walk.extend(refreshed.tables.iter().cloned());
+        for schema in &refreshed.schemas {
+            walk.extend(cat.tables_of(schema).map(|(n, _)| n.clone()));
+        }
+        Some(walk)
+    }
+
+    /// Notes a committed progress row (one per unit: the allocation is the unit's least).
+    pub fn note_commit(&mut self, k: &ProgressKey) {
+        if k.table.is_empty() {
+            self.touched_schemas.insert(k.schema.clone());
+        } else {
+            self.touched.insert(TableName::new(&k.schema, &k.table));
+        }
+    }
+
+    /// Adds to `walk` the tables the round's commits touched so far that it lacks.
+    pub fn extend_walk(&self, cat: &Catalog, walk: &mut Walk) {
+        if let Some(w) = walk {
+            w.extend(self.touched.iter().cloned());
+            for schema in &self.touched_schemas {
+                w.extend(cat.tables_of(schema).map(|(n, _)| n.clone()));
+            }
+        }
+    }
+
+    /// After a round that ended without an error: decides which of the tables it walked are
+    /// quiet (every table when it walked all), the others keeping what was known.
+    pub fn conclude(&mut self, cat: &Catalog, progress: &Progress, mut walk: Walk) {
+        self.extend_walk(cat, &mut walk);
+        let none = HashSet::new();
+        let busy_of = |names: &mut dyn Iterator<Item = &TableName>| -> BTreeSet<TableName> {
+            names
+                .filter(|n| !is_quiet_now(cat, progress, n, &none))
+                .cloned()
+                .collect()
+        };
+        self.busy = Some(match &walk {
+            None => busy_of(&mut cat.tables.keys()),
+            Some(w) => busy_of(&mut w.iter().filter(|n| cat.tables.contains_key(*n))),
+        });
+        if cfg!(debug_assertions) {
+            if let Some(w) = &walk {
+                for name in cat.tables.keys().filter(|n| !w.contains(*n)) {
+                    assert!(
+                        is_quiet_now(cat, progress, name, &none),
+                        "table `{name}` was left out of a round as quiet but has something to \
+                         do or wait for"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Whether `name` is quiet under `cat` and `progress` (see the module doc).
+fn is_quiet_now(
+    cat: &Catalog,
+    progress: &Progress,
+    name: &TableName,
+    none: &HashSet<ProgressKey>,
+) -> bool {
+    let Some(t) = cat.tables.get(name) else {
+        return true;
+    };
+    if progress.holds_in(name) {
+        return false;
+    }
+    let (steps, wait) = table_steps(cat, progress, name, none);
+    steps.is_empty() && wait == Wait::Idle && table_pending(name, t, progress) == 0
+}
