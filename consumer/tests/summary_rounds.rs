@@ -346,3 +346,54 @@ async fn a_table_left_waiting_is_walked_again_though_the_summary_does_not_name_i
     assert_summary(&out, 1);
     assert_eq!(m.tables_walked.get(), 1);
 }
+
+/// A summary round whose checkpoint reached a new date closes every table's earlier dated
+/// directories, not only those of the tables it names (they get no file any more, so no
+/// round needs to read their index files again); one at the same date walks only its own.
+#[tokio::test]
+async fn a_new_checkpoint_date_closes_every_tables_dated_directories_in_a_summary_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "memory://summary-6?protocol=csv&include-commit-ts=true&date-separator=day";
+    let (mut w, mut r, _) = settled(uri, &dir.path().join("d.db")).await;
+    let open_dated = |r: &Replayer| -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, t) in &r.catalog().tables {
+            for ve in t.versions.values() {
+                for (d, de) in &ve.dirs {
+                    if !de.closed {
+                        out.push(format!(
+                            "{name} {}",
+                            d.date.map(|x| x.to_string()).unwrap_or_default()
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    };
+    assert_eq!(
+        open_dated(&r).len(),
+        TABLES,
+        "every table's one dated directory is open"
+    );
+
+    // Three days later: the writers' clocks are past the first date, whatever their zone.
+    let day = 86_400;
+    touch(&mut w, &[1], ts(3 * day), 1).await;
+    w.checkpoint(ts(3 * day + 10)).await;
+    let out = r.round().await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 1);
+    let open = open_dated(&r);
+    assert_eq!(open.len(), 1, "only t1's new directory is open: {open:?}");
+    assert!(open[0].starts_with("db1.t1 "), "{open:?}");
+
+    // The same date: a round that walks only the table it names leaves the others as they are.
+    touch(&mut w, &[2], ts(3 * day + 20), 2).await;
+    w.checkpoint(ts(3 * day + 30)).await;
+    let out = r.round().await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 1);
+    let open = open_dated(&r);
+    assert_eq!(open.len(), 2, "{open:?}");
+}

@@ -166,7 +166,7 @@ use crate::config::TableFilter;
 pub(crate) fn is_staging_name(name: &str) -> bool {
     name.ends_with(".tmp")
 }
-use cdc_common::layout::{DataDir, LayoutConfig};
+use cdc_common::layout::{DataDir, DateDir, LayoutConfig};
 use cdc_common::{TableName, Ts};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -262,6 +262,9 @@ pub struct Discovery {
     last_summary: bool,
     /// What the last round refreshed, when it was a summary round that completed.
     refreshed: Option<Refreshed>,
+    /// The date every table's dated directories were last closed before (`Some(None)`: a
+    /// walk with no such date; `None`: no walk yet). See `mark_final_and_closed`.
+    closed_before: Option<Option<DateDir>>,
     /// The catalog holds only the tables changed since a settled mark this process started
     /// from (a summary round without a full one before it): every table it lacks is applied
     /// through the checkpoint (see `summary.rs`).
@@ -291,6 +294,7 @@ impl Discovery {
             summary_base: None,
             last_summary: false,
             refreshed: None,
+            closed_before: None,
             partial: false,
         }
     }

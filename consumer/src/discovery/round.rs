@@ -23,7 +23,7 @@
 //! phase that fails ends the round with the catalog keeping what earlier calls taught it, and
 //! nothing is marked final, closed or complete by a round that failed.
 
-use super::catalog::SchemaEntry;
+use super::catalog::{SchemaEntry, TableEntry};
 use super::settle::{waiting_below, waiting_versions};
 use super::store::WARM_CHUNK;
 use super::{Discovery, DiscoveryStats, Fetched};
@@ -391,13 +391,20 @@ impl Discovery {
     }
 
     /// Every known schema and table also counts its barriers seen in earlier rounds (still
-    /// valid now; the newest one that is settled wins).
+    /// valid now; the newest one that is settled wins). A barrier can only raise its table's
+    /// `complete_below`, which never goes down: one at or below it (most of them, once
+    /// applied) is left out rather than built again each round.
     pub(super) fn add_known_barriers(&self, barriers: &mut Barriers) {
-        for (name, t) in &self.catalog.tables {
+        let tables = &self.catalog.tables;
+        let raises =
+            |name: &TableName, v: Ts| tables.get(name).is_some_and(|t| t.complete_below < v);
+        for (name, t) in tables {
             for (v, ve) in &t.versions {
                 let Some(schema) = &ve.schema else { continue };
-                barriers.table(name.clone(), *v, name.clone());
-                if let Some(src) = &schema.rename_from {
+                if t.complete_below < *v {
+                    barriers.table(name.clone(), *v, name.clone());
+                }
+                if let Some(src) = schema.rename_from.as_ref().filter(|s| raises(s, *v)) {
                     barriers.table(src.clone(), *v, name.clone());
                 }
             }
@@ -415,10 +422,10 @@ impl Discovery {
     /// The table versions not final yet (of the tables in `scope`, all without one): their
     /// directories are listed in phase B.
     pub(super) fn open_versions(&self, scope: Option<&Scope>) -> Vec<TableVersion> {
-        self.catalog
-            .tables
-            .iter()
-            .filter(|(n, _)| scope.is_none_or(|s| s.contains(*n)))
+        // In name order either way (a scope orders as the catalog does); a scope's tables are
+        // looked up, not found by a walk of every table.
+        let tables = self.scoped_tables(scope);
+        tables
             .flat_map(|(n, t)| {
                 t.versions
                     .iter()
@@ -426,6 +433,20 @@ impl Discovery {
                     .map(move |(v, _)| (n.clone(), *v))
             })
             .collect()
+    }
+
+    /// The catalog's tables in `scope` (every table without one), in name order.
+    fn scoped_tables<'a>(
+        &'a self,
+        scope: Option<&'a Scope>,
+    ) -> Box<dyn Iterator<Item = (&'a TableName, &'a TableEntry)> + 'a> {
+        match scope {
+            None => Box::new(self.catalog.tables.iter()),
+            Some(s) => Box::new(
+                s.iter()
+                    .filter_map(|n| self.catalog.tables.get_key_value(n)),
+            ),
+        }
     }
 
     /// Phase B: lists the data directories of the open versions, then promotes the settled
@@ -459,10 +480,17 @@ impl Discovery {
     /// Phase B: lists the `meta/` of every directory not closed (of the tables in `scope`, all
     /// without one) and reads its index files.
     pub(super) async fn read_open_indexes(&mut self, scope: Option<&Scope>) -> Result<()> {
-        let mut dirs = self.all_dirs(|v, d| !v.is_final || !d.closed);
-        if let Some(s) = scope {
-            dirs.retain(|d| s.contains(&TableName::new(&d.schema, &d.table)));
-        }
+        let dirs: Vec<DataDir> = self
+            .scoped_tables(scope)
+            .flat_map(|(_, t)| t.versions.values())
+            .flat_map(|v| {
+                v.dirs
+                    .iter()
+                    .filter(|(_, d)| !v.is_final || !d.closed)
+                    .map(|(k, _)| k)
+            })
+            .cloned()
+            .collect();
         for chunk in dirs.chunks(WARM_CHUNK) {
             let mut open = Vec::with_capacity(chunk.len());
             let mut metas = Vec::with_capacity(chunk.len());
@@ -513,7 +541,7 @@ impl Discovery {
         let through = settled.unwrap_or(Ts::ZERO);
         let finals = self.final_versions(listed, through, open_versions);
         let barriers = self.settled_barriers(listed, through, barriers);
-        self.mark_final_and_closed(&finals, ckpt_date);
+        self.mark_final_and_closed(&finals, ckpt_date, scope);
         self.complete_tables(barriers, scope);
         if !self.listing_lag.is_zero() {
             self.update_discovered_through(listed);
@@ -582,9 +610,21 @@ impl Discovery {
     }
 
     /// Marks the final versions, and closes their directories and every dated directory
-    /// before the settled checkpoint's date.
-    fn mark_final_and_closed(&mut self, finals: &[TableVersion], ckpt_date: Option<DateDir>) {
-        let catalog = self.catalog_mut();
+    /// before the settled checkpoint's date. A summary round (`scope`) whose date is the one
+    /// every table's directories were last closed before walks only its tables: the others
+    /// got no directory since (summary rounds add only the scope's) and no version of theirs
+    /// became final (`finals` are the scope's).
+    fn mark_final_and_closed(
+        &mut self,
+        finals: &[TableVersion],
+        ckpt_date: Option<DateDir>,
+        scope: Option<&Scope>,
+    ) {
+        let walk_scope = scope.filter(|_| self.closed_before == Some(ckpt_date));
+        if walk_scope.is_none() {
+            self.closed_before = Some(ckpt_date);
+        }
+        let catalog = Arc::make_mut(&mut self.catalog);
         for (name, v) in finals {
             if let Some(ve) = catalog
                 .tables
@@ -594,7 +634,7 @@ impl Discovery {
                 ve.is_final = true;
             }
         }
-        for t in catalog.tables.values_mut() {
+        let close = |t: &mut TableEntry| {
             for ve in t.versions.values_mut() {
                 for (dir, de) in ve.dirs.iter_mut() {
                     if let (Some(d), Some(c)) = (dir.date, ckpt_date) {
@@ -604,6 +644,16 @@ impl Discovery {
                     }
                     if ve.is_final {
                         de.closed = true;
+                    }
+                }
+            }
+        };
+        match walk_scope {
+            None => catalog.tables.values_mut().for_each(close),
+            Some(s) => {
+                for n in s {
+                    if let Some(t) = catalog.tables.get_mut(n) {
+                        close(t);
                     }
                 }
             }
