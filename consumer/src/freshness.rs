@@ -238,7 +238,7 @@ pub struct Health {
 }
 
 /// One table's progress.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TableProgress {
     /// Every row of the table with commit ts at or below this is applied.
     pub applied_ts: u64,
@@ -246,10 +246,15 @@ pub struct TableProgress {
     pub version: Option<u64>,
     /// One entry per stream (partition and writer) with a progress row.
     pub streams: Vec<StreamProgress>,
+    /// The table had nothing to do nor wait for at the round's end: its applied ts follows
+    /// the checkpoint from round to round until a round walks it again (see the replay's
+    /// `health_tables`). Not part of the document.
+    #[serde(skip)]
+    pub quiet: bool,
 }
 
 /// One stream's progress row.
-#[derive(Clone, Debug, Default, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StreamProgress {
     /// Partition directory (`""` when none).
     pub partition: String,

@@ -509,6 +509,7 @@ mod tests {
                     file_index: 4,
                     commit_ts: 9,
                 }],
+                quiet: false,
             },
         );
         h.push_error(RecentError {

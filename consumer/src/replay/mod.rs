@@ -45,6 +45,8 @@
 //! - `window`: the pure checkpoint window (which rows of a file are applied).
 //! - `quiet`: the tables known to have nothing to do, which a round after a summary round
 //!   does not walk.
+//! - `health_tables`: `/health`'s per-table map, built whole or patched with the tables a
+//!   round walked.
 //! - `report`: what a round reports (record totals, gauges, log line, `/health`) and the
 //!   applied ts per table.
 //! - `audit`: the round record stored in the downstream (`cdc_consumer_rounds`, see
@@ -61,6 +63,7 @@ mod ddl_step;
 mod file_step;
 mod file_unit;
 mod group_round;
+mod health_tables;
 mod in_place;
 mod prefetch;
 mod quiet;
@@ -111,6 +114,9 @@ pub struct Replayer {
     /// Tables known to have nothing to do until discovery refreshes them or a commit touches
     /// them: a busy round after a summary round walks only the others (see `quiet`).
     quiet: quiet::Quiet,
+    /// `/health`'s per-table map was built or patched where a later round may patch it
+    /// (see `health_tables`).
+    health_patchable: bool,
     /// Table versions whose unknown ENUM/SET elements were already warned about.
     elems_warned: HashSet<(TableName, Ts)>,
     /// Data files being read and decoded ahead of their step, and where the read-ahead
@@ -301,6 +307,7 @@ impl Replayer {
             idle_figures: None,
             stalled: HashSet::new(),
             quiet: quiet::Quiet::default(),
+            health_patchable: false,
             elems_warned: HashSet::new(),
             prefetch,
             freeing: None,

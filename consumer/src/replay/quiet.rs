@@ -40,6 +40,9 @@ pub(super) struct Quiet {
     touched: BTreeSet<TableName>,
     /// Schemas whose database-level progress row the current round committed.
     touched_schemas: BTreeSet<String>,
+    /// The tables the last round that concluded walked, when it did not walk every table:
+    /// the only ones whose figures can differ from the round before (`health_tables`).
+    walked: Option<BTreeSet<TableName>>,
 }
 
 /// The tables a round walks: `None` for every table of the catalog.
@@ -49,16 +52,20 @@ impl Quiet {
     /// Forgets what is known: the next round walks every table.
     pub fn forget(&mut self) {
         self.busy = None;
+        self.walked = None;
     }
 
     /// Takes what is known, leaving nothing known: a round takes it before its discovery
     /// changes the catalog, and puts it back only when the round turned out idle.
     pub fn take(&mut self) -> Option<BTreeSet<TableName>> {
+        self.walked = None;
         self.busy.take()
     }
 
-    /// Puts back what [`Quiet::take`] took (an idle round changed nothing).
+    /// Puts back what [`Quiet::take`] took (an idle round changed nothing: it walked no
+    /// table, and no table's figures moved).
     pub fn restore(&mut self, busy: Option<BTreeSet<TableName>>) {
+        self.walked = busy.as_ref().map(|_| BTreeSet::new());
         self.busy = busy;
     }
 
@@ -70,6 +77,12 @@ impl Quiet {
     /// The tables not known quiet (`None`: nothing is known).
     pub fn busy(&self) -> Option<&BTreeSet<TableName>> {
         self.busy.as_ref()
+    }
+
+    /// The tables the last round walked, when it concluded and did not walk every table
+    /// (every table not quiet is among them).
+    pub fn walked(&self) -> Option<&BTreeSet<TableName>> {
+        self.walked.as_ref()
     }
 
     /// The tables the round about to run walks, from what was known before its discovery
@@ -138,6 +151,7 @@ impl Quiet {
                 }
             }
         }
+        self.walked = walk;
     }
 }
 

@@ -9,13 +9,14 @@
 //! ([`crate::discovery::Catalog::complete_through`]) nor the checkpoint; no warning or error
 //! text leaves the replayer without going through [`crate::secrets`].
 
+use super::health_tables::TablesFigure;
 use super::Replayer;
 use crate::error::{Error, Result};
-use crate::freshness::{now_ms, RecentError, RoundRecord, StreamProgress, TableProgress};
+use crate::freshness::{now_ms, RecentError, RoundRecord};
 use crate::ordering::{count_pending, table_steps, Step, Wait};
-use crate::progress::{ProgressKey, DDL_STREAM};
+use crate::progress::ProgressKey;
 use cdc_common::{TableName, Ts};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// What a round reports of its tables: the record's totals and `/health` both read it. It is
 /// computed once per round, after the steps ran ([`Replayer::round_figures`]): each table's
@@ -31,9 +32,9 @@ pub(super) struct RoundFigures {
     pending: u64,
     /// `/health`'s applied ts ([`Replayer::known_applied_ts`]).
     known_applied: Option<Ts>,
-    /// `/health`'s per-table progress; `None` for an idle round that reuses the figures
-    /// (`/health` keeps the tables it has).
-    tables: Option<BTreeMap<String, TableProgress>>,
+    /// `/health`'s per-table progress, whole or as a patch of what it shows; `None` for an
+    /// idle round that reuses the figures (`/health` keeps the tables it has).
+    tables: Option<TablesFigure>,
 }
 
 /// The figures an idle round would compute again. An idle round read an unchanged checkpoint
@@ -108,7 +109,14 @@ impl Replayer {
                 tables: None,
             };
         }
-        let per_table = self.tables_applied_ts();
+        // After a round that walked only some tables, only theirs can differ from what
+        // `/health` shows; a quiet table is applied through the checkpoint, so the walked
+        // ones' applied ts give the least (see `health_tables`).
+        let patch = self.patch_scope();
+        let per_table = match &patch {
+            Some(walked) => self.walked_applied_ts(walked),
+            None => self.tables_applied_ts(),
+        };
         let (applied, pending) = (self.applied_of(&per_table), self.files_pending());
         let known_applied = self.known_applied_ts_of(Some(&per_table));
         if idle_ok {
@@ -118,11 +126,19 @@ impl Replayer {
                 known_applied,
             });
         }
+        let tables = match patch {
+            Some(walked) => self.tables_patch(&walked, &per_table),
+            None => TablesFigure::Whole(self.table_progress(per_table)),
+        };
+        if cfg!(debug_assertions) {
+            self.check_tables_figure(&tables);
+        }
+        self.health_patchable = self.patch_conditions();
         RoundFigures {
             applied,
             pending,
             known_applied,
-            tables: Some(self.table_progress(per_table)),
+            tables: Some(tables),
         }
     }
 
@@ -169,7 +185,7 @@ impl Replayer {
             h.last_round = Some(rec.clone());
             h.push_round(rec.clone());
             if let Some(tables) = tables {
-                h.tables = tables;
+                tables.apply(&mut h.tables);
             }
             h.quarantined_files_total = self.quarantined_total;
             h.quarantined = self.quarantined.clone();
@@ -251,7 +267,7 @@ impl Replayer {
     /// True for a progress row of one of this consumer's tables: database-level DDL rows have
     /// no table, and rows outside the consumer's scope (another consumer sharing the progress
     /// table, a table outside `--tables`) are not this one's to report.
-    fn names_own_table(&self, k: &ProgressKey) -> bool {
+    pub(super) fn names_own_table(&self, k: &ProgressKey) -> bool {
         !k.table.is_empty() && self.scope.as_ref().is_none_or(|s| s.covers(k))
     }
 
@@ -283,37 +299,60 @@ impl Replayer {
             .keys()
             .filter(|n| self.owns_table(&n.schema, &n.table));
         for name in owned {
-            if self.quiet.is_quiet(name) {
-                // nothing to apply nor wait for: applied through the checkpoint
-                out.push((name.clone(), checkpoint));
-                continue;
-            }
-            let (steps, wait) = table_steps(cat, &self.progress, name, &none);
-            let t_applied = if steps.is_empty() {
-                match wait {
-                    Wait::Idle | Wait::Checkpoint(_) => checkpoint,
-                    Wait::Discovery(v) => Ts(v.0.saturating_sub(1)),
-                    Wait::Other(_) | Wait::Stalled => self.table_commit_ts(name),
-                }
-            } else {
-                let mut m = checkpoint;
-                for s in &steps {
-                    match s {
-                        Step::File { key, .. } if self.stalled.contains(key) => {}
-                        Step::File { before, .. } => {
-                            m = m.min(before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO))
-                        }
-                        Step::TableDdl { entry, .. } => {
-                            m = m.min(Ts(entry.file.table_version.0.saturating_sub(1)))
-                        }
-                        Step::SchemaDdl { .. } => {}
-                    }
-                }
-                m
-            };
-            out.push((name.clone(), t_applied.min(checkpoint)));
+            out.push((name.clone(), self.table_applied_ts(name, checkpoint, &none)));
         }
         out.into_iter().collect()
+    }
+
+    /// [`Replayer::tables_applied_ts`] of the catalog's tables among `walked` only.
+    fn walked_applied_ts(&self, walked: &BTreeSet<TableName>) -> BTreeMap<TableName, Ts> {
+        let cat = self.disc.catalog();
+        let checkpoint = cat.complete_through();
+        let none = HashSet::new();
+        walked
+            .iter()
+            .filter(|n| cat.tables.contains_key(*n))
+            .map(|n| (n.clone(), self.table_applied_ts(n, checkpoint, &none)))
+            .collect()
+    }
+
+    /// The ts up to which the catalog's table `name` is applied, at most `checkpoint` (what
+    /// discovery knows complete).
+    fn table_applied_ts(
+        &self,
+        name: &TableName,
+        checkpoint: Ts,
+        none: &HashSet<ProgressKey>,
+    ) -> Ts {
+        let cat = self.disc.catalog();
+        if self.quiet.is_quiet(name) {
+            // nothing to apply nor wait for: applied through the checkpoint
+            return checkpoint;
+        }
+        let (steps, wait) = table_steps(cat, &self.progress, name, none);
+        let t_applied = if steps.is_empty() {
+            match wait {
+                Wait::Idle | Wait::Checkpoint(_) => checkpoint,
+                Wait::Discovery(v) => Ts(v.0.saturating_sub(1)),
+                Wait::Other(_) | Wait::Stalled => self.table_commit_ts(name),
+            }
+        } else {
+            let mut m = checkpoint;
+            for s in &steps {
+                match s {
+                    Step::File { key, .. } if self.stalled.contains(key) => {}
+                    Step::File { before, .. } => {
+                        m = m.min(before.as_ref().map(|p| p.commit_ts).unwrap_or(Ts::ZERO))
+                    }
+                    Step::TableDdl { entry, .. } => {
+                        m = m.min(Ts(entry.file.table_version.0.saturating_sub(1)))
+                    }
+                    Step::SchemaDdl { .. } => {}
+                }
+            }
+            m
+        };
+        t_applied.min(checkpoint)
     }
 
     /// The tables this consumer's progress rows name (only its scope's: the progress table may
@@ -328,84 +367,6 @@ impl Replayer {
             }
         }
         out
-    }
-
-    /// Per-table progress for `/health` and the status page: the catalog's tables with their
-    /// applied ts, and every progress row grouped by table.
-    fn table_progress(
-        &self,
-        per_table: BTreeMap<TableName, Ts>,
-    ) -> BTreeMap<String, TableProgress> {
-        // The catalog's tables and the progress rows both order by schema, then table: one
-        // merge, each table's name formatted once (a look-up and a formatted name per row was
-        // a fifth of a busy round's CPU at 20,000 tables).
-        let mut rows = self
-            .progress
-            .rows()
-            // In a group, other members' tables are theirs to report.
-            .filter(|(k, _)| self.names_own_table(k) && self.owns_table(&k.schema, &k.table))
-            .peekable();
-        let mut tables = per_table.into_iter().peekable();
-        // (name, progress, whether its applied ts is the catalog's)
-        let mut merged: Vec<(String, TableProgress, bool)> = Vec::with_capacity(tables.len());
-        loop {
-            let from_catalog = match (tables.peek(), rows.peek()) {
-                (None, None) => break,
-                (Some(_), None) => true,
-                (None, Some(_)) => false,
-                (Some((n, _)), Some((k, _))) => {
-                    (n.schema.as_str(), n.table.as_str()) <= (k.schema.as_str(), k.table.as_str())
-                }
-            };
-            let (name, mut t) = if from_catalog {
-                let (n, ts) = tables.next().expect("peeked");
-                let t = TableProgress {
-                    applied_ts: ts.0,
-                    ..Default::default()
-                };
-                (n, t)
-            } else {
-                let (k, _) = rows.peek().expect("peeked");
-                let n = TableName::new(k.schema.as_str(), k.table.as_str());
-                (n, TableProgress::default())
-            };
-            while let Some((k, p)) =
-                rows.next_if(|(k, _)| k.schema == name.schema && k.table == name.table)
-            {
-                if k.dispatcher == DDL_STREAM {
-                    t.version = Some(p.version.0);
-                } else {
-                    t.streams.push(StreamProgress {
-                        partition: k.partition.clone(),
-                        dispatcher: k.dispatcher.clone(),
-                        version: p.version.0,
-                        date: p.date.clone(),
-                        file_index: p.file_index,
-                        commit_ts: p.commit_ts.0,
-                    });
-                }
-            }
-            merged.push((name.to_string(), t, from_catalog));
-        }
-        // Two tables can read alike (`a.b` + `c`, `a` + `b.c`): one entry, as a map by that
-        // text has always given: the later catalog table's applied ts, every row in order.
-        merged.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(String, TableProgress)> = Vec::with_capacity(merged.len());
-        for (name, t, from_catalog) in merged {
-            match out.last_mut() {
-                Some((last, l)) if *last == name => {
-                    if from_catalog {
-                        l.applied_ts = t.applied_ts;
-                    }
-                    if t.version.is_some() {
-                        l.version = t.version;
-                    }
-                    l.streams.extend(t.streams);
-                }
-                _ => out.push((name, t)),
-            }
-        }
-        out.into_iter().collect()
     }
 
     /// The highest commit ts a table's rows record: a range of the record, not a walk of it
