@@ -397,3 +397,48 @@ async fn a_new_checkpoint_date_closes_every_tables_dated_directories_in_a_summar
     let open = open_dated(&r);
     assert_eq!(open.len(), 2, "{open:?}");
 }
+
+/// A table stopped by its own error (a corrupt data file, `--on-bad-file stop`) keeps its step
+/// round after round, and the other tables' summary rounds still walk only what changed: the
+/// round concludes which tables are quiet though it ends on that table's error.
+#[tokio::test]
+async fn a_stuck_table_does_not_make_every_round_walk_every_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "memory://summary-7?protocol=csv&include-commit-ts=true";
+    let db = dir.path().join("d.db");
+    let (mut w, mut r, m) = settled(uri, &db).await;
+
+    let t3 = two_cols("db0", "t3", ts(1));
+    let bad = w.file(&t3, &[(ts(15), vec![ins(300, "bad")])]).await;
+    let good = w.get(&bad).await;
+    w.put(&bad, b"I,\"unterminated\n\xff\xfe".to_vec()).await;
+    touch(&mut w, &[4], ts(16), 400).await;
+    w.checkpoint(ts(20)).await;
+    let out = r.round().await;
+    assert!(out.error.is_some(), "t3's corrupt file stops it");
+    assert_eq!(out.record.rows(), 1, "t4's row");
+    assert_eq!(m.tables_walked.get(), 2);
+
+    for (k, at) in [(5usize, 25u64), (6, 35)] {
+        touch(&mut w, &[k], ts(at), 500).await;
+        w.checkpoint(ts(at + 5)).await;
+        let out = r.round().await;
+        assert!(out.error.is_some(), "t3 is still stuck");
+        assert!(out.record.discovery.summary, "{:?}", out.record.discovery);
+        assert_eq!(out.record.rows(), 1);
+        assert_eq!(
+            m.tables_walked.get(),
+            2,
+            "t{k} and the stuck t3, not all {TABLES}"
+        );
+    }
+
+    // Repaired: the stuck table goes on in the next round.
+    w.put(&bad, good).await;
+    touch(&mut w, &[7], ts(45), 700).await;
+    w.checkpoint(ts(50)).await;
+    let out = r.round().await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert_eq!(out.record.rows(), 2);
+    assert_eq!(m.files_pending.get(), 0);
+}

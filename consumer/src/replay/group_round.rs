@@ -23,6 +23,7 @@ impl Replayer {
         self.read = ProgressRead::Plain;
         // leases and other members' progress change what this member can apply
         self.disc.disable_idle_rounds();
+        self.quiet.forget();
     }
 
     /// Snapshots the fences, reloads progress, publishes the universe (see the module doc).

@@ -11,10 +11,12 @@
 //! a number per entry instead of a map of fresh strings.
 //!
 //! A patch is sent only when the map `/health` holds was itself built or patched under the
-//! same conditions (this replayer's, not in a group, not standing on a settled mark, with a
-//! whole catalog, quiet tables known), and no walked name holds a `.` (two tables can read
-//! alike as `schema.table`, `a.b` + `c` and `a` + `b.c`, and share one entry). Debug builds
-//! build the whole map beside every patch and check the patched one equals it.
+//! same conditions (this replayer's, not in a group, not standing on a settled mark without a
+//! catalog, quiet tables known), and no walked name holds a `.` (two tables can read alike as
+//! `schema.table`, `a.b` + `c` and `a` + `b.c`, and share one entry). With a partial catalog
+//! (a process started from its settled mark), a table only the progress record names is
+//! applied through the checkpoint, as a quiet one: its entry is marked quiet too. Debug
+//! builds build the whole map beside every patch and check the patched one equals it.
 
 use super::Replayer;
 use crate::freshness::{StreamProgress, TableProgress};
@@ -65,10 +67,7 @@ impl TablesFigure {
 impl Replayer {
     /// Whether a map built now could be patched by later rounds (see the module doc).
     pub(super) fn patch_conditions(&self) -> bool {
-        self.quiet.busy().is_some()
-            && self.group.is_none()
-            && self.standing_on().is_none()
-            && !self.disc.partial_catalog()
+        self.quiet.busy().is_some() && self.group.is_none() && self.standing_on().is_none()
     }
 
     /// The tables whose entries this round's patch sends, when it may send one.

@@ -246,10 +246,6 @@ pub struct RoundOutcome {
     pub error: Option<Error>,
 }
 
-/// True for an error about one table's own storage or statements (a missing or corrupt data
-/// file, a statement the downstream refused): it stops that table (and the tables a DDL barrier
-/// ties to it, which wait for its progress) while the others go on. Storage and connection
-/// trouble ends the round.
 /// Indexed files not yet applied in the tables of `walk` (the others are quiet: none).
 fn pending_in(
     cat: &Catalog,
@@ -265,6 +261,10 @@ fn pending_in(
         .sum()
 }
 
+/// True for an error about one table's own storage or statements (a missing or corrupt data
+/// file, a statement the downstream refused): it stops that table (and the tables a DDL barrier
+/// ties to it, which wait for its progress) while the others go on. Storage and connection
+/// trouble ends the round.
 fn stops_only_its_table(e: &Error) -> bool {
     matches!(
         e,
@@ -454,10 +454,6 @@ impl Replayer {
             Some(w) => pending_in(&cat, &self.progress, w),
         };
         self.metrics.files_pending.set(pending as i64);
-        self.metrics.tables_walked.set(match &walk {
-            None => cat.tables.len(),
-            Some(w) => w.len(),
-        } as i64);
         self.begin_group_round(&cat).await?;
         let up = self.disc.upstream().clone();
         let cfg = *self.disc.layout();
@@ -523,16 +519,20 @@ impl Replayer {
             }
         }
         self.stalled = stalled;
+        self.quiet.extend_walk(&cat, &mut walk);
+        self.metrics.tables_walked.set(match &walk {
+            None => cat.tables.len(),
+            Some(w) => w.iter().filter(|n| cat.tables.contains_key(*n)).count(),
+        } as i64);
+        // A member's progress moves under it (other members' commits): nothing is known
+        // quiet in a group. A table-local error ended the round once every other table went
+        // as far as it could, so it concludes too (the stuck table keeps its step: not quiet).
+        if self.group.is_none() {
+            self.quiet.conclude(&cat, &self.progress, walk);
+        }
         match first_stuck {
             Some(e) => Err(e),
-            None => {
-                // A member's progress moves under it (other members' commits): nothing is
-                // known quiet in a group.
-                if self.group.is_none() {
-                    self.quiet.conclude(&cat, &self.progress, walk);
-                }
-                Ok(())
-            }
+            None => Ok(()),
         }
     }
 

@@ -21,7 +21,8 @@
 //! round refreshed (with every table of a refreshed schema) and the ones a commit of the round
 //! touched, and its figures take a quiet table as applied through the checkpoint with nothing
 //! pending. Every other round (a process's first, a full one, a group member's, the round
-//! after an error, a reopened downstream or a new scope) walks every table and decides afresh.
+//! after one that ended on an error other than a table's own, a reopened downstream or a new
+//! scope) walks every table and decides afresh.
 //! Debug builds check, after every round that walked a part, that each table it left out is
 //! quiet (the whole test suite runs that check).
 
@@ -125,8 +126,9 @@ impl Quiet {
         }
     }
 
-    /// After a round that ended without an error: decides which of the tables it walked are
-    /// quiet (every table when it walked all), the others keeping what was known.
+    /// After a round whose steps all ran (a table-local error included: the stuck table
+    /// keeps its step): decides which of the tables it walked are quiet (every table when it
+    /// walked all), the others keeping what was known.
     pub fn conclude(&mut self, cat: &Catalog, progress: &Progress, mut walk: Walk) {
         self.extend_walk(cat, &mut walk);
         let none = HashSet::new();
