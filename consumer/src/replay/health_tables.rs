@@ -20,7 +20,7 @@
 
 use super::Replayer;
 use crate::freshness::{StreamProgress, TableProgress};
-use crate::progress::DDL_STREAM;
+use crate::progress::{Position, ProgressKey, DDL_STREAM};
 use cdc_common::{TableName, Ts};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -104,18 +104,7 @@ impl Replayer {
                         continue;
                     }
                     rows = true;
-                    if k.dispatcher == DDL_STREAM {
-                        t.version = Some(p.version.0);
-                    } else {
-                        t.streams.push(StreamProgress {
-                            partition: k.partition.clone(),
-                            dispatcher: k.dispatcher.clone(),
-                            version: p.version.0,
-                            date: p.date.clone(),
-                            file_index: p.file_index,
-                            commit_ts: p.commit_ts.0,
-                        });
-                    }
+                    add_row(&mut t, k, p);
                 }
                 let keep = rows || per_table.contains_key(name);
                 (name.to_string(), keep.then_some(t))
@@ -193,18 +182,7 @@ impl Replayer {
             while let Some((k, p)) =
                 rows.next_if(|(k, _)| k.schema == name.schema && k.table == name.table)
             {
-                if k.dispatcher == DDL_STREAM {
-                    t.version = Some(p.version.0);
-                } else {
-                    t.streams.push(StreamProgress {
-                        partition: k.partition.clone(),
-                        dispatcher: k.dispatcher.clone(),
-                        version: p.version.0,
-                        date: p.date.clone(),
-                        file_index: p.file_index,
-                        commit_ts: p.commit_ts.0,
-                    });
-                }
+                add_row(&mut t, k, p);
             }
             merged.push((name.to_string(), t, from_catalog));
         }
@@ -228,5 +206,21 @@ impl Replayer {
             }
         }
         out.into_iter().collect()
+    }
+}
+
+/// Adds a progress row of the table to its entry: the DDL row's version, or a stream.
+fn add_row(t: &mut TableProgress, k: &ProgressKey, p: &Position) {
+    if k.dispatcher == DDL_STREAM {
+        t.version = Some(p.version.0);
+    } else {
+        t.streams.push(StreamProgress {
+            partition: k.partition.clone(),
+            dispatcher: k.dispatcher.clone(),
+            version: p.version.0,
+            date: p.date.clone(),
+            file_index: p.file_index,
+            commit_ts: p.commit_ts.0,
+        });
     }
 }
