@@ -400,7 +400,8 @@ async fn a_new_checkpoint_date_closes_every_tables_dated_directories_in_a_summar
 
 /// A table stopped by its own error (a corrupt data file, `--on-bad-file stop`) keeps its step
 /// round after round, and the other tables' summary rounds still walk only what changed: the
-/// round concludes which tables are quiet though it ends on that table's error.
+/// round concludes which tables are quiet though it ends on that table's error, and the
+/// reopened downstream's progress record, unchanged, keeps it.
 #[tokio::test]
 async fn a_stuck_table_does_not_make_every_round_walk_every_table() {
     let dir = tempfile::tempdir().unwrap();
@@ -420,6 +421,13 @@ async fn a_stuck_table_does_not_make_every_round_walk_every_table() {
     assert_eq!(m.tables_walked.get(), 2);
 
     for (k, at) in [(5usize, 25u64), (6, 35)] {
+        // as `storage-consumer` does after a failed round: a new connection, the progress
+        // record read again (unchanged: nothing concluded from it is lost)
+        let uri = cdc_consumer::config::DownstreamUri::parse(&sqlite_uri(&db), None).unwrap();
+        let down = cdc_consumer::backend::open(&uri, 1, cdc_consumer::backend::Access::Apply)
+            .await
+            .unwrap();
+        r.reopen(down).await.unwrap();
         touch(&mut w, &[k], ts(at), 500).await;
         w.checkpoint(ts(at + 5)).await;
         let out = r.round().await;
@@ -441,4 +449,50 @@ async fn a_stuck_table_does_not_make_every_round_walk_every_table() {
     assert!(out.error.is_none(), "{:?}", out.error);
     assert_eq!(out.record.rows(), 2);
     assert_eq!(m.files_pending.get(), 0);
+}
+
+/// A round's applied ts is the least of every table's, quiet or not; an idle round after it
+/// reports the same (it changed nothing). Here `t6` waits (its DDL at 14 waits for the
+/// database-level DDL at 12, which waits for `t3`'s file spanning the checkpoint), so the
+/// applied ts stays below the checkpoint in both rounds.
+#[tokio::test]
+async fn an_idle_round_reports_the_applied_ts_of_the_tables_still_waiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "memory://summary-8?protocol=csv&include-commit-ts=true";
+    let (mut w, mut r, _) = settled(uri, &dir.path().join("d.db")).await;
+
+    let t3 = two_cols("db0", "t3", ts(1));
+    w.file(
+        &t3,
+        &[(ts(15), vec![ins(315, "a")]), (ts(25), vec![ins(325, "b")])],
+    )
+    .await;
+    w.db_schema("db0", ts(12), "CREATE DATABASE db0", DdlKind::CreateSchema)
+        .await;
+    let mut t6 = two_cols("db0", "t6", ts(14));
+    t6.columns.push(cdc_common::ColumnDef::new(
+        "extra",
+        cdc_common::ColumnType::Int,
+    ));
+    w.schema(
+        &t6,
+        "ALTER TABLE t6 ADD COLUMN extra INT",
+        DdlKind::AddColumn,
+    )
+    .await;
+    w.checkpoint(ts(20)).await;
+
+    let busy = r.round().await;
+    assert!(busy.error.is_none(), "{:?}", busy.error);
+    assert!(busy.record.discovery.summary, "{:?}", busy.record.discovery);
+    assert!(
+        busy.record.applied_ts < ts(12).0,
+        "t6 waits below its DDL: {} against {}",
+        busy.record.applied_ts,
+        ts(12).0
+    );
+    let idle = r.round().await;
+    assert!(idle.record.discovery.idle, "{:?}", idle.record.discovery);
+    assert_eq!(idle.record.applied_ts, busy.record.applied_ts);
+    assert_eq!(idle.record.files_pending, busy.record.files_pending);
 }

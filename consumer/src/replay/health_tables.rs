@@ -90,6 +90,8 @@ impl Replayer {
         walked: &BTreeSet<TableName>,
         per_table: &BTreeMap<TableName, Ts>,
     ) -> TablesFigure {
+        let quiet_applied = self.disc.catalog().complete_through().0;
+        let partial = self.disc.partial_catalog();
         let entries = walked
             .iter()
             .map(|name| {
@@ -106,22 +108,39 @@ impl Replayer {
                     rows = true;
                     add_row(&mut t, k, p);
                 }
+                if rows && partial && !per_table.contains_key(name) {
+                    // only the progress record names it: applied through the checkpoint
+                    // (`tables_applied_ts`), as a quiet table
+                    t.applied_ts = quiet_applied;
+                    t.quiet = self.quiet.is_quiet(name);
+                }
                 let keep = rows || per_table.contains_key(name);
                 (name.to_string(), keep.then_some(t))
             })
             .collect();
         TablesFigure::Patch {
             entries,
-            quiet_applied: self.disc.catalog().complete_through().0,
+            quiet_applied,
         }
     }
 
-    /// Debug builds: a patch applied to what `/health` shows gives the whole map.
-    pub(super) fn check_tables_figure(&self, figure: &TablesFigure) {
+    /// Debug builds: a patch applied to what `/health` shows gives the whole map, and the
+    /// walked tables' applied ts (`per_table`) give the least applied ts all tables give.
+    pub(super) fn check_tables_figure(
+        &self,
+        figure: &TablesFigure,
+        per_table: &BTreeMap<TableName, Ts>,
+    ) {
         if !matches!(figure, TablesFigure::Patch { .. }) {
             return;
         }
-        let whole = self.table_progress(self.tables_applied_ts());
+        let all = self.tables_applied_ts();
+        assert_eq!(
+            self.applied_of(per_table),
+            self.applied_of(&all),
+            "the walked tables' least applied ts is not every table's"
+        );
+        let whole = self.table_progress(all);
         let mut patched = match self.health.lock() {
             Ok(h) => h.tables.clone(),
             Err(_) => return,

@@ -346,12 +346,18 @@ impl Replayer {
         self.loaded_marks = settled_rows(&rows);
         self.mark = (self.scope.as_ref()).and_then(|s| SettledMark::find(&self.loaded_marks, s));
         self.mark_progress = None;
-        self.progress = Progress::from_rows(rows);
+        let reloaded = Progress::from_rows(rows);
+        // The record as this process left it (a round that stopped on one table's error, a
+        // connection lost between units): what discovery and the quiet tables concluded from
+        // it still holds. Else it may differ from what the last round left: look again.
+        let unchanged = reloaded.rows().eq(self.progress.rows());
+        self.progress = reloaded;
         self.idle_figures = None;
-        self.quiet.forget();
         self.set_quarantined(quarantined);
-        // the progress record may differ from what the last round left: look again
-        self.disc.require_full_round();
+        if !unchanged {
+            self.quiet.forget();
+            self.disc.require_full_round();
+        }
         self.resumed = None;
         Ok(())
     }

@@ -21,8 +21,11 @@
 //! round refreshed (with every table of a refreshed schema) and the ones a commit of the round
 //! touched, and its figures take a quiet table as applied through the checkpoint with nothing
 //! pending. Every other round (a process's first, a full one, a group member's, the round
-//! after one that ended on an error other than a table's own, a reopened downstream or a new
-//! scope) walks every table and decides afresh.
+//! after one that ended on an error other than a table's own, a downstream reopened with a
+//! progress record that differs from the process's, or a new scope) walks every table and
+//! decides afresh. A reopened downstream whose record is the one the process left (the
+//! usual case after a round one table's error ended) keeps what was known, and its discovery
+//! goes on from where it was (`Replayer::reopen`).
 //! Debug builds check, after every round that walked a part, that each table it left out is
 //! quiet (the whole test suite runs that check).
 
@@ -63,10 +66,11 @@ impl Quiet {
         self.busy.take()
     }
 
-    /// Puts back what [`Quiet::take`] took (an idle round changed nothing: it walked no
-    /// table, and no table's figures moved).
+    /// Puts back what [`Quiet::take`] took (an idle round changed nothing). Its figures are
+    /// those of the busy tables, as after the round that concluded them (`walked` always
+    /// holds every table not quiet: the figures take the least applied ts from it).
     pub fn restore(&mut self, busy: Option<BTreeSet<TableName>>) {
-        self.walked = busy.as_ref().map(|_| BTreeSet::new());
+        self.walked = busy.clone();
         self.busy = busy;
     }
 

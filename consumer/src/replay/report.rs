@@ -127,12 +127,15 @@ impl Replayer {
             });
         }
         let tables = match patch {
-            Some(walked) => self.tables_patch(&walked, &per_table),
+            Some(walked) => {
+                let patch = self.tables_patch(&walked, &per_table);
+                if cfg!(debug_assertions) {
+                    self.check_tables_figure(&patch, &per_table);
+                }
+                patch
+            }
             None => TablesFigure::Whole(self.table_progress(per_table)),
         };
-        if cfg!(debug_assertions) {
-            self.check_tables_figure(&tables);
-        }
         self.health_patchable = self.patch_conditions();
         RoundFigures {
             applied,
@@ -259,7 +262,7 @@ impl Replayer {
     }
 
     /// [`Replayer::applied_ts`] from the per-table figures ([`Replayer::tables_applied_ts`]).
-    fn applied_of(&self, per_table: &BTreeMap<TableName, Ts>) -> Ts {
+    pub(super) fn applied_of(&self, per_table: &BTreeMap<TableName, Ts>) -> Ts {
         let checkpoint = self.disc.catalog().complete_through();
         per_table.values().copied().fold(checkpoint, Ts::min)
     }
