@@ -496,3 +496,37 @@ async fn an_idle_round_reports_the_applied_ts_of_the_tables_still_waiting() {
     assert_eq!(idle.record.applied_ts, busy.record.applied_ts);
     assert_eq!(idle.record.files_pending, busy.record.files_pending);
 }
+
+/// A reopened downstream whose progress record moved under the process (another process
+/// applied a file in between) makes the next round list every table and walk every table;
+/// the rows the other process applied are not applied again.
+#[tokio::test]
+async fn a_reopen_that_reads_a_moved_progress_record_makes_the_next_round_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "memory://summary-9?protocol=csv&include-commit-ts=true";
+    let db = dir.path().join("d.db");
+    let (mut w, mut r, m) = settled(uri, &db).await;
+
+    touch(&mut w, &[5], ts(15), 500).await;
+    w.checkpoint(ts(20)).await;
+    let (mut other, _, _) = start(&w.uri, &sqlite_uri(&db), &[]).await;
+    let mut applied = 0;
+    for _ in 0..3 {
+        let out = other.round().await;
+        assert!(out.error.is_none(), "{:?}", out.error);
+        applied += out.record.rows();
+    }
+    assert_eq!(applied, 1, "the other process applied t5's row");
+
+    let down_uri = cdc_consumer::config::DownstreamUri::parse(&sqlite_uri(&db), None).unwrap();
+    let down = cdc_consumer::backend::open(&down_uri, 1, cdc_consumer::backend::Access::Apply)
+        .await
+        .unwrap();
+    r.reopen(down).await.unwrap();
+    touch(&mut w, &[6], ts(25), 600).await;
+    w.checkpoint(ts(30)).await;
+    let (out, lists, _) = counted_round(&mut r, &m).await;
+    assert_full(&out, lists);
+    assert_eq!(m.tables_walked.get(), TABLES as i64);
+    assert_eq!(out.record.rows(), 1, "t6's row only");
+}

@@ -74,7 +74,9 @@
 //! extension) has its files applied as soon as they are indexed, so every round lists there.
 //! With a listing lag `D > 0` a listing need not show what was written within `D` before it, so
 //! the argument fails and every round lists (the skip is off). The replayer asks for a full round
-//! after reopening the downstream ([`Discovery::require_full_round`]). A consumer group member
+//! after reopening the downstream when the progress record it reads back differs from its own
+//! ([`Discovery::require_full_round`]); a failed round is never followed by an idle one
+//! (`finish_round`). A consumer group member
 //! never skips ([`Discovery::disable_idle_rounds`]): the tables it may apply change with its
 //! leases and other members move the progress record.
 //!
@@ -384,8 +386,9 @@ impl Discovery {
         self.built > 0
     }
 
-    /// The next round lists storage whatever the checkpoint says (the downstream was reopened,
-    /// or the set of tables to replay changed).
+    /// The next round lists storage whatever the checkpoint says (the downstream was reopened
+    /// with a progress record other than the process's, or the set of tables to replay
+    /// changed).
     pub fn require_full_round(&mut self) {
         self.idle_at = None;
         self.summary_base = None;

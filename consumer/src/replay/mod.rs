@@ -350,6 +350,11 @@ impl Replayer {
         // The record as this process left it (a round that stopped on one table's error, a
         // connection lost between units): what discovery and the quiet tables concluded from
         // it still holds. Else it may differ from what the last round left: look again.
+        // Keeping them rests on three things the failed round did already: discovery takes
+        // `summary_base` at a round's start and sets it back only when the round completes (a
+        // failed discovery makes the next round full anyway), `finish_round` after an error
+        // allows no idle round, and the quiet tables survive only a round that concluded
+        // (`quiet`: one ended by one table's error, on the same catalog and record).
         let unchanged = reloaded.rows().eq(self.progress.rows());
         self.progress = reloaded;
         self.idle_figures = None;
