@@ -34,6 +34,16 @@ async fn touch(w: &mut Writer, which: &[usize], at: cdc_common::Ts, id: i64) {
     }
 }
 
+/// Reopens `r`'s downstream on the SQLite file `db`, as `storage-consumer` does after a
+/// failed round.
+async fn reopen(r: &mut Replayer, db: &std::path::Path) {
+    let uri = cdc_consumer::config::DownstreamUri::parse(&sqlite_uri(db), None).unwrap();
+    let down = cdc_consumer::backend::open(&uri, 1, cdc_consumer::backend::Access::Apply)
+        .await
+        .unwrap();
+    r.reopen(down).await.unwrap();
+}
+
 fn assert_summary(out: &RoundOutcome, tables: u64) {
     assert!(out.error.is_none(), "{:?}", out.error);
     let d = &out.record.discovery;
@@ -423,11 +433,7 @@ async fn a_stuck_table_does_not_make_every_round_walk_every_table() {
     for (k, at) in [(5usize, 25u64), (6, 35)] {
         // as `storage-consumer` does after a failed round: a new connection, the progress
         // record read again (unchanged: nothing concluded from it is lost)
-        let uri = cdc_consumer::config::DownstreamUri::parse(&sqlite_uri(&db), None).unwrap();
-        let down = cdc_consumer::backend::open(&uri, 1, cdc_consumer::backend::Access::Apply)
-            .await
-            .unwrap();
-        r.reopen(down).await.unwrap();
+        reopen(&mut r, &db).await;
         touch(&mut w, &[k], ts(at), 500).await;
         w.checkpoint(ts(at + 5)).await;
         let out = r.round().await;
@@ -518,11 +524,7 @@ async fn a_reopen_that_reads_a_moved_progress_record_makes_the_next_round_full()
     }
     assert_eq!(applied, 1, "the other process applied t5's row");
 
-    let down_uri = cdc_consumer::config::DownstreamUri::parse(&sqlite_uri(&db), None).unwrap();
-    let down = cdc_consumer::backend::open(&down_uri, 1, cdc_consumer::backend::Access::Apply)
-        .await
-        .unwrap();
-    r.reopen(down).await.unwrap();
+    reopen(&mut r, &db).await;
     touch(&mut w, &[6], ts(25), 600).await;
     w.checkpoint(ts(30)).await;
     let (out, lists, _) = counted_round(&mut r, &m).await;
