@@ -210,3 +210,63 @@ async fn errors_latency_and_lagging_listings_lose_and_repeat_nothing() {
         c.store.hidden_entries()
     );
 }
+
+/// A round whose discovery fails after reading a newer checkpoint reports no table applied
+/// beyond what the last completed discovery knew: a table with a new file below the new
+/// checkpoint, not read yet, is not counted as applied through it (`/health`, the round
+/// record, `/wait`).
+#[tokio::test]
+async fn a_round_whose_discovery_fails_claims_no_applied_ts_it_did_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files_per_table_in(
+        Writer::new("memory://faults-discovery-fails?protocol=csv&include-commit-ts=true")
+            .with_change_summary(),
+        4,
+    )
+    .await;
+    let store = FaultStore::new(Arc::clone(&w.store));
+    let metrics = Metrics::new();
+    let up = Upstream::new(Arc::new(store.clone()), metrics.clone())
+        .with_retry(1, Duration::from_millis(1));
+    let disc = Discovery::new(up, w.cfg, TableFilter::all()).with_idle_rounds(true);
+    let health = Arc::new(Mutex::new(Health::default()));
+    let mut r = Replayer::new(
+        disc,
+        Box::new(SqliteDownstream::open(&dir.path().join("d.db"), 64).unwrap()),
+        &w.opts,
+        cdc_consumer::quarantine::BadFilePolicy::Stop,
+        cdc_consumer::replay::ProgressRead::Settled,
+        metrics,
+        Arc::clone(&health),
+    )
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        let out = r.round().await;
+        assert!(out.error.is_none(), "{:?}", out.error);
+    }
+    let before = r.round().await;
+    assert!(before.record.discovery.idle);
+    assert_eq!(before.record.applied_ts, ts(10).0);
+
+    // t1 gets a row at 15 and the checkpoint moves to 20; every later read fails.
+    let t1 = two_cols("db1", "t1", ts(1));
+    w.file(&t1, &[(ts(15), vec![ins(15, "new")])]).await;
+    w.checkpoint(ts(20)).await;
+    store.add_rule(Rule::new(
+        Op::Get,
+        "changes",
+        Fault::Fail { retryable: false },
+    ));
+    store.add_rule(Rule::new(Op::List, "", Fault::Fail { retryable: false }));
+    let failed = r.round().await;
+    assert!(failed.error.is_some(), "discovery fails");
+    assert!(
+        failed.record.applied_ts < ts(15).0,
+        "t1's row at 15 is not applied, yet the round says {} (15 is {})",
+        failed.record.applied_ts,
+        ts(15).0
+    );
+    let shown = health.lock().unwrap().applied_ts;
+    assert!(shown.is_some_and(|a| a < ts(15).0), "{shown:?}");
+}

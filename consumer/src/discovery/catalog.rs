@@ -66,8 +66,14 @@ pub struct TableEntry {
 /// Everything discovery has learnt.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    /// The sink's checkpoint-ts (`None` before the `metadata` file exists).
+    /// The sink's checkpoint-ts (`None` before the `metadata` file exists): the newest read,
+    /// as soon as it is read.
     pub checkpoint: Option<Ts>,
+    /// The checkpoint-ts of the last discovery round that completed (`None`: none yet): every
+    /// file at or below it is in the catalog. Below `checkpoint` only while a round that read
+    /// a newer one has not completed (a failed round), and then the figures stay below it
+    /// ([`Catalog::complete_through`]).
+    pub listed_through: Option<Ts>,
     /// Tables.
     pub tables: BTreeMap<TableName, TableEntry>,
     /// Database-level schema files by schema and version.
@@ -109,9 +115,13 @@ impl Catalog {
     }
 
     /// The ts up to which the catalog is complete and rows may be reported applied: the
-    /// checkpoint, or less while listings lag (see [`Catalog::discovered_through`]).
+    /// checkpoint, or less while listings lag (see [`Catalog::discovered_through`]) or while
+    /// the round that read it has not completed ([`Catalog::listed_through`]).
     pub fn complete_through(&self) -> Ts {
-        let c = self.checkpoint.unwrap_or(Ts::ZERO);
+        let c = self
+            .checkpoint
+            .unwrap_or(Ts::ZERO)
+            .min(self.listed_through.unwrap_or(Ts::ZERO));
         self.discovered_through.map_or(c, |d| d.min(c))
     }
 

@@ -86,6 +86,7 @@ impl Discovery {
         self.refreshed = None;
         self.read_checkpoint().await?;
         if self.idle_at.is_some() && self.idle_at == self.last_read {
+            self.listed_through_checkpoint();
             self.summary_base = base;
             stats.idle = true;
             stats.resumed = self.built == 0;
@@ -142,6 +143,7 @@ impl Discovery {
             // Every table was listed: the catalog is whole again.
             self.partial = false;
         }
+        self.listed_through_checkpoint();
         self.built += 1;
         if (self.concluded() || self.last_summary) && self.summary_allowed() {
             self.summary_base = self.last_read;
@@ -149,6 +151,17 @@ impl Discovery {
         stats.list_calls = self.up.metrics.list_calls.get() - lists0;
         stats.get_calls = self.up.metrics.get_calls.get() - gets0;
         Ok(stats)
+    }
+
+    /// The round completed: the catalog holds every file at or below the checkpoint it read
+    /// (`Catalog::listed_through`). Until then the checkpoint just read is only seen: a round
+    /// whose listings failed must not let the figures count a table with a file below it, not
+    /// yet read, as applied through it.
+    fn listed_through_checkpoint(&mut self) {
+        let through = self.catalog.checkpoint;
+        if self.catalog.listed_through != through {
+            self.catalog_mut().listed_through = through;
+        }
     }
 
     /// Phase 0: reads the checkpoint-ts (it never goes back in the catalog).
