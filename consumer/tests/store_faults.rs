@@ -214,7 +214,7 @@ async fn errors_latency_and_lagging_listings_lose_and_repeat_nothing() {
 /// A round whose discovery fails after reading a newer checkpoint reports no table applied
 /// beyond what the last completed discovery knew: a table with a new file below the new
 /// checkpoint, not read yet, is not counted as applied through it (`/health`, the round
-/// record, `/wait`).
+/// record, `/wait`). Failing before it changed the catalog, it keeps the summary chain.
 #[tokio::test]
 async fn a_round_whose_discovery_fails_claims_no_applied_ts_it_did_not_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -269,4 +269,13 @@ async fn a_round_whose_discovery_fails_claims_no_applied_ts_it_did_not_read() {
     );
     let shown = health.lock().unwrap().applied_ts;
     assert!(shown.is_some_and(|a| a < ts(15).0), "{shown:?}");
+
+    // The store answers again: the round failed before it changed the catalog (at the change
+    // summary), so the next one is still a summary round, and applies t1's row.
+    store.clear_rules();
+    let next = r.round().await;
+    assert!(next.error.is_none(), "{:?}", next.error);
+    assert!(next.record.discovery.summary, "{:?}", next.record.discovery);
+    assert_eq!(next.record.rows(), 1);
+    assert_eq!(next.record.applied_ts, ts(20).0);
 }

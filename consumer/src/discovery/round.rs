@@ -81,10 +81,16 @@ impl Discovery {
         // Nothing warmed by an earlier round is taken by this one.
         self.up.forget_warm();
         // Set again only by a round that completes (a failed one leaves the catalog partly
-        // refreshed: the next round is a full one).
+        // refreshed: the next round is a full one), or given back when the round failed
+        // before it changed the catalog (reading `metadata` or the change summary: the
+        // catalog is still up to date at the base, and a process on its settled mark would
+        // otherwise list the whole storage after one failed GET).
         let base = self.summary_base.take();
         self.refreshed = None;
-        self.read_checkpoint().await?;
+        if let Err(e) = self.read_checkpoint().await {
+            self.summary_base = base;
+            return Err(e);
+        }
         if self.idle_at.is_some() && self.idle_at == self.last_read {
             self.listed_through_checkpoint();
             self.summary_base = base;
@@ -99,7 +105,13 @@ impl Discovery {
         self.last_idle = false;
         self.last_summary = false;
         let changed = match base {
-            Some(_) => self.read_summary(base).await?,
+            Some(_) => match self.read_summary(base).await {
+                Ok(c) => c,
+                Err(e) => {
+                    self.summary_base = base;
+                    return Err(e);
+                }
+            },
             None => None,
         };
         if let Some(changed) = changed {

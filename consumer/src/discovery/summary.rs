@@ -58,9 +58,11 @@
 //! as soon as indexed, and a round must find them whatever the checkpoint), no listing lag
 //! (the argument relies on a listing showing every put completed before it), not a group
 //! member. And only after a round that left the catalog up to date at `C_prev` (or on a
-//! settled mark without pending files): after a round whose discovery failed, or a reopened
-//! downstream whose progress record differs from the process's, the round is a full one (a
-//! round whose replay failed left the catalog up to date: its discovery completed).
+//! settled mark without pending files): after a round whose discovery failed once it had
+//! begun to change the catalog (its listings), or a reopened downstream whose progress record
+//! differs from the process's, the round is a full one (a round that failed reading
+//! `metadata` or the summary, or whose replay failed, left the catalog up to date at the
+//! base).
 //! The exact landing on `C_m` matters: a chain that passes `C_m` without a step ending there
 //! means `metadata` was written by someone else (another sink, TiCDC).
 
