@@ -224,23 +224,7 @@ async fn a_round_whose_discovery_fails_claims_no_applied_ts_it_did_not_read() {
         4,
     )
     .await;
-    let store = FaultStore::new(Arc::clone(&w.store));
-    let metrics = Metrics::new();
-    let up = Upstream::new(Arc::new(store.clone()), metrics.clone())
-        .with_retry(1, Duration::from_millis(1));
-    let disc = Discovery::new(up, w.cfg, TableFilter::all()).with_idle_rounds(true);
-    let health = Arc::new(Mutex::new(Health::default()));
-    let mut r = Replayer::new(
-        disc,
-        Box::new(SqliteDownstream::open(&dir.path().join("d.db"), 64).unwrap()),
-        &w.opts,
-        cdc_consumer::quarantine::BadFilePolicy::Stop,
-        cdc_consumer::replay::ProgressRead::Settled,
-        metrics,
-        Arc::clone(&health),
-    )
-    .await
-    .unwrap();
+    let (mut r, store, health) = settled_over_faults(&w, &dir.path().join("d.db")).await;
     for _ in 0..2 {
         let out = r.round().await;
         assert!(out.error.is_none(), "{:?}", out.error);
@@ -278,4 +262,70 @@ async fn a_round_whose_discovery_fails_claims_no_applied_ts_it_did_not_read() {
     assert!(next.record.discovery.summary, "{:?}", next.record.discovery);
     assert_eq!(next.record.rows(), 1);
     assert_eq!(next.record.applied_ts, ts(20).0);
+}
+
+/// A replayer of `w`'s storage through a fault store (no fault yet) into the SQLite file `db`,
+/// with idle rounds on as `storage-consumer` has them: its store and `/health`.
+async fn settled_over_faults(
+    w: &Writer,
+    db: &std::path::Path,
+) -> (Replayer, FaultStore, Arc<Mutex<Health>>) {
+    let store = FaultStore::new(Arc::clone(&w.store));
+    let metrics = Metrics::new();
+    let up = Upstream::new(Arc::new(store.clone()), metrics.clone())
+        .with_retry(1, Duration::from_millis(1));
+    let disc = Discovery::new(up, w.cfg, TableFilter::all()).with_idle_rounds(true);
+    let health = Arc::new(Mutex::new(Health::default()));
+    let r = Replayer::new(
+        disc,
+        Box::new(SqliteDownstream::open(db, 64).unwrap()),
+        &w.opts,
+        cdc_consumer::quarantine::BadFilePolicy::Stop,
+        cdc_consumer::replay::ProgressRead::Settled,
+        metrics,
+        Arc::clone(&health),
+    )
+    .await
+    .unwrap();
+    (r, store, health)
+}
+
+/// A round that read a newer checkpoint and failed at the change summary, then a `metadata`
+/// read back lower (12, where a step of the summary ends): the chain from the last complete
+/// round (10) reaches 12 but not the catalog's 20, so the next round lists everything; a
+/// summary round there would not read t1 (its row at 15 is in the step 12 -> 20) and yet
+/// count it applied through 20.
+#[tokio::test]
+async fn a_checkpoint_read_lower_after_a_failed_round_makes_the_next_round_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = three_files_per_table_in(
+        Writer::new("memory://faults-checkpoint-back?protocol=csv&include-commit-ts=true")
+            .with_change_summary(),
+        4,
+    )
+    .await;
+    let (mut r, store, _) = settled_over_faults(&w, &dir.path().join("d.db")).await;
+    for _ in 0..2 {
+        let out = r.round().await;
+        assert!(out.error.is_none(), "{:?}", out.error);
+    }
+    assert!(r.round().await.record.discovery.idle);
+
+    // Steps 10 -> 12 (nothing) and 12 -> 20 (t1's row at 15) in the summary.
+    w.checkpoint(ts(12)).await;
+    let t1 = two_cols("db1", "t1", ts(1));
+    w.file(&t1, &[(ts(15), vec![ins(15, "new")])]).await;
+    w.checkpoint(ts(20)).await;
+    let fault = store.add_rule(Rule::new(
+        Op::Get,
+        "changes",
+        Fault::Fail { retryable: false },
+    ));
+    assert!(r.round().await.error.is_some(), "the summary read fails");
+    store.remove_rule(fault);
+    w.checkpoint_without_summary(ts(12)).await;
+    let out = r.round().await;
+    assert!(out.error.is_none(), "{:?}", out.error);
+    assert!(!out.record.discovery.summary, "{:?}", out.record.discovery);
+    assert_eq!(out.record.rows(), 1, "t1's row, found by listing");
 }

@@ -370,6 +370,9 @@ impl Discovery {
         }
         self.idle_at = Some(c);
         self.summary_base = nothing_pending.then_some(c);
+        // the mark vouches for what is applied through `c`: a first round that fails leaves
+        // the figures there, not at zero
+        self.catalog_mut().listed_through = Some(c);
         true
     }
 

@@ -91,6 +91,10 @@ impl Discovery {
             self.summary_base = base;
             return Err(e);
         }
+        // `metadata` below the catalog's checkpoint (written back, or a newer one read by a
+        // round that failed after it): no chain from the base reaches what the catalog says,
+        // so this round lists everything.
+        let base = base.filter(|_| self.last_read >= self.catalog.checkpoint);
         if self.idle_at.is_some() && self.idle_at == self.last_read {
             self.listed_through_checkpoint();
             self.summary_base = base;

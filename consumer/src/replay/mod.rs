@@ -351,10 +351,11 @@ impl Replayer {
         // connection lost between units): what discovery and the quiet tables concluded from
         // it still holds. Else it may differ from what the last round left: look again.
         // Keeping them rests on three things the failed round did already: discovery takes
-        // `summary_base` at a round's start and sets it back only when the round completes (a
-        // failed discovery makes the next round full anyway), `finish_round` after an error
-        // allows no idle round, and the quiet tables survive only a round that concluded
-        // (`quiet`: one ended by one table's error, on the same catalog and record).
+        // `summary_base` at a round's start and gives it back only when the round completes or
+        // fails before changing the catalog (reading `metadata` or the summary; a failure in
+        // its listings makes the next round full anyway), `finish_round` after an error allows
+        // no idle round, and the quiet tables survive only a round that concluded (`quiet`:
+        // one ended by one table's error, on the same catalog and record).
         let unchanged = reloaded.rows().eq(self.progress.rows());
         self.progress = reloaded;
         self.idle_figures = None;

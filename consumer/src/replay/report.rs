@@ -224,6 +224,8 @@ impl Replayer {
         if cat.tables.is_empty() && !self.disc.partial_catalog() {
             return None;
         }
+        // no discovery round completed yet: nothing is known applied
+        cat.listed_through?;
         let applied = match per_table {
             Some(m) => self.applied_of(m),
             None => self.applied_ts(),
