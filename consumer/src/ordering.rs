@@ -361,6 +361,19 @@ pub fn count_pending(cat: &Catalog, progress: &Progress) -> u64 {
         .sum()
 }
 
+/// [`count_pending`] over the catalog's tables among `names` only (the others known to have
+/// none: the replay's quiet tables).
+pub fn count_pending_in<'a>(
+    cat: &Catalog,
+    progress: &Progress,
+    names: impl IntoIterator<Item = &'a TableName>,
+) -> u64 {
+    names
+        .into_iter()
+        .filter_map(|n| cat.tables.get(n).map(|t| table_pending(n, t, progress)))
+        .sum()
+}
+
 /// Indexed files of one table not yet applied (versions older than its progress excluded, and
 /// the empty newest file of a stream held this round, which holds no row to apply).
 pub fn table_pending(name: &TableName, t: &TableEntry, progress: &Progress) -> u64 {

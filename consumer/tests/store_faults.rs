@@ -218,20 +218,8 @@ async fn errors_latency_and_lagging_listings_lose_and_repeat_nothing() {
 #[tokio::test]
 async fn a_round_whose_discovery_fails_claims_no_applied_ts_it_did_not_read() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = three_files_per_table_in(
-        Writer::new("memory://faults-discovery-fails?protocol=csv&include-commit-ts=true")
-            .with_change_summary(),
-        4,
-    )
-    .await;
-    let (mut r, store, health) = settled_over_faults(&w, &dir.path().join("d.db")).await;
-    for _ in 0..2 {
-        let out = r.round().await;
-        assert!(out.error.is_none(), "{:?}", out.error);
-    }
-    let before = r.round().await;
-    assert!(before.record.discovery.idle);
-    assert_eq!(before.record.applied_ts, ts(10).0);
+    let (mut w, mut r, store, health) =
+        settled_over_faults("faults-discovery-fails", &dir.path().join("d.db")).await;
 
     // t1 gets a row at 15 and the checkpoint moves to 20; every later read fails.
     let t1 = two_cols("db1", "t1", ts(1));
@@ -264,19 +252,29 @@ async fn a_round_whose_discovery_fails_claims_no_applied_ts_it_did_not_read() {
     assert_eq!(next.record.applied_ts, ts(20).0);
 }
 
-/// A replayer of `w`'s storage through a fault store (no fault yet) into the SQLite file `db`,
-/// with idle rounds on as `storage-consumer` has them: its store and `/health`.
+/// Four tables of three files each (checkpoint 10) in the memory store `name`, written by a
+/// sink keeping the change summary, and a replayer of it through a fault store (no fault yet)
+/// into the SQLite file `db`, idle rounds on as `storage-consumer` has them, that has applied
+/// them and read the checkpoint again idle: the writer, the replayer, its store and `/health`.
 async fn settled_over_faults(
-    w: &Writer,
+    name: &str,
     db: &std::path::Path,
-) -> (Replayer, FaultStore, Arc<Mutex<Health>>) {
+) -> (Writer, Replayer, FaultStore, Arc<Mutex<Health>>) {
+    let w = three_files_per_table_in(
+        Writer::new(&format!(
+            "memory://{name}?protocol=csv&include-commit-ts=true"
+        ))
+        .with_change_summary(),
+        4,
+    )
+    .await;
     let store = FaultStore::new(Arc::clone(&w.store));
     let metrics = Metrics::new();
     let up = Upstream::new(Arc::new(store.clone()), metrics.clone())
         .with_retry(1, Duration::from_millis(1));
     let disc = Discovery::new(up, w.cfg, TableFilter::all()).with_idle_rounds(true);
     let health = Arc::new(Mutex::new(Health::default()));
-    let r = Replayer::new(
+    let mut r = Replayer::new(
         disc,
         Box::new(SqliteDownstream::open(db, 64).unwrap()),
         &w.opts,
@@ -287,7 +285,14 @@ async fn settled_over_faults(
     )
     .await
     .unwrap();
-    (r, store, health)
+    for _ in 0..2 {
+        let out = r.round().await;
+        assert!(out.error.is_none(), "{:?}", out.error);
+    }
+    let idle = r.round().await;
+    assert!(idle.record.discovery.idle);
+    assert_eq!(idle.record.applied_ts, ts(10).0);
+    (w, r, store, health)
 }
 
 /// A round that read a newer checkpoint and failed at the change summary, then a `metadata`
@@ -298,18 +303,8 @@ async fn settled_over_faults(
 #[tokio::test]
 async fn a_checkpoint_read_lower_after_a_failed_round_makes_the_next_round_full() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = three_files_per_table_in(
-        Writer::new("memory://faults-checkpoint-back?protocol=csv&include-commit-ts=true")
-            .with_change_summary(),
-        4,
-    )
-    .await;
-    let (mut r, store, _) = settled_over_faults(&w, &dir.path().join("d.db")).await;
-    for _ in 0..2 {
-        let out = r.round().await;
-        assert!(out.error.is_none(), "{:?}", out.error);
-    }
-    assert!(r.round().await.record.discovery.idle);
+    let (mut w, mut r, store, _) =
+        settled_over_faults("faults-checkpoint-back", &dir.path().join("d.db")).await;
 
     // Steps 10 -> 12 (nothing) and 12 -> 20 (t1's row at 15) in the summary.
     w.checkpoint(ts(12)).await;

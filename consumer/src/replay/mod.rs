@@ -246,21 +246,6 @@ pub struct RoundOutcome {
     pub error: Option<Error>,
 }
 
-/// Indexed files not yet applied in the tables of `walk` (the others are quiet: none).
-fn pending_in(
-    cat: &Catalog,
-    progress: &Progress,
-    walk: &std::collections::BTreeSet<TableName>,
-) -> u64 {
-    walk.iter()
-        .filter_map(|n| {
-            cat.tables
-                .get(n)
-                .map(|t| crate::ordering::table_pending(n, t, progress))
-        })
-        .sum()
-}
-
 /// True for an error about one table's own storage or statements (a missing or corrupt data
 /// file, a statement the downstream refused): it stops that table (and the tables a DDL barrier
 /// ties to it, which wait for its progress) while the others go on. Storage and connection
@@ -463,7 +448,7 @@ impl Replayer {
         // what this round found to do, for `/metrics` and `--once`'s bar while it applies
         let pending = match &walk {
             None => crate::ordering::count_pending(&cat, &self.progress),
-            Some(w) => pending_in(&cat, &self.progress, w),
+            Some(w) => crate::ordering::count_pending_in(&cat, &self.progress, w),
         };
         self.metrics.files_pending.set(pending as i64);
         self.begin_group_round(&cat).await?;

@@ -105,9 +105,7 @@ impl Quiet {
             return None;
         };
         walk.extend(refreshed.tables.iter().cloned());
-        for schema in &refreshed.schemas {
-            walk.extend(cat.tables_of(schema).map(|(n, _)| n.clone()));
-        }
+        add_schemas_tables(cat, &refreshed.schemas, &mut walk);
         Some(walk)
     }
 
@@ -124,9 +122,7 @@ impl Quiet {
     pub fn extend_walk(&self, cat: &Catalog, walk: &mut Walk) {
         if let Some(w) = walk {
             w.extend(self.touched.iter().cloned());
-            for schema in &self.touched_schemas {
-                w.extend(cat.tables_of(schema).map(|(n, _)| n.clone()));
-            }
+            add_schemas_tables(cat, &self.touched_schemas, w);
         }
     }
 
@@ -158,6 +154,13 @@ impl Quiet {
             }
         }
         self.walked = walk;
+    }
+}
+
+/// Adds every table of `schemas` to `walk` (a database-level change reaches each of them).
+fn add_schemas_tables(cat: &Catalog, schemas: &BTreeSet<String>, walk: &mut BTreeSet<TableName>) {
+    for schema in schemas {
+        walk.extend(cat.tables_of(schema).map(|(n, _)| n.clone()));
     }
 }
 

@@ -165,7 +165,7 @@ impl Replayer {
             (None, Some(mark)) => mark.files_pending,
             // a quiet table has none (see `quiet`)
             (None, None) => match self.quiet.busy() {
-                Some(busy) => super::pending_in(cat, &self.progress, busy),
+                Some(busy) => crate::ordering::count_pending_in(cat, &self.progress, busy),
                 None => count_pending(cat, &self.progress),
             },
             // A member's freshness covers the tables it owns.
