@@ -456,11 +456,15 @@ impl Discovery {
         true
     }
 
-    fn all_dirs(&self, keep: impl Fn(&VersionEntry, &DirEntry) -> bool) -> Vec<DataDir> {
-        self.catalog
-            .tables
-            .values()
-            .flat_map(|t| t.versions.values())
+    /// The data directories `keep` accepts of the catalog's tables in `scope` (every table
+    /// without one), in name order.
+    fn dirs_in(
+        &self,
+        scope: Option<&round::Scope>,
+        keep: impl Fn(&VersionEntry, &DirEntry) -> bool,
+    ) -> Vec<DataDir> {
+        self.scoped_tables(scope)
+            .flat_map(|(_, t)| t.versions.values())
             .flat_map(|v| v.dirs.iter().filter(|(_, d)| keep(v, d)).map(|(k, _)| k))
             .cloned()
             .collect()

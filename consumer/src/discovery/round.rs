@@ -330,7 +330,7 @@ impl Discovery {
                 e.indexes.entry(dispatcher).or_insert(0);
             }
         }
-        let dirs: Vec<DataDir> = self.all_dirs(|_, _| true);
+        let dirs: Vec<DataDir> = self.dirs_in(None, |_, _| true);
         for chunk in dirs.chunks(WARM_CHUNK) {
             let paths = chunk.iter().flat_map(|d| self.index_paths(d)).collect();
             self.up.warm_gets(paths).await;
@@ -465,7 +465,7 @@ impl Discovery {
     }
 
     /// The catalog's tables in `scope` (every table without one), in name order.
-    fn scoped_tables<'a>(
+    pub(super) fn scoped_tables<'a>(
         &'a self,
         scope: Option<&'a Scope>,
     ) -> Box<dyn Iterator<Item = (&'a TableName, &'a TableEntry)> + 'a> {
@@ -509,17 +509,7 @@ impl Discovery {
     /// Phase B: lists the `meta/` of every directory not closed (of the tables in `scope`, all
     /// without one) and reads its index files.
     pub(super) async fn read_open_indexes(&mut self, scope: Option<&Scope>) -> Result<()> {
-        let dirs: Vec<DataDir> = self
-            .scoped_tables(scope)
-            .flat_map(|(_, t)| t.versions.values())
-            .flat_map(|v| {
-                v.dirs
-                    .iter()
-                    .filter(|(_, d)| !v.is_final || !d.closed)
-                    .map(|(k, _)| k)
-            })
-            .cloned()
-            .collect();
+        let dirs = self.dirs_in(scope, |v, d| !v.is_final || !d.closed);
         for chunk in dirs.chunks(WARM_CHUNK) {
             let mut open = Vec::with_capacity(chunk.len());
             let mut metas = Vec::with_capacity(chunk.len());
