@@ -10,9 +10,11 @@
 //! at a time, in two waves:
 //!
 //! 1. *versions*: one schema resolution per batch (`SchemaCache::resolve` shares one storage
-//!    look-up per table version between all callers and caches the answer); one table's
-//!    versions one after another in the flush's order (reuse of an older schema file depends
-//!    on the versions between), different tables side by side;
+//!    look-up per table version between all callers, caches the answer, and resolves one
+//!    table's versions one at a time across writers); one table's versions one after another
+//!    in the flush's order (reuse of an older schema file depends on the versions between, so
+//!    the order decides which version a definition's rows land in), different tables side by
+//!    side;
 //! 2. *indexes*: one discovery per distinct `(data directory, file id)` the writer has no
 //!    number for; two batches of one stream in the same flush share it.
 //!

@@ -14,6 +14,15 @@
 //! The data directory then uses the resolved version. A checksum that matches only across an
 //! intervening different definition is never reused: that would put new rows before a DDL.
 //! DDL schema files (`write_block_event`) are always written and recorded here directly.
+//!
+//! Invariant: **one table's versions are resolved one at a time in the process.** Steps 2 and
+//! 3 read the files the table's other versions wrote, so two resolutions of one table must not
+//! both list before either writes: two writer shards with dispatchers of one table at versions
+//! 10 and 20 of one definition would each find nothing and write a schema file, two version
+//! directories of one definition where one is the rule (`tests/schema_reuse.rs`). A per-table
+//! async lock is taken for a version not resolved yet (an answer already cached takes no lock);
+//! different tables resolve side by side. Within one writer's flush, `plan_lookup.rs` also
+//! keeps a table's versions in the flush's order.
 
 use crate::changes::ChangeLog;
 use crate::error::Result;
@@ -26,7 +35,7 @@ use cdc_common::{DdlKind, TableDef, TableName, Ts};
 use object_store::{ObjectStore, PutPayload};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use tokio::sync::OnceCell;
+use tokio::sync::{Mutex as AsyncMutex, OnceCell};
 
 /// The resolved version directory of one (table, version), filled once.
 type Resolved = Arc<OnceCell<Ts>>;
@@ -34,13 +43,24 @@ type Resolved = Arc<OnceCell<Ts>>;
 /// Process-wide memory of resolved table versions, shared by every writer.
 #[derive(Default)]
 pub(crate) struct SchemaCache {
-    cells: Mutex<HashMap<(TableName, Ts), Resolved>>,
+    tables: Mutex<HashMap<TableName, TableSlot>>,
+}
+
+/// One table's resolved versions, and its turn: held while one of its versions is resolved in
+/// storage (see the module doc's invariant).
+#[derive(Default)]
+struct TableSlot {
+    versions: HashMap<Ts, Resolved>,
+    turn: Arc<AsyncMutex<()>>,
 }
 
 impl SchemaCache {
-    fn cell(&self, name: TableName, version: Ts) -> Resolved {
-        let mut m = self.cells.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(m.entry((name, version)).or_default())
+    /// The cell of `(name, version)` and the table's turn.
+    fn slot(&self, name: TableName, version: Ts) -> (Resolved, Arc<AsyncMutex<()>>) {
+        let mut m = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        let t = m.entry(name).or_default();
+        let cell = Arc::clone(t.versions.entry(version).or_default());
+        (cell, Arc::clone(&t.turn))
     }
 
     /// The version directory the data of `def` goes to, writing its schema file if needed.
@@ -52,7 +72,12 @@ impl SchemaCache {
         changes: &ChangeLog,
         def: &TableDef,
     ) -> Result<Ts> {
-        let cell = self.cell(def.name(), def.version);
+        let (cell, turn) = self.slot(def.name(), def.version);
+        if let Some(v) = cell.get() {
+            return Ok(*v);
+        }
+        // Let go with the future too (a failed flush drops the look-ups still running).
+        let _turn = turn.lock().await;
         let v = cell
             .get_or_try_init(|| resolve_in_storage(store, policy, metrics, changes, def))
             .await?;
@@ -61,7 +86,7 @@ impl SchemaCache {
 
     /// Records that `def`'s own schema file was written (by a DDL).
     pub fn note_written(&self, def: &TableDef) {
-        let _ = self.cell(def.name(), def.version).set(def.version);
+        let _ = self.slot(def.name(), def.version).0.set(def.version);
     }
 }
 

@@ -6,7 +6,6 @@ use cdc_common::layout::{Checkpoint, DataFile, LayoutConfig, SchemaFilePath};
 use cdc_common::testing::{Fault, FaultStore, Op, Rule};
 use cdc_common::{DdlEvent, DdlKind, TableName, Ts};
 use cdc_sink::{CheckpointOutcome, FileNaming};
-use futures::TryStreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -25,17 +24,6 @@ fn ddl(kind: DdlKind, at: Ts, tables: Vec<cdc_common::TableDef>) -> DdlEvent {
         tables,
         prev_tables: vec![],
     }
-}
-
-async fn paths(store: &Arc<dyn ObjectStore>) -> Vec<String> {
-    let mut v: Vec<String> = store
-        .list(None)
-        .map_ok(|o| o.location.to_string())
-        .try_collect()
-        .await
-        .unwrap();
-    v.sort();
-    v
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,5 +29,6 @@ mod node_checkpoint;
 mod partial_listing;
 mod pipeline;
 mod reentrant_order;
+mod schema_reuse;
 mod storage_retry_timeout;
 mod store_down;

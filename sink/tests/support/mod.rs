@@ -331,3 +331,15 @@ pub async fn read_checkpoint(store: &Arc<dyn ObjectStore>) -> Option<Ts> {
             .checkpoint_ts,
     )
 }
+
+/// Every object's path in `store`, sorted.
+pub async fn paths(store: &Arc<dyn ObjectStore>) -> Vec<String> {
+    let mut v: Vec<String> = store
+        .list(None)
+        .map_ok(|o| o.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    v.sort();
+    v
+}
