@@ -172,3 +172,51 @@ fn assert_figures_fresh(
         assert_eq!(h.tables[&name.to_string()].applied_ts, applied.0, "{name}");
     }
 }
+
+/// With a listing lag, a DDL's schema file is read in one round and its barrier settles in a
+/// later round that reads nothing new: that round's only news is the table's `complete_below`
+/// raised (the version the DDL opens may now be applied), and it must say it found something
+/// (`--once` goes on while rounds do). Debug builds also check every round's answer against a
+/// hash of the whole catalog (`Replayer::note_fingerprint`).
+#[tokio::test]
+async fn a_round_whose_only_news_is_a_settled_ddl_barrier_says_it_found_something() {
+    use cdc_common::{ColumnDef, ColumnType, DdlKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Writer::new("memory://idle-rounds-6?protocol=csv&include-commit-ts=true");
+    let v1 = two_cols("db", "t", ts(1));
+    w.schema(&v1, "", DdlKind::CreateTable).await;
+    w.file(&v1, &[(ts(2), vec![ins(1, "a")])]).await;
+    w.checkpoint(ts(5)).await;
+    let lag = std::time::Duration::from_millis(300);
+    let lagged = format!("{}&listing-lag=300ms", w.uri);
+    let db = dir.path().join("d.db");
+    let (mut r, _m, _) = start(&lagged, &sqlite_uri(&db), &[]).await;
+    for _ in 0..2 {
+        ok_round(&mut r).await;
+        tokio::time::sleep(lag + lag / 2).await;
+    }
+    assert_eq!(id_names(&db, "db.t"), vec![s(1, "a")]);
+
+    // an ADD COLUMN at 10 with no row after it, then the checkpoint past it
+    let mut v2 = v1.clone();
+    v2.version = ts(10);
+    v2.columns.push(ColumnDef::new("x", ColumnType::BigInt));
+    w.schema(&v2, "ALTER TABLE t ADD COLUMN x BIGINT", DdlKind::AddColumn)
+        .await;
+    w.checkpoint(ts(12)).await;
+    let read = ok_round(&mut r).await;
+    assert!(read.found_new, "the round that read the schema file");
+    assert_eq!(r.progress().table_version(&v1.name()), Some(ts(1)));
+    tokio::time::sleep(lag + lag / 2).await;
+    let settled = ok_round(&mut r).await;
+    assert_eq!(
+        r.progress().table_version(&v1.name()),
+        Some(ts(10)),
+        "the DDL was applied once its barrier settled"
+    );
+    assert!(
+        settled.found_new,
+        "the round that settled the barrier found something: {:?}",
+        settled.record.discovery
+    );
+}

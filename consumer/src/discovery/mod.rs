@@ -271,6 +271,12 @@ pub struct Discovery {
     /// from (a summary round without a full one before it): every table it lacks is applied
     /// through the checkpoint (see `summary.rs`).
     partial: bool,
+    /// The catalog learned something since [`Discovery::take_grew`] was last called: a table,
+    /// version, schema file, directory, index entry or database-level file it did not hold, an
+    /// index entry that moved, or a table's `complete_below` raised. Set where the catalog is
+    /// changed, so telling a round that found something from one that did not is `O(1)`
+    /// (walking every table for it was the largest cost of a busy round at 10,000 tables).
+    grew: bool,
 }
 
 impl Discovery {
@@ -298,6 +304,7 @@ impl Discovery {
             refreshed: None,
             closed_before: None,
             partial: false,
+            grew: false,
         }
     }
 
@@ -431,6 +438,12 @@ impl Discovery {
         &self.cfg
     }
 
+    /// Whether the catalog learned something since the last call (see the field `grew`);
+    /// clears it.
+    pub fn take_grew(&mut self) -> bool {
+        std::mem::take(&mut self.grew)
+    }
+
     /// Takes the non-fatal warnings gathered since the last call.
     pub fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
@@ -474,9 +487,15 @@ impl Discovery {
         self.first_seen
             .entry((schema.to_string(), Some(table.to_string()), version))
             .or_insert_with(Instant::now);
-        self.catalog_mut()
+        let name = TableName::new(schema, table);
+        let catalog = Arc::make_mut(&mut self.catalog);
+        self.grew |= !catalog
             .tables
-            .entry(TableName::new(schema, table))
+            .get(&name)
+            .is_some_and(|t| t.versions.contains_key(&version));
+        catalog
+            .tables
+            .entry(name)
             .or_default()
             .versions
             .entry(version)

@@ -66,7 +66,8 @@ impl Discovery {
                     "index file `{path}` went back from file {old} to {n}; keeping {old}"
                 ));
             } else if let Some(e) = self.dir_entry_mut(d) {
-                e.indexes.insert(dispatcher, n);
+                let before = e.indexes.insert(dispatcher, n);
+                self.grew |= before != Some(n);
             }
         }
         Ok(())
@@ -212,17 +213,22 @@ impl Discovery {
                         .or_default()
                         .insert((sp.version, TableName::new(&sp.schema, &t)));
                 }
-                self.version_mut(&sp.schema, &t, sp.version).schema = Some(entry.clone());
+                let v = self.version_mut(&sp.schema, &t, sp.version);
+                let new = v.schema.as_ref().map(|e| &e.path) != Some(&entry.path);
+                v.schema = Some(entry.clone());
+                self.grew |= new;
             }
             None => {
                 self.first_seen
                     .entry((sp.schema.clone(), None, sp.version))
                     .or_insert_with(Instant::now);
-                self.catalog_mut()
+                let before = self
+                    .catalog_mut()
                     .databases
                     .entry(sp.schema.clone())
                     .or_default()
                     .insert(sp.version, entry.clone());
+                self.grew |= before.is_none_or(|b| b.path != entry.path);
             }
         }
         Ok(Some(entry))

@@ -327,7 +327,9 @@ impl Discovery {
             // With a listing lag the directory waits (unsettled); its index files are
             // listed again once it is promoted.
             if let Some(e) = self.dir_entry_mut(&dir) {
+                let known = e.indexes.contains_key(&dispatcher);
                 e.indexes.entry(dispatcher).or_insert(0);
+                self.grew |= !known;
             }
         }
         let dirs: Vec<DataDir> = self.dirs_in(None, |_, _| true);
@@ -692,18 +694,24 @@ impl Discovery {
         // directories are read while the catalog is changed.
         let unsettled = &self.unsettled;
         let catalog = Arc::make_mut(&mut self.catalog);
+        let mut raise = |t: &mut TableEntry, v: Ts| {
+            if t.complete_below < v {
+                t.complete_below = v;
+                self.grew = true;
+            }
+        };
         for b in barriers.tables {
             if !covers(&b.table, b.version) {
                 continue;
             }
             if let Some(t) = catalog.tables.get_mut(&b.table) {
-                t.complete_below = t.complete_below.max(b.version);
+                raise(t, b.version);
             }
         }
         for SchemaBarrier { schema, version: v } in barriers.schemas {
             for (name, t) in catalog.tables_of_mut(&schema) {
                 if !waiting_below(unsettled, name, v) && covers(name, v) {
-                    t.complete_below = t.complete_below.max(v);
+                    raise(t, v);
                 }
             }
         }

@@ -106,6 +106,7 @@ impl Discovery {
             self.version_mut(&schema, &table, version)
                 .dirs
                 .insert(dir, DirEntry::default());
+            self.grew = true;
         } else {
             self.unsettled.insert(dir, Instant::now());
         }
@@ -143,6 +144,7 @@ impl Discovery {
             self.version_mut(&schema, &table, version)
                 .dirs
                 .insert(d.clone(), DirEntry::default());
+            self.grew = true;
         }
         ready.len() as u64
     }

@@ -103,8 +103,9 @@ pub struct Replayer {
     metrics: Metrics,
     health: Arc<Mutex<Health>>,
     rounds: u64,
-    /// The catalog as the last round left it: its checkpoint and a hash of its tables (see
-    /// `Replayer::note_fingerprint`), to tell whether a round found anything new.
+    /// The catalog's checkpoint as the last round left it, to tell whether a round found
+    /// anything new, and (debug builds only, else 0) a hash of its tables that checks
+    /// discovery's answer (see `Replayer::note_fingerprint`).
     fingerprint: (Option<Ts>, u64),
     /// The totals and `/health` figures of the first idle round since the last round that
     /// was not idle, reused by the idle rounds after it (see [`report::IdleFigures`]).

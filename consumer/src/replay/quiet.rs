@@ -47,6 +47,11 @@ pub(super) struct Quiet {
     /// The tables the last round that concluded walked, when it did not walk every table:
     /// the only ones whose figures can differ from the round before (`health_tables`).
     walked: Option<BTreeSet<TableName>>,
+    /// The tables the round running walks, as far as its last pass (a copy of its [`Walk`],
+    /// extended with it): the read-ahead looks for files to start among these only, every
+    /// other table being quiet (`read_ahead.rs`). A table a commit of the current pass
+    /// touched joins at the pass's end, as it does the walk.
+    walking: Walk,
 }
 
 /// The tables a round walks: `None` for every table of the catalog.
@@ -63,6 +68,7 @@ impl Quiet {
     /// changes the catalog, and puts it back only when the round turned out idle.
     pub fn take(&mut self) -> Option<BTreeSet<TableName>> {
         self.walked = None;
+        self.walking = None;
         self.busy.take()
     }
 
@@ -101,12 +107,25 @@ impl Quiet {
     ) -> Walk {
         self.touched.clear();
         self.touched_schemas.clear();
+        self.walking = None;
         let (Some(mut walk), Some(refreshed)) = (busy, refreshed) else {
             return None;
         };
         walk.extend(refreshed.tables.iter().cloned());
         add_schemas_tables(cat, &refreshed.schemas, &mut walk);
+        self.walking = Some(walk.clone());
         Some(walk)
+    }
+
+    /// Takes the tables the round running walks (`None`: every table), for the read-ahead to
+    /// give back with [`Quiet::put_walking`] (it walks them while it changes the replayer).
+    pub fn take_walking(&mut self) -> Walk {
+        self.walking.take()
+    }
+
+    /// Gives back what [`Quiet::take_walking`] took.
+    pub fn put_walking(&mut self, walking: Walk) {
+        self.walking = walking;
     }
 
     /// Notes a committed progress row (one per unit: the allocation is the unit's least).
@@ -118,9 +137,14 @@ impl Quiet {
         }
     }
 
-    /// Adds to `walk` the tables the round's commits touched so far that it lacks.
-    pub fn extend_walk(&self, cat: &Catalog, walk: &mut Walk) {
+    /// Adds to `walk` (and to the read-ahead's copy) the tables the round's commits touched
+    /// so far that it lacks.
+    pub fn extend_walk(&mut self, cat: &Catalog, walk: &mut Walk) {
         if let Some(w) = walk {
+            w.extend(self.touched.iter().cloned());
+            add_schemas_tables(cat, &self.touched_schemas, w);
+        }
+        if let Some(w) = &mut self.walking {
             w.extend(self.touched.iter().cloned());
             add_schemas_tables(cat, &self.touched_schemas, w);
         }

@@ -7,7 +7,9 @@
 //! reading the first ones not already started, while the read-ahead window has room (`prefetch`:
 //! at most `--read-ahead` files, default [`super::DEFAULT_READ_AHEAD`], and about `--read-ahead-bytes`
 //! of stored data, default [`super::DEFAULT_READ_AHEAD_BYTES`]). It looks at most 32 tables (or four
-//! per file of depth) ahead, so a step costs O(depth), not O(tables). The step takes its file
+//! per file of depth) ahead, so a step costs O(depth), not O(tables); in a round that walks
+//! a part (after a summary round, `quiet.rs`) these are the round's tables, the others being
+//! quiet, so the 32 are tables with work rather than quiet ones between them. The step takes its file
 //! from the window (see `file_step`); a read-ahead that failed is simply read again by the
 //! step, which reports the error.
 //!
@@ -73,11 +75,17 @@ impl Replayer {
             _ => Bound::Included(from),
         };
         // A bounded look ahead: a round with files in few of many tables must not walk every
-        // later table at each file step.
-        let tables = cat
-            .tables
-            .range::<TableName, _>((start, Bound::Unbounded))
-            .take(READ_AHEAD_TABLES.max(4 * self.prefetch.max_files()));
+        // later table at each file step. A round that walks a part looks among its tables
+        // only: every other one is quiet, nothing to start in it (`quiet.rs`).
+        let walking = self.quiet.take_walking();
+        let tables: Box<dyn Iterator<Item = (&TableName, &TableEntry)>> = match &walking {
+            None => Box::new(cat.tables.range::<TableName, _>((start, Bound::Unbounded))),
+            Some(w) => Box::new(
+                w.range::<TableName, _>((start, Bound::Unbounded))
+                    .filter_map(|n| cat.tables.get_key_value(n)),
+            ),
+        };
+        let tables = tables.take(READ_AHEAD_TABLES.max(4 * self.prefetch.max_files()));
         let mut run_unbroken = true;
         let mut through = None;
         for (name, t) in tables {
@@ -97,6 +105,7 @@ impl Replayer {
                 break;
             }
         }
+        self.quiet.put_walking(walking);
         let run = match through {
             // the run goes on from where it began: the resumed run's first table, or `from`
             Some(name) => match run {
