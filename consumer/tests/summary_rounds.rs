@@ -532,3 +532,81 @@ async fn a_reopen_that_reads_a_moved_progress_record_makes_the_next_round_full()
     assert_eq!(m.tables_walked.get(), TABLES as i64);
     assert_eq!(out.record.rows(), 1, "t6's row only");
 }
+
+/// A DDL's schema file read while the checkpoint is still below it gives a barrier that cannot
+/// settle yet; the summary round that moves the checkpoint past it names only the tables that
+/// changed since, not the DDL's. The barrier is known from the earlier round and raises the
+/// table's `complete_below` then, so the DDL is applied in that round: a summary round that
+/// looked for known barriers among its scope's tables only left it waiting for a full round.
+#[tokio::test]
+async fn a_ddl_read_below_the_checkpoint_applies_in_a_summary_round_that_does_not_name_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "memory://summary-9?protocol=csv&include-commit-ts=true";
+    let db = dir.path().join("d.db");
+    let (mut w, mut r, _) = settled(uri, &db).await;
+    let mut t0 = two_cols("db0", "t0", ts(20));
+    t0.columns.push(cdc_common::ColumnDef::new(
+        "extra",
+        cdc_common::ColumnType::Int,
+    ));
+    w.schema(
+        &t0,
+        "ALTER TABLE t0 ADD COLUMN extra INT",
+        DdlKind::AddColumn,
+    )
+    .await;
+    touch(&mut w, &[1], ts(12), 100).await;
+    w.checkpoint(ts(15)).await;
+    let out = r.round().await;
+    assert_summary(&out, 2);
+    assert_eq!(
+        r.progress().table_version(&t0.name()),
+        Some(ts(1)),
+        "the DDL at 20 waits for the checkpoint"
+    );
+
+    touch(&mut w, &[2], ts(22), 101).await;
+    w.checkpoint(ts(25)).await;
+    let out = r.round().await;
+    assert_summary(&out, 1);
+    assert_eq!(
+        r.progress().table_version(&t0.name()),
+        Some(ts(20)),
+        "the DDL is applied once the checkpoint passed it"
+    );
+}
+
+/// A database-level barrier every table of its schema was raised to is applied in later
+/// summary rounds to the scope's tables only; a table new to that schema is in the scope and
+/// gets it. Here a table whose schema file (written late, at its older create version, as
+/// TiCDC writes a table's schema file with its first rows) appears after an ALTER DATABASE:
+/// every DML of it below the database-level DDL is indexed, as a full round concludes.
+#[tokio::test]
+async fn a_table_new_to_a_schema_gets_its_database_level_barrier_in_a_summary_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = "memory://summary-10?protocol=csv&include-commit-ts=true";
+    let db = dir.path().join("d.db");
+    let (mut w, mut r, _) = settled(uri, &db).await;
+    w.db_schema("db0", ts(12), "ALTER DATABASE db0", DdlKind::Other)
+        .await;
+    touch(&mut w, &[0], ts(13), 100).await;
+    w.checkpoint(ts(15)).await;
+    assert!(r.round().await.error.is_none());
+    let complete = |r: &Replayer, t: &str| {
+        r.catalog().tables[&cdc_common::TableName::new("db0", t)].complete_below
+    };
+    assert!(
+        complete(&r, "t3") >= ts(12),
+        "every table of db0 has the barrier"
+    );
+
+    let late = two_cols("db0", "late", ts(5));
+    w.schema(&late, "CREATE TABLE late", DdlKind::CreateTable)
+        .await;
+    w.file(&late, &[(ts(16), vec![ins(1, "l")])]).await;
+    w.checkpoint(ts(20)).await;
+    let out = r.round().await;
+    assert_summary(&out, 1);
+    assert_eq!(out.record.rows(), 1);
+    assert_eq!(complete(&r, "late"), ts(12));
+}

@@ -170,7 +170,7 @@ pub(crate) fn is_staging_name(name: &str) -> bool {
 }
 use cdc_common::layout::{DataDir, DateDir, LayoutConfig};
 use cdc_common::{TableName, Ts};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -277,6 +277,13 @@ pub struct Discovery {
     /// changed, so telling a round that found something from one that did not is `O(1)`
     /// (walking every table for it was the largest cost of a busy round at 10,000 tables).
     grew: bool,
+    /// The tables whose schema files gave a barrier that could still raise a `complete_below`
+    /// when the last round looked (`None`: no round looked at every table yet). A summary
+    /// round looks at these and its scope only (`add_known_barriers`).
+    barrier_tables: Option<BTreeSet<TableName>>,
+    /// Database-level barriers every table of their schema was raised to when last applied:
+    /// a summary round applies them to its scope's tables only (`complete_tables`).
+    db_barriers_met: BTreeSet<(String, Ts)>,
 }
 
 impl Discovery {
@@ -305,6 +312,8 @@ impl Discovery {
             closed_before: None,
             partial: false,
             grew: false,
+            barrier_tables: None,
+            db_barriers_met: BTreeSet::new(),
         }
     }
 

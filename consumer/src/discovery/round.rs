@@ -23,7 +23,7 @@
 //! phase that fails ends the round with the catalog keeping what earlier calls taught it, and
 //! nothing is marked final, closed or complete by a round that failed.
 
-use super::catalog::{SchemaEntry, TableEntry};
+use super::catalog::{Catalog, SchemaEntry, TableEntry};
 use super::settle::{waiting_below, waiting_versions};
 use super::store::WARM_CHUNK;
 use super::{Discovery, DiscoveryStats, Fetched};
@@ -144,7 +144,7 @@ impl Discovery {
             // before it, so every one below a checkpoint read that long before.
             let phase_a = Instant::now();
             let mut barriers = self.list_new_schema_files(&mut stats).await?;
-            self.add_known_barriers(&mut barriers);
+            self.add_known_barriers(&mut barriers, None);
             // Every listing below starts after `listed`: what was first seen at least the
             // listing lag before it, and everything written before that, shows in them.
             let listed = Instant::now();
@@ -352,7 +352,7 @@ impl Discovery {
     /// listing started, and every index file was read after phase 0 too.
     fn conclude_first(&mut self, listed: Instant) {
         let mut barriers = Barriers::default();
-        self.add_known_barriers(&mut barriers);
+        self.add_known_barriers(&mut barriers, None);
         let open_versions = self.open_versions(None);
         self.conclude(listed, &open_versions, barriers, None);
     }
@@ -425,21 +425,31 @@ impl Discovery {
     /// valid now; the newest one that is settled wins). A barrier can only raise its table's
     /// `complete_below`, which never goes down: one at or below it (most of them, once
     /// applied) is left out rather than built again each round.
-    pub(super) fn add_known_barriers(&self, barriers: &mut Barriers) {
-        let tables = &self.catalog.tables;
-        let raises =
-            |name: &TableName, v: Ts| tables.get(name).is_some_and(|t| t.complete_below < v);
-        for (name, t) in tables {
-            for (v, ve) in &t.versions {
-                let Some(schema) = &ve.schema else { continue };
-                if t.complete_below < *v {
-                    barriers.table(name.clone(), *v, name.clone());
-                }
-                if let Some(src) = schema.rename_from.as_ref().filter(|s| raises(s, *v)) {
-                    barriers.table(src.clone(), *v, name.clone());
-                }
+    ///
+    /// A summary round (`scope`) looks only at the tables that gave such a barrier when the
+    /// last round looked (`barrier_tables`), its scope's, and the tables renamed from one in
+    /// its scope: every other table gave none then, and can give one only through a new
+    /// schema file of its own (then it is in the scope) or a new entry of a table it was
+    /// renamed from (then that one is). Debug builds check after the round that applying
+    /// every table's barriers raises nothing more (`check_known_barriers_applied`).
+    pub(super) fn add_known_barriers(&mut self, barriers: &mut Barriers, scope: Option<&Scope>) {
+        let cat = &self.catalog;
+        let open = match (scope, &self.barrier_tables) {
+            (Some(scope), Some(known)) => {
+                let renamed = scope
+                    .iter()
+                    .filter_map(|s| cat.renamed_away.get(s))
+                    .flat_map(|r| r.iter().map(|(_, n)| n));
+                let names: std::collections::BTreeSet<&TableName> =
+                    known.iter().chain(scope.iter()).chain(renamed).collect();
+                let tables = names
+                    .into_iter()
+                    .filter_map(|n| cat.tables.get_key_value(n));
+                table_barriers(cat, tables, barriers)
             }
-        }
+            _ => table_barriers(cat, cat.tables.iter(), barriers),
+        };
+        self.barrier_tables = Some(open);
         for (schema, files) in &self.catalog.databases {
             for v in files.keys() {
                 barriers.schemas.push(SchemaBarrier {
@@ -564,6 +574,9 @@ impl Discovery {
         let barriers = self.settled_barriers(listed, through, barriers);
         self.mark_final_and_closed(&finals, ckpt_date, scope);
         self.complete_tables(barriers, scope);
+        if let Some(scope) = scope.filter(|_| cfg!(debug_assertions)) {
+            self.check_known_barriers_applied(listed, through, scope);
+        }
         if !self.listing_lag.is_zero() {
             self.update_discovered_through(listed);
         }
@@ -686,6 +699,12 @@ impl Discovery {
     /// (a summary round), a table outside it only for a barrier at or below the checkpoint
     /// read: its index files were not read this round, and only below the checkpoint is every
     /// DML of it known to be in what earlier rounds read (`summary.rs`).
+    ///
+    /// A database-level barrier that every table of its schema was raised to when last
+    /// applied (`db_barriers_met`) is applied to the scope's tables only in a summary round:
+    /// the others are at or above it for good (`complete_below` never goes down), and a table
+    /// new to the schema comes with a schema file of its own (it is in the scope). Each
+    /// database-level file walked every table of its schema in every round.
     fn complete_tables(&mut self, barriers: Barriers, scope: Option<&Scope>) {
         let read_ckpt = self.last_read.unwrap_or(Ts::ZERO);
         let covers =
@@ -693,6 +712,7 @@ impl Discovery {
         // The fields apart (not `catalog_mut`, which borrows all of `self`): the waiting
         // directories are read while the catalog is changed.
         let unsettled = &self.unsettled;
+        let met = &mut self.db_barriers_met;
         let catalog = Arc::make_mut(&mut self.catalog);
         let mut raise = |t: &mut TableEntry, v: Ts| {
             if t.complete_below < v {
@@ -709,13 +729,118 @@ impl Discovery {
             }
         }
         for SchemaBarrier { schema, version: v } in barriers.schemas {
-            for (name, t) in catalog.tables_of_mut(&schema) {
+            let key = (schema, v);
+            let mut all_met = true;
+            let mut apply = |name: &TableName, t: &mut TableEntry| {
                 if !waiting_below(unsettled, name, v) && covers(name, v) {
                     raise(t, v);
+                }
+                all_met &= t.complete_below >= v;
+            };
+            match scope.filter(|_| met.contains(&key)) {
+                Some(scope) => {
+                    let of_schema = scope
+                        .range(TableName::new(&key.0, "")..)
+                        .take_while(|n| n.schema == key.0);
+                    for name in of_schema {
+                        if let Some(t) = catalog.tables.get_mut(name) {
+                            apply(name, t);
+                        }
+                    }
+                }
+                None => {
+                    for (name, t) in catalog.tables_of_mut(&key.0) {
+                        apply(name, t);
+                    }
+                }
+            }
+            if all_met {
+                met.insert(key);
+            } else {
+                met.remove(&key);
+            }
+        }
+    }
+
+    /// Debug builds, after a summary round's conclusions: every table's known barriers, and
+    /// every database-level one over every table of its schema, applied as a round that
+    /// walks every table applies them, raise no `complete_below` more (the round's scoped
+    /// walks left out only tables with nothing to raise; see `add_known_barriers` and
+    /// `complete_tables`).
+    fn check_known_barriers_applied(&self, listed: Instant, through: Ts, scope: &Scope) {
+        let cat = &self.catalog;
+        let mut all = Barriers::default();
+        table_barriers(cat, cat.tables.iter(), &mut all);
+        for (schema, files) in &cat.databases {
+            for v in files.keys() {
+                all.schemas.push(SchemaBarrier {
+                    schema: schema.clone(),
+                    version: *v,
+                });
+            }
+        }
+        let all = self.settled_barriers(listed, through, all);
+        let read_ckpt = self.last_read.unwrap_or(Ts::ZERO);
+        let covers = |name: &TableName, v: Ts| scope.contains(name) || v <= read_ckpt;
+        for b in &all.tables {
+            if let Some(t) = cat
+                .tables
+                .get(&b.table)
+                .filter(|_| covers(&b.table, b.version))
+            {
+                assert!(
+                    t.complete_below >= b.version,
+                    "table `{}`: a known barrier at {} (from `{}`) was left out of a summary \
+                     round (complete_below {})",
+                    b.table,
+                    b.version.0,
+                    b.evidence,
+                    t.complete_below.0
+                );
+            }
+        }
+        for b in &all.schemas {
+            for (name, t) in cat.tables_of(&b.schema) {
+                if !waiting_below(&self.unsettled, name, b.version) && covers(name, b.version) {
+                    assert!(
+                        t.complete_below >= b.version,
+                        "table `{name}`: the database-level barrier at {} was left out of a \
+                         summary round (complete_below {})",
+                        b.version.0,
+                        t.complete_below.0
+                    );
                 }
             }
         }
     }
+}
+
+/// Adds the barriers the schema files of `tables` give that can still raise a
+/// `complete_below` (see [`Discovery::add_known_barriers`]); returns the tables that gave one.
+fn table_barriers<'a>(
+    cat: &Catalog,
+    tables: impl Iterator<Item = (&'a TableName, &'a TableEntry)>,
+    barriers: &mut Barriers,
+) -> Scope {
+    let raises =
+        |name: &TableName, v: Ts| cat.tables.get(name).is_some_and(|t| t.complete_below < v);
+    let mut gave = Scope::new();
+    for (name, t) in tables {
+        let before = barriers.tables.len();
+        for (v, ve) in &t.versions {
+            let Some(schema) = &ve.schema else { continue };
+            if t.complete_below < *v {
+                barriers.table(name.clone(), *v, name.clone());
+            }
+            if let Some(src) = schema.rename_from.as_ref().filter(|s| raises(s, *v)) {
+                barriers.table(src.clone(), *v, name.clone());
+            }
+        }
+        if barriers.tables.len() > before {
+            gave.insert(name.clone());
+        }
+    }
+    gave
 }
 
 /// How far behind UTC a writer's clock may be when it names a date directory: TiCDC names it

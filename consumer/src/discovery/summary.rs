@@ -126,7 +126,7 @@ impl Discovery {
         stats.summary_tables = scope.len() as u64;
         let metas = self.summary_metas(&changed);
         let mut barriers: Barriers = self.read_meta_dirs(&metas, stats).await?;
-        self.add_known_barriers(&mut barriers);
+        self.add_known_barriers(&mut barriers, Some(&scope));
         let listed = Instant::now();
         // A table new to the catalog got its versions from its schema files just read.
         let open_versions = self.open_versions(Some(&scope));
