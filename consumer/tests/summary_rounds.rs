@@ -34,6 +34,22 @@ async fn touch(w: &mut Writer, which: &[usize], at: cdc_common::Ts, id: i64) {
     }
 }
 
+/// `db0.t0` with a column `extra INT` added at `version`: its schema file written.
+async fn add_extra_to_t0(w: &Writer, version: cdc_common::Ts) -> cdc_common::TableDef {
+    let mut t0 = two_cols("db0", "t0", version);
+    t0.columns.push(cdc_common::ColumnDef::new(
+        "extra",
+        cdc_common::ColumnType::Int,
+    ));
+    w.schema(
+        &t0,
+        "ALTER TABLE t0 ADD COLUMN extra INT",
+        DdlKind::AddColumn,
+    )
+    .await;
+    t0
+}
+
 /// Reopens `r`'s downstream on the SQLite file `db`, as `storage-consumer` does after a
 /// failed round.
 async fn reopen(r: &mut Replayer, db: &std::path::Path) {
@@ -173,17 +189,7 @@ async fn a_ddl_travels_through_a_summary_round() {
 
     // A new version of db0.t0 (ADD COLUMN), a new table db1.fresh, db2.t2 dropped, and a new
     // database with a table.
-    let mut t0 = two_cols("db0", "t0", ts(12));
-    t0.columns.push(cdc_common::ColumnDef::new(
-        "extra",
-        cdc_common::ColumnType::Int,
-    ));
-    w.schema(
-        &t0,
-        "ALTER TABLE t0 ADD COLUMN extra INT",
-        DdlKind::AddColumn,
-    )
-    .await;
+    let t0 = add_extra_to_t0(&w, ts(12)).await;
     w.file(
         &t0,
         &[(
@@ -544,17 +550,7 @@ async fn a_ddl_read_below_the_checkpoint_applies_in_a_summary_round_that_does_no
     let uri = "memory://summary-9?protocol=csv&include-commit-ts=true";
     let db = dir.path().join("d.db");
     let (mut w, mut r, _) = settled(uri, &db).await;
-    let mut t0 = two_cols("db0", "t0", ts(20));
-    t0.columns.push(cdc_common::ColumnDef::new(
-        "extra",
-        cdc_common::ColumnType::Int,
-    ));
-    w.schema(
-        &t0,
-        "ALTER TABLE t0 ADD COLUMN extra INT",
-        DdlKind::AddColumn,
-    )
-    .await;
+    let t0 = add_extra_to_t0(&w, ts(20)).await;
     touch(&mut w, &[1], ts(12), 100).await;
     w.checkpoint(ts(15)).await;
     let out = r.round().await;
