@@ -542,7 +542,9 @@ impl Discovery {
                     }
                     let idx = IndexFile::parse(&p, &self.cfg).map_err(|e| self.mismatch(&p, e))?;
                     if let Some(e) = self.dir_entry_mut(d) {
+                        let known = e.indexes.contains_key(&idx.dispatcher_id);
                         e.indexes.entry(idx.dispatcher_id).or_insert(0);
+                        self.grew |= !known;
                     }
                 }
             }
