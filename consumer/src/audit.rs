@@ -22,6 +22,12 @@ use crate::freshness::RoundRecord;
 /// The table (SQL backends) holding the round records.
 pub const ROUNDS_TABLE: &str = "cdc_consumer_rounds";
 
+/// The index on the round records' `ended_at_ms` (SQLite, PostgreSQL; MySQL's is the table's
+/// `KEY (ended_at_ms)`): each round's save keeps the newest `--keep-rounds` by end time, and
+/// without it finding the cut and the rows below it read and sorted every record kept, 15 ms a
+/// round in SQLite at the default 10,000 (0.16 ms with it).
+pub const ROUNDS_ENDED_INDEX: &str = "cdc_consumer_rounds_ended_at";
+
 /// `--keep-rounds`' default.
 pub const DEFAULT_KEEP_ROUNDS: u64 = 10_000;
 

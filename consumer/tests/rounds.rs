@@ -168,3 +168,91 @@ async fn keep_rounds_bounds_the_stored_record() {
         .collect();
     assert_eq!(rounds, vec![last as i64 - 2, last as i64 - 1, last as i64]);
 }
+
+/// The statement that finds where `--keep-rounds` cuts (run by every round's save).
+const CUT: &str = "SELECT ended_at_ms FROM cdc_consumer_rounds ORDER BY ended_at_ms DESC \
+                   LIMIT 1 OFFSET 3";
+
+/// Each round's save keeps the newest `--keep-rounds` records by end time. Without an index on
+/// `ended_at_ms` finding the cut read and sorted every record kept (15 ms a round in SQLite at
+/// the default 10,000): the index is there, on a rounds table an older version created
+/// without it too, and the cut is found through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.db");
+    // the rounds table as an older version created it
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch(
+            "CREATE TABLE cdc_consumer_rounds (start_id TEXT NOT NULL, round INTEGER NOT NULL,
+             started_at_ms INTEGER NOT NULL, ended_at_ms INTEGER NOT NULL, fatal TEXT,
+             record TEXT NOT NULL, PRIMARY KEY (start_id, round))",
+        )
+        .unwrap();
+    let w = one_table_one_file("memory://rounds-index?protocol=csv&include-commit-ts=true").await;
+    let mut r = ReplayerBuilder::new(&w.uri, &format!("sqlite://{}", db.display()))
+        .replayer()
+        .await
+        .unwrap();
+    ok_rounds(&mut r, 2).await;
+    drop(r);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {CUT}"))
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("INDEX cdc_consumer_rounds_ended_at")),
+        "{plan:?}"
+    );
+    assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
+}
+
+/// The same index in PostgreSQL, created by the first save that finds it missing (dropped here
+/// first, as on a rounds table an older version created).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_postgres() {
+    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute("DROP INDEX IF EXISTS public.cdc_consumer_rounds_ended_at")
+        .await
+        .unwrap();
+    // a schema of its own: the server is shared with other tests
+    let schema = unique("rounds_index");
+    let mut w = Writer::new(&format!(
+        "memory://{schema}?protocol=csv&include-commit-ts=true"
+    ));
+    let t = two_cols(&schema, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
+    w.checkpoint(ts(10)).await;
+    let mut r = ReplayerBuilder::new(&w.uri, &pg).replayer().await.unwrap();
+    ok_rounds(&mut r, 1).await;
+    let defs: Vec<String> = client
+        .query(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' \
+             AND tablename = 'cdc_consumer_rounds'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        defs.iter()
+            .any(|d| d.contains("cdc_consumer_rounds_ended_at") && d.contains("(ended_at_ms)")),
+        "{defs:?}"
+    );
+}

@@ -6,7 +6,7 @@
 use super::apply::{prepared, Statements};
 use super::create_table;
 use super::error::PgError;
-use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
+use crate::audit::{parse_record, record_json, sql_int, ROUNDS_ENDED_INDEX, ROUNDS_TABLE};
 use crate::backend::{downstream_error, Unit};
 use crate::error::Result;
 use crate::freshness::RoundRecord;
@@ -329,13 +329,14 @@ pub(super) async fn load_rounds(client: &Client, limit: usize) -> Result<Vec<Rou
 
 /// Creates the rounds table when missing.
 async fn create_rounds(client: &Client) -> Result<()> {
-    create_table::ensure(
+    create_table::ensure_indexed(
         client,
         ROUNDS_TABLE,
         "start_id TEXT NOT NULL, round BIGINT NOT NULL,
          started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
          fatal TEXT, record TEXT NOT NULL,
          PRIMARY KEY (start_id, round)",
+        &[(ROUNDS_ENDED_INDEX, "ended_at_ms")],
     )
     .await
     .map_err(|e| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e)))

@@ -3,7 +3,7 @@
 //! data file, created only under policy `quarantine`) and `cdc_consumer_rounds` (one row per
 //! replay round, see [`crate::audit`]): their DDL, their load, their write.
 
-use crate::audit::{parse_record, record_json, sql_int, ROUNDS_TABLE};
+use crate::audit::{parse_record, record_json, sql_int, ROUNDS_ENDED_INDEX, ROUNDS_TABLE};
 use crate::backend::{downstream_error, Unit};
 use crate::error::Result;
 use crate::freshness::RoundRecord;
@@ -187,14 +187,16 @@ pub(super) fn load_quarantine(conn: &Connection, create: bool) -> Result<Vec<Qua
     Ok(out)
 }
 
-/// Creates the rounds table when missing.
+/// Creates the rounds table when missing, with its index on `ended_at_ms` (added to a table
+/// an older version created too).
 fn create_rounds(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {ROUNDS_TABLE} (
                 start_id TEXT NOT NULL, round INTEGER NOT NULL,
                 started_at_ms INTEGER NOT NULL, ended_at_ms INTEGER NOT NULL,
                 fatal TEXT, record TEXT NOT NULL,
-                PRIMARY KEY (start_id, round))"
+                PRIMARY KEY (start_id, round));
+         CREATE INDEX IF NOT EXISTS {ROUNDS_ENDED_INDEX} ON {ROUNDS_TABLE} (ended_at_ms)"
     ))
 }
 
