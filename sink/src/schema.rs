@@ -13,7 +13,8 @@
 //!
 //! The data directory then uses the resolved version. A checksum that matches only across an
 //! intervening different definition is never reused: that would put new rows before a DDL.
-//! DDL schema files (`write_block_event`) are always written and recorded here directly.
+//! DDL schema files (`write_block_event`) are always written and recorded here directly
+//! ([`SchemaCache::write_ddl_file`]).
 //!
 //! Invariant: **one table's versions are resolved one at a time in the process.** Steps 2 and
 //! 3 read the files the table's other versions wrote, so two resolutions of one table must not
@@ -22,7 +23,10 @@
 //! directories of one definition where one is the rule (`tests/schema_reuse.rs`). A per-table
 //! async lock is taken for a version not resolved yet (an answer already cached takes no lock);
 //! different tables resolve side by side. Within one writer's flush, `plan_lookup.rs` also
-//! keeps a table's versions in the flush's order.
+//! keeps a table's versions in the flush's order. A DDL's schema file is put and recorded in
+//! the table's turn too. The turn is held through the put's retries (up to
+//! `storage-retry-timeout`): a resolution of another version of the table waits that long
+//! before its own attempts, in the case the turn exists for only.
 
 use crate::changes::ChangeLog;
 use crate::error::Result;
@@ -84,9 +88,28 @@ impl SchemaCache {
         Ok(*v)
     }
 
-    /// Records that `def`'s own schema file was written (by a DDL).
-    pub fn note_written(&self, def: &TableDef) {
-        let _ = self.slot(def.name(), def.version).0.set(def.version);
+    /// Writes a DDL's schema file (always written) and, for a table-level DDL (`def`: its
+    /// table), records it as that version's directory, in the table's turn: a resolution of
+    /// the table's other versions lists its schema files before this one is put or after it is
+    /// recorded, never in between (review of the turn, helper-74: the DDL's put used to run
+    /// beside a resolution, whose answer then won the cell).
+    pub async fn write_ddl_file(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        policy: &RetryPolicy,
+        metrics: &Arc<SinkMetrics>,
+        changes: &ChangeLog,
+        file: &SchemaFile,
+        def: Option<&TableDef>,
+    ) -> Result<()> {
+        let Some(def) = def else {
+            return write_schema_file(store, policy, metrics, changes, file).await;
+        };
+        let (cell, turn) = self.slot(def.name(), def.version);
+        let _turn = turn.lock().await;
+        write_schema_file(store, policy, metrics, changes, file).await?;
+        let _ = cell.set(def.version);
+        Ok(())
     }
 }
 

@@ -26,7 +26,7 @@ use crate::error::{Result, SinkError};
 use crate::failure::Failure;
 use crate::metrics::SinkMetrics;
 use crate::router::{DispatcherState, FileNaming};
-use crate::schema::{write_schema_file, SchemaCache};
+use crate::schema::SchemaCache;
 use crate::validate;
 use crate::writer::{self, WriterContext, WriterMsg};
 use cdc_common::codec::codec_for;
@@ -478,23 +478,24 @@ impl Sink {
         }
         self.pass_block_event(event, dispatchers).await?;
         let ctx = &self.ctx;
-        for f in files {
-            if let Err(e) = write_schema_file(
-                &ctx.store,
-                &ctx.config.retry,
-                &ctx.metrics,
-                &ctx.changes,
-                &f,
-            )
-            .await
+        // `schema_files` makes one file per table of a table-level DDL, in its order.
+        let tables = (!event.kind.is_schema_level()).then_some(&event.tables);
+        for (i, f) in files.iter().enumerate() {
+            let def = tables.and_then(|t| t.get(i));
+            if let Err(e) = ctx
+                .schemas
+                .write_ddl_file(
+                    &ctx.store,
+                    &ctx.config.retry,
+                    &ctx.metrics,
+                    &ctx.changes,
+                    f,
+                    def,
+                )
+                .await
             {
                 ctx.failure.fail(e.clone());
                 return Err(e);
-            }
-        }
-        if !event.kind.is_schema_level() {
-            for t in &event.tables {
-                ctx.schemas.note_written(t);
             }
         }
         Ok(())
