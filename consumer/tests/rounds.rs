@@ -256,3 +256,72 @@ async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_postgres(
         "{defs:?}"
     );
 }
+
+/// A role that may read and write the round records but does not own their table (a DBA made
+/// it, in an older version's shape without the index, and granted the rest) cannot create
+/// the index: it is warned once and goes on, and every round is still stored (review
+/// helper-75: each save failed on the refused CREATE INDEX, so none was stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_may_not_index_the_round_records_still_stores_them_on_postgres() {
+    let Some(base) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let tag = unique_tag() % 1_000_000_000;
+    let (db, role) = (format!("rounds_db_{tag}"), format!("rounds_writer_{tag}"));
+    // one statement a query: CREATE and DROP DATABASE refuse a transaction block
+    for sql in [
+        format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'"),
+        format!("CREATE DATABASE {db} OWNER {role}"),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
+    // `scheme://user@host:port/database` -> the same server, another database and user
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let host = &rest[rest.find('@').unwrap() + 1..rest.rfind('/').unwrap()];
+    let admin_db = format!("{scheme}://{}/{db}", &rest[..rest.rfind('/').unwrap()]);
+    let as_role = format!("{scheme}://{role}:pw@{host}/{db}");
+    let (owner, conn) = tokio_postgres::connect(&admin_db, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    owner
+        .batch_execute(&format!(
+            "CREATE TABLE public.cdc_consumer_rounds (start_id TEXT NOT NULL,
+             round BIGINT NOT NULL, started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
+             fatal TEXT, record TEXT NOT NULL, PRIMARY KEY (start_id, round));
+             GRANT SELECT, INSERT, UPDATE, DELETE ON public.cdc_consumer_rounds TO {role}"
+        ))
+        .await
+        .unwrap();
+    let schema = format!("rounds_role_{tag}");
+    let mut w = Writer::new(&format!(
+        "memory://{schema}?protocol=csv&include-commit-ts=true"
+    ));
+    let t = two_cols(&schema, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
+    w.checkpoint(ts(10)).await;
+    let mut r = ReplayerBuilder::new(&w.uri, &as_role)
+        .replayer()
+        .await
+        .unwrap();
+    ok_rounds(&mut r, 2).await;
+    drop(r);
+    let stored: i64 = owner
+        .query_one("SELECT count(*) FROM public.cdc_consumer_rounds", &[])
+        .await
+        .unwrap()
+        .get(0);
+    drop(owner);
+    for sql in [
+        format!("DROP DATABASE {db} WITH (FORCE)"),
+        format!("DROP ROLE {role}"),
+    ] {
+        admin.batch_execute(&sql).await.unwrap();
+    }
+    assert_eq!(stored, 2, "both rounds' records stored without the index");
+}

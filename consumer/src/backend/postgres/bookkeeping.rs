@@ -256,10 +256,15 @@ pub(super) async fn load_quarantine(client: &Client, create: bool) -> Result<Vec
 }
 
 /// Stores a round record and keeps the newest `keep` (see [`crate::audit`]).
-pub(super) async fn save_round(client: &Client, rec: &RoundRecord, keep: u64) -> Result<()> {
+pub(super) async fn save_round(
+    client: &Client,
+    index_refused: &mut bool,
+    rec: &RoundRecord,
+    keep: u64,
+) -> Result<()> {
     let bad =
         |e: tokio_postgres::Error| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e));
-    create_rounds(client).await?;
+    create_rounds(client, index_refused).await?;
     client
         .execute(
             &format!(
@@ -304,10 +309,14 @@ pub(super) async fn save_round(client: &Client, rec: &RoundRecord, keep: u64) ->
 }
 
 /// The newest `limit` round records, oldest first.
-pub(super) async fn load_rounds(client: &Client, limit: usize) -> Result<Vec<RoundRecord>> {
+pub(super) async fn load_rounds(
+    client: &Client,
+    index_refused: &mut bool,
+    limit: usize,
+) -> Result<Vec<RoundRecord>> {
     let bad =
         |e: tokio_postgres::Error| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e));
-    create_rounds(client).await?;
+    create_rounds(client, index_refused).await?;
     let rows = client
         .query(
             &format!(
@@ -327,8 +336,9 @@ pub(super) async fn load_rounds(client: &Client, limit: usize) -> Result<Vec<Rou
     Ok(out)
 }
 
-/// Creates the rounds table when missing.
-async fn create_rounds(client: &Client) -> Result<()> {
+/// Creates the rounds table when missing, with its index on `ended_at_ms` unless this
+/// connection's role was refused creating it (`index_refused`, see `create_table`).
+async fn create_rounds(client: &Client, index_refused: &mut bool) -> Result<()> {
     create_table::ensure_indexed(
         client,
         ROUNDS_TABLE,
@@ -337,6 +347,7 @@ async fn create_rounds(client: &Client) -> Result<()> {
          fatal TEXT, record TEXT NOT NULL,
          PRIMARY KEY (start_id, round)",
         &[(ROUNDS_ENDED_INDEX, "ended_at_ms")],
+        index_refused,
     )
     .await
     .map_err(|e| downstream_error(ROUNDS_TABLE, "-", "round record", PgError(&e)))

@@ -13,7 +13,8 @@
 //!   transaction advisory lock keyed on the table's name: concurrent creators run one after
 //!   the other and the later one finds them (`CREATE INDEX IF NOT EXISTS` has the same race
 //!   on the catalog as the table). An index added to a table an older version created is
-//!   created the same way, by the first call that finds it missing.
+//!   created the same way, by the first call that finds it missing; a role refused the
+//!   privilege to create it goes on without it (a warning once per connection).
 
 use tokio_postgres::Client;
 
@@ -23,37 +24,68 @@ pub(super) async fn ensure(
     table: &str,
     columns: &str,
 ) -> std::result::Result<(), tokio_postgres::Error> {
-    ensure_indexed(client, table, columns, &[]).await
+    ensure_indexed(client, table, columns, &[], &mut false).await
 }
 
-/// [`ensure`], and each `(name, columns)` of `indexes` as `public.<name>` on it.
+/// [`ensure`], and each `(name, columns)` of `indexes` as `public.<name>` on it. An index is
+/// a speed-up, not a condition: on a table that exists, a role that may not create it (it
+/// does not own the table, as when a DBA created the bookkeeping tables and granted only reads
+/// and writes) is warned with the statement to run and goes on without it; `refused` (kept by
+/// the caller per connection) is set then, and no later call asks again (review helper-75:
+/// the round record stopped being stored for such a role).
 pub(super) async fn ensure_indexed(
     client: &Client,
     table: &str,
     columns: &str,
     indexes: &[(&str, &str)],
+    refused: &mut bool,
 ) -> std::result::Result<(), tokio_postgres::Error> {
-    let mut all = format!("to_regclass('public.{table}') IS NOT NULL");
+    let mut probe = format!("SELECT to_regclass('public.{table}') IS NOT NULL");
     for (name, _) in indexes {
-        all.push_str(&format!(" AND to_regclass('public.{name}') IS NOT NULL"));
+        probe.push_str(&format!(", to_regclass('public.{name}') IS NOT NULL"));
     }
-    let exists: bool = client
-        .query_one(&format!("SELECT {all}"), &[])
-        .await?
-        .try_get(0)?;
-    if exists {
+    let row = client.query_one(&probe, &[]).await?;
+    let table_there: bool = row.try_get(0)?;
+    let mut missing = Vec::new();
+    for (i, ix) in indexes.iter().enumerate() {
+        if !row.try_get::<_, bool>(i + 1)? && !*refused {
+            missing.push(ix);
+        }
+    }
+    if table_there && missing.is_empty() {
         return Ok(());
     }
     // Several statements in one simple query run as one transaction: the advisory lock is
     // held until the CREATEs commit.
-    let mut ddl = format!(
-        "SELECT pg_advisory_xact_lock(hashtext('cdc-create:{table}'));
-         CREATE TABLE IF NOT EXISTS public.{table} ({columns})"
-    );
-    for (name, cols) in indexes {
+    let mut ddl = format!("SELECT pg_advisory_xact_lock(hashtext('cdc-create:{table}'))");
+    if !table_there {
+        ddl.push_str(&format!(
+            ";\n CREATE TABLE IF NOT EXISTS public.{table} ({columns})"
+        ));
+    }
+    for (name, cols) in &missing {
         ddl.push_str(&format!(
             ";\n CREATE INDEX IF NOT EXISTS {name} ON public.{table} ({cols})"
         ));
     }
-    client.batch_execute(&ddl).await
+    match client.batch_execute(&ddl).await {
+        Err(e) if table_there => {
+            let statements: Vec<String> = missing
+                .iter()
+                .map(|(name, cols)| format!("CREATE INDEX {name} ON public.{table} ({cols})"))
+                .collect();
+            if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) {
+                *refused = true;
+            }
+            tracing::warn!(
+                table = %format!("public.{table}"),
+                error = %e,
+                "could not create an index the consumer keeps its round bookkeeping fast with; \
+                 going on without it (a role that owns the table can run: {})",
+                statements.join("; ")
+            );
+            Ok(())
+        }
+        r => r,
+    }
 }

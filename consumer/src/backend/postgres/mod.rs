@@ -69,6 +69,9 @@ pub struct PostgresDownstream {
     statements: apply::Statements,
     /// [`TABLE_EXISTS`], prepared on first use (one round trip per lookup after it).
     table_exists: Option<tokio_postgres::Statement>,
+    /// This connection's role was refused creating the round records' index (it does not own
+    /// the table): not asked again (`create_table::ensure_indexed`).
+    rounds_index_refused: bool,
 }
 
 /// Whether a relation of that schema and name exists (a table, partitioned table, view,
@@ -128,6 +131,7 @@ impl PostgresDownstream {
             batch_rows,
             statements: HashMap::new(),
             table_exists: None,
+            rounds_index_refused: false,
         })
     }
 }
@@ -210,11 +214,11 @@ impl Downstream for PostgresDownstream {
     }
 
     async fn save_round(&mut self, rec: &RoundRecord, keep: u64) -> Result<()> {
-        bookkeeping::save_round(&self.client, rec, keep).await
+        bookkeeping::save_round(&self.client, &mut self.rounds_index_refused, rec, keep).await
     }
 
     async fn load_rounds(&mut self, limit: usize) -> Result<Vec<RoundRecord>> {
-        bookkeeping::load_rounds(&self.client, limit).await
+        bookkeeping::load_rounds(&self.client, &mut self.rounds_index_refused, limit).await
     }
 
     async fn read_tables(&mut self, schema: &str) -> Result<Vec<String>> {
