@@ -234,10 +234,7 @@ async fn kill_9_and_restart_on_postgres() {
     let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = postgres_client(&pg).await;
     let tag = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

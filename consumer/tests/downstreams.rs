@@ -373,10 +373,7 @@ async fn a_lost_postgres_connection_is_reopened_by_the_next_round() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = postgres_client(&uri).await;
     let count = |n: i64| {
         let client = &client;
         let s = s.clone();
@@ -424,10 +421,7 @@ async fn consumers_starting_at_once_on_a_fresh_postgres_database_all_start() {
     let Some(base) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
         return;
     };
-    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let admin = postgres_client(&base).await;
     for attempt in 0..4 {
         let db = format!("race_{}_{attempt}", std::process::id());
         for sql in [
@@ -470,10 +464,7 @@ async fn table_exists_sees_a_table_or_view_of_that_schema_and_name_on_postgres()
     };
     let s = unique("cdcx");
     let other = unique("cdcy");
-    let (client, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = postgres_client(&uri).await;
     client
         .batch_execute(&format!(
             "CREATE SCHEMA {s}; CREATE SCHEMA {other}; CREATE TABLE {s}.\"Mixed\" (id INT); \

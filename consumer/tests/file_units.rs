@@ -114,10 +114,7 @@ async fn a_kill_in_the_middle_of_a_unit_leaves_the_previous_unit_and_a_restart_f
     let Some(SqlServer { down: pg, tag, .. }) = sql_server(POSTGRES) else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = postgres_client(&pg).await;
     let (a, b) = (format!("unit_ref_{tag}"), format!("unit_run_{tag}"));
     let dir = tempfile::tempdir().unwrap();
 
@@ -293,10 +290,7 @@ async fn a_late_commit_of_a_killed_consumers_unit_is_not_applied_again_by_a_long
     let Some(SqlServer { down: pg, tag, .. }) = sql_server(POSTGRES) else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = postgres_client(&pg).await;
     let (a, b) = (format!("late_ref_{tag}"), format!("late_run_{tag}"));
     let dir = tempfile::tempdir().unwrap();
     let ref_uri = storage(&dir.path().join("a"), &a).await;

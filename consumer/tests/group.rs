@@ -94,10 +94,7 @@ enum RowLock {
 impl RowLock {
     async fn take(down: &str, name: &TableName, id: i64) -> RowLock {
         if down.starts_with("postgres") {
-            let (c, conn) = tokio_postgres::connect(down, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
+            let c = postgres_client(down).await;
             c.batch_execute(&format!(
                 "BEGIN; SELECT 1 FROM \"{}\".\"{}\" WHERE id = {id} FOR UPDATE",
                 name.schema, name.table
@@ -807,10 +804,7 @@ async fn paused_inside_a_transaction(down: String) {
 /// True when a session of `down` sits idle inside a transaction that wrote schema `s`'s table.
 async fn idle_in_transaction(down: &str, s: &str) -> bool {
     if down.starts_with("postgres") {
-        let (pg, conn) = tokio_postgres::connect(down, tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(conn);
+        let pg = postgres_client(down).await;
         let q = format!(
             "SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction' \
              AND query LIKE '%{s}%'"

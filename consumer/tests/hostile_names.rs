@@ -498,10 +498,7 @@ async fn hostile_names_and_values_on_postgres() {
     let vals = values(false);
     let mut w = Writer::new(&format!("memory://{}?{STORAGE}", unique("hp")));
     let (model, nopk) = write_storage(&mut w, &n, &vals).await;
-    let (c, conn) = tokio_postgres::connect(&uri, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let c = postgres_client(&uri).await;
     let canaries = [
         format!("public.{}", dq(&n.canary)),
         format!("{}.{}", dq(&n.schema), dq(&n.canary)),

@@ -169,6 +169,19 @@ async fn keep_rounds_bounds_the_stored_record() {
     assert_eq!(rounds, vec![last as i64 - 2, last as i64 - 1, last as i64]);
 }
 
+/// Storage of one table `<schema>.t` with one one-row file, checkpoint at ts(10): a schema of
+/// the test's own on a shared server.
+async fn one_row_in(schema: &str) -> Writer {
+    let mut w = Writer::new(&format!(
+        "memory://{schema}?protocol=csv&include-commit-ts=true"
+    ));
+    let t = two_cols(schema, "t", ts(1));
+    w.schema(&t, "", DdlKind::CreateTable).await;
+    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
+    w.checkpoint(ts(10)).await;
+    w
+}
+
 /// The statement that finds where `--keep-rounds` cuts (run by every round's save).
 const CUT: &str = "SELECT ended_at_ms FROM cdc_consumer_rounds ORDER BY ended_at_ms DESC \
                    LIMIT 1 OFFSET 3";
@@ -220,23 +233,14 @@ async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_postgres(
     let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
         return;
     };
-    let (client, conn) = tokio_postgres::connect(&pg, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = postgres_client(&pg).await;
     client
         .batch_execute("DROP INDEX IF EXISTS public.cdc_consumer_rounds_ended_at")
         .await
         .unwrap();
     // a schema of its own: the server is shared with other tests
     let schema = unique("rounds_index");
-    let mut w = Writer::new(&format!(
-        "memory://{schema}?protocol=csv&include-commit-ts=true"
-    ));
-    let t = two_cols(&schema, "t", ts(1));
-    w.schema(&t, "", DdlKind::CreateTable).await;
-    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
-    w.checkpoint(ts(10)).await;
+    let w = one_row_in(&schema).await;
     let mut r = ReplayerBuilder::new(&w.uri, &pg).replayer().await.unwrap();
     ok_rounds(&mut r, 1).await;
     let defs: Vec<String> = client
@@ -266,10 +270,7 @@ async fn a_role_that_may_not_index_the_round_records_still_stores_them_on_postgr
     let Some(base) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
         return;
     };
-    let (admin, conn) = tokio_postgres::connect(&base, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let admin = postgres_client(&base).await;
     let tag = unique_tag() % 1_000_000_000;
     let (db, role) = (format!("rounds_db_{tag}"), format!("rounds_writer_{tag}"));
     // one statement a query: CREATE and DROP DATABASE refuse a transaction block
@@ -284,10 +285,7 @@ async fn a_role_that_may_not_index_the_round_records_still_stores_them_on_postgr
     let host = &rest[rest.find('@').unwrap() + 1..rest.rfind('/').unwrap()];
     let admin_db = format!("{scheme}://{}/{db}", &rest[..rest.rfind('/').unwrap()]);
     let as_role = format!("{scheme}://{role}:pw@{host}/{db}");
-    let (owner, conn) = tokio_postgres::connect(&admin_db, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let owner = postgres_client(&admin_db).await;
     owner
         .batch_execute(&format!(
             "CREATE TABLE public.cdc_consumer_rounds (start_id TEXT NOT NULL,
@@ -298,13 +296,7 @@ async fn a_role_that_may_not_index_the_round_records_still_stores_them_on_postgr
         .await
         .unwrap();
     let schema = format!("rounds_role_{tag}");
-    let mut w = Writer::new(&format!(
-        "memory://{schema}?protocol=csv&include-commit-ts=true"
-    ));
-    let t = two_cols(&schema, "t", ts(1));
-    w.schema(&t, "", DdlKind::CreateTable).await;
-    w.file(&t, &[(ts(2), vec![ins(1, "x")])]).await;
-    w.checkpoint(ts(10)).await;
+    let w = one_row_in(&schema).await;
     let mut r = ReplayerBuilder::new(&w.uri, &as_role)
         .replayer()
         .await

@@ -71,10 +71,7 @@ impl HeldProgress {
         use mysql_async::prelude::Queryable;
         const TOUCH: &str = "UPDATE cdc_consumer_progress SET commit_ts = commit_ts";
         if down.starts_with("postgres") {
-            let (c, conn) = tokio_postgres::connect(down, tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(conn);
+            let c = postgres_client(down).await;
             c.batch_execute(&format!("BEGIN; {TOUCH}")).await.unwrap();
             HeldProgress::Pg(c)
         } else {

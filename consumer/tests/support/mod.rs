@@ -19,7 +19,9 @@ pub use replayer::{
     ReplayerBuilder,
 };
 #[allow(unused_imports)]
-pub use servers::{sql_server, sql_servers, unique_tag, SqlServer, MYSQL, POSTGRES};
+pub use servers::{
+    postgres_client, sql_server, sql_servers, unique_tag, SqlServer, MYSQL, POSTGRES,
+};
 
 use cdc_common::codec::codec_for;
 use cdc_common::layout::{

@@ -43,3 +43,12 @@ pub fn unique_tag() -> u128 {
         .unwrap()
         .as_nanos()
 }
+
+/// A client of the PostgreSQL at `uri` (no TLS), its connection driven by a task of its own.
+pub async fn postgres_client(uri: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(uri, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
