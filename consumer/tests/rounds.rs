@@ -226,24 +226,59 @@ async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_sqlite() 
     assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "{plan:?}");
 }
 
-/// The same index in PostgreSQL, created by the first save that finds it missing (dropped here
-/// first, as on a rounds table an older version created).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_postgres() {
-    let Some(pg) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
-        return;
-    };
-    let client = postgres_client(&pg).await;
-    client
-        .batch_execute("DROP INDEX IF EXISTS public.cdc_consumer_rounds_ended_at")
+/// A fresh PostgreSQL database on the test server (owned by `owner`, else by the server's
+/// user) holding the rounds table as an older version created it, without the index, made by
+/// the server's user, who may use it as `role` too: (the server's client, the new
+/// database's URI as the server's user, and its name). Dropped by [`drop_database`].
+async fn database_with_old_rounds(
+    base: &str,
+    tag: u128,
+    owner: Option<&str>,
+) -> (tokio_postgres::Client, String, String) {
+    let admin = postgres_client(base).await;
+    let db = format!("rounds_db_{tag}");
+    let owned = owner.map(|o| format!(" OWNER {o}")).unwrap_or_default();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}{owned}"))
         .await
         .unwrap();
-    // a schema of its own: the server is shared with other tests
-    let schema = unique("rounds_index");
-    let w = one_row_in(&schema).await;
-    let mut r = ReplayerBuilder::new(&w.uri, &pg).replayer().await.unwrap();
+    let uri = format!("{}/{db}", &base[..base.rfind('/').unwrap()]);
+    postgres_client(&uri)
+        .await
+        .batch_execute(
+            "CREATE TABLE public.cdc_consumer_rounds (start_id TEXT NOT NULL,
+             round BIGINT NOT NULL, started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
+             fatal TEXT, record TEXT NOT NULL, PRIMARY KEY (start_id, round))",
+        )
+        .await
+        .unwrap();
+    (admin, uri, db)
+}
+
+/// Drops a database [`database_with_old_rounds`] made (one statement a query: DROP DATABASE
+/// refuses a transaction block).
+async fn drop_database(admin: &tokio_postgres::Client, db: &str) {
+    admin
+        .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+/// The same index in PostgreSQL, created by the first save that finds it missing on a rounds
+/// table an older version created (in a database of the test's own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_postgres() {
+    let Some(base) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
+        return;
+    };
+    let tag = unique_tag() % 1_000_000_000;
+    let (admin, uri, db) = database_with_old_rounds(&base, tag, None).await;
+    let w = one_row_in(&format!("rounds_index_{tag}")).await;
+    let mut r = ReplayerBuilder::new(&w.uri, &uri).replayer().await.unwrap();
     ok_rounds(&mut r, 1).await;
-    let defs: Vec<String> = client
+    drop(r);
+    let defs: Vec<String> = postgres_client(&uri)
+        .await
         .query(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = 'public' \
              AND tablename = 'cdc_consumer_rounds'",
@@ -254,6 +289,7 @@ async fn the_rounds_kept_are_cut_through_an_index_on_their_end_time_in_postgres(
         .iter()
         .map(|row| row.get(0))
         .collect();
+    drop_database(&admin, &db).await;
     assert!(
         defs.iter()
             .any(|d| d.contains("cdc_consumer_rounds_ended_at") && d.contains("(ended_at_ms)")),
@@ -270,33 +306,27 @@ async fn a_role_that_may_not_index_the_round_records_still_stores_them_on_postgr
     let Some(base) = cdc_common::testing::server_uri("CDC_TEST_POSTGRES_URI") else {
         return;
     };
-    let admin = postgres_client(&base).await;
     let tag = unique_tag() % 1_000_000_000;
-    let (db, role) = (format!("rounds_db_{tag}"), format!("rounds_writer_{tag}"));
-    // one statement a query: CREATE and DROP DATABASE refuse a transaction block
-    for sql in [
-        format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'"),
-        format!("CREATE DATABASE {db} OWNER {role}"),
-    ] {
-        admin.batch_execute(&sql).await.unwrap();
-    }
-    // `scheme://user@host:port/database` -> the same server, another database and user
-    let (scheme, rest) = base.split_once("://").unwrap();
-    let host = &rest[rest.find('@').unwrap() + 1..rest.rfind('/').unwrap()];
-    let admin_db = format!("{scheme}://{}/{db}", &rest[..rest.rfind('/').unwrap()]);
-    let as_role = format!("{scheme}://{role}:pw@{host}/{db}");
-    let owner = postgres_client(&admin_db).await;
+    let role = format!("rounds_writer_{tag}");
+    postgres_client(&base)
+        .await
+        .batch_execute(&format!("CREATE ROLE {role} LOGIN PASSWORD 'pw'"))
+        .await
+        .unwrap();
+    // the database is the role's (it creates its own bookkeeping), the rounds table is not
+    let (admin, uri, db) = database_with_old_rounds(&base, tag, Some(&role)).await;
+    let owner = postgres_client(&uri).await;
     owner
         .batch_execute(&format!(
-            "CREATE TABLE public.cdc_consumer_rounds (start_id TEXT NOT NULL,
-             round BIGINT NOT NULL, started_at_ms BIGINT NOT NULL, ended_at_ms BIGINT NOT NULL,
-             fatal TEXT, record TEXT NOT NULL, PRIMARY KEY (start_id, round));
-             GRANT SELECT, INSERT, UPDATE, DELETE ON public.cdc_consumer_rounds TO {role}"
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.cdc_consumer_rounds TO {role}"
         ))
         .await
         .unwrap();
-    let schema = format!("rounds_role_{tag}");
-    let w = one_row_in(&schema).await;
+    // `scheme://user@host:port/database` -> the same database as the role
+    let (scheme, rest) = uri.split_once("://").unwrap();
+    let host = &rest[rest.find('@').unwrap() + 1..];
+    let as_role = format!("{scheme}://{role}:pw@{host}");
+    let w = one_row_in(&format!("rounds_role_{tag}")).await;
     let mut r = ReplayerBuilder::new(&w.uri, &as_role)
         .replayer()
         .await
@@ -309,11 +339,10 @@ async fn a_role_that_may_not_index_the_round_records_still_stores_them_on_postgr
         .unwrap()
         .get(0);
     drop(owner);
-    for sql in [
-        format!("DROP DATABASE {db} WITH (FORCE)"),
-        format!("DROP ROLE {role}"),
-    ] {
-        admin.batch_execute(&sql).await.unwrap();
-    }
+    drop_database(&admin, &db).await;
+    admin
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
     assert_eq!(stored, 2, "both rounds' records stored without the index");
 }
