@@ -606,3 +606,46 @@ async fn a_table_new_to_a_schema_gets_its_database_level_barrier_in_a_summary_ro
     assert_eq!(out.record.rows(), 1);
     assert_eq!(complete(&r, "late"), ts(12));
 }
+
+/// A rename whose source the catalog does not hold (a process standing on its settled mark
+/// reads only the changed tables) gives its barrier to that source once the source enters the
+/// catalog, in a later summary round whose scope names only the source: the renamed table is
+/// walked for its known barriers then (found through the source's `renamed_away`), though it
+/// gave none when last looked at.
+#[tokio::test]
+async fn a_rename_source_new_to_a_partial_catalog_gets_the_renames_barrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("d.db");
+    let uri = "memory://summary-11?protocol=csv&include-commit-ts=true";
+    let (mut w, r, _) = settled(uri, &db).await;
+    drop(r);
+    // While it is down: db0.t0 renamed to db0.x at 12, the checkpoint past it.
+    let x = two_cols("db0", "x", ts(12));
+    w.schema(&x, "RENAME TABLE t0 TO x", DdlKind::RenameTable)
+        .await;
+    w.checkpoint(ts(15)).await;
+    let (mut r, _, _) = start(&w.uri, &sqlite_uri(&db), &[]).await;
+    let out = r.round().await;
+    assert_summary(&out, 1);
+    let complete = |r: &Replayer, t: &str| {
+        r.catalog()
+            .tables
+            .get(&cdc_common::TableName::new("db0", t))
+            .map(|e| e.complete_below)
+    };
+    assert_eq!(complete(&r, "t0"), None, "not in the partial catalog");
+    // a round on another table: db0.x, walked again, gives no barrier now (its own is met,
+    // its source is not in the catalog), so it is not among the tables walked for them next
+    touch(&mut w, &[1], ts(16), 100).await;
+    w.checkpoint(ts(17)).await;
+    assert_summary(&r.round().await, 1);
+
+    // db0.t0 created again at 20, the checkpoint below its own version: the rename's barrier
+    // at 12 is the one that reaches it.
+    let t0 = two_cols("db0", "t0", ts(20));
+    w.schema(&t0, "CREATE TABLE t0", DdlKind::CreateTable).await;
+    w.checkpoint(ts(18)).await;
+    let out = r.round().await;
+    assert_summary(&out, 1);
+    assert_eq!(complete(&r, "t0"), Some(ts(12)));
+}
