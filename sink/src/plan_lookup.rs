@@ -107,13 +107,7 @@ pub(crate) async fn look_up(
         for &i in &groups[g] {
             let v = ctx
                 .schemas
-                .resolve(
-                    &ctx.store,
-                    &ctx.config.retry,
-                    &ctx.metrics,
-                    &ctx.changes,
-                    &needs[i].table,
-                )
+                .resolve(&ctx.schema_io(), &needs[i].table)
                 .await?;
             out.push((i, v));
         }

@@ -41,6 +41,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Mutex as AsyncMutex, OnceCell};
 
+/// What reading and writing schema files takes: the store, its retry policy, the metrics its
+/// requests count in, and the change log a written file is noted in (the writers' context
+/// lends them: `WriterContext::schema_io`).
+pub(crate) struct SchemaIo<'a> {
+    pub store: &'a Arc<dyn ObjectStore>,
+    pub policy: &'a RetryPolicy,
+    pub metrics: &'a Arc<SinkMetrics>,
+    pub changes: &'a ChangeLog,
+}
+
 /// The resolved version directory of one (table, version), filled once.
 type Resolved = Arc<OnceCell<Ts>>;
 
@@ -68,23 +78,14 @@ impl SchemaCache {
     }
 
     /// The version directory the data of `def` goes to, writing its schema file if needed.
-    pub async fn resolve(
-        &self,
-        store: &Arc<dyn ObjectStore>,
-        policy: &RetryPolicy,
-        metrics: &Arc<SinkMetrics>,
-        changes: &ChangeLog,
-        def: &TableDef,
-    ) -> Result<Ts> {
+    pub async fn resolve(&self, io: &SchemaIo<'_>, def: &TableDef) -> Result<Ts> {
         let (cell, turn) = self.slot(def.name(), def.version);
         if let Some(v) = cell.get() {
             return Ok(*v);
         }
         // Let go with the future too (a failed flush drops the look-ups still running).
         let _turn = turn.lock().await;
-        let v = cell
-            .get_or_try_init(|| resolve_in_storage(store, policy, metrics, changes, def))
-            .await?;
+        let v = cell.get_or_try_init(|| resolve_in_storage(io, def)).await?;
         Ok(*v)
     }
 
@@ -95,37 +96,28 @@ impl SchemaCache {
     /// beside a resolution, whose answer then won the cell).
     pub async fn write_ddl_file(
         &self,
-        store: &Arc<dyn ObjectStore>,
-        policy: &RetryPolicy,
-        metrics: &Arc<SinkMetrics>,
-        changes: &ChangeLog,
+        io: &SchemaIo<'_>,
         file: &SchemaFile,
         def: Option<&TableDef>,
     ) -> Result<()> {
         let Some(def) = def else {
-            return write_schema_file(store, policy, metrics, changes, file).await;
+            return write_schema_file(io, file).await;
         };
         let (cell, turn) = self.slot(def.name(), def.version);
         let _turn = turn.lock().await;
-        write_schema_file(store, policy, metrics, changes, file).await?;
+        write_schema_file(io, file).await?;
         let _ = cell.set(def.version);
         Ok(())
     }
 }
 
-async fn resolve_in_storage(
-    store: &Arc<dyn ObjectStore>,
-    policy: &RetryPolicy,
-    metrics: &Arc<SinkMetrics>,
-    changes: &ChangeLog,
-    def: &TableDef,
-) -> Result<Ts> {
+async fn resolve_in_storage(io: &SchemaIo<'_>, def: &TableDef) -> Result<Ts> {
     let file = SchemaFile::for_table(def, "", &DdlKind::Other);
     let checksum = file.checksum();
     let prefix = SchemaFilePath::meta_prefix(&def.schema, Some(&def.table))?;
     let prefix_path = key(prefix.trim_end_matches('/'))?;
-    let listed = retry(policy, metrics, "list", &prefix, 1, || {
-        store.list_with_delimiter(Some(&prefix_path))
+    let listed = retry(io.policy, io.metrics, "list", &prefix, 1, || {
+        io.store.list_with_delimiter(Some(&prefix_path))
     })
     .await?;
     let mut found: Vec<SchemaFilePath> = listed
@@ -139,7 +131,7 @@ async fn resolve_in_storage(
         tracing::debug!(table = %def.name(), version = %def.version, reused = %v, "schema file reused");
         return Ok(v);
     }
-    write_schema_file(store, policy, metrics, changes, &file).await?;
+    write_schema_file(io, &file).await?;
     Ok(def.version)
 }
 
@@ -167,29 +159,23 @@ pub(crate) fn choose_version(sorted: &[SchemaFilePath], version: Ts, checksum: u
 /// Puts one schema file, create-only (idempotent: the same definition always has the same
 /// bytes, so another node's identical file counts as written; see `create_only.rs`). Its table
 /// (or schema, for a database-level file) is noted for the change summary after the put.
-pub(crate) async fn write_schema_file(
-    store: &Arc<dyn ObjectStore>,
-    policy: &RetryPolicy,
-    metrics: &Arc<SinkMetrics>,
-    changes: &ChangeLog,
-    file: &SchemaFile,
-) -> Result<()> {
+pub(crate) async fn write_schema_file(io: &SchemaIo<'_>, file: &SchemaFile) -> Result<()> {
     let target = file.path();
     let path = target.build()?;
     let location = key(&path)?;
     let body = bytes::Bytes::from(file.to_json());
     let put = crate::create_only::put_create(
-        store,
-        policy,
-        metrics,
+        io.store,
+        io.policy,
+        io.metrics,
         &path,
         &location,
         PutPayload::from(body),
     )
     .await;
     match &target.table {
-        Some(t) => changes.note_table(&target.schema, t),
-        None => changes.note_schema(&target.schema),
+        Some(t) => io.changes.note_table(&target.schema, t),
+        None => io.changes.note_schema(&target.schema),
     }
     put
 }

@@ -482,18 +482,7 @@ impl Sink {
         let tables = (!event.kind.is_schema_level()).then_some(&event.tables);
         for (i, f) in files.iter().enumerate() {
             let def = tables.and_then(|t| t.get(i));
-            if let Err(e) = ctx
-                .schemas
-                .write_ddl_file(
-                    &ctx.store,
-                    &ctx.config.retry,
-                    &ctx.metrics,
-                    &ctx.changes,
-                    f,
-                    def,
-                )
-                .await
-            {
+            if let Err(e) = ctx.schemas.write_ddl_file(&ctx.schema_io(), f, def).await {
                 ctx.failure.fail(e.clone());
                 return Err(e);
             }

@@ -177,6 +177,16 @@ pub(crate) struct WriterContext {
 }
 
 impl WriterContext {
+    /// The store access schema files take (`schema.rs`).
+    pub fn schema_io(&self) -> crate::schema::SchemaIo<'_> {
+        crate::schema::SchemaIo {
+            store: &self.store,
+            policy: &self.config.retry,
+            metrics: &self.metrics,
+            changes: &self.changes,
+        }
+    }
+
     /// Notes the caller's promise that every event at or below `ts` has been handed in.
     pub fn note_handed_in(&self, ts: Ts) {
         self.handed_in
