@@ -450,14 +450,7 @@ impl Discovery {
             _ => table_barriers(cat, cat.tables.iter(), barriers),
         };
         self.barrier_tables = Some(open);
-        for (schema, files) in &self.catalog.databases {
-            for v in files.keys() {
-                barriers.schemas.push(SchemaBarrier {
-                    schema: schema.clone(),
-                    version: *v,
-                });
-            }
-        }
+        database_barriers(&self.catalog, barriers);
     }
 
     /// The table versions not final yet (of the tables in `scope`, all without one): their
@@ -708,9 +701,7 @@ impl Discovery {
     /// new to the schema comes with a schema file of its own (it is in the scope). Each
     /// database-level file walked every table of its schema in every round.
     fn complete_tables(&mut self, barriers: Barriers, scope: Option<&Scope>) {
-        let read_ckpt = self.last_read.unwrap_or(Ts::ZERO);
-        let covers =
-            |name: &TableName, v: Ts| scope.is_none_or(|s| s.contains(name)) || v <= read_ckpt;
+        let covers = covers(scope, self.last_read);
         // The fields apart (not `catalog_mut`, which borrows all of `self`): the waiting
         // directories are read while the catalog is changed.
         let unsettled = &self.unsettled;
@@ -773,17 +764,9 @@ impl Discovery {
         let cat = &self.catalog;
         let mut all = Barriers::default();
         table_barriers(cat, cat.tables.iter(), &mut all);
-        for (schema, files) in &cat.databases {
-            for v in files.keys() {
-                all.schemas.push(SchemaBarrier {
-                    schema: schema.clone(),
-                    version: *v,
-                });
-            }
-        }
+        database_barriers(cat, &mut all);
         let all = self.settled_barriers(listed, through, all);
-        let read_ckpt = self.last_read.unwrap_or(Ts::ZERO);
-        let covers = |name: &TableName, v: Ts| scope.contains(name) || v <= read_ckpt;
+        let covers = covers(Some(scope), self.last_read);
         for b in &all.tables {
             if let Some(t) = cat
                 .tables
@@ -815,6 +798,26 @@ impl Discovery {
             }
         }
     }
+}
+
+/// Adds every database-level schema file's barrier (each still holds; `complete_tables`
+/// skips the ones its schema's tables met).
+fn database_barriers(cat: &Catalog, barriers: &mut Barriers) {
+    for (schema, files) in &cat.databases {
+        for v in files.keys() {
+            barriers.schemas.push(SchemaBarrier {
+                schema: schema.clone(),
+                version: *v,
+            });
+        }
+    }
+}
+
+/// Whether a barrier at `v` may raise `name`'s `complete_below` in a round of `scope` that
+/// read the checkpoint `read` (see `Discovery::complete_tables`).
+fn covers(scope: Option<&Scope>, read: Option<Ts>) -> impl Fn(&TableName, Ts) -> bool + '_ {
+    let read = read.unwrap_or(Ts::ZERO);
+    move |name, v| scope.is_none_or(|s| s.contains(name)) || v <= read
 }
 
 /// Adds the barriers the schema files of `tables` give that can still raise a

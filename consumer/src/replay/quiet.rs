@@ -140,11 +140,7 @@ impl Quiet {
     /// Adds to `walk` (and to the read-ahead's copy) the tables the round's commits touched
     /// so far that it lacks.
     pub fn extend_walk(&mut self, cat: &Catalog, walk: &mut Walk) {
-        if let Some(w) = walk {
-            w.extend(self.touched.iter().cloned());
-            add_schemas_tables(cat, &self.touched_schemas, w);
-        }
-        if let Some(w) = &mut self.walking {
+        for w in [walk.as_mut(), self.walking.as_mut()].into_iter().flatten() {
             w.extend(self.touched.iter().cloned());
             add_schemas_tables(cat, &self.touched_schemas, w);
         }
